@@ -1,0 +1,165 @@
+//! Schema evolution: reconciles a table's incoming source columns with its Delta schema.
+//!
+//! Added columns are added; dropped columns stay and are filled with null; widened types are widened by
+//! rewriting the table once; anything else stops the table with an actionable error.
+
+use deltalake::arrow::datatypes::{DataType as ArrowType, SchemaRef};
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::kernel::{DataType, PrimitiveType, StructField, StructType};
+
+use crate::error::{Error, Result};
+use crate::metadata_column::METADATA_PREFIX;
+use crate::schema::TableId;
+
+/// What must change in the Delta schema before rows of the incoming shape can be written.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct EvolutionPlan {
+    pub added: Vec<StructField>,
+    /// Existing columns whose type must widen, with the wider type.
+    pub widened: Vec<StructField>,
+}
+
+impl EvolutionPlan {
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.widened.is_empty()
+    }
+}
+
+/// Compares the Delta schema with the incoming columns; errors name the column, both types and the fix.
+pub(crate) fn plan_evolution(table: &TableId, delta: &StructType, incoming: &SchemaRef) -> Result<EvolutionPlan> {
+    let mut plan = EvolutionPlan::default();
+    for field in incoming.fields() {
+        let incoming_type = delta_type_of(table, field.name(), field.data_type())?;
+        match delta.field(field.name()) {
+            None => plan.added.push(StructField::new(field.name(), incoming_type, true)),
+            Some(existing) if *existing.data_type() == incoming_type => {}
+            Some(existing) if widens(&incoming_type, existing.data_type()) => {}
+            Some(existing) if widens(existing.data_type(), &incoming_type) => {
+                plan.widened.push(StructField::new(field.name(), incoming_type, true));
+            }
+            Some(existing) => {
+                return Err(Error::schema(
+                    table,
+                    format!(
+                        "column `{}` of {table} changed type from {} to {}, which Delta cannot hold without \
+                         rewriting its values; stop the pipeline and resync the table \
+                         (connector resync --pipeline <name> --table {table})",
+                        field.name(),
+                        existing.data_type(),
+                        incoming_type
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(plan)
+}
+
+/// The Delta type of an Arrow column, or an error naming the column when Delta has no such type.
+pub(crate) fn delta_type_of(table: &TableId, column: &str, data_type: &ArrowType) -> Result<DataType> {
+    data_type.try_into_kernel().map_err(|cause| {
+        Error::schema(
+            table,
+            format!("column `{column}` of {table} has Arrow type {data_type}, which Delta cannot store"),
+        )
+        .caused_by(cause)
+    })
+}
+
+/// Whether every value of `narrow` is exactly representable in `wide` (the Delta type-widening rules).
+pub(crate) fn widens(narrow: &DataType, wide: &DataType) -> bool {
+    use PrimitiveType::{Byte, Date, Decimal, Double, Float, Integer, Long, Short, TimestampNtz};
+    let (DataType::Primitive(narrow), DataType::Primitive(wide)) = (narrow, wide) else {
+        return false;
+    };
+    let rank = |integer: &PrimitiveType| match integer {
+        Byte => Some(1),
+        Short => Some(2),
+        Integer => Some(3),
+        Long => Some(4),
+        _ => None,
+    };
+    match (narrow, wide) {
+        (a, b) if rank(a).is_some() && rank(b).is_some() => rank(a) < rank(b),
+        (Byte | Short | Integer, Double) | (Float, Double) | (Date, TimestampNtz) => true,
+        (Decimal(from), Decimal(to)) => {
+            to.scale() >= from.scale()
+                && i16::from(to.precision()) - i16::from(to.scale())
+                    >= i16::from(from.precision()) - i16::from(from.scale())
+                && (to.precision(), to.scale()) != (from.precision(), from.scale())
+        }
+        (Byte | Short | Integer | Long, Decimal(to)) => {
+            let digits = match narrow {
+                Byte => 3,
+                Short => 5,
+                Integer => 10,
+                _ => 20,
+            };
+            i16::from(to.precision()) - i16::from(to.scale()) >= digits
+        }
+        _ => false,
+    }
+}
+
+/// Source columns of the Delta schema (metadata columns excluded), in Delta order.
+pub(crate) fn source_fields(delta: &StructType) -> impl Iterator<Item = &StructField> {
+    delta.fields().filter(|field| !field.name().starts_with(METADATA_PREFIX))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use deltalake::arrow::datatypes::{Field, Schema};
+    use deltalake::kernel::DecimalType;
+
+    use super::*;
+
+    fn delta_schema(fields: Vec<StructField>) -> StructType {
+        StructType::try_new(fields).expect("valid schema")
+    }
+
+    fn incoming(fields: Vec<Field>) -> SchemaRef {
+        Arc::new(Schema::new(fields))
+    }
+
+    #[test]
+    fn added_and_widened_columns_are_planned() {
+        let table = TableId::new("public", "t");
+        let delta = delta_schema(vec![
+            StructField::new("id", DataType::INTEGER, true),
+            StructField::new("gone", DataType::STRING, true),
+        ]);
+        let plan = plan_evolution(
+            &table,
+            &delta,
+            &incoming(vec![Field::new("id", ArrowType::Int64, true), Field::new("new", ArrowType::Utf8, true)]),
+        )
+        .expect("compatible");
+        assert_eq!(plan.added, vec![StructField::new("new", DataType::STRING, true)]);
+        assert_eq!(plan.widened, vec![StructField::new("id", DataType::LONG, true)]);
+    }
+
+    #[test]
+    fn narrowing_is_not_a_change_but_incompatible_types_stop() {
+        let table = TableId::new("public", "t");
+        let delta = delta_schema(vec![StructField::new("id", DataType::LONG, true)]);
+        let plan = plan_evolution(&table, &delta, &incoming(vec![Field::new("id", ArrowType::Int16, true)]))
+            .expect("narrower fits");
+        assert!(plan.is_empty());
+        let error = plan_evolution(&table, &delta, &incoming(vec![Field::new("id", ArrowType::Utf8, true)]))
+            .expect_err("long to string is not widening");
+        let text = error.to_string();
+        assert!(text.contains("`id`") && text.contains("resync"), "{text}");
+    }
+
+    #[test]
+    fn decimal_widening_keeps_integer_digits_and_scale() {
+        let decimal = |p, s| DataType::Primitive(PrimitiveType::Decimal(DecimalType::try_new(p, s).expect("valid")));
+        assert!(widens(&decimal(10, 2), &decimal(12, 2)));
+        assert!(widens(&decimal(10, 2), &decimal(12, 4)));
+        assert!(!widens(&decimal(10, 2), &decimal(10, 4)));
+        assert!(widens(&DataType::INTEGER, &decimal(12, 2)));
+        assert!(!widens(&DataType::LONG, &decimal(12, 2)));
+    }
+}

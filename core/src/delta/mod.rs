@@ -1,0 +1,386 @@
+//! The Delta Lake sink: one Delta table per source table at `<dest>/<namespace>/<table>`, written exactly
+//! once. See `ARCHITECTURE.md` ("Exactly once", "Applying changes") for the contract this implements.
+
+mod changelog;
+mod commit_state;
+mod evolution;
+mod location;
+mod merge;
+mod reduce;
+mod snapshot_writer;
+mod table_rows;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use deltalake::arrow::datatypes::{Field, Schema, SchemaRef};
+use deltalake::datafusion::prelude::{SessionContext, cast, col};
+use deltalake::kernel::engine::arrow_conversion::TryIntoArrow;
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::kernel::{StructField, StructType};
+use deltalake::logstore::object_store::ObjectStore;
+use deltalake::operations::write::SchemaMode;
+use deltalake::protocol::SaveMode;
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use tracing::{debug, info};
+
+pub use commit_state::CommittedState;
+pub use location::Destination;
+pub use merge::MergeCounts;
+pub use snapshot_writer::SnapshotWriter;
+
+use crate::change::ChangeBatch;
+use crate::cursor::TableCursor;
+use crate::error::{Error, Result};
+use crate::metadata_column;
+use crate::options::{DeleteMode, TableOptions};
+use crate::position::SourcePosition;
+use crate::schema::{TableId, TableSchema};
+use evolution::{delta_type_of, plan_evolution, source_fields};
+
+/// Opens and creates the Delta tables of one pipeline.
+#[derive(Debug, Clone)]
+pub struct DeltaSink {
+    destination: Destination,
+    pipeline: String,
+    storage_options: HashMap<String, String>,
+    /// An object store rooted at `/` of the destination's scheme, replacing the one built from the URL.
+    object_store: Option<Arc<dyn ObjectStore>>,
+}
+
+impl DeltaSink {
+    /// `storage_options` reach the object store (for S3 the `AWS_*` environment variables are read too).
+    pub fn new(
+        destination: Destination,
+        pipeline: impl Into<String>,
+        storage_options: HashMap<String, String>,
+    ) -> Self {
+        DeltaSink { destination, pipeline: pipeline.into(), storage_options, object_store: None }
+    }
+
+    /// Writes through `store` (rooted at `/`) instead of the store derived from the destination URL:
+    /// for stores configured in code, or wrappers that inject faults in tests.
+    pub fn with_object_store(mut self, store: Arc<dyn ObjectStore>) -> Self {
+        self.object_store = Some(store);
+        self
+    }
+
+    pub fn destination(&self) -> &Destination {
+        &self.destination
+    }
+
+    /// Loads the table, or creates it from `schema` if it does not exist yet, and reads the cursor this
+    /// pipeline committed to it.
+    pub async fn open_table(&self, schema: &TableSchema, options: TableOptions) -> Result<DeltaTableWriter> {
+        let url = self.destination.table_url(&schema.id)?;
+        if let Ok(path) = url.to_file_path() {
+            std::fs::create_dir_all(&path).map_err(|cause| {
+                Error::config(format!("cannot create the table directory {}", path.display()))
+                    .caused_by(cause)
+                    .for_table(&schema.id)
+            })?;
+        }
+        let mut table = DeltaTableBuilder::from_url(url.clone())
+            .map(|builder| match &self.object_store {
+                Some(store) => builder.with_storage_backend(store.clone(), url.clone()),
+                None => builder.with_storage_options(self.storage_options.clone()),
+            })
+            .and_then(|builder| builder.build())
+            .map_err(|cause| Error::destination(format!("cannot open {url}"), cause).for_table(&schema.id))?;
+        match table.load().await {
+            Ok(()) => {}
+            Err(DeltaTableError::NotATable(_)) => {
+                table = create_table(table, schema, &options).await?;
+                info!(table = %schema.id, url = %url, "created delta table");
+            }
+            Err(cause) => {
+                return Err(
+                    Error::destination(format!("cannot load the Delta table at {url}"), cause).for_table(&schema.id)
+                );
+            }
+        }
+        let app_id = format!("{}/{}", self.pipeline, schema.id);
+        let committed =
+            commit_state::read_committed_state(&table, &app_id).await.map_err(|error| error.for_table(&schema.id))?;
+        let key_columns = options.key.clone().unwrap_or_else(|| schema.primary_key.clone());
+        let writer = DeltaTableWriter { table, app_id, table_id: schema.id.clone(), options, committed, key_columns };
+        writer.check_mode_columns()?;
+        Ok(writer)
+    }
+}
+
+async fn create_table(table: DeltaTable, schema: &TableSchema, options: &TableOptions) -> Result<DeltaTable> {
+    let mut fields = Vec::with_capacity(schema.columns.len() + 6);
+    for column in &schema.columns {
+        fields.push(StructField::new(&column.name, delta_type_of(&schema.id, &column.name, &column.data_type)?, true));
+    }
+    for name in mode_columns(options, schema.has_key() || options.key.is_some()) {
+        let field = metadata_column::field(name);
+        fields.push(StructField::new(name, delta_type_of(&schema.id, name, field.data_type())?, true));
+    }
+    table
+        .create()
+        .with_columns(fields)
+        .with_table_name(&schema.id.name)
+        .with_comment(format!("{} captured by the connector", schema.id))
+        .await
+        .map_err(|cause| {
+            Error::destination(format!("cannot create the Delta table for {}", schema.id), cause).for_table(&schema.id)
+        })
+}
+
+/// Metadata columns a table carries in its mode.
+fn mode_columns(options: &TableOptions, keyed: bool) -> Vec<&'static str> {
+    use metadata_column::*;
+    let mut columns = vec![OPERATION, POSITION, COMMIT_TIME, SYNCED_AT];
+    if keyed {
+        match options.delete_mode {
+            DeleteMode::Hard => {}
+            DeleteMode::Soft => columns.extend([DELETED, DELETED_AT]),
+            DeleteMode::History => columns.extend([VALID_FROM, VALID_TO, IS_CURRENT]),
+        }
+    }
+    columns
+}
+
+/// What applying a change batch did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    /// Every change was at or below the committed cursor: nothing written.
+    AlreadyCommitted,
+    Merged(MergeCounts),
+    Appended {
+        rows: usize,
+    },
+}
+
+/// One Delta table of a pipeline, with the cursor committed to it.
+#[derive(Debug)]
+pub struct DeltaTableWriter {
+    table: DeltaTable,
+    app_id: String,
+    table_id: TableId,
+    options: TableOptions,
+    committed: Option<CommittedState>,
+    key_columns: Vec<String>,
+}
+
+impl DeltaTableWriter {
+    /// The last cursor committed by this pipeline, `None` for a table it never wrote.
+    pub fn cursor(&self) -> Option<&TableCursor> {
+        self.committed.as_ref().map(|state| &state.cursor)
+    }
+
+    pub fn committed_state(&self) -> Option<&CommittedState> {
+        self.committed.as_ref()
+    }
+
+    pub fn table(&self) -> &DeltaTable {
+        &self.table
+    }
+
+    pub fn table_id(&self) -> &TableId {
+        &self.table_id
+    }
+
+    /// Starts streaming snapshot rows taken at `position` (the source position the snapshot is consistent with).
+    pub fn snapshot_writer(
+        &mut self,
+        position: &SourcePosition,
+        taken_at: DateTime<Utc>,
+    ) -> Result<SnapshotWriter<'_>> {
+        SnapshotWriter::new(self, position, taken_at)
+    }
+
+    /// Empties the table and records `cursor` (a snapshot starting over) in one commit: used by resync.
+    pub async fn restart_snapshot(&mut self, cursor: TableCursor) -> Result<()> {
+        let (version, properties) = self.commit_properties_for(&cursor)?;
+        let table = self
+            .table
+            .clone()
+            .write(vec![])
+            .with_save_mode(SaveMode::Overwrite)
+            .with_commit_properties(properties)
+            .await
+            .map_err(|cause| self.destination_error("cannot empty the table for a new snapshot", cause))?;
+        self.table = table;
+        self.record_commit(version, cursor);
+        Ok(())
+    }
+
+    /// Applies a batch of changes in one commit that also records the batch's end position. Transactions
+    /// at or below the committed cursor are skipped, so replaying a batch after a crash is harmless.
+    pub async fn apply_changes(&mut self, schema: &TableSchema, batch: &ChangeBatch) -> Result<ApplyOutcome> {
+        let batch = match &self.committed {
+            Some(state) => {
+                if !state.cursor.snapshot_complete() {
+                    return Err(Error::state(format!(
+                        "{} still has an unfinished snapshot; changes can only be applied after it completes",
+                        self.table_id
+                    )));
+                }
+                match batch.after(schema, &state.cursor.position)? {
+                    Some(remaining) => remaining,
+                    None => return Ok(ApplyOutcome::AlreadyCommitted),
+                }
+            }
+            None => batch.clone(),
+        };
+        self.evolve(schema).await?;
+        let cursor = TableCursor {
+            position: batch.end_position().clone(),
+            snapshot: self.committed.as_ref().and_then(|state| state.cursor.snapshot.clone()),
+        };
+        let (version, properties) = self.commit_properties_for(&cursor)?;
+        let table_schema = self.arrow_schema()?;
+        let synced_at = Utc::now();
+        let outcome = if self.key_columns.is_empty() {
+            let (table, rows) =
+                changelog::append_changes(self.table.clone(), &table_schema, &batch, properties, synced_at)
+                    .await
+                    .map_err(|cause| self.destination_error("cannot append changes", cause))?;
+            self.table = table;
+            ApplyOutcome::Appended { rows }
+        } else {
+            let request = merge::MergeRequest {
+                table: self.table.clone(),
+                table_schema,
+                batch: &batch,
+                key_columns: &self.key_columns,
+                mode: self.options.delete_mode,
+                commit: properties,
+                synced_at,
+            };
+            let (table, counts) = merge::merge_changes(request)
+                .await
+                .map_err(|cause| self.destination_error("cannot merge changes", cause))?;
+            self.table = table;
+            ApplyOutcome::Merged(counts)
+        };
+        debug!(table = %self.table_id, version, ?outcome, "applied changes");
+        self.record_commit(version, cursor);
+        Ok(outcome)
+    }
+
+    /// Brings the Delta schema in line with `schema`: adds new columns, widens widened ones (rewriting the
+    /// table once), keeps dropped ones. Incompatible changes stop the table with an actionable error.
+    pub async fn evolve(&mut self, schema: &TableSchema) -> Result<()> {
+        let delta_schema = self.delta_schema()?;
+        let plan = plan_evolution(&self.table_id, &delta_schema, &schema.arrow_schema())?;
+        if plan.is_empty() {
+            return Ok(());
+        }
+        if !plan.added.is_empty() {
+            info!(table = %self.table_id, columns = ?plan.added.iter().map(|f| f.name()).collect::<Vec<_>>(), "adding columns");
+            self.table = self
+                .table
+                .clone()
+                .add_columns()
+                .with_fields(plan.added.clone())
+                .await
+                .map_err(|cause| self.destination_error("cannot add columns", cause))?;
+        }
+        if !plan.widened.is_empty() {
+            self.widen(&plan.widened).await?;
+        }
+        Ok(())
+    }
+
+    /// Rewrites the table with wider column types in one commit (Delta readers see old or new, never both).
+    async fn widen(&mut self, widened: &[StructField]) -> Result<()> {
+        info!(table = %self.table_id, columns = ?widened.iter().map(|f| f.name()).collect::<Vec<_>>(), "widening column types; rewriting the table");
+        let context = SessionContext::new();
+        let provider = self
+            .table
+            .table_provider()
+            .await
+            .map_err(|cause| Error::state(format!("cannot read {} to widen it", self.table_id)).caused_by(cause))?;
+        let delta_schema = self.delta_schema()?;
+        let mut projection = Vec::new();
+        for field in delta_schema.fields() {
+            let target = widened.iter().find(|wide| wide.name() == field.name()).unwrap_or(field);
+            let arrow: Field = target.try_into_arrow().map_err(|cause| {
+                Error::schema(&self.table_id, format!("column `{}` has no Arrow type", target.name())).caused_by(cause)
+            })?;
+            projection.push(
+                cast(col(format!("\"{}\"", field.name().replace('"', "\"\""))), arrow.data_type().clone())
+                    .alias(field.name()),
+            );
+        }
+        let plan = context
+            .read_table(provider)
+            .and_then(|frame| frame.select(projection))
+            .map_err(|cause| Error::state(format!("cannot plan the widening of {}", self.table_id)).caused_by(cause))?
+            .into_unoptimized_plan();
+        let properties = match &self.committed {
+            // Keep the cursor on top of the log so it is found without walking far back.
+            Some(state) => commit_state::commit_properties(&self.app_id, state.txn_version, &state.cursor)?,
+            None => CommitProperties::default(),
+        };
+        self.table = self
+            .table
+            .clone()
+            .write(vec![])
+            .with_input_plan(plan)
+            .with_save_mode(SaveMode::Overwrite)
+            .with_schema_mode(SchemaMode::Overwrite)
+            .with_commit_properties(properties)
+            .await
+            .map_err(|cause| self.destination_error("cannot rewrite the table with widened types", cause))?;
+        Ok(())
+    }
+
+    fn delta_schema(&self) -> Result<StructType> {
+        let snapshot =
+            self.table.snapshot().map_err(|cause| self.destination_error("cannot read the table schema", cause))?;
+        Ok(snapshot.schema().as_ref().clone())
+    }
+
+    /// The table's Arrow schema as Delta stores it.
+    fn arrow_schema(&self) -> Result<SchemaRef> {
+        let delta_schema = self.delta_schema()?;
+        let schema: Schema = (&delta_schema).try_into_arrow().map_err(|cause| {
+            Error::schema(&self.table_id, format!("the Delta schema of {} has no Arrow equivalent", self.table_id))
+                .caused_by(cause)
+        })?;
+        Ok(Arc::new(schema))
+    }
+
+    /// The metadata columns of the table's mode must exist (a table created in another mode cannot switch).
+    fn check_mode_columns(&self) -> Result<()> {
+        let delta_schema = self.delta_schema()?;
+        let keyed = !self.key_columns.is_empty();
+        for name in mode_columns(&self.options, keyed) {
+            if delta_schema.field(name).is_none() {
+                return Err(Error::config(format!(
+                    "{} was created without `{name}`, which delete mode `{:?}` needs; keep the mode the table was \
+                     created with, or resync the table into a new destination",
+                    self.table_id, self.options.delete_mode
+                ))
+                .for_table(&self.table_id));
+            }
+        }
+        for key in &self.key_columns {
+            if !source_fields(&delta_schema).any(|field| field.name() == key) {
+                return Err(Error::config(format!("key column `{key}` is not a column of {}", self.table_id))
+                    .for_table(&self.table_id));
+            }
+        }
+        Ok(())
+    }
+
+    fn commit_properties_for(&self, cursor: &TableCursor) -> Result<(i64, CommitProperties)> {
+        let version = commit_state::next_txn_version(self.committed.as_ref(), cursor);
+        Ok((version, commit_state::commit_properties(&self.app_id, version, cursor)?))
+    }
+
+    fn record_commit(&mut self, txn_version: i64, cursor: TableCursor) {
+        self.committed = Some(CommittedState { txn_version, cursor });
+    }
+
+    fn destination_error(&self, what: &str, cause: DeltaTableError) -> Error {
+        Error::destination(format!("{what} for {} at {}", self.table_id, self.table.table_url()), cause)
+            .for_table(&self.table_id)
+    }
+}

@@ -1,0 +1,132 @@
+//! Streams a table's initial snapshot into large Parquet files with bounded memory, committing in chunks
+//! so a crash resumes after the last committed chunk.
+
+use chrono::{DateTime, Utc};
+use deltalake::arrow::array::RecordBatch;
+use deltalake::kernel::Action;
+use deltalake::kernel::transaction::CommitBuilder;
+use deltalake::parquet::basic::Compression;
+use deltalake::parquet::file::properties::WriterProperties;
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+
+use super::DeltaTableWriter;
+use super::table_rows::{MetadataValues, rows_for_table};
+use crate::cursor::TableCursor;
+use crate::error::{Error, Result};
+use crate::metadata_column::{COMMIT_TIME, DELETED, IS_CURRENT, OPERATION, POSITION, SYNCED_AT, VALID_FROM};
+use crate::options::DeleteMode;
+use crate::position::SourcePosition;
+
+/// Rows per Parquet row group: bounds the writer's memory (a row group is buffered until written) while
+/// keeping groups large enough to compress well.
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+
+/// Writes snapshot rows of one table. Nothing is visible to readers until [`SnapshotWriter::commit`].
+pub struct SnapshotWriter<'a> {
+    table: &'a mut DeltaTableWriter,
+    writer: RecordBatchWriter,
+    rows_since_commit: u64,
+    position: String,
+    taken_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for SnapshotWriter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotWriter").field("table", &self.table.table_id).finish_non_exhaustive()
+    }
+}
+
+impl<'a> SnapshotWriter<'a> {
+    pub(super) fn new(
+        table: &'a mut DeltaTableWriter,
+        position: &SourcePosition,
+        taken_at: DateTime<Utc>,
+    ) -> Result<Self> {
+        let properties = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .build();
+        let writer = RecordBatchWriter::for_table(&table.table)
+            .map_err(|cause| table.destination_error("cannot start the snapshot writer", cause))?
+            .with_target_file_size(table.options.target_file_size)
+            .with_writer_properties(properties);
+        Ok(SnapshotWriter { table, writer, rows_since_commit: 0, position: position.to_string(), taken_at })
+    }
+
+    /// Encoded bytes written since the last commit; callers commit a chunk when this grows large.
+    pub fn bytes_since_commit(&self) -> usize {
+        self.writer.buffer_len()
+    }
+
+    pub fn rows_since_commit(&self) -> u64 {
+        self.rows_since_commit
+    }
+
+    /// Streams rows (the table's source columns) into the open Parquet file.
+    pub async fn write(&mut self, rows: &RecordBatch) -> Result<()> {
+        let taken_at = self.taken_at;
+        let count = rows.num_rows();
+        let now = Some(Utc::now());
+        let mut metadata = MetadataValues::default()
+            .text(OPERATION, (0..count).map(|_| Some("snapshot".to_string())))
+            .text(POSITION, (0..count).map(|_| Some(self.position.clone())))
+            .time(COMMIT_TIME, (0..count).map(|_| Some(taken_at)))
+            .time(SYNCED_AT, (0..count).map(|_| now));
+        match self.table.options.delete_mode {
+            DeleteMode::Hard => {}
+            DeleteMode::Soft => metadata = metadata.flag(DELETED, (0..count).map(|_| Some(false))),
+            DeleteMode::History => {
+                metadata = metadata
+                    .time(VALID_FROM, (0..count).map(|_| Some(taken_at)))
+                    .flag(IS_CURRENT, (0..count).map(|_| Some(true)));
+            }
+        }
+        let table_schema = self.writer.arrow_schema();
+        let batch = rows_for_table(&table_schema, rows, &metadata, vec![]).map_err(|cause| {
+            Error::schema(
+                &self.table.table_id,
+                format!("snapshot rows of {} do not fit its Delta schema", self.table.table_id),
+            )
+            .caused_by(cause)
+        })?;
+        self.writer
+            .write(batch)
+            .await
+            .map_err(|cause| self.table.destination_error("cannot write snapshot rows", cause))?;
+        self.rows_since_commit += count as u64;
+        Ok(())
+    }
+
+    /// Finishes the open files and commits them together with `cursor` (which records snapshot progress).
+    pub async fn commit(&mut self, cursor: TableCursor) -> Result<()> {
+        let adds = self
+            .writer
+            .flush()
+            .await
+            .map_err(|cause| self.table.destination_error("cannot finish snapshot files", cause))?;
+        let actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
+        let table = &mut self.table;
+        let (version, properties) = table.commit_properties_for(&cursor)?;
+        let snapshot =
+            table.table.snapshot().map_err(|cause| table.destination_error("cannot read the table state", cause))?;
+        let finalized = CommitBuilder::from(properties)
+            .with_actions(actions)
+            .build(
+                Some(snapshot),
+                table.table.log_store(),
+                DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None },
+            )
+            .await
+            .map_err(|cause| table.destination_error("cannot commit snapshot rows", cause))?;
+        table.table.state = Some(finalized.snapshot());
+        table.record_commit(version, cursor);
+        self.rows_since_commit = 0;
+        Ok(())
+    }
+
+    /// Abandons rows written since the last commit; their files stay unreferenced until a VACUUM.
+    pub fn abandon(mut self) {
+        self.writer.reset();
+    }
+}

@@ -1,0 +1,14 @@
+//! The engine every connector plugs into: the change model, the source and sink contracts, the Delta sink
+//! with its exactly-once bookkeeping, configuration and scheduling. It knows no database.
+
+pub mod change;
+pub mod cursor;
+pub mod delta;
+pub mod error;
+pub mod metadata_column;
+pub mod options;
+pub mod position;
+pub mod schema;
+
+pub use deltalake;
+pub use deltalake::arrow;

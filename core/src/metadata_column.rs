@@ -1,0 +1,41 @@
+//! The columns the connector adds to every Delta table. All share one prefix, which source columns may not
+//! use (checked in [`crate::schema::TableSchema::new`]), so they never collide.
+
+use std::sync::Arc;
+
+use deltalake::arrow::datatypes::{DataType, Field, TimeUnit};
+
+/// The prefix of every metadata column.
+pub const METADATA_PREFIX: &str = "_cdc_";
+
+/// The last operation applied to the row: `snapshot`, `insert`, `update`, `delete` or `truncate`.
+pub const OPERATION: &str = "_cdc_op";
+/// The source position (LSN, binlog coordinate, API cursor) of the transaction that last changed the row.
+pub const POSITION: &str = "_cdc_position";
+/// When the source committed that transaction (UTC); for snapshot rows, when the snapshot was taken.
+pub const COMMIT_TIME: &str = "_cdc_commit_time";
+/// When the connector wrote the row to Delta (UTC).
+pub const SYNCED_AT: &str = "_cdc_synced_at";
+/// Soft-delete mode: whether the row was deleted in the source.
+pub const DELETED: &str = "_cdc_deleted";
+/// Soft-delete mode: when it was deleted (source commit time).
+pub const DELETED_AT: &str = "_cdc_deleted_at";
+/// SCD type 2 mode: when this version of the row became current.
+pub const VALID_FROM: &str = "_cdc_valid_from";
+/// SCD type 2 mode: when this version stopped being current (null while current).
+pub const VALID_TO: &str = "_cdc_valid_to";
+/// SCD type 2 mode: whether this is the row's current version.
+pub const IS_CURRENT: &str = "_cdc_is_current";
+
+pub(crate) fn timestamp_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from("UTC")))
+}
+
+pub(crate) fn field(name: &str) -> Field {
+    let data_type = match name {
+        OPERATION | POSITION => DataType::Utf8,
+        DELETED | IS_CURRENT => DataType::Boolean,
+        _ => timestamp_type(),
+    };
+    Field::new(name, data_type, true)
+}

@@ -1,0 +1,143 @@
+//! The shape of a source table as the engine sees it: Arrow types already chosen by the connector's own
+//! `schema.rs` type mapping, plus the primary key.
+
+use std::fmt;
+use std::sync::Arc;
+
+use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::metadata_column::METADATA_PREFIX;
+
+/// A table's identity in the source: `schema.table` for databases, `service.stream` for APIs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TableId {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl TableId {
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        TableId { namespace: namespace.into(), name: name.into() }
+    }
+
+    /// Parses `namespace.name`, as users write tables on the command line.
+    pub fn parse(text: &str) -> Result<Self> {
+        match text.split_once('.') {
+            Some((namespace, name)) if !namespace.is_empty() && !name.is_empty() && !name.contains('.') => {
+                Ok(TableId::new(namespace, name))
+            }
+            _ => Err(Error::config(format!(
+                "`{text}` is not a qualified table name: write it as `schema.table` (for example `public.orders`)"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for TableId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.namespace, self.name)
+    }
+}
+
+/// One source column and the Arrow type it lands as.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Column {
+    pub name: String,
+    pub data_type: DataType,
+    /// The type as the source declares it (`numeric(12,2)`, `varchar(40)`), kept for messages and status.
+    pub source_type: String,
+}
+
+impl Column {
+    pub fn new(name: impl Into<String>, data_type: DataType, source_type: impl Into<String>) -> Self {
+        Column { name: name.into(), data_type, source_type: source_type.into() }
+    }
+}
+
+/// A source table: columns in source order and the key that identifies a row (empty: no key).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableSchema {
+    pub id: TableId,
+    pub columns: Vec<Column>,
+    pub primary_key: Vec<String>,
+}
+
+impl TableSchema {
+    /// Checks what the sink relies on: unique column names, key columns that exist, no reserved prefix.
+    pub fn new(id: TableId, columns: Vec<Column>, primary_key: Vec<String>) -> Result<Self> {
+        let schema = TableSchema { id, columns, primary_key };
+        for (index, column) in schema.columns.iter().enumerate() {
+            if column.name.starts_with(METADATA_PREFIX) {
+                return Err(Error::schema(
+                    &schema.id,
+                    format!(
+                        "column `{}` of {} starts with `{METADATA_PREFIX}`, the prefix reserved for the \
+                         connector's metadata columns; rename the column in the source or leave it out of the pipeline",
+                        column.name, schema.id
+                    ),
+                ));
+            }
+            if schema.columns[..index].iter().any(|earlier| earlier.name == column.name) {
+                return Err(Error::schema(
+                    &schema.id,
+                    format!("{} has two columns named `{}`", schema.id, column.name),
+                ));
+            }
+        }
+        for key in &schema.primary_key {
+            if schema.column_index(key).is_none() {
+                return Err(Error::schema(&schema.id, format!("key column `{key}` is not a column of {}", schema.id)));
+            }
+        }
+        Ok(schema)
+    }
+
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|column| column.name == name)
+    }
+
+    pub fn has_key(&self) -> bool {
+        !self.primary_key.is_empty()
+    }
+
+    /// The Arrow schema of the source columns. Every field is nullable: a source constraint can be dropped
+    /// at any time, and a Delta column cannot become nullable later without rewriting files.
+    pub fn arrow_schema(&self) -> SchemaRef {
+        Arc::new(Schema::new(
+            self.columns
+                .iter()
+                .map(|column| Field::new(&column.name, column.data_type.clone(), true))
+                .collect::<Vec<_>>(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_prefix_is_rejected_with_the_column_name() {
+        let id = TableId::new("public", "orders");
+        let columns = vec![Column::new("_cdc_op", DataType::Utf8, "text")];
+        let error = TableSchema::new(id, columns, vec![]).expect_err("reserved prefix");
+        assert!(error.to_string().contains("`_cdc_op`"), "{error}");
+    }
+
+    #[test]
+    fn key_must_name_a_column() {
+        let id = TableId::new("public", "orders");
+        let columns = vec![Column::new("id", DataType::Int64, "bigint")];
+        let error = TableSchema::new(id, columns, vec!["order_id".into()]).expect_err("unknown key");
+        assert!(error.to_string().contains("order_id"), "{error}");
+    }
+
+    #[test]
+    fn qualified_names_parse() {
+        assert_eq!(TableId::parse("public.orders").expect("valid"), TableId::new("public", "orders"));
+        assert!(TableId::parse("orders").is_err());
+        assert!(TableId::parse("a.b.c").is_err());
+    }
+}

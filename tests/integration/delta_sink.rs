@@ -1,0 +1,243 @@
+//! The Delta sink on real tables: snapshot, merge per delete mode, changelog, exactly-once replays,
+//! crashes before commit and schema evolution, each read back with deltalake's own reader.
+
+use std::sync::Arc;
+
+use connector_core::change::Operation;
+use connector_core::cursor::{SnapshotProgress, TableCursor};
+use connector_core::delta::ApplyOutcome;
+use connector_core::options::{DeleteMode, TableOptions};
+
+use connector_core::deltalake::logstore::object_store::local::LocalFileSystem;
+
+use crate::support::delta::{Changes, TempLake, at_second, lsn, order_rows, orders_schema, read_rows};
+use crate::support::faulty_store::FaultyStore;
+
+fn snapshot_cursor(position: u64, rows_copied: u64, complete: bool) -> TableCursor {
+    TableCursor {
+        position: lsn(position),
+        snapshot: Some(SnapshotProgress {
+            resume_from: serde_json::json!({ "last_id": rows_copied }),
+            rows_copied,
+            complete,
+            taken_at: at_second(0),
+        }),
+    }
+}
+
+/// Snapshot of ids 1..=4 in two committed chunks at LSN 100.
+async fn snapshot_four_orders(lake: &TempLake, options: TableOptions) {
+    let schema = orders_schema(true);
+    let mut table = lake.sink("p").open_table(&schema, options).await.expect("open");
+    let mut writer = table.snapshot_writer(&lsn(100), at_second(0)).expect("writer");
+    writer.write(&order_rows(&schema, &[(1, Some("ada"), Some(10)), (2, Some("bob"), Some(20))])).await.expect("write");
+    writer.commit(snapshot_cursor(100, 2, false)).await.expect("commit chunk");
+    writer.write(&order_rows(&schema, &[(3, Some("cy"), Some(30)), (4, Some("dee"), Some(40))])).await.expect("write");
+    writer.commit(snapshot_cursor(100, 4, true)).await.expect("commit chunk");
+}
+
+#[tokio::test]
+async fn snapshot_then_changes_merge_to_the_source_state() {
+    let lake = TempLake::new();
+    let schema = orders_schema(true);
+    snapshot_four_orders(&lake, TableOptions::default()).await;
+
+    let mut table = lake.sink("p").open_table(&schema, TableOptions::default()).await.expect("reopen");
+    assert_eq!(table.cursor(), Some(&snapshot_cursor(100, 4, true)), "cursor read back from the Delta log");
+    let batch = Changes::new(&schema)
+        .insert(5, "eve", 50)
+        .update(1, "ada", 11)
+        .commit(110, 1)
+        .delete(2)
+        .update(1, "ada", 12)
+        .update(3, "cyd", 31)
+        .commit(120, 2)
+        .insert(2, "bob", 21)
+        .delete(4)
+        .commit(130, 3)
+        .build();
+    let outcome = table.apply_changes(&schema, &batch).await.expect("apply");
+    let ApplyOutcome::Merged(counts) = outcome else { panic!("expected a merge, got {outcome:?}") };
+    assert_eq!(counts.source_rows, 5, "one row per changed key");
+    assert_eq!((counts.inserted, counts.updated, counts.deleted), (1, 3, 1));
+
+    let url = lake.table_url(&schema.id);
+    assert_eq!(
+        read_rows(&url, &["id", "customer", "amount", "_cdc_op", "_cdc_position"]).await,
+        vec!["1|ada|12|update|0/78", "2|bob|21|insert|0/82", "3|cyd|31|update|0/78", "5|eve|50|insert|0/6E"]
+    );
+    let reopened = lake.sink("p").open_table(&schema, TableOptions::default()).await.expect("reopen");
+    assert_eq!(reopened.cursor().map(|cursor| &cursor.position), Some(&lsn(130)));
+    assert!(reopened.cursor().is_some_and(TableCursor::snapshot_complete));
+}
+
+#[tokio::test]
+async fn replayed_and_overlapping_batches_apply_once() {
+    let lake = TempLake::new();
+    let schema = orders_schema(true);
+    snapshot_four_orders(&lake, TableOptions::default()).await;
+    let first = Changes::new(&schema).update(1, "ada", 11).commit(110, 1).insert(6, "fay", 60).commit(120, 2).build();
+    let mut table = lake.sink("p").open_table(&schema, TableOptions::default()).await.expect("open");
+    table.apply_changes(&schema, &first).await.expect("apply");
+    assert_eq!(table.apply_changes(&schema, &first).await.expect("replay"), ApplyOutcome::AlreadyCommitted);
+
+    // A restarted process replays from an older position: the overlap is skipped, the rest applied.
+    let mut restarted = lake.sink("p").open_table(&schema, TableOptions::default()).await.expect("reopen");
+    let overlapping =
+        Changes::new(&schema).insert(6, "fay", 60).commit(120, 2).update(6, "fay", 61).commit(125, 3).build();
+    let outcome = restarted.apply_changes(&schema, &overlapping).await.expect("apply overlap");
+    assert!(matches!(outcome, ApplyOutcome::Merged(counts) if counts.source_rows == 1), "{outcome:?}");
+    let url = lake.table_url(&schema.id);
+    assert_eq!(read_rows(&url, &["id", "amount"]).await, vec!["1|11", "2|20", "3|30", "4|40", "6|61"]);
+    // Another pipeline writing the same table keeps its own cursor.
+    let other = lake.sink("other").open_table(&schema, TableOptions::default()).await.expect("open other");
+    assert_eq!(other.cursor(), None);
+}
+
+#[tokio::test]
+async fn a_crash_between_parquet_write_and_commit_loses_and_duplicates_nothing() {
+    let lake = TempLake::new();
+    let schema = orders_schema(true);
+    let store = FaultyStore::new(Arc::new(LocalFileSystem::new()));
+    let sink = lake.sink("p").with_object_store(store.clone());
+    let mut table = sink.open_table(&schema, TableOptions::default()).await.expect("open");
+    let mut writer = table.snapshot_writer(&lsn(100), at_second(0)).expect("writer");
+    writer.write(&order_rows(&schema, &[(1, Some("ada"), Some(10))])).await.expect("write");
+    writer.commit(snapshot_cursor(100, 1, false)).await.expect("commit");
+    writer.write(&order_rows(&schema, &[(2, Some("bob"), Some(20)), (3, Some("cy"), Some(30))])).await.expect("write");
+    store.fail_commits(true);
+    let error = writer.commit(snapshot_cursor(100, 3, true)).await.expect_err("the commit is cut off");
+    assert!(error.report().contains("injected crash"), "{}", error.report());
+    drop(table); // the process dies here: the chunk's Parquet file is complete, the commit never happened
+
+    let table_dir = lake.dir.path().join("shop").join("orders");
+    assert_eq!(parquet_file_count(&table_dir), 2, "both chunks' files reached storage");
+    store.fail_commits(false);
+    let mut restarted = sink.open_table(&schema, TableOptions::default()).await.expect("reopen");
+    assert_eq!(restarted.cursor(), Some(&snapshot_cursor(100, 1, false)), "resume after the committed chunk");
+    let url = lake.table_url(&schema.id);
+    assert_eq!(read_rows(&url, &["id"]).await, vec!["1"], "uncommitted rows are invisible");
+
+    let mut writer = restarted.snapshot_writer(&lsn(100), at_second(0)).expect("writer");
+    writer.write(&order_rows(&schema, &[(2, Some("bob"), Some(20)), (3, Some("cy"), Some(30))])).await.expect("write");
+    writer.commit(snapshot_cursor(100, 3, true)).await.expect("commit");
+    assert_eq!(read_rows(&url, &["id", "customer"]).await, vec!["1|ada", "2|bob", "3|cy"]);
+
+    // The same for a merge: its rewritten files land, its commit does not; the replay applies it once.
+    let batch = Changes::new(&schema).update(1, "ada", 11).insert(4, "dee", 40).commit(110, 1).build();
+    store.fail_commits(true);
+    restarted.apply_changes(&schema, &batch).await.expect_err("the merge commit is cut off");
+    store.fail_commits(false);
+    let mut restarted = sink.open_table(&schema, TableOptions::default()).await.expect("reopen");
+    assert_eq!(restarted.cursor().map(|cursor| &cursor.position), Some(&lsn(100)));
+    assert_eq!(read_rows(&url, &["id", "amount"]).await, vec!["1|10", "2|20", "3|30"]);
+    restarted.apply_changes(&schema, &batch).await.expect("replay");
+    assert_eq!(restarted.apply_changes(&schema, &batch).await.expect("again"), ApplyOutcome::AlreadyCommitted);
+    assert_eq!(read_rows(&url, &["id", "amount"]).await, vec!["1|11", "2|20", "3|30", "4|40"]);
+}
+
+fn parquet_file_count(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .expect("table dir")
+        .filter(|entry| entry.as_ref().is_ok_and(|entry| entry.path().extension().is_some_and(|ext| ext == "parquet")))
+        .count()
+}
+
+#[tokio::test]
+async fn truncate_empties_the_table_then_later_changes_apply() {
+    let lake = TempLake::new();
+    let schema = orders_schema(true);
+    snapshot_four_orders(&lake, TableOptions::default()).await;
+    let mut table = lake.sink("p").open_table(&schema, TableOptions::default()).await.expect("open");
+    let batch = Changes::new(&schema)
+        .update(1, "ada", 11)
+        .commit(110, 1)
+        .truncate()
+        .commit(120, 2)
+        .insert(9, "ivy", 90)
+        .commit(130, 3)
+        .build();
+    table.apply_changes(&schema, &batch).await.expect("apply");
+    assert_eq!(read_rows(&lake.table_url(&schema.id), &["id", "customer"]).await, vec!["9|ivy"]);
+}
+
+#[tokio::test]
+async fn soft_delete_keeps_rows_flagged() {
+    let lake = TempLake::new();
+    let schema = orders_schema(true);
+    let options = TableOptions { delete_mode: DeleteMode::Soft, ..TableOptions::default() };
+    snapshot_four_orders(&lake, options.clone()).await;
+    let mut table = lake.sink("p").open_table(&schema, options).await.expect("open");
+    let batch = Changes::new(&schema).delete(2).update(3, "cyd", 31).commit(110, 5).delete(77).commit(120, 6).build();
+    table.apply_changes(&schema, &batch).await.expect("apply");
+    let url = lake.table_url(&schema.id);
+    assert_eq!(
+        read_rows(&url, &["id", "customer", "amount", "_cdc_deleted", "_cdc_deleted_at"]).await,
+        vec!["1|ada|10|false|∅", "2|bob|20|true|2023-11-14T22:13:25Z", "3|cyd|31|false|∅", "4|dee|40|false|∅",]
+    );
+    // A deleted key that comes back is live again.
+    let batch = Changes::new(&schema).insert(2, "bob", 22).commit(130, 7).build();
+    table.apply_changes(&schema, &batch).await.expect("apply");
+    assert_eq!(
+        read_rows(&url, &["id", "amount", "_cdc_deleted"]).await,
+        vec!["1|10|false", "2|22|false", "3|31|false", "4|40|false"]
+    );
+}
+
+#[tokio::test]
+async fn history_mode_keeps_every_version_with_validity() {
+    let lake = TempLake::new();
+    let schema = orders_schema(true);
+    let options = TableOptions { delete_mode: DeleteMode::History, ..TableOptions::default() };
+    snapshot_four_orders(&lake, options.clone()).await;
+    let mut table = lake.sink("p").open_table(&schema, options).await.expect("open");
+    let batch = Changes::new(&schema)
+        .update(1, "ada", 11)
+        .commit(110, 10)
+        .update(1, "ada", 12)
+        .delete(2)
+        .commit(120, 20)
+        .insert(5, "eve", 50)
+        .commit(130, 30)
+        .build();
+    table.apply_changes(&schema, &batch).await.expect("apply");
+    let batch = Changes::new(&schema).delete(1).commit(140, 40).build();
+    table.apply_changes(&schema, &batch).await.expect("apply");
+    let url = lake.table_url(&schema.id);
+    let t = |second| at_second(second).format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    assert_eq!(
+        read_rows(&url, &["id", "amount", "_cdc_valid_from", "_cdc_valid_to", "_cdc_is_current"]).await,
+        vec![
+            format!("1|10|{}|{}|false", t(0), t(10)),
+            format!("1|11|{}|{}|false", t(10), t(20)),
+            format!("1|12|{}|{}|false", t(20), t(40)),
+            format!("2|20|{}|{}|false", t(0), t(20)),
+            format!("3|30|{}|∅|true", t(0)),
+            format!("4|40|{}|∅|true", t(0)),
+            format!("5|50|{}|∅|true", t(30)),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn keyless_tables_are_changelogs_and_truncate_empties_them() {
+    let lake = TempLake::new();
+    let schema = orders_schema(false);
+    let mut table = lake.sink("p").open_table(&schema, TableOptions::default()).await.expect("open");
+    let batch = Changes::new(&schema)
+        .insert(1, "ada", 10)
+        .insert(1, "ada", 10)
+        .commit(110, 1)
+        .change(Operation::Update, (1, Some("ada"), Some(11)))
+        .commit(120, 2)
+        .build();
+    assert_eq!(table.apply_changes(&schema, &batch).await.expect("apply"), ApplyOutcome::Appended { rows: 3 });
+    let url = lake.table_url(&schema.id);
+    assert_eq!(
+        read_rows(&url, &["_cdc_position", "_cdc_op", "id", "amount"]).await,
+        vec!["0/6E|insert|1|10", "0/6E|insert|1|10", "0/78|update|1|11"]
+    );
+    let batch = Changes::new(&schema).truncate().commit(130, 3).insert(2, "bob", 20).commit(140, 4).build();
+    table.apply_changes(&schema, &batch).await.expect("apply");
+    assert_eq!(read_rows(&url, &["_cdc_op", "id"]).await, vec!["insert|2"]);
+}

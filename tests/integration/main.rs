@@ -1,0 +1,5 @@
+//! Integration tests: the Delta sink on real tables, and (in their modules) connectors against real
+//! servers started by `support`. One binary so the heavy dependency set links once.
+
+mod delta_sink;
+mod support;

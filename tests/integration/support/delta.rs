@@ -1,0 +1,153 @@
+//! Builds change batches for a small `shop.orders` table and reads Delta tables back as text rows.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeZone, Utc};
+use connector_core::arrow::array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
+use connector_core::arrow::datatypes::DataType;
+use connector_core::arrow::util::display::array_value_to_string;
+use connector_core::change::{ChangeBatch, Operation, TransactionSpan};
+use connector_core::delta::{DeltaSink, Destination};
+use connector_core::deltalake::datafusion::prelude::{SessionContext, col};
+use connector_core::position::{Lsn, SourcePosition};
+use connector_core::schema::{Column, TableId, TableSchema};
+use url::Url;
+
+/// `shop.orders (id bigint primary key, customer text, amount int)`; `with_key: false` drops the key.
+pub fn orders_schema(with_key: bool) -> TableSchema {
+    TableSchema::new(
+        TableId::new("shop", "orders"),
+        vec![
+            Column::new("id", DataType::Int64, "bigint"),
+            Column::new("customer", DataType::Utf8, "text"),
+            Column::new("amount", DataType::Int32, "integer"),
+        ],
+        if with_key { vec!["id".into()] } else { vec![] },
+    )
+    .expect("valid schema")
+}
+
+pub fn lsn(value: u64) -> SourcePosition {
+    SourcePosition::Postgres { lsn: Lsn(value) }
+}
+
+pub fn at_second(second: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_700_000_000 + second, 0).single().expect("valid time")
+}
+
+/// One row of `shop.orders`: `(id, customer, amount)`.
+pub type Order = (i64, Option<&'static str>, Option<i32>);
+
+pub fn order_rows(schema: &TableSchema, rows: &[Order]) -> RecordBatch {
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(rows.iter().map(|row| Some(row.0)).collect::<Int64Array>()),
+        Arc::new(rows.iter().map(|row| row.1).collect::<StringArray>()),
+        Arc::new(rows.iter().map(|row| row.2).collect::<Int32Array>()),
+    ];
+    RecordBatch::try_new(schema.arrow_schema(), columns).expect("valid rows")
+}
+
+/// Builds a change batch transaction by transaction.
+pub struct Changes<'a> {
+    schema: &'a TableSchema,
+    rows: Vec<Order>,
+    operations: Vec<Operation>,
+    transactions: Vec<TransactionSpan>,
+}
+
+impl<'a> Changes<'a> {
+    pub fn new(schema: &'a TableSchema) -> Self {
+        Changes { schema, rows: vec![], operations: vec![], transactions: vec![] }
+    }
+
+    pub fn change(mut self, operation: Operation, row: Order) -> Self {
+        self.rows.push(row);
+        self.operations.push(operation);
+        self
+    }
+
+    pub fn insert(self, id: i64, customer: &'static str, amount: i32) -> Self {
+        self.change(Operation::Insert, (id, Some(customer), Some(amount)))
+    }
+
+    pub fn update(self, id: i64, customer: &'static str, amount: i32) -> Self {
+        self.change(Operation::Update, (id, Some(customer), Some(amount)))
+    }
+
+    pub fn delete(self, id: i64) -> Self {
+        self.change(Operation::Delete, (id, None, None))
+    }
+
+    pub fn truncate(self) -> Self {
+        self.change(Operation::Truncate, (0, None, None))
+    }
+
+    /// Ends the current transaction, committed at LSN `position` and second `second`.
+    pub fn commit(mut self, position: u64, second: i64) -> Self {
+        self.transactions.push(TransactionSpan {
+            end_row: self.rows.len(),
+            position: lsn(position),
+            commit_time: at_second(second),
+        });
+        self
+    }
+
+    pub fn build(self) -> ChangeBatch {
+        let rows = order_rows(self.schema, &self.rows);
+        ChangeBatch::new(self.schema, rows, self.operations, self.transactions).expect("valid batch")
+    }
+}
+
+/// A sink writing under a fresh temporary directory.
+pub struct TempLake {
+    pub dir: tempfile::TempDir,
+}
+
+impl TempLake {
+    pub fn new() -> Self {
+        TempLake { dir: tempfile::tempdir().expect("tempdir") }
+    }
+
+    pub fn sink(&self, pipeline: &str) -> DeltaSink {
+        let destination = Destination::parse(self.dir.path().to_str().expect("utf-8 path")).expect("destination");
+        DeltaSink::new(destination, pipeline, HashMap::new())
+    }
+
+    pub fn table_url(&self, table: &TableId) -> Url {
+        let destination = Destination::parse(self.dir.path().to_str().expect("utf-8 path")).expect("destination");
+        destination.table_url(table).expect("table url")
+    }
+}
+
+/// Reads `columns` of the Delta table at `url`, sorted by them, each row rendered as `a|b|c` (null as `∅`).
+pub async fn read_rows(url: &Url, columns: &[&str]) -> Vec<String> {
+    let table = connector_core::deltalake::open_table(url.clone()).await.expect("open table");
+    let context = SessionContext::new();
+    table.update_datafusion_session(&context.state()).expect("register store");
+    let provider = table.table_provider().await.expect("provider");
+    let frame = context
+        .read_table(provider)
+        .expect("read")
+        .select(columns.iter().map(|name| col(format!("\"{name}\""))).collect::<Vec<_>>())
+        .expect("select")
+        .sort(columns.iter().map(|name| col(format!("\"{name}\"")).sort(true, true)).collect())
+        .expect("sort");
+    let mut rows = Vec::new();
+    for batch in frame.collect().await.expect("collect") {
+        for row in 0..batch.num_rows() {
+            let cells: Vec<String> = (0..batch.num_columns())
+                .map(|column| {
+                    let array = batch.column(column);
+                    if array.is_null(row) {
+                        "∅".to_string()
+                    } else {
+                        array_value_to_string(array, row).expect("display")
+                    }
+                })
+                .collect();
+            rows.push(cells.join("|"));
+        }
+    }
+    rows
+}

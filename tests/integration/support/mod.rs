@@ -1,0 +1,4 @@
+//! Shared test support: building change batches and reading Delta tables back.
+
+pub mod delta;
+pub mod faulty_store;
