@@ -2,4 +2,5 @@
 //! servers started by `support`. One binary so the heavy dependency set links once.
 
 mod delta_sink;
+mod harness;
 mod support;

@@ -2,3 +2,4 @@
 
 pub mod delta;
 pub mod faulty_store;
+pub mod servers;

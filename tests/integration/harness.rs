@@ -1,0 +1,1 @@
+//! Checks that the throwaway servers are configured as the connectors need.

@@ -1,0 +1,1 @@
+//! Throwaway PostgreSQL and MariaDB servers for tests.
