@@ -2,13 +2,16 @@
 //! with its exactly-once bookkeeping, configuration and scheduling. It knows no database.
 
 pub mod change;
+pub mod config;
 pub mod cursor;
 pub mod delta;
 pub mod error;
 pub mod metadata_column;
 pub mod options;
 pub mod position;
+pub mod schedule;
 pub mod schema;
+pub mod secret;
 
 pub use deltalake;
 pub use deltalake::arrow;
