@@ -45,7 +45,10 @@ pub struct Profile {
 impl fmt::Debug for Profile {
     /// Setting names only: values may be credentials.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Profile").field("kind", &self.kind).field("settings", &self.settings.keys().collect::<Vec<_>>()).finish()
+        f.debug_struct("Profile")
+            .field("kind", &self.kind)
+            .field("settings", &self.settings.keys().collect::<Vec<_>>())
+            .finish()
     }
 }
 
@@ -122,7 +125,8 @@ impl PipelinesFile {
             if pipeline.tables.is_empty() {
                 return Err(Error::config(format!("{at}.tables: list at least one table")));
             }
-            let schedule = pipeline.schedule.parse().map_err(|reason| Error::config(format!("{at}.schedule: {reason}")))?;
+            let schedule =
+                pipeline.schedule.parse().map_err(|reason| Error::config(format!("{at}.schedule: {reason}")))?;
             let dest = interpolate(&pipeline.dest, &format!("{at}.dest"), environment)?;
             for table in pipeline.tables_options.keys() {
                 if !pipeline.tables.contains(table) {
@@ -135,9 +139,9 @@ impl PipelinesFile {
             for table in &pipeline.tables {
                 let mut merged = pipeline.options.clone();
                 merged.extend(pipeline.tables_options.get(table).cloned().unwrap_or_default());
-                let options: TableOptions = toml::Value::Table(merged).try_into().map_err(|cause| {
-                    Error::config(format!("{at}: options of table `{table}` are invalid: {cause}"))
-                })?;
+                let options: TableOptions = toml::Value::Table(merged)
+                    .try_into()
+                    .map_err(|cause| Error::config(format!("{at}: options of table `{table}` are invalid: {cause}")))?;
                 table_options.insert(table.clone(), options);
             }
             pipelines.push(Pipeline {

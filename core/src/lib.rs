@@ -1,6 +1,7 @@
 //! The engine every connector plugs into: the change model, the source and sink contracts, the Delta sink
 //! with its exactly-once bookkeeping, configuration and scheduling. It knows no database.
 
+pub mod backoff;
 pub mod change;
 pub mod config;
 pub mod cursor;
@@ -8,8 +9,10 @@ pub mod delta;
 pub mod error;
 pub mod metadata_column;
 pub mod options;
+pub mod pipeline;
 pub mod position;
 pub mod schedule;
+pub mod scheduler;
 pub mod schema;
 pub mod secret;
 

@@ -32,12 +32,15 @@ impl FromStr for Schedule {
             return Ok(Schedule::Continuous);
         }
         if let Some(pattern) = text.strip_prefix("cron:") {
-            let cron: Cron =
-                pattern.trim().parse().map_err(|error| format!("`{pattern}` is not a cron pattern ({error}); {help}"))?;
+            let cron: Cron = pattern
+                .trim()
+                .parse()
+                .map_err(|error| format!("`{pattern}` is not a cron pattern ({error}); {help}"))?;
             return Ok(Schedule::Cron(Box::new(cron)));
         }
         let interval = text.strip_prefix("every ").unwrap_or(text).trim();
-        let duration = humantime::parse_duration(interval).map_err(|_| format!("`{text}` is not a schedule; {help}"))?;
+        let duration =
+            humantime::parse_duration(interval).map_err(|_| format!("`{text}` is not a schedule; {help}"))?;
         if duration < MINIMUM_INTERVAL {
             return Err(format!("interval `{text}` is shorter than 1s; use `continuous` to stream changes"));
         }

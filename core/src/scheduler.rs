@@ -1,0 +1,191 @@
+//! Runs many pipelines on their schedules (`connector run`). Each pipeline is its own task: one failing
+//! never stops or delays the others. Failures are retried with backoff; a shutdown lets every running
+//! sync finish or abandon its batch, then returns.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc::UnboundedSender;
+use tracing::{error, info, warn};
+
+use crate::backoff::Backoff;
+use crate::error::Retry;
+use crate::pipeline::{Pipeline, Shutdown, SyncMode, SyncReport};
+use crate::schedule::Schedule;
+
+/// First retry delay after a failed run: long enough for a restarting server to come back.
+pub const DEFAULT_RETRY_INITIAL: Duration = Duration::from_secs(2);
+/// Longest wait between retries, so a recovered source is picked up within minutes.
+pub const DEFAULT_RETRY_MAXIMUM: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Clone)]
+pub struct ScheduledPipeline {
+    pub pipeline: Arc<dyn Pipeline>,
+    pub schedule: Schedule,
+}
+
+/// One finished run, for the event log and status.
+#[derive(Debug, Clone)]
+pub struct RunEvent {
+    pub pipeline: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    /// The report, or the error's one-line report.
+    pub outcome: Result<SyncReport, String>,
+}
+
+#[derive(Debug)]
+pub struct Scheduler {
+    pipelines: Vec<ScheduledPipeline>,
+    retry_initial: Duration,
+    retry_maximum: Duration,
+}
+
+impl Scheduler {
+    pub fn new(pipelines: Vec<ScheduledPipeline>) -> Self {
+        Scheduler { pipelines, retry_initial: DEFAULT_RETRY_INITIAL, retry_maximum: DEFAULT_RETRY_MAXIMUM }
+    }
+
+    pub fn with_retry(mut self, initial: Duration, maximum: Duration) -> Self {
+        self.retry_initial = initial;
+        self.retry_maximum = maximum;
+        self
+    }
+
+    /// Runs until `shutdown`; every finished run is sent to `events` when given.
+    pub async fn run(self, shutdown: Shutdown, events: Option<UnboundedSender<RunEvent>>) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for scheduled in self.pipelines {
+            let backoff = Backoff::new(self.retry_initial, self.retry_maximum);
+            tasks.spawn(run_on_schedule(scheduled, backoff, shutdown.clone(), events.clone()));
+        }
+        while let Some(joined) = tasks.join_next().await {
+            if let Err(panic) = joined {
+                error!(error = %panic, "a pipeline task ended abnormally");
+            }
+        }
+    }
+}
+
+async fn run_on_schedule(
+    scheduled: ScheduledPipeline,
+    mut backoff: Backoff,
+    mut shutdown: Shutdown,
+    events: Option<UnboundedSender<RunEvent>>,
+) {
+    let name = scheduled.pipeline.name().to_string();
+    let mode = match scheduled.schedule {
+        Schedule::Continuous => SyncMode::Continuous,
+        Schedule::Every(_) | Schedule::Cron(_) => SyncMode::Once,
+    };
+    let mut previous_start = None;
+    let mut retry_after: Option<Duration> = None;
+    info!(pipeline = %name, schedule = %scheduled.schedule, "pipeline scheduled");
+    loop {
+        let now = Utc::now();
+        let scheduled_delay = (scheduled.schedule.next_run(previous_start, now) - now).to_std().unwrap_or_default();
+        // A retry waits its backoff; a scheduled pipeline also runs if its next slot comes first.
+        let delay = match (retry_after, mode) {
+            (None, _) => scheduled_delay,
+            (Some(retry), SyncMode::Continuous) => retry,
+            (Some(retry), SyncMode::Once) => retry.min(scheduled_delay),
+        };
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = shutdown.requested() => break,
+        }
+        if shutdown.is_requested() {
+            break;
+        }
+        let started_at = Utc::now();
+        previous_start = Some(started_at);
+        let outcome = scheduled.pipeline.sync(mode, shutdown.clone()).await;
+        let finished_at = Utc::now();
+        retry_after = match &outcome {
+            Ok(report) => {
+                backoff.reset();
+                info!(pipeline = %name, elapsed_ms = (finished_at - started_at).num_milliseconds(), tables = report.tables.len(), "sync finished");
+                None
+            }
+            Err(failure) => {
+                let retry_soon = mode == SyncMode::Continuous || failure.retry() == Retry::WithBackoff;
+                let delay = retry_soon.then(|| backoff.next_delay());
+                match delay {
+                    Some(delay) => {
+                        warn!(pipeline = %name, error = %failure.report(), retry_in_s = delay.as_secs_f64(), "sync failed; retrying")
+                    }
+                    None => {
+                        error!(pipeline = %name, error = %failure.report(), "sync failed; waiting for the next scheduled run")
+                    }
+                }
+                delay
+            }
+        };
+        if let Some(events) = &events {
+            let outcome = outcome.map_err(|failure| failure.report());
+            let _ = events.send(RunEvent { pipeline: name.clone(), started_at, finished_at, outcome });
+        }
+    }
+    info!(pipeline = %name, "pipeline stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+    use crate::error::Error;
+    use crate::pipeline::SyncFuture;
+
+    /// A pipeline whose syncs succeed or fail as told, counting runs.
+    #[derive(Debug)]
+    struct CountingPipeline {
+        name: &'static str,
+        fails: bool,
+        runs: AtomicU32,
+    }
+
+    impl Pipeline for CountingPipeline {
+        fn name(&self) -> &str {
+            self.name
+        }
+
+        fn sync(&self, _mode: SyncMode, _shutdown: Shutdown) -> SyncFuture<'_> {
+            self.runs.fetch_add(1, Ordering::SeqCst);
+            let fails = self.fails;
+            Box::pin(async move {
+                if fails { Err(Error::config("source refused the password")) } else { Ok(SyncReport::default()) }
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_pipeline_never_stops_the_others() {
+        let healthy = Arc::new(CountingPipeline { name: "healthy", fails: false, runs: AtomicU32::new(0) });
+        let broken = Arc::new(CountingPipeline { name: "broken", fails: true, runs: AtomicU32::new(0) });
+        let every_minute: Schedule = "1m".parse().expect("valid");
+        let scheduler = Scheduler::new(vec![
+            ScheduledPipeline { pipeline: healthy.clone(), schedule: every_minute.clone() },
+            ScheduledPipeline { pipeline: broken.clone(), schedule: every_minute },
+        ]);
+        let (trigger, shutdown) = Shutdown::new();
+        let (sender, mut events) = tokio::sync::mpsc::unbounded_channel();
+        let running = tokio::spawn(scheduler.run(shutdown, Some(sender)));
+        let mut healthy_runs = 0;
+        let mut broken_errors = Vec::new();
+        while healthy_runs < 3 {
+            let event = events.recv().await.expect("scheduler running");
+            match (event.pipeline.as_str(), event.outcome) {
+                ("healthy", Ok(_)) => healthy_runs += 1,
+                ("broken", Err(message)) => broken_errors.push(message),
+                other => panic!("unexpected run {other:?}"),
+            }
+        }
+        trigger.request();
+        running.await.expect("scheduler stops on shutdown");
+        assert_eq!(healthy.runs.load(Ordering::SeqCst), 3);
+        assert!(broken.runs.load(Ordering::SeqCst) >= 2, "the broken pipeline keeps its schedule");
+        assert!(broken_errors.iter().all(|message| message.contains("password")));
+    }
+}
