@@ -1,1 +1,57 @@
-fn main() {}
+//! `connector`: capture changes from PostgreSQL, MySQL/MariaDB and SaaS APIs into Delta Lake tables.
+
+mod cli;
+mod command;
+mod logging;
+mod signals;
+mod source_registry;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use connector_core::error::{Error, ErrorKind};
+
+fn main() -> ExitCode {
+    install_panic_message();
+    let cli = cli::Cli::parse();
+    if let Err(error) = logging::init(&cli.log, cli.log_format) {
+        eprintln!("error: {error}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(command::run(cli.command)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {}", error.report());
+            exit_code_for(&error)
+        }
+    }
+}
+
+/// 2 when the user must change the command or configuration, 1 for everything else.
+fn exit_code_for(error: &Error) -> ExitCode {
+    match error.kind() {
+        ErrorKind::Config => ExitCode::from(2),
+        ErrorKind::Source | ErrorKind::Destination | ErrorKind::State | ErrorKind::Schema => ExitCode::from(1),
+    }
+}
+
+/// A panic is a bug: say so in one line instead of a backtrace.
+fn install_panic_message() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info.location().map(|at| format!(" at {}:{}", at.file(), at.line())).unwrap_or_default();
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|text| text.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        eprintln!("error: internal error{location}: {message}; this is a bug, please report it with the log");
+    }));
+}

@@ -15,6 +15,7 @@ pub mod schedule;
 pub mod scheduler;
 pub mod schema;
 pub mod secret;
+pub mod status;
 
 pub use deltalake;
 pub use deltalake::arrow;

@@ -12,9 +12,9 @@ use crate::cursor::TableCursor;
 use crate::error::{Error, Result};
 
 /// Commit-metadata key holding the serialized [`TableCursor`].
-const CURSOR_KEY: &str = "cdc.cursor";
+pub(crate) const CURSOR_KEY: &str = "cdc.cursor";
 /// Commit-metadata key holding the app id, so a table shared by two pipelines never mixes their cursors.
-const APP_ID_KEY: &str = "cdc.appId";
+pub(crate) const APP_ID_KEY: &str = "cdc.appId";
 /// Commit-metadata key repeating the `txn` version, tying the cursor to the transaction it belongs to.
 const VERSION_KEY: &str = "cdc.txnVersion";
 /// Commits read back (newest first) before giving up on finding the cursor. Our own commit is normally the

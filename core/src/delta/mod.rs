@@ -26,6 +26,7 @@ use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use tracing::{debug, info};
 
 pub use commit_state::CommittedState;
+pub(crate) use commit_state::{APP_ID_KEY, CURSOR_KEY};
 pub use location::Destination;
 pub use merge::MergeCounts;
 pub use snapshot_writer::SnapshotWriter;

@@ -1,0 +1,157 @@
+//! The command line: every command and flag with help a newcomer can act on.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use connector_core::options::DeleteMode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "connector",
+    version,
+    about = "Capture changes from PostgreSQL, MySQL/MariaDB and SaaS APIs into Delta Lake tables, exactly once.",
+    long_about = "Capture changes from PostgreSQL, MySQL/MariaDB and SaaS APIs into Delta Lake tables, exactly once.\n\n\
+        Each source table lands at <dest>/<schema>/<table> as a Delta table readable by Spark, Databricks, DuckDB, \
+        Polars and the deltalake Python package. The first sync copies a consistent snapshot; later syncs apply only \
+        the changes since the position committed in the table's own Delta log.",
+    after_help = "Examples:\n  \
+        connector sync postgres --url postgres://app@db/shop --tables public.orders --dest ./lake\n  \
+        connector run --config pipelines.toml\n  \
+        connector status --dest ./lake"
+)]
+pub struct Cli {
+    /// Log filter: error, warn, info, debug, or per module (connector_core=debug).
+    #[arg(long, global = true, env = "CONNECTOR_LOG", default_value = "info")]
+    pub log: String,
+
+    /// Log as human-readable text or as JSON lines (for log collectors).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Sync one source now: snapshot new tables, apply changes up to the current position, stop
+    /// (or keep streaming with --continuous).
+    Sync(SyncArgs),
+    /// Run every pipeline of a config file on its schedule (interval, cron or continuous) until stopped.
+    Run(RunArgs),
+    /// Show each Delta table's version, size and the source position each pipeline committed.
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    #[command(subcommand)]
+    pub source: SyncSource,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SyncSource {
+    /// PostgreSQL through logical replication (pgoutput). Needs wal_level=logical.
+    Postgres(PostgresSyncArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PostgresSyncArgs {
+    /// Connection URL, e.g. postgres://user:password@host:5432/database?sslmode=require.
+    #[arg(long, env = "CONNECTOR_POSTGRES_URL", hide_env_values = true)]
+    pub url: String,
+
+    /// Tables to capture, comma-separated, schema-qualified: public.orders,public.items.
+    #[arg(long, value_delimiter = ',', required_unless_present = "schemas")]
+    pub tables: Vec<String>,
+
+    /// Capture every table of these schemas, comma-separated: public,sales.
+    #[arg(long, value_delimiter = ',')]
+    pub schemas: Vec<String>,
+
+    #[command(flatten)]
+    pub common: CommonSyncArgs,
+}
+
+/// Flags every `sync` source shares.
+#[derive(Debug, Args)]
+pub struct CommonSyncArgs {
+    /// Where tables land: a local directory or an object-store URL (s3://bucket/prefix, with AWS_* variables).
+    #[arg(long)]
+    pub dest: String,
+
+    /// Pipeline name: names the replication slot and the progress recorded in each Delta table. Keep it
+    /// stable between runs to resume where the last one stopped.
+    #[arg(long, default_value = "default")]
+    pub pipeline: String,
+
+    /// Snapshot what is new, apply changes up to the source's position at start, then stop (the default).
+    #[arg(long, conflicts_with = "continuous")]
+    pub once: bool,
+
+    /// Keep streaming changes in micro-batches until SIGINT/SIGTERM.
+    #[arg(long)]
+    pub continuous: bool,
+
+    /// How deletes land: hard (remove the row), soft (flag _cdc_deleted), history (SCD type 2 versions).
+    #[arg(long, value_enum, default_value_t = DeleteModeArg::Hard)]
+    pub delete_mode: DeleteModeArg,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DeleteModeArg {
+    Hard,
+    Soft,
+    History,
+}
+
+impl From<DeleteModeArg> for DeleteMode {
+    fn from(mode: DeleteModeArg) -> Self {
+        match mode {
+            DeleteModeArg::Hard => DeleteMode::Hard,
+            DeleteModeArg::Soft => DeleteMode::Soft,
+            DeleteModeArg::History => DeleteMode::History,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The pipelines file (TOML): [profiles.*] for sources, [[pipelines]] for tables, destination, schedule.
+    #[arg(long, short)]
+    pub config: PathBuf,
+
+    /// Run only these pipelines (repeatable); all by default.
+    #[arg(long = "pipeline")]
+    pub pipelines: Vec<String>,
+
+    /// Run each selected pipeline once now, then exit (for cron, Airflow or Kubernetes jobs); exits non-zero
+    /// if any failed.
+    #[arg(long)]
+    pub once: bool,
+
+    /// Check the config file and exit without connecting anywhere.
+    #[arg(long)]
+    pub check: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// A local destination directory: every table found under it.
+    #[arg(long, required_unless_present = "config", conflicts_with = "config")]
+    pub dest: Option<String>,
+
+    /// A pipelines file: the tables of its pipelines, at their destinations.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,76 @@
+//! `connector run --config FILE`: every pipeline of the file on its schedule.
+
+use std::process::ExitCode;
+
+use connector_core::config::PipelinesFile;
+use connector_core::error::{Error, Result};
+use connector_core::pipeline::SyncMode;
+use connector_core::scheduler::{ScheduledPipeline, Scheduler};
+use tracing::{error, info};
+
+use crate::cli::RunArgs;
+use crate::signals::shutdown_on_signals;
+use crate::source_registry::build_pipeline;
+
+pub async fn run(args: RunArgs) -> Result<ExitCode> {
+    let file = PipelinesFile::load(&args.config)?;
+    for wanted in &args.pipelines {
+        if !file.pipelines.iter().any(|pipeline| &pipeline.name == wanted) {
+            let known: Vec<_> = file.pipelines.iter().map(|pipeline| pipeline.name.as_str()).collect();
+            return Err(Error::config(format!(
+                "--pipeline {wanted}: no such pipeline in {} (defined: {})",
+                args.config.display(),
+                known.join(", ")
+            )));
+        }
+    }
+    let selected: Vec<_> = file
+        .pipelines
+        .iter()
+        .filter(|pipeline| args.pipelines.is_empty() || args.pipelines.contains(&pipeline.name))
+        .collect();
+    let mut scheduled = Vec::with_capacity(selected.len());
+    for pipeline in &selected {
+        let runnable = build_pipeline(&file.profiles[&pipeline.profile], pipeline)?;
+        scheduled.push(ScheduledPipeline { pipeline: runnable, schedule: pipeline.schedule.clone() });
+    }
+    if args.check {
+        println!("{}: {} pipelines, configuration valid", args.config.display(), scheduled.len());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let shutdown = shutdown_on_signals();
+    if args.once {
+        return Ok(run_each_once(scheduled, shutdown).await);
+    }
+    info!(pipelines = scheduled.len(), "running pipelines until stopped");
+    Scheduler::new(scheduled).run(shutdown, None).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs every pipeline once, concurrently; failures are reported and make the exit code non-zero.
+async fn run_each_once(scheduled: Vec<ScheduledPipeline>, shutdown: connector_core::pipeline::Shutdown) -> ExitCode {
+    let mut runs = tokio::task::JoinSet::new();
+    for entry in scheduled {
+        let shutdown = shutdown.clone();
+        runs.spawn(async move {
+            let outcome = entry.pipeline.sync(SyncMode::Once, shutdown).await;
+            (entry.pipeline.name().to_string(), outcome)
+        });
+    }
+    let mut failed = 0;
+    while let Some(joined) = runs.join_next().await {
+        match joined {
+            Ok((name, Ok(report))) => print!("{name}:\n{report}"),
+            Ok((name, Err(failure))) => {
+                failed += 1;
+                error!(pipeline = %name, error = %failure.report(), "sync failed");
+                eprintln!("error: pipeline {name}: {}", failure.report());
+            }
+            Err(panic) => {
+                failed += 1;
+                eprintln!("error: a pipeline ended abnormally: {panic}");
+            }
+        }
+    }
+    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}

@@ -1,0 +1,80 @@
+//! `connector status`: per table, the Delta version, size and each pipeline's committed position.
+
+use std::process::ExitCode;
+
+use connector_core::config::PipelinesFile;
+use connector_core::delta::Destination;
+use connector_core::error::{Error, Result};
+use connector_core::schema::TableId;
+use connector_core::status::{TableStatus, local_tables, table_status};
+
+use crate::cli::StatusArgs;
+
+pub async fn status(args: StatusArgs) -> Result<ExitCode> {
+    let mut targets: Vec<(Destination, Vec<TableId>)> = Vec::new();
+    if let Some(dest) = &args.dest {
+        let path = std::path::Path::new(dest);
+        if !path.is_dir() {
+            return Err(Error::config(format!("--dest {dest}: no such directory (for object stores use --config)")));
+        }
+        targets.push((Destination::parse(dest)?, local_tables(path)?));
+    }
+    if let Some(config) = &args.config {
+        let file = PipelinesFile::load(config)?;
+        for pipeline in &file.pipelines {
+            let tables = pipeline.tables.iter().map(|table| TableId::parse(table)).collect::<Result<Vec<_>>>()?;
+            targets.push((Destination::parse(&pipeline.dest)?, tables));
+        }
+    }
+    let mut statuses = Vec::new();
+    for (destination, tables) in &targets {
+        for table in tables {
+            if let Some(status) = table_status(destination, table).await? {
+                statuses.push(status);
+            }
+        }
+    }
+    if args.json {
+        let text = serde_json::to_string_pretty(&statuses)
+            .map_err(|cause| Error::state("cannot encode the status as JSON").caused_by(cause))?;
+        println!("{text}");
+    } else {
+        print_table(&statuses);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_table(statuses: &[TableStatus]) {
+    if statuses.is_empty() {
+        println!("no Delta tables found");
+        return;
+    }
+    println!(
+        "{:<32} {:>7} {:>12} {:>6} {:>10}  {:<20} {:<24} snapshot",
+        "table", "version", "rows", "files", "MiB", "pipeline", "position"
+    );
+    for status in statuses {
+        let rows = status.row_count.map_or("?".to_string(), |rows| rows.to_string());
+        let mib = format!("{:.1}", status.byte_count as f64 / (1024.0 * 1024.0));
+        let head = format!(
+            "{:<32} {:>7} {:>12} {:>6} {:>10}",
+            status.table.to_string(),
+            status.version,
+            rows,
+            status.file_count,
+            mib
+        );
+        if status.pipelines.is_empty() {
+            println!("{head}  (no pipeline progress recorded)");
+        }
+        for progress in &status.pipelines {
+            let snapshot = match &progress.cursor.snapshot {
+                Some(snapshot) if snapshot.complete => "complete".to_string(),
+                Some(snapshot) => format!("in progress ({} rows)", snapshot.rows_copied),
+                None => "-".to_string(),
+            };
+            let pipeline = progress.app_id.split('/').next().unwrap_or_default();
+            println!("{head}  {pipeline:<20} {:<24} {snapshot}", progress.cursor.position.to_string());
+        }
+    }
+}

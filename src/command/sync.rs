@@ -1,0 +1,53 @@
+//! `connector sync <source>`: one pipeline from command-line flags, run once or continuously.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use connector_core::config::{Pipeline as PipelineConfig, Profile, check_pipeline_name};
+use connector_core::error::{Error, Result};
+use connector_core::options::TableOptions;
+use connector_core::pipeline::SyncMode;
+use connector_core::schedule::Schedule;
+
+use crate::cli::{CommonSyncArgs, SyncArgs, SyncSource};
+use crate::signals::shutdown_on_signals;
+use crate::source_registry::build_pipeline;
+
+pub async fn sync(args: SyncArgs) -> Result<ExitCode> {
+    let (profile, tables, common) = match args.source {
+        SyncSource::Postgres(postgres) => {
+            let mut settings = toml::Table::new();
+            settings.insert("url".into(), postgres.url.into());
+            if !postgres.schemas.is_empty() {
+                settings.insert("schemas".into(), postgres.schemas.into());
+            }
+            (Profile { kind: "postgres".into(), settings }, postgres.tables, postgres.common)
+        }
+    };
+    let (pipeline, mode) = pipeline_from_flags(tables, common)?;
+    let runnable = build_pipeline(&profile, &pipeline)?;
+    let report = runnable.sync(mode, shutdown_on_signals()).await?;
+    print!("{report}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn pipeline_from_flags(tables: Vec<String>, common: CommonSyncArgs) -> Result<(PipelineConfig, SyncMode)> {
+    check_pipeline_name(&common.pipeline).map_err(|reason| Error::config(format!("--pipeline: {reason}")))?;
+    let options = TableOptions { delete_mode: common.delete_mode.into(), ..TableOptions::default() };
+    let table_options: BTreeMap<String, TableOptions> =
+        tables.iter().map(|table| (table.clone(), options.clone())).collect();
+    let (mode, schedule) = if common.continuous {
+        (SyncMode::Continuous, Schedule::Continuous)
+    } else {
+        (SyncMode::Once, Schedule::Continuous)
+    };
+    let pipeline = PipelineConfig {
+        name: common.pipeline,
+        profile: "command line".into(),
+        tables,
+        dest: common.dest,
+        schedule,
+        table_options,
+    };
+    Ok((pipeline, mode))
+}
