@@ -241,3 +241,81 @@ async fn keyless_tables_are_changelogs_and_truncate_empties_them() {
     table.apply_changes(&schema, &batch).await.expect("apply");
     assert_eq!(read_rows(&url, &["_cdc_op", "id"]).await, vec!["insert|2"]);
 }
+
+#[tokio::test]
+async fn schema_changes_add_keep_widen_or_stop() {
+    use connector_core::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+    use connector_core::arrow::datatypes::DataType;
+    use connector_core::change::{ChangeBatch, TransactionSpan};
+    use connector_core::schema::{Column, TableSchema};
+
+    let lake = TempLake::new();
+    let schema = orders_schema(true);
+    snapshot_four_orders(&lake, TableOptions::default()).await;
+    // The source drops `customer`, widens `amount` to bigint and adds `note`.
+    let evolved = TableSchema::new(
+        schema.id.clone(),
+        vec![
+            Column::new("id", DataType::Int64, "bigint"),
+            Column::new("amount", DataType::Int64, "bigint"),
+            Column::new("note", DataType::Utf8, "text"),
+        ],
+        vec!["id".into()],
+    )
+    .expect("valid schema");
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from(vec![1, 7])),
+        Arc::new(Int64Array::from(vec![5_000_000_000, 70])),
+        Arc::new(StringArray::from(vec![Some("big"), None])),
+    ];
+    let rows = RecordBatch::try_new(evolved.arrow_schema(), columns).expect("rows");
+    let span = TransactionSpan { end_row: 2, position: lsn(110), commit_time: at_second(1) };
+    let batch =
+        ChangeBatch::new(&evolved, rows, vec![Operation::Update, Operation::Insert], vec![span]).expect("batch");
+    let mut table = lake.sink("p").open_table(&evolved, TableOptions::default()).await.expect("open");
+    table.apply_changes(&evolved, &batch).await.expect("apply evolved changes");
+    let url = lake.table_url(&schema.id);
+    assert_eq!(
+        read_rows(&url, &["id", "customer", "amount", "note"]).await,
+        vec!["1|∅|5000000000|big", "2|bob|20|∅", "3|cy|30|∅", "4|dee|40|∅", "7|∅|70|∅"],
+        "dropped column kept (null for new writes), widened values intact, added column present"
+    );
+    assert_eq!(table.cursor().map(|cursor| &cursor.position), Some(&lsn(110)));
+
+    // bigint → text is not a widening: the table stops with the column, both types and the resync command.
+    let incompatible = TableSchema::new(
+        schema.id.clone(),
+        vec![Column::new("id", DataType::Int64, "bigint"), Column::new("amount", DataType::Utf8, "text")],
+        vec!["id".into()],
+    )
+    .expect("valid schema");
+    let error = table.evolve(&incompatible).await.expect_err("incompatible change");
+    let message = error.to_string();
+    assert!(message.contains("`amount`") && message.contains("connector resync"), "{message}");
+}
+
+#[tokio::test]
+async fn the_python_deltalake_reader_sees_the_same_rows() {
+    let lake = TempLake::new();
+    let schema = orders_schema(true);
+    snapshot_four_orders(&lake, TableOptions::default()).await;
+    let mut table = lake.sink("p").open_table(&schema, TableOptions::default()).await.expect("open");
+    let batch = Changes::new(&schema).update(1, "ada", 11).delete(2).insert(5, "eve", 50).commit(110, 1).build();
+    table.apply_changes(&schema, &batch).await.expect("apply");
+    let url = lake.table_url(&schema.id);
+    let script = "import sys, deltalake\n\
+        rows = deltalake.DeltaTable(sys.argv[1]).to_pyarrow_table(columns=['id','customer','amount']).to_pylist()\n\
+        for row in sorted(rows, key=lambda r: r['id']): print(f\"{row['id']}|{row['customer']}|{row['amount']}\")";
+    let output = std::process::Command::new("python3")
+        .args(["-c", script, url.to_file_path().expect("local path").to_str().expect("utf-8")])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        output.status.success(),
+        "python deltalake failed (install it with `pip install deltalake`): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let python_rows: Vec<String> = String::from_utf8_lossy(&output.stdout).lines().map(str::to_string).collect();
+    assert_eq!(python_rows, read_rows(&url, &["id", "customer", "amount"]).await);
+    assert_eq!(python_rows, vec!["1|ada|11", "3|cy|30", "4|dee|40", "5|eve|50"]);
+}
