@@ -319,3 +319,60 @@ async fn the_python_deltalake_reader_sees_the_same_rows() {
     assert_eq!(python_rows, read_rows(&url, &["id", "customer", "amount"]).await);
     assert_eq!(python_rows, vec!["1|ada|11", "3|cy|30", "4|dee|40", "5|eve|50"]);
 }
+
+#[tokio::test]
+async fn a_resync_empties_and_refills_the_table_in_commits_readers_can_follow() {
+    let lake = TempLake::new();
+    let schema = orders_schema(true);
+    snapshot_four_orders(&lake, TableOptions::default()).await;
+    let mut table = lake.sink("p").open_table(&schema, TableOptions::default()).await.expect("open");
+    let batch = Changes::new(&schema).update(1, "ada", 11).commit(110, 1).build();
+    table.apply_changes(&schema, &batch).await.expect("apply");
+
+    // A resync restarts the snapshot at a newer position: one commit empties the table and records it.
+    table.restart_snapshot(snapshot_cursor(200, 0, false)).await.expect("restart");
+    let url = lake.table_url(&schema.id);
+    assert!(read_rows(&url, &["id"]).await.is_empty());
+    let mut restarted = lake.sink("p").open_table(&schema, TableOptions::default()).await.expect("reopen");
+    assert_eq!(restarted.cursor(), Some(&snapshot_cursor(200, 0, false)));
+    let error = restarted.apply_changes(&schema, &batch).await.expect_err("changes wait for the snapshot");
+    assert!(error.to_string().contains("unfinished snapshot"), "{error}");
+
+    let mut writer = restarted.snapshot_writer(&lsn(200), at_second(5)).expect("writer");
+    writer.write(&order_rows(&schema, &[(1, Some("ada"), Some(12)), (5, Some("eve"), Some(50))])).await.expect("write");
+    writer.commit(snapshot_cursor(200, 2, true)).await.expect("commit");
+    assert_eq!(read_rows(&url, &["id", "amount", "_cdc_op", "_cdc_position"]).await, vec![
+        "1|12|snapshot|0/C8",
+        "5|50|snapshot|0/C8"
+    ]);
+    // Changes committed before the new snapshot position are already in it and are skipped.
+    assert_eq!(restarted.apply_changes(&schema, &batch).await.expect("old batch"), ApplyOutcome::AlreadyCommitted);
+}
+
+#[tokio::test]
+async fn object_store_destinations_hold_the_same_tables() {
+    use connector_core::delta::{DeltaSink, Destination};
+
+    use crate::support::delta::read_rows_with;
+    use crate::support::s3::S3Server;
+
+    let server = S3Server::start("lake");
+    let destination = Destination::parse("s3://lake/raw").expect("s3 destination");
+    let sink = DeltaSink::new(destination.clone(), "p", server.storage_options());
+    let schema = orders_schema(true);
+    let mut table = sink.open_table(&schema, TableOptions::default()).await.expect("open on s3");
+    let mut writer = table.snapshot_writer(&lsn(100), at_second(0)).expect("writer");
+    writer.write(&order_rows(&schema, &[(1, Some("ada"), Some(10)), (2, Some("bob"), Some(20))])).await.expect("write");
+    writer.commit(snapshot_cursor(100, 2, true)).await.expect("commit");
+    let batch = Changes::new(&schema).update(2, "bob", 21).insert(3, "cy", 30).commit(110, 1).build();
+    table.apply_changes(&schema, &batch).await.expect("merge on s3");
+
+    let url = destination.table_url(&schema.id).expect("url");
+    assert_eq!(url.as_str(), "s3://lake/raw/shop/orders/");
+    assert_eq!(
+        read_rows_with(&url, server.storage_options(), &["id", "amount"]).await,
+        vec!["1|10", "2|21", "3|30"]
+    );
+    let reopened = sink.open_table(&schema, TableOptions::default()).await.expect("reopen");
+    assert_eq!(reopened.cursor().map(|cursor| &cursor.position), Some(&lsn(110)));
+}

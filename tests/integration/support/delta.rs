@@ -122,7 +122,14 @@ impl TempLake {
 
 /// Reads `columns` of the Delta table at `url`, sorted by them, each row rendered as `a|b|c` (null as `∅`).
 pub async fn read_rows(url: &Url, columns: &[&str]) -> Vec<String> {
-    let table = connector_core::deltalake::open_table(url.clone()).await.expect("open table");
+    read_rows_with(url, HashMap::new(), columns).await
+}
+
+/// [`read_rows`] with object-store options (endpoint, credentials).
+pub async fn read_rows_with(url: &Url, storage_options: HashMap<String, String>, columns: &[&str]) -> Vec<String> {
+    let table = connector_core::deltalake::open_table_with_storage_options(url.clone(), storage_options)
+        .await
+        .expect("open table");
     let context = SessionContext::new();
     table.update_datafusion_session(&context.state()).expect("register store");
     let provider = table.table_provider().await.expect("provider");

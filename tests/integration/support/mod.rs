@@ -3,3 +3,4 @@
 pub mod delta;
 pub mod faulty_store;
 pub mod servers;
+pub mod s3;
