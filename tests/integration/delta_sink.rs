@@ -341,10 +341,10 @@ async fn a_resync_empties_and_refills_the_table_in_commits_readers_can_follow() 
     let mut writer = restarted.snapshot_writer(&lsn(200), at_second(5)).expect("writer");
     writer.write(&order_rows(&schema, &[(1, Some("ada"), Some(12)), (5, Some("eve"), Some(50))])).await.expect("write");
     writer.commit(snapshot_cursor(200, 2, true)).await.expect("commit");
-    assert_eq!(read_rows(&url, &["id", "amount", "_cdc_op", "_cdc_position"]).await, vec![
-        "1|12|snapshot|0/C8",
-        "5|50|snapshot|0/C8"
-    ]);
+    assert_eq!(
+        read_rows(&url, &["id", "amount", "_cdc_op", "_cdc_position"]).await,
+        vec!["1|12|snapshot|0/C8", "5|50|snapshot|0/C8"]
+    );
     // Changes committed before the new snapshot position are already in it and are skipped.
     assert_eq!(restarted.apply_changes(&schema, &batch).await.expect("old batch"), ApplyOutcome::AlreadyCommitted);
 }
@@ -369,10 +369,7 @@ async fn object_store_destinations_hold_the_same_tables() {
 
     let url = destination.table_url(&schema.id).expect("url");
     assert_eq!(url.as_str(), "s3://lake/raw/shop/orders/");
-    assert_eq!(
-        read_rows_with(&url, server.storage_options(), &["id", "amount"]).await,
-        vec!["1|10", "2|21", "3|30"]
-    );
+    assert_eq!(read_rows_with(&url, server.storage_options(), &["id", "amount"]).await, vec!["1|10", "2|21", "3|30"]);
     let reopened = sink.open_table(&schema, TableOptions::default()).await.expect("reopen");
     assert_eq!(reopened.cursor().map(|cursor| &cursor.position), Some(&lsn(110)));
 }

@@ -197,11 +197,11 @@ impl DeltaTableWriter {
     /// Empties the table and records `cursor` (a snapshot starting over) in one commit: used by resync.
     pub async fn restart_snapshot(&mut self, cursor: TableCursor) -> Result<()> {
         let (version, properties) = self.commit_properties_for(&cursor)?;
-        let table = self
+        // A DELETE without predicate removes every file in one commit that also carries the new cursor.
+        let (table, _) = self
             .table
             .clone()
-            .write(vec![])
-            .with_save_mode(SaveMode::Overwrite)
+            .delete()
             .with_commit_properties(properties)
             .await
             .map_err(|cause| self.destination_error("cannot empty the table for a new snapshot", cause))?;

@@ -2,5 +2,5 @@
 
 pub mod delta;
 pub mod faulty_store;
-pub mod servers;
 pub mod s3;
+pub mod servers;
