@@ -47,6 +47,46 @@ pub enum Command {
     Run(RunArgs),
     /// Show each Delta table's version, size and the source position each pipeline committed.
     Status(StatusArgs),
+    /// Copy tables again from scratch at the pipeline's next sync (a full reload), e.g. after an incompatible
+    /// schema change. Empties the Delta table now, in one commit.
+    Resync(ResyncArgs),
+    /// Remove what a pipeline created in the source (PostgreSQL: its replication slot and publication), so the
+    /// server stops retaining WAL for it. The Delta tables are kept.
+    Drop(DropArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ResyncArgs {
+    /// The pipeline whose tables to copy again.
+    #[arg(long)]
+    pub pipeline: String,
+
+    /// Tables to copy again, schema-qualified (repeatable or comma-separated).
+    #[arg(long = "table", value_delimiter = ',', required = true)]
+    pub tables: Vec<String>,
+
+    /// The destination holding the tables (as given to `sync --dest`).
+    #[arg(long, required_unless_present = "config", conflicts_with = "config")]
+    pub dest: Option<String>,
+
+    /// A pipelines file: the destination is the pipeline's `dest`.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DropArgs {
+    /// The pipeline whose slot and publication to remove.
+    #[arg(long)]
+    pub pipeline: String,
+
+    /// PostgreSQL connection URL of the source.
+    #[arg(long, env = "CONNECTOR_POSTGRES_URL", hide_env_values = true, required_unless_present = "config")]
+    pub url: Option<String>,
+
+    /// A pipelines file: the source is the pipeline's profile.
+    #[arg(long, short, conflicts_with = "url")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -7,13 +7,15 @@ use connector_core::error::{Error, Result};
 use connector_core::pipeline::Pipeline;
 
 /// Source kinds this build can run.
-pub const SOURCE_KINDS: &[&str] = &[];
+pub const SOURCE_KINDS: &[&str] = &[connector_postgres::KIND];
 
 pub fn build_pipeline(profile: &Profile, pipeline: &PipelineConfig) -> Result<Arc<dyn Pipeline>> {
-    Err(Error::config(format!(
-        "pipeline `{}`: source kind `{}` is not available in this build (available: {})",
-        pipeline.name,
-        profile.kind,
-        if SOURCE_KINDS.is_empty() { "none yet".to_string() } else { SOURCE_KINDS.join(", ") }
-    )))
+    match profile.kind.as_str() {
+        connector_postgres::KIND => connector_postgres::build(profile, pipeline),
+        other => Err(Error::config(format!(
+            "pipeline `{}`: source kind `{other}` is not available in this build (available: {})",
+            pipeline.name,
+            SOURCE_KINDS.join(", ")
+        ))),
+    }
 }

@@ -62,6 +62,8 @@ pub struct Pipeline {
     pub schedule: Schedule,
     /// Options for each table in `tables`, pipeline defaults merged with the table's own.
     pub table_options: BTreeMap<String, TableOptions>,
+    /// The pipeline's default options, for tables found at run time (a PostgreSQL profile's `schemas`).
+    pub default_options: TableOptions,
 }
 
 #[derive(Deserialize)]
@@ -135,6 +137,9 @@ impl PipelinesFile {
                     )));
                 }
             }
+            let default_options: TableOptions = toml::Value::Table(pipeline.options.clone())
+                .try_into()
+                .map_err(|cause| Error::config(format!("{at}.options: invalid: {cause}")))?;
             let mut table_options = BTreeMap::new();
             for table in &pipeline.tables {
                 let mut merged = pipeline.options.clone();
@@ -151,6 +156,7 @@ impl PipelinesFile {
                 dest,
                 schedule,
                 table_options,
+                default_options,
             });
         }
         Ok(PipelinesFile { profiles, pipelines })

@@ -1,5 +1,7 @@
 //! One module per command.
 
+mod drop;
+mod resync;
 mod run;
 mod status;
 mod sync;
@@ -15,5 +17,7 @@ pub async fn run(command: Command) -> Result<ExitCode> {
         Command::Sync(args) => sync::sync(args).await,
         Command::Run(args) => run::run(args).await,
         Command::Status(args) => status::status(args).await,
+        Command::Resync(args) => resync::resync(args).await,
+        Command::Drop(args) => drop::drop(args).await,
     }
 }

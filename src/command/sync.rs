@@ -48,6 +48,7 @@ fn pipeline_from_flags(tables: Vec<String>, common: CommonSyncArgs) -> Result<(P
         dest: common.dest,
         schedule,
         table_options,
+        default_options: options,
     };
     Ok((pipeline, mode))
 }

@@ -3,4 +3,5 @@
 
 mod delta_sink;
 mod harness;
+mod postgres;
 mod support;

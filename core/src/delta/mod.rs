@@ -74,12 +74,55 @@ impl DeltaSink {
     /// Loads the table, or creates it from `schema` if it does not exist yet, and reads the cursor this
     /// pipeline committed to it.
     pub async fn open_table(&self, schema: &TableSchema, options: TableOptions) -> Result<DeltaTableWriter> {
-        let url = self.destination.table_url(&schema.id)?;
-        if let Ok(path) = url.to_file_path() {
+        let (url, mut table, exists) = self.load(&schema.id, true).await?;
+        if !exists {
+            table = create_table(table, schema, &options).await?;
+            info!(table = %schema.id, url = %url, "created delta table");
+        }
+        let key_columns = options.key.clone().unwrap_or_else(|| schema.primary_key.clone());
+        let writer = self.writer_for(table, &schema.id, options, key_columns).await?;
+        writer.check_mode_columns()?;
+        Ok(writer)
+    }
+
+    /// Empties an existing table and marks its snapshot as not done, in one commit, so the pipeline's next sync
+    /// copies it again. Returns false when the table does not exist.
+    pub async fn request_resync(&self, table_id: &TableId) -> Result<bool> {
+        let (_, table, exists) = self.load(table_id, false).await?;
+        if !exists {
+            return Ok(false);
+        }
+        let mut writer = self.writer_for(table, table_id, TableOptions::default(), Vec::new()).await?;
+        let position = match writer.cursor() {
+            Some(cursor) => cursor.position.clone(),
+            None => {
+                return Err(Error::config(format!(
+                    "{table_id} holds no progress of pipeline `{}`; check --pipeline (see `connector status`)",
+                    self.pipeline
+                )));
+            }
+        };
+        let restart = TableCursor {
+            position,
+            snapshot: Some(crate::cursor::SnapshotProgress {
+                resume_from: serde_json::Value::Null,
+                rows_copied: 0,
+                complete: false,
+                taken_at: Utc::now(),
+            }),
+        };
+        writer.restart_snapshot(restart).await?;
+        Ok(true)
+    }
+
+    /// The table at `table_id`'s location, and whether it exists (creating its directory if asked).
+    async fn load(&self, table_id: &TableId, create_directory: bool) -> Result<(url::Url, DeltaTable, bool)> {
+        let url = self.destination.table_url(table_id)?;
+        if let (true, Ok(path)) = (create_directory, url.to_file_path()) {
             std::fs::create_dir_all(&path).map_err(|cause| {
                 Error::config(format!("cannot create the table directory {}", path.display()))
                     .caused_by(cause)
-                    .for_table(&schema.id)
+                    .for_table(table_id)
             })?;
         }
         let mut table = DeltaTableBuilder::from_url(url.clone())
@@ -88,26 +131,30 @@ impl DeltaSink {
                 None => builder.with_storage_options(self.storage_options.clone()),
             })
             .and_then(|builder| builder.build())
-            .map_err(|cause| Error::destination(format!("cannot open {url}"), cause).for_table(&schema.id))?;
+            .map_err(|cause| Error::destination(format!("cannot open {url}"), cause).for_table(table_id))?;
         match table.load().await {
-            Ok(()) => {}
-            Err(DeltaTableError::NotATable(_)) => {
-                table = create_table(table, schema, &options).await?;
-                info!(table = %schema.id, url = %url, "created delta table");
+            Ok(()) => Ok((url, table, true)),
+            Err(DeltaTableError::NotATable(_)) => Ok((url, table, false)),
+            Err(DeltaTableError::KernelError(_)) if !create_directory && url.scheme() == "file" => {
+                Ok((url, table, false))
             }
             Err(cause) => {
-                return Err(
-                    Error::destination(format!("cannot load the Delta table at {url}"), cause).for_table(&schema.id)
-                );
+                Err(Error::destination(format!("cannot load the Delta table at {url}"), cause).for_table(table_id))
             }
         }
-        let app_id = format!("{}/{}", self.pipeline, schema.id);
+    }
+
+    async fn writer_for(
+        &self,
+        table: DeltaTable,
+        table_id: &TableId,
+        options: TableOptions,
+        key_columns: Vec<String>,
+    ) -> Result<DeltaTableWriter> {
+        let app_id = format!("{}/{}", self.pipeline, table_id);
         let committed =
-            commit_state::read_committed_state(&table, &app_id).await.map_err(|error| error.for_table(&schema.id))?;
-        let key_columns = options.key.clone().unwrap_or_else(|| schema.primary_key.clone());
-        let writer = DeltaTableWriter { table, app_id, table_id: schema.id.clone(), options, committed, key_columns };
-        writer.check_mode_columns()?;
-        Ok(writer)
+            commit_state::read_committed_state(&table, &app_id).await.map_err(|error| error.for_table(table_id))?;
+        Ok(DeltaTableWriter { table, app_id, table_id: table_id.clone(), options, committed, key_columns })
     }
 }
 

@@ -1,0 +1,190 @@
+//! Changes of one table gathered from the stream until they are committed to Delta: Arrow column builders,
+//! the operation of each row and the transaction spans, in source commit order.
+//!
+//! A table's shape can change mid-batch (ALTER TABLE while streaming). Rows decoded before the change are
+//! sealed into a segment of the old shape; the batch handed to the sink aligns every segment to the union of
+//! the shapes (a dropped column is kept, filled with null from then on; a widened one is cast).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use connector_core::arrow::array::{ArrayRef, RecordBatch, new_null_array};
+use connector_core::arrow::compute::{cast, concat_batches};
+use connector_core::arrow::datatypes::{Field, Schema};
+use connector_core::change::{ChangeBatch, Operation, TransactionSpan};
+use connector_core::error::{Error, Result};
+use connector_core::position::{Lsn, SourcePosition};
+use connector_core::schema::{Column, TableSchema};
+
+use crate::codec::ColumnBuilder;
+use crate::schema::PgType;
+
+/// The decoding shape of a table at some point of the stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableShape {
+    pub schema: TableSchema,
+    pub types: Vec<PgType>,
+    /// Type OID and typmod per column, as Relation messages describe them: a change means a new shape.
+    pub wire_types: Vec<(u32, i32)>,
+}
+
+#[derive(Debug)]
+pub struct PendingChanges {
+    shape: TableShape,
+    builders: Vec<ColumnBuilder>,
+    /// Rows of earlier shapes, in order.
+    segments: Vec<(TableSchema, RecordBatch)>,
+    operations: Vec<Operation>,
+    spans: Vec<TransactionSpan>,
+    /// Rows appended since the last transaction span closed.
+    open_rows: usize,
+}
+
+impl PendingChanges {
+    pub fn new(shape: TableShape) -> Self {
+        let builders = shape.types.iter().map(|pg_type| ColumnBuilder::new(pg_type, 1024)).collect();
+        PendingChanges {
+            shape,
+            builders,
+            segments: Vec::new(),
+            operations: Vec::new(),
+            spans: Vec::new(),
+            open_rows: 0,
+        }
+    }
+
+    pub fn shape(&self) -> &TableShape {
+        &self.shape
+    }
+
+    pub fn row_count(&self) -> usize {
+        self.operations.len()
+    }
+
+    pub fn buffered_bytes(&self) -> usize {
+        self.builders.iter().map(ColumnBuilder::buffered_bytes).sum::<usize>()
+            + self.segments.iter().map(|(_, rows)| rows.get_array_memory_size()).sum::<usize>()
+    }
+
+    /// Appends a row; `values[i]` is column `i` of the current shape in binary form, `None` for NULL.
+    pub fn push(&mut self, operation: Operation, values: &[Option<&[u8]>]) -> Result<()> {
+        for (builder, value) in self.builders.iter_mut().zip(values) {
+            builder.append(*value).map_err(|cause| {
+                Error::state(format!("cannot decode a change to {}", self.shape.schema.id))
+                    .caused_by(cause)
+                    .for_table(&self.shape.schema.id)
+            })?;
+        }
+        self.operations.push(operation);
+        self.open_rows += 1;
+        Ok(())
+    }
+
+    /// Appends a TRUNCATE marker (its column values are ignored by the sink).
+    pub fn push_truncate(&mut self) -> Result<()> {
+        let nulls = vec![None; self.builders.len()];
+        self.push(Operation::Truncate, &nulls)
+    }
+
+    /// Whether rows arrived since the last [`close_transaction`](Self::close_transaction).
+    pub fn has_open_rows(&self) -> bool {
+        self.open_rows > 0
+    }
+
+    /// Closes the current transaction's rows at its commit position.
+    pub fn close_transaction(&mut self, end: Lsn, commit_time: DateTime<Utc>) {
+        if self.open_rows == 0 {
+            return;
+        }
+        self.open_rows = 0;
+        self.spans.push(TransactionSpan {
+            end_row: self.operations.len(),
+            position: SourcePosition::Postgres { lsn: end },
+            commit_time,
+        });
+    }
+
+    /// Switches to a new shape; rows so far keep the old one.
+    pub fn reshape(&mut self, shape: TableShape) -> Result<()> {
+        if self.builders.first().is_some_and(|builder| !builder.is_empty()) {
+            let rows = self.finish_builders()?;
+            self.segments.push((self.shape.schema.clone(), rows));
+        }
+        self.builders = shape.types.iter().map(|pg_type| ColumnBuilder::new(pg_type, 1024)).collect();
+        self.shape = shape;
+        Ok(())
+    }
+
+    fn finish_builders(&mut self) -> Result<RecordBatch> {
+        let arrays: Vec<ArrayRef> = self.builders.iter_mut().map(ColumnBuilder::finish).collect();
+        let schema = &self.shape.schema;
+        if arrays.is_empty() {
+            return Err(Error::schema(&schema.id, format!("{} has no columns to capture", schema.id)));
+        }
+        RecordBatch::try_new(schema.arrow_schema(), arrays).map_err(|cause| {
+            Error::schema(&schema.id, format!("decoded changes of {} do not match its schema", schema.id))
+                .caused_by(cause)
+        })
+    }
+
+    /// Takes every closed transaction as one batch (and the schema it is expressed in), leaving nothing
+    /// pending. Must not be called with rows of an open transaction.
+    pub fn take_batch(&mut self) -> Result<Option<(TableSchema, ChangeBatch)>> {
+        if self.operations.is_empty() {
+            return Ok(None);
+        }
+        if self.open_rows > 0 {
+            return Err(Error::state(format!(
+                "internal: {} has changes of an unfinished transaction",
+                self.shape.schema.id
+            )));
+        }
+        let current = self.finish_builders()?;
+        let mut segments = std::mem::take(&mut self.segments);
+        segments.push((self.shape.schema.clone(), current));
+        let schema = union_schema(&self.shape.schema, &segments)?;
+        let arrow_schema = schema.arrow_schema();
+        let mut aligned = Vec::with_capacity(segments.len());
+        for (_, rows) in &segments {
+            aligned.push(align(&arrow_schema, rows).map_err(|cause| {
+                Error::schema(&schema.id, format!("changes of {} cannot take its new shape", schema.id))
+                    .caused_by(cause)
+            })?);
+        }
+        let rows = concat_batches(&arrow_schema, &aligned)
+            .map_err(|cause| Error::state(format!("cannot assemble changes of {}", schema.id)).caused_by(cause))?;
+        let operations = std::mem::take(&mut self.operations);
+        let spans = std::mem::take(&mut self.spans);
+        let batch = ChangeBatch::new(&schema, rows, operations, spans)?;
+        Ok(Some((schema, batch)))
+    }
+}
+
+/// The current schema plus columns that only earlier segments have (dropped since), so no value is lost.
+fn union_schema(current: &TableSchema, segments: &[(TableSchema, RecordBatch)]) -> Result<TableSchema> {
+    let mut columns: Vec<Column> = current.columns.clone();
+    for (schema, _) in segments {
+        for column in &schema.columns {
+            if !columns.iter().any(|known| known.name == column.name) {
+                columns.push(column.clone());
+            }
+        }
+    }
+    TableSchema::new(current.id.clone(), columns, current.primary_key.clone())
+}
+
+fn align(
+    schema: &Arc<Schema>,
+    rows: &RecordBatch,
+) -> std::result::Result<RecordBatch, connector_core::arrow::error::ArrowError> {
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|field: &Arc<Field>| match rows.column_by_name(field.name()) {
+            Some(column) if column.data_type() == field.data_type() => Ok(column.clone()),
+            Some(column) => cast(column, field.data_type()),
+            None => Ok(new_null_array(field.data_type(), rows.num_rows())),
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(schema.clone(), columns)
+}

@@ -1,0 +1,161 @@
+//! The PostgreSQL source profile: where to connect, which tables, and the names of the replication slot and
+//! publication derived from the pipeline.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use connector_core::config::{Pipeline as PipelineConfig, Profile};
+use connector_core::error::{Error, Result};
+use connector_core::options::TableOptions;
+use connector_core::schema::TableId;
+use connector_core::secret::ConnectionUrl;
+use pgwire_replication::{ReplicationConfig, TlsConfig};
+use serde::Deserialize;
+
+/// How long changes may wait in memory before a micro-batch is committed in continuous mode. Each commit
+/// costs a MERGE (about a second on a large table), so much shorter gains little.
+pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_secs(1);
+/// Buffered change bytes (Arrow, across tables) that force a commit: bounds memory whatever the backlog.
+pub const DEFAULT_BATCH_BYTES: usize = 128 * 1024 * 1024;
+/// How often continuous mode writes a heartbeat into the WAL, so an idle slot still advances when other
+/// databases or tables keep writing (otherwise the slot pins their WAL).
+pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
+
+/// The profile's own settings, as written under `[profiles.NAME]` with `kind = "postgres"`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    url: ConnectionUrl,
+    #[serde(default)]
+    schemas: Vec<String>,
+    #[serde(default)]
+    slot: Option<String>,
+    #[serde(default)]
+    publication: Option<String>,
+}
+
+/// A validated PostgreSQL source for one pipeline.
+#[derive(Debug, Clone)]
+pub struct PostgresConfig {
+    pub url: ConnectionUrl,
+    pub connection: tokio_postgres::Config,
+    pub pipeline: String,
+    pub dest: String,
+    /// Tables named explicitly; `schemas` adds every table of those schemas when the pipeline starts.
+    pub tables: Vec<TableId>,
+    pub schemas: Vec<String>,
+    pub table_options: BTreeMap<TableId, TableOptions>,
+    pub default_options: TableOptions,
+    pub slot: String,
+    pub publication: String,
+    pub commit_interval: Duration,
+    pub batch_bytes: usize,
+    pub heartbeat_interval: Duration,
+}
+
+impl PostgresConfig {
+    pub fn from_profile(profile: &Profile, pipeline: &PipelineConfig) -> Result<Self> {
+        let config = Self::connection_only(profile, pipeline)?;
+        if config.tables.is_empty() && config.schemas.is_empty() {
+            return Err(Error::config(format!(
+                "pipeline `{}`: name tables (--tables schema.table) or schemas (--schemas public)",
+                pipeline.name
+            )));
+        }
+        Ok(config)
+    }
+
+    /// The profile without requiring tables: enough to reach the server and name the slot (`connector drop`).
+    pub fn connection_only(profile: &Profile, pipeline: &PipelineConfig) -> Result<Self> {
+        let at = format!("pipeline `{}` (source `{}`)", pipeline.name, profile.kind);
+        let raw: RawProfile = toml::Value::Table(profile.settings.clone())
+            .try_into()
+            .map_err(|cause| Error::config(format!("{at}: invalid PostgreSQL settings: {cause}")))?;
+        let connection: tokio_postgres::Config = raw.url.expose().parse().map_err(|cause| {
+            Error::config(format!(
+                "{at}: url `{}` is not a PostgreSQL connection URL (postgres://user:password@host:5432/database)",
+                raw.url.redacted()
+            ))
+            .caused_by(cause)
+        })?;
+        if connection.get_dbname().is_none() {
+            return Err(Error::config(format!(
+                "{at}: url `{}` names no database; add it to the path (postgres://user@host:5432/DATABASE)",
+                raw.url.redacted()
+            )));
+        }
+        let mut tables = Vec::new();
+        let mut table_options = BTreeMap::new();
+        for table in &pipeline.tables {
+            let id = TableId::parse(table).map_err(|error| Error::config(format!("{at}: {error}")))?;
+            if let Some(options) = pipeline.table_options.get(table) {
+                table_options.insert(id.clone(), options.clone());
+            }
+            tables.push(id);
+        }
+        let default_name = format!("connector_{}", pipeline.name.replace('-', "_"));
+        let slot = raw.slot.unwrap_or_else(|| default_name.clone());
+        check_identifier(&slot).map_err(|reason| Error::config(format!("{at}: slot `{slot}`: {reason}")))?;
+        let publication = raw.publication.unwrap_or(default_name);
+        Ok(PostgresConfig {
+            url: raw.url,
+            connection,
+            pipeline: pipeline.name.clone(),
+            dest: pipeline.dest.clone(),
+            tables,
+            schemas: raw.schemas,
+            table_options,
+            default_options: pipeline.default_options.clone(),
+            slot,
+            publication,
+            commit_interval: DEFAULT_COMMIT_INTERVAL,
+            batch_bytes: DEFAULT_BATCH_BYTES,
+            heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
+        })
+    }
+
+    pub fn options_for(&self, table: &TableId) -> TableOptions {
+        self.table_options.get(table).cloned().unwrap_or_else(|| self.default_options.clone())
+    }
+
+    /// The replication connection's settings, from the same URL as the SQL connection.
+    pub fn replication(&self, slot: &str, start: u64, acknowledged: u64) -> Result<ReplicationConfig> {
+        let connection = &self.connection;
+        let host = match connection.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+            #[cfg(unix)]
+            Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
+            None => "localhost".to_string(),
+        };
+        let port = connection.get_ports().first().copied().unwrap_or(5432);
+        let password = connection.get_password().map(|bytes| String::from_utf8_lossy(bytes).into_owned());
+        let tls = match connection.get_ssl_mode() {
+            tokio_postgres::config::SslMode::Require => TlsConfig::require(),
+            _ => TlsConfig::disabled(),
+        };
+        let config = ReplicationConfig::new(
+            host,
+            connection.get_user().unwrap_or("postgres"),
+            password.unwrap_or_default(),
+            connection.get_dbname().unwrap_or("postgres"),
+            slot,
+            self.publication.as_str(),
+        )
+        .with_port(port)
+        .with_tls(tls)
+        .with_binary(true)
+        .with_start_lsn(pgwire_replication::Lsn::from_u64(start))
+        .with_ack_lsn(pgwire_replication::Lsn::from_u64(acknowledged))
+        .with_status_interval(Duration::from_secs(1))
+        .with_application_name(format!("connector {}", self.pipeline));
+        Ok(config)
+    }
+}
+
+/// Slot names: lower-case letters, digits and underscores, at most 63 bytes (PostgreSQL's rule).
+fn check_identifier(name: &str) -> std::result::Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= 63
+        && name.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'_');
+    if valid { Ok(()) } else { Err("use 1 to 63 characters of a-z, 0-9 and `_`".into()) }
+}

@@ -1,0 +1,203 @@
+//! One sync of a PostgreSQL pipeline: check the server, set up the publication and slot, copy the tables that
+//! have no complete snapshot yet, then stream changes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use connector_core::cursor::{SnapshotProgress, TableCursor};
+use connector_core::delta::{DeltaSink, DeltaTableWriter, Destination};
+use connector_core::error::{Error, Result};
+use connector_core::pipeline::{Pipeline, Shutdown, SyncFuture, SyncMode, SyncReport, TableReport};
+use connector_core::position::{Lsn, SourcePosition};
+use tokio::sync::Semaphore;
+use tracing::{info, warn};
+
+use crate::catalog::{SourceTable, describe_table, tables_of_schemas};
+use crate::changes::{PendingChanges, TableShape};
+use crate::config::PostgresConfig;
+use crate::connection::connect;
+use crate::setup::{check_server, check_table, ensure_publication, ensure_slot};
+use crate::snapshot::{copy_table, export_snapshot};
+use crate::stream::{ChangeStream, StreamedTable};
+
+/// Tables copied at the same time, each over its own connection.
+const PARALLEL_COPIES: usize = 4;
+
+/// A PostgreSQL source bound to its Delta tables.
+#[derive(Debug)]
+pub struct PostgresPipeline {
+    config: Arc<PostgresConfig>,
+    sink: DeltaSink,
+}
+
+impl PostgresPipeline {
+    pub fn new(config: PostgresConfig) -> Result<Self> {
+        let destination = Destination::parse(&config.dest)?;
+        let sink = DeltaSink::new(destination, config.pipeline.clone(), HashMap::new());
+        Ok(PostgresPipeline { config: Arc::new(config), sink })
+    }
+
+    async fn run(&self, mode: SyncMode, shutdown: Shutdown) -> Result<SyncReport> {
+        let config = &self.config;
+        let sql = connect(config).await?;
+        check_server(&sql).await?;
+        let mut ids = config.tables.clone();
+        for id in tables_of_schemas(&sql, &config.schemas).await? {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        if ids.is_empty() {
+            return Err(Error::config(format!(
+                "pipeline `{}`: schemas {} hold no tables",
+                config.pipeline,
+                config.schemas.join(", ")
+            )));
+        }
+        let mut sources = Vec::with_capacity(ids.len());
+        for id in &ids {
+            let options = config.options_for(id);
+            let source = describe_table(&sql, id, options.key.as_deref()).await?;
+            check_table(&sql, &source).await?;
+            sources.push(source);
+        }
+        ensure_publication(&sql, &config.publication, &ids).await?;
+        let slot = ensure_slot(&sql, &config.slot, &config.pipeline).await?;
+
+        let mut writers = Vec::with_capacity(sources.len());
+        for source in &sources {
+            writers.push(self.sink.open_table(&source.schema, config.options_for(&source.schema.id)).await?);
+        }
+        let mut reports: Vec<TableReport> = sources
+            .iter()
+            .map(|source| TableReport {
+                table: source.schema.id.clone(),
+                snapshot_rows: 0,
+                changes_applied: 0,
+                position: None,
+            })
+            .collect();
+
+        let mut needs_copy = Vec::new();
+        for (index, writer) in writers.iter_mut().enumerate() {
+            match writer.cursor() {
+                None => needs_copy.push(index),
+                Some(cursor) if !cursor.snapshot_complete() => needs_copy.push(index),
+                Some(cursor) if slot.created => {
+                    // The slot that fed this table is gone, and with it the changes since: copy it again.
+                    warn!(
+                        table = %writer.table_id(),
+                        position = %cursor.position,
+                        "the replication slot was created anew; copying the table again"
+                    );
+                    let restart = TableCursor {
+                        position: SourcePosition::Postgres { lsn: slot.confirmed_flush },
+                        snapshot: Some(SnapshotProgress {
+                            resume_from: serde_json::Value::Null,
+                            rows_copied: 0,
+                            complete: false,
+                            taken_at: chrono::Utc::now(),
+                        }),
+                    };
+                    writer.restart_snapshot(restart).await?;
+                    needs_copy.push(index);
+                }
+                Some(_) => {}
+            }
+        }
+        if !needs_copy.is_empty() && !shutdown.is_requested() {
+            let mut slots: Vec<Option<DeltaTableWriter>> = writers.into_iter().map(Some).collect();
+            let copied = self.copy_tables(&sources, &mut slots, &needs_copy).await;
+            writers = slots.into_iter().flatten().collect();
+            for (index, rows) in copied? {
+                reports[index].snapshot_rows = rows;
+            }
+        }
+
+        let mut streamed = Vec::with_capacity(sources.len());
+        for (source, writer) in sources.into_iter().zip(writers) {
+            let skip_before = match writer.cursor().map(|cursor| &cursor.position) {
+                Some(SourcePosition::Postgres { lsn }) => *lsn,
+                Some(other) => {
+                    return Err(Error::state(format!(
+                        "{} holds a cursor of another source ({other}); write it to another destination or resync it",
+                        source.schema.id
+                    )));
+                }
+                None => Lsn(0),
+            };
+            let shape = TableShape { schema: source.schema, types: source.types, wire_types: source.wire_types };
+            streamed.push(StreamedTable {
+                writer,
+                pending: PendingChanges::new(shape),
+                skip_before,
+                changes_applied: 0,
+            });
+        }
+        if !shutdown.is_requested() {
+            ChangeStream::new(config, &sql, &mut streamed, slot.confirmed_flush).run(mode, shutdown).await?;
+        }
+        for (report, table) in reports.iter_mut().zip(&streamed) {
+            report.changes_applied = table.changes_applied;
+            report.position = table.writer.cursor().map(|cursor| cursor.position.clone());
+        }
+        Ok(SyncReport { tables: reports })
+    }
+
+    /// Copies the tables at `indices` under one exported snapshot, several at a time.
+    async fn copy_tables(
+        &self,
+        sources: &[SourceTable],
+        writers: &mut [Option<DeltaTableWriter>],
+        indices: &[usize],
+    ) -> Result<Vec<(usize, u64)>> {
+        let snapshot = Arc::new(export_snapshot(&self.config).await?);
+        let permits = Arc::new(Semaphore::new(PARALLEL_COPIES));
+        let mut tasks = tokio::task::JoinSet::new();
+        // Each copy owns its writer while it runs; it comes back with the result.
+        for &index in indices {
+            let Some(mut writer) = writers[index].take() else { continue };
+            let (config, snapshot, permits, source) =
+                (self.config.clone(), snapshot.clone(), permits.clone(), sources[index].clone());
+            tasks.spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                if writer.cursor().is_some() {
+                    // A snapshot that never completed: start it over.
+                    warn!(table = %source.schema.id, "an earlier snapshot did not complete; copying again");
+                }
+                let copied = copy_table(&config, &snapshot, &source, &mut writer).await;
+                (index, writer, copied)
+            });
+        }
+        let mut copied = Vec::new();
+        let mut failure = None;
+        while let Some(joined) = tasks.join_next().await {
+            let (index, writer, result) =
+                joined.map_err(|panic| Error::state(format!("a snapshot copy ended abnormally: {panic}")))?;
+            writers[index] = Some(writer);
+            match result {
+                Ok(rows) => copied.push((index, rows)),
+                Err(error) => {
+                    failure.get_or_insert(error);
+                }
+            }
+        }
+        match failure {
+            Some(error) => Err(error),
+            None => {
+                info!(tables = copied.len(), "initial snapshot complete");
+                Ok(copied)
+            }
+        }
+    }
+}
+
+impl Pipeline for PostgresPipeline {
+    fn name(&self) -> &str {
+        &self.config.pipeline
+    }
+
+    fn sync(&self, mode: SyncMode, shutdown: Shutdown) -> SyncFuture<'_> {
+        Box::pin(self.run(mode, shutdown))
+    }
+}

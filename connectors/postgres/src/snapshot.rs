@@ -1,0 +1,306 @@
+//! The initial copy of a table: binary COPY under a snapshot exported by a temporary replication slot, so the
+//! copy holds exactly the transactions that committed before the slot's consistent point, and the stream
+//! applies exactly those after it.
+
+use std::time::Instant;
+
+use bytes::{Buf, Bytes, BytesMut};
+use chrono::Utc;
+use connector_core::arrow::array::RecordBatch;
+use connector_core::cursor::{SnapshotProgress, TableCursor};
+use connector_core::delta::DeltaTableWriter;
+use connector_core::error::{Error, ErrorKind, Result, Retry};
+use connector_core::position::{Lsn, SourcePosition};
+use futures::StreamExt;
+use pgwire_replication::ReplicationClient;
+use tracing::{info, warn};
+
+use crate::catalog::{SourceTable, source_error};
+use crate::codec::ColumnBuilder;
+use crate::config::PostgresConfig;
+use crate::connection::connect;
+use crate::setup::{parse_lsn, qualified, quote_identifier};
+
+/// Rows decoded into Arrow before they are handed to the Parquet writer: large enough to amortise the
+/// per-batch cost, small enough to keep memory flat.
+const ROWS_PER_BATCH: usize = 64 * 1024;
+/// Arrow bytes that end a batch early, for wide rows.
+const BYTES_PER_BATCH: usize = 32 * 1024 * 1024;
+/// How often a long copy logs its progress.
+const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A snapshot exported by a temporary slot; it stays valid while this value lives.
+pub struct ExportedSnapshot {
+    /// Holds the temporary slot and its snapshot: dropping it ends both.
+    _session: ReplicationClient,
+    pub name: String,
+    /// The slot's consistent point: the snapshot holds every transaction that committed at or before it.
+    pub position: Lsn,
+}
+
+impl std::fmt::Debug for ExportedSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExportedSnapshot").field("name", &self.name).field("position", &self.position).finish()
+    }
+}
+
+pub(crate) fn replication_error(what: impl Into<String>, cause: pgwire_replication::PgWireError) -> Error {
+    let retry = match &cause {
+        pgwire_replication::PgWireError::Io(_) => Retry::WithBackoff,
+        _ => Retry::No,
+    };
+    Error::new(ErrorKind::Source, retry, format!("{}: {cause}", what.into()))
+}
+
+/// Creates a temporary logical slot that exports its snapshot. The pipeline's own slot must exist first, so
+/// its position is at or before this one and no change falls between the copy and the stream.
+pub async fn export_snapshot(config: &PostgresConfig) -> Result<ExportedSnapshot> {
+    let slot = format!("connector_snapshot_{}_{}", std::process::id(), fastrand::u32(..));
+    let settings = config.replication(&slot, 0, 0)?;
+    let mut session = ReplicationClient::connect_gated(settings)
+        .await
+        .map_err(|cause| replication_error("cannot open a replication connection", cause))?;
+    let rows = session
+        .simple_query(&format!("CREATE_REPLICATION_SLOT {slot} TEMPORARY LOGICAL pgoutput (SNAPSHOT 'export')"))
+        .await
+        .map_err(|cause| replication_error("cannot create a temporary slot to export a snapshot", cause))?;
+    let row = rows.first().ok_or_else(|| Error::state("CREATE_REPLICATION_SLOT returned no row"))?;
+    let text = |index: usize| {
+        row.get(index)
+            .and_then(|value| value.as_ref())
+            .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
+            .ok_or_else(|| Error::state(format!("CREATE_REPLICATION_SLOT returned no column {index}")))
+    };
+    let position = parse_lsn(&text(1)?)?;
+    let name = text(2)?;
+    info!(snapshot = %name, lsn = %position, "exported a snapshot for the initial copy");
+    Ok(ExportedSnapshot { _session: session, name, position })
+}
+
+/// Copies `table` under `snapshot` into its Delta table in one commit that marks the snapshot complete.
+/// Returns the number of rows copied.
+pub async fn copy_table(
+    config: &PostgresConfig,
+    snapshot: &ExportedSnapshot,
+    table: &SourceTable,
+    writer: &mut DeltaTableWriter,
+) -> Result<u64> {
+    let id = &table.schema.id;
+    let client = connect(config).await?;
+    client
+        .batch_execute(&format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{}'",
+            snapshot.name
+        ))
+        .await
+        .map_err(|cause| source_error(format!("cannot start the snapshot transaction for {id}"), cause))?;
+    let columns = table.schema.columns.iter().map(|column| quote_identifier(&column.name)).collect::<Vec<_>>();
+    let statement = format!("COPY (SELECT {} FROM {}) TO STDOUT (FORMAT binary)", columns.join(", "), qualified(id));
+    let stream = client
+        .copy_out(statement.as_str())
+        .await
+        .map_err(|cause| source_error(format!("cannot start copying {id}"), cause))?;
+    futures::pin_mut!(stream);
+
+    let position = SourcePosition::Postgres { lsn: snapshot.position };
+    let taken_at = Utc::now();
+    let mut snapshot_writer = writer.snapshot_writer(&position, taken_at)?;
+    let mut decoder = CopyDecoder::new(table);
+    let started = Instant::now();
+    let mut last_report = started;
+    let mut rows: u64 = 0;
+    let mut bytes: u64 = 0;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|cause| source_error(format!("copying {id} failed"), cause))?;
+        bytes += chunk.len() as u64;
+        decoder.feed(chunk).map_err(|error| error.for_table(id))?;
+        if decoder.batch_full() {
+            let batch = decoder.finish_batch(table)?;
+            rows += batch.num_rows() as u64;
+            snapshot_writer.write(&batch).await?;
+            if last_report.elapsed() >= PROGRESS_INTERVAL {
+                last_report = Instant::now();
+                let seconds = started.elapsed().as_secs_f64();
+                info!(table = %id, rows, mib = bytes / (1024 * 1024), rows_per_second = (rows as f64 / seconds) as u64, "copying");
+            }
+        }
+    }
+    if !decoder.finished {
+        return Err(Error::new(
+            ErrorKind::Source,
+            Retry::WithBackoff,
+            format!("the copy of {id} ended without its trailer; the connection was cut"),
+        )
+        .for_table(id));
+    }
+    if decoder.row_count() > 0 {
+        let batch = decoder.finish_batch(table)?;
+        rows += batch.num_rows() as u64;
+        snapshot_writer.write(&batch).await?;
+    }
+    let cursor = TableCursor {
+        position: position.clone(),
+        snapshot: Some(SnapshotProgress {
+            resume_from: serde_json::Value::Null,
+            rows_copied: rows,
+            complete: true,
+            taken_at,
+        }),
+    };
+    snapshot_writer.commit(cursor).await?;
+    let seconds = started.elapsed().as_secs_f64().max(0.001);
+    info!(
+        table = %id,
+        rows,
+        mib = bytes / (1024 * 1024),
+        seconds = format!("{seconds:.1}"),
+        rows_per_second = (rows as f64 / seconds) as u64,
+        "snapshot committed"
+    );
+    client.batch_execute("COMMIT").await.map_err(|cause| {
+        warn!(table = %id, error = %cause, "closing the snapshot transaction failed");
+        source_error("closing the snapshot transaction failed", cause)
+    })?;
+    Ok(rows)
+}
+
+/// Splits the binary COPY stream into rows and decodes their values into column builders.
+struct CopyDecoder {
+    builders: Vec<ColumnBuilder>,
+    /// Bytes of a row that continues in the next chunk.
+    carry: BytesMut,
+    header_seen: bool,
+    finished: bool,
+    rows: usize,
+}
+
+/// `PGCOPY\n\377\r\n\0`, then the flags and header-extension length (both 32-bit).
+const COPY_SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
+const COPY_HEADER_LENGTH: usize = COPY_SIGNATURE.len() + 8;
+
+impl CopyDecoder {
+    fn new(table: &SourceTable) -> Self {
+        CopyDecoder {
+            builders: table.types.iter().map(|pg_type| ColumnBuilder::new(pg_type, ROWS_PER_BATCH)).collect(),
+            carry: BytesMut::new(),
+            header_seen: false,
+            finished: false,
+            rows: 0,
+        }
+    }
+
+    fn row_count(&self) -> usize {
+        self.rows
+    }
+
+    fn batch_full(&self) -> bool {
+        self.rows >= ROWS_PER_BATCH
+            || (self.rows.is_multiple_of(1024)
+                && self.builders.iter().map(ColumnBuilder::buffered_bytes).sum::<usize>() >= BYTES_PER_BATCH)
+    }
+
+    fn feed(&mut self, chunk: Bytes) -> Result<()> {
+        if self.carry.is_empty() {
+            let consumed = self.decode_rows(&chunk)?;
+            self.carry.extend_from_slice(&chunk[consumed..]);
+        } else {
+            self.carry.extend_from_slice(&chunk);
+            let carried = std::mem::take(&mut self.carry);
+            let consumed = self.decode_rows(&carried)?;
+            self.carry.extend_from_slice(&carried[consumed..]);
+        }
+        Ok(())
+    }
+
+    /// Decodes every complete row in `bytes`; returns how many bytes they used.
+    fn decode_rows(&mut self, bytes: &[u8]) -> Result<usize> {
+        let mut offset = 0;
+        if !self.header_seen {
+            if bytes.len() < COPY_HEADER_LENGTH {
+                return Ok(0);
+            }
+            if &bytes[..COPY_SIGNATURE.len()] != COPY_SIGNATURE {
+                return Err(Error::state("the binary COPY stream has no PGCOPY signature"));
+            }
+            let mut rest = &bytes[COPY_SIGNATURE.len() + 4..];
+            let extension = rest.get_u32() as usize;
+            offset = COPY_HEADER_LENGTH + extension;
+            if bytes.len() < offset {
+                return Ok(0);
+            }
+            self.header_seen = true;
+        }
+        while let Some(end) = complete_row_end(&bytes[offset..]) {
+            let row = &bytes[offset..offset + end];
+            offset += end;
+            let mut cursor = row;
+            let fields = cursor.get_i16();
+            if fields < 0 {
+                self.finished = true;
+                return Ok(bytes.len());
+            }
+            if fields as usize != self.builders.len() {
+                return Err(Error::state(format!(
+                    "the COPY row has {fields} columns, {} were expected",
+                    self.builders.len()
+                )));
+            }
+            for builder in &mut self.builders {
+                let length = cursor.get_i32();
+                let value = if length < 0 {
+                    None
+                } else {
+                    let (value, rest) = cursor.split_at(length as usize);
+                    cursor = rest;
+                    Some(value)
+                };
+                builder.append(value).map_err(|cause| Error::state("cannot decode a copied value").caused_by(cause))?;
+            }
+            self.rows += 1;
+        }
+        Ok(offset)
+    }
+
+    fn finish_batch(&mut self, table: &SourceTable) -> Result<RecordBatch> {
+        let arrays = self.builders.iter_mut().map(ColumnBuilder::finish).collect();
+        self.rows = 0;
+        RecordBatch::try_new(table.schema.arrow_schema(), arrays).map_err(|cause| {
+            Error::schema(&table.schema.id, format!("decoded rows of {} do not match its schema", table.schema.id))
+                .caused_by(cause)
+        })
+    }
+}
+
+/// The length of the first row in `bytes` when it is complete (the trailer counts as a row).
+fn complete_row_end(bytes: &[u8]) -> Option<usize> {
+    if bytes.len() < 2 {
+        return None;
+    }
+    let fields = i16::from_be_bytes([bytes[0], bytes[1]]);
+    let mut offset = 2;
+    for _ in 0..fields.max(0) {
+        let header = bytes.get(offset..offset + 4)?;
+        let length = i32::from_be_bytes([header[0], header[1], header[2], header[3]]);
+        offset += 4 + usize::try_from(length).unwrap_or(0);
+        if offset > bytes.len() {
+            return None;
+        }
+    }
+    Some(offset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_split_across_chunks_wait_for_their_end() {
+        let mut row = 2i16.to_be_bytes().to_vec();
+        row.extend(4i32.to_be_bytes());
+        row.extend(7i32.to_be_bytes());
+        row.extend((-1i32).to_be_bytes());
+        assert_eq!(complete_row_end(&row), Some(row.len()));
+        assert_eq!(complete_row_end(&row[..7]), None);
+        assert_eq!(complete_row_end(&(-1i16).to_be_bytes()), Some(2));
+    }
+}

@@ -1,0 +1,381 @@
+//! Applies logical replication changes to the Delta tables: reads pgoutput over the streaming replication
+//! protocol, gathers closed transactions per table, commits them in micro-batches and only then confirms the
+//! position to the server (`flush_lsn`), so the slot never moves past what Delta holds.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use connector_core::change::Operation;
+use connector_core::delta::{ApplyOutcome, DeltaTableWriter};
+use connector_core::error::{Error, ErrorKind, Result, Retry};
+use connector_core::pipeline::{Shutdown, SyncMode};
+use connector_core::position::Lsn;
+use connector_core::schema::{Column, TableId, TableSchema};
+use pgwire_replication::{ReplicationClient, ReplicationEvent};
+use tokio_postgres::Client;
+use tracing::{debug, info};
+
+use crate::catalog::{TypeCatalog, source_error};
+use crate::changes::{PendingChanges, TableShape};
+use crate::config::PostgresConfig;
+use crate::pgoutput::{self, Change, Relation, TupleValue};
+use crate::snapshot::replication_error;
+
+/// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
+const POSTGRES_EPOCH_OFFSET_MICROS: i64 = 946_684_800_000_000;
+/// Prefix of the logical messages the connector writes into the WAL.
+const MESSAGE_PREFIX: &str = "connector";
+/// How long a stopping sync waits for the server to receive its last confirmed position.
+const FEEDBACK_DEADLINE: Duration = Duration::from_secs(5);
+
+/// A table being streamed.
+#[derive(Debug)]
+pub struct StreamedTable {
+    pub writer: DeltaTableWriter,
+    pub pending: PendingChanges,
+    /// Transactions that committed before this position are already in the table (its snapshot or an
+    /// earlier run) and are skipped as they arrive.
+    pub skip_before: Lsn,
+    pub changes_applied: u64,
+}
+
+/// Where the stream stands, for the report.
+#[derive(Debug)]
+pub struct StreamOutcome {
+    pub acknowledged: Lsn,
+}
+
+pub struct ChangeStream<'a> {
+    config: &'a PostgresConfig,
+    sql: &'a Client,
+    tables: &'a mut [StreamedTable],
+    catalog: TypeCatalog,
+    /// Relation OID → index into `tables`.
+    relations: HashMap<u32, usize>,
+    /// Begin's commit LSN and time of the open transaction.
+    open_transaction: Option<(Lsn, DateTime<Utc>)>,
+    /// Tables with rows in the open transaction.
+    touched: Vec<usize>,
+    /// Every transaction up to here was received whole (committed to Delta if it had our rows, or irrelevant).
+    received: Lsn,
+    acknowledged: Lsn,
+    oldest_pending: Option<Instant>,
+    reached_end: bool,
+}
+
+impl std::fmt::Debug for ChangeStream<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChangeStream").field("received", &self.received).finish_non_exhaustive()
+    }
+}
+
+impl<'a> ChangeStream<'a> {
+    pub fn new(config: &'a PostgresConfig, sql: &'a Client, tables: &'a mut [StreamedTable], start: Lsn) -> Self {
+        ChangeStream {
+            config,
+            sql,
+            tables,
+            catalog: TypeCatalog::default(),
+            relations: HashMap::new(),
+            open_transaction: None,
+            touched: Vec::new(),
+            received: start,
+            acknowledged: start,
+            oldest_pending: None,
+            reached_end: false,
+        }
+    }
+
+    /// Streams from the slot until shut down (continuous) or until every change present at start is
+    /// committed (once).
+    pub async fn run(mut self, mode: SyncMode, mut shutdown: Shutdown) -> Result<StreamOutcome> {
+        let settings = self.config.replication(&self.config.slot, self.acknowledged.0, self.acknowledged.0)?;
+        let mut client = ReplicationClient::connect(settings)
+            .await
+            .map_err(|cause| replication_error("cannot open the replication connection", cause))?;
+        client.wait_started().await.map_err(|cause| {
+            replication_error(format!("cannot start replication from slot {}", self.config.slot), cause)
+        })?;
+        // `once` stops at a marker written now: everything committed before it is then received.
+        let end_marker = match mode {
+            SyncMode::Once => Some(self.emit_message("end").await?),
+            SyncMode::Continuous => None,
+        };
+        info!(slot = %self.config.slot, from = %self.acknowledged, "streaming changes");
+        let mut tick = tokio::time::interval(self.config.commit_interval.min(Duration::from_secs(1)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_heartbeat = Instant::now();
+        loop {
+            let event = tokio::select! {
+                biased;
+                _ = shutdown.requested() => break,
+                _ = tick.tick() => {
+                    if self.open_transaction.is_none() && self.due_by_time() {
+                        self.commit(&client).await?;
+                    }
+                    if mode == SyncMode::Continuous && last_heartbeat.elapsed() >= self.config.heartbeat_interval {
+                        last_heartbeat = Instant::now();
+                        self.emit_message("heartbeat").await?;
+                    }
+                    continue;
+                }
+                event = client.recv() => event,
+            };
+            let event = event.map_err(|cause| replication_error("the replication stream failed", cause))?;
+            let Some(event) = event else {
+                return Err(Error::new(
+                    ErrorKind::Source,
+                    Retry::WithBackoff,
+                    "the server ended the replication stream".to_string(),
+                ));
+            };
+            self.handle(event, end_marker.as_deref()).await?;
+            if self.open_transaction.is_none() && (self.due_by_size() || self.reached_end) {
+                self.commit(&client).await?;
+            }
+            if self.reached_end {
+                break;
+            }
+        }
+        if self.open_transaction.is_none() {
+            self.commit(&client).await?;
+        }
+        self.wait_for_feedback(&client).await;
+        client.stop();
+        let _ = client.shutdown().await;
+        Ok(StreamOutcome { acknowledged: self.acknowledged })
+    }
+
+    /// Writes a logical message into the WAL and returns its unique content.
+    async fn emit_message(&self, kind: &str) -> Result<String> {
+        let content = format!("{kind} {} {}", self.config.pipeline, fastrand::u64(..));
+        self.sql
+            .execute("SELECT pg_logical_emit_message(false, $1, $2)", &[&MESSAGE_PREFIX, &content])
+            .await
+            .map_err(|cause| source_error("cannot write a marker into the WAL", cause))?;
+        Ok(content)
+    }
+
+    fn due_by_time(&self) -> bool {
+        self.oldest_pending.is_some_and(|since| since.elapsed() >= self.config.commit_interval)
+            || (self.oldest_pending.is_none() && self.received > self.acknowledged)
+    }
+
+    fn due_by_size(&self) -> bool {
+        self.tables.iter().map(|table| table.pending.buffered_bytes()).sum::<usize>() >= self.config.batch_bytes
+    }
+
+    async fn handle(&mut self, event: ReplicationEvent, end_marker: Option<&str>) -> Result<()> {
+        match event {
+            ReplicationEvent::Begin { final_lsn, commit_time_micros, .. } => {
+                self.open_transaction = Some((Lsn(final_lsn.as_u64()), postgres_time(commit_time_micros)));
+            }
+            ReplicationEvent::Commit { end_lsn, commit_time_micros, .. } => {
+                let commit_time = postgres_time(commit_time_micros);
+                for index in self.touched.drain(..) {
+                    self.tables[index].pending.close_transaction(Lsn(end_lsn.as_u64()), commit_time);
+                }
+                self.open_transaction = None;
+                self.received = self.received.max(Lsn(end_lsn.as_u64()));
+            }
+            ReplicationEvent::XLogData { data, .. } => {
+                let change = pgoutput::decode(&data)
+                    .map_err(|cause| Error::state("cannot decode the replication stream").caused_by(cause))?;
+                self.apply(change).await?;
+            }
+            ReplicationEvent::Message { lsn, prefix, content, transactional } => {
+                if !transactional && self.open_transaction.is_none() {
+                    self.received = self.received.max(Lsn(lsn.as_u64()));
+                }
+                if prefix == MESSAGE_PREFIX && end_marker.is_some_and(|marker| marker.as_bytes() == content.as_ref()) {
+                    self.reached_end = true;
+                }
+            }
+            ReplicationEvent::KeepAlive { wal_end, .. } => {
+                if self.open_transaction.is_none() {
+                    self.received = self.received.max(Lsn(wal_end.as_u64()));
+                }
+            }
+            ReplicationEvent::StoppedAt { .. } => {}
+        }
+        Ok(())
+    }
+
+    async fn apply(&mut self, change: Change<'_>) -> Result<()> {
+        let (relation, operation, old, new) = match change {
+            Change::Relation(relation) => return self.on_relation(relation).await,
+            Change::Insert { relation, new } => (relation, Operation::Insert, None, new),
+            Change::Update { relation, old, new } => (relation, Operation::Update, old, new),
+            Change::Delete { relation, old } => (relation, Operation::Delete, None, old),
+            Change::Truncate { relations } => {
+                for relation in relations {
+                    if let Some(index) = self.table_for(relation) {
+                        self.tables[index].pending.push_truncate()?;
+                        self.touch(index);
+                    }
+                }
+                return Ok(());
+            }
+            Change::Other(_) => return Ok(()),
+        };
+        let Some(index) = self.table_for(relation) else { return Ok(()) };
+        let table = &mut self.tables[index];
+        let id = table.pending.shape().schema.id.clone();
+        let key_columns: Vec<usize> = table
+            .pending
+            .shape()
+            .schema
+            .primary_key
+            .iter()
+            .filter_map(|key| table.pending.shape().schema.column_index(key))
+            .collect();
+        if let Some(old) = &old {
+            // A changed key: the row under the old key is gone.
+            let key_changed = !key_columns.is_empty()
+                && key_columns.iter().any(|&column| {
+                    old.get(column).and_then(TupleValue::bytes) != new.get(column).and_then(TupleValue::bytes)
+                });
+            if key_changed {
+                let values: Vec<Option<&[u8]>> = old.iter().map(TupleValue::bytes).collect();
+                table.pending.push(Operation::Delete, &values)?;
+            }
+        }
+        let mut values: Vec<Option<&[u8]>> = Vec::with_capacity(new.len());
+        for (column, value) in new.iter().enumerate() {
+            values.push(match value {
+                TupleValue::UnchangedToast => match old.as_ref().and_then(|old| old.get(column)) {
+                    Some(TupleValue::Binary(bytes) | TupleValue::Text(bytes)) => Some(*bytes),
+                    _ => {
+                        let name = &table.pending.shape().schema.columns[column].name;
+                        return Err(Error::config(format!(
+                            "an UPDATE of {id} left the large (TOASTed) column `{name}` unchanged, and without the \
+                             old row its value is unknown; run `ALTER TABLE {id} REPLICA IDENTITY FULL` so updates \
+                             carry it, then resync the table"
+                        ))
+                        .for_table(&id));
+                    }
+                },
+                other => other.bytes(),
+            });
+        }
+        if values.len() != table.pending.shape().schema.columns.len() {
+            return Err(Error::state(format!(
+                "a change to {id} has {} columns, its relation {}",
+                values.len(),
+                table.pending.shape().schema.columns.len()
+            )));
+        }
+        table.pending.push(operation, &values)?;
+        self.touch(index);
+        Ok(())
+    }
+
+    fn touch(&mut self, index: usize) {
+        if !self.touched.contains(&index) {
+            self.touched.push(index);
+        }
+        self.oldest_pending.get_or_insert_with(Instant::now);
+    }
+
+    /// The table a relation's changes belong to, unless the open transaction is already in that table.
+    fn table_for(&self, relation: u32) -> Option<usize> {
+        let index = *self.relations.get(&relation)?;
+        let (begin, _) = self.open_transaction?;
+        (begin >= self.tables[index].skip_before).then_some(index)
+    }
+
+    /// Maps a relation to its table and, when its columns changed, gives the table its new shape.
+    async fn on_relation(&mut self, relation: Relation) -> Result<()> {
+        let id = TableId::new(&relation.namespace, &relation.name);
+        let Some(index) = self.tables.iter().position(|table| table.pending.shape().schema.id == id) else {
+            debug!(table = %id, "ignoring a relation the pipeline does not capture");
+            return Ok(());
+        };
+        self.relations.insert(relation.oid, index);
+        let current = self.tables[index].pending.shape();
+        let names: Vec<&str> = relation.columns.iter().map(|column| column.name.as_str()).collect();
+        let wire: Vec<(u32, i32)> = relation.columns.iter().map(|column| (column.type_oid, column.typmod)).collect();
+        let same_names = current.schema.columns.iter().map(|column| column.name.as_str()).eq(names.iter().copied());
+        if same_names && current.wire_types == wire {
+            return Ok(());
+        }
+        let dimensions = self.array_dimensions(relation.oid).await?;
+        let mut columns = Vec::with_capacity(relation.columns.len());
+        let mut types = Vec::with_capacity(relation.columns.len());
+        for column in &relation.columns {
+            let declared = dimensions.get(&column.name).copied().unwrap_or(1);
+            let pg_type = self.catalog.resolve(self.sql, column.type_oid, column.typmod, declared).await?;
+            let source_type = format_type(self.sql, column.type_oid, column.typmod).await?;
+            columns.push(Column::new(&column.name, pg_type.arrow_type(), source_type));
+            types.push(pg_type);
+        }
+        let primary_key: Vec<String> =
+            current.schema.primary_key.iter().filter(|key| names.contains(&key.as_str())).cloned().collect();
+        if primary_key.len() != current.schema.primary_key.len() {
+            return Err(Error::schema(
+                &id,
+                format!(
+                    "a key column of {id} was dropped or renamed while streaming; stop the pipeline and resync the table \
+                     (connector resync --pipeline {} --table {id})",
+                    self.config.pipeline
+                ),
+            ));
+        }
+        info!(table = %id, columns = ?names, "table shape changed");
+        let schema = TableSchema::new(id, columns, primary_key)?;
+        self.tables[index].pending.reshape(TableShape { schema, types, wire_types: wire })?;
+        Ok(())
+    }
+
+    async fn array_dimensions(&self, relation: u32) -> Result<HashMap<String, i32>> {
+        let rows = self
+            .sql
+            .query(
+                "SELECT attname::text, attndims::int4 FROM pg_attribute WHERE attrelid = $1 AND attnum > 0",
+                &[&relation],
+            )
+            .await
+            .map_err(|cause| source_error("cannot read column dimensions", cause))?;
+        Ok(rows.iter().map(|row| (row.get(0), row.get::<_, i32>(1))).collect())
+    }
+
+    /// Commits every closed transaction to Delta, table by table, then confirms the position to the server.
+    async fn commit(&mut self, client: &ReplicationClient) -> Result<()> {
+        for table in self.tables.iter_mut() {
+            let Some((schema, batch)) = table.pending.take_batch()? else { continue };
+            let rows = batch.len();
+            let outcome = table.writer.apply_changes(&schema, &batch).await?;
+            if !matches!(outcome, ApplyOutcome::AlreadyCommitted) {
+                table.changes_applied += rows as u64;
+            }
+            debug!(table = %schema.id, rows, ?outcome, "committed changes");
+        }
+        self.oldest_pending = None;
+        if self.received > self.acknowledged {
+            client.update_applied_lsn(pgwire_replication::Lsn::from_u64(self.received.0));
+            self.acknowledged = self.received;
+        }
+        Ok(())
+    }
+
+    /// Waits (briefly) until the server has been told the last confirmed position, so the slot advances.
+    async fn wait_for_feedback(&self, client: &ReplicationClient) {
+        let deadline = Instant::now() + FEEDBACK_DEADLINE;
+        while client.metrics().last_applied_lsn().as_u64() < self.acknowledged.0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+async fn format_type(sql: &Client, oid: u32, typmod: i32) -> Result<String> {
+    let row = sql
+        .query_one("SELECT format_type($1, $2)", &[&oid, &typmod])
+        .await
+        .map_err(|cause| source_error("cannot name a column type", cause))?;
+    Ok(row.get(0))
+}
+
+fn postgres_time(micros: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(micros.saturating_add(POSTGRES_EPOCH_OFFSET_MICROS)).unwrap_or_default()
+}

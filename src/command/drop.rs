@@ -1,0 +1,44 @@
+//! `connector drop`: remove a pipeline's replication slot and publication from its source.
+
+use std::process::ExitCode;
+
+use connector_core::config::{Pipeline as PipelineConfig, PipelinesFile, Profile};
+use connector_core::error::{Error, Result};
+use connector_core::schedule::Schedule;
+
+use crate::cli::DropArgs;
+
+pub async fn drop(args: DropArgs) -> Result<ExitCode> {
+    let (profile, pipeline) = match (&args.url, &args.config) {
+        (Some(url), _) => {
+            let mut settings = toml::Table::new();
+            settings.insert("url".into(), url.clone().into());
+            let pipeline = PipelineConfig {
+                name: args.pipeline.clone(),
+                profile: "command line".into(),
+                tables: Vec::new(),
+                dest: String::new(),
+                schedule: Schedule::Continuous,
+                table_options: Default::default(),
+                default_options: Default::default(),
+            };
+            (Profile { kind: connector_postgres::KIND.into(), settings }, pipeline)
+        }
+        (None, Some(config)) => {
+            let file = PipelinesFile::load(config)?;
+            let pipeline = file.pipelines.iter().find(|pipeline| pipeline.name == args.pipeline).ok_or_else(|| {
+                Error::config(format!("--pipeline {}: no such pipeline in {}", args.pipeline, config.display()))
+            })?;
+            (file.profiles[&pipeline.profile].clone(), pipeline.clone())
+        }
+        (None, None) => return Err(Error::config("name the source with --url or --config")),
+    };
+    if profile.kind != connector_postgres::KIND {
+        return Err(Error::config(format!("`{}` sources keep nothing to drop", profile.kind)));
+    }
+    let dropped = connector_postgres::setup::drop_pipeline(&profile, &pipeline).await?;
+    for line in dropped {
+        println!("{line}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,33 @@
+//! `connector resync`: empty tables and mark their snapshot undone, so the next sync copies them again.
+
+use std::process::ExitCode;
+
+use connector_core::config::PipelinesFile;
+use connector_core::delta::{DeltaSink, Destination};
+use connector_core::error::{Error, Result};
+use connector_core::schema::TableId;
+
+use crate::cli::ResyncArgs;
+
+pub async fn resync(args: ResyncArgs) -> Result<ExitCode> {
+    let dest = match (&args.dest, &args.config) {
+        (Some(dest), _) => dest.clone(),
+        (None, Some(config)) => {
+            let file = PipelinesFile::load(config)?;
+            let pipeline = file.pipelines.iter().find(|pipeline| pipeline.name == args.pipeline).ok_or_else(|| {
+                Error::config(format!("--pipeline {}: no such pipeline in {}", args.pipeline, config.display()))
+            })?;
+            pipeline.dest.clone()
+        }
+        (None, None) => return Err(Error::config("name the destination with --dest or --config")),
+    };
+    let sink = DeltaSink::new(Destination::parse(&dest)?, args.pipeline.clone(), Default::default());
+    for table in &args.tables {
+        let id = TableId::parse(table)?;
+        if !sink.request_resync(&id).await? {
+            return Err(Error::config(format!("--table {table}: there is no Delta table for it under {dest}")));
+        }
+        println!("{id}: emptied; the next sync of pipeline `{}` copies it again", args.pipeline);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,401 @@
+//! `connector sync postgres` end to end against a real PostgreSQL 15: the Delta table must equal the source
+//! table after every scenario.
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use connector_core::schema::TableId;
+
+use crate::support::delta::{TempLake, read_rows};
+use crate::support::servers::{PostgresDatabase, postgres};
+
+const CONNECTOR: &str = env!("CARGO_BIN_EXE_connector");
+const CONVERGENCE_DEADLINE: Duration = Duration::from_secs(60);
+
+fn sync_command(db: &PostgresDatabase, lake: &Path, tables: &str, extra: &[&str]) -> Command {
+    let mut command = Command::new(CONNECTOR);
+    command
+        .args(["sync", "postgres", "--url", db.url(), "--tables", tables, "--dest"])
+        .arg(lake)
+        .args(["--pipeline", "test"])
+        .args(extra)
+        .env("CONNECTOR_LOG", "info");
+    command
+}
+
+/// Runs `connector sync postgres --once` and returns its output, panicking with stderr if it failed.
+fn sync_once(db: &PostgresDatabase, lake: &Path, tables: &str) -> String {
+    let output = sync_command(db, lake, tables, &[]).output().expect("run connector");
+    assert!(output.status.success(), "connector failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn sync_failing(db: &PostgresDatabase, lake: &Path, tables: &str) -> Output {
+    let output = sync_command(db, lake, tables, &[]).output().expect("run connector");
+    assert!(!output.status.success(), "connector should have failed: {}", String::from_utf8_lossy(&output.stdout));
+    output
+}
+
+/// The source rows of `columns`, ordered by them, as `a|b|c` with `∅` for NULL (the Delta reader's form).
+/// Both sides are sorted as text, so they compare whatever the column types.
+async fn source_rows(db: &PostgresDatabase, table: &str, columns: &[&str]) -> Vec<String> {
+    let list = columns.iter().map(|column| format!("\"{column}\"::text")).collect::<Vec<_>>().join(", ");
+    let mut rows: Vec<String> = db
+        .query(&format!("SELECT {list} FROM {table}"))
+        .await
+        .into_iter()
+        .map(|row| row.into_iter().map(|value| value.unwrap_or_else(|| "∅".into())).collect::<Vec<_>>().join("|"))
+        .collect();
+    rows.sort();
+    rows
+}
+
+async fn delta_rows(lake: &TempLake, table: &str, columns: &[&str]) -> Vec<String> {
+    let id = TableId::parse(table).expect("qualified name");
+    let mut rows = read_rows(&lake.table_url(&id), columns).await;
+    rows.sort();
+    rows
+}
+
+/// Polls until the Delta table equals the source, or fails with both after the deadline.
+async fn wait_until_equal(db: &PostgresDatabase, lake: &TempLake, table: &str, columns: &[&str]) {
+    let deadline = Instant::now() + CONVERGENCE_DEADLINE;
+    loop {
+        let expected = source_rows(db, table, columns).await;
+        let id = TableId::parse(table).expect("qualified name");
+        let landed = if lake.table_url(&id).to_file_path().expect("local").join("_delta_log").exists() {
+            delta_rows(lake, table, columns).await
+        } else {
+            Vec::new()
+        };
+        if landed == expected {
+            return;
+        }
+        assert!(Instant::now() < deadline, "Delta never caught up with {table}: {}", difference(&expected, &landed));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The first rows only one side has, for a readable failure.
+fn difference(expected: &[String], landed: &[String]) -> String {
+    let missing: Vec<_> = expected.iter().filter(|row| !landed.contains(row)).take(5).collect();
+    let extra: Vec<_> = landed.iter().filter(|row| !expected.contains(row)).take(5).collect();
+    format!("{} source rows, {} Delta rows; missing {missing:?}; unexpected {extra:?}", expected.len(), landed.len())
+}
+
+/// Asserts that the Delta table holds exactly the source rows.
+async fn assert_equal(db: &PostgresDatabase, lake: &TempLake, table: &str, columns: &[&str]) {
+    let expected = source_rows(db, table.split_once('.').map_or(table, |(_, name)| name), columns).await;
+    let landed = delta_rows(lake, table, columns).await;
+    assert!(landed == expected, "{table} differs: {}", difference(&expected, &landed));
+}
+
+const ORDERS: &str = "CREATE TABLE orders (id bigint PRIMARY KEY, customer text NOT NULL, amount numeric(10,2), \
+                      note text); \
+                      INSERT INTO orders SELECT g, 'customer ' || g, g * 1.5, CASE WHEN g % 3 = 0 THEN NULL ELSE 'n' END \
+                      FROM generate_series(1, 2000) g;";
+const ORDER_COLUMNS: &[&str] = &["id", "customer", "amount", "note"];
+
+#[tokio::test]
+async fn postgres_snapshot_then_changes_match_the_source() {
+    let db = postgres().await;
+    db.execute(ORDERS).await;
+    let lake = TempLake::new();
+
+    let report = sync_once(&db, lake.dir.path(), "public.orders");
+    assert!(report.contains("public.orders: 2000 snapshot rows, 0 changes"), "{report}");
+    assert_equal(&db, &lake, "public.orders", ORDER_COLUMNS).await;
+
+    db.execute(
+        "INSERT INTO orders VALUES (5000, 'new', 1.25, 'x'); \
+         UPDATE orders SET amount = amount + 1, note = 'changed' WHERE id <= 10; \
+         DELETE FROM orders WHERE id BETWEEN 100 AND 199; \
+         UPDATE orders SET id = 9000 WHERE id = 500; \
+         BEGIN; UPDATE orders SET note = 'twice' WHERE id = 1; UPDATE orders SET note = 'thrice' WHERE id = 1; COMMIT;",
+    )
+    .await;
+    let report = sync_once(&db, lake.dir.path(), "public.orders");
+    // 1 insert, 10 updates, 100 deletes, the key change as a delete plus an insert, 2 updates of row 1.
+    assert!(report.contains("public.orders: 0 snapshot rows, 115 changes"), "{report}");
+    assert_equal(&db, &lake, "public.orders", ORDER_COLUMNS).await;
+
+    // Nothing new: a sync applies nothing and the table stays equal.
+    let report = sync_once(&db, lake.dir.path(), "public.orders");
+    assert!(report.contains("public.orders: 0 snapshot rows, 0 changes"), "{report}");
+    assert_equal(&db, &lake, "public.orders", ORDER_COLUMNS).await;
+}
+
+#[tokio::test]
+async fn postgres_once_confirms_the_slot_position_after_committing() {
+    let db = postgres().await;
+    db.execute(ORDERS).await;
+    let lake = TempLake::new();
+    sync_once(&db, lake.dir.path(), "public.orders");
+    db.execute("UPDATE orders SET note = 'later' WHERE id < 50").await;
+    let before: String = db.query_value("SELECT pg_current_wal_lsn()::text").await;
+
+    sync_once(&db, lake.dir.path(), "public.orders");
+
+    // The slot confirmed at least every change made before the sync, so the server may recycle that WAL.
+    let behind = db
+        .query_value(&format!(
+            "SELECT (confirmed_flush_lsn < '{before}')::text FROM pg_replication_slots WHERE slot_name = 'connector_test'"
+        ))
+        .await;
+    assert_eq!(behind, "false");
+}
+
+#[tokio::test]
+async fn postgres_continuous_streams_until_stopped() {
+    let db = postgres().await;
+    db.execute(ORDERS).await;
+    let lake = TempLake::new();
+    let mut child = sync_command(&db, lake.dir.path(), "public.orders", &["--continuous"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start connector");
+    wait_until_equal(&db, &lake, "public.orders", ORDER_COLUMNS).await;
+
+    for round in 0..5 {
+        db.execute(&format!(
+            "INSERT INTO orders VALUES ({}, 'stream', 2.5, NULL); UPDATE orders SET amount = {round} WHERE id = 1; \
+             DELETE FROM orders WHERE id = {}",
+            10_000 + round,
+            20 + round
+        ))
+        .await;
+    }
+    wait_until_equal(&db, &lake, "public.orders", ORDER_COLUMNS).await;
+
+    terminate(&child);
+    let status = wait_for_exit(&mut child);
+    assert!(status.success(), "connector did not stop cleanly on SIGTERM: {status}");
+}
+
+#[tokio::test]
+async fn postgres_kill_mid_stream_then_restart_loses_and_duplicates_nothing() {
+    let db = postgres().await;
+    db.execute(ORDERS).await;
+    let lake = TempLake::new();
+    let mut child = sync_command(&db, lake.dir.path(), "public.orders", &["--continuous"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start connector");
+    wait_until_equal(&db, &lake, "public.orders", ORDER_COLUMNS).await;
+    // Changes keep coming while the connector is killed without warning.
+    for batch in 0..20 {
+        db.execute(&format!(
+            "INSERT INTO orders SELECT g, 'burst', g, NULL FROM generate_series({0}, {0} + 99) g; \
+             UPDATE orders SET amount = amount + 1 WHERE id % 7 = {1}",
+            100_000 + batch * 100,
+            batch % 7
+        ))
+        .await;
+        if batch == 10 {
+            child.kill().expect("kill -9");
+        }
+    }
+    let _ = child.wait();
+
+    sync_once(&db, lake.dir.path(), "public.orders");
+    assert_equal(&db, &lake, "public.orders", ORDER_COLUMNS).await;
+}
+
+#[tokio::test]
+async fn postgres_kill_mid_snapshot_then_restart_copies_once() {
+    let db = postgres().await;
+    db.execute(
+        "CREATE TABLE big (id bigint PRIMARY KEY, payload text); \
+         INSERT INTO big SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 300000) g;",
+    )
+    .await;
+    let lake = TempLake::new();
+    let mut child =
+        sync_command(&db, lake.dir.path(), "public.big", &[]).stderr(Stdio::piped()).spawn().expect("start connector");
+    // Kill as soon as the copy has started writing Parquet, before its commit.
+    let table_dir = lake.dir.path().join("public").join("big");
+    let deadline = Instant::now() + CONVERGENCE_DEADLINE;
+    while !has_parquet(&table_dir) && Instant::now() < deadline && child.try_wait().expect("poll").is_none() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+
+    db.execute("UPDATE big SET payload = 'after' WHERE id <= 5").await;
+    sync_once(&db, lake.dir.path(), "public.big");
+    assert_equal(&db, &lake, "public.big", &["id", "payload"]).await;
+}
+
+fn has_parquet(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .map(|entries| entries.flatten().any(|entry| entry.path().extension().is_some_and(|ext| ext == "parquet")))
+        .unwrap_or(false)
+}
+
+#[tokio::test]
+async fn postgres_types_land_as_documented_in_snapshot_and_stream() {
+    let db = postgres().await;
+    db.execute(
+        "CREATE TYPE mood AS ENUM ('sad', 'happy'); \
+         CREATE DOMAIN positive AS numeric(8,3) CHECK (VALUE > 0); \
+         CREATE TYPE pair AS (label text, score int); \
+         CREATE TABLE typed (id int PRIMARY KEY, small smallint, big bigint, exact numeric(12,4), free numeric, \
+           single real, twice double precision, flag boolean, label varchar(20), fixed char(3), body text, \
+           raw bytea, day date, clock time, clock_tz timetz, moment timestamp, instant timestamptz, span interval, \
+           ident uuid, doc json, docb jsonb, tags text[], grid int[][], feeling mood, amount positive, couple pair, \
+           window_ int4range, addr inet, net cidr, mac macaddr, cash money, bits bit(4), vbits varbit, \
+           words tsvector, spot point, markup xml, twice_id bigint GENERATED ALWAYS AS (id * 2) STORED);",
+    )
+    .await;
+    let values = "1, -32768, 9223372036854775807, -12345678.1234, 'NaN', 1.5, -2.25e-10, true, 'héllo', 'ab', \
+        'long text', '\\x00ff10', '2024-02-29', '13:45:06.5', '01:02:03+02', '2024-01-31 23:59:59.123456', \
+        '2024-01-31 23:59:59+01', '1 year 2 mons 3 days 04:05:06.5', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', \
+        '{\"a\": [1, 2]}', '{\"b\": true}', '{x,NULL,\"y z\"}', '{{1,2},{3,4}}', 'happy', 7.125, '(\"lbl\",5)', \
+        '[3,7)', '192.168.0.1/24', '10.0.0.0/8', '08:00:2b:01:02:03', 12.34, B'1010', B'101', 'a fat:2 cat:1', \
+        '(1.5,-2)', '<a>x</a>'";
+    db.execute(&format!("INSERT INTO typed VALUES ({values}); INSERT INTO typed (id) VALUES (2)")).await;
+    let lake = TempLake::new();
+    sync_once(&db, lake.dir.path(), "public.typed");
+    // The same values through the stream, and NULLs in every column.
+    db.execute(&format!(
+        "INSERT INTO typed VALUES ({}); INSERT INTO typed (id) VALUES (4)",
+        values.replacen("1,", "3,", 1)
+    ))
+    .await;
+    sync_once(&db, lake.dir.path(), "public.typed");
+
+    let columns = [
+        "id", "small", "big", "exact", "free", "single", "twice", "flag", "label", "fixed", "body", "raw", "day",
+        "clock", "clock_tz", "moment", "instant", "span", "ident", "doc", "docb", "tags", "grid", "feeling", "amount",
+        "couple", "window_", "addr", "net", "mac", "cash", "bits", "vbits", "words", "spot", "markup",
+    ];
+    let rows = delta_rows(&lake, "public.typed", &columns).await;
+    let expected = "-32768|9223372036854775807|-12345678.1234|NaN|1.5|-2.25e-10|true|héllo|ab |long text|00ff10|\
+        2024-02-29|13:45:06.5|01:02:03+02|2024-01-31T23:59:59.123456|2024-01-31T22:59:59Z|P1Y2M3DT4H5M6.5S|\
+        a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11|{\"a\": [1, 2]}|{\"b\": true}|[x, , y z]|[[1, 2], [3, 4]]|happy|7.125|\
+        {\"label\":\"lbl\",\"score\":5}|[3,7)|192.168.0.1/24|10.0.0.0/8|08:00:2b:01:02:03|12.34|1010|101|'a' 'cat':1 'fat':2|\
+        (1.5,-2)|<a>x</a>";
+    let nulls = vec!["∅"; columns.len() - 1].join("|");
+    assert_eq!(
+        rows,
+        vec![format!("1|{expected}"), format!("2|{nulls}"), format!("3|{expected}"), format!("4|{nulls}")]
+    );
+    // Generated columns are not replicated by PostgreSQL 15, so they are left out rather than left stale.
+    let id = TableId::parse("public.typed").expect("name");
+    let table = connector_core::deltalake::open_table(lake.table_url(&id)).await.expect("open");
+    let schema = table.snapshot().expect("snapshot").schema();
+    assert!(schema.field("twice_id").is_none(), "generated column landed");
+}
+
+#[tokio::test]
+async fn postgres_truncate_and_schema_changes_while_streaming() {
+    let db = postgres().await;
+    db.execute(ORDERS).await;
+    let lake = TempLake::new();
+    sync_once(&db, lake.dir.path(), "public.orders");
+
+    db.execute(
+        "ALTER TABLE orders ADD COLUMN region text DEFAULT 'eu'; \
+         INSERT INTO orders VALUES (7000, 'added', 1, NULL, 'us'); \
+         UPDATE orders SET region = 'apac' WHERE id = 2; \
+         ALTER TABLE orders DROP COLUMN note; \
+         UPDATE orders SET amount = 0 WHERE id = 3;",
+    )
+    .await;
+    sync_once(&db, lake.dir.path(), "public.orders");
+    let landed = delta_rows(&lake, "public.orders", &["id", "customer", "amount", "region"]).await;
+    // Rows untouched since the column was added hold null there: Delta cannot know the default.
+    let expected_changed = ["2|customer 2|3.00|apac", "3|customer 3|0.00|eu", "7000|added|1.00|us"];
+    for row in expected_changed {
+        assert!(landed.contains(&row.to_string()), "{row} missing from {landed:?}");
+    }
+    // The dropped column stays, null for rows changed after the drop.
+    let notes = delta_rows(&lake, "public.orders", &["id", "note"]).await;
+    assert!(notes.contains(&"3|∅".to_string()) && notes.contains(&"4|n".to_string()), "{notes:?}");
+
+    db.execute("TRUNCATE orders; INSERT INTO orders (id, customer) VALUES (1, 'fresh')").await;
+    sync_once(&db, lake.dir.path(), "public.orders");
+    assert_eq!(delta_rows(&lake, "public.orders", &["id", "customer"]).await, vec!["1|fresh"]);
+}
+
+#[tokio::test]
+async fn postgres_keyless_tables_need_a_replica_identity_and_become_changelogs() {
+    let db = postgres().await;
+    db.execute("CREATE TABLE events (kind text, at int); INSERT INTO events VALUES ('a', 1), ('b', 2)").await;
+    let lake = TempLake::new();
+
+    let output = sync_failing(&db, lake.dir.path(), "public.events");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("ALTER TABLE \"public\".\"events\" REPLICA IDENTITY FULL"), "{stderr}");
+    // The check ran before anything was created: the table still accepts updates.
+    db.execute("UPDATE events SET at = 3 WHERE kind = 'b'").await;
+
+    db.execute("ALTER TABLE events REPLICA IDENTITY FULL").await;
+    sync_once(&db, lake.dir.path(), "public.events");
+    db.execute("UPDATE events SET at = 4 WHERE kind = 'a'; DELETE FROM events WHERE kind = 'b'").await;
+    sync_once(&db, lake.dir.path(), "public.events");
+    let changelog = delta_rows(&lake, "public.events", &["_cdc_op", "kind", "at"]).await;
+    assert_eq!(changelog, vec!["delete|b|3", "snapshot|a|1", "snapshot|b|3", "update|a|4"]);
+}
+
+#[tokio::test]
+async fn postgres_partition_changes_land_in_the_root_table() {
+    let db = postgres().await;
+    db.execute(
+        "CREATE TABLE measures (id int, year int, value text, PRIMARY KEY (id, year)) PARTITION BY RANGE (year); \
+         CREATE TABLE measures_2023 PARTITION OF measures FOR VALUES FROM (2023) TO (2024); \
+         CREATE TABLE measures_2024 PARTITION OF measures FOR VALUES FROM (2024) TO (2025); \
+         INSERT INTO measures VALUES (1, 2023, 'a'), (2, 2024, 'b');",
+    )
+    .await;
+    let lake = TempLake::new();
+    sync_once(&db, lake.dir.path(), "public.measures");
+    db.execute("INSERT INTO measures VALUES (3, 2024, 'c'); UPDATE measures SET value = 'z' WHERE id = 1").await;
+    sync_once(&db, lake.dir.path(), "public.measures");
+    let columns = ["id", "year", "value"];
+    assert_eq!(delta_rows(&lake, "public.measures", &columns).await, source_rows(&db, "measures", &columns).await);
+}
+
+#[tokio::test]
+async fn postgres_without_logical_wal_or_rights_says_what_to_change() {
+    let db = postgres().await;
+    db.execute(
+        "CREATE TABLE orders (id int PRIMARY KEY); CREATE ROLE reader LOGIN PASSWORD 'pw'; \
+         GRANT SELECT ON orders TO reader",
+    )
+    .await;
+    let lake = TempLake::new();
+    let mut url = url::Url::parse(db.url()).expect("url");
+    url.set_username("reader").expect("user");
+    url.set_password(Some("pw")).expect("password");
+    let output = Command::new(CONNECTOR)
+        .args(["sync", "postgres", "--url", url.as_str(), "--tables", "public.orders", "--dest"])
+        .arg(lake.dir.path())
+        .output()
+        .expect("run connector");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("ALTER ROLE \"reader\" WITH REPLICATION"), "{stderr}");
+    assert!(!stderr.contains("pw@"), "the password leaked: {stderr}");
+    db.execute("DROP OWNED BY reader; DROP ROLE reader").await;
+}
+
+fn terminate(child: &Child) {
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+}
+
+fn wait_for_exit(child: &mut Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + CONVERGENCE_DEADLINE;
+    loop {
+        if let Some(status) = child.try_wait().expect("poll child") {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "connector did not exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
