@@ -399,3 +399,111 @@ fn wait_for_exit(child: &mut Child) -> std::process::ExitStatus {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[tokio::test]
+async fn postgres_unchanged_toast_values_keep_their_value() {
+    let db = postgres().await;
+    // Values of ~6 KiB of hex do not compress below the TOAST threshold, so they are stored out of line and
+    // an UPDATE of another column does not send them (pgoutput's `u`).
+    db.execute(
+        "CREATE TABLE docs (id int PRIMARY KEY, title text, body text, meta jsonb); \
+         INSERT INTO docs SELECT g, 'doc ' || g, (SELECT string_agg(md5(i::text || g::text || random()::text), '') FROM generate_series(1, 200) i), \
+           jsonb_build_object('blob', (SELECT string_agg(md5(i::text || g::text), '') FROM generate_series(1, 200) i)) \
+         FROM generate_series(1, 20) g;",
+    )
+    .await;
+    let lake = TempLake::new();
+    sync_once(&db, lake.dir.path(), "public.docs");
+    db.execute(
+        "UPDATE docs SET title = 'renamed' WHERE id <= 5; \
+         INSERT INTO docs VALUES (100, 'new', (SELECT string_agg(md5(random()::text), '') FROM generate_series(1, 200)), '{}'); \
+         UPDATE docs SET title = 'new, renamed' WHERE id = 100; \
+         UPDATE docs SET title = 'renamed twice' WHERE id = 1;",
+    )
+    .await;
+    sync_once(&db, lake.dir.path(), "public.docs");
+    let columns = ["id", "title", "body", "meta"];
+    assert_equal(&db, &lake, "public.docs", &columns).await;
+}
+
+#[tokio::test]
+async fn postgres_replica_identity_using_index_identifies_rows() {
+    let db = postgres().await;
+    db.execute(
+        "CREATE TABLE accounts (email text NOT NULL, name text); CREATE UNIQUE INDEX accounts_email ON accounts (email); \
+         ALTER TABLE accounts REPLICA IDENTITY USING INDEX accounts_email; \
+         INSERT INTO accounts VALUES ('a@x', 'ada'), ('b@x', 'bob');",
+    )
+    .await;
+    let lake = TempLake::new();
+    sync_once(&db, lake.dir.path(), "public.accounts");
+    db.execute("UPDATE accounts SET name = 'ada l.' WHERE email = 'a@x'; DELETE FROM accounts WHERE email = 'b@x'")
+        .await;
+    sync_once(&db, lake.dir.path(), "public.accounts");
+    // Without a primary key the table is a changelog: every change is a row.
+    let changelog = delta_rows(&lake, "public.accounts", &["_cdc_op", "email", "name"]).await;
+    assert_eq!(changelog, vec!["delete|b@x|∅", "snapshot|a@x|ada", "snapshot|b@x|bob", "update|a@x|ada l."]);
+}
+
+#[tokio::test]
+async fn postgres_resync_copies_one_table_again() {
+    let db = postgres().await;
+    db.execute(&format!(
+        "{ORDERS} CREATE TABLE items (id int PRIMARY KEY, name text); INSERT INTO items VALUES (1, 'pen')"
+    ))
+    .await;
+    let lake = TempLake::new();
+    sync_once(&db, lake.dir.path(), "public.orders,public.items");
+    db.execute("UPDATE orders SET note = 'x' WHERE id = 1; INSERT INTO items VALUES (2, 'ink')").await;
+
+    let output = Command::new(CONNECTOR)
+        .args(["resync", "--pipeline", "test", "--table", "public.orders", "--dest"])
+        .arg(lake.dir.path())
+        .output()
+        .expect("run connector");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(delta_rows(&lake, "public.orders", &["id"]).await.is_empty());
+
+    let report = sync_once(&db, lake.dir.path(), "public.orders,public.items");
+    assert!(report.contains("public.orders: 2000 snapshot rows"), "{report}");
+    assert!(report.contains("public.items: 0 snapshot rows, 1 changes"), "{report}");
+    assert_equal(&db, &lake, "public.orders", ORDER_COLUMNS).await;
+    assert_equal(&db, &lake, "public.items", &["id", "name"]).await;
+}
+
+#[tokio::test]
+async fn postgres_a_table_added_later_is_copied_while_the_others_stream_on() {
+    let db = postgres().await;
+    db.execute(&format!(
+        "{ORDERS} CREATE TABLE items (id int PRIMARY KEY, name text); INSERT INTO items VALUES (1, 'pen')"
+    ))
+    .await;
+    let lake = TempLake::new();
+    sync_once(&db, lake.dir.path(), "public.orders");
+    db.execute("UPDATE orders SET note = 'before' WHERE id = 1; INSERT INTO items VALUES (2, 'ink')").await;
+
+    let report = sync_once(&db, lake.dir.path(), "public.orders,public.items");
+    assert!(report.contains("public.items: 2 snapshot rows"), "{report}");
+    assert!(report.contains("public.orders: 0 snapshot rows, 1 changes"), "{report}");
+    db.execute("UPDATE items SET name = 'quill' WHERE id = 1").await;
+    sync_once(&db, lake.dir.path(), "public.orders,public.items");
+    assert_equal(&db, &lake, "public.orders", ORDER_COLUMNS).await;
+    assert_equal(&db, &lake, "public.items", &["id", "name"]).await;
+}
+
+#[tokio::test]
+async fn postgres_drop_removes_the_slot_and_publication() {
+    let db = postgres().await;
+    db.execute(ORDERS).await;
+    let lake = TempLake::new();
+    sync_once(&db, lake.dir.path(), "public.orders");
+    let output = Command::new(CONNECTOR).args(["drop", "--pipeline", "test", "--url", db.url()]).output().expect("run");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let left = db
+        .query_value(
+            "SELECT (SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'connector_test') + \
+                    (SELECT count(*) FROM pg_publication WHERE pubname = 'connector_test')",
+        )
+        .await;
+    assert_eq!(left, "0");
+}

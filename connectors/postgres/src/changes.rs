@@ -38,6 +38,26 @@ pub struct PendingChanges {
     spans: Vec<TransactionSpan>,
     /// Rows appended since the last transaction span closed.
     open_rows: usize,
+    /// Cells an UPDATE left unchanged (TOASTed values the server did not send): row and column name.
+    unchanged: Vec<(usize, String)>,
+}
+
+/// Closed transactions taken from a table's pending changes, ready to become a change batch once the
+/// unchanged cells are filled.
+#[derive(Debug)]
+pub struct TakenChanges {
+    pub schema: TableSchema,
+    pub rows: RecordBatch,
+    pub operations: Vec<Operation>,
+    pub spans: Vec<TransactionSpan>,
+    pub unchanged: Vec<(usize, String)>,
+}
+
+impl TakenChanges {
+    pub fn into_batch(self, rows: RecordBatch) -> Result<(TableSchema, ChangeBatch)> {
+        let batch = ChangeBatch::new(&self.schema, rows, self.operations, self.spans)?;
+        Ok((self.schema, batch))
+    }
 }
 
 impl PendingChanges {
@@ -50,6 +70,7 @@ impl PendingChanges {
             operations: Vec::new(),
             spans: Vec::new(),
             open_rows: 0,
+            unchanged: Vec::new(),
         }
     }
 
@@ -77,6 +98,16 @@ impl PendingChanges {
         }
         self.operations.push(operation);
         self.open_rows += 1;
+        Ok(())
+    }
+
+    /// Appends an UPDATE whose `unchanged` columns (null in `values`) keep the value they had.
+    pub fn push_update_with_unchanged(&mut self, values: &[Option<&[u8]>], unchanged: &[usize]) -> Result<()> {
+        let row = self.operations.len();
+        self.push(Operation::Update, values)?;
+        for &column in unchanged {
+            self.unchanged.push((row, self.shape.schema.columns[column].name.clone()));
+        }
         Ok(())
     }
 
@@ -129,7 +160,7 @@ impl PendingChanges {
 
     /// Takes every closed transaction as one batch (and the schema it is expressed in), leaving nothing
     /// pending. Must not be called with rows of an open transaction.
-    pub fn take_batch(&mut self) -> Result<Option<(TableSchema, ChangeBatch)>> {
+    pub fn take_batch(&mut self) -> Result<Option<TakenChanges>> {
         if self.operations.is_empty() {
             return Ok(None);
         }
@@ -155,8 +186,8 @@ impl PendingChanges {
             .map_err(|cause| Error::state(format!("cannot assemble changes of {}", schema.id)).caused_by(cause))?;
         let operations = std::mem::take(&mut self.operations);
         let spans = std::mem::take(&mut self.spans);
-        let batch = ChangeBatch::new(&schema, rows, operations, spans)?;
-        Ok(Some((schema, batch)))
+        let unchanged = std::mem::take(&mut self.unchanged);
+        Ok(Some(TakenChanges { schema, rows, operations, spans, unchanged }))
     }
 }
 

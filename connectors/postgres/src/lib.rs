@@ -16,6 +16,7 @@ pub mod schema;
 pub mod setup;
 pub mod snapshot;
 pub mod stream;
+pub mod toast;
 
 use std::sync::Arc;
 

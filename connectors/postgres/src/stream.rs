@@ -21,6 +21,7 @@ use crate::changes::{PendingChanges, TableShape};
 use crate::config::PostgresConfig;
 use crate::pgoutput::{self, Change, Relation, TupleValue};
 use crate::snapshot::replication_error;
+use crate::toast::fill_unchanged;
 
 /// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
 const POSTGRES_EPOCH_OFFSET_MICROS: i64 = 946_684_800_000_000;
@@ -242,18 +243,15 @@ impl<'a> ChangeStream<'a> {
             }
         }
         let mut values: Vec<Option<&[u8]>> = Vec::with_capacity(new.len());
+        let mut unchanged = Vec::new();
         for (column, value) in new.iter().enumerate() {
             values.push(match value {
+                // The old row (REPLICA IDENTITY FULL) carries the value; otherwise it is restored at commit.
                 TupleValue::UnchangedToast => match old.as_ref().and_then(|old| old.get(column)) {
                     Some(TupleValue::Binary(bytes) | TupleValue::Text(bytes)) => Some(*bytes),
                     _ => {
-                        let name = &table.pending.shape().schema.columns[column].name;
-                        return Err(Error::config(format!(
-                            "an UPDATE of {id} left the large (TOASTed) column `{name}` unchanged, and without the \
-                             old row its value is unknown; run `ALTER TABLE {id} REPLICA IDENTITY FULL` so updates \
-                             carry it, then resync the table"
-                        ))
-                        .for_table(&id));
+                        unchanged.push(column);
+                        None
                     }
                 },
                 other => other.bytes(),
@@ -266,7 +264,11 @@ impl<'a> ChangeStream<'a> {
                 table.pending.shape().schema.columns.len()
             )));
         }
-        table.pending.push(operation, &values)?;
+        if unchanged.is_empty() {
+            table.pending.push(operation, &values)?;
+        } else {
+            table.pending.push_update_with_unchanged(&values, &unchanged)?;
+        }
         self.touch(index);
         Ok(())
     }
@@ -343,7 +345,16 @@ impl<'a> ChangeStream<'a> {
     /// Commits every closed transaction to Delta, table by table, then confirms the position to the server.
     async fn commit(&mut self, client: &ReplicationClient) -> Result<()> {
         for table in self.tables.iter_mut() {
-            let Some((schema, batch)) = table.pending.take_batch()? else { continue };
+            let Some(taken) = table.pending.take_batch()? else { continue };
+            let rows = fill_unchanged(
+                table.writer.table(),
+                &taken.schema,
+                taken.rows.clone(),
+                &taken.operations,
+                &taken.unchanged,
+            )
+            .await?;
+            let (schema, batch) = taken.into_batch(rows)?;
             let rows = batch.len();
             let outcome = table.writer.apply_changes(&schema, &batch).await?;
             if !matches!(outcome, ApplyOutcome::AlreadyCommitted) {
