@@ -15,7 +15,7 @@ if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
 fi
 python3 -c 'import deltalake' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check deltalake pyarrow
 
-echo "== building connector"
+echo "== building connector (the first build takes about 10 minutes)"
 cargo build --quiet --locked --bin connector
 CONNECTOR="$CARGO_TARGET_DIR/debug/connector"
 
@@ -66,7 +66,7 @@ echo "== second sync: only the changes"
 echo "== what landed"
 "$CONNECTOR" status --dest "$LAKE"
 python3 - "$LAKE" <<'PY'
-import sys, deltalake
+import os, sys, deltalake
 lake = sys.argv[1]
 orders = deltalake.DeltaTable(f"{lake}/shop/orders").to_pyarrow_table().to_pylist()
 by_status = {}
@@ -76,5 +76,7 @@ print(f"shop.orders: {len(orders)} rows, by status {dict(sorted(by_status.items(
 customers = deltalake.DeltaTable(f"{lake}/shop/customers").to_pyarrow_table().to_pylist()
 newest = max(customers, key=lambda row: row["id"])
 print(f"shop.customers: {len(customers)} rows, newest {newest['id']} {newest['name']!r} ({newest['_cdc_op']} at {newest['_cdc_position']})")
+sys.stdout.flush()
+os._exit(0)  # the deltalake package can abort while its runtime shuts down at interpreter exit
 PY
 echo "== done: the Delta tables are in $LAKE (read them with Spark, DuckDB, Polars or deltalake)"

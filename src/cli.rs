@@ -20,7 +20,8 @@ use connector_core::options::DeleteMode;
         connector status --dest ./lake"
 )]
 pub struct Cli {
-    /// Log filter: error, warn, info, debug, or per module (connector_core=debug).
+    /// Log level of the connector (error, warn, info, debug; dependencies stay at warn), or a full filter
+    /// such as `info,deltalake=debug`.
     #[arg(long, global = true, env = "CONNECTOR_LOG", default_value = "info")]
     pub log: String,
 

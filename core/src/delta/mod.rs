@@ -132,6 +132,11 @@ impl DeltaSink {
             })
             .and_then(|builder| builder.build())
             .map_err(|cause| Error::destination(format!("cannot open {url}"), cause).for_table(table_id))?;
+        // A local table without a log does not exist yet: say so without asking deltalake, which logs the
+        // failed load as an error.
+        if url.to_file_path().is_ok_and(|path| !path.join("_delta_log").is_dir()) {
+            return Ok((url, table, false));
+        }
         match table.load().await {
             Ok(()) => Ok((url, table, true)),
             Err(DeltaTableError::NotATable(_)) => Ok((url, table, false)),
