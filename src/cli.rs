@@ -192,7 +192,15 @@ pub struct StatusArgs {
     #[arg(long, short)]
     pub config: Option<PathBuf>,
 
-    /// Print JSON instead of a table.
+    /// Also show the replication slot of this pipeline on this PostgreSQL server (retained WAL and lag).
+    #[arg(long, requires = "pipeline")]
+    pub url: Option<String>,
+
+    /// The pipeline whose slot `--url` shows.
+    #[arg(long, requires = "url")]
+    pub pipeline: Option<String>,
+
+    /// Print JSON (`{"tables": [...], "slots": [...]}`) instead of tables.
     #[arg(long)]
     pub json: bool,
 }

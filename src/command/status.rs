@@ -2,11 +2,13 @@
 
 use std::process::ExitCode;
 
-use connector_core::config::PipelinesFile;
+use connector_core::config::{Pipeline as PipelineConfig, PipelinesFile, Profile};
 use connector_core::delta::Destination;
 use connector_core::error::{Error, Result};
+use connector_core::schedule::Schedule;
 use connector_core::schema::TableId;
 use connector_core::status::{TableStatus, local_tables, table_status};
+use connector_postgres::setup::SlotStatus;
 
 use crate::cli::StatusArgs;
 
@@ -19,12 +21,32 @@ pub async fn status(args: StatusArgs) -> Result<ExitCode> {
         }
         targets.push((Destination::parse(dest)?, local_tables(path)?));
     }
+    let mut slots = Vec::new();
     if let Some(config) = &args.config {
         let file = PipelinesFile::load(config)?;
         for pipeline in &file.pipelines {
             let tables = pipeline.tables.iter().map(|table| TableId::parse(table)).collect::<Result<Vec<_>>>()?;
             targets.push((Destination::parse(&pipeline.dest)?, tables));
+            let profile = &file.profiles[&pipeline.profile];
+            if profile.kind == connector_postgres::KIND {
+                slots.push(connector_postgres::setup::slot_status(profile, pipeline).await?);
+            }
         }
+    }
+    if let (Some(url), Some(name)) = (&args.url, &args.pipeline) {
+        let mut settings = toml::Table::new();
+        settings.insert("url".into(), url.clone().into());
+        let profile = Profile { kind: connector_postgres::KIND.into(), settings };
+        let pipeline = PipelineConfig {
+            name: name.clone(),
+            profile: "command line".into(),
+            tables: Vec::new(),
+            dest: String::new(),
+            schedule: Schedule::Continuous,
+            table_options: Default::default(),
+            default_options: Default::default(),
+        };
+        slots.push(connector_postgres::setup::slot_status(&profile, &pipeline).await?);
     }
     let mut statuses = Vec::new();
     for (destination, tables) in &targets {
@@ -35,13 +57,47 @@ pub async fn status(args: StatusArgs) -> Result<ExitCode> {
         }
     }
     if args.json {
-        let text = serde_json::to_string_pretty(&statuses)
+        let document = serde_json::json!({ "tables": statuses, "slots": slots });
+        let text = serde_json::to_string_pretty(&document)
             .map_err(|cause| Error::state("cannot encode the status as JSON").caused_by(cause))?;
         println!("{text}");
     } else {
         print_table(&statuses);
+        print_slots(&slots);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_slots(slots: &[SlotStatus]) {
+    if slots.is_empty() {
+        return;
+    }
+    println!();
+    println!(
+        "{:<20} {:<28} {:<8} {:<12} {:<14} {:>14} {:>14}",
+        "pipeline", "slot", "active", "wal status", "confirmed", "retained MiB", "lag MiB"
+    );
+    let mib =
+        |bytes: Option<i64>| bytes.map_or("-".to_string(), |bytes| format!("{:.1}", bytes as f64 / (1024.0 * 1024.0)));
+    for slot in slots {
+        if !slot.exists {
+            println!(
+                "{:<20} {:<28} (no slot: the next sync creates it and copies every table)",
+                slot.pipeline, slot.slot
+            );
+            continue;
+        }
+        println!(
+            "{:<20} {:<28} {:<8} {:<12} {:<14} {:>14} {:>14}",
+            slot.pipeline,
+            slot.slot,
+            if slot.active { "yes" } else { "no" },
+            slot.wal_status.as_deref().unwrap_or("-"),
+            slot.confirmed_flush.as_deref().unwrap_or("-"),
+            mib(slot.retained_bytes),
+            mib(slot.lag_bytes)
+        );
+    }
 }
 
 fn print_table(statuses: &[TableStatus]) {

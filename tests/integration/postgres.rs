@@ -507,3 +507,91 @@ async fn postgres_drop_removes_the_slot_and_publication() {
         .await;
     assert_eq!(left, "0");
 }
+
+#[tokio::test]
+async fn postgres_status_shows_the_slot_lag_and_retained_wal() {
+    let db = postgres().await;
+    db.execute(ORDERS).await;
+    let lake = TempLake::new();
+    sync_once(&db, lake.dir.path(), "public.orders");
+    // 2000 updates the connector has not seen yet: the slot falls behind by their WAL.
+    db.execute("UPDATE orders SET note = repeat('x', 100)").await;
+    let lag = db
+        .query_value(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::int8::text FROM pg_replication_slots \
+             WHERE slot_name = 'connector_test'",
+        )
+        .await;
+
+    let output = Command::new(CONNECTOR)
+        .args(["status", "--json", "--url", db.url(), "--pipeline", "test", "--dest"])
+        .arg(lake.dir.path())
+        .output()
+        .expect("run connector");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let status: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON status");
+    let slot = &status["slots"][0];
+    assert_eq!(slot["slot"], "connector_test");
+    assert_eq!(slot["active"], false);
+    // WAL only grows, so the lag read after the updates is at least what they wrote.
+    let lag: i64 = lag.parse().expect("bytes");
+    assert!(lag > 0 && slot["lag_bytes"].as_i64().expect("lag") >= lag, "{slot} vs {lag}");
+    assert!(slot["retained_bytes"].as_i64().expect("retained") >= slot["lag_bytes"].as_i64().expect("lag"));
+    assert_eq!(status["tables"][0]["table"]["name"], "orders");
+}
+
+#[tokio::test]
+async fn postgres_syncs_over_tls_with_certificate_checks() {
+    let db = postgres().await;
+    let Some(certificate) = db.tls_certificate() else {
+        panic!("this test needs the harness's local server, which presents a known certificate");
+    };
+    db.execute(ORDERS).await;
+    let lake = TempLake::new();
+    let with_tls = |mode: &str, host: &str| {
+        let mut url = url::Url::parse(db.url()).expect("url");
+        url.set_host(Some(host)).expect("host");
+        url.query_pairs_mut()
+            .append_pair("sslmode", mode)
+            .append_pair("sslrootcert", certificate.to_str().expect("path"));
+        url.to_string()
+    };
+    let run = |url: &str| {
+        Command::new(CONNECTOR)
+            .args(["sync", "postgres", "--url", url, "--tables", "public.orders", "--pipeline", "tls", "--dest"])
+            .arg(lake.dir.path())
+            .output()
+            .expect("run connector")
+    };
+
+    // The certificate names localhost (the replication transport checks names, not IP addresses).
+    let output = run(&with_tls("verify-full", "localhost"));
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    db.execute("UPDATE orders SET note = 'over tls' WHERE id = 1").await;
+    let output = run(&with_tls("require", "127.0.0.1"));
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_equal(&db, &lake, "public.orders", ORDER_COLUMNS).await;
+
+    // Against a certificate from another authority, verify-full refuses to connect: the handshake is checked.
+    let other = tempfile::tempdir().expect("tempdir");
+    let status = Command::new("openssl")
+        .args(["req", "-new", "-x509", "-days", "1", "-nodes", "-subj", "/CN=localhost", "-keyout"])
+        .arg(other.path().join("key.pem"))
+        .arg("-out")
+        .arg(other.path().join("cert.pem"))
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl");
+    assert!(status.success());
+    let mut wrong = url::Url::parse(&with_tls("verify-full", "localhost")).expect("url");
+    let other_certificate = other.path().join("cert.pem");
+    wrong
+        .query_pairs_mut()
+        .clear()
+        .append_pair("sslmode", "verify-full")
+        .append_pair("sslrootcert", other_certificate.to_str().expect("path"));
+    let output = run(wrong.as_str());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "connected despite an untrusted certificate");
+    assert!(stderr.contains("cannot connect") && stderr.contains("certificate"), "{stderr}");
+}

@@ -9,6 +9,9 @@ use connector_core::error::{Error, Result};
 use connector_core::options::TableOptions;
 use connector_core::schema::TableId;
 use connector_core::secret::ConnectionUrl;
+use std::path::PathBuf;
+
+use crate::connection::{TlsMode, TlsSettings};
 use pgwire_replication::{ReplicationConfig, TlsConfig};
 use serde::Deserialize;
 
@@ -39,6 +42,7 @@ struct RawProfile {
 pub struct PostgresConfig {
     pub url: ConnectionUrl,
     pub connection: tokio_postgres::Config,
+    pub tls: TlsSettings,
     pub pipeline: String,
     pub dest: String,
     /// Tables named explicitly; `schemas` adds every table of those schemas when the pipeline starts.
@@ -71,13 +75,20 @@ impl PostgresConfig {
         let raw: RawProfile = toml::Value::Table(profile.settings.clone())
             .try_into()
             .map_err(|cause| Error::config(format!("{at}: invalid PostgreSQL settings: {cause}")))?;
-        let connection: tokio_postgres::Config = raw.url.expose().parse().map_err(|cause| {
+        let (tls, url_without_tls) = split_tls_settings(raw.url.expose())
+            .map_err(|error| Error::config(format!("{at}: url `{}`: {}", raw.url.redacted(), error.report())))?;
+        let mut connection: tokio_postgres::Config = url_without_tls.parse().map_err(|cause| {
             Error::config(format!(
                 "{at}: url `{}` is not a PostgreSQL connection URL (postgres://user:password@host:5432/database)",
                 raw.url.redacted()
             ))
             .caused_by(cause)
         })?;
+        connection.ssl_mode(match tls.mode {
+            TlsMode::Disable => tokio_postgres::config::SslMode::Disable,
+            TlsMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+            TlsMode::Require | TlsMode::VerifyCa | TlsMode::VerifyFull => tokio_postgres::config::SslMode::Require,
+        });
         if connection.get_dbname().is_none() {
             return Err(Error::config(format!(
                 "{at}: url `{}` names no database; add it to the path (postgres://user@host:5432/DATABASE)",
@@ -100,6 +111,7 @@ impl PostgresConfig {
         Ok(PostgresConfig {
             url: raw.url,
             connection,
+            tls,
             pipeline: pipeline.name.clone(),
             dest: pipeline.dest.clone(),
             tables,
@@ -129,9 +141,13 @@ impl PostgresConfig {
         };
         let port = connection.get_ports().first().copied().unwrap_or(5432);
         let password = connection.get_password().map(|bytes| String::from_utf8_lossy(bytes).into_owned());
-        let tls = match connection.get_ssl_mode() {
-            tokio_postgres::config::SslMode::Require => TlsConfig::require(),
-            _ => TlsConfig::disabled(),
+        let root = self.tls.root_cert.clone();
+        let tls = match self.tls.mode {
+            TlsMode::Disable => TlsConfig::disabled(),
+            TlsMode::Prefer => TlsConfig { mode: pgwire_replication::SslMode::Prefer, ..TlsConfig::disabled() },
+            TlsMode::Require => TlsConfig::require(),
+            TlsMode::VerifyCa => TlsConfig::verify_ca(root),
+            TlsMode::VerifyFull => TlsConfig::verify_full(root),
         };
         let config = ReplicationConfig::new(
             host,
@@ -150,6 +166,28 @@ impl PostgresConfig {
         .with_application_name(format!("connector {}", self.pipeline));
         Ok(config)
     }
+}
+
+/// Takes libpq's `sslmode` and `sslrootcert` out of the URL (tokio-postgres knows neither `verify-ca` nor
+/// `verify-full`). Without `sslmode`, TLS is preferred, as libpq does.
+fn split_tls_settings(url: &str) -> Result<(TlsSettings, String)> {
+    let mut parsed = url::Url::parse(url)
+        .map_err(|cause| Error::config("not a URL (postgres://user:password@host:5432/database)").caused_by(cause))?;
+    let mut settings = TlsSettings { mode: TlsMode::Prefer, root_cert: None };
+    let mut kept = Vec::new();
+    for (name, value) in parsed.query_pairs() {
+        match name.as_ref() {
+            "sslmode" => settings.mode = TlsMode::parse(&value)?,
+            "sslrootcert" => settings.root_cert = Some(PathBuf::from(value.as_ref())),
+            _ => kept.push((name.into_owned(), value.into_owned())),
+        }
+    }
+    if kept.is_empty() {
+        parsed.set_query(None);
+    } else {
+        parsed.query_pairs_mut().clear().extend_pairs(kept);
+    }
+    Ok((settings, parsed.to_string()))
 }
 
 /// Slot names: lower-case letters, digits and underscores, at most 63 bytes (PostgreSQL's rule).

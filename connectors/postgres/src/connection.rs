@@ -1,23 +1,174 @@
-//! SQL connections to the source (catalog reads, setup, snapshot copies), from the profile's URL.
+//! SQL connections to the source (catalog reads, setup, snapshot copies), from the profile's URL, with TLS as
+//! libpq's `sslmode` asks: `disable`, `prefer`, `require` (encrypted, certificate not checked), `verify-ca`
+//! (certificate chain checked) and `verify-full` (chain and host name checked); `sslrootcert` names the CA
+//! file, else the Mozilla roots are trusted.
 
-use connector_core::error::Result;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use connector_core::error::{Error, Result};
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio_postgres::{Client, NoTls};
 use tracing::debug;
 
 use crate::catalog::source_error;
 use crate::config::PostgresConfig;
 
+/// libpq's `sslmode` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    Disable,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+impl TlsMode {
+    pub fn parse(text: &str) -> Result<Self> {
+        Ok(match text {
+            "disable" | "allow" => TlsMode::Disable,
+            "prefer" => TlsMode::Prefer,
+            "require" => TlsMode::Require,
+            "verify-ca" => TlsMode::VerifyCa,
+            "verify-full" => TlsMode::VerifyFull,
+            other => {
+                return Err(Error::config(format!(
+                    "sslmode `{other}` is not one of disable, prefer, require, verify-ca, verify-full"
+                )));
+            }
+        })
+    }
+}
+
+/// TLS settings taken out of the connection URL.
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    pub mode: TlsMode,
+    pub root_cert: Option<PathBuf>,
+}
+
 /// Opens a SQL connection whose I/O runs on its own task; it closes when the client is dropped.
 pub async fn connect(config: &PostgresConfig) -> Result<Client> {
-    let (client, connection) = config
-        .connection
-        .connect(NoTls)
-        .await
-        .map_err(|cause| source_error(format!("cannot connect to {}", config.url.redacted()), cause))?;
+    let failed = |cause| source_error(format!("cannot connect to {}", config.url.redacted()), cause);
+    if config.tls.mode == TlsMode::Disable {
+        let (client, connection) = config.connection.connect(NoTls).await.map_err(failed)?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                debug!(%error, "source connection closed");
+            }
+        });
+        return Ok(client);
+    }
+    let tls = tokio_postgres_rustls::MakeRustlsConnect::new(client_config(&config.tls)?);
+    let (client, connection) = config.connection.connect(tls).await.map_err(failed)?;
     tokio::spawn(async move {
         if let Err(error) = connection.await {
             debug!(%error, "source connection closed");
         }
     });
     Ok(client)
+}
+
+fn client_config(settings: &TlsSettings) -> Result<ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    match &settings.root_cert {
+        Some(path) => {
+            let certificates = CertificateDer::pem_file_iter(path)
+                .and_then(|certificates| certificates.collect::<std::result::Result<Vec<_>, _>>())
+                .map_err(|cause| {
+                    Error::config(format!("sslrootcert {}: cannot read PEM certificates: {cause}", path.display()))
+                })?;
+            for certificate in certificates {
+                roots
+                    .add(certificate)
+                    .map_err(|cause| Error::config(format!("sslrootcert {}: {cause}", path.display())))?;
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|cause| Error::config(format!("cannot set up TLS certificate checks: {cause}")))?;
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|cause| Error::config(format!("cannot set up TLS: {cause}")))?;
+    let checks = match settings.mode {
+        TlsMode::VerifyFull => Checks::ChainAndName,
+        TlsMode::VerifyCa => Checks::Chain,
+        TlsMode::Disable | TlsMode::Prefer | TlsMode::Require => Checks::None,
+    };
+    Ok(builder
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(CertificateChecks { checks, verifier }))
+        .with_no_client_auth())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Checks {
+    /// `require`/`prefer`: encryption only, as libpq does without a root certificate.
+    None,
+    /// `verify-ca`: the chain must lead to a trusted root; the name is not checked.
+    Chain,
+    ChainAndName,
+}
+
+#[derive(Debug)]
+struct CertificateChecks {
+    checks: Checks,
+    verifier: Arc<WebPkiServerVerifier>,
+}
+
+impl ServerCertVerifier for CertificateChecks {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        match self.checks {
+            Checks::None => Ok(ServerCertVerified::assertion()),
+            Checks::ChainAndName => {
+                self.verifier.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+            }
+            Checks::Chain => {
+                match self.verifier.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+                    Err(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName))
+                    | Err(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForNameContext {
+                        ..
+                    })) => Ok(ServerCertVerified::assertion()),
+                    other => other,
+                }
+            }
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        certificate: &CertificateDer<'_>,
+        signature: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.verifier.verify_tls12_signature(message, certificate, signature)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        certificate: &CertificateDer<'_>,
+        signature: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.verifier.verify_tls13_signature(message, certificate, signature)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.verifier.supported_verify_schemes()
+    }
 }

@@ -246,3 +246,55 @@ pub async fn drop_pipeline(
     removed.push(format!("dropped publication {} (if it existed)", config.publication));
     Ok(removed)
 }
+
+/// Where a pipeline's replication slot stands on the server (`connector status`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SlotStatus {
+    pub pipeline: String,
+    pub slot: String,
+    pub exists: bool,
+    pub active: bool,
+    /// `reserved`, `extended`, `unreserved` or `lost` (pg_replication_slots.wal_status).
+    pub wal_status: Option<String>,
+    pub confirmed_flush: Option<String>,
+    /// WAL the server keeps for the slot (from its restart LSN to the current WAL end).
+    pub retained_bytes: Option<i64>,
+    /// WAL written since the position the connector last confirmed: how far Delta is behind the server.
+    pub lag_bytes: Option<i64>,
+}
+
+pub async fn slot_status(
+    profile: &connector_core::config::Profile,
+    pipeline: &connector_core::config::Pipeline,
+) -> Result<SlotStatus> {
+    let config = crate::config::PostgresConfig::connection_only(profile, pipeline)?;
+    let client = crate::connection::connect(&config).await?;
+    let row = client
+        .query_opt(
+            "SELECT active, wal_status, confirmed_flush_lsn::text, \
+             pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::int8, \
+             pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::int8 \
+             FROM pg_replication_slots WHERE slot_name = $1",
+            &[&config.slot],
+        )
+        .await
+        .map_err(|cause| source_error("cannot read replication slots", cause))?;
+    let mut status = SlotStatus {
+        pipeline: config.pipeline.clone(),
+        slot: config.slot.clone(),
+        exists: row.is_some(),
+        active: false,
+        wal_status: None,
+        confirmed_flush: None,
+        retained_bytes: None,
+        lag_bytes: None,
+    };
+    if let Some(row) = row {
+        status.active = row.get(0);
+        status.wal_status = row.get(1);
+        status.confirmed_flush = row.get(2);
+        status.retained_bytes = row.get(3);
+        status.lag_bytes = row.get(4);
+    }
+    Ok(status)
+}

@@ -66,6 +66,7 @@ const POSTGRES_SETTINGS: &[(&str, &str)] = &[
     ("max_wal_senders", "32"),
     ("fsync", "off"),
     ("full_page_writes", "off"),
+    ("ssl", "on"),
 ];
 
 /// Password authentication everywhere (the connectors' real setup), including replication connections.
@@ -158,6 +159,14 @@ impl PostgresDatabase {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The CA certificate that signed a local server's TLS certificate (`None` on an external server).
+    pub fn tls_certificate(&self) -> Option<PathBuf> {
+        match &self.host {
+            Host::Local(server) => Some(server._dir.path().join("data").join("ca.crt")),
+            Host::External(_) => None,
+        }
     }
 
     /// A new session, for tests that need their own transaction or connection state.
@@ -371,6 +380,65 @@ async fn start_postgres() -> LocalServer {
     initdb.arg("--pwfile").arg(&password_file).args(["--encoding=UTF8", "--no-locale", "--no-sync"]);
     run_setup_step(initdb, &log_path(&dir)).await;
     fs::write(data_dir.join("pg_hba.conf"), POSTGRES_HBA).expect("write pg_hba.conf");
+    // A certificate for 127.0.0.1 and localhost signed by a throwaway CA (`ca.crt`, what clients trust), so TLS
+    // and its certificate checks can be tested (`ssl=on` below); made as the server's account, which must own
+    // its key.
+    let openssl = |args: &[&str]| {
+        let mut command = as_account(account.as_ref(), PathBuf::from("openssl"));
+        command.current_dir(&data_dir).args(args);
+        command
+    };
+    let steps: [&[&str]; 3] = [
+        &[
+            "req",
+            "-new",
+            "-x509",
+            "-days",
+            "7",
+            "-nodes",
+            "-subj",
+            "/CN=connector-test-ca",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+        ],
+        &[
+            "req",
+            "-new",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "7",
+            "-copy_extensions",
+            "copyall",
+            "-out",
+            "server.crt",
+        ],
+    ];
+    for step in steps {
+        run_setup_step(openssl(step), &log_path(&dir)).await;
+    }
 
     let postgres_command = |port: u16| {
         let mut command = as_account(account.as_ref(), bin_dir.join("postgres"));
