@@ -100,44 +100,72 @@ pub async fn copy_table(
         .copy_out(statement.as_str())
         .await
         .map_err(|cause| source_error(format!("cannot start copying {id}"), cause))?;
-    futures::pin_mut!(stream);
+
+    // Decoding runs on its own task, so it overlaps with Parquet encoding here; the channel holds a couple of
+    // batches, which bounds memory and makes a slow writer slow the copy down.
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Result<(RecordBatch, u64)>>(2);
+    let decode_table = table.clone();
+    let decoding = tokio::spawn(async move {
+        let id = decode_table.schema.id.clone();
+        futures::pin_mut!(stream);
+        let mut decoder = CopyDecoder::new(&decode_table);
+        let mut bytes: u64 = 0;
+        while let Some(chunk) = stream.next().await {
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(cause) => {
+                    let _ = sender.send(Err(source_error(format!("copying {id} failed"), cause))).await;
+                    return;
+                }
+            };
+            bytes += chunk.len() as u64;
+            let decoded = decoder.feed(chunk).map_err(|error| error.for_table(&id));
+            let batch = match decoded {
+                Ok(()) if decoder.batch_full() => Some(decoder.finish_batch(&decode_table)),
+                Ok(()) => None,
+                Err(error) => Some(Err(error)),
+            };
+            if let Some(batch) = batch {
+                let failed = batch.is_err();
+                if sender.send(batch.map(|batch| (batch, bytes))).await.is_err() || failed {
+                    return;
+                }
+            }
+        }
+        let last = if !decoder.finished {
+            Err(Error::new(
+                ErrorKind::Source,
+                Retry::WithBackoff,
+                format!("the copy of {id} ended without its trailer; the connection was cut"),
+            )
+            .for_table(&id))
+        } else {
+            decoder.finish_batch(&decode_table)
+        };
+        let _ = sender.send(last.map(|batch| (batch, bytes))).await;
+    });
 
     let position = SourcePosition::Postgres { lsn: snapshot.position };
     let taken_at = Utc::now();
     let mut snapshot_writer = writer.snapshot_writer(&position, taken_at)?;
-    let mut decoder = CopyDecoder::new(table);
     let started = Instant::now();
     let mut last_report = started;
     let mut rows: u64 = 0;
     let mut bytes: u64 = 0;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|cause| source_error(format!("copying {id} failed"), cause))?;
-        bytes += chunk.len() as u64;
-        decoder.feed(chunk).map_err(|error| error.for_table(id))?;
-        if decoder.batch_full() {
-            let batch = decoder.finish_batch(table)?;
-            rows += batch.num_rows() as u64;
+    while let Some(decoded) = receiver.recv().await {
+        let (batch, copied) = decoded?;
+        bytes = copied;
+        rows += batch.num_rows() as u64;
+        if batch.num_rows() > 0 {
             snapshot_writer.write(&batch).await?;
-            if last_report.elapsed() >= PROGRESS_INTERVAL {
-                last_report = Instant::now();
-                let seconds = started.elapsed().as_secs_f64();
-                info!(table = %id, rows, mib = bytes / (1024 * 1024), rows_per_second = (rows as f64 / seconds) as u64, "copying");
-            }
+        }
+        if last_report.elapsed() >= PROGRESS_INTERVAL {
+            last_report = Instant::now();
+            let seconds = started.elapsed().as_secs_f64();
+            info!(table = %id, rows, mib = bytes / (1024 * 1024), rows_per_second = (rows as f64 / seconds) as u64, "copying");
         }
     }
-    if !decoder.finished {
-        return Err(Error::new(
-            ErrorKind::Source,
-            Retry::WithBackoff,
-            format!("the copy of {id} ended without its trailer; the connection was cut"),
-        )
-        .for_table(id));
-    }
-    if decoder.row_count() > 0 {
-        let batch = decoder.finish_batch(table)?;
-        rows += batch.num_rows() as u64;
-        snapshot_writer.write(&batch).await?;
-    }
+    decoding.await.map_err(|panic| Error::state(format!("decoding the copy of {id} failed: {panic}")))?;
     let cursor = TableCursor {
         position: position.clone(),
         snapshot: Some(SnapshotProgress {
@@ -187,10 +215,6 @@ impl CopyDecoder {
             finished: false,
             rows: 0,
         }
-    }
-
-    fn row_count(&self) -> usize {
-        self.rows
     }
 
     fn batch_full(&self) -> bool {
