@@ -116,6 +116,11 @@ pub struct PostgresSyncArgs {
     #[arg(long, value_delimiter = ',')]
     pub schemas: Vec<String>,
 
+    /// Memory for changes gathered before a commit, in MiB (default 128). A transaction larger than this is
+    /// applied in parts (in hard and soft delete modes), so memory stays bounded whatever its size.
+    #[arg(long, value_name = "MIB")]
+    pub batch_mib: Option<usize>,
+
     #[command(flatten)]
     pub common: CommonSyncArgs,
 }

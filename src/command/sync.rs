@@ -18,6 +18,9 @@ pub async fn sync(args: SyncArgs) -> Result<ExitCode> {
         SyncSource::Postgres(postgres) => {
             let mut settings = toml::Table::new();
             settings.insert("url".into(), postgres.url.into());
+            if let Some(mib) = postgres.batch_mib {
+                settings.insert("batch_mib".into(), toml::Value::Integer(mib as i64));
+            }
             if !postgres.schemas.is_empty() {
                 settings.insert("schemas".into(), postgres.schemas.into());
             }

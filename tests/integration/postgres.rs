@@ -609,3 +609,25 @@ async fn postgres_syncs_over_tls_with_certificate_checks() {
     assert!(!output.status.success(), "connected despite an untrusted certificate");
     assert!(stderr.contains("cannot connect") && stderr.contains("certificate"), "{stderr}");
 }
+
+#[tokio::test]
+async fn postgres_a_transaction_larger_than_memory_is_applied_in_parts() {
+    let db = postgres().await;
+    db.execute(ORDERS).await;
+    let lake = TempLake::new();
+    sync_once(&db, lake.dir.path(), "public.orders");
+    let log = lake.dir.path().join("public").join("orders").join("_delta_log");
+    let commits_before = std::fs::read_dir(&log).expect("log").count();
+    // One transaction of 6000 changes, with room for far fewer in memory.
+    db.execute(
+        "BEGIN; UPDATE orders SET note = repeat('y', 1000), amount = amount * 2; \
+         INSERT INTO orders SELECT g, 'big', 1, repeat('z', 1000) FROM generate_series(3001, 5000) g; \
+         DELETE FROM orders WHERE id % 10 = 0; COMMIT;",
+    )
+    .await;
+    let output = sync_command(&db, lake.dir.path(), "public.orders", &["--batch-mib", "1"]).output().expect("run");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_equal(&db, &lake, "public.orders", ORDER_COLUMNS).await;
+    let commits = std::fs::read_dir(&log).expect("log").count() - commits_before;
+    assert!(commits >= 2, "one transaction of 6000 rows in a 1 MiB budget should take several commits, took {commits}");
+}

@@ -161,14 +161,31 @@ impl PendingChanges {
     /// Takes every closed transaction as one batch (and the schema it is expressed in), leaving nothing
     /// pending. Must not be called with rows of an open transaction.
     pub fn take_batch(&mut self) -> Result<Option<TakenChanges>> {
-        if self.operations.is_empty() {
-            return Ok(None);
-        }
         if self.open_rows > 0 {
             return Err(Error::state(format!(
                 "internal: {} has changes of an unfinished transaction",
                 self.shape.schema.id
             )));
+        }
+        Ok(self.take_everything(None)?.0)
+    }
+
+    /// Takes the closed transactions and, separately, the rows of the open one so far (as a transaction at
+    /// `open` — its commit LSN and time — that the caller applies as a part). The open transaction's next
+    /// rows start a new part.
+    pub fn take_with_open_part(
+        &mut self,
+        open: (Lsn, DateTime<Utc>),
+    ) -> Result<(Option<TakenChanges>, Option<TakenChanges>)> {
+        self.take_everything(Some(open))
+    }
+
+    fn take_everything(
+        &mut self,
+        open: Option<(Lsn, DateTime<Utc>)>,
+    ) -> Result<(Option<TakenChanges>, Option<TakenChanges>)> {
+        if self.operations.is_empty() {
+            return Ok((None, None));
         }
         let current = self.finish_builders()?;
         let mut segments = std::mem::take(&mut self.segments);
@@ -184,10 +201,40 @@ impl PendingChanges {
         }
         let rows = concat_batches(&arrow_schema, &aligned)
             .map_err(|cause| Error::state(format!("cannot assemble changes of {}", schema.id)).caused_by(cause))?;
-        let operations = std::mem::take(&mut self.operations);
+        let mut operations = std::mem::take(&mut self.operations);
         let spans = std::mem::take(&mut self.spans);
-        let unchanged = std::mem::take(&mut self.unchanged);
-        Ok(Some(TakenChanges { schema, rows, operations, spans, unchanged }))
+        let mut unchanged = std::mem::take(&mut self.unchanged);
+        let closed_rows = operations.len() - self.open_rows;
+        let mut open_part = None;
+        if let (Some((lsn, commit_time)), true) = (open, self.open_rows > 0) {
+            let open_rows = self.open_rows;
+            self.open_rows = 0;
+            let open_unchanged = unchanged
+                .iter()
+                .filter(|(row, _)| *row >= closed_rows)
+                .map(|(row, column)| (row - closed_rows, column.clone()))
+                .collect();
+            unchanged.retain(|(row, _)| *row < closed_rows);
+            open_part = Some(TakenChanges {
+                schema: schema.clone(),
+                rows: rows.slice(closed_rows, open_rows),
+                operations: operations.split_off(closed_rows),
+                spans: vec![TransactionSpan {
+                    end_row: open_rows,
+                    position: SourcePosition::Postgres { lsn },
+                    commit_time,
+                }],
+                unchanged: open_unchanged,
+            });
+        }
+        let closed = (closed_rows > 0).then(|| TakenChanges {
+            schema,
+            rows: rows.slice(0, closed_rows),
+            operations,
+            spans,
+            unchanged,
+        });
+        Ok((closed, open_part))
     }
 }
 

@@ -35,6 +35,9 @@ struct RawProfile {
     slot: Option<String>,
     #[serde(default)]
     publication: Option<String>,
+    /// Memory budget for buffered changes, in MiB (see [`DEFAULT_BATCH_BYTES`]).
+    #[serde(default)]
+    batch_mib: Option<usize>,
 }
 
 /// A validated PostgreSQL source for one pipeline.
@@ -121,7 +124,7 @@ impl PostgresConfig {
             slot,
             publication,
             commit_interval: DEFAULT_COMMIT_INTERVAL,
-            batch_bytes: DEFAULT_BATCH_BYTES,
+            batch_bytes: raw.batch_mib.map_or(DEFAULT_BATCH_BYTES, |mib| mib.max(1) * 1024 * 1024),
             heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
         })
     }

@@ -17,7 +17,7 @@ use tokio_postgres::Client;
 use tracing::{debug, info};
 
 use crate::catalog::{TypeCatalog, source_error};
-use crate::changes::{PendingChanges, TableShape};
+use crate::changes::{PendingChanges, TableShape, TakenChanges};
 use crate::config::PostgresConfig;
 use crate::pgoutput::{self, Change, Relation, TupleValue};
 use crate::snapshot::replication_error;
@@ -134,6 +134,8 @@ impl<'a> ChangeStream<'a> {
             self.handle(event, end_marker.as_deref()).await?;
             if self.open_transaction.is_none() && (self.due_by_size() || self.reached_end) {
                 self.commit(&client).await?;
+            } else if self.open_transaction.is_some() && self.partial_due_by_size() {
+                self.commit_with_open_parts(&client).await?;
             }
             if self.reached_end {
                 break;
@@ -165,6 +167,16 @@ impl<'a> ChangeStream<'a> {
 
     fn due_by_size(&self) -> bool {
         self.tables.iter().map(|table| table.pending.buffered_bytes()).sum::<usize>() >= self.config.batch_bytes
+    }
+
+    /// A transaction larger than the memory budget is applied in parts, on tables where that is idempotent.
+    fn partial_due_by_size(&self) -> bool {
+        self.tables
+            .iter()
+            .filter(|table| table.writer.accepts_partial_transactions())
+            .map(|table| table.pending.buffered_bytes())
+            .sum::<usize>()
+            >= self.config.batch_bytes
     }
 
     async fn handle(&mut self, event: ReplicationEvent, end_marker: Option<&str>) -> Result<()> {
@@ -346,24 +358,44 @@ impl<'a> ChangeStream<'a> {
     async fn commit(&mut self, client: &ReplicationClient) -> Result<()> {
         for table in self.tables.iter_mut() {
             let Some(taken) = table.pending.take_batch()? else { continue };
-            let rows = fill_unchanged(
-                table.writer.table(),
-                &taken.schema,
-                taken.rows.clone(),
-                &taken.operations,
-                &taken.unchanged,
-            )
-            .await?;
-            let (schema, batch) = taken.into_batch(rows)?;
-            let rows = batch.len();
-            let outcome = table.writer.apply_changes(&schema, &batch).await?;
-            if !matches!(outcome, ApplyOutcome::AlreadyCommitted) {
-                table.changes_applied += rows as u64;
-            }
-            debug!(table = %schema.id, rows, ?outcome, "committed changes");
+            let rows = apply_taken(table, taken, false).await?;
+            table.changes_applied += rows;
         }
         self.oldest_pending = None;
         if self.received > self.acknowledged {
+            client.update_applied_lsn(pgwire_replication::Lsn::from_u64(self.received.0));
+            self.acknowledged = self.received;
+        }
+        Ok(())
+    }
+
+    /// Mid-transaction, with the memory budget used up: commits every closed transaction, and the open one's
+    /// rows so far as a part (see `DeltaTableWriter::apply_partial_transaction`). Tables whose mode needs
+    /// whole transactions keep buffering; the position is confirmed only if nothing closed is left.
+    async fn commit_with_open_parts(&mut self, client: &ReplicationClient) -> Result<()> {
+        let Some(open) = self.open_transaction else { return Ok(()) };
+        let mut closed_all = true;
+        for table in self.tables.iter_mut() {
+            let (closed, open_part) = if table.writer.accepts_partial_transactions() {
+                table.pending.take_with_open_part(open)?
+            } else if !table.pending.has_open_rows() {
+                (table.pending.take_batch()?, None)
+            } else {
+                closed_all = false;
+                continue;
+            };
+            if let Some(taken) = closed {
+                let rows = apply_taken(table, taken, false).await?;
+                table.changes_applied += rows;
+            }
+            if let Some(taken) = open_part {
+                info!(table = %taken.schema.id, rows = taken.operations.len(), "applying part of a large transaction");
+                let rows = apply_taken(table, taken, true).await?;
+                table.changes_applied += rows;
+            }
+        }
+        self.oldest_pending = None;
+        if closed_all && self.received > self.acknowledged {
             client.update_applied_lsn(pgwire_replication::Lsn::from_u64(self.received.0));
             self.acknowledged = self.received;
         }
@@ -377,6 +409,22 @@ impl<'a> ChangeStream<'a> {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// Restores unchanged values, then applies the rows: whole transactions, or a part of the open one.
+async fn apply_taken(table: &mut StreamedTable, taken: TakenChanges, part: bool) -> Result<u64> {
+    let rows =
+        fill_unchanged(table.writer.table(), &taken.schema, taken.rows.clone(), &taken.operations, &taken.unchanged)
+            .await?;
+    let (schema, batch) = taken.into_batch(rows)?;
+    let count = batch.len() as u64;
+    let outcome = if part {
+        table.writer.apply_partial_transaction(&schema, &batch).await?
+    } else {
+        table.writer.apply_changes(&schema, &batch).await?
+    };
+    debug!(table = %schema.id, rows = count, ?outcome, "committed changes");
+    Ok(if matches!(outcome, ApplyOutcome::AlreadyCommitted) { 0 } else { count })
 }
 
 async fn format_type(sql: &Client, oid: u32, typmod: i32) -> Result<String> {

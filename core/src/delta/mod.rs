@@ -280,17 +280,55 @@ impl DeltaTableWriter {
             }
             None => batch.clone(),
         };
-        self.evolve(schema).await?;
         let cursor = TableCursor {
             position: batch.end_position().clone(),
             snapshot: self.committed.as_ref().and_then(|state| state.cursor.snapshot.clone()),
         };
+        self.write_changes(schema, &batch, cursor).await
+    }
+
+    /// Whether [`apply_partial_transaction`](Self::apply_partial_transaction) may be used: applying the same
+    /// rows twice must leave the same table, which holds for merges in `hard` and `soft` mode, not for
+    /// history versions or changelog rows.
+    pub fn accepts_partial_transactions(&self) -> bool {
+        !self.key_columns.is_empty() && self.options.delete_mode != DeleteMode::History
+    }
+
+    /// Applies the first rows of a transaction too large to hold in memory, in a commit that keeps the
+    /// committed cursor where it is: until the transaction's last rows are applied with
+    /// [`apply_changes`](Self::apply_changes), a crash replays the whole transaction, and the merge makes
+    /// the replay harmless. Readers may see a transaction in parts.
+    pub async fn apply_partial_transaction(
+        &mut self,
+        schema: &TableSchema,
+        batch: &ChangeBatch,
+    ) -> Result<ApplyOutcome> {
+        if !self.accepts_partial_transactions() {
+            return Err(Error::state(format!(
+                "{} cannot take part of a transaction: its rows are not idempotent in its mode",
+                self.table_id
+            )));
+        }
+        let Some(state) = &self.committed else {
+            return Err(Error::state(format!("{} has no committed snapshot to apply changes to", self.table_id)));
+        };
+        let cursor = state.cursor.clone();
+        self.write_changes(schema, batch, cursor).await
+    }
+
+    async fn write_changes(
+        &mut self,
+        schema: &TableSchema,
+        batch: &ChangeBatch,
+        cursor: TableCursor,
+    ) -> Result<ApplyOutcome> {
+        self.evolve(schema).await?;
         let (version, properties) = self.commit_properties_for(&cursor)?;
         let table_schema = self.arrow_schema()?;
         let synced_at = Utc::now();
         let outcome = if self.key_columns.is_empty() {
             let (table, rows) =
-                changelog::append_changes(self.table.clone(), &table_schema, &batch, properties, synced_at)
+                changelog::append_changes(self.table.clone(), &table_schema, batch, properties, synced_at)
                     .await
                     .map_err(|cause| self.destination_error("cannot append changes", cause))?;
             self.table = table;
@@ -299,7 +337,7 @@ impl DeltaTableWriter {
             let request = merge::MergeRequest {
                 table: self.table.clone(),
                 table_schema,
-                batch: &batch,
+                batch,
                 key_columns: &self.key_columns,
                 mode: self.options.delete_mode,
                 commit: properties,
