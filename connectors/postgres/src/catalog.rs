@@ -21,6 +21,8 @@ pub struct SourceTable {
     /// `pg_class.relreplident`: d default (primary key), f full, i index, n nothing.
     pub replica_identity: u8,
     pub partitioned: bool,
+    /// The planner's row estimate (`pg_class.reltuples`, summed over partitions): the progress bar's total.
+    pub estimated_rows: u64,
 }
 
 pub(crate) fn source_error(what: impl Into<String>, cause: tokio_postgres::Error) -> Error {
@@ -55,7 +57,9 @@ pub async fn tables_of_schemas(client: &Client, schemas: &[String]) -> Result<Ve
 pub async fn describe_table(client: &Client, table: &TableId, key_override: Option<&[String]>) -> Result<SourceTable> {
     let relation = client
         .query_opt(
-            "SELECT c.oid, c.relreplident::text, c.relkind::text FROM pg_class c \
+            "SELECT c.oid, c.relreplident::text, c.relkind::text, \
+             (SELECT COALESCE(sum(GREATEST(p.reltuples, 0)), 0)::int8 FROM pg_class p \
+              WHERE p.oid = c.oid OR p.oid IN (SELECT relid FROM pg_partition_tree(c.oid))) FROM pg_class c \
              JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
             &[&table.namespace, &table.name],
         )
@@ -72,6 +76,7 @@ pub async fn describe_table(client: &Client, table: &TableId, key_override: Opti
     let oid: u32 = relation.get(0);
     let replica_identity = relation.get::<_, String>(1).bytes().next().unwrap_or(b'd');
     let kind: String = relation.get(2);
+    let estimated_rows = u64::try_from(relation.get::<_, i64>(3)).unwrap_or(0);
     let columns = client
         .query(
             "SELECT a.attname, a.atttypid, a.atttypmod, a.attndims::int4, format_type(a.atttypid, a.atttypmod) \
@@ -109,7 +114,7 @@ pub async fn describe_table(client: &Client, table: &TableId, key_override: Opti
         None => key_rows.iter().map(|row| row.get(0)).collect(),
     };
     let schema = TableSchema::new(table.clone(), schema_columns, primary_key)?;
-    Ok(SourceTable { schema, oid, types, wire_types, replica_identity, partitioned: kind == "p" })
+    Ok(SourceTable { schema, oid, types, wire_types, replica_identity, partitioned: kind == "p", estimated_rows })
 }
 
 /// Type definitions fetched from `pg_type` as columns need them.

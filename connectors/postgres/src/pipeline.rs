@@ -2,6 +2,7 @@
 //! have no complete snapshot yet, then stream changes.
 
 use std::collections::HashMap;
+use std::io::IsTerminal;
 use std::sync::Arc;
 
 use connector_core::cursor::{SnapshotProgress, TableCursor};
@@ -9,6 +10,7 @@ use connector_core::delta::{DeltaSink, DeltaTableWriter, Destination};
 use connector_core::error::{Error, Result};
 use connector_core::pipeline::{Pipeline, Shutdown, SyncFuture, SyncMode, SyncReport, TableReport};
 use connector_core::position::{Lsn, SourcePosition};
+use indicatif::MultiProgress;
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
@@ -153,19 +155,21 @@ impl PostgresPipeline {
     ) -> Result<Vec<(usize, u64)>> {
         let snapshot = Arc::new(export_snapshot(&self.config).await?);
         let permits = Arc::new(Semaphore::new(PARALLEL_COPIES));
+        // Bars when a person watches (stderr is a terminal); logs every 10 s otherwise.
+        let bars = std::io::stderr().is_terminal().then(MultiProgress::new);
         let mut tasks = tokio::task::JoinSet::new();
         // Each copy owns its writer while it runs; it comes back with the result.
         for &index in indices {
             let Some(mut writer) = writers[index].take() else { continue };
-            let (config, snapshot, permits, source) =
-                (self.config.clone(), snapshot.clone(), permits.clone(), sources[index].clone());
+            let (config, snapshot, permits, source, bars) =
+                (self.config.clone(), snapshot.clone(), permits.clone(), sources[index].clone(), bars.clone());
             tasks.spawn(async move {
                 let _permit = permits.acquire_owned().await;
                 if writer.cursor().is_some() {
                     // A snapshot that never completed: start it over.
                     warn!(table = %source.schema.id, "an earlier snapshot did not complete; copying again");
                 }
-                let copied = copy_table(&config, &snapshot, &source, &mut writer).await;
+                let copied = copy_table(&config, &snapshot, &source, &mut writer, bars.as_ref()).await;
                 (index, writer, copied)
             });
         }

@@ -12,6 +12,7 @@ use connector_core::delta::DeltaTableWriter;
 use connector_core::error::{Error, ErrorKind, Result, Retry};
 use connector_core::position::{Lsn, SourcePosition};
 use futures::StreamExt;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use pgwire_replication::ReplicationClient;
 use tracing::{info, warn};
 
@@ -84,6 +85,7 @@ pub async fn copy_table(
     snapshot: &ExportedSnapshot,
     table: &SourceTable,
     writer: &mut DeltaTableWriter,
+    progress: Option<&MultiProgress>,
 ) -> Result<u64> {
     let id = &table.schema.id;
     let client = connect(config).await?;
@@ -152,12 +154,19 @@ pub async fn copy_table(
     let mut last_report = started;
     let mut rows: u64 = 0;
     let mut bytes: u64 = 0;
+    let bar = progress.map(|bars| bars.add(progress_bar(&id.to_string(), table.estimated_rows)));
     while let Some(decoded) = receiver.recv().await {
         let (batch, copied) = decoded?;
         bytes = copied;
         rows += batch.num_rows() as u64;
         if batch.num_rows() > 0 {
             snapshot_writer.write(&batch).await?;
+        }
+        if let Some(bar) = &bar {
+            bar.set_length(bar.length().unwrap_or(0).max(rows));
+            bar.set_position(rows);
+            bar.set_message(format!("{:.0} MiB", bytes as f64 / (1024.0 * 1024.0)));
+            continue;
         }
         if last_report.elapsed() >= PROGRESS_INTERVAL {
             last_report = Instant::now();
@@ -176,6 +185,9 @@ pub async fn copy_table(
         }),
     };
     snapshot_writer.commit(cursor).await?;
+    if let Some(bar) = bar {
+        bar.finish_with_message(format!("{:.0} MiB, committed", bytes as f64 / (1024.0 * 1024.0)));
+    }
     let seconds = started.elapsed().as_secs_f64().max(0.001);
     info!(
         table = %id,
@@ -190,6 +202,19 @@ pub async fn copy_table(
         source_error("closing the snapshot transaction failed", cause)
     })?;
     Ok(rows)
+}
+
+/// One table's bar: rows against the planner's estimate (raised if the table holds more), MiB and ETA.
+fn progress_bar(table: &str, estimated_rows: u64) -> ProgressBar {
+    let bar = ProgressBar::new(estimated_rows);
+    let style = ProgressStyle::with_template(
+        "{prefix:<32} [{bar:30}] {human_pos:>11}/{human_len:<11} rows {msg:>18} eta {eta}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_prefix(table.to_string());
+    bar
 }
 
 /// Splits the binary COPY stream into rows and decodes their values into column builders.
