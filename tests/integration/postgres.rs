@@ -631,3 +631,42 @@ async fn postgres_a_transaction_larger_than_memory_is_applied_in_parts() {
     let commits = std::fs::read_dir(&log).expect("log").count() - commits_before;
     assert!(commits >= 2, "one transaction of 6000 rows in a 1 MiB budget should take several commits, took {commits}");
 }
+
+#[tokio::test]
+async fn postgres_scheduled_pipelines_run_again_and_a_failing_one_stops_no_other() {
+    let db = postgres().await;
+    db.execute(ORDERS).await;
+    let lake = TempLake::new();
+    let config = lake.dir.path().join("pipelines.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[profiles.shop]\nkind = \"postgres\"\nurl = \"${{SHOP_URL}}\"\n\n\
+             [[pipelines]]\nname = \"orders\"\nprofile = \"shop\"\ntables = [\"public.orders\"]\n\
+             dest = \"{lake}\"\nschedule = \"1s\"\n\n\
+             [[pipelines]]\nname = \"missing\"\nprofile = \"shop\"\ntables = [\"public.no_such_table\"]\n\
+             dest = \"{lake}\"\nschedule = \"1s\"\n",
+            lake = lake.dir.path().display()
+        ),
+    )
+    .expect("write config");
+    let mut child = Command::new(CONNECTOR)
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("SHOP_URL", db.url())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start connector run");
+    wait_until_equal(&db, &lake, "public.orders", ORDER_COLUMNS).await;
+    // A later change lands through a later scheduled run, while the other pipeline keeps failing.
+    db.execute("UPDATE orders SET note = 'scheduled' WHERE id <= 3; DELETE FROM orders WHERE id = 4").await;
+    wait_until_equal(&db, &lake, "public.orders", ORDER_COLUMNS).await;
+
+    terminate(&child);
+    let status = wait_for_exit(&mut child);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().expect("stderr"), &mut stderr).expect("read stderr");
+    assert!(status.success(), "connector run did not stop cleanly: {status}\n{stderr}");
+    assert!(stderr.contains("no_such_table"), "the failing pipeline's error was not reported:\n{stderr}");
+}
