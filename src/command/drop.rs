@@ -2,28 +2,14 @@
 
 use std::process::ExitCode;
 
-use connector_core::config::{Pipeline as PipelineConfig, PipelinesFile, Profile};
+use connector_core::config::PipelinesFile;
 use connector_core::error::{Error, Result};
-use connector_core::schedule::Schedule;
 
 use crate::cli::DropArgs;
 
 pub async fn drop(args: DropArgs) -> Result<ExitCode> {
     let (profile, pipeline) = match (&args.url, &args.config) {
-        (Some(url), _) => {
-            let mut settings = toml::Table::new();
-            settings.insert("url".into(), url.clone().into());
-            let pipeline = PipelineConfig {
-                name: args.pipeline.clone(),
-                profile: "command line".into(),
-                tables: Vec::new(),
-                dest: String::new(),
-                schedule: Schedule::Continuous,
-                table_options: Default::default(),
-                default_options: Default::default(),
-            };
-            (Profile { kind: connector_postgres::KIND.into(), settings }, pipeline)
-        }
+        (Some(url), _) => connector_postgres::command_line_source(url, &args.pipeline),
         (None, Some(config)) => {
             let file = PipelinesFile::load(config)?;
             let pipeline = file.pipelines.iter().find(|pipeline| pipeline.name == args.pipeline).ok_or_else(|| {

@@ -34,18 +34,7 @@ pub async fn status(args: StatusArgs) -> Result<ExitCode> {
         }
     }
     if let (Some(url), Some(name)) = (&args.url, &args.pipeline) {
-        let mut settings = toml::Table::new();
-        settings.insert("url".into(), url.clone().into());
-        let profile = Profile { kind: connector_postgres::KIND.into(), settings };
-        let pipeline = PipelineConfig {
-            name: name.clone(),
-            profile: "command line".into(),
-            tables: Vec::new(),
-            dest: String::new(),
-            schedule: Schedule::Continuous,
-            table_options: Default::default(),
-            default_options: Default::default(),
-        };
+        let (profile, pipeline) = connector_postgres::command_line_source(url, name);
         slots.push(connector_postgres::setup::slot_status(&profile, &pipeline).await?);
     }
     let mut statuses = Vec::new();
