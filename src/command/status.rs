@@ -2,10 +2,9 @@
 
 use std::process::ExitCode;
 
-use connector_core::config::{Pipeline as PipelineConfig, PipelinesFile, Profile};
+use connector_core::config::PipelinesFile;
 use connector_core::delta::Destination;
 use connector_core::error::{Error, Result};
-use connector_core::schedule::Schedule;
 use connector_core::schema::TableId;
 use connector_core::status::{TableStatus, local_tables, table_status};
 use connector_postgres::setup::SlotStatus;
