@@ -101,6 +101,7 @@ def main():
     parser.add_argument("--big-update", type=int, default=2_000_000)
     parser.add_argument("--rate", type=int, default=5000)
     parser.add_argument("--latency-seconds", type=int, default=30)
+    parser.add_argument("--batch-mib", type=int, default=None, help="the connector's --batch-mib (default: its own)")
     args = parser.parse_args()
 
     subprocess.run(["cargo", "build", "--release", "--locked", "--quiet", "--bin", "connector"], cwd=ROOT, check=True)
@@ -128,7 +129,7 @@ def main():
                                    env=server.env)
         copy_bytes = int(server.psql("SELECT sum(pg_column_size(b.*)) FROM bench b", capture=True))
         sync = [connector, "sync", "postgres", "--url", server.url, "--tables", "public.bench", "--dest", lake,
-                "--pipeline", "bench"]
+                "--pipeline", "bench"] + (["--batch-mib", str(args.batch_mib)] if args.batch_mib else [])
         snapshot_seconds, snapshot_rss = measured(sync, env=env)
         results = {"snapshot": {
             "rows": args.rows, "table_mib": table_bytes / 2**20,

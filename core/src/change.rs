@@ -4,9 +4,7 @@
 //! checks that every row has one operation and falls in exactly one transaction, in source commit order.
 
 use chrono::{DateTime, Utc};
-use deltalake::arrow::array::{RecordBatch, UInt32Array};
-use deltalake::arrow::compute::take_record_batch;
-use deltalake::arrow::row::{RowConverter, SortField};
+use deltalake::arrow::array::RecordBatch;
 
 use crate::error::{Error, Result};
 use crate::position::SourcePosition;
@@ -146,56 +144,6 @@ impl ChangeBatch {
             start_row = span.end_row;
         }
         Ok(None)
-    }
-
-    /// Splits the batch into at most `parts` batches over disjoint ranges of the key columns, each keeping its
-    /// rows in source order, so each can be merged on its own and touch only the files of its range. Every
-    /// change to one key stays in one part. Batches with a TRUNCATE are not split (it concerns every key).
-    pub fn split_by_key(&self, schema: &TableSchema, key_columns: &[usize], parts: usize) -> Result<Vec<ChangeBatch>> {
-        let parts = parts.min(self.len() / 2);
-        if parts <= 1 || self.operations.contains(&Operation::Truncate) {
-            return Ok(vec![self.clone()]);
-        }
-        let invalid = |cause: deltalake::arrow::error::ArrowError| {
-            Error::state(format!("cannot split the changes of {} by key", schema.id)).caused_by(cause)
-        };
-        let keys: Vec<_> = key_columns.iter().map(|&index| self.rows.column(index).clone()).collect();
-        let converter = RowConverter::new(keys.iter().map(|key| SortField::new(key.data_type().clone())).collect())
-            .map_err(invalid)?;
-        let encoded = converter.convert_columns(&keys).map_err(invalid)?;
-        let mut sorted: Vec<usize> = (0..self.len()).collect();
-        sorted.sort_unstable_by(|&left, &right| encoded.row(left).cmp(&encoded.row(right)));
-        // Boundaries are key values at equal row counts: a part holds keys below its boundary.
-        let mut boundaries = Vec::with_capacity(parts - 1);
-        for part in 1..parts {
-            let key = encoded.row(sorted[part * self.len() / parts]);
-            if boundaries.last().is_none_or(|last| *last < key) {
-                boundaries.push(key);
-            }
-        }
-        let owners = self.transaction_of_rows();
-        let mut rows_of_part: Vec<Vec<u32>> = vec![Vec::new(); boundaries.len() + 1];
-        for row in 0..self.len() {
-            let key = encoded.row(row);
-            let part = boundaries.partition_point(|boundary| *boundary <= key);
-            rows_of_part[part].push(row as u32);
-        }
-        let mut batches = Vec::with_capacity(rows_of_part.len());
-        for rows in rows_of_part.into_iter().filter(|rows| !rows.is_empty()) {
-            let mut transactions: Vec<TransactionSpan> = Vec::new();
-            for (index, &row) in rows.iter().enumerate() {
-                let span = &self.transactions[owners[row as usize]];
-                match transactions.last_mut() {
-                    Some(last) if last.position == span.position => last.end_row = index + 1,
-                    _ => transactions.push(TransactionSpan { end_row: index + 1, ..span.clone() }),
-                }
-            }
-            let operations = rows.iter().map(|&row| self.operations[row as usize]).collect();
-            let indices = UInt32Array::from(rows);
-            let selected = take_record_batch(&self.rows, &indices).map_err(invalid)?;
-            batches.push(ChangeBatch::new(schema, selected, operations, transactions)?);
-        }
-        Ok(batches)
     }
 
     /// For each row, the index of the transaction it belongs to.

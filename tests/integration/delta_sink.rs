@@ -373,35 +373,3 @@ async fn object_store_destinations_hold_the_same_tables() {
     let reopened = sink.open_table(&schema, TableOptions::default()).await.expect("reopen");
     assert_eq!(reopened.cursor().map(|cursor| &cursor.position), Some(&lsn(110)));
 }
-
-#[tokio::test]
-async fn changes_spanning_a_large_table_merge_in_key_range_parts_with_the_cursor_last() {
-    let lake = TempLake::new();
-    // Tiny target files make the four-row table "large": each MERGE part should touch about one file.
-    let options = TableOptions { target_file_size: 1000, ..TableOptions::default() };
-    snapshot_four_orders(&lake, options.clone()).await;
-    let schema = orders_schema(true);
-    let mut table = lake.sink("p").open_table(&schema, options.clone()).await.expect("open");
-    let version_before = table.table().version().expect("version");
-    let batch = Changes::new(&schema)
-        .update(1, "ada", 11)
-        .delete(2)
-        .commit(110, 1)
-        .update(3, "cy", 33)
-        .insert(5, "eve", 50)
-        .insert(6, "fay", 60)
-        .update(4, "dee", 44)
-        .commit(120, 2)
-        .build();
-    table.apply_changes(&schema, &batch).await.expect("apply");
-
-    let url = lake.table_url(&schema.id);
-    let rows = read_rows(&url, &["id", "customer", "amount"]).await;
-    assert_eq!(rows, vec!["1|ada|11", "3|cy|33", "4|dee|44", "5|eve|50", "6|fay|60"]);
-    let commits = table.table().version().expect("version") - version_before;
-    assert!(commits >= 2, "expected the batch in several key-range merges, got {commits} commit(s)");
-    // The cursor is the batch's end, and a reopened table replays nothing.
-    let mut reopened = lake.sink("p").open_table(&schema, options).await.expect("reopen");
-    assert_eq!(reopened.cursor().expect("cursor").position, lsn(120));
-    assert_eq!(reopened.apply_changes(&schema, &batch).await.expect("replay"), ApplyOutcome::AlreadyCommitted);
-}

@@ -323,35 +323,21 @@ impl DeltaTableWriter {
         cursor: TableCursor,
     ) -> Result<ApplyOutcome> {
         self.evolve(schema).await?;
+        let (version, properties) = self.commit_properties_for(&cursor)?;
         let table_schema = self.arrow_schema()?;
         let synced_at = Utc::now();
-        if self.key_columns.is_empty() {
-            let (version, properties) = self.commit_properties_for(&cursor)?;
+        let outcome = if self.key_columns.is_empty() {
             let (table, rows) =
                 changelog::append_changes(self.table.clone(), &table_schema, batch, properties, synced_at)
                     .await
                     .map_err(|cause| self.destination_error("cannot append changes", cause))?;
             self.table = table;
-            let outcome = ApplyOutcome::Appended { rows };
-            debug!(table = %self.table_id, version, ?outcome, "applied changes");
-            self.record_commit(version, cursor);
-            return Ok(outcome);
-        }
-        let parts = self.split_for_memory(schema, batch)?;
-        let last = parts.len() - 1;
-        let mut total = MergeCounts::default();
-        for (index, part) in parts.iter().enumerate() {
-            // Every part but the last keeps the committed cursor: a crash in between replays the whole batch,
-            // which the merge applies again to the same end (only idempotent modes are split).
-            let part_cursor = match (&self.committed, index == last) {
-                (Some(state), false) => state.cursor.clone(),
-                _ => cursor.clone(),
-            };
-            let (version, properties) = self.commit_properties_for(&part_cursor)?;
+            ApplyOutcome::Appended { rows }
+        } else {
             let request = merge::MergeRequest {
                 table: self.table.clone(),
-                table_schema: table_schema.clone(),
-                batch: part,
+                table_schema,
+                batch,
                 key_columns: &self.key_columns,
                 mode: self.options.delete_mode,
                 commit: properties,
@@ -361,31 +347,11 @@ impl DeltaTableWriter {
                 .await
                 .map_err(|cause| self.destination_error("cannot merge changes", cause))?;
             self.table = table;
-            total = total.plus(&counts);
-            debug!(table = %self.table_id, version, part = index, parts = parts.len(), ?counts, "merged changes");
-            self.record_commit(version, part_cursor);
-        }
-        Ok(ApplyOutcome::Merged(total))
-    }
-
-    /// A MERGE holds the target files it rewrites in memory (decompressed), so a batch whose keys span a large
-    /// table is merged in parts over disjoint key ranges, each touching about one target file's worth of the
-    /// table (`target_file_size`) when files are clustered by key, as snapshots of serial keys are. Only where
-    /// replaying a part is harmless, and only after a first commit (the parts keep its cursor).
-    fn split_for_memory(&self, schema: &TableSchema, batch: &ChangeBatch) -> Result<Vec<ChangeBatch>> {
-        if !self.accepts_partial_transactions() || self.committed.is_none() {
-            return Ok(vec![batch.clone()]);
-        }
-        let table_bytes: u64 = match self.table.snapshot() {
-            Ok(state) => state.log_data().iter().map(|file| u64::try_from(file.size()).unwrap_or(0)).sum(),
-            Err(_) => 0,
+            ApplyOutcome::Merged(counts)
         };
-        let parts = usize::try_from(table_bytes.div_ceil(self.options.target_file_size.max(1))).unwrap_or(1).max(1);
-        let key_indices: Vec<usize> = self.key_columns.iter().filter_map(|key| schema.column_index(key)).collect();
-        if parts == 1 || key_indices.len() != self.key_columns.len() {
-            return Ok(vec![batch.clone()]);
-        }
-        batch.split_by_key(schema, &key_indices, parts)
+        debug!(table = %self.table_id, version, ?outcome, "applied changes");
+        self.record_commit(version, cursor);
+        Ok(outcome)
     }
 
     /// Brings the Delta schema in line with `schema`: adds new columns, widens widened ones (rewriting the
