@@ -670,3 +670,24 @@ async fn postgres_scheduled_pipelines_run_again_and_a_failing_one_stops_no_other
     assert!(status.success(), "connector run did not stop cleanly: {status}\n{stderr}");
     assert!(stderr.contains("no_such_table"), "the failing pipeline's error was not reported:\n{stderr}");
 }
+
+#[tokio::test]
+async fn postgres_a_dropped_publication_stops_with_the_way_out() {
+    let db = postgres().await;
+    db.execute(ORDERS).await;
+    let lake = TempLake::new();
+    sync_once(&db, lake.dir.path(), "public.orders");
+    // While the connector is away, someone drops its publication and changes rows.
+    db.execute("DROP PUBLICATION connector_test; UPDATE orders SET note = 'unseen' WHERE id = 1").await;
+
+    let output = sync_failing(&db, lake.dir.path(), "public.orders");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("publication connector_test was dropped"), "{stderr}");
+    assert!(stderr.contains("connector drop --pipeline test"), "{stderr}");
+
+    // The way out works: drop, sync again, and the table equals the source.
+    let output = Command::new(CONNECTOR).args(["drop", "--pipeline", "test", "--url", db.url()]).output().expect("run");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    sync_once(&db, lake.dir.path(), "public.orders");
+    assert_equal(&db, &lake, "public.orders", ORDER_COLUMNS).await;
+}

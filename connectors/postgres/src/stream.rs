@@ -123,7 +123,7 @@ impl<'a> ChangeStream<'a> {
                 }
                 event = client.recv() => event,
             };
-            let event = event.map_err(|cause| replication_error("the replication stream failed", cause))?;
+            let event = event.map_err(|cause| self.stream_error(cause))?;
             let Some(event) = event else {
                 return Err(Error::new(
                     ErrorKind::Source,
@@ -148,6 +148,30 @@ impl<'a> ChangeStream<'a> {
         client.stop();
         let _ = client.shutdown().await;
         Ok(StreamOutcome { acknowledged: self.acknowledged })
+    }
+
+    /// The stream's failure, with the way out when the slot can no longer serve the pipeline.
+    fn stream_error(&self, cause: pgwire_replication::PgWireError) -> Error {
+        let text = cause.to_string();
+        let (pipeline, slot, publication) = (&self.config.pipeline, &self.config.slot, &self.config.publication);
+        let lost = if text.contains("publication") && text.contains("does not exist") {
+            Some(format!(
+                "publication {publication} was dropped while slot {slot} still had changes to decode, and PostgreSQL \
+                 cannot decode them without it"
+            ))
+        } else if text.contains("invalidated") || text.contains("can no longer get changes") {
+            Some(format!("replication slot {slot} was invalidated (the server removed WAL it needed)"))
+        } else {
+            None
+        };
+        match lost {
+            Some(reason) => Error::state(format!(
+                "{reason}; the changes in between are lost to the connector: drop the slot and copy every table \
+                 anew with `connector drop --pipeline {pipeline} --url …`, then sync again"
+            ))
+            .caused_by(cause),
+            None => replication_error("the replication stream failed", cause),
+        }
     }
 
     /// Writes a logical message into the WAL and returns its unique content.
