@@ -14,6 +14,7 @@ use deltalake::kernel::transaction::CommitProperties;
 use deltalake::operations::merge::MergeBuilder;
 use deltalake::{DeltaTable, DeltaTableError};
 
+use super::key_ranges::key_range_predicate;
 use super::reduce::{last_change_per_key, rows_after_last_truncate};
 use super::table_rows::{MetadataValues, rows_for_table};
 use crate::change::{ChangeBatch, Operation};
@@ -90,14 +91,22 @@ pub(crate) async fn merge_changes(request: MergeRequest<'_>) -> Result<(DeltaTab
         }
     };
     let source_rows = source.num_rows();
+    // With a TRUNCATE every target row is concerned, so no range may narrow the scan.
+    let key_ranges = match (request.key_columns, truncate_time) {
+        ([key], None) => source.column_by_name(key).and_then(|keys| key_range_predicate(keys, target(key))),
+        _ => None,
+    };
     let context = SessionContext::new();
     let frame = context.read_batch(source)?;
-    let predicate = request
+    let mut predicate = request
         .key_columns
         .iter()
         .map(|key| target(key).eq(source_column(key)))
         .reduce(Expr::and)
         .ok_or_else(|| DeltaTableError::Generic("a merge needs at least one key column".into()))?;
+    if let Some(ranges) = key_ranges {
+        predicate = predicate.and(ranges);
+    }
     let columns: Vec<String> = request.table_schema.fields().iter().map(|field| field.name().clone()).collect();
     let builder = request
         .table

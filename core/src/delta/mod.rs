@@ -4,6 +4,7 @@
 mod changelog;
 mod commit_state;
 mod evolution;
+mod key_ranges;
 mod location;
 mod merge;
 mod reduce;
