@@ -373,3 +373,21 @@ async fn object_store_destinations_hold_the_same_tables() {
     let reopened = sink.open_table(&schema, TableOptions::default()).await.expect("reopen");
     assert_eq!(reopened.cursor().map(|cursor| &cursor.position), Some(&lsn(110)));
 }
+
+#[tokio::test]
+async fn a_merge_skips_files_between_distant_clusters_of_changed_keys() {
+    let lake = TempLake::new();
+    // Two files: keys 1–2 and keys 3–4.
+    snapshot_four_orders(&lake, TableOptions::default()).await;
+    let schema = orders_schema(true);
+    let mut table = lake.sink("p").open_table(&schema, TableOptions::default()).await.expect("open");
+    // Key 1 and key 100: their min/max spans both files, their ranges only the first.
+    let batch = Changes::new(&schema).update(1, "ada", 11).insert(100, "zed", 1).commit(110, 1).build();
+    let ApplyOutcome::Merged(counts) = table.apply_changes(&schema, &batch).await.expect("apply") else {
+        panic!("a keyed table merges");
+    };
+    // Only the file holding key 1 is read; key 100 is merged on its own and scans nothing.
+    assert_eq!(counts.files_scanned, 1, "{counts:?}");
+    let rows = read_rows(&lake.table_url(&schema.id), &["id", "customer", "amount"]).await;
+    assert_eq!(rows, vec!["1|ada|11", "2|bob|20", "3|cy|30", "4|dee|40", "100|zed|1"]);
+}
