@@ -4,8 +4,7 @@
 //! checks that every row has one operation and falls in exactly one transaction, in source commit order.
 
 use chrono::{DateTime, Utc};
-use deltalake::arrow::array::{RecordBatch, UInt32Array};
-use deltalake::arrow::compute::take_record_batch;
+use deltalake::arrow::array::RecordBatch;
 
 use crate::error::{Error, Result};
 use crate::position::SourcePosition;
@@ -145,34 +144,6 @@ impl ChangeBatch {
             start_row = span.end_row;
         }
         Ok(None)
-    }
-
-    /// Splits the batch into `parts` batches, row `i` going to part `part_of_row[i]`, each keeping its rows in
-    /// source order within their transactions. Empty parts are left out. For changes to disjoint keys, which
-    /// can then be applied one part at a time.
-    pub fn split_rows(&self, schema: &TableSchema, part_of_row: &[usize], parts: usize) -> Result<Vec<ChangeBatch>> {
-        let owners = self.transaction_of_rows();
-        let mut rows_of_part: Vec<Vec<u32>> = vec![Vec::new(); parts];
-        for (row, &part) in part_of_row.iter().enumerate().take(self.len()) {
-            let part = part.min(parts.saturating_sub(1));
-            rows_of_part[part].push(row as u32);
-        }
-        let mut batches = Vec::with_capacity(parts);
-        for rows in rows_of_part.into_iter().filter(|rows| !rows.is_empty()) {
-            let mut transactions: Vec<TransactionSpan> = Vec::new();
-            for (index, &row) in rows.iter().enumerate() {
-                let span = &self.transactions[owners[row as usize]];
-                match transactions.last_mut() {
-                    Some(last) if last.position == span.position => last.end_row = index + 1,
-                    _ => transactions.push(TransactionSpan { end_row: index + 1, ..span.clone() }),
-                }
-            }
-            let operations = rows.iter().map(|&row| self.operations[row as usize]).collect();
-            let selected = take_record_batch(&self.rows, &UInt32Array::from(rows))
-                .map_err(|cause| Error::state(format!("cannot split the changes of {}", schema.id)).caused_by(cause))?;
-            batches.push(ChangeBatch::new(schema, selected, operations, transactions)?);
-        }
-        Ok(batches)
     }
 
     /// For each row, the index of the transaction it belongs to.

@@ -15,10 +15,9 @@ use deltalake::datafusion::scalar::ScalarValue;
 /// Ranges in one predicate: enough to separate a few clusters, few enough to keep the scan filter cheap.
 const MAX_RANGES: usize = 16;
 
-/// Integer keys sorted (valid ones only), and the positions in that order where a new cluster starts: at the
-/// widest gaps between consecutive keys, at most `max_ranges - 1` of them. `None` for other types or when
-/// every key is within one run.
-fn clusters(keys: &ArrayRef, max_ranges: usize) -> Option<(Int64Array, Vec<usize>, Vec<usize>)> {
+/// `column BETWEEN lo AND hi OR …` covering every non-null value of `keys`, for integer keys; `None` when
+/// one range would do (or the type is not an integer).
+pub(crate) fn key_range_predicate(keys: &ArrayRef, column: Expr) -> Option<Expr> {
     let integer = matches!(
         keys.data_type(),
         DataType::Int8
@@ -33,13 +32,14 @@ fn clusters(keys: &ArrayRef, max_ranges: usize) -> Option<(Int64Array, Vec<usize
         return None;
     }
     let values = cast(keys, &DataType::Int64).ok()?;
-    let values = values.as_any().downcast_ref::<Int64Array>()?.clone();
-    let order = sort_to_indices(&values, None, None).ok()?;
+    let values = values.as_any().downcast_ref::<Int64Array>()?;
+    let order = sort_to_indices(values, None, None).ok()?;
     let sorted: Vec<usize> =
         order.values().iter().map(|&index| index as usize).filter(|&index| values.is_valid(index)).collect();
     if sorted.len() < 2 {
         return None;
     }
+    // Cut at the widest gaps between consecutive keys.
     let mut gaps: Vec<(i64, usize)> = sorted
         .windows(2)
         .enumerate()
@@ -50,15 +50,8 @@ fn clusters(keys: &ArrayRef, max_ranges: usize) -> Option<(Int64Array, Vec<usize
         return None;
     }
     gaps.sort_unstable_by_key(|&(gap, _)| std::cmp::Reverse(gap));
-    let mut cuts: Vec<usize> = gaps.into_iter().take(max_ranges - 1).map(|(_, position)| position).collect();
+    let mut cuts: Vec<usize> = gaps.into_iter().take(MAX_RANGES - 1).map(|(_, position)| position).collect();
     cuts.sort_unstable();
-    Some((values, sorted, cuts))
-}
-
-/// `column BETWEEN lo AND hi OR …` covering every non-null value of `keys`, for integer keys; `None` when
-/// one range would do (or the type is not an integer).
-pub(crate) fn key_range_predicate(keys: &ArrayRef, column: Expr) -> Option<Expr> {
-    let (_, sorted, cuts) = clusters(keys, MAX_RANGES)?;
     let mut ranges = Vec::with_capacity(cuts.len() + 1);
     let mut start = 0;
     for end in cuts.into_iter().chain(std::iter::once(sorted.len())) {
@@ -68,17 +61,6 @@ pub(crate) fn key_range_predicate(keys: &ArrayRef, column: Expr) -> Option<Expr>
         start = end;
     }
     ranges.into_iter().reduce(Expr::or)
-}
-
-/// The cluster of each row's key, split at the `max_clusters - 1` widest gaps, and how many clusters there
-/// are; `None` when there is one. Rows without a key go to the first cluster.
-pub(crate) fn key_cluster_of_rows(keys: &ArrayRef, max_clusters: usize) -> Option<(Vec<usize>, usize)> {
-    let (values, sorted, cuts) = clusters(keys, max_clusters)?;
-    let starts: Vec<i64> = cuts.iter().map(|&position| values.value(sorted[position])).collect();
-    let owners = (0..values.len())
-        .map(|row| if values.is_valid(row) { starts.partition_point(|&start| start <= values.value(row)) } else { 0 })
-        .collect();
-    Some((owners, starts.len() + 1))
 }
 
 #[cfg(test)]
@@ -97,13 +79,6 @@ mod tests {
         let text = predicate.to_string();
         assert!(text.contains("BETWEEN Int64(1) AND Int64(3)"), "{text}");
         assert!(text.contains("BETWEEN Int64(5000000) AND Int64(5000001)"), "{text}");
-    }
-
-    #[test]
-    fn rows_go_to_the_cluster_of_their_key() {
-        let keys: ArrayRef = Arc::new(Int64Array::from(vec![900, 1, 905, 2, 3]));
-        let (owners, count) = key_cluster_of_rows(&keys, 2).expect("two clusters");
-        assert_eq!((owners, count), (vec![1, 0, 1, 0, 0], 2));
     }
 
     #[test]

@@ -41,22 +41,6 @@ pub struct MergeCounts {
     pub files_skipped: usize,
 }
 
-impl MergeCounts {
-    /// The counts of two merges together.
-    pub fn plus(&self, other: &MergeCounts) -> MergeCounts {
-        MergeCounts {
-            source_rows: self.source_rows + other.source_rows,
-            inserted: self.inserted + other.inserted,
-            updated: self.updated + other.updated,
-            deleted: self.deleted + other.deleted,
-            files_added: self.files_added + other.files_added,
-            files_removed: self.files_removed + other.files_removed,
-            files_scanned: self.files_scanned + other.files_scanned,
-            files_skipped: self.files_skipped + other.files_skipped,
-        }
-    }
-}
-
 pub(crate) struct MergeRequest<'a> {
     pub table: DeltaTable,
     pub table_schema: SchemaRef,

@@ -41,10 +41,6 @@ use crate::position::SourcePosition;
 use crate::schema::{TableId, TableSchema};
 use evolution::{delta_type_of, plan_evolution, source_fields};
 
-/// Key clusters merged apart at most: each MERGE has a fixed cost (about a second on a large table), so
-/// changes spread evenly over the keys stay in a few merges.
-const MAX_MERGE_PARTS: usize = 4;
-
 /// Opens and creates the Delta tables of one pipeline.
 #[derive(Debug, Clone)]
 pub struct DeltaSink {
@@ -328,35 +324,21 @@ impl DeltaTableWriter {
         cursor: TableCursor,
     ) -> Result<ApplyOutcome> {
         self.evolve(schema).await?;
+        let (version, properties) = self.commit_properties_for(&cursor)?;
         let table_schema = self.arrow_schema()?;
         let synced_at = Utc::now();
-        if self.key_columns.is_empty() {
-            let (version, properties) = self.commit_properties_for(&cursor)?;
+        let outcome = if self.key_columns.is_empty() {
             let (table, rows) =
                 changelog::append_changes(self.table.clone(), &table_schema, batch, properties, synced_at)
                     .await
                     .map_err(|cause| self.destination_error("cannot append changes", cause))?;
             self.table = table;
-            let outcome = ApplyOutcome::Appended { rows };
-            debug!(table = %self.table_id, version, ?outcome, "applied changes");
-            self.record_commit(version, cursor);
-            return Ok(outcome);
-        }
-        let parts = self.split_by_key_cluster(schema, batch)?;
-        let last = parts.len() - 1;
-        let mut total = MergeCounts::default();
-        for (index, part) in parts.iter().enumerate() {
-            // Every part but the last keeps the committed cursor: a crash in between replays the whole batch,
-            // which the merge applies again to the same end (only idempotent modes are split).
-            let part_cursor = match (&self.committed, index == last) {
-                (Some(state), false) => state.cursor.clone(),
-                _ => cursor.clone(),
-            };
-            let (version, properties) = self.commit_properties_for(&part_cursor)?;
+            ApplyOutcome::Appended { rows }
+        } else {
             let request = merge::MergeRequest {
                 table: self.table.clone(),
-                table_schema: table_schema.clone(),
-                batch: part,
+                table_schema,
+                batch,
                 key_columns: &self.key_columns,
                 mode: self.options.delete_mode,
                 commit: properties,
@@ -366,32 +348,11 @@ impl DeltaTableWriter {
                 .await
                 .map_err(|cause| self.destination_error("cannot merge changes", cause))?;
             self.table = table;
-            total = total.plus(&counts);
-            debug!(table = %self.table_id, version, part = index, parts = parts.len(), ?counts, "merged changes");
-            self.record_commit(version, part_cursor);
-        }
-        Ok(ApplyOutcome::Merged(total))
-    }
-
-    /// Changes falling into distant key clusters (recent rows and old ones, say) are merged one cluster at a
-    /// time: each MERGE then scans only the files of its cluster and writes its rows into files of their own,
-    /// which keeps the table's files clustered by key for the merges after. Only where replaying a part is
-    /// harmless, after a first commit (the parts keep its cursor), and without a TRUNCATE (it concerns every
-    /// key).
-    fn split_by_key_cluster(&self, schema: &TableSchema, batch: &ChangeBatch) -> Result<Vec<ChangeBatch>> {
-        let whole = || Ok(vec![batch.clone()]);
-        if !self.accepts_partial_transactions()
-            || self.committed.is_none()
-            || batch.operations().contains(&crate::change::Operation::Truncate)
-        {
-            return whole();
-        }
-        let [key] = self.key_columns.as_slice() else { return whole() };
-        let Some(keys) = batch.rows().column_by_name(key) else { return whole() };
-        match key_ranges::key_cluster_of_rows(keys, MAX_MERGE_PARTS) {
-            Some((owners, clusters)) => batch.split_rows(schema, &owners, clusters),
-            None => whole(),
-        }
+            ApplyOutcome::Merged(counts)
+        };
+        debug!(table = %self.table_id, version, ?outcome, "applied changes");
+        self.record_commit(version, cursor);
+        Ok(outcome)
     }
 
     /// Brings the Delta schema in line with `schema`: adds new columns, widens widened ones (rewriting the
