@@ -691,3 +691,39 @@ async fn postgres_a_dropped_publication_stops_with_the_way_out() {
     sync_once(&db, lake.dir.path(), "public.orders");
     assert_equal(&db, &lake, "public.orders", ORDER_COLUMNS).await;
 }
+
+#[tokio::test]
+async fn postgres_kill_between_parts_of_a_large_transaction_then_restart_converges() {
+    let db = postgres().await;
+    db.execute(ORDERS).await;
+    let lake = TempLake::new();
+    sync_once(&db, lake.dir.path(), "public.orders");
+    let log = lake.dir.path().join("public").join("orders").join("_delta_log");
+    let commits_before = std::fs::read_dir(&log).expect("log").count();
+    db.execute(
+        "BEGIN; UPDATE orders SET note = repeat('p', 1000), amount = amount + 7; \
+         INSERT INTO orders SELECT g, 'part', 2, repeat('q', 1000) FROM generate_series(3001, 6000) g; \
+         DELETE FROM orders WHERE id % 9 = 0; COMMIT;",
+    )
+    .await;
+    let mut child = sync_command(&db, lake.dir.path(), "public.orders", &["--batch-mib", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start connector");
+    // Kill as soon as a first part is committed: the transaction is then half applied.
+    let deadline = Instant::now() + CONVERGENCE_DEADLINE;
+    while std::fs::read_dir(&log).expect("log").count() == commits_before && Instant::now() < deadline {
+        if child.try_wait().expect("poll").is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(std::fs::read_dir(&log).expect("log").count() > commits_before, "no part was committed before the kill");
+
+    // The restart replays the whole transaction over its applied parts and ends equal to the source.
+    sync_once(&db, lake.dir.path(), "public.orders");
+    assert_equal(&db, &lake, "public.orders", ORDER_COLUMNS).await;
+}
