@@ -727,3 +727,44 @@ async fn postgres_kill_between_parts_of_a_large_transaction_then_restart_converg
     sync_once(&db, lake.dir.path(), "public.orders");
     assert_equal(&db, &lake, "public.orders", ORDER_COLUMNS).await;
 }
+
+#[tokio::test]
+async fn postgres_a_large_table_is_copied_in_key_ranges_over_parallel_connections() {
+    let db = postgres().await;
+    // Keys with gaps and negatives, so range bounds fall between keys.
+    db.execute(
+        "CREATE TABLE wide (id bigint PRIMARY KEY, label text); \
+         INSERT INTO wide SELECT g * 7 - 30000, 'row ' || g FROM generate_series(1, 20000) g; ANALYZE wide;",
+    )
+    .await;
+    let lake = TempLake::new();
+    let config = lake.dir.path().join("pipelines.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[profiles.db]\nkind = \"postgres\"\nurl = \"${{DB_URL}}\"\ncopy_range_rows = 3000\n\n\
+             [[pipelines]]\nname = \"ranges\"\nprofile = \"db\"\ntables = [\"public.wide\"]\ndest = \"{}\"\n\
+             schedule = \"1h\"\n",
+            lake.dir.path().display()
+        ),
+    )
+    .expect("write config");
+    let output = Command::new(CONNECTOR)
+        .args(["run", "--once", "--config"])
+        .arg(&config)
+        .env("DB_URL", db.url())
+        .env("CONNECTOR_LOG", "info")
+        .output()
+        .expect("run connector");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("copying in key ranges") && stderr.contains("ranges=7"), "{stderr}");
+    assert_equal(&db, &lake, "public.wide", &["id", "label"]).await;
+    // Each range wrote files of its own: at least one Parquet file per range.
+    let files = std::fs::read_dir(lake.dir.path().join("public").join("wide"))
+        .expect("table dir")
+        .flatten()
+        .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "parquet"))
+        .count();
+    assert!(files >= 7, "{files} files for 7 ranges");
+}

@@ -20,6 +20,9 @@ use serde::Deserialize;
 pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 /// Buffered change bytes (Arrow, across tables) that force a commit: bounds memory whatever the backlog.
 pub const DEFAULT_BATCH_BYTES: usize = 128 * 1024 * 1024;
+/// A table with more rows (by the planner's estimate) and an integer key is copied in key ranges of about this
+/// many rows over parallel connections: enough rows per range that each makes large Parquet files.
+pub const DEFAULT_COPY_RANGE_ROWS: u64 = 2_000_000;
 /// How often continuous mode writes a heartbeat into the WAL, so an idle slot still advances when other
 /// databases or tables keep writing (otherwise the slot pins their WAL).
 pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
@@ -38,6 +41,9 @@ struct RawProfile {
     /// Memory budget for buffered changes, in MiB (see [`DEFAULT_BATCH_BYTES`]).
     #[serde(default)]
     batch_mib: Option<usize>,
+    /// Rows per key range when copying a large table (see [`DEFAULT_COPY_RANGE_ROWS`]).
+    #[serde(default)]
+    copy_range_rows: Option<u64>,
 }
 
 /// A validated PostgreSQL source for one pipeline.
@@ -57,6 +63,7 @@ pub struct PostgresConfig {
     pub publication: String,
     pub commit_interval: Duration,
     pub batch_bytes: usize,
+    pub copy_range_rows: u64,
     pub heartbeat_interval: Duration,
 }
 
@@ -125,6 +132,7 @@ impl PostgresConfig {
             publication,
             commit_interval: DEFAULT_COMMIT_INTERVAL,
             batch_bytes: raw.batch_mib.map_or(DEFAULT_BATCH_BYTES, |mib| mib.max(1) * 1024 * 1024),
+            copy_range_rows: raw.copy_range_rows.unwrap_or(DEFAULT_COPY_RANGE_ROWS).max(1),
             heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
         })
     }

@@ -11,15 +11,20 @@ use connector_core::cursor::{SnapshotProgress, TableCursor};
 use connector_core::delta::DeltaTableWriter;
 use connector_core::error::{Error, ErrorKind, Result, Retry};
 use connector_core::position::{Lsn, SourcePosition};
+use std::sync::Arc;
+
 use futures::StreamExt;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use pgwire_replication::ReplicationClient;
+use tokio::sync::Semaphore;
+use tokio_postgres::Client;
 use tracing::{info, warn};
 
 use crate::catalog::{SourceTable, source_error};
 use crate::codec::ColumnBuilder;
 use crate::config::PostgresConfig;
 use crate::connection::connect;
+use crate::schema::PgType;
 use crate::setup::{parse_lsn, qualified, quote_identifier};
 
 /// Rows decoded into Arrow before they are handed to the Parquet writer: large enough to amortise the
@@ -27,6 +32,10 @@ use crate::setup::{parse_lsn, qualified, quote_identifier};
 const ROWS_PER_BATCH: usize = 64 * 1024;
 /// Arrow bytes that end a batch early, for wide rows.
 const BYTES_PER_BATCH: usize = 32 * 1024 * 1024;
+/// Key ranges of one table copied at the same time, each over its own connection.
+const PARALLEL_RANGES: usize = 4;
+/// Ranges a table is split into at most.
+const MAX_RANGES: u64 = 64;
 /// How often a long copy logs its progress.
 const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -79,7 +88,8 @@ pub async fn export_snapshot(config: &PostgresConfig) -> Result<ExportedSnapshot
 }
 
 /// Copies `table` under `snapshot` into its Delta table in one commit that marks the snapshot complete.
-/// Returns the number of rows copied.
+/// A large table with an integer key is copied in key ranges over parallel connections, each range into
+/// Parquet files of its own (so files stay clustered by key). Returns the number of rows copied.
 pub async fn copy_table(
     config: &PostgresConfig,
     snapshot: &ExportedSnapshot,
@@ -88,64 +98,27 @@ pub async fn copy_table(
     progress: Option<&MultiProgress>,
 ) -> Result<u64> {
     let id = &table.schema.id;
-    let client = connect(config).await?;
-    client
-        .batch_execute(&format!(
-            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{}'",
-            snapshot.name
-        ))
-        .await
-        .map_err(|cause| source_error(format!("cannot start the snapshot transaction for {id}"), cause))?;
-    let columns = table.schema.columns.iter().map(|column| quote_identifier(&column.name)).collect::<Vec<_>>();
-    let statement = format!("COPY (SELECT {} FROM {}) TO STDOUT (FORMAT binary)", columns.join(", "), qualified(id));
-    let stream = client
-        .copy_out(statement.as_str())
-        .await
-        .map_err(|cause| source_error(format!("cannot start copying {id}"), cause))?;
-
-    // Decoding runs on its own task, so it overlaps with Parquet encoding here; the channel holds a couple of
-    // batches, which bounds memory and makes a slow writer slow the copy down.
-    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Result<(RecordBatch, u64)>>(2);
-    let decode_table = table.clone();
-    let decoding = tokio::spawn(async move {
-        let id = decode_table.schema.id.clone();
-        futures::pin_mut!(stream);
-        let mut decoder = CopyDecoder::new(&decode_table);
-        let mut bytes: u64 = 0;
-        while let Some(chunk) = stream.next().await {
-            let chunk = match chunk {
-                Ok(chunk) => chunk,
-                Err(cause) => {
-                    let _ = sender.send(Err(source_error(format!("copying {id} failed"), cause))).await;
-                    return;
-                }
-            };
-            bytes += chunk.len() as u64;
-            let decoded = decoder.feed(chunk).map_err(|error| error.for_table(&id));
-            let batch = match decoded {
-                Ok(()) if decoder.batch_full() => Some(decoder.finish_batch(&decode_table)),
-                Ok(()) => None,
-                Err(error) => Some(Err(error)),
-            };
-            if let Some(batch) = batch {
-                let failed = batch.is_err();
-                if sender.send(batch.map(|batch| (batch, bytes))).await.is_err() || failed {
-                    return;
-                }
+    let ranges = key_ranges(config, snapshot, table).await?;
+    // Each range decodes on its own task and connection, overlapping Parquet encoding here; the channel holds
+    // a couple of batches per range, which bounds memory and makes a slow writer slow the copy down.
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Result<(usize, RecordBatch, u64)>>(2 * ranges.len());
+    let permits = Arc::new(Semaphore::new(PARALLEL_RANGES));
+    let mut copies = tokio::task::JoinSet::new();
+    if ranges.len() > 1 {
+        info!(table = %id, ranges = ranges.len(), "copying in key ranges");
+    }
+    for (part, filter) in ranges.into_iter().enumerate() {
+        let range =
+            RangeCopy { config: config.clone(), snapshot: snapshot.name.clone(), table: table.clone(), filter, part };
+        let (sender, permits) = (sender.clone(), permits.clone());
+        copies.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            if let Err(error) = range.run(&sender).await {
+                let _ = sender.send(Err(error)).await;
             }
-        }
-        let last = if !decoder.finished {
-            Err(Error::new(
-                ErrorKind::Source,
-                Retry::WithBackoff,
-                format!("the copy of {id} ended without its trailer; the connection was cut"),
-            )
-            .for_table(&id))
-        } else {
-            decoder.finish_batch(&decode_table)
-        };
-        let _ = sender.send(last.map(|batch| (batch, bytes))).await;
-    });
+        });
+    }
+    drop(sender);
 
     let position = SourcePosition::Postgres { lsn: snapshot.position };
     let taken_at = Utc::now();
@@ -156,11 +129,11 @@ pub async fn copy_table(
     let mut bytes: u64 = 0;
     let bar = progress.map(|bars| bars.add(progress_bar(&id.to_string(), table.estimated_rows)));
     while let Some(decoded) = receiver.recv().await {
-        let (batch, copied) = decoded?;
-        bytes = copied;
+        let (part, batch, copied) = decoded?;
+        bytes += copied;
         rows += batch.num_rows() as u64;
         if batch.num_rows() > 0 {
-            snapshot_writer.write(&batch).await?;
+            snapshot_writer.write_part(part, &batch).await?;
         }
         if let Some(bar) = &bar {
             bar.set_length(bar.length().unwrap_or(0).max(rows));
@@ -174,7 +147,9 @@ pub async fn copy_table(
             info!(table = %id, rows, mib = bytes / (1024 * 1024), rows_per_second = (rows as f64 / seconds) as u64, "copying");
         }
     }
-    decoding.await.map_err(|panic| Error::state(format!("decoding the copy of {id} failed: {panic}")))?;
+    while let Some(joined) = copies.join_next().await {
+        joined.map_err(|panic| Error::state(format!("copying {id} ended abnormally: {panic}")))?;
+    }
     let cursor = TableCursor {
         position: position.clone(),
         snapshot: Some(SnapshotProgress {
@@ -197,11 +172,110 @@ pub async fn copy_table(
         rows_per_second = (rows as f64 / seconds) as u64,
         "snapshot committed"
     );
-    client.batch_execute("COMMIT").await.map_err(|cause| {
-        warn!(table = %id, error = %cause, "closing the snapshot transaction failed");
-        source_error("closing the snapshot transaction failed", cause)
-    })?;
     Ok(rows)
+}
+
+/// Opens a connection inside the exported snapshot.
+async fn snapshot_session(config: &PostgresConfig, snapshot: &str, table: &SourceTable) -> Result<Client> {
+    let client = connect(config).await?;
+    client
+        .batch_execute(&format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{snapshot}'"
+        ))
+        .await
+        .map_err(|cause| {
+            source_error(format!("cannot start the snapshot transaction for {}", table.schema.id), cause)
+        })?;
+    Ok(client)
+}
+
+/// The `WHERE` conditions splitting a large table into key ranges of about `copy_range_rows` rows (by the
+/// planner's estimate, over the key's min and max in the snapshot); one `None` for the whole table.
+async fn key_ranges(
+    config: &PostgresConfig,
+    snapshot: &ExportedSnapshot,
+    table: &SourceTable,
+) -> Result<Vec<Option<String>>> {
+    let whole = vec![None];
+    let ranges = table.estimated_rows.div_ceil(config.copy_range_rows.max(1)).min(MAX_RANGES);
+    let [key] = table.schema.primary_key.as_slice() else { return Ok(whole) };
+    let Some(index) = table.schema.column_index(key) else { return Ok(whole) };
+    if ranges < 2 || !matches!(table.types[index], PgType::Int2 | PgType::Int4 | PgType::Int8) {
+        return Ok(whole);
+    }
+    let client = snapshot_session(config, &snapshot.name, table).await?;
+    let key = quote_identifier(key);
+    let row = client
+        .query_one(&format!("SELECT min({key})::int8, max({key})::int8 FROM {}", qualified(&table.schema.id)), &[])
+        .await
+        .map_err(|cause| source_error(format!("cannot read the key range of {}", table.schema.id), cause))?;
+    let (Some(low), Some(high)) = (row.get::<_, Option<i64>>(0), row.get::<_, Option<i64>>(1)) else {
+        return Ok(whole);
+    };
+    let span = i128::from(high) - i128::from(low) + 1;
+    let ranges = i128::from(ranges).min(span);
+    let bound = |part: i128| low as i128 + span * part / ranges;
+    Ok((0..ranges)
+        .map(|part| {
+            let lower = (part > 0).then(|| format!("{key} >= {}", bound(part)));
+            let upper = (part < ranges - 1).then(|| format!("{key} < {}", bound(part + 1)));
+            Some(lower.into_iter().chain(upper).collect::<Vec<_>>().join(" AND "))
+        })
+        .collect())
+}
+
+/// One key range (or the whole table) copied over its own connection.
+struct RangeCopy {
+    config: PostgresConfig,
+    snapshot: String,
+    table: SourceTable,
+    filter: Option<String>,
+    part: usize,
+}
+
+impl RangeCopy {
+    async fn run(&self, sender: &tokio::sync::mpsc::Sender<Result<(usize, RecordBatch, u64)>>) -> Result<()> {
+        let table = &self.table;
+        let id = &table.schema.id;
+        let client = snapshot_session(&self.config, &self.snapshot, table).await?;
+        let columns = table.schema.columns.iter().map(|column| quote_identifier(&column.name)).collect::<Vec<_>>();
+        let filter = self.filter.as_ref().map(|filter| format!(" WHERE {filter}")).unwrap_or_default();
+        let statement =
+            format!("COPY (SELECT {} FROM {}{filter}) TO STDOUT (FORMAT binary)", columns.join(", "), qualified(id));
+        let stream = client
+            .copy_out(statement.as_str())
+            .await
+            .map_err(|cause| source_error(format!("cannot start copying {id}"), cause))?;
+        futures::pin_mut!(stream);
+        let mut decoder = CopyDecoder::new(table);
+        let mut bytes: u64 = 0;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|cause| source_error(format!("copying {id} failed"), cause))?;
+            bytes += chunk.len() as u64;
+            decoder.feed(chunk).map_err(|error| error.for_table(id))?;
+            if decoder.batch_full() {
+                let batch = decoder.finish_batch(table)?;
+                if sender.send(Ok((self.part, batch, std::mem::take(&mut bytes)))).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        if !decoder.finished {
+            return Err(Error::new(
+                ErrorKind::Source,
+                Retry::WithBackoff,
+                format!("the copy of {id} ended without its trailer; the connection was cut"),
+            )
+            .for_table(id));
+        }
+        let batch = decoder.finish_batch(table)?;
+        let _ = sender.send(Ok((self.part, batch, bytes))).await;
+        client.batch_execute("COMMIT").await.map_err(|cause| {
+            warn!(table = %id, error = %cause, "closing the snapshot transaction failed");
+            source_error("closing the snapshot transaction failed", cause)
+        })?;
+        Ok(())
+    }
 }
 
 /// One table's bar: rows against the planner's estimate (raised if the table holds more), MiB and ETA.

@@ -23,9 +23,14 @@ use crate::position::SourcePosition;
 const ROW_GROUP_ROWS: usize = 128 * 1024;
 
 /// Writes snapshot rows of one table. Nothing is visible to readers until [`SnapshotWriter::commit`].
+///
+/// Rows can be written in parts (key ranges copied in parallel): each part goes to Parquet files of its own,
+/// so files stay clustered by key, and one commit adds every part's files.
 pub struct SnapshotWriter<'a> {
     table: &'a mut DeltaTableWriter,
-    writer: RecordBatchWriter,
+    /// One writer per part; part 0 is the default.
+    writers: Vec<RecordBatchWriter>,
+    properties: WriterProperties,
     rows_since_commit: u64,
     position: String,
     taken_at: DateTime<Utc>,
@@ -47,16 +52,20 @@ impl<'a> SnapshotWriter<'a> {
             .set_compression(Compression::SNAPPY)
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .build();
-        let writer = RecordBatchWriter::for_table(&table.table)
-            .map_err(|cause| table.destination_error("cannot start the snapshot writer", cause))?
-            .with_target_file_size(table.options.target_file_size)
-            .with_writer_properties(properties);
-        Ok(SnapshotWriter { table, writer, rows_since_commit: 0, position: position.to_string(), taken_at })
+        let writer = new_part_writer(table, properties.clone())?;
+        Ok(SnapshotWriter {
+            table,
+            writers: vec![writer],
+            properties,
+            rows_since_commit: 0,
+            position: position.to_string(),
+            taken_at,
+        })
     }
 
     /// Encoded bytes written since the last commit; callers commit a chunk when this grows large.
     pub fn bytes_since_commit(&self) -> usize {
-        self.writer.buffer_len()
+        self.writers.iter().map(RecordBatchWriter::buffer_len).sum()
     }
 
     pub fn rows_since_commit(&self) -> u64 {
@@ -65,6 +74,15 @@ impl<'a> SnapshotWriter<'a> {
 
     /// Streams rows (the table's source columns) into the open Parquet file.
     pub async fn write(&mut self, rows: &RecordBatch) -> Result<()> {
+        self.write_part(0, rows).await
+    }
+
+    /// Streams rows of one part (say a key range) into that part's own Parquet files.
+    pub async fn write_part(&mut self, part: usize, rows: &RecordBatch) -> Result<()> {
+        while self.writers.len() <= part {
+            let writer = new_part_writer(self.table, self.properties.clone())?;
+            self.writers.push(writer);
+        }
         let taken_at = self.taken_at;
         let count = rows.num_rows();
         let now = Some(Utc::now());
@@ -82,7 +100,7 @@ impl<'a> SnapshotWriter<'a> {
                     .flag(IS_CURRENT, (0..count).map(|_| Some(true)));
             }
         }
-        let table_schema = self.writer.arrow_schema();
+        let table_schema = self.writers[part].arrow_schema();
         let batch = rows_for_table(&table_schema, rows, &metadata, vec![]).map_err(|cause| {
             Error::schema(
                 &self.table.table_id,
@@ -90,7 +108,7 @@ impl<'a> SnapshotWriter<'a> {
             )
             .caused_by(cause)
         })?;
-        self.writer
+        self.writers[part]
             .write(batch)
             .await
             .map_err(|cause| self.table.destination_error("cannot write snapshot rows", cause))?;
@@ -100,11 +118,15 @@ impl<'a> SnapshotWriter<'a> {
 
     /// Finishes the open files and commits them together with `cursor` (which records snapshot progress).
     pub async fn commit(&mut self, cursor: TableCursor) -> Result<()> {
-        let adds = self
-            .writer
-            .flush()
-            .await
-            .map_err(|cause| self.table.destination_error("cannot finish snapshot files", cause))?;
+        let mut adds = Vec::new();
+        for writer in &mut self.writers {
+            adds.extend(
+                writer
+                    .flush()
+                    .await
+                    .map_err(|cause| self.table.destination_error("cannot finish snapshot files", cause))?,
+            );
+        }
         let actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
         let table = &mut self.table;
         let (version, properties) = table.commit_properties_for(&cursor)?;
@@ -127,6 +149,15 @@ impl<'a> SnapshotWriter<'a> {
 
     /// Abandons rows written since the last commit; their files stay unreferenced until a VACUUM.
     pub fn abandon(mut self) {
-        self.writer.reset();
+        for writer in &mut self.writers {
+            writer.reset();
+        }
     }
+}
+
+fn new_part_writer(table: &DeltaTableWriter, properties: WriterProperties) -> Result<RecordBatchWriter> {
+    Ok(RecordBatchWriter::for_table(&table.table)
+        .map_err(|cause| table.destination_error("cannot start the snapshot writer", cause))?
+        .with_target_file_size(table.options.target_file_size)
+        .with_writer_properties(properties))
 }
