@@ -146,17 +146,23 @@ async fn postgres_once_confirms_the_slot_position_after_committing() {
     assert_eq!(behind, "false");
 }
 
+/// Starts `connector sync postgres --continuous` on `public.orders` and waits until its copy landed.
+async fn stream_orders_until_copied(db: &PostgresDatabase, lake: &TempLake) -> Child {
+    let child = sync_command(db, lake.dir.path(), "public.orders", &["--continuous"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start connector");
+    wait_until_equal(db, lake, "public.orders", ORDER_COLUMNS).await;
+    child
+}
+
 #[tokio::test]
 async fn postgres_continuous_streams_until_stopped() {
     let db = postgres().await;
     db.execute(ORDERS).await;
     let lake = TempLake::new();
-    let mut child = sync_command(&db, lake.dir.path(), "public.orders", &["--continuous"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start connector");
-    wait_until_equal(&db, &lake, "public.orders", ORDER_COLUMNS).await;
+    let mut child = stream_orders_until_copied(&db, &lake).await;
 
     for round in 0..5 {
         db.execute(&format!(
@@ -179,12 +185,7 @@ async fn postgres_kill_mid_stream_then_restart_loses_and_duplicates_nothing() {
     let db = postgres().await;
     db.execute(ORDERS).await;
     let lake = TempLake::new();
-    let mut child = sync_command(&db, lake.dir.path(), "public.orders", &["--continuous"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start connector");
-    wait_until_equal(&db, &lake, "public.orders", ORDER_COLUMNS).await;
+    let mut child = stream_orders_until_copied(&db, &lake).await;
     // Changes keep coming while the connector is killed without warning.
     for batch in 0..20 {
         db.execute(&format!(
