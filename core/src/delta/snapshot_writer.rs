@@ -22,6 +22,14 @@ use crate::position::SourcePosition;
 /// keeping groups large enough to compress well.
 const ROW_GROUP_ROWS: usize = 128 * 1024;
 
+/// The Parquet settings of every file the sink writes (snapshots and merges alike).
+pub(super) fn parquet_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .build()
+}
+
 /// Writes snapshot rows of one table. Nothing is visible to readers until [`SnapshotWriter::commit`].
 ///
 /// Rows can be written in parts (key ranges copied in parallel): each part goes to Parquet files of its own,
@@ -48,10 +56,7 @@ impl<'a> SnapshotWriter<'a> {
         position: &SourcePosition,
         taken_at: DateTime<Utc>,
     ) -> Result<Self> {
-        let properties = WriterProperties::builder()
-            .set_compression(Compression::SNAPPY)
-            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-            .build();
+        let properties = parquet_properties();
         let writer = new_part_writer(table, properties.clone())?;
         Ok(SnapshotWriter {
             table,
