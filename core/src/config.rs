@@ -91,6 +91,18 @@ struct RawPipeline {
 }
 
 impl PipelinesFile {
+    /// The pipeline called `name`, or an error naming the file (`origin`) and the pipelines it defines.
+    pub fn pipeline(&self, name: &str, origin: &Path) -> Result<&Pipeline> {
+        self.pipelines.iter().find(|pipeline| pipeline.name == name).ok_or_else(|| {
+            let known: Vec<_> = self.pipelines.iter().map(|pipeline| pipeline.name.as_str()).collect();
+            Error::config(format!(
+                "--pipeline {name}: no such pipeline in {} (defined: {})",
+                origin.display(),
+                known.join(", ")
+            ))
+        })
+    }
+
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|cause| {
             Error::config(format!("cannot read the config file {}", path.display())).caused_by(cause)

@@ -18,6 +18,13 @@ pub struct SnapshotProgress {
     pub taken_at: DateTime<Utc>,
 }
 
+impl SnapshotProgress {
+    /// Progress of a snapshot copied in one piece, which has no resume point of its own.
+    fn started(rows_copied: u64, complete: bool, taken_at: DateTime<Utc>) -> Self {
+        SnapshotProgress { resume_from: serde_json::Value::Null, rows_copied, complete, taken_at }
+    }
+}
+
 /// What the Delta log says about a table's progress.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TableCursor {
@@ -28,6 +35,16 @@ pub struct TableCursor {
 }
 
 impl TableCursor {
+    /// A snapshot starting over (a resync, or a source that lost its history): nothing copied yet.
+    pub fn restarting(position: SourcePosition) -> Self {
+        TableCursor { position, snapshot: Some(SnapshotProgress::started(0, false, Utc::now())) }
+    }
+
+    /// A snapshot taken at `position` and committed whole.
+    pub fn copied(position: SourcePosition, rows_copied: u64, taken_at: DateTime<Utc>) -> Self {
+        TableCursor { position, snapshot: Some(SnapshotProgress::started(rows_copied, true, taken_at)) }
+    }
+
     pub fn snapshot_complete(&self) -> bool {
         self.snapshot.as_ref().is_none_or(|progress| progress.complete)
     }

@@ -12,9 +12,7 @@ pub async fn drop(args: DropArgs) -> Result<ExitCode> {
         (Some(url), _) => connector_postgres::command_line_source(url, &args.pipeline),
         (None, Some(config)) => {
             let file = PipelinesFile::load(config)?;
-            let pipeline = file.pipelines.iter().find(|pipeline| pipeline.name == args.pipeline).ok_or_else(|| {
-                Error::config(format!("--pipeline {}: no such pipeline in {}", args.pipeline, config.display()))
-            })?;
+            let pipeline = file.pipeline(&args.pipeline, config)?;
             (file.profiles[&pipeline.profile].clone(), pipeline.clone())
         }
         (None, None) => return Err(Error::config("name the source with --url or --config")),

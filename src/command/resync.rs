@@ -12,13 +12,7 @@ use crate::cli::ResyncArgs;
 pub async fn resync(args: ResyncArgs) -> Result<ExitCode> {
     let dest = match (&args.dest, &args.config) {
         (Some(dest), _) => dest.clone(),
-        (None, Some(config)) => {
-            let file = PipelinesFile::load(config)?;
-            let pipeline = file.pipelines.iter().find(|pipeline| pipeline.name == args.pipeline).ok_or_else(|| {
-                Error::config(format!("--pipeline {}: no such pipeline in {}", args.pipeline, config.display()))
-            })?;
-            pipeline.dest.clone()
-        }
+        (None, Some(config)) => PipelinesFile::load(config)?.pipeline(&args.pipeline, config)?.dest.clone(),
         (None, None) => return Err(Error::config("name the destination with --dest or --config")),
     };
     let sink = DeltaSink::new(Destination::parse(&dest)?, args.pipeline.clone(), Default::default());

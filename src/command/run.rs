@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use connector_core::config::PipelinesFile;
-use connector_core::error::{Error, Result};
+use connector_core::error::Result;
 use connector_core::pipeline::SyncMode;
 use connector_core::scheduler::{ScheduledPipeline, Scheduler};
 use tracing::{error, info};
@@ -15,14 +15,7 @@ use crate::source_registry::build_pipeline;
 pub async fn run(args: RunArgs) -> Result<ExitCode> {
     let file = PipelinesFile::load(&args.config)?;
     for wanted in &args.pipelines {
-        if !file.pipelines.iter().any(|pipeline| &pipeline.name == wanted) {
-            let known: Vec<_> = file.pipelines.iter().map(|pipeline| pipeline.name.as_str()).collect();
-            return Err(Error::config(format!(
-                "--pipeline {wanted}: no such pipeline in {} (defined: {})",
-                args.config.display(),
-                known.join(", ")
-            )));
-        }
+        file.pipeline(wanted, &args.config)?;
     }
     let selected: Vec<_> = file
         .pipelines

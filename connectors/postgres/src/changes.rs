@@ -78,10 +78,6 @@ impl PendingChanges {
         &self.shape
     }
 
-    pub fn row_count(&self) -> usize {
-        self.operations.len()
-    }
-
     pub fn buffered_bytes(&self) -> usize {
         self.builders.iter().map(ColumnBuilder::buffered_bytes).sum::<usize>()
             + self.segments.iter().map(|(_, rows)| rows.get_array_memory_size()).sum::<usize>()

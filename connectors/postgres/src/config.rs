@@ -142,7 +142,8 @@ impl PostgresConfig {
     }
 
     /// The replication connection's settings, from the same URL as the SQL connection.
-    pub fn replication(&self, slot: &str, start: u64, acknowledged: u64) -> Result<ReplicationConfig> {
+    /// Streaming starts at `start`, which is also the position reported as durable until the caller confirms more.
+    pub fn replication(&self, slot: &str, start: u64) -> Result<ReplicationConfig> {
         let connection = &self.connection;
         let host = match connection.get_hosts().first() {
             Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
@@ -172,7 +173,7 @@ impl PostgresConfig {
         .with_tls(tls)
         .with_binary(true)
         .with_start_lsn(pgwire_replication::Lsn::from_u64(start))
-        .with_ack_lsn(pgwire_replication::Lsn::from_u64(acknowledged))
+        .with_ack_lsn(pgwire_replication::Lsn::from_u64(start))
         // Confirmed positions reach the server within 200 ms: a stopping `--once` waits for that.
         .with_status_interval(Duration::from_millis(200))
         .with_application_name(format!("connector {}", self.pipeline));

@@ -57,21 +57,20 @@ pub async fn connect(config: &PostgresConfig) -> Result<Client> {
     let failed = |cause| source_error(format!("cannot connect to {}", config.url.redacted()), cause);
     if config.tls.mode == TlsMode::Disable {
         let (client, connection) = config.connection.connect(NoTls).await.map_err(failed)?;
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                debug!(%error, "source connection closed");
-            }
-        });
+        tokio::spawn(drive(connection));
         return Ok(client);
     }
     let tls = tokio_postgres_rustls::MakeRustlsConnect::new(client_config(&config.tls)?);
     let (client, connection) = config.connection.connect(tls).await.map_err(failed)?;
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            debug!(%error, "source connection closed");
-        }
-    });
+    tokio::spawn(drive(connection));
     Ok(client)
+}
+
+/// Runs a connection's I/O until its client is dropped or the server goes away.
+async fn drive(connection: impl Future<Output = std::result::Result<(), tokio_postgres::Error>>) {
+    if let Err(error) = connection.await {
+        debug!(%error, "source connection closed");
+    }
 }
 
 fn client_config(settings: &TlsSettings) -> Result<ClientConfig> {

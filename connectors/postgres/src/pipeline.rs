@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::sync::Arc;
 
-use connector_core::cursor::{SnapshotProgress, TableCursor};
+use connector_core::cursor::TableCursor;
 use connector_core::delta::{DeltaSink, DeltaTableWriter, Destination};
 use connector_core::error::{Error, Result};
 use connector_core::pipeline::{Pipeline, Shutdown, SyncFuture, SyncMode, SyncReport, TableReport};
@@ -92,15 +92,7 @@ impl PostgresPipeline {
                         position = %cursor.position,
                         "the replication slot was created anew; copying the table again"
                     );
-                    let restart = TableCursor {
-                        position: SourcePosition::Postgres { lsn: slot.confirmed_flush },
-                        snapshot: Some(SnapshotProgress {
-                            resume_from: serde_json::Value::Null,
-                            rows_copied: 0,
-                            complete: false,
-                            taken_at: chrono::Utc::now(),
-                        }),
-                    };
+                    let restart = TableCursor::restarting(SourcePosition::Postgres { lsn: slot.confirmed_flush });
                     writer.restart_snapshot(restart).await?;
                     needs_copy.push(index);
                 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 use bytes::{Buf, Bytes, BytesMut};
 use chrono::Utc;
 use connector_core::arrow::array::RecordBatch;
-use connector_core::cursor::{SnapshotProgress, TableCursor};
+use connector_core::cursor::TableCursor;
 use connector_core::delta::DeltaTableWriter;
 use connector_core::error::{Error, ErrorKind, Result, Retry};
 use connector_core::position::{Lsn, SourcePosition};
@@ -66,7 +66,7 @@ pub(crate) fn replication_error(what: impl Into<String>, cause: pgwire_replicati
 /// its position is at or before this one and no change falls between the copy and the stream.
 pub async fn export_snapshot(config: &PostgresConfig) -> Result<ExportedSnapshot> {
     let slot = format!("connector_snapshot_{}_{}", std::process::id(), fastrand::u32(..));
-    let settings = config.replication(&slot, 0, 0)?;
+    let settings = config.replication(&slot, 0)?;
     let mut session = ReplicationClient::connect_gated(settings)
         .await
         .map_err(|cause| replication_error("cannot open a replication connection", cause))?;
@@ -150,16 +150,7 @@ pub async fn copy_table(
     while let Some(joined) = copies.join_next().await {
         joined.map_err(|panic| Error::state(format!("copying {id} ended abnormally: {panic}")))?;
     }
-    let cursor = TableCursor {
-        position: position.clone(),
-        snapshot: Some(SnapshotProgress {
-            resume_from: serde_json::Value::Null,
-            rows_copied: rows,
-            complete: true,
-            taken_at,
-        }),
-    };
-    snapshot_writer.commit(cursor).await?;
+    snapshot_writer.commit(TableCursor::copied(position, rows, taken_at)).await?;
     if let Some(bar) = bar {
         bar.finish_with_message(format!("{:.0} MiB, committed", bytes as f64 / (1024.0 * 1024.0)));
     }

@@ -41,12 +41,6 @@ pub struct StreamedTable {
     pub changes_applied: u64,
 }
 
-/// Where the stream stands, for the report.
-#[derive(Debug)]
-pub struct StreamOutcome {
-    pub acknowledged: Lsn,
-}
-
 pub struct ChangeStream<'a> {
     config: &'a PostgresConfig,
     sql: &'a Client,
@@ -90,8 +84,8 @@ impl<'a> ChangeStream<'a> {
 
     /// Streams from the slot until shut down (continuous) or until every change present at start is
     /// committed (once).
-    pub async fn run(mut self, mode: SyncMode, mut shutdown: Shutdown) -> Result<StreamOutcome> {
-        let settings = self.config.replication(&self.config.slot, self.acknowledged.0, self.acknowledged.0)?;
+    pub async fn run(mut self, mode: SyncMode, mut shutdown: Shutdown) -> Result<()> {
+        let settings = self.config.replication(&self.config.slot, self.acknowledged.0)?;
         let mut client = ReplicationClient::connect(settings)
             .await
             .map_err(|cause| replication_error("cannot open the replication connection", cause))?;
@@ -147,7 +141,7 @@ impl<'a> ChangeStream<'a> {
         self.wait_for_feedback(&client).await;
         client.stop();
         let _ = client.shutdown().await;
-        Ok(StreamOutcome { acknowledged: self.acknowledged })
+        Ok(())
     }
 
     /// The stream's failure, with the way out when the slot can no longer serve the pipeline.
@@ -382,15 +376,19 @@ impl<'a> ChangeStream<'a> {
     async fn commit(&mut self, client: &ReplicationClient) -> Result<()> {
         for table in self.tables.iter_mut() {
             let Some(taken) = table.pending.take_batch()? else { continue };
-            let rows = apply_taken(table, taken, false).await?;
-            table.changes_applied += rows;
+            apply_taken(table, taken, false).await?;
         }
         self.oldest_pending = None;
+        self.confirm_received(client);
+        Ok(())
+    }
+
+    /// Tells the server every transaction received so far is durable (the caller committed them).
+    fn confirm_received(&mut self, client: &ReplicationClient) {
         if self.received > self.acknowledged {
             client.update_applied_lsn(pgwire_replication::Lsn::from_u64(self.received.0));
             self.acknowledged = self.received;
         }
-        Ok(())
     }
 
     /// Mid-transaction, with the memory budget used up: commits every closed transaction, and the open one's
@@ -409,19 +407,16 @@ impl<'a> ChangeStream<'a> {
                 continue;
             };
             if let Some(taken) = closed {
-                let rows = apply_taken(table, taken, false).await?;
-                table.changes_applied += rows;
+                apply_taken(table, taken, false).await?;
             }
             if let Some(taken) = open_part {
                 info!(table = %taken.schema.id, rows = taken.operations.len(), "applying part of a large transaction");
-                let rows = apply_taken(table, taken, true).await?;
-                table.changes_applied += rows;
+                apply_taken(table, taken, true).await?;
             }
         }
         self.oldest_pending = None;
-        if closed_all && self.received > self.acknowledged {
-            client.update_applied_lsn(pgwire_replication::Lsn::from_u64(self.received.0));
-            self.acknowledged = self.received;
+        if closed_all {
+            self.confirm_received(client);
         }
         Ok(())
     }
@@ -435,8 +430,9 @@ impl<'a> ChangeStream<'a> {
     }
 }
 
-/// Restores unchanged values, then applies the rows: whole transactions, or a part of the open one.
-async fn apply_taken(table: &mut StreamedTable, taken: TakenChanges, part: bool) -> Result<u64> {
+/// Restores unchanged values, then applies the rows (whole transactions, or a part of the open one) and
+/// counts them for the report.
+async fn apply_taken(table: &mut StreamedTable, taken: TakenChanges, part: bool) -> Result<()> {
     let rows =
         fill_unchanged(table.writer.table(), &taken.schema, taken.rows.clone(), &taken.operations, &taken.unchanged)
             .await?;
@@ -448,7 +444,10 @@ async fn apply_taken(table: &mut StreamedTable, taken: TakenChanges, part: bool)
         table.writer.apply_changes(&schema, &batch).await?
     };
     debug!(table = %schema.id, rows = count, ?outcome, "committed changes");
-    Ok(if matches!(outcome, ApplyOutcome::AlreadyCommitted) { 0 } else { count })
+    if !matches!(outcome, ApplyOutcome::AlreadyCommitted) {
+        table.changes_applied += count;
+    }
+    Ok(())
 }
 
 async fn format_type(sql: &Client, oid: u32, typmod: i32) -> Result<String> {

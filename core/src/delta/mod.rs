@@ -103,16 +103,7 @@ impl DeltaSink {
                 )));
             }
         };
-        let restart = TableCursor {
-            position,
-            snapshot: Some(crate::cursor::SnapshotProgress {
-                resume_from: serde_json::Value::Null,
-                rows_copied: 0,
-                complete: false,
-                taken_at: Utc::now(),
-            }),
-        };
-        writer.restart_snapshot(restart).await?;
+        writer.restart_snapshot(TableCursor::restarting(position)).await?;
         Ok(true)
     }
 
