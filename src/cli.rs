@@ -100,6 +100,36 @@ pub struct SyncArgs {
 pub enum SyncSource {
     /// PostgreSQL through logical replication (pgoutput). Needs wal_level=logical.
     Postgres(PostgresSyncArgs),
+    /// MySQL or MariaDB through the row-based binlog. Needs binlog_format=ROW, binlog_row_image=FULL and
+    /// binlog_row_metadata=FULL.
+    Mysql(MySqlSyncArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MySqlSyncArgs {
+    /// Connection URL, e.g. mysql://user:password@host:3306.
+    #[arg(long, env = "CONNECTOR_MYSQL_URL", hide_env_values = true)]
+    pub url: String,
+
+    /// Tables to capture, comma-separated, database-qualified: shop.orders,shop.items.
+    #[arg(long, value_delimiter = ',', required_unless_present = "databases")]
+    pub tables: Vec<String>,
+
+    /// Capture every table of these databases, comma-separated: shop,billing.
+    #[arg(long, value_delimiter = ',')]
+    pub databases: Vec<String>,
+
+    /// The server id the binlog connection registers with, unique among the server's replicas (default:
+    /// derived from the pipeline name).
+    #[arg(long, value_name = "N")]
+    pub server_id: Option<u32>,
+
+    /// Memory for changes gathered before a commit, in MiB (default 128).
+    #[arg(long, value_name = "MIB")]
+    pub batch_mib: Option<usize>,
+
+    #[command(flatten)]
+    pub common: CommonSyncArgs,
 }
 
 #[derive(Debug, Args)]

@@ -15,6 +15,7 @@ pub mod schedule;
 pub mod scheduler;
 pub mod schema;
 pub mod secret;
+pub mod shape_change;
 pub mod status;
 
 pub use deltalake;

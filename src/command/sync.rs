@@ -26,6 +26,20 @@ pub async fn sync(args: SyncArgs) -> Result<ExitCode> {
             }
             (Profile { kind: "postgres".into(), settings }, postgres.tables, postgres.common)
         }
+        SyncSource::Mysql(mysql) => {
+            let mut settings = toml::Table::new();
+            settings.insert("url".into(), mysql.url.into());
+            if let Some(mib) = mysql.batch_mib {
+                settings.insert("batch_mib".into(), toml::Value::Integer(mib as i64));
+            }
+            if let Some(server_id) = mysql.server_id {
+                settings.insert("server_id".into(), toml::Value::Integer(i64::from(server_id)));
+            }
+            if !mysql.databases.is_empty() {
+                settings.insert("databases".into(), mysql.databases.into());
+            }
+            (Profile { kind: connector_mysql::KIND.into(), settings }, mysql.tables, mysql.common)
+        }
     };
     let (pipeline, mode) = pipeline_from_flags(tables, common)?;
     let runnable = build_pipeline(&profile, &pipeline)?;

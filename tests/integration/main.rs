@@ -3,5 +3,6 @@
 
 mod delta_sink;
 mod harness;
+mod mysql;
 mod postgres;
 mod support;

@@ -5,16 +5,14 @@
 //! sealed into a segment of the old shape; the batch handed to the sink aligns every segment to the union of
 //! the shapes (a dropped column is kept, filled with null from then on; a widened one is cast).
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
-use connector_core::arrow::array::{ArrayRef, RecordBatch, new_null_array};
-use connector_core::arrow::compute::{cast, concat_batches};
-use connector_core::arrow::datatypes::{Field, Schema};
+use connector_core::arrow::array::{ArrayRef, RecordBatch};
+use connector_core::arrow::compute::concat_batches;
 use connector_core::change::{ChangeBatch, Operation, TransactionSpan};
 use connector_core::error::{Error, Result};
 use connector_core::position::{Lsn, SourcePosition};
-use connector_core::schema::{Column, TableSchema};
+use connector_core::schema::TableSchema;
+use connector_core::shape_change::{align_rows, union_schema};
 
 use crate::codec::ColumnBuilder;
 use crate::schema::PgType;
@@ -186,11 +184,11 @@ impl PendingChanges {
         let current = self.finish_builders()?;
         let mut segments = std::mem::take(&mut self.segments);
         segments.push((self.shape.schema.clone(), current));
-        let schema = union_schema(&self.shape.schema, &segments)?;
+        let schema = union_schema(&self.shape.schema, segments.iter().map(|(schema, _)| schema))?;
         let arrow_schema = schema.arrow_schema();
         let mut aligned = Vec::with_capacity(segments.len());
         for (_, rows) in &segments {
-            aligned.push(align(&arrow_schema, rows).map_err(|cause| {
+            aligned.push(align_rows(&arrow_schema, rows).map_err(|cause| {
                 Error::schema(&schema.id, format!("changes of {} cannot take its new shape", schema.id))
                     .caused_by(cause)
             })?);
@@ -232,33 +230,4 @@ impl PendingChanges {
         });
         Ok((closed, open_part))
     }
-}
-
-/// The current schema plus columns that only earlier segments have (dropped since), so no value is lost.
-fn union_schema(current: &TableSchema, segments: &[(TableSchema, RecordBatch)]) -> Result<TableSchema> {
-    let mut columns: Vec<Column> = current.columns.clone();
-    for (schema, _) in segments {
-        for column in &schema.columns {
-            if !columns.iter().any(|known| known.name == column.name) {
-                columns.push(column.clone());
-            }
-        }
-    }
-    TableSchema::new(current.id.clone(), columns, current.primary_key.clone())
-}
-
-fn align(
-    schema: &Arc<Schema>,
-    rows: &RecordBatch,
-) -> std::result::Result<RecordBatch, connector_core::arrow::error::ArrowError> {
-    let columns = schema
-        .fields()
-        .iter()
-        .map(|field: &Arc<Field>| match rows.column_by_name(field.name()) {
-            Some(column) if column.data_type() == field.data_type() => Ok(column.clone()),
-            Some(column) => cast(column, field.data_type()),
-            None => Ok(new_null_array(field.data_type(), rows.num_rows())),
-        })
-        .collect::<std::result::Result<Vec<_>, _>>()?;
-    RecordBatch::try_new(schema.clone(), columns)
 }

@@ -3,6 +3,7 @@
 
 mod changelog;
 mod commit_state;
+mod cursor_advance;
 mod evolution;
 mod key_ranges;
 mod location;

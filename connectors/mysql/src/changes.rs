@@ -1,0 +1,165 @@
+//! Changes of one table gathered from the binlog until they are committed to Delta: Arrow column builders,
+//! the operation of each row and the transaction spans, in binlog order. Rows decoded before an ALTER TABLE
+//! are sealed in a segment of the old shape and aligned to the union of the shapes when taken.
+
+use chrono::{DateTime, Utc};
+use connector_core::arrow::array::{ArrayRef, RecordBatch};
+use connector_core::arrow::compute::concat_batches;
+use connector_core::change::{ChangeBatch, Operation, TransactionSpan};
+use connector_core::error::{Error, Result};
+use connector_core::position::{BinlogPosition, SourcePosition};
+use connector_core::schema::TableSchema;
+use connector_core::shape_change::{align_rows, union_schema};
+use mysql_async::Value;
+
+use crate::codec::{ColumnBuilder, Origin};
+use crate::types::MySqlType;
+
+/// The decoding shape of a table at some point of the binlog.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableShape {
+    pub schema: TableSchema,
+    pub types: Vec<MySqlType>,
+}
+
+impl TableShape {
+    /// Whether rows of `other` decode into the same columns (names and Delta types).
+    pub fn same_columns(&self, other: &TableShape) -> bool {
+        self.schema.columns.len() == other.schema.columns.len()
+            && self.schema.columns.iter().zip(&other.schema.columns).all(|(left, right)| left.name == right.name)
+            && self.types.iter().zip(&other.types).all(|(left, right)| left.same_column_as(right))
+    }
+}
+
+#[derive(Debug)]
+pub struct PendingChanges {
+    shape: TableShape,
+    builders: Vec<ColumnBuilder>,
+    segments: Vec<(TableSchema, RecordBatch)>,
+    operations: Vec<Operation>,
+    spans: Vec<TransactionSpan>,
+    open_rows: usize,
+}
+
+impl PendingChanges {
+    pub fn new(shape: TableShape) -> Self {
+        let builders = new_builders(&shape);
+        PendingChanges {
+            shape,
+            builders,
+            segments: Vec::new(),
+            operations: Vec::new(),
+            spans: Vec::new(),
+            open_rows: 0,
+        }
+    }
+
+    pub fn shape(&self) -> &TableShape {
+        &self.shape
+    }
+
+    pub fn buffered_bytes(&self) -> usize {
+        self.builders.iter().map(ColumnBuilder::buffered_bytes).sum::<usize>()
+            + self.segments.iter().map(|(_, rows)| rows.get_array_memory_size()).sum::<usize>()
+    }
+
+    /// Appends a row of the current shape (`values[i]` is column `i`; `None` for NULL).
+    pub fn push(&mut self, operation: Operation, values: &[Option<&Value>], origin: Origin) -> Result<()> {
+        if values.len() != self.builders.len() {
+            return Err(Error::state(format!(
+                "a change to {} has {} columns, its table map {}",
+                self.shape.schema.id,
+                values.len(),
+                self.builders.len()
+            )));
+        }
+        for ((builder, value), column) in self.builders.iter_mut().zip(values).zip(&self.shape.schema.columns) {
+            builder.append(*value, origin).map_err(|cause| {
+                Error::state(format!("cannot decode column `{}` of a change to {}", column.name, self.shape.schema.id))
+                    .caused_by(cause)
+                    .for_table(&self.shape.schema.id)
+            })?;
+        }
+        self.operations.push(operation);
+        self.open_rows += 1;
+        Ok(())
+    }
+
+    /// Appends a TRUNCATE marker (its column values are ignored by the sink).
+    pub fn push_truncate(&mut self) -> Result<()> {
+        let nulls = vec![None; self.builders.len()];
+        self.push(Operation::Truncate, &nulls, Origin::Binlog)
+    }
+
+    pub fn has_open_rows(&self) -> bool {
+        self.open_rows > 0
+    }
+
+    /// Closes the open transaction's rows at its commit position.
+    pub fn close_transaction(&mut self, position: &BinlogPosition, commit_time: DateTime<Utc>) {
+        if self.open_rows == 0 {
+            return;
+        }
+        self.open_rows = 0;
+        self.spans.push(TransactionSpan {
+            end_row: self.operations.len(),
+            position: SourcePosition::Binlog(position.clone()),
+            commit_time,
+        });
+    }
+
+    /// Switches to a new shape; rows so far keep the old one.
+    pub fn reshape(&mut self, shape: TableShape) -> Result<()> {
+        if self.builders.first().is_some_and(|builder| !builder.is_empty()) {
+            let rows = self.finish_builders()?;
+            self.segments.push((self.shape.schema.clone(), rows));
+        }
+        self.builders = new_builders(&shape);
+        self.shape = shape;
+        Ok(())
+    }
+
+    fn finish_builders(&mut self) -> Result<RecordBatch> {
+        let arrays: Vec<ArrayRef> = self.builders.iter_mut().map(ColumnBuilder::finish).collect();
+        let schema = &self.shape.schema;
+        RecordBatch::try_new(schema.arrow_schema(), arrays).map_err(|cause| {
+            Error::schema(&schema.id, format!("decoded changes of {} do not match its schema", schema.id))
+                .caused_by(cause)
+        })
+    }
+
+    /// Takes every closed transaction as one batch and the schema it is expressed in. Must not be called with
+    /// rows of an open transaction.
+    pub fn take_batch(&mut self) -> Result<Option<(TableSchema, ChangeBatch)>> {
+        if self.open_rows > 0 {
+            return Err(Error::state(format!(
+                "internal: {} has changes of an unfinished transaction",
+                self.shape.schema.id
+            )));
+        }
+        if self.operations.is_empty() {
+            return Ok(None);
+        }
+        let current = self.finish_builders()?;
+        let mut segments = std::mem::take(&mut self.segments);
+        segments.push((self.shape.schema.clone(), current));
+        let schema = union_schema(&self.shape.schema, segments.iter().map(|(schema, _)| schema))?;
+        let arrow_schema = schema.arrow_schema();
+        let mut aligned = Vec::with_capacity(segments.len());
+        for (_, rows) in &segments {
+            aligned.push(align_rows(&arrow_schema, rows).map_err(|cause| {
+                Error::schema(&schema.id, format!("changes of {} cannot take its new shape", schema.id))
+                    .caused_by(cause)
+            })?);
+        }
+        let rows = concat_batches(&arrow_schema, &aligned)
+            .map_err(|cause| Error::state(format!("cannot assemble changes of {}", schema.id)).caused_by(cause))?;
+        let batch =
+            ChangeBatch::new(&schema, rows, std::mem::take(&mut self.operations), std::mem::take(&mut self.spans))?;
+        Ok(Some((schema, batch)))
+    }
+}
+
+fn new_builders(shape: &TableShape) -> Vec<ColumnBuilder> {
+    shape.types.iter().map(|mysql_type| ColumnBuilder::new(mysql_type, 1024)).collect()
+}

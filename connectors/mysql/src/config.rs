@@ -1,0 +1,131 @@
+//! The MySQL/MariaDB source profile: where to connect, which tables, and the replica server id the binlog
+//! connection registers with.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use connector_core::config::{Pipeline as PipelineConfig, Profile};
+use connector_core::error::{Error, Result};
+use connector_core::options::TableOptions;
+use connector_core::schema::TableId;
+use connector_core::secret::ConnectionUrl;
+use mysql_async::{Opts, OptsBuilder};
+use serde::Deserialize;
+
+/// How long changes may wait in memory before a micro-batch is committed in continuous mode.
+pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_secs(1);
+/// Buffered change bytes (Arrow, across tables) that force a commit: bounds memory whatever the backlog.
+pub const DEFAULT_BATCH_BYTES: usize = 128 * 1024 * 1024;
+/// How often an idle server sends a heartbeat on the binlog connection, so a dead link is noticed.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The profile's own settings, as written under `[profiles.NAME]` with `kind = "mysql"`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    url: ConnectionUrl,
+    #[serde(default)]
+    databases: Vec<String>,
+    /// The server id the binlog connection registers with; unique among the server's replicas.
+    #[serde(default)]
+    server_id: Option<u32>,
+    #[serde(default)]
+    batch_mib: Option<usize>,
+}
+
+/// A validated MySQL source for one pipeline.
+#[derive(Debug, Clone)]
+pub struct MySqlConfig {
+    pub url: ConnectionUrl,
+    pub connection: Opts,
+    pub pipeline: String,
+    pub dest: String,
+    pub tables: Vec<TableId>,
+    pub databases: Vec<String>,
+    pub table_options: BTreeMap<TableId, TableOptions>,
+    pub default_options: TableOptions,
+    pub server_id: u32,
+    pub commit_interval: Duration,
+    pub batch_bytes: usize,
+}
+
+impl MySqlConfig {
+    pub fn from_profile(profile: &Profile, pipeline: &PipelineConfig) -> Result<Self> {
+        let config = Self::connection_only(profile, pipeline)?;
+        if config.tables.is_empty() && config.databases.is_empty() {
+            return Err(Error::config(format!(
+                "pipeline `{}`: name tables (--tables database.table) or databases (--databases shop)",
+                pipeline.name
+            )));
+        }
+        Ok(config)
+    }
+
+    /// The profile without requiring tables: enough to reach the server (`connector status`).
+    pub fn connection_only(profile: &Profile, pipeline: &PipelineConfig) -> Result<Self> {
+        let at = format!("pipeline `{}` (source `{}`)", pipeline.name, profile.kind);
+        let raw: RawProfile = toml::Value::Table(profile.settings.clone())
+            .try_into()
+            .map_err(|cause| Error::config(format!("{at}: invalid MySQL settings: {cause}")))?;
+        let parsed = Opts::from_url(raw.url.expose()).map_err(|cause| {
+            Error::config(format!(
+                "{at}: url `{}` is not a MySQL connection URL (mysql://user:password@host:3306)",
+                raw.url.redacted()
+            ))
+            .caused_by(cause)
+        })?;
+        // Snapshots read in UTC and UTF-8 so TIMESTAMP and text values need no session context to decode.
+        let connection: Opts =
+            OptsBuilder::from_opts(parsed).init(vec!["SET time_zone = '+00:00'", "SET NAMES utf8mb4"]).into();
+        let mut tables = Vec::new();
+        let mut table_options = BTreeMap::new();
+        for table in &pipeline.tables {
+            let id = TableId::parse(table).map_err(|error| Error::config(format!("{at}: {error}")))?;
+            if let Some(options) = pipeline.table_options.get(table) {
+                table_options.insert(id.clone(), options.clone());
+            }
+            tables.push(id);
+        }
+        let server_id = match raw.server_id {
+            Some(0) => return Err(Error::config(format!("{at}: server_id must be 1 or more"))),
+            Some(id) => id,
+            None => default_server_id(&pipeline.name),
+        };
+        Ok(MySqlConfig {
+            url: raw.url,
+            connection,
+            pipeline: pipeline.name.clone(),
+            dest: pipeline.dest.clone(),
+            tables,
+            databases: raw.databases,
+            table_options,
+            default_options: pipeline.default_options.clone(),
+            server_id,
+            commit_interval: DEFAULT_COMMIT_INTERVAL,
+            batch_bytes: raw.batch_mib.map_or(DEFAULT_BATCH_BYTES, |mib| mib.max(1) * 1024 * 1024),
+        })
+    }
+
+    pub fn options_for(&self, table: &TableId) -> TableOptions {
+        self.table_options.get(table).cloned().unwrap_or_else(|| self.default_options.clone())
+    }
+}
+
+/// A server id derived from the pipeline name, stable across runs, in a range real replicas rarely use.
+fn default_server_id(pipeline: &str) -> u32 {
+    // FNV-1a: stable across builds, unlike std's hasher.
+    let hash = pipeline.bytes().fold(0x811c_9dc5_u32, |hash, byte| (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193));
+    0x4000_0000 | (hash & 0x3fff_ffff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_server_ids_are_stable_and_distinct() {
+        assert_eq!(default_server_id("orders"), default_server_id("orders"));
+        assert_ne!(default_server_id("orders"), default_server_id("billing"));
+        assert!(default_server_id("orders") >= 0x4000_0000);
+    }
+}

@@ -1,0 +1,204 @@
+//! One sync of a MySQL/MariaDB pipeline: check the server, copy the tables that have no complete snapshot
+//! (several at a time, each under its own consistent snapshot), then apply the binlog from the oldest cursor.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use connector_core::delta::{DeltaSink, DeltaTableWriter, Destination};
+use connector_core::error::{Error, Result};
+use connector_core::pipeline::{Pipeline, Shutdown, SyncFuture, SyncMode, SyncReport, TableReport};
+use connector_core::position::{BinlogPosition, SourcePosition};
+use indicatif::MultiProgress;
+use mysql_async::Conn;
+use mysql_async::prelude::Queryable;
+use tokio::sync::Semaphore;
+use tracing::{info, warn};
+
+use crate::binlog::{BinlogReader, StreamedTable, compare};
+use crate::catalog::{SourceTable, describe_table, source_error, tables_of_databases};
+use crate::changes::{PendingChanges, TableShape};
+use crate::config::MySqlConfig;
+use crate::setup::{Flavor, check_server, current_position};
+use crate::snapshot::copy_table;
+use crate::table_map::Collations;
+
+/// Tables copied at the same time, each over its own connection and snapshot.
+const PARALLEL_COPIES: usize = 4;
+
+/// A MySQL or MariaDB source bound to its Delta tables.
+#[derive(Debug)]
+pub struct MySqlPipeline {
+    config: Arc<MySqlConfig>,
+    sink: DeltaSink,
+}
+
+impl MySqlPipeline {
+    pub fn new(config: MySqlConfig) -> Result<Self> {
+        let destination = Destination::parse(&config.dest)?;
+        let sink = DeltaSink::new(destination, config.pipeline.clone(), HashMap::new());
+        Ok(MySqlPipeline { config: Arc::new(config), sink })
+    }
+
+    async fn run(&self, mode: SyncMode, shutdown: Shutdown) -> Result<SyncReport> {
+        let config = &self.config;
+        let mut conn = Conn::new(config.connection.clone())
+            .await
+            .map_err(|cause| source_error("cannot connect to the MySQL server", cause))?;
+        let server = check_server(&mut conn).await?;
+        // The position at start: `--once` stops here.
+        let target = current_position(&mut conn, server.flavor).await?;
+        let mut ids = config.tables.clone();
+        for id in tables_of_databases(&mut conn, &config.databases).await? {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        if ids.is_empty() {
+            return Err(Error::config(format!(
+                "pipeline `{}`: databases {} hold no tables",
+                config.pipeline,
+                config.databases.join(", ")
+            )));
+        }
+        let mut sources = Vec::with_capacity(ids.len());
+        for id in &ids {
+            let options = config.options_for(id);
+            sources.push(describe_table(&mut conn, id, options.key.as_deref()).await?);
+        }
+        let collations = read_collations(&mut conn).await?;
+        let _ = conn.disconnect().await;
+
+        let mut writers = Vec::with_capacity(sources.len());
+        for source in &sources {
+            writers.push(self.sink.open_table(&source.schema, config.options_for(&source.schema.id)).await?);
+        }
+        let mut reports: Vec<TableReport> = sources
+            .iter()
+            .map(|source| TableReport {
+                table: source.schema.id.clone(),
+                snapshot_rows: 0,
+                changes_applied: 0,
+                position: None,
+            })
+            .collect();
+        let needs_copy: Vec<usize> = writers
+            .iter()
+            .enumerate()
+            .filter(|(_, writer)| writer.cursor().is_none_or(|cursor| !cursor.snapshot_complete()))
+            .map(|(index, _)| index)
+            .collect();
+        if !needs_copy.is_empty() && !shutdown.is_requested() {
+            let mut slots: Vec<Option<DeltaTableWriter>> = writers.into_iter().map(Some).collect();
+            let copied = self.copy_tables(server.flavor, &sources, &mut slots, &needs_copy).await;
+            writers = slots.into_iter().flatten().collect();
+            for (index, rows) in copied? {
+                reports[index].snapshot_rows = rows;
+            }
+        }
+
+        let mut start: Option<BinlogPosition> = None;
+        let mut streamed = Vec::with_capacity(sources.len());
+        for (source, writer) in sources.into_iter().zip(writers) {
+            match writer.cursor().map(|cursor| &cursor.position) {
+                Some(SourcePosition::Binlog(position))
+                    if start.as_ref().is_none_or(|earliest| compare(position, earliest).is_lt()) =>
+                {
+                    start = Some(position.clone());
+                }
+                Some(SourcePosition::Binlog(_)) => {}
+                Some(other) => {
+                    return Err(Error::state(format!(
+                        "{} holds a cursor of another source ({other}); write it to another destination or resync it",
+                        source.schema.id
+                    )));
+                }
+                None => {}
+            }
+            let key_override = config.options_for(&source.schema.id).key;
+            let shape = TableShape { schema: source.schema, types: source.types };
+            streamed.push(StreamedTable {
+                writer,
+                pending: PendingChanges::new(shape),
+                key_override,
+                changes_applied: 0,
+            });
+        }
+        let start = start.unwrap_or_else(|| target.clone());
+        if !shutdown.is_requested() {
+            BinlogReader::new(config, server.flavor, &mut streamed, collations, start)
+                .run(mode, &target, shutdown)
+                .await?;
+        }
+        for (report, table) in reports.iter_mut().zip(&streamed) {
+            report.changes_applied = table.changes_applied;
+            report.position = table.writer.cursor().map(|cursor| cursor.position.clone());
+        }
+        Ok(SyncReport { tables: reports })
+    }
+
+    /// Copies the tables at `indices`, several at a time, each under its own consistent snapshot.
+    async fn copy_tables(
+        &self,
+        flavor: Flavor,
+        sources: &[SourceTable],
+        writers: &mut [Option<DeltaTableWriter>],
+        indices: &[usize],
+    ) -> Result<Vec<(usize, u64)>> {
+        let permits = Arc::new(Semaphore::new(PARALLEL_COPIES));
+        let bars = std::io::stderr().is_terminal().then(MultiProgress::new);
+        let mut tasks = tokio::task::JoinSet::new();
+        for &index in indices {
+            let Some(mut writer) = writers[index].take() else { continue };
+            let (config, permits, source, bars) =
+                (self.config.clone(), permits.clone(), sources[index].clone(), bars.clone());
+            tasks.spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                if writer.cursor().is_some() {
+                    warn!(table = %source.schema.id, "an earlier snapshot did not complete; copying again");
+                }
+                let copied = copy_table(&config, flavor, &source, &mut writer, bars.as_ref()).await;
+                (index, writer, copied)
+            });
+        }
+        let mut copied = Vec::new();
+        let mut failure = None;
+        while let Some(joined) = tasks.join_next().await {
+            let (index, writer, result) =
+                joined.map_err(|panic| Error::state(format!("a snapshot copy ended abnormally: {panic}")))?;
+            writers[index] = Some(writer);
+            match result {
+                Ok(rows) => copied.push((index, rows)),
+                Err(error) => {
+                    failure.get_or_insert(error);
+                }
+            }
+        }
+        match failure {
+            Some(error) => Err(error),
+            None => {
+                info!(tables = copied.len(), "initial snapshot complete");
+                Ok(copied)
+            }
+        }
+    }
+}
+
+/// Collation id → character set, to decode text columns in the binlog.
+async fn read_collations(conn: &mut Conn) -> Result<Collations> {
+    let rows: Vec<(u16, String)> = conn
+        .query("SELECT ID, CAST(CHARACTER_SET_NAME AS CHAR) FROM information_schema.COLLATIONS WHERE ID IS NOT NULL")
+        .await
+        .map_err(|cause| source_error("cannot read the server's collations", cause))?;
+    Ok(rows.into_iter().collect())
+}
+
+impl Pipeline for MySqlPipeline {
+    fn name(&self) -> &str {
+        &self.config.pipeline
+    }
+
+    fn sync(&self, mode: SyncMode, shutdown: Shutdown) -> SyncFuture<'_> {
+        Box::pin(self.run(mode, shutdown))
+    }
+}

@@ -1,0 +1,139 @@
+//! Checks that the server writes a binlog the connector can read and that its user may read it, and says
+//! exactly what to change when not. Every problem is reported at once, each with its fix.
+
+use connector_core::error::{Error, Result};
+use connector_core::position::BinlogPosition;
+use mysql_async::Conn;
+use mysql_async::prelude::Queryable;
+
+use crate::catalog::source_error;
+
+/// Which server family: their snapshot and GTID mechanics differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    MariaDb,
+    MySql,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerInfo {
+    pub flavor: Flavor,
+    pub version: String,
+    pub gtid_mode: bool,
+}
+
+/// Reads the binlog settings and the user's global privileges; errors list every missing one with its fix.
+pub async fn check_server(conn: &mut Conn) -> Result<ServerInfo> {
+    let version: String = query_one(conn, "SELECT VERSION()").await?.unwrap_or_default();
+    let flavor = if version.to_ascii_lowercase().contains("mariadb") { Flavor::MariaDb } else { Flavor::MySql };
+    let mut problems = Vec::new();
+    let log_bin = global(conn, "log_bin").await?;
+    if !matches!(log_bin.as_deref(), Some("1" | "ON")) {
+        problems.push(
+            match flavor {
+                Flavor::MariaDb => {
+                    "the binary log is off: start the server with `log_bin=mariadb-bin` (my.cnf [mariadbd])"
+                }
+                Flavor::MySql => "the binary log is off: start the server with `log_bin=mysql-bin` (my.cnf [mysqld])",
+            }
+            .to_string(),
+        );
+    }
+    let expected = [("binlog_format", "ROW"), ("binlog_row_image", "FULL"), ("binlog_row_metadata", "FULL")];
+    for (name, wanted) in expected {
+        match global(conn, name).await? {
+            Some(value) if value.eq_ignore_ascii_case(wanted) => {}
+            Some(value) => problems.push(format!(
+                "{name} is {value}, the connector needs {wanted}: run `SET PERSIST {name} = '{wanted}'` (MySQL 8) or set \
+                 `{name}={wanted}` in my.cnf and restart (MariaDB)"
+            )),
+            None => problems.push(format!(
+                "the server has no {name} setting (MySQL 8.0.1+ and MariaDB 10.5+ have it): upgrade the server"
+            )),
+        }
+    }
+    let server_id = global(conn, "server_id").await?;
+    if matches!(server_id.as_deref(), None | Some("0")) {
+        problems.push(
+            "server_id is 0, and a server without an id writes no usable binlog: set `server_id=1` in my.cnf".into(),
+        );
+    }
+    let gtid_mode = match flavor {
+        // MariaDB always writes GTIDs.
+        Flavor::MariaDb => true,
+        Flavor::MySql => global(conn, "gtid_mode").await?.is_some_and(|mode| mode.eq_ignore_ascii_case("ON")),
+    };
+    problems.extend(missing_privileges(conn, flavor).await?);
+    if !problems.is_empty() {
+        return Err(Error::config(format!(
+            "the server cannot feed the connector yet:\n  - {}",
+            problems.join("\n  - ")
+        )));
+    }
+    Ok(ServerInfo { flavor, version, gtid_mode })
+}
+
+/// The server's current binlog end: `--once` reads up to here.
+pub async fn current_position(conn: &mut Conn, flavor: Flavor) -> Result<BinlogPosition> {
+    // MySQL 8.4 renamed it SHOW BINARY LOG STATUS; 8.0 and MariaDB know only this name (MariaDB also both).
+    let statement = match flavor {
+        Flavor::MariaDb | Flavor::MySql => "SHOW MASTER STATUS",
+    };
+    let row: Option<mysql_async::Row> = conn
+        .query_first(statement)
+        .await
+        .map_err(|cause| source_error("cannot read the current binlog position (SHOW MASTER STATUS)", cause))?;
+    let row = row.ok_or_else(|| {
+        Error::config("SHOW MASTER STATUS returned nothing: the binary log is off (set log_bin in my.cnf)")
+    })?;
+    let file: String = row.get(0).unwrap_or_default();
+    let offset: u64 = row.get(1).unwrap_or_default();
+    Ok(BinlogPosition { file, offset, gtid: None })
+}
+
+async fn query_one(conn: &mut Conn, sql: &str) -> Result<Option<String>> {
+    conn.query_first::<Option<String>, _>(sql)
+        .await
+        .map(Option::flatten)
+        .map_err(|cause| source_error(format!("cannot run `{sql}`"), cause))
+}
+
+/// A global variable's value, `None` when the server has no such variable.
+async fn global(conn: &mut Conn, name: &str) -> Result<Option<String>> {
+    const UNKNOWN_SYSTEM_VARIABLE: u16 = 1193;
+    match conn.query_first::<Option<String>, _>(format!("SELECT CAST(@@GLOBAL.{name} AS CHAR)")).await {
+        Ok(value) => Ok(value.flatten()),
+        Err(mysql_async::Error::Server(server)) if server.code == UNKNOWN_SYSTEM_VARIABLE => Ok(None),
+        Err(cause) => Err(source_error(format!("cannot read @@{name}"), cause)),
+    }
+}
+
+/// REPLICATION SLAVE (stream the binlog) and REPLICATION CLIENT / BINLOG MONITOR (read its position).
+async fn missing_privileges(conn: &mut Conn, flavor: Flavor) -> Result<Vec<String>> {
+    let grants: Vec<String> = conn
+        .query("SHOW GRANTS")
+        .await
+        .map_err(|cause| source_error("cannot read the connector user's privileges (SHOW GRANTS)", cause))?;
+    let global: Vec<String> =
+        grants.iter().filter(|grant| grant.contains(" ON *.* ")).map(|grant| grant.to_ascii_uppercase()).collect();
+    let has =
+        |privilege: &str| global.iter().any(|grant| grant.contains("ALL PRIVILEGES") || grant.contains(privilege));
+    let user: String = query_one(conn, "SELECT CURRENT_USER()").await?.unwrap_or_else(|| "the user".into());
+    let (account, host) = user.split_once('@').unwrap_or((&user, "%"));
+    let mut missing = Vec::new();
+    if !has("REPLICATION SLAVE") && !has("REPLICATION REPLICA") {
+        missing.push(format!(
+            "the user may not stream the binlog: `GRANT REPLICATION SLAVE ON *.* TO '{account}'@'{host}'`"
+        ));
+    }
+    let (monitor, names) = match flavor {
+        Flavor::MariaDb => ("BINLOG MONITOR", ["BINLOG MONITOR", "REPLICATION CLIENT"]),
+        Flavor::MySql => ("REPLICATION CLIENT", ["REPLICATION CLIENT", "REPLICATION CLIENT"]),
+    };
+    if !names.iter().any(|name| has(name)) {
+        missing.push(format!(
+            "the user may not read the binlog position: `GRANT {monitor} ON *.* TO '{account}'@'{host}'`"
+        ));
+    }
+    Ok(missing)
+}

@@ -1,0 +1,411 @@
+//! `connector sync mysql` end to end against a real MariaDB 10.11 (or the MySQL server of
+//! `CONNECTOR_TEST_MYSQL_URL`): the Delta table must equal the source table after every scenario.
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use connector_core::schema::TableId;
+
+use crate::support::delta::{TempLake, read_rows};
+use crate::support::servers::{MySqlDatabase, mariadb};
+
+const CONNECTOR: &str = env!("CARGO_BIN_EXE_connector");
+const CONVERGENCE_DEADLINE: Duration = Duration::from_secs(60);
+
+fn sync_command(db: &MySqlDatabase, lake: &Path, tables: &[&str], extra: &[&str]) -> Command {
+    let qualified: Vec<String> = tables.iter().map(|table| format!("{}.{table}", db.name())).collect();
+    let mut command = Command::new(CONNECTOR);
+    command
+        .args(["sync", "mysql", "--url", db.admin_url(), "--tables", &qualified.join(","), "--dest"])
+        .arg(lake)
+        .args(["--pipeline", "test"])
+        .args(extra)
+        .env("CONNECTOR_LOG", "info");
+    command
+}
+
+/// Runs `connector sync mysql --once` and returns its output, panicking with stderr if it failed.
+fn sync_once(db: &MySqlDatabase, lake: &Path, tables: &[&str]) -> String {
+    let output = sync_command(db, lake, tables, &[]).output().expect("run connector");
+    assert!(output.status.success(), "connector failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn sync_failing(command: &mut Command) -> Output {
+    let output = command.output().expect("run connector");
+    assert!(!output.status.success(), "connector should have failed: {}", String::from_utf8_lossy(&output.stdout));
+    output
+}
+
+/// The source rows of `columns` as `a|b|c` with `∅` for NULL, sorted as text like the Delta side.
+async fn source_rows(db: &MySqlDatabase, table: &str, columns: &[&str]) -> Vec<String> {
+    let list = columns.iter().map(|column| format!("CAST(`{column}` AS CHAR)")).collect::<Vec<_>>().join(", ");
+    let mut rows: Vec<String> = db
+        .query(&format!("SELECT {list} FROM `{table}`"))
+        .await
+        .into_iter()
+        .map(|row| row.into_iter().map(|value| value.unwrap_or_else(|| "∅".into())).collect::<Vec<_>>().join("|"))
+        .collect();
+    rows.sort();
+    rows
+}
+
+fn table_id(db: &MySqlDatabase, table: &str) -> TableId {
+    TableId::new(db.name(), table)
+}
+
+async fn delta_rows(db: &MySqlDatabase, lake: &TempLake, table: &str, columns: &[&str]) -> Vec<String> {
+    let mut rows = read_rows(&lake.table_url(&table_id(db, table)), columns).await;
+    rows.sort();
+    rows
+}
+
+fn difference(expected: &[String], landed: &[String]) -> String {
+    let missing: Vec<_> = expected.iter().filter(|row| !landed.contains(row)).take(5).collect();
+    let extra: Vec<_> = landed.iter().filter(|row| !expected.contains(row)).take(5).collect();
+    format!("{} source rows, {} Delta rows; missing {missing:?}; unexpected {extra:?}", expected.len(), landed.len())
+}
+
+async fn assert_equal(db: &MySqlDatabase, lake: &TempLake, table: &str, columns: &[&str]) {
+    let expected = source_rows(db, table, columns).await;
+    let landed = delta_rows(db, lake, table, columns).await;
+    assert!(landed == expected, "{table} differs: {}", difference(&expected, &landed));
+}
+
+/// Polls until the Delta table equals the source, or fails with both after the deadline.
+async fn wait_until_equal(db: &MySqlDatabase, lake: &TempLake, table: &str, columns: &[&str]) {
+    let deadline = Instant::now() + CONVERGENCE_DEADLINE;
+    let log = lake.table_url(&table_id(db, table)).to_file_path().expect("local").join("_delta_log");
+    loop {
+        let expected = source_rows(db, table, columns).await;
+        let landed = if log.exists() { delta_rows(db, lake, table, columns).await } else { Vec::new() };
+        if landed == expected {
+            return;
+        }
+        assert!(Instant::now() < deadline, "Delta never caught up with {table}: {}", difference(&expected, &landed));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A derived table `g(n)` of the numbers `from..=to`, in SQL both MariaDB and MySQL accept (recursive CTEs
+/// are capped at 1000 rows by default on both).
+fn numbers(from: u64, to: u64) -> String {
+    let digits = "(SELECT 0 d UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4 UNION ALL \
+                  SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL SELECT 8 UNION ALL SELECT 9)";
+    let places = (to - from + 1).max(1).to_string().len();
+    let sum: Vec<String> = (0..places).map(|place| format!("d{place}.d * {}", 10_u64.pow(place as u32))).collect();
+    let tables: Vec<String> = (0..places).map(|place| format!("{digits} d{place}")).collect();
+    format!("(SELECT {from} + {} AS n FROM {}) g WHERE g.n <= {to}", sum.join(" + "), tables.join(", "))
+}
+
+fn orders() -> String {
+    format!(
+        "CREATE TABLE orders (id bigint PRIMARY KEY, customer varchar(40) NOT NULL, amount decimal(10,2), qty int, \
+         note text); \
+         INSERT INTO orders SELECT n, CONCAT('customer ', n), n * 1.5, n % 7, IF(n % 3 = 0, NULL, 'n') FROM {};",
+        numbers(1, 2000)
+    )
+}
+const ORDER_COLUMNS: &[&str] = &["id", "customer", "amount", "qty", "note"];
+
+#[tokio::test]
+async fn mysql_snapshot_then_changes_match_the_source() {
+    let db = mariadb().await;
+    db.execute(&orders()).await;
+    let lake = TempLake::new();
+
+    let report = sync_once(&db, lake.dir.path(), &["orders"]);
+    assert!(report.contains(&format!("{}.orders: 2000 snapshot rows, 0 changes", db.name())), "{report}");
+    assert_equal(&db, &lake, "orders", ORDER_COLUMNS).await;
+
+    db.execute(
+        "INSERT INTO orders VALUES (5000, 'new', 1.25, 1, 'x'); \
+         UPDATE orders SET amount = amount + 1, note = 'changed' WHERE id <= 10; \
+         DELETE FROM orders WHERE id BETWEEN 100 AND 199; \
+         UPDATE orders SET id = 9000 WHERE id = 500; \
+         BEGIN; UPDATE orders SET note = 'twice' WHERE id = 1; UPDATE orders SET note = 'thrice' WHERE id = 1; COMMIT;",
+    )
+    .await;
+    let report = sync_once(&db, lake.dir.path(), &["orders"]);
+    // 1 insert, 10 updates, 100 deletes, the key change as a delete plus an update, 2 updates of row 1.
+    assert!(report.contains(&format!("{}.orders: 0 snapshot rows, 115 changes", db.name())), "{report}");
+    assert_equal(&db, &lake, "orders", ORDER_COLUMNS).await;
+
+    let report = sync_once(&db, lake.dir.path(), &["orders"]);
+    assert!(report.contains(&format!("{}.orders: 0 snapshot rows, 0 changes", db.name())), "{report}");
+    assert_equal(&db, &lake, "orders", ORDER_COLUMNS).await;
+}
+
+/// Starts `connector sync mysql --continuous` on `orders` and waits until its copy landed.
+async fn stream_orders_until_copied(db: &MySqlDatabase, lake: &TempLake) -> Child {
+    let child = sync_command(db, lake.dir.path(), &["orders"], &["--continuous"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start connector");
+    wait_until_equal(db, lake, "orders", ORDER_COLUMNS).await;
+    child
+}
+
+fn terminate(child: &Child) {
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("run kill");
+    assert!(status.success(), "kill -TERM failed");
+}
+
+fn wait_for_exit(child: &mut Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + CONVERGENCE_DEADLINE;
+    loop {
+        if let Some(status) = child.try_wait().expect("poll connector") {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "connector did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test]
+async fn mysql_continuous_streams_until_stopped() {
+    let db = mariadb().await;
+    db.execute(&orders()).await;
+    let lake = TempLake::new();
+    let mut child = stream_orders_until_copied(&db, &lake).await;
+
+    for round in 0..5 {
+        db.execute(&format!(
+            "INSERT INTO orders VALUES ({}, 'stream', 2.5, NULL, NULL); UPDATE orders SET amount = {round} WHERE id = 1; \
+             DELETE FROM orders WHERE id = {}",
+            10_000 + round,
+            20 + round
+        ))
+        .await;
+    }
+    wait_until_equal(&db, &lake, "orders", ORDER_COLUMNS).await;
+
+    terminate(&child);
+    let status = wait_for_exit(&mut child);
+    assert!(status.success(), "connector did not stop cleanly on SIGTERM: {status}");
+}
+
+#[tokio::test]
+async fn mysql_kill_mid_binlog_then_restart_loses_and_duplicates_nothing() {
+    let db = mariadb().await;
+    db.execute(&orders()).await;
+    let lake = TempLake::new();
+    let mut child = stream_orders_until_copied(&db, &lake).await;
+    for batch in 0..20 {
+        db.execute(&format!(
+            "INSERT INTO orders SELECT n, 'burst', n, NULL, NULL FROM {}; \
+             UPDATE orders SET amount = amount + 1 WHERE id % 7 = {}",
+            numbers(100_000 + batch * 100, 100_000 + batch * 100 + 99),
+            batch % 7
+        ))
+        .await;
+        if batch == 10 {
+            child.kill().expect("kill -9");
+        }
+    }
+    let _ = child.wait();
+    sync_once(&db, lake.dir.path(), &["orders"]);
+    assert_equal(&db, &lake, "orders", ORDER_COLUMNS).await;
+}
+
+fn has_parquet(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .map(|entries| entries.flatten().any(|entry| entry.path().extension().is_some_and(|ext| ext == "parquet")))
+        .unwrap_or(false)
+}
+
+#[tokio::test]
+async fn mysql_kill_mid_snapshot_then_restart_copies_once() {
+    let db = mariadb().await;
+    db.execute(&format!(
+        "CREATE TABLE big (id bigint PRIMARY KEY, payload varchar(200)); \
+         INSERT INTO big SELECT n, REPEAT(MD5(n), 4) FROM {};",
+        numbers(1, 200_000)
+    ))
+    .await;
+    let lake = TempLake::new();
+    let mut child = sync_command(&db, lake.dir.path(), &["big"], &[]).stderr(Stdio::null()).spawn().expect("start");
+    let table_dir = lake.dir.path().join(db.name()).join("big");
+    let deadline = Instant::now() + CONVERGENCE_DEADLINE;
+    while !has_parquet(&table_dir) && Instant::now() < deadline && child.try_wait().expect("poll").is_none() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+
+    db.execute("UPDATE big SET payload = 'after' WHERE id <= 5; DELETE FROM big WHERE id = 6").await;
+    sync_once(&db, lake.dir.path(), &["big"]);
+    assert_equal(&db, &lake, "big", &["id", "payload"]).await;
+}
+
+#[tokio::test]
+async fn mysql_types_land_as_documented_in_snapshot_and_stream() {
+    let db = mariadb().await;
+    db.execute(
+        "CREATE TABLE typed (id int PRIMARY KEY, tiny tinyint, utiny tinyint unsigned, small smallint, \
+           usmall smallint unsigned, medium mediumint, umedium mediumint unsigned, regular int, uregular int unsigned, \
+           big bigint, ubig bigint unsigned, exact decimal(12,4), wide decimal(50,10), single float, twice double, \
+           flag bool, bits bit(12), one_bit bit(1), label varchar(20), fixed char(3), \
+           latin varchar(20) CHARACTER SET latin1, body mediumtext, raw varbinary(10), lob blob, \
+           mood enum('sad','happy'), tags set('a','b','c'), day date, clock time(3), moment datetime(6), \
+           instant timestamp(6) NULL, yr year, doc json, shape geometry)",
+    )
+    .await;
+    let values = "-128, 255, -32768, 65535, -8388608, 16777215, -2147483648, 4294967295, -9223372036854775808, \
+        18446744073709551615, -12345678.1234, 1234567890123456789012345678901234567890.0123456789, 1.5, -2.25e-10, \
+        true, b'101010101010', b'1', 'héllo', 'ab', 'café', 'long text', x'00ff10', x'0102', 'happy', 'c,a', \
+        '2024-02-29', '-838:59:59.500', '2024-01-31 23:59:59.123456', '2024-01-31 22:59:59.123456', 2024, \
+        '{\"a\": [1, 2]}', ST_GeomFromText('POINT(1 2)')";
+    let insert = |id: i32, null_id: i32, zero_id: i32| {
+        format!(
+            "SET time_zone = '+00:00'; INSERT INTO typed VALUES ({id}, {values}); INSERT INTO typed (id) VALUES ({null_id}); \
+             SET SESSION sql_mode = ''; INSERT INTO typed (id, day, moment) VALUES ({zero_id}, '0000-00-00', \
+             '0000-00-00 00:00:00'); SET SESSION sql_mode = DEFAULT"
+        )
+    };
+    db.execute(&insert(1, 2, 3)).await;
+    let lake = TempLake::new();
+    sync_once(&db, lake.dir.path(), &["typed"]);
+    // The same values through the binlog.
+    db.execute(&insert(4, 5, 6)).await;
+    let report = sync_once(&db, lake.dir.path(), &["typed"]);
+    assert!(report.contains("0 snapshot rows, 3 changes"), "{report}");
+
+    let columns = [
+        "id", "tiny", "utiny", "small", "usmall", "medium", "umedium", "regular", "uregular", "big", "ubig", "exact",
+        "wide", "single", "twice", "flag", "bits", "one_bit", "label", "fixed", "latin", "body", "raw", "lob", "mood",
+        "tags", "day", "clock", "moment", "instant", "yr", "doc", "shape",
+    ];
+    let rows = delta_rows(&db, &lake, "typed", &columns).await;
+    let expected = "-128|255|-32768|65535|-8388608|16777215|-2147483648|4294967295|-9223372036854775808|\
+        18446744073709551615|-12345678.1234|1234567890123456789012345678901234567890.0123456789|1.5|-2.25e-10|1|\
+        2730|true|héllo|ab|café|long text|00ff10|0102|happy|a,c|2024-02-29|-838:59:59.500000|\
+        2024-01-31T23:59:59.123456|2024-01-31T22:59:59.123456Z|2024|{\"a\": [1, 2]}|\
+        0101000000000000000000f03f0000000000000040";
+    let nulls = vec!["∅"; columns.len() - 1].join("|");
+    assert_eq!(
+        rows,
+        vec![
+            format!("1|{expected}"),
+            format!("2|{nulls}"),
+            format!("3|{nulls}"),
+            format!("4|{expected}"),
+            format!("5|{nulls}"),
+            format!("6|{nulls}"),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn mysql_truncate_and_schema_changes_while_streaming() {
+    let db = mariadb().await;
+    db.execute(&orders()).await;
+    let lake = TempLake::new();
+    sync_once(&db, lake.dir.path(), &["orders"]);
+
+    db.execute(
+        "ALTER TABLE orders ADD COLUMN region varchar(10) DEFAULT 'eu'; \
+         INSERT INTO orders VALUES (7000, 'added', 1, 1, NULL, 'us'); \
+         UPDATE orders SET region = 'apac' WHERE id = 2; \
+         ALTER TABLE orders DROP COLUMN note; \
+         ALTER TABLE orders MODIFY qty bigint, MODIFY customer varchar(80) NOT NULL; \
+         UPDATE orders SET amount = 0, qty = 5000000000 WHERE id = 3;",
+    )
+    .await;
+    sync_once(&db, lake.dir.path(), &["orders"]);
+    let landed = delta_rows(&db, &lake, "orders", &["id", "customer", "amount", "qty", "region"]).await;
+    let expected_changed = ["2|customer 2|3.00|2|apac", "3|customer 3|0.00|5000000000|eu", "7000|added|1.00|1|us"];
+    for row in expected_changed {
+        assert!(landed.contains(&row.to_string()), "{row} missing from {landed:?}");
+    }
+    // The dropped column stays, null for rows changed after the drop.
+    let notes = delta_rows(&db, &lake, "orders", &["id", "note"]).await;
+    assert!(notes.contains(&"3|∅".to_string()) && notes.contains(&"4|n".to_string()), "{notes:?}");
+
+    db.execute("TRUNCATE orders; INSERT INTO orders (id, customer) VALUES (1, 'fresh')").await;
+    sync_once(&db, lake.dir.path(), &["orders"]);
+    assert_eq!(delta_rows(&db, &lake, "orders", &["id", "customer"]).await, vec!["1|fresh"]);
+}
+
+#[tokio::test]
+async fn mysql_keyless_tables_become_changelogs() {
+    let db = mariadb().await;
+    db.execute("CREATE TABLE events (kind varchar(10), at int); INSERT INTO events VALUES ('a', 1), ('b', 2)").await;
+    let lake = TempLake::new();
+    sync_once(&db, lake.dir.path(), &["events"]);
+    db.execute("INSERT INTO events VALUES ('c', 3); DELETE FROM events WHERE kind = 'a'").await;
+    sync_once(&db, lake.dir.path(), &["events"]);
+    // Without a key, every change is a row of its own: the snapshot rows, then the insert and the delete.
+    let rows = delta_rows(&db, &lake, "events", &["kind", "at", "_cdc_op"]).await;
+    assert_eq!(rows, vec!["a|1|delete", "a|1|snapshot", "b|2|snapshot", "c|3|insert"]);
+}
+
+#[tokio::test]
+async fn mysql_databases_option_captures_every_table() {
+    let db = mariadb().await;
+    db.execute(
+        "CREATE TABLE one (id int PRIMARY KEY, v varchar(5)); CREATE TABLE two (id int PRIMARY KEY, v varchar(5)); \
+         INSERT INTO one VALUES (1, 'a'); INSERT INTO two VALUES (1, 'b')",
+    )
+    .await;
+    let lake = TempLake::new();
+    let mut command = Command::new(CONNECTOR);
+    command
+        .args(["sync", "mysql", "--url", db.admin_url(), "--databases", db.name(), "--dest"])
+        .arg(lake.dir.path())
+        .args(["--pipeline", "whole"]);
+    let output = command.output().expect("run connector");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    db.execute("INSERT INTO one VALUES (2, 'c'); UPDATE two SET v = 'd'").await;
+    let output = command.output().expect("run connector");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_equal(&db, &lake, "one", &["id", "v"]).await;
+    assert_equal(&db, &lake, "two", &["id", "v"]).await;
+}
+
+#[tokio::test]
+async fn mysql_resync_copies_one_table_again() {
+    let db = mariadb().await;
+    db.execute(&orders()).await;
+    let lake = TempLake::new();
+    sync_once(&db, lake.dir.path(), &["orders"]);
+    let table = format!("{}.orders", db.name());
+    let output = Command::new(CONNECTOR)
+        .args(["resync", "--pipeline", "test", "--table", &table, "--dest"])
+        .arg(lake.dir.path())
+        .output()
+        .expect("run resync");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    db.execute("UPDATE orders SET note = 'after resync' WHERE id < 5").await;
+    let report = sync_once(&db, lake.dir.path(), &["orders"]);
+    assert!(report.contains(&format!("{table}: 2000 snapshot rows")), "{report}");
+    assert_equal(&db, &lake, "orders", ORDER_COLUMNS).await;
+}
+
+#[tokio::test]
+async fn mysql_without_replication_rights_says_what_to_grant() {
+    let db = mariadb().await;
+    db.execute(&orders()).await;
+    let user = format!("limited_{}", db.name());
+    db.execute(&format!(
+        "CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'; CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY 'pw'; \
+         GRANT SELECT ON {0}.* TO '{user}'@'%'; GRANT SELECT ON {0}.* TO '{user}'@'127.0.0.1'",
+        db.name()
+    ))
+    .await;
+    let mut url = url::Url::parse(db.admin_url()).expect("url");
+    url.set_username(&user).expect("user");
+    url.set_password(Some("pw")).expect("password");
+    let lake = TempLake::new();
+    let mut command = Command::new(CONNECTOR);
+    command
+        .args(["sync", "mysql", "--url", url.as_str(), "--tables", &format!("{}.orders", db.name()), "--dest"])
+        .arg(lake.dir.path());
+    let output = sync_failing(&mut command);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&format!("GRANT REPLICATION SLAVE ON *.* TO '{user}'")), "{stderr}");
+    assert!(stderr.contains(&format!("GRANT BINLOG MONITOR ON *.* TO '{user}'")), "{stderr}");
+    db.execute(&format!("DROP USER '{user}'@'%'; DROP USER '{user}'@'127.0.0.1'")).await;
+}
