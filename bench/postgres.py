@@ -17,8 +17,6 @@ Needs the `postgresql` Debian package and the `deltalake` PyPI package; builds t
 import argparse
 import json
 import os
-import pwd
-import resource
 import shutil
 import signal
 import socket
@@ -27,6 +25,8 @@ import sys
 import tempfile
 import threading
 import time
+
+from measure import measured, report
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/connector-target"))
@@ -78,20 +78,6 @@ class Server:
         subprocess.run(self.as_postgres + [f"{self.bin}/pg_ctl", "-D", f"{self.dir}/data", "-m", "immediate",
                                            "stop"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def measured(command, env=None, stdout=subprocess.DEVNULL):
-    """Runs `command` in a fresh process; returns (seconds, peak RSS in MiB of that process and its children)."""
-    wrapper = ("import resource, subprocess, sys, time\n"
-               "start = time.monotonic()\n"
-               "code = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL)\n"
-               "elapsed = time.monotonic() - start\n"
-               "print(elapsed, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, code)\n")
-    out = subprocess.run([sys.executable, "-c", wrapper] + command, env=env, check=True, stdout=subprocess.PIPE)
-    seconds, rss, code = out.stdout.decode().split()
-    if int(code) != 0:
-        raise SystemExit(f"{command[0]} failed with exit code {code}")
-    return float(seconds), float(rss)
 
 
 def main():
@@ -187,11 +173,6 @@ def main():
     finally:
         server.stop()
         shutil.rmtree(lake, ignore_errors=True)
-
-
-def report(name, ours, limit, unit, rss, limit_name, target):
-    print(f"{name}: connector {ours:,.0f} {unit} | limit ({limit_name}) {limit:,.0f} {unit} | "
-          f"ratio {ours / limit:.2f} (target ≥ {target}) | peak RSS {rss:.0f} MiB (target ≤ 512 MiB)", flush=True)
 
 
 def continuous_latency(server, connector, lake, env, rate, seconds):

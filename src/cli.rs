@@ -227,15 +227,16 @@ pub struct StatusArgs {
     #[arg(long, short)]
     pub config: Option<PathBuf>,
 
-    /// Also show the replication slot of this pipeline on this PostgreSQL server (retained WAL and lag).
+    /// Also show this pipeline's side of the source: its replication slot on a PostgreSQL server (retained WAL
+    /// and lag), or the binlog position and lag on a MySQL/MariaDB server (mysql://…).
     #[arg(long, requires = "pipeline")]
     pub url: Option<String>,
 
-    /// The pipeline whose slot `--url` shows.
+    /// The pipeline whose slot or binlog position `--url` shows.
     #[arg(long, requires = "url")]
     pub pipeline: Option<String>,
 
-    /// Print JSON (`{"tables": [...], "slots": [...]}`) instead of tables.
+    /// Print JSON (`{"tables": [...], "slots": [...], "binlogs": [...]}`) instead of tables.
     #[arg(long)]
     pub json: bool,
 }

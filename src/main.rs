@@ -14,6 +14,9 @@ use connector_core::error::{Error, ErrorKind};
 fn main() -> ExitCode {
     install_panic_message();
     let cli = cli::Cli::parse();
+    // Both of rustls's crypto providers are linked (dependencies differ in their choice), so TLS clients that
+    // ask for the process default (mysql_async's) need one chosen: ring, as the PostgreSQL connections use.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     if let Err(error) = logging::init(&cli.log, cli.log_format) {
         eprintln!("error: {error}");
         return ExitCode::from(2);

@@ -243,6 +243,23 @@ fn interpolate(text: &str, at: &str, environment: &dyn Fn(&str) -> Option<String
     Ok(output)
 }
 
+/// The profile and pipeline a command names by a source URL and a pipeline name alone, for commands that reach
+/// the source but capture nothing (`drop`, `status`).
+pub fn command_line_source(kind: &str, url: &str, pipeline: &str) -> (Profile, Pipeline) {
+    let mut settings = toml::Table::new();
+    settings.insert("url".into(), url.into());
+    let pipeline = Pipeline {
+        name: pipeline.to_string(),
+        profile: "command line".into(),
+        tables: Vec::new(),
+        dest: String::new(),
+        schedule: crate::schedule::Schedule::Continuous,
+        table_options: Default::default(),
+        default_options: Default::default(),
+    };
+    (Profile { kind: kind.into(), settings }, pipeline)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

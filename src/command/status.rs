@@ -2,11 +2,13 @@
 
 use std::process::ExitCode;
 
-use connector_core::config::PipelinesFile;
+use connector_core::config::{Pipeline as PipelineConfig, PipelinesFile, Profile, command_line_source};
 use connector_core::delta::Destination;
 use connector_core::error::{Error, Result};
+use connector_core::position::{BinlogPosition, SourcePosition};
 use connector_core::schema::TableId;
 use connector_core::status::{TableStatus, local_tables, table_status};
+use connector_mysql::status::BinlogStatus;
 use connector_postgres::setup::SlotStatus;
 
 use crate::cli::StatusArgs;
@@ -20,21 +22,19 @@ pub async fn status(args: StatusArgs) -> Result<ExitCode> {
         }
         targets.push((Destination::parse(dest)?, local_tables(path)?));
     }
-    let mut slots = Vec::new();
+    // Sources to ask about their side of each pipeline: PostgreSQL slots, MySQL binlog positions.
+    let mut sources: Vec<(Profile, PipelineConfig)> = Vec::new();
     if let Some(config) = &args.config {
         let file = PipelinesFile::load(config)?;
         for pipeline in &file.pipelines {
             let tables = pipeline.tables.iter().map(|table| TableId::parse(table)).collect::<Result<Vec<_>>>()?;
             targets.push((Destination::parse(&pipeline.dest)?, tables));
-            let profile = &file.profiles[&pipeline.profile];
-            if profile.kind == connector_postgres::KIND {
-                slots.push(connector_postgres::setup::slot_status(profile, pipeline).await?);
-            }
+            sources.push((file.profiles[&pipeline.profile].clone(), pipeline.clone()));
         }
     }
     if let (Some(url), Some(name)) = (&args.url, &args.pipeline) {
-        let (profile, pipeline) = connector_postgres::command_line_source(url, name);
-        slots.push(connector_postgres::setup::slot_status(&profile, &pipeline).await?);
+        let kind = if url.starts_with("mysql://") { connector_mysql::KIND } else { connector_postgres::KIND };
+        sources.push(command_line_source(kind, url, name));
     }
     let mut statuses = Vec::new();
     for (destination, tables) in &targets {
@@ -44,16 +44,63 @@ pub async fn status(args: StatusArgs) -> Result<ExitCode> {
             }
         }
     }
+    let mut slots = Vec::new();
+    let mut binlogs = Vec::new();
+    for (profile, pipeline) in &sources {
+        match profile.kind.as_str() {
+            connector_postgres::KIND => slots.push(connector_postgres::setup::slot_status(profile, pipeline).await?),
+            connector_mysql::KIND => {
+                let cursors = binlog_cursors(&statuses, &pipeline.name);
+                binlogs.push(connector_mysql::status::binlog_status(profile, pipeline, &cursors).await?);
+            }
+            _ => {}
+        }
+    }
     if args.json {
-        let document = serde_json::json!({ "tables": statuses, "slots": slots });
+        let document = serde_json::json!({ "tables": statuses, "slots": slots, "binlogs": binlogs });
         let text = serde_json::to_string_pretty(&document)
             .map_err(|cause| Error::state("cannot encode the status as JSON").caused_by(cause))?;
         println!("{text}");
     } else {
         print_table(&statuses);
         print_slots(&slots);
+        print_binlogs(&binlogs);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The binlog positions `pipeline` committed to the tables shown.
+fn binlog_cursors(statuses: &[TableStatus], pipeline: &str) -> Vec<BinlogPosition> {
+    statuses
+        .iter()
+        .flat_map(|status| &status.pipelines)
+        .filter(|progress| progress.app_id.split('/').next() == Some(pipeline))
+        .filter_map(|progress| match &progress.cursor.position {
+            SourcePosition::Binlog(position) => Some(position.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn print_binlogs(binlogs: &[BinlogStatus]) {
+    if binlogs.is_empty() {
+        return;
+    }
+    println!();
+    println!("{:<20} {:<28} {:<28} {:>10}", "pipeline", "server binlog", "oldest table cursor", "lag MiB");
+    for binlog in binlogs {
+        let lag = binlog.lag_bytes.map_or("-".to_string(), |bytes| format!("{:.1}", bytes as f64 / (1024.0 * 1024.0)));
+        let cursor = binlog.oldest_cursor.as_deref().unwrap_or("(no table synced yet)");
+        print!("{:<20} {:<28} {:<28} {:>10}", binlog.pipeline, binlog.server_position, cursor, lag);
+        if binlog.cursor_available {
+            println!();
+        } else {
+            println!(
+                "  the server purged this binlog: resync the tables (connector resync --pipeline {})",
+                binlog.pipeline
+            );
+        }
+    }
 }
 
 fn print_slots(slots: &[SlotStatus]) {

@@ -409,3 +409,117 @@ async fn mysql_without_replication_rights_says_what_to_grant() {
     assert!(stderr.contains(&format!("GRANT BINLOG MONITOR ON *.* TO '{user}'")), "{stderr}");
     db.execute(&format!("DROP USER '{user}'@'%'; DROP USER '{user}'@'127.0.0.1'")).await;
 }
+
+/// `file:offset` as a comparable pair.
+fn binlog_coordinates(text: &str) -> (u64, u64) {
+    let (file, offset) = text.rsplit_once(':').expect("file:offset");
+    let sequence = file.rsplit_once('.').expect("numbered binlog file").1.parse().expect("file number");
+    (sequence, offset.parse().expect("offset"))
+}
+
+fn binlog_status(db: &MySqlDatabase, lake: &TempLake) -> serde_json::Value {
+    let output = Command::new(CONNECTOR)
+        .args(["status", "--json", "--pipeline", "test", "--url", db.admin_url(), "--dest"])
+        .arg(lake.dir.path())
+        .output()
+        .expect("run status");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let document: serde_json::Value = serde_json::from_slice(&output.stdout).expect("status JSON");
+    document["binlogs"][0].clone()
+}
+
+#[tokio::test]
+async fn mysql_status_shows_the_binlog_position_and_lag() {
+    let db = mariadb().await;
+    db.execute(&orders()).await;
+    let lake = TempLake::new();
+    sync_once(&db, lake.dir.path(), &["orders"]);
+    db.execute("UPDATE orders SET note = REPEAT('x', 200) WHERE id <= 1000").await;
+
+    let behind = binlog_status(&db, &lake);
+    assert_eq!(behind["cursor_available"], true, "{behind}");
+    // A thousand rows gained a 200-byte note since the cursor.
+    assert!(behind["lag_bytes"].as_u64().expect("lag") > 200_000, "{behind}");
+
+    let row = db.query("SHOW MASTER STATUS").await.remove(0);
+    let before_sync = (
+        row[0].as_deref().expect("file").rsplit_once('.').expect("numbered").1.parse::<u64>().expect("number"),
+        row[1].as_deref().expect("offset").parse::<u64>().expect("offset"),
+    );
+    sync_once(&db, lake.dir.path(), &["orders"]);
+    let caught_up = binlog_status(&db, &lake);
+    let cursor = binlog_coordinates(caught_up["oldest_cursor"].as_str().expect("a cursor"));
+    assert!(cursor >= before_sync, "cursor {cursor:?} is behind the position before the sync {before_sync:?}");
+}
+
+#[tokio::test]
+async fn mysql_syncs_over_tls_with_certificate_checks() {
+    let db = mariadb().await;
+    db.execute(&orders()).await;
+    let lake = TempLake::new();
+    let with_tls = |mode: &str, ca: Option<&Path>| {
+        let mut url = url::Url::parse(db.admin_url()).expect("url");
+        url.query_pairs_mut().append_pair("ssl-mode", mode);
+        if let Some(ca) = ca {
+            url.query_pairs_mut().append_pair("ssl-ca", ca.to_str().expect("path"));
+        }
+        url.to_string()
+    };
+    let run = |url: &str| {
+        Command::new(CONNECTOR)
+            .args(["sync", "mysql", "--url", url, "--tables", &format!("{}.orders", db.name()), "--pipeline", "tls"])
+            .arg("--dest")
+            .arg(lake.dir.path())
+            .output()
+            .expect("run connector")
+    };
+    let Some(certificate) = db.tls_certificate() else {
+        // An external server presents no certificate we know: encryption without checks must work.
+        let output = run(&with_tls("REQUIRED", None));
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        return;
+    };
+
+    // The certificate names 127.0.0.1, so the host name check passes; snapshot and binlog both go over TLS.
+    let output = run(&with_tls("VERIFY_IDENTITY", Some(&certificate)));
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    db.execute("UPDATE orders SET note = 'over tls' WHERE id = 1").await;
+    let output = run(&with_tls("VERIFY_IDENTITY", Some(&certificate)));
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_equal(&db, &lake, "orders", ORDER_COLUMNS).await;
+
+    // Against a certificate from another authority, VERIFY_CA refuses to connect: the handshake is checked.
+    let other = tempfile::tempdir().expect("tempdir");
+    let status = Command::new("openssl")
+        .args(["req", "-new", "-x509", "-days", "1", "-nodes", "-subj", "/CN=other", "-keyout"])
+        .arg(other.path().join("key.pem"))
+        .arg("-out")
+        .arg(other.path().join("cert.pem"))
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl");
+    assert!(status.success());
+    let output = run(&with_tls("VERIFY_CA", Some(&other.path().join("cert.pem"))));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && stderr.contains("cannot connect"), "{stderr}");
+}
+
+#[tokio::test]
+async fn mysql_a_transaction_larger_than_memory_is_applied_in_parts() {
+    let db = mariadb().await;
+    db.execute(&orders()).await;
+    let lake = TempLake::new();
+    sync_once(&db, lake.dir.path(), &["orders"]);
+    // About 6 MiB of changes in one transaction, against a 1 MiB budget.
+    db.execute(&format!(
+        "BEGIN; UPDATE orders SET note = REPEAT('y', 300); \
+         INSERT INTO orders SELECT n, 'bulk', 1, 1, REPEAT('z', 300) FROM {}; COMMIT;",
+        numbers(10_000, 25_000)
+    ))
+    .await;
+    let output = sync_command(&db, lake.dir.path(), &["orders"], &["--batch-mib", "1"]).output().expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("applying part of a large transaction"), "{stderr}");
+    assert_equal(&db, &lake, "orders", ORDER_COLUMNS).await;
+}

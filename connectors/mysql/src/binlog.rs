@@ -11,12 +11,12 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use connector_core::change::Operation;
+use connector_core::change::{ChangeBatch, Operation};
 use connector_core::delta::{ApplyOutcome, DeltaTableWriter};
 use connector_core::error::{Error, ErrorKind, Result, Retry};
 use connector_core::pipeline::{Shutdown, SyncMode};
 use connector_core::position::{BinlogPosition, SourcePosition};
-use connector_core::schema::TableId;
+use connector_core::schema::{TableId, TableSchema};
 use futures::StreamExt;
 use mysql_async::binlog::events::{Event, EventData, RowsEventData};
 use mysql_async::binlog::row::BinlogRow;
@@ -65,6 +65,8 @@ pub struct BinlogReader<'a> {
     file: String,
     /// Where the open transaction began (its GTID or BEGIN event); `None` between transactions.
     transaction_start: Option<BinlogPosition>,
+    /// A BEGIN opened the transaction: statements inside it (SAVEPOINT) do not end it.
+    explicit_transaction: bool,
     touched: Vec<usize>,
     /// Every transaction up to here was received whole.
     received: BinlogPosition,
@@ -99,6 +101,7 @@ impl<'a> BinlogReader<'a> {
             mapped: HashMap::new(),
             file: start.file.clone(),
             transaction_start: None,
+            explicit_transaction: false,
             touched: Vec::new(),
             received: start,
             gtids: GtidPosition::default(),
@@ -150,6 +153,8 @@ impl<'a> BinlogReader<'a> {
             let reached = mode == SyncMode::Once && between && compare(&self.received, target).is_ge();
             if between && (self.due_by_size() || reached) {
                 self.commit().await?;
+            } else if !between && self.partial_due_by_size() {
+                self.commit_with_open_parts().await?;
             }
             if reached {
                 break;
@@ -260,8 +265,13 @@ impl<'a> BinlogReader<'a> {
                     if self.transaction_start.is_none() {
                         self.transaction_start = Some(self.event_start(event));
                     }
-                } else if statement.eq_ignore_ascii_case("COMMIT") {
+                    self.explicit_transaction = true;
+                } else if statement.eq_ignore_ascii_case("COMMIT") || statement.eq_ignore_ascii_case("ROLLBACK") {
+                    // Non-transactional tables end their event group with a COMMIT (or ROLLBACK) statement; the
+                    // rows it carries happened either way.
                     self.commit_transaction(header.log_pos(), header.timestamp());
+                } else if self.explicit_transaction {
+                    debug!(statement, "statement inside a transaction");
                 } else {
                     let start = self.transaction_start.take().unwrap_or_else(|| self.event_start(event));
                     self.transaction_start = Some(start);
@@ -297,6 +307,7 @@ impl<'a> BinlogReader<'a> {
             self.tables[index].pending.close_transaction(&position, commit_time);
         }
         self.transaction_start = None;
+        self.explicit_transaction = false;
         if compare(&position, &self.received).is_gt() {
             self.received = position;
         }
@@ -442,15 +453,47 @@ impl<'a> BinlogReader<'a> {
         self.tables.iter().map(|table| table.pending.buffered_bytes()).sum::<usize>() >= self.config.batch_bytes
     }
 
+    /// A transaction larger than the memory budget is applied in parts, on tables where that is idempotent.
+    fn partial_due_by_size(&self) -> bool {
+        self.tables
+            .iter()
+            .filter(|table| table.writer.accepts_partial_transactions())
+            .map(|table| table.pending.buffered_bytes())
+            .sum::<usize>()
+            >= self.config.batch_bytes
+    }
+
     /// Commits every closed transaction to Delta, table by table.
     async fn commit(&mut self) -> Result<()> {
         for table in self.tables.iter_mut() {
-            let Some((schema, batch)) = table.pending.take_batch()? else { continue };
-            let count = batch.len() as u64;
-            let outcome = table.writer.apply_changes(&schema, &batch).await?;
-            debug!(table = %schema.id, rows = count, ?outcome, "committed changes");
-            if !matches!(outcome, ApplyOutcome::AlreadyCommitted) {
-                table.changes_applied += count;
+            if let Some((schema, batch)) = table.pending.take_batch()? {
+                apply(table, &schema, &batch, false).await?;
+            }
+        }
+        self.oldest_pending = None;
+        Ok(())
+    }
+
+    /// Mid-transaction, with the memory budget used up: commits every closed transaction, and the open one's
+    /// rows so far as a part (`DeltaTableWriter::apply_partial_transaction`: the cursor stays before the
+    /// transaction, so a crash replays it whole and the merge makes the replay harmless). Tables whose mode
+    /// needs whole transactions keep buffering.
+    async fn commit_with_open_parts(&mut self) -> Result<()> {
+        let Some(start) = self.transaction_start.clone() else { return Ok(()) };
+        for table in self.tables.iter_mut() {
+            let (closed, open_part) = if table.writer.accepts_partial_transactions() {
+                table.pending.take_with_open_part(&start)?
+            } else if !table.pending.has_open_rows() {
+                (table.pending.take_batch()?, None)
+            } else {
+                continue;
+            };
+            if let Some((schema, batch)) = closed {
+                apply(table, &schema, &batch, false).await?;
+            }
+            if let Some((schema, batch)) = open_part {
+                info!(table = %schema.id, rows = batch.len(), "applying part of a large transaction");
+                apply(table, &schema, &batch, true).await?;
             }
         }
         self.oldest_pending = None;
@@ -468,6 +511,21 @@ impl<'a> BinlogReader<'a> {
         }
         Ok(())
     }
+}
+
+/// Applies whole transactions (or a part of the open one) and counts them for the report.
+async fn apply(table: &mut StreamedTable, schema: &TableSchema, batch: &ChangeBatch, part: bool) -> Result<()> {
+    let count = batch.len() as u64;
+    let outcome = if part {
+        table.writer.apply_partial_transaction(schema, batch).await?
+    } else {
+        table.writer.apply_changes(schema, batch).await?
+    };
+    debug!(table = %schema.id, rows = count, ?outcome, "committed changes");
+    if !matches!(outcome, ApplyOutcome::AlreadyCommitted) {
+        table.changes_applied += count;
+    }
+    Ok(())
 }
 
 /// How often continuous mode moves idle tables' cursors forward.

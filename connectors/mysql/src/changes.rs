@@ -137,8 +137,18 @@ impl PendingChanges {
                 self.shape.schema.id
             )));
         }
+        Ok(self.take_everything(None)?.0)
+    }
+
+    /// Takes the closed transactions and, apart, the open transaction's rows so far as a part at `open` (where
+    /// the transaction began: parts keep the table's cursor, so the position only labels the rows).
+    pub fn take_with_open_part(&mut self, open: &BinlogPosition) -> Result<(Taken, Taken)> {
+        self.take_everything(Some(open))
+    }
+
+    fn take_everything(&mut self, open: Option<&BinlogPosition>) -> Result<(Taken, Taken)> {
         if self.operations.is_empty() {
-            return Ok(None);
+            return Ok((None, None));
         }
         let current = self.finish_builders()?;
         let mut segments = std::mem::take(&mut self.segments);
@@ -154,11 +164,32 @@ impl PendingChanges {
         }
         let rows = concat_batches(&arrow_schema, &aligned)
             .map_err(|cause| Error::state(format!("cannot assemble changes of {}", schema.id)).caused_by(cause))?;
-        let batch =
-            ChangeBatch::new(&schema, rows, std::mem::take(&mut self.operations), std::mem::take(&mut self.spans))?;
-        Ok(Some((schema, batch)))
+        let mut operations = std::mem::take(&mut self.operations);
+        let spans = std::mem::take(&mut self.spans);
+        let closed_rows = operations.len() - self.open_rows;
+        let mut open_part = None;
+        if let (Some(position), true) = (open, self.open_rows > 0) {
+            let open_rows = std::mem::take(&mut self.open_rows);
+            let span = TransactionSpan {
+                end_row: open_rows,
+                position: SourcePosition::Binlog(position.clone()),
+                commit_time: Utc::now(),
+            };
+            let part_operations = operations.split_off(closed_rows);
+            let batch = ChangeBatch::new(&schema, rows.slice(closed_rows, open_rows), part_operations, vec![span])?;
+            open_part = Some((schema.clone(), batch));
+        }
+        let closed = if closed_rows > 0 {
+            Some((schema.clone(), ChangeBatch::new(&schema, rows.slice(0, closed_rows), operations, spans)?))
+        } else {
+            None
+        };
+        Ok((closed, open_part))
     }
 }
+
+/// A batch taken from pending changes, with the schema it is expressed in.
+pub type Taken = Option<(TableSchema, ChangeBatch)>;
 
 fn new_builders(shape: &TableShape) -> Vec<ColumnBuilder> {
     shape.types.iter().map(|mysql_type| ColumnBuilder::new(mysql_type, 1024)).collect()

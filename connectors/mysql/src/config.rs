@@ -2,6 +2,7 @@
 //! connection registers with.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use connector_core::config::{Pipeline as PipelineConfig, Profile};
@@ -9,7 +10,8 @@ use connector_core::error::{Error, Result};
 use connector_core::options::TableOptions;
 use connector_core::schema::TableId;
 use connector_core::secret::ConnectionUrl;
-use mysql_async::{Opts, OptsBuilder};
+
+use mysql_async::{Opts, OptsBuilder, SslOpts};
 use serde::Deserialize;
 
 /// How long changes may wait in memory before a micro-batch is committed in continuous mode.
@@ -67,7 +69,9 @@ impl MySqlConfig {
         let raw: RawProfile = toml::Value::Table(profile.settings.clone())
             .try_into()
             .map_err(|cause| Error::config(format!("{at}: invalid MySQL settings: {cause}")))?;
-        let parsed = Opts::from_url(raw.url.expose()).map_err(|cause| {
+        let (tls, url_without_tls) = split_tls_settings(raw.url.expose())
+            .map_err(|error| Error::config(format!("{at}: url `{}`: {}", raw.url.redacted(), error.report())))?;
+        let parsed = Opts::from_url(&url_without_tls).map_err(|cause| {
             Error::config(format!(
                 "{at}: url `{}` is not a MySQL connection URL (mysql://user:password@host:3306)",
                 raw.url.redacted()
@@ -75,8 +79,10 @@ impl MySqlConfig {
             .caused_by(cause)
         })?;
         // Snapshots read in UTC and UTF-8 so TIMESTAMP and text values need no session context to decode.
-        let connection: Opts =
-            OptsBuilder::from_opts(parsed).init(vec!["SET time_zone = '+00:00'", "SET NAMES utf8mb4"]).into();
+        let connection: Opts = OptsBuilder::from_opts(parsed)
+            .init(vec!["SET time_zone = '+00:00'", "SET NAMES utf8mb4"])
+            .ssl_opts(tls)
+            .into();
         let mut tables = Vec::new();
         let mut table_options = BTreeMap::new();
         for table in &pipeline.tables {
@@ -109,6 +115,51 @@ impl MySqlConfig {
     pub fn options_for(&self, table: &TableId) -> TableOptions {
         self.table_options.get(table).cloned().unwrap_or_else(|| self.default_options.clone())
     }
+}
+
+/// Takes the MySQL client's `ssl-mode` (DISABLED, the default; REQUIRED; VERIFY_CA; VERIFY_IDENTITY) and `ssl-ca`
+/// (a PEM file of the CA to trust instead of the Mozilla roots) out of the URL, which mysql_async does not know.
+fn split_tls_settings(url: &str) -> Result<(Option<SslOpts>, String)> {
+    let mut parsed = url::Url::parse(url)
+        .map_err(|cause| Error::config("not a URL (mysql://user:password@host:3306)").caused_by(cause))?;
+    let mut mode = String::from("DISABLED");
+    let mut ca: Option<PathBuf> = None;
+    let mut kept = Vec::new();
+    for (name, value) in parsed.query_pairs() {
+        match name.as_ref() {
+            "ssl-mode" | "ssl_mode" | "sslmode" => mode = value.to_ascii_uppercase().replace('-', "_"),
+            "ssl-ca" | "ssl_ca" | "sslrootcert" => ca = Some(PathBuf::from(value.as_ref())),
+            _ => kept.push((name.into_owned(), value.into_owned())),
+        }
+    }
+    if kept.is_empty() {
+        parsed.set_query(None);
+    } else {
+        parsed.query_pairs_mut().clear().extend_pairs(kept);
+    }
+    let with_ca = |options: SslOpts| match &ca {
+        Some(path) => options.with_root_certs(vec![path.clone().into()]).with_disable_built_in_roots(true),
+        None => options,
+    };
+    let tls = match mode.as_str() {
+        "DISABLED" => None,
+        "REQUIRED" => {
+            Some(SslOpts::default().with_danger_accept_invalid_certs(true).with_danger_skip_domain_validation(true))
+        }
+        "VERIFY_CA" => Some(with_ca(SslOpts::default().with_danger_skip_domain_validation(true))),
+        "VERIFY_IDENTITY" => Some(with_ca(SslOpts::default())),
+        other => {
+            return Err(Error::config(format!(
+                "ssl-mode `{other}` is not one of DISABLED, REQUIRED, VERIFY_CA, VERIFY_IDENTITY"
+            )));
+        }
+    };
+    if let Some(path) = &ca
+        && !path.is_file()
+    {
+        return Err(Error::config(format!("ssl-ca `{}`: no such file", path.display())));
+    }
+    Ok((tls, parsed.to_string()))
 }
 
 /// A server id derived from the pipeline name, stable across runs, in a range real replicas rarely use.

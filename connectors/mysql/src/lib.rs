@@ -14,6 +14,7 @@ pub mod gtid;
 pub mod pipeline;
 pub mod setup;
 pub mod snapshot;
+pub mod status;
 pub mod table_map;
 pub mod types;
 

@@ -33,18 +33,7 @@ pub const KIND: &str = "postgres";
 /// The profile and pipeline a command names by `--url` and `--pipeline` alone, for commands that reach the
 /// server but capture nothing (`drop`, `status`).
 pub fn command_line_source(url: &str, pipeline: &str) -> (Profile, PipelineConfig) {
-    let mut settings = toml::Table::new();
-    settings.insert("url".into(), url.into());
-    let pipeline = PipelineConfig {
-        name: pipeline.to_string(),
-        profile: "command line".into(),
-        tables: Vec::new(),
-        dest: String::new(),
-        schedule: connector_core::schedule::Schedule::Continuous,
-        table_options: Default::default(),
-        default_options: Default::default(),
-    };
-    (Profile { kind: KIND.into(), settings }, pipeline)
+    connector_core::config::command_line_source(KIND, url, pipeline)
 }
 
 /// Builds a runnable pipeline from a `kind = "postgres"` profile.

@@ -252,6 +252,14 @@ impl MySqlDatabase {
         &self.name
     }
 
+    /// The CA certificate that signed a local server's TLS certificate (`None` on an external server).
+    pub fn tls_certificate(&self) -> Option<PathBuf> {
+        match &self.host {
+            Host::Local(server) => Some(server._dir.path().join("ca.crt")),
+            Host::External(_) => None,
+        }
+    }
+
     /// A new session over TCP, for tests that need their own transaction, session state or binlog stream.
     pub async fn connect(&self) -> Conn {
         connect_mysql(&self.url).await.unwrap_or_else(|error| panic!("connect to {}: {error}", self.name))
@@ -380,65 +388,7 @@ async fn start_postgres() -> LocalServer {
     initdb.arg("--pwfile").arg(&password_file).args(["--encoding=UTF8", "--no-locale", "--no-sync"]);
     run_setup_step(initdb, &log_path(&dir)).await;
     fs::write(data_dir.join("pg_hba.conf"), POSTGRES_HBA).expect("write pg_hba.conf");
-    // A certificate for 127.0.0.1 and localhost signed by a throwaway CA (`ca.crt`, what clients trust), so TLS
-    // and its certificate checks can be tested (`ssl=on` below); made as the server's account, which must own
-    // its key.
-    let openssl = |args: &[&str]| {
-        let mut command = as_account(account.as_ref(), PathBuf::from("openssl"));
-        command.current_dir(&data_dir).args(args);
-        command
-    };
-    let steps: [&[&str]; 3] = [
-        &[
-            "req",
-            "-new",
-            "-x509",
-            "-days",
-            "7",
-            "-nodes",
-            "-subj",
-            "/CN=connector-test-ca",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-        ],
-        &[
-            "req",
-            "-new",
-            "-nodes",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost",
-            "-addext",
-            "basicConstraints=critical,CA:FALSE",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-        ],
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "7",
-            "-copy_extensions",
-            "copyall",
-            "-out",
-            "server.crt",
-        ],
-    ];
-    for step in steps {
-        run_setup_step(openssl(step), &log_path(&dir)).await;
-    }
+    write_test_certificates(&data_dir, account.as_ref(), &log_path(&dir)).await;
 
     let postgres_command = |port: u16| {
         let mut command = as_account(account.as_ref(), bin_dir.join("postgres"));
@@ -476,6 +426,14 @@ async fn start_mariadb() -> LocalServer {
     install.args(MARIADB_SPEED_SETTINGS);
     run_setup_step(install, &log_path(&dir)).await;
 
+    write_test_certificates(dir.path(), account.as_ref(), &log_path(&dir)).await;
+    let tls_options: Vec<String> = ["ssl-ca=ca.crt", "ssl-cert=server.crt", "ssl-key=server.key"]
+        .iter()
+        .map(|option| {
+            let (name, file) = option.split_once('=').expect("name=file");
+            format!("--{name}={}", dir.path().join(file).display())
+        })
+        .collect();
     let mariadbd_command = |port: u16| {
         let mut command = Command::new(&mariadbd);
         command.arg("--no-defaults").arg(format!("--datadir={}", data_dir.display())).args(&user_option);
@@ -485,7 +443,7 @@ async fn start_mariadb() -> LocalServer {
         command.args(["--bind-address=127.0.0.1", &format!("--port={port}"), "--skip-name-resolve"]);
         // Without configuration files the server would default to latin1.
         command.args(["--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci"]);
-        command.args(MARIADB_BINLOG_SETTINGS).args(MARIADB_SPEED_SETTINGS);
+        command.args(MARIADB_BINLOG_SETTINGS).args(MARIADB_SPEED_SETTINGS).args(&tls_options);
         command
     };
     let accepts_connections = async |port: u16| match connect_mysql(&local_mysql_url(port)).await {
@@ -561,6 +519,68 @@ async fn wait_until_ready(child: &mut Child, accepts_connection: impl AsyncFn() 
             return Err(NotReady::TimedOut);
         }
         tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+/// Writes `ca.crt`, `server.crt` and `server.key` into `dir`: a certificate for 127.0.0.1 and localhost signed by a
+/// throwaway CA (`ca.crt`, what clients trust), so TLS and its certificate checks can be tested. Made as the server's
+/// account, which must own its key.
+async fn write_test_certificates(dir: &Path, account: Option<&Account>, log: &Path) {
+    let openssl = |args: &[&str]| {
+        let mut command = as_account(account, PathBuf::from("openssl"));
+        command.current_dir(dir).args(args);
+        command
+    };
+    let steps: [&[&str]; 3] = [
+        &[
+            "req",
+            "-new",
+            "-x509",
+            "-days",
+            "7",
+            "-nodes",
+            "-subj",
+            "/CN=connector-test-ca",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+        ],
+        &[
+            "req",
+            "-new",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "7",
+            "-copy_extensions",
+            "copyall",
+            "-out",
+            "server.crt",
+        ],
+    ];
+    for step in steps {
+        run_setup_step(openssl(step), log).await;
     }
 }
 

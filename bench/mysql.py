@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""MySQL/MariaDB connector benchmark: snapshot and binlog throughput beside the server's own tools, in one run.
+
+Starts a throwaway MariaDB (row binlog, full metadata) in a temp dir, has sysbench prepare its `sbtest` tables,
+then prints:
+  - snapshot: rows/s, MB/s and peak RSS of `connector sync mysql` copying every sbtest table, beside
+    `mariadb-dump --quick --single-transaction` of the same tables to /dev/null;
+  - changes: changes/s and peak RSS of `connector sync mysql --once` applying what a sysbench `oltp_write_only`
+    run wrote, beside `mariadb-binlog --read-from-remote-server` reading the same binlog range to /dev/null.
+
+Usage: python3 bench/mysql.py [--tables 4] [--table-size 1000000] [--events 50000]
+Needs the `mariadb-server`, `mariadb-client` and `sysbench` Debian packages; builds the connector in release mode.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+from measure import measured, report
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/connector-target"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A MariaDB server in a temp dir with the binlog the connector needs and a `bench` account."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="connector-bench-mariadb-")
+        self.port = free_port()
+        user = ["--user=root"] if os.geteuid() == 0 else []
+        data = f"{self.dir}/data"
+        common = ["--no-defaults", f"--datadir={data}", f"--tmpdir={self.dir}", "--innodb-buffer-pool-size=1G",
+                  "--innodb-log-file-size=512M", "--innodb-flush-log-at-trx-commit=2", "--sync-binlog=0"]
+        with open(f"{self.dir}/bootstrap.sql", "w") as f:
+            f.write("FLUSH PRIVILEGES;\n"
+                    "CREATE USER 'bench'@'127.0.0.1' IDENTIFIED BY 'bench';\n"
+                    "GRANT ALL PRIVILEGES ON *.* TO 'bench'@'127.0.0.1';\n")
+        subprocess.run(["mariadb-install-db"] + common[:1] + user + common[1:] +
+                       ["--skip-test-db", "--skip-name-resolve", f"--extra-file={self.dir}/bootstrap.sql"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            ["mariadbd"] + common[:1] + user + common[1:] +
+            [f"--socket={self.dir}/sock", f"--pid-file={self.dir}/pid", "--bind-address=127.0.0.1",
+             f"--port={self.port}", "--skip-name-resolve", "--character-set-server=utf8mb4",
+             "--log-bin=mariadb-bin", "--binlog-format=ROW", "--binlog-row-image=FULL",
+             "--binlog-row-metadata=FULL", "--server-id=1", "--max-connections=200"],
+            stdout=subprocess.DEVNULL, stderr=open(f"{self.dir}/server.log", "w"))
+        self.client = ["mariadb", "-h", "127.0.0.1", "-P", str(self.port), "-ubench", "-pbench"]
+        deadline = time.monotonic() + 60
+        while subprocess.run(self.client + ["-e", "SELECT 1"], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL).returncode != 0:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"MariaDB did not start; see {self.dir}/server.log")
+            time.sleep(0.2)
+        self.url = f"mysql://bench:bench@127.0.0.1:{self.port}"
+
+    def sql(self, statement):
+        out = subprocess.run(self.client + ["-N", "-B", "-e", statement], check=True, stdout=subprocess.PIPE)
+        return out.stdout.decode().strip()
+
+    def position(self):
+        file, offset = self.sql("SHOW MASTER STATUS").split()[:2]
+        return file, int(offset)
+
+    def sysbench(self, workload, *args):
+        subprocess.run(["sysbench", workload, "--db-driver=mysql", "--mysql-host=127.0.0.1",
+                        f"--mysql-port={self.port}", "--mysql-user=bench", "--mysql-password=bench",
+                        "--mysql-db=sbtest"] + list(args), check=True, stdout=subprocess.DEVNULL)
+
+    def stop(self):
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def applied_changes(report_text):
+    """The sum of the `N changes` the connector reports per table."""
+    total = 0
+    for line in report_text.splitlines():
+        if " changes" in line:
+            total += int(line.split(" snapshot rows, ")[1].split(" changes")[0])
+    return total
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tables", type=int, default=4)
+    parser.add_argument("--table-size", type=int, default=1_000_000)
+    parser.add_argument("--events", type=int, default=50_000, help="sysbench oltp_write_only transactions")
+    args = parser.parse_args()
+
+    subprocess.run(["cargo", "build", "--release", "--locked", "--quiet", "--bin", "connector"], cwd=ROOT, check=True)
+    connector = f"{TARGET}/release/connector"
+    server = Server()
+    lake = tempfile.mkdtemp(prefix="connector-bench-lake-")
+    env = dict(os.environ, CONNECTOR_LOG="warn")
+    try:
+        rows = args.tables * args.table_size
+        print(f"== sysbench: {args.tables} sbtest tables of {args.table_size} rows ({rows} rows)", flush=True)
+        server.sql("CREATE DATABASE sbtest")
+        server.sysbench("oltp_write_only", f"--tables={args.tables}", f"--table-size={args.table_size}",
+                        f"--threads={min(args.tables, 4)}", "prepare")
+        data_bytes = int(server.sql("SELECT SUM(DATA_LENGTH) FROM information_schema.TABLES "
+                                    "WHERE TABLE_SCHEMA = 'sbtest'"))
+
+        # The limit: the server's own dump of the same tables, streamed row by row and thrown away.
+        dump_seconds, _ = measured(["mariadb-dump", "-h", "127.0.0.1", "-P", str(server.port), "-ubench", "-pbench",
+                                    "--quick", "--single-transaction", "sbtest"])
+        sync = [connector, "sync", "mysql", "--url", server.url, "--databases", "sbtest", "--dest", lake,
+                "--pipeline", "bench"]
+        snapshot_seconds, snapshot_rss = measured(sync, env=env)
+        results = {"snapshot": {
+            "rows": rows, "data_mib": data_bytes / 2**20,
+            "connector_rows_per_s": rows / snapshot_seconds, "connector_mb_per_s": data_bytes / snapshot_seconds / 1e6,
+            "dump_rows_per_s": rows / dump_seconds, "dump_mb_per_s": data_bytes / dump_seconds / 1e6,
+            "ratio": dump_seconds / snapshot_seconds, "peak_rss_mib": snapshot_rss}}
+        print(json.dumps(results["snapshot"]), flush=True)
+        report("snapshot", rows / snapshot_seconds, rows / dump_seconds, "rows/s", snapshot_rss,
+               "mariadb-dump --quick to /dev/null", 1.0)
+
+        print(f"== sysbench oltp_write_only: {args.events} transactions", flush=True)
+        start_file, start_offset = server.position()
+        server.sysbench("oltp_write_only", f"--tables={args.tables}", f"--table-size={args.table_size}",
+                        "--threads=4", "--time=0", f"--events={args.events}", "--rand-type=uniform", "run")
+        end_file, end_offset = server.position()
+        binlog_bytes = end_offset - start_offset if start_file == end_file else None
+        # The limit: the server's own binlog reader fetching the same range over the replication protocol.
+        read_binlog = ["mariadb-binlog", "--read-from-remote-server", "-h", "127.0.0.1", "-P", str(server.port),
+                       "-ubench", "-pbench", f"--start-position={start_offset}", start_file]
+        read_binlog += [f"--stop-position={end_offset}"] if start_file == end_file else ["--to-last-log"]
+        binlog_seconds, _ = measured(read_binlog)
+        report_path = f"{lake}.report"
+        once_seconds, once_rss = measured(sync, env=env, stdout_path=report_path)
+        with open(report_path) as f:
+            changes = applied_changes(f.read())
+        os.remove(report_path)
+        results["changes"] = {"changes": changes, "binlog_mib": (binlog_bytes or 0) / 2**20,
+                              "connector_changes_per_s": changes / once_seconds,
+                              "binlog_reader_changes_per_s": changes / binlog_seconds,
+                              "ratio": binlog_seconds / once_seconds, "peak_rss_mib": once_rss}
+        print(json.dumps(results["changes"]), flush=True)
+        report("changes", changes / once_seconds, changes / binlog_seconds, "changes/s", once_rss,
+               "mariadb-binlog --read-from-remote-server to /dev/null", 0.5)
+        print(json.dumps(results))
+    finally:
+        server.stop()
+        shutil.rmtree(lake, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
