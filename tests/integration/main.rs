@@ -4,4 +4,5 @@
 mod delta_sink;
 mod harness;
 mod postgres;
+mod saas;
 mod support;

@@ -279,6 +279,41 @@ impl DeltaTableWriter {
         self.write_changes(schema, &batch, cursor).await
     }
 
+    /// Commits `position` as the table's cursor without changing any row: for sources whose position moves
+    /// while nothing changes (an API cursor past pages with no record). Returns false, committing nothing, when
+    /// the committed cursor is already at or beyond `position`.
+    pub async fn advance_cursor(&mut self, position: SourcePosition) -> Result<bool> {
+        if let Some(state) = &self.committed {
+            let ordering = state.cursor.position.try_cmp(&position).map_err(|cause| {
+                Error::state(format!("cannot advance the cursor of {}", self.table_id)).caused_by(cause)
+            })?;
+            if ordering.is_ge() {
+                return Ok(false);
+            }
+        }
+        let cursor =
+            TableCursor { position, snapshot: self.committed.as_ref().and_then(|state| state.cursor.snapshot.clone()) };
+        let (version, properties) = self.commit_properties_for(&cursor)?;
+        let snapshot =
+            self.table.snapshot().map_err(|cause| self.destination_error("cannot read the table state", cause))?;
+        let finalized = deltalake::kernel::transaction::CommitBuilder::from(properties)
+            .with_actions(Vec::new())
+            .build(
+                Some(snapshot),
+                self.table.log_store(),
+                deltalake::protocol::DeltaOperation::Write {
+                    mode: SaveMode::Append,
+                    partition_by: None,
+                    predicate: None,
+                },
+            )
+            .await
+            .map_err(|cause| self.destination_error("cannot commit the cursor", cause))?;
+        self.table.state = Some(finalized.snapshot());
+        self.record_commit(version, cursor);
+        Ok(true)
+    }
+
     /// Whether [`apply_partial_transaction`](Self::apply_partial_transaction) may be used: applying the same
     /// rows twice must leave the same table, which holds for merges in `hard` and `soft` mode, not for
     /// history versions or changelog rows.
