@@ -11,7 +11,8 @@ use saas_emulator::{
 
 use crate::support::delta::TempLake;
 use crate::support::saas::{
-    CONNECTOR, assert_table_matches, commit_count, emulator_rows, fail, succeed, sync_command, table_rows,
+    assert_table_matches, commit_count, emulator_rows, fail, pipelines_file, run_command, succeed, sync_command,
+    table_rows, wait_until_table_matches,
 };
 
 const STRIPE_KEY: [(&str, &str); 1] = [("STRIPE_API_KEY", STRIPE_API_KEY)];
@@ -170,32 +171,19 @@ async fn saas_429_storm_and_quota_keep_requests_under_the_rate() {
     assert!(started.elapsed() >= Duration::from_secs(4), "{:?}", started.elapsed());
 }
 
-/// A `connector run` config syncing Stripe customers from `emulator` into `lake`, with `settings` added.
-fn stripe_config(emulator: &Emulator, lake: &TempLake, settings: &str) -> std::path::PathBuf {
-    let path = lake.dir.path().join("pipelines.toml");
-    let text = format!(
-        "[profiles.billing]\nkind = \"stripe\"\nbase_url = \"{}\"\nauth = {{ type = \"bearer\", token = {{ env = \
-         \"TEST_STRIPE_KEY\" }} }}\n{settings}\n\n[[pipelines]]\nname = \"billing\"\nprofile = \"billing\"\n\
-         streams = [\"customers\"]\ndest = \"{}\"\nschedule = \"1h\"\n",
-        emulator.base_url(),
-        lake.dir.path().display()
-    );
-    std::fs::write(&path, text).expect("write config");
-    path
-}
-
 #[tokio::test]
 async fn saas_malformed_page_stops_with_a_clear_error_and_loses_nothing() {
     let stripe = emulator(EmulatorOptions::new(Service::Stripe, 3_000));
     let lake = TempLake::new();
-    let config = stripe_config(
-        &stripe,
-        &lake,
-        "batch_records = 500\nmax_retries = 2\nmax_backoff = \"200ms\"\nrequest_timeout = \"1s\"",
+    let profile = format!(
+        "kind = \"stripe\"\nbase_url = \"{}\"\nauth = {{ type = \"bearer\", token = {{ env = \"TEST_STRIPE_KEY\" }} }}\n\
+         batch_records = 500\nmax_retries = 2\nmax_backoff = \"200ms\"\nrequest_timeout = \"1s\"",
+        stripe.base_url()
     );
+    let config = pipelines_file(&lake, "billing", &profile, "\"customers\"", "1h");
     let run = || {
-        let mut command = std::process::Command::new(CONNECTOR);
-        command.args(["run", "--once", "--config"]).arg(&config).env("TEST_STRIPE_KEY", STRIPE_API_KEY);
+        let mut command = run_command(&config, &[("TEST_STRIPE_KEY", STRIPE_API_KEY)]);
+        command.arg("--once");
         command
     };
     // The third page is too slow once (a timeout, retried), then the 13th page is cut in the middle each time.
@@ -219,13 +207,8 @@ async fn saas_malformed_page_stops_with_a_clear_error_and_loses_nothing() {
 async fn saas_declarative_rest_stream_reads_a_cursor_export() {
     let zendesk = emulator(EmulatorOptions::new(Service::Zendesk, 1_800));
     let lake = TempLake::new();
-    let config = lake.dir.path().join("pipelines.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[profiles.helpdesk]
-kind = "rest"
+    let profile = format!(
+        r#"kind = "rest"
 base_url = "{base}"
 auth = {{ type = "basic", username = "{ZENDESK_EMAIL}/token", password = "${{HELPDESK_TOKEN}}" }}
 requests_per_second = 50
@@ -237,23 +220,13 @@ key = ["id"]
 paging = {{ style = "cursor", cursor = "after_cursor", param = "cursor", stop = "end_of_stream" }}
 query = {{ start_time = "0", per_page = "500" }}
 delete_when = {{ field = "status", equals = "deleted" }}
-columns = {{ id = "int64", subject = "string", updated_at = "timestamp" }}
-
-[[pipelines]]
-name = "helpdesk"
-profile = "helpdesk"
-streams = ["tickets"]
-dest = "{dest}"
-schedule = "1h"
-"#,
-            base = zendesk.base_url(),
-            dest = lake.dir.path().display()
-        ),
-    )
-    .expect("write config");
+columns = {{ id = "int64", subject = "string", updated_at = "timestamp" }}"#,
+        base = zendesk.base_url()
+    );
+    let config = pipelines_file(&lake, "helpdesk", &profile, "\"tickets\"", "1h");
     let run = || {
-        let mut command = std::process::Command::new(CONNECTOR);
-        command.args(["run", "--once", "--config"]).arg(&config).env("HELPDESK_TOKEN", ZENDESK_API_TOKEN);
+        let mut command = run_command(&config, &[("HELPDESK_TOKEN", ZENDESK_API_TOKEN)]);
+        command.arg("--once");
         command
     };
     succeed(&mut run());
@@ -289,4 +262,39 @@ async fn saas_rejected_credentials_and_unknown_streams_say_what_to_do() {
         fail(&mut sync_command("stripe", &stripe, lake.dir.path(), "customers", &[("STRIPE_API_KEY", "")], &[]));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("STRIPE_API_KEY"), "{stderr}");
+}
+
+#[tokio::test]
+async fn saas_continuous_run_follows_changes_until_stopped() {
+    let zendesk = emulator(EmulatorOptions::new(Service::Zendesk, 300));
+    let lake = TempLake::new();
+    let profile = format!(
+        "kind = \"zendesk\"\nbase_url = \"{}\"\npoll_interval = \"200ms\"\n\
+         auth = {{ type = \"basic\", username = \"{ZENDESK_EMAIL}/token\", password = {{ env = \"TEST_ZENDESK_TOKEN\" }} }}",
+        zendesk.base_url()
+    );
+    let config = pipelines_file(&lake, "support", &profile, "\"tickets\"", "continuous");
+    let mut child = run_command(&config, &[("TEST_ZENDESK_TOKEN", ZENDESK_API_TOKEN)])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start connector");
+    wait_until_table_matches(&lake, &zendesk, "zendesk", "tickets", "subject").await;
+    for _ in 0..3 {
+        zendesk.update("tickets", 20);
+        zendesk.delete("tickets", 5);
+        zendesk.create("tickets", 10);
+        wait_until_table_matches(&lake, &zendesk, "zendesk", "tickets", "subject").await;
+    }
+    let stopped = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    assert!(stopped.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("poll") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "connector did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "connector did not stop cleanly: {status}");
 }

@@ -188,18 +188,18 @@ impl StreamSync {
         }
         drop(pages);
         reader.abort();
-        if let Some(state) = pending_state {
-            let committed = self.commit(table, pending, state).await;
-            if let (Err(error), Some(failure)) = (&committed, &failure) {
-                warn!(stream = %table.report.table, error = %error.report(), "could not commit the pages read before a failure");
-                return Err(Error::new(failure.kind(), failure.retry(), failure.to_string()));
-            }
-            committed?;
+        if let Some(state) = pending_state
+            && let Err(error) = self.commit(table, pending, state).await
+        {
+            return match failure {
+                Some(failure) => {
+                    warn!(stream = %table.report.table, error = %error.report(), "could not commit the pages read before a failure");
+                    Err(failure)
+                }
+                None => Err(error),
+            };
         }
-        match failure {
-            Some(error) => Err(error),
-            None => Ok(()),
-        }
+        failure.map_or(Ok(()), Err)
     }
 
     /// Commits `changes` and the stream `state` after them in one Delta commit.

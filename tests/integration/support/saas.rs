@@ -1,7 +1,8 @@
 //! Running `connector` against the SaaS emulators and comparing its Delta tables with the emulators' data.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 use connector_core::schema::TableId;
 use saas_emulator::Emulator;
@@ -85,4 +86,52 @@ pub fn commit_count(lake: &TempLake, service: &str, stream: &str) -> usize {
             entries.flatten().filter(|entry| entry.path().extension().is_some_and(|ext| ext == "json")).count()
         })
         .unwrap_or(0)
+}
+
+/// Writes `<lake>/pipelines.toml`: the profile `[profiles.<name>]` with `body` (which may add sub-tables such as
+/// `[profiles.<name>.streams.x]`), and a pipeline `test` syncing `streams` of it into the lake on `schedule`.
+pub fn pipelines_file(lake: &TempLake, name: &str, body: &str, streams: &str, schedule: &str) -> PathBuf {
+    let path = lake.dir.path().join("pipelines.toml");
+    let text = format!(
+        "[profiles.{name}]\n{body}\n\n[[pipelines]]\nname = \"test\"\nprofile = \"{name}\"\nstreams = [{streams}]\n\
+         dest = \"{}\"\nschedule = \"{schedule}\"\n",
+        lake.dir.path().display()
+    );
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// `connector run --config <config>` with `environment` set (add `--once` for one sync).
+pub fn run_command(config: &Path, environment: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(CONNECTOR);
+    command.args(["run", "--config"]).arg(config).env("CONNECTOR_LOG", "info").envs(environment.iter().copied());
+    command
+}
+
+/// Polls until the table holds exactly the emulator's live records, or fails after a minute.
+pub async fn wait_until_table_matches(lake: &TempLake, emulator: &Emulator, service: &str, stream: &str, label: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if has_column(lake, service, stream, label).await
+            && table_rows(lake, service, stream, label).await == emulator_rows(emulator, stream)
+        {
+            return;
+        }
+        if Instant::now() > deadline {
+            assert_table_matches(lake, emulator, service, stream, label).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Whether the table exists and has `column` (columns appear with the first records that carry them).
+async fn has_column(lake: &TempLake, service: &str, stream: &str, column: &str) -> bool {
+    if !lake.dir.path().join(service).join(stream).join("_delta_log").is_dir() {
+        return false;
+    }
+    let url = lake.table_url(&TableId::new(service, stream));
+    match connector_core::deltalake::open_table(url).await {
+        Ok(table) => table.snapshot().is_ok_and(|snapshot| snapshot.schema().field(column).is_some()),
+        Err(_) => false,
+    }
 }
