@@ -136,7 +136,9 @@ impl ApiClient {
                         Ok(body) => (status, headers, body),
                         Err(cause) => {
                             drop(permit);
-                            let error = self.transient(stream, &target, "the answer was cut off").caused_by(cause);
+                            let error = self
+                                .transient(stream, &target, "the answer was cut off")
+                                .caused_by(cause.without_url());
                             self.wait_or_fail(stream, &target, &mut backoff, error).await?;
                             continue;
                         }
@@ -145,7 +147,8 @@ impl ApiClient {
                 Err(cause) => {
                     drop(permit);
                     let what = if cause.is_timeout() { "timed out" } else { "failed to connect or send" };
-                    let error = self.transient(stream, &target, what).caused_by(cause);
+                    // Without the URL: its query may hold an API key.
+                    let error = self.transient(stream, &target, what).caused_by(cause.without_url());
                     self.wait_or_fail(stream, &target, &mut backoff, error).await?;
                     continue;
                 }

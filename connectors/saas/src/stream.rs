@@ -78,14 +78,22 @@ pub fn value_at<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
     path.split('.').try_fold(value, |current, segment| current.get(segment))
 }
 
-/// The records (JSON objects) in `items`, or an error naming what was found instead.
-pub fn records_of(items: Option<&Value>, what: &str) -> std::result::Result<Vec<Map<String, Value>>, String> {
+/// The object at `path` (dot-separated) in `value`, for taking it out.
+pub fn value_at_mut<'a>(value: &'a mut Value, path: &str) -> Option<&'a mut Value> {
+    if path.is_empty() {
+        return Some(value);
+    }
+    path.split('.').try_fold(value, |current, segment| current.get_mut(segment))
+}
+
+/// Takes the records (JSON objects) out of `items`, or says what was found instead.
+pub fn records_of(items: Option<&mut Value>, what: &str) -> std::result::Result<Vec<Map<String, Value>>, String> {
     match items {
-        Some(Value::Array(items)) => items
-            .iter()
+        Some(Value::Array(items)) => std::mem::take(items)
+            .into_iter()
             .map(|item| match item {
-                Value::Object(record) => Ok(record.clone()),
-                other => Err(format!("{what} holds a {} where a record (JSON object) was expected", kind_of(other))),
+                Value::Object(record) => Ok(record),
+                other => Err(format!("{what} holds a {} where a record (JSON object) was expected", kind_of(&other))),
             })
             .collect(),
         Some(Value::Null) | None => Err(format!("the response has no {what}")),

@@ -111,8 +111,8 @@ impl StreamReader for HubspotStream {
                         body["after"] = json!(after);
                     }
                     let path = format!("crm/v3/objects/{}/search", self.shape.name);
-                    let response = client.send(&self.shape.name, &ApiRequest::post(path, body)).await?;
-                    let results = self.results(&response.body)?;
+                    let mut response = client.send(&self.shape.name, &ApiRequest::post(path, body)).await?;
+                    let results = self.results(&mut response.body)?;
                     let mut last = since;
                     let changes: Vec<RecordChange> = results
                         .into_iter()
@@ -141,9 +141,9 @@ impl StreamReader for HubspotStream {
                     if let Some(after) = &after {
                         request = request.query("after", after.clone());
                     }
-                    let response = client.send(&self.shape.name, &request).await?;
+                    let mut response = client.send(&self.shape.name, &request).await?;
                     let changes = self
-                        .results(&response.body)?
+                        .results(&mut response.body)?
                         .into_iter()
                         .filter(|result| {
                             let archived_at = result.get("archivedAt").and_then(timestamp).map(|micros| micros / 1000);
@@ -175,8 +175,8 @@ impl HubspotStream {
         serde_json::from_value(state.clone()).map_err(|cause| state_error(&self.shape.name, cause))
     }
 
-    fn results(&self, body: &Value) -> Result<Vec<Map<String, Value>>> {
-        records_of(body.get("results"), "`results` list")
+    fn results(&self, body: &mut Value) -> Result<Vec<Map<String, Value>>> {
+        records_of(body.get_mut("results"), "`results` list")
             .map_err(|what| unexpected_answer(KIND, &self.shape.name, what))
     }
 }

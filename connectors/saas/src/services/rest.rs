@@ -42,7 +42,7 @@ use crate::client::{ApiClient, ApiRequest};
 use crate::codec::timestamp;
 use crate::config::SaasConfig;
 use crate::schema::parse_type_name;
-use crate::stream::{Page, RecordChange, StreamReader, StreamShape, records_of, value_at};
+use crate::stream::{Page, RecordChange, StreamReader, StreamShape, records_of, value_at, value_at_mut};
 
 pub const KIND: &str = "rest";
 
@@ -209,9 +209,9 @@ impl StreamReader for RestStream {
         async move {
             let state = self.parse(state)?;
             let request = self.request(&state);
-            let response = client.send(&self.shape.name, &request).await?;
-            let records =
-                records_of(value_at(&response.body, &self.settings.records), "records list").map_err(|what| {
+            let mut response = client.send(&self.shape.name, &request).await?;
+            let records = records_of(value_at_mut(&mut response.body, &self.settings.records), "records list")
+                .map_err(|what| {
                     unexpected_answer(KIND, &self.shape.name, format!("{what} (at `{}`)", self.settings.records))
                 })?;
             let mut newest = state.newest;

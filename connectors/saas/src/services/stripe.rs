@@ -154,10 +154,10 @@ impl StreamReader for StripeStream {
                     (changes, next, false)
                 }
                 StripeState::Events { events_after: Some(after), since } => {
-                    let response = client
+                    let mut response = client
                         .send(&self.shape.name, &self.events_request().query("ending_before", after.clone()))
                         .await?;
-                    let (events, has_more) = self.list_of(&response.body)?;
+                    let (events, has_more) = self.list_of(&mut response.body)?;
                     // Stripe lists newest first: the first event is the newest of the page.
                     let newest = events.first().and_then(|event| event.get("id")).and_then(Value::as_str);
                     let next = StripeState::Events { events_after: Some(newest.unwrap_or(&after).to_string()), since };
@@ -172,8 +172,8 @@ impl StreamReader for StripeStream {
                         if let Some(id) = oldest.as_ref().and_then(|event| event.get("id")).and_then(Value::as_str) {
                             request = request.query("starting_after", id);
                         }
-                        let response = client.send(&self.shape.name, &request).await?;
-                        let (events, has_more) = self.list_of(&response.body)?;
+                        let mut response = client.send(&self.shape.name, &request).await?;
+                        let (events, has_more) = self.list_of(&mut response.body)?;
                         if let Some(last) = events.into_iter().last() {
                             oldest = Some(last);
                         }
@@ -205,8 +205,8 @@ impl StripeStream {
 
     async fn newest_event(&self, client: &ApiClient) -> Result<Option<String>> {
         let request = ApiRequest::get("v1/events").query("type", self.object.events).query("limit", "1");
-        let response = client.send(&self.shape.name, &request).await?;
-        let (events, _) = self.list_of(&response.body)?;
+        let mut response = client.send(&self.shape.name, &request).await?;
+        let (events, _) = self.list_of(&mut response.body)?;
         Ok(events.first().and_then(|event| event.get("id")).and_then(Value::as_str).map(str::to_string))
     }
 
@@ -223,8 +223,8 @@ impl StripeStream {
         if let Some(id) = starting_after {
             request = request.query("starting_after", id);
         }
-        let response = client.send(&self.shape.name, &request).await?;
-        let (objects, has_more) = self.list_of(&response.body)?;
+        let mut response = client.send(&self.shape.name, &request).await?;
+        let (objects, has_more) = self.list_of(&mut response.body)?;
         let last = objects.last().and_then(|object| object.get("id")).and_then(Value::as_str).map(str::to_string);
         if has_more && last.is_none() {
             return Err(unexpected_answer(KIND, &self.shape.name, "has_more is true but the page has no object id"));
@@ -234,8 +234,8 @@ impl StripeStream {
     }
 
     /// A Stripe list object: `{"object": "list", "data": [...], "has_more": bool}`.
-    fn list_of(&self, body: &Value) -> Result<(Vec<serde_json::Map<String, Value>>, bool)> {
-        let items = records_of(body.get("data"), "`data` list")
+    fn list_of(&self, body: &mut Value) -> Result<(Vec<serde_json::Map<String, Value>>, bool)> {
+        let items = records_of(body.get_mut("data"), "`data` list")
             .map_err(|what| unexpected_answer(KIND, &self.shape.name, what))?;
         let has_more = body
             .get("has_more")

@@ -78,9 +78,9 @@ impl StreamReader for ZendeskStream {
                 Some(cursor) => request.query("cursor", cursor.clone()),
                 None => request.query("start_time", state.start_time.to_string()),
             };
-            let response = client.send(&self.shape.name, &request).await?;
-            let body = &response.body;
-            let records = records_of(body.get(self.shape.name.as_str()), &format!("`{}` list", self.shape.name))
+            let mut response = client.send(&self.shape.name, &request).await?;
+            let body = &mut response.body;
+            let records = records_of(body.get_mut(self.shape.name.as_str()), &format!("`{}` list", self.shape.name))
                 .map_err(|what| unexpected_answer(KIND, &self.shape.name, what))?;
             let end_of_stream = body
                 .get("end_of_stream")
