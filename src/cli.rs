@@ -103,6 +103,14 @@ pub enum SyncSource {
     /// MySQL or MariaDB through the row-based binlog. Needs binlog_format=ROW, binlog_row_image=FULL and
     /// binlog_row_metadata=FULL.
     Mysql(MySqlSyncArgs),
+    /// Stripe: list endpoints, then the events API for changes and deletes. Credentials: STRIPE_API_KEY.
+    Stripe(SaasSyncArgs),
+    /// HubSpot CRM: search by last-modified date, archived objects as deletes. Credentials:
+    /// HUBSPOT_ACCESS_TOKEN, or HUBSPOT_CLIENT_ID + HUBSPOT_CLIENT_SECRET + HUBSPOT_REFRESH_TOKEN (OAuth2).
+    Hubspot(SaasSyncArgs),
+    /// Zendesk Support: cursor-based incremental exports. Credentials: ZENDESK_SUBDOMAIN (or --base-url),
+    /// ZENDESK_EMAIL + ZENDESK_API_TOKEN (or ZENDESK_OAUTH_TOKEN).
+    Zendesk(SaasSyncArgs),
 }
 
 #[derive(Debug, Args)]
@@ -239,4 +247,27 @@ pub struct StatusArgs {
     /// Print JSON (`{"tables": [...], "slots": [...], "binlogs": [...]}`) instead of tables.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Flags of the SaaS sources (`sync stripe|hubspot|zendesk`); credentials come from environment variables.
+#[derive(Debug, Args)]
+pub struct SaasSyncArgs {
+    /// Streams to sync, comma-separated: customers,invoices. Each lands at <dest>/<service>/<stream>.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub streams: Vec<String>,
+
+    /// Another host for the API: a sandbox, a proxy, an emulator (default: the service's own).
+    #[arg(long)]
+    pub base_url: Option<String>,
+
+    /// The credential's quota in requests per second (default: none until the API's rate-limit headers tell one).
+    #[arg(long, value_name = "RATE")]
+    pub requests_per_second: Option<f64>,
+
+    /// Records per Delta commit (default 50000): bounds memory, and the work redone after a crash.
+    #[arg(long, value_name = "COUNT")]
+    pub batch_records: Option<usize>,
+
+    #[command(flatten)]
+    pub common: CommonSyncArgs,
 }

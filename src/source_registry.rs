@@ -7,12 +7,20 @@ use connector_core::error::{Error, Result};
 use connector_core::pipeline::Pipeline;
 
 /// Source kinds this build can run.
-pub const SOURCE_KINDS: &[&str] = &[connector_postgres::KIND, connector_mysql::KIND];
+pub const SOURCE_KINDS: &[&str] = &[
+    connector_postgres::KIND,
+    connector_mysql::KIND,
+    connector_saas::services::stripe::KIND,
+    connector_saas::services::hubspot::KIND,
+    connector_saas::services::zendesk::KIND,
+    connector_saas::services::rest::KIND,
+];
 
 pub fn build_pipeline(profile: &Profile, pipeline: &PipelineConfig) -> Result<Arc<dyn Pipeline>> {
     match profile.kind.as_str() {
         connector_postgres::KIND => connector_postgres::build(profile, pipeline),
         connector_mysql::KIND => connector_mysql::build(profile, pipeline),
+        kind if connector_saas::KINDS.contains(&kind) => connector_saas::build(profile, pipeline),
         other => Err(Error::config(format!(
             "pipeline `{}`: source kind `{other}` is not available in this build (available: {})",
             pipeline.name,

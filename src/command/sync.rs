@@ -9,7 +9,7 @@ use connector_core::options::TableOptions;
 use connector_core::pipeline::SyncMode;
 use connector_core::schedule::Schedule;
 
-use crate::cli::{CommonSyncArgs, SyncArgs, SyncSource};
+use crate::cli::{CommonSyncArgs, SaasSyncArgs, SyncArgs, SyncSource};
 use crate::signals::shutdown_on_signals;
 use crate::source_registry::build_pipeline;
 
@@ -40,6 +40,9 @@ pub async fn sync(args: SyncArgs) -> Result<ExitCode> {
             }
             (Profile { kind: connector_mysql::KIND.into(), settings }, mysql.tables, mysql.common)
         }
+        SyncSource::Stripe(saas) => saas_profile("stripe", saas),
+        SyncSource::Hubspot(saas) => saas_profile("hubspot", saas),
+        SyncSource::Zendesk(saas) => saas_profile("zendesk", saas),
     };
     let (pipeline, mode) = pipeline_from_flags(tables, common)?;
     let runnable = build_pipeline(&profile, &pipeline)?;
@@ -68,4 +71,19 @@ fn pipeline_from_flags(tables: Vec<String>, common: CommonSyncArgs) -> Result<(P
         default_options: options,
     };
     Ok((pipeline, mode))
+}
+
+/// A SaaS profile from flags; credentials are read from the service's environment variables.
+fn saas_profile(kind: &str, args: SaasSyncArgs) -> (Profile, Vec<String>, CommonSyncArgs) {
+    let mut settings = toml::Table::new();
+    if let Some(url) = args.base_url {
+        settings.insert("base_url".into(), url.into());
+    }
+    if let Some(rate) = args.requests_per_second {
+        settings.insert("requests_per_second".into(), toml::Value::Float(rate));
+    }
+    if let Some(records) = args.batch_records {
+        settings.insert("batch_records".into(), toml::Value::Integer(records as i64));
+    }
+    (Profile { kind: kind.into(), settings }, args.streams, args.common)
 }

@@ -5,4 +5,5 @@ mod delta_sink;
 mod harness;
 mod mysql;
 mod postgres;
+mod saas;
 mod support;

@@ -1,5 +1,6 @@
-//! Moving an idle table's cursor forward without data, so a source that reads from the oldest cursor of its
-//! tables (a binlog) does not read the same history again on every run, nor need history it has purged.
+//! Moving a table's cursor forward without data: a source that reads from the oldest cursor of its tables (a
+//! binlog) then does not read the same history again on every run, nor need history it has purged; an API
+//! cursor moves past pages that held no record.
 
 use deltalake::kernel::transaction::CommitBuilder;
 use deltalake::protocol::{DeltaOperation, SaveMode};
@@ -11,20 +12,22 @@ use crate::position::SourcePosition;
 
 impl DeltaTableWriter {
     /// Records that every change up to `position` is in the table (the source had none for it) in a commit
-    /// without data. Does nothing unless the table has a complete snapshot and `position` is past its cursor.
-    /// Returns whether it committed.
+    /// without data. Does nothing while a snapshot is unfinished or when the cursor is already at or past
+    /// `position`. Returns whether it committed.
     pub async fn advance_cursor(&mut self, position: &SourcePosition) -> Result<bool> {
-        let Some(state) = &self.committed else { return Ok(false) };
-        if !state.cursor.snapshot_complete() {
-            return Ok(false);
+        if let Some(state) = &self.committed {
+            if !state.cursor.snapshot_complete() {
+                return Ok(false);
+            }
+            let ahead = position
+                .try_cmp(&state.cursor.position)
+                .map_err(|cause| Error::state(format!("cannot advance the cursor of {}: {cause}", self.table_id)))?;
+            if !ahead.is_gt() {
+                return Ok(false);
+            }
         }
-        let ahead = position
-            .try_cmp(&state.cursor.position)
-            .map_err(|cause| Error::state(format!("cannot advance the cursor of {}: {cause}", self.table_id)))?;
-        if !ahead.is_gt() {
-            return Ok(false);
-        }
-        let cursor = TableCursor { position: position.clone(), snapshot: state.cursor.snapshot.clone() };
+        let snapshot = self.committed.as_ref().and_then(|state| state.cursor.snapshot.clone());
+        let cursor = TableCursor { position: position.clone(), snapshot };
         let (version, properties) = self.commit_properties_for(&cursor)?;
         let snapshot =
             self.table.snapshot().map_err(|cause| self.destination_error("cannot read the table state", cause))?;

@@ -3,4 +3,5 @@
 pub mod delta;
 pub mod faulty_store;
 pub mod s3;
+pub mod saas;
 pub mod servers;

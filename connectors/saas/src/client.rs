@@ -1,0 +1,294 @@
+//! The HTTP layer every stream calls through: credentials, the credential's quota, a limit on requests in
+//! flight across streams, and the retry policy.
+//!
+//! - 2xx: the JSON body (a body that is not JSON is retried like a 5xx: proxies truncate pages);
+//! - 429: every request of the credential waits `Retry-After` (or a backoff delay), then this one is retried;
+//! - 401 with OAuth2: the token is dropped and fetched again, once per request;
+//! - 5xx, 408, timeouts and dropped connections: retried with jittered exponential backoff up to a cap;
+//! - any other 4xx stops the stream with the API's own message.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use connector_core::backoff::Backoff;
+use connector_core::error::{Error, ErrorKind, Result, Retry};
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use tokio::sync::Semaphore;
+use tracing::{debug, warn};
+use url::Url;
+
+use crate::auth::Credentials;
+use crate::config::LimitSettings;
+use crate::limits::{CredentialQuota, retry_after};
+
+/// The first retry delay; later ones double up to the profile's `max_backoff`.
+const INITIAL_BACKOFF: Duration = Duration::from_millis(250);
+/// Consecutive 429 answers tolerated for one request: a storm longer than this means the quota is shared with
+/// something else that uses it all, which the user must sort out.
+const MAX_THROTTLED_ATTEMPTS: u32 = 200;
+
+/// A request, relative to the service's base URL (or absolute, like a `next` link).
+#[derive(Debug, Clone)]
+pub struct ApiRequest {
+    pub method: Method,
+    pub url: String,
+    pub query: Vec<(String, String)>,
+    pub body: Option<Value>,
+}
+
+impl ApiRequest {
+    pub fn get(url: impl Into<String>) -> Self {
+        ApiRequest { method: Method::GET, url: url.into(), query: Vec::new(), body: None }
+    }
+
+    pub fn post(url: impl Into<String>, body: Value) -> Self {
+        ApiRequest { method: Method::POST, url: url.into(), query: Vec::new(), body: Some(body) }
+    }
+
+    pub fn query(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.query.push((name.into(), value.into()));
+        self
+    }
+}
+
+/// A successful answer.
+#[derive(Debug)]
+pub struct ApiResponse {
+    pub body: Value,
+    pub headers: HeaderMap,
+}
+
+/// Calls one service for one pipeline.
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    http: reqwest::Client,
+    base_url: Url,
+    credentials: Arc<Credentials>,
+    quota: Arc<CredentialQuota>,
+    in_flight: Arc<Semaphore>,
+    limits: LimitSettings,
+    service: &'static str,
+}
+
+impl ApiClient {
+    pub fn new(service: &'static str, base_url: Url, credentials: Credentials, limits: LimitSettings) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("connector/", env!("CARGO_PKG_VERSION")))
+            .timeout(limits.request_timeout)
+            .build()
+            .map_err(|cause| Error::config("cannot build the HTTP client").caused_by(cause))?;
+        let host = format!("{}:{}", base_url.host_str().unwrap_or(""), base_url.port_or_known_default().unwrap_or(0));
+        let quota = CredentialQuota::shared(&host, credentials.fingerprint(), limits.requests_per_second);
+        Ok(ApiClient {
+            http,
+            base_url,
+            credentials: Arc::new(credentials),
+            quota,
+            in_flight: Arc::new(Semaphore::new(limits.max_concurrent_requests)),
+            limits,
+            service,
+        })
+    }
+
+    pub fn base_url(&self) -> &Url {
+        &self.base_url
+    }
+
+    /// Sends `request` for `stream`, retrying what can succeed later; see the module documentation.
+    pub async fn send(&self, stream: &str, request: &ApiRequest) -> Result<ApiResponse> {
+        let url = self.base_url.join(&request.url).map_err(|cause| {
+            Error::state(format!("{} stream `{stream}`: `{}` is not a valid URL", self.service, request.url))
+                .caused_by(cause)
+        })?;
+        // Query strings may hold credentials or cursors: name requests by path only.
+        let target = format!("{} {}", request.method, url.path());
+        let mut backoff = Backoff::new(INITIAL_BACKOFF, self.limits.max_backoff);
+        let mut token_renewed = false;
+        let mut throttled = 0u32;
+        loop {
+            self.quota.ready().await;
+            let permit = self
+                .in_flight
+                .acquire()
+                .await
+                .map_err(|cause| Error::state("the request limiter was closed").caused_by(cause))?;
+            let mut builder = self.http.request(request.method.clone(), url.clone()).query(&request.query);
+            if let Some(body) = &request.body {
+                builder = builder.json(body);
+            }
+            let (builder, generation) = match self.credentials.authorize(builder).await {
+                Ok(authorized) => authorized,
+                Err(error) if error.retry() == Retry::WithBackoff => {
+                    drop(permit);
+                    self.wait_or_fail(stream, &target, &mut backoff, error).await?;
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
+            let sent = builder.send().await;
+            let (status, headers, body) = match sent {
+                Ok(response) => {
+                    let status = response.status();
+                    let headers = response.headers().clone();
+                    match response.bytes().await {
+                        Ok(body) => (status, headers, body),
+                        Err(cause) => {
+                            drop(permit);
+                            let error = self
+                                .transient(stream, &target, "the answer was cut off")
+                                .caused_by(cause.without_url());
+                            self.wait_or_fail(stream, &target, &mut backoff, error).await?;
+                            continue;
+                        }
+                    }
+                }
+                Err(cause) => {
+                    drop(permit);
+                    let what = if cause.is_timeout() { "timed out" } else { "failed to connect or send" };
+                    // Without the URL: its query may hold an API key.
+                    let error = self.transient(stream, &target, what).caused_by(cause.without_url());
+                    self.wait_or_fail(stream, &target, &mut backoff, error).await?;
+                    continue;
+                }
+            };
+            drop(permit);
+            self.quota.observe(&headers);
+            debug!(service = self.service, stream, request = %target, status = status.as_u16(), "api response");
+            if status.is_success() {
+                match serde_json::from_slice(&body) {
+                    Ok(body) => return Ok(ApiResponse { body, headers }),
+                    Err(cause) => {
+                        let error = self
+                            .transient(stream, &target, &format!("answered {status} with a body that is not JSON"))
+                            .caused_by(cause);
+                        self.wait_or_fail(stream, &target, &mut backoff, error).await?;
+                        continue;
+                    }
+                }
+            }
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                throttled += 1;
+                let delay = retry_after(&headers).unwrap_or_else(|| backoff.next_delay());
+                if throttled > MAX_THROTTLED_ATTEMPTS {
+                    return Err(self.transient(
+                        stream,
+                        &target,
+                        &format!("was throttled (429) {throttled} times in a row; lower requests_per_second"),
+                    ));
+                }
+                warn!(service = self.service, stream, request = %target, wait = ?delay, "throttled by the API (429)");
+                self.quota.pause_for(delay);
+                continue;
+            }
+            if status == StatusCode::UNAUTHORIZED && !token_renewed && self.credentials.rejected(generation).await {
+                token_renewed = true;
+                continue;
+            }
+            if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
+                let error = self.transient(stream, &target, &format!("answered {status}: {}", api_message(&body)));
+                self.wait_or_fail(stream, &target, &mut backoff, error).await?;
+                continue;
+            }
+            let hint = match status {
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                    "; check the credentials and their scopes (see the README's SaaS section)"
+                }
+                StatusCode::NOT_FOUND => "; check --base-url and the stream name",
+                _ => "",
+            };
+            return Err(Error::new(
+                ErrorKind::Source,
+                Retry::No,
+                format!(
+                    "{} stream `{stream}`: {target} was refused with {status}: {}{hint}",
+                    self.service,
+                    api_message(&body)
+                ),
+            ));
+        }
+    }
+
+    fn transient(&self, stream: &str, target: &str, what: &str) -> Error {
+        Error::new(
+            ErrorKind::Source,
+            Retry::WithBackoff,
+            format!("{} stream `{stream}`: {target} {what}", self.service),
+        )
+    }
+
+    /// Sleeps before the next attempt, or gives up with `error` once the attempts are spent.
+    async fn wait_or_fail(&self, stream: &str, target: &str, backoff: &mut Backoff, error: Error) -> Result<()> {
+        if backoff.attempts() >= self.limits.max_retries {
+            return Err(Error::new(
+                ErrorKind::Source,
+                Retry::WithBackoff,
+                format!(
+                    "{} stream `{stream}`: {target} failed {} times; the sync stopped at the last committed page and \
+                     resumes there on the next run",
+                    self.service,
+                    backoff.attempts() + 1
+                ),
+            )
+            .caused_by(error));
+        }
+        let delay = backoff.next_delay();
+        warn!(service = self.service, stream, request = %target, error = %error.report(), retry_in = ?delay, "request failed; retrying");
+        tokio::time::sleep(delay).await;
+        Ok(())
+    }
+}
+
+/// The message an API put in its error body: Stripe's `error.message`, HubSpot's `message`, Zendesk's
+/// `error`/`description`, Salesforce's `[{message}]`; the raw text otherwise.
+pub fn api_message(body: &[u8]) -> String {
+    let text = || {
+        let mut text = String::from_utf8_lossy(body).trim().to_string();
+        if text.len() > 300 {
+            let mut end = 300;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+            text.push('…');
+        }
+        if text.is_empty() { "(empty body)".to_string() } else { text }
+    };
+    let Ok(json) = serde_json::from_slice::<Value>(body) else { return text() };
+    let string = |value: Option<&Value>| value.and_then(Value::as_str).map(str::to_string);
+    let first = json.as_array().and_then(|items| items.first()).unwrap_or(&json);
+    string(first.pointer("/error/message"))
+        .or_else(|| string(first.get("message")))
+        .or_else(|| match (string(first.get("error")), string(first.get("description"))) {
+            (Some(error), Some(description)) => Some(format!("{error}: {description}")),
+            (error, description) => error.or(description),
+        })
+        .unwrap_or_else(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saas_error_bodies_of_each_api_give_their_message() {
+        assert_eq!(
+            api_message(br#"{"error":{"message":"No such customer: 'cus_1'","type":"invalid_request_error"}}"#),
+            "No such customer: 'cus_1'"
+        );
+        assert_eq!(
+            api_message(br#"{"status":"error","message":"Invalid input JSON","category":"VALIDATION_ERROR"}"#),
+            "Invalid input JSON"
+        );
+        assert_eq!(
+            api_message(br#"{"error":"InvalidEndpoint","description":"Not found"}"#),
+            "InvalidEndpoint: Not found"
+        );
+        assert_eq!(
+            api_message(br#"[{"message":"Session expired or invalid","errorCode":"INVALID_SESSION_ID"}]"#),
+            "Session expired or invalid"
+        );
+        assert_eq!(api_message(b"<html>bad gateway</html>"), "<html>bad gateway</html>");
+    }
+}

@@ -1,0 +1,282 @@
+//! One sync of a SaaS pipeline: every stream at once, each reading pages ahead while the previous batch is
+//! merged, and committing records with the stream state after them in one Delta commit.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::Utc;
+use connector_core::arrow::datatypes::{Field, Schema};
+use connector_core::change::{ChangeBatch, TransactionSpan};
+use connector_core::delta::{DeltaSink, DeltaTableWriter, Destination};
+use connector_core::deltalake::kernel::engine::arrow_conversion::TryIntoArrow;
+use connector_core::error::{Error, Result};
+use connector_core::pipeline::{Pipeline, Shutdown, SyncFuture, SyncMode, SyncReport, TableReport};
+use connector_core::position::{ApiCursor, SourcePosition};
+use connector_core::schema::TableId;
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::auth::Credentials;
+use crate::client::ApiClient;
+use crate::codec::record_batch;
+use crate::config::SaasConfig;
+use crate::schema::StreamSchema;
+use crate::stream::{Page, RecordChange, StreamReader};
+
+/// Pages a stream reads ahead of the batch being merged: enough to keep the API busy during a merge, few
+/// enough that memory stays bounded by the batch plus these pages.
+const PAGES_AHEAD: usize = 16;
+
+/// A SaaS source bound to its Delta tables.
+#[derive(Debug)]
+pub struct SaasPipeline {
+    config: Arc<SaasConfig>,
+    client: ApiClient,
+    streams: Vec<Arc<dyn StreamReader>>,
+    sink: DeltaSink,
+}
+
+impl SaasPipeline {
+    pub fn new(config: SaasConfig) -> Result<Self> {
+        let credentials = match &config.auth {
+            Some(settings) => Credentials::from_settings(settings, &config.base_url, &|name| std::env::var(name).ok())?,
+            None => Credentials::anonymous(),
+        };
+        let client =
+            ApiClient::new(config.service.kind(), config.base_url.clone(), credentials, config.limits.clone())?;
+        let streams = config.service.streams(&config)?;
+        let sink = DeltaSink::new(Destination::parse(&config.dest)?, config.pipeline.clone(), HashMap::new());
+        Ok(SaasPipeline { config: Arc::new(config), client, streams, sink })
+    }
+
+    async fn run(&self, mode: SyncMode, shutdown: Shutdown) -> Result<SyncReport> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (index, reader) in self.streams.iter().enumerate() {
+            let stream = StreamSync {
+                config: self.config.clone(),
+                client: self.client.clone(),
+                reader: reader.clone(),
+                sink: self.sink.clone(),
+            };
+            let shutdown = shutdown.clone();
+            tasks.spawn(async move { (index, stream.run(mode, shutdown).await) });
+        }
+        let mut reports = vec![None; self.streams.len()];
+        let mut failure: Option<Error> = None;
+        while let Some(joined) = tasks.join_next().await {
+            let (index, result) =
+                joined.map_err(|panic| Error::state(format!("a stream sync ended abnormally: {panic}")))?;
+            match result {
+                Ok(report) => reports[index] = Some(report),
+                Err(error) => {
+                    warn!(stream = %self.streams[index].shape().name, error = %error.report(), "stream stopped");
+                    failure.get_or_insert(error);
+                }
+            }
+        }
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(SyncReport { tables: reports.into_iter().flatten().collect() }),
+        }
+    }
+}
+
+impl Pipeline for SaasPipeline {
+    fn name(&self) -> &str {
+        &self.config.pipeline
+    }
+
+    fn sync(&self, mode: SyncMode, shutdown: Shutdown) -> SyncFuture<'_> {
+        Box::pin(self.run(mode, shutdown))
+    }
+}
+
+/// One stream's sync.
+struct StreamSync {
+    config: Arc<SaasConfig>,
+    client: ApiClient,
+    reader: Arc<dyn StreamReader>,
+    sink: DeltaSink,
+}
+
+/// A stream's table and where it stands.
+struct StreamTable {
+    writer: DeltaTableWriter,
+    schema: StreamSchema,
+    /// The sequence of the last committed cursor; each commit takes the next one.
+    sequence: u64,
+    /// The stream state committed last (`None`: never synced).
+    state: Option<Value>,
+    report: TableReport,
+}
+
+impl StreamSync {
+    async fn run(self, mode: SyncMode, mut shutdown: Shutdown) -> Result<TableReport> {
+        let mut table = self.open().await?;
+        loop {
+            let state = self.reader.start_pass(table.state.as_ref(), self.config.lookback)?;
+            info!(stream = %table.report.table, "reading");
+            self.pass(&mut table, state, &shutdown).await?;
+            if mode == SyncMode::Once || shutdown.is_requested() {
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.config.poll_interval) => {}
+                _ = shutdown.requested() => break,
+            }
+        }
+        table.report.position = table.writer.cursor().map(|cursor| cursor.position.clone());
+        Ok(table.report)
+    }
+
+    async fn open(&self) -> Result<StreamTable> {
+        let shape = self.reader.shape();
+        let id = TableId::new(&self.config.namespace, &shape.name);
+        let declared = StreamSchema::new(id.clone(), shape, &[]).table_schema()?;
+        let writer = self.sink.open_table(&declared, self.config.options_for(&shape.name)).await?;
+        let existing = source_fields(&writer)?;
+        let schema = StreamSchema::new(id.clone(), shape, &existing);
+        let (sequence, state) = match writer.cursor().map(|cursor| &cursor.position) {
+            None => (0, None),
+            Some(SourcePosition::Api(cursor)) => {
+                let state = serde_json::from_str(&cursor.cursor).map_err(|cause| {
+                    Error::state(format!(
+                        "{id}: the committed API cursor is not JSON; resync the stream (connector resync --table {id})"
+                    ))
+                    .caused_by(cause)
+                })?;
+                (cursor.sequence, Some(state))
+            }
+            Some(other) => {
+                return Err(Error::state(format!(
+                    "{id} holds a cursor of another source ({other}); write the stream to another destination"
+                )));
+            }
+        };
+        let report = TableReport { table: id, snapshot_rows: 0, changes_applied: 0, position: None };
+        Ok(StreamTable { writer, schema, sequence, state, report })
+    }
+
+    /// Reads one pass (pages until the stream is caught up), committing every `batch_records` records. On a
+    /// failure, what was read before it is committed first, so the next run resumes after it.
+    async fn pass(&self, table: &mut StreamTable, start: Value, shutdown: &Shutdown) -> Result<()> {
+        let (sender, mut pages) = mpsc::channel(PAGES_AHEAD);
+        let reader =
+            tokio::spawn(read_pages(self.client.clone(), self.reader.clone(), start, sender, shutdown.clone()));
+        let mut pending: Vec<RecordChange> = Vec::new();
+        let mut pending_state: Option<Value> = None;
+        let mut failure = None;
+        while let Some(page) = pages.recv().await {
+            match page {
+                Ok(page) => {
+                    pending.extend(page.changes);
+                    pending_state = Some(page.state);
+                    if pending.len() >= self.config.batch_records || page.caught_up {
+                        let state = pending_state.take().unwrap_or(Value::Null);
+                        self.commit(table, std::mem::take(&mut pending), state).await?;
+                    }
+                    if page.caught_up {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    failure = Some(error);
+                    break;
+                }
+            }
+        }
+        drop(pages);
+        reader.abort();
+        if let Some(state) = pending_state
+            && let Err(error) = self.commit(table, pending, state).await
+        {
+            return match failure {
+                Some(failure) => {
+                    warn!(stream = %table.report.table, error = %error.report(), "could not commit the pages read before a failure");
+                    Err(failure)
+                }
+                None => Err(error),
+            };
+        }
+        failure.map_or(Ok(()), Err)
+    }
+
+    /// Commits `changes` and the stream `state` after them in one Delta commit.
+    async fn commit(&self, table: &mut StreamTable, changes: Vec<RecordChange>, state: Value) -> Result<()> {
+        if table.state.as_ref() == Some(&state) && changes.is_empty() {
+            return Ok(());
+        }
+        let position = SourcePosition::Api(ApiCursor { sequence: table.sequence + 1, cursor: state.to_string() });
+        if changes.is_empty() {
+            table.writer.advance_cursor(&position).await?;
+        } else {
+            self.check_keys(&table.report.table, &changes)?;
+            table.schema.observe(&changes);
+            let schema = table.schema.table_schema()?;
+            let rows = record_batch(&schema, &changes)?;
+            let operations = changes.iter().map(|change| change.operation).collect();
+            let span = TransactionSpan { end_row: changes.len(), position, commit_time: Utc::now() };
+            let batch = ChangeBatch::new(&schema, rows, operations, vec![span])?;
+            table.writer.apply_changes(&schema, &batch).await?;
+            table.report.changes_applied += changes.len() as u64;
+            info!(stream = %table.report.table, records = changes.len(), sequence = table.sequence + 1, "committed");
+        }
+        table.sequence += 1;
+        table.state = Some(state);
+        Ok(())
+    }
+
+    fn check_keys(&self, id: &TableId, changes: &[RecordChange]) -> Result<()> {
+        for key in &self.reader.shape().key {
+            if let Some(change) = changes.iter().find(|change| change.record.get(key).is_none_or(Value::is_null)) {
+                let mut shown = Value::Object(change.record.clone()).to_string();
+                shown.truncate(200);
+                return Err(Error::schema(
+                    id,
+                    format!("{id}: a record has no `{key}`, the stream's key, so it cannot be merged: {shown}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads pages from `state` on, sending each (or the error that stopped the reading) until the stream is
+/// caught up, the receiver is gone or shutdown is requested.
+async fn read_pages(
+    client: ApiClient,
+    reader: Arc<dyn StreamReader>,
+    mut state: Value,
+    pages: mpsc::Sender<Result<Page>>,
+    mut shutdown: Shutdown,
+) {
+    loop {
+        if shutdown.is_requested() {
+            return;
+        }
+        let page = tokio::select! {
+            page = reader.next_page(&client, &state) => page,
+            _ = shutdown.requested() => return,
+        };
+        let stop = page.as_ref().map_or(true, |page| page.caught_up);
+        if let Ok(page) = &page {
+            state = page.state.clone();
+        }
+        if pages.send(page).await.is_err() || stop {
+            return;
+        }
+    }
+}
+
+/// The source columns of an existing table (its metadata columns left out by [`StreamSchema::new`]).
+fn source_fields(writer: &DeltaTableWriter) -> Result<Vec<Field>> {
+    let snapshot = writer
+        .table()
+        .snapshot()
+        .map_err(|cause| Error::state(format!("cannot read the schema of {}", writer.table_id())).caused_by(cause))?;
+    let schema: Schema = snapshot.schema().as_ref().try_into_arrow().map_err(|cause| {
+        Error::state(format!("the Delta schema of {} has no Arrow equivalent", writer.table_id())).caused_by(cause)
+    })?;
+    Ok(schema.fields().iter().map(|field| field.as_ref().clone()).collect())
+}

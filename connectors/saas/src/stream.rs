@@ -1,0 +1,113 @@
+//! What a connector tells the engine about one stream, and the contract of reading it.
+//!
+//! A stream is read page by page. Each page carries the stream's state *after* it: reading from that state
+//! again must return what follows the page, so committing the state with the page's records (one Delta
+//! commit) makes a sync resumable at any page. Re-reading records is harmless (every change is a keyed
+//! upsert or delete), skipping is not: a state must never point past a record that is not in the page.
+
+use std::fmt;
+use std::time::Duration;
+
+use connector_core::change::Operation;
+use connector_core::error::Result;
+use connector_core::schema::Column;
+use futures::future::BoxFuture;
+use serde_json::{Map, Value};
+
+use crate::client::ApiClient;
+
+/// One record read from the API, and what happened to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordChange {
+    /// [`Operation::Insert`] or [`Operation::Update`] upsert the record; [`Operation::Delete`] removes the row
+    /// with the record's key (its other fields may be missing).
+    pub operation: Operation,
+    pub record: Map<String, Value>,
+}
+
+impl RecordChange {
+    pub fn upsert(operation: Operation, record: Map<String, Value>) -> Self {
+        RecordChange { operation, record }
+    }
+
+    pub fn delete(record: Map<String, Value>) -> Self {
+        RecordChange { operation: Operation::Delete, record }
+    }
+}
+
+/// One page of a stream.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// In the order the API reports them; a later change of the same key wins.
+    pub changes: Vec<RecordChange>,
+    /// The stream's state after this page.
+    pub state: Value,
+    /// The pass is over: the stream is caught up with the API as of now.
+    pub caught_up: bool,
+}
+
+/// A stream's shape: the Delta table it lands in.
+#[derive(Debug, Clone)]
+pub struct StreamShape {
+    pub name: String,
+    /// Fields identifying a record; deletes are matched on them.
+    pub key: Vec<String>,
+    /// Columns whose type the service documents; other fields are inferred from the records.
+    pub declared: Vec<Column>,
+    /// Only declared columns land (a declarative stream may list its columns and ignore the rest).
+    pub declared_only: bool,
+}
+
+/// One stream of a service.
+pub trait StreamReader: Send + Sync + fmt::Debug {
+    fn shape(&self) -> &StreamShape;
+
+    /// The state a pass starts from, given the state committed last (`None`: never synced). A stream that
+    /// finished its previous pass starts the next one `lookback` before the newest change it saw.
+    fn start_pass(&self, committed: Option<&Value>, lookback: Duration) -> Result<Value>;
+
+    /// Reads the page that follows `state`.
+    fn next_page<'a>(&'a self, client: &'a ApiClient, state: &'a Value) -> BoxFuture<'a, Result<Page>>;
+}
+
+/// The object at `path` (dot-separated) in `value`.
+pub fn value_at<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+    if path.is_empty() {
+        return Some(value);
+    }
+    path.split('.').try_fold(value, |current, segment| current.get(segment))
+}
+
+/// The object at `path` (dot-separated) in `value`, for taking it out.
+pub fn value_at_mut<'a>(value: &'a mut Value, path: &str) -> Option<&'a mut Value> {
+    if path.is_empty() {
+        return Some(value);
+    }
+    path.split('.').try_fold(value, |current, segment| current.get_mut(segment))
+}
+
+/// Takes the records (JSON objects) out of `items`, or says what was found instead.
+pub fn records_of(items: Option<&mut Value>, what: &str) -> std::result::Result<Vec<Map<String, Value>>, String> {
+    match items {
+        Some(Value::Array(items)) => std::mem::take(items)
+            .into_iter()
+            .map(|item| match item {
+                Value::Object(record) => Ok(record),
+                other => Err(format!("{what} holds a {} where a record (JSON object) was expected", kind_of(&other))),
+            })
+            .collect(),
+        Some(Value::Null) | None => Err(format!("the response has no {what}")),
+        Some(other) => Err(format!("{what} is a {}, not a list", kind_of(other))),
+    }
+}
+
+pub fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "list",
+        Value::Object(_) => "object",
+    }
+}

@@ -1,0 +1,300 @@
+//! The SaaS connectors end to end against the emulators in `fixtures/saas-emulator`: after every scenario the
+//! Delta tables hold exactly the emulator's live records, each once.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use saas_emulator::{
+    Emulator, EmulatorOptions, Fault, FaultKind, HUBSPOT_CLIENT_ID, HUBSPOT_CLIENT_SECRET, HUBSPOT_REFRESH_TOKEN,
+    STRIPE_API_KEY, Service, ZENDESK_API_TOKEN, ZENDESK_EMAIL,
+};
+
+use crate::support::delta::TempLake;
+use crate::support::saas::{
+    assert_table_matches, commit_count, emulator_rows, fail, pipelines_file, run_command, succeed, sync_command,
+    table_rows, wait_until_table_matches,
+};
+
+const STRIPE_KEY: [(&str, &str); 1] = [("STRIPE_API_KEY", STRIPE_API_KEY)];
+const ZENDESK_CREDENTIALS: [(&str, &str); 2] =
+    [("ZENDESK_EMAIL", ZENDESK_EMAIL), ("ZENDESK_API_TOKEN", ZENDESK_API_TOKEN)];
+
+fn emulator(options: EmulatorOptions) -> Emulator {
+    Emulator::start(options).expect("start emulator")
+}
+
+#[tokio::test]
+async fn saas_stripe_backfill_then_events_match_the_emulator() {
+    let stripe = emulator(EmulatorOptions::new(Service::Stripe, 1_200));
+    let lake = TempLake::new();
+    // While the backfill pages through customers, some change: the events read after it must catch them.
+    stripe.arm(
+        Fault::new(FaultKind::Change { stream: "customers".into(), updates: 30, deletes: 10, creates: 5 })
+            .on_path("/v1/customers")
+            .after(4),
+    );
+    // Transient failures on the way are retried.
+    stripe.arm(Fault::new(FaultKind::ServerError).on_path("/v1/invoices").after(1).times(2));
+    let output = succeed(&mut sync_command("stripe", &stripe, lake.dir.path(), "customers,invoices", &STRIPE_KEY, &[]));
+    assert_eq!(stripe.pending_faults(), 0, "every fault was hit");
+    assert_table_matches(&lake, &stripe, "stripe", "customers", "name").await;
+    assert_table_matches(&lake, &stripe, "stripe", "invoices", "description").await;
+    assert!(String::from_utf8_lossy(&output.stdout).contains("stripe.customers:"), "report per stream");
+
+    // Between syncs: updates, deletes, new records.
+    stripe.update("customers", 100);
+    stripe.delete("customers", 40);
+    stripe.create("customers", 25);
+    stripe.update("invoices", 20);
+    stripe.delete("invoices", 5);
+    succeed(&mut sync_command("stripe", &stripe, lake.dir.path(), "customers,invoices", &STRIPE_KEY, &[]));
+    assert_table_matches(&lake, &stripe, "stripe", "customers", "name").await;
+    assert_table_matches(&lake, &stripe, "stripe", "invoices", "description").await;
+    // A field only updated records carry became a column.
+    let notes = table_rows(&lake, "stripe", "customers", "updated_note").await;
+    assert!(notes.iter().any(|row| row.ends_with("|changed 1 times")), "{:?}", &notes[..3]);
+}
+
+#[tokio::test]
+async fn saas_hubspot_oauth_refresh_rotation_token_expiry_and_archived_deletes() {
+    let hubspot = emulator(EmulatorOptions { quota: Some(20), ..EmulatorOptions::new(Service::Hubspot, 1_500) });
+    let lake = TempLake::new();
+    let state_file = lake.dir.path().join("hubspot-token.json");
+    let state_path = state_file.to_str().expect("utf-8");
+    let credentials = [
+        ("HUBSPOT_CLIENT_ID", HUBSPOT_CLIENT_ID),
+        ("HUBSPOT_CLIENT_SECRET", HUBSPOT_CLIENT_SECRET),
+        ("HUBSPOT_REFRESH_TOKEN", HUBSPOT_REFRESH_TOKEN),
+        ("HUBSPOT_TOKEN_STATE_FILE", state_path),
+    ];
+    // The access token expires in the middle of the sync; records change while it pages.
+    hubspot.arm(Fault::new(FaultKind::ExpireTokens).on_path("/search").after(3));
+    hubspot.arm(
+        Fault::new(FaultKind::Change { stream: "contacts".into(), updates: 40, deletes: 15, creates: 10 })
+            .on_path("/search")
+            .after(5),
+    );
+    succeed(&mut sync_command("hubspot", &hubspot, lake.dir.path(), "contacts,companies", &credentials, &[]));
+    assert_eq!(hubspot.pending_faults(), 0);
+    assert!(hubspot.tokens_issued() >= 2, "a new token after the expiry");
+    assert_table_matches(&lake, &hubspot, "hubspot", "contacts", "firstname").await;
+    assert_table_matches(&lake, &hubspot, "hubspot", "companies", "name").await;
+    // The rotated refresh token was saved: the configured one no longer works, the next run reads the file.
+    let saved = std::fs::read_to_string(&state_file).expect("token state file");
+    assert!(saved.contains(&hubspot.current_refresh_token()), "{saved}");
+
+    hubspot.update("contacts", 60);
+    hubspot.delete("contacts", 25);
+    hubspot.create("companies", 30);
+    succeed(&mut sync_command("hubspot", &hubspot, lake.dir.path(), "contacts,companies", &credentials, &[]));
+    assert_table_matches(&lake, &hubspot, "hubspot", "contacts", "firstname").await;
+    assert_table_matches(&lake, &hubspot, "hubspot", "companies", "name").await;
+}
+
+#[tokio::test]
+async fn saas_zendesk_incremental_exports_apply_updates_and_deleted_tickets() {
+    let zendesk = emulator(EmulatorOptions::new(Service::Zendesk, 2_500));
+    let lake = TempLake::new();
+    succeed(&mut sync_command("zendesk", &zendesk, lake.dir.path(), "tickets,users", &ZENDESK_CREDENTIALS, &[]));
+    assert_table_matches(&lake, &zendesk, "zendesk", "tickets", "subject").await;
+    assert_table_matches(&lake, &zendesk, "zendesk", "users", "name").await;
+
+    zendesk.update("tickets", 200);
+    zendesk.delete("tickets", 50);
+    zendesk.create("users", 40);
+    let before = zendesk.request_count();
+    succeed(&mut sync_command("zendesk", &zendesk, lake.dir.path(), "tickets,users", &ZENDESK_CREDENTIALS, &[]));
+    assert_table_matches(&lake, &zendesk, "zendesk", "tickets", "subject").await;
+    assert_table_matches(&lake, &zendesk, "zendesk", "users", "name").await;
+    // The export resumed from its cursor: one page per stream, not the 3 + 3 of a full read.
+    assert_eq!(zendesk.request_count() - before, 2, "an incremental sync reads only what changed");
+}
+
+#[tokio::test]
+async fn saas_kill_mid_sync_then_resume_loses_and_duplicates_nothing() {
+    let stripe = emulator(EmulatorOptions {
+        page_delay: Duration::from_millis(25),
+        ..EmulatorOptions::new(Service::Stripe, 6_000)
+    });
+    let lake = TempLake::new();
+    let mut child =
+        sync_command("stripe", &stripe, lake.dir.path(), "customers", &STRIPE_KEY, &["--batch-records", "500"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start connector");
+    // Kill once two batches are committed (the log also holds the table's creation and its added columns).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while commit_count(&lake, "stripe", "customers") < 4 {
+        assert!(Instant::now() < deadline, "no batch committed within a minute");
+        assert!(child.try_wait().expect("poll").is_none(), "the sync ended before it could be killed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    let partial = table_rows(&lake, "stripe", "customers", "name").await;
+    assert!(partial.len() >= 500 && partial.len() < 6_000, "{} rows at the kill", partial.len());
+
+    stripe.update("customers", 300);
+    stripe.delete("customers", 100);
+    succeed(&mut sync_command(
+        "stripe",
+        &stripe,
+        lake.dir.path(),
+        "customers",
+        &STRIPE_KEY,
+        &["--batch-records", "500"],
+    ));
+    assert_table_matches(&lake, &stripe, "stripe", "customers", "name").await;
+}
+
+#[tokio::test]
+async fn saas_429_storm_and_quota_keep_requests_under_the_rate() {
+    let stripe = emulator(EmulatorOptions { quota: Some(5), ..EmulatorOptions::new(Service::Stripe, 1_500) });
+    let lake = TempLake::new();
+    stripe.arm(Fault::new(FaultKind::TooManyRequests { retry_after: 1 }).on_path("/v1/customers").after(3).times(4));
+    let started = Instant::now();
+    succeed(&mut sync_command(
+        "stripe",
+        &stripe,
+        lake.dir.path(),
+        "customers,products",
+        &STRIPE_KEY,
+        &["--requests-per-second", "4"],
+    ));
+    assert_eq!(stripe.pending_faults(), 0);
+    assert_table_matches(&lake, &stripe, "stripe", "customers", "name").await;
+    assert_table_matches(&lake, &stripe, "stripe", "products", "name").await;
+    let most = stripe.max_requests_per_second();
+    assert!(most <= 4, "{most} requests arrived within one second; the quota is 4: {:?}", stripe.request_times());
+    // Each of the four 429s held every request for its Retry-After second.
+    assert!(started.elapsed() >= Duration::from_secs(4), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn saas_malformed_page_stops_with_a_clear_error_and_loses_nothing() {
+    let stripe = emulator(EmulatorOptions::new(Service::Stripe, 3_000));
+    let lake = TempLake::new();
+    let profile = format!(
+        "kind = \"stripe\"\nbase_url = \"{}\"\nauth = {{ type = \"bearer\", token = {{ env = \"TEST_STRIPE_KEY\" }} }}\n\
+         batch_records = 500\nmax_retries = 2\nmax_backoff = \"200ms\"\nrequest_timeout = \"1s\"",
+        stripe.base_url()
+    );
+    let config = pipelines_file(&lake, "billing", &profile, "\"customers\"", "1h");
+    let run = || {
+        let mut command = run_command(&config, &[("TEST_STRIPE_KEY", STRIPE_API_KEY)]);
+        command.arg("--once");
+        command
+    };
+    // The third page is too slow once (a timeout, retried), then the 13th page is cut in the middle each time.
+    stripe.arm(Fault::new(FaultKind::Slow { seconds: 2.0 }).on_path("/v1/customers").after(2));
+    stripe.arm(Fault::new(FaultKind::Malformed).on_path("/v1/customers").after(13).times(3));
+    let output = fail(&mut run());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("stream `customers`") && stderr.contains("not JSON"), "{stderr}");
+    assert!(stderr.contains("resumes there on the next run"), "{stderr}");
+    // The twelve good pages are committed, nothing of the bad one.
+    let landed = table_rows(&lake, "stripe", "customers", "name").await;
+    let expected = emulator_rows(&stripe, "customers");
+    assert_eq!(landed.len(), 1_200);
+    assert!(landed.iter().all(|row| expected.contains(row)));
+
+    succeed(&mut run());
+    assert_table_matches(&lake, &stripe, "stripe", "customers", "name").await;
+}
+
+#[tokio::test]
+async fn saas_declarative_rest_stream_reads_a_cursor_export() {
+    let zendesk = emulator(EmulatorOptions::new(Service::Zendesk, 1_800));
+    let lake = TempLake::new();
+    let profile = format!(
+        r#"kind = "rest"
+base_url = "{base}"
+auth = {{ type = "basic", username = "{ZENDESK_EMAIL}/token", password = "${{HELPDESK_TOKEN}}" }}
+requests_per_second = 50
+
+[profiles.helpdesk.streams.tickets]
+path = "api/v2/incremental/tickets/cursor.json"
+records = "tickets"
+key = ["id"]
+paging = {{ style = "cursor", cursor = "after_cursor", param = "cursor", stop = "end_of_stream" }}
+query = {{ start_time = "0", per_page = "500" }}
+delete_when = {{ field = "status", equals = "deleted" }}
+columns = {{ id = "int64", subject = "string", updated_at = "timestamp" }}"#,
+        base = zendesk.base_url()
+    );
+    let config = pipelines_file(&lake, "helpdesk", &profile, "\"tickets\"", "1h");
+    let run = || {
+        let mut command = run_command(&config, &[("HELPDESK_TOKEN", ZENDESK_API_TOKEN)]);
+        command.arg("--once");
+        command
+    };
+    succeed(&mut run());
+    assert_table_matches(&lake, &zendesk, "helpdesk", "tickets", "subject").await;
+    zendesk.update("tickets", 100);
+    zendesk.delete("tickets", 30);
+    succeed(&mut run());
+    assert_table_matches(&lake, &zendesk, "helpdesk", "tickets", "subject").await;
+}
+
+#[tokio::test]
+async fn saas_rejected_credentials_and_unknown_streams_say_what_to_do() {
+    let stripe = emulator(EmulatorOptions::new(Service::Stripe, 10));
+    let lake = TempLake::new();
+    let output = fail(&mut sync_command(
+        "stripe",
+        &stripe,
+        lake.dir.path(),
+        "customers",
+        &[("STRIPE_API_KEY", "sk_wrong")],
+        &[],
+    ));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("401") && stderr.contains("Invalid API Key provided"), "{stderr}");
+    assert!(stderr.contains("check the credentials"), "{stderr}");
+    assert!(!stderr.contains("sk_wrong"), "the key must never be printed: {stderr}");
+
+    let output = fail(&mut sync_command("stripe", &stripe, lake.dir.path(), "custmers", &STRIPE_KEY, &[]));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no stream `custmers` (available: customers, invoices"), "{stderr}");
+
+    let output =
+        fail(&mut sync_command("stripe", &stripe, lake.dir.path(), "customers", &[("STRIPE_API_KEY", "")], &[]));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("STRIPE_API_KEY"), "{stderr}");
+}
+
+#[tokio::test]
+async fn saas_continuous_run_follows_changes_until_stopped() {
+    let zendesk = emulator(EmulatorOptions::new(Service::Zendesk, 300));
+    let lake = TempLake::new();
+    let profile = format!(
+        "kind = \"zendesk\"\nbase_url = \"{}\"\npoll_interval = \"200ms\"\n\
+         auth = {{ type = \"basic\", username = \"{ZENDESK_EMAIL}/token\", password = {{ env = \"TEST_ZENDESK_TOKEN\" }} }}",
+        zendesk.base_url()
+    );
+    let config = pipelines_file(&lake, "support", &profile, "\"tickets\"", "continuous");
+    let mut child = run_command(&config, &[("TEST_ZENDESK_TOKEN", ZENDESK_API_TOKEN)])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start connector");
+    wait_until_table_matches(&lake, &zendesk, "zendesk", "tickets", "subject").await;
+    for _ in 0..3 {
+        zendesk.update("tickets", 20);
+        zendesk.delete("tickets", 5);
+        zendesk.create("tickets", 10);
+        wait_until_table_matches(&lake, &zendesk, "zendesk", "tickets", "subject").await;
+    }
+    let stopped = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    assert!(stopped.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("poll") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "connector did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "connector did not stop cleanly: {status}");
+}
