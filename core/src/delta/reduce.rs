@@ -38,6 +38,10 @@ pub(crate) fn last_change_per_key(batch: &ChangeBatch, key_columns: &[usize]) ->
     }
     let mut origin: Vec<usize> = last_row_of_key.into_values().collect();
     origin.sort_unstable();
+    // Every key changed once (a large UPDATE, say): the rows are the batch's own, without a copy.
+    if origin.len() == rows.num_rows() - start {
+        return Ok(ReducedChanges { rows: rows.slice(start, origin.len()), origin });
+    }
     let indices = UInt32Array::from_iter_values(origin.iter().map(|&row| row as u32));
     Ok(ReducedChanges { rows: take_record_batch(rows, &indices)?, origin })
 }
