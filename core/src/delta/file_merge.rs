@@ -17,23 +17,19 @@ use deltalake::arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array};
 use deltalake::arrow::compute::{cast, take_record_batch};
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::arrow::row::{RowConverter, SortField};
-use deltalake::datafusion::common::Column;
-use deltalake::datafusion::prelude::Expr;
-use deltalake::delta_datafusion::expr::fmt_expr_to_sql;
-use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::{Action, Add};
 use deltalake::logstore::ObjectStoreRef;
 use deltalake::logstore::parquet_reader::ParquetObjectReader;
 use deltalake::parquet::arrow::ProjectionMask;
 use deltalake::parquet::arrow::async_reader::{ParquetRecordBatchStream, ParquetRecordBatchStreamBuilder};
-use deltalake::protocol::DeltaOperation;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableError};
 use futures::TryStreamExt;
 
 use super::file_selection::{TargetFile, select_files};
-use super::key_ranges::key_range_predicate;
 use super::merge::MergeCounts;
+use super::merge_commit::commit_merge;
 use super::merge_source::MergeSource;
 use super::stored_rows::{ChangedKeys, StoredRowRewrite};
 use crate::options::DeleteMode;
@@ -122,26 +118,8 @@ pub(crate) async fn merge_by_file_rewrite(
     counts.files_added = adds.len();
     actions.extend(adds.into_iter().map(Action::Add));
 
-    let predicate = match (key_columns, truncated) {
-        ([key], false) => key_range_predicate(&matching_keys[0], Expr::Column(Column::new_unqualified(key)))
-            .map(|predicate| fmt_expr_to_sql(&predicate))
-            .transpose()?,
-        _ => None,
-    };
-    let operation = DeltaOperation::Merge {
-        // The key ranges read: a concurrent commit removing a file in them conflicts (none reads all files).
-        predicate,
-        merge_predicate: Some(
-            key_columns.iter().map(|key| format!("target.{key} = source.{key}")).collect::<Vec<_>>().join(" AND "),
-        ),
-        matched_predicates: Vec::new(),
-        not_matched_predicates: Vec::new(),
-        not_matched_by_source_predicates: Vec::new(),
-    };
-    let finalized =
-        CommitBuilder::from(commit).with_actions(actions).build(Some(state), table.log_store(), operation).await?;
-    let mut merged = table.clone();
-    merged.state = Some(finalized.snapshot());
+    let matched_keys = (!truncated).then_some(matching_keys.as_slice());
+    let merged = commit_merge(table, actions, commit, key_columns, matched_keys).await?;
     Ok((merged, counts))
 }
 

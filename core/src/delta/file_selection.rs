@@ -64,7 +64,7 @@ pub(crate) fn select_files(
     for (index, (name, values)) in key_columns.iter().zip(keys).enumerate() {
         let Some(ranges) = FileRanges::of(&log_data, name, values)? else { continue };
         if !every_file {
-            let changed = ranges.converter.convert_columns(&[values.clone()])?;
+            let changed = ranges.converter.convert_columns(std::slice::from_ref(values))?;
             let mut sorted: Vec<Row<'_>> =
                 (0..values.len()).filter(|&row| values.is_valid(row)).map(|row| changed.row(row)).collect();
             sorted.sort_unstable();

@@ -14,6 +14,7 @@ use deltalake::operations::merge::MergeBuilder;
 use deltalake::{DeltaTable, DeltaTableError};
 
 use super::key_ranges::key_range_predicate;
+use super::merge_commit::commit_merge;
 use super::merge_source::{MergeSource, SOFT_DELETE_COLUMNS};
 use crate::change::Operation;
 use crate::metadata_column::{DELETED, DELETED_AT, IS_CURRENT, OPERATION, VALID_TO};
@@ -79,6 +80,8 @@ pub(crate) async fn merge_changes(request: MergeRequest<'_>) -> Result<(DeltaTab
     if let Some(ranges) = key_ranges {
         predicate = predicate.and(ranges);
     }
+    let cursor_commit = request.commit.clone();
+    let read_version = request.table.version();
     let builder = request
         .table
         .merge(
@@ -100,6 +103,12 @@ pub(crate) async fn merge_changes(request: MergeRequest<'_>) -> Result<(DeltaTab
         DeleteMode::History => history_clauses(builder, &columns, truncate_time)?,
     };
     let (table, metrics) = builder.await?;
+    // MERGE makes no commit when no file changed; the batch's cursor must still be committed.
+    let table = if table.version() == read_version {
+        commit_merge(&table, Vec::new(), cursor_commit, request.key_columns, None).await?
+    } else {
+        table
+    };
     Ok((
         table,
         MergeCounts {

@@ -9,6 +9,7 @@ mod file_selection;
 mod key_ranges;
 mod location;
 mod merge;
+mod merge_commit;
 mod merge_source;
 mod reduce;
 mod snapshot_writer;
