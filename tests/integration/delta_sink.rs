@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use connector_core::change::Operation;
 use connector_core::cursor::{SnapshotProgress, TableCursor};
-use connector_core::delta::ApplyOutcome;
+use connector_core::delta::{ApplyOutcome, DeltaTableWriter};
 use connector_core::options::{DeleteMode, TableOptions};
+use connector_core::schema::TableSchema;
 
 use connector_core::deltalake::logstore::object_store::local::LocalFileSystem;
 
@@ -34,6 +35,16 @@ async fn snapshot_four_orders(lake: &TempLake, options: TableOptions) {
     writer.commit(snapshot_cursor(100, 2, false)).await.expect("commit chunk");
     writer.write(&order_rows(&schema, &[(3, Some("cy"), Some(30)), (4, Some("dee"), Some(40))])).await.expect("write");
     writer.commit(snapshot_cursor(100, 4, true)).await.expect("commit chunk");
+}
+
+/// A lake whose table in `mode` holds the four orders of [`snapshot_four_orders`], opened for changes.
+async fn four_orders_in(mode: DeleteMode) -> (TempLake, TableSchema, DeltaTableWriter) {
+    let lake = TempLake::new();
+    let options = TableOptions { delete_mode: mode, ..TableOptions::default() };
+    snapshot_four_orders(&lake, options.clone()).await;
+    let schema = orders_schema(true);
+    let table = lake.sink("p").open_table(&schema, options).await.expect("open");
+    (lake, schema, table)
 }
 
 #[tokio::test]
@@ -163,11 +174,7 @@ async fn truncate_empties_the_table_then_later_changes_apply() {
 
 #[tokio::test]
 async fn soft_delete_keeps_rows_flagged() {
-    let lake = TempLake::new();
-    let schema = orders_schema(true);
-    let options = TableOptions { delete_mode: DeleteMode::Soft, ..TableOptions::default() };
-    snapshot_four_orders(&lake, options.clone()).await;
-    let mut table = lake.sink("p").open_table(&schema, options).await.expect("open");
+    let (lake, schema, mut table) = four_orders_in(DeleteMode::Soft).await;
     let batch = Changes::new(&schema).delete(2).update(3, "cyd", 31).commit(110, 5).delete(77).commit(120, 6).build();
     table.apply_changes(&schema, &batch).await.expect("apply");
     let url = lake.table_url(&schema.id);
@@ -186,11 +193,7 @@ async fn soft_delete_keeps_rows_flagged() {
 
 #[tokio::test]
 async fn history_mode_keeps_every_version_with_validity() {
-    let lake = TempLake::new();
-    let schema = orders_schema(true);
-    let options = TableOptions { delete_mode: DeleteMode::History, ..TableOptions::default() };
-    snapshot_four_orders(&lake, options.clone()).await;
-    let mut table = lake.sink("p").open_table(&schema, options).await.expect("open");
+    let (lake, schema, mut table) = four_orders_in(DeleteMode::History).await;
     let batch = Changes::new(&schema)
         .update(1, "ada", 11)
         .commit(110, 10)
@@ -460,11 +463,7 @@ async fn a_merge_without_rows_to_write_still_commits_its_position() {
 
 #[tokio::test]
 async fn soft_delete_mode_marks_truncated_rows_deleted() {
-    let lake = TempLake::new();
-    let schema = orders_schema(true);
-    let options = TableOptions { delete_mode: DeleteMode::Soft, ..TableOptions::default() };
-    snapshot_four_orders(&lake, options.clone()).await;
-    let mut table = lake.sink("p").open_table(&schema, options).await.expect("open");
+    let (lake, schema, mut table) = four_orders_in(DeleteMode::Soft).await;
     let batch = Changes::new(&schema)
         .delete(4)
         .commit(105, 1)
@@ -490,11 +489,7 @@ async fn soft_delete_mode_marks_truncated_rows_deleted() {
 
 #[tokio::test]
 async fn history_mode_closes_every_current_version_on_truncate() {
-    let lake = TempLake::new();
-    let schema = orders_schema(true);
-    let options = TableOptions { delete_mode: DeleteMode::History, ..TableOptions::default() };
-    snapshot_four_orders(&lake, options.clone()).await;
-    let mut table = lake.sink("p").open_table(&schema, options).await.expect("open");
+    let (lake, schema, mut table) = four_orders_in(DeleteMode::History).await;
     let batch = Changes::new(&schema)
         .update(1, "ada", 11)
         .commit(110, 10)

@@ -116,20 +116,9 @@ impl FileRanges {
         name: &str,
         values: &ArrayRef,
     ) -> Result<Option<FileRanges>, DeltaTableError> {
-        let exact = matches!(
-            values.data_type(),
-            DataType::Int8
-                | DataType::Int16
-                | DataType::Int32
-                | DataType::Int64
-                | DataType::UInt8
-                | DataType::UInt16
-                | DataType::UInt32
-                | DataType::UInt64
-                | DataType::Date32
-                | DataType::Utf8
-                | DataType::LargeUtf8
-        );
+        let data_type = values.data_type();
+        let exact =
+            data_type.is_integer() || matches!(data_type, DataType::Date32 | DataType::Utf8 | DataType::LargeUtf8);
         let column = Column::new_unqualified(name);
         let (Some(min), Some(max)) = (log_data.min_values(&column), log_data.max_values(&column)) else {
             return Ok(None);
