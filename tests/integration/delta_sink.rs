@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use connector_core::change::Operation;
 use connector_core::cursor::{SnapshotProgress, TableCursor};
-use connector_core::delta::ApplyOutcome;
+use connector_core::delta::{ApplyOutcome, DeltaTableWriter};
 use connector_core::options::{DeleteMode, TableOptions};
+use connector_core::schema::TableSchema;
 
 use connector_core::deltalake::logstore::object_store::local::LocalFileSystem;
 
@@ -34,6 +35,16 @@ async fn snapshot_four_orders(lake: &TempLake, options: TableOptions) {
     writer.commit(snapshot_cursor(100, 2, false)).await.expect("commit chunk");
     writer.write(&order_rows(&schema, &[(3, Some("cy"), Some(30)), (4, Some("dee"), Some(40))])).await.expect("write");
     writer.commit(snapshot_cursor(100, 4, true)).await.expect("commit chunk");
+}
+
+/// A lake whose table in `mode` holds the four orders of [`snapshot_four_orders`], opened for changes.
+async fn four_orders_in(mode: DeleteMode) -> (TempLake, TableSchema, DeltaTableWriter) {
+    let lake = TempLake::new();
+    let options = TableOptions { delete_mode: mode, ..TableOptions::default() };
+    snapshot_four_orders(&lake, options.clone()).await;
+    let schema = orders_schema(true);
+    let table = lake.sink("p").open_table(&schema, options).await.expect("open");
+    (lake, schema, table)
 }
 
 #[tokio::test]
@@ -163,11 +174,7 @@ async fn truncate_empties_the_table_then_later_changes_apply() {
 
 #[tokio::test]
 async fn soft_delete_keeps_rows_flagged() {
-    let lake = TempLake::new();
-    let schema = orders_schema(true);
-    let options = TableOptions { delete_mode: DeleteMode::Soft, ..TableOptions::default() };
-    snapshot_four_orders(&lake, options.clone()).await;
-    let mut table = lake.sink("p").open_table(&schema, options).await.expect("open");
+    let (lake, schema, mut table) = four_orders_in(DeleteMode::Soft).await;
     let batch = Changes::new(&schema).delete(2).update(3, "cyd", 31).commit(110, 5).delete(77).commit(120, 6).build();
     table.apply_changes(&schema, &batch).await.expect("apply");
     let url = lake.table_url(&schema.id);
@@ -186,11 +193,7 @@ async fn soft_delete_keeps_rows_flagged() {
 
 #[tokio::test]
 async fn history_mode_keeps_every_version_with_validity() {
-    let lake = TempLake::new();
-    let schema = orders_schema(true);
-    let options = TableOptions { delete_mode: DeleteMode::History, ..TableOptions::default() };
-    snapshot_four_orders(&lake, options.clone()).await;
-    let mut table = lake.sink("p").open_table(&schema, options).await.expect("open");
+    let (lake, schema, mut table) = four_orders_in(DeleteMode::History).await;
     let batch = Changes::new(&schema)
         .update(1, "ada", 11)
         .commit(110, 10)
@@ -393,4 +396,122 @@ async fn a_merge_skips_files_between_distant_clusters_of_changed_keys() {
     assert_eq!((counts.files_scanned, counts.files_skipped), (1, 1), "{counts:?}");
     let rows = read_rows(&lake.table_url(&schema.id), &["id", "customer", "amount"]).await;
     assert_eq!(rows, vec!["1|ada|11", "2|bob|20", "3|cy|30", "4|dee|40", "100|zed|1"]);
+}
+
+/// Snapshot of ids 1 and 10 in one file and ids 20 and 30 in another, at LSN 100.
+async fn snapshot_two_sparse_files(lake: &TempLake, options: TableOptions) {
+    let schema = orders_schema(true);
+    let mut table = lake.sink("p").open_table(&schema, options).await.expect("open");
+    let mut writer = table.snapshot_writer(&lsn(100), at_second(0)).expect("writer");
+    writer
+        .write(&order_rows(&schema, &[(1, Some("ada"), Some(10)), (10, Some("bob"), Some(20))]))
+        .await
+        .expect("write");
+    writer.commit(snapshot_cursor(100, 2, false)).await.expect("commit chunk");
+    writer
+        .write(&order_rows(&schema, &[(20, Some("cy"), Some(30)), (30, Some("dee"), Some(40))]))
+        .await
+        .expect("write");
+    writer.commit(snapshot_cursor(100, 4, true)).await.expect("commit chunk");
+}
+
+#[tokio::test]
+async fn a_merge_rewrites_only_files_that_hold_a_changed_key() {
+    let lake = TempLake::new();
+    snapshot_two_sparse_files(&lake, TableOptions::default()).await;
+    let schema = orders_schema(true);
+    let mut table = lake.sink("p").open_table(&schema, TableOptions::default()).await.expect("open");
+    // Key 5 falls in the first file's range (1–10) but is not in it: that file is read, not rewritten.
+    let batch = Changes::new(&schema).insert(5, "eve", 50).commit(110, 1).build();
+    let ApplyOutcome::Merged(counts) = table.apply_changes(&schema, &batch).await.expect("apply") else {
+        panic!("a keyed table merges");
+    };
+    assert_eq!((counts.files_scanned, counts.files_skipped), (1, 1), "{counts:?}");
+    assert_eq!((counts.files_removed, counts.files_added, counts.inserted), (0, 1, 1), "{counts:?}");
+
+    // Key 10 is in the first file: it is replaced by a file holding key 1 and the new version of key 10.
+    let batch = Changes::new(&schema).update(10, "bob", 21).delete(1).commit(120, 2).build();
+    let ApplyOutcome::Merged(counts) = table.apply_changes(&schema, &batch).await.expect("apply") else {
+        panic!("a keyed table merges");
+    };
+    assert_eq!((counts.files_removed, counts.files_added), (1, 1), "{counts:?}");
+    assert_eq!((counts.inserted, counts.updated, counts.deleted), (0, 1, 1), "{counts:?}");
+    let rows = read_rows(&lake.table_url(&schema.id), &["id", "amount", "_cdc_op", "_cdc_position"]).await;
+    assert_eq!(rows, vec!["5|50|insert|0/6E", "10|21|update|0/78", "20|30|snapshot|0/64", "30|40|snapshot|0/64"]);
+
+    // The rewritten file kept its key range: a change to key 20 reads only the second file.
+    let batch = Changes::new(&schema).update(20, "cy", 31).commit(130, 3).build();
+    let ApplyOutcome::Merged(counts) = table.apply_changes(&schema, &batch).await.expect("apply") else {
+        panic!("a keyed table merges");
+    };
+    assert_eq!((counts.files_scanned, counts.files_removed, counts.updated), (1, 1, 1), "{counts:?}");
+}
+
+#[tokio::test]
+async fn a_merge_without_rows_to_write_still_commits_its_position() {
+    let lake = TempLake::new();
+    snapshot_two_sparse_files(&lake, TableOptions::default()).await;
+    let schema = orders_schema(true);
+    let mut table = lake.sink("p").open_table(&schema, TableOptions::default()).await.expect("open");
+    // A delete of a key the table never had changes no file.
+    let batch = Changes::new(&schema).delete(7).commit(110, 1).build();
+    table.apply_changes(&schema, &batch).await.expect("apply");
+    let reopened = lake.sink("p").open_table(&schema, TableOptions::default()).await.expect("reopen");
+    assert_eq!(reopened.cursor().map(|cursor| &cursor.position), Some(&lsn(110)));
+    assert_eq!(read_rows(&lake.table_url(&schema.id), &["id"]).await, vec!["1", "10", "20", "30"]);
+}
+
+#[tokio::test]
+async fn soft_delete_mode_marks_truncated_rows_deleted() {
+    let (lake, schema, mut table) = four_orders_in(DeleteMode::Soft).await;
+    let batch = Changes::new(&schema)
+        .delete(4)
+        .commit(105, 1)
+        .update(1, "ada", 11)
+        .commit(110, 2)
+        .truncate()
+        .commit(120, 3)
+        .insert(2, "bob", 22)
+        .commit(130, 4)
+        .build();
+    table.apply_changes(&schema, &batch).await.expect("apply");
+    let t = |second| at_second(second).format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    assert_eq!(
+        read_rows(&lake.table_url(&schema.id), &["id", "amount", "_cdc_deleted", "_cdc_deleted_at", "_cdc_op"]).await,
+        vec![
+            format!("1|10|true|{}|truncate", t(3)),
+            "2|22|false|∅|insert".to_string(),
+            format!("3|30|true|{}|truncate", t(3)),
+            format!("4|40|true|{}|truncate", t(3)),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn history_mode_closes_every_current_version_on_truncate() {
+    let (lake, schema, mut table) = four_orders_in(DeleteMode::History).await;
+    let batch = Changes::new(&schema)
+        .update(1, "ada", 11)
+        .commit(110, 10)
+        .truncate()
+        .commit(120, 20)
+        .insert(2, "bob", 22)
+        .commit(130, 30)
+        .build();
+    table.apply_changes(&schema, &batch).await.expect("apply");
+    let t = |second| at_second(second).format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    assert_eq!(
+        read_rows(
+            &lake.table_url(&schema.id),
+            &["id", "amount", "_cdc_valid_from", "_cdc_valid_to", "_cdc_is_current"]
+        )
+        .await,
+        vec![
+            format!("1|10|{}|{}|false", t(0), t(20)),
+            format!("2|20|{}|{}|false", t(0), t(30)),
+            format!("2|22|{}|∅|true", t(30)),
+            format!("3|30|{}|{}|false", t(0), t(20)),
+            format!("4|40|{}|{}|false", t(0), t(20)),
+        ]
+    );
 }

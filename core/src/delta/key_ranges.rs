@@ -15,8 +15,8 @@ use deltalake::datafusion::scalar::ScalarValue;
 /// Ranges in one predicate: enough to separate a few clusters, few enough to keep the scan filter cheap.
 const MAX_RANGES: usize = 16;
 
-/// `column BETWEEN lo AND hi OR …` covering every non-null value of `keys`, for integer keys; `None` when
-/// one range would do (or the type is not an integer).
+/// `column BETWEEN lo AND hi OR …` covering every non-null value of `keys`, for integer keys (`None` for
+/// other types or without a non-null key).
 pub(crate) fn key_range_predicate(keys: &ArrayRef, column: Expr) -> Option<Expr> {
     let integer = matches!(
         keys.data_type(),
@@ -28,7 +28,7 @@ pub(crate) fn key_range_predicate(keys: &ArrayRef, column: Expr) -> Option<Expr>
             | DataType::UInt16
             | DataType::UInt32
     );
-    if !integer || keys.len() < 2 {
+    if !integer {
         return None;
     }
     let values = cast(keys, &DataType::Int64).ok()?;
@@ -36,7 +36,7 @@ pub(crate) fn key_range_predicate(keys: &ArrayRef, column: Expr) -> Option<Expr>
     let order = sort_to_indices(values, None, None).ok()?;
     let sorted: Vec<usize> =
         order.values().iter().map(|&index| index as usize).filter(|&index| values.is_valid(index)).collect();
-    if sorted.len() < 2 {
+    if sorted.is_empty() {
         return None;
     }
     // Cut at the widest gaps between consecutive keys.
@@ -46,9 +46,6 @@ pub(crate) fn key_range_predicate(keys: &ArrayRef, column: Expr) -> Option<Expr>
         .map(|(position, pair)| (values.value(pair[1]).saturating_sub(values.value(pair[0])), position + 1))
         .filter(|(gap, _)| *gap > 1)
         .collect();
-    if gaps.is_empty() {
-        return None;
-    }
     gaps.sort_unstable_by_key(|&(gap, _)| std::cmp::Reverse(gap));
     let mut cuts: Vec<usize> = gaps.into_iter().take(MAX_RANGES - 1).map(|(_, position)| position).collect();
     cuts.sort_unstable();
@@ -82,9 +79,10 @@ mod tests {
     }
 
     #[test]
-    fn contiguous_or_non_integer_keys_need_no_ranges() {
-        let keys: ArrayRef = Arc::new(Int64Array::from(vec![1, 2, 3, 4]));
-        assert!(key_range_predicate(&keys, col("id")).is_none());
+    fn contiguous_keys_are_one_range_and_other_types_none() {
+        let keys: ArrayRef = Arc::new(Int64Array::from(vec![3, 1, 2, 4]));
+        let predicate = key_range_predicate(&keys, col("id")).expect("one range");
+        assert_eq!(predicate.to_string(), "id BETWEEN Int64(1) AND Int64(4)");
         let names: ArrayRef = Arc::new(deltalake::arrow::array::StringArray::from(vec!["a", "z"]));
         assert!(key_range_predicate(&names, col("id")).is_none());
     }

@@ -1,13 +1,12 @@
-//! Applies reduced changes to a keyed table with one MERGE per batch, in the table's delete mode.
+//! Applies a merge source with delta-rs's MERGE, in the table's delete mode: the fallback for tables whose
+//! files the file rewrite cannot read as they are (see `file_merge`). MERGE holds every file it reads until it
+//! has seen a change for it, so its memory follows the files it touches rather than the change.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use deltalake::arrow::array::{ArrayRef, RecordBatch, StringArray, UInt32Array};
-use deltalake::arrow::compute::take_record_batch;
-use deltalake::arrow::datatypes::{DataType, Field, SchemaRef};
-use deltalake::arrow::row::{RowConverter, SortField};
+use deltalake::arrow::array::{ArrayRef, RecordBatch, StringArray};
+use deltalake::arrow::datatypes::{DataType, Field, Schema};
 use deltalake::datafusion::common::Column;
 use deltalake::datafusion::prelude::{Expr, SessionContext, lit};
 use deltalake::kernel::transaction::CommitProperties;
@@ -15,12 +14,10 @@ use deltalake::operations::merge::MergeBuilder;
 use deltalake::{DeltaTable, DeltaTableError};
 
 use super::key_ranges::key_range_predicate;
-use super::reduce::{last_change_per_key, rows_after_last_truncate};
-use super::table_rows::{MetadataValues, rows_for_table};
-use crate::change::{ChangeBatch, Operation};
-use crate::metadata_column::{
-    COMMIT_TIME, DELETED, DELETED_AT, IS_CURRENT, OPERATION, POSITION, SYNCED_AT, VALID_FROM, VALID_TO,
-};
+use super::merge_commit::commit_merge;
+use super::merge_source::{MergeSource, SOFT_DELETE_COLUMNS};
+use crate::change::Operation;
+use crate::metadata_column::{DELETED, DELETED_AT, IS_CURRENT, OPERATION, VALID_TO};
 use crate::options::DeleteMode;
 
 const SOURCE: &str = "source";
@@ -43,58 +40,34 @@ pub struct MergeCounts {
 
 pub(crate) struct MergeRequest<'a> {
     pub table: DeltaTable,
-    pub table_schema: SchemaRef,
-    pub batch: &'a ChangeBatch,
+    pub source: MergeSource,
     pub key_columns: &'a [String],
     pub mode: DeleteMode,
     pub commit: CommitProperties,
-    pub synced_at: DateTime<Utc>,
 }
 
 pub(crate) async fn merge_changes(request: MergeRequest<'_>) -> Result<(DeltaTable, MergeCounts), DeltaTableError> {
-    let batch = request.batch;
-    let key_indices: Vec<usize> =
-        request
-            .key_columns
-            .iter()
-            .map(|name| {
-                batch.rows().schema().index_of(name).map_err(|_| {
-                    DeltaTableError::Generic(format!("key column `{name}` is missing from the change batch"))
-                })
-            })
-            .collect::<Result<_, _>>()?;
-    let owners = batch.transaction_of_rows();
-    let spans = batch.transactions();
-    let position_of = |row: usize| Some(spans[owners[row]].position.to_string());
-    let time_of = |row: usize| spans[owners[row]].commit_time;
-    let (source, truncate_time) = match request.mode {
-        DeleteMode::Hard | DeleteMode::Soft => {
-            let reduced = last_change_per_key(batch, &key_indices)?;
-            let operation = |row: usize| batch.operations()[row];
-            let mut metadata = MetadataValues::default()
-                .text(OPERATION, reduced.origin.iter().map(|&row| Some(operation(row).as_str().to_string())))
-                .text(POSITION, reduced.origin.iter().map(|&row| position_of(row)))
-                .time(COMMIT_TIME, reduced.origin.iter().map(|&row| Some(time_of(row))))
-                .time(SYNCED_AT, reduced.origin.iter().map(|_| Some(request.synced_at)));
-            if request.mode == DeleteMode::Soft {
-                let deleted = |row: usize| operation(row) == Operation::Delete;
-                metadata = metadata
-                    .flag(DELETED, reduced.origin.iter().map(|&row| Some(deleted(row))))
-                    .time(DELETED_AT, reduced.origin.iter().map(|&row| deleted(row).then(|| time_of(row))));
-            }
-            let truncate_time = reduced.truncated.then(|| last_truncate_time(batch, &owners));
-            (rows_for_table(&request.table_schema, &reduced.rows, &metadata, vec![])?, truncate_time)
-        }
-        DeleteMode::History => {
-            let truncate_time = rows_after_last_truncate(batch).1.then(|| last_truncate_time(batch, &owners));
-            (history_rows(&request, &key_indices, &owners)?, truncate_time)
-        }
-    };
-    let source_rows = source.num_rows();
+    let MergeSource { rows, matching_rows, truncate_time, .. } = request.source;
+    let source_rows = rows.num_rows();
     // With a TRUNCATE every target row is concerned, so no range may narrow the scan.
     let key_ranges = match (request.key_columns, truncate_time) {
-        ([key], None) => source.column_by_name(key).and_then(|keys| key_range_predicate(keys, target(key))),
+        ([key], None) => rows.column_by_name(key).and_then(|keys| key_range_predicate(keys, target(key))),
         _ => None,
+    };
+    let columns: Vec<String> = rows.schema().fields().iter().map(|field| field.name().clone()).collect();
+    let source = if request.mode == DeleteMode::History {
+        let role: ArrayRef = Arc::new(
+            (0..source_rows)
+                .map(|row| Some(if row < matching_rows { "close" } else { "version" }))
+                .collect::<StringArray>(),
+        );
+        let mut fields: Vec<Field> = rows.schema().fields().iter().map(|field| field.as_ref().clone()).collect();
+        fields.push(Field::new(MERGE_ROLE, DataType::Utf8, false));
+        let mut arrays = rows.columns().to_vec();
+        arrays.push(role);
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?
+    } else {
+        rows
     };
     let context = SessionContext::new();
     let frame = context.read_batch(source)?;
@@ -107,7 +80,8 @@ pub(crate) async fn merge_changes(request: MergeRequest<'_>) -> Result<(DeltaTab
     if let Some(ranges) = key_ranges {
         predicate = predicate.and(ranges);
     }
-    let columns: Vec<String> = request.table_schema.fields().iter().map(|field| field.name().clone()).collect();
+    let cursor_commit = request.commit.clone();
+    let read_version = request.table.version();
     let builder = request
         .table
         .merge(
@@ -129,6 +103,12 @@ pub(crate) async fn merge_changes(request: MergeRequest<'_>) -> Result<(DeltaTab
         DeleteMode::History => history_clauses(builder, &columns, truncate_time)?,
     };
     let (table, metrics) = builder.await?;
+    // MERGE makes no commit when no file changed; the batch's cursor must still be committed.
+    let table = if table.version() == read_version {
+        commit_merge(&table, Vec::new(), cursor_commit, request.key_columns, None).await?
+    } else {
+        table
+    };
     Ok((
         table,
         MergeCounts {
@@ -142,11 +122,6 @@ pub(crate) async fn merge_changes(request: MergeRequest<'_>) -> Result<(DeltaTab
             files_skipped: metrics.num_target_files_skipped_during_scan,
         },
     ))
-}
-
-fn last_truncate_time(batch: &ChangeBatch, owners: &[usize]) -> DateTime<Utc> {
-    let (after, _) = rows_after_last_truncate(batch);
-    batch.transactions()[owners[after - 1]].commit_time
 }
 
 fn target(name: &str) -> Expr {
@@ -190,10 +165,9 @@ fn soft_delete_clauses(
     columns: &[String],
     truncate_time: Option<DateTime<Utc>>,
 ) -> Result<MergeBuilder, DeltaTableError> {
-    let marks_deletion = [DELETED, DELETED_AT, OPERATION, POSITION, COMMIT_TIME, SYNCED_AT];
     let builder = builder
         .when_matched_update(|update| {
-            marks_deletion.iter().fold(update.predicate(is_delete()), |update, name| {
+            SOFT_DELETE_COLUMNS.iter().fold(update.predicate(is_delete()), |update, name| {
                 update.update(unqualified(name), source_column(name))
             })
         })?
@@ -249,67 +223,4 @@ fn timestamp_literal(time: DateTime<Utc>) -> Expr {
         Some(time.timestamp_micros()),
         Some(Arc::from("UTC")),
     ))
-}
-
-/// SCD type 2 source rows: one `close` row per changed key (ends its current version at the key's first
-/// change) and one `version` row per insert or update, valid until the key's next change in the batch.
-fn history_rows(
-    request: &MergeRequest<'_>,
-    key_indices: &[usize],
-    owners: &[usize],
-) -> Result<RecordBatch, DeltaTableError> {
-    let batch = request.batch;
-    let (start, _) = rows_after_last_truncate(batch);
-    let rows = batch.rows();
-    let keys: Vec<ArrayRef> = key_indices.iter().map(|&index| rows.column(index).clone()).collect();
-    let converter = RowConverter::new(keys.iter().map(|key| SortField::new(key.data_type().clone())).collect())?;
-    let encoded = converter.convert_columns(&keys)?;
-    let spans = batch.transactions();
-    let time_of = |row: usize| spans[owners[row]].commit_time;
-
-    let mut next_change: Vec<Option<usize>> = vec![None; rows.num_rows()];
-    let mut first_change_of_key: HashMap<&[u8], usize> = HashMap::new();
-    let mut latest_of_key: HashMap<&[u8], usize> = HashMap::new();
-    for row in start..rows.num_rows() {
-        let key = encoded.row(row).data();
-        first_change_of_key.entry(key).or_insert(row);
-        if let Some(previous) = latest_of_key.insert(key, row) {
-            next_change[previous] = Some(row);
-        }
-    }
-    let mut closers: Vec<usize> = first_change_of_key.into_values().collect();
-    closers.sort_unstable();
-    let versions: Vec<usize> =
-        (start..rows.num_rows()).filter(|&row| batch.operations()[row] != Operation::Delete).collect();
-
-    let order: Vec<usize> = closers.iter().chain(&versions).copied().collect();
-    let is_closer = |index: usize| index < closers.len();
-    let indices = UInt32Array::from_iter_values(order.iter().map(|&row| row as u32));
-    let selected = take_record_batch(rows, &indices)?;
-    let metadata = MetadataValues::default()
-        .text(OPERATION, order.iter().map(|&row| Some(batch.operations()[row].as_str().to_string())))
-        .text(POSITION, order.iter().map(|&row| Some(spans[owners[row]].position.to_string())))
-        .time(COMMIT_TIME, order.iter().map(|&row| Some(time_of(row))))
-        .time(SYNCED_AT, order.iter().map(|_| Some(request.synced_at)))
-        .time(VALID_FROM, order.iter().map(|&row| Some(time_of(row))))
-        .time(
-            VALID_TO,
-            order
-                .iter()
-                .enumerate()
-                .map(|(index, &row)| if is_closer(index) { Some(time_of(row)) } else { next_change[row].map(time_of) }),
-        )
-        .flag(
-            IS_CURRENT,
-            order.iter().enumerate().map(|(index, &row)| Some(!is_closer(index) && next_change[row].is_none())),
-        );
-    let role: ArrayRef = Arc::new(
-        (0..order.len()).map(|index| Some(if is_closer(index) { "close" } else { "version" })).collect::<StringArray>(),
-    );
-    Ok(rows_for_table(
-        &request.table_schema,
-        &selected,
-        &metadata,
-        vec![(Field::new(MERGE_ROLE, DataType::Utf8, false), role)],
-    )?)
 }

@@ -5,11 +5,16 @@ mod changelog;
 mod commit_state;
 mod cursor_advance;
 mod evolution;
+mod file_merge;
+mod file_selection;
 mod key_ranges;
 mod location;
 mod merge;
+mod merge_commit;
+mod merge_source;
 mod reduce;
 mod snapshot_writer;
+mod stored_rows;
 mod table_rows;
 
 use std::collections::HashMap;
@@ -31,6 +36,7 @@ pub use commit_state::CommittedState;
 pub(crate) use commit_state::{APP_ID_KEY, CURSOR_KEY};
 pub use location::Destination;
 pub use merge::MergeCounts;
+use merge_source::MergeSource;
 pub use snapshot_writer::SnapshotWriter;
 
 use crate::change::ChangeBatch;
@@ -327,18 +333,36 @@ impl DeltaTableWriter {
             self.table = table;
             ApplyOutcome::Appended { rows }
         } else {
-            let request = merge::MergeRequest {
-                table: self.table.clone(),
-                table_schema,
-                batch,
-                key_columns: &self.key_columns,
-                mode: self.options.delete_mode,
-                commit: properties,
-                synced_at,
+            let source =
+                MergeSource::build(batch, &table_schema, &self.key_columns, self.options.delete_mode, synced_at)
+                    .map_err(|cause| self.destination_error("cannot prepare the changes to merge", cause))?;
+            let state =
+                self.table.snapshot().map_err(|cause| self.destination_error("cannot read the table", cause))?;
+            let merged = match file_selection::unreadable_layout(state) {
+                None => {
+                    file_merge::merge_by_file_rewrite(file_merge::FileMergeRequest {
+                        table: &self.table,
+                        source,
+                        key_columns: &self.key_columns,
+                        mode: self.options.delete_mode,
+                        commit: properties,
+                        target_file_size: self.options.target_file_size,
+                    })
+                    .await
+                }
+                Some(layout) => {
+                    debug!(table = %self.table_id, layout, "merging with delta-rs's MERGE: files need its reader");
+                    merge::merge_changes(merge::MergeRequest {
+                        table: self.table.clone(),
+                        source,
+                        key_columns: &self.key_columns,
+                        mode: self.options.delete_mode,
+                        commit: properties,
+                    })
+                    .await
+                }
             };
-            let (table, counts) = merge::merge_changes(request)
-                .await
-                .map_err(|cause| self.destination_error("cannot merge changes", cause))?;
+            let (table, counts) = merged.map_err(|cause| self.destination_error("cannot merge changes", cause))?;
             self.table = table;
             ApplyOutcome::Merged(counts)
         };

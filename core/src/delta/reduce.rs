@@ -15,8 +15,6 @@ pub(crate) struct ReducedChanges {
     pub rows: RecordBatch,
     /// Index into the original batch for each surviving row (to find its operation and transaction).
     pub origin: Vec<usize>,
-    /// Whether the batch contained a TRUNCATE: every row of the table not changed after it goes away.
-    pub truncated: bool,
 }
 
 /// Index of the first row after the batch's last TRUNCATE (0 when there is none).
@@ -29,7 +27,7 @@ pub(crate) fn rows_after_last_truncate(batch: &ChangeBatch) -> (usize, bool) {
 
 /// Keeps, for every key, only its last change; drops everything before the last TRUNCATE.
 pub(crate) fn last_change_per_key(batch: &ChangeBatch, key_columns: &[usize]) -> Result<ReducedChanges, ArrowError> {
-    let (start, truncated) = rows_after_last_truncate(batch);
+    let (start, _) = rows_after_last_truncate(batch);
     let rows = batch.rows();
     let keys: Vec<_> = key_columns.iter().map(|&index| rows.column(index).clone()).collect();
     let converter = RowConverter::new(keys.iter().map(|array| SortField::new(array.data_type().clone())).collect())?;
@@ -40,6 +38,10 @@ pub(crate) fn last_change_per_key(batch: &ChangeBatch, key_columns: &[usize]) ->
     }
     let mut origin: Vec<usize> = last_row_of_key.into_values().collect();
     origin.sort_unstable();
+    // Every key changed once (a large UPDATE, say): the rows are the batch's own, without a copy.
+    if origin.len() == rows.num_rows() - start {
+        return Ok(ReducedChanges { rows: rows.slice(start, origin.len()), origin });
+    }
     let indices = UInt32Array::from_iter_values(origin.iter().map(|&row| row as u32));
-    Ok(ReducedChanges { rows: take_record_batch(rows, &indices)?, origin, truncated })
+    Ok(ReducedChanges { rows: take_record_batch(rows, &indices)?, origin })
 }

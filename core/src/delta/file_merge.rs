@@ -1,0 +1,263 @@
+//! Merges a change batch into a keyed table by rewriting only the data files that hold changed keys, one
+//! file at a time, and commits the replaced files, the new ones and the cursor in one Delta commit.
+//!
+//! delta-rs's MERGE joins the change with every file it scans and holds those files until it has seen a
+//! change for each (its `MergeBarrier`), so its memory follows the files a merge touches. Here a file is
+//! streamed batch by batch through the mode's rules (`stored_rows`) into a Parquet writer, so memory is the
+//! change, its key index and one row group being read and one being written, whatever the files touched.
+//!
+//! Which files: those whose key min/max statistics admit a changed key (`file_selection`), and of those only
+//! the ones where a changed key is actually stored, found by reading their key columns alone. A file left
+//! alone costs that key read; a file rewritten keeps its key range, as new versions of its keys are written
+//! into its replacement, and keys no file holds go to new files in key order, so files stay clustered.
+
+use std::ops::Range;
+
+use deltalake::arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array};
+use deltalake::arrow::compute::{cast, take_record_batch};
+use deltalake::arrow::datatypes::SchemaRef;
+use deltalake::arrow::row::{RowConverter, SortField};
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::kernel::{Action, Add};
+use deltalake::logstore::ObjectStoreRef;
+use deltalake::logstore::parquet_reader::ParquetObjectReader;
+use deltalake::parquet::arrow::ProjectionMask;
+use deltalake::parquet::arrow::async_reader::{ParquetRecordBatchStream, ParquetRecordBatchStreamBuilder};
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake::{DeltaTable, DeltaTableError};
+use futures::TryStreamExt;
+
+use super::file_selection::{TargetFile, select_files};
+use super::merge::MergeCounts;
+use super::merge_commit::commit_merge;
+use super::merge_source::MergeSource;
+use super::stored_rows::{ChangedKeys, StoredRowRewrite};
+use crate::options::DeleteMode;
+
+/// Rows per batch read from a stored file: small enough that a batch and its rewrite stay a few MiB.
+const READ_BATCH_ROWS: usize = 8192;
+/// New row versions written per batch (taken from the change, so a copy of this many rows at a time).
+const WRITE_BATCH_ROWS: usize = 65_536;
+
+pub(crate) struct FileMergeRequest<'a> {
+    pub table: &'a DeltaTable,
+    pub source: MergeSource,
+    pub key_columns: &'a [String],
+    pub mode: DeleteMode,
+    pub commit: CommitProperties,
+    pub target_file_size: u64,
+}
+
+pub(crate) async fn merge_by_file_rewrite(
+    request: FileMergeRequest<'_>,
+) -> Result<(DeltaTable, MergeCounts), DeltaTableError> {
+    let FileMergeRequest { table, source, key_columns, mode, commit, target_file_size } = request;
+    let state = table.snapshot()?;
+    let schema = source.rows.schema();
+    let key_positions: Vec<usize> = key_columns.iter().map(|key| schema.index_of(key)).collect::<Result<_, _>>()?;
+    let source_keys: Vec<ArrayRef> =
+        key_positions.iter().map(|&position| source.rows.column(position).clone()).collect();
+    let matching_keys: Vec<ArrayRef> = source_keys.iter().map(|keys| keys.slice(0, source.matching_rows)).collect();
+    let converter =
+        RowConverter::new(source_keys.iter().map(|keys| SortField::new(keys.data_type().clone())).collect())?;
+    let encoded_matching = converter.convert_columns(&matching_keys)?;
+    let changed = ChangedKeys::new(&converter, &encoded_matching, &matching_keys);
+
+    let truncated = source.truncate_time.is_some();
+    let selection = select_files(state, key_columns, &matching_keys, truncated)?;
+    let store = table.log_store().object_store(None);
+    let mut rewrite = StoredRowRewrite::new(&source, mode, key_positions.clone());
+    let mut counts = MergeCounts {
+        source_rows: source.rows.num_rows(),
+        files_scanned: selection.candidates.len(),
+        files_skipped: selection.skipped,
+        ..MergeCounts::default()
+    };
+    let mut actions: Vec<Action> = Vec::new();
+    // Files to read and rewrite; in hard mode a TRUNCATE drops every file unread.
+    let mut rewritten: Vec<TargetFile> = Vec::new();
+    for file in selection.candidates {
+        if mode == DeleteMode::Hard && truncated {
+            rewrite.deleted += file.row_count.unwrap_or(0);
+            actions.push(Action::Remove(file.remove));
+        } else if truncated || (!changed.is_empty() && holds_changed_key(&store, &file, key_columns, &changed).await?) {
+            rewritten.push(file);
+        }
+    }
+
+    let routes = route_written_rows(&source, &source_keys, &rewritten)?;
+    let mut adds: Vec<Add> = Vec::new();
+    for (file, rows) in rewritten.into_iter().zip(&routes.per_file) {
+        let mut writer = new_writer(table, target_file_size)?;
+        let mut stream = open(&store, &file, None).await?;
+        while let Some(stored) = stream.try_next().await? {
+            let stored = align_to_schema(&stored, &schema)?;
+            let kept = rewrite.rewrite(stored, &changed)?;
+            if kept.num_rows() > 0 {
+                writer.write(kept).await?;
+            }
+        }
+        write_source_rows(&mut writer, &source, &routes.order[rows.clone()]).await?;
+        adds.extend(writer.flush().await?);
+        actions.push(Action::Remove(file.remove));
+    }
+    let mut writer = new_writer(table, target_file_size)?;
+    write_source_rows(&mut writer, &source, &routes.order[routes.unrouted.clone()]).await?;
+    adds.extend(writer.flush().await?);
+
+    counts.inserted = match mode {
+        // Every version is a new row; the rows it replaces were counted as updated.
+        DeleteMode::History => routes.order.len(),
+        DeleteMode::Hard | DeleteMode::Soft => {
+            routes.order.iter().filter(|&&row| !rewrite.matched_source_rows[row as usize]).count()
+        }
+    };
+    counts.updated = rewrite.updated;
+    counts.deleted = rewrite.deleted;
+    counts.files_removed = actions.len();
+    counts.files_added = adds.len();
+    actions.extend(adds.into_iter().map(Action::Add));
+
+    let matched_keys = (!truncated).then_some(matching_keys.as_slice());
+    let merged = commit_merge(table, actions, commit, key_columns, matched_keys).await?;
+    Ok((merged, counts))
+}
+
+/// Whether one of the file's stored keys changed, reading its key columns only.
+async fn holds_changed_key(
+    store: &ObjectStoreRef,
+    file: &TargetFile,
+    key_columns: &[String],
+    changed: &ChangedKeys<'_>,
+) -> Result<bool, DeltaTableError> {
+    let mut stream = open(store, file, Some(key_columns)).await?;
+    while let Some(keys) = stream.try_next().await? {
+        let arrays: Vec<ArrayRef> = key_columns
+            .iter()
+            .map(|key| {
+                keys.column_by_name(key).cloned().ok_or_else(|| {
+                    DeltaTableError::Generic(format!("data file {} has no key column `{key}`", file.location))
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        if changed.matches(&arrays)?.iter().any(Option::is_some) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Streams a data file's rows, all columns or only `columns`.
+async fn open(
+    store: &ObjectStoreRef,
+    file: &TargetFile,
+    columns: Option<&[String]>,
+) -> Result<ParquetRecordBatchStream<ParquetObjectReader>, DeltaTableError> {
+    let reader = ParquetObjectReader::new(store.clone(), file.location.clone()).with_file_size(file.size);
+    let mut builder = ParquetRecordBatchStreamBuilder::new(reader).await?.with_batch_size(READ_BATCH_ROWS);
+    if let Some(columns) = columns {
+        let roots: Vec<usize> = columns.iter().map(|name| builder.schema().index_of(name)).collect::<Result<_, _>>()?;
+        let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+        builder = builder.with_projection(mask);
+    }
+    Ok(builder.build()?)
+}
+
+/// A stored batch in the table's current schema: columns added since the file was written are null,
+/// types widened since are cast.
+fn align_to_schema(stored: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, DeltaTableError> {
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|field| match stored.column_by_name(field.name()) {
+            Some(column) if column.data_type() == field.data_type() => Ok(column.clone()),
+            Some(column) => cast(column, field.data_type()),
+            None => Ok(deltalake::arrow::array::new_null_array(field.data_type(), stored.num_rows())),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+fn new_writer(table: &DeltaTable, target_file_size: u64) -> Result<RecordBatchWriter, DeltaTableError> {
+    Ok(RecordBatchWriter::for_table(table)?
+        .with_target_file_size(target_file_size)
+        .with_writer_properties(super::snapshot_writer::parquet_properties()))
+}
+
+async fn write_source_rows(
+    writer: &mut RecordBatchWriter,
+    source: &MergeSource,
+    rows: &[u32],
+) -> Result<(), DeltaTableError> {
+    for chunk in rows.chunks(WRITE_BATCH_ROWS) {
+        let indices = UInt32Array::from(chunk.to_vec());
+        writer.write(take_record_batch(&source.rows, &indices)?).await?;
+    }
+    Ok(())
+}
+
+/// The source rows written as new row versions, in key order, and which go into which rewritten file.
+struct Routes {
+    /// Written source rows sorted by key (stable: versions of one key stay in source order).
+    order: Vec<u32>,
+    /// For each rewritten file, the range of `order` whose first key column falls in the file's key range.
+    per_file: Vec<Range<usize>>,
+    /// The range of `order` that goes to new files: the rows no rewritten file's range holds.
+    unrouted: Range<usize>,
+}
+
+/// Routes new row versions to the rewritten file whose key range holds them, so rewritten files keep their
+/// ranges, and keeps the others together in key order. Overlapping file ranges each take the rows in their
+/// range up to where the previous file's share ended.
+fn route_written_rows(
+    source: &MergeSource,
+    source_keys: &[ArrayRef],
+    rewritten: &[TargetFile],
+) -> Result<Routes, DeltaTableError> {
+    let converter =
+        RowConverter::new(source_keys.iter().map(|keys| SortField::new(keys.data_type().clone())).collect())?;
+    let encoded = converter.convert_columns(source_keys)?;
+    let mut order: Vec<u32> =
+        (0..source.rows.num_rows() as u32).filter(|&row| source.written.value(row as usize)).collect();
+    order.sort_by(|&a, &b| encoded.row(a as usize).cmp(&encoded.row(b as usize)));
+    let first_key = RowConverter::new(vec![SortField::new(source_keys[0].data_type().clone())])?;
+    let first_keys = first_key.convert_columns(&source_keys[..1])?;
+    let key_of = |index: usize| first_keys.row(order[index] as usize);
+
+    // Rows in a file's range form a run of `order` (sorted by the first key column first).
+    let mut runs: Vec<(usize, Range<usize>)> = Vec::new();
+    let mut taken_until = 0;
+    for (file, target) in rewritten.iter().enumerate() {
+        let Some((min, max)) = &target.first_key_range else { continue };
+        let start = taken_until.max(order_partition(&order, |index| key_of(index) < min.row()));
+        let end = order_partition(&order, |index| key_of(index) <= max.row()).max(start);
+        runs.push((file, start..end));
+        taken_until = end;
+    }
+    // Files are sorted by minimum, so runs are ascending and disjoint; the rest of `order` is unrouted. Unrouted
+    // rows between runs are moved after the runs so that they form one range.
+    let mut per_file = vec![0..0; rewritten.len()];
+    let mut reordered: Vec<u32> = Vec::with_capacity(order.len());
+    let mut unrouted: Vec<u32> = Vec::new();
+    let mut next = 0;
+    for (file, run) in runs {
+        unrouted.extend_from_slice(&order[next..run.start]);
+        per_file[file] = reordered.len()..reordered.len() + run.len();
+        reordered.extend_from_slice(&order[run.clone()]);
+        next = run.end;
+    }
+    unrouted.extend_from_slice(&order[next..]);
+    let unrouted_range = reordered.len()..reordered.len() + unrouted.len();
+    reordered.extend(unrouted);
+    Ok(Routes { order: reordered, per_file, unrouted: unrouted_range })
+}
+
+/// The first index of `order` for which `before` is false (`before` holds for a prefix).
+fn order_partition(order: &[u32], before: impl Fn(usize) -> bool) -> usize {
+    let (mut low, mut high) = (0, order.len());
+    while low < high {
+        let middle = (low + high) / 2;
+        if before(middle) { low = middle + 1 } else { high = middle }
+    }
+    low
+}
