@@ -2,6 +2,7 @@
 and its children, and one line comparing the connector with the physical limit measured in the same run."""
 
 import os
+import socket
 import subprocess
 import sys
 
@@ -12,6 +13,13 @@ WRAPPER = ("import os, resource, subprocess, sys, time\n"
            "code = subprocess.call(sys.argv[1:], stdout=out)\n"
            "elapsed = time.monotonic() - start\n"
            "print(elapsed, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, code)\n")
+
+
+def free_port():
+    """A loopback port nothing listens on, for a throwaway server."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def measured(command, env=None, stdout_path=None):

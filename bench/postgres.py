@@ -19,14 +19,12 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 
-from measure import measured, report
+from measure import free_port, measured, report
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/connector-target"))
@@ -35,12 +33,6 @@ TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/connect
 def pg_bin():
     versions = sorted(os.listdir("/usr/lib/postgresql"), key=int)
     return f"/usr/lib/postgresql/{versions[-1]}/bin"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:

@@ -26,6 +26,7 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::options::TableOptions;
 use crate::schedule::Schedule;
+use crate::schema::TableId;
 
 /// A parsed and validated pipelines file.
 #[derive(Debug, Clone)]
@@ -241,6 +242,23 @@ fn interpolate(text: &str, at: &str, environment: &dyn Fn(&str) -> Option<String
     }
     output.push_str(rest);
     Ok(output)
+}
+
+impl Pipeline {
+    /// The pipeline's tables as qualified ids, and the options set for each of them; `at` names the pipeline
+    /// in errors.
+    pub fn table_ids(&self, at: &str) -> Result<(Vec<TableId>, BTreeMap<TableId, TableOptions>)> {
+        let mut tables = Vec::with_capacity(self.tables.len());
+        let mut table_options = BTreeMap::new();
+        for table in &self.tables {
+            let id = TableId::parse(table).map_err(|error| Error::config(format!("{at}: {error}")))?;
+            if let Some(options) = self.table_options.get(table) {
+                table_options.insert(id.clone(), options.clone());
+            }
+            tables.push(id);
+        }
+        Ok((tables, table_options))
+    }
 }
 
 /// The profile and pipeline a command names by a source URL and a pipeline name alone, for commands that reach

@@ -9,8 +9,29 @@ use deltalake::arrow::compute::cast;
 use deltalake::arrow::datatypes::{Field, Schema};
 use deltalake::arrow::error::ArrowError;
 
-use crate::error::Result;
+use deltalake::arrow::compute::concat_batches;
+
+use crate::error::{Error, Result};
 use crate::schema::{Column, TableSchema};
+
+/// Rows sealed under successive shapes of a table (the last one current), as one batch in the union of the
+/// shapes, with that schema.
+pub fn assemble_segments(segments: &[(TableSchema, RecordBatch)]) -> Result<(TableSchema, RecordBatch)> {
+    let Some((current, _)) = segments.last() else {
+        return Err(Error::state("internal: no rows to assemble"));
+    };
+    let schema = union_schema(current, segments.iter().map(|(schema, _)| schema))?;
+    let arrow_schema = schema.arrow_schema();
+    let mut aligned = Vec::with_capacity(segments.len());
+    for (_, rows) in segments {
+        aligned.push(align_rows(&arrow_schema, rows).map_err(|cause| {
+            Error::schema(&schema.id, format!("changes of {} cannot take its new shape", schema.id)).caused_by(cause)
+        })?);
+    }
+    let rows = concat_batches(&arrow_schema, &aligned)
+        .map_err(|cause| Error::state(format!("cannot assemble changes of {}", schema.id)).caused_by(cause))?;
+    Ok((schema, rows))
+}
 
 /// The current schema plus columns that only earlier shapes have (dropped since), so no value is lost.
 pub fn union_schema<'a>(

@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 
 use connector_core::schema::TableId;
 
+use crate::support::connector_process::{CONVERGENCE_DEADLINE, difference, has_parquet, terminate, wait_for_exit};
 use crate::support::delta::{TempLake, read_rows};
 use crate::support::servers::{MySqlDatabase, mariadb};
 
 const CONNECTOR: &str = env!("CARGO_BIN_EXE_connector");
-const CONVERGENCE_DEADLINE: Duration = Duration::from_secs(60);
 
 fn sync_command(db: &MySqlDatabase, lake: &Path, tables: &[&str], extra: &[&str]) -> Command {
     let qualified: Vec<String> = tables.iter().map(|table| format!("{}.{table}", db.name())).collect();
@@ -59,12 +59,6 @@ async fn delta_rows(db: &MySqlDatabase, lake: &TempLake, table: &str, columns: &
     let mut rows = read_rows(&lake.table_url(&table_id(db, table)), columns).await;
     rows.sort();
     rows
-}
-
-fn difference(expected: &[String], landed: &[String]) -> String {
-    let missing: Vec<_> = expected.iter().filter(|row| !landed.contains(row)).take(5).collect();
-    let extra: Vec<_> = landed.iter().filter(|row| !expected.contains(row)).take(5).collect();
-    format!("{} source rows, {} Delta rows; missing {missing:?}; unexpected {extra:?}", expected.len(), landed.len())
 }
 
 async fn assert_equal(db: &MySqlDatabase, lake: &TempLake, table: &str, columns: &[&str]) {
@@ -148,22 +142,6 @@ async fn stream_orders_until_copied(db: &MySqlDatabase, lake: &TempLake) -> Chil
     child
 }
 
-fn terminate(child: &Child) {
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("run kill");
-    assert!(status.success(), "kill -TERM failed");
-}
-
-fn wait_for_exit(child: &mut Child) -> std::process::ExitStatus {
-    let deadline = Instant::now() + CONVERGENCE_DEADLINE;
-    loop {
-        if let Some(status) = child.try_wait().expect("poll connector") {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "connector did not exit");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[tokio::test]
 async fn mysql_continuous_streams_until_stopped() {
     let db = mariadb().await;
@@ -208,12 +186,6 @@ async fn mysql_kill_mid_binlog_then_restart_loses_and_duplicates_nothing() {
     let _ = child.wait();
     sync_once(&db, lake.dir.path(), &["orders"]);
     assert_equal(&db, &lake, "orders", ORDER_COLUMNS).await;
-}
-
-fn has_parquet(dir: &Path) -> bool {
-    std::fs::read_dir(dir)
-        .map(|entries| entries.flatten().any(|entry| entry.path().extension().is_some_and(|ext| ext == "parquet")))
-        .unwrap_or(false)
 }
 
 #[tokio::test]

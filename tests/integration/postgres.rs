@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 
 use connector_core::schema::TableId;
 
+use crate::support::connector_process::{CONVERGENCE_DEADLINE, difference, has_parquet, terminate, wait_for_exit};
 use crate::support::delta::{TempLake, read_rows};
 use crate::support::servers::{PostgresDatabase, postgres};
 
 const CONNECTOR: &str = env!("CARGO_BIN_EXE_connector");
-const CONVERGENCE_DEADLINE: Duration = Duration::from_secs(60);
 
 fn sync_command(db: &PostgresDatabase, lake: &Path, tables: &str, extra: &[&str]) -> Command {
     let mut command = Command::new(CONNECTOR);
@@ -75,13 +75,6 @@ async fn wait_until_equal(db: &PostgresDatabase, lake: &TempLake, table: &str, c
         assert!(Instant::now() < deadline, "Delta never caught up with {table}: {}", difference(&expected, &landed));
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-/// The first rows only one side has, for a readable failure.
-fn difference(expected: &[String], landed: &[String]) -> String {
-    let missing: Vec<_> = expected.iter().filter(|row| !landed.contains(row)).take(5).collect();
-    let extra: Vec<_> = landed.iter().filter(|row| !expected.contains(row)).take(5).collect();
-    format!("{} source rows, {} Delta rows; missing {missing:?}; unexpected {extra:?}", expected.len(), landed.len())
 }
 
 /// Asserts that the Delta table holds exactly the source rows.
@@ -228,12 +221,6 @@ async fn postgres_kill_mid_snapshot_then_restart_copies_once() {
     db.execute("UPDATE big SET payload = 'after' WHERE id <= 5").await;
     sync_once(&db, lake.dir.path(), "public.big");
     assert_equal(&db, &lake, "public.big", &["id", "payload"]).await;
-}
-
-fn has_parquet(dir: &Path) -> bool {
-    std::fs::read_dir(dir)
-        .map(|entries| entries.flatten().any(|entry| entry.path().extension().is_some_and(|ext| ext == "parquet")))
-        .unwrap_or(false)
 }
 
 #[tokio::test]
@@ -383,22 +370,6 @@ async fn postgres_without_logical_wal_or_rights_says_what_to_change() {
     assert!(stderr.contains("ALTER ROLE \"reader\" WITH REPLICATION"), "{stderr}");
     assert!(!stderr.contains("pw@"), "the password leaked: {stderr}");
     db.execute("DROP OWNED BY reader; DROP ROLE reader").await;
-}
-
-fn terminate(child: &Child) {
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
-    assert!(status.success());
-}
-
-fn wait_for_exit(child: &mut Child) -> std::process::ExitStatus {
-    let deadline = Instant::now() + CONVERGENCE_DEADLINE;
-    loop {
-        if let Some(status) = child.try_wait().expect("poll child") {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "connector did not exit after SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[tokio::test]

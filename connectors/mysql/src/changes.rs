@@ -4,12 +4,11 @@
 
 use chrono::{DateTime, Utc};
 use connector_core::arrow::array::{ArrayRef, RecordBatch};
-use connector_core::arrow::compute::concat_batches;
 use connector_core::change::{ChangeBatch, Operation, TransactionSpan};
 use connector_core::error::{Error, Result};
 use connector_core::position::{BinlogPosition, SourcePosition};
 use connector_core::schema::TableSchema;
-use connector_core::shape_change::{align_rows, union_schema};
+use connector_core::shape_change::assemble_segments;
 use mysql_async::Value;
 
 use crate::codec::{ColumnBuilder, Origin};
@@ -153,17 +152,7 @@ impl PendingChanges {
         let current = self.finish_builders()?;
         let mut segments = std::mem::take(&mut self.segments);
         segments.push((self.shape.schema.clone(), current));
-        let schema = union_schema(&self.shape.schema, segments.iter().map(|(schema, _)| schema))?;
-        let arrow_schema = schema.arrow_schema();
-        let mut aligned = Vec::with_capacity(segments.len());
-        for (_, rows) in &segments {
-            aligned.push(align_rows(&arrow_schema, rows).map_err(|cause| {
-                Error::schema(&schema.id, format!("changes of {} cannot take its new shape", schema.id))
-                    .caused_by(cause)
-            })?);
-        }
-        let rows = concat_batches(&arrow_schema, &aligned)
-            .map_err(|cause| Error::state(format!("cannot assemble changes of {}", schema.id)).caused_by(cause))?;
+        let (schema, rows) = assemble_segments(&segments)?;
         let mut operations = std::mem::take(&mut self.operations);
         let spans = std::mem::take(&mut self.spans);
         let closed_rows = operations.len() - self.open_rows;

@@ -83,15 +83,7 @@ impl MySqlConfig {
             .init(vec!["SET time_zone = '+00:00'", "SET NAMES utf8mb4"])
             .ssl_opts(tls)
             .into();
-        let mut tables = Vec::new();
-        let mut table_options = BTreeMap::new();
-        for table in &pipeline.tables {
-            let id = TableId::parse(table).map_err(|error| Error::config(format!("{at}: {error}")))?;
-            if let Some(options) = pipeline.table_options.get(table) {
-                table_options.insert(id.clone(), options.clone());
-            }
-            tables.push(id);
-        }
+        let (tables, table_options) = pipeline.table_ids(&at)?;
         let server_id = match raw.server_id {
             Some(0) => return Err(Error::config(format!("{at}: server_id must be 1 or more"))),
             Some(id) => id,

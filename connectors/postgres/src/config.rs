@@ -105,15 +105,7 @@ impl PostgresConfig {
                 raw.url.redacted()
             )));
         }
-        let mut tables = Vec::new();
-        let mut table_options = BTreeMap::new();
-        for table in &pipeline.tables {
-            let id = TableId::parse(table).map_err(|error| Error::config(format!("{at}: {error}")))?;
-            if let Some(options) = pipeline.table_options.get(table) {
-                table_options.insert(id.clone(), options.clone());
-            }
-            tables.push(id);
-        }
+        let (tables, table_options) = pipeline.table_ids(&at)?;
         let default_name = format!("connector_{}", pipeline.name.replace('-', "_"));
         let slot = raw.slot.unwrap_or_else(|| default_name.clone());
         check_identifier(&slot).map_err(|reason| Error::config(format!("{at}: slot `{slot}`: {reason}")))?;

@@ -1,5 +1,7 @@
-//! Shared test support: building change batches and reading Delta tables back.
+//! Shared test support: real servers and emulators, building change batches, reading Delta tables back and
+//! driving the connector binary.
 
+pub mod connector_process;
 pub mod delta;
 pub mod faulty_store;
 pub mod s3;

@@ -1,0 +1,41 @@
+//! Driving the `connector` binary as a user does: stopping it with SIGTERM, waiting for it, comparing what it
+//! wrote with the source.
+
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus};
+use std::time::{Duration, Instant};
+
+/// How long a test waits for the connector to converge or to exit.
+pub const CONVERGENCE_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Sends SIGTERM, as a service manager stopping the connector would.
+pub fn terminate(child: &Child) {
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    assert!(status.success(), "kill -TERM failed");
+}
+
+/// Waits for the connector to exit, failing the test after the deadline.
+pub fn wait_for_exit(child: &mut Child) -> ExitStatus {
+    let deadline = Instant::now() + CONVERGENCE_DEADLINE;
+    loop {
+        if let Some(status) = child.try_wait().expect("poll child") {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "connector did not exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether a table directory holds Parquet files yet (a copy has started writing).
+pub fn has_parquet(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .map(|entries| entries.flatten().any(|entry| entry.path().extension().is_some_and(|ext| ext == "parquet")))
+        .unwrap_or(false)
+}
+
+/// The first rows only one side has, for a readable failure.
+pub fn difference(expected: &[String], landed: &[String]) -> String {
+    let missing: Vec<_> = expected.iter().filter(|row| !landed.contains(row)).take(5).collect();
+    let extra: Vec<_> = landed.iter().filter(|row| !expected.contains(row)).take(5).collect();
+    format!("{} source rows, {} Delta rows; missing {missing:?}; unexpected {extra:?}", expected.len(), landed.len())
+}
