@@ -193,18 +193,8 @@ impl<'a> BinlogReader<'a> {
             && server.code == ER_MASTER_FATAL_ERROR_READING_BINLOG
         {
             let tables: Vec<String> = self.tables.iter().map(|table| table.writer.table_id().to_string()).collect();
-            return Error::state(format!(
-                "the server no longer has binlog {} at {} (purged while the connector was away?): the changes since \
-                 are lost to the connector. Copy the tables anew with `connector resync --pipeline {} --table {}`, \
-                 then sync again; keep binlogs longer (binlog_expire_logs_seconds / expire_logs_days) so it does not \
-                 happen again. The server said: {}",
-                self.received.file,
-                self.received.offset,
-                self.config.pipeline,
-                tables.join(","),
-                server.message
-            ))
-            .caused_by(cause);
+            return purged_binlog_error(&self.received, &self.config.pipeline, &tables, &server.message)
+                .caused_by(cause);
         }
         source_error("reading the binlog failed", cause)
     }
@@ -513,6 +503,19 @@ impl<'a> BinlogReader<'a> {
     }
 }
 
+/// The server no longer has the binlog at `position`: what was lost, and how to recover.
+fn purged_binlog_error(position: &BinlogPosition, pipeline: &str, tables: &[String], server_message: &str) -> Error {
+    Error::state(format!(
+        "the server no longer has binlog {} at {} (purged while the connector was away?): the changes since are lost \
+         to the connector. Copy the tables anew with `connector resync --pipeline {pipeline} --table {}`, then sync \
+         again; keep binlogs longer (binlog_expire_logs_seconds / expire_logs_days) so it does not happen again. The \
+         server said: {server_message}",
+        position.file,
+        position.offset,
+        tables.join(",")
+    ))
+}
+
 /// Applies whole transactions (or a part of the open one) and counts them for the report.
 async fn apply(table: &mut StreamedTable, schema: &TableSchema, batch: &ChangeBatch, part: bool) -> Result<()> {
     let count = batch.len() as u64;
@@ -573,5 +576,39 @@ fn table_id_of(name: &str, default_database: &str) -> TableId {
     match parts.as_slice() {
         [database, table] => TableId::new(database, table),
         _ => TableId::new(default_database, name.trim_matches('`')),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_purged_binlog_names_the_resync_command() {
+        let position = BinlogPosition { file: "mariadb-bin.000003".into(), offset: 4, gtid: None };
+        let error = purged_binlog_error(
+            &position,
+            "shop",
+            &["shop.orders".into(), "shop.items".into()],
+            "Could not find first log file name in binary log index file",
+        );
+        let text = error.to_string();
+        assert!(text.contains("connector resync --pipeline shop --table shop.orders,shop.items"), "{text}");
+        assert!(text.contains("mariadb-bin.000003 at 4"), "{text}");
+        assert!(text.contains("Could not find first log file"), "{text}");
+    }
+
+    #[test]
+    fn the_artificial_rotate_keeps_the_file_asked_for() {
+        let mut raw = b"mariadb-bin.000001".to_vec();
+        raw.extend([0x5a, 0xd2, 0x26, 0x8f]);
+        assert_eq!(rotated_file(&raw, true, "mariadb-bin.000001"), "mariadb-bin.000001");
+        assert_eq!(rotated_file(b"mariadb-bin.000002", false, "mariadb-bin.000001"), "mariadb-bin.000002");
+    }
+
+    #[test]
+    fn truncate_names_resolve_against_the_default_database() {
+        assert_eq!(table_id_of("`shop`.`orders`", "other"), TableId::new("shop", "orders"));
+        assert_eq!(table_id_of("orders;", "shop"), TableId::new("shop", "orders"));
     }
 }
