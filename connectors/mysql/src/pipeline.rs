@@ -5,15 +5,13 @@ use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::sync::Arc;
 
-use connector_core::delta::{DeltaSink, DeltaTableWriter, Destination};
+use connector_core::delta::{DeltaSink, DeltaTableWriter, Destination, copy_in_parallel};
 use connector_core::error::{Error, Result};
 use connector_core::pipeline::{Pipeline, Shutdown, SyncFuture, SyncMode, SyncReport, TableReport};
 use connector_core::position::{BinlogPosition, SourcePosition};
 use indicatif::MultiProgress;
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
-use tokio::sync::Semaphore;
-use tracing::{info, warn};
 
 use crate::binlog::{BinlogReader, StreamedTable, compare};
 use crate::catalog::{SourceTable, describe_table, source_error, tables_of_databases};
@@ -145,42 +143,15 @@ impl MySqlPipeline {
         writers: &mut [Option<DeltaTableWriter>],
         indices: &[usize],
     ) -> Result<Vec<(usize, u64)>> {
-        let permits = Arc::new(Semaphore::new(PARALLEL_COPIES));
         let bars = std::io::stderr().is_terminal().then(MultiProgress::new);
-        let mut tasks = tokio::task::JoinSet::new();
-        for &index in indices {
-            let Some(mut writer) = writers[index].take() else { continue };
-            let (config, permits, source, bars) =
-                (self.config.clone(), permits.clone(), sources[index].clone(), bars.clone());
-            tasks.spawn(async move {
-                let _permit = permits.acquire_owned().await;
-                if writer.cursor().is_some() {
-                    warn!(table = %source.schema.id, "an earlier snapshot did not complete; copying again");
-                }
+        copy_in_parallel(writers, indices, PARALLEL_COPIES, |index, mut writer| {
+            let (config, source, bars) = (self.config.clone(), sources[index].clone(), bars.clone());
+            async move {
                 let copied = copy_table(&config, flavor, &source, &mut writer, bars.as_ref()).await;
-                (index, writer, copied)
-            });
-        }
-        let mut copied = Vec::new();
-        let mut failure = None;
-        while let Some(joined) = tasks.join_next().await {
-            let (index, writer, result) =
-                joined.map_err(|panic| Error::state(format!("a snapshot copy ended abnormally: {panic}")))?;
-            writers[index] = Some(writer);
-            match result {
-                Ok(rows) => copied.push((index, rows)),
-                Err(error) => {
-                    failure.get_or_insert(error);
-                }
+                (writer, copied)
             }
-        }
-        match failure {
-            Some(error) => Err(error),
-            None => {
-                info!(tables = copied.len(), "initial snapshot complete");
-                Ok(copied)
-            }
-        }
+        })
+        .await
     }
 }
 

@@ -6,13 +6,12 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 
 use connector_core::cursor::TableCursor;
-use connector_core::delta::{DeltaSink, DeltaTableWriter, Destination};
+use connector_core::delta::{DeltaSink, DeltaTableWriter, Destination, copy_in_parallel};
 use connector_core::error::{Error, Result};
 use connector_core::pipeline::{Pipeline, Shutdown, SyncFuture, SyncMode, SyncReport, TableReport};
 use connector_core::position::{Lsn, SourcePosition};
 use indicatif::MultiProgress;
-use tokio::sync::Semaphore;
-use tracing::{info, warn};
+use tracing::warn;
 
 use crate::catalog::{SourceTable, describe_table, tables_of_schemas};
 use crate::changes::{PendingChanges, TableShape};
@@ -146,45 +145,17 @@ impl PostgresPipeline {
         indices: &[usize],
     ) -> Result<Vec<(usize, u64)>> {
         let snapshot = Arc::new(export_snapshot(&self.config).await?);
-        let permits = Arc::new(Semaphore::new(PARALLEL_COPIES));
         // Bars when a person watches (stderr is a terminal); logs every 10 s otherwise.
         let bars = std::io::stderr().is_terminal().then(MultiProgress::new);
-        let mut tasks = tokio::task::JoinSet::new();
-        // Each copy owns its writer while it runs; it comes back with the result.
-        for &index in indices {
-            let Some(mut writer) = writers[index].take() else { continue };
-            let (config, snapshot, permits, source, bars) =
-                (self.config.clone(), snapshot.clone(), permits.clone(), sources[index].clone(), bars.clone());
-            tasks.spawn(async move {
-                let _permit = permits.acquire_owned().await;
-                if writer.cursor().is_some() {
-                    // A snapshot that never completed: start it over.
-                    warn!(table = %source.schema.id, "an earlier snapshot did not complete; copying again");
-                }
+        copy_in_parallel(writers, indices, PARALLEL_COPIES, |index, mut writer| {
+            let (config, snapshot, source, bars) =
+                (self.config.clone(), snapshot.clone(), sources[index].clone(), bars.clone());
+            async move {
                 let copied = copy_table(&config, &snapshot, &source, &mut writer, bars.as_ref()).await;
-                (index, writer, copied)
-            });
-        }
-        let mut copied = Vec::new();
-        let mut failure = None;
-        while let Some(joined) = tasks.join_next().await {
-            let (index, writer, result) =
-                joined.map_err(|panic| Error::state(format!("a snapshot copy ended abnormally: {panic}")))?;
-            writers[index] = Some(writer);
-            match result {
-                Ok(rows) => copied.push((index, rows)),
-                Err(error) => {
-                    failure.get_or_insert(error);
-                }
+                (writer, copied)
             }
-        }
-        match failure {
-            Some(error) => Err(error),
-            None => {
-                info!(tables = copied.len(), "initial snapshot complete");
-                Ok(copied)
-            }
-        }
+        })
+        .await
     }
 }
 

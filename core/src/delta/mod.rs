@@ -15,6 +15,7 @@ mod merge_source;
 mod reduce;
 mod snapshot_writer;
 mod stored_rows;
+mod table_copies;
 mod table_rows;
 
 use std::collections::HashMap;
@@ -38,6 +39,7 @@ pub use location::Destination;
 pub use merge::MergeCounts;
 use merge_source::MergeSource;
 pub use snapshot_writer::SnapshotWriter;
+pub use table_copies::copy_in_parallel;
 
 use crate::change::ChangeBatch;
 use crate::cursor::TableCursor;
