@@ -1,91 +1,126 @@
 //! Records (JSON objects) into Arrow rows of a stream's columns; see [`crate::schema`] for the type mapping.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
+
 use connector_core::arrow::array::{
-    ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
+    ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, RecordBatch, StringBuilder,
+    TimestampMicrosecondBuilder,
 };
 use connector_core::arrow::datatypes::DataType;
 use connector_core::error::{Error, Result};
-use connector_core::schema::{Column, TableSchema};
+use connector_core::schema::TableSchema;
 use serde_json::Value;
 
 use crate::schema::incompatible_value;
 use crate::stream::RecordChange;
 
 /// The rows of `changes`, one per change, with `schema`'s columns. Fields without a column are left out.
+///
+/// Records are walked once each, their fields found by a hash of the column names: looking every column up in
+/// every record (a B-tree search of string compares each) cost more than the rest of the sync.
 pub fn record_batch(schema: &TableSchema, changes: &[RecordChange]) -> Result<RecordBatch> {
-    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(schema.columns.len());
-    for column in &schema.columns {
-        arrays.push(column_array(schema, column, changes)?);
+    let mut builders = schema
+        .columns
+        .iter()
+        .map(|column| {
+            ColumnBuilder::new(&column.data_type, changes.len()).ok_or_else(|| {
+                Error::schema(
+                    &schema.id,
+                    format!(
+                        "{}: column `{}` has type {}, which API records cannot fill",
+                        schema.id, column.name, column.data_type
+                    ),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let position: HashMap<&str, usize> =
+        schema.columns.iter().enumerate().map(|(index, column)| (column.name.as_str(), index)).collect();
+    let mut row: Vec<Option<&Value>> = vec![None; builders.len()];
+    for change in changes {
+        row.fill(None);
+        for (name, value) in &change.record {
+            if let Some(&index) = position.get(name.as_str())
+                && !value.is_null()
+            {
+                row[index] = Some(value);
+            }
+        }
+        for ((builder, value), column) in builders.iter_mut().zip(&row).zip(&schema.columns) {
+            builder.append(*value).map_err(|value| incompatible_value(&schema.id, column, value))?;
+        }
     }
+    let arrays: Vec<ArrayRef> = builders.into_iter().map(ColumnBuilder::finish).collect();
     RecordBatch::try_new(schema.arrow_schema(), arrays)
         .map_err(|cause| Error::state(format!("cannot assemble the rows of {}", schema.id)).caused_by(cause))
 }
 
-fn column_array(schema: &TableSchema, column: &Column, changes: &[RecordChange]) -> Result<ArrayRef> {
-    let values = changes.iter().map(|change| change.record.get(&column.name).filter(|value| !value.is_null()));
-    let invalid = |value: &Value| incompatible_value(&schema.id, column, value);
-    Ok(match &column.data_type {
-        DataType::Utf8 => {
-            let mut builder = StringBuilder::with_capacity(changes.len(), changes.len() * 16);
-            for value in values {
-                match value {
-                    None => builder.append_null(),
-                    Some(Value::String(text)) => builder.append_value(text),
-                    Some(other) => builder.append_value(other.to_string()),
-                }
+/// One column being filled, by the Arrow type it holds.
+enum ColumnBuilder {
+    Text(StringBuilder),
+    Integer(Int64Builder),
+    Float(Float64Builder),
+    Boolean(BooleanBuilder),
+    Date(Date32Builder),
+    Timestamp(TimestampMicrosecondBuilder, Option<Arc<str>>),
+}
+
+impl ColumnBuilder {
+    /// `None` for a type records cannot fill.
+    fn new(data_type: &DataType, rows: usize) -> Option<Self> {
+        Some(match data_type {
+            DataType::Utf8 => ColumnBuilder::Text(StringBuilder::with_capacity(rows, rows * 16)),
+            DataType::Int64 => ColumnBuilder::Integer(Int64Builder::with_capacity(rows)),
+            DataType::Float64 => ColumnBuilder::Float(Float64Builder::with_capacity(rows)),
+            DataType::Boolean => ColumnBuilder::Boolean(BooleanBuilder::with_capacity(rows)),
+            DataType::Date32 => ColumnBuilder::Date(Date32Builder::with_capacity(rows)),
+            DataType::Timestamp(_, zone) => {
+                ColumnBuilder::Timestamp(TimestampMicrosecondBuilder::with_capacity(rows), zone.clone())
             }
-            Arc::new(builder.finish())
-        }
-        DataType::Int64 => {
-            let mut builder = Int64Builder::with_capacity(changes.len());
-            for value in values {
-                match value {
-                    None => builder.append_null(),
-                    Some(value) => builder.append_value(integer(value).ok_or_else(|| invalid(value))?),
-                }
+            _ => return None,
+        })
+    }
+
+    /// Appends `value` (`None`: null), or gives it back when the column cannot hold it.
+    fn append<'a>(&mut self, value: Option<&'a Value>) -> std::result::Result<(), &'a Value> {
+        let Some(value) = value else {
+            match self {
+                ColumnBuilder::Text(builder) => builder.append_null(),
+                ColumnBuilder::Integer(builder) => builder.append_null(),
+                ColumnBuilder::Float(builder) => builder.append_null(),
+                ColumnBuilder::Boolean(builder) => builder.append_null(),
+                ColumnBuilder::Date(builder) => builder.append_null(),
+                ColumnBuilder::Timestamp(builder, _) => builder.append_null(),
             }
-            Arc::new(builder.finish())
+            return Ok(());
+        };
+        match self {
+            ColumnBuilder::Text(builder) => match value {
+                Value::String(text) => builder.append_value(text),
+                other => builder.append_value(other.to_string()),
+            },
+            ColumnBuilder::Integer(builder) => builder.append_value(integer(value).ok_or(value)?),
+            ColumnBuilder::Float(builder) => builder.append_value(value.as_f64().ok_or(value)?),
+            ColumnBuilder::Boolean(builder) => builder.append_value(value.as_bool().ok_or(value)?),
+            ColumnBuilder::Date(builder) => builder.append_value(date(value).ok_or(value)?),
+            ColumnBuilder::Timestamp(builder, _) => builder.append_value(timestamp(value).ok_or(value)?),
         }
-        DataType::Float64 => {
-            let mut builder = Float64Builder::with_capacity(changes.len());
-            for value in values {
-                match value {
-                    None => builder.append_null(),
-                    Some(value) => builder.append_value(value.as_f64().ok_or_else(|| invalid(value))?),
-                }
-            }
-            Arc::new(builder.finish())
+        Ok(())
+    }
+
+    fn finish(self) -> ArrayRef {
+        match self {
+            ColumnBuilder::Text(mut builder) => Arc::new(builder.finish()),
+            ColumnBuilder::Integer(mut builder) => Arc::new(builder.finish()),
+            ColumnBuilder::Float(mut builder) => Arc::new(builder.finish()),
+            ColumnBuilder::Boolean(mut builder) => Arc::new(builder.finish()),
+            ColumnBuilder::Date(mut builder) => Arc::new(builder.finish()),
+            ColumnBuilder::Timestamp(mut builder, zone) => Arc::new(builder.finish().with_timezone_opt(zone)),
         }
-        DataType::Boolean => {
-            let mut builder = BooleanBuilder::with_capacity(changes.len());
-            for value in values {
-                match value {
-                    None => builder.append_null(),
-                    Some(value) => builder.append_value(value.as_bool().ok_or_else(|| invalid(value))?),
-                }
-            }
-            Arc::new(builder.finish())
-        }
-        DataType::Timestamp(_, zone) => {
-            let mut builder = TimestampMicrosecondBuilder::with_capacity(changes.len());
-            for value in values {
-                match value {
-                    None => builder.append_null(),
-                    Some(value) => builder.append_value(timestamp(value).ok_or_else(|| invalid(value))?),
-                }
-            }
-            Arc::new(builder.finish().with_timezone_opt(zone.clone()))
-        }
-        other => {
-            return Err(Error::schema(
-                &schema.id,
-                format!("{}: column `{}` has type {other}, which API records cannot fill", schema.id, column.name),
-            ));
-        }
-    })
+    }
 }
 
 /// Integers, also written as a float without fraction (`3.0`) or as decimal text (`"42"`).
@@ -99,13 +134,22 @@ fn integer(value: &Value) -> Option<i64> {
     }
 }
 
-/// Microseconds since the epoch, from RFC 3339 text, epoch seconds, or epoch milliseconds as text (HubSpot).
+/// Days since the epoch, from `YYYY-MM-DD` text (or a timestamp's date part).
+fn date(value: &Value) -> Option<i32> {
+    let text = value.as_str()?;
+    let day = NaiveDate::parse_from_str(text.get(..10)?, "%Y-%m-%d").ok()?;
+    Some(day.signed_duration_since(DateTime::UNIX_EPOCH.date_naive()).num_days() as i32)
+}
+
+/// Microseconds since the epoch, from RFC 3339 text (or with a `+0000` offset), epoch seconds, or epoch milliseconds as text (HubSpot).
 pub fn timestamp(value: &Value) -> Option<i64> {
     match value {
-        Value::String(text) => match DateTime::parse_from_rfc3339(text) {
-            Ok(time) => Some(time.with_timezone(&Utc).timestamp_micros()),
-            Err(_) => text.parse::<i64>().ok().map(|millis| millis.saturating_mul(1000)),
-        },
+        Value::String(text) => DateTime::parse_from_rfc3339(text)
+            // Salesforce writes offsets without a colon: `2024-05-01T10:00:00.000+0000`.
+            .or_else(|_| DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z"))
+            .map(|time| time.with_timezone(&Utc).timestamp_micros())
+            .ok()
+            .or_else(|| text.parse::<i64>().ok().map(|millis| millis.saturating_mul(1000))),
         Value::Number(number) => number.as_i64().map(|seconds| seconds.saturating_mul(1_000_000)),
         _ => None,
     }
@@ -117,7 +161,7 @@ mod tests {
     use crate::schema::timestamp_type;
     use connector_core::arrow::util::display::array_value_to_string;
     use connector_core::change::Operation;
-    use connector_core::schema::TableId;
+    use connector_core::schema::{Column, TableId};
     use serde_json::json;
 
     fn schema() -> TableSchema {
@@ -170,5 +214,14 @@ mod tests {
         let message = error.to_string();
         assert!(message.contains("field `score` holds \"high\""), "{message}");
         assert!(message.contains("score = \"string\""), "{message}");
+    }
+
+    #[test]
+    fn saas_dates_and_offsets_without_a_colon_are_read() {
+        let micros = timestamp(&json!("2024-05-01T10:00:00.000+0000")).expect("Salesforce datetime");
+        assert_eq!(Some(micros), timestamp(&json!("2024-05-01T10:00:00Z")));
+        assert_eq!(date(&json!("1970-01-02")), Some(1));
+        assert_eq!(date(&json!("2024-05-01")), Some(19844));
+        assert_eq!(date(&json!("May 1")), None);
     }
 }

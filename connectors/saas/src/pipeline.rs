@@ -24,8 +24,8 @@ use crate::config::SaasConfig;
 use crate::schema::StreamSchema;
 use crate::stream::{Page, RecordChange, StreamReader};
 
-/// Pages a stream reads ahead of the batch being merged: enough to keep the API busy during a merge, few
-/// enough that memory stays bounded by the batch plus these pages.
+/// Pages handed over from the reading task at once. The next batch fills while the previous one is merged, so
+/// memory stays bounded by two batches plus these pages.
 const PAGES_AHEAD: usize = 16;
 
 /// A SaaS source bound to its Delta tables.
@@ -158,48 +158,44 @@ impl StreamSync {
         Ok(StreamTable { writer, schema, sequence, state, report })
     }
 
-    /// Reads one pass (pages until the stream is caught up), committing every `batch_records` records. On a
-    /// failure, what was read before it is committed first, so the next run resumes after it.
+    /// Reads one pass (pages until the stream is caught up), committing every `batch_records` records while
+    /// the next batch is read. On a failure, what was read before it is committed first, so the next run
+    /// resumes after it.
     async fn pass(&self, table: &mut StreamTable, start: Value, shutdown: &Shutdown) -> Result<()> {
         let (sender, mut pages) = mpsc::channel(PAGES_AHEAD);
         let reader =
             tokio::spawn(read_pages(self.client.clone(), self.reader.clone(), start, sender, shutdown.clone()));
-        let mut pending: Vec<RecordChange> = Vec::new();
-        let mut pending_state: Option<Value> = None;
-        let mut failure = None;
-        while let Some(page) = pages.recv().await {
-            match page {
-                Ok(page) => {
-                    pending.extend(page.changes);
-                    pending_state = Some(page.state);
-                    if pending.len() >= self.config.batch_records || page.caught_up {
-                        let state = pending_state.take().unwrap_or(Value::Null);
-                        self.commit(table, std::mem::take(&mut pending), state).await?;
-                    }
-                    if page.caught_up {
-                        break;
+        let mut next = NextBatch { limit: self.config.batch_records, ..NextBatch::default() };
+        loop {
+            while next.wants_pages() {
+                next.take(pages.recv().await);
+            }
+            let Some(state) = next.state.take() else { break };
+            let committed = {
+                let commit = self.commit(table, std::mem::take(&mut next.changes), state);
+                tokio::pin!(commit);
+                // Pages keep arriving while the batch is merged: reading and writing overlap.
+                loop {
+                    tokio::select! {
+                        result = &mut commit => break result,
+                        page = pages.recv(), if next.wants_pages() => next.take(page),
                     }
                 }
-                Err(error) => {
-                    failure = Some(error);
-                    break;
-                }
+            };
+            if let Err(error) = committed {
+                reader.abort();
+                return match next.failure {
+                    Some(failure) => {
+                        warn!(stream = %table.report.table, error = %error.report(), "could not commit the pages read before a failure");
+                        Err(failure)
+                    }
+                    None => Err(error),
+                };
             }
         }
         drop(pages);
         reader.abort();
-        if let Some(state) = pending_state
-            && let Err(error) = self.commit(table, pending, state).await
-        {
-            return match failure {
-                Some(failure) => {
-                    warn!(stream = %table.report.table, error = %error.report(), "could not commit the pages read before a failure");
-                    Err(failure)
-                }
-                None => Err(error),
-            };
-        }
-        failure.map_or(Ok(()), Err)
+        next.failure.map_or(Ok(()), Err)
     }
 
     /// Commits `changes` and the stream `state` after them in one Delta commit.
@@ -239,6 +235,40 @@ impl StreamSync {
             }
         }
         Ok(())
+    }
+}
+
+/// The records read since the last commit, and whether the pass reads on.
+#[derive(Default)]
+struct NextBatch {
+    changes: Vec<RecordChange>,
+    /// The stream state after the last page taken; `None` until a page arrives.
+    state: Option<Value>,
+    /// Records that make a batch worth a commit.
+    limit: usize,
+    /// Reading stopped: the stream is caught up, or it failed (`failure`), or the reader is gone.
+    finished: bool,
+    failure: Option<Error>,
+}
+
+impl NextBatch {
+    fn wants_pages(&self) -> bool {
+        !self.finished && self.changes.len() < self.limit
+    }
+
+    fn take(&mut self, page: Option<Result<Page>>) {
+        match page {
+            Some(Ok(page)) => {
+                self.changes.extend(page.changes);
+                self.state = Some(page.state);
+                self.finished = page.caught_up;
+            }
+            Some(Err(error)) => {
+                self.failure = Some(error);
+                self.finished = true;
+            }
+            None => self.finished = true,
+        }
     }
 }
 

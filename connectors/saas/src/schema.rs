@@ -10,10 +10,12 @@
 //! | string                    | `Utf8`                         |
 //! | object, list              | `Utf8` holding the JSON text   |
 //!
-//! Declared columns may also be `Timestamp(µs, UTC)`, read from RFC 3339 text or epoch seconds. A field first
+//! Declared columns may also be `Timestamp(µs, UTC)`, read from RFC 3339 text or epoch seconds, or `Date32`,
+//! read from `YYYY-MM-DD` text. A field first
 //! seen after the table exists becomes a new column (the Delta schema grows); a field holding a value its column
 //! cannot hold stops the stream with the name of the field and how to declare it.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use connector_core::arrow::datatypes::{DataType, Field, TimeUnit};
@@ -48,6 +50,7 @@ pub fn parse_type_name(name: &str) -> Option<DataType> {
         "double" | "float" | "float64" | "number" => DataType::Float64,
         "bool" | "boolean" => DataType::Boolean,
         "timestamp" | "datetime" => timestamp_type(),
+        "date" => DataType::Date32,
         _ => return None,
     })
 }
@@ -60,6 +63,7 @@ pub fn type_name(data_type: &DataType) -> &'static str {
         DataType::Float64 => "double",
         DataType::Boolean => "boolean",
         DataType::Timestamp(..) => "timestamp",
+        DataType::Date32 => "date",
         _ => "other",
     }
 }
@@ -92,12 +96,14 @@ impl StreamSchema {
             return false;
         }
         let before = self.columns.len();
+        let mut known: HashSet<String> = self.columns.iter().map(|column| column.name.clone()).collect();
         for change in changes {
             for (name, value) in &change.record {
-                if name.starts_with(METADATA_PREFIX) || self.columns.iter().any(|column| column.name == *name) {
+                if name.starts_with(METADATA_PREFIX) || known.contains(name) {
                     continue;
                 }
                 if let Some(data_type) = type_of_value(value) {
+                    known.insert(name.clone());
                     self.columns.push(Column::new(name, data_type, "inferred"));
                 }
             }

@@ -23,10 +23,12 @@ use deltalake::logstore::ObjectStoreRef;
 use deltalake::logstore::parquet_reader::ParquetObjectReader;
 use deltalake::parquet::arrow::ProjectionMask;
 use deltalake::parquet::arrow::async_reader::{ParquetRecordBatchStream, ParquetRecordBatchStreamBuilder};
+use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableError};
 use futures::TryStreamExt;
 
+use super::column_compression::parquet_properties_for;
 use super::file_selection::{TargetFile, select_files};
 use super::merge::MergeCounts;
 use super::merge_commit::commit_merge;
@@ -86,9 +88,11 @@ pub(crate) async fn merge_by_file_rewrite(
     }
 
     let routes = route_written_rows(&source, &source_keys, &rewritten)?;
+    // The changed rows stand for the table's values when judging which columns are worth compressing.
+    let properties = parquet_properties_for(&source.rows);
     let mut adds: Vec<Add> = Vec::new();
     for (file, rows) in rewritten.into_iter().zip(&routes.per_file) {
-        let mut writer = new_writer(table, target_file_size)?;
+        let mut writer = new_writer(table, target_file_size, &properties)?;
         let mut stream = open(&store, &file, None).await?;
         while let Some(stored) = stream.try_next().await? {
             let stored = align_to_schema(&stored, &schema)?;
@@ -101,7 +105,7 @@ pub(crate) async fn merge_by_file_rewrite(
         adds.extend(writer.flush().await?);
         actions.push(Action::Remove(file.remove));
     }
-    let mut writer = new_writer(table, target_file_size)?;
+    let mut writer = new_writer(table, target_file_size, &properties)?;
     write_source_rows(&mut writer, &source, &routes.order[routes.unrouted.clone()]).await?;
     adds.extend(writer.flush().await?);
 
@@ -178,10 +182,14 @@ fn align_to_schema(stored: &RecordBatch, schema: &SchemaRef) -> Result<RecordBat
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 
-fn new_writer(table: &DeltaTable, target_file_size: u64) -> Result<RecordBatchWriter, DeltaTableError> {
+fn new_writer(
+    table: &DeltaTable,
+    target_file_size: u64,
+    properties: &WriterProperties,
+) -> Result<RecordBatchWriter, DeltaTableError> {
     Ok(RecordBatchWriter::for_table(table)?
         .with_target_file_size(target_file_size)
-        .with_writer_properties(super::snapshot_writer::parquet_properties()))
+        .with_writer_properties(properties.clone()))
 }
 
 async fn write_source_rows(

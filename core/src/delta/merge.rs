@@ -96,7 +96,7 @@ pub(crate) async fn merge_changes(request: MergeRequest<'_>) -> Result<(DeltaTab
         .with_target_alias(TARGET)
         .with_commit_properties(request.commit)
         // DataFusion's default buffers row groups of a million rows per file being written.
-        .with_writer_properties(super::snapshot_writer::parquet_properties());
+        .with_writer_properties(super::column_compression::parquet_properties());
     let builder = match request.mode {
         DeleteMode::Hard => hard_delete_clauses(builder, &columns, truncate_time.is_some())?,
         DeleteMode::Soft => soft_delete_clauses(builder, &columns, truncate_time)?,

@@ -2,6 +2,7 @@
 //! once. See `ARCHITECTURE.md` ("Exactly once", "Applying changes") for the contract this implements.
 
 mod changelog;
+mod column_compression;
 mod commit_state;
 mod cursor_advance;
 mod evolution;

@@ -5,30 +5,18 @@ use chrono::{DateTime, Utc};
 use deltalake::arrow::array::RecordBatch;
 use deltalake::kernel::Action;
 use deltalake::kernel::transaction::CommitBuilder;
-use deltalake::parquet::basic::Compression;
 use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 
 use super::DeltaTableWriter;
+use super::column_compression::{parquet_properties, parquet_properties_for};
 use super::table_rows::{MetadataValues, rows_for_table};
 use crate::cursor::TableCursor;
 use crate::error::{Error, Result};
 use crate::metadata_column::{COMMIT_TIME, DELETED, IS_CURRENT, OPERATION, POSITION, SYNCED_AT, VALID_FROM};
 use crate::options::DeleteMode;
 use crate::position::SourcePosition;
-
-/// Rows per Parquet row group: bounds the writer's memory (a row group is buffered until written) while
-/// keeping groups large enough to compress well.
-const ROW_GROUP_ROWS: usize = 128 * 1024;
-
-/// The Parquet settings of every file the sink writes (snapshots and merges alike).
-pub(super) fn parquet_properties() -> WriterProperties {
-    WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .build()
-}
 
 /// Writes snapshot rows of one table. Nothing is visible to readers until [`SnapshotWriter::commit`].
 ///
@@ -38,7 +26,8 @@ pub struct SnapshotWriter<'a> {
     table: &'a mut DeltaTableWriter,
     /// One writer per part; part 0 is the default.
     writers: Vec<RecordBatchWriter>,
-    properties: WriterProperties,
+    /// Settings judged from the first rows written (which columns to compress); `None` until then.
+    properties: Option<WriterProperties>,
     rows_since_commit: u64,
     position: String,
     taken_at: DateTime<Utc>,
@@ -56,12 +45,11 @@ impl<'a> SnapshotWriter<'a> {
         position: &SourcePosition,
         taken_at: DateTime<Utc>,
     ) -> Result<Self> {
-        let properties = parquet_properties();
-        let writer = new_part_writer(table, properties.clone())?;
+        let writer = new_part_writer(table, parquet_properties())?;
         Ok(SnapshotWriter {
             table,
             writers: vec![writer],
-            properties,
+            properties: None,
             rows_since_commit: 0,
             position: position.to_string(),
             taken_at,
@@ -85,7 +73,7 @@ impl<'a> SnapshotWriter<'a> {
     /// Streams rows of one part (say a key range) into that part's own Parquet files.
     pub async fn write_part(&mut self, part: usize, rows: &RecordBatch) -> Result<()> {
         while self.writers.len() <= part {
-            let writer = new_part_writer(self.table, self.properties.clone())?;
+            let writer = new_part_writer(self.table, self.properties.clone().unwrap_or_else(parquet_properties))?;
             self.writers.push(writer);
         }
         let taken_at = self.taken_at;
@@ -113,6 +101,14 @@ impl<'a> SnapshotWriter<'a> {
             )
             .caused_by(cause)
         })?;
+        if self.properties.is_none() {
+            // The first rows decide which columns are worth compressing; the writers have written nothing yet.
+            let properties = parquet_properties_for(&batch);
+            for writer in &mut self.writers {
+                *writer = new_part_writer(self.table, properties.clone())?;
+            }
+            self.properties = Some(properties);
+        }
         self.writers[part]
             .write(batch)
             .await
