@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use connector_core::arrow::array::{
-    ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
+    ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, RecordBatch, StringBuilder,
+    TimestampMicrosecondBuilder,
 };
 use connector_core::arrow::datatypes::DataType;
 use connector_core::error::{Error, Result};
@@ -79,6 +80,16 @@ fn column_array(schema: &TableSchema, column: &Column, changes: &[RecordChange])
             }
             Arc::new(builder.finish().with_timezone_opt(zone.clone()))
         }
+        DataType::Date32 => {
+            let mut builder = Date32Builder::with_capacity(changes.len());
+            for value in values {
+                match value {
+                    None => builder.append_null(),
+                    Some(value) => builder.append_value(date(value).ok_or_else(|| invalid(value))?),
+                }
+            }
+            Arc::new(builder.finish())
+        }
         other => {
             return Err(Error::schema(
                 &schema.id,
@@ -99,16 +110,24 @@ fn integer(value: &Value) -> Option<i64> {
     }
 }
 
-/// Microseconds since the epoch, from RFC 3339 text, epoch seconds, or epoch milliseconds as text (HubSpot).
+/// Microseconds since the epoch, from RFC 3339 text, ISO 8601 text with an offset without colon (Salesforce:
+/// `2024-05-01T10:00:00.000+0000`), epoch seconds, or epoch milliseconds as text (HubSpot).
 pub fn timestamp(value: &Value) -> Option<i64> {
     match value {
-        Value::String(text) => match DateTime::parse_from_rfc3339(text) {
-            Ok(time) => Some(time.with_timezone(&Utc).timestamp_micros()),
-            Err(_) => text.parse::<i64>().ok().map(|millis| millis.saturating_mul(1000)),
-        },
+        Value::String(text) => DateTime::parse_from_rfc3339(text)
+            .or_else(|_| DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z"))
+            .map(|time| time.with_timezone(&Utc).timestamp_micros())
+            .ok()
+            .or_else(|| text.parse::<i64>().ok().map(|millis| millis.saturating_mul(1000))),
         Value::Number(number) => number.as_i64().map(|seconds| seconds.saturating_mul(1_000_000)),
         _ => None,
     }
+}
+
+/// Days since the epoch, from `YYYY-MM-DD` text.
+pub fn date(value: &Value) -> Option<i32> {
+    let day = NaiveDate::parse_from_str(value.as_str()?, "%Y-%m-%d").ok()?;
+    i32::try_from(day.signed_duration_since(NaiveDate::default()).num_days()).ok()
 }
 
 #[cfg(test)]
@@ -170,5 +189,25 @@ mod tests {
         let message = error.to_string();
         assert!(message.contains("field `score` holds \"high\""), "{message}");
         assert!(message.contains("score = \"string\""), "{message}");
+    }
+
+    #[test]
+    fn saas_timestamps_read_rfc3339_salesforce_offsets_and_epochs() {
+        let expected = Some(1_714_557_600_000_000);
+        assert_eq!(timestamp(&json!("2024-05-01T10:00:00Z")), expected);
+        assert_eq!(timestamp(&json!("2024-05-01T10:00:00.000+0000")), expected);
+        assert_eq!(timestamp(&json!("2024-05-01T12:00:00.000+0200")), expected);
+        assert_eq!(timestamp(&json!("1714557600000")), expected);
+        assert_eq!(timestamp(&json!(1_714_557_600)), expected);
+        assert_eq!(timestamp(&json!("yesterday")), None);
+    }
+
+    #[test]
+    fn saas_dates_are_days_since_the_epoch() {
+        assert_eq!(date(&json!("1970-01-02")), Some(1));
+        assert_eq!(date(&json!("2024-05-01")), Some(19_844));
+        assert_eq!(date(&json!("1969-12-31")), Some(-1));
+        assert_eq!(date(&json!("05/01/2024")), None);
+        assert_eq!(date(&json!(3)), None);
     }
 }

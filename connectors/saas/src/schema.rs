@@ -10,9 +10,10 @@
 //! | string                    | `Utf8`                         |
 //! | object, list              | `Utf8` holding the JSON text   |
 //!
-//! Declared columns may also be `Timestamp(µs, UTC)`, read from RFC 3339 text or epoch seconds. A field first
-//! seen after the table exists becomes a new column (the Delta schema grows); a field holding a value its column
-//! cannot hold stops the stream with the name of the field and how to declare it.
+//! Declared columns may also be `Timestamp(µs, UTC)`, read from RFC 3339 text or epoch seconds, or `Date32`, read
+//! from `YYYY-MM-DD` text. A field first seen after the table exists becomes a new column (the Delta schema
+//! grows); a field holding a value its column cannot hold stops the stream with the name of the field and how to
+//! declare it.
 
 use std::sync::Arc;
 
@@ -48,6 +49,7 @@ pub fn parse_type_name(name: &str) -> Option<DataType> {
         "double" | "float" | "float64" | "number" => DataType::Float64,
         "bool" | "boolean" => DataType::Boolean,
         "timestamp" | "datetime" => timestamp_type(),
+        "date" => DataType::Date32,
         _ => return None,
     })
 }
@@ -60,6 +62,7 @@ pub fn type_name(data_type: &DataType) -> &'static str {
         DataType::Float64 => "double",
         DataType::Boolean => "boolean",
         DataType::Timestamp(..) => "timestamp",
+        DataType::Date32 => "date",
         _ => "other",
     }
 }
