@@ -464,6 +464,13 @@ async fn saas_salesforce_api_errors_show_the_salesforce_message() {
         "{stderr}"
     );
 
+    // The org's 24-hour API allowance is used up: no retry helps, and the error says so.
+    salesforce.arm(Fault::new(FaultKind::RequestLimitExceeded).on_path("/describe"));
+    let output = fail(&mut sync("Contact"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("403") && stderr.contains("(REQUEST_LIMIT_EXCEEDED)"), "{stderr}");
+    assert!(stderr.contains("API request limit for the last 24 hours is used up"), "{stderr}");
+
     let output = fail(&mut sync("Account;Contact"));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("not an sObject API name"), "{stderr}");

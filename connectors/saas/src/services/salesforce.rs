@@ -39,7 +39,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::{state_error, unexpected_answer};
 use crate::client::{ApiClient, ApiRequest, ApiResponse};
@@ -194,6 +194,13 @@ impl StreamReader for SalesforceStream {
                 });
             }
             let position = Position { since, last_id, newest };
+            if !in_key_order(&position, &keys) {
+                warn!(
+                    stream = self.name(),
+                    "salesforce answered records out of (modified, Id) order; the page's key set is not trusted, so \
+                     a resumed sync reads the page again"
+                );
+            }
             let next = after_page(position, keys, if done { None } else { next_url });
             let caught_up = matches!(next, SalesforceState::Done { .. });
             Ok(Page { changes, state: self.encode(next)?, caught_up })
@@ -264,20 +271,33 @@ struct Position {
 
 /// The state after a page whose records have the key sets `keys` (in the page's order), with `next_url` when
 /// the query has more. The key set is the page's last record: the query is ordered by it, so every record
-/// after the page sorts after it, and restarting from it skips nothing unread.
+/// after the page sorts after it, and restarting from it skips nothing unread. That holds because a query
+/// locator serves the result as of the query (records changed since come back in the next pass); a page
+/// found out of order shows it did not, and then the key set stays where it was.
 fn after_page(position: Position, keys: Vec<(i64, String)>, next_url: Option<String>) -> SalesforceState {
+    let ordered = in_key_order(&position, &keys);
     let newest = keys.iter().cloned().chain(position.newest).max();
     let (newest, newest_id) = newest.unzip();
     match next_url {
         None => SalesforceState::Done { newest, newest_id },
         Some(url) => {
             let (since, last_id) = match keys.into_iter().last() {
-                Some((since, id)) => (Some(since), Some(id)),
-                None => (position.since, position.last_id),
+                Some((since, id)) if ordered => (Some(since), Some(id)),
+                _ => (position.since, position.last_id),
             };
             SalesforceState::Query { since, last_id, next_records_url: Some(url), newest, newest_id }
         }
     }
+}
+
+/// Whether `keys` ascend strictly from the key set the query started after, as the query orders them.
+fn in_key_order(position: &Position, keys: &[(i64, String)]) -> bool {
+    let after_start = match (keys.first(), position.since, position.last_id.as_deref()) {
+        (Some((modified, id)), Some(since), Some(last_id)) => (*modified, id.as_str()) > (since, last_id),
+        (Some((modified, _)), Some(since), None) => *modified >= since,
+        _ => true,
+    };
+    after_start && keys.windows(2).all(|pair| pair[0] < pair[1])
 }
 
 /// The SOQL reading `name`'s records after the key set (`since`, `last_id`), oldest first.
@@ -478,6 +498,19 @@ mod tests {
         };
         let state = after_page(last, vec![key(MAY_FIRST + 2_000, "001D")], None);
         assert_eq!(state, SalesforceState::Done { newest: Some(MAY_FIRST + 2_000), newest_id: Some("001D".into()) });
+        // A page out of order (records changed under an open query) leaves the key set where it was.
+        let shuffled = Position { since: Some(MAY_FIRST), last_id: Some("001B".into()), newest: None };
+        let keys = vec![key(MAY_FIRST + 9_000, "001X"), key(MAY_FIRST + 1_000, "001C")];
+        match after_page(shuffled, keys, Some("/next".into())) {
+            SalesforceState::Query { since, last_id, newest, .. } => {
+                assert_eq!((since, last_id.as_deref()), (Some(MAY_FIRST), Some("001B")));
+                assert_eq!(newest, Some(MAY_FIRST + 9_000));
+            }
+            other => panic!("a query state expected, got {other:?}"),
+        }
+        let behind = Position { since: Some(MAY_FIRST), last_id: Some("001B".into()), newest: None };
+        assert!(!in_key_order(&behind, &[key(MAY_FIRST, "001A")]));
+        assert!(in_key_order(&behind, &[key(MAY_FIRST, "001C"), key(MAY_FIRST + 1, "001A")]));
         // An empty last page keeps what the pass had seen.
         let empty = Position { since: Some(MAY_FIRST), last_id: None, newest: Some(key(MAY_FIRST + 5, "001Z")) };
         assert_eq!(
