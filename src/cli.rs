@@ -253,7 +253,8 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
-/// Flags of the SaaS sources (`sync stripe|hubspot|zendesk|salesforce`); credentials come from environment variables.
+/// Flags of the SaaS sources (`sync stripe|hubspot|zendesk|salesforce`); credentials come from environment
+/// variables.
 #[derive(Debug, Args)]
 pub struct SaasSyncArgs {
     /// Streams to sync, comma-separated: customers,invoices. Each lands at <dest>/<service>/<stream>.

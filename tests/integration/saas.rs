@@ -315,8 +315,10 @@ async fn saas_salesforce_full_then_incremental_sync_applies_updates_and_deletes(
     let sync = || {
         sync_command("salesforce", &salesforce, lake.dir.path(), "Account,Contact", &SALESFORCE_CLIENT_CREDENTIALS, &[])
     };
-    // A transient failure while following a query locator is retried.
+    // A transient failure while following a query locator is retried; an expired locator is replaced by a new
+    // query from the last record read.
     salesforce.arm(Fault::new(FaultKind::ServerError).on_path("/query/").after(1));
+    salesforce.arm(Fault::new(FaultKind::ExpireQueryLocators).on_path("/query/").after(2));
     let output = succeed(&mut sync());
     assert_eq!(salesforce.pending_faults(), 0, "every fault was hit");
     assert!(String::from_utf8_lossy(&output.stdout).contains("salesforce.Account:"), "report per stream");

@@ -253,7 +253,8 @@ impl SaasConfig {
             None => DEFAULT_SALESFORCE_API_VERSION.to_string(),
             Some(text) => parse_api_version(text).ok_or_else(|| {
                 Error::config(format!(
-                    "{at}: api_version = \"{text}\" is not a Salesforce API version; write it like \"{DEFAULT_SALESFORCE_API_VERSION}\""
+                    "{at}: api_version = \"{text}\" is not a Salesforce API version; write it like \
+                     \"{DEFAULT_SALESFORCE_API_VERSION}\""
                 ))
             })?,
         };

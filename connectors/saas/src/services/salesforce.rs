@@ -54,6 +54,8 @@ pub const KIND: &str = "salesforce";
 const KEY: &str = "Id";
 /// Set on records in the recycle bin, which only `queryAll` returns.
 const IS_DELETED: &str = "IsDeleted";
+/// The error code of a query locator Salesforce no longer holds.
+const EXPIRED_LOCATOR: &str = "INVALID_QUERY_LOCATOR";
 /// The fields incremental reads may order by, best first: `SystemModstamp` also moves when the system changes
 /// a record (a roll-up, a cascade), `LastModifiedDate` only when a user or integration does.
 const MODIFIED_FIELDS: &[&str] = &["SystemModstamp", "LastModifiedDate"];
@@ -160,15 +162,24 @@ impl StreamReader for SalesforceStream {
                     return Ok(Page { changes: Vec::new(), state: self.encode(done)?, caught_up: true });
                 }
             };
-            let request = match &next_records_url {
-                Some(url) => ApiRequest::get(url.clone()),
-                None => {
-                    let endpoint = if description.soft_deletes { "queryAll" } else { "query" };
-                    ApiRequest::get(format!("services/data/{}/{endpoint}", self.api_version))
-                        .query("q", soql(self.name(), description, since, last_id.as_deref()))
-                }
+            let endpoint = if description.soft_deletes { "queryAll" } else { "query" };
+            let query = ApiRequest::get(format!("services/data/{}/{endpoint}", self.api_version))
+                .query("q", soql(self.name(), description, since, last_id.as_deref()));
+            let mut response = match &next_records_url {
+                None => client.send(self.name(), &query).await?,
+                Some(url) => match client.send(self.name(), &ApiRequest::get(url.clone())).await {
+                    // The locator expired (15 minutes idle) or was released (too many open): the key set query
+                    // reads what it had left.
+                    Err(error) if error.to_string().contains(EXPIRED_LOCATOR) => {
+                        warn!(
+                            stream = self.name(),
+                            "the query locator expired; querying again from the last record read"
+                        );
+                        client.send(self.name(), &query).await?
+                    }
+                    answer => answer?,
+                },
             };
-            let mut response = client.send(self.name(), &request).await?;
             log_api_usage(self.name(), &response);
             let records = records_of(response.body.get_mut("records"), "`records` list")
                 .map_err(|what| unexpected_answer(KIND, self.name(), what))?;
@@ -469,7 +480,8 @@ mod tests {
         assert_eq!(
             soql("Account", &description, Some(MAY_FIRST + 1_500), None),
             format!(
-                "SELECT {fields} FROM Account WHERE SystemModstamp >= 2024-05-01T10:00:00.001Z ORDER BY SystemModstamp ASC, Id ASC"
+                "SELECT {fields} FROM Account WHERE SystemModstamp >= 2024-05-01T10:00:00.001Z ORDER BY \
+                 SystemModstamp ASC, Id ASC"
             )
         );
         assert_eq!(soql_string("a'b\\c"), "a\\'b\\\\c");
