@@ -396,4 +396,30 @@ mod tests {
         .expect_err("no secret");
         assert!(error.to_string().contains("SALESFORCE_CLIENT_SECRET"), "{error}");
     }
+
+    #[test]
+    fn saas_salesforce_uses_the_refresh_token_flow_or_a_session_when_the_environment_says_so() {
+        let profile = profile("salesforce", "base_url = \"https://acme.my.salesforce.com/\"");
+        let refresh = |name: &str| match name {
+            "SALESFORCE_CLIENT_ID" | "SALESFORCE_CLIENT_SECRET" | "SALESFORCE_REFRESH_TOKEN" => Some("x".to_string()),
+            "SALESFORCE_TOKEN_STATE_FILE" => Some("/var/lib/connector/salesforce-token.json".to_string()),
+            _ => None,
+        };
+        let config = SaasConfig::from_profile(&profile, &pipeline(&["Account"]), &refresh).expect("valid");
+        match &config.auth {
+            Some(AuthSettings::Oauth2RefreshToken { token_url, state_file, .. }) => {
+                assert_eq!(token_url, "https://acme.my.salesforce.com/services/oauth2/token");
+                assert_eq!(
+                    state_file.as_deref(),
+                    Some(std::path::Path::new("/var/lib/connector/salesforce-token.json"))
+                );
+            }
+            other => panic!("refresh-token flow expected, got {other:?}"),
+        }
+        let session = |name: &str| (name == "SALESFORCE_ACCESS_TOKEN").then(|| "00D!x".to_string());
+        let config = SaasConfig::from_profile(&profile, &pipeline(&["Account"]), &session).expect("valid");
+        assert!(matches!(config.auth, Some(AuthSettings::Bearer { .. })));
+        let error = SaasConfig::from_profile(&profile, &pipeline(&["Account"]), &|_| None).expect_err("none");
+        assert!(error.to_string().contains("SALESFORCE_CLIENT_ID and SALESFORCE_CLIENT_SECRET"), "{error}");
+    }
 }
