@@ -4,6 +4,10 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use connector_core::arrow::datatypes::{DataType, Schema, TimeUnit};
+use connector_core::deltalake::kernel::engine::arrow_conversion::TryIntoArrow;
+use connector_core::schema::TableId;
+
 use saas_emulator::{
     Emulator, EmulatorOptions, Fault, FaultKind, HUBSPOT_CLIENT_ID, HUBSPOT_CLIENT_SECRET, HUBSPOT_REFRESH_TOKEN,
     SALESFORCE_ACCESS_TOKEN, SALESFORCE_CLIENT_ID, SALESFORCE_CLIENT_SECRET, SALESFORCE_REFRESH_TOKEN, STRIPE_API_KEY,
@@ -324,7 +328,19 @@ async fn saas_salesforce_full_then_incremental_sync_applies_updates_and_deletes(
     assert!(String::from_utf8_lossy(&output.stdout).contains("salesforce.Account:"), "report per stream");
     assert_salesforce_table_matches(&lake, &salesforce, "Account").await;
     assert_salesforce_table_matches(&lake, &salesforce, "Contact").await;
-    // Described types land as such: dates as dates, datetimes as UTC timestamps, currency as doubles.
+    // Described types land as such: dates as dates, datetimes as UTC timestamps, currency as doubles; compound
+    // fields and the records' `attributes` are left out.
+    let url = lake.table_url(&TableId::new("salesforce", "Account"));
+    let table = connector_core::deltalake::open_table(url).await.expect("open table");
+    let schema: Schema = table.snapshot().expect("snapshot").schema().as_ref().try_into_arrow().expect("arrow schema");
+    let type_of = |name: &str| schema.field_with_name(name).map(|field| field.data_type().clone()).ok();
+    assert_eq!(type_of("CustomerSince__c"), Some(DataType::Date32));
+    assert_eq!(type_of("SystemModstamp"), Some(DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))));
+    assert_eq!(type_of("AnnualRevenue"), Some(DataType::Float64));
+    assert_eq!(type_of("NumberOfEmployees"), Some(DataType::Int64));
+    assert_eq!(type_of("Active__c"), Some(DataType::Boolean));
+    assert_eq!(type_of("Industry"), Some(DataType::Utf8));
+    assert_eq!((type_of("BillingAddress"), type_of("attributes")), (None, None));
     let dates = keyed_table_rows(&lake, "salesforce", "Account", "Id", "CustomerSince__c").await;
     assert_eq!(dates[0], "001000000000001AAA|2020-01-02", "{:?}", &dates[..2]);
     let revenue = keyed_table_rows(&lake, "salesforce", "Account", "Id", "AnnualRevenue").await;
