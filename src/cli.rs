@@ -111,6 +111,10 @@ pub enum SyncSource {
     /// Zendesk Support: cursor-based incremental exports. Credentials: ZENDESK_SUBDOMAIN (or --base-url),
     /// ZENDESK_EMAIL + ZENDESK_API_TOKEN (or ZENDESK_OAUTH_TOKEN).
     Zendesk(SaasSyncArgs),
+    /// Salesforce: SOQL over queryAll by SystemModstamp, deleted records (IsDeleted) as deletes; streams are
+    /// sObjects (Account,Contact,Invoice__c). Base URL: SALESFORCE_INSTANCE_URL (or --base-url). Credentials:
+    /// SALESFORCE_CLIENT_ID + SALESFORCE_CLIENT_SECRET (+ SALESFORCE_REFRESH_TOKEN), or SALESFORCE_ACCESS_TOKEN.
+    Salesforce(SaasSyncArgs),
 }
 
 #[derive(Debug, Args)]
@@ -249,7 +253,8 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
-/// Flags of the SaaS sources (`sync stripe|hubspot|zendesk`); credentials come from environment variables.
+/// Flags of the SaaS sources (`sync stripe|hubspot|zendesk|salesforce`); credentials come from environment
+/// variables.
 #[derive(Debug, Args)]
 pub struct SaasSyncArgs {
     /// Streams to sync, comma-separated: customers,invoices. Each lands at <dest>/<service>/<stream>.

@@ -13,6 +13,7 @@ pub const SOURCE_KINDS: &[&str] = &[
     connector_saas::services::stripe::KIND,
     connector_saas::services::hubspot::KIND,
     connector_saas::services::zendesk::KIND,
+    connector_saas::services::salesforce::KIND,
     connector_saas::services::rest::KIND,
 ];
 

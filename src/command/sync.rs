@@ -43,6 +43,7 @@ pub async fn sync(args: SyncArgs) -> Result<ExitCode> {
         SyncSource::Stripe(saas) => saas_profile("stripe", saas),
         SyncSource::Hubspot(saas) => saas_profile("hubspot", saas),
         SyncSource::Zendesk(saas) => saas_profile("zendesk", saas),
+        SyncSource::Salesforce(saas) => saas_profile(connector_saas::services::salesforce::KIND, saas),
     };
     let (pipeline, mode) = pipeline_from_flags(tables, common)?;
     let runnable = build_pipeline(&profile, &pipeline)?;

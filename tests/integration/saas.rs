@@ -4,20 +4,27 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use connector_core::arrow::datatypes::{DataType, Schema, TimeUnit};
+use connector_core::deltalake::kernel::engine::arrow_conversion::TryIntoArrow;
+use connector_core::schema::TableId;
+
 use saas_emulator::{
     Emulator, EmulatorOptions, Fault, FaultKind, HUBSPOT_CLIENT_ID, HUBSPOT_CLIENT_SECRET, HUBSPOT_REFRESH_TOKEN,
-    STRIPE_API_KEY, Service, ZENDESK_API_TOKEN, ZENDESK_EMAIL,
+    SALESFORCE_ACCESS_TOKEN, SALESFORCE_CLIENT_ID, SALESFORCE_CLIENT_SECRET, SALESFORCE_REFRESH_TOKEN, STRIPE_API_KEY,
+    Service, ZENDESK_API_TOKEN, ZENDESK_EMAIL,
 };
 
 use crate::support::delta::TempLake;
 use crate::support::saas::{
-    assert_table_matches, commit_count, emulator_rows, fail, pipelines_file, run_command, succeed, sync_command,
-    table_rows, wait_until_table_matches,
+    assert_keyed_table_matches, assert_table_matches, commit_count, emulator_rows, fail, keyed_table_rows,
+    pipelines_file, run_command, succeed, sync_command, table_rows, wait_until_table_matches,
 };
 
 const STRIPE_KEY: [(&str, &str); 1] = [("STRIPE_API_KEY", STRIPE_API_KEY)];
 const ZENDESK_CREDENTIALS: [(&str, &str); 2] =
     [("ZENDESK_EMAIL", ZENDESK_EMAIL), ("ZENDESK_API_TOKEN", ZENDESK_API_TOKEN)];
+const SALESFORCE_CLIENT_CREDENTIALS: [(&str, &str); 2] =
+    [("SALESFORCE_CLIENT_ID", SALESFORCE_CLIENT_ID), ("SALESFORCE_CLIENT_SECRET", SALESFORCE_CLIENT_SECRET)];
 
 fn emulator(options: EmulatorOptions) -> Emulator {
     Emulator::start(options).expect("start emulator")
@@ -297,4 +304,204 @@ async fn saas_continuous_run_follows_changes_until_stopped() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "connector did not stop cleanly: {status}");
+}
+
+/// Asserts a Salesforce object's table holds exactly the emulator's live records (keyed on `Id`), once each.
+async fn assert_salesforce_table_matches(lake: &TempLake, salesforce: &Emulator, object: &str) {
+    let label = Service::Salesforce.label_field(object);
+    assert_keyed_table_matches(lake, salesforce, "salesforce", object, "Id", label).await;
+}
+
+#[tokio::test]
+async fn saas_salesforce_full_then_incremental_sync_applies_updates_and_deletes() {
+    let salesforce = emulator(EmulatorOptions::new(Service::Salesforce, 4_500));
+    let lake = TempLake::new();
+    let sync = || {
+        sync_command("salesforce", &salesforce, lake.dir.path(), "Account,Contact", &SALESFORCE_CLIENT_CREDENTIALS, &[])
+    };
+    // A transient failure while following a query locator is retried; an expired locator is replaced by a new
+    // query from the last record read.
+    salesforce.arm(Fault::new(FaultKind::ServerError).on_path("/query/").after(1));
+    salesforce.arm(Fault::new(FaultKind::ExpireQueryLocators).on_path("/query/").after(2));
+    let output = succeed(&mut sync());
+    assert_eq!(salesforce.pending_faults(), 0, "every fault was hit");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("salesforce.Account:"), "report per stream");
+    assert_salesforce_table_matches(&lake, &salesforce, "Account").await;
+    assert_salesforce_table_matches(&lake, &salesforce, "Contact").await;
+    // Described types land as such: dates as dates, datetimes as UTC timestamps, currency as doubles; compound
+    // fields and the records' `attributes` are left out.
+    let url = lake.table_url(&TableId::new("salesforce", "Account"));
+    let table = connector_core::deltalake::open_table(url).await.expect("open table");
+    let schema: Schema = table.snapshot().expect("snapshot").schema().as_ref().try_into_arrow().expect("arrow schema");
+    let type_of = |name: &str| schema.field_with_name(name).map(|field| field.data_type().clone()).ok();
+    assert_eq!(type_of("CustomerSince__c"), Some(DataType::Date32));
+    assert_eq!(type_of("SystemModstamp"), Some(DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))));
+    assert_eq!(type_of("AnnualRevenue"), Some(DataType::Float64));
+    assert_eq!(type_of("NumberOfEmployees"), Some(DataType::Int64));
+    assert_eq!(type_of("Active__c"), Some(DataType::Boolean));
+    assert_eq!(type_of("Industry"), Some(DataType::Utf8));
+    assert_eq!((type_of("BillingAddress"), type_of("attributes")), (None, None));
+    let dates = keyed_table_rows(&lake, "salesforce", "Account", "Id", "CustomerSince__c").await;
+    assert_eq!(dates[0], "001000000000001AAA|2020-01-02", "{:?}", &dates[..2]);
+    let revenue = keyed_table_rows(&lake, "salesforce", "Account", "Id", "AnnualRevenue").await;
+    assert_eq!(revenue[0], "001000000000001AAA|1000.5");
+    let modified = keyed_table_rows(&lake, "salesforce", "Contact", "Id", "SystemModstamp").await;
+    assert!(modified[0].ends_with('Z'), "{}", modified[0]);
+
+    // Between syncs: updates bump SystemModstamp; deletes go to the recycle bin, where queryAll sees them.
+    salesforce.update("Account", 300);
+    salesforce.delete("Account", 120);
+    salesforce.create("Account", 50);
+    salesforce.update("Contact", 40);
+    salesforce.delete("Contact", 15);
+    // And more change while the next sync pages: the sync after it catches them.
+    salesforce.arm(
+        Fault::new(FaultKind::Change { stream: "Account".into(), updates: 25, deletes: 10, creates: 5 })
+            .on_path("/query/"),
+    );
+    succeed(&mut sync());
+    assert_eq!(salesforce.pending_faults(), 0);
+    succeed(&mut sync());
+    assert_salesforce_table_matches(&lake, &salesforce, "Account").await;
+    assert_salesforce_table_matches(&lake, &salesforce, "Contact").await;
+}
+
+#[tokio::test]
+async fn saas_salesforce_profile_run_reads_only_what_changed() {
+    let salesforce = emulator(EmulatorOptions::new(Service::Salesforce, 2_500));
+    let lake = TempLake::new();
+    let profile = format!(
+        "kind = \"salesforce\"\nbase_url = \"{}\"\napi_version = \"v61.0\"\nlookback = \"0s\"\n\
+         auth = {{ type = \"bearer\", token = {{ env = \"TEST_SALESFORCE_SESSION\" }} }}",
+        salesforce.base_url()
+    );
+    let config = pipelines_file(&lake, "crm", &profile, "\"Account\"", "1h");
+    let run = || {
+        let mut command = run_command(&config, &[("TEST_SALESFORCE_SESSION", SALESFORCE_ACCESS_TOKEN)]);
+        command.arg("--once");
+        command
+    };
+    succeed(&mut run());
+    assert_salesforce_table_matches(&lake, &salesforce, "Account").await;
+
+    salesforce.update("Account", 30);
+    salesforce.delete("Account", 12);
+    let before = salesforce.request_count();
+    succeed(&mut run());
+    assert_salesforce_table_matches(&lake, &salesforce, "Account").await;
+    // The describe and one query after the key set: not the two batches of a full read.
+    assert_eq!(salesforce.request_count() - before, 2, "an incremental sync reads only what changed");
+}
+
+#[tokio::test]
+async fn saas_salesforce_kill_mid_sync_then_resume_loses_and_duplicates_nothing() {
+    let salesforce = emulator(EmulatorOptions {
+        page_delay: Duration::from_millis(150),
+        ..EmulatorOptions::new(Service::Salesforce, 14_000)
+    });
+    let lake = TempLake::new();
+    let sync = || {
+        sync_command(
+            "salesforce",
+            &salesforce,
+            lake.dir.path(),
+            "Account",
+            &SALESFORCE_CLIENT_CREDENTIALS,
+            &["--batch-records", "500"],
+        )
+    };
+    let mut child = sync().stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start connector");
+    // Kill once two batches of 2,000 are committed (the log also holds the table's creation).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while commit_count(&lake, "salesforce", "Account") < 3 {
+        assert!(Instant::now() < deadline, "no batch committed within two minutes");
+        assert!(child.try_wait().expect("poll").is_none(), "the sync ended before it could be killed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    let partial = keyed_table_rows(&lake, "salesforce", "Account", "Id", "Name").await;
+    assert!(partial.len() >= 4_000 && partial.len() < 14_000, "{} rows at the kill", partial.len());
+
+    salesforce.update("Account", 400);
+    salesforce.delete("Account", 150);
+    succeed(&mut sync());
+    assert_salesforce_table_matches(&lake, &salesforce, "Account").await;
+}
+
+#[tokio::test]
+async fn saas_salesforce_expired_session_is_renewed_and_rejected_credentials_say_so() {
+    let salesforce = emulator(EmulatorOptions::new(Service::Salesforce, 4_200));
+    let lake = TempLake::new();
+    let refresh = [
+        ("SALESFORCE_CLIENT_ID", SALESFORCE_CLIENT_ID),
+        ("SALESFORCE_CLIENT_SECRET", SALESFORCE_CLIENT_SECRET),
+        ("SALESFORCE_REFRESH_TOKEN", SALESFORCE_REFRESH_TOKEN),
+    ];
+    // The session expires while the query locator is followed: a new one is fetched and the sync goes on.
+    salesforce.arm(Fault::new(FaultKind::ExpireTokens).on_path("/query/"));
+    succeed(&mut sync_command("salesforce", &salesforce, lake.dir.path(), "Account,Contact", &refresh, &[]));
+    assert_eq!(salesforce.pending_faults(), 0);
+    assert!(salesforce.tokens_issued() >= 2, "a new session after the expiry");
+    assert_salesforce_table_matches(&lake, &salesforce, "Account").await;
+    assert_salesforce_table_matches(&lake, &salesforce, "Contact").await;
+
+    let wrong_secret = [("SALESFORCE_CLIENT_ID", SALESFORCE_CLIENT_ID), ("SALESFORCE_CLIENT_SECRET", "not-the-secret")];
+    let output = fail(&mut sync_command("salesforce", &salesforce, lake.dir.path(), "Account", &wrong_secret, &[]));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("refused the credentials") && stderr.contains("invalid_client"), "{stderr}");
+    assert!(!stderr.contains("not-the-secret"), "the secret must never be printed: {stderr}");
+
+    let stale = [("SALESFORCE_ACCESS_TOKEN", "00DSTALE!session")];
+    let output = fail(&mut sync_command("salesforce", &salesforce, lake.dir.path(), "Account", &stale, &[]));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("401") && stderr.contains("Session expired or invalid (INVALID_SESSION_ID)"), "{stderr}");
+    assert!(stderr.contains("check the credentials"), "{stderr}");
+    assert!(!stderr.contains("00DSTALE"), "the session id must never be printed: {stderr}");
+}
+
+#[tokio::test]
+async fn saas_salesforce_api_errors_show_the_salesforce_message() {
+    let salesforce = emulator(EmulatorOptions::new(Service::Salesforce, 50));
+    let lake = TempLake::new();
+    let sync = |objects: &str| {
+        sync_command("salesforce", &salesforce, lake.dir.path(), objects, &SALESFORCE_CLIENT_CREDENTIALS, &[])
+    };
+    let output = fail(&mut sync("Invoice__c"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("stream `Invoice__c`") && stderr.contains("404"), "{stderr}");
+    assert!(stderr.contains("The requested resource does not exist (NOT_FOUND)"), "{stderr}");
+    assert!(stderr.contains("check --base-url and the stream name"), "{stderr}");
+
+    // A field described but refused by the query (deleted in between, say): SOQL errors come back verbatim.
+    salesforce.describe_unqueryable_field("Account", "Legacy__c", "string");
+    let output = fail(&mut sync("Account"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("No such column 'Legacy__c' on entity 'Account'") && stderr.contains("(INVALID_FIELD)"),
+        "{stderr}"
+    );
+
+    // The org's 24-hour API allowance is used up: no retry helps, and the error says so.
+    salesforce.arm(Fault::new(FaultKind::RequestLimitExceeded).on_path("/describe"));
+    let output = fail(&mut sync("Contact"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("403") && stderr.contains("(REQUEST_LIMIT_EXCEEDED)"), "{stderr}");
+    assert!(stderr.contains("API request limit for the last 24 hours is used up"), "{stderr}");
+
+    let output = fail(&mut sync("Account;Contact"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("not an sObject API name"), "{stderr}");
+
+    // SOQL the emulator cannot parse is refused the way Salesforce refuses it.
+    let answer = reqwest::Client::new()
+        .get(format!("{}services/data/v61.0/queryAll", salesforce.base_url()))
+        .bearer_auth(SALESFORCE_ACCESS_TOKEN)
+        .query(&[("q", "SELECT Id FROM Account WHERE Name LIKE 'A%'")])
+        .send()
+        .await
+        .expect("query");
+    assert_eq!(answer.status(), 400);
+    let body: serde_json::Value = answer.json().await.expect("json");
+    assert_eq!(body[0]["errorCode"], "MALFORMED_QUERY", "{body}");
 }

@@ -1,6 +1,8 @@
 //! Credentials attached to every request: bearer tokens and API keys, basic authentication, and OAuth2
 //! access tokens (client-credentials and refresh-token grants, through the `oauth2` crate) that are cached,
-//! refreshed before they expire and again when the API rejects them. Secret values never reach a log.
+//! refreshed before they expire and again when the API rejects them. A token response without `expires_in`
+//! (Salesforce's: the session lasts as the org's policy says) keeps its token until the API answers 401.
+//! Secret values never reach a log.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -23,8 +25,6 @@ use crate::config::AuthSettings;
 /// Tokens are refreshed this long before they expire (or at four fifths of their life, if shorter), so a
 /// request never leaves with a token about to lapse.
 const REFRESH_MARGIN: Duration = Duration::from_secs(60);
-/// The life assumed for an access token whose response gives none.
-const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 
 type OAuthClient = BasicClient<EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
 
@@ -165,7 +165,8 @@ enum Grant {
 
 struct CachedToken {
     secret: Secret,
-    refresh_at: Instant,
+    /// `None`: the server gave no lifetime, so the token serves until the API rejects it.
+    refresh_at: Option<Instant>,
     generation: TokenGeneration,
 }
 
@@ -210,7 +211,7 @@ impl OAuthSession {
     async fn access_token(&self) -> Result<(Secret, TokenGeneration)> {
         let mut cached = self.token.lock().await;
         if let Some(token) = cached.as_ref()
-            && Instant::now() < token.refresh_at
+            && token.refresh_at.is_none_or(|at| Instant::now() < at)
         {
             return Ok((token.secret.clone(), token.generation));
         }
@@ -262,15 +263,11 @@ impl OAuthSession {
                 *lock(current) = rotated;
             }
         }
-        let lifetime = response.expires_in().unwrap_or(DEFAULT_TOKEN_LIFETIME);
-        let margin = REFRESH_MARGIN.min(lifetime / 5);
+        let lifetime = response.expires_in();
+        let refresh_at = lifetime.map(|lifetime| Instant::now() + lifetime - REFRESH_MARGIN.min(lifetime / 5));
         let generation = self.generations.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         info!(token_url = %self.token_url, expires_in = ?lifetime, "fetched an OAuth2 access token");
-        Ok(CachedToken {
-            secret: Secret::new(response.access_token().secret().clone()),
-            refresh_at: Instant::now() + lifetime - margin,
-            generation,
-        })
+        Ok(CachedToken { secret: Secret::new(response.access_token().secret().clone()), refresh_at, generation })
     }
 
     fn token_error<E>(&self, cause: RequestTokenError<E, oauth2::basic::BasicErrorResponse>) -> Error

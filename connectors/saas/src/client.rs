@@ -192,6 +192,11 @@ impl ApiClient {
                 continue;
             }
             let hint = match status {
+                StatusCode::FORBIDDEN if api_error_code(&body).as_deref() == Some("REQUEST_LIMIT_EXCEEDED") => {
+                    "; the org's API request limit for the last 24 hours is used up (Setup > Company Information > \
+                     API Requests); the sync resumes from its last commit once requests free up, or ask Salesforce \
+                     for a higher limit"
+                }
                 StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
                     "; check the credentials and their scopes (see the README's SaaS section)"
                 }
@@ -240,8 +245,16 @@ impl ApiClient {
     }
 }
 
+/// Salesforce's `errorCode` (`[{"message": …, "errorCode": "INVALID_FIELD"}]`), which says what to do more
+/// precisely than the status.
+pub fn api_error_code(body: &[u8]) -> Option<String> {
+    let json = serde_json::from_slice::<Value>(body).ok()?;
+    let first = json.as_array().and_then(|items| items.first()).unwrap_or(&json);
+    first.get("errorCode").and_then(Value::as_str).map(str::to_string)
+}
+
 /// The message an API put in its error body: Stripe's `error.message`, HubSpot's `message`, Zendesk's
-/// `error`/`description`, Salesforce's `[{message}]`; the raw text otherwise.
+/// `error`/`description`, Salesforce's `[{message, errorCode}]`; the raw text otherwise.
 pub fn api_message(body: &[u8]) -> String {
     let text = || {
         let mut text = String::from_utf8_lossy(body).trim().to_string();
@@ -258,8 +271,12 @@ pub fn api_message(body: &[u8]) -> String {
     let Ok(json) = serde_json::from_slice::<Value>(body) else { return text() };
     let string = |value: Option<&Value>| value.and_then(Value::as_str).map(str::to_string);
     let first = json.as_array().and_then(|items| items.first()).unwrap_or(&json);
+    let message_and_code = match (string(first.get("message")), string(first.get("errorCode"))) {
+        (Some(message), Some(code)) => Some(format!("{message} ({code})")),
+        (message, _) => message,
+    };
     string(first.pointer("/error/message"))
-        .or_else(|| string(first.get("message")))
+        .or(message_and_code)
         .or_else(|| match (string(first.get("error")), string(first.get("description"))) {
             (Some(error), Some(description)) => Some(format!("{error}: {description}")),
             (error, description) => error.or(description),
@@ -287,7 +304,12 @@ mod tests {
         );
         assert_eq!(
             api_message(br#"[{"message":"Session expired or invalid","errorCode":"INVALID_SESSION_ID"}]"#),
-            "Session expired or invalid"
+            "Session expired or invalid (INVALID_SESSION_ID)"
+        );
+        assert_eq!(
+            api_error_code(br#"[{"message":"TotalRequests Limit exceeded.","errorCode":"REQUEST_LIMIT_EXCEEDED"}]"#)
+                .as_deref(),
+            Some("REQUEST_LIMIT_EXCEEDED")
         );
         assert_eq!(api_message(b"<html>bad gateway</html>"), "<html>bad gateway</html>");
     }

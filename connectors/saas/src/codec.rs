@@ -4,7 +4,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
-
 use connector_core::arrow::array::{
     ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, RecordBatch, StringBuilder,
     TimestampMicrosecondBuilder,
@@ -134,18 +133,11 @@ fn integer(value: &Value) -> Option<i64> {
     }
 }
 
-/// Days since the epoch, from `YYYY-MM-DD` text (or a timestamp's date part).
-fn date(value: &Value) -> Option<i32> {
-    let text = value.as_str()?;
-    let day = NaiveDate::parse_from_str(text.get(..10)?, "%Y-%m-%d").ok()?;
-    Some(day.signed_duration_since(DateTime::UNIX_EPOCH.date_naive()).num_days() as i32)
-}
-
-/// Microseconds since the epoch, from RFC 3339 text (or with a `+0000` offset), epoch seconds, or epoch milliseconds as text (HubSpot).
+/// Microseconds since the epoch, from RFC 3339 text, ISO 8601 text with an offset without colon (Salesforce:
+/// `2024-05-01T10:00:00.000+0000`), epoch seconds, or epoch milliseconds as text (HubSpot).
 pub fn timestamp(value: &Value) -> Option<i64> {
     match value {
         Value::String(text) => DateTime::parse_from_rfc3339(text)
-            // Salesforce writes offsets without a colon: `2024-05-01T10:00:00.000+0000`.
             .or_else(|_| DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z"))
             .map(|time| time.with_timezone(&Utc).timestamp_micros())
             .ok()
@@ -153,6 +145,12 @@ pub fn timestamp(value: &Value) -> Option<i64> {
         Value::Number(number) => number.as_i64().map(|seconds| seconds.saturating_mul(1_000_000)),
         _ => None,
     }
+}
+
+/// Days since the epoch, from `YYYY-MM-DD` text.
+pub fn date(value: &Value) -> Option<i32> {
+    let day = NaiveDate::parse_from_str(value.as_str()?, "%Y-%m-%d").ok()?;
+    i32::try_from(day.signed_duration_since(NaiveDate::default()).num_days()).ok()
 }
 
 #[cfg(test)]
@@ -217,11 +215,22 @@ mod tests {
     }
 
     #[test]
-    fn saas_dates_and_offsets_without_a_colon_are_read() {
-        let micros = timestamp(&json!("2024-05-01T10:00:00.000+0000")).expect("Salesforce datetime");
-        assert_eq!(Some(micros), timestamp(&json!("2024-05-01T10:00:00Z")));
+    fn saas_timestamps_read_rfc3339_salesforce_offsets_and_epochs() {
+        let expected = Some(1_714_557_600_000_000);
+        assert_eq!(timestamp(&json!("2024-05-01T10:00:00Z")), expected);
+        assert_eq!(timestamp(&json!("2024-05-01T10:00:00.000+0000")), expected);
+        assert_eq!(timestamp(&json!("2024-05-01T12:00:00.000+0200")), expected);
+        assert_eq!(timestamp(&json!("1714557600000")), expected);
+        assert_eq!(timestamp(&json!(1_714_557_600)), expected);
+        assert_eq!(timestamp(&json!("yesterday")), None);
+    }
+
+    #[test]
+    fn saas_dates_are_days_since_the_epoch() {
         assert_eq!(date(&json!("1970-01-02")), Some(1));
-        assert_eq!(date(&json!("2024-05-01")), Some(19844));
-        assert_eq!(date(&json!("May 1")), None);
+        assert_eq!(date(&json!("2024-05-01")), Some(19_844));
+        assert_eq!(date(&json!("1969-12-31")), Some(-1));
+        assert_eq!(date(&json!("05/01/2024")), None);
+        assert_eq!(date(&json!(3)), None);
     }
 }

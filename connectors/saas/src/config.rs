@@ -38,6 +38,9 @@ pub const DEFAULT_MAX_RETRIES: u32 = 6;
 pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How long one request may take before it counts as timed out (and is retried).
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// The Salesforce REST API version (Summer '24): every org of a supported release serves it, and later versions
+/// only add fields, which `api_version` opts into.
+pub const DEFAULT_SALESFORCE_API_VERSION: &str = "v61.0";
 
 /// A credential as written in a profile: the value itself (usually `${VAR}`), `{ env = "VAR" }` or
 /// `{ file = "/run/secrets/key" }`.
@@ -141,6 +144,9 @@ struct RawProfile {
     /// HubSpot: the properties to read per object type (the API returns a default set otherwise).
     #[serde(default)]
     properties: BTreeMap<String, Vec<String>>,
+    /// Salesforce: the REST API version, `v61.0`.
+    #[serde(default)]
+    api_version: Option<String>,
     /// Declarative REST streams (`kind = "rest"`), by name.
     #[serde(default)]
     streams: BTreeMap<String, toml::Table>,
@@ -176,6 +182,8 @@ pub struct SaasConfig {
     pub lookback: Duration,
     pub poll_interval: Duration,
     pub hubspot_properties: BTreeMap<String, Vec<String>>,
+    /// Salesforce: the REST API version, as it appears in paths (`v61.0`).
+    pub salesforce_api_version: String,
     pub rest_streams: BTreeMap<String, toml::Table>,
 }
 
@@ -194,7 +202,7 @@ impl SaasConfig {
         let base_url = match raw.base_url.as_deref() {
             Some(text) => text.to_string(),
             None => service.default_base_url(raw.subdomain.as_deref(), environment).ok_or_else(|| {
-                Error::config(format!("{at}: set `base_url` (or `subdomain`, or the service's environment variable)"))
+                Error::config(format!("{at}: set `base_url` (--base-url) or {}", service.base_url_alternatives()))
             })?,
         };
         let base_url =
@@ -241,6 +249,15 @@ impl SaasConfig {
             .iter()
             .map(|(table, options)| (table.strip_prefix(&prefix).unwrap_or(table).to_string(), options.clone()))
             .collect();
+        let salesforce_api_version = match raw.api_version.as_deref() {
+            None => DEFAULT_SALESFORCE_API_VERSION.to_string(),
+            Some(text) => parse_api_version(text).ok_or_else(|| {
+                Error::config(format!(
+                    "{at}: api_version = \"{text}\" is not a Salesforce API version; write it like \
+                     \"{DEFAULT_SALESFORCE_API_VERSION}\""
+                ))
+            })?,
+        };
         let namespace = if service == Service::Rest { pipeline.profile.clone() } else { service.kind().to_string() };
         Ok(SaasConfig {
             service,
@@ -257,6 +274,7 @@ impl SaasConfig {
             lookback: duration(raw.lookback, "lookback", DEFAULT_LOOKBACK)?,
             poll_interval: duration(raw.poll_interval, "poll_interval", DEFAULT_POLL_INTERVAL)?,
             hubspot_properties: raw.properties,
+            salesforce_api_version,
             rest_streams: raw.streams,
         })
     }
@@ -264,6 +282,14 @@ impl SaasConfig {
     pub fn options_for(&self, stream: &str) -> TableOptions {
         self.table_options.get(stream).cloned().unwrap_or_else(|| self.default_options.clone())
     }
+}
+
+/// `v61.0` (also written `61.0`), the form Salesforce paths take.
+fn parse_api_version(text: &str) -> Option<String> {
+    let number = text.strip_prefix('v').unwrap_or(text);
+    let (major, minor) = number.split_once('.')?;
+    let digits = |part: &str| !part.is_empty() && part.bytes().all(|byte| byte.is_ascii_digit());
+    (digits(major) && digits(minor)).then(|| format!("v{number}"))
 }
 
 /// A base URL ends with `/` so relative paths join under it, not beside its last segment.
@@ -327,5 +353,73 @@ mod tests {
         let typo = profile("stripe", "requests_per_secnd = 3");
         let error = SaasConfig::from_profile(&typo, &pipeline(&["customers"]), &environment).expect_err("bad");
         assert!(error.to_string().contains("requests_per_secnd"), "{error}");
+    }
+
+    #[test]
+    fn saas_salesforce_takes_its_instance_and_client_credentials_from_the_environment() {
+        let environment = |name: &str| match name {
+            "SALESFORCE_INSTANCE_URL" => Some("https://acme.my.salesforce.com".to_string()),
+            "SALESFORCE_CLIENT_ID" => Some("client".to_string()),
+            "SALESFORCE_CLIENT_SECRET" => Some("secret".to_string()),
+            _ => None,
+        };
+        let config =
+            SaasConfig::from_profile(&profile("salesforce", ""), &pipeline(&["salesforce.Account"]), &environment)
+                .expect("valid");
+        assert_eq!(config.base_url.as_str(), "https://acme.my.salesforce.com/");
+        assert_eq!(config.streams, vec!["Account"]);
+        assert_eq!(config.salesforce_api_version, "v61.0");
+        match &config.auth {
+            Some(AuthSettings::Oauth2ClientCredentials { token_url, client_id, .. }) => {
+                assert_eq!(token_url, "https://acme.my.salesforce.com/services/oauth2/token");
+                assert_eq!(client_id, "client");
+            }
+            other => panic!("client credentials expected, got {other:?}"),
+        }
+
+        let versioned = profile("salesforce", "api_version = \"62.0\"");
+        let config = SaasConfig::from_profile(&versioned, &pipeline(&["Account"]), &environment).expect("valid");
+        assert_eq!(config.salesforce_api_version, "v62.0");
+        let bad = profile("salesforce", "api_version = \"latest\"");
+        let error = SaasConfig::from_profile(&bad, &pipeline(&["Account"]), &environment).expect_err("bad");
+        assert!(error.to_string().contains("write it like \"v61.0\""), "{error}");
+
+        let error = SaasConfig::from_profile(&profile("salesforce", ""), &pipeline(&["Account"]), &|_| None)
+            .expect_err("no instance");
+        assert!(error.to_string().contains("SALESFORCE_INSTANCE_URL"), "{error}");
+        let only_id = |name: &str| (name == "SALESFORCE_CLIENT_ID").then(|| "client".to_string());
+        let error = SaasConfig::from_profile(
+            &profile("salesforce", "base_url = \"https://acme.my.salesforce.com\""),
+            &pipeline(&["Account"]),
+            &only_id,
+        )
+        .expect_err("no secret");
+        assert!(error.to_string().contains("SALESFORCE_CLIENT_SECRET"), "{error}");
+    }
+
+    #[test]
+    fn saas_salesforce_uses_the_refresh_token_flow_or_a_session_when_the_environment_says_so() {
+        let profile = profile("salesforce", "base_url = \"https://acme.my.salesforce.com/\"");
+        let refresh = |name: &str| match name {
+            "SALESFORCE_CLIENT_ID" | "SALESFORCE_CLIENT_SECRET" | "SALESFORCE_REFRESH_TOKEN" => Some("x".to_string()),
+            "SALESFORCE_TOKEN_STATE_FILE" => Some("/var/lib/connector/salesforce-token.json".to_string()),
+            _ => None,
+        };
+        let config = SaasConfig::from_profile(&profile, &pipeline(&["Account"]), &refresh).expect("valid");
+        match &config.auth {
+            Some(AuthSettings::Oauth2RefreshToken { token_url, state_file, .. }) => {
+                assert_eq!(token_url, "https://acme.my.salesforce.com/services/oauth2/token");
+                assert_eq!(
+                    state_file.as_deref(),
+                    Some(std::path::Path::new("/var/lib/connector/salesforce-token.json"))
+                );
+            }
+            other => panic!("refresh-token flow expected, got {other:?}"),
+        }
+        let session = |name: &str| (name == "SALESFORCE_ACCESS_TOKEN").then(|| "00D!x".to_string());
+        let config = SaasConfig::from_profile(&profile, &pipeline(&["Account"]), &session).expect("valid");
+        assert!(matches!(config.auth, Some(AuthSettings::Bearer { .. })));
+        let error = SaasConfig::from_profile(&profile, &pipeline(&["Account"]), &|_| None).expect_err("none");
+        assert!(error.to_string().contains("SALESFORCE_CLIENT_ID and SALESFORCE_CLIENT_SECRET"), "{error}");
     }
 }

@@ -1,5 +1,5 @@
 //! SaaS API sources: an engine for incremental REST APIs ([`stream`], [`pipeline`]), the HTTP layer it runs on
-//! ([`client`]: authentication, quotas, retries), and connectors for Stripe, HubSpot and Zendesk, plus
+//! ([`client`]: authentication, quotas, retries), and connectors for Stripe, HubSpot, Zendesk and Salesforce, plus
 //! declarative REST streams written in TOML ([`services::rest`]).
 //!
 //! Every stream lands in its own Delta table at `<dest>/<service>/<stream>`; the stream's API cursor is
@@ -26,8 +26,13 @@ pub use config::SaasConfig;
 pub use pipeline::SaasPipeline;
 
 /// The profile kinds this crate builds, one per service.
-pub const KINDS: &[&str] =
-    &[services::stripe::KIND, services::hubspot::KIND, services::zendesk::KIND, services::rest::KIND];
+pub const KINDS: &[&str] = &[
+    services::stripe::KIND,
+    services::hubspot::KIND,
+    services::zendesk::KIND,
+    services::salesforce::KIND,
+    services::rest::KIND,
+];
 
 /// Builds a runnable pipeline from a profile whose `kind` is one of [`KINDS`].
 pub fn build(profile: &Profile, pipeline: &PipelineConfig) -> Result<Arc<dyn Pipeline>> {

@@ -131,6 +131,7 @@ impl StreamSync {
     }
 
     async fn open(&self) -> Result<StreamTable> {
+        self.reader.prepare(&self.client).await?;
         let shape = self.reader.shape();
         let id = TableId::new(&self.config.namespace, &shape.name);
         let declared = StreamSchema::new(id.clone(), shape, &[]).table_schema()?;

@@ -10,10 +10,10 @@
 //! | string                    | `Utf8`                         |
 //! | object, list              | `Utf8` holding the JSON text   |
 //!
-//! Declared columns may also be `Timestamp(µs, UTC)`, read from RFC 3339 text or epoch seconds, or `Date32`,
-//! read from `YYYY-MM-DD` text. A field first
-//! seen after the table exists becomes a new column (the Delta schema grows); a field holding a value its column
-//! cannot hold stops the stream with the name of the field and how to declare it.
+//! Declared columns may also be `Timestamp(µs, UTC)`, read from RFC 3339 text or epoch seconds, or `Date32`, read
+//! from `YYYY-MM-DD` text. A field first seen after the table exists becomes a new column (the Delta schema
+//! grows); a field holding a value its column cannot hold stops the stream with the name of the field and how to
+//! declare it.
 
 use std::collections::HashSet;
 use std::sync::Arc;

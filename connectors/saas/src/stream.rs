@@ -60,6 +60,14 @@ pub struct StreamShape {
 
 /// One stream of a service.
 pub trait StreamReader: Send + Sync + fmt::Debug {
+    /// Asks the API what the stream needs to know before its table is opened (Salesforce describes its object's
+    /// fields). Called once per sync, before [`StreamReader::shape`] is used; most streams know their shape
+    /// without asking, hence the no-op default.
+    fn prepare<'a>(&'a self, _client: &'a ApiClient) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// The stream's table. Streams that [`StreamReader::prepare`] return their full shape only after it.
     fn shape(&self) -> &StreamShape;
 
     /// The state a pass starts from, given the state committed last (`None`: never synced). A stream that

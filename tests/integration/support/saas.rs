@@ -50,7 +50,12 @@ pub fn fail(command: &mut Command) -> Output {
 
 /// `id|label` of every row of `<lake>/<service>/<stream>`, sorted (duplicates kept, so they show).
 pub async fn table_rows(lake: &TempLake, service: &str, stream: &str, label: &str) -> Vec<String> {
-    let mut rows = read_rows(&lake.table_url(&TableId::new(service, stream)), &["id", label]).await;
+    keyed_table_rows(lake, service, stream, "id", label).await
+}
+
+/// [`table_rows`] of a stream whose key column is `key` (Salesforce's `Id`).
+pub async fn keyed_table_rows(lake: &TempLake, service: &str, stream: &str, key: &str, label: &str) -> Vec<String> {
+    let mut rows = read_rows(&lake.table_url(&TableId::new(service, stream)), &[key, label]).await;
     rows.sort();
     rows
 }
@@ -65,8 +70,20 @@ pub fn emulator_rows(emulator: &Emulator, stream: &str) -> Vec<String> {
 
 /// Asserts the table holds exactly the emulator's live records, once each.
 pub async fn assert_table_matches(lake: &TempLake, emulator: &Emulator, service: &str, stream: &str, label: &str) {
+    assert_keyed_table_matches(lake, emulator, service, stream, "id", label).await;
+}
+
+/// [`assert_table_matches`] for a stream whose key column is `key` (Salesforce's `Id`).
+pub async fn assert_keyed_table_matches(
+    lake: &TempLake,
+    emulator: &Emulator,
+    service: &str,
+    stream: &str,
+    key: &str,
+    label: &str,
+) {
     let expected = emulator_rows(emulator, stream);
-    let landed = table_rows(lake, service, stream, label).await;
+    let landed = keyed_table_rows(lake, service, stream, key, label).await;
     if landed != expected {
         let missing: Vec<_> = expected.iter().filter(|row| !landed.contains(row)).take(5).collect();
         let extra: Vec<_> = landed.iter().filter(|row| !expected.contains(row)).take(5).collect();

@@ -2,6 +2,7 @@
 
 pub mod hubspot;
 pub mod rest;
+pub mod salesforce;
 pub mod stripe;
 pub mod zendesk;
 
@@ -18,6 +19,7 @@ pub enum Service {
     Stripe,
     Hubspot,
     Zendesk,
+    Salesforce,
     Rest,
 }
 
@@ -27,6 +29,7 @@ impl Service {
             stripe::KIND => Service::Stripe,
             hubspot::KIND => Service::Hubspot,
             zendesk::KIND => Service::Zendesk,
+            salesforce::KIND => Service::Salesforce,
             rest::KIND => Service::Rest,
             _ => return None,
         })
@@ -37,6 +40,7 @@ impl Service {
             Service::Stripe => stripe::KIND,
             Service::Hubspot => hubspot::KIND,
             Service::Zendesk => zendesk::KIND,
+            Service::Salesforce => salesforce::KIND,
             Service::Rest => rest::KIND,
         }
     }
@@ -53,7 +57,20 @@ impl Service {
                 .map(str::to_string)
                 .or_else(|| environment("ZENDESK_SUBDOMAIN"))
                 .map(|subdomain| format!("https://{subdomain}.zendesk.com/")),
+            // Every org has its own host (My Domain); there is no shared API host to default to.
+            Service::Salesforce => environment("SALESFORCE_INSTANCE_URL").filter(|url| !url.is_empty()),
             Service::Rest => None,
+        }
+    }
+
+    /// What else gives the base URL when the profile has none, for the error saying it is missing.
+    pub fn base_url_alternatives(self) -> &'static str {
+        match self {
+            Service::Zendesk => "`subdomain` (or ZENDESK_SUBDOMAIN)",
+            Service::Salesforce => {
+                "SALESFORCE_INSTANCE_URL to the org's My Domain URL (https://acme.my.salesforce.com; Setup > My Domain)"
+            }
+            _ => "the service's environment variable",
         }
     }
 
@@ -106,6 +123,7 @@ impl Service {
                     }
                 }
             }
+            Service::Salesforce => salesforce_auth(base_url, &variable)?,
             Service::Rest => None,
         })
     }
@@ -121,6 +139,10 @@ impl Service {
                 "HUBSPOT_ACCESS_TOKEN (or HUBSPOT_CLIENT_ID, HUBSPOT_CLIENT_SECRET and HUBSPOT_REFRESH_TOKEN)"
             }
             Service::Zendesk => "ZENDESK_EMAIL and ZENDESK_API_TOKEN (or ZENDESK_OAUTH_TOKEN)",
+            Service::Salesforce => {
+                "SALESFORCE_CLIENT_ID and SALESFORCE_CLIENT_SECRET (plus SALESFORCE_REFRESH_TOKEN for the \
+                 refresh-token flow), or SALESFORCE_ACCESS_TOKEN"
+            }
             Service::Rest => "an `auth` table",
         }
     }
@@ -133,10 +155,50 @@ impl Service {
                 Service::Stripe => stripe::stream(name),
                 Service::Hubspot => hubspot::stream(name, config),
                 Service::Zendesk => zendesk::stream(name),
+                Service::Salesforce => salesforce::stream(name, config),
                 Service::Rest => rest::stream(name, config),
             })
             .collect()
     }
+}
+
+/// Salesforce's connected app: the client-credentials flow with `SALESFORCE_CLIENT_ID` and
+/// `SALESFORCE_CLIENT_SECRET`, the refresh-token flow when `SALESFORCE_REFRESH_TOKEN` is set too; otherwise a
+/// session from `SALESFORCE_ACCESS_TOKEN` (which cannot be renewed when it expires).
+fn salesforce_auth(base_url: &Url, variable: &dyn Fn(&str) -> Option<String>) -> Result<Option<AuthSettings>> {
+    let secret = |name: &str| SecretSource::Environment { env: name.to_string() };
+    let token_url = base_url.join("services/oauth2/token").map(String::from).unwrap_or_default();
+    Ok(match (variable("SALESFORCE_CLIENT_ID"), variable("SALESFORCE_CLIENT_SECRET")) {
+        (Some(client_id), Some(_)) => Some(match variable("SALESFORCE_REFRESH_TOKEN") {
+            Some(_) => AuthSettings::Oauth2RefreshToken {
+                token_url,
+                client_id,
+                client_secret: secret("SALESFORCE_CLIENT_SECRET"),
+                refresh_token: secret("SALESFORCE_REFRESH_TOKEN"),
+                state_file: variable("SALESFORCE_TOKEN_STATE_FILE").map(Into::into),
+            },
+            None => AuthSettings::Oauth2ClientCredentials {
+                token_url,
+                client_id,
+                client_secret: secret("SALESFORCE_CLIENT_SECRET"),
+                scopes: Vec::new(),
+            },
+        }),
+        (Some(_), None) => {
+            return Err(Error::config(
+                "SALESFORCE_CLIENT_ID is set but SALESFORCE_CLIENT_SECRET is not; export both (the connected app's \
+                 consumer key and secret)",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(Error::config(
+                "SALESFORCE_CLIENT_SECRET is set but SALESFORCE_CLIENT_ID is not; export both (the connected app's \
+                 consumer key and secret)",
+            ));
+        }
+        (None, None) => variable("SALESFORCE_ACCESS_TOKEN")
+            .map(|_| AuthSettings::Bearer { token: secret("SALESFORCE_ACCESS_TOKEN") }),
+    })
 }
 
 /// The error for a stream name a service does not have.

@@ -162,7 +162,7 @@ pub fn stream(name: &str, config: &SaasConfig) -> Result<Arc<dyn StreamReader>> 
     for (column, type_name) in &settings.columns {
         let data_type = parse_type_name(type_name).ok_or_else(|| {
             Error::config(format!(
-                "{at}.columns.{column}: `{type_name}` is not a type (string, int64, double, boolean, timestamp, json)"
+                "{at}.columns.{column}: `{type_name}` is not a type (string, int64, double, boolean, timestamp, date, json)"
             ))
         })?;
         declared.push(Column::new(column, data_type, type_name));
