@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use connector_core::change::{ChangeBatch, Operation};
 use connector_core::delta::{ApplyOutcome, DeltaTableWriter};
 use connector_core::error::{Error, ErrorKind, Result, Retry};
-use connector_core::pipeline::{Shutdown, SyncMode};
+use connector_core::pipeline::{Shutdown, SyncMode, commit_check_period};
 use connector_core::position::{BinlogPosition, SourcePosition};
 use connector_core::schema::{TableId, TableSchema};
 use futures::StreamExt;
@@ -118,7 +118,7 @@ impl<'a> BinlogReader<'a> {
         }
         let mut stream = self.open_stream().await?;
         info!(file = %self.received.file, offset = self.received.offset, "reading the binlog");
-        let mut tick = tokio::time::interval(self.config.commit_interval.min(Duration::from_secs(1)));
+        let mut tick = tokio::time::interval(commit_check_period(self.config.commit_interval));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_idle_advance = Instant::now();
         loop {

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use connector_core::change::Operation;
 use connector_core::delta::{ApplyOutcome, DeltaTableWriter};
 use connector_core::error::{Error, ErrorKind, Result, Retry};
-use connector_core::pipeline::{Shutdown, SyncMode};
+use connector_core::pipeline::{Shutdown, SyncMode, commit_check_period};
 use connector_core::position::Lsn;
 use connector_core::schema::{Column, TableId, TableSchema};
 use pgwire_replication::{ReplicationClient, ReplicationEvent};
@@ -98,7 +98,7 @@ impl<'a> ChangeStream<'a> {
             SyncMode::Continuous => None,
         };
         info!(slot = %self.config.slot, from = %self.acknowledged, "streaming changes");
-        let mut tick = tokio::time::interval(self.config.commit_interval.min(Duration::from_secs(1)));
+        let mut tick = tokio::time::interval(commit_check_period(self.config.commit_interval));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_heartbeat = Instant::now();
         loop {
