@@ -703,10 +703,13 @@ async fn postgres_kill_between_parts_of_a_large_transaction_then_restart_converg
 #[tokio::test]
 async fn postgres_a_large_table_is_copied_in_key_ranges_over_parallel_connections() {
     let db = postgres().await;
-    // Keys with gaps and negatives, so range bounds fall between keys.
+    // Keys with gaps and negatives, so range bounds fall between keys. A text key is split by heap blocks.
     db.execute(
         "CREATE TABLE wide (id bigint PRIMARY KEY, label text); \
-         INSERT INTO wide SELECT g * 7 - 30000, 'row ' || g FROM generate_series(1, 20000) g; ANALYZE wide;",
+         INSERT INTO wide SELECT g * 7 - 30000, 'row ' || g FROM generate_series(1, 20000) g; ANALYZE wide; \
+         CREATE TABLE coded (code text PRIMARY KEY, amount int); \
+         INSERT INTO coded SELECT md5(g::text), g FROM generate_series(1, 20000) g; \
+         DELETE FROM coded WHERE amount % 5 = 0; ANALYZE coded;",
     )
     .await;
     let lake = TempLake::new();
@@ -715,7 +718,7 @@ async fn postgres_a_large_table_is_copied_in_key_ranges_over_parallel_connection
         &config,
         format!(
             "[profiles.db]\nkind = \"postgres\"\nurl = \"${{DB_URL}}\"\ncopy_range_rows = 3000\n\n\
-             [[pipelines]]\nname = \"ranges\"\nprofile = \"db\"\ntables = [\"public.wide\"]\ndest = \"{}\"\n\
+             [[pipelines]]\nname = \"ranges\"\nprofile = \"db\"\ntables = [\"public.wide\", \"public.coded\"]\ndest = \"{}\"\n\
              schedule = \"1h\"\n",
             lake.dir.path().display()
         ),
@@ -730,8 +733,12 @@ async fn postgres_a_large_table_is_copied_in_key_ranges_over_parallel_connection
         .expect("run connector");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
-    assert!(stderr.contains("copying in key ranges") && stderr.contains("ranges=7"), "{stderr}");
+    // About 3,000 rows per range: 20,000 rows of `wide`, 16,000 live rows of `coded`.
+    for (table, ranges) in [("public.wide", 7), ("public.coded", 6)] {
+        assert!(stderr.contains(&format!("copying in ranges table={table} ranges={ranges}")), "{stderr}");
+    }
     assert_equal(&db, &lake, "public.wide", &["id", "label"]).await;
+    assert_equal(&db, &lake, "public.coded", &["code", "amount"]).await;
     // Each range wrote files of its own: at least one Parquet file per range.
     let files = std::fs::read_dir(lake.dir.path().join("public").join("wide"))
         .expect("table dir")

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use connector_core::change::{ChangeBatch, Operation};
-use connector_core::delta::{ApplyOutcome, DeltaTableWriter};
+use connector_core::delta::{ApplyOutcome, DeltaTableWriter, apply_each};
 use connector_core::error::{Error, ErrorKind, Result, Retry};
 use connector_core::pipeline::{Shutdown, SyncMode, commit_check_period};
 use connector_core::position::{BinlogPosition, SourcePosition};
@@ -455,11 +455,13 @@ impl<'a> BinlogReader<'a> {
 
     /// Commits every closed transaction to Delta, table by table.
     async fn commit(&mut self) -> Result<()> {
+        let mut batches = Vec::new();
         for table in self.tables.iter_mut() {
             if let Some((schema, batch)) = table.pending.take_batch()? {
-                apply(table, &schema, &batch, false).await?;
+                batches.push((table, schema, batch));
             }
         }
+        apply_each(batches, |(table, schema, batch)| async move { apply(table, &schema, &batch, false).await }).await?;
         self.oldest_pending = None;
         Ok(())
     }

@@ -105,7 +105,7 @@ pub async fn copy_table(
     let permits = Arc::new(Semaphore::new(PARALLEL_RANGES));
     let mut copies = tokio::task::JoinSet::new();
     if ranges.len() > 1 {
-        info!(table = %id, ranges = ranges.len(), "copying in key ranges");
+        info!(table = %id, ranges = ranges.len(), "copying in ranges");
     }
     for (part, filter) in ranges.into_iter().enumerate() {
         let range =
@@ -180,8 +180,9 @@ async fn snapshot_session(config: &PostgresConfig, snapshot: &str, table: &Sourc
     Ok(client)
 }
 
-/// The `WHERE` conditions splitting a large table into key ranges of about `copy_range_rows` rows (by the
-/// planner's estimate, over the key's min and max in the snapshot); one `None` for the whole table.
+/// The `WHERE` conditions splitting a large table into ranges of about `copy_range_rows` rows (by the planner's
+/// estimate); one `None` for the whole table. A single integer key is split over its min and max in the
+/// snapshot; any other table (text or composite keys, no key) over its heap blocks.
 async fn key_ranges(
     config: &PostgresConfig,
     snapshot: &ExportedSnapshot,
@@ -189,30 +190,86 @@ async fn key_ranges(
 ) -> Result<Vec<Option<String>>> {
     let whole = vec![None];
     let ranges = table.estimated_rows.div_ceil(config.copy_range_rows.max(1)).min(MAX_RANGES);
-    let [key] = table.schema.primary_key.as_slice() else { return Ok(whole) };
-    let Some(index) = table.schema.column_index(key) else { return Ok(whole) };
-    if ranges < 2 || !matches!(table.types[index], PgType::Int2 | PgType::Int4 | PgType::Int8) {
+    if ranges < 2 {
         return Ok(whole);
     }
     let client = snapshot_session(config, &snapshot.name, table).await?;
+    let integer_key = match table.schema.primary_key.as_slice() {
+        [key] => table
+            .schema
+            .column_index(key)
+            .filter(|&index| matches!(table.types[index], PgType::Int2 | PgType::Int4 | PgType::Int8))
+            .map(|_| key),
+        _ => None,
+    };
+    match integer_key {
+        Some(key) => integer_ranges(&client, table, key, ranges).await,
+        None => block_ranges(&client, table, ranges).await,
+    }
+}
+
+async fn integer_ranges(client: &Client, table: &SourceTable, key: &str, ranges: u64) -> Result<Vec<Option<String>>> {
     let key = quote_identifier(key);
     let row = client
         .query_one(&format!("SELECT min({key})::int8, max({key})::int8 FROM {}", qualified(&table.schema.id)), &[])
         .await
         .map_err(|cause| source_error(format!("cannot read the key range of {}", table.schema.id), cause))?;
     let (Some(low), Some(high)) = (row.get::<_, Option<i64>>(0), row.get::<_, Option<i64>>(1)) else {
-        return Ok(whole);
+        return Ok(vec![None]);
     };
     let span = i128::from(high) - i128::from(low) + 1;
-    let ranges = i128::from(ranges).min(span);
-    let bound = |part: i128| low as i128 + span * part / ranges;
-    Ok((0..ranges)
+    Ok(split(
+        i128::from(low),
+        span,
+        i128::from(ranges),
+        |bound| format!("{key} >= {bound}"),
+        |bound| format!("{key} < {bound}"),
+    ))
+}
+
+/// Ranges of heap blocks by `ctid`, which PostgreSQL 14 and later read block range by block range (a TID range
+/// scan); older servers would scan the whole table for each range, so they copy it whole. The first range has
+/// no lower bound and the last no upper one, so rows in blocks added since the size was read are copied too.
+async fn block_ranges(client: &Client, table: &SourceTable, ranges: u64) -> Result<Vec<Option<String>>> {
+    let row = client
+        .query_one(
+            "SELECT current_setting('server_version_num')::int4, \
+             (pg_relation_size(($1::oid)::regclass) / current_setting('block_size')::int8)::int8",
+            &[&table.oid],
+        )
+        .await
+        .map_err(|cause| source_error(format!("cannot read the size of {}", table.schema.id), cause))?;
+    let (version, blocks): (i32, i64) = (row.get(0), row.get(1));
+    if version < 140_000 || blocks < 2 {
+        return Ok(vec![None]);
+    }
+    Ok(split(
+        0,
+        i128::from(blocks),
+        i128::from(ranges),
+        |block| format!("ctid >= '({block},0)'::tid"),
+        |block| format!("ctid < '({block},0)'::tid"),
+    ))
+}
+
+/// `ranges` conditions covering `[low, low + span)` in equal parts, the first open below and the last above.
+fn split(
+    low: i128,
+    span: i128,
+    ranges: i128,
+    at_least: impl Fn(i128) -> String,
+    below: impl Fn(i128) -> String,
+) -> Vec<Option<String>> {
+    let ranges = ranges.min(span).max(1);
+    let bound = |part: i128| low + span * part / ranges;
+    (0..ranges)
         .map(|part| {
-            let lower = (part > 0).then(|| format!("{key} >= {}", bound(part)));
-            let upper = (part < ranges - 1).then(|| format!("{key} < {}", bound(part + 1)));
-            Some(lower.into_iter().chain(upper).collect::<Vec<_>>().join(" AND "))
+            let lower = (part > 0).then(|| at_least(bound(part)));
+            let upper = (part < ranges - 1).then(|| below(bound(part + 1)));
+            let conditions: Vec<String> = lower.into_iter().chain(upper).collect();
+            (!conditions.is_empty()).then(|| conditions.join(" AND "))
         })
-        .collect())
+        .collect()
 }
 
 /// One key range (or the whole table) copied over its own connection.

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use connector_core::change::Operation;
-use connector_core::delta::{ApplyOutcome, DeltaTableWriter};
+use connector_core::delta::{ApplyOutcome, DeltaTableWriter, apply_each};
 use connector_core::error::{Error, ErrorKind, Result, Retry};
 use connector_core::pipeline::{Shutdown, SyncMode, commit_check_period};
 use connector_core::position::Lsn;
@@ -374,10 +374,13 @@ impl<'a> ChangeStream<'a> {
 
     /// Commits every closed transaction to Delta, table by table, then confirms the position to the server.
     async fn commit(&mut self, client: &ReplicationClient) -> Result<()> {
+        let mut batches = Vec::new();
         for table in self.tables.iter_mut() {
-            let Some(taken) = table.pending.take_batch()? else { continue };
-            apply_taken(table, taken, false).await?;
+            if let Some(taken) = table.pending.take_batch()? {
+                batches.push((table, taken));
+            }
         }
+        apply_each(batches, |(table, taken)| apply_taken(table, taken, false)).await?;
         self.oldest_pending = None;
         self.confirm_received(client);
         Ok(())

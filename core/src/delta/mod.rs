@@ -13,6 +13,7 @@ mod location;
 mod merge;
 mod merge_commit;
 mod merge_source;
+mod parallel_apply;
 mod reduce;
 mod snapshot_writer;
 mod stored_rows;
@@ -39,6 +40,7 @@ pub(crate) use commit_state::{APP_ID_KEY, CURSOR_KEY};
 pub use location::Destination;
 pub use merge::MergeCounts;
 use merge_source::MergeSource;
+pub use parallel_apply::apply_each;
 pub use snapshot_writer::SnapshotWriter;
 pub use table_copies::copy_in_parallel;
 
