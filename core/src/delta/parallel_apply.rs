@@ -1,5 +1,5 @@
-//! Applies the batches of several tables at once, one thread each, so a micro-batch touching many tables merges
-//! on every core instead of one table after another.
+//! Applies the batches of several tables at once, on threads of their own, so a micro-batch touching many tables
+//! merges on more than one core instead of one table after another.
 //!
 //! A merge is CPU-bound (Parquet decoding, encoding, compression) and runs inside the writer's future, so tokio
 //! tasks on the same worker would only interleave; spawned tasks would need owned writers, which a streaming loop
@@ -8,21 +8,39 @@
 //! the tables are applied one after another.
 
 use std::future::Future;
+use std::sync::{Mutex, PoisonError};
 
 use tokio::runtime::{Handle, RuntimeFlavor};
 
 use crate::error::{Error, Result};
 
-/// Runs `apply` on every item, at the same time when there are several; returns the first failure once all
-/// have ended (each table's commit stands or falls on its own, as when applied one by one).
+/// Merges running at once, at most. Each holds its changed-key index, a row group being read and one being
+/// written (about 100 MB on sysbench's tables besides the batch itself): two use two cores and keep a pipeline
+/// of many tables near 500 MiB (`bench/mysql.py`), four went to 740 MiB.
+const MAX_PARALLEL_APPLIES: usize = 2;
+
+/// Runs `apply` on every item, as many at a time as there are cores up to [`MAX_PARALLEL_APPLIES`]; returns the
+/// first failure once all have ended (each table's commit stands or falls on its own, as when applied one by
+/// one).
 pub async fn apply_each<T, F, Fut>(items: Vec<T>, apply: F) -> Result<()>
 where
     T: Send,
     F: Fn(T) -> Fut + Sync,
     Fut: Future<Output = Result<()>> + Send,
 {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    apply_at_most(items, cores.min(MAX_PARALLEL_APPLIES), apply).await
+}
+
+async fn apply_at_most<T, F, Fut>(items: Vec<T>, width: usize, apply: F) -> Result<()>
+where
+    T: Send,
+    F: Fn(T) -> Fut + Sync,
+    Fut: Future<Output = Result<()>> + Send,
+{
     let handle = Handle::current();
-    if items.len() < 2 || handle.runtime_flavor() != RuntimeFlavor::MultiThread {
+    let width = width.min(items.len());
+    if width < 2 || handle.runtime_flavor() != RuntimeFlavor::MultiThread {
         let mut failure = None;
         for item in items {
             if let Err(error) = apply(item).await {
@@ -31,24 +49,34 @@ where
         }
         return failure.map_or(Ok(()), Err);
     }
-    let results: Vec<Result<()>> = tokio::task::block_in_place(|| {
+    let queue = Mutex::new(items.into_iter());
+    let failures: Vec<Option<Error>> = tokio::task::block_in_place(|| {
         std::thread::scope(|scope| {
-            let threads: Vec<_> = items
-                .into_iter()
-                .map(|item| {
-                    let (handle, apply) = (&handle, &apply);
-                    scope.spawn(move || handle.block_on(apply(item)))
+            let workers: Vec<_> = (0..width)
+                .map(|_| {
+                    let (handle, apply, queue) = (&handle, &apply, &queue);
+                    scope.spawn(move || {
+                        let mut failure = None;
+                        loop {
+                            let next = queue.lock().unwrap_or_else(PoisonError::into_inner).next();
+                            let Some(item) = next else { break };
+                            if let Err(error) = handle.block_on(apply(item)) {
+                                failure.get_or_insert(error);
+                            }
+                        }
+                        failure
+                    })
                 })
                 .collect();
-            threads
+            workers
                 .into_iter()
-                .map(|thread| {
-                    thread.join().unwrap_or_else(|_| Err(Error::state("applying a table's changes ended abnormally")))
+                .map(|worker| {
+                    worker.join().unwrap_or_else(|_| Some(Error::state("applying a table's changes ended abnormally")))
                 })
                 .collect()
         })
     });
-    results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
+    failures.into_iter().flatten().next().map_or(Ok(()), Err)
 }
 
 #[cfg(test)]
@@ -59,27 +87,28 @@ mod tests {
     use super::*;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn every_item_is_applied_at_once_and_the_failure_is_reported() {
+    async fn items_are_applied_as_many_at_a_time_as_allowed_and_the_failure_is_reported() {
         let running = AtomicUsize::new(0);
         let most = AtomicUsize::new(0);
-        let mut done = [false; 4];
-        let result = apply_each(done.iter_mut().enumerate().collect(), |(index, done): (usize, &mut bool)| {
+        let mut done = [false; 5];
+        let result = apply_at_most(done.iter_mut().enumerate().collect(), 2, |(index, done): (usize, &mut bool)| {
             let (running, most) = (&running, &most);
             async move {
                 let now = running.fetch_add(1, Ordering::SeqCst) + 1;
                 most.fetch_max(now, Ordering::SeqCst);
-                // Each waits until all four run together, or gives up: only concurrent applies pass quickly.
+                // Each waits until two run together (or gives up), so a third would show if it could start.
                 let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-                while most.load(Ordering::SeqCst) < 4 && tokio::time::Instant::now() < deadline {
+                while most.load(Ordering::SeqCst) < 2 && tokio::time::Instant::now() < deadline {
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
+                tokio::time::sleep(Duration::from_millis(20)).await;
                 *done = true;
                 running.fetch_sub(1, Ordering::SeqCst);
                 if index == 2 { Err(Error::state("table 2 failed")) } else { Ok(()) }
             }
         })
         .await;
-        assert_eq!(most.load(Ordering::SeqCst), 4, "the applies ran at the same time");
+        assert_eq!(most.load(Ordering::SeqCst), 2, "two at a time, never more");
         assert!(done.iter().all(|done| *done), "every item was applied despite the failure");
         assert!(result.expect_err("the failure").to_string().contains("table 2 failed"));
     }
