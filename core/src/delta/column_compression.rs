@@ -7,8 +7,9 @@
 //! column whose sample Snappy shrinks by less than [`MIN_SAVING`] is stored uncompressed; each column chunk
 //! records its codec, so readers need nothing special.
 
-use deltalake::arrow::array::{Array, AsArray, RecordBatch};
+use deltalake::arrow::array::{Array, AsArray, GenericByteArray, RecordBatch};
 use deltalake::arrow::datatypes::DataType;
+use deltalake::arrow::datatypes::{ArrowNativeType, ByteArrayType};
 use deltalake::parquet::basic::Compression;
 use deltalake::parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
 use deltalake::parquet::schema::types::ColumnPath;
@@ -51,26 +52,20 @@ fn base() -> WriterPropertiesBuilder {
 
 /// The concatenated values of a text or binary column; `None` for other types, which encode compactly.
 fn value_bytes(column: &dyn Array) -> Option<&[u8]> {
-    let (values, offsets): (&[u8], (usize, usize)) = match column.data_type() {
-        DataType::Utf8 => {
-            let array = column.as_string::<i32>();
-            (array.values(), (array.value_offsets()[0] as usize, array.value_offsets()[array.len()] as usize))
-        }
-        DataType::LargeUtf8 => {
-            let array = column.as_string::<i64>();
-            (array.values(), (array.value_offsets()[0] as usize, array.value_offsets()[array.len()] as usize))
-        }
-        DataType::Binary => {
-            let array = column.as_binary::<i32>();
-            (array.values(), (array.value_offsets()[0] as usize, array.value_offsets()[array.len()] as usize))
-        }
-        DataType::LargeBinary => {
-            let array = column.as_binary::<i64>();
-            (array.values(), (array.value_offsets()[0] as usize, array.value_offsets()[array.len()] as usize))
-        }
-        _ => return None,
-    };
-    values.get(offsets.0..offsets.1)
+    match column.data_type() {
+        DataType::Utf8 => used_values(column.as_string::<i32>()),
+        DataType::LargeUtf8 => used_values(column.as_string::<i64>()),
+        DataType::Binary => used_values(column.as_binary::<i32>()),
+        DataType::LargeBinary => used_values(column.as_binary::<i64>()),
+        _ => None,
+    }
+}
+
+/// The bytes of the array's own values (a slice of a larger array shares its buffer).
+fn used_values<T: ByteArrayType>(array: &GenericByteArray<T>) -> Option<&[u8]> {
+    let offsets = array.value_offsets();
+    let (first, last) = (offsets.first()?.as_usize(), offsets.last()?.as_usize());
+    array.values().get(first..last)
 }
 
 fn snappy_pays(sample: &[u8]) -> bool {

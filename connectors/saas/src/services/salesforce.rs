@@ -552,16 +552,14 @@ mod tests {
             newest: Some(MAY_FIRST),
             newest_id: Some("001C".into()),
         };
-        assert_eq!(
-            start_state(Some(interrupted), lookback),
-            SalesforceState::Query {
-                since: Some(MAY_FIRST),
-                last_id: Some("001C".into()),
-                next_records_url: None,
-                newest: Some(MAY_FIRST),
-                newest_id: Some("001C".into()),
-            }
-        );
+        let at_the_key = SalesforceState::Query {
+            since: Some(MAY_FIRST),
+            last_id: Some("001C".into()),
+            next_records_url: None,
+            newest: Some(MAY_FIRST),
+            newest_id: Some("001C".into()),
+        };
+        assert_eq!(start_state(Some(interrupted), lookback), at_the_key);
         let done = SalesforceState::Done { newest: Some(MAY_FIRST), newest_id: Some("001C".into()) };
         assert_eq!(
             start_state(Some(done.clone()), lookback),
@@ -573,16 +571,8 @@ mod tests {
                 newest_id: Some("001C".into()),
             }
         );
-        assert_eq!(
-            start_state(Some(done), Duration::ZERO),
-            SalesforceState::Query {
-                since: Some(MAY_FIRST),
-                last_id: Some("001C".into()),
-                next_records_url: None,
-                newest: Some(MAY_FIRST),
-                newest_id: Some("001C".into()),
-            }
-        );
+        // Without a look-back, the next pass resumes exactly after the newest record.
+        assert_eq!(start_state(Some(done), Duration::ZERO), at_the_key);
         assert_eq!(
             start_state(Some(SalesforceState::Done { newest: None, newest_id: None }), lookback),
             start_state(None, lookback)
