@@ -338,6 +338,46 @@ async fn mysql_databases_option_captures_every_table() {
 }
 
 #[tokio::test]
+async fn mysql_a_table_created_while_streaming_is_captured_from_its_first_rows() {
+    let db = mariadb().await;
+    db.execute("CREATE TABLE one (id int PRIMARY KEY, v varchar(5)); INSERT INTO one VALUES (1, 'a')").await;
+    let lake = TempLake::new();
+    let mut command = Command::new(CONNECTOR);
+    command
+        .args(["sync", "mysql", "--url", db.admin_url(), "--databases", db.name(), "--dest"])
+        .arg(lake.dir.path())
+        .args(["--pipeline", "created"]);
+    let mut child = Command::new(CONNECTOR)
+        .args(command.get_args())
+        .arg("--continuous")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start connector");
+    wait_until_equal(&db, &lake, "one", &["id", "v"]).await;
+
+    db.execute(
+        "CREATE TABLE fresh (id int PRIMARY KEY, v varchar(10)); \
+         INSERT INTO fresh VALUES (1, 'x'), (2, 'y'), (3, 'w'); UPDATE fresh SET v = 'z' WHERE id = 1; \
+         DELETE FROM fresh WHERE id = 2; INSERT INTO one VALUES (2, 'b')",
+    )
+    .await;
+    wait_until_equal(&db, &lake, "fresh", &["id", "v"]).await;
+    wait_until_equal(&db, &lake, "one", &["id", "v"]).await;
+    terminate(&child);
+    let status = wait_for_exit(&mut child);
+    assert!(status.success(), "connector did not stop cleanly on SIGTERM: {status}");
+
+    // A later run finds the table in the catalog with its cursor: it streams on, copying nothing again.
+    db.execute("INSERT INTO fresh VALUES (4, 'later'); UPDATE fresh SET v = 'again' WHERE id = 3").await;
+    let output = command.output().expect("run connector");
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(report.contains(&format!("{}.fresh: 0 snapshot rows", db.name())), "{report}");
+    assert_equal(&db, &lake, "fresh", &["id", "v"]).await;
+}
+
+#[tokio::test]
 async fn mysql_resync_copies_one_table_again() {
     let db = mariadb().await;
     db.execute(&orders()).await;

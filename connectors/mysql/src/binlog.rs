@@ -7,12 +7,12 @@
 //! its snapshot already holds.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use connector_core::change::{ChangeBatch, Operation};
-use connector_core::delta::{ApplyOutcome, DeltaTableWriter, apply_each};
+use connector_core::delta::{ApplyOutcome, DeltaSink, DeltaTableWriter, apply_each};
 use connector_core::error::{Error, ErrorKind, Result, Retry};
 use connector_core::pipeline::{Shutdown, SyncMode, commit_check_period};
 use connector_core::position::{BinlogPosition, SourcePosition};
@@ -58,7 +58,12 @@ impl StreamedTable {
 pub struct BinlogReader<'a> {
     config: &'a MySqlConfig,
     flavor: Flavor,
-    tables: &'a mut [StreamedTable],
+    tables: &'a mut Vec<StreamedTable>,
+    /// Opens the Delta tables of tables created while streaming.
+    sink: &'a DeltaSink,
+    /// Tables of a captured database whose CREATE TABLE was read: captured from their first rows on (every row
+    /// they hold follows their creation in the binlog).
+    created: HashSet<TableId>,
     collations: Collations,
     /// Binlog table id → index into `tables` (`None`: a table the pipeline does not capture).
     mapped: HashMap<u64, Option<usize>>,
@@ -89,7 +94,8 @@ impl<'a> BinlogReader<'a> {
     pub fn new(
         config: &'a MySqlConfig,
         flavor: Flavor,
-        tables: &'a mut [StreamedTable],
+        tables: &'a mut Vec<StreamedTable>,
+        sink: &'a DeltaSink,
         collations: Collations,
         start: BinlogPosition,
     ) -> Self {
@@ -97,6 +103,8 @@ impl<'a> BinlogReader<'a> {
             config,
             flavor,
             tables,
+            sink,
+            created: HashSet::new(),
             collations,
             mapped: HashMap::new(),
             file: start.file.clone(),
@@ -270,7 +278,7 @@ impl<'a> BinlogReader<'a> {
                 }
             }
             Some(EventData::XidEvent(_)) => self.commit_transaction(header.log_pos(), header.timestamp()),
-            Some(EventData::TableMapEvent(map)) => self.on_table_map(&map)?,
+            Some(EventData::TableMapEvent(map)) => self.on_table_map(&map).await?,
             Some(EventData::RowsEvent(rows)) => self.on_rows(stream, &rows)?,
             Some(EventData::HeartbeatEvent) | Some(EventData::FormatDescriptionEvent(_)) | None => {
                 self.between_transactions(header.log_pos());
@@ -303,8 +311,17 @@ impl<'a> BinlogReader<'a> {
         }
     }
 
-    /// DDL: TRUNCATE empties the Delta table; column changes arrive with the next table map.
+    /// DDL: TRUNCATE empties the Delta table; column changes arrive with the next table map; a table created in
+    /// a captured database is captured from its first rows.
     fn on_statement(&mut self, default_database: &str, statement: &str) -> Result<()> {
+        if let Some(id) = created_table(statement, default_database)
+            && self.config.databases.contains(&id.namespace)
+            && self.captured(&id).is_none()
+        {
+            info!(table = %id, "a table was created in a captured database; capturing it from its first rows");
+            self.created.insert(id);
+            return Ok(());
+        }
         let words: Vec<&str> = statement.split_whitespace().take(3).collect();
         let first = words.first().map(|word| word.to_ascii_uppercase()).unwrap_or_default();
         if first == "TRUNCATE" {
@@ -336,6 +353,25 @@ impl<'a> BinlogReader<'a> {
         Ok(())
     }
 
+    /// Opens the Delta table of a table created while streaming, shaped by its first table map; returns its index.
+    async fn capture_created(
+        &mut self,
+        map: &mysql_async::binlog::events::TableMapEvent<'_>,
+        id: &TableId,
+    ) -> Result<usize> {
+        let options = self.config.options_for(id);
+        let shape = shape_of(map, &self.collations, options.key.as_deref())?;
+        let key_override = options.key.clone();
+        let writer = self.sink.open_table(&shape.schema, options).await?;
+        self.tables.push(StreamedTable {
+            writer,
+            pending: PendingChanges::new(shape),
+            key_override,
+            changes_applied: 0,
+        });
+        Ok(self.tables.len() - 1)
+    }
+
     fn captured(&self, id: &TableId) -> Option<usize> {
         self.tables.iter().position(|table| table.writer.table_id() == id)
     }
@@ -349,11 +385,15 @@ impl<'a> BinlogReader<'a> {
         }
     }
 
-    fn on_table_map(&mut self, map: &mysql_async::binlog::events::TableMapEvent<'_>) -> Result<()> {
+    async fn on_table_map(&mut self, map: &mysql_async::binlog::events::TableMapEvent<'_>) -> Result<()> {
         let id = TableId::new(map.database_name(), map.table_name());
-        let Some(index) = self.captured(&id) else {
-            self.mapped.insert(map.table_id(), None);
-            return Ok(());
+        let index = match self.captured(&id) {
+            Some(index) => index,
+            None if self.created.remove(&id) => self.capture_created(map, &id).await?,
+            None => {
+                self.mapped.insert(map.table_id(), None);
+                return Ok(());
+            }
         };
         self.mapped.insert(map.table_id(), Some(index));
         let table = &mut self.tables[index];
@@ -572,6 +612,31 @@ fn rotated_file(raw: &[u8], artificial: bool, known: &str) -> String {
 }
 
 /// `db.table`, `` `db`.`table` `` or a bare name in the statement's default database.
+/// The table a `CREATE [OR REPLACE] TABLE [IF NOT EXISTS] name …` statement creates; `None` for any other
+/// statement and for temporary tables (which the binlog does not carry rows of in row format).
+fn created_table(statement: &str, default_database: &str) -> Option<TableId> {
+    let mut words = statement.split_whitespace().map(|word| word.to_ascii_uppercase());
+    if words.next()? != "CREATE" {
+        return None;
+    }
+    let mut word = words.next()?;
+    if word == "OR" {
+        words.next().filter(|word| word == "REPLACE")?;
+        word = words.next()?;
+    }
+    if word != "TABLE" {
+        return None;
+    }
+    let rest = statement.split_whitespace().skip_while(|word| !word.eq_ignore_ascii_case("TABLE")).skip(1);
+    let mut rest = rest.peekable();
+    if rest.peek().is_some_and(|word| word.eq_ignore_ascii_case("IF")) {
+        rest.nth(2)?;
+    }
+    let name = rest.next()?;
+    let name = name.split('(').next().filter(|name| !name.is_empty())?;
+    Some(table_id_of(name, default_database))
+}
+
 fn table_id_of(name: &str, default_database: &str) -> TableId {
     let name = name.trim_end_matches(';');
     let parts: Vec<String> = name.split('.').map(|part| part.trim_matches('`').to_string()).collect();
@@ -584,6 +649,18 @@ fn table_id_of(name: &str, default_database: &str) -> TableId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn create_table_statements_name_the_created_table() {
+        let created = |statement: &str| created_table(statement, "shop").map(|id| id.to_string());
+        assert_eq!(created("CREATE TABLE refunds (id int primary key)").as_deref(), Some("shop.refunds"));
+        assert_eq!(created("create table `crm`.`leads`(id int)").as_deref(), Some("crm.leads"));
+        assert_eq!(created("CREATE TABLE IF NOT EXISTS t2 LIKE t1").as_deref(), Some("shop.t2"));
+        assert_eq!(created("CREATE OR REPLACE TABLE shop.t3 (x int)").as_deref(), Some("shop.t3"));
+        assert_eq!(created("CREATE TEMPORARY TABLE scratch (x int)"), None);
+        assert_eq!(created("CREATE INDEX i ON t (x)"), None);
+        assert_eq!(created("DROP TABLE t"), None);
+    }
 
     #[test]
     fn a_purged_binlog_names_the_resync_command() {

@@ -124,9 +124,18 @@ impl MySqlPipeline {
         }
         let start = start.unwrap_or_else(|| target.clone());
         if !shutdown.is_requested() {
-            BinlogReader::new(config, server.flavor, &mut streamed, collations, start)
+            BinlogReader::new(config, server.flavor, &mut streamed, &self.sink, collations, start)
                 .run(mode, &target, shutdown)
                 .await?;
+        }
+        // Tables created while streaming were added after the others.
+        for table in streamed.iter().skip(reports.len()) {
+            reports.push(TableReport {
+                table: table.writer.table_id().clone(),
+                snapshot_rows: 0,
+                changes_applied: 0,
+                position: None,
+            });
         }
         for (report, table) in reports.iter_mut().zip(&streamed) {
             report.changes_applied = table.changes_applied;
