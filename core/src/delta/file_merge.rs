@@ -182,13 +182,17 @@ fn align_to_schema(stored: &RecordBatch, schema: &SchemaRef) -> Result<RecordBat
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 
+/// Files a merge writes are at most this large: the writer holds a file in memory until it is full, and two
+/// merges may run at once (`parallel_apply`), so this bounds their memory together.
+const MAX_REWRITTEN_FILE_SIZE: u64 = 32 * 1024 * 1024;
+
 fn new_writer(
     table: &DeltaTable,
     target_file_size: u64,
     properties: &WriterProperties,
 ) -> Result<RecordBatchWriter, DeltaTableError> {
     Ok(RecordBatchWriter::for_table(table)?
-        .with_target_file_size(target_file_size)
+        .with_target_file_size(target_file_size.min(MAX_REWRITTEN_FILE_SIZE))
         .with_writer_properties(properties.clone()))
 }
 
