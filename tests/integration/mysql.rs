@@ -25,6 +25,16 @@ fn sync_command(db: &MySqlDatabase, lake: &Path, tables: &[&str], extra: &[&str]
     command
 }
 
+/// `connector sync mysql --databases <the test database>` into `lake` for `pipeline`.
+fn sync_databases_command(db: &MySqlDatabase, lake: &TempLake, pipeline: &str) -> Command {
+    let mut command = Command::new(CONNECTOR);
+    command
+        .args(["sync", "mysql", "--url", db.admin_url(), "--databases", db.name(), "--dest"])
+        .arg(lake.dir.path())
+        .args(["--pipeline", pipeline]);
+    command
+}
+
 /// Runs `connector sync mysql --once` and returns its output, panicking with stderr if it failed.
 fn sync_once(db: &MySqlDatabase, lake: &Path, tables: &[&str]) -> String {
     let output = sync_command(db, lake, tables, &[]).output().expect("run connector");
@@ -323,11 +333,7 @@ async fn mysql_databases_option_captures_every_table() {
     )
     .await;
     let lake = TempLake::new();
-    let mut command = Command::new(CONNECTOR);
-    command
-        .args(["sync", "mysql", "--url", db.admin_url(), "--databases", db.name(), "--dest"])
-        .arg(lake.dir.path())
-        .args(["--pipeline", "whole"]);
+    let mut command = sync_databases_command(&db, &lake, "whole");
     let output = command.output().expect("run connector");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     db.execute("INSERT INTO one VALUES (2, 'c'); UPDATE two SET v = 'd'").await;
@@ -342,13 +348,8 @@ async fn mysql_a_table_created_while_streaming_is_captured_from_its_first_rows()
     let db = mariadb().await;
     db.execute("CREATE TABLE one (id int PRIMARY KEY, v varchar(5)); INSERT INTO one VALUES (1, 'a')").await;
     let lake = TempLake::new();
-    let mut command = Command::new(CONNECTOR);
-    command
-        .args(["sync", "mysql", "--url", db.admin_url(), "--databases", db.name(), "--dest"])
-        .arg(lake.dir.path())
-        .args(["--pipeline", "created"]);
-    let mut child = Command::new(CONNECTOR)
-        .args(command.get_args())
+    let mut command = sync_databases_command(&db, &lake, "created");
+    let mut child = sync_databases_command(&db, &lake, "created")
         .arg("--continuous")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -493,7 +493,7 @@ impl<'a> BinlogReader<'a> {
             >= self.config.batch_bytes
     }
 
-    /// Commits every closed transaction to Delta, table by table.
+    /// Commits every closed transaction to Delta, the tables merging side by side (`apply_each`).
     async fn commit(&mut self) -> Result<()> {
         let mut batches = Vec::new();
         for table in self.tables.iter_mut() {
@@ -615,25 +615,15 @@ fn rotated_file(raw: &[u8], artificial: bool, known: &str) -> String {
 /// The table a `CREATE [OR REPLACE] TABLE [IF NOT EXISTS] name …` statement creates; `None` for any other
 /// statement and for temporary tables (which the binlog does not carry rows of in row format).
 fn created_table(statement: &str, default_database: &str) -> Option<TableId> {
-    let mut words = statement.split_whitespace().map(|word| word.to_ascii_uppercase());
-    if words.next()? != "CREATE" {
+    let mut words = statement.split_whitespace().peekable();
+    let mut take = |expected: &str| words.next_if(|word| word.eq_ignore_ascii_case(expected)).is_some();
+    if !take("CREATE") || (take("OR") && !take("REPLACE")) || !take("TABLE") {
         return None;
     }
-    let mut word = words.next()?;
-    if word == "OR" {
-        words.next().filter(|word| word == "REPLACE")?;
-        word = words.next()?;
-    }
-    if word != "TABLE" {
+    if take("IF") && !(take("NOT") && take("EXISTS")) {
         return None;
     }
-    let rest = statement.split_whitespace().skip_while(|word| !word.eq_ignore_ascii_case("TABLE")).skip(1);
-    let mut rest = rest.peekable();
-    if rest.peek().is_some_and(|word| word.eq_ignore_ascii_case("IF")) {
-        rest.nth(2)?;
-    }
-    let name = rest.next()?;
-    let name = name.split('(').next().filter(|name| !name.is_empty())?;
+    let name = words.next()?.split('(').next().filter(|name| !name.is_empty())?;
     Some(table_id_of(name, default_database))
 }
 

@@ -372,7 +372,8 @@ impl<'a> ChangeStream<'a> {
         Ok(rows.iter().map(|row| (row.get(0), row.get::<_, i32>(1))).collect())
     }
 
-    /// Commits every closed transaction to Delta, table by table, then confirms the position to the server.
+    /// Commits every closed transaction to Delta, the tables merging side by side (`apply_each`), then confirms
+    /// the position to the server.
     async fn commit(&mut self, client: &ReplicationClient) -> Result<()> {
         let mut batches = Vec::new();
         for table in self.tables.iter_mut() {

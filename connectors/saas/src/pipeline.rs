@@ -165,11 +165,11 @@ impl StreamSync {
     /// the next batch is read. On a failure, what was read before it is committed first, so the next run
     /// resumes after it.
     async fn pass(&self, table: &mut StreamTable, start: Value, shutdown: &Shutdown) -> Result<()> {
+        let key = self.reader.shape().key.clone();
+        let mut next = NextBatch::new(table.schema.clone(), key, self.config.batch_records)?;
         let (sender, mut pages) = mpsc::channel(PAGES_AHEAD);
         let reader =
             tokio::spawn(read_pages(self.client.clone(), self.reader.clone(), start, sender, shutdown.clone()));
-        let key = self.reader.shape().key.clone();
-        let mut next = NextBatch::new(table.schema.clone(), key, self.config.batch_records);
         loop {
             while next.wants_pages() {
                 next.take(pages.recv().await);
@@ -277,6 +277,8 @@ struct ReadBatch {
 struct NextBatch {
     /// The stream's columns as of the pages taken; the table's own copy catches up when the batch commits.
     schema: StreamSchema,
+    /// `schema` as a table schema, rebuilt only when a page brings a new field.
+    columns: TableSchema,
     key: Vec<String>,
     /// Each page's rows, in the columns known when it arrived.
     pages: Vec<RecordBatch>,
@@ -291,9 +293,11 @@ struct NextBatch {
 }
 
 impl NextBatch {
-    fn new(schema: StreamSchema, key: Vec<String>, limit: usize) -> Self {
-        NextBatch {
+    fn new(schema: StreamSchema, key: Vec<String>, limit: usize) -> Result<Self> {
+        let columns = schema.table_schema()?;
+        Ok(NextBatch {
             schema,
+            columns,
             key,
             pages: Vec::new(),
             operations: Vec::new(),
@@ -301,7 +305,7 @@ impl NextBatch {
             limit,
             finished: false,
             failure: None,
-        }
+        })
     }
 
     fn wants_pages(&self) -> bool {
@@ -329,8 +333,10 @@ impl NextBatch {
             return Ok(());
         }
         check_keys(self.schema.id(), &self.key, changes)?;
-        self.schema.observe(changes);
-        self.pages.push(record_batch(&self.schema.table_schema()?, changes)?);
+        if self.schema.observe(changes) {
+            self.columns = self.schema.table_schema()?;
+        }
+        self.pages.push(record_batch(&self.columns, changes)?);
         self.operations.extend(changes.iter().map(|change| change.operation));
         Ok(())
     }

@@ -73,6 +73,8 @@ pub fn type_name(data_type: &DataType) -> &'static str {
 pub struct StreamSchema {
     id: TableId,
     columns: Vec<Column>,
+    /// The names of `columns`, looked up for every field of every record.
+    names: HashSet<String>,
     key: Vec<String>,
     declared_only: bool,
 }
@@ -87,7 +89,8 @@ impl StreamSchema {
                 columns.push(Column::new(field.name(), field.data_type().clone(), "inferred"));
             }
         }
-        StreamSchema { id, columns, key: shape.key.clone(), declared_only: shape.declared_only }
+        let names = columns.iter().map(|column| column.name.clone()).collect();
+        StreamSchema { id, columns, names, key: shape.key.clone(), declared_only: shape.declared_only }
     }
 
     /// Adds a column for every field first seen in `changes`; returns whether any was added.
@@ -96,14 +99,13 @@ impl StreamSchema {
             return false;
         }
         let before = self.columns.len();
-        let mut known: HashSet<String> = self.columns.iter().map(|column| column.name.clone()).collect();
         for change in changes {
             for (name, value) in &change.record {
-                if name.starts_with(METADATA_PREFIX) || known.contains(name) {
+                if name.starts_with(METADATA_PREFIX) || self.names.contains(name) {
                     continue;
                 }
                 if let Some(data_type) = type_of_value(value) {
-                    known.insert(name.clone());
+                    self.names.insert(name.clone());
                     self.columns.push(Column::new(name, data_type, "inferred"));
                 }
             }
