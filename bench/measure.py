@@ -26,6 +26,9 @@ def measured(command, env=None, stdout_path=None):
     """Runs `command` in a fresh process; returns (seconds, peak RSS in MiB of that process and its children).
     The command's standard output goes to `stdout_path` when given, else nowhere."""
     env = dict(env if env is not None else os.environ)
+    # Files written before (a data load, an earlier run's output) are flushed first, so their writeback is not
+    # charged to this command.
+    os.sync()
     if stdout_path:
         env["MEASURED_STDOUT"] = stdout_path
     out = subprocess.run([sys.executable, "-c", WRAPPER] + command, env=env, check=True, stdout=subprocess.PIPE)
