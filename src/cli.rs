@@ -140,6 +140,11 @@ pub struct MySqlSyncArgs {
     #[arg(long, value_name = "MIB")]
     pub batch_mib: Option<usize>,
 
+    /// Rows per key range when copying a large table with an integer key; ranges are read over several
+    /// connections at once (default 2000000).
+    #[arg(long, value_name = "ROWS")]
+    pub copy_range_rows: Option<u64>,
+
     #[command(flatten)]
     pub common: CommonSyncArgs,
 }
@@ -162,6 +167,11 @@ pub struct PostgresSyncArgs {
     /// applied in parts (in hard and soft delete modes), so memory stays bounded whatever its size.
     #[arg(long, value_name = "MIB")]
     pub batch_mib: Option<usize>,
+
+    /// Rows per key range when copying a large table with an integer key; ranges are read over several
+    /// connections at once (default 2000000).
+    #[arg(long, value_name = "ROWS")]
+    pub copy_range_rows: Option<u64>,
 
     #[command(flatten)]
     pub common: CommonSyncArgs,

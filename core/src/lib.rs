@@ -4,6 +4,7 @@
 pub mod backoff;
 pub mod change;
 pub mod config;
+pub mod copy_ranges;
 pub mod cursor;
 pub mod delta;
 pub mod error;

@@ -21,6 +21,9 @@ pub async fn sync(args: SyncArgs) -> Result<ExitCode> {
             if let Some(mib) = postgres.batch_mib {
                 settings.insert("batch_mib".into(), toml::Value::Integer(mib as i64));
             }
+            if let Some(rows) = postgres.copy_range_rows {
+                settings.insert("copy_range_rows".into(), toml::Value::Integer(rows.min(i64::MAX as u64) as i64));
+            }
             if !postgres.schemas.is_empty() {
                 settings.insert("schemas".into(), postgres.schemas.into());
             }
@@ -31,6 +34,9 @@ pub async fn sync(args: SyncArgs) -> Result<ExitCode> {
             settings.insert("url".into(), mysql.url.into());
             if let Some(mib) = mysql.batch_mib {
                 settings.insert("batch_mib".into(), toml::Value::Integer(mib as i64));
+            }
+            if let Some(rows) = mysql.copy_range_rows {
+                settings.insert("copy_range_rows".into(), toml::Value::Integer(rows.min(i64::MAX as u64) as i64));
             }
             if let Some(server_id) = mysql.server_id {
                 settings.insert("server_id".into(), toml::Value::Integer(i64::from(server_id)));

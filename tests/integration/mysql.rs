@@ -536,3 +536,51 @@ async fn mysql_a_transaction_larger_than_memory_is_applied_in_parts() {
     assert!(stderr.contains("applying part of a large transaction"), "{stderr}");
     assert_equal(&db, &lake, "orders", ORDER_COLUMNS).await;
 }
+
+#[tokio::test]
+async fn mysql_a_large_table_is_copied_in_key_ranges_while_it_changes() {
+    let db = mariadb().await;
+    // Keys with gaps and negatives, so range bounds fall between keys.
+    db.execute(&format!(
+        "CREATE TABLE wide (id bigint PRIMARY KEY, label varchar(60)); \
+         INSERT INTO wide SELECT n * 7 - 30000, CONCAT('row ', n) FROM {}; ANALYZE TABLE wide;",
+        numbers(1, 60_000)
+    ))
+    .await;
+    let lake = TempLake::new();
+    let mut child = sync_command(&db, lake.dir.path(), &["wide"], &["--continuous", "--copy-range-rows", "8000"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start connector");
+    // Changes until the copy writes its first file, so they commit while the readers start their snapshots
+    // (at different binlog positions) and while they read: updates, deletes, inserts, and keys moved from one
+    // end of the table to the other.
+    let table_dir = lake.dir.path().join(db.name()).join("wide");
+    for round in 0..20_000_i64 {
+        if has_parquet(&table_dir) {
+            break;
+        }
+        let low = round * 7 - 30000 + 7;
+        db.execute(&format!(
+            "UPDATE wide SET label = 'changed {round}' WHERE id = {low} + 70000; \
+             DELETE FROM wide WHERE id = {low} + 140000; \
+             INSERT INTO wide VALUES ({}, 'new {round}'); \
+             UPDATE wide SET id = {} WHERE id = {low};",
+            1_000_000 + round,
+            -1_000_000 - round
+        ))
+        .await;
+    }
+    wait_until_equal(&db, &lake, "wide", &["id", "label"]).await;
+    terminate(&child);
+    let status = wait_for_exit(&mut child);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr).expect("read stderr");
+    assert!(status.success(), "{stderr}");
+    // InnoDB's estimate of 60,000 rows over 8,000 per range: about 8 ranges, read over 4 connections.
+    assert!(
+        stderr.contains(&format!("copying in ranges table={}.wide", db.name())) && stderr.contains("connections=4"),
+        "{stderr}"
+    );
+}

@@ -18,6 +18,10 @@ use serde::Deserialize;
 pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 /// Buffered change bytes (Arrow, across tables) that force a commit: bounds memory whatever the backlog.
 pub const DEFAULT_BATCH_BYTES: usize = 128 * 1024 * 1024;
+/// Rows per key range when copying a large table with an integer key: each range is read on one of several
+/// connections at once (about two million rows keeps a range's query worthwhile and the ranges many enough to
+/// spread over connections).
+pub const DEFAULT_COPY_RANGE_ROWS: u64 = 2_000_000;
 /// How often an idle server sends a heartbeat on the binlog connection, so a dead link is noticed.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -33,6 +37,9 @@ struct RawProfile {
     server_id: Option<u32>,
     #[serde(default)]
     batch_mib: Option<usize>,
+    /// Rows per key range when copying a large table (see [`DEFAULT_COPY_RANGE_ROWS`]).
+    #[serde(default)]
+    copy_range_rows: Option<u64>,
 }
 
 /// A validated MySQL source for one pipeline.
@@ -49,6 +56,7 @@ pub struct MySqlConfig {
     pub server_id: u32,
     pub commit_interval: Duration,
     pub batch_bytes: usize,
+    pub copy_range_rows: u64,
 }
 
 impl MySqlConfig {
@@ -101,6 +109,7 @@ impl MySqlConfig {
             server_id,
             commit_interval: DEFAULT_COMMIT_INTERVAL,
             batch_bytes: raw.batch_mib.map_or(DEFAULT_BATCH_BYTES, |mib| mib.max(1) * 1024 * 1024),
+            copy_range_rows: raw.copy_range_rows.unwrap_or(DEFAULT_COPY_RANGE_ROWS).max(1),
         })
     }
 

@@ -1,15 +1,27 @@
-//! A table's initial copy: one connection, one consistent snapshot whose binlog position is known exactly,
-//! rows streamed (binary protocol) into Parquet and committed once with the position as the table's cursor.
-//! The binlog then applies to this table only the transactions committed after that position.
+//! A table's initial copy: consistent snapshots whose binlog positions are known exactly, rows streamed (binary
+//! protocol) into Parquet and committed once with the earliest position as the table's cursor. The binlog then
+//! applies to this table only the transactions committed after that position.
 //!
 //! MariaDB reports the position of a `START TRANSACTION WITH CONSISTENT SNAPSHOT` itself
 //! (`binlog_snapshot_file`/`binlog_snapshot_position`), so no lock is taken. MySQL has no such status: a global
 //! read lock is held for the few milliseconds between starting the snapshot and reading the position.
+//!
+//! A large table with a single integer key is read in key ranges over several connections, each with a
+//! snapshot of its own. Neither server can share one snapshot between connections without holding commits
+//! meanwhile, so the snapshots may sit at different binlog positions. The table's cursor is the earliest of
+//! them: the binlog then replays, from there, changes that some ranges already hold. Row events carry whole
+//! rows and are applied by key (an insert of a key already present replaces it), so replaying them again
+//! leaves each row as the source had it by the latest snapshot; the table is exact once the binlog has been
+//! read that far, which the same sync does before it ends. Tables without a key are read whole on one
+//! connection, as their rows could not be matched.
 
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use connector_core::arrow::array::{ArrayRef, RecordBatch};
+use connector_core::copy_ranges::split_range;
 use connector_core::cursor::TableCursor;
 use connector_core::delta::DeltaTableWriter;
 use connector_core::error::{Error, Result};
@@ -17,20 +29,30 @@ use connector_core::position::{BinlogPosition, SourcePosition};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
+use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+use crate::binlog::compare;
 use crate::catalog::{SourceTable, qualified, quote, source_error};
 use crate::codec::{ColumnBuilder, Origin};
 use crate::config::MySqlConfig;
 use crate::setup::{Flavor, current_position};
+use crate::types::MySqlType;
 
 /// Rows per Arrow batch handed to the Parquet writer.
 const ROWS_PER_BATCH: usize = 16 * 1024;
 /// How often a copy without a terminal logs its progress.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(10);
+/// Ranges a table is split into at most.
+const MAX_RANGES: u64 = 64;
+/// Connections reading one table's ranges at once.
+const PARALLEL_RANGES: usize = 4;
 
-/// Copies `table` under a consistent snapshot into its Delta table in one commit that marks the snapshot
-/// complete at the snapshot's binlog position. Returns the rows copied.
+/// What range readers hand the writer: a batch of rows and the reader (the Parquet part) it came from.
+type Decoded = Result<(usize, RecordBatch)>;
+
+/// Copies `table` into its Delta table in one commit that marks the snapshot complete, at the earliest of the
+/// readers' snapshot positions. Returns the rows copied.
 pub async fn copy_table(
     config: &MySqlConfig,
     flavor: Flavor,
@@ -39,64 +61,154 @@ pub async fn copy_table(
     progress: Option<&MultiProgress>,
 ) -> Result<u64> {
     let id = &table.schema.id;
-    let mut conn = Conn::new(config.connection.clone())
-        .await
-        .map_err(|cause| source_error(format!("cannot connect to copy {id}"), cause))?;
-    let position = start_snapshot(config, &mut conn, flavor).await?;
-    info!(table = %id, file = %position.file, offset = position.offset, "copying under a consistent snapshot");
+    let ranges = key_ranges(config, table).await?;
+    // Every reader starts its snapshot before any row is read, so the earliest position is known up front.
+    let mut readers = Vec::new();
+    let mut positions = Vec::new();
+    for part in 0..ranges.len().min(PARALLEL_RANGES) {
+        let mut conn = Conn::new(config.connection.clone())
+            .await
+            .map_err(|cause| source_error(format!("cannot connect to copy {id}"), cause))?;
+        let position = start_snapshot(config, &mut conn, flavor).await?;
+        readers.push(RangeReader { conn, part, table: table.clone() });
+        info!(table = %id, file = %position.file, offset = position.offset, "copying under a consistent snapshot");
+        positions.push(position);
+    }
+    let position = positions.into_iter().min_by(compare).ok_or_else(|| Error::state("no snapshot was started"))?;
+    if ranges.len() > 1 {
+        info!(table = %id, ranges = ranges.len(), connections = readers.len(), "copying in ranges");
+    }
 
-    let columns: Vec<String> = table.schema.columns.iter().map(|column| quote(&column.name)).collect();
-    let select = format!("SELECT {} FROM {}", columns.join(", "), qualified(id));
+    let queue = Arc::new(Mutex::new(ranges.into_iter().collect::<VecDeque<_>>()));
+    let (sender, mut receiver) = mpsc::channel::<Decoded>(2 * readers.len());
+    let mut reading = tokio::task::JoinSet::new();
+    for reader in readers {
+        let (queue, sender) = (queue.clone(), sender.clone());
+        reading.spawn(async move {
+            if let Err(error) = reader.run(&queue, &sender).await {
+                let _ = sender.send(Err(error)).await;
+            }
+        });
+    }
+    drop(sender);
+
     let taken_at = Utc::now();
     let source_position = SourcePosition::Binlog(position);
     let mut snapshot_writer = writer.snapshot_writer(&source_position, taken_at)?;
-    let mut builders: Vec<ColumnBuilder> =
-        table.types.iter().map(|mysql_type| ColumnBuilder::new(mysql_type, ROWS_PER_BATCH)).collect();
     let bar = progress.map(|bars| bars.add(progress_bar(&id.to_string(), table.estimated_rows)));
     let started = Instant::now();
     let mut last_report = started;
     let mut rows: u64 = 0;
-    let mut pending = 0;
-    {
-        let mut result = conn
-            .exec_iter(select.as_str(), ())
-            .await
-            .map_err(|cause| source_error(format!("cannot read {id}"), cause))?;
-        while let Some(row) =
-            result.next().await.map_err(|cause| source_error(format!("reading {id} failed"), cause))?
-        {
-            append_row(table, &mut builders, &row)?;
-            pending += 1;
-            if pending == ROWS_PER_BATCH {
-                snapshot_writer.write(&finish_batch(table, &mut builders)?).await?;
-                rows += pending as u64;
-                pending = 0;
-                if let Some(bar) = &bar {
-                    bar.set_length(bar.length().unwrap_or(0).max(rows));
-                    bar.set_position(rows);
-                } else if last_report.elapsed() >= PROGRESS_INTERVAL {
-                    last_report = Instant::now();
-                    let per_second = rows as f64 / started.elapsed().as_secs_f64();
-                    info!(table = %id, rows, rows_per_second = per_second as u64, "copying");
-                }
-            }
+    while let Some(decoded) = receiver.recv().await {
+        let (part, batch) = decoded?;
+        rows += batch.num_rows() as u64;
+        snapshot_writer.write_part(part, &batch).await?;
+        if let Some(bar) = &bar {
+            bar.set_length(bar.length().unwrap_or(0).max(rows));
+            bar.set_position(rows);
+        } else if last_report.elapsed() >= PROGRESS_INTERVAL {
+            last_report = Instant::now();
+            let per_second = rows as f64 / started.elapsed().as_secs_f64();
+            info!(table = %id, rows, rows_per_second = per_second as u64, "copying");
         }
     }
-    if pending > 0 {
-        snapshot_writer.write(&finish_batch(table, &mut builders)?).await?;
-        rows += pending as u64;
+    while let Some(joined) = reading.join_next().await {
+        joined.map_err(|panic| Error::state(format!("copying {id} ended abnormally: {panic}")))?;
     }
     snapshot_writer.commit(TableCursor::copied(source_position, rows, taken_at)).await?;
-    if let Err(cause) = conn.query_drop("COMMIT").await {
-        warn!(table = %id, error = %cause, "closing the snapshot transaction failed");
-    }
-    let _ = conn.disconnect().await;
     if let Some(bar) = bar {
         bar.finish_with_message("committed");
     }
     let seconds = started.elapsed().as_secs_f64().max(0.001);
     info!(table = %id, rows, seconds = format!("{seconds:.1}"), rows_per_second = (rows as f64 / seconds) as u64, "snapshot committed");
     Ok(rows)
+}
+
+/// The `WHERE` conditions splitting a large table with a single integer key into ranges of about
+/// `copy_range_rows` rows (by InnoDB's estimate), over the key's current minimum and maximum; one `None` (the
+/// whole table) for any other table.
+async fn key_ranges(config: &MySqlConfig, table: &SourceTable) -> Result<Vec<Option<String>>> {
+    let whole = vec![None];
+    let ranges = table.estimated_rows.div_ceil(config.copy_range_rows).min(MAX_RANGES);
+    let integer_key = match table.schema.primary_key.as_slice() {
+        [key] => table
+            .schema
+            .column_index(key)
+            .filter(|&index| matches!(table.types[index], MySqlType::Integer { .. }))
+            .map(|_| quote(key)),
+        _ => None,
+    };
+    let Some(key) = integer_key.filter(|_| ranges >= 2) else { return Ok(whole) };
+    let id = &table.schema.id;
+    let mut conn = Conn::new(config.connection.clone())
+        .await
+        .map_err(|cause| source_error(format!("cannot connect to copy {id}"), cause))?;
+    // As text: an unsigned BIGINT key may not fit a signed integer.
+    let bounds: Option<(Option<String>, Option<String>)> = conn
+        .query_first(format!("SELECT CAST(MIN({key}) AS CHAR), CAST(MAX({key}) AS CHAR) FROM {}", qualified(id)))
+        .await
+        .map_err(|cause| source_error(format!("cannot read the key range of {id}"), cause))?;
+    let _ = conn.disconnect().await;
+    let parse = |bound: Option<String>| bound.and_then(|text| text.parse::<i128>().ok());
+    let Some((Some(low), Some(high))) = bounds.map(|(low, high)| (parse(low), parse(high))) else { return Ok(whole) };
+    Ok(split_range(
+        low,
+        high - low + 1,
+        i128::from(ranges),
+        |bound| format!("{key} >= {bound}"),
+        |bound| format!("{key} < {bound}"),
+    ))
+}
+
+/// One connection inside its own snapshot, reading ranges from a shared queue until none is left.
+struct RangeReader {
+    conn: Conn,
+    /// The Parquet part its rows go to: one reader's ranges are read in key order, so its files stay
+    /// clustered by key.
+    part: usize,
+    table: SourceTable,
+}
+
+impl RangeReader {
+    async fn run(mut self, queue: &Mutex<VecDeque<Option<String>>>, sender: &mpsc::Sender<Decoded>) -> Result<()> {
+        let id = &self.table.schema.id;
+        let columns: Vec<String> = self.table.schema.columns.iter().map(|column| quote(&column.name)).collect();
+        let mut builders: Vec<ColumnBuilder> =
+            self.table.types.iter().map(|mysql_type| ColumnBuilder::new(mysql_type, ROWS_PER_BATCH)).collect();
+        loop {
+            let next = queue.lock().unwrap_or_else(PoisonError::into_inner).pop_front();
+            let Some(filter) = next else { break };
+            let filter = filter.map(|filter| format!(" WHERE {filter}")).unwrap_or_default();
+            let select = format!("SELECT {} FROM {}{filter}", columns.join(", "), qualified(id));
+            let mut result = self
+                .conn
+                .exec_iter(select.as_str(), ())
+                .await
+                .map_err(|cause| source_error(format!("cannot read {id}"), cause))?;
+            let mut pending = 0;
+            while let Some(row) =
+                result.next().await.map_err(|cause| source_error(format!("reading {id} failed"), cause))?
+            {
+                append_row(&self.table, &mut builders, &row)?;
+                pending += 1;
+                if pending == ROWS_PER_BATCH {
+                    pending = 0;
+                    if sender.send(Ok((self.part, finish_batch(&self.table, &mut builders)?))).await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+            drop(result);
+            if pending > 0 && sender.send(Ok((self.part, finish_batch(&self.table, &mut builders)?))).await.is_err() {
+                return Ok(());
+            }
+        }
+        if let Err(cause) = self.conn.query_drop("COMMIT").await {
+            warn!(table = %id, error = %cause, "closing the snapshot transaction failed");
+        }
+        let _ = self.conn.disconnect().await;
+        Ok(())
+    }
 }
 
 /// Starts a consistent-snapshot transaction on `conn` and returns the binlog position it is consistent with.

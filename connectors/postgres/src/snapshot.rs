@@ -7,6 +7,7 @@ use std::time::Instant;
 use bytes::{Buf, Bytes, BytesMut};
 use chrono::Utc;
 use connector_core::arrow::array::RecordBatch;
+use connector_core::copy_ranges::split_range;
 use connector_core::cursor::TableCursor;
 use connector_core::delta::DeltaTableWriter;
 use connector_core::error::{Error, ErrorKind, Result, Retry};
@@ -218,7 +219,7 @@ async fn integer_ranges(client: &Client, table: &SourceTable, key: &str, ranges:
         return Ok(vec![None]);
     };
     let span = i128::from(high) - i128::from(low) + 1;
-    Ok(split(
+    Ok(split_range(
         i128::from(low),
         span,
         i128::from(ranges),
@@ -243,33 +244,13 @@ async fn block_ranges(client: &Client, table: &SourceTable, ranges: u64) -> Resu
     if version < 140_000 || blocks < 2 {
         return Ok(vec![None]);
     }
-    Ok(split(
+    Ok(split_range(
         0,
         i128::from(blocks),
         i128::from(ranges),
         |block| format!("ctid >= '({block},0)'::tid"),
         |block| format!("ctid < '({block},0)'::tid"),
     ))
-}
-
-/// `ranges` conditions covering `[low, low + span)` in equal parts, the first open below and the last above.
-fn split(
-    low: i128,
-    span: i128,
-    ranges: i128,
-    at_least: impl Fn(i128) -> String,
-    below: impl Fn(i128) -> String,
-) -> Vec<Option<String>> {
-    let ranges = ranges.min(span).max(1);
-    let bound = |part: i128| low + span * part / ranges;
-    (0..ranges)
-        .map(|part| {
-            let lower = (part > 0).then(|| at_least(bound(part)));
-            let upper = (part < ranges - 1).then(|| below(bound(part + 1)));
-            let conditions: Vec<String> = lower.into_iter().chain(upper).collect();
-            (!conditions.is_empty()).then(|| conditions.join(" AND "))
-        })
-        .collect()
 }
 
 /// One key range (or the whole table) copied over its own connection.

@@ -79,9 +79,10 @@ impl<'a> SnapshotWriter<'a> {
         let taken_at = self.taken_at;
         let count = rows.num_rows();
         let now = Some(Utc::now());
+        // Every row of a snapshot has the same metadata: repeated borrowed values, no allocation per row.
         let mut metadata = MetadataValues::default()
-            .text(OPERATION, (0..count).map(|_| Some("snapshot".to_string())))
-            .text(POSITION, (0..count).map(|_| Some(self.position.clone())))
+            .text(OPERATION, std::iter::repeat_n(Some("snapshot"), count))
+            .text(POSITION, std::iter::repeat_n(Some(self.position.as_str()), count))
             .time(COMMIT_TIME, (0..count).map(|_| Some(taken_at)))
             .time(SYNCED_AT, (0..count).map(|_| now));
         match self.table.options.delete_mode {

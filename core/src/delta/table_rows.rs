@@ -21,7 +21,7 @@ pub(crate) struct MetadataValues {
 }
 
 impl MetadataValues {
-    pub fn text(mut self, name: &'static str, values: impl IntoIterator<Item = Option<String>>) -> Self {
+    pub fn text<S: AsRef<str>>(mut self, name: &'static str, values: impl IntoIterator<Item = Option<S>>) -> Self {
         self.columns.insert(name, Arc::new(values.into_iter().collect::<StringArray>()));
         self
     }
