@@ -14,6 +14,7 @@ use connector_core::backoff::Backoff;
 use connector_core::error::{Error, ErrorKind, Result, Retry};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 use tracing::{debug, warn};
@@ -53,10 +54,10 @@ impl ApiRequest {
     }
 }
 
-/// A successful answer.
+/// A successful answer, its body parsed as `T` (any JSON by default).
 #[derive(Debug)]
-pub struct ApiResponse {
-    pub body: Value,
+pub struct ApiResponse<T = Value> {
+    pub body: T,
     pub headers: HeaderMap,
 }
 
@@ -98,6 +99,12 @@ impl ApiClient {
 
     /// Sends `request` for `stream`, retrying what can succeed later; see the module documentation.
     pub async fn send(&self, stream: &str, request: &ApiRequest) -> Result<ApiResponse> {
+        self.send_as(stream, request).await
+    }
+
+    /// [`ApiClient::send`] with the body parsed as `T`: a body that is not JSON of that shape is retried like
+    /// one that is not JSON at all.
+    pub async fn send_as<T: DeserializeOwned>(&self, stream: &str, request: &ApiRequest) -> Result<ApiResponse<T>> {
         let url = self.base_url.join(&request.url).map_err(|cause| {
             Error::state(format!("{} stream `{stream}`: `{}` is not a valid URL", self.service, request.url))
                 .caused_by(cause)

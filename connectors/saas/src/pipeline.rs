@@ -315,7 +315,13 @@ impl NextBatch {
     /// Takes a page, or the end of reading. A page whose records cannot land stops the pass like a failed
     /// request: the pages before it are committed, its state is not.
     fn take(&mut self, page: Option<Result<Page>>) {
-        match page.map(|page| page.and_then(|page| self.add(&page.changes).map(|()| page))) {
+        let taken = page.map(|page| {
+            page.and_then(|mut page| {
+                let changes = page.take_changes(&self.schema.id().to_string())?;
+                self.add(&changes).map(|()| page)
+            })
+        });
+        match taken {
             Some(Ok(page)) => {
                 self.state = Some(page.state);
                 self.finished = page.caught_up;

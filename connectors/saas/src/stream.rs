@@ -9,9 +9,10 @@ use std::fmt;
 use std::time::Duration;
 
 use connector_core::change::Operation;
-use connector_core::error::Result;
+use connector_core::error::{Error, Result};
 use connector_core::schema::Column;
 use futures::future::BoxFuture;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::client::ApiClient;
@@ -40,10 +41,42 @@ impl RecordChange {
 pub struct Page {
     /// In the order the API reports them; a later change of the same key wins.
     pub changes: Vec<RecordChange>,
+    /// Records after `changes`, still as JSON text. A reader that needs only its cursor from a page (say the
+    /// last id) leaves the records unparsed: they become [`RecordChange`]s where the page is taken, on
+    /// another task, while the reader already waits for the next page.
+    pub unparsed: Option<UnparsedRecords>,
     /// The stream's state after this page.
     pub state: Value,
     /// The pass is over: the stream is caught up with the API as of now.
     pub caught_up: bool,
+}
+
+/// Records of one operation still as JSON text (already checked to be JSON).
+#[derive(Debug, Clone)]
+pub struct UnparsedRecords {
+    pub operation: Operation,
+    pub records: Vec<Box<RawValue>>,
+}
+
+impl Page {
+    pub fn new(changes: Vec<RecordChange>, state: Value, caught_up: bool) -> Self {
+        Page { changes, unparsed: None, state, caught_up }
+    }
+
+    /// Every change of the page, its unparsed records parsed (readers hand over JSON objects only).
+    pub fn take_changes(&mut self, stream: &str) -> Result<Vec<RecordChange>> {
+        let mut changes = std::mem::take(&mut self.changes);
+        if let Some(UnparsedRecords { operation, records }) = self.unparsed.take() {
+            changes.reserve(records.len());
+            for record in records {
+                let record = serde_json::from_str(record.get()).map_err(|cause| {
+                    Error::state(format!("stream `{stream}`: a record is not a JSON object")).caused_by(cause)
+                })?;
+                changes.push(RecordChange { operation, record });
+            }
+        }
+        Ok(changes)
+    }
 }
 
 /// A stream's shape: the Delta table it lands in.
@@ -117,5 +150,34 @@ pub fn kind_of(value: &Value) -> &'static str {
         Value::String(_) => "string",
         Value::Array(_) => "list",
         Value::Object(_) => "object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn unparsed_records_follow_the_parsed_changes_in_order() {
+        let parsed = RecordChange::delete(json!({"id": "a"}).as_object().cloned().expect("object"));
+        let raw = |text: &str| RawValue::from_string(text.to_string()).expect("json");
+        let mut page = Page::new(vec![parsed.clone()], json!({"after": "c"}), false);
+        page.unparsed = Some(UnparsedRecords {
+            operation: Operation::Insert,
+            records: vec![raw(r#"{"id": "b", "n": 1}"#), raw(r#"{"id": "c", "n": 2}"#)],
+        });
+        let changes = page.take_changes("customers").expect("changes");
+        let ids: Vec<(Operation, &str)> =
+            changes.iter().map(|change| (change.operation, change.record["id"].as_str().expect("id"))).collect();
+        assert_eq!(ids, vec![(Operation::Delete, "a"), (Operation::Insert, "b"), (Operation::Insert, "c")]);
+        assert_eq!(changes[2].record["n"], json!(2));
+        // Taken once: the page holds nothing more.
+        assert!(page.take_changes("customers").expect("empty").is_empty());
+
+        page.unparsed = Some(UnparsedRecords { operation: Operation::Insert, records: vec![raw("[1, 2]")] });
+        let error = page.take_changes("customers").expect_err("a list is not a record");
+        assert!(error.to_string().contains("stream `customers`: a record is not a JSON object"), "{error}");
     }
 }

@@ -164,7 +164,7 @@ impl StreamReader for HubspotStream {
             };
             let caught_up = matches!(next, HubspotState::Done { .. });
             let state = serde_json::to_value(next).map_err(|cause| state_error(&self.shape.name, cause))?;
-            Ok(Page { changes, state, caught_up })
+            Ok(Page::new(changes, state, caught_up))
         }
         .boxed()
     }

@@ -238,7 +238,7 @@ impl StreamReader for RestStream {
                 .collect();
             let next = RestState { since: state.since, newest, page, done };
             let state = serde_json::to_value(next).map_err(|cause| state_error(&self.shape.name, cause))?;
-            Ok(Page { changes, state, caught_up: done })
+            Ok(Page::new(changes, state, done))
         }
         .boxed()
     }

@@ -159,7 +159,7 @@ impl StreamReader for SalesforceStream {
                     (since, last_id, next_records_url, newest.zip(newest_id))
                 }
                 done @ SalesforceState::Done { .. } => {
-                    return Ok(Page { changes: Vec::new(), state: self.encode(done)?, caught_up: true });
+                    return Ok(Page::new(Vec::new(), self.encode(done)?, true));
                 }
             };
             let endpoint = if description.soft_deletes { "queryAll" } else { "query" };
@@ -214,7 +214,7 @@ impl StreamReader for SalesforceStream {
             }
             let next = after_page(position, keys, if done { None } else { next_url });
             let caught_up = matches!(next, SalesforceState::Done { .. });
-            Ok(Page { changes, state: self.encode(next)?, caught_up })
+            Ok(Page::new(changes, self.encode(next)?, caught_up))
         }
         .boxed()
     }

@@ -16,11 +16,12 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::{state_error, unexpected_answer, unknown_stream};
 use crate::client::{ApiClient, ApiRequest};
 use crate::schema::timestamp_type;
-use crate::stream::{Page, RecordChange, StreamReader, StreamShape, records_of};
+use crate::stream::{Page, RecordChange, StreamReader, StreamShape, UnparsedRecords, records_of};
 
 pub const KIND: &str = "stripe";
 
@@ -99,6 +100,19 @@ pub fn stream(name: &str) -> Result<Arc<dyn StreamReader>> {
     Ok(Arc::new(StripeStream { object, shape }))
 }
 
+/// A list page with its objects left as JSON text.
+#[derive(Deserialize)]
+struct UnparsedList {
+    data: Option<Vec<Box<RawValue>>>,
+    has_more: Option<bool>,
+}
+
+/// The id of a listed object.
+#[derive(Deserialize)]
+struct ObjectId {
+    id: Option<String>,
+}
+
 /// Where a Stripe stream stands.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "phase", rename_all = "snake_case")]
@@ -140,18 +154,19 @@ impl StreamReader for StripeStream {
         async move {
             let state: StripeState =
                 serde_json::from_value(state.clone()).map_err(|cause| state_error(&self.shape.name, cause))?;
-            let (changes, next, caught_up) = match state {
+            let (changes, unparsed, next, caught_up) = match state {
                 StripeState::Backfill { anchored, starting_after, mut events_after, since } => {
                     if !anchored {
                         events_after = self.newest_event(client).await?;
                     }
-                    let (changes, last, has_more) = self.list_page(client, starting_after.as_deref()).await?;
+                    let (objects, last, has_more) = self.list_page(client, starting_after.as_deref()).await?;
                     let next = if has_more {
                         StripeState::Backfill { anchored: true, starting_after: last, events_after, since }
                     } else {
                         StripeState::Events { events_after, since }
                     };
-                    (changes, next, false)
+                    let unparsed = UnparsedRecords { operation: Operation::Insert, records: objects };
+                    (Vec::new(), Some(unparsed), next, false)
                 }
                 StripeState::Events { events_after: Some(after), since } => {
                     let mut response = client
@@ -162,7 +177,7 @@ impl StreamReader for StripeStream {
                     let newest = events.first().and_then(|event| event.get("id")).and_then(Value::as_str);
                     let next = StripeState::Events { events_after: Some(newest.unwrap_or(&after).to_string()), since };
                     let changes = events.iter().rev().filter_map(|event| self.change_of(event)).collect();
-                    (changes, next, !has_more)
+                    (changes, None, next, !has_more)
                 }
                 StripeState::Events { events_after: None, since } => {
                     // No event existed when the backfill began: find the oldest since then, walking back.
@@ -182,17 +197,17 @@ impl StreamReader for StripeStream {
                         }
                     }
                     match oldest {
-                        None => (Vec::new(), StripeState::Events { events_after: None, since }, true),
+                        None => (Vec::new(), None, StripeState::Events { events_after: None, since }, true),
                         Some(event) => {
                             let id = event.get("id").and_then(Value::as_str).map(str::to_string);
                             let changes = self.change_of(&event).into_iter().collect();
-                            (changes, StripeState::Events { events_after: id, since }, false)
+                            (changes, None, StripeState::Events { events_after: id, since }, false)
                         }
                     }
                 }
             };
             let state = serde_json::to_value(next).map_err(|cause| state_error(&self.shape.name, cause))?;
-            Ok(Page { changes, state, caught_up })
+            Ok(Page { changes, unparsed, state, caught_up })
         }
         .boxed()
     }
@@ -210,12 +225,14 @@ impl StripeStream {
         Ok(events.first().and_then(|event| event.get("id")).and_then(Value::as_str).map(str::to_string))
     }
 
-    /// One page of the list endpoint: its objects, the id to continue after, and whether more follow.
+    /// One page of the list endpoint: its objects (as JSON text), the id to continue after, and whether more
+    /// follow. Only the last object's id is parsed here, so the next page is asked for while this one's objects
+    /// are parsed where the page is taken.
     async fn list_page(
         &self,
         client: &ApiClient,
         starting_after: Option<&str>,
-    ) -> Result<(Vec<RecordChange>, Option<String>, bool)> {
+    ) -> Result<(Vec<Box<RawValue>>, Option<String>, bool)> {
         let mut request = ApiRequest::get(self.object.list).query("limit", PAGE_SIZE);
         for (name, value) in self.object.list_query {
             request = request.query(*name, *value);
@@ -223,14 +240,21 @@ impl StripeStream {
         if let Some(id) = starting_after {
             request = request.query("starting_after", id);
         }
-        let mut response = client.send(&self.shape.name, &request).await?;
-        let (objects, has_more) = self.list_of(&mut response.body)?;
-        let last = objects.last().and_then(|object| object.get("id")).and_then(Value::as_str).map(str::to_string);
-        if has_more && last.is_none() {
-            return Err(unexpected_answer(KIND, &self.shape.name, "has_more is true but the page has no object id"));
+        let unexpected = |what: &str| unexpected_answer(KIND, &self.shape.name, what);
+        let list = client.send_as::<UnparsedList>(&self.shape.name, &request).await?.body;
+        let objects = list.data.ok_or_else(|| unexpected("the list has no `data`"))?;
+        let has_more = list.has_more.ok_or_else(|| unexpected("the list has no `has_more`"))?;
+        if objects.iter().any(|object| !object.get().starts_with('{')) {
+            return Err(unexpected("an item of `data` is not an object"));
         }
-        let changes = objects.into_iter().map(|object| RecordChange::upsert(Operation::Insert, object)).collect();
-        Ok((changes, last, has_more))
+        let last = match objects.last() {
+            Some(object) => serde_json::from_str::<ObjectId>(object.get()).ok().and_then(|object| object.id),
+            None => None,
+        };
+        if has_more && last.is_none() {
+            return Err(unexpected("has_more is true but the page has no object id"));
+        }
+        Ok((objects, last, has_more))
     }
 
     /// A Stripe list object: `{"object": "list", "data": [...], "has_more": bool}`.

@@ -103,7 +103,7 @@ impl StreamReader for ZendeskStream {
                 .collect();
             let next = ZendeskState { cursor, start_time: state.start_time };
             let state = serde_json::to_value(next).map_err(|cause| state_error(&self.shape.name, cause))?;
-            Ok(Page { changes, state, caught_up: end_of_stream })
+            Ok(Page::new(changes, state, end_of_stream))
         }
         .boxed()
     }
