@@ -203,12 +203,15 @@ async fn mysql_kill_mid_snapshot_then_restart_copies_once() {
     let db = mariadb().await;
     db.execute(&format!(
         "CREATE TABLE big (id bigint PRIMARY KEY, payload varchar(200)); \
-         INSERT INTO big SELECT n, REPEAT(MD5(n), 4) FROM {};",
+         INSERT INTO big SELECT n, REPEAT(MD5(n), 4) FROM {}; ANALYZE TABLE big;",
         numbers(1, 200_000)
     ))
     .await;
     let lake = TempLake::new();
-    let mut child = sync_command(&db, lake.dir.path(), &["big"], &[]).stderr(Stdio::null()).spawn().expect("start");
+    // Read in key ranges over parallel connections (200,000 rows, 50,000 per range): killed while they write.
+    let ranges = ["--copy-range-rows", "50000"];
+    let mut child =
+        sync_command(&db, lake.dir.path(), &["big"], &ranges).stderr(Stdio::piped()).spawn().expect("start");
     let table_dir = lake.dir.path().join(db.name()).join("big");
     let deadline = Instant::now() + CONVERGENCE_DEADLINE;
     while !has_parquet(&table_dir) && Instant::now() < deadline && child.try_wait().expect("poll").is_none() {
@@ -216,6 +219,10 @@ async fn mysql_kill_mid_snapshot_then_restart_copies_once() {
     }
     child.kill().expect("kill -9");
     let _ = child.wait();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr).expect("read stderr");
+    assert!(stderr.contains("copying in ranges"), "{stderr}");
+    assert!(!stderr.contains("snapshot committed"), "the copy finished before the kill: {stderr}");
 
     db.execute("UPDATE big SET payload = 'after' WHERE id <= 5; DELETE FROM big WHERE id = 6").await;
     sync_once(&db, lake.dir.path(), &["big"]);
