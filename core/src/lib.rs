@@ -4,6 +4,7 @@
 pub mod backoff;
 pub mod change;
 pub mod config;
+pub mod copy_progress;
 pub mod copy_ranges;
 pub mod cursor;
 pub mod delta;

@@ -17,16 +17,16 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use connector_core::arrow::array::{ArrayRef, RecordBatch};
+use connector_core::copy_progress::CopyProgress;
 use connector_core::copy_ranges::split_range;
 use connector_core::cursor::TableCursor;
 use connector_core::delta::DeltaTableWriter;
 use connector_core::error::{Error, Result};
 use connector_core::position::{BinlogPosition, SourcePosition};
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use indicatif::MultiProgress;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
 use tokio::sync::mpsc;
@@ -41,8 +41,6 @@ use crate::types::MySqlType;
 
 /// Rows per Arrow batch handed to the Parquet writer.
 const ROWS_PER_BATCH: usize = 16 * 1024;
-/// How often a copy without a terminal logs its progress.
-const PROGRESS_INTERVAL: Duration = Duration::from_secs(10);
 /// Ranges a table is split into at most.
 const MAX_RANGES: u64 = 64;
 /// Connections reading one table's ranges at once.
@@ -95,32 +93,18 @@ pub async fn copy_table(
     let taken_at = Utc::now();
     let source_position = SourcePosition::Binlog(position);
     let mut snapshot_writer = writer.snapshot_writer(&source_position, taken_at)?;
-    let bar = progress.map(|bars| bars.add(progress_bar(&id.to_string(), table.estimated_rows)));
-    let started = Instant::now();
-    let mut last_report = started;
-    let mut rows: u64 = 0;
+    let mut shown = CopyProgress::start(progress, id, table.estimated_rows, false);
     while let Some(decoded) = receiver.recv().await {
         let (part, batch) = decoded?;
-        rows += batch.num_rows() as u64;
         snapshot_writer.write_part(part, &batch).await?;
-        if let Some(bar) = &bar {
-            bar.set_length(bar.length().unwrap_or(0).max(rows));
-            bar.set_position(rows);
-        } else if last_report.elapsed() >= PROGRESS_INTERVAL {
-            last_report = Instant::now();
-            let per_second = rows as f64 / started.elapsed().as_secs_f64();
-            info!(table = %id, rows, rows_per_second = per_second as u64, "copying");
-        }
+        shown.advance(batch.num_rows() as u64, 0);
     }
     while let Some(joined) = reading.join_next().await {
         joined.map_err(|panic| Error::state(format!("copying {id} ended abnormally: {panic}")))?;
     }
+    let rows = shown.rows();
     snapshot_writer.commit(TableCursor::copied(source_position, rows, taken_at)).await?;
-    if let Some(bar) = bar {
-        bar.finish_with_message("committed");
-    }
-    let seconds = started.elapsed().as_secs_f64().max(0.001);
-    info!(table = %id, rows, seconds = format!("{seconds:.1}"), rows_per_second = (rows as f64 / seconds) as u64, "snapshot committed");
+    shown.committed();
     Ok(rows)
 }
 
@@ -274,17 +258,4 @@ fn finish_batch(table: &SourceTable, builders: &mut [ColumnBuilder]) -> Result<R
     RecordBatch::try_new(table.schema.arrow_schema(), arrays).map_err(|cause| {
         Error::schema(&table.schema.id, format!("rows of {} do not match its schema", table.schema.id)).caused_by(cause)
     })
-}
-
-/// One table's bar: rows against InnoDB's estimate (raised if the table holds more) and ETA.
-fn progress_bar(table: &str, estimated_rows: u64) -> ProgressBar {
-    let bar = ProgressBar::new(estimated_rows);
-    let style = ProgressStyle::with_template(
-        "{prefix:<32} [{bar:30}] {human_pos:>11}/{human_len:<11} rows {msg:>12} eta {eta}",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar())
-    .progress_chars("=> ");
-    bar.set_style(style);
-    bar.set_prefix(table.to_string());
-    bar
 }

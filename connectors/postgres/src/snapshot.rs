@@ -2,11 +2,10 @@
 //! copy holds exactly the transactions that committed before the slot's consistent point, and the stream
 //! applies exactly those after it.
 
-use std::time::Instant;
-
 use bytes::{Buf, Bytes, BytesMut};
 use chrono::Utc;
 use connector_core::arrow::array::RecordBatch;
+use connector_core::copy_progress::CopyProgress;
 use connector_core::copy_ranges::split_range;
 use connector_core::cursor::TableCursor;
 use connector_core::delta::DeltaTableWriter;
@@ -15,7 +14,7 @@ use connector_core::position::{Lsn, SourcePosition};
 use std::sync::Arc;
 
 use futures::StreamExt;
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use indicatif::MultiProgress;
 use pgwire_replication::ReplicationClient;
 use tokio::sync::Semaphore;
 use tokio_postgres::Client;
@@ -37,8 +36,6 @@ const BYTES_PER_BATCH: usize = 32 * 1024 * 1024;
 const PARALLEL_RANGES: usize = 4;
 /// Ranges a table is split into at most.
 const MAX_RANGES: u64 = 64;
-/// How often a long copy logs its progress.
-const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A snapshot exported by a temporary slot; it stays valid while this value lives.
 pub struct ExportedSnapshot {
@@ -124,46 +121,20 @@ pub async fn copy_table(
     let position = SourcePosition::Postgres { lsn: snapshot.position };
     let taken_at = Utc::now();
     let mut snapshot_writer = writer.snapshot_writer(&position, taken_at)?;
-    let started = Instant::now();
-    let mut last_report = started;
-    let mut rows: u64 = 0;
-    let mut bytes: u64 = 0;
-    let bar = progress.map(|bars| bars.add(progress_bar(&id.to_string(), table.estimated_rows)));
+    let mut shown = CopyProgress::start(progress, id, table.estimated_rows, true);
     while let Some(decoded) = receiver.recv().await {
         let (part, batch, copied) = decoded?;
-        bytes += copied;
-        rows += batch.num_rows() as u64;
         if batch.num_rows() > 0 {
             snapshot_writer.write_part(part, &batch).await?;
         }
-        if let Some(bar) = &bar {
-            bar.set_length(bar.length().unwrap_or(0).max(rows));
-            bar.set_position(rows);
-            bar.set_message(format!("{:.0} MiB", bytes as f64 / (1024.0 * 1024.0)));
-            continue;
-        }
-        if last_report.elapsed() >= PROGRESS_INTERVAL {
-            last_report = Instant::now();
-            let seconds = started.elapsed().as_secs_f64();
-            info!(table = %id, rows, mib = bytes / (1024 * 1024), rows_per_second = (rows as f64 / seconds) as u64, "copying");
-        }
+        shown.advance(batch.num_rows() as u64, copied);
     }
     while let Some(joined) = copies.join_next().await {
         joined.map_err(|panic| Error::state(format!("copying {id} ended abnormally: {panic}")))?;
     }
+    let rows = shown.rows();
     snapshot_writer.commit(TableCursor::copied(position, rows, taken_at)).await?;
-    if let Some(bar) = bar {
-        bar.finish_with_message(format!("{:.0} MiB, committed", bytes as f64 / (1024.0 * 1024.0)));
-    }
-    let seconds = started.elapsed().as_secs_f64().max(0.001);
-    info!(
-        table = %id,
-        rows,
-        mib = bytes / (1024 * 1024),
-        seconds = format!("{seconds:.1}"),
-        rows_per_second = (rows as f64 / seconds) as u64,
-        "snapshot committed"
-    );
+    shown.committed();
     Ok(rows)
 }
 
@@ -305,19 +276,6 @@ impl RangeCopy {
         })?;
         Ok(())
     }
-}
-
-/// One table's bar: rows against the planner's estimate (raised if the table holds more), MiB and ETA.
-fn progress_bar(table: &str, estimated_rows: u64) -> ProgressBar {
-    let bar = ProgressBar::new(estimated_rows);
-    let style = ProgressStyle::with_template(
-        "{prefix:<32} [{bar:30}] {human_pos:>11}/{human_len:<11} rows {msg:>18} eta {eta}",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar())
-    .progress_chars("=> ");
-    bar.set_style(style);
-    bar.set_prefix(table.to_string());
-    bar
 }
 
 /// Splits the binary COPY stream into rows and decodes their values into column builders.
