@@ -386,6 +386,60 @@ async fn mysql_a_table_created_while_streaming_is_captured_from_its_first_rows()
 }
 
 #[tokio::test]
+async fn mysql_tables_renamed_or_recreated_while_streaming_are_copied_then_streamed() {
+    let db = mariadb().await;
+    let outside = format!("{}_outside", db.name());
+    db.execute(&format!(
+        "CREATE TABLE one (id int PRIMARY KEY, v varchar(20)); INSERT INTO one VALUES (1, 'a'), (2, 'b'); \
+         CREATE TABLE two (id int PRIMARY KEY, v varchar(20)); INSERT INTO two VALUES (1, 'old'); \
+         CREATE DATABASE `{outside}`; \
+         CREATE TABLE `{outside}`.staged (id int PRIMARY KEY, v varchar(20)); \
+         INSERT INTO `{outside}`.staged SELECT n, CONCAT('staged ', n) FROM {};",
+        numbers(1, 500)
+    ))
+    .await;
+    let lake = TempLake::new();
+    let mut command = sync_databases_command(&db, &lake, "renamed");
+    let mut child = sync_databases_command(&db, &lake, "renamed")
+        .arg("--continuous")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start connector");
+    wait_until_equal(&db, &lake, "one", &["id", "v"]).await;
+    wait_until_equal(&db, &lake, "two", &["id", "v"]).await;
+
+    // Rows the binlog never showed arrive by RENAME: from another database, and from a captured table.
+    db.execute(&format!(
+        "RENAME TABLE `{outside}`.staged TO moved; \
+         UPDATE moved SET v = 'changed' WHERE id <= 10; DELETE FROM moved WHERE id > 490; \
+         INSERT INTO moved VALUES (1000, 'after the rename'); \
+         ALTER TABLE one RENAME TO one_renamed; INSERT INTO one_renamed VALUES (3, 'c'); \
+         DROP TABLE two; CREATE TABLE two (id int PRIMARY KEY, v varchar(20)); INSERT INTO two VALUES (7, 'new');"
+    ))
+    .await;
+    wait_until_equal(&db, &lake, "moved", &["id", "v"]).await;
+    wait_until_equal(&db, &lake, "one_renamed", &["id", "v"]).await;
+    wait_until_equal(&db, &lake, "two", &["id", "v"]).await;
+    // The renamed table's old Delta table keeps the rows it had.
+    assert_eq!(delta_rows(&db, &lake, "one", &["id", "v"]).await, vec!["1|a", "2|b"]);
+    terminate(&child);
+    let status = wait_for_exit(&mut child);
+    assert!(status.success(), "connector did not stop cleanly on SIGTERM: {status}");
+
+    // A later run streams on from the copies' cursors: nothing is copied again, later changes land.
+    db.execute("UPDATE moved SET v = 'later' WHERE id = 20; INSERT INTO one_renamed VALUES (4, 'd')").await;
+    let output = command.output().expect("run connector");
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(report.contains(&format!("{}.moved: 0 snapshot rows", db.name())), "{report}");
+    assert!(report.contains(&format!("{}.one_renamed: 0 snapshot rows", db.name())), "{report}");
+    assert_equal(&db, &lake, "moved", &["id", "v"]).await;
+    assert_equal(&db, &lake, "one_renamed", &["id", "v"]).await;
+    db.execute(&format!("DROP DATABASE `{outside}`")).await;
+}
+
+#[tokio::test]
 async fn mysql_resync_copies_one_table_again() {
     let db = mariadb().await;
     db.execute(&orders()).await;

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use connector_core::change::{ChangeBatch, Operation};
+use connector_core::cursor::TableCursor;
 use connector_core::delta::{ApplyOutcome, DeltaSink, DeltaTableWriter, apply_each};
 use connector_core::error::{Error, ErrorKind, Result, Retry};
 use connector_core::pipeline::{Shutdown, SyncMode, commit_check_period};
@@ -25,12 +26,14 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, Value};
 use tracing::{debug, info, warn};
 
-use crate::catalog::source_error;
-use crate::changes::PendingChanges;
+use crate::catalog::{describe_table, source_error};
+use crate::changes::{PendingChanges, TableShape};
 use crate::codec::Origin;
 use crate::config::{HEARTBEAT_INTERVAL, MySqlConfig};
+use crate::ddl::{TableStatement, classify};
 use crate::gtid::{GtidPosition, MARIADB_GTID_EVENT, MARIADB_GTID_LIST_EVENT, decode_gtid_event, decode_gtid_list};
 use crate::setup::Flavor;
+use crate::snapshot::copy_table;
 use crate::table_map::{Collations, shape_of};
 
 /// The server error when a replica asks for a binlog file or position the server no longer has.
@@ -43,10 +46,22 @@ pub struct StreamedTable {
     pub pending: PendingChanges,
     /// The key configured for the table, replacing the table map's (tables without a primary key).
     pub key_override: Option<Vec<String>>,
+    /// Rows copied while streaming (a table renamed into a captured database).
+    pub snapshot_rows: u64,
     pub changes_applied: u64,
 }
 
 impl StreamedTable {
+    pub fn new(writer: DeltaTableWriter, shape: TableShape, key_override: Option<Vec<String>>) -> Self {
+        StreamedTable {
+            writer,
+            pending: PendingChanges::new(shape),
+            key_override,
+            snapshot_rows: 0,
+            changes_applied: 0,
+        }
+    }
+
     fn cursor(&self) -> Option<&BinlogPosition> {
         match self.writer.cursor().map(|cursor| &cursor.position) {
             Some(SourcePosition::Binlog(position)) => Some(position),
@@ -273,7 +288,7 @@ impl<'a> BinlogReader<'a> {
                 } else {
                     let start = self.transaction_start.take().unwrap_or_else(|| self.event_start(event));
                     self.transaction_start = Some(start);
-                    self.on_statement(&query.schema(), statement)?;
+                    self.on_statement(&query.schema(), statement).await?;
                     self.commit_transaction(header.log_pos(), header.timestamp());
                 }
             }
@@ -311,45 +326,93 @@ impl<'a> BinlogReader<'a> {
         }
     }
 
-    /// DDL: TRUNCATE empties the Delta table; column changes arrive with the next table map; a table created in
-    /// a captured database is captured from its first rows.
-    fn on_statement(&mut self, default_database: &str, statement: &str) -> Result<()> {
-        if let Some(id) = created_table(statement, default_database)
-            && self.config.databases.contains(&id.namespace)
-            && self.captured(&id).is_none()
-        {
-            info!(table = %id, "a table was created in a captured database; capturing it from its first rows");
-            self.created.insert(id);
-            return Ok(());
-        }
-        let words: Vec<&str> = statement.split_whitespace().take(3).collect();
-        let first = words.first().map(|word| word.to_ascii_uppercase()).unwrap_or_default();
-        if first == "TRUNCATE" {
-            let name = match words.get(1) {
-                Some(word) if word.eq_ignore_ascii_case("TABLE") => words.get(2),
-                other => other,
-            };
-            if let Some(id) = name.map(|name| table_id_of(name, default_database))
-                && let Some(index) = self.captured(&id)
-                && self.begins_after_cursor(index)
-            {
-                self.tables[index].pending.push_truncate()?;
-                self.touch(index);
-            }
-        } else if matches!(first.as_str(), "DROP" | "RENAME" | "ALTER") {
-            debug!(statement, "schema change in the binlog");
-            let affected: Vec<TableId> = self
-                .tables
-                .iter()
-                .map(|table| table.writer.table_id().clone())
-                .filter(|id| statement.contains(&id.name))
-                .collect();
-            for id in affected {
-                if first == "DROP" || first == "RENAME" {
-                    warn!(table = %id, statement, "a captured table was dropped or renamed; its Delta table keeps the rows it had");
+    /// DDL: column changes arrive with the next table map; the statements that change which tables exist or
+    /// what they hold are handled here (see [`TableStatement`]).
+    async fn on_statement(&mut self, default_database: &str, statement: &str) -> Result<()> {
+        match classify(statement, default_database) {
+            TableStatement::Created { table, if_not_exists } => match self.captured(&table) {
+                None if self.config.databases.contains(&table.namespace) => {
+                    info!(%table, "a table was created in a captured database; capturing it from its first rows");
+                    self.created.insert(table);
+                }
+                // A captured table created anew (after a DROP, or CREATE OR REPLACE) starts empty.
+                Some(index) if !if_not_exists && self.begins_after_cursor(index) => {
+                    info!(%table, "a captured table was created anew; its Delta table starts over empty");
+                    self.empty_table(index)?;
+                }
+                _ => {}
+            },
+            TableStatement::Truncated(table) => {
+                if let Some(index) = self.captured(&table)
+                    && self.begins_after_cursor(index)
+                {
+                    self.empty_table(index)?;
                 }
             }
+            TableStatement::Renamed(pairs) => {
+                for (from, to) in pairs {
+                    if self.captured(&from).is_some() {
+                        warn!(table = %from, renamed_to = %to, "a captured table was renamed; its Delta table keeps the rows it had");
+                    }
+                    if self.config.databases.contains(&to.namespace) {
+                        self.copy_renamed(&to).await?;
+                    }
+                }
+            }
+            TableStatement::Dropped(tables) => {
+                for table in tables.iter().filter(|table| self.captured(table).is_some()) {
+                    warn!(%table, "a captured table was dropped; its Delta table keeps the rows it had");
+                }
+            }
+            TableStatement::Other => debug!(statement, "statement in the binlog"),
         }
+        Ok(())
+    }
+
+    fn empty_table(&mut self, index: usize) -> Result<()> {
+        self.tables[index].pending.push_truncate()?;
+        self.touch(index);
+        Ok(())
+    }
+
+    /// A table renamed into a captured database brings rows the binlog never showed: it is copied now, under a
+    /// snapshot taken at the current binlog position (at or after the rename), and changes the binlog shows
+    /// before that position are skipped for it, as for any table copied later than the stream's start.
+    async fn copy_renamed(&mut self, id: &TableId) -> Result<()> {
+        // Changes read so far land first: the copy may replace a table that was captured before.
+        self.commit().await?;
+        let options = self.config.options_for(id);
+        let mut conn = Conn::new(self.config.connection.clone())
+            .await
+            .map_err(|cause| source_error(format!("cannot connect to copy {id}"), cause))?;
+        let described = describe_table(&mut conn, id, options.key.as_deref()).await;
+        let _ = conn.disconnect().await;
+        let source = match described {
+            Ok(source) => source,
+            // Renamed again or dropped since: the binlog further on says so.
+            Err(error) if error.kind() == ErrorKind::Config => {
+                warn!(table = %id, %error, "a table renamed into a captured database is gone again; not copying it");
+                return Ok(());
+            }
+            Err(error) => return Err(error),
+        };
+        info!(table = %id, "a table was renamed into a captured database; copying it");
+        let index = match self.captured(id) {
+            Some(index) => index,
+            None => {
+                let writer = self.sink.open_table(&source.schema, options.clone()).await?;
+                let shape = TableShape { schema: source.schema.clone(), types: source.types.clone() };
+                self.tables.push(StreamedTable::new(writer, shape, options.key.clone()));
+                self.tables.len() - 1
+            }
+        };
+        let table = &mut self.tables[index];
+        if let Some(cursor) = table.writer.cursor() {
+            let restart = TableCursor::restarting(cursor.position.clone());
+            table.writer.restart_snapshot(restart).await?;
+        }
+        table.snapshot_rows += copy_table(self.config, self.flavor, &source, &mut table.writer, None).await?;
+        table.pending = PendingChanges::new(TableShape { schema: source.schema, types: source.types });
         Ok(())
     }
 
@@ -363,12 +426,7 @@ impl<'a> BinlogReader<'a> {
         let shape = shape_of(map, &self.collations, options.key.as_deref())?;
         let key_override = options.key.clone();
         let writer = self.sink.open_table(&shape.schema, options).await?;
-        self.tables.push(StreamedTable {
-            writer,
-            pending: PendingChanges::new(shape),
-            key_override,
-            changes_applied: 0,
-        });
+        self.tables.push(StreamedTable::new(writer, shape, key_override));
         Ok(self.tables.len() - 1)
     }
 
@@ -611,46 +669,9 @@ fn rotated_file(raw: &[u8], artificial: bool, known: &str) -> String {
     String::from_utf8_lossy(name).into_owned()
 }
 
-/// `db.table`, `` `db`.`table` `` or a bare name in the statement's default database.
-/// The table a `CREATE [OR REPLACE] TABLE [IF NOT EXISTS] name …` statement creates; `None` for any other
-/// statement and for temporary tables (which the binlog does not carry rows of in row format).
-fn created_table(statement: &str, default_database: &str) -> Option<TableId> {
-    let mut words = statement.split_whitespace().peekable();
-    let mut take = |expected: &str| words.next_if(|word| word.eq_ignore_ascii_case(expected)).is_some();
-    if !take("CREATE") || (take("OR") && !take("REPLACE")) || !take("TABLE") {
-        return None;
-    }
-    if take("IF") && !(take("NOT") && take("EXISTS")) {
-        return None;
-    }
-    let name = words.next()?.split('(').next().filter(|name| !name.is_empty())?;
-    Some(table_id_of(name, default_database))
-}
-
-fn table_id_of(name: &str, default_database: &str) -> TableId {
-    let name = name.trim_end_matches(';');
-    let parts: Vec<String> = name.split('.').map(|part| part.trim_matches('`').to_string()).collect();
-    match parts.as_slice() {
-        [database, table] => TableId::new(database, table),
-        _ => TableId::new(default_database, name.trim_matches('`')),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn create_table_statements_name_the_created_table() {
-        let created = |statement: &str| created_table(statement, "shop").map(|id| id.to_string());
-        assert_eq!(created("CREATE TABLE refunds (id int primary key)").as_deref(), Some("shop.refunds"));
-        assert_eq!(created("create table `crm`.`leads`(id int)").as_deref(), Some("crm.leads"));
-        assert_eq!(created("CREATE TABLE IF NOT EXISTS t2 LIKE t1").as_deref(), Some("shop.t2"));
-        assert_eq!(created("CREATE OR REPLACE TABLE shop.t3 (x int)").as_deref(), Some("shop.t3"));
-        assert_eq!(created("CREATE TEMPORARY TABLE scratch (x int)"), None);
-        assert_eq!(created("CREATE INDEX i ON t (x)"), None);
-        assert_eq!(created("DROP TABLE t"), None);
-    }
 
     #[test]
     fn a_purged_binlog_names_the_resync_command() {
@@ -673,11 +694,5 @@ mod tests {
         raw.extend([0x5a, 0xd2, 0x26, 0x8f]);
         assert_eq!(rotated_file(&raw, true, "mariadb-bin.000001"), "mariadb-bin.000001");
         assert_eq!(rotated_file(b"mariadb-bin.000002", false, "mariadb-bin.000001"), "mariadb-bin.000002");
-    }
-
-    #[test]
-    fn truncate_names_resolve_against_the_default_database() {
-        assert_eq!(table_id_of("`shop`.`orders`", "other"), TableId::new("shop", "orders"));
-        assert_eq!(table_id_of("orders;", "shop"), TableId::new("shop", "orders"));
     }
 }

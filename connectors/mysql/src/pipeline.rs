@@ -15,7 +15,7 @@ use mysql_async::prelude::Queryable;
 
 use crate::binlog::{BinlogReader, StreamedTable, compare};
 use crate::catalog::{SourceTable, describe_table, source_error, tables_of_databases};
-use crate::changes::{PendingChanges, TableShape};
+use crate::changes::TableShape;
 use crate::config::MySqlConfig;
 use crate::setup::{Flavor, check_server, current_position};
 use crate::snapshot::copy_table;
@@ -119,12 +119,7 @@ impl MySqlPipeline {
             }
             let key_override = config.options_for(&source.schema.id).key;
             let shape = TableShape { schema: source.schema, types: source.types };
-            streamed.push(StreamedTable {
-                writer,
-                pending: PendingChanges::new(shape),
-                key_override,
-                changes_applied: 0,
-            });
+            streamed.push(StreamedTable::new(writer, shape, key_override));
         }
         let start = start.unwrap_or_else(|| target.clone());
         if !shutdown.is_requested() {
@@ -142,6 +137,7 @@ impl MySqlPipeline {
             });
         }
         for (report, table) in reports.iter_mut().zip(&streamed) {
+            report.snapshot_rows += table.snapshot_rows;
             report.changes_applied = table.changes_applied;
             report.position = table.writer.cursor().map(|cursor| cursor.position.clone());
         }
