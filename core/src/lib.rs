@@ -9,6 +9,7 @@ pub mod copy_ranges;
 pub mod cursor;
 pub mod delta;
 pub mod error;
+pub mod gtid_state;
 pub mod metadata_column;
 pub mod options;
 pub mod pipeline;

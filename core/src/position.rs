@@ -6,6 +6,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::gtid_state::GtidState;
+
 /// A PostgreSQL write-ahead-log position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -32,8 +34,9 @@ impl std::str::FromStr for Lsn {
     }
 }
 
-/// A MySQL/MariaDB binlog coordinate. Ordered by file sequence number then offset; the GTID, when the
-/// server has one, is carried to resume on another server of the same replication topology.
+/// A MySQL/MariaDB binlog coordinate. Positions that both carry a GTID state are ordered by it (see
+/// [`GtidState`]), which holds on every server of a replication topology; others by file sequence number then
+/// offset, which hold on one server only.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct BinlogPosition {
     pub file: String,
@@ -43,6 +46,22 @@ pub struct BinlogPosition {
 }
 
 impl BinlogPosition {
+    /// The GTID state, when the position carries a valid one.
+    pub fn gtid_state(&self) -> Option<GtidState> {
+        GtidState::parse(self.gtid.as_deref()?).ok().flatten()
+    }
+
+    /// Orders two positions by their GTID states, which hold across the servers of a topology where file
+    /// names and offsets differ: `None` when either has none (then file and offset order them),
+    /// `Some(None)` when the states diverge.
+    fn gtid_order(&self, other: &BinlogPosition) -> Option<Option<Ordering>> {
+        if self.gtid.is_some() && self.gtid == other.gtid {
+            return Some(Some(Ordering::Equal));
+        }
+        let (mine, theirs) = (self.gtid_state()?, other.gtid_state()?);
+        Some(mine.compare(&theirs))
+    }
+
     /// The numeric suffix of the binlog file name (`mysql-bin.000042` → 42), which orders files.
     fn file_sequence(&self) -> Option<u64> {
         self.file.rsplit_once('.').and_then(|(_, suffix)| suffix.parse().ok())
@@ -82,6 +101,9 @@ impl SourcePosition {
         match (self, other) {
             (SourcePosition::Postgres { lsn: left }, SourcePosition::Postgres { lsn: right }) => Ok(left.cmp(right)),
             (SourcePosition::Binlog(left), SourcePosition::Binlog(right)) => {
+                if let Some(ordering) = left.gtid_order(right) {
+                    return ordering.ok_or_else(|| incomparable("their GTID states diverge (errant transactions?)"));
+                }
                 match (left.file_sequence(), right.file_sequence()) {
                     (Some(l), Some(r)) => Ok(l.cmp(&r).then(left.offset.cmp(&right.offset))),
                     _ => Err(incomparable("binlog file names have no numeric suffix")),
@@ -134,6 +156,20 @@ mod tests {
         assert_eq!(ordering, Ordering::Less);
         let ordering = at("bin.000010", 900).try_cmp(&at("bin.000010", 120)).expect("comparable");
         assert_eq!(ordering, Ordering::Greater);
+    }
+
+    #[test]
+    fn binlog_positions_with_gtid_states_order_by_them_across_servers() {
+        let at = |file: &str, offset, gtid: &str| {
+            SourcePosition::Binlog(BinlogPosition { file: file.into(), offset, gtid: Some(gtid.into()) })
+        };
+        // A replica's file and offset say nothing of the primary's: the GTID state orders them.
+        let primary = at("primary-bin.000009", 900, "0-1-41");
+        let replica = at("replica-bin.000001", 120, "0-1-42");
+        assert_eq!(primary.try_cmp(&replica).expect("comparable"), Ordering::Less);
+        assert_eq!(at("a.000001", 5, "0-1-42").try_cmp(&replica).expect("comparable"), Ordering::Equal);
+        let diverged = at("replica-bin.000001", 120, "0-1-42,1-3-1").try_cmp(&at("b.000002", 4, "0-1-43"));
+        assert!(diverged.expect_err("diverged").to_string().contains("diverge"));
     }
 
     #[test]

@@ -94,6 +94,13 @@ fn print_binlogs(binlogs: &[BinlogStatus]) {
         print!("{:<20} {:<28} {:<28} {:>10}", binlog.pipeline, binlog.server_position, cursor, lag);
         if binlog.cursor_available {
             println!();
+            if let Some(gtid) = &binlog.oldest_cursor_gtid {
+                println!(
+                    "{:<20} GTIDs: server {}, oldest table cursor {gtid}",
+                    "",
+                    binlog.server_gtid.as_deref().unwrap_or("-")
+                );
+            }
         } else {
             println!(
                 "  the server purged this binlog: resync the tables (connector resync --pipeline {})",

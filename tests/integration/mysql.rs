@@ -9,7 +9,7 @@ use connector_core::schema::TableId;
 
 use crate::support::connector_process::{CONVERGENCE_DEADLINE, difference, has_parquet, terminate, wait_for_exit};
 use crate::support::delta::{TempLake, read_rows};
-use crate::support::servers::{MySqlDatabase, mariadb};
+use crate::support::servers::{MySqlDatabase, PrivateMariaDb, mariadb};
 
 const CONNECTOR: &str = env!("CARGO_BIN_EXE_connector");
 
@@ -437,6 +437,88 @@ async fn mysql_tables_renamed_or_recreated_while_streaming_are_copied_then_strea
     assert_equal(&db, &lake, "moved", &["id", "v"]).await;
     assert_equal(&db, &lake, "one_renamed", &["id", "v"]).await;
     db.execute(&format!("DROP DATABASE `{outside}`")).await;
+}
+
+#[tokio::test]
+async fn mysql_resumes_by_gtid_on_a_promoted_replica() {
+    let primary = PrivateMariaDb::start(1, "primary-bin").await;
+    let replica = PrivateMariaDb::start(2, "replica-bin").await;
+    replica.replicate_from(&primary).await;
+    let db = primary.database().await;
+    db.execute(&orders()).await;
+    let lake = TempLake::new();
+    sync_once(&db, lake.dir.path(), &["orders"]);
+    db.execute("UPDATE orders SET note = 'on the primary' WHERE id <= 100; DELETE FROM orders WHERE id > 1990").await;
+    sync_once(&db, lake.dir.path(), &["orders"]);
+    assert_equal(&db, &lake, "orders", ORDER_COLUMNS).await;
+
+    // Changes the connector has not read when the primary is lost, then a failover: the replica is promoted and
+    // written to. Its binlog files, their names and offsets are its own.
+    db.execute("UPDATE orders SET qty = 99 WHERE id BETWEEN 200 AND 300; INSERT INTO orders (id, customer) VALUES (5000, 'late')")
+        .await;
+    replica.catch_up_with(&primary).await;
+    let promoted = replica.same_database(&db);
+    promoted.execute("STOP SLAVE; RESET SLAVE ALL; FLUSH BINARY LOGS; FLUSH BINARY LOGS").await;
+    promoted
+        .execute(
+            "UPDATE orders SET customer = 'after failover' WHERE id <= 10; DELETE FROM orders WHERE id = 5000; \
+             INSERT INTO orders (id, customer) VALUES (6000, 'on the new primary')",
+        )
+        .await;
+    assert_ne!(source_rows(&db, "orders", ORDER_COLUMNS).await, source_rows(&promoted, "orders", ORDER_COLUMNS).await);
+
+    // The same pipeline pointed at the promoted replica resumes after the last GTID it applied.
+    let report = sync_once(&promoted, lake.dir.path(), &["orders"]);
+    assert!(report.contains(&format!("{}.orders: 0 snapshot rows", db.name())), "{report}");
+    assert_equal(&promoted, &lake, "orders", ORDER_COLUMNS).await;
+    // Status judges the cursor by GTID there: the files it was taken in are not on this server.
+    let status = binlog_status(&promoted, &lake);
+    assert_eq!(status["cursor_available"], true, "{status}");
+    assert!(status["oldest_cursor"].as_str().expect("a cursor").starts_with("replica-bin."), "{status}");
+    assert_eq!(status["oldest_cursor_gtid"], status["server_gtid"], "{status}");
+    let later = "UPDATE orders SET amount = 1 WHERE id = 6000";
+    promoted.execute(later).await;
+    sync_once(&promoted, lake.dir.path(), &["orders"]);
+    assert_equal(&promoted, &lake, "orders", ORDER_COLUMNS).await;
+}
+
+#[tokio::test]
+async fn mysql_a_binlog_purged_while_away_stops_with_the_resync_command() {
+    // A server of its own: purging the shared server's binlogs would pull them from under other tests.
+    let server = PrivateMariaDb::start(1, "mariadb-bin").await;
+    let db = server.database().await;
+    db.execute(&orders()).await;
+    let lake = TempLake::new();
+    sync_once(&db, lake.dir.path(), &["orders"]);
+    db.execute("UPDATE orders SET note = 'unread' WHERE id <= 10; FLUSH BINARY LOGS").await;
+    let current = db.query("SHOW MASTER STATUS").await.remove(0).remove(0).expect("a file");
+    // The server keeps a file until InnoDB's checkpoint has passed its transactions: purge until it is gone.
+    let deadline = Instant::now() + CONVERGENCE_DEADLINE;
+    loop {
+        db.execute(&format!("PURGE BINARY LOGS TO '{current}'")).await;
+        if db.query("SHOW BINARY LOGS").await.len() == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the server kept its old binlogs");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let status = binlog_status(&db, &lake);
+    assert_eq!(status["cursor_available"], false, "{status}");
+    let output = sync_failing(&mut sync_command(&db, lake.dir.path(), &["orders"], &[]));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let resync = format!("connector resync --pipeline test --table {}.orders", db.name());
+    assert!(stderr.contains("no longer has binlog") && stderr.contains(&resync), "{stderr}");
+
+    // The way out it names works: the table is copied again and follows the source.
+    let output = Command::new(CONNECTOR)
+        .args(["resync", "--pipeline", "test", "--table", &format!("{}.orders", db.name()), "--dest"])
+        .arg(lake.dir.path())
+        .output()
+        .expect("run resync");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    sync_once(&db, lake.dir.path(), &["orders"]);
+    assert_equal(&db, &lake, "orders", ORDER_COLUMNS).await;
 }
 
 #[tokio::test]

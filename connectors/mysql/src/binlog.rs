@@ -15,15 +15,16 @@ use connector_core::change::{ChangeBatch, Operation};
 use connector_core::cursor::TableCursor;
 use connector_core::delta::{ApplyOutcome, DeltaSink, DeltaTableWriter, apply_each};
 use connector_core::error::{Error, ErrorKind, Result, Retry};
+use connector_core::gtid_state::GtidState;
 use connector_core::pipeline::{Shutdown, SyncMode, commit_check_period};
 use connector_core::position::{BinlogPosition, SourcePosition};
 use connector_core::schema::{TableId, TableSchema};
 use futures::StreamExt;
-use mysql_async::binlog::events::{Event, EventData, RowsEventData};
+use mysql_async::binlog::events::{BinlogEventHeader, Event, EventData, RowsEventData};
 use mysql_async::binlog::row::BinlogRow;
 use mysql_async::binlog::value::BinlogValue;
 use mysql_async::prelude::Queryable;
-use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, Value};
+use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, GnoInterval, Sid, Value};
 use tracing::{debug, info, warn};
 
 use crate::catalog::{describe_table, source_error};
@@ -31,7 +32,7 @@ use crate::changes::{PendingChanges, TableShape};
 use crate::codec::Origin;
 use crate::config::{HEARTBEAT_INTERVAL, MySqlConfig};
 use crate::ddl::{TableStatement, classify};
-use crate::gtid::{GtidPosition, MARIADB_GTID_EVENT, MARIADB_GTID_LIST_EVENT, decode_gtid_event, decode_gtid_list};
+use crate::gtid::{MARIADB_GTID_EVENT, MARIADB_GTID_LIST_EVENT, decode_gtid_event, decode_gtid_list};
 use crate::setup::Flavor;
 use crate::snapshot::copy_table;
 use crate::table_map::{Collations, shape_of};
@@ -90,7 +91,8 @@ pub struct BinlogReader<'a> {
     touched: Vec<usize>,
     /// Every transaction up to here was received whole.
     received: BinlogPosition,
-    gtids: GtidPosition,
+    /// The GTID state up to the event being read (empty when the server writes no GTIDs).
+    gtids: GtidState,
     oldest_pending: Option<Instant>,
 }
 
@@ -126,8 +128,11 @@ impl<'a> BinlogReader<'a> {
             transaction_start: None,
             explicit_transaction: false,
             touched: Vec::new(),
+            gtids: start.gtid_state().unwrap_or_else(|| match flavor {
+                Flavor::MariaDb => GtidState::MariaDb(Default::default()),
+                Flavor::MySql => GtidState::MySql(Default::default()),
+            }),
             received: start,
-            gtids: GtidPosition::default(),
             oldest_pending: None,
         }
     }
@@ -140,7 +145,6 @@ impl<'a> BinlogReader<'a> {
             return Ok(());
         }
         let mut stream = self.open_stream().await?;
-        info!(file = %self.received.file, offset = self.received.offset, "reading the binlog");
         let mut tick = tokio::time::interval(commit_check_period(self.config.commit_interval));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_idle_advance = Instant::now();
@@ -191,6 +195,8 @@ impl<'a> BinlogReader<'a> {
         Ok(())
     }
 
+    /// Asks for the binlog after the GTID state when the start position has one (so a replica promoted since,
+    /// whose files and offsets differ, serves the same stream), else after the file and offset.
     async fn open_stream(&self) -> Result<BinlogStream> {
         let mut conn = Conn::new(self.config.connection.clone())
             .await
@@ -204,9 +210,27 @@ impl<'a> BinlogReader<'a> {
                 .await
                 .map_err(|cause| source_error("cannot announce GTID support to the server", cause))?;
         }
-        let request = BinlogStreamRequest::new(self.config.server_id)
-            .with_filename(self.received.file.as_bytes())
-            .with_pos(self.received.offset);
+        let by_gtid = !self.gtids.is_empty();
+        let request = BinlogStreamRequest::new(self.config.server_id);
+        let request = match (&self.gtids, by_gtid) {
+            (GtidState::MariaDb(_), true) => {
+                info!(gtid = %self.gtids, "reading the binlog after the GTID position");
+                conn.exec_drop("SET @slave_connect_state = ?", (self.gtids.to_string(),))
+                    .await
+                    .map_err(|cause| source_error("cannot ask for the binlog by GTID", cause))?;
+                // The server finds the file itself; it opens the stream with a rotate to it.
+                request.with_filename(b"").with_pos(4u64)
+            }
+            (GtidState::MySql(sets), true) => {
+                info!(gtid = %self.gtids, "reading the binlog after the executed GTID set");
+                let sids = mysql_sids(sets)?;
+                request.with_gtid().with_gtid_set(sids).with_filename(b"").with_pos(4u64)
+            }
+            (_, false) => {
+                info!(file = %self.received.file, offset = self.received.offset, "reading the binlog");
+                request.with_filename(self.received.file.as_bytes()).with_pos(self.received.offset)
+            }
+        };
         conn.get_binlog_stream(request).await.map_err(|cause| self.stream_error(cause))
     }
 
@@ -226,7 +250,7 @@ impl<'a> BinlogReader<'a> {
         BinlogPosition {
             file: self.file.clone(),
             offset: u64::from(log_pos),
-            gtid: (!self.gtids.is_empty()).then(|| self.gtids.to_text()),
+            gtid: (!self.gtids.is_empty()).then(|| self.gtids.to_string()),
         }
     }
 
@@ -241,15 +265,16 @@ impl<'a> BinlogReader<'a> {
         let raw_type = header.event_type_raw();
         if raw_type == MARIADB_GTID_EVENT {
             let start = self.event_start(event);
-            if let Some(gtid) = decode_gtid_event(event.data(), header.server_id()) {
-                self.gtids.record(gtid.gtid);
+            if let Some(event) = decode_gtid_event(event.data(), header.server_id()) {
+                let gtid = event.gtid;
+                self.gtids.record_mariadb(gtid.domain, gtid.server, gtid.sequence);
             }
             self.transaction_start = Some(start);
             return Ok(());
         }
         if raw_type == MARIADB_GTID_LIST_EVENT {
             for gtid in decode_gtid_list(event.data()).unwrap_or_default() {
-                self.gtids.record(gtid);
+                self.gtids.learn_mariadb_domain(gtid.domain, gtid.server, gtid.sequence);
             }
             self.between_transactions(header.log_pos());
             return Ok(());
@@ -259,7 +284,7 @@ impl<'a> BinlogReader<'a> {
             .map_err(|cause| Error::state(format!("cannot decode a binlog event in {}", self.file)).caused_by(cause))?;
         match data {
             Some(EventData::RotateEvent(rotate)) => {
-                self.file = rotated_file(rotate.name_raw(), header.log_pos() == 0, &self.file);
+                self.file = rotated_name(header, event.data(), rotate.name_raw());
                 if self.transaction_start.is_none() {
                     self.received = BinlogPosition {
                         file: self.file.clone(),
@@ -268,8 +293,9 @@ impl<'a> BinlogReader<'a> {
                     };
                 }
             }
-            Some(EventData::GtidEvent(_)) => {
+            Some(EventData::GtidEvent(gtid)) => {
                 self.transaction_start = Some(self.event_start(event));
+                self.gtids.record_mysql(gtid.sid(), gtid.gno());
             }
             Some(EventData::QueryEvent(query)) => {
                 let text = query.query();
@@ -657,16 +683,55 @@ fn as_refs(values: &[Option<Value>]) -> Vec<Option<&Value>> {
     values.iter().map(Option::as_ref).collect()
 }
 
-/// The file a rotate event names. The artificial rotate a server sends when it opens a file is read before
-/// the file's format description, so the reader cannot strip its checksum: its name is taken as the file
-/// already known (the one asked for, or the one the previous file's rotate named) when it starts with it.
-fn rotated_file(raw: &[u8], artificial: bool, known: &str) -> String {
-    if artificial && raw.starts_with(known.as_bytes()) && raw.len() <= known.len() + 4 {
-        return known.to_string();
-    }
-    let name =
-        if artificial && raw.len() > 4 && std::str::from_utf8(raw).is_err() { &raw[..raw.len() - 4] } else { raw };
+/// The file a rotate event names. The artificial rotate (`log_pos` 0) a server sends when a stream opens comes
+/// before any format description, so the reader cannot know whether it ends in a checksum, and servers differ
+/// (MariaDB adds one in some modes only): the checksum is recognised by its value.
+fn rotated_name(header: BinlogEventHeader, body: &[u8], name: &[u8]) -> String {
+    let name = if header.log_pos() == 0 && ends_in_checksum(header, body) {
+        &name[..name.len().saturating_sub(4)]
+    } else {
+        name
+    };
     String::from_utf8_lossy(name).into_owned()
+}
+
+/// Whether an event's last four bytes are the CRC32 of its header and the rest of its body.
+fn ends_in_checksum(header: BinlogEventHeader, body: &[u8]) -> bool {
+    let Some(split) = body.len().checked_sub(4) else { return false };
+    let (content, stored) = body.split_at(split);
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&header.timestamp().to_le_bytes());
+    hasher.update(&[header.event_type_raw()]);
+    hasher.update(&header.server_id().to_le_bytes());
+    hasher.update(&header.event_size().to_le_bytes());
+    hasher.update(&header.log_pos().to_le_bytes());
+    hasher.update(&header.flags_raw().to_le_bytes());
+    hasher.update(content);
+    hasher.finalize().to_le_bytes() == stored
+}
+
+/// The executed GTID set in the form of MySQL's `COM_BINLOG_DUMP_GTID`.
+fn mysql_sids(sets: &std::collections::BTreeMap<String, Vec<(u64, u64)>>) -> Result<Vec<Sid<'static>>> {
+    sets.iter()
+        .map(|(uuid, intervals)| {
+            let intervals: Vec<GnoInterval> =
+                intervals.iter().map(|&(start, end)| GnoInterval::new(start, end + 1)).collect();
+            let uuid: [u8; 16] = parse_uuid(uuid).ok_or_else(|| Error::state(format!("`{uuid}` is not a UUID")))?;
+            Ok(Sid::new(uuid).with_intervals(intervals))
+        })
+        .collect()
+}
+
+fn parse_uuid(text: &str) -> Option<[u8; 16]> {
+    let hex: Vec<u8> = text.bytes().filter(|byte| *byte != b'-').collect();
+    let mut bytes = [0u8; 16];
+    if hex.len() != 32 {
+        return None;
+    }
+    for (index, pair) in hex.chunks(2).enumerate() {
+        bytes[index] = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(bytes)
 }
 
 #[cfg(test)]
@@ -689,10 +754,41 @@ mod tests {
     }
 
     #[test]
-    fn the_artificial_rotate_keeps_the_file_asked_for() {
-        let mut raw = b"mariadb-bin.000001".to_vec();
-        raw.extend([0x5a, 0xd2, 0x26, 0x8f]);
-        assert_eq!(rotated_file(&raw, true, "mariadb-bin.000001"), "mariadb-bin.000001");
-        assert_eq!(rotated_file(b"mariadb-bin.000002", false, "mariadb-bin.000001"), "mariadb-bin.000002");
+    fn the_artificial_rotate_loses_its_checksum_when_it_has_one() {
+        use mysql_async::binlog::{EventFlags, EventType};
+        let rotate = |name: &[u8], checksum: bool| {
+            let mut body = 4_u64.to_le_bytes().to_vec();
+            body.extend(name);
+            let size = 19 + body.len() as u32 + if checksum { 4 } else { 0 };
+            let header = BinlogEventHeader::new(0, EventType::ROTATE_EVENT, 1, size, 0, EventFlags::empty());
+            let mut raw = vec![0; 19];
+            raw[4] = 4;
+            raw[5..9].copy_from_slice(&1_u32.to_le_bytes());
+            raw[9..13].copy_from_slice(&size.to_le_bytes());
+            raw.extend(&body);
+            if checksum {
+                let crc = crc32fast::hash(&raw).to_le_bytes();
+                body.extend(crc);
+            }
+            (header, body)
+        };
+        for checksum in [true, false] {
+            let (header, body) = rotate(b"mariadb-bin.000001", checksum);
+            let name = &body[8..];
+            assert_eq!(rotated_name(header, &body, name), "mariadb-bin.000001", "checksum: {checksum}");
+        }
+    }
+
+    #[test]
+    fn executed_gtid_sets_become_dump_requests() {
+        let Some(GtidState::MySql(sets)) =
+            GtidState::parse("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5:7").expect("valid")
+        else {
+            panic!("a MySQL set")
+        };
+        let sids = mysql_sids(&sets).expect("valid UUIDs");
+        assert_eq!(sids.len(), 1);
+        assert_eq!(sids[0].uuid()[..4], [0x3e, 0x11, 0xfa, 0x47]);
+        assert_eq!(sids[0].intervals(), &[GnoInterval::new(1, 6), GnoInterval::new(7, 8)]);
     }
 }

@@ -1,8 +1,6 @@
 //! MariaDB's own GTID events, which mysql_async's binlog reader passes through undecoded: a GTID event opens
 //! each transaction (`domain-server-sequence`), a GTID list event states the position at the start of each
-//! binlog file. The connector keeps the latest GTID per replication domain, MariaDB's `gtid_binlog_pos` form.
-
-use std::collections::BTreeMap;
+//! binlog file. The state they build is [`connector_core::gtid_state::GtidState`].
 
 /// MariaDB's GTID event type code.
 pub const MARIADB_GTID_EVENT: u8 = 162;
@@ -49,31 +47,6 @@ pub fn decode_gtid_list(body: &[u8]) -> Option<Vec<MariaGtid>> {
     Some(gtids)
 }
 
-/// The latest GTID of each domain seen so far.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct GtidPosition {
-    domains: BTreeMap<u32, MariaGtid>,
-}
-
-impl GtidPosition {
-    pub fn record(&mut self, gtid: MariaGtid) {
-        self.domains.insert(gtid.domain, gtid);
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.domains.is_empty()
-    }
-
-    /// `0-1-42,1-2-7`: what `SET GLOBAL gtid_slave_pos` (or a connector resuming elsewhere) takes.
-    pub fn to_text(&self) -> String {
-        self.domains
-            .values()
-            .map(|gtid| format!("{}-{}-{}", gtid.domain, gtid.server, gtid.sequence))
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,10 +65,10 @@ mod tests {
             list.extend(server.to_le_bytes());
             list.extend(sequence.to_le_bytes());
         }
-        let mut position = GtidPosition::default();
-        for gtid in decode_gtid_list(&list).expect("a GTID list") {
-            position.record(gtid);
-        }
-        assert_eq!(position.to_text(), "0-1-10,3-7-42");
+        let listed = decode_gtid_list(&list).expect("a GTID list");
+        assert_eq!(
+            listed,
+            vec![MariaGtid { domain: 0, server: 1, sequence: 10 }, MariaGtid { domain: 3, server: 7, sequence: 42 }]
+        );
     }
 }

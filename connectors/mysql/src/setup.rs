@@ -22,10 +22,16 @@ pub struct ServerInfo {
     pub gtid_mode: bool,
 }
 
-/// Reads the binlog settings and the user's global privileges; errors list every missing one with its fix.
-pub async fn check_server(conn: &mut Conn) -> Result<ServerInfo> {
+/// Which server family `conn` is connected to, and its version text.
+pub async fn server_flavor(conn: &mut Conn) -> Result<(Flavor, String)> {
     let version: String = query_one(conn, "SELECT VERSION()").await?.unwrap_or_default();
     let flavor = if version.to_ascii_lowercase().contains("mariadb") { Flavor::MariaDb } else { Flavor::MySql };
+    Ok((flavor, version))
+}
+
+/// Reads the binlog settings and the user's global privileges; errors list every missing one with its fix.
+pub async fn check_server(conn: &mut Conn) -> Result<ServerInfo> {
+    let (flavor, version) = server_flavor(conn).await?;
     let mut problems = Vec::new();
     let log_bin = global(conn, "log_bin").await?;
     if !matches!(log_bin.as_deref(), Some("1" | "ON")) {
@@ -88,7 +94,21 @@ pub async fn current_position(conn: &mut Conn, flavor: Flavor) -> Result<BinlogP
     })?;
     let file: String = row.get(0).unwrap_or_default();
     let offset: u64 = row.get(1).unwrap_or_default();
-    Ok(BinlogPosition { file, offset, gtid: None })
+    let gtid = match flavor {
+        Flavor::MariaDb => mariadb_gtid_at(conn, &file, offset).await?,
+        // Executed_Gtid_Set, empty when gtid_mode is off.
+        Flavor::MySql => row.get_opt::<String, _>(4).and_then(Result::ok),
+    };
+    Ok(BinlogPosition { file, offset, gtid: gtid.filter(|gtid| !gtid.trim().is_empty()) })
+}
+
+/// MariaDB's GTID position at a binlog file and offset (`BINLOG_GTID_POS`): what a position taken by file and
+/// offset is in GTID terms, to be resumed on any server of the topology.
+pub async fn mariadb_gtid_at(conn: &mut Conn, file: &str, offset: u64) -> Result<Option<String>> {
+    conn.exec_first::<Option<String>, _, _>("SELECT BINLOG_GTID_POS(?, ?)", (file, offset))
+        .await
+        .map(Option::flatten)
+        .map_err(|cause| source_error(format!("cannot read the GTID position at {file}:{offset}"), cause))
 }
 
 async fn query_one(conn: &mut Conn, sql: &str) -> Result<Option<String>> {

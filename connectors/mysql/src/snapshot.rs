@@ -36,7 +36,7 @@ use crate::binlog::compare;
 use crate::catalog::{SourceTable, qualified, quote, source_error};
 use crate::codec::{ColumnBuilder, Origin};
 use crate::config::MySqlConfig;
-use crate::setup::{Flavor, current_position};
+use crate::setup::{Flavor, current_position, mariadb_gtid_at};
 use crate::types::MySqlType;
 
 /// Rows per Arrow batch handed to the Parquet writer.
@@ -211,13 +211,13 @@ async fn start_snapshot(config: &MySqlConfig, conn: &mut Conn, flavor: Flavor) -
             let value =
                 |name: &str| status.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
             match (value("binlog_snapshot_file"), value("binlog_snapshot_position")) {
-                (Some(file), Some(offset)) if !file.is_empty() => Ok(BinlogPosition {
-                    file,
-                    offset: offset
+                (Some(file), Some(offset)) if !file.is_empty() => {
+                    let offset = offset
                         .parse()
-                        .map_err(|_| Error::state(format!("binlog_snapshot_position `{offset}` is not a number")))?,
-                    gtid: None,
-                }),
+                        .map_err(|_| Error::state(format!("binlog_snapshot_position `{offset}` is not a number")))?;
+                    let gtid = mariadb_gtid_at(conn, &file, offset).await?.filter(|gtid| !gtid.is_empty());
+                    Ok(BinlogPosition { file, offset, gtid })
+                }
                 _ => Err(Error::config(
                     "the server reports no binlog_snapshot_file: the binary log is off (set log_bin in my.cnf)",
                 )),

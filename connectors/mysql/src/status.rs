@@ -1,8 +1,10 @@
 //! What `connector status` shows of a MySQL pipeline's source: the server's binlog position, how far the
-//! pipeline's oldest table cursor is behind it, and whether the binlog it needs is still on the server.
+//! pipeline's oldest table cursor is behind it, and whether the binlog it needs is still on the server. With
+//! GTIDs, availability is judged by them, as the next sync resumes by GTID (on this server or a promoted replica).
 
 use connector_core::config::{Pipeline as PipelineConfig, Profile};
 use connector_core::error::Result;
+use connector_core::gtid_state::GtidState;
 use connector_core::position::BinlogPosition;
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
@@ -10,18 +12,21 @@ use serde::Serialize;
 
 use crate::catalog::source_error;
 use crate::config::MySqlConfig;
-use crate::setup::{Flavor, current_position};
+use crate::setup::{Flavor, current_position, mariadb_gtid_at, server_flavor};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct BinlogStatus {
     pub pipeline: String,
     /// The server's current binlog end.
     pub server_position: String,
+    /// The server's GTID state (`@@gtid_binlog_pos` on MariaDB, the executed set on MySQL), if it writes GTIDs.
+    pub server_gtid: Option<String>,
     /// The oldest table cursor of the pipeline, where its next sync starts reading.
     pub oldest_cursor: Option<String>,
-    /// Binlog bytes between the oldest cursor and the server's end.
+    pub oldest_cursor_gtid: Option<String>,
+    /// Binlog bytes between the oldest cursor and the server's end (when the cursor's file is on this server).
     pub lag_bytes: Option<u64>,
-    /// False when the server no longer has the cursor's binlog file: the tables must be copied again.
+    /// False when the server no longer has the binlog the cursor needs: the tables must be copied again.
     pub cursor_available: bool,
 }
 
@@ -35,7 +40,8 @@ pub async fn binlog_status(
     let mut conn = Conn::new(config.connection.clone())
         .await
         .map_err(|cause| source_error("cannot connect to the MySQL server", cause))?;
-    let server = current_position(&mut conn, Flavor::MySql).await?;
+    let (flavor, _) = server_flavor(&mut conn).await?;
+    let server = current_position(&mut conn, flavor).await?;
     let files: Vec<(String, u64)> = conn
         .query_iter("SHOW BINARY LOGS")
         .await
@@ -43,19 +49,42 @@ pub async fn binlog_status(
         .map(|row: mysql_async::Row| (row.get::<String, _>(0).unwrap_or_default(), row.get::<u64, _>(1).unwrap_or(0)))
         .await
         .map_err(|cause| source_error("cannot list the binary logs (SHOW BINARY LOGS)", cause))?;
-    let _ = conn.disconnect().await;
     let oldest = cursors.iter().min_by(|left, right| crate::binlog::compare(left, right));
-    let (lag_bytes, cursor_available) = match oldest {
+    let (lag_bytes, file_available) = match oldest {
         Some(cursor) => lag(&files, cursor, &server),
         None => (None, true),
     };
+    let cursor_available = match (oldest.and_then(BinlogPosition::gtid_state), files.first()) {
+        (Some(cursor), Some((first_file, _))) => match oldest_kept(&mut conn, flavor, first_file).await? {
+            Some(kept) => cursor.compare(&kept).is_some_and(|ordering| ordering.is_ge()),
+            None => true,
+        },
+        _ => file_available,
+    };
+    let _ = conn.disconnect().await;
     Ok(BinlogStatus {
         pipeline: pipeline.name.clone(),
         server_position: format!("{}:{}", server.file, server.offset),
+        server_gtid: server.gtid.clone(),
         oldest_cursor: oldest.map(|cursor| format!("{}:{}", cursor.file, cursor.offset)),
+        oldest_cursor_gtid: oldest.and_then(|cursor| cursor.gtid.clone()),
         lag_bytes,
         cursor_available,
     })
+}
+
+/// The GTIDs the server no longer has in its binlog: a cursor must include them to be resumed. MySQL says so
+/// (`gtid_purged`); on MariaDB it is the position where the oldest binlog file starts.
+async fn oldest_kept(conn: &mut Conn, flavor: Flavor, first_file: &str) -> Result<Option<GtidState>> {
+    let text = match flavor {
+        Flavor::MySql => conn
+            .query_first::<Option<String>, _>("SELECT CAST(@@GLOBAL.gtid_purged AS CHAR)")
+            .await
+            .map_err(|cause| source_error("cannot read @@gtid_purged", cause))?
+            .flatten(),
+        Flavor::MariaDb => mariadb_gtid_at(conn, first_file, 4).await?,
+    };
+    Ok(text.and_then(|text| GtidState::parse(&text).ok().flatten()))
 }
 
 /// Bytes from `cursor` to `end` over the server's binlog files (name, size), and whether the cursor's file exists.

@@ -78,11 +78,9 @@ host  replication all 127.0.0.1/32 scram-sha-256
 
 /// The binlog the MySQL connector reads: row based with full images and column metadata, with strict GTIDs.
 const MARIADB_BINLOG_SETTINGS: &[&str] = &[
-    "--log-bin=mariadb-bin",
     "--binlog-format=ROW",
     "--binlog-row-image=FULL",
     "--binlog-row-metadata=FULL",
-    "--server-id=1",
     "--gtid-strict-mode=ON",
     "--log-slave-updates",
 ];
@@ -123,9 +121,62 @@ pub async fn postgres() -> PostgresDatabase {
 pub async fn mariadb() -> MySqlDatabase {
     let host = match external_server_url(MYSQL_URL_VARIABLE) {
         Some(admin_url) => Host::External(admin_url),
-        None => Host::Local(shared_local_server(&LOCAL_MARIADB, start_mariadb()).await),
+        None => Host::Local(shared_local_server(&LOCAL_MARIADB, start_mariadb(1, "mariadb-bin")).await),
     };
     MySqlDatabase::create(host).await
+}
+
+/// A MariaDB server of one test's own, for replication topologies: `server_id` sets it apart from the others.
+pub struct PrivateMariaDb {
+    server: Arc<LocalServer>,
+}
+
+impl PrivateMariaDb {
+    /// `binlog` names its binlog files (`<binlog>.000001`, …): servers of a topology usually differ in this.
+    pub async fn start(server_id: u32, binlog: &str) -> Self {
+        PrivateMariaDb { server: Arc::new(start_mariadb(server_id, binlog).await) }
+    }
+
+    /// A fresh database on this server.
+    pub async fn database(&self) -> MySqlDatabase {
+        MySqlDatabase::create(Host::Local(self.server.clone())).await
+    }
+
+    /// The database `on_another` has, on this server (a replica's copy of it, say).
+    pub fn same_database(&self, on_another: &MySqlDatabase) -> MySqlDatabase {
+        let name = on_another.name.clone();
+        let url = with_database(&self.server.admin_url, &name);
+        MySqlDatabase { session: Mutex::new(None), name, url, host: Host::Local(self.server.clone()) }
+    }
+
+    /// Makes this server a replica of `primary` by GTID, from the primary's first transaction on.
+    pub async fn replicate_from(&self, primary: &PrivateMariaDb) {
+        let url = &primary.server.admin_url;
+        let sql = format!(
+            "CHANGE MASTER TO master_host = '127.0.0.1', master_port = {}, master_user = '{USER}', \
+             master_password = '{PASSWORD}', master_use_gtid = slave_pos; START SLAVE",
+            url.port().expect("a port")
+        );
+        let mut admin = connect_mysql(&self.server.admin_url).await.expect("connect to the replica");
+        admin.query_drop(&sql).await.unwrap_or_else(|error| panic!("{sql}: {error}"));
+        disconnect_mysql(admin).await;
+    }
+
+    /// Waits until this replica has applied every transaction `primary` has written so far.
+    pub async fn catch_up_with(&self, primary: &PrivateMariaDb) {
+        let mut source = connect_mysql(&primary.server.admin_url).await.expect("connect to the primary");
+        let position: String = source
+            .query_first("SELECT @@gtid_binlog_pos")
+            .await
+            .expect("read the primary's GTID position")
+            .expect("a GTID position");
+        disconnect_mysql(source).await;
+        let mut admin = connect_mysql(&self.server.admin_url).await.expect("connect to the replica");
+        let waited: Option<i64> =
+            admin.exec_first("SELECT MASTER_GTID_WAIT(?, 60)", (&position,)).await.expect("wait for the replica");
+        disconnect_mysql(admin).await;
+        assert_eq!(waited, Some(0), "the replica did not reach {position} within 60 s");
+    }
 }
 
 /// A PostgreSQL database created for one test. Its SQL helpers share one lazily opened session.
@@ -404,7 +455,7 @@ async fn start_postgres() -> LocalServer {
     LocalServer { admin_url: local_postgres_url(port), _process: process, _dir: dir }
 }
 
-async fn start_mariadb() -> LocalServer {
+async fn start_mariadb(server_id: u32, binlog: &str) -> LocalServer {
     let install_db = find_program("mariadb-install-db");
     let mariadbd = find_program("mariadbd");
     let account = service_account("mysql");
@@ -443,7 +494,9 @@ async fn start_mariadb() -> LocalServer {
         command.args(["--bind-address=127.0.0.1", &format!("--port={port}"), "--skip-name-resolve"]);
         // Without configuration files the server would default to latin1.
         command.args(["--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci"]);
-        command.args(MARIADB_BINLOG_SETTINGS).args(MARIADB_SPEED_SETTINGS).args(&tls_options);
+        command.arg(format!("--log-bin={binlog}")).arg(format!("--server-id={server_id}"));
+        command.args(MARIADB_BINLOG_SETTINGS);
+        command.args(MARIADB_SPEED_SETTINGS).args(&tls_options);
         command
     };
     let accepts_connections = async |port: u16| match connect_mysql(&local_mysql_url(port)).await {
