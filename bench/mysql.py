@@ -8,11 +8,12 @@ then prints:
   - changes: changes/s and peak RSS of `connector sync mysql --once` applying what a sysbench `oltp_write_only`
     run wrote, beside `mariadb-binlog --read-from-remote-server` reading the same binlog range to /dev/null.
 
-Usage: python3 bench/mysql.py [--tables 4] [--table-size 1000000] [--events 50000]
+Usage: python3 bench/mysql.py [--tables 4] [--table-size 1000000] [--events 50000] [--rounds 3]
 Needs the `mariadb-server`, `mariadb-client` and `sysbench` Debian packages; builds the connector in release mode.
 """
 
 import argparse
+import statistics
 import json
 import os
 import shutil
@@ -110,6 +111,8 @@ def main():
     parser.add_argument("--tables", type=int, default=4)
     parser.add_argument("--table-size", type=int, default=1_000_000)
     parser.add_argument("--events", type=int, default=50_000, help="sysbench oltp_write_only transactions")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each side; their medians are compared")
+    parser.add_argument("--baseline", help="another connector binary (an earlier build) measured in the same rounds")
     args = parser.parse_args()
 
     subprocess.run(["cargo", "build", "--release", "--locked", "--quiet", "--bin", "connector"], cwd=ROOT, check=True)
@@ -127,20 +130,50 @@ def main():
                                     "WHERE TABLE_SCHEMA = 'sbtest'"))
         server.settle()
 
-        # The limit: the server's own dump of the same tables, streamed row by row and thrown away.
-        dump_seconds, _ = measured(["mariadb-dump", "-h", "127.0.0.1", "-P", str(server.port), "-ubench", "-pbench",
-                                    "--quick", "--single-transaction", "sbtest"])
+        # The limit: the server's own dump of the same tables, streamed row by row and thrown away. Each side runs
+        # `--rounds` times, alternating, and the medians are compared, so one slow moment of a shared machine does
+        # not decide the ratio.
+        dump = ["mariadb-dump", "-h", "127.0.0.1", "-P", str(server.port), "-ubench", "-pbench", "--quick",
+                "--single-transaction", "sbtest"]
         sync = [connector, "sync", "mysql", "--url", server.url, "--databases", "sbtest", "--dest", lake,
                 "--pipeline", "bench"]
-        snapshot_seconds, snapshot_rss = measured(sync, env=env)
+        baseline_lake = f"{lake}.baseline"
+        baseline_sync = [args.baseline] + sync[1:sync.index(lake)] + [baseline_lake] + sync[sync.index(lake) + 1:]
+        dump_runs, snapshot_runs, baseline_runs = [], [], []
+        for round_number in range(args.rounds):
+            shutil.rmtree(lake, ignore_errors=True)
+            os.makedirs(lake)
+            dump_runs.append(measured(dump)[0])
+            snapshot_runs.append(measured(sync, env=env))
+            print(f"   round {round_number + 1}: dump {rows / dump_runs[-1]:,.0f} rows/s, connector "
+                  f"{rows / snapshot_runs[-1][0]:,.0f} rows/s, {snapshot_runs[-1][1]:.0f} MiB", flush=True)
+            if args.baseline:
+                shutil.rmtree(baseline_lake, ignore_errors=True)
+                os.makedirs(baseline_lake)
+                baseline_runs.append(measured(baseline_sync, env=env))
+                print(f"            baseline {rows / baseline_runs[-1][0]:,.0f} rows/s, "
+                      f"{baseline_runs[-1][1]:.0f} MiB", flush=True)
+        dump_seconds = statistics.median(dump_runs)
+        snapshot_seconds = statistics.median(seconds for seconds, _ in snapshot_runs)
+        snapshot_rss = max(rss for _, rss in snapshot_runs)
+        # The changes runs each start from this snapshot.
+        snapshot_lake = f"{lake}.snapshot"
+        shutil.copytree(lake, snapshot_lake)
         results = {"snapshot": {
-            "rows": rows, "data_mib": data_bytes / 2**20,
+            "rows": rows, "data_mib": data_bytes / 2**20, "rounds": args.rounds,
             "connector_rows_per_s": rows / snapshot_seconds, "connector_mb_per_s": data_bytes / snapshot_seconds / 1e6,
             "dump_rows_per_s": rows / dump_seconds, "dump_mb_per_s": data_bytes / dump_seconds / 1e6,
             "ratio": dump_seconds / snapshot_seconds, "peak_rss_mib": snapshot_rss}}
         print(json.dumps(results["snapshot"]), flush=True)
         report("snapshot", rows / snapshot_seconds, rows / dump_seconds, "rows/s", snapshot_rss,
                "mariadb-dump --quick to /dev/null", 1.0)
+        if baseline_runs:
+            report("snapshot, baseline", rows / statistics.median(seconds for seconds, _ in baseline_runs),
+                   rows / dump_seconds, "rows/s", max(rss for _, rss in baseline_runs),
+                   "mariadb-dump --quick to /dev/null", 1.0)
+        baseline_snapshot = f"{lake}.baseline-snapshot"
+        if args.baseline:
+            shutil.copytree(baseline_lake, baseline_snapshot)
 
         print(f"== sysbench oltp_write_only: {args.events} transactions", flush=True)
         start_file, start_offset = server.position()
@@ -153,12 +186,27 @@ def main():
         read_binlog = ["mariadb-binlog", "--read-from-remote-server", "-h", "127.0.0.1", "-P", str(server.port),
                        "-ubench", "-pbench", f"--start-position={start_offset}", start_file]
         read_binlog += [f"--stop-position={end_offset}"] if start_file == end_file else ["--to-last-log"]
-        binlog_seconds, _ = measured(read_binlog)
+        binlog_runs, once_runs = [], []
         report_path = f"{lake}.report"
-        once_seconds, once_rss = measured(sync, env=env, stdout_path=report_path)
-        with open(report_path) as f:
-            changes = applied_changes(f.read())
+        for round_number in range(args.rounds):
+            shutil.rmtree(lake, ignore_errors=True)
+            shutil.copytree(snapshot_lake, lake)
+            binlog_runs.append(measured(read_binlog)[0])
+            once_runs.append(measured(sync, env=env, stdout_path=report_path))
+            with open(report_path) as f:
+                changes = applied_changes(f.read())
+            print(f"   round {round_number + 1}: binlog reader {changes / binlog_runs[-1]:,.0f} changes/s, connector "
+                  f"{changes / once_runs[-1][0]:,.0f} changes/s, {once_runs[-1][1]:.0f} MiB", flush=True)
+            if args.baseline:
+                shutil.rmtree(baseline_lake, ignore_errors=True)
+                shutil.copytree(baseline_snapshot, baseline_lake)
+                baseline_runs.append(measured(baseline_sync, env=env))
+                print(f"            baseline {changes / baseline_runs[-1][0]:,.0f} changes/s, "
+                      f"{baseline_runs[-1][1]:.0f} MiB", flush=True)
         os.remove(report_path)
+        binlog_seconds = statistics.median(binlog_runs)
+        once_seconds = statistics.median(seconds for seconds, _ in once_runs)
+        once_rss = max(rss for _, rss in once_runs)
         results["changes"] = {"changes": changes, "binlog_mib": (binlog_bytes or 0) / 2**20,
                               "connector_changes_per_s": changes / once_seconds,
                               "binlog_reader_changes_per_s": changes / binlog_seconds,
@@ -166,10 +214,17 @@ def main():
         print(json.dumps(results["changes"]), flush=True)
         report("changes", changes / once_seconds, changes / binlog_seconds, "changes/s", once_rss,
                "mariadb-binlog --read-from-remote-server to /dev/null", 0.5)
+        if args.baseline:
+            baseline_changes = baseline_runs[args.rounds:]
+            report("changes, baseline", changes / statistics.median(seconds for seconds, _ in baseline_changes),
+                   changes / binlog_seconds, "changes/s", max(rss for _, rss in baseline_changes),
+                   "mariadb-binlog --read-from-remote-server to /dev/null", 0.5)
         print(json.dumps(results))
     finally:
         server.stop()
         shutil.rmtree(lake, ignore_errors=True)
+        for suffix in (".snapshot", ".baseline", ".baseline-snapshot"):
+            shutil.rmtree(f"{lake}{suffix}", ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::gtid_state::GtidState;
+use crate::gtid_state::{GtidState, compare_mariadb_text};
 
 /// A PostgreSQL write-ahead-log position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -34,15 +34,19 @@ impl std::str::FromStr for Lsn {
     }
 }
 
-/// A MySQL/MariaDB binlog coordinate. Positions that both carry a GTID state are ordered by it (see
-/// [`GtidState`]), which holds on every server of a replication topology; others by file sequence number then
-/// offset, which hold on one server only.
+/// A MySQL/MariaDB binlog coordinate. Positions taken on one server are ordered by file sequence number then
+/// offset; positions of different servers that both carry a GTID state by that (see [`GtidState`]), which holds
+/// on every server of a replication topology.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct BinlogPosition {
     pub file: String,
     pub offset: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gtid: Option<String>,
+    /// The server whose binlog the file and offset are of (MariaDB's `server_id`, MySQL's `server_uuid`): they
+    /// mean nothing on another server, where the GTID state carries the position over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
 }
 
 impl BinlogPosition {
@@ -55,11 +59,34 @@ impl BinlogPosition {
     /// names and offsets differ: `None` when either has none (then file and offset order them),
     /// `Some(None)` when the states diverge.
     fn gtid_order(&self, other: &BinlogPosition) -> Option<Option<Ordering>> {
-        if self.gtid.is_some() && self.gtid == other.gtid {
+        let (mine, theirs) = (self.gtid.as_deref()?, other.gtid.as_deref()?);
+        if mine == theirs {
             return Some(Some(Ordering::Equal));
+        }
+        // The binlog reader orders positions for every row event: MariaDB's short form is compared as text.
+        if let Some(ordering) = compare_mariadb_text(mine, theirs) {
+            return Some(ordering);
         }
         let (mine, theirs) = (self.gtid_state()?, other.gtid_state()?);
         Some(mine.compare(&theirs))
+    }
+
+    /// Whether both positions name the server they were taken on, and it is the same one.
+    pub fn same_server(&self, other: &BinlogPosition) -> bool {
+        self.server.is_some() && self.server == other.server
+    }
+
+    /// Orders two positions: by file and offset on one server, else by GTID state when both carry one.
+    pub fn try_cmp(&self, other: &BinlogPosition) -> Result<Ordering, &'static str> {
+        if !self.same_server(other)
+            && let Some(ordering) = self.gtid_order(other)
+        {
+            return ordering.ok_or("their GTID states diverge (errant transactions?)");
+        }
+        match (self.file_sequence(), other.file_sequence()) {
+            (Some(mine), Some(theirs)) => Ok(mine.cmp(&theirs).then(self.offset.cmp(&other.offset))),
+            _ => Err("binlog file names have no numeric suffix"),
+        }
     }
 
     /// The numeric suffix of the binlog file name (`mysql-bin.000042` → 42), which orders files.
@@ -100,15 +127,7 @@ impl SourcePosition {
         let incomparable = |reason| IncomparablePositions { left: self.to_string(), right: other.to_string(), reason };
         match (self, other) {
             (SourcePosition::Postgres { lsn: left }, SourcePosition::Postgres { lsn: right }) => Ok(left.cmp(right)),
-            (SourcePosition::Binlog(left), SourcePosition::Binlog(right)) => {
-                if let Some(ordering) = left.gtid_order(right) {
-                    return ordering.ok_or_else(|| incomparable("their GTID states diverge (errant transactions?)"));
-                }
-                match (left.file_sequence(), right.file_sequence()) {
-                    (Some(l), Some(r)) => Ok(l.cmp(&r).then(left.offset.cmp(&right.offset))),
-                    _ => Err(incomparable("binlog file names have no numeric suffix")),
-                }
-            }
+            (SourcePosition::Binlog(left), SourcePosition::Binlog(right)) => left.try_cmp(right).map_err(incomparable),
             (SourcePosition::Api(left), SourcePosition::Api(right)) => Ok(left.sequence.cmp(&right.sequence)),
             _ => Err(incomparable("they come from different kinds of source")),
         }
@@ -151,7 +170,9 @@ mod tests {
 
     #[test]
     fn binlog_positions_order_by_file_then_offset() {
-        let at = |file: &str, offset| SourcePosition::Binlog(BinlogPosition { file: file.into(), offset, gtid: None });
+        let at = |file: &str, offset| {
+            SourcePosition::Binlog(BinlogPosition { file: file.into(), offset, gtid: None, server: None })
+        };
         let ordering = at("bin.000002", 4).try_cmp(&at("bin.000010", 1)).expect("comparable");
         assert_eq!(ordering, Ordering::Less);
         let ordering = at("bin.000010", 900).try_cmp(&at("bin.000010", 120)).expect("comparable");
@@ -161,7 +182,8 @@ mod tests {
     #[test]
     fn binlog_positions_with_gtid_states_order_by_them_across_servers() {
         let at = |file: &str, offset, gtid: &str| {
-            SourcePosition::Binlog(BinlogPosition { file: file.into(), offset, gtid: Some(gtid.into()) })
+            let server = Some(file.split('-').next().expect("a prefix").to_string());
+            SourcePosition::Binlog(BinlogPosition { file: file.into(), offset, gtid: Some(gtid.into()), server })
         };
         // A replica's file and offset say nothing of the primary's: the GTID state orders them.
         let primary = at("primary-bin.000009", 900, "0-1-41");
@@ -170,6 +192,9 @@ mod tests {
         assert_eq!(at("a.000001", 5, "0-1-42").try_cmp(&replica).expect("comparable"), Ordering::Equal);
         let diverged = at("replica-bin.000001", 120, "0-1-42,1-3-1").try_cmp(&at("b.000002", 4, "0-1-43"));
         assert!(diverged.expect_err("diverged").to_string().contains("diverge"));
+        // On one server file and offset are exact, and order positions between transactions too.
+        let later = at("primary-bin.000010", 4, "0-1-41");
+        assert_eq!(primary.try_cmp(&later).expect("comparable"), Ordering::Less);
     }
 
     #[test]

@@ -33,7 +33,7 @@ use crate::codec::Origin;
 use crate::config::{HEARTBEAT_INTERVAL, MySqlConfig};
 use crate::ddl::{TableStatement, classify};
 use crate::gtid::{MARIADB_GTID_EVENT, MARIADB_GTID_LIST_EVENT, decode_gtid_event, decode_gtid_list};
-use crate::setup::Flavor;
+use crate::setup::{Flavor, ServerInfo, mariadb_gtid_at};
 use crate::snapshot::copy_table;
 use crate::table_map::{Collations, shape_of};
 
@@ -73,7 +73,7 @@ impl StreamedTable {
 
 pub struct BinlogReader<'a> {
     config: &'a MySqlConfig,
-    flavor: Flavor,
+    server: &'a ServerInfo,
     tables: &'a mut Vec<StreamedTable>,
     /// Opens the Delta tables of tables created while streaming.
     sink: &'a DeltaSink,
@@ -104,13 +104,13 @@ impl std::fmt::Debug for BinlogReader<'_> {
 
 /// Orders two positions of one server's binlog.
 pub fn compare(left: &BinlogPosition, right: &BinlogPosition) -> Ordering {
-    SourcePosition::Binlog(left.clone()).try_cmp(&SourcePosition::Binlog(right.clone())).unwrap_or(Ordering::Equal)
+    left.try_cmp(right).unwrap_or(Ordering::Equal)
 }
 
 impl<'a> BinlogReader<'a> {
     pub fn new(
         config: &'a MySqlConfig,
-        flavor: Flavor,
+        server: &'a ServerInfo,
         tables: &'a mut Vec<StreamedTable>,
         sink: &'a DeltaSink,
         collations: Collations,
@@ -118,7 +118,7 @@ impl<'a> BinlogReader<'a> {
     ) -> Self {
         BinlogReader {
             config,
-            flavor,
+            server,
             tables,
             sink,
             created: HashSet::new(),
@@ -128,7 +128,7 @@ impl<'a> BinlogReader<'a> {
             transaction_start: None,
             explicit_transaction: false,
             touched: Vec::new(),
-            gtids: start.gtid_state().unwrap_or_else(|| match flavor {
+            gtids: start.gtid_state().unwrap_or_else(|| match server.flavor {
                 Flavor::MariaDb => GtidState::MariaDb(Default::default()),
                 Flavor::MySql => GtidState::MySql(Default::default()),
             }),
@@ -140,6 +140,7 @@ impl<'a> BinlogReader<'a> {
     /// Reads the binlog until shut down (continuous) or until `target` (the server's position when the sync
     /// started) is reached and committed (once).
     pub async fn run(mut self, mode: SyncMode, target: &BinlogPosition, mut shutdown: Shutdown) -> Result<()> {
+        self.check_start_is_readable()?;
         if mode == SyncMode::Once && compare(&self.received, target).is_ge() {
             self.advance_idle_tables().await?;
             return Ok(());
@@ -195,22 +196,54 @@ impl<'a> BinlogReader<'a> {
         Ok(())
     }
 
-    /// Asks for the binlog after the GTID state when the start position has one (so a replica promoted since,
-    /// whose files and offsets differ, serves the same stream), else after the file and offset.
-    async fn open_stream(&self) -> Result<BinlogStream> {
+    /// Where the start was taken: on this server (or by a version that did not record it), or on another.
+    fn start_is_elsewhere(&self) -> bool {
+        self.received.server.as_ref().is_some_and(|server| *server != self.server.identity)
+    }
+
+    /// A start taken on another server of the topology can only be carried over by its GTID state.
+    fn check_start_is_readable(&self) -> Result<()> {
+        if self.start_is_elsewhere() && self.gtids.is_empty() {
+            let tables: Vec<String> = self.tables.iter().map(|table| table.writer.table_id().to_string()).collect();
+            return Err(Error::config(format!(
+                "the tables' binlog position {}:{} was taken on server {}, and this is server {}: without GTIDs \
+                 (MySQL: gtid_mode=ON) a position cannot be carried to another server. Copy the tables anew with \
+                 `connector resync --pipeline {} --table {}`, or point the pipeline back at that server",
+                self.received.file,
+                self.received.offset,
+                self.received.server.as_deref().unwrap_or_default(),
+                self.server.identity,
+                self.config.pipeline,
+                tables.join(",")
+            )));
+        }
+        Ok(())
+    }
+
+    /// Asks for the binlog after the start's file and offset on the server that wrote them, and after its GTID
+    /// state on another (a replica promoted since, whose files and offsets differ). Reading by GTID makes the
+    /// server search its binlog for the position, so it is used only where the file and offset mean nothing.
+    async fn open_stream(&mut self) -> Result<BinlogStream> {
         let mut conn = Conn::new(self.config.connection.clone())
             .await
             .map_err(|cause| source_error("cannot connect to read the binlog", cause))?;
         // Heartbeats (in nanoseconds) while the server is idle, so a dead connection is noticed.
         let heartbeat = format!("SET @master_heartbeat_period = {}", HEARTBEAT_INTERVAL.as_nanos());
         conn.query_drop(heartbeat).await.map_err(|cause| source_error("cannot set the binlog heartbeat", cause))?;
-        if self.flavor == Flavor::MariaDb {
+        if self.server.flavor == Flavor::MariaDb {
             // A replica announcing GTID support (capability 4) receives MariaDB's GTID events as they are.
             conn.query_drop("SET @mariadb_slave_capability = 4")
                 .await
                 .map_err(|cause| source_error("cannot announce GTID support to the server", cause))?;
+            if self.gtids.is_empty() && !self.start_is_elsewhere() {
+                // A snapshot taken while the server was busy has no GTID state: the server tells it.
+                let state = mariadb_gtid_at(&mut conn, &self.received.file, self.received.offset).await?;
+                if let Some(state) = state.and_then(|state| GtidState::parse(&state).ok().flatten()) {
+                    self.gtids = state;
+                }
+            }
         }
-        let by_gtid = !self.gtids.is_empty();
+        let by_gtid = self.start_is_elsewhere();
         let request = BinlogStreamRequest::new(self.config.server_id);
         let request = match (&self.gtids, by_gtid) {
             (GtidState::MariaDb(_), true) => {
@@ -251,6 +284,7 @@ impl<'a> BinlogReader<'a> {
             file: self.file.clone(),
             offset: u64::from(log_pos),
             gtid: (!self.gtids.is_empty()).then(|| self.gtids.to_string()),
+            server: Some(self.server.identity.clone()),
         }
     }
 
@@ -290,6 +324,7 @@ impl<'a> BinlogReader<'a> {
                         file: self.file.clone(),
                         offset: rotate.position(),
                         gtid: self.received.gtid.clone(),
+                        server: Some(self.server.identity.clone()),
                     };
                 }
             }
@@ -437,7 +472,7 @@ impl<'a> BinlogReader<'a> {
             let restart = TableCursor::restarting(cursor.position.clone());
             table.writer.restart_snapshot(restart).await?;
         }
-        table.snapshot_rows += copy_table(self.config, self.flavor, &source, &mut table.writer, None).await?;
+        table.snapshot_rows += copy_table(self.config, self.server, &source, &mut table.writer, None).await?;
         table.pending = PendingChanges::new(TableShape { schema: source.schema, types: source.types });
         Ok(())
     }
@@ -740,7 +775,7 @@ mod tests {
 
     #[test]
     fn a_purged_binlog_names_the_resync_command() {
-        let position = BinlogPosition { file: "mariadb-bin.000003".into(), offset: 4, gtid: None };
+        let position = BinlogPosition { file: "mariadb-bin.000003".into(), offset: 4, gtid: None, server: None };
         let error = purged_binlog_error(
             &position,
             "shop",

@@ -17,7 +17,7 @@ use crate::binlog::{BinlogReader, StreamedTable, compare};
 use crate::catalog::{SourceTable, describe_table, source_error, tables_of_databases};
 use crate::changes::TableShape;
 use crate::config::MySqlConfig;
-use crate::setup::{Flavor, check_server, current_position};
+use crate::setup::{ServerInfo, check_server, current_position};
 use crate::snapshot::copy_table;
 use crate::table_map::Collations;
 
@@ -49,7 +49,7 @@ impl MySqlPipeline {
             .map_err(|cause| source_error("cannot connect to the MySQL server", cause))?;
         let server = check_server(&mut conn).await?;
         // The position at start: `--once` stops here.
-        let target = current_position(&mut conn, server.flavor).await?;
+        let target = current_position(&mut conn, &server).await?;
         let mut ids = config.tables.clone();
         for id in tables_of_databases(&mut conn, &config.databases).await? {
             if !ids.contains(&id) {
@@ -92,7 +92,7 @@ impl MySqlPipeline {
             .collect();
         if !needs_copy.is_empty() && !shutdown.is_requested() {
             let mut slots: Vec<Option<DeltaTableWriter>> = writers.into_iter().map(Some).collect();
-            let copied = self.copy_tables(server.flavor, &sources, &mut slots, &needs_copy).await;
+            let copied = self.copy_tables(&server, &sources, &mut slots, &needs_copy).await;
             writers = slots.into_iter().flatten().collect();
             for (index, rows) in copied? {
                 reports[index].snapshot_rows = rows;
@@ -123,7 +123,7 @@ impl MySqlPipeline {
         }
         let start = start.unwrap_or_else(|| target.clone());
         if !shutdown.is_requested() {
-            BinlogReader::new(config, server.flavor, &mut streamed, &self.sink, collations, start)
+            BinlogReader::new(config, &server, &mut streamed, &self.sink, collations, start)
                 .run(mode, &target, shutdown)
                 .await?;
         }
@@ -147,16 +147,17 @@ impl MySqlPipeline {
     /// Copies the tables at `indices`, several at a time, each under its own consistent snapshot.
     async fn copy_tables(
         &self,
-        flavor: Flavor,
+        server: &ServerInfo,
         sources: &[SourceTable],
         writers: &mut [Option<DeltaTableWriter>],
         indices: &[usize],
     ) -> Result<Vec<(usize, u64)>> {
         let bars = std::io::stderr().is_terminal().then(MultiProgress::new);
         copy_in_parallel(writers, indices, parallel_copies(), |index, mut writer| {
-            let (config, source, bars) = (self.config.clone(), sources[index].clone(), bars.clone());
+            let (config, source, bars, server) =
+                (self.config.clone(), sources[index].clone(), bars.clone(), server.clone());
             async move {
-                let copied = copy_table(&config, flavor, &source, &mut writer, bars.as_ref()).await;
+                let copied = copy_table(&config, &server, &source, &mut writer, bars.as_ref()).await;
                 (writer, copied)
             }
         })

@@ -19,19 +19,25 @@ pub enum Flavor {
 pub struct ServerInfo {
     pub flavor: Flavor,
     pub version: String,
-    pub gtid_mode: bool,
+    /// What tells this server from the others of its topology: MariaDB's `server_id`, MySQL's `server_uuid`.
+    pub identity: String,
 }
 
-/// Which server family `conn` is connected to, and its version text.
-pub async fn server_flavor(conn: &mut Conn) -> Result<(Flavor, String)> {
+/// Which server `conn` is connected to: family, version and identity.
+pub async fn identify(conn: &mut Conn) -> Result<ServerInfo> {
     let version: String = query_one(conn, "SELECT VERSION()").await?.unwrap_or_default();
     let flavor = if version.to_ascii_lowercase().contains("mariadb") { Flavor::MariaDb } else { Flavor::MySql };
-    Ok((flavor, version))
+    let identity = match flavor {
+        Flavor::MariaDb => global(conn, "server_id").await?,
+        Flavor::MySql => global(conn, "server_uuid").await?,
+    };
+    Ok(ServerInfo { flavor, version, identity: identity.unwrap_or_default() })
 }
 
 /// Reads the binlog settings and the user's global privileges; errors list every missing one with its fix.
 pub async fn check_server(conn: &mut Conn) -> Result<ServerInfo> {
-    let (flavor, version) = server_flavor(conn).await?;
+    let server = identify(conn).await?;
+    let flavor = server.flavor;
     let mut problems = Vec::new();
     let log_bin = global(conn, "log_bin").await?;
     if !matches!(log_bin.as_deref(), Some("1" | "ON")) {
@@ -64,11 +70,6 @@ pub async fn check_server(conn: &mut Conn) -> Result<ServerInfo> {
             "server_id is 0, and a server without an id writes no usable binlog: set `server_id=1` in my.cnf".into(),
         );
     }
-    let gtid_mode = match flavor {
-        // MariaDB always writes GTIDs.
-        Flavor::MariaDb => true,
-        Flavor::MySql => global(conn, "gtid_mode").await?.is_some_and(|mode| mode.eq_ignore_ascii_case("ON")),
-    };
     problems.extend(missing_privileges(conn, flavor).await?);
     if !problems.is_empty() {
         return Err(Error::config(format!(
@@ -76,17 +77,31 @@ pub async fn check_server(conn: &mut Conn) -> Result<ServerInfo> {
             problems.join("\n  - ")
         )));
     }
-    Ok(ServerInfo { flavor, version, gtid_mode })
+    Ok(server)
 }
 
-/// The server's current binlog end: `--once` reads up to here.
-pub async fn current_position(conn: &mut Conn, flavor: Flavor) -> Result<BinlogPosition> {
-    // MySQL 8.4 renamed it SHOW BINARY LOG STATUS; 8.0 and MariaDB know only this name (MariaDB also both).
-    let statement = match flavor {
-        Flavor::MariaDb | Flavor::MySql => "SHOW MASTER STATUS",
+/// The server's current binlog end: `--once` reads up to here. Its GTID state is exact on MySQL (the same
+/// statement's Executed_Gtid_Set, empty when gtid_mode is off); MariaDB's `@@gtid_binlog_pos` is read just after,
+/// so it may include a transaction committed in between, which a stop point can.
+pub async fn current_position(conn: &mut Conn, server: &ServerInfo) -> Result<BinlogPosition> {
+    let (file, offset, executed) = binlog_end(conn).await?;
+    let gtid = match server.flavor {
+        Flavor::MariaDb => global(conn, "gtid_binlog_pos").await?,
+        Flavor::MySql => executed,
     };
+    Ok(BinlogPosition {
+        file,
+        offset,
+        gtid: gtid.filter(|gtid| !gtid.trim().is_empty()),
+        server: Some(server.identity.clone()),
+    })
+}
+
+/// `SHOW MASTER STATUS`: the binlog file, offset and (MySQL) executed GTID set.
+pub async fn binlog_end(conn: &mut Conn) -> Result<(String, u64, Option<String>)> {
+    // MySQL 8.4 renamed it SHOW BINARY LOG STATUS; 8.0 and MariaDB know this name (MariaDB both).
     let row: Option<mysql_async::Row> = conn
-        .query_first(statement)
+        .query_first("SHOW MASTER STATUS")
         .await
         .map_err(|cause| source_error("cannot read the current binlog position (SHOW MASTER STATUS)", cause))?;
     let row = row.ok_or_else(|| {
@@ -94,16 +109,11 @@ pub async fn current_position(conn: &mut Conn, flavor: Flavor) -> Result<BinlogP
     })?;
     let file: String = row.get(0).unwrap_or_default();
     let offset: u64 = row.get(1).unwrap_or_default();
-    let gtid = match flavor {
-        Flavor::MariaDb => mariadb_gtid_at(conn, &file, offset).await?,
-        // Executed_Gtid_Set, empty when gtid_mode is off.
-        Flavor::MySql => row.get_opt::<String, _>(4).and_then(Result::ok),
-    };
-    Ok(BinlogPosition { file, offset, gtid: gtid.filter(|gtid| !gtid.trim().is_empty()) })
+    Ok((file, offset, row.get_opt::<String, _>(4).and_then(Result::ok)))
 }
 
-/// MariaDB's GTID position at a binlog file and offset (`BINLOG_GTID_POS`): what a position taken by file and
-/// offset is in GTID terms, to be resumed on any server of the topology.
+/// MariaDB's GTID position at a binlog file and offset (`BINLOG_GTID_POS`), which the server finds by reading
+/// the file from its start up to the offset: up to `max_binlog_size` (1 GiB by default), so asked sparingly.
 pub async fn mariadb_gtid_at(conn: &mut Conn, file: &str, offset: u64) -> Result<Option<String>> {
     conn.exec_first::<Option<String>, _, _>("SELECT BINLOG_GTID_POS(?, ?)", (file, offset))
         .await
@@ -119,7 +129,7 @@ async fn query_one(conn: &mut Conn, sql: &str) -> Result<Option<String>> {
 }
 
 /// A global variable's value, `None` when the server has no such variable.
-async fn global(conn: &mut Conn, name: &str) -> Result<Option<String>> {
+pub async fn global(conn: &mut Conn, name: &str) -> Result<Option<String>> {
     const UNKNOWN_SYSTEM_VARIABLE: u16 = 1193;
     match conn.query_first::<Option<String>, _>(format!("SELECT CAST(@@GLOBAL.{name} AS CHAR)")).await {
         Ok(value) => Ok(value.flatten()),

@@ -36,7 +36,7 @@ use crate::binlog::compare;
 use crate::catalog::{SourceTable, qualified, quote, source_error};
 use crate::codec::{ColumnBuilder, Origin};
 use crate::config::MySqlConfig;
-use crate::setup::{Flavor, current_position, mariadb_gtid_at};
+use crate::setup::{Flavor, ServerInfo, binlog_end, current_position, global};
 use crate::types::MySqlType;
 
 /// Rows per Arrow batch handed to the Parquet writer.
@@ -53,7 +53,7 @@ type Decoded = Result<(usize, RecordBatch)>;
 /// readers' snapshot positions. Returns the rows copied.
 pub async fn copy_table(
     config: &MySqlConfig,
-    flavor: Flavor,
+    server: &ServerInfo,
     table: &SourceTable,
     writer: &mut DeltaTableWriter,
     progress: Option<&MultiProgress>,
@@ -67,7 +67,7 @@ pub async fn copy_table(
         let mut conn = Conn::new(config.connection.clone())
             .await
             .map_err(|cause| source_error(format!("cannot connect to copy {id}"), cause))?;
-        let position = start_snapshot(config, &mut conn, flavor).await?;
+        let position = start_snapshot(config, &mut conn, server).await?;
         readers.push(RangeReader { conn, part, table: table.clone() });
         info!(table = %id, file = %position.file, offset = position.offset, "copying under a consistent snapshot");
         positions.push(position);
@@ -196,10 +196,10 @@ impl RangeReader {
 }
 
 /// Starts a consistent-snapshot transaction on `conn` and returns the binlog position it is consistent with.
-async fn start_snapshot(config: &MySqlConfig, conn: &mut Conn, flavor: Flavor) -> Result<BinlogPosition> {
+async fn start_snapshot(config: &MySqlConfig, conn: &mut Conn, server: &ServerInfo) -> Result<BinlogPosition> {
     let begin = "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ";
     conn.query_drop(begin).await.map_err(|cause| source_error("cannot prepare the snapshot transaction", cause))?;
-    match flavor {
+    match server.flavor {
         Flavor::MariaDb => {
             conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
                 .await
@@ -215,8 +215,8 @@ async fn start_snapshot(config: &MySqlConfig, conn: &mut Conn, flavor: Flavor) -
                     let offset = offset
                         .parse()
                         .map_err(|_| Error::state(format!("binlog_snapshot_position `{offset}` is not a number")))?;
-                    let gtid = mariadb_gtid_at(conn, &file, offset).await?.filter(|gtid| !gtid.is_empty());
-                    Ok(BinlogPosition { file, offset, gtid })
+                    let gtid = gtid_if_unchanged(conn, &file, offset).await?;
+                    Ok(BinlogPosition { file, offset, gtid, server: Some(server.identity.clone()) })
                 }
                 _ => Err(Error::config(
                     "the server reports no binlog_snapshot_file: the binary log is off (set log_bin in my.cnf)",
@@ -232,7 +232,7 @@ async fn start_snapshot(config: &MySqlConfig, conn: &mut Conn, flavor: Flavor) -
                 source_error("cannot hold commits while the snapshot starts (grant RELOAD to the user)", cause)
             })?;
             let started = conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY").await;
-            let position = current_position(&mut lock, flavor).await;
+            let position = current_position(&mut lock, server).await;
             let unlocked = lock.query_drop("UNLOCK TABLES").await;
             let _ = lock.disconnect().await;
             started.map_err(|cause| source_error("cannot start a consistent snapshot", cause))?;
@@ -240,6 +240,16 @@ async fn start_snapshot(config: &MySqlConfig, conn: &mut Conn, flavor: Flavor) -
             position
         }
     }
+}
+
+/// The GTID state at a MariaDB snapshot's binlog position, when it can be had without reading the binlog: the
+/// server's current state is it if the binlog has not moved since the snapshot began (checked after reading
+/// the state, which a commit updates before it releases the binlog). Otherwise `None`, and the binlog reader
+/// asks the server for the state where it starts (`BINLOG_GTID_POS`, a read of the file up to there).
+async fn gtid_if_unchanged(conn: &mut Conn, file: &str, offset: u64) -> Result<Option<String>> {
+    let state = global(conn, "gtid_binlog_pos").await?;
+    let (end_file, end_offset, _) = binlog_end(conn).await?;
+    Ok(state.filter(|state| !state.is_empty() && end_file == file && end_offset == offset))
 }
 
 fn append_row(table: &SourceTable, builders: &mut [ColumnBuilder], row: &Row) -> Result<()> {

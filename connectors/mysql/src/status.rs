@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::catalog::source_error;
 use crate::config::MySqlConfig;
-use crate::setup::{Flavor, current_position, mariadb_gtid_at, server_flavor};
+use crate::setup::{Flavor, current_position, identify, mariadb_gtid_at};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct BinlogStatus {
@@ -40,8 +40,9 @@ pub async fn binlog_status(
     let mut conn = Conn::new(config.connection.clone())
         .await
         .map_err(|cause| source_error("cannot connect to the MySQL server", cause))?;
-    let (flavor, _) = server_flavor(&mut conn).await?;
-    let server = current_position(&mut conn, flavor).await?;
+    let identity = identify(&mut conn).await?;
+    let flavor = identity.flavor;
+    let server = current_position(&mut conn, &identity).await?;
     let files: Vec<(String, u64)> = conn
         .query_iter("SHOW BINARY LOGS")
         .await
@@ -107,7 +108,7 @@ mod tests {
     use super::*;
 
     fn at(file: &str, offset: u64) -> BinlogPosition {
-        BinlogPosition { file: file.into(), offset, gtid: None }
+        BinlogPosition { file: file.into(), offset, gtid: None, server: None }
     }
 
     #[test]
