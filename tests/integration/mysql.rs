@@ -37,9 +37,21 @@ fn sync_databases_command(db: &MySqlDatabase, lake: &TempLake, pipeline: &str) -
 
 /// Runs `connector sync mysql --once` and returns its output, panicking with stderr if it failed.
 fn sync_once(db: &MySqlDatabase, lake: &Path, tables: &[&str]) -> String {
-    let output = sync_command(db, lake, tables, &[]).output().expect("run connector");
+    report_of(&mut sync_command(db, lake, tables, &[]))
+}
+
+/// Runs `command` to its end and returns its report, panicking with stderr if it failed.
+fn report_of(command: &mut Command) -> String {
+    let output = command.output().expect("run connector");
     assert!(output.status.success(), "connector failed: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Stops a `--continuous` connector with SIGTERM and checks it ended cleanly.
+fn stop_cleanly(mut child: Child) {
+    terminate(&child);
+    let status = wait_for_exit(&mut child);
+    assert!(status.success(), "connector did not stop cleanly on SIGTERM: {status}");
 }
 
 fn sync_failing(command: &mut Command) -> Output {
@@ -157,7 +169,7 @@ async fn mysql_continuous_streams_until_stopped() {
     let db = mariadb().await;
     db.execute(&orders()).await;
     let lake = TempLake::new();
-    let mut child = stream_orders_until_copied(&db, &lake).await;
+    let child = stream_orders_until_copied(&db, &lake).await;
 
     for round in 0..5 {
         db.execute(&format!(
@@ -170,9 +182,7 @@ async fn mysql_continuous_streams_until_stopped() {
     }
     wait_until_equal(&db, &lake, "orders", ORDER_COLUMNS).await;
 
-    terminate(&child);
-    let status = wait_for_exit(&mut child);
-    assert!(status.success(), "connector did not stop cleanly on SIGTERM: {status}");
+    stop_cleanly(child);
 }
 
 #[tokio::test]
@@ -341,11 +351,9 @@ async fn mysql_databases_option_captures_every_table() {
     .await;
     let lake = TempLake::new();
     let mut command = sync_databases_command(&db, &lake, "whole");
-    let output = command.output().expect("run connector");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    report_of(&mut command);
     db.execute("INSERT INTO one VALUES (2, 'c'); UPDATE two SET v = 'd'").await;
-    let output = command.output().expect("run connector");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    report_of(&mut command);
     assert_equal(&db, &lake, "one", &["id", "v"]).await;
     assert_equal(&db, &lake, "two", &["id", "v"]).await;
 }
@@ -356,7 +364,7 @@ async fn mysql_a_table_created_while_streaming_is_captured_from_its_first_rows()
     db.execute("CREATE TABLE one (id int PRIMARY KEY, v varchar(5)); INSERT INTO one VALUES (1, 'a')").await;
     let lake = TempLake::new();
     let mut command = sync_databases_command(&db, &lake, "created");
-    let mut child = sync_databases_command(&db, &lake, "created")
+    let child = sync_databases_command(&db, &lake, "created")
         .arg("--continuous")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -372,15 +380,11 @@ async fn mysql_a_table_created_while_streaming_is_captured_from_its_first_rows()
     .await;
     wait_until_equal(&db, &lake, "fresh", &["id", "v"]).await;
     wait_until_equal(&db, &lake, "one", &["id", "v"]).await;
-    terminate(&child);
-    let status = wait_for_exit(&mut child);
-    assert!(status.success(), "connector did not stop cleanly on SIGTERM: {status}");
+    stop_cleanly(child);
 
     // A later run finds the table in the catalog with its cursor: it streams on, copying nothing again.
     db.execute("INSERT INTO fresh VALUES (4, 'later'); UPDATE fresh SET v = 'again' WHERE id = 3").await;
-    let output = command.output().expect("run connector");
-    let report = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report = report_of(&mut command);
     assert!(report.contains(&format!("{}.fresh: 0 snapshot rows", db.name())), "{report}");
     assert_equal(&db, &lake, "fresh", &["id", "v"]).await;
 }
@@ -400,7 +404,7 @@ async fn mysql_tables_renamed_or_recreated_while_streaming_are_copied_then_strea
     .await;
     let lake = TempLake::new();
     let mut command = sync_databases_command(&db, &lake, "renamed");
-    let mut child = sync_databases_command(&db, &lake, "renamed")
+    let child = sync_databases_command(&db, &lake, "renamed")
         .arg("--continuous")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -423,15 +427,11 @@ async fn mysql_tables_renamed_or_recreated_while_streaming_are_copied_then_strea
     wait_until_equal(&db, &lake, "two", &["id", "v"]).await;
     // The renamed table's old Delta table keeps the rows it had.
     assert_eq!(delta_rows(&db, &lake, "one", &["id", "v"]).await, vec!["1|a", "2|b"]);
-    terminate(&child);
-    let status = wait_for_exit(&mut child);
-    assert!(status.success(), "connector did not stop cleanly on SIGTERM: {status}");
+    stop_cleanly(child);
 
     // A later run streams on from the copies' cursors: nothing is copied again, later changes land.
     db.execute("UPDATE moved SET v = 'later' WHERE id = 20; INSERT INTO one_renamed VALUES (4, 'd')").await;
-    let output = command.output().expect("run connector");
-    let report = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report = report_of(&mut command);
     assert!(report.contains(&format!("{}.moved: 0 snapshot rows", db.name())), "{report}");
     assert!(report.contains(&format!("{}.one_renamed: 0 snapshot rows", db.name())), "{report}");
     assert_equal(&db, &lake, "moved", &["id", "v"]).await;
