@@ -3,6 +3,7 @@
 
 pub mod backoff;
 pub mod change;
+pub mod change_buffer;
 pub mod config;
 pub mod copy_progress;
 pub mod copy_ranges;

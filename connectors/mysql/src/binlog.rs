@@ -93,6 +93,8 @@ pub struct BinlogReader<'a> {
     received: BinlogPosition,
     /// The GTID state up to the event being read (empty when the server writes no GTIDs).
     gtids: GtidState,
+    /// `gtids` as positions carry it, written once per change rather than for every position.
+    gtid_text: Option<String>,
     oldest_pending: Option<Instant>,
 }
 
@@ -128,6 +130,7 @@ impl<'a> BinlogReader<'a> {
             transaction_start: None,
             explicit_transaction: false,
             touched: Vec::new(),
+            gtid_text: start.gtid_state().map(|gtids| gtids.to_string()),
             gtids: start.gtid_state().unwrap_or_else(|| match server.flavor {
                 Flavor::MariaDb => GtidState::MariaDb(Default::default()),
                 Flavor::MySql => GtidState::MySql(Default::default()),
@@ -240,6 +243,7 @@ impl<'a> BinlogReader<'a> {
                 let state = mariadb_gtid_at(&mut conn, &self.received.file, self.received.offset).await?;
                 if let Some(state) = state.and_then(|state| GtidState::parse(&state).ok().flatten()) {
                     self.gtids = state;
+                    self.gtids_changed();
                 }
             }
         }
@@ -283,9 +287,13 @@ impl<'a> BinlogReader<'a> {
         BinlogPosition {
             file: self.file.clone(),
             offset: u64::from(log_pos),
-            gtid: (!self.gtids.is_empty()).then(|| self.gtids.to_string()),
+            gtid: self.gtid_text.clone(),
             server: Some(self.server.identity.clone()),
         }
+    }
+
+    fn gtids_changed(&mut self) {
+        self.gtid_text = (!self.gtids.is_empty()).then(|| self.gtids.to_string());
     }
 
     /// Where an event began: its end position less its size.
@@ -302,6 +310,7 @@ impl<'a> BinlogReader<'a> {
             if let Some(event) = decode_gtid_event(event.data(), header.server_id()) {
                 let gtid = event.gtid;
                 self.gtids.record_mariadb(gtid.domain, gtid.server, gtid.sequence);
+                self.gtids_changed();
             }
             self.transaction_start = Some(start);
             return Ok(());
@@ -310,6 +319,7 @@ impl<'a> BinlogReader<'a> {
             for gtid in decode_gtid_list(event.data()).unwrap_or_default() {
                 self.gtids.learn_mariadb_domain(gtid.domain, gtid.server, gtid.sequence);
             }
+            self.gtids_changed();
             self.between_transactions(header.log_pos());
             return Ok(());
         }
@@ -331,6 +341,7 @@ impl<'a> BinlogReader<'a> {
             Some(EventData::GtidEvent(gtid)) => {
                 self.transaction_start = Some(self.event_start(event));
                 self.gtids.record_mysql(gtid.sid(), gtid.gno());
+                self.gtids_changed();
             }
             Some(EventData::QueryEvent(query)) => {
                 let text = query.query();

@@ -12,6 +12,7 @@ use connector_core::arrow::array::{
     Int8Builder, Int16Builder, Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
 };
 use connector_core::arrow::datatypes::DataType;
+use connector_core::change_buffer::ColumnRows;
 use mysql_async::Value;
 
 use crate::types::{MySqlType, TextEncoding};
@@ -88,6 +89,21 @@ pub struct ColumnBuilder {
     bytes: usize,
     /// Values the builder is sized for.
     capacity: usize,
+}
+
+/// The change buffer's view of a column builder.
+impl ColumnRows for ColumnBuilder {
+    fn finish(&mut self) -> ArrayRef {
+        ColumnBuilder::finish(self)
+    }
+
+    fn is_empty(&self) -> bool {
+        ColumnBuilder::is_empty(self)
+    }
+
+    fn buffered_bytes(&self) -> usize {
+        ColumnBuilder::buffered_bytes(self)
+    }
 }
 
 impl ColumnBuilder {

@@ -17,6 +17,7 @@ use connector_core::arrow::array::{
 };
 use connector_core::arrow::buffer::{OffsetBuffer, ScalarBuffer};
 use connector_core::arrow::datatypes::{ArrowPrimitiveType, DataType, Field, FieldRef};
+use connector_core::change_buffer::ColumnRows;
 
 use crate::schema::PgType;
 
@@ -1324,6 +1325,21 @@ impl ListColumn {
 fn truncate_primitive<T: ArrowPrimitiveType>(builder: &mut PrimitiveBuilder<T>, len: usize) {
     let array = builder.finish();
     builder.append_array(&array.slice(0, len));
+}
+
+/// The change buffer's view of a column builder.
+impl ColumnRows for ColumnBuilder {
+    fn finish(&mut self) -> ArrayRef {
+        ColumnBuilder::finish(self)
+    }
+
+    fn is_empty(&self) -> bool {
+        ColumnBuilder::is_empty(self)
+    }
+
+    fn buffered_bytes(&self) -> usize {
+        ColumnBuilder::buffered_bytes(self)
+    }
 }
 
 impl ColumnBuilder {
