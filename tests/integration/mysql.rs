@@ -47,6 +47,11 @@ fn report_of(command: &mut Command) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// Starts `command` with `--continuous`, its output discarded.
+fn spawn_continuous(mut command: Command) -> Child {
+    command.arg("--continuous").stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start connector")
+}
+
 /// Stops a `--continuous` connector with SIGTERM and checks it ended cleanly.
 fn stop_cleanly(mut child: Child) {
     terminate(&child);
@@ -364,12 +369,7 @@ async fn mysql_a_table_created_while_streaming_is_captured_from_its_first_rows()
     db.execute("CREATE TABLE one (id int PRIMARY KEY, v varchar(5)); INSERT INTO one VALUES (1, 'a')").await;
     let lake = TempLake::new();
     let mut command = sync_databases_command(&db, &lake, "created");
-    let child = sync_databases_command(&db, &lake, "created")
-        .arg("--continuous")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start connector");
+    let child = spawn_continuous(sync_databases_command(&db, &lake, "created"));
     wait_until_equal(&db, &lake, "one", &["id", "v"]).await;
 
     db.execute(
@@ -404,12 +404,7 @@ async fn mysql_tables_renamed_or_recreated_while_streaming_are_copied_then_strea
     .await;
     let lake = TempLake::new();
     let mut command = sync_databases_command(&db, &lake, "renamed");
-    let child = sync_databases_command(&db, &lake, "renamed")
-        .arg("--continuous")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start connector");
+    let child = spawn_continuous(sync_databases_command(&db, &lake, "renamed"));
     wait_until_equal(&db, &lake, "one", &["id", "v"]).await;
     wait_until_equal(&db, &lake, "two", &["id", "v"]).await;
 

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use connector_core::arrow::array::RecordBatch;
-use connector_core::change::{ChangeBatch, Operation, TransactionSpan};
+use connector_core::change::{ChangeBatch, Operation};
 use connector_core::change_buffer::{ChangeBuffer, TakenRows};
 use connector_core::error::{Error, Result};
 use connector_core::position::{Lsn, SourcePosition};
@@ -35,27 +35,18 @@ pub struct PendingChanges {
 /// unchanged cells are filled.
 #[derive(Debug)]
 pub struct TakenChanges {
-    pub schema: TableSchema,
-    pub rows: RecordBatch,
-    pub operations: Vec<Operation>,
-    pub spans: Vec<TransactionSpan>,
+    pub taken: TakenRows,
     pub unchanged: Vec<(usize, String)>,
 }
 
 impl TakenChanges {
     fn new(taken: TakenRows, unchanged: Vec<(usize, String)>) -> Self {
-        TakenChanges {
-            schema: taken.schema,
-            rows: taken.rows,
-            operations: taken.operations,
-            spans: taken.spans,
-            unchanged,
-        }
+        TakenChanges { taken, unchanged }
     }
 
+    /// The change batch, with `rows` (the taken rows with their unchanged cells filled) as its rows.
     pub fn into_batch(self, rows: RecordBatch) -> Result<(TableSchema, ChangeBatch)> {
-        let batch = ChangeBatch::new(&self.schema, rows, self.operations, self.spans)?;
-        Ok((self.schema, batch))
+        TakenRows { rows, ..self.taken }.into_batch()
     }
 }
 

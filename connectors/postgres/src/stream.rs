@@ -414,7 +414,8 @@ impl<'a> ChangeStream<'a> {
                 apply_taken(table, taken, false).await?;
             }
             if let Some(taken) = open_part {
-                info!(table = %taken.schema.id, rows = taken.operations.len(), "applying part of a large transaction");
+                let (table_id, rows) = (&taken.taken.schema.id, taken.taken.operations.len());
+                info!(table = %table_id, rows, "applying part of a large transaction");
                 apply_taken(table, taken, true).await?;
             }
         }
@@ -437,9 +438,14 @@ impl<'a> ChangeStream<'a> {
 /// Restores unchanged values, then applies the rows (whole transactions, or a part of the open one) and
 /// counts them for the report.
 async fn apply_taken(table: &mut StreamedTable, taken: TakenChanges, part: bool) -> Result<()> {
-    let rows =
-        fill_unchanged(table.writer.table(), &taken.schema, taken.rows.clone(), &taken.operations, &taken.unchanged)
-            .await?;
+    let rows = fill_unchanged(
+        table.writer.table(),
+        &taken.taken.schema,
+        taken.taken.rows.clone(),
+        &taken.taken.operations,
+        &taken.unchanged,
+    )
+    .await?;
     let (schema, batch) = taken.into_batch(rows)?;
     let count = batch.len() as u64;
     let outcome = if part {
