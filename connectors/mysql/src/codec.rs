@@ -93,52 +93,15 @@ pub struct ColumnBuilder {
 
 /// The change buffer's view of a column builder.
 impl ColumnRows for ColumnBuilder {
-    fn finish(&mut self) -> ArrayRef {
-        ColumnBuilder::finish(self)
-    }
-
     fn is_empty(&self) -> bool {
-        ColumnBuilder::is_empty(self)
-    }
-
-    fn buffered_bytes(&self) -> usize {
-        ColumnBuilder::buffered_bytes(self)
-    }
-}
-
-impl ColumnBuilder {
-    pub fn new(mysql_type: &MySqlType, capacity: usize) -> Self {
-        let builder = sized_builder(mysql_type, capacity, capacity * 16);
-        ColumnBuilder { mysql_type: mysql_type.clone(), builder, bytes: 0, capacity }
-    }
-
-    pub fn buffered_bytes(&self) -> usize {
-        self.bytes
-    }
-
-    pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    fn len(&self) -> usize {
-        use connector_core::arrow::array::ArrayBuilder;
-        match &self.builder {
-            Builder::Int8(builder) => builder.len(),
-            Builder::Int16(builder) => builder.len(),
-            Builder::Int32(builder) => builder.len(),
-            Builder::Int64(builder) => builder.len(),
-            Builder::Decimal(builder) => builder.len(),
-            Builder::Float32(builder) => builder.len(),
-            Builder::Float64(builder) => builder.len(),
-            Builder::Boolean(builder) => builder.len(),
-            Builder::Text(builder) => builder.len(),
-            Builder::Binary(builder) => builder.len(),
-            Builder::Date(builder) => builder.len(),
-            Builder::Timestamp(builder) => builder.len(),
-        }
+    fn buffered_bytes(&self) -> usize {
+        self.bytes
     }
 
-    pub fn finish(&mut self) -> ArrayRef {
+    fn finish(&mut self) -> ArrayRef {
         self.bytes = 0;
         let array: ArrayRef = match &mut self.builder {
             Builder::Int8(builder) => Arc::new(builder.finish()),
@@ -160,6 +123,31 @@ impl ColumnBuilder {
         let expected_bytes = value_bytes / array.len().max(1) * self.capacity * 9 / 8;
         self.builder = sized_builder(&self.mysql_type, self.capacity, expected_bytes.max(self.capacity * 16));
         array
+    }
+}
+
+impl ColumnBuilder {
+    pub fn new(mysql_type: &MySqlType, capacity: usize) -> Self {
+        let builder = sized_builder(mysql_type, capacity, capacity * 16);
+        ColumnBuilder { mysql_type: mysql_type.clone(), builder, bytes: 0, capacity }
+    }
+
+    fn len(&self) -> usize {
+        use connector_core::arrow::array::ArrayBuilder;
+        match &self.builder {
+            Builder::Int8(builder) => builder.len(),
+            Builder::Int16(builder) => builder.len(),
+            Builder::Int32(builder) => builder.len(),
+            Builder::Int64(builder) => builder.len(),
+            Builder::Decimal(builder) => builder.len(),
+            Builder::Float32(builder) => builder.len(),
+            Builder::Float64(builder) => builder.len(),
+            Builder::Boolean(builder) => builder.len(),
+            Builder::Text(builder) => builder.len(),
+            Builder::Binary(builder) => builder.len(),
+            Builder::Date(builder) => builder.len(),
+            Builder::Timestamp(builder) => builder.len(),
+        }
     }
 
     /// Appends a value (`None` or `Value::NULL` for NULL).

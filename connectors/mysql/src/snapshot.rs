@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::Utc;
 use connector_core::arrow::array::{ArrayRef, RecordBatch};
+use connector_core::change_buffer::ColumnRows;
 use connector_core::copy_progress::CopyProgress;
 use connector_core::copy_ranges::split_range;
 use connector_core::cursor::TableCursor;
@@ -264,7 +265,7 @@ fn append_row(table: &SourceTable, builders: &mut [ColumnBuilder], row: &Row) ->
 }
 
 fn finish_batch(table: &SourceTable, builders: &mut [ColumnBuilder]) -> Result<RecordBatch> {
-    let arrays: Vec<ArrayRef> = builders.iter_mut().map(ColumnBuilder::finish).collect();
+    let arrays: Vec<ArrayRef> = builders.iter_mut().map(ColumnRows::finish).collect();
     RecordBatch::try_new(table.schema.arrow_schema(), arrays).map_err(|cause| {
         Error::schema(&table.schema.id, format!("rows of {} do not match its schema", table.schema.id)).caused_by(cause)
     })

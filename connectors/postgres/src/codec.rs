@@ -1329,16 +1329,44 @@ fn truncate_primitive<T: ArrowPrimitiveType>(builder: &mut PrimitiveBuilder<T>, 
 
 /// The change buffer's view of a column builder.
 impl ColumnRows for ColumnBuilder {
-    fn finish(&mut self) -> ArrayRef {
-        ColumnBuilder::finish(self)
-    }
-
+    /// Whether no value was appended since the last finish.
     fn is_empty(&self) -> bool {
-        ColumnBuilder::is_empty(self)
+        self.len() == 0
     }
 
+    /// Approximate bytes buffered (for sizing batches by memory).
     fn buffered_bytes(&self) -> usize {
-        ColumnBuilder::buffered_bytes(self)
+        let len = self.len();
+        let validity = len.div_ceil(8);
+        validity
+            + match &self.kind {
+                Kind::Bool(_) => validity,
+                Kind::Int16(_) => len * 2,
+                Kind::Int32(_) | Kind::Float32(_) | Kind::Date(_) => len * 4,
+                Kind::Int64(_) | Kind::Oid(_) | Kind::Float64(_) | Kind::Timestamp(_) => len * 8,
+                Kind::Decimal { .. } | Kind::Money(_) => len * 16,
+                Kind::Binary(builder) => builder.values_slice().len() + len * 4,
+                Kind::Utf8 { builder, .. } => builder.values_slice().len() + len * 4,
+                Kind::List(list) => list.buffered_bytes(),
+            }
+    }
+
+    /// Returns the values appended since the last finish, as an array of `pg_type.arrow_type()`, and resets.
+    fn finish(&mut self) -> ArrayRef {
+        match &mut self.kind {
+            Kind::Bool(builder) => Arc::new(builder.finish()),
+            Kind::Int16(builder) => Arc::new(builder.finish()),
+            Kind::Int32(builder) => Arc::new(builder.finish()),
+            Kind::Int64(builder) | Kind::Oid(builder) => Arc::new(builder.finish()),
+            Kind::Float32(builder) => Arc::new(builder.finish()),
+            Kind::Float64(builder) => Arc::new(builder.finish()),
+            Kind::Decimal { builder, .. } | Kind::Money(builder) => Arc::new(builder.finish()),
+            Kind::Binary(builder) => Arc::new(builder.finish()),
+            Kind::Date(builder) => Arc::new(builder.finish()),
+            Kind::Timestamp(builder) => Arc::new(builder.finish()),
+            Kind::Utf8 { builder, .. } => Arc::new(builder.finish()),
+            Kind::List(list) => list.finish(),
+        }
     }
 }
 
@@ -1487,7 +1515,7 @@ impl ColumnBuilder {
     }
 
     /// Number of values appended since the last finish.
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         match &self.kind {
             Kind::Bool(builder) => builder.len(),
             Kind::Int16(builder) => builder.len(),
@@ -1501,46 +1529,6 @@ impl ColumnBuilder {
             Kind::Timestamp(builder) => builder.len(),
             Kind::Utf8 { builder, .. } => builder.len(),
             Kind::List(list) => list.len(),
-        }
-    }
-
-    /// Whether no value was appended since the last finish.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Approximate bytes buffered (for sizing batches by memory).
-    pub fn buffered_bytes(&self) -> usize {
-        let len = self.len();
-        let validity = len.div_ceil(8);
-        validity
-            + match &self.kind {
-                Kind::Bool(_) => validity,
-                Kind::Int16(_) => len * 2,
-                Kind::Int32(_) | Kind::Float32(_) | Kind::Date(_) => len * 4,
-                Kind::Int64(_) | Kind::Oid(_) | Kind::Float64(_) | Kind::Timestamp(_) => len * 8,
-                Kind::Decimal { .. } | Kind::Money(_) => len * 16,
-                Kind::Binary(builder) => builder.values_slice().len() + len * 4,
-                Kind::Utf8 { builder, .. } => builder.values_slice().len() + len * 4,
-                Kind::List(list) => list.buffered_bytes(),
-            }
-    }
-
-    /// Returns the values appended since the last finish, as an array of `pg_type.arrow_type()`, and resets.
-    pub fn finish(&mut self) -> ArrayRef {
-        match &mut self.kind {
-            Kind::Bool(builder) => Arc::new(builder.finish()),
-            Kind::Int16(builder) => Arc::new(builder.finish()),
-            Kind::Int32(builder) => Arc::new(builder.finish()),
-            Kind::Int64(builder) | Kind::Oid(builder) => Arc::new(builder.finish()),
-            Kind::Float32(builder) => Arc::new(builder.finish()),
-            Kind::Float64(builder) => Arc::new(builder.finish()),
-            Kind::Decimal { builder, .. } | Kind::Money(builder) => Arc::new(builder.finish()),
-            Kind::Binary(builder) => Arc::new(builder.finish()),
-            Kind::Date(builder) => Arc::new(builder.finish()),
-            Kind::Timestamp(builder) => Arc::new(builder.finish()),
-            Kind::Utf8 { builder, .. } => Arc::new(builder.finish()),
-            Kind::List(list) => list.finish(),
         }
     }
 

@@ -5,6 +5,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 use chrono::Utc;
 use connector_core::arrow::array::RecordBatch;
+use connector_core::change_buffer::ColumnRows;
 use connector_core::copy_progress::CopyProgress;
 use connector_core::copy_ranges::split_range;
 use connector_core::cursor::TableCursor;
@@ -306,7 +307,7 @@ impl CopyDecoder {
     fn batch_full(&self) -> bool {
         self.rows >= ROWS_PER_BATCH
             || (self.rows.is_multiple_of(1024)
-                && self.builders.iter().map(ColumnBuilder::buffered_bytes).sum::<usize>() >= BYTES_PER_BATCH)
+                && self.builders.iter().map(ColumnRows::buffered_bytes).sum::<usize>() >= BYTES_PER_BATCH)
     }
 
     fn feed(&mut self, chunk: Bytes) -> Result<()> {
@@ -372,7 +373,7 @@ impl CopyDecoder {
     }
 
     fn finish_batch(&mut self, table: &SourceTable) -> Result<RecordBatch> {
-        let arrays = self.builders.iter_mut().map(ColumnBuilder::finish).collect();
+        let arrays = self.builders.iter_mut().map(ColumnRows::finish).collect();
         self.rows = 0;
         RecordBatch::try_new(table.schema.arrow_schema(), arrays).map_err(|cause| {
             Error::schema(&table.schema.id, format!("decoded rows of {} do not match its schema", table.schema.id))
