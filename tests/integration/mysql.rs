@@ -478,6 +478,27 @@ async fn mysql_resumes_by_gtid_on_a_promoted_replica() {
 }
 
 #[tokio::test]
+async fn mysql_a_server_outside_the_topology_is_refused_and_the_tables_kept() {
+    let first = PrivateMariaDb::start(1, "first-bin").await;
+    let unrelated = PrivateMariaDb::start(2, "other-bin").await;
+    let db = first.database().await;
+    db.execute(&orders()).await;
+    let lake = TempLake::new();
+    sync_once(&db, lake.dir.path(), &["orders"]);
+    let expected = delta_rows(&db, &lake, "orders", ORDER_COLUMNS).await;
+
+    // Same names, another history: its binlog knows nothing of the first server's transactions.
+    let stranger = unrelated.create_database_like(&db).await;
+    stranger.execute(&orders()).await;
+    stranger.execute("UPDATE orders SET note = 'elsewhere'").await;
+    let output = sync_failing(&mut sync_command(&stranger, lake.dir.path(), &["orders"], &[]));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("is not a replica of that server"), "{stderr}");
+    assert!(stderr.contains(&format!("connector resync --pipeline test --table {}.orders", db.name())), "{stderr}");
+    assert_eq!(delta_rows(&db, &lake, "orders", ORDER_COLUMNS).await, expected, "the Delta table changed");
+}
+
+#[tokio::test]
 async fn mysql_a_binlog_purged_while_away_stops_with_the_resync_command() {
     // A server of its own: purging the shared server's binlogs would pull them from under other tests.
     let server = PrivateMariaDb::start(1, "mariadb-bin").await;

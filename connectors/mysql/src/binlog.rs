@@ -277,6 +277,10 @@ impl<'a> BinlogReader<'a> {
             && server.code == ER_MASTER_FATAL_ERROR_READING_BINLOG
         {
             let tables: Vec<String> = self.tables.iter().map(|table| table.writer.table_id().to_string()).collect();
+            if self.start_is_elsewhere() {
+                return foreign_position_error(&self.received, &self.server.identity, &self.config.pipeline, &tables)
+                    .caused_by(cause);
+            }
             return purged_binlog_error(&self.received, &self.config.pipeline, &tables, &server.message)
                 .caused_by(cause);
         }
@@ -684,6 +688,19 @@ fn purged_binlog_error(position: &BinlogPosition, pipeline: &str, tables: &[Stri
          server said: {server_message}",
         position.file,
         position.offset,
+        tables.join(",")
+    ))
+}
+
+/// A server of another topology, or one behind the tables, was asked for the binlog after their GTID position.
+fn foreign_position_error(position: &BinlogPosition, server: &str, pipeline: &str, tables: &[String]) -> Error {
+    Error::state(format!(
+        "server {server} cannot serve the binlog after GTID position {}, which the tables reached on server {}: it \
+         is not a replica of that server, has not received those transactions yet, or no longer has the binlog \
+         after them. Point the pipeline at a server of that topology which has them, or copy the tables anew from \
+         this one with `connector resync --pipeline {pipeline} --table {}`",
+        position.gtid.as_deref().unwrap_or("-"),
+        position.server.as_deref().unwrap_or("-"),
         tables.join(",")
     ))
 }

@@ -142,6 +142,15 @@ impl PrivateMariaDb {
         MySqlDatabase::create(Host::Local(self.server.clone())).await
     }
 
+    /// A database named as `on_another` is, created on this server.
+    pub async fn create_database_like(&self, on_another: &MySqlDatabase) -> MySqlDatabase {
+        let mut admin = connect_mysql(&self.server.admin_url).await.expect("connect as admin");
+        let create = format!("CREATE DATABASE {}", on_another.name);
+        admin.query_drop(&create).await.unwrap_or_else(|error| panic!("{create}: {error}"));
+        disconnect_mysql(admin).await;
+        self.same_database(on_another)
+    }
+
     /// The database `on_another` has, on this server (a replica's copy of it, say).
     pub fn same_database(&self, on_another: &MySqlDatabase) -> MySqlDatabase {
         let name = on_another.name.clone();
