@@ -97,13 +97,17 @@ pub async fn current_position(conn: &mut Conn, server: &ServerInfo) -> Result<Bi
     })
 }
 
-/// `SHOW MASTER STATUS`: the binlog file, offset and (MySQL) executed GTID set.
+/// `SHOW MASTER STATUS`: the binlog file, offset and (MySQL) executed GTID set. MySQL 8.4 removed the statement
+/// for `SHOW BINARY LOG STATUS` (8.2+), which MySQL 8.0 and MariaDB do not know: the old name is tried first.
 pub async fn binlog_end(conn: &mut Conn) -> Result<(String, u64, Option<String>)> {
-    // MySQL 8.4 renamed it SHOW BINARY LOG STATUS; 8.0 and MariaDB know this name (MariaDB both).
-    let row: Option<mysql_async::Row> = conn
-        .query_first("SHOW MASTER STATUS")
-        .await
-        .map_err(|cause| source_error("cannot read the current binlog position (SHOW MASTER STATUS)", cause))?;
+    const ER_PARSE_ERROR: u16 = 1064;
+    let row: Option<mysql_async::Row> = match conn.query_first("SHOW MASTER STATUS").await {
+        Err(mysql_async::Error::Server(server)) if server.code == ER_PARSE_ERROR => {
+            conn.query_first("SHOW BINARY LOG STATUS").await
+        }
+        other => other,
+    }
+    .map_err(|cause| source_error("cannot read the current binlog position (SHOW MASTER STATUS)", cause))?;
     let row = row.ok_or_else(|| {
         Error::config("SHOW MASTER STATUS returned nothing: the binary log is off (set log_bin in my.cnf)")
     })?;
