@@ -103,7 +103,8 @@ fn print_binlogs(binlogs: &[BinlogStatus]) {
             }
         } else {
             println!(
-                "  the server purged this binlog: resync the tables (connector resync --pipeline {})",
+                "  the server no longer has (or never had) the binlog this cursor needs: resync the tables \
+                 (connector resync --pipeline {})",
                 binlog.pipeline
             );
         }
