@@ -146,45 +146,6 @@ impl fmt::Display for GtidState {
     }
 }
 
-/// Orders two MariaDB GTID positions given as text without building them (`None` when either is not in
-/// the plain `domain-server-sequence,…` form): the same answer as [`GtidState::compare`].
-pub fn compare_mariadb_text(left: &str, right: &str) -> Option<Option<Ordering>> {
-    fn entries(text: &str) -> impl Iterator<Item = Option<(u32, u64)>> + '_ {
-        text.split(',').map(|entry| {
-            let mut numbers = entry.split('-');
-            let domain = numbers.next()?.parse().ok()?;
-            let _server: u32 = numbers.next()?.parse().ok()?;
-            let sequence = numbers.next()?.parse().ok()?;
-            numbers.next().is_none().then_some((domain, sequence))
-        })
-    }
-    fn includes(mine: &str, theirs: &str) -> Option<bool> {
-        let mut all = true;
-        for entry in entries(theirs) {
-            let (domain, sequence) = entry?;
-            let mut found = false;
-            for other in entries(mine) {
-                let (other_domain, other_sequence) = other?;
-                if other_domain == domain {
-                    found = other_sequence >= sequence;
-                    break;
-                }
-            }
-            all &= found;
-        }
-        Some(all)
-    }
-    if left.contains(':') || right.contains(':') {
-        return None;
-    }
-    Some(match (includes(left, right)?, includes(right, left)?) {
-        (true, true) => Some(Ordering::Equal),
-        (true, false) => Some(Ordering::Greater),
-        (false, true) => Some(Ordering::Less),
-        (false, false) => None,
-    })
-}
-
 /// Sorts intervals and merges those that overlap or touch.
 fn normalise(intervals: &mut Vec<(u64, u64)>) {
     intervals.sort_unstable();
@@ -245,22 +206,6 @@ mod tests {
         assert_eq!(executed.compare(&grown), Some(Ordering::Less));
         assert_eq!(state(&format!("{UUID}:1-9")).compare(&state(&format!("{UUID}:2-10"))), None);
         assert_eq!(state(&format!("{UUID}:1-3:4-6")).to_string(), format!("{UUID}:1-6"));
-    }
-
-    #[test]
-    fn mariadb_text_compares_as_the_parsed_states() {
-        let texts = ["0-1-42", "0-1-43", "0-2-43", "0-1-42,1-2-7", "0-1-50,1-2-1", "1-2-9", "0-1-9,1-2-9,2-3-1"];
-        for left in texts {
-            for right in texts {
-                assert_eq!(
-                    compare_mariadb_text(left, right),
-                    Some(state(left).compare(&state(right))),
-                    "{left} against {right}"
-                );
-            }
-        }
-        assert_eq!(compare_mariadb_text(&format!("{UUID}:1-3"), "0-1-1"), None);
-        assert_eq!(compare_mariadb_text("0-1", "0-1-1"), None);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::gtid_state::{GtidState, compare_mariadb_text};
+use crate::gtid_state::GtidState;
 
 /// A PostgreSQL write-ahead-log position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -62,10 +62,6 @@ impl BinlogPosition {
         let (mine, theirs) = (self.gtid.as_deref()?, other.gtid.as_deref()?);
         if mine == theirs {
             return Some(Some(Ordering::Equal));
-        }
-        // The binlog reader orders positions for every row event: MariaDB's short form is compared as text.
-        if let Some(ordering) = compare_mariadb_text(mine, theirs) {
-            return Some(ordering);
         }
         let (mine, theirs) = (self.gtid_state()?, other.gtid_state()?);
         Some(mine.compare(&theirs))

@@ -24,7 +24,7 @@ use mysql_async::binlog::events::{BinlogEventHeader, Event, EventData, RowsEvent
 use mysql_async::binlog::row::BinlogRow;
 use mysql_async::binlog::value::BinlogValue;
 use mysql_async::prelude::Queryable;
-use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, GnoInterval, Sid, Value};
+use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, Sid, Value};
 use tracing::{debug, info, warn};
 
 use crate::catalog::{describe_table, source_error};
@@ -118,6 +118,10 @@ impl<'a> BinlogReader<'a> {
         collations: Collations,
         start: BinlogPosition,
     ) -> Self {
+        let gtids = start.gtid_state().unwrap_or_else(|| match server.flavor {
+            Flavor::MariaDb => GtidState::MariaDb(Default::default()),
+            Flavor::MySql => GtidState::MySql(Default::default()),
+        });
         BinlogReader {
             config,
             server,
@@ -130,11 +134,8 @@ impl<'a> BinlogReader<'a> {
             transaction_start: None,
             explicit_transaction: false,
             touched: Vec::new(),
-            gtid_text: start.gtid_state().map(|gtids| gtids.to_string()),
-            gtids: start.gtid_state().unwrap_or_else(|| match server.flavor {
-                Flavor::MariaDb => GtidState::MariaDb(Default::default()),
-                Flavor::MySql => GtidState::MySql(Default::default()),
-            }),
+            gtid_text: (!gtids.is_empty()).then(|| gtids.to_string()),
+            gtids,
             received: start,
             oldest_pending: None,
         }
@@ -207,7 +208,6 @@ impl<'a> BinlogReader<'a> {
     /// A start taken on another server of the topology can only be carried over by its GTID state.
     fn check_start_is_readable(&self) -> Result<()> {
         if self.start_is_elsewhere() && self.gtids.is_empty() {
-            let tables: Vec<String> = self.tables.iter().map(|table| table.writer.table_id().to_string()).collect();
             return Err(Error::config(format!(
                 "the tables' binlog position {}:{} was taken on server {}, and this is server {}: without GTIDs \
                  (MySQL: gtid_mode=ON) a position cannot be carried to another server. Copy the tables anew with \
@@ -217,10 +217,15 @@ impl<'a> BinlogReader<'a> {
                 self.received.server.as_deref().unwrap_or_default(),
                 self.server.identity,
                 self.config.pipeline,
-                tables.join(",")
+                self.table_names()
             )));
         }
         Ok(())
+    }
+
+    /// The captured tables, as the resync command takes them.
+    fn table_names(&self) -> String {
+        self.tables.iter().map(|table| table.writer.table_id().to_string()).collect::<Vec<_>>().join(",")
     }
 
     /// Asks for the binlog after the start's file and offset on the server that wrote them, and after its GTID
@@ -258,9 +263,9 @@ impl<'a> BinlogReader<'a> {
                 // The server finds the file itself; it opens the stream with a rotate to it.
                 request.with_filename(b"").with_pos(4u64)
             }
-            (GtidState::MySql(sets), true) => {
+            (GtidState::MySql(_), true) => {
                 info!(gtid = %self.gtids, "reading the binlog after the executed GTID set");
-                let sids = mysql_sids(sets)?;
+                let sids = mysql_sids(&self.gtids)?;
                 request.with_gtid().with_gtid_set(sids).with_filename(b"").with_pos(4u64)
             }
             (_, false) => {
@@ -276,7 +281,7 @@ impl<'a> BinlogReader<'a> {
         if let mysql_async::Error::Server(server) = &cause
             && server.code == ER_MASTER_FATAL_ERROR_READING_BINLOG
         {
-            let tables: Vec<String> = self.tables.iter().map(|table| table.writer.table_id().to_string()).collect();
+            let tables = self.table_names();
             if self.start_is_elsewhere() {
                 return foreign_position_error(&self.received, &self.server.identity, &self.config.pipeline, &tables)
                     .caused_by(cause);
@@ -473,11 +478,14 @@ impl<'a> BinlogReader<'a> {
             Err(error) => return Err(error),
         };
         info!(table = %id, "a table was renamed into a captured database; copying it");
+        let shape = TableShape { schema: source.schema.clone(), types: source.types.clone() };
         let index = match self.captured(id) {
-            Some(index) => index,
+            Some(index) => {
+                self.tables[index].pending = PendingChanges::new(shape);
+                index
+            }
             None => {
                 let writer = self.sink.open_table(&source.schema, options.clone()).await?;
-                let shape = TableShape { schema: source.schema.clone(), types: source.types.clone() };
                 self.tables.push(StreamedTable::new(writer, shape, options.key.clone()));
                 self.tables.len() - 1
             }
@@ -488,7 +496,6 @@ impl<'a> BinlogReader<'a> {
             table.writer.restart_snapshot(restart).await?;
         }
         table.snapshot_rows += copy_table(self.config, self.server, &source, &mut table.writer, None).await?;
-        table.pending = PendingChanges::new(TableShape { schema: source.schema, types: source.types });
         Ok(())
     }
 
@@ -680,20 +687,18 @@ impl<'a> BinlogReader<'a> {
 }
 
 /// The server no longer has the binlog at `position`: what was lost, and how to recover.
-fn purged_binlog_error(position: &BinlogPosition, pipeline: &str, tables: &[String], server_message: &str) -> Error {
+fn purged_binlog_error(position: &BinlogPosition, pipeline: &str, tables: &str, server_message: &str) -> Error {
     Error::state(format!(
         "the server no longer has binlog {} at {} (purged while the connector was away?): the changes since are lost \
          to the connector. Copy the tables anew with `connector resync --pipeline {pipeline} --table {}`, then sync \
          again; keep binlogs longer (binlog_expire_logs_seconds / expire_logs_days) so it does not happen again. The \
          server said: {server_message}",
-        position.file,
-        position.offset,
-        tables.join(",")
+        position.file, position.offset, tables
     ))
 }
 
 /// A server of another topology, or one behind the tables, was asked for the binlog after their GTID position.
-fn foreign_position_error(position: &BinlogPosition, server: &str, pipeline: &str, tables: &[String]) -> Error {
+fn foreign_position_error(position: &BinlogPosition, server: &str, pipeline: &str, tables: &str) -> Error {
     Error::state(format!(
         "server {server} cannot serve the binlog after GTID position {}, which the tables reached on server {}: it \
          is not a replica of that server, has not received those transactions yet, or no longer has the binlog \
@@ -701,7 +706,7 @@ fn foreign_position_error(position: &BinlogPosition, server: &str, pipeline: &st
          this one with `connector resync --pipeline {pipeline} --table {}`",
         position.gtid.as_deref().unwrap_or("-"),
         position.server.as_deref().unwrap_or("-"),
-        tables.join(",")
+        tables
     ))
 }
 
@@ -773,32 +778,23 @@ fn ends_in_checksum(header: BinlogEventHeader, body: &[u8]) -> bool {
     hasher.finalize().to_le_bytes() == stored
 }
 
-/// The executed GTID set in the form of MySQL's `COM_BINLOG_DUMP_GTID`.
-fn mysql_sids(sets: &std::collections::BTreeMap<String, Vec<(u64, u64)>>) -> Result<Vec<Sid<'static>>> {
-    sets.iter()
-        .map(|(uuid, intervals)| {
-            let intervals: Vec<GnoInterval> =
-                intervals.iter().map(|&(start, end)| GnoInterval::new(start, end + 1)).collect();
-            let uuid: [u8; 16] = parse_uuid(uuid).ok_or_else(|| Error::state(format!("`{uuid}` is not a UUID")))?;
-            Ok(Sid::new(uuid).with_intervals(intervals))
+/// The executed GTID set in the form of MySQL's `COM_BINLOG_DUMP_GTID`: one `uuid:intervals` part per source,
+/// as mysql_common reads them.
+fn mysql_sids(executed: &GtidState) -> Result<Vec<Sid<'static>>> {
+    executed
+        .to_string()
+        .split(',')
+        .map(|part| {
+            part.parse::<Sid<'static>>()
+                .map_err(|cause| Error::state(format!("`{part}` is not a MySQL GTID set")).caused_by(cause))
         })
         .collect()
 }
 
-fn parse_uuid(text: &str) -> Option<[u8; 16]> {
-    let hex: Vec<u8> = text.bytes().filter(|byte| *byte != b'-').collect();
-    let mut bytes = [0u8; 16];
-    if hex.len() != 32 {
-        return None;
-    }
-    for (index, pair) in hex.chunks(2).enumerate() {
-        bytes[index] = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
-    }
-    Some(bytes)
-}
-
 #[cfg(test)]
 mod tests {
+    use mysql_async::GnoInterval;
+
     use super::*;
 
     #[test]
@@ -807,7 +803,7 @@ mod tests {
         let error = purged_binlog_error(
             &position,
             "shop",
-            &["shop.orders".into(), "shop.items".into()],
+            "shop.orders,shop.items",
             "Could not find first log file name in binary log index file",
         );
         let text = error.to_string();
@@ -844,12 +840,8 @@ mod tests {
 
     #[test]
     fn executed_gtid_sets_become_dump_requests() {
-        let Some(GtidState::MySql(sets)) =
-            GtidState::parse("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5:7").expect("valid")
-        else {
-            panic!("a MySQL set")
-        };
-        let sids = mysql_sids(&sets).expect("valid UUIDs");
+        let executed = GtidState::parse("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5:7").expect("valid").expect("a set");
+        let sids = mysql_sids(&executed).expect("valid UUIDs");
         assert_eq!(sids.len(), 1);
         assert_eq!(sids[0].uuid()[..4], [0x3e, 0x11, 0xfa, 0x47]);
         assert_eq!(sids[0].intervals(), &[GnoInterval::new(1, 6), GnoInterval::new(7, 8)]);

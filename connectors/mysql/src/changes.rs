@@ -83,9 +83,7 @@ impl PendingChanges {
 
     /// Closes the open transaction's rows at its commit position.
     pub fn close_transaction(&mut self, position: &BinlogPosition, commit_time: DateTime<Utc>) {
-        if self.has_open_rows() {
-            self.buffer.close_transaction(SourcePosition::Binlog(position.clone()), commit_time);
-        }
+        self.buffer.close_transaction(SourcePosition::Binlog(position.clone()), commit_time);
     }
 
     /// Switches to a new shape; rows so far keep the old one.

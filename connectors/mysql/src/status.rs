@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::catalog::source_error;
 use crate::config::MySqlConfig;
-use crate::setup::{Flavor, current_position, identify, mariadb_gtid_at};
+use crate::setup::{Flavor, current_position, global, identify, mariadb_gtid_at};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct BinlogStatus {
@@ -78,11 +78,7 @@ pub async fn binlog_status(
 /// (`gtid_purged`); on MariaDB it is the position where the oldest binlog file starts.
 async fn oldest_kept(conn: &mut Conn, flavor: Flavor, first_file: &str) -> Result<Option<GtidState>> {
     let text = match flavor {
-        Flavor::MySql => conn
-            .query_first::<Option<String>, _>("SELECT CAST(@@GLOBAL.gtid_purged AS CHAR)")
-            .await
-            .map_err(|cause| source_error("cannot read @@gtid_purged", cause))?
-            .flatten(),
+        Flavor::MySql => global(conn, "gtid_purged").await?,
         Flavor::MariaDb => mariadb_gtid_at(conn, first_file, 4).await?,
     };
     Ok(text.and_then(|text| GtidState::parse(&text).ok().flatten()))
