@@ -2,9 +2,10 @@
 -- after it created MYSQL_USER 'connector'@'%' and MYSQL_DATABASE `connector`.
 --
 -- A throwaway test server only: the integration tests create and drop their own databases, so the
--- user gets ALL on *.*. A production connector user needs far less (SELECT on the captured tables
+-- user gets ALL on *.*, with the right to grant (one test creates a user with too few rights).
+-- A production connector user needs far less (SELECT on the captured tables
 -- plus the two replication privileges below).
-GRANT ALL PRIVILEGES ON *.* TO 'connector'@'%';
+GRANT ALL PRIVILEGES ON *.* TO 'connector'@'%' WITH GRANT OPTION;
 
 -- Already part of ALL, spelled out because they are the ones the binlog connector depends on:
 --   REPLICATION SLAVE  - stream the binlog (COM_BINLOG_DUMP / COM_BINLOG_DUMP_GTID)

@@ -99,12 +99,14 @@ async fn postgres_databases_are_fresh_and_isolated() {
 #[tokio::test]
 async fn mariadb_writes_a_full_row_binlog_with_strict_gtids() {
     let db = mariadb().await;
+    // MariaDB's strict GTIDs, or MySQL's GTID mode (a server of CONNECTOR_TEST_MYSQL_URL).
+    let gtids = if db.is_mariadb().await { "gtid_strict_mode" } else { "gtid_mode" };
 
     let variables: BTreeMap<String, String> = db
-        .query(
+        .query(&format!(
             "SHOW GLOBAL VARIABLES WHERE Variable_name IN \
-             ('log_bin', 'binlog_format', 'binlog_row_image', 'binlog_row_metadata', 'gtid_strict_mode')",
-        )
+             ('log_bin', 'binlog_format', 'binlog_row_image', 'binlog_row_metadata', '{gtids}')"
+        ))
         .await
         .into_iter()
         .map(|row| match row.as_slice() {
@@ -117,7 +119,7 @@ async fn mariadb_writes_a_full_row_binlog_with_strict_gtids() {
         ("binlog_format", "ROW"),
         ("binlog_row_image", "FULL"),
         ("binlog_row_metadata", "FULL"),
-        ("gtid_strict_mode", "ON"),
+        (gtids, "ON"),
         ("log_bin", "ON"),
     ]
     .map(|(name, value)| (name.to_owned(), value.to_owned()));
@@ -128,11 +130,8 @@ async fn mariadb_writes_a_full_row_binlog_with_strict_gtids() {
 async fn mariadb_reports_the_current_binlog_file() {
     let db = mariadb().await;
 
-    let status = db.query("SHOW MASTER STATUS").await;
+    let (file, position) = db.binlog_status().await;
 
-    let [row] = status.as_slice() else { panic!("SHOW MASTER STATUS should return one row: {status:?}") };
-    let file = row[0].as_deref().expect("a binlog file name");
-    let position: u64 = row[1].as_deref().expect("a position").parse().expect("a number");
     assert!(!file.is_empty(), "binlog file {file:?}");
     assert!(position >= 4, "binlog position {position}");
 }
@@ -146,8 +145,7 @@ async fn mariadb_connector_user_can_stream_the_binlog() {
     assert_eq!(db.query_value(user_grants_replication_slave).await, "1");
     db.execute("CREATE TABLE orders (id bigint PRIMARY KEY, customer text); INSERT INTO orders VALUES (1, 'ada')")
         .await;
-    let status = db.query("SHOW MASTER STATUS").await;
-    let file = status[0][0].clone().expect("a binlog file name");
+    let (file, _) = db.binlog_status().await;
 
     // Replicas need a server id other than the server's own (1).
     let request = BinlogStreamRequest::new(4242).with_filename(file.as_bytes()).with_pos(4u64).with_non_blocking();

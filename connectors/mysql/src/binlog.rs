@@ -33,6 +33,7 @@ use crate::codec::Origin;
 use crate::config::{HEARTBEAT_INTERVAL, MySqlConfig};
 use crate::ddl::{TableStatement, classify};
 use crate::gtid::{MARIADB_GTID_EVENT, MARIADB_GTID_LIST_EVENT, decode_gtid_event, decode_gtid_list};
+use crate::json_text::mysql_json_text;
 use crate::setup::{Flavor, ServerInfo, mariadb_gtid_at};
 use crate::snapshot::copy_table;
 use crate::table_map::{Collations, shape_of};
@@ -281,6 +282,9 @@ impl<'a> BinlogReader<'a> {
         if let mysql_async::Error::Server(server) = &cause
             && server.code == ER_MASTER_FATAL_ERROR_READING_BINLOG
         {
+            if duplicate_server_id(&server.message) {
+                return duplicate_server_id_error(self.config.server_id, &server.message).caused_by(cause);
+            }
             let tables = self.table_names();
             if self.start_is_elsewhere() {
                 return foreign_position_error(&self.received, &self.server.identity, &self.config.pipeline, &tables)
@@ -697,6 +701,21 @@ fn purged_binlog_error(position: &BinlogPosition, pipeline: &str, tables: &str, 
     ))
 }
 
+/// Whether the server ended the stream because another replica registered with the same server id: MySQL
+/// keeps one binlog stream per id (the newest) and ends the older with error 1236.
+fn duplicate_server_id(server_message: &str) -> bool {
+    server_message.contains("same server_uuid/server_id")
+}
+
+fn duplicate_server_id_error(server_id: u32, server_message: &str) -> Error {
+    Error::config(format!(
+        "another replica or pipeline connected to the server with server id {server_id}, the id this pipeline reads \
+         the binlog with, and the server ended this pipeline's stream (a server keeps one stream per id). Give each \
+         pipeline and replica its own id: set `--server-id` (`server_id` in pipelines.toml) to one no other uses. \
+         The server said: {server_message}"
+    ))
+}
+
 /// A server of another topology, or one behind the tables, was asked for the binlog after their GTID position.
 fn foreign_position_error(position: &BinlogPosition, server: &str, pipeline: &str, tables: &str) -> Error {
     Error::state(format!(
@@ -735,10 +754,10 @@ fn row_values(mut row: BinlogRow, table: &TableId) -> Result<Vec<Option<Value>>>
             None | Some(BinlogValue::Value(Value::NULL)) => Ok(None),
             Some(BinlogValue::Value(value)) => Ok(Some(value)),
             Some(BinlogValue::Jsonb(json)) => {
-                let json = serde_json::Value::try_from(json).map_err(|cause| {
+                let text = mysql_json_text(json).map_err(|cause| {
                     Error::state(format!("cannot decode a JSON value of {table}")).caused_by(cause).for_table(table)
                 })?;
-                Ok(Some(Value::Bytes(json.to_string().into_bytes())))
+                Ok(Some(Value::Bytes(text.into_bytes())))
             }
             Some(BinlogValue::JsonDiff(_)) => Err(Error::config(format!(
                 "{table} carries partial JSON updates: set binlog_row_value_options='' on the server, then resync it"
@@ -796,6 +815,18 @@ mod tests {
     use mysql_async::GnoInterval;
 
     use super::*;
+
+    #[test]
+    fn a_second_reader_with_the_same_server_id_is_named_with_the_setting_to_change() {
+        let message = "A replica with the same server_uuid/server_id as this replica has connected to the source; \
+                       the first event 'mysql-bin.000001' at 4";
+        assert!(duplicate_server_id(message));
+        assert!(!duplicate_server_id("Could not find first log file name in binary log index file"));
+        let error = duplicate_server_id_error(1_234_567_890, message);
+        assert_eq!(error.retry(), Retry::No);
+        let text = error.to_string();
+        assert!(text.contains("server id 1234567890") && text.contains("--server-id"), "{text}");
+    }
 
     #[test]
     fn a_purged_binlog_names_the_resync_command() {

@@ -95,7 +95,7 @@ impl MySqlConfig {
         let server_id = match raw.server_id {
             Some(0) => return Err(Error::config(format!("{at}: server_id must be 1 or more"))),
             Some(id) => id,
-            None => default_server_id(&pipeline.name),
+            None => default_server_id(&pipeline.name, &pipeline.dest),
         };
         Ok(MySqlConfig {
             url: raw.url,
@@ -163,10 +163,14 @@ fn split_tls_settings(url: &str) -> Result<(Option<SslOpts>, String)> {
     Ok((tls, parsed.to_string()))
 }
 
-/// A server id derived from the pipeline name, stable across runs, in a range real replicas rarely use.
-fn default_server_id(pipeline: &str) -> u32 {
+/// A server id derived from the pipeline's name and destination, stable across runs, in a range real replicas
+/// rarely use. The destination counts: two pipelines of one name writing different lakes (staging and
+/// production, say) read the binlog at once, and MySQL drops a replica's stream when another registers the
+/// same id.
+fn default_server_id(pipeline: &str, dest: &str) -> u32 {
     // FNV-1a: stable across builds, unlike std's hasher.
-    let hash = pipeline.bytes().fold(0x811c_9dc5_u32, |hash, byte| (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193));
+    let bytes = pipeline.bytes().chain([0]).chain(dest.bytes());
+    let hash = bytes.fold(0x811c_9dc5_u32, |hash, byte| (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193));
     0x4000_0000 | (hash & 0x3fff_ffff)
 }
 
@@ -176,8 +180,9 @@ mod tests {
 
     #[test]
     fn default_server_ids_are_stable_and_distinct() {
-        assert_eq!(default_server_id("orders"), default_server_id("orders"));
-        assert_ne!(default_server_id("orders"), default_server_id("billing"));
-        assert!(default_server_id("orders") >= 0x4000_0000);
+        assert_eq!(default_server_id("orders", "./lake"), default_server_id("orders", "./lake"));
+        assert_ne!(default_server_id("orders", "./lake"), default_server_id("billing", "./lake"));
+        assert_ne!(default_server_id("orders", "/lakes/staging"), default_server_id("orders", "/lakes/production"));
+        assert!(default_server_id("orders", "./lake") >= 0x4000_0000);
     }
 }

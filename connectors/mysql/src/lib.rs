@@ -12,6 +12,7 @@ pub mod codec;
 pub mod config;
 pub mod ddl;
 pub mod gtid;
+pub mod json_text;
 pub mod pipeline;
 pub mod setup;
 pub mod snapshot;

@@ -345,6 +345,25 @@ impl MySqlDatabase {
         single_value(sql, self.query(sql).await)
     }
 
+    /// Whether the server is MariaDB (else MySQL), for the statements and limits in which they differ.
+    pub async fn is_mariadb(&self) -> bool {
+        self.query_value("SELECT VERSION()").await.contains("MariaDB")
+    }
+
+    /// The server's current binlog file and offset: `SHOW MASTER STATUS`, which MySQL 8.4 renamed
+    /// `SHOW BINARY LOG STATUS` (8.2+; MariaDB and MySQL 8.0 have only the old name).
+    pub async fn binlog_status(&self) -> (String, u64) {
+        let statement = if self.is_mariadb().await || self.query_value("SELECT VERSION()").await.starts_with("8.0.") {
+            "SHOW MASTER STATUS"
+        } else {
+            "SHOW BINARY LOG STATUS"
+        };
+        let row = self.query(statement).await.into_iter().next().unwrap_or_else(|| panic!("{statement}: no row"));
+        let file = row[0].clone().unwrap_or_else(|| panic!("{statement}: no file"));
+        let offset = row[1].as_deref().and_then(|offset| offset.parse().ok());
+        (file, offset.unwrap_or_else(|| panic!("{statement}: no offset")))
+    }
+
     async fn session(&self) -> tokio::sync::MutexGuard<'_, Option<Conn>> {
         let mut session = self.session.lock().await;
         if session.is_none() {
