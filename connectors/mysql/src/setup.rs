@@ -89,12 +89,14 @@ pub async fn current_position(conn: &mut Conn, server: &ServerInfo) -> Result<Bi
         Flavor::MariaDb => global(conn, "gtid_binlog_pos").await?,
         Flavor::MySql => executed,
     };
-    Ok(BinlogPosition {
-        file,
-        offset,
-        gtid: gtid.filter(|gtid| !gtid.trim().is_empty()),
-        server: Some(server.identity.clone()),
-    })
+    Ok(BinlogPosition { file, offset, gtid: gtid_text(gtid), server: Some(server.identity.clone()) })
+}
+
+/// A GTID state as the server printed it, without the line breaks MySQL puts after each comma of a set;
+/// `None` when empty (no GTIDs written).
+pub fn gtid_text(printed: Option<String>) -> Option<String> {
+    let text: String = printed?.split_whitespace().collect();
+    (!text.is_empty()).then_some(text)
 }
 
 /// `SHOW MASTER STATUS`: the binlog file, offset and (MySQL) executed GTID set. MySQL 8.4 removed the statement
@@ -170,4 +172,20 @@ async fn missing_privileges(conn: &mut Conn, flavor: Flavor) -> Result<Vec<Strin
         ));
     }
     Ok(missing)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gtid_sets_lose_mysqls_line_breaks() {
+        let printed = "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5,\n9973979b-e97c-11f1-a490-02fc00000001:1-2";
+        assert_eq!(
+            gtid_text(Some(printed.into())).as_deref(),
+            Some("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5,9973979b-e97c-11f1-a490-02fc00000001:1-2")
+        );
+        assert_eq!(gtid_text(Some(" ".into())), None);
+        assert_eq!(gtid_text(None), None);
+    }
 }
