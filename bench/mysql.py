@@ -8,8 +8,10 @@ then prints:
   - changes: changes/s and peak RSS of `connector sync mysql --once` applying what a sysbench `oltp_write_only`
     run wrote, beside `mariadb-binlog --read-from-remote-server` reading the same binlog range to /dev/null.
 
-Usage: python3 bench/mysql.py [--tables 4] [--table-size 1000000] [--events 50000] [--rounds 3]
+Usage: python3 bench/mysql.py [--tables 4] [--table-size 1000000] [--events 50000] [--rounds 3] [--server mysql]
 Needs the `mariadb-server`, `mariadb-client` and `sysbench` Debian packages; builds the connector in release mode.
+`--server mysql` measures Debian unstable's MySQL instead (scripts/mysql-from-debian.sh), beside its own
+`mysqldump` and `mysqlbinlog`.
 """
 
 import argparse
@@ -60,12 +62,21 @@ class Server:
             time.sleep(0.2)
         self.url = f"mysql://bench:bench@127.0.0.1:{self.port}"
 
+    flavor = "MariaDB"
+    dump_tool = "mariadb-dump"
+    binlog_tool = "mariadb-binlog"
+    status_statement = "SHOW MASTER STATUS"
+
     def sql(self, statement):
         out = subprocess.run(self.client + ["-N", "-B", "-e", statement], check=True, stdout=subprocess.PIPE)
         return out.stdout.decode().strip()
 
+    def login(self):
+        """The client options that log in as `bench`."""
+        return ["-h", "127.0.0.1", "-P", str(self.port), "-ubench", "-pbench"]
+
     def position(self):
-        file, offset = self.sql("SHOW MASTER STATUS").split()[:2]
+        file, offset = self.sql(self.status_statement).split()[:2]
         return file, int(offset)
 
     def sysbench(self, workload, *args):
@@ -78,8 +89,7 @@ class Server:
         dirty), so its background flushing does not compete with what is measured next."""
         self.sql("SET GLOBAL innodb_max_dirty_pages_pct = 0")
         deadline = time.monotonic() + timeout
-        dirty = lambda: int(self.sql("SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS "
-                                     "WHERE VARIABLE_NAME = 'INNODB_BUFFER_POOL_PAGES_DIRTY'"))
+        dirty = lambda: int(self.sql("SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_pages_dirty'").split()[1])
         previous = dirty()
         while previous > 100 and time.monotonic() < deadline:
             time.sleep(2)
@@ -94,6 +104,40 @@ class Server:
             self.process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             self.process.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class MySqlServer(Server):
+    """Debian unstable's MySQL (scripts/mysql-from-debian.sh) in a temp dir, with a `bench` account; its own
+    `mysqldump` and `mysqlbinlog` are the limits. The tools connect without TLS, as the connector does."""
+
+    flavor = "MySQL"
+    status_statement = "SHOW BINARY LOG STATUS"
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="connector-bench-mysql-")
+        self.port = free_port()
+        self.script = os.path.join(ROOT, "scripts", "mysql-from-debian.sh")
+        subprocess.run([self.script, "start", self.dir, str(self.port), "--innodb-redo-log-capacity=1G",
+                        "--innodb-flush-log-at-trx-commit=2", "--sync-binlog=0", "--max-connections=200"],
+                       check=True, stdout=subprocess.DEVNULL)
+        root = [f"{self.dir}/bin/mysql", "-h", "127.0.0.1", "-P", str(self.port), "-uroot"]
+        subprocess.run(root + ["-e", "CREATE USER 'bench'@'%' IDENTIFIED BY 'bench'; "
+                               "GRANT ALL PRIVILEGES ON *.* TO 'bench'@'%'"], check=True)
+        self.dump_tool = f"{self.dir}/bin/mysqldump"
+        self.binlog_tool = f"{self.dir}/bin/mysqlbinlog"
+        self.client = [f"{self.dir}/bin/mysql"] + self.login()
+        self.url = f"mysql://bench:bench@127.0.0.1:{self.port}"
+
+    def login(self):
+        # caching_sha2_password without TLS: the client fetches the server's key for the first login.
+        return super().login() + ["--ssl-mode=DISABLED", "--get-server-public-key"]
+
+    def stop(self):
+        subprocess.run([self.script, "stop", self.dir], stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while os.path.exists(f"{self.dir}/mysqld.pid") and time.monotonic() < deadline:
+            time.sleep(0.2)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -113,11 +157,13 @@ def main():
     parser.add_argument("--events", type=int, default=50_000, help="sysbench oltp_write_only transactions")
     parser.add_argument("--rounds", type=int, default=3, help="runs of each side; their medians are compared")
     parser.add_argument("--baseline", help="another connector binary (an earlier build) measured in the same rounds")
+    parser.add_argument("--server", choices=["mariadb", "mysql"], default="mariadb",
+                        help="the packaged MariaDB (default) or Debian unstable's MySQL")
     args = parser.parse_args()
 
     subprocess.run(["cargo", "build", "--release", "--locked", "--quiet", "--bin", "connector"], cwd=ROOT, check=True)
     connector = f"{TARGET}/release/connector"
-    server = Server()
+    server = MySqlServer() if args.server == "mysql" else Server()
     lake = tempfile.mkdtemp(prefix="connector-bench-lake-")
     env = dict(os.environ, CONNECTOR_LOG="warn")
     try:
@@ -133,8 +179,7 @@ def main():
         # The limit: the server's own dump of the same tables, streamed row by row and thrown away. Each side runs
         # `--rounds` times, alternating, and the medians are compared, so one slow moment of a shared machine does
         # not decide the ratio.
-        dump = ["mariadb-dump", "-h", "127.0.0.1", "-P", str(server.port), "-ubench", "-pbench", "--quick",
-                "--single-transaction", "sbtest"]
+        dump = [server.dump_tool] + server.login() + ["--quick", "--single-transaction", "sbtest"]
         sync = [connector, "sync", "mysql", "--url", server.url, "--databases", "sbtest", "--dest", lake,
                 "--pipeline", "bench"]
         baseline_lake = f"{lake}.baseline"
@@ -166,11 +211,11 @@ def main():
             "ratio": dump_seconds / snapshot_seconds, "peak_rss_mib": snapshot_rss}}
         print(json.dumps(results["snapshot"]), flush=True)
         report("snapshot", rows / snapshot_seconds, rows / dump_seconds, "rows/s", snapshot_rss,
-               "mariadb-dump --quick to /dev/null", 1.0)
+               f"{server.dump_tool.split('/')[-1]} --quick to /dev/null", 1.0)
         if baseline_runs:
             report("snapshot, baseline", rows / statistics.median(seconds for seconds, _ in baseline_runs),
                    rows / dump_seconds, "rows/s", max(rss for _, rss in baseline_runs),
-                   "mariadb-dump --quick to /dev/null", 1.0)
+                   f"{server.dump_tool.split('/')[-1]} --quick to /dev/null", 1.0)
         baseline_snapshot = f"{lake}.baseline-snapshot"
         if args.baseline:
             shutil.copytree(baseline_lake, baseline_snapshot)
@@ -183,8 +228,8 @@ def main():
         server.settle()
         binlog_bytes = end_offset - start_offset if start_file == end_file else None
         # The limit: the server's own binlog reader fetching the same range over the replication protocol.
-        read_binlog = ["mariadb-binlog", "--read-from-remote-server", "-h", "127.0.0.1", "-P", str(server.port),
-                       "-ubench", "-pbench", f"--start-position={start_offset}", start_file]
+        read_binlog = [server.binlog_tool, "--read-from-remote-server"] + server.login() + [
+            f"--start-position={start_offset}", start_file]
         read_binlog += [f"--stop-position={end_offset}"] if start_file == end_file else ["--to-last-log"]
         binlog_runs, once_runs = [], []
         report_path = f"{lake}.report"
@@ -213,12 +258,12 @@ def main():
                               "ratio": binlog_seconds / once_seconds, "peak_rss_mib": once_rss}
         print(json.dumps(results["changes"]), flush=True)
         report("changes", changes / once_seconds, changes / binlog_seconds, "changes/s", once_rss,
-               "mariadb-binlog --read-from-remote-server to /dev/null", 0.5)
+               f"{server.binlog_tool.split('/')[-1]} --read-from-remote-server to /dev/null", 0.5)
         if args.baseline:
             baseline_changes = baseline_runs[args.rounds:]
             report("changes, baseline", changes / statistics.median(seconds for seconds, _ in baseline_changes),
                    changes / binlog_seconds, "changes/s", max(rss for _, rss in baseline_changes),
-                   "mariadb-binlog --read-from-remote-server to /dev/null", 0.5)
+                   f"{server.binlog_tool.split('/')[-1]} --read-from-remote-server to /dev/null", 0.5)
         print(json.dumps(results))
     finally:
         server.stop()

@@ -7,7 +7,7 @@
 # the downloaded dynamic loader. The server is set up as docker/compose.yaml's `mysql` service: row binlog with
 # full metadata, GTIDs on, a `connector` user with the grants of docker/init/mysql-grants.sql.
 #
-#   scripts/mysql-from-debian.sh start [DIR] [PORT]   # default DIR /tmp/connector-mysql, PORT 3306
+#   scripts/mysql-from-debian.sh start [DIR] [PORT] [MYSQLD OPTION…]   # default DIR /tmp/connector-mysql, PORT 3306
 #   export CONNECTOR_TEST_MYSQL_URL=mysql://connector:connector@127.0.0.1:PORT/connector
 #   cargo nextest run -E 'test(/mysql|mariadb/)'
 #   scripts/mysql-from-debian.sh stop [DIR]
@@ -18,6 +18,7 @@ set -euo pipefail
 action=${1:-}
 dir=${2:-/tmp/connector-mysql}
 port=${3:-3306}
+extra=("${@:4}")
 root="$dir/root"
 libs="$root/usr/lib/x86_64-linux-gnu:$root/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu"
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -68,7 +69,7 @@ start() {
     "$dir/bin/mysqld" "${common[@]}" --port="$port" --bind-address=127.0.0.1 --socket="$dir/mysqld.sock" \
         --pid-file="$dir/mysqld.pid" --mysqlx=OFF --secure-file-priv= --server-id=1 --log-bin=mysql-bin \
         --binlog-format=ROW --binlog-row-image=FULL --binlog-row-metadata=FULL --gtid-mode=ON \
-        --enforce-gtid-consistency=ON --innodb-buffer-pool-size=1G > "$dir/server.log" 2>&1 &
+        --enforce-gtid-consistency=ON --innodb-buffer-pool-size=1G "${extra[@]}" > "$dir/server.log" 2>&1 &
     local client=("$dir/bin/mysql" -h 127.0.0.1 -P "$port" -uroot)
     for _ in $(seq 1 120); do
         "${client[@]}" -e "SELECT 1" > /dev/null 2>&1 && break
