@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test on a fresh Debian machine: installs what is missing (PostgreSQL 15, MariaDB
-# 10.11, the Python deltalake reader), then formatting, lints and the whole test suite against real servers.
+# 10.11, the Python deltalake reader), then formatting, lints and the whole test suite against real servers;
+# then the MySQL tests again against MySQL (Debian unstable's, see scripts/mysql-from-debian.sh), unless
+# CONNECTOR_TEST_MYSQL_URL already points the suite at a server of the user's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,3 +28,21 @@ command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo nextest run --workspace --locked "$@"
+
+# The MySQL tests against MySQL as well: its GTID sets, binary JSON and snapshot lock differ from MariaDB's.
+# Debian stable has no MySQL, so this fetches unstable's packages once (into the cache); if they cannot be
+# fetched or started (no network to the Debian mirror), it says so and the run stands on MariaDB alone. Once the
+# server is up, its tests must pass.
+if [ -z "${CONNECTOR_TEST_MYSQL_URL:-}" ]; then
+  mysql_dir="$HOME/.cache/connector-mysql"
+  mysql_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  rm -rf "$mysql_dir/data"
+  if scripts/mysql-from-debian.sh start "$mysql_dir" "$mysql_port" > "$mysql_dir.log" 2>&1; then
+    trap 'scripts/mysql-from-debian.sh stop "$mysql_dir" >/dev/null' EXIT
+    echo "MySQL tests against $(grep '^MySQL' "$mysql_dir.log")"
+    CONNECTOR_TEST_MYSQL_URL="mysql://connector:connector@127.0.0.1:$mysql_port/connector" \
+      cargo nextest run --workspace --locked -E 'test(/mysql|mariadb/)' "$@"
+  else
+    echo "warning: no MySQL server could be fetched or started (see $mysql_dir.log): MySQL tests ran against MariaDB only"
+  fi
+fi
