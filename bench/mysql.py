@@ -136,7 +136,7 @@ class MySqlServer(Server):
     def stop(self):
         subprocess.run([self.script, "stop", self.dir], stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
-        while os.path.exists(f"{self.dir}/mysqld.pid") and time.monotonic() < deadline:
+        while os.path.exists(f"{self.dir}/data.pid") and time.monotonic() < deadline:
             time.sleep(0.2)
         shutil.rmtree(self.dir, ignore_errors=True)
 

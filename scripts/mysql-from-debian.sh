@@ -12,13 +12,16 @@
 #   cargo nextest run -E 'test(/mysql|mariadb/)'
 #   scripts/mysql-from-debian.sh stop [DIR]
 #
-# DIR/bin then holds mysql, mysqldump and mysqlbinlog wrappers of the same version.
+# DIR/bin then holds mysql, mysqldump and mysqlbinlog wrappers of the same version. MYSQL_DATA_DIR (default
+# DIR/data) places the server's data, so one download runs several servers (give each its own --server-id and
+# --log-bin after PORT); its log, pid file and socket sit beside it (DATA.log, DATA.pid, DATA.sock).
 set -euo pipefail
 
 action=${1:-}
 dir=${2:-/tmp/connector-mysql}
 port=${3:-3306}
 extra=("${@:4}")
+data=${MYSQL_DATA_DIR:-$dir/data}
 root="$dir/root"
 libs="$root/usr/lib/x86_64-linux-gnu:$root/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu"
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -62,20 +65,20 @@ start() {
     local user=()
     [ "$(id -u)" = 0 ] && user=(--user=root)
     local common=(--no-defaults "--basedir=$root/usr" "--lc-messages-dir=$root/usr/share/mysql" "${user[@]}"
-        "--datadir=$dir/data")
-    if [ ! -d "$dir/data" ]; then
-        "$dir/bin/mysqld" "${common[@]}" --initialize-insecure > "$dir/initialize.log" 2>&1
+        "--datadir=$data")
+    if [ ! -d "$data" ]; then
+        "$dir/bin/mysqld" "${common[@]}" --initialize-insecure > "$data.log" 2>&1
     fi
-    "$dir/bin/mysqld" "${common[@]}" --port="$port" --bind-address=127.0.0.1 --socket="$dir/mysqld.sock" \
-        --pid-file="$dir/mysqld.pid" --mysqlx=OFF --secure-file-priv= --server-id=1 --log-bin=mysql-bin \
+    "$dir/bin/mysqld" "${common[@]}" --port="$port" --bind-address=127.0.0.1 --socket="$data.sock" \
+        --pid-file="$data.pid" --mysqlx=OFF --secure-file-priv= --server-id=1 --log-bin=mysql-bin \
         --binlog-format=ROW --binlog-row-image=FULL --binlog-row-metadata=FULL --gtid-mode=ON \
-        --enforce-gtid-consistency=ON --innodb-buffer-pool-size=1G "${extra[@]}" > "$dir/server.log" 2>&1 &
+        --enforce-gtid-consistency=ON --innodb-buffer-pool-size=1G "${extra[@]}" >> "$data.log" 2>&1 &
     local client=("$dir/bin/mysql" -h 127.0.0.1 -P "$port" -uroot)
     for _ in $(seq 1 120); do
         "${client[@]}" -e "SELECT 1" > /dev/null 2>&1 && break
         sleep 0.5
     done
-    "${client[@]}" -e "SELECT 1" > /dev/null || { echo "mysqld did not start; see $dir/server.log" >&2; exit 1; }
+    "${client[@]}" -e "SELECT 1" > /dev/null || { echo "mysqld did not start; see $data.log" >&2; exit 1; }
     "${client[@]}" -e "CREATE USER IF NOT EXISTS 'connector'@'%' IDENTIFIED BY 'connector';
         CREATE DATABASE IF NOT EXISTS connector;"
     grep -v '^--' "$repo/docker/init/mysql-grants.sql" | "${client[@]}"
@@ -84,7 +87,7 @@ start() {
 }
 
 stop() {
-    [ -f "$dir/mysqld.pid" ] && kill "$(cat "$dir/mysqld.pid")" && echo "stopped the server of $dir"
+    [ -f "$data.pid" ] && kill "$(cat "$data.pid")" && echo "stopped the server of $data"
 }
 
 case "$action" in

@@ -35,13 +35,20 @@ cargo nextest run --workspace --locked "$@"
 # server is up, its tests must pass.
 if [ -z "${CONNECTOR_TEST_MYSQL_URL:-}" ]; then
   mysql_dir="$HOME/.cache/connector-mysql"
-  mysql_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  rm -rf "$mysql_dir/data"
-  if scripts/mysql-from-debian.sh start "$mysql_dir" "$mysql_port" > "$mysql_dir.log" 2>&1; then
-    trap 'scripts/mysql-from-debian.sh stop "$mysql_dir" >/dev/null' EXIT
-    echo "MySQL tests against $(grep '^MySQL' "$mysql_dir.log")"
-    CONNECTOR_TEST_MYSQL_URL="mysql://connector:connector@127.0.0.1:$mysql_port/connector" \
-      cargo nextest run --workspace --locked -E 'test(/mysql|mariadb/)' "$@"
+  free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+  primary_port=$(free_port)
+  replica_port=$(free_port)
+  rm -rf "$mysql_dir/data" "$mysql_dir/replica"
+  trap 'scripts/mysql-from-debian.sh stop "$mysql_dir" >/dev/null 2>&1 || true
+    MYSQL_DATA_DIR="$mysql_dir/replica" scripts/mysql-from-debian.sh stop "$mysql_dir" >/dev/null 2>&1 || true' EXIT
+  # A second server for the failover test, which makes it a replica of the first.
+  if scripts/mysql-from-debian.sh start "$mysql_dir" "$primary_port" > "$mysql_dir.log" 2>&1 &&
+    MYSQL_DATA_DIR="$mysql_dir/replica" scripts/mysql-from-debian.sh start "$mysql_dir" "$replica_port" \
+      --server-id=2 --log-bin=replica-bin >> "$mysql_dir.log" 2>&1; then
+    echo "MySQL tests against $(grep -m1 '^MySQL' "$mysql_dir.log")"
+    CONNECTOR_TEST_MYSQL_URL="mysql://connector:connector@127.0.0.1:$primary_port/connector" \
+    CONNECTOR_TEST_MYSQL_REPLICA_URL="mysql://connector:connector@127.0.0.1:$replica_port/connector" \
+      cargo nextest run --workspace --locked --run-ignored all -E 'test(/mysql|mariadb/)' "$@"
   else
     echo "warning: no MySQL server could be fetched or started (see $mysql_dir.log): MySQL tests ran against MariaDB only"
   fi

@@ -43,6 +43,7 @@ use url::Url;
 
 const POSTGRES_URL_VARIABLE: &str = "CONNECTOR_TEST_PG_URL";
 const MYSQL_URL_VARIABLE: &str = "CONNECTOR_TEST_MYSQL_URL";
+const MYSQL_REPLICA_URL_VARIABLE: &str = "CONNECTOR_TEST_MYSQL_REPLICA_URL";
 
 /// The account local servers create for the connectors; a superuser / `ALL PRIVILEGES` so tests can do anything.
 const USER: &str = "connector";
@@ -185,6 +186,63 @@ impl PrivateMariaDb {
             admin.exec_first("SELECT MASTER_GTID_WAIT(?, 60)", (&position,)).await.expect("wait for the replica");
         disconnect_mysql(admin).await;
         assert_eq!(waited, Some(0), "the replica did not reach {position} within 60 s");
+    }
+}
+
+/// The MySQL server of `CONNECTOR_TEST_MYSQL_REPLICA_URL`, made a GTID replica of one test database of
+/// `CONNECTOR_TEST_MYSQL_URL`'s server (MySQL, not MariaDB), which must reach that server at the URL's host and
+/// port (`scripts/test.sh` starts both). Only the test's database is replicated, from the primary's current
+/// GTID set on: other tests share the primary, and their earlier databases are not on the replica.
+pub struct MySqlReplica {
+    admin_url: Url,
+}
+
+impl MySqlReplica {
+    /// Makes the server a replica of `on_primary`'s database, which must have no tables yet (the replica starts
+    /// empty and replicates from now on).
+    pub async fn of(on_primary: &MySqlDatabase) -> Self {
+        let admin_url = external_server_url(MYSQL_REPLICA_URL_VARIABLE)
+            .unwrap_or_else(|| panic!("{MYSQL_REPLICA_URL_VARIABLE} must name a second MySQL server"));
+        let source = on_primary.host.admin_url();
+        let executed = on_primary.query_value("SELECT @@GLOBAL.gtid_executed").await.replace('\n', "");
+        let mut admin = connect_mysql(&admin_url).await.expect("connect to the replica");
+        let version: String = admin.query_first("SELECT VERSION()").await.expect("version").expect("a version");
+        // MySQL 8.4 renamed RESET MASTER, which 8.0 still needs.
+        let reset = if version.starts_with("8.0.") { "RESET MASTER" } else { "RESET BINARY LOGS AND GTIDS" };
+        let name = &on_primary.name;
+        let setup = format!(
+            "STOP REPLICA; RESET REPLICA ALL; {reset}; SET GLOBAL gtid_purged = '{executed}'; \
+             CREATE DATABASE IF NOT EXISTS {name}; \
+             CHANGE REPLICATION FILTER REPLICATE_WILD_DO_TABLE = ('{name}.%'); \
+             CHANGE REPLICATION SOURCE TO SOURCE_HOST = '{}', SOURCE_PORT = {}, SOURCE_USER = '{}', \
+             SOURCE_PASSWORD = '{}', SOURCE_AUTO_POSITION = 1, GET_SOURCE_PUBLIC_KEY = 1; START REPLICA",
+            source.host_str().expect("a host"),
+            source.port().unwrap_or(3306),
+            source.username(),
+            source.password().unwrap_or_default(),
+        );
+        admin.query_drop(&setup).await.unwrap_or_else(|error| panic!("{setup}: {error}"));
+        disconnect_mysql(admin).await;
+        MySqlReplica { admin_url }
+    }
+
+    /// The replica's copy of `on_primary` (dropped from the replica at the end of the test).
+    pub fn same_database(&self, on_primary: &MySqlDatabase) -> MySqlDatabase {
+        let name = on_primary.name.clone();
+        let url = with_database(&self.admin_url, &name);
+        MySqlDatabase { session: Mutex::new(None), name, url, host: Host::External(self.admin_url.clone()) }
+    }
+
+    /// Waits until the replica has applied every transaction `on_primary`'s server has written so far.
+    pub async fn catch_up_with(&self, on_primary: &MySqlDatabase) {
+        let executed = on_primary.query_value("SELECT @@GLOBAL.gtid_executed").await.replace('\n', "");
+        let mut admin = connect_mysql(&self.admin_url).await.expect("connect to the replica");
+        let waited: Option<i64> = admin
+            .exec_first("SELECT WAIT_FOR_EXECUTED_GTID_SET(?, 60)", (&executed,))
+            .await
+            .expect("wait for the replica");
+        disconnect_mysql(admin).await;
+        assert_eq!(waited, Some(0), "the replica did not reach {executed} within 60 s");
     }
 }
 
