@@ -192,7 +192,9 @@ impl PrivateMariaDb {
 /// The MySQL server of `CONNECTOR_TEST_MYSQL_REPLICA_URL`, made a GTID replica of one test database of
 /// `CONNECTOR_TEST_MYSQL_URL`'s server (MySQL, not MariaDB), which must reach that server at the URL's host and
 /// port (`scripts/test.sh` starts both). Only the test's database is replicated, from the primary's current
-/// GTID set on: other tests share the primary, and their earlier databases are not on the replica.
+/// GTID set on: other tests share the primary, and their earlier databases and users are not on the replica.
+/// `REPLICATE_DO_DB` also filters statements by their session's database, which keeps out other tests'
+/// `DROP DATABASE` and `DROP USER` (they would stop the replica: the objects are not there).
 pub struct MySqlReplica {
     admin_url: Url,
 }
@@ -213,7 +215,7 @@ impl MySqlReplica {
         let setup = format!(
             "STOP REPLICA; RESET REPLICA ALL; {reset}; SET GLOBAL gtid_purged = '{executed}'; \
              CREATE DATABASE IF NOT EXISTS {name}; \
-             CHANGE REPLICATION FILTER REPLICATE_WILD_DO_TABLE = ('{name}.%'); \
+             CHANGE REPLICATION FILTER REPLICATE_DO_DB = ({name}); \
              CHANGE REPLICATION SOURCE TO SOURCE_HOST = '{}', SOURCE_PORT = {}, SOURCE_USER = '{}', \
              SOURCE_PASSWORD = '{}', SOURCE_AUTO_POSITION = 1, GET_SOURCE_PUBLIC_KEY = 1; START REPLICA",
             source.host_str().expect("a host"),
