@@ -96,6 +96,8 @@ pub struct BinlogReader<'a> {
     gtids: GtidState,
     /// `gtids` as positions carry it, written once per change rather than for every position.
     gtid_text: Option<String>,
+    /// Whether GTID events update `gtids` (see `new`).
+    track_gtids: bool,
     oldest_pending: Option<Instant>,
 }
 
@@ -119,7 +121,11 @@ impl<'a> BinlogReader<'a> {
         collations: Collations,
         start: BinlogPosition,
     ) -> Self {
-        let gtids = start.gtid_state().unwrap_or_else(|| match server.flavor {
+        // MySQL's executed set is known only from a position that carries it, and stays right only while every
+        // transaction gets a GTID; otherwise positions are file and offset alone (a set grown from nothing, or
+        // one that stopped while anonymous transactions went on, would name the wrong place on another server).
+        let track_gtids = server.flavor == Flavor::MariaDb || (server.writes_gtids && start.gtid.is_some());
+        let gtids = start.gtid_state().filter(|_| track_gtids).unwrap_or_else(|| match server.flavor {
             Flavor::MariaDb => GtidState::MariaDb(Default::default()),
             Flavor::MySql => GtidState::MySql(Default::default()),
         });
@@ -137,6 +143,7 @@ impl<'a> BinlogReader<'a> {
             touched: Vec::new(),
             gtid_text: (!gtids.is_empty()).then(|| gtids.to_string()),
             gtids,
+            track_gtids,
             received: start,
             oldest_pending: None,
         }
@@ -353,8 +360,10 @@ impl<'a> BinlogReader<'a> {
             }
             Some(EventData::GtidEvent(gtid)) => {
                 self.transaction_start = Some(self.event_start(event));
-                self.gtids.record_mysql(gtid.sid(), gtid.gno());
-                self.gtids_changed();
+                if self.track_gtids {
+                    self.gtids.record_mysql(gtid.sid(), gtid.gno());
+                    self.gtids_changed();
+                }
             }
             Some(EventData::QueryEvent(query)) => {
                 let text = query.query();

@@ -5,6 +5,7 @@ use connector_core::error::{Error, Result};
 use connector_core::position::BinlogPosition;
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
+use tracing::warn;
 
 use crate::catalog::source_error;
 
@@ -21,17 +22,22 @@ pub struct ServerInfo {
     pub version: String,
     /// What tells this server from the others of its topology: MariaDB's `server_id`, MySQL's `server_uuid`.
     pub identity: String,
+    /// Whether every transaction it writes has a GTID: always on MariaDB, with `gtid_mode=ON` on MySQL.
+    pub writes_gtids: bool,
 }
 
 /// Which server `conn` is connected to: family, version and identity.
 pub async fn identify(conn: &mut Conn) -> Result<ServerInfo> {
     let version: String = query_one(conn, "SELECT VERSION()").await?.unwrap_or_default();
     let flavor = if version.to_ascii_lowercase().contains("mariadb") { Flavor::MariaDb } else { Flavor::MySql };
-    let identity = match flavor {
-        Flavor::MariaDb => global(conn, "server_id").await?,
-        Flavor::MySql => global(conn, "server_uuid").await?,
+    let (identity, writes_gtids) = match flavor {
+        Flavor::MariaDb => (global(conn, "server_id").await?, true),
+        Flavor::MySql => {
+            let mode = global(conn, "gtid_mode").await?;
+            (global(conn, "server_uuid").await?, mode.is_some_and(|mode| mode.eq_ignore_ascii_case("ON")))
+        }
     };
-    Ok(ServerInfo { flavor, version, identity: identity.unwrap_or_default() })
+    Ok(ServerInfo { flavor, version, identity: identity.unwrap_or_default(), writes_gtids })
 }
 
 /// Reads the binlog settings and the user's global privileges; errors list every missing one with its fix.
@@ -71,6 +77,11 @@ pub async fn check_server(conn: &mut Conn) -> Result<ServerInfo> {
         );
     }
     problems.extend(missing_privileges(conn, flavor).await?);
+    if !server.writes_gtids
+        && let Some(advice) = gtid_advice(global(conn, "gtid_mode").await?.as_deref())
+    {
+        warn!("{advice}");
+    }
     if !problems.is_empty() {
         return Err(Error::config(format!(
             "the server cannot feed the connector yet:\n  - {}",
@@ -80,14 +91,29 @@ pub async fn check_server(conn: &mut Conn) -> Result<ServerInfo> {
     Ok(server)
 }
 
+/// What to say when MySQL writes no GTIDs: not a problem on one server (positions are its file and offset), but
+/// they cannot follow a failover to a replica. MariaDB always writes GTIDs.
+fn gtid_advice(gtid_mode: Option<&str>) -> Option<String> {
+    match gtid_mode {
+        Some(mode) if mode.eq_ignore_ascii_case("ON") => None,
+        mode => Some(format!(
+            "gtid_mode is {}: positions are binlog files and offsets of this server only, and cannot follow a \
+             failover to a replica. To allow it, set `gtid_mode=ON` and `enforce_gtid_consistency=ON` in my.cnf \
+             and restart (or switch online: MySQL's \"Enabling GTID Transactions Online\")",
+            mode.unwrap_or("unknown")
+        )),
+    }
+}
+
 /// The server's current binlog end: `--once` reads up to here. Its GTID state is exact on MySQL (the same
-/// statement's Executed_Gtid_Set, empty when gtid_mode is off); MariaDB's `@@gtid_binlog_pos` is read just after,
-/// so it may include a transaction committed in between, which a stop point can.
+/// statement's Executed_Gtid_Set; none unless every transaction gets a GTID, as a set that stopped growing
+/// while anonymous transactions go on would name the wrong place); MariaDB's `@@gtid_binlog_pos` is read just
+/// after, so it may include a transaction committed in between, which a stop point can.
 pub async fn current_position(conn: &mut Conn, server: &ServerInfo) -> Result<BinlogPosition> {
     let (file, offset, executed) = binlog_end(conn).await?;
     let gtid = match server.flavor {
         Flavor::MariaDb => global(conn, "gtid_binlog_pos").await?,
-        Flavor::MySql => executed,
+        Flavor::MySql => executed.filter(|_| server.writes_gtids),
     };
     Ok(BinlogPosition { file, offset, gtid: gtid_text(gtid), server: Some(server.identity.clone()) })
 }
@@ -177,6 +203,14 @@ async fn missing_privileges(conn: &mut Conn, flavor: Flavor) -> Result<Vec<Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mysql_without_gtids_is_told_how_to_turn_them_on() {
+        assert_eq!(gtid_advice(Some("ON")), None);
+        let advice = gtid_advice(Some("OFF_PERMISSIVE")).expect("advice");
+        assert!(advice.starts_with("gtid_mode is OFF_PERMISSIVE") && advice.contains("`gtid_mode=ON`"), "{advice}");
+        assert!(gtid_advice(None).is_some());
+    }
 
     #[test]
     fn gtid_sets_lose_mysqls_line_breaks() {
