@@ -3,12 +3,13 @@
 //! applies to this table only the transactions committed after that position.
 //!
 //! MariaDB reports the position of a `START TRANSACTION WITH CONSISTENT SNAPSHOT` itself
-//! (`binlog_snapshot_file`/`binlog_snapshot_position`), so no lock is taken. MySQL has no such status: a global
-//! read lock is held for the few milliseconds between starting the snapshot and reading the position.
+//! (`binlog_snapshot_file`/`binlog_snapshot_position`), so no lock is taken. MySQL has no such status: one global
+//! read lock is held for the few milliseconds in which a table's readers start their snapshots and the position
+//! is read.
 //!
 //! A large table with a single integer key is read in key ranges over several connections, each with a
-//! snapshot of its own. Neither server can share one snapshot between connections without holding commits
-//! meanwhile, so the snapshots may sit at different binlog positions. The table's cursor is the earliest of
+//! snapshot of its own. On MySQL they all start under the one lock, at one position. MariaDB's start one after
+//! another without a lock, so they may sit at different binlog positions. The table's cursor is the earliest of
 //! them: the binlog then replays, from there, changes that some ranges already hold. Row events carry whole
 //! rows and are applied by key (an insert of a key already present replaces it), so replaying them again
 //! leaves each row as the source had it by the latest snapshot; the table is exact once the binlog has been
@@ -62,17 +63,19 @@ pub async fn copy_table(
     let id = &table.schema.id;
     let ranges = key_ranges(config, table).await?;
     // Every reader starts its snapshot before any row is read, so the earliest position is known up front.
-    let mut readers = Vec::new();
-    let mut positions = Vec::new();
-    for part in 0..ranges.len().min(PARALLEL_RANGES) {
-        let mut conn = Conn::new(config.connection.clone())
+    let mut conns = Vec::new();
+    for _ in 0..ranges.len().min(PARALLEL_RANGES) {
+        let conn = Conn::new(config.connection.clone())
             .await
             .map_err(|cause| source_error(format!("cannot connect to copy {id}"), cause))?;
-        let position = start_snapshot(config, &mut conn, server).await?;
-        readers.push(RangeReader { conn, part, table: table.clone() });
-        info!(table = %id, file = %position.file, offset = position.offset, "copying under a consistent snapshot");
-        positions.push(position);
+        conns.push(conn);
     }
+    let positions = start_snapshots(config, &mut conns, server).await?;
+    for position in &positions {
+        info!(table = %id, file = %position.file, offset = position.offset, "copying under a consistent snapshot");
+    }
+    let readers: Vec<RangeReader> =
+        conns.into_iter().enumerate().map(|(part, conn)| RangeReader { conn, part, table: table.clone() }).collect();
     let position = positions.into_iter().min_by(compare).ok_or_else(|| Error::state("no snapshot was started"))?;
     if ranges.len() > 1 {
         info!(table = %id, ranges = ranges.len(), connections = readers.len(), "copying in ranges");
@@ -196,50 +199,68 @@ impl RangeReader {
     }
 }
 
-/// Starts a consistent-snapshot transaction on `conn` and returns the binlog position it is consistent with.
-async fn start_snapshot(config: &MySqlConfig, conn: &mut Conn, server: &ServerInfo) -> Result<BinlogPosition> {
+/// Starts a consistent-snapshot transaction on each of `conns` and returns the binlog positions they are
+/// consistent with. MariaDB says where each snapshot is. MySQL does not: one global read lock holds commits
+/// while every snapshot starts and the position is read, so all share that position and the lock is taken once.
+async fn start_snapshots(config: &MySqlConfig, conns: &mut [Conn], server: &ServerInfo) -> Result<Vec<BinlogPosition>> {
     let begin = "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ";
-    conn.query_drop(begin).await.map_err(|cause| source_error("cannot prepare the snapshot transaction", cause))?;
+    for conn in conns.iter_mut() {
+        conn.query_drop(begin).await.map_err(|cause| source_error("cannot prepare the snapshot transaction", cause))?;
+    }
     match server.flavor {
         Flavor::MariaDb => {
-            conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
-                .await
-                .map_err(|cause| source_error("cannot start a consistent snapshot", cause))?;
-            let status: Vec<(String, String)> = conn
-                .query("SHOW STATUS LIKE 'binlog_snapshot_%'")
-                .await
-                .map_err(|cause| source_error("cannot read the snapshot's binlog position", cause))?;
-            let value =
-                |name: &str| status.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
-            match (value("binlog_snapshot_file"), value("binlog_snapshot_position")) {
-                (Some(file), Some(offset)) if !file.is_empty() => {
-                    let offset = offset
-                        .parse()
-                        .map_err(|_| Error::state(format!("binlog_snapshot_position `{offset}` is not a number")))?;
-                    let gtid = gtid_if_unchanged(conn, &file, offset).await?;
-                    Ok(BinlogPosition { file, offset, gtid, server: Some(server.identity.clone()) })
-                }
-                _ => Err(Error::config(
-                    "the server reports no binlog_snapshot_file: the binary log is off (set log_bin in my.cnf)",
-                )),
+            let mut positions = Vec::new();
+            for conn in conns.iter_mut() {
+                positions.push(start_mariadb_snapshot(conn, server).await?);
             }
+            Ok(positions)
         }
         Flavor::MySql => {
-            // The lock stops commits for the moment between starting the snapshot and reading the position.
             let mut lock = Conn::new(config.connection.clone())
                 .await
                 .map_err(|cause| source_error("cannot connect to take the snapshot's position", cause))?;
             lock.query_drop("FLUSH TABLES WITH READ LOCK").await.map_err(|cause| {
                 source_error("cannot hold commits while the snapshot starts (grant RELOAD to the user)", cause)
             })?;
-            let started = conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY").await;
+            let mut started = Ok(());
+            for conn in conns.iter_mut() {
+                started = conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY").await;
+                if started.is_err() {
+                    break;
+                }
+            }
             let position = current_position(&mut lock, server).await;
             let unlocked = lock.query_drop("UNLOCK TABLES").await;
             let _ = lock.disconnect().await;
             started.map_err(|cause| source_error("cannot start a consistent snapshot", cause))?;
             unlocked.map_err(|cause| source_error("cannot release the read lock", cause))?;
-            position
+            let position = position?;
+            Ok(vec![position; conns.len()])
         }
+    }
+}
+
+/// Starts a MariaDB consistent snapshot on `conn`, which reports its own binlog position: no lock is needed.
+async fn start_mariadb_snapshot(conn: &mut Conn, server: &ServerInfo) -> Result<BinlogPosition> {
+    conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+        .await
+        .map_err(|cause| source_error("cannot start a consistent snapshot", cause))?;
+    let status: Vec<(String, String)> = conn
+        .query("SHOW STATUS LIKE 'binlog_snapshot_%'")
+        .await
+        .map_err(|cause| source_error("cannot read the snapshot's binlog position", cause))?;
+    let value = |name: &str| status.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
+    match (value("binlog_snapshot_file"), value("binlog_snapshot_position")) {
+        (Some(file), Some(offset)) if !file.is_empty() => {
+            let offset = offset
+                .parse()
+                .map_err(|_| Error::state(format!("binlog_snapshot_position `{offset}` is not a number")))?;
+            let gtid = gtid_if_unchanged(conn, &file, offset).await?;
+            Ok(BinlogPosition { file, offset, gtid, server: Some(server.identity.clone()) })
+        }
+        _ => Err(Error::config(
+            "the server reports no binlog_snapshot_file: the binary log is off (set log_bin in my.cnf)",
+        )),
     }
 }
 
