@@ -189,6 +189,11 @@ impl PrivateMariaDb {
     }
 }
 
+/// Whether `SELECT VERSION()` names a MariaDB server (else MySQL).
+fn is_mariadb_version(version: &str) -> bool {
+    version.contains("MariaDB")
+}
+
 /// The MySQL server of `CONNECTOR_TEST_MYSQL_REPLICA_URL`, made a GTID replica of one test database of
 /// `CONNECTOR_TEST_MYSQL_URL`'s server (MySQL, not MariaDB), which must reach that server at the URL's host and
 /// port (`scripts/test.sh` starts both). Only the test's database is replicated, from the primary's current
@@ -407,13 +412,14 @@ impl MySqlDatabase {
 
     /// Whether the server is MariaDB (else MySQL), for the statements and limits in which they differ.
     pub async fn is_mariadb(&self) -> bool {
-        self.query_value("SELECT VERSION()").await.contains("MariaDB")
+        is_mariadb_version(&self.query_value("SELECT VERSION()").await)
     }
 
     /// The server's current binlog file and offset: `SHOW MASTER STATUS`, which MySQL 8.4 renamed
     /// `SHOW BINARY LOG STATUS` (8.2+; MariaDB and MySQL 8.0 have only the old name).
     pub async fn binlog_status(&self) -> (String, u64) {
-        let statement = if self.is_mariadb().await || self.query_value("SELECT VERSION()").await.starts_with("8.0.") {
+        let version = self.query_value("SELECT VERSION()").await;
+        let statement = if is_mariadb_version(&version) || version.starts_with("8.0.") {
             "SHOW MASTER STATUS"
         } else {
             "SHOW BINARY LOG STATUS"
