@@ -200,6 +200,11 @@ pub struct CommonSyncArgs {
     /// How deletes land: hard (remove the row), soft (flag _cdc_deleted), history (SCD type 2 versions).
     #[arg(long, value_enum, default_value_t = DeleteModeArg::Hard)]
     pub delete_mode: DeleteModeArg,
+
+    /// Create tables without deletion vectors: every merge rewrites the files it changes, and readers
+    /// limited to Delta reader version 1 (e.g. `deltalake`'s `to_pyarrow_table`) can read them.
+    #[arg(long)]
+    pub no_deletion_vectors: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -29,10 +29,19 @@ pub struct TableOptions {
     /// rather than appended as a changelog).
     pub key: Option<Vec<String>>,
     pub target_file_size: u64,
+    /// Whether a new table lets merges mark changed rows deleted (deletion vectors) instead of rewriting
+    /// their files. Set when the table is created, as its `delta.enableDeletionVectors` property; readers
+    /// need Delta's reader version 3 for such tables.
+    pub deletion_vectors: bool,
 }
 
 impl Default for TableOptions {
     fn default() -> Self {
-        TableOptions { delete_mode: DeleteMode::Hard, key: None, target_file_size: DEFAULT_TARGET_FILE_SIZE }
+        TableOptions {
+            delete_mode: DeleteMode::Hard,
+            key: None,
+            target_file_size: DEFAULT_TARGET_FILE_SIZE,
+            deletion_vectors: true,
+        }
     }
 }

@@ -60,7 +60,11 @@ pub async fn sync(args: SyncArgs) -> Result<ExitCode> {
 
 fn pipeline_from_flags(tables: Vec<String>, common: CommonSyncArgs) -> Result<(PipelineConfig, SyncMode)> {
     check_pipeline_name(&common.pipeline).map_err(|reason| Error::config(format!("--pipeline: {reason}")))?;
-    let options = TableOptions { delete_mode: common.delete_mode.into(), ..TableOptions::default() };
+    let options = TableOptions {
+        delete_mode: common.delete_mode.into(),
+        deletion_vectors: !common.no_deletion_vectors,
+        ..TableOptions::default()
+    };
     let table_options: BTreeMap<String, TableOptions> =
         tables.iter().map(|table| (table.clone(), options.clone())).collect();
     let (mode, schedule) = if common.continuous {

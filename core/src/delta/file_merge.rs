@@ -13,27 +13,31 @@
 
 use std::ops::Range;
 
-use deltalake::arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array};
-use deltalake::arrow::compute::{cast, take_record_batch};
+use deltalake::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array};
+use deltalake::arrow::compute::{cast, filter_record_batch, take_record_batch};
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::arrow::row::{RowConverter, SortField};
 use deltalake::kernel::transaction::CommitProperties;
-use deltalake::kernel::{Action, Add};
+use deltalake::kernel::{Action, Add, DeletionVectorDescriptor};
 use deltalake::logstore::ObjectStoreRef;
 use deltalake::logstore::parquet_reader::ParquetObjectReader;
 use deltalake::parquet::arrow::ProjectionMask;
+use deltalake::parquet::arrow::arrow_reader::RowSelection;
 use deltalake::parquet::arrow::async_reader::{ParquetRecordBatchStream, ParquetRecordBatchStreamBuilder};
 use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableError};
 use futures::TryStreamExt;
+use roaring::RoaringTreemap;
 
 use super::column_compression::parquet_properties_for;
+use super::deletion_vectors::{self, read_deleted_rows, write_deletion_vectors};
 use super::file_selection::{TargetFile, select_files};
 use super::merge::MergeCounts;
 use super::merge_commit::commit_merge;
 use super::merge_source::MergeSource;
 use super::stored_rows::{ChangedKeys, StoredRowRewrite};
+use crate::metadata_column::IS_CURRENT;
 use crate::options::DeleteMode;
 
 /// Rows per batch read from a stored file: small enough that a batch and its rewrite stay a few MiB.
@@ -75,15 +79,35 @@ pub(crate) async fn merge_by_file_rewrite(
         files_skipped: selection.skipped,
         ..MergeCounts::default()
     };
+    // A TRUNCATE concerns every row, so no file is worth marking.
+    let marking = (deletion_vectors::enabled(state) && !truncated)
+        .then(|| Marking { small_file: target_file_size.min(MAX_REWRITTEN_FILE_SIZE) / 4, mode });
     let mut actions: Vec<Action> = Vec::new();
-    // Files to read and rewrite; in hard mode a TRUNCATE drops every file unread.
-    let mut rewritten: Vec<TargetFile> = Vec::new();
+    // Files to read and rewrite (with the rows their deletion vector already removes); in hard mode a TRUNCATE
+    // drops every file unread.
+    let mut rewritten: Vec<(TargetFile, RoaringTreemap)> = Vec::new();
+    let mut marked: Vec<MarkedFile> = Vec::new();
     for file in selection.candidates {
+        let deleted = match &file.deletion_vector {
+            Some(descriptor) => read_deleted_rows(&store, descriptor).await?,
+            None => RoaringTreemap::new(),
+        };
         if mode == DeleteMode::Hard && truncated {
-            rewrite.deleted += file.row_count.unwrap_or(0);
+            rewrite.deleted += file.row_count.unwrap_or(0).saturating_sub(deleted.len() as usize);
             actions.push(Action::Remove(file.remove));
-        } else if truncated || (!changed.is_empty() && holds_changed_key(&store, &file, key_columns, &changed).await?) {
-            rewritten.push(file);
+        } else if truncated {
+            rewritten.push((file, deleted));
+        } else if !changed.is_empty() {
+            let found = find_changed_rows(&store, &file, key_columns, &changed, &deleted, marking.as_ref()).await?;
+            if found.positions.is_empty() {
+                continue;
+            }
+            match &marking {
+                Some(marking) if marking.worth_it(&file, &deleted, &found) => {
+                    marked.push(MarkedFile { file, deleted: deleted | &found.positions, found })
+                }
+                _ => rewritten.push((file, deleted)),
+            }
         }
     }
 
@@ -91,10 +115,12 @@ pub(crate) async fn merge_by_file_rewrite(
     // The changed rows stand for the table's values when judging which columns are worth compressing.
     let properties = parquet_properties_for(&source.rows);
     let mut adds: Vec<Add> = Vec::new();
-    for (file, rows) in rewritten.into_iter().zip(&routes.per_file) {
+    for ((file, deleted), rows) in rewritten.into_iter().zip(&routes.per_file) {
         let mut writer = new_writer(table, target_file_size, &properties)?;
         let mut stream = open(&store, &file, None).await?;
+        let mut position = 0;
         while let Some(stored) = stream.try_next().await? {
+            let stored = without_deleted_rows(stored, &deleted, &mut position)?;
             let stored = align_to_schema(&stored, &schema)?;
             let kept = rewrite.rewrite(stored, &changed)?;
             if kept.num_rows() > 0 {
@@ -106,8 +132,31 @@ pub(crate) async fn merge_by_file_rewrite(
         actions.push(Action::Remove(file.remove));
     }
     let mut writer = new_writer(table, target_file_size, &properties)?;
+    // The marked rows' new versions join the rows no rewritten file takes.
+    for file in &marked {
+        if !rewrite.needs_stored_rows() {
+            rewrite.count_dropped(file.found.source_rows.iter().copied());
+            continue;
+        }
+        let mut stream = open_rows(&store, &file.file, &file.found).await?;
+        while let Some(stored) = stream.try_next().await? {
+            let kept = rewrite.rewrite(align_to_schema(&stored, &schema)?, &changed)?;
+            if kept.num_rows() > 0 {
+                writer.write(kept).await?;
+            }
+        }
+    }
     write_source_rows(&mut writer, &source, &routes.order[routes.unrouted.clone()]).await?;
     adds.extend(writer.flush().await?);
+    counts.files_removed = actions.len();
+    counts.files_added = adds.len();
+    counts.files_marked = marked.len();
+    let vectors: Vec<RoaringTreemap> = marked.iter().map(|file| file.deleted.clone()).collect();
+    let descriptors = write_deletion_vectors(&store, &vectors).await?;
+    for (file, descriptor) in marked.into_iter().zip(descriptors) {
+        actions.push(Action::Remove(file.file.remove));
+        adds.push(with_deletion_vector(file.file.add, descriptor)?);
+    }
 
     counts.inserted = match mode {
         // Every version is a new row; the rows it replaces were counted as updated.
@@ -118,8 +167,6 @@ pub(crate) async fn merge_by_file_rewrite(
     };
     counts.updated = rewrite.updated;
     counts.deleted = rewrite.deleted;
-    counts.files_removed = actions.len();
-    counts.files_added = adds.len();
     actions.extend(adds.into_iter().map(Action::Add));
 
     let matched_keys = (!truncated).then_some(matching_keys.as_slice());
@@ -127,28 +174,143 @@ pub(crate) async fn merge_by_file_rewrite(
     Ok((merged, counts))
 }
 
-/// Whether one of the file's stored keys changed, reading its key columns only.
-async fn holds_changed_key(
+/// When a merge marks a file's changed rows deleted instead of rewriting it.
+struct Marking {
+    /// Files below this size are rewritten: it costs little and gathers the new rows that land in small
+    /// files, instead of leaving one small file per merge.
+    small_file: u64,
+    mode: DeleteMode,
+}
+
+impl Marking {
+    /// A file is marked while at most a quarter of its rows would be deleted: beyond, readers would skip
+    /// more than they read, and the rewrite that drops them is due.
+    fn worth_it(&self, file: &TargetFile, deleted: &RoaringTreemap, found: &ChangedRows) -> bool {
+        let stats_count_rows = file.row_count.is_some_and(|rows| rows as u64 == found.file_rows);
+        let deleted_after = deleted.len() + found.positions.len();
+        stats_count_rows && file.size >= self.small_file && deleted_after * 4 <= found.file_rows
+    }
+
+    /// In history mode only a key's current version changes; its older ones stay where they are.
+    fn current_versions_only(&self) -> bool {
+        self.mode == DeleteMode::History
+    }
+}
+
+/// A file whose changed rows are marked deleted rather than rewritten.
+struct MarkedFile {
+    file: TargetFile,
+    /// The rows deleted once the merge commits: those deleted before and the changed ones.
+    deleted: RoaringTreemap,
+    found: ChangedRows,
+}
+
+/// Where a file holds rows a change concerns.
+#[derive(Debug, Default)]
+struct ChangedRows {
+    /// Positions (from 0, deleted rows counted) of the concerned rows still in the table.
+    positions: RoaringTreemap,
+    /// The source row changing each position, in position order.
+    source_rows: Vec<u32>,
+    /// Rows in the file, deleted ones included (all of them only when every key was read).
+    file_rows: u64,
+}
+
+/// Finds the file's rows a change concerns, reading its key columns only (and, in history mode, whether a
+/// row is its key's current version). Without `marking` it stops at the first: the file is rewritten whole.
+async fn find_changed_rows(
     store: &ObjectStoreRef,
     file: &TargetFile,
     key_columns: &[String],
     changed: &ChangedKeys<'_>,
-) -> Result<bool, DeltaTableError> {
-    let mut stream = open(store, file, Some(key_columns)).await?;
-    while let Some(keys) = stream.try_next().await? {
-        let arrays: Vec<ArrayRef> = key_columns
+    deleted: &RoaringTreemap,
+    marking: Option<&Marking>,
+) -> Result<ChangedRows, DeltaTableError> {
+    let current_only = marking.is_some_and(Marking::current_versions_only);
+    let mut columns = key_columns.to_vec();
+    if current_only {
+        columns.push(IS_CURRENT.to_string());
+    }
+    let mut stream = open(store, file, Some(&columns)).await?;
+    let mut found = ChangedRows::default();
+    while let Some(batch) = stream.try_next().await? {
+        let arrays: Vec<ArrayRef> = columns
             .iter()
-            .map(|key| {
-                keys.column_by_name(key).cloned().ok_or_else(|| {
-                    DeltaTableError::Generic(format!("data file {} has no key column `{key}`", file.location))
+            .map(|name| {
+                batch.column_by_name(name).cloned().ok_or_else(|| {
+                    DeltaTableError::Generic(format!("data file {} has no column `{name}`", file.location))
                 })
             })
             .collect::<Result<_, _>>()?;
-        if changed.matches(&arrays)?.iter().any(Option::is_some) {
-            return Ok(true);
+        let current = current_only.then(|| arrays[key_columns.len()].as_boolean_opt().cloned()).flatten();
+        let matches = changed.matches(&arrays[..key_columns.len()])?;
+        for (row, source_row) in matches.into_iter().enumerate() {
+            let position = found.file_rows + row as u64;
+            let Some(source_row) = source_row else { continue };
+            let is_current = current.as_ref().is_none_or(|flags| flags.is_valid(row) && flags.value(row));
+            if is_current && !deleted.contains(position) {
+                found.positions.insert(position);
+                found.source_rows.push(source_row);
+            }
+        }
+        found.file_rows += batch.num_rows() as u64;
+        if marking.is_none() && !found.positions.is_empty() {
+            break;
         }
     }
-    Ok(false)
+    Ok(found)
+}
+
+/// Streams the rows of a file at `found`'s positions, all columns.
+async fn open_rows(
+    store: &ObjectStoreRef,
+    file: &TargetFile,
+    found: &ChangedRows,
+) -> Result<ParquetRecordBatchStream<ParquetObjectReader>, DeltaTableError> {
+    let mut ranges: Vec<Range<usize>> = Vec::new();
+    for position in &found.positions {
+        let position = position as usize;
+        match ranges.last_mut() {
+            Some(range) if range.end == position => range.end += 1,
+            _ => ranges.push(position..position + 1),
+        }
+    }
+    let selection = RowSelection::from_consecutive_ranges(ranges.into_iter(), found.file_rows as usize);
+    let reader = ParquetObjectReader::new(store.clone(), file.location.clone()).with_file_size(file.size);
+    let builder = ParquetRecordBatchStreamBuilder::new(reader).await?.with_batch_size(READ_BATCH_ROWS);
+    Ok(builder.with_row_selection(selection).build()?)
+}
+
+/// `stored` without the rows its file's deletion vector removes; `position` is the file row `stored` starts
+/// at, moved past it.
+fn without_deleted_rows(
+    stored: RecordBatch,
+    deleted: &RoaringTreemap,
+    position: &mut u64,
+) -> Result<RecordBatch, DeltaTableError> {
+    let start = *position;
+    *position += stored.num_rows() as u64;
+    if deleted.range_cardinality(start..*position) == 0 {
+        return Ok(stored);
+    }
+    let keep: BooleanArray = (start..*position).map(|row| Some(!deleted.contains(row))).collect();
+    Ok(filter_record_batch(&stored, &keep)?)
+}
+
+/// The file's add action again, now with `deletion_vector`. Its statistics stay those of all its rows, as the
+/// protocol asks (`numRecords` counts the deleted rows too), and say that their bounds may be wider than the
+/// rows left.
+fn with_deletion_vector(add: Add, deletion_vector: DeletionVectorDescriptor) -> Result<Add, DeltaTableError> {
+    let stats = match add.stats.as_deref().map(serde_json::from_str::<serde_json::Value>) {
+        Some(Ok(serde_json::Value::Object(mut stats))) => {
+            stats.insert("tightBounds".into(), serde_json::Value::Bool(false));
+            Some(serde_json::Value::Object(stats).to_string())
+        }
+        Some(Ok(_) | Err(_)) | None => {
+            return Err(DeltaTableError::Generic(format!("data file {} has no readable statistics", add.path)));
+        }
+    };
+    Ok(Add { deletion_vector: Some(deletion_vector), data_change: true, stats, ..add })
 }
 
 /// Streams a data file's rows, all columns or only `columns`.
@@ -224,7 +386,7 @@ struct Routes {
 fn route_written_rows(
     source: &MergeSource,
     source_keys: &[ArrayRef],
-    rewritten: &[TargetFile],
+    rewritten: &[(TargetFile, RoaringTreemap)],
 ) -> Result<Routes, DeltaTableError> {
     let converter =
         RowConverter::new(source_keys.iter().map(|keys| SortField::new(keys.data_type().clone())).collect())?;
@@ -239,7 +401,7 @@ fn route_written_rows(
     // Rows in a file's range form a run of `order` (sorted by the first key column first).
     let mut runs: Vec<(usize, Range<usize>)> = Vec::new();
     let mut taken_until = 0;
-    for (file, target) in rewritten.iter().enumerate() {
+    for (file, (target, _)) in rewritten.iter().enumerate() {
         let Some((min, max)) = &target.first_key_range else { continue };
         let start = taken_until.max(order_partition(&order, |index| key_of(index) < min.row()));
         let end = order_partition(&order, |index| key_of(index) <= max.row()).max(start);

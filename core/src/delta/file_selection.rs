@@ -13,8 +13,11 @@ use deltalake::arrow::datatypes::DataType;
 use deltalake::arrow::row::{OwnedRow, Row, RowConverter, Rows, SortField};
 use deltalake::datafusion::common::Column;
 use deltalake::datafusion::physical_optimizer::pruning::PruningStatistics;
-use deltalake::kernel::Remove;
+use deltalake::kernel::LogicalFileView;
+use deltalake::kernel::{Add, DeletionVectorDescriptor, Remove};
 use deltalake::table::state::DeltaTableState;
+
+use super::deletion_vectors::readable;
 
 /// A data file a merge reads, and what it needs to replace it.
 #[derive(Debug)]
@@ -22,6 +25,11 @@ pub(crate) struct TargetFile {
     pub location: Path,
     pub size: u64,
     pub remove: Remove,
+    /// The file as the log adds it, to add it again with a new deletion vector.
+    pub add: Add,
+    /// The rows already deleted from the file, when it has a deletion vector.
+    pub deletion_vector: Option<DeletionVectorDescriptor>,
+    /// Rows in the file, deleted ones included.
     pub row_count: Option<usize>,
     /// The file's min and max of the first key column, encoded in key order, when its statistics tell.
     pub first_key_range: Option<(OwnedRow, OwnedRow)>,
@@ -43,8 +51,9 @@ pub(crate) fn unreadable_layout(state: &DeltaTableState) -> Option<&'static str>
     if metadata.configuration().get("delta.columnMapping.mode").is_some_and(|mode| mode != "none") {
         return Some("column mapping");
     }
-    if state.log_data().iter().any(|file| file.deletion_vector_descriptor().is_some()) {
-        return Some("deletion vectors");
+    let unreadable = |file: LogicalFileView| file.deletion_vector_descriptor().is_some_and(|dv| !readable(&dv));
+    if state.log_data().iter().any(unreadable) {
+        return Some("deletion vectors at absolute paths");
     }
     None
 }
@@ -88,6 +97,10 @@ pub(crate) fn select_files(
             location: file.object_store_path(),
             size: u64::try_from(file.size()).unwrap_or(0),
             remove: file.remove_action(true),
+            // Deprecated for reading a file's fields; here the whole action is what is wanted.
+            #[allow(deprecated)]
+            add: file.add_action(),
+            deletion_vector: file.deletion_vector_descriptor(),
             row_count: file.num_records(),
             first_key_range,
         });

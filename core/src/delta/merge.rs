@@ -34,6 +34,8 @@ pub struct MergeCounts {
     pub deleted: usize,
     pub files_added: usize,
     pub files_removed: usize,
+    /// Files whose changed rows were marked deleted (a deletion vector) instead of rewriting them.
+    pub files_marked: usize,
     pub files_scanned: usize,
     pub files_skipped: usize,
 }
@@ -120,6 +122,7 @@ pub(crate) async fn merge_changes(request: MergeRequest<'_>) -> Result<(DeltaTab
             files_removed: metrics.num_target_files_removed,
             files_scanned: metrics.num_target_files_scanned,
             files_skipped: metrics.num_target_files_skipped_during_scan,
+            files_marked: 0,
         },
     ))
 }

@@ -5,6 +5,7 @@ mod changelog;
 mod column_compression;
 mod commit_state;
 mod cursor_advance;
+mod deletion_vectors;
 mod evolution;
 mod file_merge;
 mod file_selection;
@@ -32,7 +33,7 @@ use deltalake::kernel::{StructField, StructType};
 use deltalake::logstore::object_store::ObjectStore;
 use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
-use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError, TableProperty};
 use tracing::{debug, info};
 
 pub use commit_state::CommittedState;
@@ -176,8 +177,11 @@ async fn create_table(table: DeltaTable, schema: &TableSchema, options: &TableOp
         let field = metadata_column::field(name);
         fields.push(StructField::new(name, delta_type_of(&schema.id, name, field.data_type())?, true));
     }
-    table
-        .create()
+    let mut create = table.create();
+    if options.deletion_vectors {
+        create = create.with_configuration_property(TableProperty::EnableDeletionVectors, Some("true"));
+    }
+    create
         .with_columns(fields)
         .with_table_name(&schema.id.name)
         .with_comment(format!("{} captured by the connector", schema.id))

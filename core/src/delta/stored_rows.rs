@@ -75,6 +75,24 @@ impl<'a> StoredRowRewrite<'a> {
         StoredRowRewrite { source, mode, key_positions, matched_source_rows, updated: 0, deleted: 0 }
     }
 
+    /// Whether the rows a change concerns must be read to apply it: soft and history modes keep them, marked;
+    /// hard mode drops them, so knowing where they are is enough.
+    pub fn needs_stored_rows(&self) -> bool {
+        self.mode != DeleteMode::Hard
+    }
+
+    /// Counts stored rows dropped in hard mode without reading them, given the source row changing each.
+    pub fn count_dropped(&mut self, source_rows: impl IntoIterator<Item = u32>) {
+        for source_row in source_rows {
+            self.matched_source_rows[source_row as usize] = true;
+            if self.source.is_delete(source_row as usize) {
+                self.deleted += 1;
+            } else {
+                self.updated += 1;
+            }
+        }
+    }
+
     /// The rows of `stored` (aligned to the table's schema) as they stay in the table.
     pub fn rewrite(&mut self, stored: RecordBatch, keys: &ChangedKeys<'_>) -> Result<RecordBatch, ArrowError> {
         let stored_keys: Vec<ArrayRef> =
@@ -87,13 +105,7 @@ impl<'a> StoredRowRewrite<'a> {
             // With a TRUNCATE every stored row goes: files are dropped without being read.
             DeleteMode::Hard => {
                 let keep: BooleanArray = matches.iter().map(|matched| Some(matched.is_none())).collect();
-                for &source_row in matches.iter().flatten() {
-                    if self.source.is_delete(source_row as usize) {
-                        self.deleted += 1;
-                    } else {
-                        self.updated += 1;
-                    }
-                }
+                self.count_dropped(matches.iter().flatten().copied());
                 filter_record_batch(&stored, &keep)
             }
             DeleteMode::Soft => {
