@@ -86,7 +86,13 @@ impl GtidState {
     /// A MySQL transaction's GTID (`sid`, the 16 bytes of its source UUID, and its number) joins the set.
     pub fn record_mysql(&mut self, sid: [u8; 16], number: u64) {
         if let GtidState::MySql(sets) = self {
-            let intervals = sets.entry(uuid_text(sid)).or_default();
+            // Every transaction names its source: the text is formatted on the stack, allocated only for a new one.
+            let mut buffer = uuid::Uuid::encode_buffer();
+            let uuid = uuid::Uuid::from_bytes(sid).hyphenated().encode_lower(&mut buffer);
+            if !sets.contains_key(uuid as &str) {
+                sets.insert(uuid.to_string(), Vec::new());
+            }
+            let Some(intervals) = sets.get_mut(uuid as &str) else { return };
             match intervals.last_mut() {
                 // Transactions of one source arrive in order: the common case extends the last interval.
                 Some((_, end)) if *end + 1 == number => *end = number,
@@ -127,22 +133,25 @@ impl GtidState {
 
 impl fmt::Display for GtidState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let parts: Vec<String> = match self {
+        // Written piece by piece: MySQL positions format the state once per transaction.
+        match self {
             GtidState::MariaDb(domains) => {
-                domains.iter().map(|(domain, (server, sequence))| format!("{domain}-{server}-{sequence}")).collect()
+                for (index, (domain, (server, sequence))) in domains.iter().enumerate() {
+                    let separator = if index == 0 { "" } else { "," };
+                    write!(f, "{separator}{domain}-{server}-{sequence}")?;
+                }
             }
-            GtidState::MySql(sets) => sets
-                .iter()
-                .map(|(uuid, intervals)| {
-                    let intervals: Vec<String> = intervals
-                        .iter()
-                        .map(|&(start, end)| if start == end { start.to_string() } else { format!("{start}-{end}") })
-                        .collect();
-                    format!("{uuid}:{}", intervals.join(":"))
-                })
-                .collect(),
-        };
-        f.write_str(&parts.join(","))
+            GtidState::MySql(sets) => {
+                for (index, (uuid, intervals)) in sets.iter().enumerate() {
+                    f.write_str(if index == 0 { "" } else { "," })?;
+                    f.write_str(uuid)?;
+                    for &(start, end) in intervals {
+                        if start == end { write!(f, ":{start}")? } else { write!(f, ":{start}-{end}")? }
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -160,11 +169,6 @@ fn normalise(intervals: &mut Vec<(u64, u64)>) {
 }
 
 /// `3e11fa47-71ca-11e1-9e33-c80aa9429562` from a UUID's 16 bytes.
-fn uuid_text(sid: [u8; 16]) -> String {
-    let hex: String = sid.iter().map(|byte| format!("{byte:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,14 +25,14 @@ use crate::options::DeleteMode;
 pub(crate) struct ChangedKeys<'a> {
     converter: &'a RowConverter,
     /// Source row of each changed key. Rows with a null key part match nothing, as in a MERGE.
-    source_row_of_key: HashMap<Row<'a>, u32>,
+    source_row_of_key: HashMap<Row<'a>, u32, foldhash::fast::RandomState>,
 }
 
 impl<'a> ChangedKeys<'a> {
     /// `encoded` holds the keys of the source's matching rows, encoded by `converter`; `key_arrays` the same
     /// keys as arrays (to skip nulls).
     pub fn new(converter: &'a RowConverter, encoded: &'a Rows, key_arrays: &[ArrayRef]) -> Self {
-        let mut source_row_of_key = HashMap::with_capacity(encoded.num_rows());
+        let mut source_row_of_key = HashMap::with_capacity_and_hasher(encoded.num_rows(), Default::default());
         for row in 0..encoded.num_rows() {
             if key_arrays.iter().all(|keys| keys.is_valid(row)) {
                 source_row_of_key.insert(encoded.row(row), row as u32);
