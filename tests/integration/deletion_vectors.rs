@@ -10,7 +10,9 @@ use connector_core::metadata_column::{DELETED, DELETED_AT, IS_CURRENT, OPERATION
 use connector_core::options::{DeleteMode, TableOptions};
 use connector_core::schema::TableSchema;
 
-use crate::support::delta::{Changes, Order, TempLake, at_second, lsn, order_rows, orders_schema, read_rows};
+use crate::support::delta::{
+    Changes, Order, TempLake, at_second, lsn, order_rows, orders_schema, python_reading, read_rows,
+};
 
 /// Rows in the snapshot's one file.
 const SNAPSHOT_ROWS: i64 = 100;
@@ -197,16 +199,7 @@ for name, rows in readers:
 sys.stdout.flush()
 os._exit(0)
 "#;
-    let output = std::process::Command::new("python3")
-        .args(["-c", script, url.to_file_path().expect("local path").to_str().expect("utf-8")])
-        .output()
-        .expect("python3 runs");
-    assert!(
-        output.status.success(),
-        "python failed (install the readers with `pip install deltalake polars pyarrow`): {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = python_reading(script, &url, "deltalake polars pyarrow");
     for reader in ["deltalake", "polars"] {
         let mut rows: Vec<String> =
             stdout.lines().filter_map(|line| line.strip_prefix(&format!("{reader}|"))).map(str::to_string).collect();

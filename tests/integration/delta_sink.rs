@@ -11,7 +11,7 @@ use connector_core::schema::TableSchema;
 
 use connector_core::deltalake::logstore::object_store::local::LocalFileSystem;
 
-use crate::support::delta::{Changes, TempLake, at_second, lsn, order_rows, orders_schema, read_rows};
+use crate::support::delta::{Changes, TempLake, at_second, lsn, order_rows, orders_schema, python_reading, read_rows};
 use crate::support::faulty_store::FaultyStore;
 
 fn snapshot_cursor(position: u64, rows_copied: u64, complete: bool) -> TableCursor {
@@ -315,16 +315,8 @@ async fn the_python_deltalake_reader_sees_the_same_rows() {
         for row in sorted(rows, key=lambda r: r['id']): print(f\"{row['id']}|{row['customer']}|{row['amount']}\")\n\
         sys.stdout.flush()\n\
         os._exit(0)";
-    let output = std::process::Command::new("python3")
-        .args(["-c", script, url.to_file_path().expect("local path").to_str().expect("utf-8")])
-        .output()
-        .expect("python3 runs");
-    assert!(
-        output.status.success(),
-        "python deltalake failed (install it with `pip install deltalake`): {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let python_rows: Vec<String> = String::from_utf8_lossy(&output.stdout).lines().map(str::to_string).collect();
+    let python_rows: Vec<String> =
+        python_reading(script, &url, "deltalake pyarrow").lines().map(str::to_string).collect();
     assert_eq!(python_rows, read_rows(&url, &["id", "customer", "amount"]).await);
     assert_eq!(python_rows, vec!["1|ada|11", "3|cy|30", "4|dee|40", "5|eve|50"]);
 }

@@ -158,3 +158,18 @@ pub async fn read_rows_with(url: &Url, storage_options: HashMap<String, String>,
     }
     rows
 }
+
+/// Runs a Python `script` with the local path of the table at `url` as its argument and returns what it
+/// printed; fails the test with the script's error and `install` (the packages it needs) when it fails.
+pub fn python_reading(script: &str, url: &Url, install: &str) -> String {
+    let output = std::process::Command::new("python3")
+        .args(["-c", script, url.to_file_path().expect("local path").to_str().expect("utf-8")])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        output.status.success(),
+        "the Python reader failed (install it with `pip install {install}`): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
