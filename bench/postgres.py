@@ -171,6 +171,7 @@ def continuous_latency(server, connector, lake, env, rate, seconds):
     """Runs the connector continuously while a writer commits `rate` changes/s in 100-row transactions that
     stamp their commit time; a reader polls the Delta table and measures when each stamp became visible."""
     import deltalake
+    import pyarrow
 
     server.psql("CREATE TABLE heartbeat (id int PRIMARY KEY, stamp double precision, filler int)")
     server.psql("INSERT INTO heartbeat SELECT g, 0, 0 FROM generate_series(1, 100) g")
@@ -212,7 +213,9 @@ def continuous_latency(server, connector, lake, env, rate, seconds):
                     table = deltalake.DeltaTable(path)
                 else:
                     table.update_incremental()
-                stamp = max(row["stamp"] for row in table.to_pyarrow_table(columns=["stamp"]).to_pylist())
+                # deltalake's query engine reads deletion vectors (`to_pyarrow_table` refuses such tables).
+                query = deltalake.QueryBuilder().register("t", table).execute("select max(stamp) as stamp from t")
+                stamp = pyarrow.table(query.read_all()).column("stamp")[0].as_py()
                 now = time.time()
                 if stamp > seen:
                     # Every transaction up to this one became visible now (the table keeps only the newest stamp).

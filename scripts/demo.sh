@@ -66,14 +66,20 @@ echo "== second sync: only the changes"
 echo "== what landed"
 "$CONNECTOR" status --dest "$LAKE"
 python3 - "$LAKE" <<'PY'
-import os, sys, deltalake
+import os, sys, deltalake, pyarrow
 lake = sys.argv[1]
-orders = deltalake.DeltaTable(f"{lake}/shop/orders").to_pyarrow_table().to_pylist()
+
+def rows(path):
+    # Through deltalake's query engine, which reads deletion vectors (`to_pyarrow_table` refuses such tables).
+    result = deltalake.QueryBuilder().register("t", deltalake.DeltaTable(path)).execute("select * from t")
+    return pyarrow.table(result.read_all()).to_pylist()
+
+orders = rows(f"{lake}/shop/orders")
 by_status = {}
 for row in orders:
     by_status[row["status"]] = by_status.get(row["status"], 0) + 1
 print(f"shop.orders: {len(orders)} rows, by status {dict(sorted(by_status.items()))}")
-customers = deltalake.DeltaTable(f"{lake}/shop/customers").to_pyarrow_table().to_pylist()
+customers = rows(f"{lake}/shop/customers")
 newest = max(customers, key=lambda row: row["id"])
 print(f"shop.customers: {len(customers)} rows, newest {newest['id']} {newest['name']!r} ({newest['_cdc_op']} at {newest['_cdc_position']})")
 sys.stdout.flush()
