@@ -207,3 +207,27 @@ os._exit(0)
         assert_eq!(rows, ours, "{reader} reads what we read");
     }
 }
+
+#[tokio::test]
+async fn small_files_left_by_merges_are_gathered_so_their_number_stays_bounded() {
+    for deletion_vectors in [true, false] {
+        let lake = TempLake::new();
+        // Files under a quarter of 64 MiB are small: every file of this table.
+        let options = TableOptions { deletion_vectors, ..TableOptions::default() };
+        let (schema, mut table) = hundred_orders(&lake, &options).await;
+        let mut expected: Vec<String> = (1..=SNAPSHOT_ROWS).map(|id| format!("{id}|{}", id * 10)).collect();
+        let mut most_files = 0;
+        // New keys above every file's range: each merge writes a new file and touches no other.
+        for merge_number in 1..=20_i64 {
+            let id = SNAPSHOT_ROWS + merge_number;
+            let changes = Changes::new(&schema).insert(id, "new", id as i32 * 10).commit(100 + merge_number as u64, 1);
+            merge(&mut table, &schema, changes).await;
+            expected.push(format!("{id}|{}", id * 10));
+            let files = table.table().snapshot().expect("loaded").log_data().num_files();
+            most_files = most_files.max(files);
+        }
+        assert!(most_files <= 8, "deletion vectors {deletion_vectors}: at most 8 small files, saw {most_files}");
+        let url = lake.table_url(&schema.id);
+        assert_eq!(read_rows(&url, &["id", "amount"]).await, expected, "deletion vectors {deletion_vectors}");
+    }
+}

@@ -32,7 +32,7 @@ use roaring::RoaringTreemap;
 
 use super::column_compression::parquet_properties_for;
 use super::deletion_vectors::{self, read_deleted_rows, write_deletion_vectors};
-use super::file_selection::{TargetFile, select_files};
+use super::file_selection::{TargetFile, by_first_key, select_files};
 use super::merge::MergeCounts;
 use super::merge_commit::commit_merge;
 use super::merge_source::MergeSource;
@@ -42,6 +42,8 @@ use crate::options::DeleteMode;
 
 /// Rows per batch read from a stored file: small enough that a batch and its rewrite stay a few MiB.
 const READ_BATCH_ROWS: usize = 8192;
+/// Small files a table may have before a merge gathers them (see `merge_by_file_rewrite`).
+const GATHER_SMALL_FILES_AT: usize = 8;
 /// New row versions written per batch (taken from the change, so a copy of this many rows at a time).
 const WRITE_BATCH_ROWS: usize = 65_536;
 
@@ -70,7 +72,13 @@ pub(crate) async fn merge_by_file_rewrite(
     let changed = ChangedKeys::new(&converter, &encoded_matching, &matching_keys);
 
     let truncated = source.truncate_time.is_some();
-    let selection = select_files(state, key_columns, &matching_keys, truncated)?;
+    let small_file = target_file_size.min(MAX_REWRITTEN_FILE_SIZE) / 4;
+    let selection = select_files(state, key_columns, &matching_keys, truncated, small_file)?;
+    // Merges leave small files behind (new keys, new versions of marked rows). Once a table has enough of them,
+    // a merge gathers them all into the files it writes anyway, so their number stays bounded.
+    let small_files =
+        selection.small_skipped.len() + selection.candidates.iter().filter(|file| file.size < small_file).count();
+    let gathering = !truncated && small_files >= GATHER_SMALL_FILES_AT;
     let store = table.log_store().object_store(None);
     let mut rewrite = StoredRowRewrite::new(&source, mode, key_positions.clone());
     let mut counts = MergeCounts {
@@ -80,8 +88,7 @@ pub(crate) async fn merge_by_file_rewrite(
         ..MergeCounts::default()
     };
     // A TRUNCATE concerns every row, so no file is worth marking.
-    let marking = (deletion_vectors::enabled(state) && !truncated)
-        .then(|| Marking { small_file: target_file_size.min(MAX_REWRITTEN_FILE_SIZE) / 4, mode });
+    let marking = (deletion_vectors::enabled(state) && !truncated).then_some(Marking { small_file, mode });
     let mut actions: Vec<Action> = Vec::new();
     // Files to read and rewrite (with the rows their deletion vector already removes); in hard mode a TRUNCATE
     // drops every file unread.
@@ -95,7 +102,7 @@ pub(crate) async fn merge_by_file_rewrite(
         if mode == DeleteMode::Hard && truncated {
             rewrite.deleted += file.row_count.unwrap_or(0).saturating_sub(deleted.len() as usize);
             actions.push(Action::Remove(file.remove));
-        } else if truncated {
+        } else if truncated || (gathering && file.size < small_file) {
             rewritten.push((file, deleted));
         } else if !changed.is_empty() {
             let found = find_changed_rows(&store, &file, key_columns, &changed, &deleted, marking.as_ref()).await?;
@@ -111,28 +118,34 @@ pub(crate) async fn merge_by_file_rewrite(
         }
     }
 
+    if gathering {
+        for file in selection.small_skipped {
+            let deleted = match &file.deletion_vector {
+                Some(descriptor) => read_deleted_rows(&store, descriptor).await?,
+                None => RoaringTreemap::new(),
+            };
+            rewritten.push((file, deleted));
+        }
+        rewritten.sort_by(|(a, _), (b, _)| by_first_key(a, b));
+    }
+
     let routes = route_written_rows(&source, &source_keys, &rewritten)?;
     // The changed rows stand for the table's values when judging which columns are worth compressing.
     let properties = parquet_properties_for(&source.rows);
     let mut adds: Vec<Add> = Vec::new();
+    // Small files, the marked rows' new versions and the rows no rewritten file takes share these files.
+    let mut writer = new_writer(table, target_file_size, &properties)?;
     for ((file, deleted), rows) in rewritten.into_iter().zip(&routes.per_file) {
-        let mut writer = new_writer(table, target_file_size, &properties)?;
-        let mut stream = open(&store, &file, None).await?;
-        let mut position = 0;
-        while let Some(stored) = stream.try_next().await? {
-            let stored = without_deleted_rows(stored, &deleted, &mut position)?;
-            let stored = align_to_schema(&stored, &schema)?;
-            let kept = rewrite.rewrite(stored, &changed)?;
-            if kept.num_rows() > 0 {
-                writer.write(kept).await?;
-            }
+        let routed = &routes.order[rows.clone()];
+        if file.size < small_file {
+            rewrite_file(&mut writer, &store, &file, &deleted, &mut rewrite, &changed, routed).await?;
+        } else {
+            let mut own = new_writer(table, target_file_size, &properties)?;
+            rewrite_file(&mut own, &store, &file, &deleted, &mut rewrite, &changed, routed).await?;
+            adds.extend(own.flush().await?);
         }
-        write_source_rows(&mut writer, &source, &routes.order[rows.clone()]).await?;
-        adds.extend(writer.flush().await?);
         actions.push(Action::Remove(file.remove));
     }
-    let mut writer = new_writer(table, target_file_size, &properties)?;
-    // The marked rows' new versions join the rows no rewritten file takes.
     for file in &marked {
         if !rewrite.needs_stored_rows() {
             rewrite.count_dropped(file.found.source_rows.iter().copied());
@@ -172,6 +185,30 @@ pub(crate) async fn merge_by_file_rewrite(
     let matched_keys = (!truncated).then_some(matching_keys.as_slice());
     let merged = commit_merge(table, actions, commit, key_columns, matched_keys).await?;
     Ok((merged, counts))
+}
+
+/// Streams a file's rows, less those its deletion vector removes, through the merge's rules into `writer`,
+/// followed by the new row versions `routed` to it.
+async fn rewrite_file(
+    writer: &mut RecordBatchWriter,
+    store: &ObjectStoreRef,
+    file: &TargetFile,
+    deleted: &RoaringTreemap,
+    rewrite: &mut StoredRowRewrite<'_>,
+    changed: &ChangedKeys<'_>,
+    routed: &[u32],
+) -> Result<(), DeltaTableError> {
+    let schema = rewrite.source.rows.schema();
+    let mut stream = open(store, file, None).await?;
+    let mut position = 0;
+    while let Some(stored) = stream.try_next().await? {
+        let stored = without_deleted_rows(stored, deleted, &mut position)?;
+        let kept = rewrite.rewrite(align_to_schema(&stored, &schema)?, changed)?;
+        if kept.num_rows() > 0 {
+            writer.write(kept).await?;
+        }
+    }
+    write_source_rows(writer, rewrite.source, routed).await
 }
 
 /// When a merge marks a file's changed rows deleted instead of rewriting it.

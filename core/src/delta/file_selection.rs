@@ -40,6 +40,8 @@ pub(crate) struct FileSelection {
     /// Files that may hold changed keys, in order of their first key's minimum (files without it last).
     pub candidates: Vec<TargetFile>,
     pub skipped: usize,
+    /// The skipped files smaller than the size asked for, to gather with the small candidates.
+    pub small_skipped: Vec<TargetFile>,
 }
 
 /// Why the table's files cannot be read as plain Parquet (they need delta-rs's own reader), if they cannot.
@@ -59,12 +61,13 @@ pub(crate) fn unreadable_layout(state: &DeltaTableState) -> Option<&'static str>
 }
 
 /// The files that may hold one of `keys` (one array per key column, the changed keys' values), or every
-/// file when `every_file` (a TRUNCATE concerns all rows).
+/// file when `every_file` (a TRUNCATE concerns all rows); and the others smaller than `small_file` bytes.
 pub(crate) fn select_files(
     state: &DeltaTableState,
     key_columns: &[String],
     keys: &[ArrayRef],
     every_file: bool,
+    small_file: u64,
 ) -> Result<FileSelection, DeltaTableError> {
     let log_data = state.log_data();
     let file_count = log_data.num_containers();
@@ -89,13 +92,15 @@ pub(crate) fn select_files(
         }
     }
     let mut candidates = Vec::new();
+    let mut small_skipped = Vec::new();
     for ((file, keep), first_key_range) in log_data.iter().zip(kept).zip(first_key_ranges) {
-        if !keep {
+        let size = u64::try_from(file.size()).unwrap_or(0);
+        if !keep && size >= small_file {
             continue;
         }
-        candidates.push(TargetFile {
+        let target = TargetFile {
             location: file.object_store_path(),
-            size: u64::try_from(file.size()).unwrap_or(0),
+            size,
             remove: file.remove_action(true),
             // Deprecated for reading a file's fields; here the whole action is what is wanted.
             #[allow(deprecated)]
@@ -103,13 +108,19 @@ pub(crate) fn select_files(
             deletion_vector: file.deletion_vector_descriptor(),
             row_count: file.num_records(),
             first_key_range,
-        });
+        };
+        if keep { candidates.push(target) } else { small_skipped.push(target) }
     }
-    candidates.sort_by(|a, b| match (&a.first_key_range, &b.first_key_range) {
+    candidates.sort_by(by_first_key);
+    Ok(FileSelection { skipped: file_count - candidates.len(), candidates, small_skipped })
+}
+
+/// Orders files by the minimum of their first key column, files without one last.
+pub(crate) fn by_first_key(a: &TargetFile, b: &TargetFile) -> std::cmp::Ordering {
+    match (&a.first_key_range, &b.first_key_range) {
         (Some((a, _)), Some((b, _))) => a.cmp(b),
         (a, b) => b.is_some().cmp(&a.is_some()),
-    });
-    Ok(FileSelection { skipped: file_count - candidates.len(), candidates })
+    }
 }
 
 /// Per-file min and max of one key column, encoded so they compare like the column's values.
