@@ -95,10 +95,7 @@ pub(crate) async fn merge_by_file_rewrite(
     let mut rewritten: Vec<(TargetFile, RoaringTreemap)> = Vec::new();
     let mut marked: Vec<MarkedFile> = Vec::new();
     for file in selection.candidates {
-        let deleted = match &file.deletion_vector {
-            Some(descriptor) => read_deleted_rows(&store, descriptor).await?,
-            None => RoaringTreemap::new(),
-        };
+        let deleted = deleted_rows(&store, &file).await?;
         if mode == DeleteMode::Hard && truncated {
             rewrite.deleted += file.row_count.unwrap_or(0).saturating_sub(deleted.len() as usize);
             actions.push(Action::Remove(file.remove));
@@ -120,10 +117,7 @@ pub(crate) async fn merge_by_file_rewrite(
 
     if gathering {
         for file in selection.small_skipped {
-            let deleted = match &file.deletion_vector {
-                Some(descriptor) => read_deleted_rows(&store, descriptor).await?,
-                None => RoaringTreemap::new(),
-            };
+            let deleted = deleted_rows(&store, &file).await?;
             rewritten.push((file, deleted));
         }
         rewritten.sort_by(|(a, _), (b, _)| by_first_key(a, b));
@@ -185,6 +179,14 @@ pub(crate) async fn merge_by_file_rewrite(
     let matched_keys = (!truncated).then_some(matching_keys.as_slice());
     let merged = commit_merge(table, actions, commit, key_columns, matched_keys).await?;
     Ok((merged, counts))
+}
+
+/// The rows the file's deletion vector removes (none without one).
+async fn deleted_rows(store: &ObjectStoreRef, file: &TargetFile) -> Result<RoaringTreemap, DeltaTableError> {
+    match &file.deletion_vector {
+        Some(descriptor) => read_deleted_rows(store, descriptor).await,
+        None => Ok(RoaringTreemap::new()),
+    }
 }
 
 /// Streams a file's rows, less those its deletion vector removes, through the merge's rules into `writer`,
