@@ -51,7 +51,12 @@ pub async fn table_status(destination: &Destination, table: &TableId) -> Result<
         Err(cause) => return Err(Error::destination(format!("cannot load {url}"), cause)),
     }
     let state = delta.snapshot().map_err(|cause| Error::destination(format!("cannot read {url}"), cause))?;
-    let files: Vec<_> = state.log_data().iter().map(|file| (file.size(), file.num_records())).collect();
+    // A file's record count includes the rows its deletion vector removes.
+    let live_rows = |file: &deltalake::kernel::LogicalFileView| {
+        let deleted = file.deletion_vector_descriptor().map_or(0, |dv| dv.cardinality as usize);
+        file.num_records().map(|rows| rows.saturating_sub(deleted))
+    };
+    let files: Vec<_> = state.log_data().iter().map(|file| (file.size(), live_rows(&file))).collect();
     let row_count = files.iter().map(|(_, rows)| rows.map(|rows| rows as u64)).sum::<Option<u64>>();
     let mut pipelines: BTreeMap<String, PipelineProgress> = BTreeMap::new();
     let mut last_commit_at = None;

@@ -9,6 +9,7 @@ use connector_core::deltalake::DeltaTable;
 use connector_core::metadata_column::{DELETED, DELETED_AT, IS_CURRENT, OPERATION, POSITION, VALID_FROM, VALID_TO};
 use connector_core::options::{DeleteMode, TableOptions};
 use connector_core::schema::TableSchema;
+use connector_core::status::table_status;
 
 use crate::support::delta::{
     Changes, Order, TempLake, at_second, lsn, order_rows, orders_schema, python_reading, read_rows,
@@ -127,6 +128,8 @@ async fn marked_rows_stay_deleted_through_rewrites_checkpoints_and_reopening() {
     let mut expected: Vec<String> = vec!["1|one|2".to_string()];
     expected.extend((5..=SNAPSHOT_ROWS).map(|id| format!("{id}|c|{}", id * 10)));
     assert_eq!(read_rows(&url, &["id", "customer", "amount"]).await, expected);
+    let status = table_status(&lake.destination(), &schema.id).await.expect("status").expect("a table");
+    assert_eq!(status.row_count, Some(expected.len() as u64), "status counts the rows left, not the rows stored");
 
     // A checkpoint keeps the vectors; a reopened sink applies more changes on top of them.
     connector_core::deltalake::checkpoints::create_checkpoint(table.table(), None).await.expect("checkpoint");

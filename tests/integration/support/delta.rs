@@ -109,14 +109,16 @@ impl TempLake {
         TempLake { dir: tempfile::tempdir().expect("tempdir") }
     }
 
+    pub fn destination(&self) -> Destination {
+        Destination::parse(self.dir.path().to_str().expect("utf-8 path")).expect("destination")
+    }
+
     pub fn sink(&self, pipeline: &str) -> DeltaSink {
-        let destination = Destination::parse(self.dir.path().to_str().expect("utf-8 path")).expect("destination");
-        DeltaSink::new(destination, pipeline, HashMap::new())
+        DeltaSink::new(self.destination(), pipeline, HashMap::new())
     }
 
     pub fn table_url(&self, table: &TableId) -> Url {
-        let destination = Destination::parse(self.dir.path().to_str().expect("utf-8 path")).expect("destination");
-        destination.table_url(table).expect("table url")
+        self.destination().table_url(table).expect("table url")
     }
 }
 
