@@ -1,5 +1,5 @@
-//! Merges a change batch into a keyed table by rewriting only the data files that hold changed keys, one
-//! file at a time, and commits the replaced files, the new ones and the cursor in one Delta commit.
+//! Merges a change batch into a keyed table by touching only the data files that hold changed keys, one file
+//! at a time, and commits the files replaced or marked, the new ones and the cursor in one Delta commit.
 //!
 //! delta-rs's MERGE joins the change with every file it scans and holds those files until it has seen a
 //! change for each (its `MergeBarrier`), so its memory follows the files a merge touches. Here a file is
@@ -7,9 +7,12 @@
 //! change, its key index and one row group being read and one being written, whatever the files touched.
 //!
 //! Which files: those whose key min/max statistics admit a changed key (`file_selection`), and of those only
-//! the ones where a changed key is actually stored, found by reading their key columns alone. A file left
-//! alone costs that key read; a file rewritten keeps its key range, as new versions of its keys are written
-//! into its replacement, and keys no file holds go to new files in key order, so files stay clustered.
+//! the ones where a changed key is actually stored, found by reading their key columns alone. Such a file is
+//! marked when the table allows deletion vectors and it is large and keeps most of its rows: its changed rows'
+//! positions go into a deletion vector and their new versions into a new file, so the cost follows the change.
+//! Otherwise it is rewritten: it keeps its key range, as new versions of its keys are written into its
+//! replacement. Keys no file holds go to new files in key order, so files stay clustered; small files share
+//! those files, and once a table has enough small files a merge gathers them all.
 
 use std::ops::Range;
 
