@@ -77,7 +77,9 @@ async fn three_merges(mode: DeleteMode, deletion_vectors: bool) -> (TempLake, Ta
     let first =
         Changes::new(&schema).update(10, "ten", 11).delete(20).commit(110, 1).insert(500, "new", 5).update(30, "x", 31);
     counts.push(merge(&mut table, &schema, first.commit(120, 2)).await);
-    let second = Changes::new(&schema).update(10, "ten", 12).delete(40).update(50, "y", 51).commit(130, 3);
+    // Key 20 comes back: in soft mode its flagged row, written to the first merge's new file, is replaced.
+    let second =
+        Changes::new(&schema).update(10, "ten", 12).delete(40).update(50, "y", 51).insert(20, "back", 2).commit(130, 3);
     counts.push(merge(&mut table, &schema, second).await);
     let mut third = Changes::new(&schema);
     for id in 60..=90 {
