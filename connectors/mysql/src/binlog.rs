@@ -541,6 +541,12 @@ impl<'a> BinlogReader<'a> {
     }
 
     async fn on_table_map(&mut self, map: &TableMapEvent<'_>) -> Result<()> {
+        // The map repeated by the table's every transaction: nothing to look up or check again.
+        if let Some(Some(index)) = self.mapped.get(&map.table_id()).copied()
+            && self.tables[index].checked_map.as_ref() == Some(map)
+        {
+            return Ok(());
+        }
         let id = TableId::new(map.database_name(), map.table_name());
         let index = match self.captured(&id) {
             Some(index) => index,
@@ -552,9 +558,6 @@ impl<'a> BinlogReader<'a> {
         };
         self.mapped.insert(map.table_id(), Some(index));
         let table = &mut self.tables[index];
-        if table.checked_map.as_ref() == Some(map) {
-            return Ok(());
-        }
         let shape = shape_of(map, &self.collations, table.key_override.as_deref())?;
         if !shape.same_columns(table.pending.shape()) {
             let previous_key = &table.pending.shape().schema.primary_key;
