@@ -168,7 +168,6 @@ fn normalise(intervals: &mut Vec<(u64, u64)>) {
     *intervals = merged;
 }
 
-/// `3e11fa47-71ca-11e1-9e33-c80aa9429562` from a UUID's 16 bytes.
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -85,7 +85,7 @@ pub(crate) async fn read_deleted_rows(
 /// Writes `vectors` into one new file at the table's root and returns their descriptors, in order.
 pub(crate) async fn write_deletion_vectors(
     store: &ObjectStoreRef,
-    vectors: &[RoaringTreemap],
+    vectors: &[&RoaringTreemap],
 ) -> Result<Vec<DeletionVectorDescriptor>, DeltaTableError> {
     if vectors.is_empty() {
         return Ok(Vec::new());
@@ -144,7 +144,7 @@ mod tests {
         let store: ObjectStoreRef = Arc::new(InMemory::new());
         let first: RoaringTreemap = [0, 7, 8, 4_294_967_296 + 3].into_iter().collect();
         let second: RoaringTreemap = (100..10_000).collect();
-        let descriptors = write_deletion_vectors(&store, &[first.clone(), second.clone()]).await.expect("write");
+        let descriptors = write_deletion_vectors(&store, &[&first, &second]).await.expect("write");
         assert_eq!(descriptors.len(), 2);
         assert_eq!(descriptors[0].offset, Some(1), "the first vector follows the version byte");
         assert_eq!((descriptors[0].cardinality, descriptors[1].cardinality), (4, 9_900));
@@ -159,7 +159,7 @@ mod tests {
     async fn a_damaged_vector_is_refused() {
         let store: ObjectStoreRef = Arc::new(InMemory::new());
         let rows: RoaringTreemap = [1, 2, 3].into_iter().collect();
-        let descriptor = write_deletion_vectors(&store, &[rows]).await.expect("write").remove(0);
+        let descriptor = write_deletion_vectors(&store, &[&rows]).await.expect("write").remove(0);
         let location = relative_location(&descriptor.path_or_inline_dv).expect("relative path");
         let mut bytes = store.get(&location).await.expect("get").bytes().await.expect("bytes").to_vec();
         let last = bytes.len() - 6;

@@ -98,11 +98,14 @@ pub(crate) async fn merge_by_file_rewrite(
     let mut rewritten: Vec<(TargetFile, RoaringTreemap)> = Vec::new();
     let mut marked: Vec<MarkedFile> = Vec::new();
     for file in selection.candidates {
-        let deleted = deleted_rows(&store, &file).await?;
         if mode == DeleteMode::Hard && truncated {
-            rewrite.deleted += file.row_count.unwrap_or(0).saturating_sub(deleted.len() as usize);
+            let already_deleted = file.add.deletion_vector.as_ref().map_or(0, |dv| dv.cardinality as usize);
+            rewrite.deleted += file.row_count.unwrap_or(0).saturating_sub(already_deleted);
             actions.push(Action::Remove(file.remove));
-        } else if truncated || (gathering && file.size < small_file) {
+            continue;
+        }
+        let deleted = deleted_rows(&store, &file).await?;
+        if truncated || (gathering && file.size < small_file) {
             rewritten.push((file, deleted));
         } else if !changed.is_empty() {
             let found = find_changed_rows(&store, &file, key_columns, &changed, &deleted, marking.as_ref()).await?;
@@ -150,10 +153,7 @@ pub(crate) async fn merge_by_file_rewrite(
         }
         let mut stream = open_rows(&store, &file.file, &file.found).await?;
         while let Some(stored) = stream.try_next().await? {
-            let kept = rewrite.rewrite(align_to_schema(&stored, &schema)?, &changed)?;
-            if kept.num_rows() > 0 {
-                writer.write(kept).await?;
-            }
+            write_rewritten(&mut writer, &mut rewrite, stored, &changed).await?;
         }
     }
     write_source_rows(&mut writer, &source, &routes.order[routes.unrouted.clone()]).await?;
@@ -161,7 +161,7 @@ pub(crate) async fn merge_by_file_rewrite(
     counts.files_removed = actions.len();
     counts.files_added = adds.len();
     counts.files_marked = marked.len();
-    let vectors: Vec<RoaringTreemap> = marked.iter().map(|file| file.deleted.clone()).collect();
+    let vectors: Vec<&RoaringTreemap> = marked.iter().map(|file| &file.deleted).collect();
     let descriptors = write_deletion_vectors(&store, &vectors).await?;
     for (file, descriptor) in marked.into_iter().zip(descriptors) {
         actions.push(Action::Remove(file.file.remove));
@@ -186,7 +186,7 @@ pub(crate) async fn merge_by_file_rewrite(
 
 /// The rows the file's deletion vector removes (none without one).
 async fn deleted_rows(store: &ObjectStoreRef, file: &TargetFile) -> Result<RoaringTreemap, DeltaTableError> {
-    match &file.deletion_vector {
+    match &file.add.deletion_vector {
         Some(descriptor) => read_deleted_rows(store, descriptor).await,
         None => Ok(RoaringTreemap::new()),
     }
@@ -203,17 +203,27 @@ async fn rewrite_file(
     changed: &ChangedKeys<'_>,
     routed: &[u32],
 ) -> Result<(), DeltaTableError> {
-    let schema = rewrite.source.rows.schema();
     let mut stream = open(store, file, None).await?;
     let mut position = 0;
     while let Some(stored) = stream.try_next().await? {
         let stored = without_deleted_rows(stored, deleted, &mut position)?;
-        let kept = rewrite.rewrite(align_to_schema(&stored, &schema)?, changed)?;
-        if kept.num_rows() > 0 {
-            writer.write(kept).await?;
-        }
+        write_rewritten(writer, rewrite, stored, changed).await?;
     }
     write_source_rows(writer, rewrite.source, routed).await
+}
+
+/// Writes what the merge's rules keep of `stored` (rows of a data file) to `writer`.
+async fn write_rewritten(
+    writer: &mut RecordBatchWriter,
+    rewrite: &mut StoredRowRewrite<'_>,
+    stored: RecordBatch,
+    changed: &ChangedKeys<'_>,
+) -> Result<(), DeltaTableError> {
+    let kept = rewrite.rewrite(align_to_schema(&stored, &rewrite.source.rows.schema())?, changed)?;
+    if kept.num_rows() > 0 {
+        writer.write(kept).await?;
+    }
+    Ok(())
 }
 
 /// When a merge marks a file's changed rows deleted instead of rewriting it.

@@ -14,7 +14,7 @@ use deltalake::arrow::row::{OwnedRow, Row, RowConverter, Rows, SortField};
 use deltalake::datafusion::common::Column;
 use deltalake::datafusion::physical_optimizer::pruning::PruningStatistics;
 use deltalake::kernel::LogicalFileView;
-use deltalake::kernel::{Add, DeletionVectorDescriptor, Remove};
+use deltalake::kernel::{Add, Remove};
 use deltalake::table::state::DeltaTableState;
 
 use super::deletion_vectors::readable;
@@ -25,10 +25,9 @@ pub(crate) struct TargetFile {
     pub location: Path,
     pub size: u64,
     pub remove: Remove,
-    /// The file as the log adds it, to add it again with a new deletion vector.
+    /// The file as the log adds it (with the deletion vector of the rows already deleted from it, if any), to
+    /// add it again with a new one.
     pub add: Add,
-    /// The rows already deleted from the file, when it has a deletion vector.
-    pub deletion_vector: Option<DeletionVectorDescriptor>,
     /// Rows in the file, deleted ones included.
     pub row_count: Option<usize>,
     /// The file's min and max of the first key column, encoded in key order, when its statistics tell.
@@ -105,7 +104,6 @@ pub(crate) fn select_files(
             // Deprecated for reading a file's fields; here the whole action is what is wanted.
             #[allow(deprecated)]
             add: file.add_action(),
-            deletion_vector: file.deletion_vector_descriptor(),
             row_count: file.num_records(),
             first_key_range,
         };
