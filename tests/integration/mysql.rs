@@ -244,6 +244,62 @@ async fn mysql_kill_mid_snapshot_then_restart_copies_once() {
     assert_equal(&db, &lake, "big", &["id", "payload"]).await;
 }
 
+/// Whether the statement of session `id` is still running.
+async fn still_running(db: &MySqlDatabase, id: u32) -> bool {
+    let running = format!("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = {id} AND INFO IS NOT NULL");
+    db.query_value(&running).await == "1"
+}
+
+#[tokio::test]
+async fn mysql_snapshot_does_not_wait_for_long_statements_on_other_tables() {
+    let db = mariadb().await;
+    db.execute(&orders()).await;
+    db.execute("CREATE TABLE report (id int PRIMARY KEY); INSERT INTO report VALUES (1)").await;
+    // A long report on another table. A global read lock (FLUSH TABLES WITH READ LOCK) would wait for it to
+    // end, and stall every write on the server meanwhile.
+    let mut reporting = db.connect().await;
+    let session = reporting.id();
+    let report = tokio::spawn(async move {
+        let _ = mysql_async::prelude::Queryable::query_drop(&mut reporting, "SELECT SLEEP(120) FROM report").await;
+        reporting
+    });
+    let deadline = Instant::now() + CONVERGENCE_DEADLINE;
+    while !still_running(&db, session).await {
+        assert!(Instant::now() < deadline, "the report never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let lake = TempLake::new();
+    let summary = sync_once(&db, lake.dir.path(), &["orders"]);
+    assert!(summary.contains("2000 snapshot rows"), "{summary}");
+    assert!(still_running(&db, session).await, "the snapshot waited for the report on another table to end");
+    assert_equal(&db, &lake, "orders", ORDER_COLUMNS).await;
+    db.execute(&format!("KILL QUERY {session}")).await;
+    drop(report.await.expect("report task"));
+}
+
+#[tokio::test]
+async fn mysql_snapshot_behind_an_open_write_transaction_says_what_holds_it() {
+    use mysql_async::prelude::Queryable;
+    let db = mariadb().await;
+    db.execute(&orders()).await;
+    let mut writer = db.connect().await;
+    writer.query_drop("START TRANSACTION").await.expect("begin");
+    writer.query_drop("UPDATE orders SET qty = 0 WHERE id = 1").await.expect("update");
+    let lake = TempLake::new();
+    if !db.is_mariadb().await {
+        // MySQL's snapshot briefly locks the table against writers, which waits for this transaction.
+        let output = sync_failing(&mut sync_command(&db, lake.dir.path(), &["orders"], &[]));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("a transaction that wrote it stayed open"), "{stderr}");
+        assert!(stderr.contains("SHOW PROCESSLIST"), "{stderr}");
+    }
+    // MariaDB takes no lock; on MySQL the sync succeeds once the transaction ends.
+    writer.query_drop("COMMIT").await.expect("commit");
+    sync_once(&db, lake.dir.path(), &["orders"]);
+    assert_equal(&db, &lake, "orders", ORDER_COLUMNS).await;
+}
+
 #[tokio::test]
 async fn mysql_types_land_as_documented_in_snapshot_and_stream() {
     let db = mariadb().await;

@@ -26,8 +26,9 @@ use connector_core::copy_progress::CopyProgress;
 use connector_core::copy_ranges::split_range;
 use connector_core::cursor::TableCursor;
 use connector_core::delta::DeltaTableWriter;
-use connector_core::error::{Error, Result};
+use connector_core::error::{Error, ErrorKind, Result, Retry};
 use connector_core::position::{BinlogPosition, SourcePosition};
+use connector_core::schema::TableId;
 use indicatif::MultiProgress;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
@@ -47,6 +48,8 @@ const ROWS_PER_BATCH: usize = 16 * 1024;
 const MAX_RANGES: u64 = 64;
 /// Connections reading one table's ranges at once.
 const PARALLEL_RANGES: usize = 4;
+/// Seconds a MySQL snapshot waits for open transactions that wrote its table.
+const LOCK_WAIT_SECONDS: u32 = 10;
 
 /// What range readers hand the writer: a batch of rows and the reader (the Parquet part) it came from.
 type Decoded = Result<(usize, RecordBatch)>;
@@ -70,7 +73,7 @@ pub async fn copy_table(
             .map_err(|cause| source_error(format!("cannot connect to copy {id}"), cause))?;
         conns.push(conn);
     }
-    let positions = start_snapshots(config, &mut conns, server).await?;
+    let positions = start_snapshots(config, &mut conns, server, id).await?;
     for position in &positions {
         info!(table = %id, file = %position.file, offset = position.offset, "copying under a consistent snapshot");
     }
@@ -200,9 +203,19 @@ impl RangeReader {
 }
 
 /// Starts a consistent-snapshot transaction on each of `conns` and returns the binlog positions they are
-/// consistent with. MariaDB says where each snapshot is. MySQL does not: one global read lock holds commits
-/// while every snapshot starts and the position is read, so all share that position and the lock is taken once.
-async fn start_snapshots(config: &MySqlConfig, conns: &mut [Conn], server: &ServerInfo) -> Result<Vec<BinlogPosition>> {
+/// consistent with for `table`. MariaDB says where each snapshot is. MySQL does not: a read lock on `table` holds
+/// its writers while every snapshot starts and the position is read, so all share that position for this table.
+///
+/// Only this table is locked. A global `FLUSH TABLES WITH READ LOCK` would be consistent for every table, but
+/// it waits for every running statement, such as another table's copy or a long report, and stalls every write
+/// on the server while it waits. `LOCK TABLES … READ` waits only for transactions that wrote this table, and
+/// transactions writing other tables may commit meanwhile: they move the position without touching this table.
+async fn start_snapshots(
+    config: &MySqlConfig,
+    conns: &mut [Conn],
+    server: &ServerInfo,
+    table: &TableId,
+) -> Result<Vec<BinlogPosition>> {
     let begin = "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ";
     for conn in conns.iter_mut() {
         conn.query_drop(begin).await.map_err(|cause| source_error("cannot prepare the snapshot transaction", cause))?;
@@ -219,9 +232,7 @@ async fn start_snapshots(config: &MySqlConfig, conns: &mut [Conn], server: &Serv
             let mut lock = Conn::new(config.connection.clone())
                 .await
                 .map_err(|cause| source_error("cannot connect to take the snapshot's position", cause))?;
-            lock.query_drop("FLUSH TABLES WITH READ LOCK").await.map_err(|cause| {
-                source_error("cannot hold commits while the snapshot starts (grant RELOAD to the user)", cause)
-            })?;
+            lock_for_snapshot(&mut lock, table).await?;
             let mut started = Ok(());
             for conn in conns.iter_mut() {
                 started = conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY").await;
@@ -237,6 +248,35 @@ async fn start_snapshots(config: &MySqlConfig, conns: &mut [Conn], server: &Serv
             let position = position?;
             Ok(vec![position; conns.len()])
         }
+    }
+}
+
+/// Takes `LOCK TABLES table READ` on `lock`, waiting at most [`LOCK_WAIT_SECONDS`] for transactions that wrote
+/// the table: a pending read lock holds the table's new writers too, so it must not wait long.
+async fn lock_for_snapshot(lock: &mut Conn, table: &TableId) -> Result<()> {
+    lock.query_drop(format!("SET SESSION lock_wait_timeout = {LOCK_WAIT_SECONDS}"))
+        .await
+        .map_err(|cause| source_error("cannot prepare the snapshot's table lock", cause))?;
+    const LOCK_WAIT_TIMEOUT: u16 = 1205;
+    match lock.query_drop(format!("LOCK TABLES {} READ", qualified(table))).await {
+        Ok(()) => Ok(()),
+        Err(mysql_async::Error::Server(server)) if server.code == LOCK_WAIT_TIMEOUT => {
+            let message = format!(
+                "cannot start the snapshot of {table}: a transaction that wrote it stayed open for over \
+                 {LOCK_WAIT_SECONDS} s, and writes to the table must pause for a moment while its snapshot \
+                 starts; end that transaction (see `SHOW PROCESSLIST`) or run the sync again"
+            );
+            Err(Error::new(ErrorKind::Source, Retry::WithBackoff, message)
+                .caused_by(mysql_async::Error::Server(server)))
+        }
+        Err(cause) => Err(source_error(
+            format!(
+                "cannot lock {table} while its snapshot starts (the user needs LOCK TABLES on its database: \
+                 `GRANT LOCK TABLES ON {}.* TO <user>`)",
+                quote(&table.namespace)
+            ),
+            cause,
+        )),
     }
 }
 
