@@ -3,6 +3,7 @@
 mod cli;
 mod command;
 mod logging;
+mod memory_reuse;
 mod signals;
 mod source_registry;
 
@@ -13,6 +14,7 @@ use connector_core::error::{Error, ErrorKind};
 
 fn main() -> ExitCode {
     install_panic_message();
+    memory_reuse::keep_freed_memory();
     let cli = cli::Cli::parse();
     // Both of rustls's crypto providers are linked (dependencies differ in their choice), so TLS clients that
     // ask for the process default (mysql_async's) need one chosen: ring, as the PostgreSQL connections use.
