@@ -3,8 +3,9 @@
 --
 -- A throwaway test server only: the integration tests create and drop their own databases, so the
 -- user gets ALL on *.*, with the right to grant (one test creates a user with too few rights).
--- A production connector user needs far less (SELECT on the captured tables
--- plus the two replication privileges below).
+-- A production connector user needs far less: SELECT and LOCK TABLES on the captured tables' databases
+-- (a snapshot locks its table against writers for the milliseconds its transactions take to start) plus
+-- the two replication privileges below.
 GRANT ALL PRIVILEGES ON *.* TO 'connector'@'%' WITH GRANT OPTION;
 
 -- Already part of ALL, spelled out because they are the ones the binlog connector depends on:
