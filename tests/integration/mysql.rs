@@ -635,33 +635,72 @@ async fn mysql_resync_copies_one_table_again() {
     assert_equal(&db, &lake, "orders", ORDER_COLUMNS).await;
 }
 
-#[tokio::test]
-async fn mysql_without_replication_rights_says_what_to_grant() {
-    let db = mariadb().await;
-    db.execute(&orders()).await;
+/// A user `{prefix}{database}` (at `%` and `127.0.0.1`, password `pw`) with `grants` (`{user}` stands for the
+/// quoted user), and a `sync mysql` of the test database's `orders` as that user into `lake`.
+async fn limited_user(db: &MySqlDatabase, prefix: &str, grants: &[&str], lake: &Path) -> (String, Command) {
     // MySQL allows user names of 32 characters at most.
-    let user = format!("lim_{}", db.name());
-    db.execute(&format!(
-        "CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'; CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY 'pw'; \
-         GRANT SELECT ON {0}.* TO '{user}'@'%'; GRANT SELECT ON {0}.* TO '{user}'@'127.0.0.1'",
-        db.name()
-    ))
-    .await;
+    let user = format!("{prefix}{}", db.name());
+    for host in ["%", "127.0.0.1"] {
+        db.execute(&format!("CREATE USER '{user}'@'{host}' IDENTIFIED BY 'pw'")).await;
+        for grant in grants {
+            db.execute(&grant.replace("{user}", &format!("'{user}'@'{host}'"))).await;
+        }
+    }
     // The test database's URL: the user may not see the admin URL's database (an external server's).
     let mut url = url::Url::parse(db.url()).expect("url");
     url.set_username(&user).expect("user");
     url.set_password(Some("pw")).expect("password");
-    let lake = TempLake::new();
     let mut command = Command::new(CONNECTOR);
     command
         .args(["sync", "mysql", "--url", url.as_str(), "--tables", &format!("{}.orders", db.name()), "--dest"])
-        .arg(lake.dir.path());
+        .arg(lake);
+    (user, command)
+}
+
+async fn drop_user(db: &MySqlDatabase, user: &str) {
+    db.execute(&format!("DROP USER '{user}'@'%'; DROP USER '{user}'@'127.0.0.1'")).await;
+}
+
+#[tokio::test]
+async fn mysql_without_replication_rights_says_what_to_grant() {
+    let db = mariadb().await;
+    db.execute(&orders()).await;
+    let lake = TempLake::new();
+    let select = format!("GRANT SELECT ON {}.* TO {{user}}", db.name());
+    let (user, mut command) = limited_user(&db, "lim_", &[&select], lake.dir.path()).await;
     let output = sync_failing(&mut command);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains(&format!("GRANT REPLICATION SLAVE ON *.* TO '{user}'")), "{stderr}");
     let read_position = if db.is_mariadb().await { "BINLOG MONITOR" } else { "REPLICATION CLIENT" };
     assert!(stderr.contains(&format!("GRANT {read_position} ON *.* TO '{user}'")), "{stderr}");
-    db.execute(&format!("DROP USER '{user}'@'%'; DROP USER '{user}'@'127.0.0.1'")).await;
+    drop_user(&db, &user).await;
+}
+
+#[tokio::test]
+async fn mysql_snapshot_without_lock_tables_says_what_to_grant() {
+    let db = mariadb().await;
+    db.execute(&orders()).await;
+    let lake = TempLake::new();
+    let mariadb = db.is_mariadb().await;
+    let select = format!("GRANT SELECT ON {}.* TO {{user}}", db.name());
+    let replication = if mariadb {
+        "GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO {user}"
+    } else {
+        "GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO {user}"
+    };
+    let (user, mut command) = limited_user(&db, "nl_", &[&select, replication], lake.dir.path()).await;
+    if !mariadb {
+        // MySQL's snapshot locks its table against writers for a moment; MariaDB's needs no lock.
+        let output = sync_failing(&mut command);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(&format!("`GRANT LOCK TABLES ON `{}`.* TO <user>`", db.name())), "{stderr}");
+        for host in ["%", "127.0.0.1"] {
+            db.execute(&format!("GRANT LOCK TABLES ON {}.* TO '{user}'@'{host}'", db.name())).await;
+        }
+    }
+    report_of(&mut command);
+    assert_equal(&db, &lake, "orders", ORDER_COLUMNS).await;
+    drop_user(&db, &user).await;
 }
 
 /// `file:offset` as a comparable pair.

@@ -3,9 +3,9 @@
 //! applies to this table only the transactions committed after that position.
 //!
 //! MariaDB reports the position of a `START TRANSACTION WITH CONSISTENT SNAPSHOT` itself
-//! (`binlog_snapshot_file`/`binlog_snapshot_position`), so no lock is taken. MySQL has no such status: one global
-//! read lock is held for the few milliseconds in which a table's readers start their snapshots and the position
-//! is read.
+//! (`binlog_snapshot_file`/`binlog_snapshot_position`), so no lock is taken. MySQL has no such status: the table is
+//! locked against writers (`LOCK TABLES … READ`) for the few milliseconds in which its readers start their
+//! snapshots and the position is read.
 //!
 //! A large table with a single integer key is read in key ranges over several connections, each with a
 //! snapshot of its own. On MySQL they all start under the one lock, at one position. MariaDB's start one after
