@@ -89,18 +89,9 @@ impl GtidState {
             // Every transaction names its source: the text is formatted on the stack, allocated only for a new one.
             let mut buffer = uuid::Uuid::encode_buffer();
             let uuid = uuid::Uuid::from_bytes(sid).hyphenated().encode_lower(&mut buffer);
-            if !sets.contains_key(uuid as &str) {
-                sets.insert(uuid.to_string(), Vec::new());
-            }
-            let Some(intervals) = sets.get_mut(uuid as &str) else { return };
-            match intervals.last_mut() {
-                // Transactions of one source arrive in order: the common case extends the last interval.
-                Some((_, end)) if *end + 1 == number => *end = number,
-                Some((_, end)) if *end >= number => {
-                    intervals.push((number, number));
-                    normalise(intervals);
-                }
-                _ => intervals.push((number, number)),
+            match sets.get_mut(uuid as &str) {
+                Some(intervals) => add_number(intervals, number),
+                None => add_number(sets.entry(uuid.to_string()).or_default(), number),
             }
         }
     }
@@ -155,6 +146,19 @@ impl fmt::Display for GtidState {
     }
 }
 
+/// Adds transaction `number` to one source's sorted intervals.
+fn add_number(intervals: &mut Vec<(u64, u64)>, number: u64) {
+    match intervals.last_mut() {
+        // Transactions of one source arrive in order: the common case extends the last interval.
+        Some((_, end)) if *end + 1 == number => *end = number,
+        Some((_, end)) if *end >= number => {
+            intervals.push((number, number));
+            normalise(intervals);
+        }
+        _ => intervals.push((number, number)),
+    }
+}
+
 /// Sorts intervals and merges those that overlap or touch.
 fn normalise(intervals: &mut Vec<(u64, u64)>) {
     intervals.sort_unstable();
@@ -177,6 +181,25 @@ mod tests {
     }
 
     const UUID: &str = "3e11fa47-71ca-11e1-9e33-c80aa9429562";
+
+    #[test]
+    fn mysql_transactions_join_their_sources_intervals() {
+        let sid = *uuid::Uuid::parse_str(UUID).expect("uuid").as_bytes();
+        let other = [7_u8; 16];
+        let mut set = state(&format!("{UUID}:1-5"));
+        set.record_mysql(sid, 6);
+        assert_eq!(set.to_string(), format!("{UUID}:1-6"));
+        set.record_mysql(sid, 9);
+        set.record_mysql(sid, 3);
+        assert_eq!(set.to_string(), format!("{UUID}:1-6:9"));
+        // A transaction out of order fills the gap it belongs to.
+        set.record_mysql(sid, 8);
+        set.record_mysql(sid, 7);
+        assert_eq!(set.to_string(), format!("{UUID}:1-9"));
+        set.record_mysql(other, 1);
+        set.record_mysql(other, 2);
+        assert_eq!(set.to_string(), format!("07070707-0707-0707-0707-070707070707:1-2,{UUID}:1-9"));
+    }
 
     #[test]
     fn mariadb_states_read_write_and_order_by_domain_sequences() {
