@@ -148,7 +148,7 @@ pub(crate) async fn merge_by_file_rewrite(
     }
     for file in &marked {
         if !rewrite.needs_stored_rows() {
-            rewrite.count_dropped(file.found.source_rows.iter().copied());
+            rewrite.count_dropped(&file.found.source_rows);
             continue;
         }
         let mut stream = open_rows(&store, &file.file, &file.found).await?;

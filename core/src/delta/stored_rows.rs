@@ -82,9 +82,16 @@ impl<'a> StoredRowRewrite<'a> {
     }
 
     /// Counts stored rows dropped in hard mode without reading them, given the source row changing each.
-    pub fn count_dropped(&mut self, source_rows: impl IntoIterator<Item = u32>) {
-        for source_row in source_rows {
+    pub fn count_dropped(&mut self, source_rows: &[u32]) {
+        for &source_row in source_rows {
             self.matched_source_rows[source_row as usize] = true;
+        }
+        self.tally_dropped(source_rows.iter().copied());
+    }
+
+    /// Counts dropped rows as updated or deleted, by the source row changing each (already marked matched).
+    fn tally_dropped(&mut self, source_rows: impl IntoIterator<Item = u32>) {
+        for source_row in source_rows {
             if self.source.is_delete(source_row as usize) {
                 self.deleted += 1;
             } else {
@@ -105,7 +112,7 @@ impl<'a> StoredRowRewrite<'a> {
             // With a TRUNCATE every stored row goes: files are dropped without being read.
             DeleteMode::Hard => {
                 let keep: BooleanArray = matches.iter().map(|matched| Some(matched.is_none())).collect();
-                self.count_dropped(matches.iter().flatten().copied());
+                self.tally_dropped(matches.iter().flatten().copied());
                 filter_record_batch(&stored, &keep)
             }
             DeleteMode::Soft => {
