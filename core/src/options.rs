@@ -1,4 +1,5 @@
-//! Per-table choices: how deletes land, which columns form the key, how large files grow.
+//! Per-table choices: how deletes land, which columns form the key, how large files grow, whether merges may
+//! mark rows deleted (deletion vectors).
 
 use serde::{Deserialize, Serialize};
 

@@ -104,10 +104,14 @@ pub(crate) async fn merge_by_file_rewrite(
             actions.push(Action::Remove(file.remove));
             continue;
         }
+        let rewritten_whole = truncated || (gathering && file.size < small_file);
+        if !rewritten_whole && changed.is_empty() {
+            continue;
+        }
         let deleted = deleted_rows(&store, &file).await?;
-        if truncated || (gathering && file.size < small_file) {
+        if rewritten_whole {
             rewritten.push((file, deleted));
-        } else if !changed.is_empty() {
+        } else {
             let found = find_changed_rows(&store, &file, key_columns, &changed, &deleted, marking.as_ref()).await?;
             if found.positions.is_empty() {
                 continue;
