@@ -34,6 +34,7 @@ use crate::config::{HEARTBEAT_INTERVAL, MySqlConfig};
 use crate::ddl::{TableStatement, classify};
 use crate::gtid::{MARIADB_GTID_EVENT, MARIADB_GTID_LIST_EVENT, decode_gtid_event, decode_gtid_list};
 use crate::json_text::mysql_json_text;
+use crate::read_buffer::grow_read_buffer;
 use crate::setup::{Flavor, ServerInfo, mariadb_gtid_at};
 use crate::snapshot::copy_table;
 use crate::table_map::{Collations, shape_of};
@@ -247,6 +248,7 @@ impl<'a> BinlogReader<'a> {
         let mut conn = Conn::new(self.config.connection.clone())
             .await
             .map_err(|cause| source_error("cannot connect to read the binlog", cause))?;
+        grow_read_buffer(&mut conn).await?;
         // Heartbeats (in nanoseconds) while the server is idle, so a dead connection is noticed.
         let heartbeat = format!("SET @master_heartbeat_period = {}", HEARTBEAT_INTERVAL.as_nanos());
         conn.query_drop(heartbeat).await.map_err(|cause| source_error("cannot set the binlog heartbeat", cause))?;

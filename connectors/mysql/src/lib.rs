@@ -14,6 +14,7 @@ pub mod ddl;
 pub mod gtid;
 pub mod json_text;
 pub mod pipeline;
+mod read_buffer;
 pub mod setup;
 pub mod snapshot;
 pub mod status;

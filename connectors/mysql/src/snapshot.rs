@@ -39,6 +39,7 @@ use crate::binlog::compare;
 use crate::catalog::{SourceTable, qualified, quote, source_error};
 use crate::codec::{ColumnBuilder, Origin};
 use crate::config::MySqlConfig;
+use crate::read_buffer::grow_read_buffer;
 use crate::setup::{Flavor, ServerInfo, binlog_end, current_position, global};
 use crate::types::MySqlType;
 
@@ -68,9 +69,10 @@ pub async fn copy_table(
     // Every reader starts its snapshot before any row is read, so the earliest position is known up front.
     let mut conns = Vec::new();
     for _ in 0..ranges.len().min(PARALLEL_RANGES) {
-        let conn = Conn::new(config.connection.clone())
+        let mut conn = Conn::new(config.connection.clone())
             .await
             .map_err(|cause| source_error(format!("cannot connect to copy {id}"), cause))?;
+        grow_read_buffer(&mut conn).await?;
         conns.push(conn);
     }
     let positions = start_snapshots(config, &mut conns, server, id).await?;

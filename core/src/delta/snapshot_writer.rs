@@ -78,20 +78,17 @@ impl<'a> SnapshotWriter<'a> {
         }
         let taken_at = self.taken_at;
         let count = rows.num_rows();
-        let now = Some(Utc::now());
-        // Every row of a snapshot has the same metadata: repeated borrowed values, no allocation per row.
+        let now = Utc::now();
         let mut metadata = MetadataValues::default()
-            .text(OPERATION, std::iter::repeat_n(Some("snapshot"), count))
-            .text(POSITION, std::iter::repeat_n(Some(self.position.as_str()), count))
-            .time(COMMIT_TIME, (0..count).map(|_| Some(taken_at)))
-            .time(SYNCED_AT, (0..count).map(|_| now));
+            .same_text(OPERATION, "snapshot", count)
+            .same_text(POSITION, &self.position, count)
+            .same_time(COMMIT_TIME, taken_at, count)
+            .same_time(SYNCED_AT, now, count);
         match self.table.options.delete_mode {
             DeleteMode::Hard => {}
-            DeleteMode::Soft => metadata = metadata.flag(DELETED, (0..count).map(|_| Some(false))),
+            DeleteMode::Soft => metadata = metadata.same_flag(DELETED, false, count),
             DeleteMode::History => {
-                metadata = metadata
-                    .time(VALID_FROM, (0..count).map(|_| Some(taken_at)))
-                    .flag(IS_CURRENT, (0..count).map(|_| Some(true)));
+                metadata = metadata.same_time(VALID_FROM, taken_at, count).same_flag(IS_CURRENT, true, count);
             }
         }
         let table_schema = self.writers[part].arrow_schema();

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use deltalake::arrow::array::{
     Array, ArrayRef, BooleanArray, RecordBatch, StringArray, TimestampMicrosecondArray, new_null_array,
 };
+use deltalake::arrow::buffer::BooleanBuffer;
 use deltalake::arrow::compute::cast;
 use deltalake::arrow::datatypes::{Field, Schema, SchemaRef};
 use deltalake::arrow::error::ArrowError;
@@ -34,6 +35,24 @@ impl MetadataValues {
     pub fn time(mut self, name: &'static str, values: impl IntoIterator<Item = Option<DateTime<Utc>>>) -> Self {
         let micros = values.into_iter().map(|value| value.map(|time| time.timestamp_micros()));
         let array = micros.collect::<TimestampMicrosecondArray>().with_timezone("UTC");
+        self.columns.insert(name, Arc::new(array));
+        self
+    }
+
+    /// `value` on each of `rows` rows (a snapshot's rows share their metadata): one copy per row, where the
+    /// per-row forms grow their arrays value by value.
+    pub fn same_text(mut self, name: &'static str, value: &str, rows: usize) -> Self {
+        self.columns.insert(name, Arc::new(StringArray::new_repeated(value, rows)));
+        self
+    }
+
+    pub fn same_flag(mut self, name: &'static str, value: bool, rows: usize) -> Self {
+        self.columns.insert(name, Arc::new(BooleanArray::new(BooleanBuffer::collect_bool(rows, |_| value), None)));
+        self
+    }
+
+    pub fn same_time(mut self, name: &'static str, value: DateTime<Utc>, rows: usize) -> Self {
+        let array = TimestampMicrosecondArray::from_value(value.timestamp_micros(), rows).with_timezone("UTC");
         self.columns.insert(name, Arc::new(array));
         self
     }
