@@ -74,6 +74,7 @@ fn thread_cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("Linux /proc");
     let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
     let ticks: u64 = fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0);
+    // /proc counts in USER_HZ, which is 100 on Linux whatever the kernel's own tick rate.
     ticks as f64 / 100.0
 }
 
