@@ -9,6 +9,12 @@
 //! Dictionary encoding hashes every value and pays only when values repeat. On a column of mostly distinct
 //! values (keys, timestamps, free text) it cost a tenth of the snapshot's writing time and, once compressed,
 //! left the file no smaller, so a column whose sample is mostly distinct is written plain.
+//! Text and binary values not in a dictionary are written `DELTA_LENGTH_BYTE_ARRAY`: their lengths packed apart,
+//! their bytes back to back. Plain encoding puts a 4-byte length before each value, and those binary bytes in the
+//! middle of text cost zstd both speed and ratio: on sysbench-shaped rows the files' encoding took a third less
+//! CPU and the files were 5% smaller (`cargo bench --bench parquet_pages`). Every Delta reader decodes it
+//! (Spark 3.3+, which deletion vectors need anyway; DuckDB, Polars, delta-rs, pyarrow).
+//!
 //! Each column chunk records its codec and encodings, so readers need nothing special.
 
 use std::collections::HashSet;
@@ -16,7 +22,7 @@ use std::collections::HashSet;
 use deltalake::arrow::array::{Array, ArrayData, AsArray, GenericByteArray, RecordBatch};
 use deltalake::arrow::datatypes::DataType;
 use deltalake::arrow::datatypes::{ArrowNativeType, ByteArrayType};
-use deltalake::parquet::basic::{Compression, ZstdLevel};
+use deltalake::parquet::basic::{Compression, Encoding, ZstdLevel};
 use deltalake::parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
 use deltalake::parquet::schema::types::ColumnPath;
 
@@ -54,11 +60,11 @@ pub fn parquet_properties_for(sample: &RecordBatch) -> WriterProperties {
     let mut builder = base();
     for (field, column) in sample.schema().fields().iter().zip(sample.columns()) {
         let path = || ColumnPath::from(field.name().as_str());
-        if let Some(values) = value_bytes(column.as_ref())
-            && values.len() >= MIN_SAMPLE_BYTES
-            && !compression_pays(&values[..values.len().min(SAMPLE_BYTES)])
-        {
-            builder = builder.set_column_compression(path(), Compression::UNCOMPRESSED);
+        if let Some(values) = value_bytes(column.as_ref()) {
+            builder = builder.set_column_encoding(path(), Encoding::DELTA_LENGTH_BYTE_ARRAY);
+            if values.len() >= MIN_SAMPLE_BYTES && !compression_pays(&values[..values.len().min(SAMPLE_BYTES)]) {
+                builder = builder.set_column_compression(path(), Compression::UNCOMPRESSED);
+            }
         }
         if mostly_distinct(column.as_ref()) {
             builder = builder.set_column_dictionary_enabled(path(), false);
@@ -207,5 +213,12 @@ mod tests {
         assert!(dictionary("note"));
         assert!(dictionary("digit"));
         assert!(parquet_properties().dictionary_enabled(&ColumnPath::from("id")));
+
+        // Text and binary values outside a dictionary have their lengths apart; numbers keep the default.
+        let encoding = |column: &str| properties.encoding(&ColumnPath::from(column));
+        for column in ["token", "note", "digit", "blob"] {
+            assert_eq!(encoding(column), Some(Encoding::DELTA_LENGTH_BYTE_ARRAY), "{column}");
+        }
+        assert_eq!(encoding("id"), None);
     }
 }
