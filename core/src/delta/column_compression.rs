@@ -38,11 +38,12 @@ const DICTIONARY_SAMPLE_ROWS: usize = 4096;
 /// Columns with fewer sampled values than this keep the default dictionary: too few to judge.
 const MIN_DICTIONARY_SAMPLE_ROWS: usize = 256;
 const ZSTD_LEVEL: i32 = 1;
-/// Bytes of a column's values per Parquet data page. Parquet's default, 1 MiB, keeps each column's page
-/// buffer and its compression out of the CPU caches while several part writers run at once; at 128 KiB the
-/// encoding of sysbench-shaped rows takes a seventh less CPU (`cargo bench --bench parquet_pages`), the files
-/// grow by 0.2% (a page header and page statistics per 128 KiB) and readers can skip by smaller pages.
-const DATA_PAGE_BYTES: usize = 128 * 1024;
+/// Bytes of a column's values per Parquet data page. How the size weighs on the encoding's CPU depends on the
+/// machine's caches, with several part writers running at once (`cargo bench --bench parquet_pages`): on one
+/// machine Parquet's default, 1 MiB, took a seventh more CPU than 32–256 KiB; on another (1 MiB of L2 cache per
+/// core) 128 KiB took an eighth more than 256 KiB–1 MiB. 256 KiB is within 5% of the best on both, keeps the
+/// writers' page buffers small, and lets readers skip by smaller pages, for 0.5% more bytes than 1 MiB.
+const DATA_PAGE_BYTES: usize = 256 * 1024;
 /// Bytes of a column's values compressed to judge it: enough to see repetition, cheap next to writing a file.
 const SAMPLE_BYTES: usize = 256 * 1024;
 /// Columns with fewer value bytes than this in the sample are left compressed: too little to judge, too
