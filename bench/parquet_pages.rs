@@ -1,5 +1,6 @@
-//! Parquet data page size benchmark: the CPU time and bytes of encoding sysbench-shaped snapshot rows with the
-//! sink's writer settings, at its data page size and at Parquet's default (1 MiB), the order rotating.
+//! Parquet settings benchmark: the CPU time and bytes of encoding sysbench-shaped snapshot rows with the sink's
+//! writer settings, with its text encoding for tables older readers read (plain), and with Parquet's default
+//! data page size (1 MiB), the order rotating.
 //!
 //! Rows go round-robin to four writers, as a table copied over four connections writes four Parquet parts at
 //! once. Each row has sysbench's `id`, `k`, `c` (120 digits and dashes) and `pad` (60) and a snapshot's
@@ -12,7 +13,7 @@ use std::sync::Arc;
 
 use connector_core::arrow::array::{ArrayRef, Int32Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use connector_core::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-use connector_core::delta::parquet_properties_for;
+use connector_core::delta::{ByteArrayEncoding, parquet_properties_for};
 use connector_core::deltalake::parquet::arrow::ArrowWriter;
 use connector_core::deltalake::parquet::file::properties::{DEFAULT_PAGE_SIZE, WriterProperties};
 
@@ -96,9 +97,13 @@ fn main() {
     let rows = std::env::var("BENCH_PAGES_ROWS").ok().and_then(|value| value.parse().ok()).unwrap_or(1_000_000);
     let rounds = std::env::var("BENCH_PAGES_ROUNDS").ok().and_then(|value| value.parse().ok()).unwrap_or(7);
     let batches = batches(rows);
-    let sink = parquet_properties_for(&batches[0]);
+    let sink = parquet_properties_for(&batches[0], ByteArrayEncoding::Delta);
     let settings = [
-        (format!("sink's pages ({} KiB)", sink.data_page_size_limit() / 1024), sink.clone()),
+        (format!("sink's ({} KiB pages, delta text)", sink.data_page_size_limit() / 1024), sink.clone()),
+        (
+            "plain text (tables old readers read)".to_string(),
+            parquet_properties_for(&batches[0], ByteArrayEncoding::Plain),
+        ),
         (
             format!("Parquet's default pages ({} KiB)", DEFAULT_PAGE_SIZE / 1024),
             sink.into_builder().set_data_page_size_limit(DEFAULT_PAGE_SIZE).build(),

@@ -6,6 +6,8 @@ use connector_core::change::Operation;
 use connector_core::cursor::{SnapshotProgress, TableCursor};
 use connector_core::delta::{ApplyOutcome, DeltaTableWriter};
 use connector_core::deltalake::DeltaTable;
+use connector_core::deltalake::parquet::basic::Encoding;
+use connector_core::deltalake::parquet::file::reader::{FileReader, SerializedFileReader};
 use connector_core::metadata_column::{DELETED, DELETED_AT, IS_CURRENT, OPERATION, POSITION, VALID_FROM, VALID_TO};
 use connector_core::options::{DeleteMode, TableOptions};
 use connector_core::schema::TableSchema;
@@ -234,5 +236,80 @@ async fn small_files_left_by_merges_are_gathered_so_their_number_stays_bounded()
         assert!(most_files <= 8, "deletion vectors {deletion_vectors}: at most 8 small files, saw {most_files}");
         let url = lake.table_url(&schema.id);
         assert_eq!(read_rows(&url, &["id", "amount"]).await, expected, "deletion vectors {deletion_vectors}");
+    }
+}
+
+/// The encodings of the `customer` column in each of the table's live files.
+fn customer_encodings(table: &DeltaTable, table_dir: &std::path::Path) -> Vec<Vec<Encoding>> {
+    let state = table.snapshot().expect("loaded");
+    state
+        .log_data()
+        .iter()
+        .map(|file| {
+            let path = table_dir.join(file.path().as_ref());
+            let reader = SerializedFileReader::new(std::fs::File::open(&path).expect("data file")).expect("parquet");
+            let metadata = reader.metadata();
+            let customer =
+                metadata.file_metadata().schema_descr().columns().iter().position(|column| column.name() == "customer");
+            let customer = customer.expect("a customer column");
+            metadata
+                .row_groups()
+                .iter()
+                .flat_map(|group| group.column(customer).encodings().collect::<Vec<_>>())
+                .collect()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn distinct_text_is_delta_encoded_only_where_readers_know_table_features_and_other_engines_read_it() {
+    // Distinct names, so the column has no dictionary and its values are encoded as the table's readers allow.
+    let names: &'static [String] =
+        Box::leak((0..1300).map(|id| format!("customer {id:05} of {}", id * 7919 % 1300)).collect());
+    for deletion_vectors in [true, false] {
+        let lake = TempLake::new();
+        let schema = orders_schema(true);
+        let options = TableOptions { deletion_vectors, ..TableOptions::default() };
+        let mut table = lake.sink("p").open_table(&schema, options.clone()).await.expect("open");
+        let rows: Vec<Order> = (1..=1000).map(|id| (id, Some(names[id as usize].as_str()), Some(id as i32))).collect();
+        let mut writer = table.snapshot_writer(&lsn(100), at_second(0)).expect("writer");
+        writer.write(&order_rows(&schema, &rows)).await.expect("write");
+        writer.commit(TableCursor::copied(lsn(100), 1000, at_second(0))).await.expect("commit");
+        let mut table = lake.sink("p").open_table(&schema, options.clone()).await.expect("reopen");
+        let mut changes = Changes::new(&schema);
+        for id in 1001..=1299 {
+            changes = changes.insert(id, names[id as usize].as_str(), 1);
+        }
+        merge(&mut table, &schema, changes.commit(110, 1)).await;
+
+        let table_dir = lake.table_url(&schema.id).to_file_path().expect("local table");
+        let encodings = customer_encodings(table.table(), &table_dir);
+        assert_eq!(encodings.len(), 2, "the snapshot's file and the merge's");
+        for file in &encodings {
+            assert_eq!(
+                file.contains(&Encoding::DELTA_BYTE_ARRAY),
+                deletion_vectors,
+                "deletion vectors {deletion_vectors}: {encodings:?}"
+            );
+            assert_eq!(file.contains(&Encoding::PLAIN), !deletion_vectors, "{encodings:?}");
+        }
+
+        let url = lake.table_url(&schema.id);
+        let mut ours = read_rows(&url, &["id", "customer", "amount"]).await;
+        ours.sort();
+        let mut expected: Vec<String> =
+            (1..=1299).map(|id| format!("{id}|{}|{}", names[id as usize], if id <= 1000 { id } else { 1 })).collect();
+        expected.sort();
+        assert_eq!(ours, expected);
+        let script = r#"
+import os, sys, polars
+for row in polars.read_delta(sys.argv[1]).select("id", "customer", "amount").to_dicts():
+    print(f"{row['id']}|{row['customer']}|{row['amount']}")
+sys.stdout.flush()
+os._exit(0)
+"#;
+        let mut polars_rows: Vec<String> = python_reading(script, &url, "polars").lines().map(str::to_string).collect();
+        polars_rows.sort();
+        assert_eq!(polars_rows, expected, "Polars reads what we wrote");
     }
 }

@@ -9,11 +9,14 @@
 //! Dictionary encoding hashes every value and pays only when values repeat. On a column of mostly distinct
 //! values (keys, timestamps, free text) it cost a tenth of the snapshot's writing time and, once compressed,
 //! left the file no smaller, so a column whose sample is mostly distinct is written plain.
-//! Text and binary values not in a dictionary are written `DELTA_LENGTH_BYTE_ARRAY`: their lengths packed apart,
-//! their bytes back to back. Plain encoding puts a 4-byte length before each value, and those binary bytes in the
-//! middle of text cost zstd both speed and ratio: on sysbench-shaped rows the files' encoding took a third less
-//! CPU and the files were 5% smaller (`cargo bench --bench parquet_pages`). Every Delta reader decodes it
-//! (Spark 3.3+, which deletion vectors need anyway; DuckDB, Polars, delta-rs, pyarrow).
+//! Text and binary values outside a dictionary are written `DELTA_BYTE_ARRAY` on tables whose readers know
+//! Delta's table features ([`ByteArrayEncoding`]): each value's length (and the prefix it shares with the
+//! previous value) packed apart, the rest of its bytes back to back. Plain encoding puts a 4-byte length before
+//! each value, and those binary bytes in the middle of text cost zstd both speed and ratio: on sysbench-shaped
+//! rows the encoding took a quarter less CPU and the files were 4% smaller (`cargo bench --bench
+//! parquet_pages`). `DELTA_LENGTH_BYTE_ARRAY` (lengths only) was a tenth cheaper still, but it is what Parquet's
+//! Java writer never writes, and Spark's vectorized reader refused it until 3.3.1 (SPARK-40128); Spark writes
+//! `DELTA_BYTE_ARRAY` itself (`parquet.writer.version=v2`) and reads it from 3.3.0 on.
 //!
 //! Each column chunk records its codec and encodings, so readers need nothing special.
 
@@ -25,6 +28,7 @@ use deltalake::arrow::datatypes::{ArrowNativeType, ByteArrayType};
 use deltalake::parquet::basic::{Compression, Encoding, ZstdLevel};
 use deltalake::parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
 use deltalake::parquet::schema::types::ColumnPath;
+use deltalake::table::state::DeltaTableState;
 
 /// Rows per Parquet row group: bounds the writer's memory (a row group is buffered until written) while
 /// keeping groups large enough to compress well.
@@ -55,14 +59,41 @@ pub(super) fn parquet_properties() -> WriterProperties {
     base().build()
 }
 
+/// How text and binary values outside a dictionary are encoded: as the table's readers can decode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ByteArrayEncoding {
+    /// A 4-byte length before each value: every Parquet reader, however old.
+    Plain,
+    /// `DELTA_BYTE_ARRAY`: Spark 3.3.0 and later, and every reader of tables with table features.
+    Delta,
+}
+
+impl ByteArrayEncoding {
+    /// `Delta` for tables whose protocol asks readers for table features (reader version 3, as deletion
+    /// vectors or `timestamp_ntz` columns do): such readers are Delta Lake 2.3 or later, on Spark 3.3 or later,
+    /// or newer still (delta-rs, DuckDB, Polars, Databricks). `Plain` for tables older readers may read.
+    pub(super) fn for_table(state: &DeltaTableState) -> Self {
+        // The kernel keeps the protocol's fields to itself; its serialized form is the log's own.
+        let protocol = serde_json::to_value(state.protocol()).unwrap_or_default();
+        match protocol["minReaderVersion"].as_i64() {
+            Some(version) if version >= 3 => ByteArrayEncoding::Delta,
+            _ => ByteArrayEncoding::Plain,
+        }
+    }
+}
+
 /// The default settings, except that the text and binary columns of `sample` zstd does not shrink by
-/// [`MIN_SAVING`] are uncompressed and the columns of mostly distinct values have no dictionary.
-pub fn parquet_properties_for(sample: &RecordBatch) -> WriterProperties {
+/// [`MIN_SAVING`] are uncompressed, the columns of mostly distinct values have no dictionary, and text and
+/// binary values are encoded as `byte_arrays` says.
+pub fn parquet_properties_for(sample: &RecordBatch, byte_arrays: ByteArrayEncoding) -> WriterProperties {
     let mut builder = base();
     for (field, column) in sample.schema().fields().iter().zip(sample.columns()) {
         let path = || ColumnPath::from(field.name().as_str());
         if let Some(values) = value_bytes(column.as_ref()) {
-            builder = builder.set_column_encoding(path(), Encoding::DELTA_LENGTH_BYTE_ARRAY);
+            if byte_arrays == ByteArrayEncoding::Delta {
+                // With a dictionary, the encoding of values the dictionary could not take.
+                builder = builder.set_column_encoding(path(), Encoding::DELTA_BYTE_ARRAY);
+            }
             if values.len() >= MIN_SAMPLE_BYTES && !compression_pays(&values[..values.len().min(SAMPLE_BYTES)]) {
                 builder = builder.set_column_compression(path(), Compression::UNCOMPRESSED);
             }
@@ -196,7 +227,7 @@ mod tests {
             ],
         )
         .expect("batch");
-        let properties = parquet_properties_for(&sample);
+        let properties = parquet_properties_for(&sample, ByteArrayEncoding::Delta);
         assert_eq!(codec(&properties, "blob"), Compression::UNCOMPRESSED);
         // Random text of 90 symbols: zstd's entropy coding still saves a fifth.
         assert_eq!(codec(&properties, "token"), default_codec());
@@ -215,11 +246,15 @@ mod tests {
         assert!(dictionary("digit"));
         assert!(parquet_properties().dictionary_enabled(&ColumnPath::from("id")));
 
-        // Text and binary values outside a dictionary have their lengths apart; numbers keep the default.
+        // Text and binary values outside a dictionary have their lengths apart; numbers keep the default, and
+        // so does every column of a table older readers may read.
         let encoding = |column: &str| properties.encoding(&ColumnPath::from(column));
         for column in ["token", "note", "digit", "blob"] {
-            assert_eq!(encoding(column), Some(Encoding::DELTA_LENGTH_BYTE_ARRAY), "{column}");
+            assert_eq!(encoding(column), Some(Encoding::DELTA_BYTE_ARRAY), "{column}");
         }
         assert_eq!(encoding("id"), None);
+        let for_old_readers = parquet_properties_for(&sample, ByteArrayEncoding::Plain);
+        assert_eq!(for_old_readers.encoding(&ColumnPath::from("token")), None);
+        assert_eq!(codec(&for_old_readers, "blob"), Compression::UNCOMPRESSED);
     }
 }

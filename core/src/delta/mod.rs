@@ -36,7 +36,7 @@ use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError, TableProperty};
 use tracing::{debug, info};
 
-pub use column_compression::parquet_properties_for;
+pub use column_compression::{ByteArrayEncoding, parquet_properties_for};
 pub use commit_state::CommittedState;
 pub(crate) use commit_state::{APP_ID_KEY, CURSOR_KEY};
 pub use location::Destination;

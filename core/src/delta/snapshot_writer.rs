@@ -10,7 +10,7 @@ use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 
 use super::DeltaTableWriter;
-use super::column_compression::{parquet_properties, parquet_properties_for};
+use super::column_compression::{ByteArrayEncoding, parquet_properties, parquet_properties_for};
 use super::table_rows::{MetadataValues, rows_for_table};
 use crate::cursor::TableCursor;
 use crate::error::{Error, Result};
@@ -101,7 +101,12 @@ impl<'a> SnapshotWriter<'a> {
         })?;
         if self.properties.is_none() {
             // The first rows decide which columns are worth compressing; the writers have written nothing yet.
-            let properties = parquet_properties_for(&batch);
+            let state = self
+                .table
+                .table
+                .snapshot()
+                .map_err(|cause| self.table.destination_error("cannot read the table state", cause))?;
+            let properties = parquet_properties_for(&batch, ByteArrayEncoding::for_table(state));
             for writer in &mut self.writers {
                 *writer = new_part_writer(self.table, properties.clone())?;
             }
