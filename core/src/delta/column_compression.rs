@@ -9,13 +9,14 @@
 //! Dictionary encoding hashes every value and pays only when values repeat. On a column of mostly distinct
 //! values (keys, timestamps, free text) it cost a tenth of the snapshot's writing time and, once compressed,
 //! left the file no smaller, so a column whose sample is mostly distinct is written plain.
+//!
 //! Text and binary values outside a dictionary are written `DELTA_BYTE_ARRAY` on tables whose readers know
 //! Delta's table features ([`ByteArrayEncoding`]): each value's length (and the prefix it shares with the
 //! previous value) packed apart, the rest of its bytes back to back. Plain encoding puts a 4-byte length before
 //! each value, and those binary bytes in the middle of text cost zstd both speed and ratio: on sysbench-shaped
 //! rows the encoding took a quarter less CPU and the files were 4% smaller (`cargo bench --bench
-//! parquet_pages`). `DELTA_LENGTH_BYTE_ARRAY` (lengths only) was a tenth cheaper still, but it is what Parquet's
-//! Java writer never writes, and Spark's vectorized reader refused it until 3.3.1 (SPARK-40128); Spark writes
+//! parquet_pages`). `DELTA_LENGTH_BYTE_ARRAY` (lengths only) was a tenth cheaper still, but Parquet's Java writer
+//! never writes it alone, and Spark's vectorized reader refused it until a 2022 fix (SPARK-40128); Spark writes
 //! `DELTA_BYTE_ARRAY` itself (`parquet.writer.version=v2`) and reads it from 3.3.0 on.
 //!
 //! Each column chunk records its codec and encodings, so readers need nothing special.
