@@ -90,17 +90,20 @@ pub fn parquet_properties_for(sample: &RecordBatch, byte_arrays: ByteArrayEncodi
     let mut builder = base();
     for (field, column) in sample.schema().fields().iter().zip(sample.columns()) {
         let path = || ColumnPath::from(field.name().as_str());
+        let distinct = mostly_distinct(column.as_ref());
+        if distinct {
+            builder = builder.set_column_dictionary_enabled(path(), false);
+        }
         if let Some(values) = value_bytes(column.as_ref()) {
-            if byte_arrays == ByteArrayEncoding::Delta {
-                // With a dictionary, the encoding of values the dictionary could not take.
+            // Only without a dictionary: a `DELTA_BYTE_ARRAY` encoder starts with two 1 MiB buffers (its length
+            // encoders'), and every column writer builds its fallback encoder, so dictionary columns would hold
+            // them for nothing.
+            if distinct && byte_arrays == ByteArrayEncoding::Delta {
                 builder = builder.set_column_encoding(path(), Encoding::DELTA_BYTE_ARRAY);
             }
             if values.len() >= MIN_SAMPLE_BYTES && !compression_pays(&values[..values.len().min(SAMPLE_BYTES)]) {
                 builder = builder.set_column_compression(path(), Compression::UNCOMPRESSED);
             }
-        }
-        if mostly_distinct(column.as_ref()) {
-            builder = builder.set_column_dictionary_enabled(path(), false);
         }
     }
     builder.build()
@@ -247,13 +250,15 @@ mod tests {
         assert!(dictionary("digit"));
         assert!(parquet_properties().dictionary_enabled(&ColumnPath::from("id")));
 
-        // Text and binary values outside a dictionary have their lengths apart; numbers keep the default, and
-        // so does every column of a table older readers may read.
+        // Text and binary values outside a dictionary have their lengths apart; dictionaries, numbers and every
+        // column of a table older readers may read keep the default.
         let encoding = |column: &str| properties.encoding(&ColumnPath::from(column));
-        for column in ["token", "note", "digit", "blob"] {
+        for column in ["token", "blob"] {
             assert_eq!(encoding(column), Some(Encoding::DELTA_BYTE_ARRAY), "{column}");
         }
-        assert_eq!(encoding("id"), None);
+        for column in ["note", "digit", "id"] {
+            assert_eq!(encoding(column), None, "{column}");
+        }
         let for_old_readers = parquet_properties_for(&sample, ByteArrayEncoding::Plain);
         assert_eq!(for_old_readers.encoding(&ColumnPath::from("token")), None);
         assert_eq!(codec(&for_old_readers, "blob"), Compression::UNCOMPRESSED);
