@@ -31,6 +31,8 @@ use deltalake::parquet::file::properties::{WriterProperties, WriterPropertiesBui
 use deltalake::parquet::schema::types::ColumnPath;
 use deltalake::table::state::DeltaTableState;
 
+use super::table_protocol::TableProtocol;
+
 /// Rows per Parquet row group: bounds the writer's memory (a row group is buffered until written) while
 /// keeping groups large enough to compress well.
 const ROW_GROUP_ROWS: usize = 128 * 1024;
@@ -74,11 +76,10 @@ impl ByteArrayEncoding {
     /// vectors or `timestamp_ntz` columns do): such readers are Delta Lake 2.3 or later, on Spark 3.3 or later,
     /// or newer still (delta-rs, DuckDB, Polars, Databricks). `Plain` for tables older readers may read.
     pub(super) fn for_table(state: &DeltaTableState) -> Self {
-        // The kernel keeps the protocol's fields to itself; its serialized form is the log's own.
-        let protocol = serde_json::to_value(state.protocol()).unwrap_or_default();
-        match protocol["minReaderVersion"].as_i64() {
-            Some(version) if version >= 3 => ByteArrayEncoding::Delta,
-            _ => ByteArrayEncoding::Plain,
+        if TableProtocol::of(state).min_reader_version() >= 3 {
+            ByteArrayEncoding::Delta
+        } else {
+            ByteArrayEncoding::Plain
         }
     }
 }

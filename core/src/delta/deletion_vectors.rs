@@ -16,6 +16,8 @@ use deltalake::{DeltaTableError, Path};
 use roaring::RoaringTreemap;
 use uuid::Uuid;
 
+use super::table_protocol::TableProtocol;
+
 /// The table property that lets writers mark rows deleted (Delta's own name, as Spark and Databricks set it).
 pub(crate) const ENABLE_PROPERTY: &str = "delta.enableDeletionVectors";
 /// The `RoaringBitmapArray` format's magic number (little-endian in the file).
@@ -26,12 +28,7 @@ const ENCODED_UUID_LENGTH: usize = 20;
 /// Whether merges may mark rows deleted in the table: it asks for it and its protocol has the feature.
 pub(crate) fn enabled(state: &DeltaTableState) -> bool {
     let asked = state.metadata().configuration().get(ENABLE_PROPERTY).is_some_and(|value| value == "true");
-    // The kernel keeps the feature lists to itself; its serialized form is the log's own.
-    let protocol = serde_json::to_value(state.protocol()).unwrap_or_default();
-    let has_feature = |list: &str| {
-        protocol[list].as_array().is_some_and(|features| features.iter().any(|name| name == "deletionVectors"))
-    };
-    asked && has_feature("readerFeatures") && has_feature("writerFeatures")
+    asked && TableProtocol::of(state).requires_of_readers_and_writers("deletionVectors")
 }
 
 /// Whether this crate reads the vector: relative files and inline vectors, not absolute paths (which can name

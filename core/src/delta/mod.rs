@@ -19,6 +19,7 @@ mod reduce;
 mod snapshot_writer;
 mod stored_rows;
 mod table_copies;
+mod table_protocol;
 mod table_rows;
 
 use std::collections::HashMap;
