@@ -398,6 +398,49 @@ async fn postgres_unchanged_toast_values_keep_their_value() {
     assert_equal(&db, &lake, "public.docs", &columns).await;
 }
 
+/// About 10 KiB of hex per row `g`: md5 chains do not compress, so the value is TOASTed out of line and an UPDATE
+/// that leaves it alone does not send it.
+fn large_text(seed: &str) -> String {
+    format!("(SELECT string_agg(md5(i::text || {seed}::text), '') FROM generate_series(1, 320) i)")
+}
+
+#[tokio::test]
+async fn postgres_key_change_keeps_an_unchanged_toasted_value() {
+    let db = postgres().await;
+    db.execute(&format!(
+        "CREATE TABLE docs (id int PRIMARY KEY, title text, body text); \
+         INSERT INTO docs SELECT g, 'doc ' || g, {} FROM generate_series(1, 10) g;",
+        large_text("g")
+    ))
+    .await;
+    let lake = TempLake::new();
+    let columns = ["id", "title", "body"];
+    sync_once(&db, lake.dir.path(), "public.docs");
+
+    // Only the key changes: the server sends the old key and, for the body, "unchanged".
+    db.execute("UPDATE docs SET id = id + 1000 WHERE id <= 3").await;
+    sync_once(&db, lake.dir.path(), "public.docs");
+    assert_equal(&db, &lake, "public.docs", &columns).await;
+    assert_eq!(db.query_value("SELECT count(*) FROM docs WHERE id <= 3").await, "0");
+
+    // In one batch: a key change and an insert of the old key in the same transaction; one row's key changed
+    // twice, in two transactions and within one; a body changed, then its key.
+    db.execute(&format!(
+        "BEGIN; UPDATE docs SET id = 4000 WHERE id = 4; INSERT INTO docs VALUES (4, 'reborn', {}); COMMIT;",
+        large_text("'reborn'")
+    ))
+    .await;
+    db.execute("UPDATE docs SET id = 5000 WHERE id = 5").await;
+    db.execute("UPDATE docs SET id = 6000 WHERE id = 5000").await;
+    db.execute("BEGIN; UPDATE docs SET id = 7000 WHERE id = 7; UPDATE docs SET id = 7001 WHERE id = 7000; COMMIT;")
+        .await;
+    db.execute(&format!("UPDATE docs SET body = {} WHERE id = 8", large_text("'new body'"))).await;
+    db.execute("UPDATE docs SET id = 8000 WHERE id = 8").await;
+    db.execute("UPDATE docs SET id = 1 WHERE id = 1001").await;
+    sync_once(&db, lake.dir.path(), "public.docs");
+    assert_equal(&db, &lake, "public.docs", &columns).await;
+}
+
 #[tokio::test]
 async fn postgres_replica_identity_using_index_identifies_rows() {
     let db = postgres().await;

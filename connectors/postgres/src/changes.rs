@@ -22,13 +22,24 @@ pub struct TableShape {
     pub wire_types: Vec<(u32, i32)>,
 }
 
+/// A cell an UPDATE left unchanged (a TOASTed value the server did not send): the value it keeps is the one
+/// stored under the key of `key_row`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnchangedCell {
+    pub row: usize,
+    pub column: String,
+    /// The UPDATE's own row; or, when the UPDATE changed the key, the delete of the old key pushed just before
+    /// it, since the value is still stored under the old key.
+    pub key_row: usize,
+}
+
 /// One table's changes read from the stream and not yet committed.
 #[derive(Debug)]
 pub struct PendingChanges {
     shape: TableShape,
     buffer: ChangeBuffer<ColumnBuilder>,
-    /// Cells an UPDATE left unchanged (TOASTed values the server did not send): row and column name.
-    unchanged: Vec<(usize, String)>,
+    /// Cells an UPDATE left unchanged, in row order.
+    unchanged: Vec<UnchangedCell>,
 }
 
 /// Closed transactions taken from a table's pending changes, ready to become a change batch once the
@@ -36,11 +47,11 @@ pub struct PendingChanges {
 #[derive(Debug)]
 pub struct TakenChanges {
     pub taken: TakenRows,
-    pub unchanged: Vec<(usize, String)>,
+    pub unchanged: Vec<UnchangedCell>,
 }
 
 impl TakenChanges {
-    fn new(taken: TakenRows, unchanged: Vec<(usize, String)>) -> Self {
+    fn new(taken: TakenRows, unchanged: Vec<UnchangedCell>) -> Self {
         TakenChanges { taken, unchanged }
     }
 
@@ -64,8 +75,10 @@ impl PendingChanges {
         self.buffer.buffered_bytes()
     }
 
-    /// Appends a row; `values[i]` is column `i` of the current shape in binary form, `None` for NULL.
-    pub fn push(&mut self, operation: Operation, values: &[Option<&[u8]>]) -> Result<()> {
+    /// Appends a row and returns its index; `values[i]` is column `i` of the current shape in binary form,
+    /// `None` for NULL.
+    pub fn push(&mut self, operation: Operation, values: &[Option<&[u8]>]) -> Result<usize> {
+        let row = self.buffer.rows();
         let id = &self.shape.schema.id;
         for (builder, value) in self.buffer.columns_mut().iter_mut().zip(values) {
             builder.append(*value).map_err(|cause| {
@@ -73,15 +86,21 @@ impl PendingChanges {
             })?;
         }
         self.buffer.row_appended(operation);
-        Ok(())
+        Ok(row)
     }
 
-    /// Appends an UPDATE whose `unchanged` columns (null in `values`) keep the value they had.
-    pub fn push_update_with_unchanged(&mut self, values: &[Option<&[u8]>], unchanged: &[usize]) -> Result<()> {
-        let row = self.buffer.rows();
-        self.push(Operation::Update, values)?;
+    /// Appends an UPDATE whose `unchanged` columns (null in `values`) keep the value they had, which is stored
+    /// under the key of row `old_key_row` when the UPDATE changed the key (see [`UnchangedCell::key_row`]).
+    pub fn push_update_with_unchanged(
+        &mut self,
+        values: &[Option<&[u8]>],
+        unchanged: &[usize],
+        old_key_row: Option<usize>,
+    ) -> Result<()> {
+        let row = self.push(Operation::Update, values)?;
         for &column in unchanged {
-            self.unchanged.push((row, self.shape.schema.columns[column].name.clone()));
+            let column = self.shape.schema.columns[column].name.clone();
+            self.unchanged.push(UnchangedCell { row, column, key_row: old_key_row.unwrap_or(row) });
         }
         Ok(())
     }
@@ -89,7 +108,7 @@ impl PendingChanges {
     /// Appends a TRUNCATE marker (its column values are ignored by the sink).
     pub fn push_truncate(&mut self) -> Result<()> {
         let nulls = vec![None; self.shape.types.len()];
-        self.push(Operation::Truncate, &nulls)
+        self.push(Operation::Truncate, &nulls).map(drop)
     }
 
     /// Whether rows arrived since the last [`close_transaction`](Self::close_transaction).
@@ -127,12 +146,17 @@ impl PendingChanges {
         let closed_rows = self.buffer.rows() - self.buffer.open_rows();
         let (closed, open) = self.buffer.take_with_open_part((SourcePosition::Postgres { lsn }, commit_time))?;
         let mut unchanged = std::mem::take(&mut self.unchanged);
+        // A key change's delete and update are one transaction's rows, so both sides of a cell stay together.
         let open_unchanged = unchanged
             .iter()
-            .filter(|(row, _)| *row >= closed_rows)
-            .map(|(row, column)| (row - closed_rows, column.clone()))
+            .filter(|cell| cell.row >= closed_rows)
+            .map(|cell| UnchangedCell {
+                row: cell.row - closed_rows,
+                column: cell.column.clone(),
+                key_row: cell.key_row - closed_rows,
+            })
             .collect();
-        unchanged.retain(|(row, _)| *row < closed_rows);
+        unchanged.retain(|cell| cell.row < closed_rows);
         Ok((
             closed.map(|taken| TakenChanges::new(taken, unchanged)),
             open.map(|taken| TakenChanges::new(taken, open_unchanged)),

@@ -261,6 +261,7 @@ impl<'a> ChangeStream<'a> {
             .iter()
             .filter_map(|key| table.pending.shape().schema.column_index(key))
             .collect();
+        let mut old_key_row = None;
         if let Some(old) = &old {
             // A changed key: the row under the old key is gone.
             let key_changed = !key_columns.is_empty()
@@ -269,14 +270,15 @@ impl<'a> ChangeStream<'a> {
                 });
             if key_changed {
                 let values: Vec<Option<&[u8]>> = old.iter().map(TupleValue::bytes).collect();
-                table.pending.push(Operation::Delete, &values)?;
+                old_key_row = Some(table.pending.push(Operation::Delete, &values)?);
             }
         }
         let mut values: Vec<Option<&[u8]>> = Vec::with_capacity(new.len());
         let mut unchanged = Vec::new();
         for (column, value) in new.iter().enumerate() {
             values.push(match value {
-                // The old row (REPLICA IDENTITY FULL) carries the value; otherwise it is restored at commit.
+                // The old row (REPLICA IDENTITY FULL) carries the value; otherwise it is restored at commit, from
+                // the row stored under the old key when the key changed.
                 TupleValue::UnchangedToast => match old.as_ref().and_then(|old| old.get(column)) {
                     Some(TupleValue::Binary(bytes) | TupleValue::Text(bytes)) => Some(*bytes),
                     _ => {
@@ -297,7 +299,7 @@ impl<'a> ChangeStream<'a> {
         if unchanged.is_empty() {
             table.pending.push(operation, &values)?;
         } else {
-            table.pending.push_update_with_unchanged(&values, &unchanged)?;
+            table.pending.push_update_with_unchanged(&values, &unchanged, old_key_row)?;
         }
         self.touch(index);
         Ok(())

@@ -2,7 +2,9 @@
 //! (pgoutput sends `u`), and with `REPLICA IDENTITY DEFAULT` no old row carries it either. The row must keep
 //! the value it has, never null. It is taken from the key's latest earlier change in the same batch, or else
 //! from the Delta table itself, which holds the key's current row (the change is newer than anything
-//! committed there). The batch handed to the sink is then complete, whatever the table's delete mode.
+//! committed there). An UPDATE that changed the key finds the value under the old key (pgoutput sends it, and
+//! the stream pushes its delete just before the update). The batch handed to the sink is then complete,
+//! whatever the table's delete mode.
 
 use std::collections::HashMap;
 
@@ -17,6 +19,8 @@ use connector_core::error::{Error, Result};
 use connector_core::metadata_column::IS_CURRENT;
 use connector_core::schema::TableSchema;
 
+use crate::changes::UnchangedCell;
+
 /// Keys looked up in one Delta query.
 const KEYS_PER_LOOKUP: usize = 1000;
 
@@ -25,17 +29,18 @@ const KEYS_PER_LOOKUP: usize = 1000;
 enum Origin {
     /// Another row of the batch.
     Batch(usize),
-    /// A row of the Delta table, found by the key of this batch row.
-    Delta(usize),
+    /// A row of the Delta table, found by the key of batch row `key_row`; failing that, by the key of batch row
+    /// `row`, the update's own: a replayed transaction whose first part was applied already moved the row there.
+    Delta { key_row: usize, row: usize },
 }
 
-/// Fills every unchanged cell (`(row, column name)`, nulls in `rows`) with the value the row had.
+/// Fills every unchanged cell (nulls in `rows`) with the value the row had.
 pub async fn fill_unchanged(
     table: &DeltaTable,
     schema: &TableSchema,
     rows: RecordBatch,
     operations: &[Operation],
-    unchanged: &[(usize, String)],
+    unchanged: &[UnchangedCell],
 ) -> Result<RecordBatch> {
     if unchanged.is_empty() {
         return Ok(rows);
@@ -59,13 +64,14 @@ pub async fn fill_unchanged(
         .map_err(internal)?;
     let encoded = converter.convert_columns(&keys).map_err(internal)?;
 
-    let mut columns: Vec<String> = unchanged.iter().map(|(_, column)| column.clone()).collect();
+    let mut columns: Vec<String> = unchanged.iter().map(|cell| cell.column.clone()).collect();
     columns.sort();
     columns.dedup();
-    let mut unchanged_cells: HashMap<(usize, usize), ()> = HashMap::new();
-    for (row, name) in unchanged {
-        let column = columns.binary_search(name).map_err(|_| Error::state("unchanged column lost"))?;
-        unchanged_cells.insert((*row, column), ());
+    // Per unchanged cell (row, column index): the row whose key holds its value.
+    let mut unchanged_cells: HashMap<(usize, usize), usize> = HashMap::new();
+    for cell in unchanged {
+        let column = columns.binary_search(&cell.column).map_err(|_| Error::state("unchanged column lost"))?;
+        unchanged_cells.insert((cell.row, column), cell.key_row);
     }
     // Per key and column: where its latest value in the batch comes from.
     let mut latest: HashMap<(&[u8], usize), Origin> = HashMap::new();
@@ -78,18 +84,19 @@ pub async fn fill_unchanged(
             Operation::Insert | Operation::Update => {
                 let key = encoded.row(row).data();
                 for column in 0..columns.len() {
-                    let origin = if unchanged_cells.contains_key(&(row, column)) {
-                        let origin = match latest.get(&(key, column)) {
-                            Some(origin) => *origin,
-                            None => {
-                                delta_keys.push(row);
-                                Origin::Delta(row)
-                            }
-                        };
-                        origins.insert((row, column), origin);
-                        origin
-                    } else {
-                        Origin::Batch(row)
+                    let origin = match unchanged_cells.get(&(row, column)) {
+                        Some(&key_row) => {
+                            let origin = match latest.get(&(encoded.row(key_row).data(), column)) {
+                                Some(origin) => *origin,
+                                None => {
+                                    delta_keys.extend([key_row, row]);
+                                    Origin::Delta { key_row, row }
+                                }
+                            };
+                            origins.insert((row, column), origin);
+                            origin
+                        }
+                        None => Origin::Batch(row),
                     };
                     latest.insert((key, column), origin);
                 }
@@ -130,9 +137,9 @@ pub async fn fill_unchanged(
             indices.push(match origins.get(&(row, column)) {
                 None => (0, row),
                 Some(Origin::Batch(source)) => (0, *source),
-                Some(Origin::Delta(source)) => {
-                    let key = encoded.row(*source);
-                    let position = found_position.get(key.data()).ok_or_else(|| {
+                Some(Origin::Delta { key_row, row }) => {
+                    let stored = |at: usize| found_position.get(encoded.row(at).data());
+                    let position = stored(*key_row).or_else(|| stored(*row)).ok_or_else(|| {
                         Error::state(format!(
                             "an UPDATE of {id} left `{name}` unchanged, but its row is not in the Delta table; \
                              resync the table (connector resync --table {id})"
