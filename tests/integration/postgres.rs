@@ -14,11 +14,16 @@ use crate::support::servers::{PostgresDatabase, postgres};
 const CONNECTOR: &str = env!("CARGO_BIN_EXE_connector");
 
 fn sync_command(db: &PostgresDatabase, lake: &Path, tables: &str, extra: &[&str]) -> Command {
+    pipeline_sync_command(db.url(), "test", lake, tables, extra)
+}
+
+/// `connector sync postgres` of `pipeline` from the server at `url`.
+fn pipeline_sync_command(url: &str, pipeline: &str, lake: &Path, tables: &str, extra: &[&str]) -> Command {
     let mut command = Command::new(CONNECTOR);
     command
-        .args(["sync", "postgres", "--url", db.url(), "--tables", tables, "--dest"])
+        .args(["sync", "postgres", "--url", url, "--tables", tables, "--dest"])
         .arg(lake)
-        .args(["--pipeline", "test"])
+        .args(["--pipeline", pipeline])
         .args(extra)
         .env("CONNECTOR_LOG", "info");
     command
@@ -789,4 +794,118 @@ async fn postgres_a_large_table_is_copied_in_key_ranges_over_parallel_connection
         .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "parquet"))
         .count();
     assert!(files >= 7, "{files} files for 7 ranges");
+}
+
+const ITEMS: &str =
+    "CREATE TABLE items (id int PRIMARY KEY, name text); INSERT INTO items VALUES (1, 'pen'), (2, 'ink');";
+
+#[tokio::test]
+async fn postgres_a_table_left_out_then_added_back_is_copied_again() {
+    let db = postgres().await;
+    db.execute(&format!("{ORDERS} {ITEMS}")).await;
+    let lake = TempLake::new();
+    sync_once(&db, lake.dir.path(), "public.orders,public.items");
+
+    // Two syncs without `items` while it changes: the slot passes (and acknowledges) its changes.
+    db.execute("UPDATE items SET name = 'quill' WHERE id = 1; INSERT INTO items VALUES (3, 'nib')").await;
+    sync_once(&db, lake.dir.path(), "public.orders");
+    db.execute("DELETE FROM items WHERE id = 2; UPDATE orders SET note = 'meanwhile' WHERE id = 1").await;
+    sync_once(&db, lake.dir.path(), "public.orders");
+
+    let output = sync_command(&db, lake.dir.path(), "public.orders,public.items", &[]).output().expect("run");
+    let (report, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{stderr}");
+    assert!(report.contains("public.items: 2 snapshot rows"), "{report}");
+    assert!(report.contains("public.orders: 0 snapshot rows, 0 changes"), "{report}");
+    assert!(stderr.contains("left out of the pipeline"), "the log should say why items is copied: {stderr}");
+    assert_equal(&db, &lake, "public.items", &["id", "name"]).await;
+    assert_equal(&db, &lake, "public.orders", ORDER_COLUMNS).await;
+
+    // From then on it streams, and a table that stayed in the pipeline while idle is not copied again.
+    db.execute("UPDATE items SET name = 'fountain pen' WHERE id = 1").await;
+    let report = sync_once(&db, lake.dir.path(), "public.orders,public.items");
+    assert!(report.contains("public.items: 0 snapshot rows, 1 changes"), "{report}");
+    assert!(report.contains("public.orders: 0 snapshot rows, 0 changes"), "{report}");
+    assert_equal(&db, &lake, "public.items", &["id", "name"]).await;
+}
+
+#[tokio::test]
+async fn postgres_a_second_destination_of_the_same_pipeline_is_refused() {
+    let db = postgres().await;
+    db.execute(ORDERS).await;
+    let (first, second) = (TempLake::new(), TempLake::new());
+    sync_once(&db, first.dir.path(), "public.orders");
+
+    // One slot cannot feed two destinations: each would miss the changes the other acknowledges.
+    let output = sync_command(&db, second.dir.path(), "public.orders", &[]).output().expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let first_path = std::fs::canonicalize(first.dir.path()).expect("path");
+    assert!(stderr.contains(first_path.to_str().expect("utf-8")), "the error should name the first lake: {stderr}");
+    assert!(stderr.contains("another pipeline name"), "the error should name the fix: {stderr}");
+    assert!(!second.dir.path().join("public").join("orders").join("_delta_log").exists(), "the refused sync wrote");
+
+    // The first destination goes on as before.
+    db.execute("UPDATE orders SET note = 'after the refusal' WHERE id <= 5").await;
+    let report = sync_once(&db, first.dir.path(), "public.orders");
+    assert!(report.contains("public.orders: 0 snapshot rows, 5 changes"), "{report}");
+    assert_equal(&db, &first, "public.orders", ORDER_COLUMNS).await;
+}
+
+#[tokio::test]
+async fn postgres_a_pipeline_synced_before_destinations_were_recorded_keeps_its_slot() {
+    let db = postgres().await;
+    db.execute(&format!("{ORDERS} {ITEMS}")).await;
+    let lake = TempLake::new();
+    sync_once(&db, lake.dir.path(), "public.orders,public.items");
+    // What an earlier version left: the slot and publication, nothing recorded on them.
+    db.execute("COMMENT ON PUBLICATION connector_test IS NULL").await;
+    db.execute("UPDATE orders SET note = 'upgraded' WHERE id <= 3; UPDATE items SET name = 'quill' WHERE id = 1").await;
+
+    let report = sync_once(&db, lake.dir.path(), "public.orders,public.items");
+    assert!(report.contains("public.orders: 0 snapshot rows, 3 changes"), "{report}");
+    assert!(report.contains("public.items: 0 snapshot rows, 1 changes"), "{report}");
+    assert_equal(&db, &lake, "public.orders", ORDER_COLUMNS).await;
+    assert_equal(&db, &lake, "public.items", &["id", "name"]).await;
+    // That sync recorded its destination: another one is now refused.
+    let other = TempLake::new();
+    let output = sync_command(&db, other.dir.path(), "public.orders", &[]).output().expect("run");
+    assert_eq!(output.status.code(), Some(2), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[tokio::test]
+async fn postgres_pipelines_whose_slot_names_collide_are_refused() {
+    let db = postgres().await;
+    db.execute(ORDERS).await;
+    let (lake, other) = (TempLake::new(), TempLake::new());
+    let output = pipeline_sync_command(db.url(), "a-b", lake.dir.path(), "public.orders", &[]).output().expect("run");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+
+    // `a_b` would use the slot of `a-b` (a `-` becomes `_`): refused, naming both and the fix.
+    for dest in [other.dir.path(), lake.dir.path()] {
+        let output = pipeline_sync_command(db.url(), "a_b", dest, "public.orders", &[]).output().expect("run");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("`a-b`") && stderr.contains("`a_b`") && stderr.contains("slot"), "{stderr}");
+    }
+    let output = Command::new(CONNECTOR).args(["drop", "--pipeline", "a_b", "--url", db.url()]).output().expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && stderr.contains("`a-b`"), "dropped another pipeline's slot: {stderr}");
+
+    // `a-b` itself is found by status and drop, and syncs on.
+    db.execute("UPDATE orders SET note = 'still a-b' WHERE id = 1").await;
+    let output = pipeline_sync_command(db.url(), "a-b", lake.dir.path(), "public.orders", &[]).output().expect("run");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_equal(&db, &lake, "public.orders", ORDER_COLUMNS).await;
+    let output = Command::new(CONNECTOR)
+        .args(["status", "--json", "--url", db.url(), "--pipeline", "a-b", "--dest"])
+        .arg(lake.dir.path())
+        .output()
+        .expect("run connector");
+    let status: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON status");
+    assert_eq!(status["slots"][0]["slot"], "connector_a_b");
+    assert_eq!(status["slots"][0]["exists"], true);
+    let output = Command::new(CONNECTOR).args(["drop", "--pipeline", "a-b", "--url", db.url()]).output().expect("run");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(db.query_value("SELECT count(*) FROM pg_replication_slots").await, "0");
 }

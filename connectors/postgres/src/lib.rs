@@ -5,6 +5,7 @@
 //! TLS) is the `pgwire-replication` crate, as tokio-postgres has none; the pgoutput messages carrying rows are
 //! decoded here ([`pgoutput`]), straight into Arrow ([`codec`]).
 
+pub mod binding;
 pub mod catalog;
 pub mod changes;
 pub mod codec;

@@ -13,6 +13,7 @@ use connector_core::position::{Lsn, SourcePosition};
 use indicatif::MultiProgress;
 use tracing::warn;
 
+use crate::binding::{self, SlotBinding};
 use crate::catalog::{SourceTable, describe_table, tables_of_schemas};
 use crate::changes::{PendingChanges, TableShape};
 use crate::config::PostgresConfig;
@@ -29,13 +30,16 @@ const PARALLEL_COPIES: usize = 4;
 pub struct PostgresPipeline {
     config: Arc<PostgresConfig>,
     sink: DeltaSink,
+    /// The destination as the slot's binding records it: its URL, a local path resolved, no trailing `/`.
+    destination: String,
 }
 
 impl PostgresPipeline {
     pub fn new(config: PostgresConfig) -> Result<Self> {
         let destination = Destination::parse(&config.dest)?;
+        let recorded = destination.url().as_str().trim_end_matches('/').to_string();
         let sink = DeltaSink::new(destination, config.pipeline.clone(), HashMap::new());
-        Ok(PostgresPipeline { config: Arc::new(config), sink })
+        Ok(PostgresPipeline { config: Arc::new(config), sink, destination: recorded })
     }
 
     async fn run(&self, mode: SyncMode, shutdown: Shutdown) -> Result<SyncReport> {
@@ -62,6 +66,9 @@ impl PostgresPipeline {
             check_table(&sql, &source).await?;
             sources.push(source);
         }
+        // Before anything changes on the server: a slot that serves another pipeline or destination is refused.
+        let recorded = binding::read(&sql, &config.publication, &config.slot).await?;
+        binding::check(&recorded, &config.slot, &config.publication, &config.pipeline, &self.destination)?;
         ensure_publication(&sql, &config.publication, &ids).await?;
         let slot = ensure_slot(&sql, &config.slot, &config.pipeline).await?;
 
@@ -95,9 +102,30 @@ impl PostgresPipeline {
                     writer.restart_snapshot(restart).await?;
                     needs_copy.push(index);
                 }
+                Some(cursor)
+                    if recorded.left_out(writer.table_id()) && behind(&cursor.position, slot.confirmed_flush) =>
+                {
+                    // Syncs without this table confirmed its changes to the server: the stream cannot bring
+                    // them back, a copy can.
+                    warn!(
+                        table = %writer.table_id(),
+                        position = %cursor.position,
+                        slot_position = %slot.confirmed_flush,
+                        "the table was left out of the pipeline while its slot confirmed later changes; copying \
+                         the table again"
+                    );
+                    let restart = TableCursor::restarting(SourcePosition::Postgres { lsn: slot.confirmed_flush });
+                    writer.restart_snapshot(restart).await?;
+                    needs_copy.push(index);
+                }
                 Some(_) => {}
             }
         }
+        // Recorded before the stream confirms anything: from now on the slot's position covers these tables.
+        let mut tables = ids;
+        tables.sort();
+        let bound = SlotBinding { pipeline: config.pipeline.clone(), destination: self.destination.clone(), tables };
+        binding::record(&sql, &config.publication, &config.slot, &bound).await?;
         if !needs_copy.is_empty() && !shutdown.is_requested() {
             let mut slots: Vec<Option<DeltaTableWriter>> = writers.into_iter().map(Some).collect();
             let copied = self.copy_tables(&sources, &mut slots, &needs_copy).await;
@@ -156,6 +184,16 @@ impl PostgresPipeline {
             }
         })
         .await
+    }
+}
+
+/// Whether a table's committed position lies before the slot's confirmed one: changes in between were
+/// confirmed to the server.
+fn behind(position: &SourcePosition, confirmed: Lsn) -> bool {
+    match position {
+        SourcePosition::Postgres { lsn } => *lsn < confirmed,
+        // Another source's cursor: the stream reports it with the way out.
+        _ => false,
     }
 }
 

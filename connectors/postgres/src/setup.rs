@@ -7,6 +7,7 @@ use connector_core::schema::TableId;
 use tokio_postgres::Client;
 use tracing::info;
 
+use crate::binding::Recorded;
 use crate::catalog::{SourceTable, source_error};
 
 /// Quotes an identifier for SQL text (`"order ""items"""`).
@@ -218,6 +219,16 @@ pub async fn drop_pipeline(
 ) -> Result<Vec<String>> {
     let config = crate::config::PostgresConfig::connection_only(profile, pipeline)?;
     let client = crate::connection::connect(&config).await?;
+    // `a-b` and `a_b` name the same slot: only the pipeline recorded on it may drop it.
+    if let Recorded::Binding(binding) = crate::binding::read(&client, &config.publication, &config.slot).await?
+        && binding.pipeline != config.pipeline
+    {
+        return Err(Error::config(format!(
+            "replication slot {} belongs to pipeline `{}`, not `{}` (a `-` in a pipeline name becomes `_`); \
+             to retire `{}`, run `connector drop --pipeline {}`",
+            config.slot, binding.pipeline, config.pipeline, binding.pipeline, binding.pipeline
+        )));
+    }
     let mut removed = Vec::new();
     let slot = client
         .query_opt("SELECT active FROM pg_replication_slots WHERE slot_name = $1", &[&config.slot])
