@@ -3,6 +3,8 @@
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use connector_core::schema::TableId;
@@ -908,4 +910,91 @@ async fn postgres_pipelines_whose_slot_names_collide_are_refused() {
     let output = Command::new(CONNECTOR).args(["drop", "--pipeline", "a-b", "--url", db.url()]).output().expect("run");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(db.query_value("SELECT count(*) FROM pg_replication_slots").await, "0");
+}
+
+/// A TCP proxy in front of the server that can fall silent: it stops forwarding but keeps every connection open,
+/// as a killed pod or a network partition leaves them, so the server goes on believing its client is there.
+struct SilentProxy {
+    /// The server's URL with the proxy's address.
+    url: String,
+    silent: Arc<AtomicBool>,
+}
+
+impl SilentProxy {
+    async fn start(db: &PostgresDatabase) -> Self {
+        let mut url = url::Url::parse(db.url()).expect("url");
+        let server = format!("{}:{}", url.host_str().expect("host"), url.port().unwrap_or(5432));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        url.set_port(Some(listener.local_addr().expect("address").port())).expect("port");
+        let silent = Arc::new(AtomicBool::new(false));
+        let flag = silent.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(upstream) = tokio::net::TcpStream::connect(&server).await else { continue };
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = upstream.into_split();
+                tokio::spawn(forward(client_read, server_write, flag.clone()));
+                tokio::spawn(forward(server_read, client_write, flag.clone()));
+            }
+        });
+        SilentProxy { url: url.to_string(), silent }
+    }
+
+    fn fall_silent(&self) {
+        self.silent.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Copies `from` to `to` until the proxy falls silent; then holds both open, forwarding nothing, closing nothing.
+async fn forward(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    silent: Arc<AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = vec![0; 64 * 1024];
+    loop {
+        let read = from.read(&mut buffer).await.unwrap_or(0);
+        if silent.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        if read == 0 || to.write_all(&buffer[..read]).await.is_err() {
+            let _ = to.shutdown().await;
+            return;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restart_after_a_lost_connection_waits_for_the_slot() {
+    let db = postgres().await;
+    db.execute(ORDERS).await;
+    // The server ends a replication connection whose client stopped answering after this long (default 60 s).
+    db.execute(&format!("ALTER DATABASE \"{}\" SET wal_sender_timeout = '5s'", db.name())).await;
+    let proxy = SilentProxy::start(&db).await;
+    let lake = TempLake::new();
+    let mut child = pipeline_sync_command(&proxy.url, "test", lake.dir.path(), "public.orders", &["--continuous"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start connector");
+    wait_until_equal(&db, &lake, "public.orders", ORDER_COLUMNS).await;
+    let slot_active = "SELECT active::text FROM pg_replication_slots WHERE slot_name = 'connector_test'";
+    let deadline = Instant::now() + CONVERGENCE_DEADLINE;
+    while db.query_value(slot_active).await != "true" {
+        assert!(Instant::now() < deadline, "the connector never started streaming");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The connection is lost without being closed, and the connector is restarted (as a supervisor would).
+    proxy.fall_silent();
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    db.execute("UPDATE orders SET note = 'after the partition' WHERE id <= 10").await;
+    assert_eq!(db.query_value(slot_active).await, "true", "the server should still hold the slot for the lost client");
+    let output = sync_command(&db, lake.dir.path(), "public.orders", &[]).output().expect("run connector");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "the restarted sync should wait for the slot: {stderr}");
+    assert!(stderr.contains("waiting for the server to release it"), "the log should say why it waits: {stderr}");
+    assert_equal(&db, &lake, "public.orders", ORDER_COLUMNS).await;
 }

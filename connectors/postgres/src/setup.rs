@@ -1,14 +1,25 @@
 //! Checks the server before anything is created, then creates or reuses the publication and the
 //! replication slot. Every failed check says exactly what to change.
 
-use connector_core::error::{Error, Result};
+use std::time::{Duration, Instant};
+
+use connector_core::error::{Error, ErrorKind, Result, Retry};
 use connector_core::position::Lsn;
 use connector_core::schema::TableId;
 use tokio_postgres::Client;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::binding::Recorded;
 use crate::catalog::{SourceTable, source_error};
+
+/// How long past the server's `wal_sender_timeout` a sync waits for a slot an earlier connection still holds:
+/// the server notices a silent client at the next check after the timeout.
+pub const SLOT_RELEASE_MARGIN: Duration = Duration::from_secs(10);
+/// How long a sync waits for a held slot when the server never ends silent replication connections
+/// (`wal_sender_timeout = 0`): long enough for a connection being closed to go, short enough to say so soon.
+pub const SLOT_RELEASE_WAIT_WITHOUT_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often a sync waiting for its slot looks again.
+const SLOT_POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Quotes an identifier for SQL text (`"order ""items"""`).
 pub fn quote_identifier(name: &str) -> String {
@@ -206,6 +217,52 @@ pub async fn ensure_slot(client: &Client, slot: &str, pipeline: &str) -> Result<
     }
     let confirmed: Option<String> = row.get(1);
     Ok(SlotState { confirmed_flush: parse_lsn(confirmed.as_deref().unwrap_or("0/0"))?, created: false })
+}
+
+/// Waits until no connection holds `slot`. A connection that vanished without closing (a killed pod, a network
+/// partition) keeps its slot active on the server until `wal_sender_timeout` ends it, so a restarted pipeline
+/// waits that long (and [`SLOT_RELEASE_MARGIN`] more) before it gives up.
+pub async fn wait_for_slot(client: &Client, slot: &str, pipeline: &str) -> Result<()> {
+    let mut deadline = None;
+    loop {
+        let row = client
+            .query_opt(
+                "SELECT active_pid, (SELECT setting::int8 FROM pg_settings WHERE name = 'wal_sender_timeout') \
+                 FROM pg_replication_slots WHERE slot_name = $1 AND active",
+                &[&slot],
+            )
+            .await
+            .map_err(|cause| source_error("cannot read replication slots", cause))?;
+        let Some(row) = row else { return Ok(()) };
+        let pid: Option<i32> = row.get(0);
+        let timeout_ms: Option<i64> = row.get(1);
+        let deadline = *deadline.get_or_insert_with(|| {
+            let wait = match timeout_ms {
+                Some(ms) if ms > 0 => Duration::from_millis(ms as u64) + SLOT_RELEASE_MARGIN,
+                _ => SLOT_RELEASE_WAIT_WITHOUT_TIMEOUT,
+            };
+            warn!(
+                slot,
+                pid = ?pid,
+                wait_seconds = wait.as_secs(),
+                "the replication slot is still held by an earlier connection (a connector that stopped without \
+                 closing it, or a lost network path); waiting for the server to release it (wal_sender_timeout)"
+            );
+            Instant::now() + wait
+        });
+        if Instant::now() >= deadline {
+            let pid = pid.map_or_else(|| "?".to_string(), |pid| pid.to_string());
+            return Err(Error::new(
+                ErrorKind::Source,
+                Retry::WithBackoff,
+                format!(
+                    "replication slot {slot} is still in use by server process {pid}; stop the other connector of \
+                     pipeline `{pipeline}`, or, if none runs, end that connection: `SELECT pg_terminate_backend({pid})`"
+                ),
+            ));
+        }
+        tokio::time::sleep(SLOT_POLL_INTERVAL).await;
+    }
 }
 
 pub fn parse_lsn(text: &str) -> Result<Lsn> {

@@ -20,6 +20,7 @@ use crate::catalog::{TypeCatalog, source_error};
 use crate::changes::{PendingChanges, TableShape, TakenChanges};
 use crate::config::PostgresConfig;
 use crate::pgoutput::{self, Change, Relation, TupleValue};
+use crate::setup::wait_for_slot;
 use crate::snapshot::replication_error;
 use crate::toast::fill_unchanged;
 
@@ -85,6 +86,7 @@ impl<'a> ChangeStream<'a> {
     /// Streams from the slot until shut down (continuous) or until every change present at start is
     /// committed (once).
     pub async fn run(mut self, mode: SyncMode, mut shutdown: Shutdown) -> Result<()> {
+        wait_for_slot(self.sql, &self.config.slot, &self.config.pipeline).await?;
         let settings = self.config.replication(&self.config.slot, self.acknowledged.0)?;
         let mut client = ReplicationClient::connect(settings)
             .await
