@@ -9,6 +9,7 @@ use connector_core::schema::TableId;
 
 use crate::support::connector_process::{CONVERGENCE_DEADLINE, difference, has_parquet, terminate, wait_for_exit};
 use crate::support::delta::{TempLake, read_rows};
+use crate::support::load::as_sorted_text;
 use crate::support::servers::{MySqlDatabase, MySqlReplica, PrivateMariaDb, mariadb};
 
 const CONNECTOR: &str = env!("CARGO_BIN_EXE_connector");
@@ -111,7 +112,7 @@ async fn wait_until_equal(db: &MySqlDatabase, lake: &TempLake, table: &str, colu
 
 /// A derived table `g(n)` of the numbers `from..=to`, in SQL both MariaDB and MySQL accept (recursive CTEs
 /// are capped at 1000 rows by default on both).
-fn numbers(from: u64, to: u64) -> String {
+pub(crate) fn numbers(from: u64, to: u64) -> String {
     let digits = "(SELECT 0 d UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4 UNION ALL \
                   SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL SELECT 8 UNION ALL SELECT 9)";
     let places = (to - from + 1).max(1).to_string().len();
@@ -187,6 +188,16 @@ async fn mysql_continuous_streams_until_stopped() {
     }
     wait_until_equal(&db, &lake, "orders", ORDER_COLUMNS).await;
 
+    // A second writer of the same pipeline is refused, naming the one running, and commits nothing.
+    let version_before =
+        std::fs::read_dir(lake.dir.path().join(db.name()).join("orders").join("_delta_log")).expect("log").count();
+    let output = sync_failing(&mut sync_command(&db, lake.dir.path(), &["orders"], &[]));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&format!("process {}", child.id())) && stderr.contains("already writing"), "{stderr}");
+    let version_after =
+        std::fs::read_dir(lake.dir.path().join(db.name()).join("orders").join("_delta_log")).expect("log").count();
+    assert_eq!(version_before, version_after, "the refused writer committed");
+
     stop_cleanly(child);
 }
 
@@ -242,6 +253,44 @@ async fn mysql_kill_mid_snapshot_then_restart_copies_once() {
     db.execute("UPDATE big SET payload = 'after' WHERE id <= 5; DELETE FROM big WHERE id = 6").await;
     sync_once(&db, lake.dir.path(), &["big"]);
     assert_equal(&db, &lake, "big", &["id", "payload"]).await;
+}
+
+/// A stop during a copy abandons it rather than waiting for it to end: here the copy is held by a write lock
+/// another session keeps on the table, and SIGTERM must still end the sync cleanly, with nothing of the copy
+/// committed; the next sync copies the table whole.
+#[tokio::test]
+async fn mysql_sigterm_abandons_a_copy_in_flight() {
+    let db = mariadb().await;
+    db.execute(&orders()).await;
+    let mut holder = db.connect().await;
+    mysql_async::prelude::Queryable::query_drop(&mut holder, "LOCK TABLES orders WRITE").await.expect("lock");
+    let lake = TempLake::new();
+    let mut child = sync_command(&db, lake.dir.path(), &["orders"], &["--continuous"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start connector");
+    // The copy has started once one of the connector's sessions waits for the table.
+    let waiting = "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE STATE LIKE 'Waiting for table%lock' \
+                   AND ID <> CONNECTION_ID()";
+    let deadline = Instant::now() + CONVERGENCE_DEADLINE;
+    while db.query_value(waiting).await == "0" {
+        assert!(Instant::now() < deadline, "the copy never reached the locked table");
+        assert!(child.try_wait().expect("poll").is_none(), "the connector exited before copying");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    terminate(&child);
+    let status = wait_for_exit(&mut child);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr).expect("read stderr");
+    assert!(status.success(), "the stopped sync failed: {stderr}");
+    assert!(stderr.contains("abandoned the table copies in flight"), "{stderr}");
+    mysql_async::prelude::Queryable::query_drop(&mut holder, "UNLOCK TABLES").await.expect("unlock");
+    let _ = holder.disconnect().await;
+
+    let report = sync_once(&db, lake.dir.path(), &["orders"]);
+    assert!(report.contains("2000 snapshot rows"), "{report}");
+    assert_equal(&db, &lake, "orders", ORDER_COLUMNS).await;
 }
 
 /// Whether the statement of session `id` is still running.
@@ -356,6 +405,76 @@ async fn mysql_types_land_as_documented_in_snapshot_and_stream() {
             format!("6|{nulls}"),
         ]
     );
+}
+
+/// BINARY(n) values are padded with zeros by the server, but the binlog stores them without their trailing
+/// zeros: every fixed-length value must hold the source's bytes whichever way it arrived, and a BINARY key must
+/// find the snapshot's row.
+#[tokio::test]
+async fn mysql_fixed_length_values_keep_their_bytes_in_snapshot_and_stream() {
+    let db = mariadb().await;
+    db.execute(
+        "CREATE TABLE fixed (id binary(4) PRIMARY KEY, b4 binary(4), b1 binary(1), c4 char(4), bits bit(16), \
+           d decimal(6,2), y year); \
+         INSERT INTO fixed VALUES (x'00000100', x'01000000', x'00', 'a', b'0000000100000000', 1.10, 2001), \
+           (x'00000200', x'00000000', x'10', 'ab  ', b'1', 0.00, 1999)",
+    )
+    .await;
+    let lake = TempLake::new();
+    sync_once(&db, lake.dir.path(), &["fixed"]);
+    db.execute(
+        "INSERT INTO fixed VALUES (x'00000300', x'02', x'00', 'x', b'0', 2.00, 2024); \
+         UPDATE fixed SET b4 = x'03000000', c4 = 'z ' WHERE id = x'00000100'; \
+         UPDATE fixed SET b1 = x'00' WHERE id = x'00000200'; \
+         INSERT INTO fixed VALUES (x'00000400', x'00000000', x'00', '', b'0', 0, 2000); \
+         DELETE FROM fixed WHERE id = x'00000400'",
+    )
+    .await;
+    let report = sync_once(&db, lake.dir.path(), &["fixed"]);
+    assert!(report.contains("0 snapshot rows"), "{report}");
+
+    let columns = ["id", "b4", "b1", "c4", "bits", "d", "y"];
+    let source = as_sorted_text(
+        db.query("SELECT LOWER(HEX(id)), LOWER(HEX(b4)), LOWER(HEX(b1)), c4, bits + 0, d, y FROM fixed").await,
+    );
+    assert_eq!(
+        source,
+        [
+            "00000100|03000000|00|z|256|1.10|2001",
+            "00000200|00000000|00|ab|1|0.00|1999",
+            "00000300|02000000|00|x|0|2.00|2024"
+        ]
+    );
+    assert_eq!(delta_rows(&db, &lake, "fixed", &columns).await, source);
+}
+
+/// A pipeline pointed at a server whose GTID history neither includes the tables' nor is included by it (errant
+/// transactions, another topology) cannot tell which transactions the tables hold: it stops with the reason,
+/// applying nothing, instead of reporting a sync that read nothing.
+#[tokio::test]
+async fn mysql_diverged_gtid_histories_stop_the_sync_with_the_reason() {
+    let first = PrivateMariaDb::start(1, "first-bin").await;
+    let other = PrivateMariaDb::start(2, "other-bin").await;
+    let db = first.database().await;
+    db.execute(&orders()).await;
+    // More transactions in domain 0 than the other server will have there.
+    for qty in 1..=10 {
+        db.execute(&format!("UPDATE orders SET qty = {qty} WHERE id <= 10")).await;
+    }
+    let lake = TempLake::new();
+    sync_once(&db, lake.dir.path(), &["orders"]);
+    let expected = delta_rows(&db, &lake, "orders", ORDER_COLUMNS).await;
+
+    // The other server's transactions are in a GTID domain the tables never saw, and it lacks the tables' own.
+    let diverged = other.create_database_like(&db).await;
+    diverged.execute("SET SESSION gtid_domain_id = 7").await;
+    diverged.execute(&orders()).await;
+    diverged.execute("UPDATE orders SET note = 'elsewhere'").await;
+    let output = sync_failing(&mut sync_command(&diverged, lake.dir.path(), &["orders"], &[]));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("GTID states diverge"), "{stderr}");
+    assert!(stderr.contains("connector resync"), "{stderr}");
+    assert_eq!(delta_rows(&db, &lake, "orders", ORDER_COLUMNS).await, expected, "the Delta table changed");
 }
 
 #[tokio::test]
@@ -712,13 +831,22 @@ fn binlog_coordinates(text: &str) -> (u64, u64) {
 
 fn binlog_status(db: &MySqlDatabase, lake: &TempLake) -> serde_json::Value {
     let output = Command::new(CONNECTOR)
-        .args(["status", "--json", "--pipeline", "test", "--url", db.admin_url(), "--dest"])
+        .args(["status", "--json", "--pipeline", "test", "--dest"])
         .arg(lake.dir.path())
+        // The URL's password stays off the command line.
+        .env("CONNECTOR_STATUS_URL", db.admin_url())
         .output()
         .expect("run status");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let document: serde_json::Value = serde_json::from_slice(&output.stdout).expect("status JSON");
-    document["binlogs"][0].clone()
+    let binlog = document["binlogs"][0].clone();
+    // A monitor running status alerts on its exit code: 3 exactly when the binlog the tables need is gone.
+    let expected = if binlog["cursor_available"] == false { Some(3) } else { Some(0) };
+    assert_eq!(output.status.code(), expected, "{}", String::from_utf8_lossy(&output.stderr));
+    if expected == Some(3) {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("connector resync --pipeline test"), "{stderr}");
+    }
+    binlog
 }
 
 #[tokio::test]

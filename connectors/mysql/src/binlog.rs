@@ -112,9 +112,31 @@ impl std::fmt::Debug for BinlogReader<'_> {
     }
 }
 
-/// Orders two positions of one server's binlog.
-pub fn compare(left: &BinlogPosition, right: &BinlogPosition) -> Ordering {
-    left.try_cmp(right).unwrap_or(Ordering::Equal)
+/// Orders two binlog positions: by file and offset on one server, by GTID state across servers. Positions that
+/// cannot be ordered (diverged GTID histories, file names without a sequence number) stop the sync with the
+/// reason: guessing an order would skip or repeat transactions.
+pub fn compare(left: &BinlogPosition, right: &BinlogPosition) -> Result<Ordering> {
+    left.try_cmp(right).map_err(|reason| incomparable_positions_error(left, right, reason))
+}
+
+fn incomparable_positions_error(left: &BinlogPosition, right: &BinlogPosition, reason: &str) -> Error {
+    let describe = |position: &BinlogPosition| {
+        format!(
+            "{}:{} of server {} (GTID state {})",
+            position.file,
+            position.offset,
+            position.server.as_deref().unwrap_or("-"),
+            position.gtid.as_deref().unwrap_or("-")
+        )
+    };
+    Error::state(format!(
+        "cannot tell which of binlog positions {} and {} comes first: {reason}. Applying changes by a guessed order \
+         would skip or repeat transactions, so the sync stops. Point the pipeline at a server whose GTID history \
+         includes the tables' (without errant transactions), or copy the tables anew from this one with \
+         `connector resync`",
+        describe(left),
+        describe(right)
+    ))
 }
 
 impl<'a> BinlogReader<'a> {
@@ -158,7 +180,7 @@ impl<'a> BinlogReader<'a> {
     /// started) is reached and committed (once).
     pub async fn run(mut self, mode: SyncMode, target: &BinlogPosition, mut shutdown: Shutdown) -> Result<()> {
         self.check_start_is_readable()?;
-        if mode == SyncMode::Once && compare(&self.received, target).is_ge() {
+        if mode == SyncMode::Once && compare(&self.received, target)?.is_ge() {
             self.advance_idle_tables().await?;
             return Ok(());
         }
@@ -195,7 +217,7 @@ impl<'a> BinlogReader<'a> {
             };
             self.handle(&stream, &event).await?;
             let between = self.transaction_start.is_none();
-            let reached = mode == SyncMode::Once && between && compare(&self.received, target).is_ge();
+            let reached = mode == SyncMode::Once && between && compare(&self.received, target)?.is_ge();
             if between && (self.due_by_size() || reached) {
                 self.commit().await?;
             } else if !between && self.partial_due_by_size() {
@@ -346,7 +368,7 @@ impl<'a> BinlogReader<'a> {
                 self.gtids.learn_mariadb_domain(gtid.domain, gtid.server, gtid.sequence);
             }
             self.gtids_changed();
-            self.between_transactions(header.log_pos());
+            self.between_transactions(header.log_pos())?;
             return Ok(());
         }
         let data = event
@@ -382,21 +404,21 @@ impl<'a> BinlogReader<'a> {
                 } else if statement.eq_ignore_ascii_case("COMMIT") || statement.eq_ignore_ascii_case("ROLLBACK") {
                     // Non-transactional tables end their event group with a COMMIT (or ROLLBACK) statement; the
                     // rows it carries happened either way.
-                    self.commit_transaction(header.log_pos(), header.timestamp());
+                    self.commit_transaction(header.log_pos(), header.timestamp())?;
                 } else if self.explicit_transaction {
                     debug!(statement, "statement inside a transaction");
                 } else {
                     let start = self.transaction_start.take().unwrap_or_else(|| self.event_start(event));
                     self.transaction_start = Some(start);
                     self.on_statement(&query.schema(), statement).await?;
-                    self.commit_transaction(header.log_pos(), header.timestamp());
+                    self.commit_transaction(header.log_pos(), header.timestamp())?;
                 }
             }
-            Some(EventData::XidEvent(_)) => self.commit_transaction(header.log_pos(), header.timestamp()),
+            Some(EventData::XidEvent(_)) => self.commit_transaction(header.log_pos(), header.timestamp())?,
             Some(EventData::TableMapEvent(map)) => self.on_table_map(&map).await?,
             Some(EventData::RowsEvent(rows)) => self.on_rows(stream, &rows)?,
             Some(EventData::HeartbeatEvent) | Some(EventData::FormatDescriptionEvent(_)) | None => {
-                self.between_transactions(header.log_pos());
+                self.between_transactions(header.log_pos())?;
             }
             Some(_) => {}
         }
@@ -404,16 +426,17 @@ impl<'a> BinlogReader<'a> {
     }
 
     /// An event outside any transaction moves the received position.
-    fn between_transactions(&mut self, log_pos: u32) {
+    fn between_transactions(&mut self, log_pos: u32) -> Result<()> {
         if self.transaction_start.is_none() && log_pos > 0 {
             let position = self.position(log_pos);
-            if compare(&position, &self.received).is_gt() {
+            if compare(&position, &self.received)?.is_gt() {
                 self.received = position;
             }
         }
+        Ok(())
     }
 
-    fn commit_transaction(&mut self, log_pos: u32, timestamp: u32) {
+    fn commit_transaction(&mut self, log_pos: u32, timestamp: u32) -> Result<()> {
         let position = self.position(log_pos);
         let commit_time = DateTime::<Utc>::from_timestamp(i64::from(timestamp), 0).unwrap_or_default();
         for index in self.touched.drain(..) {
@@ -421,9 +444,10 @@ impl<'a> BinlogReader<'a> {
         }
         self.transaction_start = None;
         self.explicit_transaction = false;
-        if compare(&position, &self.received).is_gt() {
+        if compare(&position, &self.received)?.is_gt() {
             self.received = position;
         }
+        Ok(())
     }
 
     /// DDL: column changes arrive with the next table map; the statements that change which tables exist or
@@ -436,7 +460,7 @@ impl<'a> BinlogReader<'a> {
                     self.created.insert(table);
                 }
                 // A captured table created anew (after a DROP, or CREATE OR REPLACE) starts empty.
-                Some(index) if !if_not_exists && self.begins_after_cursor(index) => {
+                Some(index) if !if_not_exists && self.begins_after_cursor(index)? => {
                     info!(%table, "a captured table was created anew; its Delta table starts over empty");
                     self.empty_table(index)?;
                 }
@@ -444,7 +468,7 @@ impl<'a> BinlogReader<'a> {
             },
             TableStatement::Truncated(table) => {
                 if let Some(index) = self.captured(&table)
-                    && self.begins_after_cursor(index)
+                    && self.begins_after_cursor(index)?
                 {
                     self.empty_table(index)?;
                 }
@@ -534,12 +558,12 @@ impl<'a> BinlogReader<'a> {
     }
 
     /// Whether the open transaction began after the table's cursor (else the table already holds it).
-    fn begins_after_cursor(&self, index: usize) -> bool {
-        match (self.tables[index].cursor(), &self.transaction_start) {
-            (Some(cursor), Some(start)) => compare(start, cursor).is_ge(),
+    fn begins_after_cursor(&self, index: usize) -> Result<bool> {
+        Ok(match (self.tables[index].cursor(), &self.transaction_start) {
+            (Some(cursor), Some(start)) => compare(start, cursor)?.is_ge(),
             (None, _) => true,
             (Some(_), None) => false,
-        }
+        })
     }
 
     async fn on_table_map(&mut self, map: &TableMapEvent<'_>) -> Result<()> {
@@ -584,7 +608,7 @@ impl<'a> BinlogReader<'a> {
 
     fn on_rows(&mut self, stream: &BinlogStream, rows: &RowsEventData<'_>) -> Result<()> {
         let Some(Some(index)) = self.mapped.get(&rows.table_id()).copied() else { return Ok(()) };
-        if !self.begins_after_cursor(index) {
+        if !self.begins_after_cursor(index)? {
             return Ok(());
         }
         let map = stream
@@ -697,11 +721,13 @@ impl<'a> BinlogReader<'a> {
     }
 
     /// Moves the cursor of tables without changes up to the received position, so the next run does not read
-    /// their part of the binlog again (and does not need it kept).
+    /// their part of the binlog again (and does not need it kept). A table holding anything not yet committed,
+    /// even closed transactions waiting for the commit interval, keeps its cursor: moving it past them would make
+    /// their commit look already done and drop them.
     async fn advance_idle_tables(&mut self) -> Result<()> {
         let position = SourcePosition::Binlog(self.received.clone());
         for table in self.tables.iter_mut() {
-            if !table.pending.has_open_rows() {
+            if table.pending.is_empty() {
                 table.writer.advance_cursor(&position).await?;
             }
         }

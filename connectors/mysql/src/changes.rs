@@ -20,11 +20,12 @@ pub struct TableShape {
 }
 
 impl TableShape {
-    /// Whether rows of `other` decode into the same columns (names and Delta types).
+    /// Whether rows of `other` decode alike into the same columns: names and source types, down to ENUM labels
+    /// and BINARY lengths, which decoding needs even where the Delta type stays the same.
     pub fn same_columns(&self, other: &TableShape) -> bool {
         self.schema.columns.len() == other.schema.columns.len()
             && self.schema.columns.iter().zip(&other.schema.columns).all(|(left, right)| left.name == right.name)
-            && self.types.iter().zip(&other.types).all(|(left, right)| left.same_column_as(right))
+            && self.types == other.types
     }
 }
 
@@ -79,6 +80,11 @@ impl PendingChanges {
 
     pub fn has_open_rows(&self) -> bool {
         self.buffer.open_rows() > 0
+    }
+
+    /// Nothing buffered: no rows of closed transactions waiting for a commit, none of an open one.
+    pub fn is_empty(&self) -> bool {
+        self.buffer.rows() == 0
     }
 
     /// Closes the open transaction's rows at its commit position.

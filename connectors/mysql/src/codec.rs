@@ -205,6 +205,15 @@ impl ColumnBuilder {
                 self.bytes += wkb.len();
                 builder.append_value(wkb);
             }
+            (Builder::Binary(builder), MySqlType::FixedBinary { length }) => {
+                let Value::Bytes(bytes) = value else { return Err(invalid(mysql_type, value)) };
+                self.bytes += (*length).max(bytes.len());
+                match length.checked_sub(bytes.len()).filter(|missing| *missing > 0) {
+                    // The binlog's value lacks the trailing zeros the server pads BINARY(n) with.
+                    Some(missing) => builder.append_value([bytes.as_slice(), &vec![0; missing]].concat()),
+                    None => builder.append_value(bytes),
+                }
+            }
             (Builder::Binary(builder), _) => {
                 let Value::Bytes(bytes) = value else { return Err(invalid(mysql_type, value)) };
                 self.bytes += bytes.len();

@@ -42,8 +42,9 @@ struct RawProfile {
     copy_range_rows: Option<u64>,
 }
 
-/// A validated MySQL source for one pipeline.
-#[derive(Debug, Clone)]
+/// A validated MySQL source for one pipeline. `Debug` shows the URL redacted and leaves out `connection`, whose
+/// own `Debug` prints the password.
+#[derive(Clone)]
 pub struct MySqlConfig {
     pub url: ConnectionUrl,
     pub connection: Opts,
@@ -57,6 +58,19 @@ pub struct MySqlConfig {
     pub commit_interval: Duration,
     pub batch_bytes: usize,
     pub copy_range_rows: u64,
+}
+
+impl std::fmt::Debug for MySqlConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MySqlConfig")
+            .field("url", &self.url)
+            .field("pipeline", &self.pipeline)
+            .field("dest", &self.dest)
+            .field("tables", &self.tables)
+            .field("databases", &self.databases)
+            .field("server_id", &self.server_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl MySqlConfig {
@@ -177,6 +191,16 @@ fn default_server_id(pipeline: &str, dest: &str) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_holds_no_password() {
+        let url = "mysql://app:hunter2secret@db.example:3306/shop?ssl-mode=DISABLED";
+        let (profile, pipeline) = connector_core::config::command_line_source("mysql", url, "p");
+        let config = MySqlConfig::connection_only(&profile, &pipeline).expect("valid");
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2secret"), "{shown}");
+        assert!(shown.contains("db.example"), "{shown}");
+    }
 
     #[test]
     fn default_server_ids_are_stable_and_distinct() {

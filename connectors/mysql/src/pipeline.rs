@@ -12,6 +12,7 @@ use connector_core::position::{BinlogPosition, SourcePosition};
 use indicatif::MultiProgress;
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
+use tracing::info;
 
 use crate::binlog::{BinlogReader, StreamedTable, compare};
 use crate::catalog::{SourceTable, describe_table, source_error, tables_of_databases};
@@ -92,7 +93,17 @@ impl MySqlPipeline {
             .collect();
         if !needs_copy.is_empty() && !shutdown.is_requested() {
             let mut slots: Vec<Option<DeltaTableWriter>> = writers.into_iter().map(Some).collect();
-            let copied = self.copy_tables(&server, &sources, &mut slots, &needs_copy).await;
+            let mut stop = shutdown.clone();
+            // A stop abandons the copies in flight rather than waiting for them (a large table's copy takes
+            // hours): each is one commit, so an abandoned copy leaves nothing visible and the next sync copies
+            // it again; tables whose copy was committed are not.
+            let copied = tokio::select! {
+                copied = self.copy_tables(&server, &sources, &mut slots, &needs_copy) => copied,
+                _ = stop.requested() => {
+                    info!("stopping: abandoned the table copies in flight; the next sync copies them again");
+                    return Ok(SyncReport { tables: reports });
+                }
+            };
             writers = slots.into_iter().flatten().collect();
             for (index, rows) in copied? {
                 reports[index].snapshot_rows = rows;
@@ -103,12 +114,18 @@ impl MySqlPipeline {
         let mut streamed = Vec::with_capacity(sources.len());
         for (source, writer) in sources.into_iter().zip(writers) {
             match writer.cursor().map(|cursor| &cursor.position) {
-                Some(SourcePosition::Binlog(position))
-                    if start.as_ref().is_none_or(|earliest| compare(position, earliest).is_lt()) =>
-                {
-                    start = Some(position.clone());
+                Some(SourcePosition::Binlog(position)) => {
+                    // A cursor the server's position cannot be ordered with (a diverged GTID history) stops here,
+                    // before anything is read.
+                    compare(position, &target)?;
+                    let earlier = match &start {
+                        Some(earliest) => compare(position, earliest)?.is_lt(),
+                        None => true,
+                    };
+                    if earlier {
+                        start = Some(position.clone());
+                    }
                 }
-                Some(SourcePosition::Binlog(_)) => {}
                 Some(other) => {
                     return Err(Error::state(format!(
                         "{} holds a cursor of another source ({other}); write it to another destination or resync it",

@@ -81,7 +81,17 @@ pub async fn copy_table(
     }
     let readers: Vec<RangeReader> =
         conns.into_iter().enumerate().map(|(part, conn)| RangeReader { conn, part, table: table.clone() }).collect();
-    let position = positions.into_iter().min_by(compare).ok_or_else(|| Error::state("no snapshot was started"))?;
+    let mut earliest: Option<BinlogPosition> = None;
+    for position in positions {
+        let earlier = match &earliest {
+            Some(kept) => compare(&position, kept)?.is_lt(),
+            None => true,
+        };
+        if earlier {
+            earliest = Some(position);
+        }
+    }
+    let position = earliest.ok_or_else(|| Error::state("no snapshot was started"))?;
     if ranges.len() > 1 {
         info!(table = %id, ranges = ranges.len(), connections = readers.len(), "copying in ranges");
     }

@@ -50,7 +50,16 @@ pub async fn binlog_status(
         .map(|row: mysql_async::Row| (row.get::<String, _>(0).unwrap_or_default(), row.get::<u64, _>(1).unwrap_or(0)))
         .await
         .map_err(|cause| source_error("cannot list the binary logs (SHOW BINARY LOGS)", cause))?;
-    let oldest = cursors.iter().min_by(|left, right| crate::binlog::compare(left, right));
+    let mut oldest: Option<&BinlogPosition> = None;
+    for cursor in cursors {
+        let earlier = match oldest {
+            Some(kept) => crate::binlog::compare(cursor, kept)?.is_lt(),
+            None => true,
+        };
+        if earlier {
+            oldest = Some(cursor);
+        }
+    }
     let (lag_bytes, file_available) = match oldest {
         Some(cursor) => lag(&files, cursor, &server),
         None => (None, true),

@@ -70,6 +70,11 @@ pub enum MySqlType {
     },
     Text(TextEncoding),
     Binary,
+    /// `BINARY(n)`: the server pads values to `length` bytes with zeros and reads them back padded, but the binlog
+    /// stores them without their trailing zeros.
+    FixedBinary {
+        length: usize,
+    },
     Enum(Arc<[String]>),
     Set(Arc<[String]>),
     Date,
@@ -110,7 +115,7 @@ impl MySqlType {
             MySqlType::Text(_) | MySqlType::Enum(_) | MySqlType::Set(_) | MySqlType::Json | MySqlType::Time => {
                 DataType::Utf8
             }
-            MySqlType::Binary | MySqlType::Geometry => DataType::Binary,
+            MySqlType::Binary | MySqlType::FixedBinary { .. } | MySqlType::Geometry => DataType::Binary,
             MySqlType::Date => DataType::Date32,
             MySqlType::DateTime => DataType::Timestamp(TimeUnit::Microsecond, None),
             MySqlType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
@@ -141,7 +146,10 @@ impl MySqlType {
             "double" | "real" => Some(MySqlType::Double),
             "bit" => Some(MySqlType::Bit { bits: parenthesised_pair(column_type).map_or(1, |(bits, _)| bits.into()) }),
             "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" => text(),
-            "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" => Some(MySqlType::Binary),
+            "binary" => Some(MySqlType::FixedBinary {
+                length: parenthesised_pair(column_type).map_or(1, |(length, _)| length.into()),
+            }),
+            "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" => Some(MySqlType::Binary),
             "enum" => Some(MySqlType::Enum(quoted_labels(column_type).into())),
             "set" => Some(MySqlType::Set(quoted_labels(column_type).into())),
             "date" => Some(MySqlType::Date),
@@ -187,6 +195,9 @@ impl MySqlType {
             MYSQL_TYPE_YEAR => Some(MySqlType::Year),
             MYSQL_TYPE_JSON => Some(MySqlType::Json),
             MYSQL_TYPE_GEOMETRY => Some(MySqlType::Geometry),
+            MYSQL_TYPE_STRING if column.charset.is_none() => {
+                Some(MySqlType::FixedBinary { length: fixed_string_length(meta)? })
+            }
             MYSQL_TYPE_VARCHAR
             | MYSQL_TYPE_VAR_STRING
             | MYSQL_TYPE_STRING
@@ -196,12 +207,6 @@ impl MySqlType {
             | MYSQL_TYPE_BLOB => text_or_binary(),
             _ => None,
         }
-    }
-
-    /// The same Delta type: rows of the two decode into the same column (a VARCHAR widened to TEXT, an ENUM
-    /// with a label added).
-    pub fn same_column_as(&self, other: &MySqlType) -> bool {
-        self.arrow_type() == other.arrow_type()
     }
 }
 
@@ -215,6 +220,15 @@ pub struct BinlogColumn<'a> {
     pub charset: Option<&'a str>,
     pub enum_labels: Option<Arc<[String]>>,
     pub set_labels: Option<Arc<[String]>>,
+}
+
+/// The byte length of a `CHAR`/`BINARY` column from its table-map metadata: the real type's byte, whose two
+/// unused type bits hold the length's bits 8 and 9 (inverted) for columns longer than 255 bytes, then the
+/// length's low byte (MySQL's `Field_string::do_save_field_metadata`).
+fn fixed_string_length(meta: &[u8]) -> Option<usize> {
+    let (&real_type, &low) = (meta.first()?, meta.get(1)?);
+    let high = usize::from((real_type & 0x30) ^ 0x30) << 4;
+    Some(high | usize::from(low))
 }
 
 /// `(10,2)` in `decimal(10,2)`, or `(8, 0)` for `bit(8)`.
@@ -279,6 +293,17 @@ mod tests {
             let mapped = MySqlType::from_catalog(data_type, column_type, charset).expect(column_type);
             assert_eq!(mapped.arrow_type(), expected, "{column_type}");
         }
+    }
+
+    #[test]
+    fn fixed_binary_lengths_come_from_catalog_and_table_map() {
+        assert_eq!(MySqlType::from_catalog("binary", "binary(16)", None), Some(MySqlType::FixedBinary { length: 16 }));
+        assert_eq!(MySqlType::from_catalog("binary", "binary", None), Some(MySqlType::FixedBinary { length: 1 }));
+        // Real type 0xfe (MYSQL_TYPE_STRING), 16 bytes; and a 300-byte (256 + 44) CHAR whose bit 8 lives in the
+        // type byte.
+        assert_eq!(fixed_string_length(&[0xfe, 16]), Some(16));
+        assert_eq!(fixed_string_length(&[0xfe ^ 0x10, 44]), Some(300));
+        assert_eq!(fixed_string_length(&[0xfe]), None);
     }
 
     #[test]
