@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use connector_core::config::{Pipeline as PipelineConfig, Profile};
+use connector_core::delta::Destination;
 use connector_core::error::{Error, Result};
+use connector_core::lease::LeasedPipeline;
 use connector_core::pipeline::Pipeline;
 
 /// Source kinds this build can run.
@@ -17,7 +19,14 @@ pub const SOURCE_KINDS: &[&str] = &[
     connector_saas::services::rest::KIND,
 ];
 
+/// The pipeline of `profile`, holding its lease in the destination while it syncs (one writer per pipeline).
 pub fn build_pipeline(profile: &Profile, pipeline: &PipelineConfig) -> Result<Arc<dyn Pipeline>> {
+    let source = build_source(profile, pipeline)?;
+    let destination = Destination::parse(&pipeline.dest)?;
+    Ok(Arc::new(LeasedPipeline::new(source, destination)))
+}
+
+fn build_source(profile: &Profile, pipeline: &PipelineConfig) -> Result<Arc<dyn Pipeline>> {
     match profile.kind.as_str() {
         connector_postgres::KIND => connector_postgres::build(profile, pipeline),
         connector_mysql::KIND => connector_mysql::build(profile, pipeline),

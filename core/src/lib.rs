@@ -11,6 +11,7 @@ pub mod cursor;
 pub mod delta;
 pub mod error;
 pub mod gtid_state;
+pub mod lease;
 pub mod metadata_column;
 pub mod options;
 pub mod pipeline;

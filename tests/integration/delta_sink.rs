@@ -375,6 +375,29 @@ async fn object_store_destinations_hold_the_same_tables() {
     assert_eq!(reopened.cursor().map(|cursor| &cursor.position), Some(&lsn(110)));
 }
 
+/// On an object store the pipeline lease is a conditional write: a second writer is refused with the holder's
+/// identity, and the lease is free again once released.
+#[tokio::test]
+async fn object_store_leases_admit_one_writer_per_pipeline() {
+    use connector_core::delta::Destination;
+    use connector_core::lease::PipelineLease;
+
+    use crate::support::s3::S3Server;
+
+    let server = S3Server::start("leases");
+    let destination = Destination::parse("s3://leases/lake").expect("s3 destination");
+    let options = server.storage_options();
+    let held = PipelineLease::acquire(&destination, "orders", &options).await.expect("first writer");
+    let refused = PipelineLease::acquire(&destination, "orders", &options).await.expect_err("second writer");
+    let text = refused.to_string();
+    assert!(text.contains(&format!("process {}", std::process::id())), "{text}");
+    let other = PipelineLease::acquire(&destination, "billing", &options).await.expect("another pipeline");
+    held.release().await;
+    let again = PipelineLease::acquire(&destination, "orders", &options).await.expect("free once released");
+    again.release().await;
+    other.release().await;
+}
+
 #[tokio::test]
 async fn a_merge_skips_files_between_distant_clusters_of_changed_keys() {
     let lake = TempLake::new();

@@ -49,7 +49,6 @@ impl S3Server {
             ("AWS_SECRET_ACCESS_KEY", "test"),
             ("AWS_REGION", "us-east-1"),
             ("AWS_ALLOW_HTTP", "true"),
-            ("AWS_S3_ALLOW_UNSAFE_RENAME", "true"),
         ]
         .into_iter()
         .map(|(key, value)| (key.to_string(), value.to_string()))
