@@ -255,8 +255,9 @@ pub struct StatusArgs {
     pub config: Option<PathBuf>,
 
     /// Also show this pipeline's side of the source: its replication slot on a PostgreSQL server (retained WAL
-    /// and lag), or the binlog position and lag on a MySQL/MariaDB server (mysql://…).
-    #[arg(long, requires = "pipeline")]
+    /// and lag), or the binlog position and lag on a MySQL/MariaDB server (mysql://…). Prefer the environment
+    /// variable for a URL with a password: arguments are visible to every user of the machine (`ps`).
+    #[arg(long, env = "CONNECTOR_STATUS_URL", hide_env_values = true, requires = "pipeline")]
     pub url: Option<String>,
 
     /// The pipeline whose slot or binlog position `--url` shows.

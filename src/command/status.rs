@@ -66,7 +66,34 @@ pub async fn status(args: StatusArgs) -> Result<ExitCode> {
         print_slots(&slots);
         print_binlogs(&binlogs);
     }
-    Ok(ExitCode::SUCCESS)
+    let problems = source_problems(&slots, &binlogs);
+    for problem in &problems {
+        eprintln!("{problem}");
+    }
+    Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(NEEDS_RESYNC_EXIT_CODE) })
+}
+
+/// The exit code when a pipeline's source no longer holds what its next sync needs, so that a cron job or a
+/// probe running `connector status` alerts (1 and 2 are the connector's own failures).
+const NEEDS_RESYNC_EXIT_CODE: u8 = 3;
+
+/// Pipelines whose source lost what their next sync needs: a slot whose WAL was removed, a binlog purged.
+fn source_problems(slots: &[SlotStatus], binlogs: &[BinlogStatus]) -> Vec<String> {
+    let lost_slots = slots.iter().filter(|slot| slot.wal_status.as_deref() == Some("lost")).map(|slot| {
+        format!(
+            "pipeline {}: replication slot {} lost the WAL it held (max_slot_wal_keep_size): changes are missing; \
+             drop the pipeline (connector drop --pipeline {}) and sync again to copy its tables anew",
+            slot.pipeline, slot.slot, slot.pipeline
+        )
+    });
+    let purged = binlogs.iter().filter(|binlog| !binlog.cursor_available).map(|binlog| {
+        format!(
+            "pipeline {}: the server no longer has the binlog its tables need: changes are missing; copy them anew \
+             with connector resync --pipeline {} --table …",
+            binlog.pipeline, binlog.pipeline
+        )
+    });
+    lost_slots.chain(purged).collect()
 }
 
 /// The binlog positions `pipeline` committed to the tables shown.
