@@ -1,10 +1,12 @@
 //! Integration tests: the Delta sink on real tables, and (in their modules) connectors against real
 //! servers started by `support`. One binary so the heavy dependency set links once.
 
+mod chaos;
 mod deletion_vectors;
 mod delta_sink;
 mod harness;
 mod mysql;
 mod postgres;
 mod saas;
+mod soak;
 mod support;
