@@ -18,6 +18,10 @@ use crate::schedule::Schedule;
 pub const DEFAULT_RETRY_INITIAL: Duration = Duration::from_secs(2);
 /// Longest wait between retries, so a recovered source is picked up within minutes.
 pub const DEFAULT_RETRY_MAXIMUM: Duration = Duration::from_secs(300);
+/// How long a continuous pipeline waits after a failure only its user can fix (a refused password, a missing
+/// grant, a table to resync) before trying again: retrying every few minutes would lock accounts that lock
+/// after repeated failed logins (MySQL's `FAILED_LOGIN_ATTEMPTS`, Salesforce) and fill logs.
+pub const PERMANENT_FAILURE_RETRY: Duration = Duration::from_secs(30 * 60);
 
 #[derive(Debug, Clone)]
 pub struct ScheduledPipeline {
@@ -108,19 +112,21 @@ async fn run_on_schedule(
                 info!(pipeline = %name, elapsed_ms = (finished_at - started_at).num_milliseconds(), tables = report.tables.len(), "sync finished");
                 None
             }
-            Err(failure) => {
-                let retry_soon = mode == SyncMode::Continuous || failure.retry() == Retry::WithBackoff;
-                let delay = retry_soon.then(|| backoff.next_delay());
-                match delay {
-                    Some(delay) => {
-                        warn!(pipeline = %name, error = %failure.report(), retry_in_s = delay.as_secs_f64(), "sync failed; retrying")
-                    }
-                    None => {
-                        error!(pipeline = %name, error = %failure.report(), "sync failed; waiting for the next scheduled run")
-                    }
+            Err(failure) => match (failure.retry(), mode) {
+                (Retry::WithBackoff, _) => {
+                    let delay = backoff.next_delay();
+                    warn!(pipeline = %name, error = %failure.report(), retry_in_s = delay.as_secs_f64(), "sync failed; retrying");
+                    Some(delay)
                 }
-                delay
-            }
+                (Retry::No, SyncMode::Continuous) => {
+                    error!(pipeline = %name, error = %failure.report(), retry_in_s = PERMANENT_FAILURE_RETRY.as_secs(), "sync failed and needs attention: retrying only after a long wait (restart once fixed)");
+                    Some(PERMANENT_FAILURE_RETRY)
+                }
+                (Retry::No, SyncMode::Once) => {
+                    error!(pipeline = %name, error = %failure.report(), "sync failed and needs attention; waiting for the next scheduled run");
+                    None
+                }
+            },
         };
         if let Some(events) = &events {
             let outcome = outcome.map_err(|failure| failure.report());
@@ -158,6 +164,24 @@ mod tests {
                 if fails { Err(Error::config("source refused the password")) } else { Ok(SyncReport::default()) }
             })
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_continuous_pipeline_failing_permanently_waits_long_between_attempts() {
+        let broken = Arc::new(CountingPipeline { name: "broken", fails: true, runs: AtomicU32::new(0) });
+        let scheduler =
+            Scheduler::new(vec![ScheduledPipeline { pipeline: broken.clone(), schedule: Schedule::Continuous }]);
+        let (trigger, shutdown) = Shutdown::new();
+        let (sender, mut events) = tokio::sync::mpsc::unbounded_channel();
+        let running = tokio::spawn(scheduler.run(shutdown, Some(sender)));
+        events.recv().await.expect("a first run");
+        let first = tokio::time::Instant::now();
+        events.recv().await.expect("a second run");
+        let gap = first.elapsed();
+        trigger.request();
+        running.await.expect("scheduler stops on shutdown");
+        // Paused time: the gap is the scheduler's own wait, not the machine's speed.
+        assert!(gap >= PERMANENT_FAILURE_RETRY, "retried after {gap:?}");
     }
 
     #[tokio::test(start_paused = true)]

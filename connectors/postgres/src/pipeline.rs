@@ -11,7 +11,7 @@ use connector_core::error::{Error, Result};
 use connector_core::pipeline::{Pipeline, Shutdown, SyncFuture, SyncMode, SyncReport, TableReport};
 use connector_core::position::{Lsn, SourcePosition};
 use indicatif::MultiProgress;
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::binding::{self, SlotBinding};
 use crate::catalog::{SourceTable, describe_table, tables_of_schemas};
@@ -128,7 +128,17 @@ impl PostgresPipeline {
         binding::record(&sql, &config.publication, &config.slot, &bound).await?;
         if !needs_copy.is_empty() && !shutdown.is_requested() {
             let mut slots: Vec<Option<DeltaTableWriter>> = writers.into_iter().map(Some).collect();
-            let copied = self.copy_tables(&sources, &mut slots, &needs_copy).await;
+            let mut stop = shutdown.clone();
+            // A stop abandons the copies in flight rather than waiting for them (a large table's copy takes
+            // hours): each is one commit, so an abandoned copy leaves nothing visible and the next sync copies
+            // it again; tables whose copy was committed are not.
+            let copied = tokio::select! {
+                copied = self.copy_tables(&sources, &mut slots, &needs_copy) => copied,
+                _ = stop.requested() => {
+                    info!("stopping: abandoned the table copies in flight; the next sync copies them again");
+                    return Ok(SyncReport { tables: reports });
+                }
+            };
             writers = slots.into_iter().flatten().collect();
             for (index, rows) in copied? {
                 reports[index].snapshot_rows = rows;

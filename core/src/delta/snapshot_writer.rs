@@ -1,5 +1,5 @@
-//! Streams a table's initial snapshot into large Parquet files with bounded memory, committing in chunks
-//! so a crash resumes after the last committed chunk.
+//! Streams a table's initial snapshot into large Parquet files with bounded memory. The connectors commit a
+//! table's whole copy at once, so a crash mid-copy leaves nothing visible and the copy starts over.
 
 use chrono::{DateTime, Utc};
 use deltalake::arrow::array::RecordBatch;
