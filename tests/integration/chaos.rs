@@ -11,8 +11,8 @@ use std::time::Duration;
 use crate::soak::{connector_sync, run_to_end};
 use crate::support::delta::TempLake;
 use crate::support::load::{
-    PGBENCH_TABLES, StopFlag, assert_mysql_load_landed, assert_pgbench_landed, mysql_load_tables, mysql_write_load,
-    pgbench, pgbench_tables,
+    PGBENCH_TABLES, StopFlag, assert_mysql_load_landed, assert_pgbench_landed, mysql_load_table_list,
+    mysql_load_tables, mysql_write_load, pgbench, pgbench_tables,
 };
 use crate::support::servers::{mariadb, postgres};
 
@@ -62,7 +62,7 @@ async fn mysql_chaos_sigkill_at_random_moments_loses_and_doubles_nothing() {
     let db = mariadb().await;
     let rows = 20_000;
     db.execute(&mysql_load_tables(rows)).await;
-    let tables = ["sbtest", "ledger", "quiet"].map(|table| format!("{}.{table}", db.name())).join(",");
+    let tables = mysql_load_table_list(&db);
     let sbtest = format!("{}.sbtest", db.name());
     let lake = TempLake::new();
     let source = ["mysql", "--url", db.admin_url(), "--tables", &tables];

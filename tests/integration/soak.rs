@@ -14,8 +14,8 @@ use std::time::Duration;
 use crate::support::connector_process::{terminate, wait_for_exit};
 use crate::support::delta::TempLake;
 use crate::support::load::{
-    PGBENCH_TABLES, StopFlag, assert_mysql_load_landed, assert_pgbench_landed, mysql_load_tables, mysql_write_load,
-    pgbench, pgbench_tables,
+    PGBENCH_TABLES, StopFlag, assert_mysql_load_landed, assert_pgbench_landed, mysql_load_table_list,
+    mysql_load_tables, mysql_write_load, pgbench, pgbench_tables,
 };
 use crate::support::servers::{mariadb, postgres};
 
@@ -62,7 +62,7 @@ async fn mysql_soak_under_steady_writes_then_catch_up_equals_the_source() {
     let db = mariadb().await;
     let rows = 20_000;
     db.execute(&mysql_load_tables(rows)).await;
-    let tables = ["sbtest", "ledger", "quiet"].map(|table| format!("{}.{table}", db.name())).join(",");
+    let tables = mysql_load_table_list(&db);
     let lake = TempLake::new();
     let source = ["mysql", "--url", db.admin_url(), "--tables", &tables];
 

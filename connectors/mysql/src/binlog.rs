@@ -119,6 +119,22 @@ pub fn compare(left: &BinlogPosition, right: &BinlogPosition) -> Result<Ordering
     left.try_cmp(right).map_err(|reason| incomparable_positions_error(left, right, reason))
 }
 
+/// The earliest of `positions` by [`compare`] (`None` when there are none); positions that cannot be ordered
+/// stop, as there.
+pub fn earliest<'p>(positions: impl IntoIterator<Item = &'p BinlogPosition>) -> Result<Option<&'p BinlogPosition>> {
+    let mut earliest: Option<&BinlogPosition> = None;
+    for position in positions {
+        let earlier = match earliest {
+            Some(kept) => compare(position, kept)?.is_lt(),
+            None => true,
+        };
+        if earlier {
+            earliest = Some(position);
+        }
+    }
+    Ok(earliest)
+}
+
 fn incomparable_positions_error(left: &BinlogPosition, right: &BinlogPosition, reason: &str) -> Error {
     let describe = |position: &BinlogPosition| {
         format!(

@@ -14,7 +14,7 @@ use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 use tracing::info;
 
-use crate::binlog::{BinlogReader, StreamedTable, compare};
+use crate::binlog::{BinlogReader, StreamedTable, compare, earliest};
 use crate::catalog::{SourceTable, describe_table, source_error, tables_of_databases};
 use crate::changes::TableShape;
 use crate::config::MySqlConfig;
@@ -110,7 +110,7 @@ impl MySqlPipeline {
             }
         }
 
-        let mut start: Option<BinlogPosition> = None;
+        let mut cursors: Vec<BinlogPosition> = Vec::with_capacity(sources.len());
         let mut streamed = Vec::with_capacity(sources.len());
         for (source, writer) in sources.into_iter().zip(writers) {
             match writer.cursor().map(|cursor| &cursor.position) {
@@ -118,13 +118,7 @@ impl MySqlPipeline {
                     // A cursor the server's position cannot be ordered with (a diverged GTID history) stops here,
                     // before anything is read.
                     compare(position, &target)?;
-                    let earlier = match &start {
-                        Some(earliest) => compare(position, earliest)?.is_lt(),
-                        None => true,
-                    };
-                    if earlier {
-                        start = Some(position.clone());
-                    }
+                    cursors.push(position.clone());
                 }
                 Some(other) => {
                     return Err(Error::state(format!(
@@ -138,7 +132,7 @@ impl MySqlPipeline {
             let shape = TableShape { schema: source.schema, types: source.types };
             streamed.push(StreamedTable::new(writer, shape, key_override));
         }
-        let start = start.unwrap_or_else(|| target.clone());
+        let start = earliest(&cursors)?.unwrap_or(&target).clone();
         if !shutdown.is_requested() {
             BinlogReader::new(config, &server, &mut streamed, &self.sink, collations, start)
                 .run(mode, &target, shutdown)

@@ -35,7 +35,7 @@ use mysql_async::{Conn, Row};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use crate::binlog::compare;
+use crate::binlog::earliest;
 use crate::catalog::{SourceTable, qualified, quote, source_error};
 use crate::codec::{ColumnBuilder, Origin};
 use crate::config::MySqlConfig;
@@ -81,17 +81,7 @@ pub async fn copy_table(
     }
     let readers: Vec<RangeReader> =
         conns.into_iter().enumerate().map(|(part, conn)| RangeReader { conn, part, table: table.clone() }).collect();
-    let mut earliest: Option<BinlogPosition> = None;
-    for position in positions {
-        let earlier = match &earliest {
-            Some(kept) => compare(&position, kept)?.is_lt(),
-            None => true,
-        };
-        if earlier {
-            earliest = Some(position);
-        }
-    }
-    let position = earliest.ok_or_else(|| Error::state("no snapshot was started"))?;
+    let position = earliest(&positions)?.cloned().ok_or_else(|| Error::state("no snapshot was started"))?;
     if ranges.len() > 1 {
         info!(table = %id, ranges = ranges.len(), connections = readers.len(), "copying in ranges");
     }

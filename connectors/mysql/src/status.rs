@@ -50,16 +50,7 @@ pub async fn binlog_status(
         .map(|row: mysql_async::Row| (row.get::<String, _>(0).unwrap_or_default(), row.get::<u64, _>(1).unwrap_or(0)))
         .await
         .map_err(|cause| source_error("cannot list the binary logs (SHOW BINARY LOGS)", cause))?;
-    let mut oldest: Option<&BinlogPosition> = None;
-    for cursor in cursors {
-        let earlier = match oldest {
-            Some(kept) => crate::binlog::compare(cursor, kept)?.is_lt(),
-            None => true,
-        };
-        if earlier {
-            oldest = Some(cursor);
-        }
-    }
+    let oldest = crate::binlog::earliest(cursors)?;
     let (lag_bytes, file_available) = match oldest {
         Some(cursor) => lag(&files, cursor, &server),
         None => (None, true),

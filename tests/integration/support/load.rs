@@ -33,6 +33,11 @@ pub fn mysql_load_tables(rows: u64) -> String {
     )
 }
 
+/// The tables of [`mysql_load_tables`] in `db`, as `--tables` takes them.
+pub fn mysql_load_table_list(db: &MySqlDatabase) -> String {
+    MYSQL_LOAD_CHECKS.iter().map(|(table, _, _)| format!("{}.{table}", db.name())).collect::<Vec<_>>().join(",")
+}
+
 /// A stop flag shared between a test and the load it started.
 #[derive(Debug, Clone, Default)]
 pub struct StopFlag(Arc<AtomicBool>);
