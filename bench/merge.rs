@@ -62,7 +62,7 @@ async fn load_table(sink: &DeltaSink, schema: &TableSchema, size: usize) -> (Del
     let mut table = sink.open_table(schema, TableOptions::default()).await.expect("open");
     let started = Instant::now();
     let taken_at = Utc.timestamp_opt(1_700_000_000, 0).single().expect("time");
-    let mut writer = table.snapshot_writer(&position(1), taken_at).expect("writer");
+    let mut writer = table.snapshot_writer(schema, &position(1), taken_at).await.expect("writer");
     let mut next = 0usize;
     while next < size {
         let end = (next + SNAPSHOT_BATCH_ROWS).min(size);

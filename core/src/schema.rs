@@ -4,7 +4,10 @@
 use std::fmt;
 use std::sync::Arc;
 
+use deltalake::arrow::array::{Array, ArrayRef, StringArray};
+use deltalake::arrow::compute::cast;
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use deltalake::datafusion::scalar::ScalarValue;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -48,11 +51,58 @@ pub struct Column {
     pub data_type: DataType,
     /// The type as the source declares it (`numeric(12,2)`, `varchar(40)`), kept for messages and status.
     pub source_type: String,
+    /// What rows older than the column hold in it, should the Delta table not have the column yet.
+    pub earlier_rows: EarlierRows,
 }
 
 impl Column {
     pub fn new(name: impl Into<String>, data_type: DataType, source_type: impl Into<String>) -> Self {
-        Column { name: name.into(), data_type, source_type: source_type.into() }
+        Column { name: name.into(), data_type, source_type: source_type.into(), earlier_rows: EarlierRows::Null }
+    }
+
+    pub fn with_earlier_rows(mut self, earlier_rows: EarlierRows) -> Self {
+        self.earlier_rows = earlier_rows;
+        self
+    }
+}
+
+/// The value that rows predating a column hold in it. PostgreSQL 11+ (`attmissingval`) and MySQL/MariaDB
+/// (instant ADD COLUMN) give a column added with a default that value in every existing row without writing
+/// a row change, so the log never shows it: the sink writes it into the rows it holds in the commit that adds
+/// the column to the Delta table.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum EarlierRows {
+    /// No default: the rows hold null.
+    #[default]
+    Null,
+    Value(ScalarValue),
+    /// The source gave the rows values its log does not show and the catalog cannot tell (a volatile default
+    /// such as `now()` rewrote the table): why, for the error that stops the table.
+    Unknown(String),
+}
+
+impl EarlierRows {
+    /// The first value of `array` (the source's own decoding of the default).
+    pub fn from_array(array: &ArrayRef) -> Result<Self> {
+        if array.is_empty() || array.is_null(0) {
+            return Ok(EarlierRows::Null);
+        }
+        ScalarValue::try_from_array(array, 0)
+            .map(EarlierRows::Value)
+            .map_err(|cause| Error::state("internal: cannot hold a column default as a value").caused_by(cause))
+    }
+
+    /// A default the source catalog gives as text (`42`, `2024-01-31`, `pending`), read as `data_type`; text that
+    /// does not read as the type is `Unknown`, so a value is never guessed.
+    pub fn from_text(text: &str, data_type: &DataType) -> Self {
+        let text: ArrayRef = Arc::new(StringArray::from(vec![text]));
+        match cast(&text, data_type) {
+            Ok(array) if !array.is_null(0) => match ScalarValue::try_from_array(&array, 0) {
+                Ok(value) => EarlierRows::Value(value),
+                Err(cause) => EarlierRows::Unknown(format!("its default cannot be held as a value ({cause})")),
+            },
+            _ => EarlierRows::Unknown(format!("its default is not a literal of type {data_type}")),
+        }
     }
 }
 
@@ -132,6 +182,16 @@ mod tests {
         let columns = vec![Column::new("id", DataType::Int64, "bigint")];
         let error = TableSchema::new(id, columns, vec!["order_id".into()]).expect_err("unknown key");
         assert!(error.to_string().contains("order_id"), "{error}");
+    }
+
+    #[test]
+    fn defaults_given_as_text_read_as_the_column_type_or_are_unknown() {
+        assert_eq!(EarlierRows::from_text("42", &DataType::Int32), EarlierRows::Value(ScalarValue::Int32(Some(42))));
+        assert_eq!(
+            EarlierRows::from_text("pending", &DataType::Utf8),
+            EarlierRows::Value(ScalarValue::Utf8(Some("pending".into())))
+        );
+        assert!(matches!(EarlierRows::from_text("current_timestamp()", &DataType::Int64), EarlierRows::Unknown(_)));
     }
 
     #[test]

@@ -31,7 +31,7 @@ async fn hundred_orders(lake: &TempLake, options: &TableOptions) -> (TableSchema
     let schema = orders_schema(true);
     let mut table = lake.sink("p").open_table(&schema, options.clone()).await.expect("open");
     let rows: Vec<Order> = (1..=SNAPSHOT_ROWS).map(|id| (id, Some("c"), Some(id as i32 * 10))).collect();
-    let mut writer = table.snapshot_writer(&lsn(100), at_second(0)).expect("writer");
+    let mut writer = table.snapshot_writer(&schema, &lsn(100), at_second(0)).await.expect("writer");
     writer.write(&order_rows(&schema, &rows)).await.expect("write");
     let cursor = TableCursor {
         position: lsn(100),
@@ -272,7 +272,7 @@ async fn distinct_text_is_delta_encoded_only_where_readers_know_table_features_a
         let options = TableOptions { deletion_vectors, ..TableOptions::default() };
         let mut table = lake.sink("p").open_table(&schema, options.clone()).await.expect("open");
         let rows: Vec<Order> = (1..=1000).map(|id| (id, Some(names[id as usize].as_str()), Some(id as i32))).collect();
-        let mut writer = table.snapshot_writer(&lsn(100), at_second(0)).expect("writer");
+        let mut writer = table.snapshot_writer(&schema, &lsn(100), at_second(0)).await.expect("writer");
         writer.write(&order_rows(&schema, &rows)).await.expect("write");
         writer.commit(TableCursor::copied(lsn(100), 1000, at_second(0))).await.expect("commit");
         let mut table = lake.sink("p").open_table(&schema, options.clone()).await.expect("reopen");

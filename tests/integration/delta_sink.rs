@@ -30,7 +30,7 @@ fn snapshot_cursor(position: u64, rows_copied: u64, complete: bool) -> TableCurs
 async fn snapshot_four_orders(lake: &TempLake, options: TableOptions) {
     let schema = orders_schema(true);
     let mut table = lake.sink("p").open_table(&schema, options).await.expect("open");
-    let mut writer = table.snapshot_writer(&lsn(100), at_second(0)).expect("writer");
+    let mut writer = table.snapshot_writer(&schema, &lsn(100), at_second(0)).await.expect("writer");
     writer.write(&order_rows(&schema, &[(1, Some("ada"), Some(10)), (2, Some("bob"), Some(20))])).await.expect("write");
     writer.commit(snapshot_cursor(100, 2, false)).await.expect("commit chunk");
     writer.write(&order_rows(&schema, &[(3, Some("cy"), Some(30)), (4, Some("dee"), Some(40))])).await.expect("write");
@@ -112,7 +112,7 @@ async fn a_crash_between_parquet_write_and_commit_loses_and_duplicates_nothing()
     let store = FaultyStore::new(Arc::new(LocalFileSystem::new()));
     let sink = lake.sink("p").with_object_store(store.clone());
     let mut table = sink.open_table(&schema, TableOptions::default()).await.expect("open");
-    let mut writer = table.snapshot_writer(&lsn(100), at_second(0)).expect("writer");
+    let mut writer = table.snapshot_writer(&schema, &lsn(100), at_second(0)).await.expect("writer");
     writer.write(&order_rows(&schema, &[(1, Some("ada"), Some(10))])).await.expect("write");
     writer.commit(snapshot_cursor(100, 1, false)).await.expect("commit");
     writer.write(&order_rows(&schema, &[(2, Some("bob"), Some(20)), (3, Some("cy"), Some(30))])).await.expect("write");
@@ -129,7 +129,7 @@ async fn a_crash_between_parquet_write_and_commit_loses_and_duplicates_nothing()
     let url = lake.table_url(&schema.id);
     assert_eq!(read_rows(&url, &["id"]).await, vec!["1"], "uncommitted rows are invisible");
 
-    let mut writer = restarted.snapshot_writer(&lsn(100), at_second(0)).expect("writer");
+    let mut writer = restarted.snapshot_writer(&schema, &lsn(100), at_second(0)).await.expect("writer");
     writer.write(&order_rows(&schema, &[(2, Some("bob"), Some(20)), (3, Some("cy"), Some(30))])).await.expect("write");
     writer.commit(snapshot_cursor(100, 3, true)).await.expect("commit");
     assert_eq!(read_rows(&url, &["id", "customer"]).await, vec!["1|ada", "2|bob", "3|cy"]);
@@ -339,7 +339,7 @@ async fn a_resync_empties_and_refills_the_table_in_commits_readers_can_follow() 
     let error = restarted.apply_changes(&schema, &batch).await.expect_err("changes wait for the snapshot");
     assert!(error.to_string().contains("unfinished snapshot"), "{error}");
 
-    let mut writer = restarted.snapshot_writer(&lsn(200), at_second(5)).expect("writer");
+    let mut writer = restarted.snapshot_writer(&schema, &lsn(200), at_second(5)).await.expect("writer");
     writer.write(&order_rows(&schema, &[(1, Some("ada"), Some(12)), (5, Some("eve"), Some(50))])).await.expect("write");
     writer.commit(snapshot_cursor(200, 2, true)).await.expect("commit");
     assert_eq!(
@@ -362,7 +362,7 @@ async fn object_store_destinations_hold_the_same_tables() {
     let sink = DeltaSink::new(destination.clone(), "p", server.storage_options());
     let schema = orders_schema(true);
     let mut table = sink.open_table(&schema, TableOptions::default()).await.expect("open on s3");
-    let mut writer = table.snapshot_writer(&lsn(100), at_second(0)).expect("writer");
+    let mut writer = table.snapshot_writer(&schema, &lsn(100), at_second(0)).await.expect("writer");
     writer.write(&order_rows(&schema, &[(1, Some("ada"), Some(10)), (2, Some("bob"), Some(20))])).await.expect("write");
     writer.commit(snapshot_cursor(100, 2, true)).await.expect("commit");
     let batch = Changes::new(&schema).update(2, "bob", 21).insert(3, "cy", 30).commit(110, 1).build();
@@ -420,7 +420,7 @@ async fn a_merge_skips_files_between_distant_clusters_of_changed_keys() {
 async fn snapshot_two_sparse_files(lake: &TempLake, options: TableOptions) {
     let schema = orders_schema(true);
     let mut table = lake.sink("p").open_table(&schema, options).await.expect("open");
-    let mut writer = table.snapshot_writer(&lsn(100), at_second(0)).expect("writer");
+    let mut writer = table.snapshot_writer(&schema, &lsn(100), at_second(0)).await.expect("writer");
     writer
         .write(&order_rows(&schema, &[(1, Some("ada"), Some(10)), (10, Some("bob"), Some(20))]))
         .await

@@ -7,7 +7,7 @@
 //! its snapshot already holds.
 
 use std::cmp::Ordering;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -32,8 +32,10 @@ use crate::changes::{PendingChanges, TableShape};
 use crate::codec::Origin;
 use crate::config::{HEARTBEAT_INTERVAL, MySqlConfig};
 use crate::ddl::{TableStatement, classify};
+use crate::earlier_rows::fill_earlier_rows;
 use crate::gtid::{MARIADB_GTID_EVENT, MARIADB_GTID_LIST_EVENT, decode_gtid_event, decode_gtid_list};
 use crate::json_text::mysql_json_text;
+use crate::mapped_tables::MappedTables;
 use crate::read_buffer::grow_read_buffer;
 use crate::setup::{Flavor, ServerInfo, mariadb_gtid_at};
 use crate::snapshot::copy_table;
@@ -88,7 +90,7 @@ pub struct BinlogReader<'a> {
     created: HashSet<TableId>,
     collations: Collations,
     /// Binlog table id → index into `tables` (`None`: a table the pipeline does not capture).
-    mapped: HashMap<u64, Option<usize>>,
+    mapped: MappedTables,
     file: String,
     /// Where the open transaction began (its GTID or BEGIN event); `None` between transactions.
     transaction_start: Option<BinlogPosition>,
@@ -179,7 +181,7 @@ impl<'a> BinlogReader<'a> {
             sink,
             created: HashSet::new(),
             collations,
-            mapped: HashMap::new(),
+            mapped: MappedTables::default(),
             file: start.file.clone(),
             transaction_start: None,
             explicit_transaction: false,
@@ -584,7 +586,7 @@ impl<'a> BinlogReader<'a> {
 
     async fn on_table_map(&mut self, map: &TableMapEvent<'_>) -> Result<()> {
         // The map repeated by the table's every transaction: nothing to look up or check again.
-        if let Some(Some(index)) = self.mapped.get(&map.table_id()).copied()
+        if let Some(Some(index)) = self.mapped.get(map.table_id())
             && self.tables[index].checked_map.as_ref() == Some(map)
         {
             return Ok(());
@@ -599,8 +601,8 @@ impl<'a> BinlogReader<'a> {
             }
         };
         self.mapped.insert(map.table_id(), Some(index));
-        let table = &mut self.tables[index];
-        let shape = shape_of(map, &self.collations, table.key_override.as_deref())?;
+        let table = &self.tables[index];
+        let mut shape = shape_of(map, &self.collations, table.key_override.as_deref())?;
         if !shape.same_columns(table.pending.shape()) {
             let previous_key = &table.pending.shape().schema.primary_key;
             if !previous_key.is_empty() && &shape.schema.primary_key != previous_key {
@@ -616,14 +618,20 @@ impl<'a> BinlogReader<'a> {
                 ));
             }
             info!(table = %id, columns = ?shape.schema.columns.iter().map(|column| &column.name).collect::<Vec<_>>(), "table shape changed");
-            table.pending.reshape(shape)?;
+            let mut conn = Conn::new(self.config.connection.clone())
+                .await
+                .map_err(|cause| source_error(format!("cannot connect to read the columns of {id}"), cause))?;
+            let filled = fill_earlier_rows(&mut conn, &id, &mut shape.schema.columns).await;
+            let _ = conn.disconnect().await;
+            filled?;
+            self.tables[index].pending.reshape(shape)?;
         }
-        table.checked_map = Some(map.clone().into_owned());
+        self.tables[index].checked_map = Some(map.clone().into_owned());
         Ok(())
     }
 
     fn on_rows(&mut self, stream: &BinlogStream, rows: &RowsEventData<'_>) -> Result<()> {
-        let Some(Some(index)) = self.mapped.get(&rows.table_id()).copied() else { return Ok(()) };
+        let Some(Some(index)) = self.mapped.get(rows.table_id()) else { return Ok(()) };
         if !self.begins_after_cursor(index)? {
             return Ok(());
         }

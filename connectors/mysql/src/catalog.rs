@@ -5,6 +5,7 @@ use connector_core::schema::{Column, TableId, TableSchema};
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 
+use crate::earlier_rows::fill_earlier_rows;
 use crate::types::MySqlType;
 
 /// A captured table: its engine schema plus the decoding type of each column.
@@ -99,6 +100,7 @@ pub async fn describe_table(conn: &mut Conn, table: &TableId, key_override: Opti
         .await
         .map_err(|cause| source_error(format!("cannot estimate the size of {table}"), cause))?
         .flatten();
+    fill_earlier_rows(conn, table, &mut columns).await?;
     let schema = TableSchema::new(table.clone(), columns, primary_key)?;
     Ok(SourceTable { schema, types, estimated_rows: estimated_rows.unwrap_or(0) })
 }

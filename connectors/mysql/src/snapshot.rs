@@ -101,7 +101,7 @@ pub async fn copy_table(
 
     let taken_at = Utc::now();
     let source_position = SourcePosition::Binlog(position);
-    let mut snapshot_writer = writer.snapshot_writer(&source_position, taken_at)?;
+    let mut snapshot_writer = writer.snapshot_writer(&table.schema, &source_position, taken_at).await?;
     let mut shown = CopyProgress::start(progress, id, table.estimated_rows, false);
     while let Some(decoded) = receiver.recv().await {
         let (part, batch) = decoded?;

@@ -7,6 +7,7 @@ use connector_core::schema::{Column, TableId, TableSchema};
 use tokio_postgres::Client;
 use tracing::warn;
 
+use crate::earlier_rows::fill_earlier_rows;
 use crate::schema::{CatalogType, PgType, resolve};
 
 /// A captured table: its engine schema plus what decoding its rows needs.
@@ -113,6 +114,7 @@ pub async fn describe_table(client: &Client, table: &TableId, key_override: Opti
         Some(key) => key.to_vec(),
         None => key_rows.iter().map(|row| row.get(0)).collect(),
     };
+    fill_earlier_rows(client, oid, &mut schema_columns, &types).await?;
     let schema = TableSchema::new(table.clone(), schema_columns, primary_key)?;
     Ok(SourceTable { schema, oid, types, wire_types, replica_identity, partitioned: kind == "p", estimated_rows })
 }

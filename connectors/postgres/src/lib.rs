@@ -11,6 +11,7 @@ pub mod changes;
 pub mod codec;
 pub mod config;
 pub mod connection;
+pub mod earlier_rows;
 pub mod pgoutput;
 pub mod pipeline;
 pub mod schema;

@@ -121,7 +121,7 @@ pub async fn copy_table(
 
     let position = SourcePosition::Postgres { lsn: snapshot.position };
     let taken_at = Utc::now();
-    let mut snapshot_writer = writer.snapshot_writer(&position, taken_at)?;
+    let mut snapshot_writer = writer.snapshot_writer(&table.schema, &position, taken_at).await?;
     let mut shown = CopyProgress::start(progress, id, table.estimated_rows, true);
     while let Some(decoded) = receiver.recv().await {
         let (part, batch, copied) = decoded?;

@@ -19,6 +19,7 @@ use tracing::{debug, info};
 use crate::catalog::{TypeCatalog, source_error};
 use crate::changes::{PendingChanges, TableShape, TakenChanges};
 use crate::config::PostgresConfig;
+use crate::earlier_rows::fill_earlier_rows;
 use crate::pgoutput::{self, Change, Relation, TupleValue};
 use crate::setup::wait_for_slot;
 use crate::snapshot::replication_error;
@@ -358,6 +359,7 @@ impl<'a> ChangeStream<'a> {
                 ),
             ));
         }
+        fill_earlier_rows(self.sql, relation.oid, &mut columns, &types).await?;
         info!(table = %id, columns = ?names, "table shape changed");
         let schema = TableSchema::new(id, columns, primary_key)?;
         self.tables[index].pending.reshape(TableShape { schema, types, wire_types: wire })?;

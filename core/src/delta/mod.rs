@@ -26,8 +26,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use deltalake::arrow::datatypes::{Field, Schema, SchemaRef};
-use deltalake::datafusion::prelude::{SessionContext, cast, col};
+use deltalake::arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef};
+use deltalake::datafusion::prelude::{SessionContext, cast, col, lit};
+use deltalake::datafusion::scalar::ScalarValue;
 use deltalake::kernel::engine::arrow_conversion::TryIntoArrow;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::{StructField, StructType};
@@ -53,8 +54,8 @@ use crate::error::{Error, Result};
 use crate::metadata_column;
 use crate::options::{DeleteMode, TableOptions};
 use crate::position::SourcePosition;
-use crate::schema::{TableId, TableSchema};
-use evolution::{delta_type_of, plan_evolution, source_fields};
+use crate::schema::{EarlierRows, TableId, TableSchema};
+use evolution::{EvolutionPlan, delta_type_of, plan_evolution, source_fields};
 
 /// Opens and creates the Delta tables of one pipeline.
 #[derive(Debug, Clone)]
@@ -247,12 +248,15 @@ impl DeltaTableWriter {
         &self.table_id
     }
 
-    /// Starts streaming snapshot rows taken at `position` (the source position the snapshot is consistent with).
-    pub fn snapshot_writer(
+    /// Starts streaming snapshot rows of `schema` taken at `position` (the source position the snapshot is
+    /// consistent with), first adding columns the source gained since the Delta table was created.
+    pub async fn snapshot_writer(
         &mut self,
+        schema: &TableSchema,
         position: &SourcePosition,
         taken_at: DateTime<Utc>,
     ) -> Result<SnapshotWriter<'_>> {
+        self.evolve(schema).await?;
         SnapshotWriter::new(self, position, taken_at)
     }
 
@@ -383,14 +387,41 @@ impl DeltaTableWriter {
     }
 
     /// Brings the Delta schema in line with `schema`: adds new columns, widens widened ones (rewriting the
-    /// table once), keeps dropped ones. Incompatible changes stop the table with an actionable error.
+    /// table once), keeps dropped ones. A column added to the source after rows the table holds gets those rows'
+    /// value in the same commit ([`EarlierRows`]). Incompatible changes stop the table with an actionable error.
     pub async fn evolve(&mut self, schema: &TableSchema) -> Result<()> {
         let delta_schema = self.delta_schema()?;
         let plan = plan_evolution(&self.table_id, &delta_schema, &schema.arrow_schema())?;
         if plan.is_empty() {
             return Ok(());
         }
-        if !plan.added.is_empty() {
+        let mut filled = Vec::new();
+        for field in &plan.added {
+            let earlier_rows = schema
+                .column_index(field.name())
+                .map(|index| &schema.columns[index].earlier_rows)
+                .unwrap_or(&EarlierRows::Null);
+            match earlier_rows {
+                EarlierRows::Null => {}
+                EarlierRows::Value(value) => filled.push((field.name().to_string(), value.clone())),
+                EarlierRows::Unknown(_) if !self.holds_rows()? => {}
+                EarlierRows::Unknown(reason) => {
+                    let pipeline = self.app_id.rsplit_once('/').map_or(self.app_id.as_str(), |(pipeline, _)| pipeline);
+                    return Err(Error::schema(
+                        &self.table_id,
+                        format!(
+                            "column `{}` was added to {} after rows the Delta table holds, and {reason}: the \
+                             source's log does not show what those rows hold; resync the table \
+                             (connector resync --pipeline {pipeline} --table {})",
+                            field.name(),
+                            self.table_id,
+                            self.table_id
+                        ),
+                    ));
+                }
+            }
+        }
+        if plan.widened.is_empty() && filled.is_empty() {
             info!(table = %self.table_id, columns = ?plan.added.iter().map(|f| f.name()).collect::<Vec<_>>(), "adding columns");
             self.table = self
                 .table
@@ -399,38 +430,54 @@ impl DeltaTableWriter {
                 .with_fields(plan.added.clone())
                 .await
                 .map_err(|cause| self.destination_error("cannot add columns", cause))?;
+            return Ok(());
         }
-        if !plan.widened.is_empty() {
-            self.widen(&plan.widened).await?;
-        }
-        Ok(())
+        self.rewrite(&plan, &filled).await
     }
 
-    /// Rewrites the table with wider column types in one commit (Delta readers see old or new, never both).
-    async fn widen(&mut self, widened: &[StructField]) -> Result<()> {
-        info!(table = %self.table_id, columns = ?widened.iter().map(|f| f.name()).collect::<Vec<_>>(), "widening column types; rewriting the table");
+    /// Whether the table holds any data file (rows the source's log may not describe).
+    fn holds_rows(&self) -> Result<bool> {
+        let state = self.table.snapshot().map_err(|cause| self.destination_error("cannot read the table", cause))?;
+        Ok(state.log_data().num_files() > 0)
+    }
+
+    /// Rewrites the table in one commit (Delta readers see old or new, never both) with wider column types and
+    /// added columns, those in `filled` holding the given value in every row.
+    async fn rewrite(&mut self, plan: &EvolutionPlan, filled: &[(String, ScalarValue)]) -> Result<()> {
+        info!(
+            table = %self.table_id,
+            widened = ?plan.widened.iter().map(|f| f.name()).collect::<Vec<_>>(),
+            added = ?plan.added.iter().map(|f| f.name()).collect::<Vec<_>>(),
+            "rewriting the table for its new columns"
+        );
         let context = SessionContext::new();
-        let provider = self
-            .table
-            .table_provider()
-            .await
-            .map_err(|cause| Error::state(format!("cannot read {} to widen it", self.table_id)).caused_by(cause))?;
+        let provider =
+            self.table.table_provider().await.map_err(|cause| {
+                Error::state(format!("cannot read {} to rewrite it", self.table_id)).caused_by(cause)
+            })?;
         let delta_schema = self.delta_schema()?;
+        let arrow_type = |field: &StructField| -> Result<ArrowType> {
+            let arrow: Field = field.try_into_arrow().map_err(|cause| {
+                Error::schema(&self.table_id, format!("column `{}` has no Arrow type", field.name())).caused_by(cause)
+            })?;
+            Ok(arrow.data_type().clone())
+        };
         let mut projection = Vec::new();
         for field in delta_schema.fields() {
-            let target = widened.iter().find(|wide| wide.name() == field.name()).unwrap_or(field);
-            let arrow: Field = target.try_into_arrow().map_err(|cause| {
-                Error::schema(&self.table_id, format!("column `{}` has no Arrow type", target.name())).caused_by(cause)
-            })?;
-            projection.push(
-                cast(col(format!("\"{}\"", field.name().replace('"', "\"\""))), arrow.data_type().clone())
-                    .alias(field.name()),
-            );
+            let target = plan.widened.iter().find(|wide| wide.name() == field.name()).unwrap_or(field);
+            projection.push(cast(col(quoted_column(field.name())), arrow_type(target)?).alias(field.name()));
+        }
+        for field in &plan.added {
+            let value = filled
+                .iter()
+                .find(|(name, _)| name == field.name())
+                .map_or(ScalarValue::Null, |(_, value)| value.clone());
+            projection.push(cast(lit(value), arrow_type(field)?).alias(field.name()));
         }
         let plan = context
             .read_table(provider)
             .and_then(|frame| frame.select(projection))
-            .map_err(|cause| Error::state(format!("cannot plan the widening of {}", self.table_id)).caused_by(cause))?
+            .map_err(|cause| Error::state(format!("cannot plan the rewrite of {}", self.table_id)).caused_by(cause))?
             .into_unoptimized_plan();
         let properties = match &self.committed {
             // Keep the cursor on top of the log so it is found without walking far back.
@@ -446,7 +493,7 @@ impl DeltaTableWriter {
             .with_schema_mode(SchemaMode::Overwrite)
             .with_commit_properties(properties)
             .await
-            .map_err(|cause| self.destination_error("cannot rewrite the table with widened types", cause))?;
+            .map_err(|cause| self.destination_error("cannot rewrite the table with its new columns", cause))?;
         Ok(())
     }
 
@@ -502,4 +549,9 @@ impl DeltaTableWriter {
         Error::destination(format!("{what} for {} at {}", self.table_id, self.table.table_url()), cause)
             .for_table(&self.table_id)
     }
+}
+
+/// A column name as a DataFusion expression reads it: quoted, so case and punctuation are kept.
+fn quoted_column(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }

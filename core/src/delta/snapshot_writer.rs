@@ -92,6 +92,15 @@ impl<'a> SnapshotWriter<'a> {
             }
         }
         let table_schema = self.writers[part].arrow_schema();
+        if let Some(field) =
+            rows.schema().fields().iter().find(|field| table_schema.field_with_name(field.name()).is_err())
+        {
+            return Err(Error::state(format!(
+                "internal: snapshot rows of {} carry column `{}`, which its Delta table lacks",
+                self.table.table_id,
+                field.name()
+            )));
+        }
         let batch = rows_for_table(&table_schema, rows, &metadata, vec![]).map_err(|cause| {
             Error::schema(
                 &self.table.table_id,
