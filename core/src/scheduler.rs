@@ -22,6 +22,10 @@ pub const DEFAULT_RETRY_MAXIMUM: Duration = Duration::from_secs(300);
 /// grant, a table to resync) before trying again: retrying every few minutes would lock accounts that lock
 /// after repeated failed logins (MySQL's `FAILED_LOGIN_ATTEMPTS`, Salesforce) and fill logs.
 pub const PERMANENT_FAILURE_RETRY: Duration = Duration::from_secs(30 * 60);
+/// A continuous run that lasted this long before failing was healthy: its failure (a network blip after hours
+/// of streaming) starts the backoff over instead of lengthening the last one, so blips spread over days never
+/// add up to a wait of minutes.
+pub const HEALTHY_RUN: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone)]
 pub struct ScheduledPipeline {
@@ -103,6 +107,7 @@ async fn run_on_schedule(
             break;
         }
         let started_at = Utc::now();
+        let began = tokio::time::Instant::now();
         previous_start = Some(started_at);
         let outcome = scheduled.pipeline.sync(mode, shutdown.clone()).await;
         let finished_at = Utc::now();
@@ -114,6 +119,9 @@ async fn run_on_schedule(
             }
             Err(failure) => match (failure.retry(), mode) {
                 (Retry::WithBackoff, _) => {
+                    if began.elapsed() >= HEALTHY_RUN {
+                        backoff.reset();
+                    }
                     let delay = backoff.next_delay();
                     warn!(pipeline = %name, error = %failure.report(), retry_in_s = delay.as_secs_f64(), "sync failed; retrying");
                     Some(delay)
@@ -182,6 +190,44 @@ mod tests {
         running.await.expect("scheduler stops on shutdown");
         // Paused time: the gap is the scheduler's own wait, not the machine's speed.
         assert!(gap >= PERMANENT_FAILURE_RETRY, "retried after {gap:?}");
+    }
+
+    /// A continuous pipeline that streams for ten minutes, then loses its connection.
+    #[derive(Debug)]
+    struct BlippingPipeline;
+
+    impl Pipeline for BlippingPipeline {
+        fn name(&self) -> &str {
+            "blipping"
+        }
+
+        fn sync(&self, _mode: SyncMode, _shutdown: Shutdown) -> SyncFuture<'_> {
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_secs(600)).await;
+                Err(Error::new(crate::error::ErrorKind::Source, Retry::WithBackoff, "connection reset by peer"))
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_after_healthy_runs_are_retried_at_the_first_delay() {
+        let scheduler = Scheduler::new(vec![ScheduledPipeline {
+            pipeline: Arc::new(BlippingPipeline),
+            schedule: Schedule::Continuous,
+        }]);
+        let (trigger, shutdown) = Shutdown::new();
+        let (sender, mut events) = tokio::sync::mpsc::unbounded_channel();
+        let running = tokio::spawn(scheduler.run(shutdown, Some(sender)));
+        events.recv().await.expect("a first run");
+        for _ in 0..5 {
+            let previous_end = tokio::time::Instant::now();
+            events.recv().await.expect("another run");
+            // Paused time: the gap is the scheduler's own wait plus the ten-minute run.
+            let waited = previous_end.elapsed() - Duration::from_secs(600);
+            assert!(waited <= DEFAULT_RETRY_INITIAL + Duration::from_secs(1), "waited {waited:?} after a healthy run");
+        }
+        trigger.request();
+        running.await.expect("scheduler stops on shutdown");
     }
 
     #[tokio::test(start_paused = true)]

@@ -3,18 +3,28 @@
 //! next run copies it under load. At the end the load stops, a `--once` sync catches up, and the lake must equal
 //! the source row by row, with a keyless table's rows exactly once each.
 //!
-//! `CONNECTOR_CHAOS_TRIALS` sets the number of kills (default 10, what CI runs; `scripts/chaos.sh` runs 100).
+//! The network is broken too: proxies between the connector and the database and object store reset every open
+//! connection at random moments, and a supervisor restarts the connector when it stops.
+//!
+//! `CONNECTOR_CHAOS_TRIALS` sets the number of kills and cuts (default 10, what CI runs; `scripts/chaos.sh` runs
+//! 100).
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use connector_core::delta::Destination;
+
 use crate::soak::{connector_sync, run_to_end};
+use crate::support::connector_process::{terminate, wait_for_exit};
 use crate::support::delta::TempLake;
 use crate::support::load::{
-    PGBENCH_TABLES, StopFlag, assert_mysql_load_landed, assert_pgbench_landed, mysql_load_table_list,
-    mysql_load_tables, mysql_write_load, pgbench, pgbench_tables,
+    LakeToRead, PGBENCH_TABLES, StopFlag, assert_mysql_load_landed, assert_mysql_load_landed_in, assert_pgbench_landed,
+    mysql_load_table_list, mysql_load_tables, mysql_write_load, pgbench, pgbench_tables,
 };
+use crate::support::s3::S3Server;
 use crate::support::servers::{mariadb, postgres};
+use crate::support::tcp_proxy::TcpProxy;
 
 const CONNECTOR: &str = env!("CARGO_BIN_EXE_connector");
 
@@ -104,4 +114,77 @@ async fn postgres_chaos_sigkill_at_random_moments_loses_and_doubles_nothing() {
     run_to_end(connector_sync(&source, lake.dir.path(), "chaos", &["--once"]));
     assert_pgbench_landed(&db, &lake).await;
     eprintln!("postgres chaos: {} trials, {kills} kills, lake equal to the source", trials());
+}
+
+/// `host:port` of a URL, for a proxy in front of it.
+fn address_of(url: &str) -> String {
+    let url = url::Url::parse(url).expect("url");
+    format!("{}:{}", url.host_str().expect("host"), url.port_or_known_default().expect("port"))
+}
+
+/// `command` writing to the S3 endpoint at `endpoint` (moto's test credentials).
+fn against_store(mut command: Command, endpoint: &str) -> Command {
+    command
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ALLOW_HTTP", "true");
+    command
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_chaos_network_cuts_to_the_server_and_the_object_store_lose_and_double_nothing() {
+    let db = mariadb().await;
+    let rows = 20_000;
+    db.execute(&mysql_load_tables(rows)).await;
+    let tables = mysql_load_table_list(&db);
+    let store = S3Server::start("chaos");
+    // The connector reaches both the database and the object store through proxies that reset connections.
+    let server_link = TcpProxy::start(address_of(db.admin_url())).await;
+    let store_link = TcpProxy::start(address_of(&store.endpoint)).await;
+    let url_through_proxy = server_link.url_through(db.admin_url());
+    let store_through_proxy = store_link.url_through(&store.endpoint);
+    let lake = Path::new("s3://chaos/lake");
+    let through_proxies = ["mysql", "--url", &url_through_proxy, "--tables", &tables];
+    let sync = || against_store(connector_sync(&through_proxies, lake, "chaos", &[]), &store_through_proxy);
+    let start = || sync().arg("--continuous").stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start");
+
+    let stop = StopFlag::default();
+    let load = tokio::spawn(mysql_write_load(db.connect().await, rows, stop.clone()));
+    let (mut server_cuts, mut store_cuts, mut failed_runs) = (0, 0, 0);
+    let mut child = start();
+    for _ in 0..trials() {
+        // The random moment of the cut is the point of the test, not a wait for something to happen.
+        tokio::time::sleep(random_lifetime()).await;
+        if fastrand::bool() {
+            server_link.cut();
+            server_cuts += 1;
+        } else {
+            store_link.cut();
+            store_cuts += 1;
+        }
+        // A supervisor restarts a connector that stopped on a broken connection.
+        if let Some(status) = child.try_wait().expect("poll the connector") {
+            failed_runs += u32::from(!status.success());
+            child = start();
+        }
+    }
+    stop.stop();
+    let committed = load.await.expect("the load ran");
+    terminate(&child);
+    failed_runs += u32::from(!wait_for_exit(&mut child).success());
+    assert!(server_link.connections() > 1, "no cut reached the database connections");
+
+    let direct = ["mysql", "--url", db.admin_url(), "--tables", &tables];
+    run_to_end(against_store(connector_sync(&direct, lake, "chaos", &["--once"]), &store.endpoint));
+    let lake = LakeToRead {
+        destination: Destination::parse("s3://chaos/lake").expect("s3 destination"),
+        storage_options: store.storage_options(),
+    };
+    assert_mysql_load_landed_in(&db, &lake, committed).await;
+    eprintln!(
+        "mysql network chaos: {server_cuts} database cuts, {store_cuts} object-store cuts, {failed_runs} runs \
+         ended by them, {committed} transactions, lake equal to the source"
+    );
 }

@@ -3,8 +3,6 @@
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use connector_core::schema::TableId;
@@ -12,6 +10,7 @@ use connector_core::schema::TableId;
 use crate::support::connector_process::{CONVERGENCE_DEADLINE, difference, has_parquet, terminate, wait_for_exit};
 use crate::support::delta::{TempLake, read_rows};
 use crate::support::servers::{PostgresDatabase, postgres};
+use crate::support::tcp_proxy::TcpProxy;
 
 const CONNECTOR: &str = env!("CARGO_BIN_EXE_connector");
 
@@ -951,72 +950,27 @@ async fn postgres_pipelines_whose_slot_names_collide_are_refused() {
     assert_eq!(db.query_value("SELECT count(*) FROM pg_replication_slots").await, "0");
 }
 
-/// A TCP proxy in front of the server that can fall silent: it stops forwarding but keeps every connection open,
-/// as a killed pod or a network partition leaves them, so the server goes on believing its client is there.
-struct SilentProxy {
-    /// The server's URL with the proxy's address.
-    url: String,
-    silent: Arc<AtomicBool>,
-}
-
-impl SilentProxy {
-    async fn start(db: &PostgresDatabase) -> Self {
-        let mut url = url::Url::parse(db.url()).expect("url");
-        let server = format!("{}:{}", url.host_str().expect("host"), url.port().unwrap_or(5432));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        url.set_port(Some(listener.local_addr().expect("address").port())).expect("port");
-        let silent = Arc::new(AtomicBool::new(false));
-        let flag = silent.clone();
-        tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let Ok(upstream) = tokio::net::TcpStream::connect(&server).await else { continue };
-                let (client_read, client_write) = client.into_split();
-                let (server_read, server_write) = upstream.into_split();
-                tokio::spawn(forward(client_read, server_write, flag.clone()));
-                tokio::spawn(forward(server_read, client_write, flag.clone()));
-            }
-        });
-        SilentProxy { url: url.to_string(), silent }
-    }
-
-    fn fall_silent(&self) {
-        self.silent.store(true, Ordering::SeqCst);
-    }
-}
-
-/// Copies `from` to `to` until the proxy falls silent; then holds both open, forwarding nothing, closing nothing.
-async fn forward(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    silent: Arc<AtomicBool>,
-) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut buffer = vec![0; 64 * 1024];
-    loop {
-        let read = from.read(&mut buffer).await.unwrap_or(0);
-        if silent.load(Ordering::SeqCst) {
-            std::future::pending::<()>().await;
-        }
-        if read == 0 || to.write_all(&buffer[..read]).await.is_err() {
-            let _ = to.shutdown().await;
-            return;
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_restart_after_a_lost_connection_waits_for_the_slot() {
     let db = postgres().await;
     db.execute(ORDERS).await;
     // The server ends a replication connection whose client stopped answering after this long (default 60 s).
     db.execute(&format!("ALTER DATABASE \"{}\" SET wal_sender_timeout = '5s'", db.name())).await;
-    let proxy = SilentProxy::start(&db).await;
+    let server = url::Url::parse(db.url()).expect("url");
+    let proxy =
+        TcpProxy::start(format!("{}:{}", server.host_str().expect("host"), server.port().unwrap_or(5432))).await;
     let lake = TempLake::new();
-    let mut child = pipeline_sync_command(&proxy.url, "test", lake.dir.path(), "public.orders", &["--continuous"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start connector");
+    let mut child = pipeline_sync_command(
+        &proxy.url_through(db.url()),
+        "test",
+        lake.dir.path(),
+        "public.orders",
+        &["--continuous"],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("start connector");
     wait_until_equal(&db, &lake, "public.orders", ORDER_COLUMNS).await;
     let slot_active = "SELECT active::text FROM pg_replication_slots WHERE slot_name = 'connector_test'";
     let deadline = Instant::now() + CONVERGENCE_DEADLINE;

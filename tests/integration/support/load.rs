@@ -1,6 +1,7 @@
 //! Steady write loads on a real server while the connector streams: the soak and chaos tests run them and then
 //! compare the lake with what the load left in the source.
 
+use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,10 +10,11 @@ use std::time::Duration;
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 
+use connector_core::delta::Destination;
 use connector_core::schema::TableId;
 
 use super::connector_process::difference;
-use super::delta::{TempLake, read_rows};
+use super::delta::{TempLake, read_rows_with};
 use super::servers::{MySqlDatabase, PostgresDatabase};
 
 /// Transactions per second the MySQL load aims at: steady, and well within what the connector applies on two
@@ -155,15 +157,33 @@ pub fn as_sorted_text(rows: Vec<Vec<Option<String>>>) -> Vec<String> {
     rows
 }
 
-async fn assert_table_landed(lake: &TempLake, table: &TableId, expected: Vec<String>, columns: &[&str]) {
-    let mut landed = read_rows(&lake.table_url(table), columns).await;
+async fn assert_table_landed(lake: &LakeToRead, table: &TableId, expected: Vec<String>, columns: &[&str]) {
+    let url = lake.destination.table_url(table).expect("table url");
+    let mut landed = read_rows_with(&url, lake.storage_options.clone(), columns).await;
     landed.sort();
     assert!(landed == expected, "{table} differs from the source: {}", difference(&expected, &landed));
+}
+
+/// A lake the tests read back: a local directory, or an object store with its endpoint and credentials.
+pub struct LakeToRead {
+    pub destination: Destination,
+    pub storage_options: HashMap<String, String>,
+}
+
+impl From<&TempLake> for LakeToRead {
+    fn from(lake: &TempLake) -> Self {
+        LakeToRead { destination: lake.destination(), storage_options: HashMap::new() }
+    }
 }
 
 /// Asserts that the lake holds exactly what the MySQL load left in the source, row by row and column by column
 /// (the keyless ledger, a changelog, row for row), and that the ledger holds `committed` rows.
 pub async fn assert_mysql_load_landed(db: &MySqlDatabase, lake: &TempLake, committed: u64) {
+    assert_mysql_load_landed_in(db, &LakeToRead::from(lake), committed).await;
+}
+
+/// [`assert_mysql_load_landed`] for a lake anywhere.
+pub async fn assert_mysql_load_landed_in(db: &MySqlDatabase, lake: &LakeToRead, committed: u64) {
     let ledger = db.query_value("SELECT COUNT(*) FROM ledger").await;
     assert_eq!(ledger, committed.to_string(), "the source ledger holds a row per committed transaction");
     for (table, query, columns) in MYSQL_LOAD_CHECKS {
@@ -179,6 +199,6 @@ pub async fn assert_pgbench_landed(db: &PostgresDatabase, lake: &TempLake) {
     assert!(history > 0, "pgbench committed no transaction");
     for (table, query, columns) in PGBENCH_CHECKS {
         let expected = as_sorted_text(db.query(query).await);
-        assert_table_landed(lake, &TableId::new("public", *table), expected, columns).await;
+        assert_table_landed(&LakeToRead::from(lake), &TableId::new("public", *table), expected, columns).await;
     }
 }

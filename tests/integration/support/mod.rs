@@ -8,3 +8,4 @@ pub mod load;
 pub mod s3;
 pub mod saas;
 pub mod servers;
+pub mod tcp_proxy;
