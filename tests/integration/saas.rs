@@ -505,3 +505,33 @@ async fn saas_salesforce_api_errors_show_the_salesforce_message() {
     let body: serde_json::Value = answer.json().await.expect("json");
     assert_eq!(body[0]["errorCode"], "MALFORMED_QUERY", "{body}");
 }
+
+#[tokio::test]
+async fn saas_resync_reads_the_stream_again_from_the_start() {
+    let stripe = emulator(EmulatorOptions::new(Service::Stripe, 900));
+    let lake = TempLake::new();
+    let sync =
+        || sync_command("stripe", &stripe, lake.dir.path(), "customers", &STRIPE_KEY, &["--batch-records", "300"]);
+    succeed(&mut sync());
+    assert_table_matches(&lake, &stripe, "stripe", "customers", "name").await;
+
+    stripe.update("customers", 50);
+    stripe.delete("customers", 20);
+    stripe.create("customers", 15);
+    let output = succeed(
+        std::process::Command::new(crate::support::saas::CONNECTOR)
+            .args(["resync", "--pipeline", "test", "--table", "stripe.customers", "--dest"])
+            .arg(lake.dir.path()),
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("stripe.customers: emptied"), "{output:?}");
+    assert!(table_rows(&lake, "stripe", "customers", "name").await.is_empty(), "resync empties the table");
+
+    // The next sync copies the stream again from the start: exactly the API's records, deletes included.
+    succeed(&mut sync());
+    assert_table_matches(&lake, &stripe, "stripe", "customers", "name").await;
+    // And the syncs after it go on from there.
+    stripe.update("customers", 30);
+    stripe.delete("customers", 10);
+    succeed(&mut sync());
+    assert_table_matches(&lake, &stripe, "stripe", "customers", "name").await;
+}

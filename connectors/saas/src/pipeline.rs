@@ -9,6 +9,7 @@ use connector_core::arrow::array::{RecordBatch, new_null_array};
 use connector_core::arrow::compute::concat_batches;
 use connector_core::arrow::datatypes::{Field, Schema};
 use connector_core::change::{ChangeBatch, Operation, TransactionSpan};
+use connector_core::cursor::TableCursor;
 use connector_core::delta::{DeltaSink, DeltaTableWriter, Destination};
 use connector_core::deltalake::kernel::engine::arrow_conversion::TryIntoArrow;
 use connector_core::error::{Error, Result};
@@ -137,21 +138,28 @@ impl StreamSync {
         let shape = self.reader.shape();
         let id = TableId::new(&self.config.namespace, &shape.name);
         let declared = StreamSchema::new(id.clone(), shape, &[]).table_schema()?;
-        let writer = self.sink.open_table(&declared, self.config.options_for(&shape.name)).await?;
+        let mut writer = self.sink.open_table(&declared, self.config.options_for(&shape.name)).await?;
         let existing = source_fields(&writer)?;
         let schema = StreamSchema::new(id.clone(), shape, &existing);
-        let (sequence, state) = match writer.cursor().map(|cursor| &cursor.position) {
+        let committed = writer.cursor().map(|cursor| (cursor.snapshot_complete(), cursor.position.clone()));
+        let (sequence, state) = match committed {
             None => (0, None),
-            Some(SourcePosition::Api(cursor)) => {
-                let state = serde_json::from_str(&cursor.cursor).map_err(|cause| {
+            Some((complete, SourcePosition::Api(cursor))) if !complete => {
+                (restart_from_scratch(&mut writer, cursor.sequence).await?, None)
+            }
+            Some((_, SourcePosition::Api(cursor))) => {
+                let state: Value = serde_json::from_str(&cursor.cursor).map_err(|cause| {
                     Error::state(format!(
-                        "{id}: the committed API cursor is not JSON; resync the stream (connector resync --table {id})"
+                        "{id}: the committed API cursor is not JSON; resync the stream (connector resync --pipeline \
+                         {} --table {id})",
+                        self.config.pipeline
                     ))
                     .caused_by(cause)
                 })?;
-                (cursor.sequence, Some(state))
+                // `null`: a resync started the stream over and nothing was read since.
+                (cursor.sequence, (!state.is_null()).then_some(state))
             }
-            Some(other) => {
+            Some((_, other)) => {
                 return Err(Error::state(format!(
                     "{id} holds a cursor of another source ({other}); write the stream to another destination"
                 )));
@@ -226,6 +234,19 @@ impl StreamSync {
         table.state = Some(state);
         Ok(())
     }
+}
+
+/// A resync emptied the table and left its snapshot unfinished: the stream is read again from its start. A
+/// stream has no snapshot apart from its first pass, so the restart is recorded at once as an empty, finished
+/// snapshot whose API state is `null` (read from the start); every page after it commits as on a first sync.
+/// Returns the sequence of that commit.
+async fn restart_from_scratch(writer: &mut DeltaTableWriter, sequence: u64) -> Result<u64> {
+    let sequence = sequence + 1;
+    let position = SourcePosition::Api(ApiCursor { sequence, cursor: Value::Null.to_string() });
+    let taken_at = Utc::now();
+    writer.snapshot_writer(&position, taken_at)?.commit(TableCursor::copied(position, 0, taken_at)).await?;
+    info!(stream = %writer.table_id(), "resync requested: reading the stream again from its start");
+    Ok(sequence)
 }
 
 /// Refuses records without the stream's key: they could not be merged.
