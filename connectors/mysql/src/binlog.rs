@@ -284,7 +284,7 @@ impl<'a> BinlogReader<'a> {
     /// state on another (a replica promoted since, whose files and offsets differ). Reading by GTID makes the
     /// server search its binlog for the position, so it is used only where the file and offset mean nothing.
     async fn open_stream(&mut self) -> Result<BinlogStream> {
-        let mut conn = connection::connect(&self.config, "cannot connect to read the binlog").await?;
+        let mut conn = connection::connect(self.config, "cannot connect to read the binlog").await?;
         grow_read_buffer(&mut conn).await?;
         // Heartbeats (in nanoseconds) while the server is idle, so a dead connection is noticed.
         let heartbeat = format!("SET @master_heartbeat_period = {}", HEARTBEAT_INTERVAL.as_nanos());
@@ -521,7 +521,7 @@ impl<'a> BinlogReader<'a> {
         // Changes read so far land first: the copy may replace a table that was captured before.
         self.commit().await?;
         let options = self.config.options_for(id);
-        let mut conn = connection::connect(&self.config, &format!("cannot connect to copy {id}")).await?;
+        let mut conn = connection::connect(self.config, &format!("cannot connect to copy {id}")).await?;
         let described = describe_table(&mut conn, id, options.key.as_deref()).await;
         let _ = conn.disconnect().await;
         let source = match described {

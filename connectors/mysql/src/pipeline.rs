@@ -46,7 +46,7 @@ impl MySqlPipeline {
 
     async fn run(&self, mode: SyncMode, shutdown: Shutdown) -> Result<SyncReport> {
         let config = &self.config;
-        let mut conn = connection::connect(&config, "cannot connect to the MySQL server").await?;
+        let mut conn = connection::connect(config, "cannot connect to the MySQL server").await?;
         let server = check_server(&mut conn).await?;
         // The position at start: `--once` stops here.
         let target = current_position(&mut conn, &server).await?;

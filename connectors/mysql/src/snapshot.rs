@@ -70,7 +70,7 @@ pub async fn copy_table(
     // Every reader starts its snapshot before any row is read, so the earliest position is known up front.
     let mut conns = Vec::new();
     for _ in 0..ranges.len().min(PARALLEL_RANGES) {
-        let mut conn = connection::connect(&config, &format!("cannot connect to copy {id}")).await?;
+        let mut conn = connection::connect(config, &format!("cannot connect to copy {id}")).await?;
         grow_read_buffer(&mut conn).await?;
         conns.push(conn);
     }
@@ -132,7 +132,7 @@ async fn key_ranges(config: &MySqlConfig, table: &SourceTable) -> Result<Vec<Opt
     };
     let Some(key) = integer_key.filter(|_| ranges >= 2) else { return Ok(whole) };
     let id = &table.schema.id;
-    let mut conn = connection::connect(&config, &format!("cannot connect to copy {id}")).await?;
+    let mut conn = connection::connect(config, &format!("cannot connect to copy {id}")).await?;
     // As text: an unsigned BIGINT key may not fit a signed integer.
     let bounds: Option<(Option<String>, Option<String>)> = conn
         .query_first(format!("SELECT CAST(MIN({key}) AS CHAR), CAST(MAX({key}) AS CHAR) FROM {}", qualified(id)))
@@ -228,7 +228,7 @@ async fn start_snapshots(
             Ok(positions)
         }
         Flavor::MySql => {
-            let mut lock = connection::connect(&config, "cannot connect to take the snapshot's position").await?;
+            let mut lock = connection::connect(config, "cannot connect to take the snapshot's position").await?;
             lock_for_snapshot(&mut lock, table).await?;
             let mut started = Ok(());
             for conn in conns.iter_mut() {
