@@ -8,7 +8,7 @@ use crate::cli::LogFormat;
 
 /// The connector's own crates: a bare level (`info`, `debug`) applies to them, while dependencies (deltalake,
 /// DataFusion, the drivers) stay at `warn`, so their internals don't drown the connector's own lines.
-const OWN_CRATES: &[&str] = &["connector", "connector_core", "connector_postgres"];
+const OWN_CRATES: &[&str] = &["connector", "connector_core", "connector_postgres", "connector_mysql", "connector_saas"];
 
 pub fn init(filter: &str, format: LogFormat) -> Result<(), String> {
     let expanded = if filter.contains('=') || filter.contains(',') {

@@ -10,6 +10,7 @@ pub mod copy_ranges;
 pub mod cursor;
 pub mod delta;
 pub mod error;
+pub mod exposed_credentials;
 pub mod gtid_state;
 pub mod lease;
 pub mod metadata_column;

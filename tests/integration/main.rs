@@ -8,5 +8,6 @@ mod harness;
 mod mysql;
 mod postgres;
 mod saas;
+mod secrets;
 mod soak;
 mod support;

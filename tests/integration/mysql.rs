@@ -957,6 +957,123 @@ async fn mysql_syncs_over_tls_with_certificate_checks() {
     assert!(!output.status.success() && stderr.contains("cannot connect"), "{stderr}");
 }
 
+/// A throwaway CA's certificate (and its key) in `dir`: a CA the test servers' certificates do not come from.
+fn certificate_of_another_authority(dir: &Path) -> std::path::PathBuf {
+    let status = Command::new("openssl")
+        .args(["req", "-new", "-x509", "-days", "1", "-nodes", "-subj", "/CN=another-ca", "-keyout"])
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl");
+    assert!(status.success());
+    dir.join("cert.pem")
+}
+
+#[tokio::test]
+async fn mysql_uses_tls_by_default_when_the_server_offers_it() {
+    let db = mariadb().await;
+    db.execute(&orders()).await;
+    let lake = TempLake::new();
+    // The server refuses this account any connection without TLS: the sync works only if it encrypts.
+    let grants = ["GRANT ALL PRIVILEGES ON *.* TO {user}", "ALTER USER {user} REQUIRE SSL"];
+    let (user, mut command) = limited_user(&db, "tls_", &grants, lake.dir.path()).await;
+    let output = command.output().expect("run connector");
+    assert!(output.status.success(), "no TLS by default: {}", String::from_utf8_lossy(&output.stderr));
+    assert_equal(&db, &lake, "orders", ORDER_COLUMNS).await;
+    drop_user(&db, &user).await;
+}
+
+#[tokio::test]
+async fn mysql_verify_modes_refuse_another_authority_naming_the_setting() {
+    let db = mariadb().await;
+    db.execute(&orders()).await;
+    let lake = TempLake::new();
+    let other = tempfile::tempdir().expect("tempdir");
+    let other_ca = certificate_of_another_authority(other.path());
+    for mode in ["VERIFY_CA", "VERIFY_IDENTITY"] {
+        let mut url = url::Url::parse(db.admin_url()).expect("url");
+        url.query_pairs_mut().append_pair("ssl-mode", mode).append_pair("ssl-ca", other_ca.to_str().expect("path"));
+        let output = Command::new(CONNECTOR)
+            .args(["sync", "mysql", "--url", url.as_str(), "--tables", &format!("{}.orders", db.name()), "--dest"])
+            .arg(lake.dir.path())
+            .output()
+            .expect("run connector");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{mode}: a configuration error, not retried: {stderr}");
+        assert!(stderr.contains(&format!("ssl-mode={mode}, ssl-ca={}", other_ca.display())), "{stderr}");
+        assert!(stderr.contains("set ssl-ca to the CA file that signed it"), "{stderr}");
+        assert!(!lake.dir.path().join(db.name()).exists(), "{mode}: nothing may be written");
+    }
+}
+
+#[tokio::test]
+async fn mysql_preferred_falls_back_to_plaintext_only_where_the_server_has_no_tls() {
+    let server = PrivateMariaDb::start_without_tls(7, "plain-bin").await;
+    let db = server.database().await;
+    db.execute(&orders()).await;
+    let lake = TempLake::new();
+    let run = |mode: Option<&str>| {
+        let mut url = url::Url::parse(db.admin_url()).expect("url");
+        if let Some(mode) = mode {
+            url.query_pairs_mut().append_pair("ssl-mode", mode);
+        }
+        Command::new(CONNECTOR)
+            .args(["sync", "mysql", "--url", url.as_str(), "--tables", &format!("{}.orders", db.name()), "--dest"])
+            .arg(lake.dir.path())
+            .output()
+            .expect("run connector")
+    };
+
+    let output = run(Some("REQUIRED"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "REQUIRED must refuse a server without TLS: {stderr}");
+    assert!(stderr.contains("ssl-mode=REQUIRED") && stderr.contains("the server offers no TLS"), "{stderr}");
+
+    // The default (PREFERRED) connects in plaintext, as the MySQL client does.
+    let output = run(None);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_equal(&db, &lake, "orders", ORDER_COLUMNS).await;
+}
+
+#[tokio::test]
+async fn mysql_warns_once_when_the_password_crosses_the_network_unchecked() {
+    let db = mariadb().await;
+    db.execute(&orders()).await;
+    let lake = TempLake::new();
+    let url = url::Url::parse(db.admin_url()).expect("url");
+    let upstream = format!("{}:{}", url.host_str().expect("host"), url.port().expect("port"));
+    let (address, port) = crate::support::forwarder::forward_from_network_address(upstream);
+    let run = |mode: Option<&str>| {
+        let mut remote = url.clone();
+        remote.set_host(Some(&address.to_string())).expect("host");
+        remote.set_port(Some(port)).expect("port");
+        if let Some(mode) = mode {
+            remote.query_pairs_mut().append_pair("ssl-mode", mode);
+        }
+        let output = Command::new(CONNECTOR)
+            .args(["sync", "mysql", "--url", remote.as_str(), "--tables", &format!("{}.orders", db.name())])
+            .arg("--dest")
+            .arg(lake.dir.path())
+            .output()
+            .expect("run connector");
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{stderr}");
+        stderr
+    };
+    let target = format!("{address}:{port}");
+    for (mode, named) in [(None, "ssl-mode=PREFERRED"), (Some("DISABLED"), "ssl-mode=DISABLED")] {
+        let stderr = run(mode);
+        let warnings: Vec<&str> = stderr.lines().filter(|line| line.contains("credentials go to")).collect();
+        assert_eq!(warnings.len(), 1, "one warning per server: {stderr}");
+        assert!(warnings[0].contains("WARN") && warnings[0].contains(&target), "{stderr}");
+        assert!(warnings[0].contains(named) && warnings[0].contains("ssl-mode=VERIFY_IDENTITY"), "{stderr}");
+    }
+    let stderr = run(Some("DISABLED"));
+    assert!(stderr.contains("in plaintext"), "{stderr}");
+}
+
 #[tokio::test]
 async fn mysql_a_transaction_larger_than_memory_is_applied_in_parts() {
     let db = mariadb().await;

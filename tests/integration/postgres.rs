@@ -670,6 +670,114 @@ async fn postgres_syncs_over_tls_with_certificate_checks() {
     assert!(stderr.contains("cannot connect") && stderr.contains("certificate"), "{stderr}");
 }
 
+/// A throwaway CA's certificate (and its key) in `dir`: a CA the test server's certificate does not come from.
+fn certificate_of_another_authority(dir: &Path) -> std::path::PathBuf {
+    let status = Command::new("openssl")
+        .args(["req", "-new", "-x509", "-days", "1", "-nodes", "-subj", "/CN=localhost", "-keyout"])
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl");
+    assert!(status.success());
+    dir.join("cert.pem")
+}
+
+#[tokio::test]
+async fn postgres_sslrootcert_makes_require_and_verify_ca_check_the_chain_on_both_connections() {
+    let db = postgres().await;
+    db.execute(ORDERS).await;
+    let lake = TempLake::new();
+    let other = tempfile::tempdir().expect("tempdir");
+    let other_ca = certificate_of_another_authority(other.path());
+    for mode in ["require", "verify-ca"] {
+        let mut url = url::Url::parse(db.url()).expect("url");
+        url.query_pairs_mut().append_pair("sslmode", mode).append_pair("sslrootcert", other_ca.to_str().expect("path"));
+        let output = pipeline_sync_command(url.as_str(), "tls", lake.dir.path(), "public.orders", &[])
+            .output()
+            .expect("run connector");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "sslmode={mode} with another CA must be refused: {stderr}");
+        assert!(stderr.contains(&format!("sslmode={mode}, sslrootcert={}", other_ca.display())), "{stderr}");
+        assert!(stderr.contains("set sslrootcert to the CA file that signed it"), "{stderr}");
+        assert!(!lake.dir.path().join("public").exists(), "sslmode={mode}: nothing may be written");
+    }
+    // The replication connection makes the same check: with the right CA the SQL connection passes, and a
+    // replication connection that checked nothing would pass too; both pass, and the sync completes.
+    let certificate = db.tls_certificate().expect("a local server's CA");
+    let mut url = url::Url::parse(db.url()).expect("url");
+    url.query_pairs_mut()
+        .append_pair("sslmode", "require")
+        .append_pair("sslrootcert", certificate.to_str().expect("p"));
+    let output =
+        pipeline_sync_command(url.as_str(), "tls", lake.dir.path(), "public.orders", &[]).output().expect("run");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_equal(&db, &lake, "public.orders", ORDER_COLUMNS).await;
+}
+
+#[tokio::test]
+async fn postgres_uses_tls_by_default_on_every_connection() {
+    let db = postgres().await;
+    db.execute(ORDERS).await;
+    let lake = TempLake::new();
+    let mut child = sync_command(&db, lake.dir.path(), "public.orders", &["--continuous"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start connector");
+    // Once streaming, the connector holds a SQL session and a replication session (walsender) on the database.
+    let sessions = format!(
+        "SELECT a.backend_type || ':' || s.ssl FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) \
+         WHERE a.datname = '{}' AND a.pid <> pg_backend_pid() ORDER BY 1",
+        db.name()
+    );
+    let deadline = Instant::now() + CONVERGENCE_DEADLINE;
+    let seen = loop {
+        let rows: Vec<String> = db.query(&sessions).await.into_iter().filter_map(|row| row[0].clone()).collect();
+        if rows.iter().any(|row| row.starts_with("walsender")) && rows.iter().any(|row| row.starts_with("client")) {
+            break rows;
+        }
+        assert!(Instant::now() < deadline, "the connector never started streaming: {rows:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    terminate(&child);
+    wait_for_exit(&mut child);
+    assert!(seen.iter().all(|row| row.ends_with(":true")), "a connection without TLS: {seen:?}");
+}
+
+#[tokio::test]
+async fn postgres_warns_once_when_the_password_crosses_the_network_unchecked() {
+    let db = postgres().await;
+    db.execute(ORDERS).await;
+    let lake = TempLake::new();
+    let url = url::Url::parse(db.url()).expect("url");
+    let upstream = format!("{}:{}", url.host_str().expect("host"), url.port().expect("port"));
+    let (address, port) = crate::support::forwarder::forward_from_network_address(upstream);
+    let mut remote = url.clone();
+    remote.set_host(Some(&address.to_string())).expect("host");
+    remote.set_port(Some(port)).expect("port");
+
+    // Several SQL connections and a replication connection, all under the default sslmode=prefer.
+    let output = pipeline_sync_command(remote.as_str(), "remote", lake.dir.path(), "public.orders", &[])
+        .output()
+        .expect("run connector");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let target = format!("{address}:{port}");
+    let warnings: Vec<&str> = stderr.lines().filter(|line| line.contains("credentials go to")).collect();
+    assert_eq!(warnings.len(), 1, "one warning per server: {stderr}");
+    assert!(warnings[0].contains("WARN") && warnings[0].contains(&target), "{stderr}");
+    assert!(warnings[0].contains("sslmode=prefer") && warnings[0].contains("sslmode=verify-full"), "{stderr}");
+
+    // On loopback nothing crosses a network: no warning.
+    let output =
+        pipeline_sync_command(db.url(), "remote", lake.dir.path(), "public.orders", &[]).output().expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(!stderr.contains("credentials go to"), "{stderr}");
+}
+
 #[tokio::test]
 async fn postgres_a_transaction_larger_than_memory_is_applied_in_parts() {
     let db = postgres().await;

@@ -24,13 +24,14 @@ use mysql_async::binlog::events::{BinlogEventHeader, Event, EventData, RowsEvent
 use mysql_async::binlog::row::BinlogRow;
 use mysql_async::binlog::value::BinlogValue;
 use mysql_async::prelude::Queryable;
-use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, Sid, Value};
+use mysql_async::{BinlogStream, BinlogStreamRequest, Sid, Value};
 use tracing::{debug, info, warn};
 
 use crate::catalog::{describe_table, source_error};
 use crate::changes::{PendingChanges, TableShape};
 use crate::codec::Origin;
 use crate::config::{HEARTBEAT_INTERVAL, MySqlConfig};
+use crate::connection;
 use crate::ddl::{TableStatement, classify};
 use crate::earlier_rows::fill_earlier_rows;
 use crate::gtid::{MARIADB_GTID_EVENT, MARIADB_GTID_LIST_EVENT, decode_gtid_event, decode_gtid_list};
@@ -285,9 +286,7 @@ impl<'a> BinlogReader<'a> {
     /// state on another (a replica promoted since, whose files and offsets differ). Reading by GTID makes the
     /// server search its binlog for the position, so it is used only where the file and offset mean nothing.
     async fn open_stream(&mut self) -> Result<BinlogStream> {
-        let mut conn = Conn::new(self.config.connection.clone())
-            .await
-            .map_err(|cause| source_error("cannot connect to read the binlog", cause))?;
+        let mut conn = connection::connect(self.config, "cannot connect to read the binlog").await?;
         grow_read_buffer(&mut conn).await?;
         // Heartbeats (in nanoseconds) while the server is idle, so a dead connection is noticed.
         let heartbeat = format!("SET @master_heartbeat_period = {}", HEARTBEAT_INTERVAL.as_nanos());
@@ -524,9 +523,7 @@ impl<'a> BinlogReader<'a> {
         // Changes read so far land first: the copy may replace a table that was captured before.
         self.commit().await?;
         let options = self.config.options_for(id);
-        let mut conn = Conn::new(self.config.connection.clone())
-            .await
-            .map_err(|cause| source_error(format!("cannot connect to copy {id}"), cause))?;
+        let mut conn = connection::connect(self.config, &format!("cannot connect to copy {id}")).await?;
         let described = describe_table(&mut conn, id, options.key.as_deref()).await;
         let _ = conn.disconnect().await;
         let source = match described {

@@ -11,7 +11,9 @@ use connector_core::options::TableOptions;
 use connector_core::schema::TableId;
 use connector_core::secret::ConnectionUrl;
 
-use mysql_async::{Opts, OptsBuilder, SslOpts};
+use crate::connection::{TlsMode, TlsSettings};
+
+use mysql_async::{Opts, OptsBuilder};
 use serde::Deserialize;
 
 /// How long changes may wait in memory before a micro-batch is committed in continuous mode.
@@ -47,7 +49,10 @@ struct RawProfile {
 #[derive(Clone)]
 pub struct MySqlConfig {
     pub url: ConnectionUrl,
+    /// Open connections through [`crate::connection::connect`], which applies `tls` (`ssl-mode=PREFERRED`'s
+    /// plaintext fallback, the errors naming the setting).
     pub connection: Opts,
+    pub tls: TlsSettings,
     pub pipeline: String,
     pub dest: String,
     pub tables: Vec<TableId>,
@@ -64,6 +69,7 @@ impl std::fmt::Debug for MySqlConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MySqlConfig")
             .field("url", &self.url)
+            .field("tls", &self.tls)
             .field("pipeline", &self.pipeline)
             .field("dest", &self.dest)
             .field("tables", &self.tables)
@@ -103,7 +109,7 @@ impl MySqlConfig {
         // Snapshots read in UTC and UTF-8 so TIMESTAMP and text values need no session context to decode.
         let connection: Opts = OptsBuilder::from_opts(parsed)
             .init(vec!["SET time_zone = '+00:00'", "SET NAMES utf8mb4"])
-            .ssl_opts(tls)
+            .ssl_opts(tls.ssl_opts())
             .into();
         let (tables, table_options) = pipeline.table_ids(&at)?;
         let server_id = match raw.server_id {
@@ -114,6 +120,7 @@ impl MySqlConfig {
         Ok(MySqlConfig {
             url: raw.url,
             connection,
+            tls,
             pipeline: pipeline.name.clone(),
             dest: pipeline.dest.clone(),
             tables,
@@ -132,17 +139,19 @@ impl MySqlConfig {
     }
 }
 
-/// Takes the MySQL client's `ssl-mode` (DISABLED, the default; REQUIRED; VERIFY_CA; VERIFY_IDENTITY) and `ssl-ca`
-/// (a PEM file of the CA to trust instead of the Mozilla roots) out of the URL, which mysql_async does not know.
-fn split_tls_settings(url: &str) -> Result<(Option<SslOpts>, String)> {
+/// Takes the MySQL client's `ssl-mode` (see [`crate::connection`]; PREFERRED when absent, as the client
+/// does) and `ssl-ca` (a PEM file of the CA to trust instead of the Mozilla roots) out of the URL, which
+/// mysql_async does not know. An `ssl-ca` without `ssl-mode` checks the chain (VERIFY_CA): a CA given is meant
+/// to be checked against.
+fn split_tls_settings(url: &str) -> Result<(TlsSettings, String)> {
     let mut parsed = url::Url::parse(url)
         .map_err(|cause| Error::config("not a URL (mysql://user:password@host:3306)").caused_by(cause))?;
-    let mut mode = String::from("DISABLED");
+    let mut mode = None;
     let mut ca: Option<PathBuf> = None;
     let mut kept = Vec::new();
     for (name, value) in parsed.query_pairs() {
         match name.as_ref() {
-            "ssl-mode" | "ssl_mode" | "sslmode" => mode = value.to_ascii_uppercase().replace('-', "_"),
+            "ssl-mode" | "ssl_mode" | "sslmode" => mode = Some(TlsMode::parse(&value)?),
             "ssl-ca" | "ssl_ca" | "sslrootcert" => ca = Some(PathBuf::from(value.as_ref())),
             _ => kept.push((name.into_owned(), value.into_owned())),
         }
@@ -152,29 +161,13 @@ fn split_tls_settings(url: &str) -> Result<(Option<SslOpts>, String)> {
     } else {
         parsed.query_pairs_mut().clear().extend_pairs(kept);
     }
-    let with_ca = |options: SslOpts| match &ca {
-        Some(path) => options.with_root_certs(vec![path.clone().into()]).with_disable_built_in_roots(true),
-        None => options,
-    };
-    let tls = match mode.as_str() {
-        "DISABLED" => None,
-        "REQUIRED" => {
-            Some(SslOpts::default().with_danger_accept_invalid_certs(true).with_danger_skip_domain_validation(true))
-        }
-        "VERIFY_CA" => Some(with_ca(SslOpts::default().with_danger_skip_domain_validation(true))),
-        "VERIFY_IDENTITY" => Some(with_ca(SslOpts::default())),
-        other => {
-            return Err(Error::config(format!(
-                "ssl-mode `{other}` is not one of DISABLED, REQUIRED, VERIFY_CA, VERIFY_IDENTITY"
-            )));
-        }
-    };
     if let Some(path) = &ca
         && !path.is_file()
     {
         return Err(Error::config(format!("ssl-ca `{}`: no such file", path.display())));
     }
-    Ok((tls, parsed.to_string()))
+    let default = if ca.is_some() { TlsMode::VerifyCa } else { TlsMode::Preferred };
+    Ok((TlsSettings { mode: mode.unwrap_or(default), ca }, parsed.to_string()))
 }
 
 /// A server id derived from the pipeline's name and destination, stable across runs, in a range real replicas
@@ -200,6 +193,21 @@ mod tests {
         let shown = format!("{config:?}");
         assert!(!shown.contains("hunter2secret"), "{shown}");
         assert!(shown.contains("db.example"), "{shown}");
+    }
+
+    #[test]
+    fn tls_is_preferred_unless_the_url_says_otherwise() {
+        let mode = |url: &str| split_tls_settings(url).map(|(tls, _)| tls.mode).expect("valid");
+        assert_eq!(mode("mysql://app@db:3306/shop"), TlsMode::Preferred);
+        assert_eq!(mode("mysql://app@db:3306/shop?ssl-mode=disabled"), TlsMode::Disabled);
+        assert_eq!(mode("mysql://app@db:3306/shop?ssl_mode=REQUIRED"), TlsMode::Required);
+        assert_eq!(mode("mysql://app@db:3306/shop?sslmode=verify-identity"), TlsMode::VerifyIdentity);
+        let ca = std::env::current_exe().expect("a file that exists");
+        assert_eq!(mode(&format!("mysql://app@db:3306/shop?ssl-ca={}", ca.display())), TlsMode::VerifyCa);
+        let error = split_tls_settings("mysql://app@db/shop?ssl-mode=ON").expect_err("unknown mode");
+        assert!(error.report().contains("DISABLED, PREFERRED, REQUIRED"), "{}", error.report());
+        let (_, rest) = split_tls_settings("mysql://app@db/shop?ssl-mode=REQUIRED&prefer_socket=false").expect("ok");
+        assert_eq!(rest, "mysql://app@db/shop?prefer_socket=false");
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod changes;
 pub mod codec;
 pub mod config;
+pub mod connection;
 pub mod ddl;
 pub mod earlier_rows;
 pub mod gtid;

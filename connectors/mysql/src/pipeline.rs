@@ -18,6 +18,7 @@ use crate::binlog::{BinlogReader, StreamedTable, compare, earliest};
 use crate::catalog::{SourceTable, describe_table, source_error, tables_of_databases};
 use crate::changes::TableShape;
 use crate::config::MySqlConfig;
+use crate::connection;
 use crate::setup::{ServerInfo, check_server, current_position};
 use crate::snapshot::copy_table;
 use crate::table_map::Collations;
@@ -45,9 +46,7 @@ impl MySqlPipeline {
 
     async fn run(&self, mode: SyncMode, shutdown: Shutdown) -> Result<SyncReport> {
         let config = &self.config;
-        let mut conn = Conn::new(config.connection.clone())
-            .await
-            .map_err(|cause| source_error("cannot connect to the MySQL server", cause))?;
+        let mut conn = connection::connect(config, "cannot connect to the MySQL server").await?;
         let server = check_server(&mut conn).await?;
         // The position at start: `--once` stops here.
         let target = current_position(&mut conn, &server).await?;

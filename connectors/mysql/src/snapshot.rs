@@ -39,6 +39,7 @@ use crate::binlog::earliest;
 use crate::catalog::{SourceTable, qualified, quote, source_error};
 use crate::codec::{ColumnBuilder, Origin};
 use crate::config::MySqlConfig;
+use crate::connection;
 use crate::read_buffer::grow_read_buffer;
 use crate::setup::{Flavor, ServerInfo, binlog_end, current_position, global};
 use crate::types::MySqlType;
@@ -69,9 +70,7 @@ pub async fn copy_table(
     // Every reader starts its snapshot before any row is read, so the earliest position is known up front.
     let mut conns = Vec::new();
     for _ in 0..ranges.len().min(PARALLEL_RANGES) {
-        let mut conn = Conn::new(config.connection.clone())
-            .await
-            .map_err(|cause| source_error(format!("cannot connect to copy {id}"), cause))?;
+        let mut conn = connection::connect(config, &format!("cannot connect to copy {id}")).await?;
         grow_read_buffer(&mut conn).await?;
         conns.push(conn);
     }
@@ -133,9 +132,7 @@ async fn key_ranges(config: &MySqlConfig, table: &SourceTable) -> Result<Vec<Opt
     };
     let Some(key) = integer_key.filter(|_| ranges >= 2) else { return Ok(whole) };
     let id = &table.schema.id;
-    let mut conn = Conn::new(config.connection.clone())
-        .await
-        .map_err(|cause| source_error(format!("cannot connect to copy {id}"), cause))?;
+    let mut conn = connection::connect(config, &format!("cannot connect to copy {id}")).await?;
     // As text: an unsigned BIGINT key may not fit a signed integer.
     let bounds: Option<(Option<String>, Option<String>)> = conn
         .query_first(format!("SELECT CAST(MIN({key}) AS CHAR), CAST(MAX({key}) AS CHAR) FROM {}", qualified(id)))
@@ -231,9 +228,7 @@ async fn start_snapshots(
             Ok(positions)
         }
         Flavor::MySql => {
-            let mut lock = Conn::new(config.connection.clone())
-                .await
-                .map_err(|cause| source_error("cannot connect to take the snapshot's position", cause))?;
+            let mut lock = connection::connect(config, "cannot connect to take the snapshot's position").await?;
             lock_for_snapshot(&mut lock, table).await?;
             let mut started = Ok(());
             for conn in conns.iter_mut() {

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::catalog::source_error;
 use crate::config::MySqlConfig;
+use crate::connection;
 use crate::setup::{Flavor, current_position, global, identify, mariadb_gtid_at};
 
 #[derive(Debug, Clone, Serialize)]
@@ -37,9 +38,7 @@ pub async fn binlog_status(
     cursors: &[BinlogPosition],
 ) -> Result<BinlogStatus> {
     let config = MySqlConfig::connection_only(profile, pipeline)?;
-    let mut conn = Conn::new(config.connection.clone())
-        .await
-        .map_err(|cause| source_error("cannot connect to the MySQL server", cause))?;
+    let mut conn = connection::connect(&config, "cannot connect to the MySQL server").await?;
     let identity = identify(&mut conn).await?;
     let flavor = identity.flavor;
     let server = current_position(&mut conn, &identity).await?;

@@ -11,7 +11,7 @@ use connector_core::schema::TableId;
 use connector_core::secret::ConnectionUrl;
 use std::path::PathBuf;
 
-use crate::connection::{TlsMode, TlsSettings};
+use crate::connection::{Checks, TlsMode, TlsSettings};
 use pgwire_replication::{ReplicationConfig, TlsConfig};
 use serde::Deserialize;
 
@@ -133,25 +133,36 @@ impl PostgresConfig {
         self.table_options.get(table).cloned().unwrap_or_else(|| self.default_options.clone())
     }
 
-    /// The replication connection's settings, from the same URL as the SQL connection.
-    /// Streaming starts at `start`, which is also the position reported as durable until the caller confirms more.
-    pub fn replication(&self, slot: &str, start: u64) -> Result<ReplicationConfig> {
-        let connection = &self.connection;
-        let host = match connection.get_hosts().first() {
+    /// The server's host (a name, an address or a Unix socket directory) and port, as the URL gives them.
+    pub fn server(&self) -> (String, u16) {
+        let host = match self.connection.get_hosts().first() {
             Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
             #[cfg(unix)]
             Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
             None => "localhost".to_string(),
         };
-        let port = connection.get_ports().first().copied().unwrap_or(5432);
+        (host, self.connection.get_ports().first().copied().unwrap_or(5432))
+    }
+
+    /// The replication connection's settings, from the same URL as the SQL connection, with the same
+    /// certificate checks ([`TlsSettings::checks`]).
+    /// Streaming starts at `start`, which is also the position reported as durable until the caller confirms more.
+    pub async fn replication(&self, slot: &str, start: u64) -> Result<ReplicationSettings> {
+        let connection = &self.connection;
+        let (host, port) = self.server();
         let password = connection.get_password().map(|bytes| String::from_utf8_lossy(bytes).into_owned());
+        if password.is_some() {
+            self.tls.warn_if_exposed(&host, port).await;
+        }
         let root = self.tls.root_cert.clone();
-        let tls = match self.tls.mode {
-            TlsMode::Disable => TlsConfig::disabled(),
-            TlsMode::Prefer => TlsConfig { mode: pgwire_replication::SslMode::Prefer, ..TlsConfig::disabled() },
-            TlsMode::Require => TlsConfig::require(),
-            TlsMode::VerifyCa => TlsConfig::verify_ca(root),
-            TlsMode::VerifyFull => TlsConfig::verify_full(root),
+        let tls = match (self.tls.mode, self.tls.checks()) {
+            (TlsMode::Disable, _) => TlsConfig::disabled(),
+            (_, Checks::ChainAndName) => TlsConfig::verify_full(root),
+            (_, Checks::Chain) => TlsConfig::verify_ca(root),
+            (TlsMode::Prefer, Checks::None) => {
+                TlsConfig { mode: pgwire_replication::SslMode::Prefer, ..TlsConfig::disabled() }
+            }
+            (_, Checks::None) => TlsConfig::require(),
         };
         let config = ReplicationConfig::new(
             host,
@@ -169,7 +180,30 @@ impl PostgresConfig {
         // Confirmed positions reach the server within 200 ms: a stopping `--once` waits for that.
         .with_status_interval(Duration::from_millis(200))
         .with_application_name(format!("connector {}", self.pipeline));
-        Ok(config)
+        Ok(ReplicationSettings(config))
+    }
+}
+
+/// pgwire-replication's settings, which hold the password in clear and whose derived `Debug` prints it: this
+/// wrapper's `Debug` shows no settings, and the settings leave it only to open a connection.
+pub struct ReplicationSettings(ReplicationConfig);
+
+impl ReplicationSettings {
+    /// The settings, for `ReplicationClient::connect` and nothing else.
+    pub fn into_inner(self) -> ReplicationConfig {
+        self.0
+    }
+}
+
+impl std::fmt::Debug for ReplicationSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicationSettings")
+            .field("host", &self.0.host)
+            .field("port", &self.0.port)
+            .field("user", &self.0.user)
+            .field("database", &self.0.database)
+            .field("slot", &self.0.slot)
+            .finish_non_exhaustive()
     }
 }
 

@@ -1,12 +1,15 @@
 //! SQL connections to the source (catalog reads, setup, snapshot copies), from the profile's URL, with TLS as
-//! libpq's `sslmode` asks: `disable`, `prefer`, `require` (encrypted, certificate not checked), `verify-ca`
-//! (certificate chain checked) and `verify-full` (chain and host name checked); `sslrootcert` names the CA
-//! file, else the Mozilla roots are trusted.
+//! libpq's `sslmode` asks: `disable`, `prefer` (the default: TLS if the server offers it, else plaintext),
+//! `require` (encrypted, certificate not checked, unless `sslrootcert` is given: then the chain is checked, as
+//! libpq does), `verify-ca` (certificate chain checked) and `verify-full` (chain and host name checked);
+//! `sslrootcert` names the CA file, else the Mozilla roots are trusted. The replication connection
+//! ([`crate::config::PostgresConfig::replication`]) makes the same checks.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use connector_core::error::{Error, Result};
+use connector_core::error::{Error, ErrorKind, Result, Retry};
+use connector_core::exposed_credentials::{self, Exposure};
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
@@ -43,6 +46,26 @@ impl TlsMode {
             }
         })
     }
+
+    fn name(self) -> &'static str {
+        match self {
+            TlsMode::Disable => "disable",
+            TlsMode::Prefer => "prefer",
+            TlsMode::Require => "require",
+            TlsMode::VerifyCa => "verify-ca",
+            TlsMode::VerifyFull => "verify-full",
+        }
+    }
+}
+
+/// What is checked of the server's certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checks {
+    /// Encryption only (`prefer`, `require` without a root certificate), as libpq does.
+    None,
+    /// The chain must lead to a trusted root; the name is not checked.
+    Chain,
+    ChainAndName,
 }
 
 /// TLS settings taken out of the connection URL.
@@ -52,9 +75,77 @@ pub struct TlsSettings {
     pub root_cert: Option<PathBuf>,
 }
 
+impl TlsSettings {
+    /// libpq's checks: `require` (and `prefer`) with a root certificate check the chain like `verify-ca` (libpq
+    /// documents this for compatibility with versions before `verify-ca` existed). Where libpq's `prefer` then
+    /// retries in plaintext after a failed check, this refuses: tokio-postgres retries only when the server
+    /// offers no TLS, and refusing is the safer of the two.
+    pub fn checks(&self) -> Checks {
+        match self.mode {
+            TlsMode::VerifyFull => Checks::ChainAndName,
+            TlsMode::VerifyCa => Checks::Chain,
+            TlsMode::Require | TlsMode::Prefer if self.root_cert.is_some() => Checks::Chain,
+            TlsMode::Disable | TlsMode::Prefer | TlsMode::Require => Checks::None,
+        }
+    }
+
+    /// The settings as the URL gives them, for messages: `sslmode=require, sslrootcert=/etc/ca.pem`.
+    fn described(&self) -> String {
+        match &self.root_cert {
+            Some(path) => format!("sslmode={}, sslrootcert={}", self.mode.name(), path.display()),
+            None => format!("sslmode={} (no sslrootcert: the Mozilla roots are trusted)", self.mode.name()),
+        }
+    }
+
+    /// The error for a TLS handshake these settings made fail (a refused certificate, a server without TLS),
+    /// saying which setting asked for what and how to pass.
+    pub fn handshake_failed(&self, what: &str, detail: impl std::fmt::Display) -> Error {
+        let fix = match self.checks() {
+            Checks::ChainAndName => {
+                "the server's certificate must be signed by a CA in sslrootcert and name the host connected to: set \
+                 sslrootcert to the CA file that signed it and connect by a host name it names (or sslmode=verify-ca \
+                 to skip the name check)"
+            }
+            Checks::Chain => {
+                "the server's certificate must be signed by a CA in sslrootcert: set sslrootcert to the CA file that \
+                 signed it"
+            }
+            Checks::None => "the server must offer TLS: enable ssl on the server, or set sslmode=prefer",
+        };
+        Error::new(
+            ErrorKind::Config,
+            Retry::No,
+            format!("{what}: TLS failed under {} ({detail}); {fix}", self.described()),
+        )
+    }
+
+    /// Warns (once per server) when these settings send the password in plaintext or without certificate checks
+    /// to another machine.
+    pub async fn warn_if_exposed(&self, host: &str, port: u16) {
+        let exposure = match (self.mode, self.checks()) {
+            (TlsMode::Disable, _) => Exposure::Plaintext,
+            (TlsMode::Prefer, _) => Exposure::UnverifiedOrPlaintext,
+            (_, Checks::None) => Exposure::Unverified,
+            (_, Checks::Chain | Checks::ChainAndName) => return,
+        };
+        let fix = format!(
+            "sslmode={} in the URL; set sslmode=verify-full and sslrootcert=<CA file> to encrypt and check the server",
+            self.mode.name()
+        );
+        exposed_credentials::warn_once(host, port, exposure, &fix).await;
+    }
+}
+
 /// Opens a SQL connection whose I/O runs on its own task; it closes when the client is dropped.
 pub async fn connect(config: &PostgresConfig) -> Result<Client> {
-    let failed = |cause| source_error(format!("cannot connect to {}", config.url.redacted()), cause);
+    if config.connection.get_password().is_some() {
+        let (host, port) = config.server();
+        config.tls.warn_if_exposed(&host, port).await;
+    }
+    let failed = |cause: tokio_postgres::Error| match refused_certificate(&cause) {
+        Some(detail) => config.tls.handshake_failed(&format!("cannot connect to {}", config.url.redacted()), detail),
+        None => source_error(format!("cannot connect to {}", config.url.redacted()), cause),
+    };
     if config.tls.mode == TlsMode::Disable {
         let (client, connection) = config.connection.connect(NoTls).await.map_err(failed)?;
         tokio::spawn(drive(connection));
@@ -64,6 +155,21 @@ pub async fn connect(config: &PostgresConfig) -> Result<Client> {
     let (client, connection) = config.connection.connect(tls).await.map_err(failed)?;
     tokio::spawn(drive(connection));
     Ok(client)
+}
+
+/// The certificate error rustls raised during the handshake, if that is why the connection failed.
+fn refused_certificate(error: &tokio_postgres::Error) -> Option<rustls::Error> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = cause {
+        let tls = current.downcast_ref::<rustls::Error>().or_else(|| {
+            current.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).and_then(|inner| inner.downcast_ref())
+        });
+        if let Some(tls @ rustls::Error::InvalidCertificate(_)) = tls {
+            return Some(tls.clone());
+        }
+        cause = current.source();
+    }
+    None
 }
 
 /// Runs a connection's I/O until its client is dropped or the server goes away.
@@ -97,24 +203,10 @@ fn client_config(settings: &TlsSettings) -> Result<ClientConfig> {
     let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|cause| Error::config(format!("cannot set up TLS: {cause}")))?;
-    let checks = match settings.mode {
-        TlsMode::VerifyFull => Checks::ChainAndName,
-        TlsMode::VerifyCa => Checks::Chain,
-        TlsMode::Disable | TlsMode::Prefer | TlsMode::Require => Checks::None,
-    };
     Ok(builder
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(CertificateChecks { checks, verifier }))
+        .with_custom_certificate_verifier(Arc::new(CertificateChecks { checks: settings.checks(), verifier }))
         .with_no_client_auth())
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Checks {
-    /// `require`/`prefer`: encryption only, as libpq does without a root certificate.
-    None,
-    /// `verify-ca`: the chain must lead to a trusted root; the name is not checked.
-    Chain,
-    ChainAndName,
 }
 
 #[derive(Debug)]

@@ -61,14 +61,26 @@ pub(crate) fn replication_error(what: impl Into<String>, cause: pgwire_replicati
     Error::new(ErrorKind::Source, retry, format!("{}: {cause}", what.into()))
 }
 
+/// [`replication_error`] for opening a connection, where a TLS failure names the `sslmode` settings to change.
+pub(crate) fn replication_connect_error(
+    config: &PostgresConfig,
+    what: &str,
+    cause: pgwire_replication::PgWireError,
+) -> Error {
+    match cause {
+        pgwire_replication::PgWireError::Tls(detail) => config.tls.handshake_failed(what, detail),
+        other => replication_error(what, other),
+    }
+}
+
 /// Creates a temporary logical slot that exports its snapshot. The pipeline's own slot must exist first, so
 /// its position is at or before this one and no change falls between the copy and the stream.
 pub async fn export_snapshot(config: &PostgresConfig) -> Result<ExportedSnapshot> {
     let slot = format!("connector_snapshot_{}_{}", std::process::id(), fastrand::u32(..));
-    let settings = config.replication(&slot, 0)?;
-    let mut session = ReplicationClient::connect_gated(settings)
+    let settings = config.replication(&slot, 0).await?;
+    let mut session = ReplicationClient::connect_gated(settings.into_inner())
         .await
-        .map_err(|cause| replication_error("cannot open a replication connection", cause))?;
+        .map_err(|cause| replication_connect_error(config, "cannot open a replication connection", cause))?;
     let rows = session
         .simple_query(&format!("CREATE_REPLICATION_SLOT {slot} TEMPORARY LOGICAL pgoutput (SNAPSHOT 'export')"))
         .await

@@ -22,7 +22,7 @@ use crate::config::PostgresConfig;
 use crate::earlier_rows::fill_earlier_rows;
 use crate::pgoutput::{self, Change, Relation, TupleValue};
 use crate::setup::wait_for_slot;
-use crate::snapshot::replication_error;
+use crate::snapshot::{replication_connect_error, replication_error};
 use crate::toast::fill_unchanged;
 
 /// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
@@ -88,10 +88,10 @@ impl<'a> ChangeStream<'a> {
     /// committed (once).
     pub async fn run(mut self, mode: SyncMode, mut shutdown: Shutdown) -> Result<()> {
         wait_for_slot(self.sql, &self.config.slot, &self.config.pipeline).await?;
-        let settings = self.config.replication(&self.config.slot, self.acknowledged.0)?;
-        let mut client = ReplicationClient::connect(settings)
+        let settings = self.config.replication(&self.config.slot, self.acknowledged.0).await?;
+        let mut client = ReplicationClient::connect(settings.into_inner())
             .await
-            .map_err(|cause| replication_error("cannot open the replication connection", cause))?;
+            .map_err(|cause| replication_connect_error(self.config, "cannot open the replication connection", cause))?;
         client.wait_started().await.map_err(|cause| {
             replication_error(format!("cannot start replication from slot {}", self.config.slot), cause)
         })?;

@@ -4,6 +4,7 @@
 pub mod connector_process;
 pub mod delta;
 pub mod faulty_store;
+pub mod forwarder;
 pub mod load;
 pub mod s3;
 pub mod saas;

@@ -122,7 +122,7 @@ pub async fn postgres() -> PostgresDatabase {
 pub async fn mariadb() -> MySqlDatabase {
     let host = match external_server_url(MYSQL_URL_VARIABLE) {
         Some(admin_url) => Host::External(admin_url),
-        None => Host::Local(shared_local_server(&LOCAL_MARIADB, start_mariadb(1, "mariadb-bin")).await),
+        None => Host::Local(shared_local_server(&LOCAL_MARIADB, start_mariadb(1, "mariadb-bin", Tls::Offered)).await),
     };
     MySqlDatabase::create(host).await
 }
@@ -135,7 +135,12 @@ pub struct PrivateMariaDb {
 impl PrivateMariaDb {
     /// `binlog` names its binlog files (`<binlog>.000001`, …): servers of a topology usually differ in this.
     pub async fn start(server_id: u32, binlog: &str) -> Self {
-        PrivateMariaDb { server: Arc::new(start_mariadb(server_id, binlog).await) }
+        PrivateMariaDb { server: Arc::new(start_mariadb(server_id, binlog, Tls::Offered).await) }
+    }
+
+    /// A server that offers no TLS (no certificate configured), as many self-hosted servers are.
+    pub async fn start_without_tls(server_id: u32, binlog: &str) -> Self {
+        PrivateMariaDb { server: Arc::new(start_mariadb(server_id, binlog, Tls::Absent).await) }
     }
 
     /// A fresh database on this server.
@@ -549,7 +554,14 @@ async fn start_postgres() -> LocalServer {
     LocalServer { admin_url: local_postgres_url(port), _process: process, _dir: dir }
 }
 
-async fn start_mariadb(server_id: u32, binlog: &str) -> LocalServer {
+/// Whether a local server offers TLS.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tls {
+    Offered,
+    Absent,
+}
+
+async fn start_mariadb(server_id: u32, binlog: &str, tls: Tls) -> LocalServer {
     let install_db = find_program("mariadb-install-db");
     let mariadbd = find_program("mariadbd");
     let account = service_account("mysql");
@@ -572,7 +584,11 @@ async fn start_mariadb(server_id: u32, binlog: &str) -> LocalServer {
     run_setup_step(install, &log_path(&dir)).await;
 
     write_test_certificates(dir.path(), account.as_ref(), &log_path(&dir)).await;
-    let tls_options: Vec<String> = ["ssl-ca=ca.crt", "ssl-cert=server.crt", "ssl-key=server.key"]
+    let tls_files: &[&str] = match tls {
+        Tls::Offered => &["ssl-ca=ca.crt", "ssl-cert=server.crt", "ssl-key=server.key"],
+        Tls::Absent => &[],
+    };
+    let tls_options: Vec<String> = tls_files
         .iter()
         .map(|option| {
             let (name, file) = option.split_once('=').expect("name=file");
