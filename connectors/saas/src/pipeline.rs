@@ -145,7 +145,7 @@ impl StreamSync {
         let (sequence, state) = match committed {
             None => (0, None),
             Some((complete, SourcePosition::Api(cursor))) if !complete => {
-                (restart_from_scratch(&mut writer, cursor.sequence).await?, None)
+                (restart_from_scratch(&mut writer, &declared, cursor.sequence).await?, None)
             }
             Some((_, SourcePosition::Api(cursor))) => {
                 let state: Value = serde_json::from_str(&cursor.cursor).map_err(|cause| {
@@ -240,11 +240,11 @@ impl StreamSync {
 /// stream has no snapshot apart from its first pass, so the restart is recorded at once as an empty, finished
 /// snapshot whose API state is `null` (read from the start); every page after it commits as on a first sync.
 /// Returns the sequence of that commit.
-async fn restart_from_scratch(writer: &mut DeltaTableWriter, sequence: u64) -> Result<u64> {
+async fn restart_from_scratch(writer: &mut DeltaTableWriter, declared: &TableSchema, sequence: u64) -> Result<u64> {
     let sequence = sequence + 1;
     let position = SourcePosition::Api(ApiCursor { sequence, cursor: Value::Null.to_string() });
     let taken_at = Utc::now();
-    writer.snapshot_writer(&position, taken_at)?.commit(TableCursor::copied(position, 0, taken_at)).await?;
+    writer.snapshot_writer(declared, &position, taken_at).await?.commit(TableCursor::copied(position, 0, taken_at)).await?;
     info!(stream = %writer.table_id(), "resync requested: reading the stream again from its start");
     Ok(sequence)
 }
