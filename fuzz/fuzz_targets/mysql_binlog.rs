@@ -43,11 +43,19 @@ fuzz_target!(|data: &[u8]| {
     let mut reader = EventStreamReader::new(BinlogVersion::Version4);
     let mut tables: HashMap<u64, (TableId, PendingChanges)> = HashMap::new();
     loop {
-        // mysql_common 0.35 panics on an event shorter than its header's size (`Event::read` unwraps the read;
-        // see README, Fuzzing: known crashes): skipped here so the fuzzing reaches the connector's decoders.
-        let claimed = input.get(9..13).map(|size| u32::from_le_bytes(size.try_into().unwrap_or_default()));
-        if claimed.is_none_or(|size| size as usize > input.len()) {
+        // mysql_common 0.35 panics on an event shorter than its header's size (`Event::read` unwraps the read)
+        // and on one too short for its checksum (README, Fuzzing: found, not fixed): such events end or are
+        // skipped here, so that the fuzzing reaches the connector's decoders.
+        let Some(size) = input.get(9..13).map(|size| u32::from_le_bytes(size.try_into().unwrap_or_default()) as usize)
+        else {
             break;
+        };
+        if size > input.len() || size < 19 {
+            break;
+        }
+        if size < 19 + 4 + 1 {
+            input = &input[size..];
+            continue;
         }
         let Ok(Some(event)) = reader.read(&mut input) else { break };
         let header = event.header();
