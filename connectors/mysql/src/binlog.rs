@@ -634,43 +634,7 @@ impl<'a> BinlogReader<'a> {
             .get_tme(rows.table_id())
             .ok_or_else(|| Error::state(format!("a rows event in {} has no table map", self.file)))?;
         let id = self.tables[index].writer.table_id().clone();
-        let key_columns: Vec<usize> = {
-            let schema = &self.tables[index].pending.shape().schema;
-            schema.primary_key.iter().filter_map(|key| schema.column_index(key)).collect()
-        };
-        let operation = match rows {
-            RowsEventData::WriteRowsEvent(_) | RowsEventData::WriteRowsEventV1(_) => Operation::Insert,
-            RowsEventData::UpdateRowsEvent(_) | RowsEventData::UpdateRowsEventV1(_) => Operation::Update,
-            RowsEventData::DeleteRowsEvent(_) | RowsEventData::DeleteRowsEventV1(_) => Operation::Delete,
-            RowsEventData::PartialUpdateRowsEvent(_) => {
-                return Err(Error::config(format!(
-                    "{id} is written with partial JSON updates (binlog_row_value_options=PARTIAL_JSON), which do not \
-                     carry whole rows: set binlog_row_value_options='' on the server, then resync the table"
-                )));
-            }
-        };
-        let pending = &mut self.tables[index].pending;
-        for row in rows.rows(map) {
-            let (before, after) = row.map_err(|cause| {
-                Error::state(format!("cannot decode a row of {id}")).caused_by(cause).for_table(&id)
-            })?;
-            let before = before.map(|row| row_values(row, &id)).transpose()?;
-            let after = after.map(|row| row_values(row, &id)).transpose()?;
-            match (operation, before, after) {
-                (Operation::Delete, Some(before), _) => {
-                    pending.push(Operation::Delete, &as_refs(&before), Origin::Binlog)?
-                }
-                (Operation::Update, Some(before), Some(after)) => {
-                    // A changed key: the row under the old key is gone.
-                    if key_columns.iter().any(|&column| before.get(column) != after.get(column)) {
-                        pending.push(Operation::Delete, &as_refs(&before), Origin::Binlog)?;
-                    }
-                    pending.push(Operation::Update, &as_refs(&after), Origin::Binlog)?;
-                }
-                (_, _, Some(after)) => pending.push(Operation::Insert, &as_refs(&after), Origin::Binlog)?,
-                _ => return Err(Error::state(format!("a rows event of {id} lacks a row image"))),
-            }
-        }
+        push_rows(&mut self.tables[index].pending, rows, map, &id)?;
         self.touch(index);
         Ok(())
     }
@@ -810,6 +774,56 @@ async fn apply(table: &mut StreamedTable, schema: &TableSchema, batch: &ChangeBa
 
 /// How often continuous mode moves idle tables' cursors forward.
 const IDLE_ADVANCE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Decodes a rows event's row images into `pending`, the changes of table `id`, whose table map is `map`:
+/// inserts take the after image, deletes the before image, updates the after image, preceded by a delete of the
+/// before image when the update changed the key.
+///
+/// The one decoder of the row images a server sends, public so that the fuzz targets (`fuzz/`) feed it bytes
+/// no server would.
+pub fn push_rows(
+    pending: &mut PendingChanges,
+    rows: &RowsEventData<'_>,
+    map: &TableMapEvent<'_>,
+    id: &TableId,
+) -> Result<()> {
+    let key_columns: Vec<usize> = {
+        let schema = &pending.shape().schema;
+        schema.primary_key.iter().filter_map(|key| schema.column_index(key)).collect()
+    };
+    let operation = match rows {
+        RowsEventData::WriteRowsEvent(_) | RowsEventData::WriteRowsEventV1(_) => Operation::Insert,
+        RowsEventData::UpdateRowsEvent(_) | RowsEventData::UpdateRowsEventV1(_) => Operation::Update,
+        RowsEventData::DeleteRowsEvent(_) | RowsEventData::DeleteRowsEventV1(_) => Operation::Delete,
+        RowsEventData::PartialUpdateRowsEvent(_) => {
+            return Err(Error::config(format!(
+                "{id} is written with partial JSON updates (binlog_row_value_options=PARTIAL_JSON), which do not \
+                 carry whole rows: set binlog_row_value_options='' on the server, then resync the table"
+            )));
+        }
+    };
+    for row in rows.rows(map) {
+        let (before, after) =
+            row.map_err(|cause| Error::state(format!("cannot decode a row of {id}")).caused_by(cause).for_table(id))?;
+        let before = before.map(|row| row_values(row, id)).transpose()?;
+        let after = after.map(|row| row_values(row, id)).transpose()?;
+        match (operation, before, after) {
+            (Operation::Delete, Some(before), _) => {
+                pending.push(Operation::Delete, &as_refs(&before), Origin::Binlog)?
+            }
+            (Operation::Update, Some(before), Some(after)) => {
+                // A changed key: the row under the old key is gone.
+                if key_columns.iter().any(|&column| before.get(column) != after.get(column)) {
+                    pending.push(Operation::Delete, &as_refs(&before), Origin::Binlog)?;
+                }
+                pending.push(Operation::Update, &as_refs(&after), Origin::Binlog)?;
+            }
+            (_, _, Some(after)) => pending.push(Operation::Insert, &as_refs(&after), Origin::Binlog)?,
+            _ => return Err(Error::state(format!("a rows event of {id} lacks a row image"))),
+        }
+    }
+    Ok(())
+}
 
 /// A row image's values; MySQL's binary JSON becomes its text.
 fn row_values(mut row: BinlogRow, table: &TableId) -> Result<Vec<Option<Value>>> {

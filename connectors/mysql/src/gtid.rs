@@ -35,7 +35,9 @@ pub fn decode_gtid_event(body: &[u8], server: u32) -> Option<GtidEvent> {
 /// Decodes a GTID list event's body: a count (low 28 bits) then domain, server and sequence per entry.
 pub fn decode_gtid_list(body: &[u8]) -> Option<Vec<MariaGtid>> {
     let count = u32::from_le_bytes(body.get(0..4)?.try_into().ok()?) & 0x0fff_ffff;
-    let mut gtids = Vec::with_capacity(count as usize);
+    // The count is the event's claim: room only for the entries the body holds (a claim of 2^28 entries would
+    // reserve 4 GiB; found by the `mysql_binlog` fuzz target, fuzz/corpus/mysql_binlog/crash-gtid-list-count).
+    let mut gtids = Vec::with_capacity((count as usize).min(body.len().saturating_sub(4) / 16));
     for index in 0..count as usize {
         let entry = body.get(4 + index * 16..4 + (index + 1) * 16)?;
         gtids.push(MariaGtid {
@@ -70,5 +72,12 @@ mod tests {
             listed,
             vec![MariaGtid { domain: 0, server: 1, sequence: 10 }, MariaGtid { domain: 3, server: 7, sequence: 42 }]
         );
+    }
+
+    #[test]
+    fn a_gtid_list_claiming_more_entries_than_it_holds_is_not_decoded() {
+        let mut list = 0x0fff_ffff_u32.to_le_bytes().to_vec();
+        list.extend([0_u8; 16]);
+        assert_eq!(decode_gtid_list(&list), None);
     }
 }

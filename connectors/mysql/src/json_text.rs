@@ -9,12 +9,40 @@
 use std::io;
 
 use mysql_async::binlog::jsonb::{self, JsonContainer, JsonDom, JsonNumber, JsonScalar};
+use mysql_async::consts::ColumnType;
 
-/// The text MySQL prints for a binary JSON value.
+/// MySQL's DECIMAL_MAX_PRECISION.
+const MAX_DECIMAL_PRECISION: u8 = 65;
+
+/// The text MySQL prints for a binary JSON value; an error for a value no server writes.
 pub fn mysql_json_text(value: jsonb::Value<'_>) -> io::Result<String> {
+    check_decimals(&value)?;
     let mut text = String::new();
     write_value(&value.parse()?, &mut text);
     Ok(text)
+}
+
+/// Checks every DECIMAL of a document for a precision and scale a server writes. mysql_common (0.35) sizes the
+/// buffer of a DECIMAL's digits from its precision less its scale, unchecked: a scale above the precision
+/// made it allocate exabytes and abort the process.
+fn check_decimals(value: &jsonb::Value<'_>) -> io::Result<()> {
+    match value {
+        jsonb::Value::Opaque(opaque) if opaque.value_type() == ColumnType::MYSQL_TYPE_NEWDECIMAL => {
+            match *opaque.data_raw() {
+                [precision, scale, ..] if scale <= precision && precision <= MAX_DECIMAL_PRECISION => Ok(()),
+                [precision, scale, ..] => Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("a JSON DECIMAL has precision {precision} and scale {scale}, which no server writes"),
+                )),
+                _ => Err(io::Error::new(io::ErrorKind::InvalidData, "a JSON DECIMAL lacks its precision and scale")),
+            }
+        }
+        jsonb::Value::SmallArray(array) => array.iter().try_for_each(|item| check_decimals(&item?)),
+        jsonb::Value::LargeArray(array) => array.iter().try_for_each(|item| check_decimals(&item?)),
+        jsonb::Value::SmallObject(object) => object.iter().try_for_each(|member| check_decimals(&member?.1)),
+        jsonb::Value::LargeObject(object) => object.iter().try_for_each(|member| check_decimals(&member?.1)),
+        _ => Ok(()),
+    }
 }
 
 fn write_value(value: &JsonDom, text: &mut String) {
@@ -76,7 +104,6 @@ mod tests {
     use std::collections::BTreeMap;
 
     use mysql_async::binlog::jsonb::{OpaqueValue, Value};
-    use mysql_async::consts::ColumnType;
 
     use super::*;
 
@@ -116,5 +143,17 @@ mod tests {
         assert_eq!(string("café"), r#""café""#);
         let opaque = Value::Opaque(OpaqueValue::new(ColumnType::MYSQL_TYPE_BLOB, vec![1u8, 2]));
         assert_eq!(mysql_json_text(opaque).expect("text"), r#""base64:type252:AQI=""#);
+    }
+
+    /// Found by the `mysql_json` fuzz target (fuzz/corpus/mysql_json/crash-decimal-scale-above-precision): a
+    /// DECIMAL whose scale exceeds its precision made mysql_common allocate exabytes, aborting the process.
+    #[test]
+    fn decimals_with_a_scale_above_their_precision_are_errors() {
+        let decimal = |data: Vec<u8>| Value::Opaque(OpaqueValue::new(ColumnType::MYSQL_TYPE_NEWDECIMAL, data));
+        let error = mysql_json_text(decimal(vec![5, 128, 2, 1, 12])).expect_err("scale 128 > precision 5");
+        assert!(error.to_string().contains("precision 5 and scale 128"), "{error}");
+        let error = mysql_json_text(decimal(vec![66, 2, 0])).expect_err("precision 66");
+        assert!(error.to_string().contains("precision 66"), "{error}");
+        assert_eq!(mysql_json_text(decimal(vec![4, 2, 0x80 | 12, 34])).expect("12.34"), "12.34");
     }
 }

@@ -796,6 +796,11 @@ fn parse_array(bytes: &[u8], dims: &mut Vec<(usize, i32)>, elements: &mut Vec<Op
         total = total.checked_mul(len).ok_or_else(|| error("array", "too many elements"))?;
         dims.push((len, lower_bound));
     }
+    // An array with a zero-length dimension is empty, whatever its other dimensions say (PostgreSQL's array_recv
+    // makes it so): expanding them would turn a few bytes into millions of empty lists and braces.
+    if total == 0 {
+        dims.clear();
+    }
     // Every element takes at least its 4-byte length: reject absurd counts before reserving for them.
     if total > reader.remaining() / 4 {
         return Err(error("array", format!("truncated: {total} elements in {} bytes", reader.remaining())));
@@ -2068,6 +2073,18 @@ mod tests {
             int_list(&array),
             [Some(vec![Some(1), None, Some(3)]), None, Some(vec![]), Some(vec![Some(1), Some(2), Some(3), Some(4)])]
         );
+    }
+
+    /// Found by the `postgres_codec` fuzz target (fuzz/corpus/postgres_codec/crash-empty-array-with-huge-dimensions):
+    /// a 77-byte array with a zero-length dimension among long ones took over 10 s, its other dimensions
+    /// expanded into millions of empty lists and braces. PostgreSQL makes such an array empty (array_recv).
+    #[test]
+    fn arrays_with_a_zero_length_dimension_are_empty() {
+        let pg_type = PgType::Array { element: Box::new(PgType::Int4), dimensions: 1 };
+        let value = array(&[655_656, 1, 23, 0], 23, &[]);
+        assert_eq!(text_form(&pg_type, &value).expect("an empty array"), "{}");
+        let decoded = decode(&pg_type, &[Some(&value)]);
+        assert_eq!(int_list(&decoded), [Some(vec![])]);
     }
 
     #[test]

@@ -151,13 +151,13 @@ impl RateLimitHeaders {
                 "x-hubspot-ratelimit-remaining",
             ])
             .map(|value| value as u64),
-            reset: number(&["ratelimit-reset", "x-ratelimit-reset", "x-rate-limit-reset"]).map(reset_delay),
+            reset: number(&["ratelimit-reset", "x-ratelimit-reset", "x-rate-limit-reset"]).and_then(reset_delay),
             ..Default::default()
         };
         if let Some(max) = number(&["x-hubspot-ratelimit-max"]) {
             parsed.limit = Some(max as u64);
-            parsed.window = number(&["x-hubspot-ratelimit-interval-milliseconds"])
-                .map(|millis| Duration::from_secs_f64(millis / 1000.0));
+            parsed.window =
+                number(&["x-hubspot-ratelimit-interval-milliseconds"]).and_then(|millis| seconds(millis / 1000.0));
         } else if let Some(per_minute) = number(&["x-rate-limit"]) {
             parsed.limit = Some(per_minute as u64);
             parsed.window = Some(Duration::from_secs(60));
@@ -168,7 +168,7 @@ impl RateLimitHeaders {
                 .and_then(|value| value.to_str().ok())
                 .and_then(|policy| policy.split(';').find_map(|part| part.trim().strip_prefix("w=")))
                 .and_then(|seconds| seconds.trim().parse::<f64>().ok())
-                .map(Duration::from_secs_f64);
+                .and_then(seconds);
         }
         parsed
     }
@@ -182,13 +182,19 @@ impl RateLimitHeaders {
     }
 }
 
-/// A reset given as seconds from now, or (large values) as a Unix time.
-fn reset_delay(value: f64) -> Duration {
+/// A header's number of seconds as a duration; `None` for what is no duration (negative, NaN, infinite or too
+/// large), which the API did not mean and `Duration::from_secs_f64` would panic on.
+fn seconds(value: f64) -> Option<Duration> {
+    Duration::try_from_secs_f64(value).ok()
+}
+
+/// A reset given as seconds from now, or (large values) as a Unix time; one already past is now.
+fn reset_delay(value: f64) -> Option<Duration> {
     if value > 1.0e9 {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        Duration::from_secs_f64((value - now.as_secs_f64()).max(0.0))
+        seconds(value).map(|at| at.saturating_sub(now))
     } else {
-        Duration::from_secs_f64(value.max(0.0))
+        seconds(value)
     }
 }
 
@@ -237,6 +243,27 @@ mod tests {
         assert_eq!(ietf.requests_per_second(), Some(10.0));
         assert_eq!(ietf.reset, Some(Duration::from_secs(2)));
         assert_eq!(RateLimitHeaders::parse(&HeaderMap::new()), RateLimitHeaders::default());
+    }
+
+    /// Found by the `saas_rate_limits` fuzz target (fuzz/corpus/saas_rate_limits/crash-hubspot-interval-overflow):
+    /// durations from header values that are no duration (too large, negative, NaN, infinite) panicked.
+    #[test]
+    fn saas_rate_limit_headers_that_are_no_duration_are_ignored() {
+        for value in ["1177777777777777777777777777", "-1", "NaN", "inf", "1e300"] {
+            let hubspot = RateLimitHeaders::parse(&headers(&[
+                ("X-HubSpot-RateLimit-Max", "190"),
+                ("X-HubSpot-RateLimit-Interval-Milliseconds", value),
+            ]));
+            assert_eq!((hubspot.limit, hubspot.window), (Some(190), None), "{value}");
+            let ietf = RateLimitHeaders::parse(&headers(&[
+                ("RateLimit-Limit", "50"),
+                ("RateLimit-Policy", &format!("50;w={value}")),
+                ("RateLimit-Reset", value),
+            ]));
+            assert_eq!((ietf.limit, ietf.window, ietf.reset), (Some(50), None, None), "{value}");
+        }
+        let unix_reset = RateLimitHeaders::parse(&headers(&[("X-RateLimit-Reset", "1e300")]));
+        assert_eq!(unix_reset.reset, None);
     }
 
     #[test]
