@@ -16,7 +16,6 @@ missing=()
 command -v pg_ctl >/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing+=(postgresql)
 command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
 command -v mariadb >/dev/null || missing+=(mariadb-client)
-command -v c++ >/dev/null || missing+=(g++) # libfuzzer-sys compiles libFuzzer for scripts/fuzz.sh
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]}"
   as_root apt-get update -qq
@@ -54,7 +53,3 @@ if [ -z "${CONNECTOR_TEST_MYSQL_URL:-}" ]; then
     echo "warning: no MySQL server could be fetched or started (see $mysql_dir.log): MySQL tests ran against MariaDB only"
   fi
 fi
-
-# The fuzz targets of fuzz/, 30 s each: no decoder may panic or allocate without bound on any input they
-# find (scripts/fuzz.sh; 10 minutes each by default when run by hand).
-scripts/fuzz.sh 30
