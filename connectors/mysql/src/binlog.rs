@@ -615,7 +615,8 @@ impl<'a> BinlogReader<'a> {
                 ));
             }
             info!(table = %id, columns = ?shape.schema.columns.iter().map(|column| &column.name).collect::<Vec<_>>(), "table shape changed");
-            let mut conn = connection::connect(self.config, &format!("cannot connect to read the columns of {id}")).await?;
+            let mut conn =
+                connection::connect(self.config, &format!("cannot connect to read the columns of {id}")).await?;
             let filled = fill_earlier_rows(&mut conn, &id, &mut shape.schema.columns).await;
             let _ = conn.disconnect().await;
             filled?;

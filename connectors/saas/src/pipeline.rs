@@ -244,7 +244,11 @@ async fn restart_from_scratch(writer: &mut DeltaTableWriter, declared: &TableSch
     let sequence = sequence + 1;
     let position = SourcePosition::Api(ApiCursor { sequence, cursor: Value::Null.to_string() });
     let taken_at = Utc::now();
-    writer.snapshot_writer(declared, &position, taken_at).await?.commit(TableCursor::copied(position, 0, taken_at)).await?;
+    writer
+        .snapshot_writer(declared, &position, taken_at)
+        .await?
+        .commit(TableCursor::copied(position, 0, taken_at))
+        .await?;
     info!(stream = %writer.table_id(), "resync requested: reading the stream again from its start");
     Ok(sequence)
 }
