@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use connector_core::schema::TableId;
 
+use crate::support::certificates::certificate_of_another_authority;
 use crate::support::connector_process::{CONVERGENCE_DEADLINE, difference, has_parquet, terminate, wait_for_exit};
 use crate::support::delta::{TempLake, read_rows};
 use crate::support::load::as_sorted_text;
@@ -957,20 +958,6 @@ async fn mysql_syncs_over_tls_with_certificate_checks() {
     assert!(!output.status.success() && stderr.contains("cannot connect"), "{stderr}");
 }
 
-/// A throwaway CA's certificate (and its key) in `dir`: a CA the test servers' certificates do not come from.
-fn certificate_of_another_authority(dir: &Path) -> std::path::PathBuf {
-    let status = Command::new("openssl")
-        .args(["req", "-new", "-x509", "-days", "1", "-nodes", "-subj", "/CN=another-ca", "-keyout"])
-        .arg(dir.join("key.pem"))
-        .arg("-out")
-        .arg(dir.join("cert.pem"))
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl");
-    assert!(status.success());
-    dir.join("cert.pem")
-}
-
 #[tokio::test]
 async fn mysql_uses_tls_by_default_when_the_server_offers_it() {
     let db = mariadb().await;
@@ -991,7 +978,7 @@ async fn mysql_verify_modes_refuse_another_authority_naming_the_setting() {
     db.execute(&orders()).await;
     let lake = TempLake::new();
     let other = tempfile::tempdir().expect("tempdir");
-    let other_ca = certificate_of_another_authority(other.path());
+    let other_ca = certificate_of_another_authority(other.path(), "another-ca");
     for mode in ["VERIFY_CA", "VERIFY_IDENTITY"] {
         let mut url = url::Url::parse(db.admin_url()).expect("url");
         url.query_pairs_mut().append_pair("ssl-mode", mode).append_pair("ssl-ca", other_ca.to_str().expect("path"));

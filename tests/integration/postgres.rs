@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use connector_core::schema::TableId;
 
+use crate::support::certificates::certificate_of_another_authority;
 use crate::support::connector_process::{CONVERGENCE_DEADLINE, difference, has_parquet, terminate, wait_for_exit};
 use crate::support::delta::{TempLake, read_rows};
 use crate::support::servers::{PostgresDatabase, postgres};
@@ -670,27 +671,13 @@ async fn postgres_syncs_over_tls_with_certificate_checks() {
     assert!(stderr.contains("cannot connect") && stderr.contains("certificate"), "{stderr}");
 }
 
-/// A throwaway CA's certificate (and its key) in `dir`: a CA the test server's certificate does not come from.
-fn certificate_of_another_authority(dir: &Path) -> std::path::PathBuf {
-    let status = Command::new("openssl")
-        .args(["req", "-new", "-x509", "-days", "1", "-nodes", "-subj", "/CN=localhost", "-keyout"])
-        .arg(dir.join("key.pem"))
-        .arg("-out")
-        .arg(dir.join("cert.pem"))
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl");
-    assert!(status.success());
-    dir.join("cert.pem")
-}
-
 #[tokio::test]
 async fn postgres_sslrootcert_makes_require_and_verify_ca_check_the_chain_on_both_connections() {
     let db = postgres().await;
     db.execute(ORDERS).await;
     let lake = TempLake::new();
     let other = tempfile::tempdir().expect("tempdir");
-    let other_ca = certificate_of_another_authority(other.path());
+    let other_ca = certificate_of_another_authority(other.path(), "localhost");
     for mode in ["require", "verify-ca"] {
         let mut url = url::Url::parse(db.url()).expect("url");
         url.query_pairs_mut().append_pair("sslmode", mode).append_pair("sslrootcert", other_ca.to_str().expect("path"));
