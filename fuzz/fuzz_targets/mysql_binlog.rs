@@ -72,7 +72,8 @@ fuzz_target!(|data: &[u8]| {
         }
         match event.read_data() {
             Ok(Some(EventData::TableMapEvent(map))) => {
-                let Ok(shape) = shape_of(&map, &collations, None) else { continue };
+                // The connector stops at a table map it cannot read; so does the fuzzing.
+                let Ok(shape) = shape_of(&map, &collations, None) else { break };
                 let id = TableId::new(map.database_name(), map.table_name());
                 match tables.get_mut(&map.table_id()) {
                     Some((_, pending)) if !shape.same_columns(pending.shape()) => {

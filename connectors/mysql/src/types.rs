@@ -86,6 +86,9 @@ pub enum MySqlType {
     Geometry,
 }
 
+/// Widest DECIMAL MySQL and MariaDB allow.
+const MAX_DECIMAL_PRECISION: u8 = 65;
+
 /// Widest DECIMAL that fits Delta's decimal type; wider ones land as exact strings.
 const MAX_DELTA_PRECISION: u8 = 38;
 
@@ -181,7 +184,11 @@ impl MySqlType {
             MYSQL_TYPE_LONG => integer(4),
             MYSQL_TYPE_LONGLONG => integer(8),
             MYSQL_TYPE_NEWDECIMAL | MYSQL_TYPE_DECIMAL => {
-                Some(MySqlType::Decimal { precision: *meta.first()?, scale: *meta.get(1)? })
+                let (precision, scale) = (*meta.first()?, *meta.get(1)?);
+                // MySQL's own bounds. Rows of a map outside them are never decoded: mysql_common would size a
+                // buffer from the impossible digit counts (found by fuzzing: an allocation of exabytes).
+                let possible = (1..=MAX_DECIMAL_PRECISION).contains(&precision) && scale <= precision.min(30);
+                possible.then_some(MySqlType::Decimal { precision, scale })
             }
             MYSQL_TYPE_FLOAT => Some(MySqlType::Float),
             MYSQL_TYPE_DOUBLE => Some(MySqlType::Double),
@@ -273,6 +280,23 @@ fn quoted_labels(column_type: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn table_maps_with_impossible_decimals_are_refused() {
+        let decimal = |metadata: &'static [u8]| BinlogColumn {
+            column_type: ColumnType::MYSQL_TYPE_NEWDECIMAL,
+            metadata,
+            unsigned: false,
+            charset: None,
+            enum_labels: None,
+            set_labels: None,
+        };
+        assert_eq!(MySqlType::from_binlog(&decimal(&[12, 4])), Some(MySqlType::Decimal { precision: 12, scale: 4 }));
+        assert_eq!(MySqlType::from_binlog(&decimal(&[65, 30])), Some(MySqlType::Decimal { precision: 65, scale: 30 }));
+        for impossible in [&[4_u8, 12][..], &[66, 0], &[0, 0], &[65, 31]] {
+            assert_eq!(MySqlType::from_binlog(&decimal(impossible)), None, "{impossible:?}");
+        }
+    }
 
     #[test]
     fn catalog_types_map_losslessly() {
