@@ -16,7 +16,7 @@ use std::time::Duration;
 use connector_core::delta::Destination;
 
 use crate::soak::{connector_sync, run_to_end};
-use crate::support::connector_process::{terminate, wait_for_exit};
+use crate::support::connector_process::{resync_command, terminate, wait_for_exit};
 use crate::support::delta::TempLake;
 use crate::support::load::{
     LakeToRead, PGBENCH_TABLES, StopFlag, assert_mysql_load_landed, assert_mysql_load_landed_in, assert_pgbench_landed,
@@ -25,8 +25,6 @@ use crate::support::load::{
 use crate::support::s3::S3Server;
 use crate::support::servers::{mariadb, postgres};
 use crate::support::tcp_proxy::TcpProxy;
-
-const CONNECTOR: &str = env!("CARGO_BIN_EXE_connector");
 
 fn trials() -> usize {
     std::env::var("CONNECTOR_CHAOS_TRIALS").ok().and_then(|text| text.parse().ok()).unwrap_or(10)
@@ -59,12 +57,6 @@ async fn kill_and_restart(sync: impl Fn() -> Command, resync: impl Fn() -> Comma
         child.wait().expect("reap the connector");
     }
     kills
-}
-
-fn resync_command(lake: &std::path::Path, pipeline: &str, table: &str) -> Command {
-    let mut command = Command::new(CONNECTOR);
-    command.args(["resync", "--pipeline", pipeline, "--table", table, "--dest"]).arg(lake);
-    command
 }
 
 #[tokio::test]

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use connector_core::schema::TableId;
 
 use crate::support::certificates::certificate_of_another_authority;
-use crate::support::connector_process::{CONVERGENCE_DEADLINE, difference, has_parquet, terminate, wait_for_exit};
+use crate::support::connector_process::{
+    CONVERGENCE_DEADLINE, difference, has_parquet, resync, terminate, wait_for_exit,
+};
 use crate::support::delta::{TempLake, read_rows};
 use crate::support::load::as_sorted_text;
 use crate::support::servers::{MySqlDatabase, MySqlReplica, PrivateMariaDb, mariadb};
@@ -527,17 +529,12 @@ async fn mysql_columns_added_with_defaults_fill_earlier_rows_or_stop_until_resyn
         .await;
     let output = sync_failing(&mut sync_command(&db, lake.dir.path(), &["orders"], &[]));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let resync = format!("connector resync --pipeline test --table {}.orders", db.name());
-    assert!(stderr.contains("`stamped`") && stderr.contains(&resync), "{stderr}");
+    let way_out = format!("connector resync --pipeline test --table {}.orders", db.name());
+    assert!(stderr.contains("`stamped`") && stderr.contains(&way_out), "{stderr}");
     let points = delta_rows(&db, &lake, "orders", &["id", "points"]).await;
     assert!(points.contains(&"3|0".to_string()), "the failed sync committed: {points:?}");
 
-    let output = Command::new(CONNECTOR)
-        .args(["resync", "--pipeline", "test", "--table", &format!("{}.orders", db.name()), "--dest"])
-        .arg(lake.dir.path())
-        .output()
-        .expect("run resync");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    resync(lake.dir.path(), "test", &format!("{}.orders", db.name()));
     sync_once(&db, lake.dir.path(), &["orders"]);
     assert_equal(&db, &lake, "orders", &["id", "customer", "label", "points"]).await;
     let stamps = delta_rows(&db, &lake, "orders", &["id", "stamped"]).await;
@@ -757,16 +754,11 @@ async fn mysql_a_binlog_purged_while_away_stops_with_the_resync_command() {
     assert_eq!(status["cursor_available"], false, "{status}");
     let output = sync_failing(&mut sync_command(&db, lake.dir.path(), &["orders"], &[]));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let resync = format!("connector resync --pipeline test --table {}.orders", db.name());
-    assert!(stderr.contains("no longer has binlog") && stderr.contains(&resync), "{stderr}");
+    let way_out = format!("connector resync --pipeline test --table {}.orders", db.name());
+    assert!(stderr.contains("no longer has binlog") && stderr.contains(&way_out), "{stderr}");
 
     // The way out it names works: the table is copied again and follows the source.
-    let output = Command::new(CONNECTOR)
-        .args(["resync", "--pipeline", "test", "--table", &format!("{}.orders", db.name()), "--dest"])
-        .arg(lake.dir.path())
-        .output()
-        .expect("run resync");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    resync(lake.dir.path(), "test", &format!("{}.orders", db.name()));
     sync_once(&db, lake.dir.path(), &["orders"]);
     assert_equal(&db, &lake, "orders", ORDER_COLUMNS).await;
 }
@@ -778,12 +770,7 @@ async fn mysql_resync_copies_one_table_again() {
     let lake = TempLake::new();
     sync_once(&db, lake.dir.path(), &["orders"]);
     let table = format!("{}.orders", db.name());
-    let output = Command::new(CONNECTOR)
-        .args(["resync", "--pipeline", "test", "--table", &table, "--dest"])
-        .arg(lake.dir.path())
-        .output()
-        .expect("run resync");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    resync(lake.dir.path(), "test", &table);
     db.execute("UPDATE orders SET note = 'after resync' WHERE id < 5").await;
     let report = sync_once(&db, lake.dir.path(), &["orders"]);
     assert!(report.contains(&format!("{table}: 2000 snapshot rows")), "{report}");

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use connector_core::schema::TableId;
 
 use crate::support::certificates::certificate_of_another_authority;
-use crate::support::connector_process::{CONVERGENCE_DEADLINE, difference, has_parquet, terminate, wait_for_exit};
+use crate::support::connector_process::{
+    CONVERGENCE_DEADLINE, difference, has_parquet, resync, terminate, wait_for_exit,
+};
 use crate::support::delta::{TempLake, read_rows};
 use crate::support::servers::{PostgresDatabase, postgres};
 use crate::support::tcp_proxy::TcpProxy;
@@ -345,12 +347,7 @@ async fn postgres_column_added_with_a_volatile_default_stops_the_table_until_res
     let amounts = delta_rows(&lake, "public.orders", &["id", "amount"]).await;
     assert!(amounts.contains(&"3|4.50".to_string()), "{amounts:?}");
 
-    let resync = Command::new(CONNECTOR)
-        .args(["resync", "--pipeline", "test", "--table", "public.orders", "--dest"])
-        .arg(lake.dir.path())
-        .output()
-        .expect("run connector");
-    assert!(resync.status.success(), "{}", String::from_utf8_lossy(&resync.stderr));
+    resync(lake.dir.path(), "test", "public.orders");
     sync_once(&db, lake.dir.path(), "public.orders");
     assert_equal(&db, &lake, "public.orders", &["id", "customer", "amount", "token"]).await;
 }
@@ -517,12 +514,7 @@ async fn postgres_resync_copies_one_table_again() {
     sync_once(&db, lake.dir.path(), "public.orders,public.items");
     db.execute("UPDATE orders SET note = 'x' WHERE id = 1; INSERT INTO items VALUES (2, 'ink')").await;
 
-    let output = Command::new(CONNECTOR)
-        .args(["resync", "--pipeline", "test", "--table", "public.orders", "--dest"])
-        .arg(lake.dir.path())
-        .output()
-        .expect("run connector");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    resync(lake.dir.path(), "test", "public.orders");
     assert!(delta_rows(&lake, "public.orders", &["id"]).await.is_empty());
 
     let report = sync_once(&db, lake.dir.path(), "public.orders,public.items");

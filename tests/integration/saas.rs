@@ -14,6 +14,7 @@ use saas_emulator::{
     Service, ZENDESK_API_TOKEN, ZENDESK_EMAIL,
 };
 
+use crate::support::connector_process::resync;
 use crate::support::delta::TempLake;
 use crate::support::saas::{
     assert_keyed_table_matches, assert_table_matches, commit_count, emulator_rows, fail, keyed_table_rows,
@@ -518,11 +519,7 @@ async fn saas_resync_reads_the_stream_again_from_the_start() {
     stripe.update("customers", 50);
     stripe.delete("customers", 20);
     stripe.create("customers", 15);
-    let output = succeed(
-        std::process::Command::new(crate::support::saas::CONNECTOR)
-            .args(["resync", "--pipeline", "test", "--table", "stripe.customers", "--dest"])
-            .arg(lake.dir.path()),
-    );
+    let output = resync(lake.dir.path(), "test", "stripe.customers");
     assert!(String::from_utf8_lossy(&output.stdout).contains("stripe.customers: emptied"), "{output:?}");
     assert!(table_rows(&lake, "stripe", "customers", "name").await.is_empty(), "resync empties the table");
 

@@ -3,8 +3,10 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus};
+use std::process::{Child, Command, ExitStatus, Output};
 use std::time::{Duration, Instant};
+
+const CONNECTOR: &str = env!("CARGO_BIN_EXE_connector");
 
 /// How long a test waits for the connector to converge or to exit.
 pub const CONVERGENCE_DEADLINE: Duration = Duration::from_secs(60);
@@ -42,4 +44,18 @@ pub fn difference(expected: &[String], landed: &[String]) -> String {
     let missing: Vec<_> = expected.iter().filter(|row| !landed_set.contains(row)).take(5).collect();
     let extra: Vec<_> = landed.iter().filter(|row| !expected_set.contains(row)).take(5).collect();
     format!("{} source rows, {} Delta rows; missing {missing:?}; unexpected {extra:?}", expected.len(), landed.len())
+}
+
+/// `connector resync` of `table` (`schema.table`) of `pipeline` in the lake at `lake`.
+pub fn resync_command(lake: &Path, pipeline: &str, table: &str) -> Command {
+    let mut command = Command::new(CONNECTOR);
+    command.args(["resync", "--pipeline", pipeline, "--table", table, "--dest"]).arg(lake);
+    command
+}
+
+/// Runs [`resync_command`], failing the test with its stderr unless it succeeded.
+pub fn resync(lake: &Path, pipeline: &str, table: &str) -> Output {
+    let output = resync_command(lake, pipeline, table).output().expect("run resync");
+    assert!(output.status.success(), "resync failed: {}", String::from_utf8_lossy(&output.stderr));
+    output
 }
