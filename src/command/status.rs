@@ -27,9 +27,15 @@ pub async fn status(args: StatusArgs) -> Result<ExitCode> {
     if let Some(config) = &args.config {
         let file = PipelinesFile::load(config)?;
         for pipeline in &file.pipelines {
-            let tables = pipeline.tables.iter().map(|table| TableId::parse(table)).collect::<Result<Vec<_>>>()?;
+            let profile = &file.profiles[&pipeline.profile];
+            // SaaS streams are not `schema.table`: their tables lie under the service (or profile) name.
+            let tables = if connector_saas::KINDS.contains(&profile.kind.as_str()) {
+                connector_saas::config::stream_tables(profile, pipeline)?
+            } else {
+                pipeline.tables.iter().map(|table| TableId::parse(table)).collect::<Result<Vec<_>>>()?
+            };
             targets.push((Destination::parse(&pipeline.dest)?, tables));
-            sources.push((file.profiles[&pipeline.profile].clone(), pipeline.clone()));
+            sources.push((profile.clone(), pipeline.clone()));
         }
     }
     if let (Some(url), Some(name)) = (&args.url, &args.pipeline) {

@@ -6,14 +6,19 @@
 //! The network is broken too: proxies between the connector and the database and object store reset every open
 //! connection at random moments, and a supervisor restarts the connector when it stops.
 //!
+//! The SaaS trial does the same against the Stripe emulator while records are created, updated and deleted.
+//!
 //! `CONNECTOR_CHAOS_TRIALS` sets the number of kills and cuts (default 10, what CI runs; `scripts/chaos.sh` runs
 //! 100).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use connector_core::delta::Destination;
+use saas_emulator::{Emulator, EmulatorOptions, STRIPE_API_KEY, Service};
 
 use crate::soak::{connector_sync, run_to_end};
 use crate::support::connector_process::{resync_command, terminate, wait_for_exit};
@@ -23,6 +28,7 @@ use crate::support::load::{
     mysql_load_table_list, mysql_load_tables, mysql_write_load, pgbench, pgbench_tables,
 };
 use crate::support::s3::S3Server;
+use crate::support::saas::{assert_table_matches, succeed, sync_command};
 use crate::support::servers::{mariadb, postgres};
 use crate::support::tcp_proxy::TcpProxy;
 
@@ -179,4 +185,47 @@ async fn mysql_chaos_network_cuts_to_the_server_and_the_object_store_lose_and_do
         "mysql network chaos: {server_cuts} database cuts, {store_cuts} object-store cuts, {failed_runs} runs \
          ended by them, {committed} transactions, lake equal to the source"
     );
+}
+
+#[tokio::test]
+async fn saas_chaos_sigkill_at_random_moments_loses_and_doubles_nothing() {
+    let stripe = Arc::new(
+        Emulator::start(EmulatorOptions {
+            page_delay: Duration::from_millis(5),
+            ..EmulatorOptions::new(Service::Stripe, 3_000)
+        })
+        .expect("start emulator"),
+    );
+    let lake = TempLake::new();
+    let key = [("STRIPE_API_KEY", STRIPE_API_KEY)];
+    let sync =
+        || sync_command("stripe", &stripe, lake.dir.path(), "customers,invoices", &key, &["--batch-records", "500"]);
+
+    // Records change all along: the API's side of a write load.
+    let stop = Arc::new(AtomicBool::new(false));
+    let changes = {
+        let (stripe, stop) = (stripe.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut rounds = 0;
+            while !stop.load(Ordering::Relaxed) {
+                stripe.update("customers", 5);
+                stripe.delete("customers", 1);
+                stripe.create("customers", 2);
+                stripe.update("invoices", 3);
+                stripe.delete("invoices", 1);
+                rounds += 1;
+                // Pacing of the load, not a wait for anything.
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            rounds
+        })
+    };
+    // `--pipeline test` is what sync_command names the pipeline.
+    let kills = kill_and_restart(sync, || resync_command(lake.dir.path(), "test", "stripe.customers")).await;
+    stop.store(true, Ordering::Relaxed);
+    let rounds = changes.join().expect("the changes ran");
+    succeed(&mut sync());
+    assert_table_matches(&lake, &stripe, "stripe", "customers", "name").await;
+    assert_table_matches(&lake, &stripe, "stripe", "invoices", "description").await;
+    eprintln!("saas chaos: {} trials, {kills} kills, {rounds} rounds of changes, lake equal to the API", trials());
 }

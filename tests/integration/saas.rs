@@ -532,3 +532,158 @@ async fn saas_resync_reads_the_stream_again_from_the_start() {
     succeed(&mut sync());
     assert_table_matches(&lake, &stripe, "stripe", "customers", "name").await;
 }
+
+/// A declarative stream over the emulator's `/linked/customers` list (paged by `Link` headers), with a bearer
+/// token from `TEST_LINKED_TOKEN`; `extra` adds profile settings.
+fn linked_profile(api: &Emulator, extra: &str) -> String {
+    format!(
+        r#"kind = "rest"
+base_url = "{base}"
+auth = {{ type = "bearer", token = {{ env = "TEST_LINKED_TOKEN" }} }}
+max_retries = 0
+{extra}
+
+[profiles.linked.streams.customers]
+path = "linked/customers"
+key = ["id"]
+paging = {{ style = "link" }}
+query = {{ per_page = "100", fields = "id,name,email" }}"#,
+        base = api.base_url()
+    )
+}
+
+#[tokio::test]
+async fn saas_link_paging_follows_next_links_whose_urls_hold_commas() {
+    let api = emulator(EmulatorOptions::new(Service::Stripe, 350));
+    let lake = TempLake::new();
+    let config = pipelines_file(&lake, "linked", &linked_profile(&api, ""), "\"customers\"", "1h");
+    // Each `Link` header lists `first` and `next`, and both URLs hold `fields=id,name,email`.
+    succeed(run_command(&config, &[("TEST_LINKED_TOKEN", STRIPE_API_KEY)]).arg("--once"));
+    assert_table_matches(&lake, &api, "linked", "customers", "name").await;
+    assert_eq!(api.request_count(), 4, "350 records in pages of 100");
+}
+
+#[tokio::test]
+async fn saas_link_to_another_origin_is_refused_and_gets_no_credentials() {
+    let api = emulator(EmulatorOptions::new(Service::Stripe, 350));
+    // Same host, another port: another origin, which must never see the token.
+    let elsewhere = emulator(EmulatorOptions::new(Service::Stripe, 350));
+    api.send_links_to(&elsewhere.base_url());
+    let lake = TempLake::new();
+    let config = pipelines_file(&lake, "linked", &linked_profile(&api, ""), "\"customers\"", "1h");
+    let output = fail(run_command(&config, &[("TEST_LINKED_TOKEN", STRIPE_API_KEY)]).arg("--once"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let foreign = format!("{}linked/customers", elsewhere.base_url());
+    assert!(stderr.contains(&foreign) && stderr.contains("base_url"), "{stderr}");
+    assert_eq!(elsewhere.request_count(), 0, "the other origin received a request");
+    assert!(!stderr.contains(STRIPE_API_KEY), "{stderr}");
+    // The first page, read from the configured origin, landed.
+    assert_eq!(table_rows(&lake, "linked", "customers", "name").await.len(), 100);
+}
+
+#[tokio::test]
+async fn saas_endless_response_body_stops_at_the_configured_cap() {
+    let api = emulator(EmulatorOptions::new(Service::Stripe, 10));
+    let lake = TempLake::new();
+    let profile = format!(
+        r#"kind = "rest"
+base_url = "{base}"
+auth = {{ type = "bearer", token = {{ env = "TEST_LINKED_TOKEN" }} }}
+max_response_bytes = 1048576
+request_timeout = "30s"
+
+[profiles.hostile.streams.items]
+path = "endless"
+key = ["id"]"#,
+        base = api.base_url()
+    );
+    let config = pipelines_file(&lake, "hostile", &profile, "\"items\"", "1h");
+    let started = Instant::now();
+    let output = fail(run_command(&config, &[("TEST_LINKED_TOKEN", STRIPE_API_KEY)]).arg("--once"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("max_response_bytes") && stderr.contains("1048576"), "{stderr}");
+    // Refused at the cap, not retried: the same server would send the same body again.
+    assert_eq!(api.request_count(), 1, "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the body was read until the timeout: {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn saas_refused_credentials_name_the_setting_and_are_not_retried_in_a_loop() {
+    let stripe = emulator(EmulatorOptions::new(Service::Stripe, 10));
+    let lake = TempLake::new();
+    let profile = format!(
+        "kind = \"stripe\"\nbase_url = \"{}\"\nauth = {{ type = \"bearer\", token = {{ env = \"TEST_STRIPE_KEY\" }} }}",
+        stripe.base_url()
+    );
+    let config = pipelines_file(&lake, "billing", &profile, "\"customers\"", "continuous");
+    let mut child = run_command(&config, &[("TEST_STRIPE_KEY", "sk_wrong")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start connector");
+    // Continuous mode: the refusal is a failure only the user can fix, so the next attempt waits long.
+    let stderr = child.stderr.take().expect("stderr");
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let line = loop {
+        match received.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) if line.contains("needs attention") => break line,
+            Ok(_) => {}
+            Err(error) => panic!("no failure reported within a minute: {error}"),
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.contains("401") && line.contains("auth.token") && line.contains("TEST_STRIPE_KEY"), "{line}");
+    assert!(!line.contains("sk_wrong"), "{line}");
+    assert_eq!(stripe.request_count(), 1, "a refused credential was tried again");
+
+    // OAuth: a refresh token the server no longer accepts (invalid_grant) names the setting too.
+    let hubspot = emulator(EmulatorOptions::new(Service::Hubspot, 10));
+    let credentials = [
+        ("HUBSPOT_CLIENT_ID", HUBSPOT_CLIENT_ID),
+        ("HUBSPOT_CLIENT_SECRET", HUBSPOT_CLIENT_SECRET),
+        ("HUBSPOT_REFRESH_TOKEN", "refresh-revoked"),
+    ];
+    let output = fail(&mut sync_command("hubspot", &hubspot, lake.dir.path(), "contacts", &credentials, &[]));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("invalid_grant") && stderr.contains("HUBSPOT_REFRESH_TOKEN"), "{stderr}");
+    assert!(!stderr.contains("refresh-revoked"), "{stderr}");
+    let wrong_secret = [
+        ("HUBSPOT_CLIENT_ID", HUBSPOT_CLIENT_ID),
+        ("HUBSPOT_CLIENT_SECRET", "not-the-secret"),
+        ("HUBSPOT_REFRESH_TOKEN", HUBSPOT_REFRESH_TOKEN),
+    ];
+    let output = fail(&mut sync_command("hubspot", &hubspot, lake.dir.path(), "contacts", &wrong_secret, &[]));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("invalid_client") && stderr.contains("HUBSPOT_CLIENT_SECRET"), "{stderr}");
+}
+
+#[tokio::test]
+async fn saas_status_reports_the_streams_of_a_pipelines_file() {
+    let stripe = emulator(EmulatorOptions::new(Service::Stripe, 120));
+    let lake = TempLake::new();
+    let profile = format!(
+        "kind = \"stripe\"\nbase_url = \"{}\"\nauth = {{ type = \"bearer\", token = {{ env = \"TEST_STRIPE_KEY\" }} }}",
+        stripe.base_url()
+    );
+    let config = pipelines_file(&lake, "billing", &profile, "\"customers\", \"stripe.invoices\"", "1h");
+    succeed(run_command(&config, &[("TEST_STRIPE_KEY", STRIPE_API_KEY)]).arg("--once"));
+    // No credentials needed to read the lake's side.
+    let output =
+        succeed(std::process::Command::new(crate::support::saas::CONNECTOR).args(["status", "--config"]).arg(&config));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("stripe.customers") && stdout.contains("stripe.invoices"), "{stdout}");
+    assert!(stdout.contains("120"), "the row count of each stream: {stdout}");
+}

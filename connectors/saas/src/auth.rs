@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use connector_core::error::{Error, ErrorKind, Result, Retry};
 use connector_core::secret::Secret;
-use oauth2::basic::BasicClient;
+use oauth2::basic::{BasicClient, BasicErrorResponseType};
 use oauth2::{
     AuthType, ClientId, ClientSecret, EndpointNotSet, EndpointSet, RefreshToken, RequestTokenError, Scope,
     TokenResponse, TokenUrl,
@@ -34,6 +34,8 @@ pub struct Credentials {
     method: Method,
     /// Identifies the credential (a hash of its secret) so pipelines sharing it share one quota.
     fingerprint: u64,
+    /// Where the credential is set, for the error when the API refuses it (`the environment variable …`).
+    setting: String,
 }
 
 #[derive(Debug)]
@@ -51,7 +53,11 @@ pub type TokenGeneration = u64;
 
 impl Credentials {
     pub fn anonymous() -> Self {
-        Credentials { method: Method::Anonymous, fingerprint: 0 }
+        Credentials {
+            method: Method::Anonymous,
+            fingerprint: 0,
+            setting: "the profile's `auth` table (none is set)".into(),
+        }
     }
 
     pub fn from_settings(
@@ -60,6 +66,15 @@ impl Credentials {
         environment: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self> {
         let at = "auth";
+        let setting = match settings {
+            AuthSettings::Bearer { token } => token.describe("auth.token"),
+            AuthSettings::ApiKey { key, .. } => key.describe("auth.key"),
+            AuthSettings::Basic { password, .. } => format!("auth.username or {}", password.describe("auth.password")),
+            AuthSettings::Oauth2ClientCredentials { client_secret, .. }
+            | AuthSettings::Oauth2RefreshToken { client_secret, .. } => {
+                format!("auth.client_id or {}", client_secret.describe("auth.client_secret"))
+            }
+        };
         let method = match settings {
             AuthSettings::Bearer { token } => Method::Bearer(token.resolve(&format!("{at}.token"), environment)?),
             AuthSettings::ApiKey { header, query, key } => {
@@ -85,20 +100,31 @@ impl Credentials {
                     client,
                     token_url,
                     Grant::ClientCredentials { scopes: scopes.clone() },
+                    GrantSettings { client: setting.clone(), grant: None },
                 )?))
             }
             AuthSettings::Oauth2RefreshToken { token_url, client_id, client_secret, refresh_token, state_file } => {
                 let secret = client_secret.resolve(&format!("{at}.client_secret"), environment)?;
                 let client = oauth_client(base_url, token_url, client_id, &secret)?;
                 let configured = refresh_token.resolve(&format!("{at}.refresh_token"), environment)?;
-                let current = match state_file {
-                    Some(path) => read_rotated_token(path)?.unwrap_or(configured),
-                    None => configured,
+                let rotated = match state_file {
+                    Some(path) => read_rotated_token(path)?,
+                    None => None,
                 };
+                let grant_setting = match (&rotated, state_file) {
+                    (Some(_), Some(path)) => format!(
+                        "the rotated refresh token in auth.state_file {} (delete it to use {})",
+                        path.display(),
+                        refresh_token.describe("auth.refresh_token")
+                    ),
+                    _ => refresh_token.describe("auth.refresh_token"),
+                };
+                let current = rotated.unwrap_or(configured);
                 Method::OAuth(Box::new(OAuthSession::new(
                     client,
                     token_url,
                     Grant::RefreshToken { current: std::sync::Mutex::new(current), state_file: state_file.clone() },
+                    GrantSettings { client: setting.clone(), grant: Some(grant_setting) },
                 )?))
             }
         };
@@ -111,11 +137,21 @@ impl Credentials {
             Method::Basic { username, .. } => username.hash(&mut hasher),
             Method::OAuth(session) => session.client.client_id().as_str().hash(&mut hasher),
         }
-        Ok(Credentials { method, fingerprint: hasher.finish() })
+        Ok(Credentials { method, fingerprint: hasher.finish(), setting })
     }
 
     pub fn fingerprint(&self) -> u64 {
         self.fingerprint
+    }
+
+    /// Where the credential is set, for errors asking the user to fix it.
+    pub fn setting(&self) -> &str {
+        &self.setting
+    }
+
+    /// Whether requests carry a secret (which must then go nowhere but the API's own origin).
+    pub fn is_anonymous(&self) -> bool {
+        matches!(self.method, Method::Anonymous)
     }
 
     /// Adds the credential to `request`; for OAuth2, fetches or refreshes the access token first.
@@ -170,11 +206,21 @@ struct CachedToken {
     generation: TokenGeneration,
 }
 
+/// Where the settings of an OAuth2 grant are, for the error when the token endpoint refuses them.
+#[derive(Debug)]
+struct GrantSettings {
+    /// The client id and secret.
+    client: String,
+    /// The refresh token, for the refresh-token grant.
+    grant: Option<String>,
+}
+
 /// An OAuth2 client and the access token it holds.
 struct OAuthSession {
     client: OAuthClient,
     token_url: String,
     grant: Grant,
+    settings: GrantSettings,
     http: reqwest::Client,
     /// One fetch at a time: streams waiting for a token share the one fetched.
     token: tokio::sync::Mutex<Option<CachedToken>>,
@@ -191,7 +237,7 @@ impl std::fmt::Debug for OAuthSession {
 }
 
 impl OAuthSession {
-    fn new(client: OAuthClient, token_url: &str, grant: Grant) -> Result<Self> {
+    fn new(client: OAuthClient, token_url: &str, grant: Grant, settings: GrantSettings) -> Result<Self> {
         // No redirects: a token endpoint that redirects could send the client secret elsewhere.
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -202,6 +248,7 @@ impl OAuthSession {
             client,
             token_url: token_url.to_string(),
             grant,
+            settings,
             http,
             token: tokio::sync::Mutex::new(None),
             generations: std::sync::atomic::AtomicU64::new(0),
@@ -277,9 +324,17 @@ impl OAuthSession {
         match cause {
             RequestTokenError::ServerResponse(response) => {
                 let description = response.error_description().map(|text| format!(" ({text})")).unwrap_or_default();
+                // Permanent (Retry::No): the same grant fails the same way until someone fixes the setting.
+                let fix = match (response.error(), &self.settings.grant) {
+                    (BasicErrorResponseType::InvalidClient | BasicErrorResponseType::UnauthorizedClient, _)
+                    | (_, None) => format!("fix {}", self.settings.client),
+                    (BasicErrorResponseType::InvalidGrant, Some(grant)) => {
+                        format!("authorize again and put the new refresh token in {grant}")
+                    }
+                    (_, Some(grant)) => format!("fix {} or {grant}", self.settings.client),
+                };
                 Error::config(format!(
-                    "the token endpoint {} refused the credentials: {}{description}; check the client id and secret, \
-                     or authorize again to get a new refresh token",
+                    "the token endpoint {} refused the credentials: {}{description}; {fix}",
                     self.token_url,
                     response.error()
                 ))
@@ -332,11 +387,14 @@ fn read_rotated_token(path: &Path) -> Result<Option<Secret>> {
     }
 }
 
-/// Writes the rotated token atomically (a crash leaves the old file or the new one), readable by the owner only.
+/// Writes the rotated token atomically (a crash leaves the old file or the new one), readable by the owner only:
+/// a fresh temporary file in the same directory (created exclusively with mode 0600, so no planted file or
+/// symlink is followed and no old permission kept), synced, renamed over the file, and the directory synced so
+/// the rename survives a crash.
 fn write_rotated_token(path: &Path, token: &Secret) -> Result<()> {
+    use std::io::Write;
     let text = serde_json::to_string(&TokenState { refresh_token: token.expose().to_string() })
         .map_err(|cause| Error::state("cannot encode the token state").caused_by(cause))?;
-    let temporary = path.with_extension("tmp");
     let failed = |cause: std::io::Error| {
         Error::new(
             ErrorKind::State,
@@ -349,17 +407,52 @@ fn write_rotated_token(path: &Path, token: &Secret) -> Result<()> {
         )
         .caused_by(cause)
     };
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let mut file = tempfile::Builder::new().prefix(".refresh-token-").tempfile_in(directory).map_err(failed)?;
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     {
-        use std::io::Write;
-        let mut file = options.open(&temporary).map_err(failed)?;
-        file.write_all(text.as_bytes()).map_err(failed)?;
-        file.sync_all().map_err(failed)?;
+        use std::os::unix::fs::PermissionsExt;
+        file.as_file().set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(failed)?;
     }
-    std::fs::rename(&temporary, path).map_err(failed)?;
+    file.write_all(text.as_bytes()).map_err(failed)?;
+    file.as_file().sync_all().map_err(failed)?;
+    file.persist(path).map_err(|error| failed(error.error))?;
+    #[cfg(unix)]
+    std::fs::File::open(directory).and_then(|directory| directory.sync_all()).map_err(failed)?;
     info!(path = %path.display(), "saved the rotated refresh token");
     Ok(())
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+
+    use super::*;
+
+    #[test]
+    fn saas_rotated_token_file_is_fresh_private_and_ignores_planted_symlinks() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let path = directory.path().join("token.json");
+        // An old file readable by all, and a symlink planted where the old code wrote its temporary file.
+        std::fs::write(&path, r#"{"refresh_token":"old"}"#).expect("old file");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let victim = directory.path().join("victim");
+        std::fs::write(&victim, "untouched").expect("victim");
+        symlink(&victim, path.with_extension("tmp")).expect("symlink");
+
+        write_rotated_token(&path, &Secret::new("rotated-1")).expect("write");
+        assert_eq!(std::fs::read_to_string(&victim).expect("victim"), "untouched", "the symlink was followed");
+        let mode = std::fs::metadata(&path).expect("metadata").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "mode {mode:o}");
+        assert_eq!(read_rotated_token(&path).expect("read").expect("token").expose(), "rotated-1");
+        // No temporary file is left beside it (the planted symlink aside).
+        let names: Vec<_> = std::fs::read_dir(directory.path())
+            .expect("list")
+            .map(|entry| entry.expect("entry").file_name().into_string().expect("utf-8"))
+            .collect();
+        assert_eq!(names.len(), 3, "{names:?}");
+    }
 }

@@ -5,7 +5,11 @@
 //! - 429: every request of the credential waits `Retry-After` (or a backoff delay), then this one is retried;
 //! - 401 with OAuth2: the token is dropped and fetched again, once per request;
 //! - 5xx, 408, timeouts and dropped connections: retried with jittered exponential backoff up to a cap;
+//! - 401 and 403 stop the stream as failures only the user can fix, naming the credential's setting;
 //! - any other 4xx stops the stream with the API's own message.
+//!
+//! Credentials go only to the base URL's origin (scheme, host and port): a `next` link or a redirect to another
+//! origin stops the stream instead. Bodies are read chunk by chunk up to `max_response_bytes`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +26,7 @@ use url::Url;
 
 use crate::auth::Credentials;
 use crate::config::LimitSettings;
+use crate::excerpt::excerpt;
 use crate::limits::{CredentialQuota, retry_after};
 
 /// The first retry delay; later ones double up to the profile's `max_backoff`.
@@ -29,6 +34,8 @@ const INITIAL_BACKOFF: Duration = Duration::from_millis(250);
 /// Consecutive 429 answers tolerated for one request: a storm longer than this means the quota is shared with
 /// something else that uses it all, which the user must sort out.
 const MAX_THROTTLED_ATTEMPTS: u32 = 200;
+/// Redirects followed within the base URL's origin, as reqwest's default policy does.
+const MAX_REDIRECTS: usize = 10;
 
 /// A request, relative to the service's base URL (or absolute, like a `next` link).
 #[derive(Debug, Clone)]
@@ -75,8 +82,22 @@ pub struct ApiClient {
 
 impl ApiClient {
     pub fn new(service: &'static str, base_url: Url, credentials: Credentials, limits: LimitSettings) -> Result<Self> {
+        let origin = base_url.origin();
+        // reqwest drops `Authorization` on a redirect to another host, but not an API key in another header or
+        // in the query: so no redirect leaves the base URL's origin.
+        let redirects = reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.url().origin() != origin {
+                let target = shown_url(attempt.url());
+                attempt.error(format!("redirected to {target}, outside base_url's origin"))
+            } else if attempt.previous().len() >= MAX_REDIRECTS {
+                attempt.stop()
+            } else {
+                attempt.follow()
+            }
+        });
         let http = reqwest::Client::builder()
             .user_agent(concat!("connector/", env!("CARGO_PKG_VERSION")))
+            .redirect(redirects)
             .timeout(limits.request_timeout)
             .build()
             .map_err(|cause| Error::config("cannot build the HTTP client").caused_by(cause))?;
@@ -111,6 +132,20 @@ impl ApiClient {
         })?;
         // Query strings may hold credentials or cursors: name requests by path only.
         let target = format!("{} {}", request.method, url.path());
+        if url.origin() != self.base_url.origin() && !self.credentials.is_anonymous() {
+            return Err(Error::new(
+                ErrorKind::Config,
+                Retry::No,
+                format!(
+                    "{} stream `{stream}`: the API sent the next request to {}, outside the origin of base_url ({}); \
+                     credentials go only to base_url's origin, so the stream stopped. If that host serves the same \
+                     API, set base_url to it",
+                    self.service,
+                    shown_url(&url),
+                    self.base_url.origin().ascii_serialization()
+                ),
+            ));
+        }
         let mut backoff = Backoff::new(INITIAL_BACKOFF, self.limits.max_backoff);
         let mut token_renewed = false;
         let mut throttled = 0u32;
@@ -139,9 +174,21 @@ impl ApiClient {
                 Ok(response) => {
                     let status = response.status();
                     let headers = response.headers().clone();
-                    match response.bytes().await {
+                    match read_body(response, self.limits.max_response_bytes).await {
                         Ok(body) => (status, headers, body),
-                        Err(cause) => {
+                        Err(BodyError::TooLarge) => {
+                            return Err(Error::new(
+                                ErrorKind::Source,
+                                Retry::No,
+                                format!(
+                                    "{} stream `{stream}`: the answer to {target} is larger than max_response_bytes \
+                                     = {} bytes, so it was refused; raise max_response_bytes in the profile if the \
+                                     API's pages are that large, or ask for smaller pages",
+                                    self.service, self.limits.max_response_bytes
+                                ),
+                            ));
+                        }
+                        Err(BodyError::Cut(cause)) => {
                             drop(permit);
                             let error = self
                                 .transient(stream, &target, "the answer was cut off")
@@ -150,6 +197,20 @@ impl ApiClient {
                             continue;
                         }
                     }
+                }
+                Err(cause) if cause.is_redirect() => {
+                    return Err(Error::new(
+                        ErrorKind::Config,
+                        Retry::No,
+                        format!(
+                            "{} stream `{stream}`: {target} was redirected outside the origin of base_url ({}); \
+                             credentials go only to base_url's origin, so the stream stopped. If the API moved, set \
+                             base_url to its new address",
+                            self.service,
+                            self.base_url.origin().ascii_serialization()
+                        ),
+                    )
+                    .caused_by(cause.without_url()));
                 }
                 Err(cause) => {
                     drop(permit);
@@ -198,17 +259,24 @@ impl ApiClient {
                 self.wait_or_fail(stream, &target, &mut backoff, error).await?;
                 continue;
             }
-            let hint = match status {
+            let hint: String = match status {
                 StatusCode::FORBIDDEN if api_error_code(&body).as_deref() == Some("REQUEST_LIMIT_EXCEEDED") => {
                     "; the org's API request limit for the last 24 hours is used up (Setup > Company Information > \
                      API Requests); the sync resumes from its last commit once requests free up, or ask Salesforce \
                      for a higher limit"
+                        .into()
                 }
-                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                    "; check the credentials and their scopes (see the README's SaaS section)"
-                }
-                StatusCode::NOT_FOUND => "; check --base-url and the stream name",
-                _ => "",
+                StatusCode::UNAUTHORIZED => format!(
+                    "; check the credentials: the API refused them; fix {} (see the README's SaaS section)",
+                    self.credentials.setting()
+                ),
+                StatusCode::FORBIDDEN => format!(
+                    "; check the credentials: {} lacks a permission or scope this stream needs (see the README's \
+                     SaaS section)",
+                    self.credentials.setting()
+                ),
+                StatusCode::NOT_FOUND => "; check --base-url and the stream name".into(),
+                _ => String::new(),
             };
             return Err(Error::new(
                 ErrorKind::Source,
@@ -252,6 +320,35 @@ impl ApiClient {
     }
 }
 
+/// Why a body was not read whole.
+enum BodyError {
+    /// Larger than the cap: reading stopped there.
+    TooLarge,
+    /// The connection broke or timed out.
+    Cut(reqwest::Error),
+}
+
+/// Reads a body chunk by chunk up to `cap` bytes: a server announcing or sending more (an endless body) is
+/// refused once the cap is passed, never buffered whole.
+async fn read_body(mut response: reqwest::Response, cap: u64) -> std::result::Result<Vec<u8>, BodyError> {
+    if response.content_length().is_some_and(|length| length > cap) {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Cut)? {
+        if (body.len() + chunk.len()) as u64 > cap {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// A URL as shown in messages: its origin and path, without the query (which may hold a key or a cursor).
+fn shown_url(url: &Url) -> String {
+    format!("{}{}", url.origin().ascii_serialization(), url.path())
+}
+
 /// Salesforce's `errorCode` (`[{"message": …, "errorCode": "INVALID_FIELD"}]`), which says what to do more
 /// precisely than the status.
 pub fn api_error_code(body: &[u8]) -> Option<String> {
@@ -264,15 +361,7 @@ pub fn api_error_code(body: &[u8]) -> Option<String> {
 /// `error`/`description`, Salesforce's `[{message, errorCode}]`; the raw text otherwise.
 pub fn api_message(body: &[u8]) -> String {
     let text = || {
-        let mut text = String::from_utf8_lossy(body).trim().to_string();
-        if text.len() > 300 {
-            let mut end = 300;
-            while !text.is_char_boundary(end) {
-                end -= 1;
-            }
-            text.truncate(end);
-            text.push('…');
-        }
+        let text = excerpt(String::from_utf8_lossy(body).trim().to_string(), 300);
         if text.is_empty() { "(empty body)".to_string() } else { text }
     };
     let Ok(json) = serde_json::from_slice::<Value>(body) else { return text() };

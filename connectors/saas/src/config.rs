@@ -16,6 +16,7 @@ use std::time::Duration;
 use connector_core::config::{Pipeline as PipelineConfig, Profile};
 use connector_core::error::{Error, Result};
 use connector_core::options::TableOptions;
+use connector_core::schema::TableId;
 use connector_core::secret::Secret;
 use serde::Deserialize;
 use url::Url;
@@ -38,6 +39,10 @@ pub const DEFAULT_MAX_RETRIES: u32 = 6;
 pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How long one request may take before it counts as timed out (and is retried).
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// The largest API answer read, in bytes: far above any page the supported APIs send (Salesforce's 2,000
+/// records of wide objects stay under 10 MiB), low enough that a server sending an endless body cannot exhaust
+/// memory.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 64 * 1024 * 1024;
 /// The Salesforce REST API version (Summer '24): every org of a supported release serves it, and later versions
 /// only add fields, which `api_version` opts into.
 pub const DEFAULT_SALESFORCE_API_VERSION: &str = "v61.0";
@@ -63,6 +68,16 @@ impl std::fmt::Debug for SecretSource {
 }
 
 impl SecretSource {
+    /// Where the secret is set, for messages asking the user to fix it: `at` is its place in the profile
+    /// (`auth.token`), which an environment variable or file stands in for.
+    pub fn describe(&self, at: &str) -> String {
+        match self {
+            SecretSource::Value(_) => format!("{at} in the profile"),
+            SecretSource::Environment { env } => format!("the environment variable {env} ({at})"),
+            SecretSource::File { file } => format!("the file {} ({at})", file.display()),
+        }
+    }
+
     pub fn resolve(&self, at: &str, environment: &dyn Fn(&str) -> Option<String>) -> Result<Secret> {
         match self {
             SecretSource::Value(secret) => Ok(secret.clone()),
@@ -133,6 +148,8 @@ struct RawProfile {
     #[serde(default)]
     request_timeout: Option<String>,
     #[serde(default)]
+    max_response_bytes: Option<u64>,
+    #[serde(default)]
     batch_records: Option<usize>,
     #[serde(default)]
     lookback: Option<String>,
@@ -161,6 +178,8 @@ pub struct LimitSettings {
     pub max_retries: u32,
     pub max_backoff: Duration,
     pub request_timeout: Duration,
+    /// Answers larger than this are refused (read incrementally, so no more is ever held).
+    pub max_response_bytes: u64,
 }
 
 /// A validated SaaS source for one pipeline.
@@ -231,23 +250,28 @@ impl SaasConfig {
         {
             return Err(Error::config(format!("{at}: requests_per_second must be a positive number, not {rate}")));
         }
+        if raw.max_response_bytes == Some(0) {
+            return Err(Error::config(format!(
+                "{at}: max_response_bytes must be a positive number of bytes (default {DEFAULT_MAX_RESPONSE_BYTES})"
+            )));
+        }
         let limits = LimitSettings {
             requests_per_second: raw.requests_per_second,
             max_concurrent_requests: raw.max_concurrent_requests.unwrap_or(DEFAULT_MAX_CONCURRENT_REQUESTS).max(1),
             max_retries: raw.max_retries.unwrap_or(DEFAULT_MAX_RETRIES),
             max_backoff: duration(raw.max_backoff, "max_backoff", DEFAULT_MAX_BACKOFF)?,
             request_timeout: duration(raw.request_timeout, "request_timeout", DEFAULT_REQUEST_TIMEOUT)?,
+            max_response_bytes: raw.max_response_bytes.unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
         };
-        let prefix = format!("{}.", service.kind());
         let streams: Vec<String> =
-            pipeline.tables.iter().map(|table| table.strip_prefix(&prefix).unwrap_or(table).to_string()).collect();
+            pipeline.tables.iter().map(|table| stream_name(service, table).to_string()).collect();
         if streams.is_empty() {
             return Err(Error::config(format!("{at}: name the streams to sync (--streams customers,invoices)")));
         }
         let table_options = pipeline
             .table_options
             .iter()
-            .map(|(table, options)| (table.strip_prefix(&prefix).unwrap_or(table).to_string(), options.clone()))
+            .map(|(table, options)| (stream_name(service, table).to_string(), options.clone()))
             .collect();
         let salesforce_api_version = match raw.api_version.as_deref() {
             None => DEFAULT_SALESFORCE_API_VERSION.to_string(),
@@ -258,7 +282,7 @@ impl SaasConfig {
                 ))
             })?,
         };
-        let namespace = if service == Service::Rest { pipeline.profile.clone() } else { service.kind().to_string() };
+        let namespace = namespace_of(service, pipeline);
         Ok(SaasConfig {
             service,
             namespace,
@@ -282,6 +306,26 @@ impl SaasConfig {
     pub fn options_for(&self, stream: &str) -> TableOptions {
         self.table_options.get(stream).cloned().unwrap_or_else(|| self.default_options.clone())
     }
+}
+
+/// The Delta tables a SaaS pipeline's streams land in, read from the configuration alone (no credentials, no
+/// request): what `connector status` shows for it.
+pub fn stream_tables(profile: &Profile, pipeline: &PipelineConfig) -> Result<Vec<TableId>> {
+    let service = Service::from_kind(&profile.kind)
+        .ok_or_else(|| Error::config(format!("`{}` is not a SaaS source kind", profile.kind)))?;
+    let namespace = namespace_of(service, pipeline);
+    Ok(pipeline.tables.iter().map(|table| TableId::new(&namespace, stream_name(service, table))).collect())
+}
+
+/// The directory a pipeline's streams land under: the service (`stripe`), or the profile's name for declarative
+/// streams.
+fn namespace_of(service: Service, pipeline: &PipelineConfig) -> String {
+    if service == Service::Rest { pipeline.profile.clone() } else { service.kind().to_string() }
+}
+
+/// A stream as the pipeline names it (`customers` or `stripe.customers`), without the service prefix.
+fn stream_name(service: Service, table: &str) -> &str {
+    table.strip_prefix(service.kind()).and_then(|rest| rest.strip_prefix('.')).unwrap_or(table)
 }
 
 /// `v61.0` (also written `61.0`), the form Salesforce paths take.

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod client;
 pub mod codec;
 pub mod config;
+pub mod excerpt;
 pub mod limits;
 pub mod pipeline;
 pub mod schema;

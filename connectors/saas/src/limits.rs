@@ -14,6 +14,9 @@ use tracing::{info, warn};
 /// The longest pause a rate-limit header may impose: a bogus reset time must not stall a pipeline for days.
 const MAX_PAUSE: Duration = Duration::from_secs(15 * 60);
 
+/// The longest rate-limit window believed: a bogus one must not slow a pipeline to a request a day.
+const MAX_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// Requests are spaced this much wider than the quota's period: a request that reaches the API late (a busy
 /// client or network, up to a tenth of the period) must not put the next one inside the same window as the one
 /// before. The cost is a tenth of the rate.
@@ -157,7 +160,7 @@ impl RateLimitHeaders {
         if let Some(max) = number(&["x-hubspot-ratelimit-max"]) {
             parsed.limit = Some(max as u64);
             parsed.window =
-                number(&["x-hubspot-ratelimit-interval-milliseconds"]).and_then(|millis| seconds(millis / 1000.0));
+                number(&["x-hubspot-ratelimit-interval-milliseconds"]).and_then(|millis| window(millis / 1000.0));
         } else if let Some(per_minute) = number(&["x-rate-limit"]) {
             parsed.limit = Some(per_minute as u64);
             parsed.window = Some(Duration::from_secs(60));
@@ -168,7 +171,7 @@ impl RateLimitHeaders {
                 .and_then(|value| value.to_str().ok())
                 .and_then(|policy| policy.split(';').find_map(|part| part.trim().strip_prefix("w=")))
                 .and_then(|seconds| seconds.trim().parse::<f64>().ok())
-                .and_then(seconds);
+                .and_then(window);
         }
         parsed
     }
@@ -182,31 +185,57 @@ impl RateLimitHeaders {
     }
 }
 
-/// A header's number of seconds as a duration; `None` for what is no duration (negative, NaN, infinite or too
-/// large), which the API did not mean and `Duration::from_secs_f64` would panic on.
-fn seconds(value: f64) -> Option<Duration> {
-    Duration::try_from_secs_f64(value).ok()
-}
-
-/// A reset given as seconds from now, or (large values) as a Unix time; one already past is now.
+/// A reset given as seconds from now, or (large values) as a Unix time.
 fn reset_delay(value: f64) -> Option<Duration> {
     if value > 1.0e9 {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        seconds(value).map(|at| at.saturating_sub(now))
+        server_wait(value - now.as_secs_f64(), "rate-limit reset")
     } else {
-        seconds(value)
+        server_wait(value, "rate-limit reset")
     }
 }
 
-/// The delay a `Retry-After` header asks for: seconds, or an HTTP date.
+/// A wait the API asked for, in seconds, as a duration: none when negative, [`MAX_PAUSE`] at most (saying so in
+/// a log line), `None` when it is not a number. By hand because `Duration::from_secs_f64` panics on NaN,
+/// infinity and overflow, and a server's header may hold any of them.
+fn server_wait(seconds: f64, header: &str) -> Option<Duration> {
+    if seconds.is_nan() {
+        return None;
+    }
+    if seconds <= 0.0 {
+        return Some(Duration::ZERO);
+    }
+    match Duration::try_from_secs_f64(seconds) {
+        Ok(wait) if wait <= MAX_PAUSE => Some(wait),
+        _ => {
+            warn!(
+                header,
+                seconds,
+                max_seconds = MAX_PAUSE.as_secs(),
+                "the API asked for a longer wait than the longest honoured; waiting the longest"
+            );
+            Some(MAX_PAUSE)
+        }
+    }
+}
+
+/// A rate-limit window, in seconds, as a duration: `None` unless positive, [`MAX_WINDOW`] at most.
+fn window(seconds: f64) -> Option<Duration> {
+    if seconds.is_nan() || seconds <= 0.0 {
+        return None;
+    }
+    Some(Duration::try_from_secs_f64(seconds).map_or(MAX_WINDOW, |window| window.min(MAX_WINDOW)))
+}
+
+/// The delay a `Retry-After` header asks for: seconds, or an HTTP date; [`MAX_PAUSE`] at most.
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let text = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(seconds) = text.parse::<f64>() {
-        return Duration::try_from_secs_f64(seconds.max(0.0)).ok();
+        return server_wait(seconds, "Retry-After");
     }
     let date = chrono::DateTime::parse_from_rfc2822(text).ok()?;
-    let delay = date.with_timezone(&chrono::Utc) - chrono::Utc::now();
-    Some(delay.to_std().unwrap_or_default())
+    let delay = date.with_timezone(&chrono::Utc).signed_duration_since(chrono::Utc::now());
+    server_wait(delay.as_seconds_f64(), "Retry-After")
 }
 
 #[cfg(test)]
@@ -245,32 +274,43 @@ mod tests {
         assert_eq!(RateLimitHeaders::parse(&HeaderMap::new()), RateLimitHeaders::default());
     }
 
-    /// Found by the `saas_rate_limits` fuzz target (fuzz/corpus/saas_rate_limits/crash-hubspot-interval-overflow):
-    /// durations from header values that are no duration (too large, negative, NaN, infinite) panicked.
-    #[test]
-    fn saas_rate_limit_headers_that_are_no_duration_are_ignored() {
-        for value in ["1177777777777777777777777777", "-1", "NaN", "inf", "1e300"] {
-            let hubspot = RateLimitHeaders::parse(&headers(&[
-                ("X-HubSpot-RateLimit-Max", "190"),
-                ("X-HubSpot-RateLimit-Interval-Milliseconds", value),
-            ]));
-            assert_eq!((hubspot.limit, hubspot.window), (Some(190), None), "{value}");
-            let ietf = RateLimitHeaders::parse(&headers(&[
-                ("RateLimit-Limit", "50"),
-                ("RateLimit-Policy", &format!("50;w={value}")),
-                ("RateLimit-Reset", value),
-            ]));
-            assert_eq!((ietf.limit, ietf.window, ietf.reset), (Some(50), None, None), "{value}");
-        }
-        let unix_reset = RateLimitHeaders::parse(&headers(&[("X-RateLimit-Reset", "1e300")]));
-        assert_eq!(unix_reset.reset, None);
-    }
-
     #[test]
     fn saas_retry_after_reads_seconds_and_dates() {
         assert_eq!(retry_after(&headers(&[("Retry-After", "3")])), Some(Duration::from_secs(3)));
         assert_eq!(retry_after(&headers(&[("Retry-After", "Wed, 21 Oct 2015 07:28:00 GMT")])), Some(Duration::ZERO));
         assert_eq!(retry_after(&headers(&[("Retry-After", "soon")])), None);
+    }
+
+    #[test]
+    fn saas_hostile_rate_limit_values_never_panic_and_waits_are_capped() {
+        for value in ["NaN", "inf", "-inf", "-1", "1e300", "-1e300", "1e-300", "0"] {
+            let parsed = RateLimitHeaders::parse(&headers(&[
+                ("X-RateLimit-Reset", value),
+                ("X-RateLimit-Remaining", "0"),
+                ("X-HubSpot-RateLimit-Max", "100"),
+                ("X-HubSpot-RateLimit-Interval-Milliseconds", value),
+            ]));
+            assert!(parsed.reset.is_none_or(|reset| reset <= MAX_PAUSE), "{value}: {parsed:?}");
+            assert!(parsed.requests_per_second().is_none_or(f64::is_finite), "{value}: {parsed:?}");
+            let policy = RateLimitHeaders::parse(&headers(&[
+                ("RateLimit-Limit", "50"),
+                ("RateLimit-Policy", &format!("50;w={value}")),
+                ("RateLimit-Reset", value),
+            ]));
+            assert!(policy.requests_per_second().is_none_or(f64::is_finite), "{value}: {policy:?}");
+            assert!(retry_after(&headers(&[("Retry-After", value)])).is_none_or(|wait| wait <= MAX_PAUSE), "{value}");
+            let quota = CredentialQuota::shared("hostile.test", 9, None);
+            quota.observe(&headers(&[("X-RateLimit-Reset", value), ("X-RateLimit-Remaining", "0")]));
+        }
+        // A wait beyond the cap is cut to it; a negative one is none; a value that is not a number is ignored.
+        assert_eq!(retry_after(&headers(&[("Retry-After", "1e300")])), Some(MAX_PAUSE));
+        assert_eq!(retry_after(&headers(&[("Retry-After", "-1")])), Some(Duration::ZERO));
+        assert_eq!(retry_after(&headers(&[("Retry-After", "NaN")])), None);
+        let reset = |value: &str| RateLimitHeaders::parse(&headers(&[("X-RateLimit-Reset", value)])).reset;
+        assert_eq!(reset("1e300"), Some(MAX_PAUSE));
+        assert_eq!(reset("inf"), Some(MAX_PAUSE));
+        assert_eq!(reset("-1"), Some(Duration::ZERO));
+        assert_eq!(reset("NaN"), None);
     }
 
     #[tokio::test]

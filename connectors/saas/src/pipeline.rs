@@ -24,6 +24,7 @@ use crate::auth::Credentials;
 use crate::client::ApiClient;
 use crate::codec::record_batch;
 use crate::config::SaasConfig;
+use crate::excerpt::excerpt;
 use crate::schema::StreamSchema;
 use crate::stream::{Page, RecordChange, StreamReader};
 
@@ -257,8 +258,7 @@ async fn restart_from_scratch(writer: &mut DeltaTableWriter, declared: &TableSch
 fn check_keys(id: &TableId, key: &[String], changes: &[RecordChange]) -> Result<()> {
     for key in key {
         if let Some(change) = changes.iter().find(|change| change.record.get(key).is_none_or(Value::is_null)) {
-            let mut shown = Value::Object(change.record.clone()).to_string();
-            shown.truncate(200);
+            let shown = excerpt(Value::Object(change.record.clone()).to_string(), 200);
             return Err(Error::schema(
                 id,
                 format!("{id}: a record has no `{key}`, the stream's key, so it cannot be merged: {shown}"),
@@ -421,4 +421,21 @@ fn source_fields(writer: &DeltaTableWriter) -> Result<Vec<Field>> {
         Error::state(format!("the Delta schema of {} has no Arrow equivalent", writer.table_id())).caused_by(cause)
     })?;
     Ok(schema.fields().iter().map(|field| field.as_ref().clone()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn saas_record_without_its_key_is_shown_cut_on_a_character_boundary() {
+        let id = TableId::new("rest", "items");
+        // `{"name":"ab` is 11 bytes, then two-byte characters: byte 200 falls inside one.
+        let record = json!({"name": format!("ab{}", "é".repeat(150))});
+        let changes = vec![RecordChange::upsert(Operation::Update, record.as_object().cloned().expect("object"))];
+        let error = check_keys(&id, &["id".to_string()], &changes).expect_err("no key");
+        assert!(error.to_string().contains("a record has no `id`") && error.to_string().contains("abéé"), "{error}");
+    }
 }

@@ -24,6 +24,7 @@ use connector_core::metadata_column::METADATA_PREFIX;
 use connector_core::schema::{Column, TableId, TableSchema};
 use serde_json::Value;
 
+use crate::excerpt::excerpt;
 use crate::stream::{RecordChange, StreamShape};
 
 /// The Arrow type of timestamps: microseconds in UTC, like the other connectors.
@@ -124,11 +125,7 @@ impl StreamSchema {
 
 /// The error for a value its column cannot hold.
 pub fn incompatible_value(id: &TableId, column: &Column, value: &Value) -> Error {
-    let mut shown = value.to_string();
-    if shown.len() > 60 {
-        shown.truncate(60);
-        shown.push('…');
-    }
+    let shown = excerpt(value.to_string(), 60);
     Error::schema(
         id,
         format!(
@@ -147,6 +144,16 @@ mod tests {
     use super::*;
     use connector_core::change::Operation;
     use serde_json::json;
+
+    #[test]
+    fn saas_incompatible_value_message_cuts_long_text_on_a_character_boundary() {
+        let id = TableId::new("rest", "items");
+        let column = Column::new("count", connector_core::arrow::datatypes::DataType::Int64, "int64");
+        // `"` then two-byte characters: byte 60 falls inside one.
+        let error = incompatible_value(&id, &column, &json!("é".repeat(50)));
+        assert!(error.to_string().contains("field `count` holds \"ééé"), "{error}");
+        assert!(error.to_string().contains('…'), "{error}");
+    }
 
     fn change(value: Value) -> RecordChange {
         RecordChange::upsert(Operation::Update, value.as_object().cloned().expect("object"))

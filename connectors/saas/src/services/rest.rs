@@ -36,6 +36,7 @@ use futures::future::BoxFuture;
 use reqwest::header::HeaderMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use url::Url;
 
 use super::{state_error, unexpected_answer};
 use crate::client::{ApiClient, ApiRequest};
@@ -222,7 +223,10 @@ impl StreamReader for RestStream {
                     }
                 }
             }
-            let (token, done) = self.next_page_token(&state, &response.body, &response.headers, records.len());
+            // Relative `Link` targets resolve against the URL the page came from.
+            let page_url = client.base_url().join(&request.url).unwrap_or_else(|_| client.base_url().clone());
+            let (token, done) =
+                self.next_page_token(&state, &response.body, &response.headers, &page_url, records.len())?;
             let page = match (&self.settings.paging, done) {
                 (_, false) => token,
                 // A cursor export resumes from its newest cursor once caught up.
@@ -289,9 +293,10 @@ impl RestStream {
         state: &RestState,
         body: &Value,
         headers: &HeaderMap,
+        page_url: &Url,
         count: usize,
-    ) -> (Option<Value>, bool) {
-        match &self.settings.paging {
+    ) -> Result<(Option<Value>, bool)> {
+        Ok(match &self.settings.paging {
             Paging::None => (None, true),
             Paging::Cursor { cursor, stop, .. } => {
                 let stopped = stop.as_deref().and_then(|stop| value_at(body, stop)).and_then(Value::as_bool);
@@ -310,11 +315,12 @@ impl RestStream {
                 ((!done).then(|| Value::from(page + 1)), done)
             }
             Paging::Link => {
-                let next = next_link(headers);
+                let next =
+                    next_link(headers, page_url).map_err(|what| unexpected_answer(KIND, &self.shape.name, what))?;
                 let done = next.is_none();
-                (next.map(Value::from), done)
+                (next.map(|url| Value::from(url.to_string())), done)
             }
-        }
+        })
     }
 }
 
@@ -335,18 +341,18 @@ fn format_time(micros: i64, format: TimeFormat) -> String {
     }
 }
 
-/// The `rel="next"` target of RFC 8288 `Link` headers.
-fn next_link(headers: &HeaderMap) -> Option<String> {
-    headers.get_all(reqwest::header::LINK).iter().filter_map(|value| value.to_str().ok()).find_map(|value| {
-        value.split(',').find_map(|link| {
-            let (target, parameters) = link.trim().split_once(';')?;
-            let is_next = parameters.split(';').any(|parameter| {
-                let parameter = parameter.trim().replace(' ', "");
-                parameter == "rel=\"next\"" || parameter == "rel=next"
-            });
-            is_next.then(|| target.trim().trim_start_matches('<').trim_end_matches('>').to_string())
-        })
-    })
+/// The `rel="next"` target of RFC 8288 `Link` headers, resolved against `page_url`; a header that is not a
+/// list of links is an error rather than the end of the pass, which would silently skip the pages after it.
+fn next_link(headers: &HeaderMap, page_url: &Url) -> std::result::Result<Option<Url>, String> {
+    for value in headers.get_all(reqwest::header::LINK) {
+        let text = value.to_str().map_err(|_| "a Link header is not ASCII text".to_string())?;
+        let links = http_link::parse_link_header(text, page_url)
+            .map_err(|cause| format!("the Link header `{text}` is not a list of RFC 8288 links ({cause})"))?;
+        if let Some(next) = links.into_iter().find(|link| link.rel == "next") {
+            return Ok(Some(next.target));
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -356,15 +362,26 @@ mod tests {
 
     #[test]
     fn saas_link_headers_give_the_next_page() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            reqwest::header::LINK,
-            HeaderValue::from_static(
-                "<https://api.example.com/items?page=1>; rel=\"prev\", <https://api.example.com/items?page=3>; rel=\"next\"",
+        let page = Url::parse("https://api.example.com/v2/items?page=2").expect("url");
+        let next = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(reqwest::header::LINK, HeaderValue::from_static(value));
+            next_link(&headers, &page).map(|next| next.map(String::from))
+        };
+        assert_eq!(
+            next(
+                "<https://api.example.com/items?page=1>; rel=\"prev\", <https://api.example.com/items?page=3>; rel=\"next\""
             ),
+            Ok(Some("https://api.example.com/items?page=3".to_string()))
         );
-        assert_eq!(next_link(&headers).as_deref(), Some("https://api.example.com/items?page=3"));
-        assert_eq!(next_link(&HeaderMap::new()), None);
+        // Commas inside a target, a relation among others, a relative target.
+        assert_eq!(
+            next("<https://api.example.com/items?fields=id,name&page=3>; rel=\"next last\", <https://x/>; rel=first"),
+            Ok(Some("https://api.example.com/items?fields=id,name&page=3".to_string()))
+        );
+        assert_eq!(next("<items?page=3>; rel=next"), Ok(Some("https://api.example.com/v2/items?page=3".to_string())));
+        assert_eq!(next_link(&HeaderMap::new(), &page), Ok(None));
+        assert!(next("https://api.example.com/items?page=3; rel=next").is_err());
     }
 
     #[test]
