@@ -30,7 +30,7 @@ use crate::support::load::{
 use crate::support::s3::S3Server;
 use crate::support::saas::{assert_table_matches, succeed, sync_command};
 use crate::support::servers::{mariadb, postgres};
-use crate::support::tcp_proxy::TcpProxy;
+use crate::support::tcp_proxy::{TcpProxy, address_of, mysql_over_tcp};
 
 fn trials() -> usize {
     std::env::var("CONNECTOR_CHAOS_TRIALS").ok().and_then(|text| text.parse().ok()).unwrap_or(10)
@@ -114,12 +114,6 @@ async fn postgres_chaos_sigkill_at_random_moments_loses_and_doubles_nothing() {
     eprintln!("postgres chaos: {} trials, {kills} kills, lake equal to the source", trials());
 }
 
-/// `host:port` of a URL, for a proxy in front of it.
-fn address_of(url: &str) -> String {
-    let url = url::Url::parse(url).expect("url");
-    format!("{}:{}", url.host_str().expect("host"), url.port_or_known_default().expect("port"))
-}
-
 /// `command` writing to the S3 endpoint at `endpoint` (moto's test credentials).
 fn against_store(mut command: Command, endpoint: &str) -> Command {
     command
@@ -141,7 +135,7 @@ async fn mysql_chaos_network_cuts_to_the_server_and_the_object_store_lose_and_do
     // The connector reaches both the database and the object store through proxies that reset connections.
     let server_link = TcpProxy::start(address_of(db.admin_url())).await;
     let store_link = TcpProxy::start(address_of(&store.endpoint)).await;
-    let url_through_proxy = server_link.url_through(db.admin_url());
+    let url_through_proxy = mysql_over_tcp(&server_link.url_through(db.admin_url()));
     let store_through_proxy = store_link.url_through(&store.endpoint);
     let lake = Path::new("s3://chaos/lake");
     let through_proxies = ["mysql", "--url", &url_through_proxy, "--tables", &tables];

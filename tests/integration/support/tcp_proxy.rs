@@ -11,6 +11,20 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+/// `host:port` of a URL, for a proxy in front of it.
+pub fn address_of(url: &str) -> String {
+    let url = url::Url::parse(url).expect("url");
+    format!("{}:{}", url.host_str().expect("host"), url.port_or_known_default().expect("port"))
+}
+
+/// A `mysql://` URL that stays on TCP even to this machine: mysql_async otherwise moves a loopback connection
+/// to the server's Unix socket (its `prefer_socket`), around any proxy on the way.
+pub fn mysql_over_tcp(url: &str) -> String {
+    let mut url = url::Url::parse(url).expect("url");
+    url.query_pairs_mut().append_pair("prefer_socket", "false");
+    url.to_string()
+}
+
 pub struct TcpProxy {
     pub port: u16,
     silent: Arc<AtomicBool>,
