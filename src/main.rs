@@ -10,6 +10,7 @@ mod source_registry;
 use std::process::ExitCode;
 
 use clap::Parser;
+use connector_core::caught_panic;
 use connector_core::error::{Error, ErrorKind};
 
 fn main() -> ExitCode {
@@ -47,16 +48,15 @@ fn exit_code_for(error: &Error) -> ExitCode {
     }
 }
 
-/// A panic is a bug: say so in one line instead of a backtrace.
+/// A panic is a bug: say so in one line instead of a backtrace. Panics a connector catches (`caught_panic`)
+/// print nothing: the error they become says what happened.
 fn install_panic_message() {
     std::panic::set_hook(Box::new(|info| {
+        if caught_panic::is_caught() {
+            return;
+        }
         let location = info.location().map(|at| format!(" at {}:{}", at.file(), at.line())).unwrap_or_default();
-        let message = info
-            .payload()
-            .downcast_ref::<&str>()
-            .map(|text| text.to_string())
-            .or_else(|| info.payload().downcast_ref::<String>().cloned())
-            .unwrap_or_default();
+        let message = caught_panic::panic_message(info.payload());
         eprintln!("error: internal error{location}: {message}; this is a bug, please report it with the log");
     }));
 }

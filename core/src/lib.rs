@@ -2,6 +2,7 @@
 //! with its exactly-once bookkeeping, configuration and scheduling. It knows no database.
 
 pub mod backoff;
+pub mod caught_panic;
 pub mod change;
 pub mod change_buffer;
 pub mod config;

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use connector_core::schema::TableId;
 
+use crate::support::binlog_tamperer::BinlogTamperer;
 use crate::support::certificates::certificate_of_another_authority;
 use crate::support::connector_process::{
     CONVERGENCE_DEADLINE, difference, has_parquet, resync, terminate, wait_for_exit,
@@ -14,6 +15,7 @@ use crate::support::connector_process::{
 use crate::support::delta::{TempLake, read_rows};
 use crate::support::load::as_sorted_text;
 use crate::support::servers::{MySqlDatabase, MySqlReplica, PrivateMariaDb, mariadb};
+use crate::support::tcp_proxy::address_of;
 
 const CONNECTOR: &str = env!("CARGO_BIN_EXE_connector");
 
@@ -1114,4 +1116,46 @@ async fn mysql_a_large_table_is_copied_in_key_ranges_while_it_changes() {
         stderr.contains(&format!("copying in ranges table={}.wide", db.name())) && stderr.contains("connections=4"),
         "{stderr}"
     );
+}
+
+/// The Delta log's commits of `table`, to check a failed run committed nothing.
+fn commits_of(db: &MySqlDatabase, lake: &TempLake, table: &str) -> usize {
+    let log = lake.table_url(&table_id(db, table)).to_file_path().expect("local").join("_delta_log");
+    std::fs::read_dir(log)
+        .expect("the table's log")
+        .flatten()
+        .filter(|entry| entry.path().extension().is_some_and(|extension| extension == "json"))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_binlog_event_damaged_in_transit_stops_the_sync_without_a_panic_or_a_commit() {
+    let db = mariadb().await;
+    db.execute("CREATE TABLE damaged (id INT PRIMARY KEY, note VARCHAR(20))").await;
+    db.execute("INSERT INTO damaged VALUES (1, 'copied')").await;
+    let lake = TempLake::new();
+    sync_once(&db, lake.dir.path(), &["damaged"]);
+    let commits = commits_of(&db, &lake, "damaged");
+    db.execute("INSERT INTO damaged VALUES (2, 'streamed')").await;
+
+    // The rows event of that insert reaches the connector claiming 1000 bytes more than its packet holds.
+    let tamperer = BinlogTamperer::start(address_of(db.admin_url())).await;
+    let mut command = Command::new(CONNECTOR);
+    command
+        .args(["sync", "mysql", "--url", &tamperer.url_through(db.admin_url()), "--tables"])
+        .arg(format!("{}.damaged", db.name()))
+        .arg("--dest")
+        .arg(lake.dir.path())
+        .args(["--pipeline", "test"]);
+    let output = tokio::task::spawn_blocking(move || command.output()).await.expect("join").expect("run connector");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "a damaged event must fail the sync as a source error: {stderr}");
+    assert!(stderr.contains("malformed binlog event"), "{stderr}");
+    assert!(stderr.contains("resumes from its last commit"), "the error must say nothing is lost: {stderr}");
+    assert!(!stderr.contains("internal error"), "a server's bytes are no bug of the connector: {stderr}");
+    assert_eq!(commits_of(&db, &lake, "damaged"), commits, "the failed run committed: {stderr}");
+
+    // Read undamaged, the same event lands.
+    sync_once(&db, lake.dir.path(), &["damaged"]);
+    assert_equal(&db, &lake, "damaged", &["id", "note"]).await;
 }

@@ -19,7 +19,6 @@ use connector_core::gtid_state::GtidState;
 use connector_core::pipeline::{Shutdown, SyncMode, commit_check_period};
 use connector_core::position::{BinlogPosition, SourcePosition};
 use connector_core::schema::{TableId, TableSchema};
-use futures::StreamExt;
 use mysql_async::binlog::events::{BinlogEventHeader, Event, EventData, RowsEventData, TableMapEvent};
 use mysql_async::binlog::row::BinlogRow;
 use mysql_async::binlog::value::BinlogValue;
@@ -34,6 +33,7 @@ use crate::config::{HEARTBEAT_INTERVAL, MySqlConfig};
 use crate::connection;
 use crate::ddl::{TableStatement, classify};
 use crate::earlier_rows::fill_earlier_rows;
+use crate::event_reader::next_event;
 use crate::gtid::{MARIADB_GTID_EVENT, MARIADB_GTID_LIST_EVENT, decode_gtid_event, decode_gtid_list};
 use crate::json_text::mysql_json_text;
 use crate::mapped_tables::MappedTables;
@@ -221,9 +221,9 @@ impl<'a> BinlogReader<'a> {
                     }
                     continue;
                 }
-                event = stream.next() => event,
+                event = next_event(&mut stream) => event,
             };
-            let event = match event {
+            let event = match event.map_err(|malformed| malformed.into_error(&self.received))? {
                 Some(Ok(event)) => event,
                 Some(Err(cause)) => return Err(self.stream_error(cause)),
                 None => {

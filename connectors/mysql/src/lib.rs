@@ -13,6 +13,7 @@ pub mod config;
 pub mod connection;
 pub mod ddl;
 pub mod earlier_rows;
+mod event_reader;
 pub mod gtid;
 pub mod json_text;
 pub mod mapped_tables;
