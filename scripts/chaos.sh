@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Chaos: for each database source and the Stripe emulator, a write load runs while the connector is killed with SIGKILL at random
-# moments and restarted at once, TRIALS times (default 100), and (MySQL) its connections to the database and the
-# S3 store are reset at random moments as often; then the lake must equal the source row by row.
+# moments and restarted at once, TRIALS times (default 100), and its connections to the database or API
+# (and, for MySQL, the S3 store) are reset at random moments as often; then the lake must equal the source row by row.
 # CI runs the same tests with 10 trials each (scripts/test.sh). Usage: scripts/chaos.sh [TRIALS]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -16,6 +16,8 @@ missing=()
 command -v pg_ctl >/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing+=(postgresql)
 command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
 command -v mariadb >/dev/null || missing+=(mariadb-client)
+# libfuzzer-sys compiles libFuzzer (the fuzz step below).
+command -v c++ >/dev/null || missing+=(g++)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]}"
   as_root apt-get update -qq
@@ -52,4 +54,11 @@ if [ -z "${CONNECTOR_TEST_MYSQL_URL:-}" ]; then
   else
     echo "warning: no MySQL server could be fetched or started (see $mysql_dir.log): MySQL tests ran against MariaDB only"
   fi
+fi
+
+# Every fuzz target for 30 s from its committed seeds (scripts/fuzz.sh: a panic or an allocation over 256 MiB
+# fails the run). The first build of the targets takes about half an hour on a fresh 2-core machine, later ones a
+# few minutes (its own target directory, $HOME/.cache/connector-fuzz-target). CONNECTOR_SKIP_FUZZ=1 skips it.
+if [ -z "${CONNECTOR_SKIP_FUZZ:-}" ]; then
+  scripts/fuzz.sh 30
 fi

@@ -12,7 +12,7 @@
 //! 100).
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -28,7 +28,7 @@ use crate::support::load::{
     mysql_load_table_list, mysql_load_tables, mysql_write_load, pgbench, pgbench_tables,
 };
 use crate::support::s3::S3Server;
-use crate::support::saas::{assert_table_matches, succeed, sync_command};
+use crate::support::saas::{assert_table_matches, pipelines_file, run_command, succeed, sync_command};
 use crate::support::servers::{mariadb, postgres};
 use crate::support::tcp_proxy::{TcpProxy, address_of, mysql_over_tcp};
 
@@ -125,6 +125,36 @@ fn against_store(mut command: Command, endpoint: &str) -> Command {
     command
 }
 
+/// What [`cut_at_random_moments`] did.
+struct NetworkChaos {
+    /// Cuts per link, in the order given.
+    cuts: Vec<u32>,
+    /// Runs of the connector that ended with an error (a supervisor restarted each).
+    failed_runs: u32,
+}
+
+/// Runs the connector `start`s, resetting every connection of one of `links` (chosen at random) at random
+/// moments, [`trials`] times, and restarting the connector whenever it stops, as a supervisor would; then stops
+/// the last run with SIGTERM.
+async fn cut_at_random_moments(start: impl Fn() -> Child, links: &[&TcpProxy]) -> NetworkChaos {
+    let mut chaos = NetworkChaos { cuts: vec![0; links.len()], failed_runs: 0 };
+    let mut child = start();
+    for _ in 0..trials() {
+        // The random moment of the cut is the point of the test, not a wait for something to happen.
+        tokio::time::sleep(random_lifetime()).await;
+        let link = fastrand::usize(..links.len());
+        links[link].cut();
+        chaos.cuts[link] += 1;
+        if let Some(status) = child.try_wait().expect("poll the connector") {
+            chaos.failed_runs += u32::from(!status.success());
+            child = start();
+        }
+    }
+    terminate(&child);
+    chaos.failed_runs += u32::from(!wait_for_exit(&mut child).success());
+    chaos
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_chaos_network_cuts_to_the_server_and_the_object_store_lose_and_double_nothing() {
     let db = mariadb().await;
@@ -144,28 +174,9 @@ async fn mysql_chaos_network_cuts_to_the_server_and_the_object_store_lose_and_do
 
     let stop = StopFlag::default();
     let load = tokio::spawn(mysql_write_load(db.connect().await, rows, stop.clone()));
-    let (mut server_cuts, mut store_cuts, mut failed_runs) = (0, 0, 0);
-    let mut child = start();
-    for _ in 0..trials() {
-        // The random moment of the cut is the point of the test, not a wait for something to happen.
-        tokio::time::sleep(random_lifetime()).await;
-        if fastrand::bool() {
-            server_link.cut();
-            server_cuts += 1;
-        } else {
-            store_link.cut();
-            store_cuts += 1;
-        }
-        // A supervisor restarts a connector that stopped on a broken connection.
-        if let Some(status) = child.try_wait().expect("poll the connector") {
-            failed_runs += u32::from(!status.success());
-            child = start();
-        }
-    }
+    let chaos = cut_at_random_moments(start, &[&server_link, &store_link]).await;
     stop.stop();
     let committed = load.await.expect("the load ran");
-    terminate(&child);
-    failed_runs += u32::from(!wait_for_exit(&mut child).success());
     assert!(server_link.connections() > 1, "no cut reached the database connections");
 
     let direct = ["mysql", "--url", db.admin_url(), "--tables", &tables];
@@ -176,8 +187,47 @@ async fn mysql_chaos_network_cuts_to_the_server_and_the_object_store_lose_and_do
     };
     assert_mysql_load_landed_in(&db, &lake, committed).await;
     eprintln!(
-        "mysql network chaos: {server_cuts} database cuts, {store_cuts} object-store cuts, {failed_runs} runs \
-         ended by them, {committed} transactions, lake equal to the source"
+        "mysql network chaos: {} database cuts, {} object-store cuts, {} runs ended by them, {committed} \
+         transactions, lake equal to the source",
+        chaos.cuts[0], chaos.cuts[1], chaos.failed_runs
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_chaos_network_cuts_to_the_server_lose_and_double_nothing() {
+    let db = postgres().await;
+    pgbench_tables(&db).await;
+    let lake = TempLake::new();
+    // The replication and SQL connections reach the server through a proxy that resets them; the server's
+    // walsender then holds the slot until it notices, which a restarted connector waits out.
+    let server_link = TcpProxy::start(address_of(db.url())).await;
+    let url_through_proxy = server_link.url_through(db.url());
+    let through_proxy = ["postgres", "--url", &url_through_proxy, "--tables", PGBENCH_TABLES];
+    let start = || {
+        connector_sync(&through_proxy, lake.dir.path(), "chaos", &["--continuous"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start")
+    };
+
+    // Longer than the trials can take; killed once they are done.
+    let mut load = pgbench(&db, Duration::from_secs(3_600))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start pgbench");
+    let chaos = cut_at_random_moments(start, &[&server_link]).await;
+    load.kill().expect("stop pgbench");
+    load.wait().expect("reap pgbench");
+    assert!(server_link.connections() > 1, "no cut reached the database connections");
+
+    let direct = ["postgres", "--url", db.url(), "--tables", PGBENCH_TABLES];
+    run_to_end(connector_sync(&direct, lake.dir.path(), "chaos", &["--once"]));
+    assert_pgbench_landed(&db, &lake).await;
+    eprintln!(
+        "postgres network chaos: {} cuts, {} runs ended by them, lake equal to the source",
+        chaos.cuts[0], chaos.failed_runs
     );
 }
 
@@ -195,25 +245,8 @@ async fn saas_chaos_sigkill_at_random_moments_loses_and_doubles_nothing() {
     let sync =
         || sync_command("stripe", &stripe, lake.dir.path(), "customers,invoices", &key, &["--batch-records", "500"]);
 
-    // Records change all along: the API's side of a write load.
     let stop = Arc::new(AtomicBool::new(false));
-    let changes = {
-        let (stripe, stop) = (stripe.clone(), stop.clone());
-        std::thread::spawn(move || {
-            let mut rounds = 0;
-            while !stop.load(Ordering::Relaxed) {
-                stripe.update("customers", 5);
-                stripe.delete("customers", 1);
-                stripe.create("customers", 2);
-                stripe.update("invoices", 3);
-                stripe.delete("invoices", 1);
-                rounds += 1;
-                // Pacing of the load, not a wait for anything.
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            rounds
-        })
-    };
+    let changes = stripe_changes(stripe.clone(), stop.clone());
     // `--pipeline test` is what sync_command names the pipeline.
     let kills = kill_and_restart(sync, || resync_command(lake.dir.path(), "test", "stripe.customers")).await;
     stop.store(true, Ordering::Relaxed);
@@ -222,4 +255,65 @@ async fn saas_chaos_sigkill_at_random_moments_loses_and_doubles_nothing() {
     assert_table_matches(&lake, &stripe, "stripe", "customers", "name").await;
     assert_table_matches(&lake, &stripe, "stripe", "invoices", "description").await;
     eprintln!("saas chaos: {} trials, {kills} kills, {rounds} rounds of changes, lake equal to the API", trials());
+}
+
+/// The Stripe emulator behind a proxy that resets the connector's connections at random moments while records
+/// change: requests cut off are retried, a run stopped by a cut is restarted, and the lake must end equal to
+/// the API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saas_chaos_network_cuts_to_the_api_lose_and_double_nothing() {
+    let stripe = Arc::new(
+        Emulator::start(EmulatorOptions {
+            page_delay: Duration::from_millis(5),
+            ..EmulatorOptions::new(Service::Stripe, 3_000)
+        })
+        .expect("start emulator"),
+    );
+    let api_link = TcpProxy::start(address_of(&stripe.base_url())).await;
+    let lake = TempLake::new();
+    // `connector run` polls every 200 ms, so that cuts come while requests are in flight, not between passes.
+    let profile = format!(
+        "kind = \"stripe\"\nbase_url = \"{}\"\npoll_interval = \"200ms\"\nbatch_records = 500",
+        api_link.url_through(&stripe.base_url())
+    );
+    let config = pipelines_file(&lake, "billing", &profile, "\"customers\", \"invoices\"", "continuous");
+    let key = [("STRIPE_API_KEY", STRIPE_API_KEY)];
+    let start = || run_command(&config, &key).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let changes = stripe_changes(stripe.clone(), stop.clone());
+    let chaos = cut_at_random_moments(start, &[&api_link]).await;
+    stop.store(true, Ordering::Relaxed);
+    let rounds = changes.join().expect("the changes ran");
+    assert!(api_link.connections() > 1, "no cut reached the API connections");
+
+    succeed(&mut sync_command("stripe", &stripe, lake.dir.path(), "customers,invoices", &key, &[]));
+    assert_table_matches(&lake, &stripe, "stripe", "customers", "name").await;
+    assert_table_matches(&lake, &stripe, "stripe", "invoices", "description").await;
+    eprintln!(
+        "saas network chaos: {} cuts, {} connections, {} runs ended by them, {rounds} rounds of changes, lake \
+         equal to the API",
+        chaos.cuts[0],
+        api_link.connections(),
+        chaos.failed_runs
+    );
+}
+
+/// Records created, updated and deleted all along until `stop`: the API's side of a write load. Returns the
+/// rounds of changes made.
+fn stripe_changes(stripe: Arc<Emulator>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u32> {
+    std::thread::spawn(move || {
+        let mut rounds = 0;
+        while !stop.load(Ordering::Relaxed) {
+            stripe.update("customers", 5);
+            stripe.delete("customers", 1);
+            stripe.create("customers", 2);
+            stripe.update("invoices", 3);
+            stripe.delete("invoices", 1);
+            rounds += 1;
+            // Pacing of the load, not a wait for anything.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        rounds
+    })
 }

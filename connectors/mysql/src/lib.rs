@@ -16,6 +16,7 @@ pub mod earlier_rows;
 mod event_reader;
 pub mod gtid;
 pub mod json_text;
+mod label_lists;
 pub mod mapped_tables;
 pub mod pipeline;
 mod read_buffer;

@@ -11,6 +11,7 @@ use mysql_async::binlog::events::{OptionalMetadataField, TableMapEvent};
 use mysql_async::consts::ColumnType;
 
 use crate::changes::TableShape;
+use crate::label_lists::check_label_lists;
 use crate::types::{BinlogColumn, MySqlType};
 
 /// Collation id → character set name, from `information_schema.COLLATIONS`.
@@ -58,6 +59,8 @@ pub fn shape_of(
     let sets: Vec<usize> = (0..count).filter(|&index| types[index] == ColumnType::MYSQL_TYPE_SET).collect();
     let malformed =
         |cause: std::io::Error| Error::state(format!("the binlog's table map of {id} is malformed: {cause}"));
+    check_label_lists(map)
+        .map_err(|what| Error::state(format!("the binlog's table map of {id} is malformed: {what}")))?;
     for field in map.iter_optional_meta() {
         match field.map_err(malformed)? {
             OptionalMetadataField::Signedness(flags) => {
