@@ -42,9 +42,15 @@ fn main() -> ExitCode {
 
 /// 2 when the user must change the command or configuration, 1 for everything else.
 fn exit_code_for(error: &Error) -> ExitCode {
+    ExitCode::from(exit_status_for(error))
+}
+
+/// [`exit_code_for`] as a number, so that several failures can be compared (`run --once` exits with the
+/// most telling).
+fn exit_status_for(error: &Error) -> u8 {
     match error.kind() {
-        ErrorKind::Config => ExitCode::from(2),
-        ErrorKind::Source | ErrorKind::Destination | ErrorKind::State | ErrorKind::Schema => ExitCode::from(1),
+        ErrorKind::Config => 2,
+        ErrorKind::Source | ErrorKind::Destination | ErrorKind::State | ErrorKind::Schema => 1,
     }
 }
 

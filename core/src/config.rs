@@ -261,6 +261,36 @@ impl Pipeline {
     }
 }
 
+/// The change memory budget in bytes that `batch_mib` (`--batch-mib`) sets, or `default` when unset. Zero is
+/// refused rather than raised to a minimum, and so is a budget too large to count in bytes: either is a typo the
+/// user should see, not a silent choice.
+pub fn batch_bytes(batch_mib: Option<usize>, default: usize, at: &str) -> Result<usize> {
+    const MIB: usize = 1024 * 1024;
+    match batch_mib {
+        None => Ok(default),
+        Some(mib) => mib.checked_mul(MIB).filter(|_| mib > 0).ok_or_else(|| {
+            Error::config(format!(
+                "{at}: batch_mib (--batch-mib) = {mib} is not a memory budget; give a number of MiB from 1 to {} \
+                 (default {})",
+                usize::MAX / MIB,
+                default / MIB
+            ))
+        }),
+    }
+}
+
+/// The rows per copied key range that `copy_range_rows` (`--copy-range-rows`) sets, or `default` when unset;
+/// zero is refused (a range must hold a row).
+pub fn copy_range_rows(rows: Option<u64>, default: u64, at: &str) -> Result<u64> {
+    match rows {
+        None => Ok(default),
+        Some(0) => Err(Error::config(format!(
+            "{at}: copy_range_rows (--copy-range-rows) = 0 is not a range size; give 1 or more rows (default {default})"
+        ))),
+        Some(rows) => Ok(rows),
+    }
+}
+
 /// The profile and pipeline a command names by a source URL and a pipeline name alone, for commands that reach
 /// the source but capture nothing (`drop`, `status`).
 pub fn command_line_source(kind: &str, url: &str, pipeline: &str) -> (Profile, Pipeline) {

@@ -46,3 +46,23 @@ impl Default for TableOptions {
         }
     }
 }
+
+/// The columns a `key` option names, checked against the table's `columns`: one the table lacks is the user's
+/// mistake in `pipelines.toml` (a configuration error, exit 2), named with the columns there are.
+pub fn checked_key_option(
+    table: &crate::schema::TableId,
+    key: &[String],
+    columns: &[crate::schema::Column],
+) -> crate::error::Result<Vec<String>> {
+    for name in key {
+        if !columns.iter().any(|column| &column.name == name) {
+            let names: Vec<&str> = columns.iter().map(|column| column.name.as_str()).collect();
+            return Err(crate::error::Error::config(format!(
+                "key column `{name}` is not a column of {table} (its columns: {}); fix `key` in \
+                 tables_options.\"{table}\" of pipelines.toml",
+                names.join(", ")
+            )));
+        }
+    }
+    Ok(key.to_vec())
+}

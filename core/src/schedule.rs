@@ -35,7 +35,7 @@ impl FromStr for Schedule {
             let cron: Cron = pattern
                 .trim()
                 .parse()
-                .map_err(|error| format!("`{pattern}` is not a cron pattern ({error}); {help}"))?;
+                .map_err(|error| format!("`{}` is not a cron pattern ({error}); {help}", pattern.trim()))?;
             return Ok(Schedule::Cron(Box::new(cron)));
         }
         let interval = text.strip_prefix("every ").unwrap_or(text).trim();

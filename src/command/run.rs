@@ -40,7 +40,8 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs every pipeline once, concurrently; failures are reported and make the exit code non-zero.
+/// Runs every pipeline once, concurrently; failures are reported and make the exit code non-zero: 2 when one
+/// of them needs a configuration change, as a single `sync` would exit, else 1.
 async fn run_each_once(scheduled: Vec<ScheduledPipeline>, shutdown: connector_core::pipeline::Shutdown) -> ExitCode {
     let mut runs = tokio::task::JoinSet::new();
     for entry in scheduled {
@@ -50,20 +51,20 @@ async fn run_each_once(scheduled: Vec<ScheduledPipeline>, shutdown: connector_co
             (entry.pipeline.name().to_string(), outcome)
         });
     }
-    let mut failed = 0;
+    let mut status = 0;
     while let Some(joined) = runs.join_next().await {
         match joined {
             Ok((name, Ok(report))) => print!("{name}:\n{report}"),
             Ok((name, Err(failure))) => {
-                failed += 1;
+                status = status.max(crate::exit_status_for(&failure));
                 error!(pipeline = %name, error = %failure.report(), "sync failed");
                 eprintln!("error: pipeline {name}: {}", failure.report());
             }
             Err(panic) => {
-                failed += 1;
+                status = status.max(1);
                 eprintln!("error: a pipeline ended abnormally: {panic}");
             }
         }
     }
-    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) }
+    ExitCode::from(status)
 }

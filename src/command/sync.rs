@@ -19,7 +19,7 @@ pub async fn sync(args: SyncArgs) -> Result<ExitCode> {
             let mut settings = toml::Table::new();
             settings.insert("url".into(), postgres.url.into());
             if let Some(mib) = postgres.batch_mib {
-                settings.insert("batch_mib".into(), toml::Value::Integer(mib as i64));
+                settings.insert("batch_mib".into(), toml::Value::Integer(i64::try_from(mib).unwrap_or(i64::MAX)));
             }
             if let Some(rows) = postgres.copy_range_rows {
                 settings.insert("copy_range_rows".into(), toml::Value::Integer(rows.min(i64::MAX as u64) as i64));
@@ -33,7 +33,7 @@ pub async fn sync(args: SyncArgs) -> Result<ExitCode> {
             let mut settings = toml::Table::new();
             settings.insert("url".into(), mysql.url.into());
             if let Some(mib) = mysql.batch_mib {
-                settings.insert("batch_mib".into(), toml::Value::Integer(mib as i64));
+                settings.insert("batch_mib".into(), toml::Value::Integer(i64::try_from(mib).unwrap_or(i64::MAX)));
             }
             if let Some(rows) = mysql.copy_range_rows {
                 settings.insert("copy_range_rows".into(), toml::Value::Integer(rows.min(i64::MAX as u64) as i64));

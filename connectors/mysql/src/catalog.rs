@@ -1,6 +1,7 @@
 //! Table shapes from `information_schema`, for the snapshot and for naming what a pipeline captures.
 
 use connector_core::error::{Error, ErrorKind, Result, Retry};
+use connector_core::options::checked_key_option;
 use connector_core::schema::{Column, TableId, TableSchema};
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
@@ -82,7 +83,7 @@ pub async fn describe_table(conn: &mut Conn, table: &TableId, key_override: Opti
         types.push(mysql_type);
     }
     let primary_key = match key_override {
-        Some(key) => key.to_vec(),
+        Some(key) => checked_key_option(table, key, &columns)?,
         None => conn
             .exec(
                 "SELECT CAST(COLUMN_NAME AS CHAR) FROM information_schema.KEY_COLUMN_USAGE \

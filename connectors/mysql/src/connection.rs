@@ -129,12 +129,36 @@ pub async fn connect(config: &MySqlConfig, what: &str) -> Result<Conn> {
     };
     let conn = connected.map_err(|cause| match refused_tls(&cause) {
         Some(detail) => config.tls.handshake_failed(what, detail),
-        None => source_error(what, cause),
+        None => {
+            let fix = connection_fix(&cause);
+            let server = format!("{}:{}", config.connection.ip_or_hostname(), config.connection.tcp_port());
+            source_error(format!("{what} at {server} ({fix})"), cause)
+        }
     })?;
     if config.connection.pass().is_some() {
         warn_if_exposed(config, encrypted).await;
     }
     Ok(conn)
+}
+
+/// What to check when a connection fails, by the server's error code; an I/O error means it was not reached.
+fn connection_fix(cause: &mysql_async::Error) -> &'static str {
+    /// ER_ACCESS_DENIED_ERROR, ER_DBACCESS_DENIED_ERROR, ER_BAD_DB_ERROR.
+    const ACCESS_DENIED: u16 = 1045;
+    const DATABASE_ACCESS_DENIED: u16 = 1044;
+    const UNKNOWN_DATABASE: u16 = 1049;
+    match cause {
+        mysql_async::Error::Server(server) if server.code == ACCESS_DENIED => {
+            "check the user and password in the URL, and the host the account may connect from"
+        }
+        mysql_async::Error::Server(server)
+            if server.code == DATABASE_ACCESS_DENIED || server.code == UNKNOWN_DATABASE =>
+        {
+            "check the database named in the URL's path and the user's grants on it"
+        }
+        mysql_async::Error::Server(_) => "see the server's reason",
+        _ => "check the host and port in the URL, and that the server is running and accepts connections from here",
+    }
 }
 
 /// Warns (once per server) when the password went to another machine in plaintext or without certificate checks.

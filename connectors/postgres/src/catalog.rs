@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use connector_core::error::{Error, Result};
+use connector_core::options::checked_key_option;
 use connector_core::schema::{Column, TableId, TableSchema};
 use tokio_postgres::Client;
 use tracing::warn;
@@ -111,7 +112,7 @@ pub async fn describe_table(client: &Client, table: &TableId, key_override: Opti
         types.push(pg_type);
     }
     let primary_key: Vec<String> = match key_override {
-        Some(key) => key.to_vec(),
+        Some(key) => checked_key_option(table, key, &schema_columns)?,
         None => key_rows.iter().map(|row| row.get(0)).collect(),
     };
     fill_earlier_rows(client, oid, &mut schema_columns, &types).await?;

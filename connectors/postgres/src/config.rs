@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use connector_core::config::{Pipeline as PipelineConfig, Profile};
+use connector_core::config::{self, Pipeline as PipelineConfig, Profile};
 use connector_core::error::{Error, Result};
 use connector_core::options::TableOptions;
 use connector_core::schema::TableId;
@@ -123,8 +123,8 @@ impl PostgresConfig {
             slot,
             publication,
             commit_interval: DEFAULT_COMMIT_INTERVAL,
-            batch_bytes: raw.batch_mib.map_or(DEFAULT_BATCH_BYTES, |mib| mib.max(1) * 1024 * 1024),
-            copy_range_rows: raw.copy_range_rows.unwrap_or(DEFAULT_COPY_RANGE_ROWS).max(1),
+            batch_bytes: config::batch_bytes(raw.batch_mib, DEFAULT_BATCH_BYTES, &at)?,
+            copy_range_rows: config::copy_range_rows(raw.copy_range_rows, DEFAULT_COPY_RANGE_ROWS, &at)?,
             heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
         })
     }

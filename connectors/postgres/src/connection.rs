@@ -136,6 +136,19 @@ impl TlsSettings {
     }
 }
 
+/// What to check when a connection fails, by the server's SQLSTATE; without one the server was not reached.
+fn connection_fix(cause: &tokio_postgres::Error) -> &'static str {
+    use tokio_postgres::error::SqlState;
+    match cause.code() {
+        Some(code) if *code == SqlState::INVALID_PASSWORD || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION => {
+            "check the user and password in the URL, and the server's pg_hba.conf"
+        }
+        Some(code) if *code == SqlState::INVALID_CATALOG_NAME => "check the database named in the URL's path",
+        Some(_) => "see the server's reason",
+        None => "check the host and port in the URL, and that the server is running and accepts connections from here",
+    }
+}
+
 /// Opens a SQL connection whose I/O runs on its own task; it closes when the client is dropped.
 pub async fn connect(config: &PostgresConfig) -> Result<Client> {
     if config.connection.get_password().is_some() {
@@ -144,7 +157,10 @@ pub async fn connect(config: &PostgresConfig) -> Result<Client> {
     }
     let failed = |cause: tokio_postgres::Error| match refused_certificate(&cause) {
         Some(detail) => config.tls.handshake_failed(&format!("cannot connect to {}", config.url.redacted()), detail),
-        None => source_error(format!("cannot connect to {}", config.url.redacted()), cause),
+        None => {
+            let fix = connection_fix(&cause);
+            source_error(format!("cannot connect to {} ({fix})", config.url.redacted()), cause)
+        }
     };
     if config.tls.mode == TlsMode::Disable {
         let (client, connection) = config.connection.connect(NoTls).await.map_err(failed)?;

@@ -18,7 +18,7 @@ use crate::catalog::{SourceTable, describe_table, tables_of_schemas};
 use crate::changes::{PendingChanges, TableShape};
 use crate::config::PostgresConfig;
 use crate::connection::connect;
-use crate::setup::{check_server, check_table, ensure_publication, ensure_slot};
+use crate::setup::{check_server, check_table, ensure_publication, ensure_slot, existing_slot};
 use crate::snapshot::{copy_table, export_snapshot};
 use crate::stream::{ChangeStream, StreamedTable};
 
@@ -69,6 +69,9 @@ impl PostgresPipeline {
         // Before anything changes on the server: a slot that serves another pipeline or destination is refused.
         let recorded = binding::read(&sql, &config.publication, &config.slot).await?;
         binding::check(&recorded, &config.slot, &config.publication, &config.pipeline, &self.destination)?;
+        // A slot that cannot serve the pipeline (another plugin or database, its WAL removed) is refused before
+        // the publication is created, so the refusal leaves nothing behind.
+        existing_slot(&sql, &config.slot, &config.pipeline).await?;
         ensure_publication(&sql, &config.publication, &ids).await?;
         let slot = ensure_slot(&sql, &config.slot, &config.pipeline).await?;
 

@@ -178,6 +178,21 @@ pub struct SlotState {
 
 /// Reads the pipeline's slot, or creates it. A slot whose WAL was removed cannot resume.
 pub async fn ensure_slot(client: &Client, slot: &str, pipeline: &str) -> Result<SlotState> {
+    if let Some(state) = existing_slot(client, slot, pipeline).await? {
+        return Ok(state);
+    }
+    let created = client
+        .query_one("SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')", &[&slot])
+        .await
+        .map_err(|cause| source_error(format!("cannot create replication slot {slot}"), cause))?;
+    let lsn = parse_lsn(created.get(0))?;
+    info!(slot, lsn = %lsn, "created replication slot");
+    Ok(SlotState { confirmed_flush: lsn, created: true })
+}
+
+/// Reads the pipeline's slot without changing anything on the server: `None` when there is none, an error when
+/// it cannot serve the pipeline (another plugin, another database, its WAL removed).
+pub async fn existing_slot(client: &Client, slot: &str, pipeline: &str) -> Result<Option<SlotState>> {
     let row = client
         .query_opt(
             "SELECT plugin::text, confirmed_flush_lsn::text, wal_status, database::text = current_database() \
@@ -186,15 +201,7 @@ pub async fn ensure_slot(client: &Client, slot: &str, pipeline: &str) -> Result<
         )
         .await
         .map_err(|cause| source_error("cannot read replication slots", cause))?;
-    let Some(row) = row else {
-        let created = client
-            .query_one("SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')", &[&slot])
-            .await
-            .map_err(|cause| source_error(format!("cannot create replication slot {slot}"), cause))?;
-        let lsn = parse_lsn(created.get(0))?;
-        info!(slot, lsn = %lsn, "created replication slot");
-        return Ok(SlotState { confirmed_flush: lsn, created: true });
-    };
+    let Some(row) = row else { return Ok(None) };
     let plugin: Option<String> = row.get(0);
     if plugin.as_deref() != Some("pgoutput") {
         return Err(Error::config(format!(
@@ -216,7 +223,7 @@ pub async fn ensure_slot(client: &Client, slot: &str, pipeline: &str) -> Result<
         )));
     }
     let confirmed: Option<String> = row.get(1);
-    Ok(SlotState { confirmed_flush: parse_lsn(confirmed.as_deref().unwrap_or("0/0"))?, created: false })
+    Ok(Some(SlotState { confirmed_flush: parse_lsn(confirmed.as_deref().unwrap_or("0/0"))?, created: false }))
 }
 
 /// Waits until no connection holds `slot`. A connection that vanished without closing (a killed pod, a network

@@ -26,7 +26,12 @@ impl EvolutionPlan {
 }
 
 /// Compares the Delta schema with the incoming columns; errors name the column, both types and the fix.
-pub(crate) fn plan_evolution(table: &TableId, delta: &StructType, incoming: &SchemaRef) -> Result<EvolutionPlan> {
+pub(crate) fn plan_evolution(
+    table: &TableId,
+    pipeline: &str,
+    delta: &StructType,
+    incoming: &SchemaRef,
+) -> Result<EvolutionPlan> {
     let mut plan = EvolutionPlan::default();
     for field in incoming.fields() {
         let incoming_type = delta_type_of(table, field.name(), field.data_type())?;
@@ -43,7 +48,7 @@ pub(crate) fn plan_evolution(table: &TableId, delta: &StructType, incoming: &Sch
                     format!(
                         "column `{}` of {table} changed type from {} to {}, which Delta cannot hold without \
                          rewriting its values; stop the pipeline and resync the table \
-                         (connector resync --pipeline <name> --table {table})",
+                         (connector resync --pipeline {pipeline} --table {table})",
                         field.name(),
                         existing.data_type(),
                         incoming_type
@@ -132,6 +137,7 @@ mod tests {
         ]);
         let plan = plan_evolution(
             &table,
+            "shop",
             &delta,
             &incoming(vec![Field::new("id", ArrowType::Int64, true), Field::new("new", ArrowType::Utf8, true)]),
         )
@@ -144,10 +150,10 @@ mod tests {
     fn narrowing_is_not_a_change_but_incompatible_types_stop() {
         let table = TableId::new("public", "t");
         let delta = delta_schema(vec![StructField::new("id", DataType::LONG, true)]);
-        let plan = plan_evolution(&table, &delta, &incoming(vec![Field::new("id", ArrowType::Int16, true)]))
+        let plan = plan_evolution(&table, "shop", &delta, &incoming(vec![Field::new("id", ArrowType::Int16, true)]))
             .expect("narrower fits");
         assert!(plan.is_empty());
-        let error = plan_evolution(&table, &delta, &incoming(vec![Field::new("id", ArrowType::Utf8, true)]))
+        let error = plan_evolution(&table, "shop", &delta, &incoming(vec![Field::new("id", ArrowType::Utf8, true)]))
             .expect_err("long to string is not widening");
         let text = error.to_string();
         assert!(text.contains("`id`") && text.contains("resync"), "{text}");

@@ -29,7 +29,11 @@ impl Destination {
             _ => {
                 let path = Path::new(text);
                 std::fs::create_dir_all(path).map_err(|cause| {
-                    Error::config(format!("cannot create the destination directory `{text}`")).caused_by(cause)
+                    Error::config(format!(
+                        "cannot create the destination directory `{text}`; give --dest (`dest` in pipelines.toml) a \
+                         directory, or a path where one can be created"
+                    ))
+                    .caused_by(cause)
                 })?;
                 let absolute = std::fs::canonicalize(path).map_err(|cause| {
                     Error::config(format!("cannot resolve the destination directory `{text}`")).caused_by(cause)

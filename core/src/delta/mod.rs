@@ -386,12 +386,17 @@ impl DeltaTableWriter {
         Ok(outcome)
     }
 
+    /// The pipeline writing this table (its app id is `pipeline/table`), for the commands errors suggest.
+    fn pipeline(&self) -> &str {
+        self.app_id.rsplit_once('/').map_or(self.app_id.as_str(), |(pipeline, _)| pipeline)
+    }
+
     /// Brings the Delta schema in line with `schema`: adds new columns, widens widened ones (rewriting the
     /// table once), keeps dropped ones. A column added to the source after rows the table holds gets those rows'
     /// value in the same commit ([`EarlierRows`]). Incompatible changes stop the table with an actionable error.
     pub async fn evolve(&mut self, schema: &TableSchema) -> Result<()> {
         let delta_schema = self.delta_schema()?;
-        let plan = plan_evolution(&self.table_id, &delta_schema, &schema.arrow_schema())?;
+        let plan = plan_evolution(&self.table_id, self.pipeline(), &delta_schema, &schema.arrow_schema())?;
         if plan.is_empty() {
             return Ok(());
         }
@@ -406,7 +411,7 @@ impl DeltaTableWriter {
                 EarlierRows::Value(value) => filled.push((field.name().to_string(), value.clone())),
                 EarlierRows::Unknown(_) if !self.holds_rows()? => {}
                 EarlierRows::Unknown(reason) => {
-                    let pipeline = self.app_id.rsplit_once('/').map_or(self.app_id.as_str(), |(pipeline, _)| pipeline);
+                    let pipeline = self.pipeline();
                     return Err(Error::schema(
                         &self.table_id,
                         format!(

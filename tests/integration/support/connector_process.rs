@@ -59,3 +59,15 @@ pub fn resync(lake: &Path, pipeline: &str, table: &str) -> Output {
     assert!(output.status.success(), "resync failed: {}", String::from_utf8_lossy(&output.stderr));
     output
 }
+
+/// A run of the connector that must be refused: exit code `code`, one `error:` line whose text holds every
+/// fragment of `says` (what, where and the fix), and no panic. Returns stderr for further checks.
+pub fn assert_refused(what: &str, output: &Output, code: i32, says: &[&str]) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(code), "{what}: exit code; stderr: {stderr}");
+    assert!(!stderr.contains("internal error") && !stderr.contains("panicked"), "{what}: panicked: {stderr}");
+    for fragment in says {
+        assert!(stderr.contains(fragment), "{what}: stderr lacks `{fragment}`: {stderr}");
+    }
+    stderr
+}

@@ -175,3 +175,37 @@ pub fn python_reading(script: &str, url: &Url, install: &str) -> String {
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
+
+/// Every Delta commit file (`_delta_log/*.json`) under `dir`, at any depth, that wrote rows or a source
+/// position (an `add`, `remove` or `txn` action, or the connector's cursor in its commit info), sorted: empty
+/// when nothing was committed there, unchanged when a refused run committed nothing more. A commit that only
+/// created an empty table (protocol and schema) is not progress: it holds nothing a reader or a restart uses.
+pub fn delta_commits_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut commits = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(directory) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&directory) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if directory.file_name().is_some_and(|name| name == "_delta_log")
+                && path.extension().is_some_and(|ext| ext == "json")
+                && commits_progress(&path)
+            {
+                commits.push(path);
+            }
+        }
+    }
+    commits.sort();
+    commits
+}
+
+fn commits_progress(commit: &std::path::Path) -> bool {
+    let text = std::fs::read_to_string(commit).expect("read a Delta commit");
+    text.lines().filter(|line| !line.trim().is_empty()).any(|line| {
+        let action: serde_json::Value = serde_json::from_str(line).expect("a Delta commit line is JSON");
+        ["add", "remove", "txn"].iter().any(|kind| action.get(kind).is_some())
+            || action.pointer("/commitInfo/cdc.cursor").is_some()
+    })
+}

@@ -113,7 +113,7 @@ static LOCAL_MARIADB: Mutex<Weak<LocalServer>> = Mutex::const_new(Weak::new());
 pub async fn postgres() -> PostgresDatabase {
     let host = match external_server_url(POSTGRES_URL_VARIABLE) {
         Some(admin_url) => Host::External(admin_url),
-        None => Host::Local(shared_local_server(&LOCAL_POSTGRES, start_postgres()).await),
+        None => Host::Local(shared_local_server(&LOCAL_POSTGRES, start_postgres(&[])).await),
     };
     PostgresDatabase::create(host).await
 }
@@ -125,6 +125,24 @@ pub async fn mariadb() -> MySqlDatabase {
         None => Host::Local(shared_local_server(&LOCAL_MARIADB, start_mariadb(1, "mariadb-bin", Tls::Offered)).await),
     };
     MySqlDatabase::create(host).await
+}
+
+/// A PostgreSQL server of one test's own, started with settings over the usual ones, for server states the shared
+/// server must not be put in (`wal_level = replica`, say).
+pub struct PrivatePostgres {
+    server: Arc<LocalServer>,
+}
+
+impl PrivatePostgres {
+    /// `settings` are given as `-c name=value` after the usual ones, so they win.
+    pub async fn start(settings: &[(&str, &str)]) -> Self {
+        PrivatePostgres { server: Arc::new(start_postgres(settings).await) }
+    }
+
+    /// A fresh database on this server.
+    pub async fn database(&self) -> PostgresDatabase {
+        PostgresDatabase::create(Host::Local(self.server.clone())).await
+    }
 }
 
 /// A MariaDB server of one test's own, for replication topologies: `server_id` sets it apart from the others.
@@ -525,7 +543,8 @@ fn external_server_url(variable: &str) -> Option<Url> {
     Some(Url::parse(text.trim()).unwrap_or_else(|error| panic!("{variable} is not a URL ({error}): {text}")))
 }
 
-async fn start_postgres() -> LocalServer {
+/// A local PostgreSQL with [`POSTGRES_SETTINGS`], then `overrides`.
+async fn start_postgres(overrides: &[(&str, &str)]) -> LocalServer {
     let bin_dir = postgres_bin_dir();
     let account = service_account("postgres");
     let dir = server_dir("postgres", account.as_ref());
@@ -544,7 +563,7 @@ async fn start_postgres() -> LocalServer {
         let mut command = as_account(account.as_ref(), bin_dir.join("postgres"));
         command.arg("-D").arg(&data_dir).args(["-p", &port.to_string()]);
         command.arg("-c").arg(format!("unix_socket_directories={}", dir.path().display()));
-        for (name, value) in POSTGRES_SETTINGS {
+        for (name, value) in POSTGRES_SETTINGS.iter().chain(overrides) {
             command.args(["-c", &format!("{name}={value}")]);
         }
         command
