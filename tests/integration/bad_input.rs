@@ -597,13 +597,18 @@ async fn postgres_replication_state(db: &PostgresDatabase) -> Vec<Vec<Option<Str
     .await
 }
 
-fn postgres_sync(url: &str, pipeline: &str, lake: &Path, selection: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = ["sync", "postgres", "--url", url, "--dest", path_text(lake), "--pipeline", pipeline]
+/// `connector sync <kind> --url … --dest <lake> --pipeline …` and the table `selection` (`--tables …`).
+fn database_sync(kind: &str, url: &str, pipeline: &str, lake: &Path, selection: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = ["sync", kind, "--url", url, "--dest", path_text(lake), "--pipeline", pipeline]
         .iter()
         .map(|arg| arg.to_string())
         .collect();
     args.extend(selection.iter().map(|arg| arg.to_string()));
     args
+}
+
+fn postgres_sync(url: &str, pipeline: &str, lake: &Path, selection: &[&str]) -> Vec<String> {
+    database_sync("postgres", url, pipeline, lake, selection)
 }
 
 /// Server states a sync checks before it creates anything: each refusal leaves no slot, no publication and no
@@ -900,12 +905,7 @@ async fn bad_input_postgres_lake_table_written_by_something_else_is_left_alone()
 }
 
 fn mysql_sync(url: &str, pipeline: &str, lake: &Path, selection: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = ["sync", "mysql", "--url", url, "--dest", path_text(lake), "--pipeline", pipeline]
-        .iter()
-        .map(|arg| arg.to_string())
-        .collect();
-    args.extend(selection.iter().map(|arg| arg.to_string()));
-    args
+    database_sync("mysql", url, pipeline, lake, selection)
 }
 
 /// Server states and tables a MySQL/MariaDB sync refuses before it reads a binlog event or writes a table. A
