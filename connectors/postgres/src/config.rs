@@ -236,3 +236,24 @@ fn check_identifier(name: &str) -> std::result::Result<(), String> {
         && name.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'_');
     if valid { Ok(()) } else { Err("use 1 to 63 characters of a-z, 0-9 and `_`".into()) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The settings are logged at debug level and kept in errors' context: neither the configuration nor the
+    /// replication settings (whose own `Debug` prints the password) may show it.
+    #[tokio::test]
+    async fn debug_output_holds_no_password() {
+        let url = "postgres://app:hunter2secret@127.0.0.1:5432/shop?sslmode=disable";
+        let (profile, pipeline) = connector_core::config::command_line_source("postgres", url, "p");
+        let config = PostgresConfig::connection_only(&profile, &pipeline).expect("valid");
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2secret"), "{shown}");
+        assert!(shown.contains("127.0.0.1"), "{shown}");
+        let replication = config.replication("connector_p", 0).await.expect("settings");
+        let shown = format!("{replication:?}");
+        assert!(!shown.contains("hunter2secret"), "{shown}");
+        assert!(shown.contains("connector_p"), "{shown}");
+    }
+}
