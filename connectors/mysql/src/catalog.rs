@@ -24,11 +24,16 @@ pub(crate) fn source_error(what: impl Into<String>, cause: mysql_async::Error) -
         mysql_async::Error::Io(_) | mysql_async::Error::Driver(_) => Retry::WithBackoff,
         _ => Retry::No,
     };
-    let message = match &cause {
-        mysql_async::Error::Server(server) => format!("{}: {}", what.into(), server.message),
-        _ => what.into(),
-    };
-    Error::new(ErrorKind::Source, retry, message).caused_by(cause)
+    match &cause {
+        // mysql_async's text of a server error repeats the server's message twice more; the message and its
+        // code say all of it once.
+        mysql_async::Error::Server(server) => Error::new(
+            ErrorKind::Source,
+            retry,
+            format!("{}: {} (MySQL error {}, SQLSTATE {})", what.into(), server.message, server.code, server.state),
+        ),
+        _ => Error::new(ErrorKind::Source, retry, what.into()).caused_by(cause),
+    }
 }
 
 /// Every base table of `databases`, in name order.

@@ -71,10 +71,8 @@ impl MySqlPipeline {
         let collations = read_collations(&mut conn).await?;
         let _ = conn.disconnect().await;
 
-        let mut writers = Vec::with_capacity(sources.len());
-        for source in &sources {
-            writers.push(self.sink.open_table(&source.schema, config.options_for(&source.schema.id)).await?);
-        }
+        let opened = sources.iter().map(|source| (&source.schema, config.options_for(&source.schema.id))).collect();
+        let mut writers = self.sink.open_tables(opened).await?;
         let mut reports: Vec<TableReport> = sources
             .iter()
             .map(|source| TableReport {

@@ -139,7 +139,13 @@ pub fn shape_of(
         };
         let column = BinlogColumn {
             column_type: types[index],
-            metadata: map.get_column_metadata(index).unwrap_or_default(),
+            metadata: column_metadata(map, index, types[index]).ok_or_else(|| {
+                Error::state(format!(
+                    "the binlog's table map of {id} is malformed: the type metadata of column `{}` is missing or \
+                     shorter than its type needs",
+                    names[index]
+                ))
+            })?,
             unsigned: unsigned[index],
             charset: charset.filter(|name| *name != "binary"),
             enum_labels: enum_labels[index].clone(),
@@ -179,4 +185,35 @@ fn is_character(column_type: ColumnType) -> bool {
             | MYSQL_TYPE_MEDIUM_BLOB
             | MYSQL_TYPE_LONG_BLOB
     )
+}
+
+/// Column `index`'s type metadata, if it holds every byte mysql_common's row reader will index for a column of
+/// `column_type` (the real type): that reader indexes the bytes without checking their length, so a map whose
+/// metadata is cut short would panic the process at its first row (found by the `mysql_binlog` fuzz target).
+fn column_metadata<'a>(map: &'a TableMapEvent<'_>, index: usize, column_type: ColumnType) -> Option<&'a [u8]> {
+    use ColumnType::*;
+    let read = match column_type {
+        MYSQL_TYPE_VARCHAR
+        | MYSQL_TYPE_VAR_STRING
+        | MYSQL_TYPE_STRING
+        | MYSQL_TYPE_NEWDECIMAL
+        | MYSQL_TYPE_ENUM
+        | MYSQL_TYPE_SET
+        | MYSQL_TYPE_BIT => 2,
+        MYSQL_TYPE_TINY_BLOB
+        | MYSQL_TYPE_MEDIUM_BLOB
+        | MYSQL_TYPE_LONG_BLOB
+        | MYSQL_TYPE_BLOB
+        | MYSQL_TYPE_GEOMETRY
+        | MYSQL_TYPE_VECTOR
+        | MYSQL_TYPE_DOUBLE
+        | MYSQL_TYPE_FLOAT
+        | MYSQL_TYPE_TIME2
+        | MYSQL_TYPE_DATETIME2
+        | MYSQL_TYPE_TIMESTAMP2
+        | MYSQL_TYPE_JSON
+        | MYSQL_TYPE_TYPED_ARRAY => 1,
+        _ => 0,
+    };
+    map.get_column_metadata(index).filter(|metadata| metadata.len() >= read)
 }

@@ -75,10 +75,8 @@ impl PostgresPipeline {
         ensure_publication(&sql, &config.publication, &ids).await?;
         let slot = ensure_slot(&sql, &config.slot, &config.pipeline).await?;
 
-        let mut writers = Vec::with_capacity(sources.len());
-        for source in &sources {
-            writers.push(self.sink.open_table(&source.schema, config.options_for(&source.schema.id)).await?);
-        }
+        let opened = sources.iter().map(|source| (&source.schema, config.options_for(&source.schema.id))).collect();
+        let mut writers = self.sink.open_tables(opened).await?;
         let mut reports: Vec<TableReport> = sources
             .iter()
             .map(|source| TableReport {

@@ -36,6 +36,7 @@ use deltalake::logstore::object_store::ObjectStore;
 use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError, TableProperty};
+use futures::{StreamExt, TryStreamExt};
 use tracing::{debug, info};
 
 pub use column_compression::{ByteArrayEncoding, parquet_properties_for};
@@ -56,6 +57,24 @@ use crate::options::{DeleteMode, TableOptions};
 use crate::position::SourcePosition;
 use crate::schema::{EarlierRows, TableId, TableSchema};
 use evolution::{EvolutionPlan, delta_type_of, plan_evolution, source_fields};
+
+/// Whether the table's `_delta_log/` holds any object: a table whose log is empty does not exist yet.
+async fn has_log(table: &DeltaTable) -> Result<bool> {
+    let log_store = table.log_store();
+    let first = log_store.object_store(None).list(Some(log_store.log_path())).next().await;
+    match first {
+        None => Ok(false),
+        Some(Ok(_)) => Ok(true),
+        Some(Err(cause)) => Err(Error::destination(
+            format!("cannot list the Delta log of {}", table.table_url()),
+            DeltaTableError::ObjectStore { source: cause },
+        )),
+    }
+}
+
+/// How many tables [`DeltaSink::open_tables`] opens at once: enough to hide an object store's latency, few
+/// enough not to be throttled by it.
+const TABLES_OPENED_AT_ONCE: usize = 16;
 
 /// Opens and creates the Delta tables of one pipeline.
 #[derive(Debug, Clone)]
@@ -102,6 +121,16 @@ impl DeltaSink {
         Ok(writer)
     }
 
+    /// [`open_table`](Self::open_table) for each of `tables`, several at a time, in their order: opening reads
+    /// a table's log (on an object store, a listing and a few reads), so a pipeline of a thousand tables would
+    /// otherwise spend its start waiting on them one by one.
+    pub async fn open_tables(&self, tables: Vec<(&TableSchema, TableOptions)>) -> Result<Vec<DeltaTableWriter>> {
+        // The futures are made before the stream, not by a closure inside it: a stream type naming such a
+        // closure defeats the compiler's proof that the pipelines' futures are `Send`.
+        let opening: Vec<_> = tables.into_iter().map(|(schema, options)| self.open_table(schema, options)).collect();
+        futures::stream::iter(opening).buffered(TABLES_OPENED_AT_ONCE).try_collect().await
+    }
+
     /// Empties an existing table and marks its snapshot as not done, in one commit, so the pipeline's next sync
     /// copies it again. Returns false when the table does not exist.
     pub async fn request_resync(&self, table_id: &TableId) -> Result<bool> {
@@ -143,6 +172,11 @@ impl DeltaSink {
         // A local table without a log does not exist yet: say so without asking deltalake, which logs the
         // failed load as an error.
         if url.to_file_path().is_ok_and(|path| !path.join("_delta_log").is_dir()) {
+            return Ok((url, table, false));
+        }
+        // The same on an object store, at the cost of one listing (a thousand new tables would otherwise log
+        // a thousand errors on a pipeline's first run).
+        if url.scheme() != "file" && !has_log(&table).await.map_err(|cause| cause.for_table(table_id))? {
             return Ok((url, table, false));
         }
         match table.load().await {
