@@ -57,8 +57,8 @@ if [ -z "${CONNECTOR_TEST_MYSQL_URL:-}" ]; then
 fi
 
 # Every fuzz target for 30 s from its committed seeds (scripts/fuzz.sh: a panic or an allocation over 256 MiB
-# fails the run). The first build of the targets takes about half an hour on a fresh 2-core machine, later ones a
-# few minutes (its own target directory, $HOME/.cache/connector-fuzz-target). CONNECTOR_SKIP_FUZZ=1 skips it.
+# fails the run). The first build of the targets takes about 17 minutes on a fresh 2-core machine, later ones
+# about 2 (its own target directory, $HOME/.cache/connector-fuzz-target). CONNECTOR_SKIP_FUZZ=1 skips it.
 if [ -z "${CONNECTOR_SKIP_FUZZ:-}" ]; then
   scripts/fuzz.sh 30
 fi
