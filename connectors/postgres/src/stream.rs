@@ -21,7 +21,7 @@ use crate::changes::{PendingChanges, TableShape, TakenChanges};
 use crate::config::PostgresConfig;
 use crate::earlier_rows::fill_earlier_rows;
 use crate::pgoutput::{self, Change, Relation, TupleValue};
-use crate::setup::wait_for_slot;
+use crate::setup::{parse_lsn, wait_for_slot};
 use crate::snapshot::{replication_connect_error, replication_error};
 use crate::toast::fill_unchanged;
 
@@ -144,7 +144,32 @@ impl<'a> ChangeStream<'a> {
         self.wait_for_feedback(&client).await;
         client.stop();
         let _ = client.shutdown().await;
+        self.wait_for_slot_confirmation().await;
         Ok(())
+    }
+
+    /// Waits (bounded) until the server's slot shows the position confirmed last: the walsender applies the
+    /// final status update after the connection closes, so a `status` or a check run right after `--once`
+    /// returns would otherwise see the slot behind.
+    async fn wait_for_slot_confirmation(&self) {
+        let deadline = Instant::now() + FEEDBACK_DEADLINE;
+        loop {
+            let confirmed = self
+                .sql
+                .query_opt(
+                    "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
+                    &[&self.config.slot],
+                )
+                .await
+                .ok()
+                .flatten()
+                .and_then(|row| row.get::<_, Option<String>>(0))
+                .and_then(|text| parse_lsn(&text).ok());
+            if confirmed.is_none_or(|lsn| lsn >= self.acknowledged) || Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// The stream's failure, with the way out when the slot can no longer serve the pipeline.
