@@ -231,15 +231,20 @@ async fn postgres_chaos_network_cuts_to_the_server_lose_and_double_nothing() {
     );
 }
 
-#[tokio::test]
-async fn saas_chaos_sigkill_at_random_moments_loses_and_doubles_nothing() {
-    let stripe = Arc::new(
+/// The Stripe emulator with 3,000 records per stream, served 5 ms per page, so that kills and cuts land mid-read.
+fn slow_paging_stripe() -> Arc<Emulator> {
+    Arc::new(
         Emulator::start(EmulatorOptions {
             page_delay: Duration::from_millis(5),
             ..EmulatorOptions::new(Service::Stripe, 3_000)
         })
         .expect("start emulator"),
-    );
+    )
+}
+
+#[tokio::test]
+async fn saas_chaos_sigkill_at_random_moments_loses_and_doubles_nothing() {
+    let stripe = slow_paging_stripe();
     let lake = TempLake::new();
     let key = [("STRIPE_API_KEY", STRIPE_API_KEY)];
     let sync =
@@ -262,13 +267,7 @@ async fn saas_chaos_sigkill_at_random_moments_loses_and_doubles_nothing() {
 /// the API.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn saas_chaos_network_cuts_to_the_api_lose_and_double_nothing() {
-    let stripe = Arc::new(
-        Emulator::start(EmulatorOptions {
-            page_delay: Duration::from_millis(5),
-            ..EmulatorOptions::new(Service::Stripe, 3_000)
-        })
-        .expect("start emulator"),
-    );
+    let stripe = slow_paging_stripe();
     let api_link = TcpProxy::start(address_of(&stripe.base_url())).await;
     let lake = TempLake::new();
     // `connector run` polls every 200 ms, so that cuts come while requests are in flight, not between passes.

@@ -31,6 +31,14 @@ fn emulator(options: EmulatorOptions) -> Emulator {
     Emulator::start(options).expect("start emulator")
 }
 
+/// A `pipelines.toml` profile of the Stripe emulator whose key comes from `TEST_STRIPE_KEY`.
+fn stripe_profile(stripe: &Emulator) -> String {
+    format!(
+        "kind = \"stripe\"\nbase_url = \"{}\"\nauth = {{ type = \"bearer\", token = {{ env = \"TEST_STRIPE_KEY\" }} }}",
+        stripe.base_url()
+    )
+}
+
 #[tokio::test]
 async fn saas_stripe_backfill_then_events_match_the_emulator() {
     let stripe = emulator(EmulatorOptions::new(Service::Stripe, 1_200));
@@ -184,9 +192,8 @@ async fn saas_malformed_page_stops_with_a_clear_error_and_loses_nothing() {
     let stripe = emulator(EmulatorOptions::new(Service::Stripe, 3_000));
     let lake = TempLake::new();
     let profile = format!(
-        "kind = \"stripe\"\nbase_url = \"{}\"\nauth = {{ type = \"bearer\", token = {{ env = \"TEST_STRIPE_KEY\" }} }}\n\
-         batch_records = 500\nmax_retries = 2\nmax_backoff = \"200ms\"\nrequest_timeout = \"1s\"",
-        stripe.base_url()
+        "{}\nbatch_records = 500\nmax_retries = 2\nmax_backoff = \"200ms\"\nrequest_timeout = \"1s\"",
+        stripe_profile(&stripe)
     );
     let config = pipelines_file(&lake, "billing", &profile, "\"customers\"", "1h");
     let run = || {
@@ -615,10 +622,7 @@ key = ["id"]"#,
 async fn saas_refused_credentials_name_the_setting_and_are_not_retried_in_a_loop() {
     let stripe = emulator(EmulatorOptions::new(Service::Stripe, 10));
     let lake = TempLake::new();
-    let profile = format!(
-        "kind = \"stripe\"\nbase_url = \"{}\"\nauth = {{ type = \"bearer\", token = {{ env = \"TEST_STRIPE_KEY\" }} }}",
-        stripe.base_url()
-    );
+    let profile = stripe_profile(&stripe);
     let config = pipelines_file(&lake, "billing", &profile, "\"customers\"", "continuous");
     let mut child = run_command(&config, &[("TEST_STRIPE_KEY", "sk_wrong")])
         .stdout(Stdio::null())
@@ -674,10 +678,7 @@ async fn saas_refused_credentials_name_the_setting_and_are_not_retried_in_a_loop
 async fn saas_status_reports_the_streams_of_a_pipelines_file() {
     let stripe = emulator(EmulatorOptions::new(Service::Stripe, 120));
     let lake = TempLake::new();
-    let profile = format!(
-        "kind = \"stripe\"\nbase_url = \"{}\"\nauth = {{ type = \"bearer\", token = {{ env = \"TEST_STRIPE_KEY\" }} }}",
-        stripe.base_url()
-    );
+    let profile = stripe_profile(&stripe);
     let config = pipelines_file(&lake, "billing", &profile, "\"customers\", \"stripe.invoices\"", "1h");
     succeed(run_command(&config, &[("TEST_STRIPE_KEY", STRIPE_API_KEY)]).arg("--once"));
     // No credentials needed to read the lake's side.

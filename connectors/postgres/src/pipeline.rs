@@ -18,7 +18,7 @@ use crate::catalog::{SourceTable, describe_table, tables_of_schemas};
 use crate::changes::{PendingChanges, TableShape};
 use crate::config::PostgresConfig;
 use crate::connection::connect;
-use crate::setup::{check_server, check_table, ensure_publication, ensure_slot, existing_slot};
+use crate::setup::{check_server, check_table, create_slot, ensure_publication, existing_slot};
 use crate::snapshot::{copy_table, export_snapshot};
 use crate::stream::{ChangeStream, StreamedTable};
 
@@ -71,9 +71,12 @@ impl PostgresPipeline {
         binding::check(&recorded, &config.slot, &config.publication, &config.pipeline, &self.destination)?;
         // A slot that cannot serve the pipeline (another plugin or database, its WAL removed) is refused before
         // the publication is created, so the refusal leaves nothing behind.
-        existing_slot(&sql, &config.slot, &config.pipeline).await?;
+        let existing = existing_slot(&sql, &config.slot, &config.pipeline).await?;
         ensure_publication(&sql, &config.publication, &ids).await?;
-        let slot = ensure_slot(&sql, &config.slot, &config.pipeline).await?;
+        let slot = match existing {
+            Some(slot) => slot,
+            None => create_slot(&sql, &config.slot).await?,
+        };
 
         let opened = sources.iter().map(|source| (&source.schema, config.options_for(&source.schema.id))).collect();
         let mut writers = self.sink.open_tables(opened).await?;

@@ -176,11 +176,8 @@ pub struct SlotState {
     pub created: bool,
 }
 
-/// Reads the pipeline's slot, or creates it. A slot whose WAL was removed cannot resume.
-pub async fn ensure_slot(client: &Client, slot: &str, pipeline: &str) -> Result<SlotState> {
-    if let Some(state) = existing_slot(client, slot, pipeline).await? {
-        return Ok(state);
-    }
+/// Creates the pipeline's slot, which [`existing_slot`] found missing.
+pub async fn create_slot(client: &Client, slot: &str) -> Result<SlotState> {
     let created = client
         .query_one("SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')", &[&slot])
         .await
@@ -191,7 +188,8 @@ pub async fn ensure_slot(client: &Client, slot: &str, pipeline: &str) -> Result<
 }
 
 /// Reads the pipeline's slot without changing anything on the server: `None` when there is none, an error when
-/// it cannot serve the pipeline (another plugin, another database, its WAL removed).
+/// it cannot serve the pipeline (another plugin, another database, its WAL removed: a slot whose WAL was
+/// removed cannot resume).
 pub async fn existing_slot(client: &Client, slot: &str, pipeline: &str) -> Result<Option<SlotState>> {
     let row = client
         .query_opt(
