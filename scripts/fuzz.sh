@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the fuzz targets of fuzz/ and runs each for SECONDS (default 600), from its committed seed corpus;
 # prints the executions of each and exits non-zero if any target crashed, leaked past the memory limits or
-# failed to build. Crashing inputs land in fuzz/artifacts/<target>/; see README, Fuzzing.
+# failed to build. Crashing inputs land in fuzz/artifacts/<target>/; see docs/testing.md, Fuzzing.
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
 #

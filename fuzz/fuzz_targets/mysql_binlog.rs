@@ -44,7 +44,7 @@ fuzz_target!(|data: &[u8]| {
     let mut tables: HashMap<u64, (TableId, PendingChanges)> = HashMap::new();
     loop {
         // mysql_common 0.35 panics on an event shorter than its header's size (`Event::read` unwraps the read)
-        // and on one too short for its checksum (README, Fuzzing: found, not fixed): such events end or are
+        // and on one too short for its checksum (docs/testing.md, Fuzzing: found, guarded here): such events end or are
         // skipped here, so that the fuzzing reaches the connector's decoders.
         let Some(size) = input.get(9..13).map(|size| u32::from_le_bytes(size.try_into().unwrap_or_default()) as usize)
         else {

@@ -1,6 +1,6 @@
 //! The bad input catalogue (`docs/bad-input.md`): each mistake a user can make in flags, `pipelines.toml`,
 //! URLs, server state, API answers and data values ends in one error line that says what is wrong, where, and
-//! what to do, with the exit code the README documents, and nothing committed to the lake or acknowledged to the
+//! what to do, with the exit code `docs/configuration.md` documents, and nothing committed to the lake or acknowledged to the
 //! source. Each catalogue row names the test below that proves it; table-driven tests name their cases by the
 //! row's words.
 

@@ -267,12 +267,11 @@ impl ApiClient {
                         .into()
                 }
                 StatusCode::UNAUTHORIZED => format!(
-                    "; check the credentials: the API refused them; fix {} (see the README's SaaS section)",
+                    "; check the credentials: the API refused them; fix {} (see docs/saas.md)",
                     self.credentials.setting()
                 ),
                 StatusCode::FORBIDDEN => format!(
-                    "; check the credentials: {} lacks a permission or scope this stream needs (see the README's \
-                     SaaS section)",
+                    "; check the credentials: {} lacks a permission or scope this stream needs (see docs/saas.md)",
                     self.credentials.setting()
                 ),
                 StatusCode::NOT_FOUND => "; check --base-url and the stream name".into(),
