@@ -7,6 +7,9 @@
 //!
 //! The database sources decode values their own way (PostgreSQL's binary format, MySQL's row values) into
 //! builders that implement [`ColumnRows`]; the bookkeeping here is theirs in common.
+//!
+//! A source may not send every value of an updated row (PostgreSQL leaves unchanged TOASTed values out): such
+//! a cell is marked [`UnchangedCell`], and the Delta writer fills it from the row it stores.
 
 use chrono::{DateTime, Utc};
 
@@ -26,17 +29,35 @@ pub trait ColumnRows {
     fn buffered_bytes(&self) -> usize;
 }
 
-/// Rows taken from a [`ChangeBuffer`]: the schema they are in, the rows, their operations and transactions.
+/// A cell of an UPDATE whose value the source did not send: the row keeps the value it has, which is stored
+/// under the key of `key_row`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnchangedCell {
+    pub row: usize,
+    pub column: String,
+    /// The UPDATE's own row; or, when the UPDATE changed the key, the delete of the old key pushed just before
+    /// it, since the value is still stored under the old key.
+    pub key_row: usize,
+}
+
+/// Rows taken from a [`ChangeBuffer`]: the schema they are in, the rows, their operations and transactions,
+/// and the cells to fill from the stored rows.
 #[derive(Debug)]
 pub struct TakenRows {
     pub schema: TableSchema,
     pub rows: RecordBatch,
     pub operations: Vec<Operation>,
     pub spans: Vec<TransactionSpan>,
+    /// Cells the source left out (null in `rows`), in row order.
+    pub unchanged: Vec<UnchangedCell>,
 }
 
 impl TakenRows {
+    /// The change batch, for rows without unchanged cells (the Delta writer fills those first).
     pub fn into_batch(self) -> Result<(TableSchema, ChangeBatch)> {
+        if !self.unchanged.is_empty() {
+            return Err(Error::state(format!("internal: changes of {} still have unchanged cells", self.schema.id)));
+        }
         let batch = ChangeBatch::new(&self.schema, self.rows, self.operations, self.spans)?;
         Ok((self.schema, batch))
     }
@@ -52,12 +73,21 @@ pub struct ChangeBuffer<C> {
     spans: Vec<TransactionSpan>,
     /// Rows appended since the last transaction span closed.
     open_rows: usize,
+    unchanged: Vec<UnchangedCell>,
 }
 
 impl<C: ColumnRows> ChangeBuffer<C> {
     /// An empty buffer for rows of `schema`, one builder per column.
     pub fn new(schema: TableSchema, columns: Vec<C>) -> Self {
-        ChangeBuffer { schema, columns, segments: Vec::new(), operations: Vec::new(), spans: Vec::new(), open_rows: 0 }
+        ChangeBuffer {
+            schema,
+            columns,
+            segments: Vec::new(),
+            operations: Vec::new(),
+            spans: Vec::new(),
+            open_rows: 0,
+            unchanged: Vec::new(),
+        }
     }
 
     pub fn schema(&self) -> &TableSchema {
@@ -69,9 +99,18 @@ impl<C: ColumnRows> ChangeBuffer<C> {
         &mut self.columns
     }
 
-    pub fn row_appended(&mut self, operation: Operation) {
+    /// Counts the row appended to the builders; returns its index.
+    pub fn row_appended(&mut self, operation: Operation) -> usize {
         self.operations.push(operation);
         self.open_rows += 1;
+        self.operations.len() - 1
+    }
+
+    /// Marks column `column` of row `row` (an UPDATE) as left out by the source: it keeps the value stored under
+    /// the key of row `key_row` (see [`UnchangedCell::key_row`]).
+    pub fn mark_unchanged(&mut self, row: usize, column: usize, key_row: usize) {
+        let column = self.schema.columns[column].name.clone();
+        self.unchanged.push(UnchangedCell { row, column, key_row });
     }
 
     /// Rows buffered, of closed and open transactions.
@@ -153,18 +192,36 @@ impl<C: ColumnRows> ChangeBuffer<C> {
         let mut operations = std::mem::take(&mut self.operations);
         let spans = std::mem::take(&mut self.spans);
         let closed_rows = operations.len() - self.open_rows;
+        let mut unchanged = std::mem::take(&mut self.unchanged);
         let mut open_part = None;
         if let (Some((position, commit_time)), true) = (open, self.open_rows > 0) {
             let open_rows = std::mem::take(&mut self.open_rows);
+            // A key change's delete and update are rows of one transaction, so both sides of a cell stay together.
+            let open_unchanged = unchanged
+                .iter()
+                .filter(|cell| cell.row >= closed_rows)
+                .map(|cell| UnchangedCell {
+                    row: cell.row - closed_rows,
+                    column: cell.column.clone(),
+                    key_row: cell.key_row - closed_rows,
+                })
+                .collect();
+            unchanged.retain(|cell| cell.row < closed_rows);
             open_part = Some(TakenRows {
                 schema: schema.clone(),
                 rows: rows.slice(closed_rows, open_rows),
                 operations: operations.split_off(closed_rows),
                 spans: vec![TransactionSpan { end_row: open_rows, position, commit_time }],
+                unchanged: open_unchanged,
             });
         }
-        let closed =
-            (closed_rows > 0).then(|| TakenRows { schema, rows: rows.slice(0, closed_rows), operations, spans });
+        let closed = (closed_rows > 0).then(|| TakenRows {
+            schema,
+            rows: rows.slice(0, closed_rows),
+            operations,
+            spans,
+            unchanged,
+        });
         Ok((closed, open_part))
     }
 }

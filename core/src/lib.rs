@@ -1,5 +1,6 @@
 //! The engine every connector plugs into: the change model, the source and sink contracts, the Delta sink
-//! with its exactly-once bookkeeping, configuration and scheduling. It knows no database.
+//! with its exactly-once bookkeeping, configuration and scheduling. It knows no database. The design, with the
+//! picture and the contracts: `docs/architecture.md`.
 
 pub mod backoff;
 pub mod caught_panic;
@@ -10,6 +11,7 @@ pub mod copy_progress;
 pub mod copy_ranges;
 pub mod cursor;
 pub mod delta;
+pub mod engine;
 pub mod error;
 pub mod exposed_credentials;
 pub mod gtid_state;

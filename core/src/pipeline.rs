@@ -10,18 +10,10 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Duration;
 
 use crate::error::Result;
 use crate::position::SourcePosition;
 use crate::schema::TableId;
-
-/// How often a streaming loop checks whether its oldest pending change has waited `commit_interval`: a tenth
-/// of it, between 10 and 100 ms. Checking only once per interval would let a change that arrived just after a
-/// check wait almost two intervals.
-pub fn commit_check_period(commit_interval: Duration) -> Duration {
-    (commit_interval / 10).clamp(Duration::from_millis(10), Duration::from_millis(100))
-}
 
 /// How long one sync runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

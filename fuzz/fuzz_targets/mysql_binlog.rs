@@ -1,7 +1,7 @@
 //! A binlog as the server sends it or a binlog file holds it (the magic number optional): events parsed by
 //! mysql_common, then decoded as the stream decodes them (`connector_mysql`): MariaDB GTID and GTID list
 //! events (`gtid`), table maps into table shapes (`table_map::shape_of`, `types`), rows events' row images
-//! into the tables' pending changes (`binlog::push_rows`, `codec`, `json_text`), taken as Arrow batches at
+//! into the tables' pending changes (`row_images::push_rows`, `codec`, `json_text`), taken as Arrow batches at
 //! each transaction's end.
 #![no_main]
 
@@ -10,9 +10,11 @@ extern crate connector_fuzz;
 use std::collections::HashMap;
 
 use chrono::DateTime;
-use connector_core::position::BinlogPosition;
+use connector_core::change_buffer::TakenRows;
+use connector_core::engine::TableChanges;
+use connector_core::position::{BinlogPosition, SourcePosition};
 use connector_core::schema::TableId;
-use connector_mysql::binlog::push_rows;
+use connector_mysql::row_images::push_rows;
 use connector_mysql::changes::PendingChanges;
 use connector_mysql::gtid::{MARIADB_GTID_EVENT, MARIADB_GTID_LIST_EVENT, decode_gtid_event, decode_gtid_list};
 use connector_mysql::table_map::{Collations, shape_of};
@@ -108,8 +110,9 @@ fuzz_target!(|data: &[u8]| {
                 };
                 let commit_time = DateTime::from_timestamp(i64::from(header.timestamp()), 0).unwrap_or_default();
                 for (_, pending) in tables.values_mut() {
-                    pending.close_transaction(&position, commit_time);
-                    if pending.take_batch().is_err() {
+                    let changes = pending.changes_mut();
+                    changes.close_transaction(SourcePosition::Binlog(position.clone()), commit_time);
+                    if changes.take_closed().and_then(|taken| taken.map(TakenRows::into_batch).transpose()).is_err() {
                         return;
                     }
                 }

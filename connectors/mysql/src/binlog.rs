@@ -1,89 +1,97 @@
-//! Applies the row events of the binlog to the Delta tables: reads the binlog as a replica does (mysql_async's
-//! binlog stream, checksums verified), gathers whole transactions per table, commits them in micro-batches,
-//! each commit carrying the binlog position after the transaction as the table's cursor.
+//! The MySQL/MariaDB change stream: reads the binlog as a replica does (mysql_async's binlog stream, checksums
+//! verified) and decodes each transaction into its tables' change buffers; the engine
+//! (`connector_core::engine`) commits them, each commit carrying the binlog position after the transaction as
+//! the table's cursor.
 //!
 //! Reading starts at the oldest cursor of the captured tables; a transaction is applied to a table only if it
 //! began after that table's cursor, so a table copied later than another (or resynced) is not given changes
 //! its snapshot already holds.
 
-use std::cmp::Ordering;
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use connector_core::change::{ChangeBatch, Operation};
+use connector_core::change_buffer::ChangeBuffer;
 use connector_core::cursor::TableCursor;
-use connector_core::delta::{ApplyOutcome, DeltaSink, DeltaTableWriter, apply_each};
+use connector_core::delta::{DeltaSink, DeltaTableWriter};
+use connector_core::engine::{
+    CapturedTable, CapturedTables, ChangeStream, IdleCursors, Started, StreamStep, TableChanges,
+};
 use connector_core::error::{Error, ErrorKind, Result, Retry};
 use connector_core::gtid_state::GtidState;
-use connector_core::pipeline::{Shutdown, SyncMode, commit_check_period};
+use connector_core::pipeline::SyncMode;
 use connector_core::position::{BinlogPosition, SourcePosition};
-use connector_core::schema::{TableId, TableSchema};
+use connector_core::schema::TableId;
 use mysql_async::binlog::events::{BinlogEventHeader, Event, EventData, RowsEventData, TableMapEvent};
-use mysql_async::binlog::row::BinlogRow;
-use mysql_async::binlog::value::BinlogValue;
 use mysql_async::prelude::Queryable;
-use mysql_async::{BinlogStream, BinlogStreamRequest, Sid, Value};
+use mysql_async::{BinlogStream, BinlogStreamRequest, Sid};
 use tracing::{debug, info, warn};
 
+use crate::binlog_order::compare;
 use crate::catalog::{describe_table, source_error};
 use crate::changes::{PendingChanges, TableShape};
-use crate::codec::Origin;
+use crate::codec::ColumnBuilder;
 use crate::config::{HEARTBEAT_INTERVAL, MySqlConfig};
 use crate::connection;
 use crate::ddl::{TableStatement, classify};
 use crate::earlier_rows::fill_earlier_rows;
 use crate::event_reader::next_event;
 use crate::gtid::{MARIADB_GTID_EVENT, MARIADB_GTID_LIST_EVENT, decode_gtid_event, decode_gtid_list};
-use crate::json_text::mysql_json_text;
 use crate::mapped_tables::MappedTables;
 use crate::read_buffer::grow_read_buffer;
+use crate::row_images::push_rows;
 use crate::setup::{Flavor, ServerInfo, mariadb_gtid_at};
 use crate::snapshot::copy_table;
+use crate::stream_errors::{
+    ER_MASTER_FATAL_ERROR_READING_BINLOG, duplicate_server_id, duplicate_server_id_error, foreign_position_error,
+    purged_binlog_error,
+};
 use crate::table_map::{Collations, shape_of};
 
-/// The server error when a replica asks for a binlog file or position the server no longer has.
-const ER_MASTER_FATAL_ERROR_READING_BINLOG: u16 = 1236;
-
-/// A table being streamed.
+/// The binlog's state of one captured table.
 #[derive(Debug)]
-pub struct StreamedTable {
-    pub writer: DeltaTableWriter,
+pub struct BinlogTable {
     pub pending: PendingChanges,
     /// The key configured for the table, replacing the table map's (tables without a primary key).
-    pub key_override: Option<Vec<String>>,
-    /// Rows copied while streaming (a table renamed into a captured database).
-    pub snapshot_rows: u64,
-    pub changes_applied: u64,
+    key_override: Option<Vec<String>>,
     /// The table map the pending shape was last found equal to: every transaction repeats the map, and an
     /// identical one needs no new look (reading a map's shape is a tenth of the reader's time otherwise).
     checked_map: Option<TableMapEvent<'static>>,
 }
 
-impl StreamedTable {
-    pub fn new(writer: DeltaTableWriter, shape: TableShape, key_override: Option<Vec<String>>) -> Self {
-        StreamedTable {
-            writer,
-            pending: PendingChanges::new(shape),
-            key_override,
-            snapshot_rows: 0,
-            changes_applied: 0,
-            checked_map: None,
-        }
+impl BinlogTable {
+    pub fn new(shape: TableShape, key_override: Option<Vec<String>>) -> Self {
+        BinlogTable { pending: PendingChanges::new(shape), key_override, checked_map: None }
+    }
+}
+
+impl TableChanges for BinlogTable {
+    type Columns = ColumnBuilder;
+
+    fn changes(&self) -> &ChangeBuffer<ColumnBuilder> {
+        self.pending.changes()
     }
 
-    fn cursor(&self) -> Option<&BinlogPosition> {
-        match self.writer.cursor().map(|cursor| &cursor.position) {
-            Some(SourcePosition::Binlog(position)) => Some(position),
-            _ => None,
-        }
+    fn changes_mut(&mut self) -> &mut ChangeBuffer<ColumnBuilder> {
+        self.pending.changes_mut()
+    }
+}
+
+/// The binlog position a table's cursor holds, if it holds one.
+fn binlog_cursor(writer: &DeltaTableWriter) -> Option<&BinlogPosition> {
+    match writer.cursor().map(|cursor| &cursor.position) {
+        Some(SourcePosition::Binlog(position)) => Some(position),
+        _ => None,
     }
 }
 
 pub struct BinlogReader<'a> {
     config: &'a MySqlConfig,
     server: &'a ServerInfo,
-    tables: &'a mut Vec<StreamedTable>,
+    tables: CapturedTables<BinlogTable>,
+    stream: Option<BinlogStream>,
+    /// The server's position when the sync started: a `once` sync stops there.
+    target: BinlogPosition,
+    mode: SyncMode,
     /// Opens the Delta tables of tables created while streaming.
     sink: &'a DeltaSink,
     /// Tables of a captured database whose CREATE TABLE was read: captured from their first rows on (every row
@@ -97,7 +105,6 @@ pub struct BinlogReader<'a> {
     transaction_start: Option<BinlogPosition>,
     /// A BEGIN opened the transaction: statements inside it (SAVEPOINT) do not end it.
     explicit_transaction: bool,
-    touched: Vec<usize>,
     /// Every transaction up to here was received whole.
     received: BinlogPosition,
     /// The GTID state up to the event being read (empty when the server writes no GTIDs).
@@ -106,7 +113,6 @@ pub struct BinlogReader<'a> {
     gtid_text: Option<String>,
     /// Whether GTID events update `gtids` (see `new`).
     track_gtids: bool,
-    oldest_pending: Option<Instant>,
 }
 
 impl std::fmt::Debug for BinlogReader<'_> {
@@ -115,57 +121,14 @@ impl std::fmt::Debug for BinlogReader<'_> {
     }
 }
 
-/// Orders two binlog positions: by file and offset on one server, by GTID state across servers. Positions that
-/// cannot be ordered (diverged GTID histories, file names without a sequence number) stop the sync with the
-/// reason: guessing an order would skip or repeat transactions.
-pub fn compare(left: &BinlogPosition, right: &BinlogPosition) -> Result<Ordering> {
-    left.try_cmp(right).map_err(|reason| incomparable_positions_error(left, right, reason))
-}
-
-/// The earliest of `positions` by [`compare`] (`None` when there are none); positions that cannot be ordered
-/// stop, as there.
-pub fn earliest<'p>(positions: impl IntoIterator<Item = &'p BinlogPosition>) -> Result<Option<&'p BinlogPosition>> {
-    let mut earliest: Option<&BinlogPosition> = None;
-    for position in positions {
-        let earlier = match earliest {
-            Some(kept) => compare(position, kept)?.is_lt(),
-            None => true,
-        };
-        if earlier {
-            earliest = Some(position);
-        }
-    }
-    Ok(earliest)
-}
-
-fn incomparable_positions_error(left: &BinlogPosition, right: &BinlogPosition, reason: &str) -> Error {
-    let describe = |position: &BinlogPosition| {
-        format!(
-            "{}:{} of server {} (GTID state {})",
-            position.file,
-            position.offset,
-            position.server.as_deref().unwrap_or("-"),
-            position.gtid.as_deref().unwrap_or("-")
-        )
-    };
-    Error::state(format!(
-        "cannot tell which of binlog positions {} and {} comes first: {reason}. Applying changes by a guessed order \
-         would skip or repeat transactions, so the sync stops. Point the pipeline at a server whose GTID history \
-         includes the tables' (without errant transactions), or copy the tables anew from this one with \
-         `connector resync`",
-        describe(left),
-        describe(right)
-    ))
-}
-
 impl<'a> BinlogReader<'a> {
     pub fn new(
         config: &'a MySqlConfig,
         server: &'a ServerInfo,
-        tables: &'a mut Vec<StreamedTable>,
+        tables: Vec<CapturedTable<BinlogTable>>,
         sink: &'a DeltaSink,
         collations: Collations,
-        start: BinlogPosition,
+        (start, target): (BinlogPosition, BinlogPosition),
     ) -> Self {
         // MySQL's executed set is known only from a position that carries it, and stays right only while every
         // transaction gets a GTID; otherwise positions are file and offset alone (a set grown from nothing, or
@@ -178,7 +141,10 @@ impl<'a> BinlogReader<'a> {
         BinlogReader {
             config,
             server,
-            tables,
+            tables: CapturedTables::new(tables),
+            stream: None,
+            target,
+            mode: SyncMode::Once,
             sink,
             created: HashSet::new(),
             collations,
@@ -186,72 +152,16 @@ impl<'a> BinlogReader<'a> {
             file: start.file.clone(),
             transaction_start: None,
             explicit_transaction: false,
-            touched: Vec::new(),
             gtid_text: (!gtids.is_empty()).then(|| gtids.to_string()),
             gtids,
             track_gtids,
             received: start,
-            oldest_pending: None,
         }
     }
 
-    /// Reads the binlog until shut down (continuous) or until `target` (the server's position when the sync
-    /// started) is reached and committed (once).
-    pub async fn run(mut self, mode: SyncMode, target: &BinlogPosition, mut shutdown: Shutdown) -> Result<()> {
-        self.check_start_is_readable()?;
-        if mode == SyncMode::Once && compare(&self.received, target)?.is_ge() {
-            self.advance_idle_tables().await?;
-            return Ok(());
-        }
-        let mut stream = self.open_stream().await?;
-        let mut tick = tokio::time::interval(commit_check_period(self.config.commit_interval));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_idle_advance = Instant::now();
-        loop {
-            let event = tokio::select! {
-                biased;
-                _ = shutdown.requested() => break,
-                _ = tick.tick() => {
-                    if self.transaction_start.is_none() && self.due_by_time() {
-                        self.commit().await?;
-                    }
-                    if last_idle_advance.elapsed() >= IDLE_ADVANCE_INTERVAL && self.transaction_start.is_none() {
-                        last_idle_advance = Instant::now();
-                        self.advance_idle_tables().await?;
-                    }
-                    continue;
-                }
-                event = next_event(&mut stream) => event,
-            };
-            let event = match event.map_err(|malformed| malformed.into_error(&self.received))? {
-                Some(Ok(event)) => event,
-                Some(Err(cause)) => return Err(self.stream_error(cause)),
-                None => {
-                    return Err(Error::new(
-                        ErrorKind::Source,
-                        Retry::WithBackoff,
-                        "the server ended the binlog stream",
-                    ));
-                }
-            };
-            self.handle(&stream, &event).await?;
-            let between = self.transaction_start.is_none();
-            let reached = mode == SyncMode::Once && between && compare(&self.received, target)?.is_ge();
-            if between && (self.due_by_size() || reached) {
-                self.commit().await?;
-            } else if !between && self.partial_due_by_size() {
-                self.commit_with_open_parts().await?;
-            }
-            if reached {
-                break;
-            }
-        }
-        if self.transaction_start.is_none() {
-            self.commit().await?;
-            self.advance_idle_tables().await?;
-        }
-        let _ = stream.close().await;
-        Ok(())
+    /// The tables, with what the stream committed to them.
+    pub fn into_tables(self) -> Vec<CapturedTable<BinlogTable>> {
+        self.tables.into_inner()
     }
 
     /// Where the start was taken: on this server (or by a version that did not record it), or on another.
@@ -367,7 +277,7 @@ impl<'a> BinlogReader<'a> {
         self.position(header.log_pos().saturating_sub(header.event_size()))
     }
 
-    async fn handle(&mut self, stream: &BinlogStream, event: &Event) -> Result<()> {
+    async fn on_event(&mut self, stream: &BinlogStream, event: &Event) -> Result<()> {
         let header = event.header();
         let raw_type = header.event_type_raw();
         if raw_type == MARIADB_GTID_EVENT {
@@ -456,9 +366,7 @@ impl<'a> BinlogReader<'a> {
     fn commit_transaction(&mut self, log_pos: u32, timestamp: u32) -> Result<()> {
         let position = self.position(log_pos);
         let commit_time = DateTime::<Utc>::from_timestamp(i64::from(timestamp), 0).unwrap_or_default();
-        for index in self.touched.drain(..) {
-            self.tables[index].pending.close_transaction(&position, commit_time);
-        }
+        self.tables.close_transaction(&SourcePosition::Binlog(position.clone()), commit_time);
         self.transaction_start = None;
         self.explicit_transaction = false;
         if compare(&position, &self.received)?.is_gt() {
@@ -511,8 +419,8 @@ impl<'a> BinlogReader<'a> {
     }
 
     fn empty_table(&mut self, index: usize) -> Result<()> {
-        self.tables[index].pending.push_truncate()?;
-        self.touch(index);
+        self.tables.get_mut(index).source.pending.push_truncate()?;
+        self.tables.touch(index);
         Ok(())
     }
 
@@ -521,7 +429,7 @@ impl<'a> BinlogReader<'a> {
     /// before that position are skipped for it, as for any table copied later than the stream's start.
     async fn copy_renamed(&mut self, id: &TableId) -> Result<()> {
         // Changes read so far land first: the copy may replace a table that was captured before.
-        self.commit().await?;
+        self.tables.commit().await?;
         let options = self.config.options_for(id);
         let mut conn = connection::connect(self.config, &format!("cannot connect to copy {id}")).await?;
         let described = describe_table(&mut conn, id, options.key.as_deref()).await;
@@ -539,17 +447,15 @@ impl<'a> BinlogReader<'a> {
         let shape = TableShape { schema: source.schema.clone(), types: source.types.clone() };
         let index = match self.captured(id) {
             Some(index) => {
-                self.tables[index].pending = PendingChanges::new(shape);
-                self.tables[index].checked_map = None;
+                self.tables.get_mut(index).source = BinlogTable::new(shape, options.key.clone());
                 index
             }
             None => {
                 let writer = self.sink.open_table(&source.schema, options.clone()).await?;
-                self.tables.push(StreamedTable::new(writer, shape, options.key.clone()));
-                self.tables.len() - 1
+                self.tables.push(CapturedTable::new(writer, BinlogTable::new(shape, options.key.clone())))
             }
         };
-        let table = &mut self.tables[index];
+        let table = self.tables.get_mut(index);
         if let Some(cursor) = table.writer.cursor() {
             let restart = TableCursor::restarting(cursor.position.clone());
             table.writer.restart_snapshot(restart).await?;
@@ -564,17 +470,16 @@ impl<'a> BinlogReader<'a> {
         let shape = shape_of(map, &self.collations, options.key.as_deref())?;
         let key_override = options.key.clone();
         let writer = self.sink.open_table(&shape.schema, options).await?;
-        self.tables.push(StreamedTable::new(writer, shape, key_override));
-        Ok(self.tables.len() - 1)
+        Ok(self.tables.push(CapturedTable::new(writer, BinlogTable::new(shape, key_override))))
     }
 
     fn captured(&self, id: &TableId) -> Option<usize> {
-        self.tables.iter().position(|table| table.writer.table_id() == id)
+        self.tables.position(id)
     }
 
     /// Whether the open transaction began after the table's cursor (else the table already holds it).
     fn begins_after_cursor(&self, index: usize) -> Result<bool> {
-        Ok(match (self.tables[index].cursor(), &self.transaction_start) {
+        Ok(match (binlog_cursor(&self.tables.get(index).writer), &self.transaction_start) {
             (Some(cursor), Some(start)) => compare(start, cursor)?.is_ge(),
             (None, _) => true,
             (Some(_), None) => false,
@@ -584,7 +489,7 @@ impl<'a> BinlogReader<'a> {
     async fn on_table_map(&mut self, map: &TableMapEvent<'_>) -> Result<()> {
         // The map repeated by the table's every transaction: nothing to look up or check again.
         if let Some(Some(index)) = self.mapped.get(map.table_id())
-            && self.tables[index].checked_map.as_ref() == Some(map)
+            && self.tables.get(index).source.checked_map.as_ref() == Some(map)
         {
             return Ok(());
         }
@@ -598,7 +503,7 @@ impl<'a> BinlogReader<'a> {
             }
         };
         self.mapped.insert(map.table_id(), Some(index));
-        let table = &self.tables[index];
+        let table = &self.tables.get(index).source;
         let mut shape = shape_of(map, &self.collations, table.key_override.as_deref())?;
         if !shape.same_columns(table.pending.shape()) {
             let previous_key = &table.pending.shape().schema.primary_key;
@@ -620,9 +525,9 @@ impl<'a> BinlogReader<'a> {
             let filled = fill_earlier_rows(&mut conn, &id, &mut shape.schema.columns).await;
             let _ = conn.disconnect().await;
             filled?;
-            self.tables[index].pending.reshape(shape)?;
+            self.tables.get_mut(index).source.pending.reshape(shape)?;
         }
-        self.tables[index].checked_map = Some(map.clone().into_owned());
+        self.tables.get_mut(index).source.checked_map = Some(map.clone().into_owned());
         Ok(())
     }
 
@@ -634,219 +539,83 @@ impl<'a> BinlogReader<'a> {
         let map = stream
             .get_tme(rows.table_id())
             .ok_or_else(|| Error::state(format!("a rows event in {} has no table map", self.file)))?;
-        let id = self.tables[index].writer.table_id().clone();
-        push_rows(&mut self.tables[index].pending, rows, map, &id)?;
-        self.touch(index);
-        Ok(())
-    }
-
-    fn touch(&mut self, index: usize) {
-        if !self.touched.contains(&index) {
-            self.touched.push(index);
-        }
-        self.oldest_pending.get_or_insert_with(Instant::now);
-    }
-
-    fn due_by_time(&self) -> bool {
-        self.oldest_pending.is_some_and(|since| since.elapsed() >= self.config.commit_interval)
-    }
-
-    fn due_by_size(&self) -> bool {
-        self.tables.iter().map(|table| table.pending.buffered_bytes()).sum::<usize>() >= self.config.batch_bytes
-    }
-
-    /// A transaction larger than the memory budget is applied in parts, on tables where that is idempotent.
-    fn partial_due_by_size(&self) -> bool {
-        self.tables
-            .iter()
-            .filter(|table| table.writer.accepts_partial_transactions())
-            .map(|table| table.pending.buffered_bytes())
-            .sum::<usize>()
-            >= self.config.batch_bytes
-    }
-
-    /// Commits every closed transaction to Delta, the tables merging side by side (`apply_each`).
-    async fn commit(&mut self) -> Result<()> {
-        let mut batches = Vec::new();
-        for table in self.tables.iter_mut() {
-            if let Some((schema, batch)) = table.pending.take_batch()? {
-                batches.push((table, schema, batch));
-            }
-        }
-        apply_each(batches, |(table, schema, batch)| async move { apply(table, &schema, &batch, false).await }).await?;
-        self.oldest_pending = None;
-        Ok(())
-    }
-
-    /// Mid-transaction, with the memory budget used up: commits every closed transaction, and the open one's
-    /// rows so far as a part (`DeltaTableWriter::apply_partial_transaction`: the cursor stays before the
-    /// transaction, so a crash replays it whole and the merge makes the replay harmless). Tables whose mode
-    /// needs whole transactions keep buffering.
-    async fn commit_with_open_parts(&mut self) -> Result<()> {
-        let Some(start) = self.transaction_start.clone() else { return Ok(()) };
-        for table in self.tables.iter_mut() {
-            let (closed, open_part) = if table.writer.accepts_partial_transactions() {
-                table.pending.take_with_open_part(&start)?
-            } else if !table.pending.has_open_rows() {
-                (table.pending.take_batch()?, None)
-            } else {
-                continue;
-            };
-            if let Some((schema, batch)) = closed {
-                apply(table, &schema, &batch, false).await?;
-            }
-            if let Some((schema, batch)) = open_part {
-                info!(table = %schema.id, rows = batch.len(), "applying part of a large transaction");
-                apply(table, &schema, &batch, true).await?;
-            }
-        }
-        self.oldest_pending = None;
-        Ok(())
-    }
-
-    /// Moves the cursor of tables without changes up to the received position, so the next run does not read
-    /// their part of the binlog again (and does not need it kept). A table holding anything not yet committed,
-    /// even closed transactions waiting for the commit interval, keeps its cursor: moving it past them would make
-    /// their commit look already done and drop them.
-    async fn advance_idle_tables(&mut self) -> Result<()> {
-        let position = SourcePosition::Binlog(self.received.clone());
-        for table in self.tables.iter_mut() {
-            if table.pending.is_empty() {
-                table.writer.advance_cursor(&position).await?;
-            }
-        }
+        let id = self.tables.get(index).writer.table_id().clone();
+        push_rows(&mut self.tables.get_mut(index).source.pending, rows, map, &id)?;
+        self.tables.touch(index);
         Ok(())
     }
 }
 
-/// The server no longer has the binlog at `position`: what was lost, and how to recover.
-fn purged_binlog_error(position: &BinlogPosition, pipeline: &str, tables: &str, server_message: &str) -> Error {
-    Error::state(format!(
-        "the server no longer has binlog {} at {} (purged while the connector was away?): the changes since are lost \
-         to the connector. Copy the tables anew with `connector resync --pipeline {pipeline} --table {}`, then sync \
-         again; keep binlogs longer (binlog_expire_logs_seconds / expire_logs_days) so it does not happen again. The \
-         server said: {server_message}",
-        position.file, position.offset, tables
-    ))
-}
+impl ChangeStream for BinlogReader<'_> {
+    type Table = BinlogTable;
+    type Event = Event;
 
-/// Whether the server ended the stream because another replica registered with the same server id: MySQL
-/// keeps one binlog stream per id (the newest) and ends the older with error 1236.
-fn duplicate_server_id(server_message: &str) -> bool {
-    server_message.contains("same server_uuid/server_id")
-}
-
-fn duplicate_server_id_error(server_id: u32, server_message: &str) -> Error {
-    Error::config(format!(
-        "another replica or pipeline connected to the server with server id {server_id}, the id this pipeline reads \
-         the binlog with, and the server ended this pipeline's stream (a server keeps one stream per id). Give each \
-         pipeline and replica its own id: set `--server-id` (`server_id` in pipelines.toml) to one no other uses. \
-         The server said: {server_message}"
-    ))
-}
-
-/// A server of another topology, or one behind the tables, was asked for the binlog after their GTID position.
-fn foreign_position_error(position: &BinlogPosition, server: &str, pipeline: &str, tables: &str) -> Error {
-    Error::state(format!(
-        "server {server} cannot serve the binlog after GTID position {}, which the tables reached on server {}: it \
-         is not a replica of that server, has not received those transactions yet, or no longer has the binlog \
-         after them. Point the pipeline at a server of that topology which has them, or copy the tables anew from \
-         this one with `connector resync --pipeline {pipeline} --table {}`",
-        position.gtid.as_deref().unwrap_or("-"),
-        position.server.as_deref().unwrap_or("-"),
-        tables
-    ))
-}
-
-/// Applies whole transactions (or a part of the open one) and counts them for the report.
-async fn apply(table: &mut StreamedTable, schema: &TableSchema, batch: &ChangeBatch, part: bool) -> Result<()> {
-    let count = batch.len() as u64;
-    let outcome = if part {
-        table.writer.apply_partial_transaction(schema, batch).await?
-    } else {
-        table.writer.apply_changes(schema, batch).await?
-    };
-    debug!(table = %schema.id, rows = count, ?outcome, "committed changes");
-    if !matches!(outcome, ApplyOutcome::AlreadyCommitted) {
-        table.changes_applied += count;
+    fn tables(&mut self) -> &mut CapturedTables<BinlogTable> {
+        &mut self.tables
     }
-    Ok(())
-}
 
-/// How often continuous mode moves idle tables' cursors forward.
-const IDLE_ADVANCE_INTERVAL: Duration = Duration::from_secs(60);
-
-/// Decodes a rows event's row images into `pending`, the changes of table `id`, whose table map is `map`:
-/// inserts take the after image, deletes the before image, updates the after image, preceded by a delete of the
-/// before image when the update changed the key.
-///
-/// The one decoder of the row images a server sends, public so that the fuzz targets (`fuzz/`) feed it bytes
-/// no server would.
-pub fn push_rows(
-    pending: &mut PendingChanges,
-    rows: &RowsEventData<'_>,
-    map: &TableMapEvent<'_>,
-    id: &TableId,
-) -> Result<()> {
-    let key_columns: Vec<usize> = {
-        let schema = &pending.shape().schema;
-        schema.primary_key.iter().filter_map(|key| schema.column_index(key)).collect()
-    };
-    let operation = match rows {
-        RowsEventData::WriteRowsEvent(_) | RowsEventData::WriteRowsEventV1(_) => Operation::Insert,
-        RowsEventData::UpdateRowsEvent(_) | RowsEventData::UpdateRowsEventV1(_) => Operation::Update,
-        RowsEventData::DeleteRowsEvent(_) | RowsEventData::DeleteRowsEventV1(_) => Operation::Delete,
-        RowsEventData::PartialUpdateRowsEvent(_) => {
-            return Err(Error::config(format!(
-                "{id} is written with partial JSON updates (binlog_row_value_options=PARTIAL_JSON), which do not \
-                 carry whole rows: set binlog_row_value_options='' on the server, then resync the table"
-            )));
+    async fn start(&mut self, mode: SyncMode) -> Result<Started> {
+        self.check_start_is_readable()?;
+        self.mode = mode;
+        if mode == SyncMode::Once && compare(&self.received, &self.target)?.is_ge() {
+            return Ok(Started::AtEnd);
         }
-    };
-    for row in rows.rows(map) {
-        let (before, after) =
-            row.map_err(|cause| Error::state(format!("cannot decode a row of {id}")).caused_by(cause).for_table(id))?;
-        let before = before.map(|row| row_values(row, id)).transpose()?;
-        let after = after.map(|row| row_values(row, id)).transpose()?;
-        match (operation, before, after) {
-            (Operation::Delete, Some(before), _) => {
-                pending.push(Operation::Delete, &as_refs(&before), Origin::Binlog)?
-            }
-            (Operation::Update, Some(before), Some(after)) => {
-                // A changed key: the row under the old key is gone.
-                if key_columns.iter().any(|&column| before.get(column) != after.get(column)) {
-                    pending.push(Operation::Delete, &as_refs(&before), Origin::Binlog)?;
-                }
-                pending.push(Operation::Update, &as_refs(&after), Origin::Binlog)?;
-            }
-            (_, _, Some(after)) => pending.push(Operation::Insert, &as_refs(&after), Origin::Binlog)?,
-            _ => return Err(Error::state(format!("a rows event of {id} lacks a row image"))),
+        self.stream = Some(self.open_stream().await?);
+        Ok(Started::Streaming)
+    }
+
+    async fn next_event(&mut self) -> Result<Event> {
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(Error::state("internal: the binlog was read before its stream opened"));
+        };
+        match next_event(stream).await.map_err(|malformed| malformed.into_error(&self.received))? {
+            Some(Ok(event)) => Ok(event),
+            Some(Err(cause)) => Err(self.stream_error(cause)),
+            None => Err(Error::new(ErrorKind::Source, Retry::WithBackoff, "the server ended the binlog stream")),
         }
     }
-    Ok(())
-}
 
-/// A row image's values; MySQL's binary JSON becomes its text.
-fn row_values(mut row: BinlogRow, table: &TableId) -> Result<Vec<Option<Value>>> {
-    (0..row.len())
-        .map(|index| match row.take(index) {
-            None | Some(BinlogValue::Value(Value::NULL)) => Ok(None),
-            Some(BinlogValue::Value(value)) => Ok(Some(value)),
-            Some(BinlogValue::Jsonb(json)) => {
-                let text = mysql_json_text(json).map_err(|cause| {
-                    Error::state(format!("cannot decode a JSON value of {table}")).caused_by(cause).for_table(table)
-                })?;
-                Ok(Some(Value::Bytes(text.into_bytes())))
-            }
-            Some(BinlogValue::JsonDiff(_)) => Err(Error::config(format!(
-                "{table} carries partial JSON updates: set binlog_row_value_options='' on the server, then resync it"
-            ))),
-        })
-        .collect()
-}
+    async fn handle(&mut self, event: Event) -> Result<StreamStep> {
+        // The stream's table maps decode rows events; it is lent to the decoding and put back.
+        let Some(stream) = self.stream.take() else {
+            return Err(Error::state("internal: a binlog event arrived without its stream"));
+        };
+        let handled = self.on_event(&stream, &event).await;
+        self.stream = Some(stream);
+        handled?;
+        let between = self.transaction_start.is_none();
+        if self.mode == SyncMode::Once && between && compare(&self.received, &self.target)?.is_ge() {
+            return Ok(StreamStep::ReachedEnd);
+        }
+        Ok(StreamStep::Continue)
+    }
 
-fn as_refs(values: &[Option<Value>]) -> Vec<Option<&Value>> {
-    values.iter().map(Option::as_ref).collect()
+    /// The open transaction's rows applied as a part are labelled with where it began: parts keep the table's
+    /// cursor, so the position only labels the rows.
+    fn open_transaction(&self) -> Option<(SourcePosition, DateTime<Utc>)> {
+        self.transaction_start.as_ref().map(|start| (SourcePosition::Binlog(start.clone()), Utc::now()))
+    }
+
+    fn received(&self) -> SourcePosition {
+        SourcePosition::Binlog(self.received.clone())
+    }
+
+    /// The binlog keeps no reader's position: where the pipeline stands is its tables' cursors.
+    fn acknowledge(&mut self, _position: &SourcePosition) {}
+
+    fn idle_cursors(&self) -> IdleCursors {
+        IdleCursors::Advance
+    }
+
+    async fn on_tick(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn close(&mut self) {
+        if let Some(stream) = self.stream.take() {
+            let _ = stream.close().await;
+        }
+    }
 }
 
 /// The file a rotate event names. The artificial rotate (`log_pos` 0) a server sends when a stream opens comes
@@ -894,33 +663,6 @@ mod tests {
     use mysql_async::GnoInterval;
 
     use super::*;
-
-    #[test]
-    fn a_second_reader_with_the_same_server_id_is_named_with_the_setting_to_change() {
-        let message = "A replica with the same server_uuid/server_id as this replica has connected to the source; \
-                       the first event 'mysql-bin.000001' at 4";
-        assert!(duplicate_server_id(message));
-        assert!(!duplicate_server_id("Could not find first log file name in binary log index file"));
-        let error = duplicate_server_id_error(1_234_567_890, message);
-        assert_eq!(error.retry(), Retry::No);
-        let text = error.to_string();
-        assert!(text.contains("server id 1234567890") && text.contains("--server-id"), "{text}");
-    }
-
-    #[test]
-    fn a_purged_binlog_names_the_resync_command() {
-        let position = BinlogPosition { file: "mariadb-bin.000003".into(), offset: 4, gtid: None, server: None };
-        let error = purged_binlog_error(
-            &position,
-            "shop",
-            "shop.orders,shop.items",
-            "Could not find first log file name in binary log index file",
-        );
-        let text = error.to_string();
-        assert!(text.contains("connector resync --pipeline shop --table shop.orders,shop.items"), "{text}");
-        assert!(text.contains("mariadb-bin.000003 at 4"), "{text}");
-        assert!(text.contains("Could not find first log file"), "{text}");
-    }
 
     #[test]
     fn the_artificial_rotate_loses_its_checksum_when_it_has_one() {

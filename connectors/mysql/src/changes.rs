@@ -1,11 +1,10 @@
 //! Changes of one table gathered from the binlog until they are committed to Delta: rows decoded from the
 //! binlog's values into a [`ChangeBuffer`], which keeps the operations, transactions and shape changes.
 
-use chrono::{DateTime, Utc};
-use connector_core::change::{ChangeBatch, Operation};
-use connector_core::change_buffer::{ChangeBuffer, TakenRows};
+use connector_core::change::Operation;
+use connector_core::change_buffer::ChangeBuffer;
+use connector_core::engine::TableChanges;
 use connector_core::error::{Error, Result};
-use connector_core::position::{BinlogPosition, SourcePosition};
 use connector_core::schema::TableSchema;
 use mysql_async::Value;
 
@@ -36,6 +35,18 @@ pub struct PendingChanges {
     buffer: ChangeBuffer<ColumnBuilder>,
 }
 
+impl TableChanges for PendingChanges {
+    type Columns = ColumnBuilder;
+
+    fn changes(&self) -> &ChangeBuffer<ColumnBuilder> {
+        &self.buffer
+    }
+
+    fn changes_mut(&mut self) -> &mut ChangeBuffer<ColumnBuilder> {
+        &mut self.buffer
+    }
+}
+
 impl PendingChanges {
     pub fn new(shape: TableShape) -> Self {
         let buffer = ChangeBuffer::new(shape.schema.clone(), new_builders(&shape));
@@ -44,10 +55,6 @@ impl PendingChanges {
 
     pub fn shape(&self) -> &TableShape {
         &self.shape
-    }
-
-    pub fn buffered_bytes(&self) -> usize {
-        self.buffer.buffered_bytes()
     }
 
     /// Appends a row of the current shape (`values[i]` is column `i`; `None` for NULL).
@@ -78,44 +85,13 @@ impl PendingChanges {
         self.push(Operation::Truncate, &nulls, Origin::Binlog)
     }
 
-    pub fn has_open_rows(&self) -> bool {
-        self.buffer.open_rows() > 0
-    }
-
-    /// Nothing buffered: no rows of closed transactions waiting for a commit, none of an open one.
-    pub fn is_empty(&self) -> bool {
-        self.buffer.rows() == 0
-    }
-
-    /// Closes the open transaction's rows at its commit position.
-    pub fn close_transaction(&mut self, position: &BinlogPosition, commit_time: DateTime<Utc>) {
-        self.buffer.close_transaction(SourcePosition::Binlog(position.clone()), commit_time);
-    }
-
     /// Switches to a new shape; rows so far keep the old one.
     pub fn reshape(&mut self, shape: TableShape) -> Result<()> {
         self.buffer.reshape(shape.schema.clone(), new_builders(&shape))?;
         self.shape = shape;
         Ok(())
     }
-
-    /// Takes every closed transaction as one batch and the schema it is expressed in. Must not be called with
-    /// rows of an open transaction.
-    pub fn take_batch(&mut self) -> Result<Taken> {
-        self.buffer.take_closed()?.map(TakenRows::into_batch).transpose()
-    }
-
-    /// Takes the closed transactions and, apart, the open transaction's rows so far as a part at `open` (where
-    /// the transaction began: parts keep the table's cursor, so the position only labels the rows).
-    pub fn take_with_open_part(&mut self, open: &BinlogPosition) -> Result<(Taken, Taken)> {
-        let (closed, open_part) =
-            self.buffer.take_with_open_part((SourcePosition::Binlog(open.clone()), Utc::now()))?;
-        Ok((closed.map(TakenRows::into_batch).transpose()?, open_part.map(TakenRows::into_batch).transpose()?))
-    }
 }
-
-/// A batch taken from pending changes, with the schema it is expressed in.
-pub type Taken = Option<(TableSchema, ChangeBatch)>;
 
 fn new_builders(shape: &TableShape) -> Vec<ColumnBuilder> {
     shape.types.iter().map(|mysql_type| ColumnBuilder::new(mysql_type, 1024)).collect()

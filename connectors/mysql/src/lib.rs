@@ -6,6 +6,7 @@
 //! [`gtid`]; rows become Arrow in [`codec`].
 
 pub mod binlog;
+pub mod binlog_order;
 pub mod catalog;
 pub mod changes;
 pub mod codec;
@@ -20,9 +21,11 @@ mod label_lists;
 pub mod mapped_tables;
 pub mod pipeline;
 mod read_buffer;
+pub mod row_images;
 pub mod setup;
 pub mod snapshot;
 pub mod status;
+mod stream_errors;
 pub mod table_map;
 pub mod types;
 

@@ -6,6 +6,7 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 
 use connector_core::delta::{DeltaSink, DeltaTableWriter, Destination, copy_in_parallel};
+use connector_core::engine::{CapturedTable, CommitBudget, stream_changes};
 use connector_core::error::{Error, Result};
 use connector_core::pipeline::{Pipeline, Shutdown, SyncFuture, SyncMode, SyncReport, TableReport};
 use connector_core::position::{BinlogPosition, SourcePosition};
@@ -14,7 +15,8 @@ use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 use tracing::info;
 
-use crate::binlog::{BinlogReader, StreamedTable, compare, earliest};
+use crate::binlog::{BinlogReader, BinlogTable};
+use crate::binlog_order::{compare, earliest};
 use crate::catalog::{SourceTable, describe_table, source_error, tables_of_databases};
 use crate::changes::TableShape;
 use crate::config::MySqlConfig;
@@ -127,14 +129,15 @@ impl MySqlPipeline {
             }
             let key_override = config.options_for(&source.schema.id).key;
             let shape = TableShape { schema: source.schema, types: source.types };
-            streamed.push(StreamedTable::new(writer, shape, key_override));
+            streamed.push(CapturedTable::new(writer, BinlogTable::new(shape, key_override)));
         }
         let start = earliest(&cursors)?.unwrap_or(&target).clone();
+        let mut reader = BinlogReader::new(config, &server, streamed, &self.sink, collations, (start, target));
         if !shutdown.is_requested() {
-            BinlogReader::new(config, &server, &mut streamed, &self.sink, collations, start)
-                .run(mode, &target, shutdown)
-                .await?;
+            let budget = CommitBudget { commit_interval: config.commit_interval, batch_bytes: config.batch_bytes };
+            stream_changes(&mut reader, mode, budget, shutdown).await?;
         }
+        let streamed = reader.into_tables();
         // Tables created while streaming were added after the others.
         for table in streamed.iter().skip(reports.len()) {
             reports.push(TableReport {

@@ -35,7 +35,7 @@ use mysql_async::{Conn, Row};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use crate::binlog::earliest;
+use crate::binlog_order::earliest;
 use crate::catalog::{SourceTable, qualified, quote, source_error};
 use crate::codec::{ColumnBuilder, Origin};
 use crate::config::MySqlConfig;

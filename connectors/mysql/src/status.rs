@@ -49,7 +49,7 @@ pub async fn binlog_status(
         .map(|row: mysql_async::Row| (row.get::<String, _>(0).unwrap_or_default(), row.get::<u64, _>(1).unwrap_or(0)))
         .await
         .map_err(|cause| source_error("cannot list the binary logs (SHOW BINARY LOGS)", cause))?;
-    let oldest = crate::binlog::earliest(cursors)?;
+    let oldest = crate::binlog_order::earliest(cursors)?;
     let (lag_bytes, file_available) = match oldest {
         Some(cursor) => lag(&files, cursor, &server),
         None => (None, true),

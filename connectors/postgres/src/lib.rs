@@ -18,7 +18,6 @@ pub mod schema;
 pub mod setup;
 pub mod snapshot;
 pub mod stream;
-pub mod toast;
 
 use std::sync::Arc;
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use connector_core::cursor::TableCursor;
 use connector_core::delta::{DeltaSink, DeltaTableWriter, Destination, copy_in_parallel};
+use connector_core::engine::{CapturedTable, CommitBudget, stream_changes};
 use connector_core::error::{Error, Result};
 use connector_core::pipeline::{Pipeline, Shutdown, SyncFuture, SyncMode, SyncReport, TableReport};
 use connector_core::position::{Lsn, SourcePosition};
@@ -20,7 +21,7 @@ use crate::config::PostgresConfig;
 use crate::connection::connect;
 use crate::setup::{check_server, check_table, create_slot, ensure_publication, existing_slot};
 use crate::snapshot::{copy_table, export_snapshot};
-use crate::stream::{ChangeStream, StreamedTable};
+use crate::stream::ReplicationStream;
 
 /// Tables copied at the same time, each over its own connection.
 const PARALLEL_COPIES: usize = 4;
@@ -162,16 +163,14 @@ impl PostgresPipeline {
                 None => Lsn(0),
             };
             let shape = TableShape { schema: source.schema, types: source.types, wire_types: source.wire_types };
-            streamed.push(StreamedTable {
-                writer,
-                pending: PendingChanges::new(shape),
-                skip_before,
-                changes_applied: 0,
-            });
+            streamed.push(CapturedTable::new(writer, PendingChanges::new(shape, skip_before)));
         }
+        let mut stream = ReplicationStream::new(config, &sql, streamed, slot.confirmed_flush);
         if !shutdown.is_requested() {
-            ChangeStream::new(config, &sql, &mut streamed, slot.confirmed_flush).run(mode, shutdown).await?;
+            let budget = CommitBudget { commit_interval: config.commit_interval, batch_bytes: config.batch_bytes };
+            stream_changes(&mut stream, mode, budget, shutdown).await?;
         }
+        let streamed = stream.into_tables();
         for (report, table) in reports.iter_mut().zip(&streamed) {
             report.changes_applied = table.changes_applied;
             report.position = table.writer.cursor().map(|cursor| cursor.position.clone());

@@ -7,9 +7,20 @@ use deltalake::arrow::datatypes::{DataType as ArrowType, SchemaRef};
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::{DataType, PrimitiveType, StructField, StructType};
 
+use deltalake::arrow::datatypes::Field;
+use deltalake::datafusion::prelude::{SessionContext, cast, col, lit};
+use deltalake::datafusion::scalar::ScalarValue;
+use deltalake::kernel::engine::arrow_conversion::TryIntoArrow;
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::operations::write::SchemaMode;
+use deltalake::protocol::SaveMode;
+use tracing::info;
+
+use super::commit_state;
+use super::table_writer::DeltaTableWriter;
 use crate::error::{Error, Result};
 use crate::metadata_column::METADATA_PREFIX;
-use crate::schema::TableId;
+use crate::schema::{EarlierRows, TableId, TableSchema};
 
 /// What must change in the Delta schema before rows of the incoming shape can be written.
 #[derive(Debug, Default, PartialEq)]
@@ -109,6 +120,124 @@ pub(crate) fn widens(narrow: &DataType, wide: &DataType) -> bool {
 /// Source columns of the Delta schema (metadata columns excluded), in Delta order.
 pub(crate) fn source_fields(delta: &StructType) -> impl Iterator<Item = &StructField> {
     delta.fields().filter(|field| !field.name().starts_with(METADATA_PREFIX))
+}
+
+impl DeltaTableWriter {
+    /// Brings the Delta schema in line with `schema`: adds new columns, widens widened ones (rewriting the
+    /// table once), keeps dropped ones. A column added to the source after rows the table holds gets those rows'
+    /// value in the same commit ([`EarlierRows`]). Incompatible changes stop the table with an actionable error.
+    pub async fn evolve(&mut self, schema: &TableSchema) -> Result<()> {
+        let delta_schema = self.delta_schema()?;
+        let plan = plan_evolution(&self.table_id, self.pipeline(), &delta_schema, &schema.arrow_schema())?;
+        if plan.is_empty() {
+            return Ok(());
+        }
+        let mut filled = Vec::new();
+        for field in &plan.added {
+            let earlier_rows = schema
+                .column_index(field.name())
+                .map(|index| &schema.columns[index].earlier_rows)
+                .unwrap_or(&EarlierRows::Null);
+            match earlier_rows {
+                EarlierRows::Null => {}
+                EarlierRows::Value(value) => filled.push((field.name().to_string(), value.clone())),
+                EarlierRows::Unknown(_) if !self.holds_rows()? => {}
+                EarlierRows::Unknown(reason) => {
+                    let pipeline = self.pipeline();
+                    return Err(Error::schema(
+                        &self.table_id,
+                        format!(
+                            "column `{}` was added to {} after rows the Delta table holds, and {reason}: the \
+                             source's log does not show what those rows hold; resync the table \
+                             (connector resync --pipeline {pipeline} --table {})",
+                            field.name(),
+                            self.table_id,
+                            self.table_id
+                        ),
+                    ));
+                }
+            }
+        }
+        if plan.widened.is_empty() && filled.is_empty() {
+            info!(table = %self.table_id, columns = ?plan.added.iter().map(|f| f.name()).collect::<Vec<_>>(), "adding columns");
+            self.table = self
+                .table
+                .clone()
+                .add_columns()
+                .with_fields(plan.added.clone())
+                .await
+                .map_err(|cause| self.destination_error("cannot add columns", cause))?;
+            return Ok(());
+        }
+        self.rewrite(&plan, &filled).await
+    }
+
+    /// Whether the table holds any data file (rows the source's log may not describe).
+    fn holds_rows(&self) -> Result<bool> {
+        let state = self.table.snapshot().map_err(|cause| self.destination_error("cannot read the table", cause))?;
+        Ok(state.log_data().num_files() > 0)
+    }
+
+    /// Rewrites the table in one commit (Delta readers see old or new, never both) with wider column types and
+    /// added columns, those in `filled` holding the given value in every row.
+    async fn rewrite(&mut self, plan: &EvolutionPlan, filled: &[(String, ScalarValue)]) -> Result<()> {
+        info!(
+            table = %self.table_id,
+            widened = ?plan.widened.iter().map(|f| f.name()).collect::<Vec<_>>(),
+            added = ?plan.added.iter().map(|f| f.name()).collect::<Vec<_>>(),
+            "rewriting the table for its new columns"
+        );
+        let context = SessionContext::new();
+        let provider =
+            self.table.table_provider().await.map_err(|cause| {
+                Error::state(format!("cannot read {} to rewrite it", self.table_id)).caused_by(cause)
+            })?;
+        let delta_schema = self.delta_schema()?;
+        let arrow_type = |field: &StructField| -> Result<ArrowType> {
+            let arrow: Field = field.try_into_arrow().map_err(|cause| {
+                Error::schema(&self.table_id, format!("column `{}` has no Arrow type", field.name())).caused_by(cause)
+            })?;
+            Ok(arrow.data_type().clone())
+        };
+        let mut projection = Vec::new();
+        for field in delta_schema.fields() {
+            let target = plan.widened.iter().find(|wide| wide.name() == field.name()).unwrap_or(field);
+            projection.push(cast(col(quoted_column(field.name())), arrow_type(target)?).alias(field.name()));
+        }
+        for field in &plan.added {
+            let value = filled
+                .iter()
+                .find(|(name, _)| name == field.name())
+                .map_or(ScalarValue::Null, |(_, value)| value.clone());
+            projection.push(cast(lit(value), arrow_type(field)?).alias(field.name()));
+        }
+        let plan = context
+            .read_table(provider)
+            .and_then(|frame| frame.select(projection))
+            .map_err(|cause| Error::state(format!("cannot plan the rewrite of {}", self.table_id)).caused_by(cause))?
+            .into_unoptimized_plan();
+        let properties = match &self.committed {
+            // Keep the cursor on top of the log so it is found without walking far back.
+            Some(state) => commit_state::commit_properties(&self.app_id, state.txn_version, &state.cursor)?,
+            None => CommitProperties::default(),
+        };
+        self.table = self
+            .table
+            .clone()
+            .write(vec![])
+            .with_input_plan(plan)
+            .with_save_mode(SaveMode::Overwrite)
+            .with_schema_mode(SchemaMode::Overwrite)
+            .with_commit_properties(properties)
+            .await
+            .map_err(|cause| self.destination_error("cannot rewrite the table with its new columns", cause))?;
+        Ok(())
+    }
+}
+
+/// A column name as a DataFusion expression reads it: quoted, so case and punctuation are kept.
+fn quoted_column(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 #[cfg(test)]

@@ -1,25 +1,24 @@
-//! Unchanged TOAST values: an UPDATE that leaves a large (TOASTed) column untouched does not carry its value
-//! (pgoutput sends `u`), and with `REPLICA IDENTITY DEFAULT` no old row carries it either. The row must keep
-//! the value it has, never null. It is taken from the key's latest earlier change in the same batch, or else
-//! from the Delta table itself, which holds the key's current row (the change is newer than anything
-//! committed there). An UPDATE that changed the key finds the value under the old key (pgoutput sends it, and
-//! the stream pushes its delete just before the update). The batch handed to the sink is then complete,
-//! whatever the table's delete mode.
+//! Cells a source left out of an UPDATE ([`UnchangedCell`]; PostgreSQL's unchanged TOASTed values, which
+//! pgoutput sends as `u` and, with `REPLICA IDENTITY DEFAULT`, no old row carries either). The row must keep the
+//! value it has, never null. It is taken from the key's latest earlier change in the same batch, or else from
+//! the Delta table itself, which holds the key's current row (the change is newer than anything committed
+//! there). An UPDATE that changed the key finds the value under the old key (the source pushes the old key's
+//! delete just before the update). The batch merged is then complete, whatever the table's delete mode.
 
 use std::collections::HashMap;
 
-use connector_core::arrow::array::{Array, ArrayRef, RecordBatch};
-use connector_core::arrow::compute::{cast, concat_batches, interleave};
-use connector_core::arrow::row::{RowConverter, SortField};
-use connector_core::change::Operation;
-use connector_core::deltalake::DeltaTable;
-use connector_core::deltalake::datafusion::prelude::{Expr, SessionContext, col, lit};
-use connector_core::deltalake::datafusion::scalar::ScalarValue;
-use connector_core::error::{Error, Result};
-use connector_core::metadata_column::IS_CURRENT;
-use connector_core::schema::TableSchema;
+use deltalake::DeltaTable;
+use deltalake::arrow::array::{Array, ArrayRef, RecordBatch};
+use deltalake::arrow::compute::{cast, concat_batches, interleave};
+use deltalake::arrow::row::{RowConverter, SortField};
+use deltalake::datafusion::prelude::{Expr, SessionContext, col, lit};
+use deltalake::datafusion::scalar::ScalarValue;
 
-use crate::changes::UnchangedCell;
+use crate::change::Operation;
+use crate::change_buffer::UnchangedCell;
+use crate::error::{Error, Result};
+use crate::metadata_column::IS_CURRENT;
+use crate::schema::TableSchema;
 
 /// Keys looked up in one Delta query.
 const KEYS_PER_LOOKUP: usize = 1000;
@@ -35,7 +34,7 @@ enum Origin {
 }
 
 /// Fills every unchanged cell (nulls in `rows`) with the value the row had.
-pub async fn fill_unchanged(
+pub(super) async fn fill_unchanged(
     table: &DeltaTable,
     schema: &TableSchema,
     rows: RecordBatch,
@@ -51,12 +50,12 @@ pub async fn fill_unchanged(
         return Err(Error::schema(
             id,
             format!(
-                "an UPDATE of {id} left a TOASTed value unchanged, and {id} has no key to find it by; run \
-                     `ALTER TABLE {id} REPLICA IDENTITY FULL` so updates carry it, then resync the table"
+                "an UPDATE of {id} left a value out as unchanged, and {id} has no key to find it by: make the source \
+                 send whole rows (PostgreSQL: `ALTER TABLE {id} REPLICA IDENTITY FULL`), then resync the table"
             ),
         ));
     }
-    let internal = |cause: connector_core::arrow::error::ArrowError| {
+    let internal = |cause: deltalake::arrow::error::ArrowError| {
         Error::state(format!("cannot restore unchanged values of {id}")).caused_by(cause)
     };
     let keys: Vec<ArrayRef> = key_indices.iter().map(|&index| rows.column(index).clone()).collect();
@@ -130,7 +129,7 @@ pub async fn fill_unchanged(
                     .ok_or_else(|| Error::state(format!("the Delta table of {id} has no column `{name}`")))?;
                 cast(values, batch_values.data_type()).map_err(internal)?
             }
-            None => connector_core::arrow::array::new_null_array(batch_values.data_type(), 0),
+            None => deltalake::arrow::array::new_null_array(batch_values.data_type(), 0),
         };
         let mut indices = Vec::with_capacity(rows.num_rows());
         for row in 0..rows.num_rows() {
@@ -167,7 +166,7 @@ async fn current_rows(
     if key_rows.is_empty() {
         return Ok(None);
     }
-    let failed = |cause: connector_core::deltalake::datafusion::error::DataFusionError| {
+    let failed = |cause: deltalake::datafusion::error::DataFusionError| {
         Error::state(format!("cannot read unchanged values of {id} from its Delta table")).caused_by(cause)
     };
     let context = SessionContext::new();

@@ -1,0 +1,205 @@
+//! Opening a pipeline's Delta tables: loading each (or creating it from the source's schema, with the
+//! metadata columns of its mode) and reading the cursor the pipeline committed to it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use deltalake::kernel::StructField;
+use deltalake::logstore::object_store::ObjectStore;
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError, TableProperty};
+use futures::{StreamExt, TryStreamExt};
+use tracing::info;
+
+use super::commit_state;
+use super::evolution::delta_type_of;
+use super::location::Destination;
+use super::table_writer::DeltaTableWriter;
+use crate::cursor::TableCursor;
+use crate::error::{Error, Result};
+use crate::metadata_column;
+use crate::options::{DeleteMode, TableOptions};
+use crate::schema::{TableId, TableSchema};
+
+/// Whether the table's `_delta_log/` holds any object: a table whose log is empty does not exist yet.
+async fn has_log(table: &DeltaTable) -> Result<bool> {
+    let log_store = table.log_store();
+    let first = log_store.object_store(None).list(Some(log_store.log_path())).next().await;
+    match first {
+        None => Ok(false),
+        Some(Ok(_)) => Ok(true),
+        Some(Err(cause)) => Err(Error::destination(
+            format!("cannot list the Delta log of {}", table.table_url()),
+            DeltaTableError::ObjectStore { source: cause },
+        )),
+    }
+}
+
+/// How many tables [`DeltaSink::open_tables`] opens at once: enough to hide an object store's latency, few
+/// enough not to be throttled by it.
+const TABLES_OPENED_AT_ONCE: usize = 16;
+
+/// Opens and creates the Delta tables of one pipeline.
+#[derive(Debug, Clone)]
+pub struct DeltaSink {
+    destination: Destination,
+    pipeline: String,
+    storage_options: HashMap<String, String>,
+    /// An object store rooted at `/` of the destination's scheme, replacing the one built from the URL.
+    object_store: Option<Arc<dyn ObjectStore>>,
+}
+
+impl DeltaSink {
+    /// `storage_options` reach the object store (for S3 the `AWS_*` environment variables are read too).
+    pub fn new(
+        destination: Destination,
+        pipeline: impl Into<String>,
+        storage_options: HashMap<String, String>,
+    ) -> Self {
+        DeltaSink { destination, pipeline: pipeline.into(), storage_options, object_store: None }
+    }
+
+    /// Writes through `store` (rooted at `/`) instead of the store derived from the destination URL:
+    /// for stores configured in code, or wrappers that inject faults in tests.
+    pub fn with_object_store(mut self, store: Arc<dyn ObjectStore>) -> Self {
+        self.object_store = Some(store);
+        self
+    }
+
+    pub fn destination(&self) -> &Destination {
+        &self.destination
+    }
+
+    /// Loads the table, or creates it from `schema` if it does not exist yet, and reads the cursor this
+    /// pipeline committed to it.
+    pub async fn open_table(&self, schema: &TableSchema, options: TableOptions) -> Result<DeltaTableWriter> {
+        let (url, mut table, exists) = self.load(&schema.id, true).await?;
+        if !exists {
+            table = create_table(table, schema, &options).await?;
+            info!(table = %schema.id, url = %url, "created delta table");
+        }
+        let key_columns = options.key.clone().unwrap_or_else(|| schema.primary_key.clone());
+        let writer = self.writer_for(table, &schema.id, options, key_columns).await?;
+        writer.check_mode_columns()?;
+        Ok(writer)
+    }
+
+    /// [`open_table`](Self::open_table) for each of `tables`, several at a time, in their order: opening reads
+    /// a table's log (on an object store, a listing and a few reads), so a pipeline of a thousand tables would
+    /// otherwise spend its start waiting on them one by one.
+    pub async fn open_tables(&self, tables: Vec<(&TableSchema, TableOptions)>) -> Result<Vec<DeltaTableWriter>> {
+        // The futures are made before the stream, not by a closure inside it: a stream type naming such a
+        // closure defeats the compiler's proof that the pipelines' futures are `Send`.
+        let opening: Vec<_> = tables.into_iter().map(|(schema, options)| self.open_table(schema, options)).collect();
+        futures::stream::iter(opening).buffered(TABLES_OPENED_AT_ONCE).try_collect().await
+    }
+
+    /// Empties an existing table and marks its snapshot as not done, in one commit, so the pipeline's next sync
+    /// copies it again. Returns false when the table does not exist.
+    pub async fn request_resync(&self, table_id: &TableId) -> Result<bool> {
+        let (_, table, exists) = self.load(table_id, false).await?;
+        if !exists {
+            return Ok(false);
+        }
+        let mut writer = self.writer_for(table, table_id, TableOptions::default(), Vec::new()).await?;
+        let position = match writer.cursor() {
+            Some(cursor) => cursor.position.clone(),
+            None => {
+                return Err(Error::config(format!(
+                    "{table_id} holds no progress of pipeline `{}`; check --pipeline (see `connector status`)",
+                    self.pipeline
+                )));
+            }
+        };
+        writer.restart_snapshot(TableCursor::restarting(position)).await?;
+        Ok(true)
+    }
+
+    /// The table at `table_id`'s location, and whether it exists (creating its directory if asked).
+    async fn load(&self, table_id: &TableId, create_directory: bool) -> Result<(url::Url, DeltaTable, bool)> {
+        let url = self.destination.table_url(table_id)?;
+        if let (true, Ok(path)) = (create_directory, url.to_file_path()) {
+            std::fs::create_dir_all(&path).map_err(|cause| {
+                Error::config(format!("cannot create the table directory {}", path.display()))
+                    .caused_by(cause)
+                    .for_table(table_id)
+            })?;
+        }
+        let mut table = DeltaTableBuilder::from_url(url.clone())
+            .map(|builder| match &self.object_store {
+                Some(store) => builder.with_storage_backend(store.clone(), url.clone()),
+                None => builder.with_storage_options(self.storage_options.clone()),
+            })
+            .and_then(|builder| builder.build())
+            .map_err(|cause| Error::destination(format!("cannot open {url}"), cause).for_table(table_id))?;
+        // A local table without a log does not exist yet: say so without asking deltalake, which logs the
+        // failed load as an error.
+        if url.to_file_path().is_ok_and(|path| !path.join("_delta_log").is_dir()) {
+            return Ok((url, table, false));
+        }
+        // The same on an object store, at the cost of one listing (a thousand new tables would otherwise log
+        // a thousand errors on a pipeline's first run).
+        if url.scheme() != "file" && !has_log(&table).await.map_err(|cause| cause.for_table(table_id))? {
+            return Ok((url, table, false));
+        }
+        match table.load().await {
+            Ok(()) => Ok((url, table, true)),
+            Err(DeltaTableError::NotATable(_)) => Ok((url, table, false)),
+            Err(DeltaTableError::KernelError(_)) if !create_directory && url.scheme() == "file" => {
+                Ok((url, table, false))
+            }
+            Err(cause) => {
+                Err(Error::destination(format!("cannot load the Delta table at {url}"), cause).for_table(table_id))
+            }
+        }
+    }
+
+    async fn writer_for(
+        &self,
+        table: DeltaTable,
+        table_id: &TableId,
+        options: TableOptions,
+        key_columns: Vec<String>,
+    ) -> Result<DeltaTableWriter> {
+        let app_id = format!("{}/{}", self.pipeline, table_id);
+        let committed =
+            commit_state::read_committed_state(&table, &app_id).await.map_err(|error| error.for_table(table_id))?;
+        Ok(DeltaTableWriter { table, app_id, table_id: table_id.clone(), options, committed, key_columns })
+    }
+}
+
+async fn create_table(table: DeltaTable, schema: &TableSchema, options: &TableOptions) -> Result<DeltaTable> {
+    let mut fields = Vec::with_capacity(schema.columns.len() + 6);
+    for column in &schema.columns {
+        fields.push(StructField::new(&column.name, delta_type_of(&schema.id, &column.name, &column.data_type)?, true));
+    }
+    for name in mode_columns(options, schema.has_key() || options.key.is_some()) {
+        let field = metadata_column::field(name);
+        fields.push(StructField::new(name, delta_type_of(&schema.id, name, field.data_type())?, true));
+    }
+    let mut create = table.create();
+    if options.deletion_vectors {
+        create = create.with_configuration_property(TableProperty::EnableDeletionVectors, Some("true"));
+    }
+    create
+        .with_columns(fields)
+        .with_table_name(&schema.id.name)
+        .with_comment(format!("{} captured by the connector", schema.id))
+        .await
+        .map_err(|cause| {
+            Error::destination(format!("cannot create the Delta table for {}", schema.id), cause).for_table(&schema.id)
+        })
+}
+
+/// Metadata columns a table carries in its mode.
+pub(super) fn mode_columns(options: &TableOptions, keyed: bool) -> Vec<&'static str> {
+    use metadata_column::*;
+    let mut columns = vec![OPERATION, POSITION, COMMIT_TIME, SYNCED_AT];
+    if keyed {
+        match options.delete_mode {
+            DeleteMode::Hard => {}
+            DeleteMode::Soft => columns.extend([DELETED, DELETED_AT]),
+            DeleteMode::History => columns.extend([VALID_FROM, VALID_TO, IS_CURRENT]),
+        }
+    }
+    columns
+}

@@ -1,0 +1,286 @@
+//! One Delta table of a pipeline and the cursor committed to it: snapshots, change batches (merged on a key or
+//! appended as a changelog), parts of large transactions, each commit carrying the table's cursor.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use deltalake::arrow::datatypes::{Schema, SchemaRef};
+use deltalake::kernel::StructType;
+use deltalake::kernel::engine::arrow_conversion::TryIntoArrow;
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::{DeltaTable, DeltaTableError};
+use tracing::debug;
+
+use super::commit_state::{self, CommittedState};
+use super::evolution::source_fields;
+use super::merge::MergeCounts;
+use super::merge_source::MergeSource;
+use super::sink::mode_columns;
+use super::snapshot_writer::SnapshotWriter;
+use super::{changelog, file_merge, file_selection, merge, unchanged_cells};
+use crate::change::ChangeBatch;
+use crate::change_buffer::TakenRows;
+use crate::cursor::TableCursor;
+use crate::error::{Error, Result};
+use crate::options::{DeleteMode, TableOptions};
+use crate::position::SourcePosition;
+use crate::schema::{TableId, TableSchema};
+
+/// What applying a change batch did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    /// Every change was at or below the committed cursor: nothing written.
+    AlreadyCommitted,
+    Merged(MergeCounts),
+    Appended {
+        rows: usize,
+    },
+}
+
+/// One Delta table of a pipeline, with the cursor committed to it.
+#[derive(Debug)]
+pub struct DeltaTableWriter {
+    pub(super) table: DeltaTable,
+    pub(super) app_id: String,
+    pub(super) table_id: TableId,
+    pub(super) options: TableOptions,
+    pub(super) committed: Option<CommittedState>,
+    pub(super) key_columns: Vec<String>,
+}
+
+impl DeltaTableWriter {
+    /// The last cursor committed by this pipeline, `None` for a table it never wrote.
+    pub fn cursor(&self) -> Option<&TableCursor> {
+        self.committed.as_ref().map(|state| &state.cursor)
+    }
+
+    pub fn committed_state(&self) -> Option<&CommittedState> {
+        self.committed.as_ref()
+    }
+
+    pub fn table(&self) -> &DeltaTable {
+        &self.table
+    }
+
+    pub fn table_id(&self) -> &TableId {
+        &self.table_id
+    }
+
+    /// Starts streaming snapshot rows of `schema` taken at `position` (the source position the snapshot is
+    /// consistent with), first adding columns the source gained since the Delta table was created.
+    pub async fn snapshot_writer(
+        &mut self,
+        schema: &TableSchema,
+        position: &SourcePosition,
+        taken_at: DateTime<Utc>,
+    ) -> Result<SnapshotWriter<'_>> {
+        self.evolve(schema).await?;
+        SnapshotWriter::new(self, position, taken_at)
+    }
+
+    /// Empties the table and records `cursor` (a snapshot starting over) in one commit: used by resync.
+    pub async fn restart_snapshot(&mut self, cursor: TableCursor) -> Result<()> {
+        let (version, properties) = self.commit_properties_for(&cursor)?;
+        // A DELETE without predicate removes every file in one commit that also carries the new cursor.
+        let (table, _) = self
+            .table
+            .clone()
+            .delete()
+            .with_commit_properties(properties)
+            .await
+            .map_err(|cause| self.destination_error("cannot empty the table for a new snapshot", cause))?;
+        self.table = table;
+        self.record_commit(version, cursor);
+        Ok(())
+    }
+
+    /// Applies a batch of changes in one commit that also records the batch's end position. Transactions
+    /// at or below the committed cursor are skipped, so replaying a batch after a crash is harmless.
+    pub async fn apply_changes(&mut self, schema: &TableSchema, batch: &ChangeBatch) -> Result<ApplyOutcome> {
+        let batch = match &self.committed {
+            Some(state) => {
+                if !state.cursor.snapshot_complete() {
+                    return Err(Error::state(format!(
+                        "{} still has an unfinished snapshot; changes can only be applied after it completes",
+                        self.table_id
+                    )));
+                }
+                match batch.after(schema, &state.cursor.position)? {
+                    Some(remaining) => remaining,
+                    None => return Ok(ApplyOutcome::AlreadyCommitted),
+                }
+            }
+            None => batch.clone(),
+        };
+        let cursor = TableCursor {
+            position: batch.end_position().clone(),
+            snapshot: self.committed.as_ref().and_then(|state| state.cursor.snapshot.clone()),
+        };
+        self.write_changes(schema, &batch, cursor).await
+    }
+
+    /// Applies rows taken from a change buffer: whole transactions ([`apply_changes`](Self::apply_changes)) or,
+    /// with `part`, the first rows of an open one ([`apply_partial_transaction`](Self::apply_partial_transaction)),
+    /// after filling the cells the source left unchanged from the rows the table stores. Returns the number of
+    /// rows with the outcome.
+    pub async fn apply_taken(&mut self, taken: TakenRows, part: bool) -> Result<(usize, ApplyOutcome)> {
+        let rows = unchanged_cells::fill_unchanged(
+            &self.table,
+            &taken.schema,
+            taken.rows.clone(),
+            &taken.operations,
+            &taken.unchanged,
+        )
+        .await?;
+        let (schema, batch) = TakenRows { rows, unchanged: Vec::new(), ..taken }.into_batch()?;
+        let outcome = if part {
+            self.apply_partial_transaction(&schema, &batch).await?
+        } else {
+            self.apply_changes(&schema, &batch).await?
+        };
+        Ok((batch.len(), outcome))
+    }
+
+    /// Whether [`apply_partial_transaction`](Self::apply_partial_transaction) may be used: applying the same
+    /// rows twice must leave the same table, which holds for merges in `hard` and `soft` mode, not for
+    /// history versions or changelog rows.
+    pub fn accepts_partial_transactions(&self) -> bool {
+        !self.key_columns.is_empty() && self.options.delete_mode != DeleteMode::History
+    }
+
+    /// Applies the first rows of a transaction too large to hold in memory, in a commit that keeps the
+    /// committed cursor where it is: until the transaction's last rows are applied with
+    /// [`apply_changes`](Self::apply_changes), a crash replays the whole transaction, and the merge makes
+    /// the replay harmless. Readers may see a transaction in parts.
+    pub async fn apply_partial_transaction(
+        &mut self,
+        schema: &TableSchema,
+        batch: &ChangeBatch,
+    ) -> Result<ApplyOutcome> {
+        if !self.accepts_partial_transactions() {
+            return Err(Error::state(format!(
+                "{} cannot take part of a transaction: its rows are not idempotent in its mode",
+                self.table_id
+            )));
+        }
+        let Some(state) = &self.committed else {
+            return Err(Error::state(format!("{} has no committed snapshot to apply changes to", self.table_id)));
+        };
+        let cursor = state.cursor.clone();
+        self.write_changes(schema, batch, cursor).await
+    }
+
+    async fn write_changes(
+        &mut self,
+        schema: &TableSchema,
+        batch: &ChangeBatch,
+        cursor: TableCursor,
+    ) -> Result<ApplyOutcome> {
+        self.evolve(schema).await?;
+        let (version, properties) = self.commit_properties_for(&cursor)?;
+        let table_schema = self.arrow_schema()?;
+        let synced_at = Utc::now();
+        let outcome = if self.key_columns.is_empty() {
+            let (table, rows) =
+                changelog::append_changes(self.table.clone(), &table_schema, batch, properties, synced_at)
+                    .await
+                    .map_err(|cause| self.destination_error("cannot append changes", cause))?;
+            self.table = table;
+            ApplyOutcome::Appended { rows }
+        } else {
+            let source =
+                MergeSource::build(batch, &table_schema, &self.key_columns, self.options.delete_mode, synced_at)
+                    .map_err(|cause| self.destination_error("cannot prepare the changes to merge", cause))?;
+            let state =
+                self.table.snapshot().map_err(|cause| self.destination_error("cannot read the table", cause))?;
+            let merged = match file_selection::unreadable_layout(state) {
+                None => {
+                    file_merge::merge_by_file_rewrite(file_merge::FileMergeRequest {
+                        table: &self.table,
+                        source,
+                        key_columns: &self.key_columns,
+                        mode: self.options.delete_mode,
+                        commit: properties,
+                        target_file_size: self.options.target_file_size,
+                    })
+                    .await
+                }
+                Some(layout) => {
+                    debug!(table = %self.table_id, layout, "merging with delta-rs's MERGE: files need its reader");
+                    merge::merge_changes(merge::MergeRequest {
+                        table: self.table.clone(),
+                        source,
+                        key_columns: &self.key_columns,
+                        mode: self.options.delete_mode,
+                        commit: properties,
+                    })
+                    .await
+                }
+            };
+            let (table, counts) = merged.map_err(|cause| self.destination_error("cannot merge changes", cause))?;
+            self.table = table;
+            ApplyOutcome::Merged(counts)
+        };
+        debug!(table = %self.table_id, version, ?outcome, "applied changes");
+        self.record_commit(version, cursor);
+        Ok(outcome)
+    }
+
+    /// The pipeline writing this table (its app id is `pipeline/table`), for the commands errors suggest.
+    pub(super) fn pipeline(&self) -> &str {
+        self.app_id.rsplit_once('/').map_or(self.app_id.as_str(), |(pipeline, _)| pipeline)
+    }
+
+    pub(super) fn delta_schema(&self) -> Result<StructType> {
+        let snapshot =
+            self.table.snapshot().map_err(|cause| self.destination_error("cannot read the table schema", cause))?;
+        Ok(snapshot.schema().as_ref().clone())
+    }
+
+    /// The table's Arrow schema as Delta stores it.
+    pub(super) fn arrow_schema(&self) -> Result<SchemaRef> {
+        let delta_schema = self.delta_schema()?;
+        let schema: Schema = (&delta_schema).try_into_arrow().map_err(|cause| {
+            Error::schema(&self.table_id, format!("the Delta schema of {} has no Arrow equivalent", self.table_id))
+                .caused_by(cause)
+        })?;
+        Ok(Arc::new(schema))
+    }
+
+    /// The metadata columns of the table's mode must exist (a table created in another mode cannot switch).
+    pub(super) fn check_mode_columns(&self) -> Result<()> {
+        let delta_schema = self.delta_schema()?;
+        let keyed = !self.key_columns.is_empty();
+        for name in mode_columns(&self.options, keyed) {
+            if delta_schema.field(name).is_none() {
+                return Err(Error::config(format!(
+                    "{} was created without `{name}`, which delete mode `{:?}` needs; keep the mode the table was \
+                     created with, or resync the table into a new destination",
+                    self.table_id, self.options.delete_mode
+                ))
+                .for_table(&self.table_id));
+            }
+        }
+        for key in &self.key_columns {
+            if !source_fields(&delta_schema).any(|field| field.name() == key) {
+                return Err(Error::config(format!("key column `{key}` is not a column of {}", self.table_id))
+                    .for_table(&self.table_id));
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn commit_properties_for(&self, cursor: &TableCursor) -> Result<(i64, CommitProperties)> {
+        let version = commit_state::next_txn_version(self.committed.as_ref(), cursor);
+        Ok((version, commit_state::commit_properties(&self.app_id, version, cursor)?))
+    }
+
+    pub(super) fn record_commit(&mut self, txn_version: i64, cursor: TableCursor) {
+        self.committed = Some(CommittedState { txn_version, cursor });
+    }
+
+    pub(super) fn destination_error(&self, what: &str, cause: DeltaTableError) -> Error {
+        Error::destination(format!("{what} for {} at {}", self.table_id, self.table.table_url()), cause)
+            .for_table(&self.table_id)
+    }
+}

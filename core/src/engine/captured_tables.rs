@@ -1,0 +1,198 @@
+//! The tables a stream captures, each with its Delta writer and the source's buffer of changes not yet
+//! committed, and the commits of those buffers.
+
+use chrono::{DateTime, Utc};
+use tokio::time::Instant;
+use tracing::{debug, info};
+
+use crate::change_buffer::{ChangeBuffer, ColumnRows, TakenRows};
+use crate::delta::{ApplyOutcome, DeltaTableWriter, apply_each};
+use crate::error::Result;
+use crate::position::SourcePosition;
+use crate::schema::TableId;
+
+/// A source's state of one table it streams, holding the table's change buffer in the source's own column
+/// builders (and whatever the source needs to decode the table: its shape, types, …).
+pub trait TableChanges: Send {
+    type Columns: ColumnRows + Send;
+
+    fn changes(&self) -> &ChangeBuffer<Self::Columns>;
+    fn changes_mut(&mut self) -> &mut ChangeBuffer<Self::Columns>;
+}
+
+/// One captured table.
+#[derive(Debug)]
+pub struct CapturedTable<T> {
+    pub writer: DeltaTableWriter,
+    /// The source's state of the table.
+    pub source: T,
+    /// Rows copied while streaming (a table that appeared mid-stream).
+    pub snapshot_rows: u64,
+    pub changes_applied: u64,
+}
+
+impl<T: TableChanges> CapturedTable<T> {
+    pub fn new(writer: DeltaTableWriter, source: T) -> Self {
+        CapturedTable { writer, source, snapshot_rows: 0, changes_applied: 0 }
+    }
+
+    /// Applies taken rows (whole transactions, or with `part` the open one's first rows) and counts them.
+    async fn apply(&mut self, taken: TakenRows, part: bool) -> Result<()> {
+        if part {
+            info!(table = %taken.schema.id, rows = taken.operations.len(), "applying part of a large transaction");
+        }
+        let (rows, outcome) = self.writer.apply_taken(taken, part).await?;
+        debug!(table = %self.writer.table_id(), rows, ?outcome, "committed changes");
+        if !matches!(outcome, ApplyOutcome::AlreadyCommitted) {
+            self.changes_applied += rows as u64;
+        }
+        Ok(())
+    }
+}
+
+/// The tables of a stream, and what they buffer.
+#[derive(Debug)]
+pub struct CapturedTables<T> {
+    tables: Vec<CapturedTable<T>>,
+    /// Tables with rows in the open transaction.
+    touched: Vec<usize>,
+    /// When the oldest change not yet committed was buffered.
+    oldest_pending: Option<Instant>,
+}
+
+impl<T: TableChanges> CapturedTables<T> {
+    pub fn new(tables: Vec<CapturedTable<T>>) -> Self {
+        CapturedTables { tables, touched: Vec::new(), oldest_pending: None }
+    }
+
+    pub fn len(&self) -> usize {
+        self.tables.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tables.is_empty()
+    }
+
+    pub fn get(&self, index: usize) -> &CapturedTable<T> {
+        &self.tables[index]
+    }
+
+    pub fn get_mut(&mut self, index: usize) -> &mut CapturedTable<T> {
+        &mut self.tables[index]
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &CapturedTable<T>> {
+        self.tables.iter()
+    }
+
+    /// The index of table `id`, if captured.
+    pub fn position(&self, id: &TableId) -> Option<usize> {
+        self.tables.iter().position(|table| table.writer.table_id() == id)
+    }
+
+    /// Adds a table (one that appeared mid-stream); returns its index.
+    pub fn push(&mut self, table: CapturedTable<T>) -> usize {
+        self.tables.push(table);
+        self.tables.len() - 1
+    }
+
+    pub fn into_inner(self) -> Vec<CapturedTable<T>> {
+        self.tables
+    }
+
+    /// Notes that rows of the open transaction were appended to table `index`.
+    pub fn touch(&mut self, index: usize) {
+        if !self.touched.contains(&index) {
+            self.touched.push(index);
+        }
+        self.oldest_pending.get_or_insert_with(Instant::now);
+    }
+
+    /// Closes the open transaction's rows, in every table it touched, at `position` where it committed.
+    pub fn close_transaction(&mut self, position: &SourcePosition, commit_time: DateTime<Utc>) {
+        for index in self.touched.drain(..) {
+            self.tables[index].source.changes_mut().close_transaction(position.clone(), commit_time);
+        }
+    }
+
+    /// When the oldest change not yet committed was buffered.
+    pub fn oldest_pending(&self) -> Option<Instant> {
+        self.oldest_pending
+    }
+
+    /// Whether any table buffers changes not yet committed.
+    pub fn hold_changes(&self) -> bool {
+        self.tables.iter().any(|table| table.source.changes().rows() > 0)
+    }
+
+    /// Memory the buffered changes of every table take.
+    pub fn buffered_bytes(&self) -> usize {
+        self.tables.iter().map(|table| table.source.changes().buffered_bytes()).sum()
+    }
+
+    /// Memory the buffered changes of the tables that can take a transaction in parts take.
+    pub fn partial_buffered_bytes(&self) -> usize {
+        self.tables
+            .iter()
+            .filter(|table| table.writer.accepts_partial_transactions())
+            .map(|table| table.source.changes().buffered_bytes())
+            .sum()
+    }
+
+    /// Commits every closed transaction to Delta, the tables merging side by side (`apply_each`). Must not be
+    /// called inside a transaction.
+    pub async fn commit(&mut self) -> Result<()> {
+        let mut batches = Vec::new();
+        for table in self.tables.iter_mut() {
+            if let Some(taken) = table.source.changes_mut().take_closed()? {
+                batches.push((table, taken));
+            }
+        }
+        apply_each(batches, |(table, taken)| table.apply(taken, false)).await?;
+        self.oldest_pending = None;
+        Ok(())
+    }
+
+    /// Mid-transaction, with the memory budget used up: commits every closed transaction, and the open one's
+    /// rows so far as a part labelled `open` (`DeltaTableWriter::apply_partial_transaction`: the cursor stays
+    /// before the transaction, so a crash replays it whole and the merge makes the replay harmless). Tables
+    /// whose mode needs whole transactions keep buffering. Returns whether every closed transaction was
+    /// committed (only then may the received position be acknowledged).
+    pub(super) async fn commit_with_open_part(&mut self, open: (SourcePosition, DateTime<Utc>)) -> Result<bool> {
+        let mut closed_all = true;
+        for table in self.tables.iter_mut() {
+            let changes = table.source.changes_mut();
+            let (closed, open_part) = if table.writer.accepts_partial_transactions() {
+                changes.take_with_open_part(open.clone())?
+            } else if changes.open_rows() == 0 {
+                (changes.take_closed()?, None)
+            } else {
+                closed_all = false;
+                continue;
+            };
+            if let Some(taken) = closed {
+                table.apply(taken, false).await?;
+            }
+            if let Some(taken) = open_part {
+                table.apply(taken, true).await?;
+            }
+        }
+        // A table that kept buffering keeps the age of its oldest change: the commit interval still applies.
+        if closed_all {
+            self.oldest_pending = None;
+        }
+        Ok(closed_all)
+    }
+
+    /// Moves the cursor of tables without buffered changes up to `position`. A table holding anything not yet
+    /// committed, even closed transactions waiting for the commit interval, keeps its cursor: moving it past
+    /// them would make their commit look already done and drop them.
+    pub(super) async fn advance_idle(&mut self, position: &SourcePosition) -> Result<()> {
+        for table in self.tables.iter_mut() {
+            if table.source.changes().rows() == 0 {
+                table.writer.advance_cursor(position).await?;
+            }
+        }
+        Ok(())
+    }
+}

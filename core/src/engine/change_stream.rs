@@ -1,0 +1,95 @@
+//! The contract between a streaming source and the engine.
+//!
+//! A source reads its log (a replication slot, a binlog, a topic) as a sequence of events. The engine asks
+//! for the next event, hands it back to the source to decode into the tables' change buffers, and decides
+//! when to commit. Transactions are the unit of exactly-once: every row belongs to a transaction, closed at
+//! the source position where it committed; what is committed to Delta carries that position as the table's
+//! cursor, and only then is the source told it may forget it.
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+
+use super::captured_tables::{CapturedTables, TableChanges};
+use crate::error::Result;
+use crate::pipeline::SyncMode;
+use crate::position::SourcePosition;
+
+/// How a stream began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Started {
+    /// The stream is open: the engine reads events.
+    Streaming,
+    /// A `once` sync found nothing to read (the source is where the tables are): nothing was opened.
+    AtEnd,
+}
+
+/// What an event meant to the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamStep {
+    Continue,
+    /// A `once` sync received everything present at its start: the engine commits and stops as soon as no
+    /// transaction is open.
+    ReachedEnd,
+}
+
+/// Whether tables without changes have their cursor moved forward as the stream moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdleCursors {
+    /// The source resumes from its tables' oldest cursor (a binlog): an idle table's cursor must follow the
+    /// stream, or every run reads its history again and needs it kept.
+    Advance,
+    /// The source keeps its own position (a replication slot): idle tables' cursors may stay.
+    Keep,
+}
+
+/// A source's change stream. The engine calls [`start`](Self::start) once, then alternates
+/// [`next_event`](Self::next_event) and [`handle`](Self::handle), committing between them, and ends with
+/// [`close`](Self::close).
+///
+/// The guarantees rest on these promises:
+/// - [`handle`](Self::handle) closes a transaction (`CapturedTables::close_transaction`) only once all its rows
+///   are in the buffers, at the position where it committed, and never gives a table a transaction its cursor
+///   already covers;
+/// - [`received`](Self::received) is a position up to which every transaction was handled whole (its rows
+///   buffered, or none were the pipeline's);
+/// - the source forgets history only when told by [`acknowledge`](Self::acknowledge), which the engine calls
+///   with a position only after every buffered change up to it is committed to Delta. A source must never
+///   acknowledge past that position on its own.
+pub trait ChangeStream: Send {
+    /// The source's state of one captured table, holding its change buffer.
+    type Table: TableChanges;
+    /// One event of the source's log, as read from the wire.
+    type Event: Send;
+
+    /// The tables the stream decodes into (the pipeline owns them; the engine commits them).
+    fn tables(&mut self) -> &mut CapturedTables<Self::Table>;
+
+    /// Opens the stream (for `once`: notes where the source stands now, the end to read to).
+    fn start(&mut self, mode: SyncMode) -> impl Future<Output = Result<Started>> + Send;
+
+    /// Waits for the next event. Must be cancel-safe: the engine drops it when a timer fires and asks again.
+    fn next_event(&mut self) -> impl Future<Output = Result<Self::Event>> + Send;
+
+    /// Decodes an event into the tables' buffers.
+    fn handle(&mut self, event: Self::Event) -> impl Future<Output = Result<StreamStep>> + Send;
+
+    /// The open transaction, if any: the position and commit time that label a part of it applied before its
+    /// end (see `DeltaTableWriter::apply_partial_transaction`). `None` between transactions.
+    fn open_transaction(&self) -> Option<(SourcePosition, DateTime<Utc>)>;
+
+    /// The position up to which every transaction was handled whole.
+    fn received(&self) -> SourcePosition;
+
+    /// Everything up to `position` is committed to Delta: the source may forget it.
+    fn acknowledge(&mut self, position: &SourcePosition);
+
+    /// Whether idle tables' cursors follow the stream.
+    fn idle_cursors(&self) -> IdleCursors;
+
+    /// Called between events at the commit check period, for the source's own periodic work (heartbeats).
+    fn on_tick(&mut self) -> impl Future<Output = Result<()>> + Send;
+
+    /// Ends the stream after the engine's last commit and acknowledgement.
+    fn close(&mut self) -> impl Future<Output = ()> + Send;
+}
