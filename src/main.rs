@@ -40,7 +40,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// 2 when the user must change the command or configuration, 1 for everything else.
+/// 2 when the user must change the command or configuration, 3 when the source lost history the tables need
+/// (they must be copied anew), 1 for everything else.
 fn exit_code_for(error: &Error) -> ExitCode {
     ExitCode::from(exit_status_for(error))
 }
@@ -49,6 +50,7 @@ fn exit_code_for(error: &Error) -> ExitCode {
 /// most telling).
 fn exit_status_for(error: &Error) -> u8 {
     match error.kind() {
+        ErrorKind::HistoryLost => command::NEEDS_RESYNC_EXIT_CODE,
         ErrorKind::Config => 2,
         ErrorKind::Source | ErrorKind::Destination | ErrorKind::State | ErrorKind::Schema => 1,
     }

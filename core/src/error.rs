@@ -24,6 +24,9 @@ pub enum ErrorKind {
     Destination,
     State,
     Schema,
+    /// The source no longer holds the changes the tables need (a replication slot invalidated, a binlog purged,
+    /// events expired): retrying cannot help, the tables must be copied anew ([`Error::tables_to_resync`]).
+    HistoryLost,
 }
 
 impl fmt::Display for ErrorKind {
@@ -34,6 +37,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Destination => "destination",
             ErrorKind::State => "state",
             ErrorKind::Schema => "schema",
+            ErrorKind::HistoryLost => "history lost",
         })
     }
 }
@@ -47,6 +51,8 @@ pub struct Error {
     kind: ErrorKind,
     retry: Retry,
     table: Option<TableId>,
+    /// For [`ErrorKind::HistoryLost`]: the tables to copy anew.
+    resync: Vec<TableId>,
     message: String,
     #[source]
     cause: Option<Cause>,
@@ -54,7 +60,15 @@ pub struct Error {
 
 impl Error {
     pub fn new(kind: ErrorKind, retry: Retry, message: impl Into<String>) -> Self {
-        Error { kind, retry, table: None, message: message.into(), cause: None }
+        Error { kind, retry, table: None, resync: Vec::new(), message: message.into(), cause: None }
+    }
+
+    /// The source lost the changes `tables` need since their cursors; `message` says what happened and how to
+    /// copy them anew.
+    pub fn history_lost(tables: impl IntoIterator<Item = TableId>, message: impl Into<String>) -> Self {
+        let mut error = Self::new(ErrorKind::HistoryLost, Retry::No, message);
+        error.resync = tables.into_iter().collect();
+        error
     }
 
     pub fn config(message: impl Into<String>) -> Self {
@@ -101,6 +115,11 @@ impl Error {
 
     pub fn table(&self) -> Option<&TableId> {
         self.table.as_ref()
+    }
+
+    /// The tables a [`ErrorKind::HistoryLost`] error says must be copied anew.
+    pub fn tables_to_resync(&self) -> &[TableId] {
+        &self.resync
     }
 
     /// The message followed by its chain of causes, for one-line display to users.

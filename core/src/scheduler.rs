@@ -10,7 +10,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tracing::{error, info, warn};
 
 use crate::backoff::Backoff;
-use crate::error::Retry;
+use crate::error::{ErrorKind, Retry};
 use crate::pipeline::{Pipeline, Shutdown, SyncMode, SyncReport};
 use crate::schedule::Schedule;
 
@@ -111,6 +111,11 @@ async fn run_on_schedule(
         previous_start = Some(started_at);
         let outcome = scheduled.pipeline.sync(mode, shutdown.clone()).await;
         let finished_at = Utc::now();
+        // Retrying cannot bring back what the source lost: the pipeline stops until its tables are copied anew.
+        let lost = outcome.as_ref().err().filter(|failure| failure.kind() == ErrorKind::HistoryLost).map(|failure| {
+            let tables = failure.tables_to_resync().iter().map(ToString::to_string).collect::<Vec<_>>();
+            error!(pipeline = %name, error = %failure.report(), tables = %tables.join(","), "the source lost changes the pipeline needs; it stops until its tables are resynced and `connector run` restarts");
+        });
         retry_after = match &outcome {
             Ok(report) => {
                 backoff.reset();
@@ -140,6 +145,9 @@ async fn run_on_schedule(
             let outcome = outcome.map_err(|failure| failure.report());
             let _ = events.send(RunEvent { pipeline: name.clone(), started_at, finished_at, outcome });
         }
+        if lost.is_some() {
+            break;
+        }
     }
     info!(pipeline = %name, "pipeline stopped");
 }
@@ -158,6 +166,48 @@ mod tests {
         name: &'static str,
         fails: bool,
         runs: AtomicU32,
+    }
+
+    /// A pipeline whose source lost the history its table needs.
+    #[derive(Debug, Default)]
+    struct LostHistoryPipeline {
+        runs: AtomicU32,
+    }
+
+    impl Pipeline for LostHistoryPipeline {
+        fn name(&self) -> &str {
+            "lost"
+        }
+
+        fn sync(&self, _mode: SyncMode, _shutdown: Shutdown) -> SyncFuture<'_> {
+            self.runs.fetch_add(1, Ordering::SeqCst);
+            let table = crate::schema::TableId::new("shop", "orders");
+            Box::pin(async move { Err(Error::history_lost([table], "the binlog was purged")) })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pipeline_whose_source_lost_history_stops_while_the_others_go_on() {
+        let lost = Arc::new(LostHistoryPipeline::default());
+        let healthy = Arc::new(CountingPipeline { name: "healthy", fails: false, runs: AtomicU32::new(0) });
+        let scheduler = Scheduler::new(vec![
+            ScheduledPipeline { pipeline: lost.clone(), schedule: Schedule::Continuous },
+            ScheduledPipeline { pipeline: healthy.clone(), schedule: "1m".parse().expect("valid") },
+        ]);
+        let (trigger, shutdown) = Shutdown::new();
+        let (sender, mut events) = tokio::sync::mpsc::unbounded_channel();
+        let running = tokio::spawn(scheduler.run(shutdown, Some(sender)));
+        let mut healthy_runs = 0;
+        // Paused time: a day of schedule passes at once, past the long wait of other permanent failures.
+        while healthy_runs < 24 * 60 {
+            let event = events.recv().await.expect("scheduler running");
+            if event.pipeline == "healthy" {
+                healthy_runs += 1;
+            }
+        }
+        trigger.request();
+        running.await.expect("scheduler stops on shutdown");
+        assert_eq!(lost.runs.load(Ordering::SeqCst), 1, "a pipeline that lost history is not run again");
     }
 
     impl Pipeline for CountingPipeline {

@@ -12,6 +12,11 @@ use connector_core::error::Result;
 
 use crate::cli::Command;
 
+/// The exit code when a pipeline's source no longer holds what its next sync needs (a replication slot that lost
+/// its WAL, a purged binlog): `status` finding it, or a sync stopped by it, so that a cron job or a probe alerts
+/// (1 and 2 are the connector's own failures).
+pub const NEEDS_RESYNC_EXIT_CODE: u8 = 3;
+
 pub async fn run(command: Command) -> Result<ExitCode> {
     match command {
         Command::Sync(args) => sync::sync(args).await,

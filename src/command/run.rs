@@ -40,8 +40,9 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs every pipeline once, concurrently; failures are reported and make the exit code non-zero: 2 when one
-/// of them needs a configuration change, as a single `sync` would exit, else 1.
+/// Runs every pipeline once, concurrently; failures are reported and make the exit code non-zero, the highest a
+/// single `sync` of them would exit with: 3 when a source lost history, 2 when one needs a configuration change,
+/// else 1.
 async fn run_each_once(scheduled: Vec<ScheduledPipeline>, shutdown: connector_core::pipeline::Shutdown) -> ExitCode {
     let mut runs = tokio::task::JoinSet::new();
     for entry in scheduled {

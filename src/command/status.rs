@@ -76,12 +76,8 @@ pub async fn status(args: StatusArgs) -> Result<ExitCode> {
     for problem in &problems {
         eprintln!("{problem}");
     }
-    Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(NEEDS_RESYNC_EXIT_CODE) })
+    Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(super::NEEDS_RESYNC_EXIT_CODE) })
 }
-
-/// The exit code when a pipeline's source no longer holds what its next sync needs, so that a cron job or a
-/// probe running `connector status` alerts (1 and 2 are the connector's own failures).
-const NEEDS_RESYNC_EXIT_CODE: u8 = 3;
 
 /// Pipelines whose source lost what their next sync needs: a slot whose WAL was removed, a binlog purged.
 fn source_problems(slots: &[SlotStatus], binlogs: &[BinlogStatus]) -> Vec<String> {

@@ -21,6 +21,8 @@ const CONNECTOR: &str = env!("CARGO_BIN_EXE_connector");
 const FIX_THE_CONFIGURATION: i32 = 2;
 /// Exit code of every other failure (the source, the destination, the state of either).
 const FAILED: i32 = 1;
+/// Exit code when the source no longer holds the changes the tables need: they must be copied anew.
+const HISTORY_LOST: i32 = 3;
 
 /// One bad input: the connector's arguments and environment, and what its refusal must say.
 struct Case {
@@ -862,7 +864,7 @@ async fn bad_input_postgres_broken_state_after_a_sync_moves_neither_the_slot_nor
             .iter()
             .map(String::as_str)
             .collect::<Vec<_>>(),
-        FAILED,
+        HISTORY_LOST,
         &["publication connector_shop_a was dropped", "connector drop --pipeline shop-a"],
     );
     let says: Vec<&str> = case.says.iter().map(String::as_str).collect();
@@ -1063,8 +1065,12 @@ async fn bad_input_mysql_purged_binlog_stops_without_a_commit() {
     let before = delta_commits_under(lake.dir.path());
     let way_out = format!("connector resync --pipeline test --table {}.orders", db.name());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let case =
-        Case::new("binlog purged while the pipeline was away", &args, FAILED, &["no longer has binlog", &way_out]);
+    let case = Case::new(
+        "binlog purged while the pipeline was away",
+        &args,
+        HISTORY_LOST,
+        &["no longer has binlog", &way_out],
+    );
     let says: Vec<&str> = case.says.iter().map(String::as_str).collect();
     assert_refused(case.input, &case.run(), case.code, &says);
     assert_eq!(delta_commits_under(lake.dir.path()), before, "a commit was made");

@@ -252,8 +252,8 @@ impl<'a> BinlogReader<'a> {
                 return foreign_position_error(&self.received, &self.server.identity, &self.config.pipeline, &tables)
                     .caused_by(cause);
             }
-            return purged_binlog_error(&self.received, &self.config.pipeline, &tables, &server.message)
-                .caused_by(cause);
+            let ids: Vec<TableId> = self.tables.iter().map(|table| table.writer.table_id().clone()).collect();
+            return purged_binlog_error(&self.received, &self.config.pipeline, &ids, &server.message).caused_by(cause);
         }
         source_error("reading the binlog failed", cause)
     }

@@ -4,19 +4,29 @@
 
 use connector_core::error::Error;
 use connector_core::position::BinlogPosition;
+use connector_core::schema::TableId;
 
 /// The server error when a replica asks for a binlog file or position the server no longer has.
 pub const ER_MASTER_FATAL_ERROR_READING_BINLOG: u16 = 1236;
 
 /// The server no longer has the binlog at `position`: what was lost, and how to recover.
-pub fn purged_binlog_error(position: &BinlogPosition, pipeline: &str, tables: &str, server_message: &str) -> Error {
-    Error::state(format!(
-        "the server no longer has binlog {} at {} (purged while the connector was away?): the changes since are lost \
+pub fn purged_binlog_error(
+    position: &BinlogPosition,
+    pipeline: &str,
+    tables: &[TableId],
+    server_message: &str,
+) -> Error {
+    let names = tables.iter().map(TableId::to_string).collect::<Vec<_>>().join(",");
+    Error::history_lost(
+        tables.iter().cloned(),
+        format!(
+            "the server no longer has binlog {} at {} (purged while the connector was away?): the changes since are lost \
          to the connector. Copy the tables anew with `connector resync --pipeline {pipeline} --table {}`, then sync \
          again; keep binlogs longer (binlog_expire_logs_seconds / expire_logs_days) so it does not happen again. The \
          server said: {server_message}",
-        position.file, position.offset, tables
-    ))
+            position.file, position.offset, names
+        ),
+    )
 }
 
 /// Whether the server ended the stream because another replica registered with the same server id: MySQL
@@ -49,7 +59,7 @@ pub fn foreign_position_error(position: &BinlogPosition, server: &str, pipeline:
 
 #[cfg(test)]
 mod tests {
-    use connector_core::error::Retry;
+    use connector_core::error::{ErrorKind, Retry};
 
     use super::*;
 
@@ -68,12 +78,14 @@ mod tests {
     #[test]
     fn a_purged_binlog_names_the_resync_command() {
         let position = BinlogPosition { file: "mariadb-bin.000003".into(), offset: 4, gtid: None, server: None };
+        let tables = [TableId::new("shop", "orders"), TableId::new("shop", "items")];
         let error = purged_binlog_error(
             &position,
             "shop",
-            "shop.orders,shop.items",
+            &tables,
             "Could not find first log file name in binary log index file",
         );
+        assert_eq!((error.kind(), error.tables_to_resync()), (ErrorKind::HistoryLost, &tables[..]));
         let text = error.to_string();
         assert!(text.contains("connector resync --pipeline shop --table shop.orders,shop.items"), "{text}");
         assert!(text.contains("mariadb-bin.000003 at 4"), "{text}");

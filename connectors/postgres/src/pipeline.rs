@@ -72,7 +72,7 @@ impl PostgresPipeline {
         binding::check(&recorded, &config.slot, &config.publication, &config.pipeline, &self.destination)?;
         // A slot that cannot serve the pipeline (another plugin or database, its WAL removed) is refused before
         // the publication is created, so the refusal leaves nothing behind.
-        let existing = existing_slot(&sql, &config.slot, &config.pipeline).await?;
+        let existing = existing_slot(&sql, &config.slot, &config.pipeline, &ids).await?;
         ensure_publication(&sql, &config.publication, &ids).await?;
         let slot = match existing {
             Some(slot) => slot,

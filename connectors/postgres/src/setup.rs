@@ -190,7 +190,12 @@ pub async fn create_slot(client: &Client, slot: &str) -> Result<SlotState> {
 /// Reads the pipeline's slot without changing anything on the server: `None` when there is none, an error when
 /// it cannot serve the pipeline (another plugin, another database, its WAL removed: a slot whose WAL was
 /// removed cannot resume).
-pub async fn existing_slot(client: &Client, slot: &str, pipeline: &str) -> Result<Option<SlotState>> {
+pub async fn existing_slot(
+    client: &Client,
+    slot: &str,
+    pipeline: &str,
+    tables: &[TableId],
+) -> Result<Option<SlotState>> {
     let row = client
         .query_opt(
             "SELECT plugin::text, confirmed_flush_lsn::text, wal_status, database::text = current_database() \
@@ -214,11 +219,14 @@ pub async fn existing_slot(client: &Client, slot: &str, pipeline: &str) -> Resul
     }
     let wal_status: Option<String> = row.get(2);
     if wal_status.as_deref() == Some("lost") {
-        return Err(Error::state(format!(
-            "replication slot {slot} was invalidated: the server removed WAL it still needed \
+        return Err(Error::history_lost(
+            tables.iter().cloned(),
+            format!(
+                "replication slot {slot} was invalidated: the server removed WAL it still needed \
              (max_slot_wal_keep_size), so changes were lost; drop the slot and resync every table: \
              `connector drop --pipeline {pipeline}` then sync again"
-        )));
+            ),
+        ));
     }
     let confirmed: Option<String> = row.get(1);
     Ok(Some(SlotState { confirmed_flush: parse_lsn(confirmed.as_deref().unwrap_or("0/0"))?, created: false }))

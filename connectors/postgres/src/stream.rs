@@ -125,10 +125,13 @@ impl<'a> ReplicationStream<'a> {
             None
         };
         match lost {
-            Some(reason) => Error::state(format!(
-                "{reason}; the changes in between are lost to the connector: drop the slot and copy every table \
+            Some(reason) => Error::history_lost(
+                self.tables.iter().map(|table| table.writer.table_id().clone()),
+                format!(
+                    "{reason}; the changes in between are lost to the connector: drop the slot and copy every table \
                  anew with `connector drop --pipeline {pipeline} --url …`, then sync again"
-            ))
+                ),
+            )
             .caused_by(cause),
             None => replication_error("the replication stream failed", cause),
         }
