@@ -3,6 +3,7 @@
 //! picture and the contracts: `docs/architecture.md`.
 
 pub mod backoff;
+pub mod capture_settings;
 pub mod caught_panic;
 pub mod change;
 pub mod change_buffer;

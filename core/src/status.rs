@@ -10,7 +10,7 @@ use futures::TryStreamExt;
 use serde::Serialize;
 
 use crate::cursor::TableCursor;
-use crate::delta::{APP_ID_KEY, CURSOR_KEY, Destination};
+use crate::delta::{APP_ID_KEY, CURSOR_KEY, Destination, read_committed_state, recorded_app_ids};
 use crate::error::{Error, Result};
 use crate::schema::TableId;
 
@@ -78,6 +78,17 @@ pub async fn table_status(destination: &Destination, table: &TableId) -> Result<
         }
         if let Ok(cursor) = serde_json::from_value::<TableCursor>(cursor.clone()) {
             pipelines.insert(app_id.to_string(), PipelineProgress { app_id: app_id.to_string(), cursor, committed_at });
+        }
+    }
+    // Pipelines whose last commit is further back than the history read (other writers' commits since, or the
+    // log cleaned up): their cursor is found by the transaction version checkpoints keep.
+    for app_id in recorded_app_ids(&delta).await? {
+        if pipelines.contains_key(&app_id) {
+            continue;
+        }
+        if let Some(state) = read_committed_state(&delta, &app_id).await? {
+            let progress = PipelineProgress { app_id: app_id.clone(), cursor: state.cursor, committed_at: None };
+            pipelines.insert(app_id, progress);
         }
     }
     Ok(Some(TableStatus {

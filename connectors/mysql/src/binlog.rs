@@ -180,7 +180,7 @@ impl<'a> BinlogReader<'a> {
                 self.received.offset,
                 self.received.server.as_deref().unwrap_or_default(),
                 self.server.identity,
-                self.config.pipeline,
+                self.config.capture.pipeline,
                 self.table_names()
             )));
         }
@@ -249,11 +249,17 @@ impl<'a> BinlogReader<'a> {
             }
             let tables = self.table_names();
             if self.start_is_elsewhere() {
-                return foreign_position_error(&self.received, &self.server.identity, &self.config.pipeline, &tables)
-                    .caused_by(cause);
+                return foreign_position_error(
+                    &self.received,
+                    &self.server.identity,
+                    &self.config.capture.pipeline,
+                    &tables,
+                )
+                .caused_by(cause);
             }
             let ids: Vec<TableId> = self.tables.iter().map(|table| table.writer.table_id().clone()).collect();
-            return purged_binlog_error(&self.received, &self.config.pipeline, &ids, &server.message).caused_by(cause);
+            return purged_binlog_error(&self.received, &self.config.capture.pipeline, &ids, &server.message)
+                .caused_by(cause);
         }
         source_error("reading the binlog failed", cause)
     }
@@ -430,7 +436,7 @@ impl<'a> BinlogReader<'a> {
     async fn copy_renamed(&mut self, id: &TableId) -> Result<()> {
         // Changes read so far land first: the copy may replace a table that was captured before.
         self.tables.commit().await?;
-        let options = self.config.options_for(id);
+        let options = self.config.capture.options_for(id);
         let mut conn = connection::connect(self.config, &format!("cannot connect to copy {id}")).await?;
         let described = describe_table(&mut conn, id, options.key.as_deref()).await;
         let _ = conn.disconnect().await;
@@ -466,7 +472,7 @@ impl<'a> BinlogReader<'a> {
 
     /// Opens the Delta table of a table created while streaming, shaped by its first table map; returns its index.
     async fn capture_created(&mut self, map: &TableMapEvent<'_>, id: &TableId) -> Result<usize> {
-        let options = self.config.options_for(id);
+        let options = self.config.capture.options_for(id);
         let shape = shape_of(map, &self.collations, options.key.as_deref())?;
         let key_override = options.key.clone();
         let writer = self.sink.open_table(&shape.schema, options).await?;
@@ -515,7 +521,7 @@ impl<'a> BinlogReader<'a> {
                          (connector resync --pipeline {} --table {id})",
                         previous_key.join(","),
                         shape.schema.primary_key.join(","),
-                        self.config.pipeline
+                        self.config.capture.pipeline
                     ),
                 ));
             }

@@ -1,14 +1,12 @@
 //! The MySQL/MariaDB source profile: where to connect, which tables, and the replica server id the binlog
 //! connection registers with.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use connector_core::config::{self, Pipeline as PipelineConfig, Profile};
+use connector_core::capture_settings::CaptureSettings;
+use connector_core::config::{Pipeline as PipelineConfig, Profile};
 use connector_core::error::{Error, Result};
-use connector_core::options::TableOptions;
-use connector_core::schema::TableId;
 use connector_core::secret::ConnectionUrl;
 
 use crate::connection::{TlsMode, TlsSettings};
@@ -16,14 +14,6 @@ use crate::connection::{TlsMode, TlsSettings};
 use mysql_async::{Opts, OptsBuilder};
 use serde::Deserialize;
 
-/// How long changes may wait in memory before a micro-batch is committed in continuous mode.
-pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_secs(1);
-/// Buffered change bytes (Arrow, across tables) that force a commit: bounds memory whatever the backlog.
-pub const DEFAULT_BATCH_BYTES: usize = 128 * 1024 * 1024;
-/// Rows per key range when copying a large table with an integer key: each range is read on one of several
-/// connections at once (about two million rows keeps a range's query worthwhile and the ranges many enough to
-/// spread over connections).
-pub const DEFAULT_COPY_RANGE_ROWS: u64 = 2_000_000;
 /// How often an idle server sends a heartbeat on the binlog connection, so a dead link is noticed.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -39,7 +29,7 @@ struct RawProfile {
     server_id: Option<u32>,
     #[serde(default)]
     batch_mib: Option<usize>,
-    /// Rows per key range when copying a large table (see [`DEFAULT_COPY_RANGE_ROWS`]).
+    /// Rows per key range when copying a large table (see `connector_core::capture_settings::DEFAULT_COPY_RANGE_ROWS`).
     #[serde(default)]
     copy_range_rows: Option<u64>,
 }
@@ -53,16 +43,9 @@ pub struct MySqlConfig {
     /// plaintext fallback, the errors naming the setting).
     pub connection: Opts,
     pub tls: TlsSettings,
-    pub pipeline: String,
-    pub dest: String,
-    pub tables: Vec<TableId>,
+    pub capture: CaptureSettings,
     pub databases: Vec<String>,
-    pub table_options: BTreeMap<TableId, TableOptions>,
-    pub default_options: TableOptions,
     pub server_id: u32,
-    pub commit_interval: Duration,
-    pub batch_bytes: usize,
-    pub copy_range_rows: u64,
 }
 
 impl std::fmt::Debug for MySqlConfig {
@@ -70,9 +53,9 @@ impl std::fmt::Debug for MySqlConfig {
         f.debug_struct("MySqlConfig")
             .field("url", &self.url)
             .field("tls", &self.tls)
-            .field("pipeline", &self.pipeline)
-            .field("dest", &self.dest)
-            .field("tables", &self.tables)
+            .field("pipeline", &self.capture.pipeline)
+            .field("dest", &self.capture.dest)
+            .field("tables", &self.capture.tables)
             .field("databases", &self.databases)
             .field("server_id", &self.server_id)
             .finish_non_exhaustive()
@@ -82,7 +65,7 @@ impl std::fmt::Debug for MySqlConfig {
 impl MySqlConfig {
     pub fn from_profile(profile: &Profile, pipeline: &PipelineConfig) -> Result<Self> {
         let config = Self::connection_only(profile, pipeline)?;
-        if config.tables.is_empty() && config.databases.is_empty() {
+        if config.capture.tables.is_empty() && config.databases.is_empty() {
             return Err(Error::config(format!(
                 "pipeline `{}`: name tables (--tables database.table) or databases (--databases shop)",
                 pipeline.name
@@ -111,31 +94,13 @@ impl MySqlConfig {
             .init(vec!["SET time_zone = '+00:00'", "SET NAMES utf8mb4"])
             .ssl_opts(tls.ssl_opts())
             .into();
-        let (tables, table_options) = pipeline.table_ids(&at)?;
+        let capture = CaptureSettings::new(pipeline, &at, raw.batch_mib, raw.copy_range_rows)?;
         let server_id = match raw.server_id {
             Some(0) => return Err(Error::config(format!("{at}: server_id must be 1 or more"))),
             Some(id) => id,
             None => default_server_id(&pipeline.name, &pipeline.dest),
         };
-        Ok(MySqlConfig {
-            url: raw.url,
-            connection,
-            tls,
-            pipeline: pipeline.name.clone(),
-            dest: pipeline.dest.clone(),
-            tables,
-            databases: raw.databases,
-            table_options,
-            default_options: pipeline.default_options.clone(),
-            server_id,
-            commit_interval: DEFAULT_COMMIT_INTERVAL,
-            batch_bytes: config::batch_bytes(raw.batch_mib, DEFAULT_BATCH_BYTES, &at)?,
-            copy_range_rows: config::copy_range_rows(raw.copy_range_rows, DEFAULT_COPY_RANGE_ROWS, &at)?,
-        })
-    }
-
-    pub fn options_for(&self, table: &TableId) -> TableOptions {
-        self.table_options.get(table).cloned().unwrap_or_else(|| self.default_options.clone())
+        Ok(MySqlConfig { url: raw.url, connection, tls, capture, databases: raw.databases, server_id })
     }
 }
 

@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 
 use connector_core::delta::{DeltaSink, DeltaTableWriter, Destination, copy_in_parallel};
-use connector_core::engine::{CapturedTable, CommitBudget, stream_changes};
+use connector_core::engine::{CapturedTable, stream_changes};
 use connector_core::error::{Error, Result};
 use connector_core::pipeline::{Pipeline, Shutdown, SyncFuture, SyncMode, SyncReport, TableReport};
 use connector_core::position::{BinlogPosition, SourcePosition};
@@ -41,8 +41,8 @@ pub struct MySqlPipeline {
 
 impl MySqlPipeline {
     pub fn new(config: MySqlConfig) -> Result<Self> {
-        let destination = Destination::parse(&config.dest)?;
-        let sink = DeltaSink::new(destination, config.pipeline.clone(), HashMap::new());
+        let destination = Destination::parse(&config.capture.dest)?;
+        let sink = DeltaSink::new(destination, config.capture.pipeline.clone(), HashMap::new());
         Ok(MySqlPipeline { config: Arc::new(config), sink })
     }
 
@@ -52,7 +52,7 @@ impl MySqlPipeline {
         let server = check_server(&mut conn).await?;
         // The position at start: `--once` stops here.
         let target = current_position(&mut conn, &server).await?;
-        let mut ids = config.tables.clone();
+        let mut ids = config.capture.tables.clone();
         for id in tables_of_databases(&mut conn, &config.databases).await? {
             if !ids.contains(&id) {
                 ids.push(id);
@@ -61,19 +61,20 @@ impl MySqlPipeline {
         if ids.is_empty() {
             return Err(Error::config(format!(
                 "pipeline `{}`: databases {} hold no tables",
-                config.pipeline,
+                config.capture.pipeline,
                 config.databases.join(", ")
             )));
         }
         let mut sources = Vec::with_capacity(ids.len());
         for id in &ids {
-            let options = config.options_for(id);
+            let options = config.capture.options_for(id);
             sources.push(describe_table(&mut conn, id, options.key.as_deref()).await?);
         }
         let collations = read_collations(&mut conn).await?;
         let _ = conn.disconnect().await;
 
-        let opened = sources.iter().map(|source| (&source.schema, config.options_for(&source.schema.id))).collect();
+        let opened =
+            sources.iter().map(|source| (&source.schema, config.capture.options_for(&source.schema.id))).collect();
         let mut writers = self.sink.open_tables(opened).await?;
         let mut reports: Vec<TableReport> = sources
             .iter()
@@ -127,15 +128,14 @@ impl MySqlPipeline {
                 }
                 None => {}
             }
-            let key_override = config.options_for(&source.schema.id).key;
+            let key_override = config.capture.options_for(&source.schema.id).key;
             let shape = TableShape { schema: source.schema, types: source.types };
             streamed.push(CapturedTable::new(writer, BinlogTable::new(shape, key_override)));
         }
         let start = earliest(&cursors)?.unwrap_or(&target).clone();
         let mut reader = BinlogReader::new(config, &server, streamed, &self.sink, collations, (start, target));
         if !shutdown.is_requested() {
-            let budget = CommitBudget { commit_interval: config.commit_interval, batch_bytes: config.batch_bytes };
-            stream_changes(&mut reader, mode, budget, shutdown).await?;
+            stream_changes(&mut reader, mode, config.capture.budget(), shutdown).await?;
         }
         let streamed = reader.into_tables();
         // Tables created while streaming were added after the others.
@@ -187,7 +187,7 @@ async fn read_collations(conn: &mut Conn) -> Result<Collations> {
 
 impl Pipeline for MySqlPipeline {
     fn name(&self) -> &str {
-        &self.config.pipeline
+        &self.config.capture.pipeline
     }
 
     fn sync(&self, mode: SyncMode, shutdown: Shutdown) -> SyncFuture<'_> {

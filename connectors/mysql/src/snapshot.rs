@@ -121,7 +121,7 @@ pub async fn copy_table(
 /// whole table) for any other table.
 async fn key_ranges(config: &MySqlConfig, table: &SourceTable) -> Result<Vec<Option<String>>> {
     let whole = vec![None];
-    let ranges = table.estimated_rows.div_ceil(config.copy_range_rows).min(MAX_RANGES);
+    let ranges = table.estimated_rows.div_ceil(config.capture.copy_range_rows).min(MAX_RANGES);
     let integer_key = match table.schema.primary_key.as_slice() {
         [key] => table
             .schema

@@ -1,28 +1,17 @@
 //! The PostgreSQL source profile: where to connect, which tables, and the names of the replication slot and
 //! publication derived from the pipeline.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use connector_core::config::{self, Pipeline as PipelineConfig, Profile};
+use connector_core::capture_settings::CaptureSettings;
+use connector_core::config::{Pipeline as PipelineConfig, Profile};
 use connector_core::error::{Error, Result};
-use connector_core::options::TableOptions;
-use connector_core::schema::TableId;
 use connector_core::secret::ConnectionUrl;
-use std::path::PathBuf;
 
-use crate::connection::{Checks, TlsMode, TlsSettings};
+use crate::tls::{Checks, TlsMode, TlsSettings, split_tls_settings};
 use pgwire_replication::{ReplicationConfig, TlsConfig};
 use serde::Deserialize;
 
-/// How long changes may wait in memory before a micro-batch is committed in continuous mode. Each commit
-/// costs a MERGE (about a second on a large table), so much shorter gains little.
-pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_secs(1);
-/// Buffered change bytes (Arrow, across tables) that force a commit: bounds memory whatever the backlog.
-pub const DEFAULT_BATCH_BYTES: usize = 128 * 1024 * 1024;
-/// A table with more rows (by the planner's estimate) and an integer key is copied in key ranges of about this
-/// many rows over parallel connections: enough rows per range that each makes large Parquet files.
-pub const DEFAULT_COPY_RANGE_ROWS: u64 = 2_000_000;
 /// How often continuous mode writes a heartbeat into the WAL, so an idle slot still advances when other
 /// databases or tables keep writing (otherwise the slot pins their WAL).
 pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
@@ -38,10 +27,10 @@ struct RawProfile {
     slot: Option<String>,
     #[serde(default)]
     publication: Option<String>,
-    /// Memory budget for buffered changes, in MiB (see [`DEFAULT_BATCH_BYTES`]).
+    /// Memory budget for buffered changes, in MiB (see `connector_core::capture_settings::DEFAULT_BATCH_BYTES`).
     #[serde(default)]
     batch_mib: Option<usize>,
-    /// Rows per key range when copying a large table (see [`DEFAULT_COPY_RANGE_ROWS`]).
+    /// Rows per key range when copying a large table (see `connector_core::capture_settings::DEFAULT_COPY_RANGE_ROWS`).
     #[serde(default)]
     copy_range_rows: Option<u64>,
 }
@@ -52,25 +41,17 @@ pub struct PostgresConfig {
     pub url: ConnectionUrl,
     pub connection: tokio_postgres::Config,
     pub tls: TlsSettings,
-    pub pipeline: String,
-    pub dest: String,
-    /// Tables named explicitly; `schemas` adds every table of those schemas when the pipeline starts.
-    pub tables: Vec<TableId>,
+    pub capture: CaptureSettings,
     pub schemas: Vec<String>,
-    pub table_options: BTreeMap<TableId, TableOptions>,
-    pub default_options: TableOptions,
     pub slot: String,
     pub publication: String,
-    pub commit_interval: Duration,
-    pub batch_bytes: usize,
-    pub copy_range_rows: u64,
     pub heartbeat_interval: Duration,
 }
 
 impl PostgresConfig {
     pub fn from_profile(profile: &Profile, pipeline: &PipelineConfig) -> Result<Self> {
         let config = Self::connection_only(profile, pipeline)?;
-        if config.tables.is_empty() && config.schemas.is_empty() {
+        if config.capture.tables.is_empty() && config.schemas.is_empty() {
             return Err(Error::config(format!(
                 "pipeline `{}`: name tables (--tables schema.table) or schemas (--schemas public)",
                 pipeline.name
@@ -105,7 +86,7 @@ impl PostgresConfig {
                 raw.url.redacted()
             )));
         }
-        let (tables, table_options) = pipeline.table_ids(&at)?;
+        let capture = CaptureSettings::new(pipeline, &at, raw.batch_mib, raw.copy_range_rows)?;
         let default_name = format!("connector_{}", pipeline.name.replace('-', "_"));
         let slot = raw.slot.unwrap_or_else(|| default_name.clone());
         check_identifier(&slot).map_err(|reason| Error::config(format!("{at}: slot `{slot}`: {reason}")))?;
@@ -114,23 +95,12 @@ impl PostgresConfig {
             url: raw.url,
             connection,
             tls,
-            pipeline: pipeline.name.clone(),
-            dest: pipeline.dest.clone(),
-            tables,
+            capture,
             schemas: raw.schemas,
-            table_options,
-            default_options: pipeline.default_options.clone(),
             slot,
             publication,
-            commit_interval: DEFAULT_COMMIT_INTERVAL,
-            batch_bytes: config::batch_bytes(raw.batch_mib, DEFAULT_BATCH_BYTES, &at)?,
-            copy_range_rows: config::copy_range_rows(raw.copy_range_rows, DEFAULT_COPY_RANGE_ROWS, &at)?,
             heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
         })
-    }
-
-    pub fn options_for(&self, table: &TableId) -> TableOptions {
-        self.table_options.get(table).cloned().unwrap_or_else(|| self.default_options.clone())
     }
 
     /// The server's host (a name, an address or a Unix socket directory) and port, as the URL gives them.
@@ -179,7 +149,7 @@ impl PostgresConfig {
         .with_ack_lsn(pgwire_replication::Lsn::from_u64(start))
         // Confirmed positions reach the server within 200 ms: a stopping `--once` waits for that.
         .with_status_interval(Duration::from_millis(200))
-        .with_application_name(format!("connector {}", self.pipeline));
+        .with_application_name(format!("connector {}", self.capture.pipeline));
         Ok(ReplicationSettings(config))
     }
 }
@@ -205,28 +175,6 @@ impl std::fmt::Debug for ReplicationSettings {
             .field("slot", &self.0.slot)
             .finish_non_exhaustive()
     }
-}
-
-/// Takes libpq's `sslmode` and `sslrootcert` out of the URL (tokio-postgres knows neither `verify-ca` nor
-/// `verify-full`). Without `sslmode`, TLS is preferred, as libpq does.
-fn split_tls_settings(url: &str) -> Result<(TlsSettings, String)> {
-    let mut parsed = url::Url::parse(url)
-        .map_err(|cause| Error::config("not a URL (postgres://user:password@host:5432/database)").caused_by(cause))?;
-    let mut settings = TlsSettings { mode: TlsMode::Prefer, root_cert: None };
-    let mut kept = Vec::new();
-    for (name, value) in parsed.query_pairs() {
-        match name.as_ref() {
-            "sslmode" => settings.mode = TlsMode::parse(&value)?,
-            "sslrootcert" => settings.root_cert = Some(PathBuf::from(value.as_ref())),
-            _ => kept.push((name.into_owned(), value.into_owned())),
-        }
-    }
-    if kept.is_empty() {
-        parsed.set_query(None);
-    } else {
-        parsed.query_pairs_mut().clear().extend_pairs(kept);
-    }
-    Ok((settings, parsed.to_string()))
 }
 
 /// Slot names: lower-case letters, digits and underscores, at most 63 bytes (PostgreSQL's rule).

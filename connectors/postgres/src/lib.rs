@@ -18,6 +18,7 @@ pub mod schema;
 pub mod setup;
 pub mod snapshot;
 pub mod stream;
+pub mod tls;
 
 use std::sync::Arc;
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use connector_core::cursor::TableCursor;
 use connector_core::delta::{DeltaSink, DeltaTableWriter, Destination, copy_in_parallel};
-use connector_core::engine::{CapturedTable, CommitBudget, stream_changes};
+use connector_core::engine::{CapturedTable, stream_changes};
 use connector_core::error::{Error, Result};
 use connector_core::pipeline::{Pipeline, Shutdown, SyncFuture, SyncMode, SyncReport, TableReport};
 use connector_core::position::{Lsn, SourcePosition};
@@ -37,9 +37,9 @@ pub struct PostgresPipeline {
 
 impl PostgresPipeline {
     pub fn new(config: PostgresConfig) -> Result<Self> {
-        let destination = Destination::parse(&config.dest)?;
+        let destination = Destination::parse(&config.capture.dest)?;
         let recorded = destination.url().as_str().trim_end_matches('/').to_string();
-        let sink = DeltaSink::new(destination, config.pipeline.clone(), HashMap::new());
+        let sink = DeltaSink::new(destination, config.capture.pipeline.clone(), HashMap::new());
         Ok(PostgresPipeline { config: Arc::new(config), sink, destination: recorded })
     }
 
@@ -47,7 +47,7 @@ impl PostgresPipeline {
         let config = &self.config;
         let sql = connect(config).await?;
         check_server(&sql).await?;
-        let mut ids = config.tables.clone();
+        let mut ids = config.capture.tables.clone();
         for id in tables_of_schemas(&sql, &config.schemas).await? {
             if !ids.contains(&id) {
                 ids.push(id);
@@ -56,30 +56,31 @@ impl PostgresPipeline {
         if ids.is_empty() {
             return Err(Error::config(format!(
                 "pipeline `{}`: schemas {} hold no tables",
-                config.pipeline,
+                config.capture.pipeline,
                 config.schemas.join(", ")
             )));
         }
         let mut sources = Vec::with_capacity(ids.len());
         for id in &ids {
-            let options = config.options_for(id);
+            let options = config.capture.options_for(id);
             let source = describe_table(&sql, id, options.key.as_deref()).await?;
             check_table(&sql, &source).await?;
             sources.push(source);
         }
         // Before anything changes on the server: a slot that serves another pipeline or destination is refused.
         let recorded = binding::read(&sql, &config.publication, &config.slot).await?;
-        binding::check(&recorded, &config.slot, &config.publication, &config.pipeline, &self.destination)?;
+        binding::check(&recorded, &config.slot, &config.publication, &config.capture.pipeline, &self.destination)?;
         // A slot that cannot serve the pipeline (another plugin or database, its WAL removed) is refused before
         // the publication is created, so the refusal leaves nothing behind.
-        let existing = existing_slot(&sql, &config.slot, &config.pipeline, &ids).await?;
+        let existing = existing_slot(&sql, &config.slot, &config.capture.pipeline, &ids).await?;
         ensure_publication(&sql, &config.publication, &ids).await?;
         let slot = match existing {
             Some(slot) => slot,
             None => create_slot(&sql, &config.slot).await?,
         };
 
-        let opened = sources.iter().map(|source| (&source.schema, config.options_for(&source.schema.id))).collect();
+        let opened =
+            sources.iter().map(|source| (&source.schema, config.capture.options_for(&source.schema.id))).collect();
         let mut writers = self.sink.open_tables(opened).await?;
         let mut reports: Vec<TableReport> = sources
             .iter()
@@ -129,7 +130,8 @@ impl PostgresPipeline {
         // Recorded before the stream confirms anything: from now on the slot's position covers these tables.
         let mut tables = ids;
         tables.sort();
-        let bound = SlotBinding { pipeline: config.pipeline.clone(), destination: self.destination.clone(), tables };
+        let bound =
+            SlotBinding { pipeline: config.capture.pipeline.clone(), destination: self.destination.clone(), tables };
         binding::record(&sql, &config.publication, &config.slot, &bound).await?;
         if !needs_copy.is_empty() && !shutdown.is_requested() {
             let mut slots: Vec<Option<DeltaTableWriter>> = writers.into_iter().map(Some).collect();
@@ -167,8 +169,7 @@ impl PostgresPipeline {
         }
         let mut stream = ReplicationStream::new(config, &sql, streamed, slot.confirmed_flush);
         if !shutdown.is_requested() {
-            let budget = CommitBudget { commit_interval: config.commit_interval, batch_bytes: config.batch_bytes };
-            stream_changes(&mut stream, mode, budget, shutdown).await?;
+            stream_changes(&mut stream, mode, config.capture.budget(), shutdown).await?;
         }
         let streamed = stream.into_tables();
         for (report, table) in reports.iter_mut().zip(&streamed) {
@@ -212,7 +213,7 @@ fn behind(position: &SourcePosition, confirmed: Lsn) -> bool {
 
 impl Pipeline for PostgresPipeline {
     fn name(&self) -> &str {
-        &self.config.pipeline
+        &self.config.capture.pipeline
     }
 
     fn sync(&self, mode: SyncMode, shutdown: Shutdown) -> SyncFuture<'_> {

@@ -291,12 +291,12 @@ pub async fn drop_pipeline(
     let client = crate::connection::connect(&config).await?;
     // `a-b` and `a_b` name the same slot: only the pipeline recorded on it may drop it.
     if let Recorded::Binding(binding) = crate::binding::read(&client, &config.publication, &config.slot).await?
-        && binding.pipeline != config.pipeline
+        && binding.pipeline != config.capture.pipeline
     {
         return Err(Error::config(format!(
             "replication slot {} belongs to pipeline `{}`, not `{}` (a `-` in a pipeline name becomes `_`); \
              to retire `{}`, run `connector drop --pipeline {}`",
-            config.slot, binding.pipeline, config.pipeline, binding.pipeline, binding.pipeline
+            config.slot, binding.pipeline, config.capture.pipeline, binding.pipeline, binding.pipeline
         )));
     }
     let mut removed = Vec::new();
@@ -308,7 +308,7 @@ pub async fn drop_pipeline(
         Some(row) if row.get::<_, bool>(0) => {
             return Err(Error::config(format!(
                 "replication slot {} is in use; stop the running connector of pipeline `{}` first",
-                config.slot, config.pipeline
+                config.slot, config.capture.pipeline
             )));
         }
         Some(_) => {
@@ -361,7 +361,7 @@ pub async fn slot_status(
         .await
         .map_err(|cause| source_error("cannot read replication slots", cause))?;
     let mut status = SlotStatus {
-        pipeline: config.pipeline.clone(),
+        pipeline: config.capture.pipeline.clone(),
         slot: config.slot.clone(),
         exists: row.is_some(),
         active: false,

@@ -174,7 +174,7 @@ async fn key_ranges(
     table: &SourceTable,
 ) -> Result<Vec<Option<String>>> {
     let whole = vec![None];
-    let ranges = table.estimated_rows.div_ceil(config.copy_range_rows.max(1)).min(MAX_RANGES);
+    let ranges = table.estimated_rows.div_ceil(config.capture.copy_range_rows.max(1)).min(MAX_RANGES);
     if ranges < 2 {
         return Ok(whole);
     }

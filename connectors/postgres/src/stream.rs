@@ -113,7 +113,8 @@ impl<'a> ReplicationStream<'a> {
     /// The stream's failure, with the way out when the slot can no longer serve the pipeline.
     fn stream_error(&self, cause: pgwire_replication::PgWireError) -> Error {
         let text = cause.to_string();
-        let (pipeline, slot, publication) = (&self.config.pipeline, &self.config.slot, &self.config.publication);
+        let (pipeline, slot, publication) =
+            (&self.config.capture.pipeline, &self.config.slot, &self.config.publication);
         let lost = if text.contains("publication") && text.contains("does not exist") {
             Some(format!(
                 "publication {publication} was dropped while slot {slot} still had changes to decode, and PostgreSQL \
@@ -139,7 +140,7 @@ impl<'a> ReplicationStream<'a> {
 
     /// Writes a logical message into the WAL and returns its unique content.
     async fn emit_message(&self, kind: &str) -> Result<String> {
-        let content = format!("{kind} {} {}", self.config.pipeline, fastrand::u64(..));
+        let content = format!("{kind} {} {}", self.config.capture.pipeline, fastrand::u64(..));
         self.sql
             .execute("SELECT pg_logical_emit_message(false, $1, $2)", &[&MESSAGE_PREFIX, &content])
             .await
@@ -288,7 +289,7 @@ impl<'a> ReplicationStream<'a> {
                 format!(
                     "a key column of {id} was dropped or renamed while streaming; stop the pipeline and resync the table \
                      (connector resync --pipeline {} --table {id})",
-                    self.config.pipeline
+                    self.config.capture.pipeline
                 ),
             ));
         }
@@ -341,7 +342,7 @@ impl ChangeStream for ReplicationStream<'_> {
     }
 
     async fn start(&mut self, mode: SyncMode) -> Result<Started> {
-        wait_for_slot(self.sql, &self.config.slot, &self.config.pipeline).await?;
+        wait_for_slot(self.sql, &self.config.slot, &self.config.capture.pipeline).await?;
         let settings = self.config.replication(&self.config.slot, self.acknowledged.0).await?;
         let mut client = ReplicationClient::connect(settings.into_inner())
             .await

@@ -1,6 +1,7 @@
 //! The exactly-once bookkeeping written with every data commit: a Delta application transaction
 //! (`txn`, app id `<pipeline>/<table>`) and the table cursor in the commit's metadata, atomically with the
-//! data. Reading them back tells where to resume.
+//! data, and the cursor recorded apart under the transaction's version ([`cursor_record`]). Reading them back
+//! tells where to resume.
 
 use deltalake::DeltaTable;
 use deltalake::kernel::Transaction;
@@ -8,6 +9,7 @@ use deltalake::kernel::transaction::CommitProperties;
 use futures::TryStreamExt;
 use serde_json::Value;
 
+use super::cursor_record;
 use crate::cursor::TableCursor;
 use crate::error::{Error, Result};
 
@@ -39,6 +41,10 @@ pub(crate) async fn read_committed_state(table: &DeltaTable, app_id: &str) -> Re
     let Some(txn_version) = txn_version else {
         return Ok(None);
     };
+    if let Some(cursor) = cursor_record::read(table, app_id, txn_version).await? {
+        return Ok(Some(CommittedState { txn_version, cursor }));
+    }
+    // A table last written before cursors were recorded apart: its newest commits hold it.
     let mut history = table.history(Some(CURSOR_SEARCH_DEPTH));
     while let Some(commit) = history
         .try_next()

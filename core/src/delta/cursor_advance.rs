@@ -28,7 +28,7 @@ impl DeltaTableWriter {
         }
         let snapshot = self.committed.as_ref().and_then(|state| state.cursor.snapshot.clone());
         let cursor = TableCursor { position: position.clone(), snapshot };
-        let (version, properties) = self.commit_properties_for(&cursor)?;
+        let (version, properties) = self.commit_properties_for(&cursor).await?;
         let snapshot =
             self.table.snapshot().map_err(|cause| self.destination_error("cannot read the table state", cause))?;
         let finalized = CommitBuilder::from(properties)
@@ -41,7 +41,7 @@ impl DeltaTableWriter {
             .await
             .map_err(|cause| self.destination_error("cannot record the table's position", cause))?;
         self.table.state = Some(finalized.snapshot());
-        self.record_commit(version, cursor);
+        self.record_commit(version, cursor).await;
         Ok(true)
     }
 }

@@ -5,6 +5,7 @@ mod changelog;
 mod column_compression;
 mod commit_state;
 mod cursor_advance;
+mod cursor_record;
 mod deletion_vectors;
 mod evolution;
 mod file_merge;
@@ -27,7 +28,8 @@ mod unchanged_cells;
 
 pub use column_compression::{ByteArrayEncoding, parquet_properties_for};
 pub use commit_state::CommittedState;
-pub(crate) use commit_state::{APP_ID_KEY, CURSOR_KEY};
+pub(crate) use commit_state::{APP_ID_KEY, CURSOR_KEY, read_committed_state};
+pub(crate) use cursor_record::recorded_app_ids;
 pub use location::Destination;
 pub use merge::MergeCounts;
 pub use parallel_apply::apply_each;

@@ -142,7 +142,7 @@ impl<'a> SnapshotWriter<'a> {
         }
         let actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
         let table = &mut self.table;
-        let (version, properties) = table.commit_properties_for(&cursor)?;
+        let (version, properties) = table.commit_properties_for(&cursor).await?;
         let snapshot =
             table.table.snapshot().map_err(|cause| table.destination_error("cannot read the table state", cause))?;
         let finalized = CommitBuilder::from(properties)
@@ -155,7 +155,7 @@ impl<'a> SnapshotWriter<'a> {
             .await
             .map_err(|cause| table.destination_error("cannot commit snapshot rows", cause))?;
         table.table.state = Some(finalized.snapshot());
-        table.record_commit(version, cursor);
+        table.record_commit(version, cursor).await;
         self.rows_since_commit = 0;
         Ok(())
     }

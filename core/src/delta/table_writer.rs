@@ -12,6 +12,7 @@ use deltalake::{DeltaTable, DeltaTableError};
 use tracing::debug;
 
 use super::commit_state::{self, CommittedState};
+use super::cursor_record;
 use super::evolution::source_fields;
 use super::merge::MergeCounts;
 use super::merge_source::MergeSource;
@@ -80,7 +81,7 @@ impl DeltaTableWriter {
 
     /// Empties the table and records `cursor` (a snapshot starting over) in one commit: used by resync.
     pub async fn restart_snapshot(&mut self, cursor: TableCursor) -> Result<()> {
-        let (version, properties) = self.commit_properties_for(&cursor)?;
+        let (version, properties) = self.commit_properties_for(&cursor).await?;
         // A DELETE without predicate removes every file in one commit that also carries the new cursor.
         let (table, _) = self
             .table
@@ -90,7 +91,7 @@ impl DeltaTableWriter {
             .await
             .map_err(|cause| self.destination_error("cannot empty the table for a new snapshot", cause))?;
         self.table = table;
-        self.record_commit(version, cursor);
+        self.record_commit(version, cursor).await;
         Ok(())
     }
 
@@ -177,7 +178,7 @@ impl DeltaTableWriter {
         cursor: TableCursor,
     ) -> Result<ApplyOutcome> {
         self.evolve(schema).await?;
-        let (version, properties) = self.commit_properties_for(&cursor)?;
+        let (version, properties) = self.commit_properties_for(&cursor).await?;
         let table_schema = self.arrow_schema()?;
         let synced_at = Utc::now();
         let outcome = if self.key_columns.is_empty() {
@@ -222,7 +223,7 @@ impl DeltaTableWriter {
             ApplyOutcome::Merged(counts)
         };
         debug!(table = %self.table_id, version, ?outcome, "applied changes");
-        self.record_commit(version, cursor);
+        self.record_commit(version, cursor).await;
         Ok(outcome)
     }
 
@@ -270,12 +271,22 @@ impl DeltaTableWriter {
         Ok(())
     }
 
-    pub(super) fn commit_properties_for(&self, cursor: &TableCursor) -> Result<(i64, CommitProperties)> {
+    /// The transaction version and commit properties of the next commit, which will record `cursor`; the cursor
+    /// is recorded apart under that version first ([`cursor_record`]), so the commit makes it the table's.
+    pub(super) async fn commit_properties_for(&self, cursor: &TableCursor) -> Result<(i64, CommitProperties)> {
         let version = commit_state::next_txn_version(self.committed.as_ref(), cursor);
-        Ok((version, commit_state::commit_properties(&self.app_id, version, cursor)?))
+        let properties = commit_state::commit_properties(&self.app_id, version, cursor)?;
+        cursor_record::write(&self.table, &self.app_id, version, cursor).await?;
+        Ok((version, properties))
     }
 
-    pub(super) fn record_commit(&mut self, txn_version: i64, cursor: TableCursor) {
+    /// Notes a successful commit of transaction `txn_version`, dropping the cursor record of the one before.
+    pub(super) async fn record_commit(&mut self, txn_version: i64, cursor: TableCursor) {
+        if let Some(previous) = self.committed.as_ref().map(|state| state.txn_version)
+            && previous != txn_version
+        {
+            cursor_record::forget(&self.table, &self.app_id, previous).await;
+        }
         self.committed = Some(CommittedState { txn_version, cursor });
     }
 

@@ -1,0 +1,69 @@
+//! What every change-capture pipeline is set with, whatever its source: its name and destination, its tables
+//! and their options, and the engine's budgets. A connector's configuration holds one beside its own
+//! connection settings.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::config::{self, Pipeline as PipelineConfig};
+use crate::engine::CommitBudget;
+use crate::error::Result;
+use crate::options::TableOptions;
+use crate::schema::TableId;
+
+/// How long changes may wait in memory before a micro-batch is committed in continuous mode. Each commit costs
+/// a MERGE (about a second on a large table), so much shorter gains little.
+pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_secs(1);
+/// Buffered change bytes (Arrow, across tables) that force a commit: bounds memory whatever the backlog.
+pub const DEFAULT_BATCH_BYTES: usize = 128 * 1024 * 1024;
+/// A table with more rows (by the source's estimate) and an integer key is copied in key ranges of about this
+/// many rows over parallel connections: enough rows per range that each makes large Parquet files, and ranges
+/// many enough to spread over the connections.
+pub const DEFAULT_COPY_RANGE_ROWS: u64 = 2_000_000;
+
+/// The settings every capture pipeline has.
+#[derive(Debug, Clone)]
+pub struct CaptureSettings {
+    pub pipeline: String,
+    pub dest: String,
+    /// Tables named explicitly (a source may add those of whole schemas or databases when it starts).
+    pub tables: Vec<TableId>,
+    pub table_options: BTreeMap<TableId, TableOptions>,
+    pub default_options: TableOptions,
+    pub commit_interval: Duration,
+    pub batch_bytes: usize,
+    pub copy_range_rows: u64,
+}
+
+impl CaptureSettings {
+    /// The settings of `pipeline`, with the profile's `batch_mib` and `copy_range_rows` (defaults when unset);
+    /// `at` names the pipeline in errors.
+    pub fn new(
+        pipeline: &PipelineConfig,
+        at: &str,
+        batch_mib: Option<usize>,
+        copy_range_rows: Option<u64>,
+    ) -> Result<Self> {
+        let (tables, table_options) = pipeline.table_ids(at)?;
+        Ok(CaptureSettings {
+            pipeline: pipeline.name.clone(),
+            dest: pipeline.dest.clone(),
+            tables,
+            table_options,
+            default_options: pipeline.default_options.clone(),
+            commit_interval: DEFAULT_COMMIT_INTERVAL,
+            batch_bytes: config::batch_bytes(batch_mib, DEFAULT_BATCH_BYTES, at)?,
+            copy_range_rows: config::copy_range_rows(copy_range_rows, DEFAULT_COPY_RANGE_ROWS, at)?,
+        })
+    }
+
+    /// The options of `table`: its own, else the pipeline's.
+    pub fn options_for(&self, table: &TableId) -> TableOptions {
+        self.table_options.get(table).cloned().unwrap_or_else(|| self.default_options.clone())
+    }
+
+    /// The engine's commit budget.
+    pub fn budget(&self) -> CommitBudget {
+        CommitBudget { commit_interval: self.commit_interval, batch_bytes: self.batch_bytes }
+    }
+}
