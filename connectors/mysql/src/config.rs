@@ -1,7 +1,6 @@
 //! The MySQL/MariaDB source profile: where to connect, which tables, and the replica server id the binlog
 //! connection registers with.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use connector_core::capture_settings::CaptureSettings;
@@ -9,7 +8,7 @@ use connector_core::config::{Pipeline as PipelineConfig, Profile};
 use connector_core::error::{Error, Result};
 use connector_core::secret::ConnectionUrl;
 
-use crate::connection::{TlsMode, TlsSettings};
+use crate::tls::{TlsSettings, split_tls_settings};
 
 use mysql_async::{Opts, OptsBuilder};
 use serde::Deserialize;
@@ -104,37 +103,6 @@ impl MySqlConfig {
     }
 }
 
-/// Takes the MySQL client's `ssl-mode` (see [`crate::connection`]; PREFERRED when absent, as the client
-/// does) and `ssl-ca` (a PEM file of the CA to trust instead of the Mozilla roots) out of the URL, which
-/// mysql_async does not know. An `ssl-ca` without `ssl-mode` checks the chain (VERIFY_CA): a CA given is meant
-/// to be checked against.
-fn split_tls_settings(url: &str) -> Result<(TlsSettings, String)> {
-    let mut parsed = url::Url::parse(url)
-        .map_err(|cause| Error::config("not a URL (mysql://user:password@host:3306)").caused_by(cause))?;
-    let mut mode = None;
-    let mut ca: Option<PathBuf> = None;
-    let mut kept = Vec::new();
-    for (name, value) in parsed.query_pairs() {
-        match name.as_ref() {
-            "ssl-mode" | "ssl_mode" | "sslmode" => mode = Some(TlsMode::parse(&value)?),
-            "ssl-ca" | "ssl_ca" | "sslrootcert" => ca = Some(PathBuf::from(value.as_ref())),
-            _ => kept.push((name.into_owned(), value.into_owned())),
-        }
-    }
-    if kept.is_empty() {
-        parsed.set_query(None);
-    } else {
-        parsed.query_pairs_mut().clear().extend_pairs(kept);
-    }
-    if let Some(path) = &ca
-        && !path.is_file()
-    {
-        return Err(Error::config(format!("ssl-ca `{}`: no such file", path.display())));
-    }
-    let default = if ca.is_some() { TlsMode::VerifyCa } else { TlsMode::Preferred };
-    Ok((TlsSettings { mode: mode.unwrap_or(default), ca }, parsed.to_string()))
-}
-
 /// A server id derived from the pipeline's name and destination, stable across runs, in a range real replicas
 /// rarely use. The destination counts: two pipelines of one name writing different lakes (staging and
 /// production, say) read the binlog at once, and MySQL drops a replica's stream when another registers the
@@ -158,21 +126,6 @@ mod tests {
         let shown = format!("{config:?}");
         assert!(!shown.contains("hunter2secret"), "{shown}");
         assert!(shown.contains("db.example"), "{shown}");
-    }
-
-    #[test]
-    fn tls_is_preferred_unless_the_url_says_otherwise() {
-        let mode = |url: &str| split_tls_settings(url).map(|(tls, _)| tls.mode).expect("valid");
-        assert_eq!(mode("mysql://app@db:3306/shop"), TlsMode::Preferred);
-        assert_eq!(mode("mysql://app@db:3306/shop?ssl-mode=disabled"), TlsMode::Disabled);
-        assert_eq!(mode("mysql://app@db:3306/shop?ssl_mode=REQUIRED"), TlsMode::Required);
-        assert_eq!(mode("mysql://app@db:3306/shop?sslmode=verify-identity"), TlsMode::VerifyIdentity);
-        let ca = std::env::current_exe().expect("a file that exists");
-        assert_eq!(mode(&format!("mysql://app@db:3306/shop?ssl-ca={}", ca.display())), TlsMode::VerifyCa);
-        let error = split_tls_settings("mysql://app@db/shop?ssl-mode=ON").expect_err("unknown mode");
-        assert!(error.report().contains("DISABLED, PREFERRED, REQUIRED"), "{}", error.report());
-        let (_, rest) = split_tls_settings("mysql://app@db/shop?ssl-mode=REQUIRED&prefer_socket=false").expect("ok");
-        assert_eq!(rest, "mysql://app@db/shop?prefer_socket=false");
     }
 
     #[test]

@@ -3,112 +3,13 @@
 //! `VERIFY_CA` (certificate chain checked) and `VERIFY_IDENTITY` (chain and host name checked); `ssl-ca` names
 //! the CA file, else the Mozilla roots are trusted.
 
-use std::path::PathBuf;
-
-use connector_core::error::{Error, ErrorKind, Result, Retry};
+use connector_core::error::Result;
 use connector_core::exposed_credentials::{self, Exposure};
 use mysql_async::{Conn, DriverError, OptsBuilder, SslOpts};
 
 use crate::catalog::source_error;
 use crate::config::MySqlConfig;
-
-/// The MySQL client's `--ssl-mode` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsMode {
-    Disabled,
-    Preferred,
-    Required,
-    VerifyCa,
-    VerifyIdentity,
-}
-
-impl TlsMode {
-    /// `ssl-mode`'s value, in any case, with `-` or `_` (`verify-ca`, `VERIFY_CA`).
-    pub fn parse(text: &str) -> Result<Self> {
-        Ok(match text.to_ascii_uppercase().replace('-', "_").as_str() {
-            "DISABLED" => TlsMode::Disabled,
-            "PREFERRED" => TlsMode::Preferred,
-            "REQUIRED" => TlsMode::Required,
-            "VERIFY_CA" => TlsMode::VerifyCa,
-            "VERIFY_IDENTITY" => TlsMode::VerifyIdentity,
-            _ => {
-                return Err(Error::config(format!(
-                    "ssl-mode `{text}` is not one of DISABLED, PREFERRED, REQUIRED, VERIFY_CA, VERIFY_IDENTITY"
-                )));
-            }
-        })
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            TlsMode::Disabled => "DISABLED",
-            TlsMode::Preferred => "PREFERRED",
-            TlsMode::Required => "REQUIRED",
-            TlsMode::VerifyCa => "VERIFY_CA",
-            TlsMode::VerifyIdentity => "VERIFY_IDENTITY",
-        }
-    }
-}
-
-/// TLS settings taken out of the connection URL.
-#[derive(Debug, Clone)]
-pub struct TlsSettings {
-    pub mode: TlsMode,
-    pub ca: Option<PathBuf>,
-}
-
-impl TlsSettings {
-    /// mysql_async's options for the first attempt (`None`: plaintext).
-    pub fn ssl_opts(&self) -> Option<SslOpts> {
-        let with_ca = |options: SslOpts| match &self.ca {
-            Some(path) => options.with_root_certs(vec![path.clone().into()]).with_disable_built_in_roots(true),
-            None => options,
-        };
-        let unchecked =
-            || SslOpts::default().with_danger_accept_invalid_certs(true).with_danger_skip_domain_validation(true);
-        match self.mode {
-            TlsMode::Disabled => None,
-            TlsMode::Preferred | TlsMode::Required => Some(unchecked()),
-            TlsMode::VerifyCa => Some(with_ca(SslOpts::default().with_danger_skip_domain_validation(true))),
-            TlsMode::VerifyIdentity => Some(with_ca(SslOpts::default())),
-        }
-    }
-
-    /// The settings as the URL gives them, for messages: `ssl-mode=VERIFY_CA, ssl-ca=/etc/ca.pem`.
-    fn described(&self) -> String {
-        match (&self.ca, self.mode) {
-            (Some(path), _) => format!("ssl-mode={}, ssl-ca={}", self.mode.name(), path.display()),
-            (None, TlsMode::VerifyCa | TlsMode::VerifyIdentity) => {
-                format!("ssl-mode={} (no ssl-ca: the Mozilla roots are trusted)", self.mode.name())
-            }
-            (None, _) => format!("ssl-mode={}", self.mode.name()),
-        }
-    }
-
-    /// The error for a TLS handshake these settings made fail, saying which setting asked for what and how to
-    /// pass.
-    fn handshake_failed(&self, what: &str, detail: impl std::fmt::Display) -> Error {
-        let fix = match self.mode {
-            TlsMode::VerifyIdentity => {
-                "the server's certificate must be signed by a CA in ssl-ca and name the host connected to: set ssl-ca \
-                 to the CA file that signed it and connect by a host name it names (or ssl-mode=VERIFY_CA to skip \
-                 the name check)"
-            }
-            TlsMode::VerifyCa => {
-                "the server's certificate must be signed by a CA in ssl-ca: set ssl-ca to the CA file that signed it"
-            }
-            TlsMode::Required => {
-                "the server must offer TLS: configure ssl_cert and ssl_key on the server, or set ssl-mode=PREFERRED"
-            }
-            TlsMode::Disabled | TlsMode::Preferred => "check the server's TLS configuration",
-        };
-        Error::new(
-            ErrorKind::Config,
-            Retry::No,
-            format!("{what}: TLS failed under {} ({detail}); {fix}", self.described()),
-        )
-    }
-}
+use crate::tls::TlsMode;
 
 /// Opens a connection as the URL's `ssl-mode` asks. `what` says what the connection is for, in errors.
 ///

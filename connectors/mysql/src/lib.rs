@@ -27,6 +27,7 @@ pub mod snapshot;
 pub mod status;
 mod stream_errors;
 pub mod table_map;
+pub mod tls;
 pub mod types;
 
 use std::sync::Arc;
