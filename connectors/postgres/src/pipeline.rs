@@ -11,6 +11,8 @@ use connector_core::engine::{CapturedTable, stream_changes};
 use connector_core::error::{Error, Result};
 use connector_core::pipeline::{Pipeline, Shutdown, SyncFuture, SyncMode, SyncReport, TableReport};
 use connector_core::position::{Lsn, SourcePosition};
+use connector_core::schema::TableId;
+use futures::{StreamExt, TryStreamExt};
 use indicatif::MultiProgress;
 use tracing::{info, warn};
 
@@ -60,13 +62,12 @@ impl PostgresPipeline {
                 config.schemas.join(", ")
             )));
         }
-        let mut sources = Vec::with_capacity(ids.len());
-        for id in &ids {
-            let options = config.capture.options_for(id);
-            let source = describe_table(&sql, id, options.key.as_deref()).await?;
-            check_table(&sql, &source).await?;
-            sources.push(source);
-        }
+        // Described side by side: the client pipelines their queries on the one connection, so a thousand tables
+        // cost a few round trips each in parallel rather than one after another. The futures are made before the
+        // stream, not by a closure inside it, which would defeat the proof that this future is `Send`.
+        let describing: Vec<_> = ids.iter().map(|id| described_and_checked(&sql, id, config)).collect();
+        let sources: Vec<SourceTable> =
+            futures::stream::iter(describing).buffered(TABLES_DESCRIBED_AT_ONCE).try_collect().await?;
         // Before anything changes on the server: a slot that serves another pipeline or destination is refused.
         let recorded = binding::read(&sql, &config.publication, &config.slot).await?;
         binding::check(&recorded, &config.slot, &config.publication, &config.capture.pipeline, &self.destination)?;
@@ -199,6 +200,21 @@ impl PostgresPipeline {
         })
         .await
     }
+}
+
+/// How many tables are described at once on the pipeline's connection.
+const TABLES_DESCRIBED_AT_ONCE: usize = 16;
+
+/// The table's shape, once the server's checks of it passed.
+async fn described_and_checked(
+    sql: &tokio_postgres::Client,
+    id: &TableId,
+    config: &PostgresConfig,
+) -> Result<SourceTable> {
+    let options = config.capture.options_for(id);
+    let source = describe_table(sql, id, options.key.as_deref()).await?;
+    check_table(sql, &source).await?;
+    Ok(source)
 }
 
 /// Whether a table's committed position lies before the slot's confirmed one: changes in between were
