@@ -65,14 +65,6 @@ impl<T: TableChanges> CapturedTables<T> {
         CapturedTables { tables, touched: Vec::new(), oldest_pending: None }
     }
 
-    pub fn len(&self) -> usize {
-        self.tables.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.tables.is_empty()
-    }
-
     pub fn get(&self, index: usize) -> &CapturedTable<T> {
         &self.tables[index]
     }

@@ -81,7 +81,8 @@ pub trait ChangeStream: Send {
     /// The position up to which every transaction was handled whole.
     fn received(&self) -> SourcePosition;
 
-    /// Everything up to `position` is committed to Delta: the source may forget it.
+    /// Everything up to `position` is committed to Delta: the source may forget it. Called after every commit
+    /// and on idle ticks, so often with a position the source was already told, which it ignores.
     fn acknowledge(&mut self, position: &SourcePosition);
 
     /// Whether idle tables' cursors follow the stream.

@@ -86,7 +86,6 @@ enum Event {
 #[derive(Debug, Default)]
 struct Server {
     confirmed: u64,
-    acknowledgements: usize,
 }
 
 struct ScriptedStream<'a> {
@@ -211,7 +210,6 @@ impl ChangeStream for ScriptedStream<'_> {
         );
         if !(self.lose_acknowledgements && fastrand::bool()) {
             self.server.confirmed = self.server.confirmed.max(position);
-            self.server.acknowledgements += 1;
         }
     }
 

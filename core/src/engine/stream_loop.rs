@@ -6,9 +6,8 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::change_stream::{ChangeStream, IdleCursors, Started, StreamStep};
 use super::commit_budget::{CommitBudget, commit_check_period};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::pipeline::{Shutdown, SyncMode};
-use crate::position::SourcePosition;
 
 /// How often continuous mode moves idle tables' cursors forward (sources with [`IdleCursors::Advance`]).
 const IDLE_ADVANCE_INTERVAL: Duration = Duration::from_secs(60);
@@ -25,7 +24,6 @@ pub async fn stream_changes<S: ChangeStream>(
     budget: CommitBudget,
     mut shutdown: Shutdown,
 ) -> Result<()> {
-    let mut acknowledged: Option<SourcePosition> = None;
     if stream.start(mode).await? == Started::AtEnd {
         advance_idle_cursors(stream).await?;
         return Ok(());
@@ -41,11 +39,11 @@ pub async fn stream_changes<S: ChangeStream>(
                 if stream.open_transaction().is_none() {
                     let waited = stream.tables().oldest_pending().is_some_and(|since| since.elapsed() >= budget.commit_interval);
                     if waited {
-                        commit_and_acknowledge(stream, &mut acknowledged).await?;
+                        commit_and_acknowledge(stream).await?;
                     } else if !stream.tables().hold_changes() {
                         // Nothing buffered: what was received since (other tables' transactions, heartbeats) is
                         // acknowledged, so the source can free it.
-                        acknowledge_received(stream, &mut acknowledged)?;
+                        acknowledge_received(stream);
                     }
                     if last_idle_advance.elapsed() >= IDLE_ADVANCE_INTERVAL {
                         last_idle_advance = Instant::now();
@@ -61,48 +59,35 @@ pub async fn stream_changes<S: ChangeStream>(
         let between = stream.open_transaction().is_none();
         let reached_end = step == StreamStep::ReachedEnd && between;
         if between && (reached_end || stream.tables().buffered_bytes() >= budget.batch_bytes) {
-            commit_and_acknowledge(stream, &mut acknowledged).await?;
+            commit_and_acknowledge(stream).await?;
         } else if let Some(open) = stream.open_transaction()
             && stream.tables().partial_buffered_bytes() >= budget.batch_bytes
             && stream.tables().commit_with_open_part(open).await?
         {
-            acknowledge_received(stream, &mut acknowledged)?;
+            acknowledge_received(stream);
         }
         if reached_end {
             break;
         }
     }
     if stream.open_transaction().is_none() {
-        commit_and_acknowledge(stream, &mut acknowledged).await?;
+        commit_and_acknowledge(stream).await?;
         advance_idle_cursors(stream).await?;
     }
     stream.close().await;
     Ok(())
 }
 
-async fn commit_and_acknowledge<S: ChangeStream>(
-    stream: &mut S,
-    acknowledged: &mut Option<SourcePosition>,
-) -> Result<()> {
+async fn commit_and_acknowledge<S: ChangeStream>(stream: &mut S) -> Result<()> {
     stream.tables().commit().await?;
-    acknowledge_received(stream, acknowledged)
+    acknowledge_received(stream);
+    Ok(())
 }
 
 /// Tells the source every transaction received so far is durable: the caller committed them.
-fn acknowledge_received<S: ChangeStream>(stream: &mut S, acknowledged: &mut Option<SourcePosition>) -> Result<()> {
+fn acknowledge_received<S: ChangeStream>(stream: &mut S) {
     let received = stream.received();
-    let moved = match acknowledged.as_ref() {
-        Some(previous) => received
-            .try_cmp(previous)
-            .map_err(|cause| Error::state("cannot tell whether the stream moved").caused_by(cause))?
-            .is_gt(),
-        None => true,
-    };
-    if moved {
-        stream.acknowledge(&received);
-        *acknowledged = Some(received);
-    }
-    Ok(())
+    stream.acknowledge(&received);
 }
 
 async fn advance_idle_cursors<S: ChangeStream>(stream: &mut S) -> Result<()> {
