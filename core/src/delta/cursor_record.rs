@@ -107,6 +107,13 @@ mod tests {
     use crate::schema::{Column, TableId, TableSchema};
     use crate::status::table_status;
 
+    fn binlog_of(position: &SourcePosition) -> BinlogPosition {
+        match position {
+            SourcePosition::Binlog(binlog) => binlog.clone(),
+            other => panic!("not a binlog position: {other}"),
+        }
+    }
+
     /// Commits by another writer (an `OPTIMIZE` or a `VACUUM` of another tool): no data, no cursor.
     const OTHER_WRITERS_COMMITS: u64 = 2000;
 
@@ -127,7 +134,16 @@ mod tests {
             gtid: Some("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-77".into()),
             server: Some("3e11fa47-71ca-11e1-9e33-c80aa9429562".into()),
         });
+        let earlier = SourcePosition::Binlog(BinlogPosition { offset: 4, ..binlog_of(&position) });
+        assert!(writer.advance_cursor(&earlier).await.expect("committed"));
         assert!(writer.advance_cursor(&position).await.expect("committed"));
+        // One record per pipeline and table: the earlier commit's is removed once the next is committed.
+        let records = directory.path().join("shop/orders/_connector/cursors");
+        let files: Vec<_> = std::fs::read_dir(&records)
+            .expect("a directory per app id")
+            .flat_map(|app| std::fs::read_dir(app.expect("an entry").path()).expect("records"))
+            .collect();
+        assert_eq!(files.len(), 1, "{files:?}");
 
         // Another writer's commits (an `OPTIMIZE` that found nothing to do), written as that writer would: one
         // JSON commit file each, here without delta-rs, whose commits take long enough to slow the suite.
