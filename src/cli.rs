@@ -145,6 +145,11 @@ pub struct MySqlSyncArgs {
     #[arg(long, value_name = "ROWS")]
     pub copy_range_rows: Option<u64>,
 
+    /// Rows per chunk when copying a table with an integer key while its changes stream; a crash re-reads at
+    /// most the chunks not yet committed (default 250000).
+    #[arg(long, value_name = "ROWS")]
+    pub copy_chunk_rows: Option<u64>,
+
     #[command(flatten)]
     pub common: CommonSyncArgs,
 }
@@ -172,6 +177,11 @@ pub struct PostgresSyncArgs {
     /// connections at once (default 2000000).
     #[arg(long, value_name = "ROWS")]
     pub copy_range_rows: Option<u64>,
+
+    /// Rows per chunk when copying a table with an integer key while its changes stream; a crash re-reads at
+    /// most the chunks not yet committed (default 250000).
+    #[arg(long, value_name = "ROWS")]
+    pub copy_chunk_rows: Option<u64>,
 
     #[command(flatten)]
     pub common: CommonSyncArgs,

@@ -20,6 +20,9 @@ pub const DEFAULT_BATCH_BYTES: usize = 128 * 1024 * 1024;
 /// many rows over parallel connections: enough rows per range that each makes large Parquet files, and ranges
 /// many enough to spread over the connections.
 pub const DEFAULT_COPY_RANGE_ROWS: u64 = 2_000_000;
+/// Rows per chunk of a table copied in chunks while it streams: each chunk is held in memory until the stream
+/// reaches its snapshot and is then one commit, so this bounds memory and sets how much a crash re-reads.
+pub const DEFAULT_COPY_CHUNK_ROWS: u64 = 250_000;
 
 /// The settings every capture pipeline has.
 #[derive(Debug, Clone)]
@@ -33,16 +36,17 @@ pub struct CaptureSettings {
     pub commit_interval: Duration,
     pub batch_bytes: usize,
     pub copy_range_rows: u64,
+    pub copy_chunk_rows: u64,
 }
 
 impl CaptureSettings {
-    /// The settings of `pipeline`, with the profile's `batch_mib` and `copy_range_rows` (defaults when unset);
-    /// `at` names the pipeline in errors.
+    /// The settings of `pipeline`, with the profile's `batch_mib`, `copy_range_rows` and `copy_chunk_rows`
+    /// (defaults when unset); `at` names the pipeline in errors.
     pub fn new(
         pipeline: &PipelineConfig,
         at: &str,
         batch_mib: Option<usize>,
-        copy_range_rows: Option<u64>,
+        (copy_range_rows, copy_chunk_rows): (Option<u64>, Option<u64>),
     ) -> Result<Self> {
         let (tables, table_options) = pipeline.table_ids(at)?;
         Ok(CaptureSettings {
@@ -53,7 +57,8 @@ impl CaptureSettings {
             default_options: pipeline.default_options.clone(),
             commit_interval: DEFAULT_COMMIT_INTERVAL,
             batch_bytes: config::batch_bytes(batch_mib, DEFAULT_BATCH_BYTES, at)?,
-            copy_range_rows: config::copy_range_rows(copy_range_rows, DEFAULT_COPY_RANGE_ROWS, at)?,
+            copy_range_rows: config::row_count("copy_range_rows", copy_range_rows, DEFAULT_COPY_RANGE_ROWS, at)?,
+            copy_chunk_rows: config::row_count("copy_chunk_rows", copy_chunk_rows, DEFAULT_COPY_CHUNK_ROWS, at)?,
         })
     }
 

@@ -279,13 +279,14 @@ pub fn batch_bytes(batch_mib: Option<usize>, default: usize, at: &str) -> Result
     }
 }
 
-/// The rows per copied key range that `copy_range_rows` (`--copy-range-rows`) sets, or `default` when unset;
-/// zero is refused (a range must hold a row).
-pub fn copy_range_rows(rows: Option<u64>, default: u64, at: &str) -> Result<u64> {
+/// The rows per copied key range or chunk that setting `key` (`copy_range_rows`, `copy_chunk_rows`, or their
+/// flags) sets, or `default` when unset; zero is refused (a range must hold a row).
+pub fn row_count(key: &str, rows: Option<u64>, default: u64, at: &str) -> Result<u64> {
     match rows {
         None => Ok(default),
         Some(0) => Err(Error::config(format!(
-            "{at}: copy_range_rows (--copy-range-rows) = 0 is not a range size; give 1 or more rows (default {default})"
+            "{at}: {key} (--{}) = 0 is not a range size; give 1 or more rows (default {default})",
+            key.replace('_', "-")
         ))),
         Some(rows) => Ok(rows),
     }

@@ -21,8 +21,12 @@ pub async fn sync(args: SyncArgs) -> Result<ExitCode> {
             if let Some(mib) = postgres.batch_mib {
                 settings.insert("batch_mib".into(), toml::Value::Integer(i64::try_from(mib).unwrap_or(i64::MAX)));
             }
-            if let Some(rows) = postgres.copy_range_rows {
-                settings.insert("copy_range_rows".into(), toml::Value::Integer(rows.min(i64::MAX as u64) as i64));
+            for (key, rows) in
+                [("copy_range_rows", postgres.copy_range_rows), ("copy_chunk_rows", postgres.copy_chunk_rows)]
+            {
+                if let Some(rows) = rows {
+                    settings.insert(key.into(), toml::Value::Integer(rows.min(i64::MAX as u64) as i64));
+                }
             }
             if !postgres.schemas.is_empty() {
                 settings.insert("schemas".into(), postgres.schemas.into());
@@ -35,8 +39,11 @@ pub async fn sync(args: SyncArgs) -> Result<ExitCode> {
             if let Some(mib) = mysql.batch_mib {
                 settings.insert("batch_mib".into(), toml::Value::Integer(i64::try_from(mib).unwrap_or(i64::MAX)));
             }
-            if let Some(rows) = mysql.copy_range_rows {
-                settings.insert("copy_range_rows".into(), toml::Value::Integer(rows.min(i64::MAX as u64) as i64));
+            for (key, rows) in [("copy_range_rows", mysql.copy_range_rows), ("copy_chunk_rows", mysql.copy_chunk_rows)]
+            {
+                if let Some(rows) = rows {
+                    settings.insert(key.into(), toml::Value::Integer(rows.min(i64::MAX as u64) as i64));
+                }
             }
             if let Some(server_id) = mysql.server_id {
                 settings.insert("server_id".into(), toml::Value::Integer(i64::from(server_id)));

@@ -94,7 +94,8 @@ async fn postgres_chaos_sigkill_at_random_moments_loses_and_doubles_nothing() {
     let db = postgres().await;
     pgbench_tables(&db).await;
     let lake = TempLake::new();
-    let source = ["postgres", "--url", db.url(), "--tables", PGBENCH_TABLES];
+    // pgbench_accounts (100,000 rows) is copied in chunks of 7,000, so kills land between chunks.
+    let source = ["postgres", "--url", db.url(), "--tables", PGBENCH_TABLES, "--copy-chunk-rows", "7000"];
 
     // Longer than the trials can take; killed once they are done.
     let mut load = pgbench(&db, Duration::from_secs(3_600))

@@ -31,6 +31,9 @@ struct RawProfile {
     /// Rows per key range when copying a large table (see `connector_core::capture_settings::DEFAULT_COPY_RANGE_ROWS`).
     #[serde(default)]
     copy_range_rows: Option<u64>,
+    /// Rows per chunk when copying a table in chunks (see `connector_core::capture_settings::DEFAULT_COPY_CHUNK_ROWS`).
+    #[serde(default)]
+    copy_chunk_rows: Option<u64>,
 }
 
 /// A validated MySQL source for one pipeline. `Debug` shows the URL redacted and leaves out `connection`, whose
@@ -93,7 +96,7 @@ impl MySqlConfig {
             .init(vec!["SET time_zone = '+00:00'", "SET NAMES utf8mb4"])
             .ssl_opts(tls.ssl_opts())
             .into();
-        let capture = CaptureSettings::new(pipeline, &at, raw.batch_mib, raw.copy_range_rows)?;
+        let capture = CaptureSettings::new(pipeline, &at, raw.batch_mib, (raw.copy_range_rows, raw.copy_chunk_rows))?;
         let server_id = match raw.server_id {
             Some(0) => return Err(Error::config(format!("{at}: server_id must be 1 or more"))),
             Some(id) => id,

@@ -33,6 +33,9 @@ struct RawProfile {
     /// Rows per key range when copying a large table (see `connector_core::capture_settings::DEFAULT_COPY_RANGE_ROWS`).
     #[serde(default)]
     copy_range_rows: Option<u64>,
+    /// Rows per chunk when copying a table in chunks (see `connector_core::capture_settings::DEFAULT_COPY_CHUNK_ROWS`).
+    #[serde(default)]
+    copy_chunk_rows: Option<u64>,
 }
 
 /// A validated PostgreSQL source for one pipeline.
@@ -86,7 +89,7 @@ impl PostgresConfig {
                 raw.url.redacted()
             )));
         }
-        let capture = CaptureSettings::new(pipeline, &at, raw.batch_mib, raw.copy_range_rows)?;
+        let capture = CaptureSettings::new(pipeline, &at, raw.batch_mib, (raw.copy_range_rows, raw.copy_chunk_rows))?;
         let default_name = format!("connector_{}", pipeline.name.replace('-', "_"));
         let slot = raw.slot.unwrap_or_else(|| default_name.clone());
         check_identifier(&slot).map_err(|reason| Error::config(format!("{at}: slot `{slot}`: {reason}")))?;

@@ -8,6 +8,7 @@
 pub mod binding;
 pub mod catalog;
 pub mod changes;
+pub mod chunk_reader;
 pub mod codec;
 pub mod config;
 pub mod connection;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use connector_core::cursor::TableCursor;
 use connector_core::delta::{DeltaSink, DeltaTableWriter, Destination, copy_in_parallel};
-use connector_core::engine::{CapturedTable, stream_changes};
+use connector_core::engine::{CapturedTable, ChunkedCopy, chunk_key, stream_changes};
 use connector_core::error::{Error, Result};
 use connector_core::pipeline::{Pipeline, Shutdown, SyncFuture, SyncMode, SyncReport, TableReport};
 use connector_core::position::{Lsn, SourcePosition};
@@ -19,6 +19,7 @@ use tracing::{info, warn};
 use crate::binding::{self, SlotBinding};
 use crate::catalog::{SourceTable, describe_table, tables_of_schemas};
 use crate::changes::{PendingChanges, TableShape};
+use crate::chunk_reader::PostgresChunkReader;
 use crate::config::PostgresConfig;
 use crate::connection::connect;
 use crate::setup::{check_server, check_table, create_slot, ensure_publication, existing_slot};
@@ -93,11 +94,15 @@ impl PostgresPipeline {
             })
             .collect();
 
+        // Tables with a single integer key are copied in chunks while they stream; others whole, before.
         let mut needs_copy = Vec::new();
+        let mut chunked: Vec<Option<ChunkedCopy>> = vec![None; writers.len()];
         for (index, writer) in writers.iter_mut().enumerate() {
-            match writer.cursor() {
-                None => needs_copy.push(index),
-                Some(cursor) if !cursor.snapshot_complete() => needs_copy.push(index),
+            let restart = TableCursor::restarting(SourcePosition::Postgres { lsn: slot.confirmed_flush });
+            let copy_under_way = writer.cursor().is_some_and(ChunkedCopy::is_under_way);
+            let copy = match writer.cursor() {
+                None => true,
+                Some(cursor) if !cursor.snapshot_complete() && !copy_under_way => true,
                 Some(cursor) if slot.created => {
                     // The slot that fed this table is gone, and with it the changes since: copy it again.
                     warn!(
@@ -105,9 +110,8 @@ impl PostgresPipeline {
                         position = %cursor.position,
                         "the replication slot was created anew; copying the table again"
                     );
-                    let restart = TableCursor::restarting(SourcePosition::Postgres { lsn: slot.confirmed_flush });
-                    writer.restart_snapshot(restart).await?;
-                    needs_copy.push(index);
+                    writer.restart_snapshot(restart.clone()).await?;
+                    true
                 }
                 Some(cursor)
                     if recorded.left_out(writer.table_id()) && behind(&cursor.position, slot.confirmed_flush) =>
@@ -121,11 +125,29 @@ impl PostgresPipeline {
                         "the table was left out of the pipeline while its slot confirmed later changes; copying \
                          the table again"
                     );
-                    let restart = TableCursor::restarting(SourcePosition::Postgres { lsn: slot.confirmed_flush });
-                    writer.restart_snapshot(restart).await?;
+                    writer.restart_snapshot(restart.clone()).await?;
+                    true
+                }
+                Some(_) => copy_under_way,
+            };
+            if !copy {
+                continue;
+            }
+            match chunk_key(&sources[index].schema) {
+                Some(key) => {
+                    let copy = ChunkedCopy::needed(writer.cursor(), key)?;
+                    if let Some(ChunkedCopy { copied_up_to: Some(bound), rows_copied, .. }) = &copy {
+                        info!(table = %writer.table_id(), after_key = bound, rows_copied, "resuming the copy");
+                    }
+                    chunked[index] = copy;
+                }
+                None => {
+                    // A copy in chunks begun under another key: the whole copy starts from an empty table.
+                    if copy_under_way {
+                        writer.restart_snapshot(restart).await?;
+                    }
                     needs_copy.push(index);
                 }
-                Some(_) => {}
             }
         }
         // Recorded before the stream confirms anything: from now on the slot's position covers these tables.
@@ -153,8 +175,10 @@ impl PostgresPipeline {
             }
         }
 
+        let copied_in_chunks: Vec<SourceTable> =
+            sources.iter().zip(&chunked).filter(|(_, copy)| copy.is_some()).map(|(source, _)| source.clone()).collect();
         let mut streamed = Vec::with_capacity(sources.len());
-        for (source, writer) in sources.into_iter().zip(writers) {
+        for ((source, writer), copy) in sources.into_iter().zip(writers).zip(chunked) {
             let skip_before = match writer.cursor().map(|cursor| &cursor.position) {
                 Some(SourcePosition::Postgres { lsn }) => *lsn,
                 Some(other) => {
@@ -166,14 +190,19 @@ impl PostgresPipeline {
                 None => Lsn(0),
             };
             let shape = TableShape { schema: source.schema, types: source.types, wire_types: source.wire_types };
-            streamed.push(CapturedTable::new(writer, PendingChanges::new(shape, skip_before)));
+            streamed.push(CapturedTable::new(writer, PendingChanges::new(shape, skip_before)).copied_in_chunks(copy));
         }
         let mut stream = ReplicationStream::new(config, &sql, streamed, slot.confirmed_flush);
+        if !copied_in_chunks.is_empty() {
+            let reader = PostgresChunkReader::new(self.config.clone(), copied_in_chunks);
+            stream = stream.with_chunk_reader(Arc::new(reader), config.capture.copy_chunk_rows);
+        }
         if !shutdown.is_requested() {
             stream_changes(&mut stream, mode, config.capture.budget(), shutdown).await?;
         }
         let streamed = stream.into_tables();
         for (report, table) in reports.iter_mut().zip(&streamed) {
+            report.snapshot_rows += table.snapshot_rows;
             report.changes_applied = table.changes_applied;
             report.position = table.writer.cursor().map(|cursor| cursor.position.clone());
         }

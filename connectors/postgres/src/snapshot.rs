@@ -19,7 +19,7 @@ use indicatif::MultiProgress;
 use pgwire_replication::ReplicationClient;
 use tokio::sync::Semaphore;
 use tokio_postgres::Client;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::catalog::{SourceTable, source_error};
 use crate::codec::ColumnBuilder;
@@ -94,7 +94,7 @@ pub async fn export_snapshot(config: &PostgresConfig) -> Result<ExportedSnapshot
     };
     let position = parse_lsn(&text(1)?)?;
     let name = text(2)?;
-    info!(snapshot = %name, lsn = %position, "exported a snapshot for the initial copy");
+    debug!(snapshot = %name, lsn = %position, "exported a snapshot");
     Ok(ExportedSnapshot { _session: session, name, position })
 }
 
@@ -152,7 +152,7 @@ pub async fn copy_table(
 }
 
 /// Opens a connection inside the exported snapshot.
-async fn snapshot_session(config: &PostgresConfig, snapshot: &str, table: &SourceTable) -> Result<Client> {
+pub(crate) async fn snapshot_session(config: &PostgresConfig, snapshot: &str, table: &SourceTable) -> Result<Client> {
     let client = connect(config).await?;
     client
         .batch_execute(&format!(
@@ -292,12 +292,12 @@ impl RangeCopy {
 }
 
 /// Splits the binary COPY stream into rows and decodes their values into column builders.
-struct CopyDecoder {
+pub(crate) struct CopyDecoder {
     builders: Vec<ColumnBuilder>,
     /// Bytes of a row that continues in the next chunk.
     carry: BytesMut,
     header_seen: bool,
-    finished: bool,
+    pub(crate) finished: bool,
     rows: usize,
 }
 
@@ -306,7 +306,7 @@ const COPY_SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
 const COPY_HEADER_LENGTH: usize = COPY_SIGNATURE.len() + 8;
 
 impl CopyDecoder {
-    fn new(table: &SourceTable) -> Self {
+    pub(crate) fn new(table: &SourceTable) -> Self {
         CopyDecoder {
             builders: table.types.iter().map(|pg_type| ColumnBuilder::new(pg_type, ROWS_PER_BATCH)).collect(),
             carry: BytesMut::new(),
@@ -316,13 +316,13 @@ impl CopyDecoder {
         }
     }
 
-    fn batch_full(&self) -> bool {
+    pub(crate) fn batch_full(&self) -> bool {
         self.rows >= ROWS_PER_BATCH
             || (self.rows.is_multiple_of(1024)
                 && self.builders.iter().map(ColumnRows::buffered_bytes).sum::<usize>() >= BYTES_PER_BATCH)
     }
 
-    fn feed(&mut self, chunk: Bytes) -> Result<()> {
+    pub(crate) fn feed(&mut self, chunk: Bytes) -> Result<()> {
         if self.carry.is_empty() {
             let consumed = self.decode_rows(&chunk)?;
             self.carry.extend_from_slice(&chunk[consumed..]);
@@ -384,7 +384,7 @@ impl CopyDecoder {
         Ok(offset)
     }
 
-    fn finish_batch(&mut self, table: &SourceTable) -> Result<RecordBatch> {
+    pub(crate) fn finish_batch(&mut self, table: &SourceTable) -> Result<RecordBatch> {
         let arrays = self.builders.iter_mut().map(ColumnRows::finish).collect();
         self.rows = 0;
         RecordBatch::try_new(table.schema.arrow_schema(), arrays).map_err(|cause| {

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use connector_core::change::Operation;
-use connector_core::engine::{CapturedTable, CapturedTables, ChangeStream, IdleCursors, Started, StreamStep};
+use connector_core::engine::{
+    CapturedTable, CapturedTables, ChangeStream, IdleCursors, SharedChunkReader, Started, StreamStep,
+};
 use connector_core::error::{Error, ErrorKind, Result, Retry};
 use connector_core::pipeline::SyncMode;
 use connector_core::position::{Lsn, SourcePosition};
@@ -49,6 +51,8 @@ pub struct ReplicationStream<'a> {
     /// Every transaction up to here was received whole (committed to Delta if it had our rows, or irrelevant).
     received: Lsn,
     acknowledged: Lsn,
+    /// Reads chunks of the tables copied while streaming, with the rows per chunk.
+    chunk_reader: Option<(SharedChunkReader, u64)>,
 }
 
 impl std::fmt::Debug for ReplicationStream<'_> {
@@ -78,7 +82,14 @@ impl<'a> ReplicationStream<'a> {
             open_transaction: None,
             received: start,
             acknowledged: start,
+            chunk_reader: None,
         }
+    }
+
+    /// Copies the tables marked `CapturedTable::chunked` in chunks of `rows` read by `reader`.
+    pub fn with_chunk_reader(mut self, reader: SharedChunkReader, rows: u64) -> Self {
+        self.chunk_reader = Some((reader, rows));
+        self
     }
 
     /// The tables, with what the stream committed to them.
@@ -138,14 +149,8 @@ impl<'a> ReplicationStream<'a> {
         }
     }
 
-    /// Writes a logical message into the WAL and returns its unique content.
     async fn emit_message(&self, kind: &str) -> Result<String> {
-        let content = format!("{kind} {} {}", self.config.capture.pipeline, fastrand::u64(..));
-        self.sql
-            .execute("SELECT pg_logical_emit_message(false, $1, $2)", &[&MESSAGE_PREFIX, &content])
-            .await
-            .map_err(|cause| source_error("cannot write a marker into the WAL", cause))?;
-        Ok(content)
+        emit_message(self.sql, &self.config.capture.pipeline, kind).await
     }
 
     async fn on_event(&mut self, event: ReplicationEvent) -> Result<StreamStep> {
@@ -321,6 +326,15 @@ impl<'a> ReplicationStream<'a> {
     }
 }
 
+/// Writes a logical message of `kind` into the WAL, outside any transaction, and returns its unique content.
+pub(crate) async fn emit_message(sql: &Client, pipeline: &str, kind: &str) -> Result<String> {
+    let content = format!("{kind} {pipeline} {}", fastrand::u64(..));
+    sql.execute("SELECT pg_logical_emit_message(false, $1, $2)", &[&MESSAGE_PREFIX, &content])
+        .await
+        .map_err(|cause| source_error("cannot write a marker into the WAL", cause))?;
+    Ok(content)
+}
+
 async fn format_type(sql: &Client, oid: u32, typmod: i32) -> Result<String> {
     let row = sql
         .query_one("SELECT format_type($1, $2)", &[&oid, &typmod])
@@ -399,6 +413,21 @@ impl ChangeStream for ReplicationStream<'_> {
 
     fn idle_cursors(&self) -> IdleCursors {
         IdleCursors::Keep
+    }
+
+    fn chunk_reader(&self) -> Option<(SharedChunkReader, u64)> {
+        self.chunk_reader.clone()
+    }
+
+    /// A transaction is placed by its commit LSN, as a snapshot's consistent point is: the snapshot holds the
+    /// transactions that committed before the point.
+    fn transaction_start(&self, event: &ReplicationEvent) -> Option<SourcePosition> {
+        match event {
+            ReplicationEvent::Begin { final_lsn, .. } => {
+                Some(SourcePosition::Postgres { lsn: Lsn(final_lsn.as_u64()) })
+            }
+            _ => None,
+        }
     }
 
     /// In continuous mode, writes a heartbeat into the WAL now and then: the slot then advances (and the server

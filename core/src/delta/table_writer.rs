@@ -22,6 +22,7 @@ use super::{changelog, file_merge, file_selection, merge, unchanged_cells};
 use crate::change::ChangeBatch;
 use crate::change_buffer::TakenRows;
 use crate::cursor::TableCursor;
+use crate::engine::ChunkedCopy;
 use crate::error::{Error, Result};
 use crate::options::{DeleteMode, TableOptions};
 use crate::position::SourcePosition;
@@ -100,7 +101,8 @@ impl DeltaTableWriter {
     pub async fn apply_changes(&mut self, schema: &TableSchema, batch: &ChangeBatch) -> Result<ApplyOutcome> {
         let batch = match &self.committed {
             Some(state) => {
-                if !state.cursor.snapshot_complete() {
+                // A copy in chunks takes the changes to the rows it copied so far; a copy in one piece, none.
+                if !state.cursor.snapshot_complete() && !ChunkedCopy::is_under_way(&state.cursor) {
                     return Err(Error::state(format!(
                         "{} still has an unfinished snapshot; changes can only be applied after it completes",
                         self.table_id

@@ -5,9 +5,10 @@ use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 use tracing::{debug, info};
 
+use super::chunked_copy::{Chunk, ChunkedCopy};
 use crate::change_buffer::{ChangeBuffer, ColumnRows, TakenRows};
 use crate::delta::{ApplyOutcome, DeltaTableWriter, apply_each};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::position::SourcePosition;
 use crate::schema::TableId;
 
@@ -26,18 +27,33 @@ pub struct CapturedTable<T> {
     pub writer: DeltaTableWriter,
     /// The source's state of the table.
     pub source: T,
-    /// Rows copied while streaming (a table that appeared mid-stream).
+    /// The table's copy in chunks, while it lasts: changes to rows not copied yet are dropped.
+    pub chunked: Option<ChunkedCopy>,
+    /// Rows copied while streaming (chunks, or a table that appeared mid-stream).
     pub snapshot_rows: u64,
     pub changes_applied: u64,
 }
 
 impl<T: TableChanges> CapturedTable<T> {
     pub fn new(writer: DeltaTableWriter, source: T) -> Self {
-        CapturedTable { writer, source, snapshot_rows: 0, changes_applied: 0 }
+        CapturedTable { writer, source, chunked: None, snapshot_rows: 0, changes_applied: 0 }
+    }
+
+    /// The table, copied in chunks while it streams (`None`: copied already).
+    pub fn copied_in_chunks(mut self, copy: Option<ChunkedCopy>) -> Self {
+        self.chunked = copy;
+        self
     }
 
     /// Applies taken rows (whole transactions, or with `part` the open one's first rows) and counts them.
     async fn apply(&mut self, taken: TakenRows, part: bool) -> Result<()> {
+        let taken = match &self.chunked {
+            Some(copy) => match copy.keep_copied(taken)? {
+                Some(kept) => kept,
+                None => return Ok(()),
+            },
+            None => taken,
+        };
         if part {
             info!(table = %taken.schema.id, rows = taken.operations.len(), "applying part of a large transaction");
         }
@@ -45,6 +61,38 @@ impl<T: TableChanges> CapturedTable<T> {
         debug!(table = %self.writer.table_id(), rows, ?outcome, "committed changes");
         if !matches!(outcome, ApplyOutcome::AlreadyCommitted) {
             self.changes_applied += rows as u64;
+        }
+        Ok(())
+    }
+
+    /// Commits the table's closed transactions (all before the chunk's snapshot), then the chunk's rows with
+    /// the cursor `position` (where the chunk was read) and the copy's new bound.
+    async fn apply_chunk(&mut self, chunk: Chunk, position: SourcePosition) -> Result<()> {
+        if let Some(taken) = self.source.changes_mut().take_closed()? {
+            self.apply(taken, false).await?;
+        }
+        let id = self.writer.table_id().clone();
+        let Some(copy) = self.chunked.as_mut() else {
+            return Err(Error::state(format!("internal: a chunk of {id} arrived after its copy ended")));
+        };
+        let rows = chunk.row_count();
+        if let Some(key) = chunk.last_key {
+            copy.copied_up_to = Some(key);
+        }
+        copy.rows_copied += rows;
+        let cursor = copy.cursor_after(position.clone(), chunk.complete);
+        let (rows_copied, bound) = (copy.rows_copied, copy.copied_up_to);
+        let mut writer = self.writer.snapshot_writer(&chunk.schema, &position, Utc::now()).await?;
+        for batch in chunk.rows.iter().filter(|batch| batch.num_rows() > 0) {
+            writer.write(batch).await?;
+        }
+        writer.commit(cursor).await?;
+        self.snapshot_rows += rows;
+        if chunk.complete {
+            info!(table = %id, rows = rows_copied, "copied the table");
+            self.chunked = None;
+        } else {
+            info!(table = %id, rows = rows_copied, copied_up_to = ?bound, %position, "copied a chunk");
         }
         Ok(())
     }
@@ -176,12 +224,24 @@ impl<T: TableChanges> CapturedTables<T> {
         Ok(closed_all)
     }
 
+    /// Applies `chunk` of table `index`, read at `position` (see [`CapturedTable::apply_chunk`]). Must not be
+    /// called inside a transaction.
+    pub(super) async fn apply_chunk(&mut self, index: usize, chunk: Chunk, position: SourcePosition) -> Result<()> {
+        self.tables[index].apply_chunk(chunk, position).await
+    }
+
+    /// Tables still being copied in chunks.
+    pub fn copying(&self) -> impl Iterator<Item = (usize, &ChunkedCopy)> {
+        self.tables.iter().enumerate().filter_map(|(index, table)| table.chunked.as_ref().map(|copy| (index, copy)))
+    }
+
     /// Moves the cursor of tables without buffered changes up to `position`. A table holding anything not yet
     /// committed, even closed transactions waiting for the commit interval, keeps its cursor: moving it past
     /// them would make their commit look already done and drop them.
     pub(super) async fn advance_idle(&mut self, position: &SourcePosition) -> Result<()> {
         for table in self.tables.iter_mut() {
-            if table.source.changes().rows() == 0 {
+            // A table being copied keeps the cursor of its last chunk: a chunk read earlier may still come.
+            if table.source.changes().rows() == 0 && table.chunked.is_none() {
                 table.writer.advance_cursor(position).await?;
             }
         }

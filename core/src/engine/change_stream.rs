@@ -11,6 +11,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 
 use super::captured_tables::{CapturedTables, TableChanges};
+use super::chunked_copy::SharedChunkReader;
 use crate::error::Result;
 use crate::pipeline::SyncMode;
 use crate::position::SourcePosition;
@@ -90,6 +91,19 @@ pub trait ChangeStream: Send {
 
     /// Called between events at the commit check period, for the source's own periodic work (heartbeats).
     fn on_tick(&mut self) -> impl Future<Output = Result<()>> + Send;
+
+    /// The reader of chunks for the tables copied while streaming (`CapturedTable::chunked`), and the rows per
+    /// chunk; `None` for a source that copies its tables before streaming.
+    fn chunk_reader(&self) -> Option<(SharedChunkReader, u64)> {
+        None
+    }
+
+    /// Where the transaction `event` opens begins, to place it against a chunk's snapshot position: a
+    /// transaction that begins at or after the position is not in the snapshot, one before it is. `None` for
+    /// an event that opens no transaction. A source with a [`chunk_reader`](Self::chunk_reader) must say.
+    fn transaction_start(&self, _event: &Self::Event) -> Option<SourcePosition> {
+        None
+    }
 
     /// Ends the stream after the engine's last commit and acknowledgement.
     fn close(&mut self) -> impl Future<Output = ()> + Send;

@@ -1,11 +1,13 @@
 //! The capture engine: what every streaming source shares, written once so each gets the guarantees by
 //! construction. A source implements [`ChangeStream`] (its protocol: open, read an event, decode it into the
 //! tables' buffers, acknowledge); [`stream_changes`] runs the loop: the commit budget (size, age), parts of
-//! transactions too large for memory, the tables merging side by side, acknowledgement only after the Delta
+//! transactions too large for memory, the tables merging side by side, tables copied in chunks while they stream, acknowledgement only after the Delta
 //! commit, idle cursors, heartbeats and shutdown. `docs/architecture.md` draws the whole design.
 
 mod captured_tables;
 mod change_stream;
+mod chunk_queue;
+mod chunked_copy;
 mod commit_budget;
 #[cfg(test)]
 mod scripted_source_tests;
@@ -13,5 +15,9 @@ mod stream_loop;
 
 pub use captured_tables::{CapturedTable, CapturedTables, TableChanges};
 pub use change_stream::{ChangeStream, IdleCursors, Started, StreamStep};
+pub use chunked_copy::{
+    Chunk, ChunkRead, ChunkReader, ChunkRequest, ChunkedCopy, PositionReport, SharedChunkReader, chunk_key,
+    integer_keys,
+};
 pub use commit_budget::{CommitBudget, commit_check_period};
 pub use stream_loop::stream_changes;

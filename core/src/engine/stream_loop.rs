@@ -5,8 +5,10 @@ use std::time::Duration;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::change_stream::{ChangeStream, IdleCursors, Started, StreamStep};
+use super::chunk_queue::{BeforeTransaction, ChunkQueue};
+use super::chunked_copy::ChunkedCopy;
 use super::commit_budget::{CommitBudget, commit_check_period};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::pipeline::{Shutdown, SyncMode};
 
 /// How often continuous mode moves idle tables' cursors forward (sources with [`IdleCursors::Advance`]).
@@ -18,23 +20,46 @@ const IDLE_ADVANCE_INTERVAL: Duration = Duration::from_secs(60);
 /// waited `budget.commit_interval`; inside a transaction larger than the budget, its rows so far are applied
 /// as a part where the table's mode allows. After each commit the source is told the received position is
 /// durable. A shutdown abandons what is buffered but uncommitted, which the source sends again next time.
+///
+/// Tables being copied in chunks (`chunked_copy`) have their chunks read alongside, each applied when the
+/// stream reaches its snapshot: before the first transaction after it (waiting for the rows if the stream
+/// caught up with the reader), or once the stream received everything up to it. A `once` sync goes on until
+/// every copy is complete.
 pub async fn stream_changes<S: ChangeStream>(
     stream: &mut S,
     mode: SyncMode,
     budget: CommitBudget,
     mut shutdown: Shutdown,
 ) -> Result<()> {
+    let mut chunks = stream.chunk_reader().map(|(reader, rows)| ChunkQueue::new(reader, rows));
     if stream.start(mode).await? == Started::AtEnd {
+        if stream.tables().copying().next().is_some() {
+            return Err(Error::state("internal: the source found nothing to stream while tables await their copy"));
+        }
         advance_idle_cursors(stream).await?;
         return Ok(());
     }
     let mut tick = tokio::time::interval(commit_check_period(budget.commit_interval));
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_idle_advance = Instant::now();
-    loop {
+    let mut end_reached = false;
+    'stream: loop {
+        if let Some(queue) = chunks.as_mut() {
+            read_more_chunks(stream, queue);
+        }
         let event = tokio::select! {
             biased;
             _ = shutdown.requested() => break,
+            update = next_chunk_update(&mut chunks) => {
+                update?;
+                if let Some(queue) = chunks.as_mut() {
+                    apply_ready_chunks(stream, queue).await?;
+                }
+                if end_reached && stream.open_transaction().is_none() && copies_done(stream, &chunks) {
+                    break;
+                }
+                continue;
+            }
             _ = tick.tick() => {
                 if stream.open_transaction().is_none() {
                     let waited = stream.tables().oldest_pending().is_some_and(|since| since.elapsed() >= budget.commit_interval);
@@ -55,6 +80,24 @@ pub async fn stream_changes<S: ChangeStream>(
             }
             event = stream.next_event() => event?,
         };
+        if let (Some(queue), Some(start)) = (chunks.as_mut(), stream.transaction_start(&event)) {
+            // Chunks read at or before this transaction's start go in first; the stream waits for their rows.
+            loop {
+                match queue.before_transaction(&start)? {
+                    BeforeTransaction::Proceed => break,
+                    BeforeTransaction::Apply(table) => {
+                        let (chunk, position) = queue.take(table)?;
+                        stream.tables().apply_chunk(table, chunk, position).await?;
+                        read_more_chunks(stream, queue);
+                    }
+                    BeforeTransaction::Wait => tokio::select! {
+                        biased;
+                        _ = shutdown.requested() => break 'stream,
+                        update = queue.next_update() => update?,
+                    },
+                }
+            }
+        }
         let step = stream.handle(event).await?;
         let between = stream.open_transaction().is_none();
         let reached_end = step == StreamStep::ReachedEnd && between;
@@ -66,7 +109,11 @@ pub async fn stream_changes<S: ChangeStream>(
         {
             acknowledge_received(stream);
         }
-        if reached_end {
+        end_reached |= reached_end;
+        if between && let Some(queue) = chunks.as_mut() {
+            apply_ready_chunks(stream, queue).await?;
+        }
+        if end_reached && between && copies_done(stream, &chunks) {
             break;
         }
     }
@@ -76,6 +123,41 @@ pub async fn stream_changes<S: ChangeStream>(
     }
     stream.close().await;
     Ok(())
+}
+
+/// Waits for news from the chunk readers; never, when the source copies no table in chunks.
+async fn next_chunk_update(chunks: &mut Option<ChunkQueue>) -> Result<()> {
+    match chunks {
+        Some(queue) => queue.next_update().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn read_more_chunks<S: ChangeStream>(stream: &mut S, queue: &mut ChunkQueue) {
+    let tables = stream.tables();
+    let copying: Vec<(usize, ChunkedCopy)> = tables.copying().map(|(index, copy)| (index, copy.clone())).collect();
+    queue.read_more(copying.iter().map(|(index, copy)| (*index, copy)), |index| {
+        tables.get(index).writer.table_id().clone()
+    });
+}
+
+/// Applies the chunks the stream has passed (every transaction before their snapshot handled). Only between
+/// transactions.
+async fn apply_ready_chunks<S: ChangeStream>(stream: &mut S, queue: &mut ChunkQueue) -> Result<()> {
+    if stream.open_transaction().is_some() {
+        return Ok(());
+    }
+    while let Some(table) = queue.ready(&stream.received()) {
+        let (chunk, position) = queue.take(table)?;
+        stream.tables().apply_chunk(table, chunk, position).await?;
+    }
+    read_more_chunks(stream, queue);
+    Ok(())
+}
+
+/// Whether every table's copy is complete.
+fn copies_done<S: ChangeStream>(stream: &mut S, chunks: &Option<ChunkQueue>) -> bool {
+    chunks.as_ref().is_none_or(ChunkQueue::is_empty) && stream.tables().copying().next().is_none()
 }
 
 async fn commit_and_acknowledge<S: ChangeStream>(stream: &mut S) -> Result<()> {

@@ -1,0 +1,191 @@
+//! The chunks being read for the tables a stream copies, each on its own task, and when each may be applied.
+
+use std::collections::VecDeque;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+
+use super::chunked_copy::{Chunk, ChunkRequest, ChunkedCopy, SharedChunkReader};
+use crate::error::{Error, Result};
+use crate::position::SourcePosition;
+use crate::schema::TableId;
+
+/// Chunks read at the same time, across tables. Each holds a snapshot (and on some servers a connection) open
+/// while it reads.
+const CHUNKS_READ_AT_ONCE: usize = 2;
+/// Chunks of one table in flight: one waiting for the stream to reach it while the next is read.
+const CHUNKS_PER_TABLE: usize = 2;
+
+/// A chunk asked for and not yet applied.
+#[derive(Debug)]
+struct InFlight {
+    id: u64,
+    table: usize,
+    /// Where the chunk's snapshot sits in the stream, once the reader has taken it.
+    position: Option<SourcePosition>,
+    /// The rows, once read.
+    chunk: Option<Chunk>,
+}
+
+enum Update {
+    Positioned { id: u64, position: SourcePosition },
+    Read { id: u64, read: Result<Chunk> },
+}
+
+/// What the stream must do about the chunks before it hands the source an event that opens a transaction.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum BeforeTransaction {
+    /// No chunk lies before the transaction.
+    Proceed,
+    /// A chunk's position is not known yet, or the chunk lies before the transaction and is still being read.
+    Wait,
+    /// The chunk of this table, read at a position the transaction follows, is to be applied first.
+    Apply(usize),
+}
+
+pub(super) struct ChunkQueue {
+    reader: SharedChunkReader,
+    rows_per_chunk: u64,
+    in_flight: VecDeque<InFlight>,
+    tasks: JoinSet<()>,
+    sender: mpsc::UnboundedSender<Update>,
+    updates: mpsc::UnboundedReceiver<Update>,
+    next_id: u64,
+}
+
+impl ChunkQueue {
+    pub(super) fn new(reader: SharedChunkReader, rows_per_chunk: u64) -> Self {
+        let (sender, updates) = mpsc::unbounded_channel();
+        ChunkQueue {
+            reader,
+            rows_per_chunk: rows_per_chunk.max(1),
+            in_flight: VecDeque::new(),
+            tasks: JoinSet::new(),
+            sender,
+            updates,
+            next_id: 0,
+        }
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.in_flight.is_empty()
+    }
+
+    /// Starts reading chunks for the tables being copied, within the limits: the first chunk of a table
+    /// without one in flight, or the next after a chunk already read.
+    pub(super) fn read_more<'a>(
+        &mut self,
+        copying: impl Iterator<Item = (usize, &'a ChunkedCopy)>,
+        table_id: impl Fn(usize) -> TableId,
+    ) {
+        for (table, copy) in copying {
+            let reading = self.in_flight.iter().filter(|chunk| chunk.chunk.is_none()).count();
+            if reading >= CHUNKS_READ_AT_ONCE {
+                return;
+            }
+            let mine: Vec<&InFlight> = self.in_flight.iter().filter(|chunk| chunk.table == table).collect();
+            let after = match mine.last() {
+                None => copy.copied_up_to,
+                Some(last) if mine.len() < CHUNKS_PER_TABLE => match &last.chunk {
+                    Some(chunk) if !chunk.complete => chunk.last_key,
+                    _ => continue,
+                },
+                Some(_) => continue,
+            };
+            let request = ChunkRequest { table: table_id(table), after, rows: self.rows_per_chunk };
+            self.start(table, request);
+        }
+    }
+
+    fn start(&mut self, table: usize, request: ChunkRequest) {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.in_flight.push_back(InFlight { id, table, position: None, chunk: None });
+        let (positioned, position) = oneshot::channel();
+        let read = self.reader.read_chunk(request, positioned);
+        let sender = self.sender.clone();
+        self.tasks.spawn(async move {
+            let forward = async {
+                // A read that fails before its snapshot drops the sender: nothing to forward.
+                if let Ok(position) = position.await {
+                    let _ = sender.send(Update::Positioned { id, position });
+                }
+            };
+            let ((), read) = tokio::join!(forward, read);
+            let _ = sender.send(Update::Read { id, read });
+        });
+    }
+
+    /// Waits for the next news of a read (a snapshot taken, or rows read) and records it. Cancel-safe.
+    pub(super) async fn next_update(&mut self) -> Result<()> {
+        let Some(update) = self.updates.recv().await else {
+            return Err(Error::state("internal: the chunk readers' channel closed"));
+        };
+        match update {
+            Update::Positioned { id, position } => {
+                if let Some(chunk) = self.in_flight.iter_mut().find(|chunk| chunk.id == id) {
+                    chunk.position = Some(position);
+                }
+            }
+            Update::Read { id, read } => {
+                let chunk = read?;
+                if let Some(entry) = self.in_flight.iter_mut().find(|entry| entry.id == id) {
+                    if entry.position.is_none() {
+                        return Err(Error::state("internal: a chunk was read without reporting its position"));
+                    }
+                    entry.chunk = Some(chunk);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Before a transaction that begins at `start` (see `ChangeStream::transaction_start`).
+    pub(super) fn before_transaction(&self, start: &SourcePosition) -> Result<BeforeTransaction> {
+        for chunk in &self.in_flight {
+            let Some(position) = &chunk.position else { return Ok(BeforeTransaction::Wait) };
+            let follows = start.try_cmp(position).map_err(|cause| {
+                Error::state(format!("cannot place a transaction against a chunk's snapshot: {cause}"))
+            })?;
+            if follows.is_ge() {
+                if chunk.chunk.is_none() || !self.first_of_its_table(chunk) {
+                    return Ok(BeforeTransaction::Wait);
+                }
+                return Ok(BeforeTransaction::Apply(chunk.table));
+            }
+        }
+        Ok(BeforeTransaction::Proceed)
+    }
+
+    /// A chunk read at or before `received` (every transaction before it handled), to apply now.
+    pub(super) fn ready(&self, received: &SourcePosition) -> Option<usize> {
+        self.in_flight
+            .iter()
+            .filter(|chunk| chunk.chunk.is_some() && self.first_of_its_table(chunk))
+            .find(|chunk| {
+                chunk
+                    .position
+                    .as_ref()
+                    .is_some_and(|position| received.try_cmp(position).is_ok_and(std::cmp::Ordering::is_ge))
+            })
+            .map(|chunk| chunk.table)
+    }
+
+    /// Takes table `table`'s oldest chunk, read, with its position.
+    pub(super) fn take(&mut self, table: usize) -> Result<(Chunk, SourcePosition)> {
+        let index = self
+            .in_flight
+            .iter()
+            .position(|chunk| chunk.table == table)
+            .ok_or_else(|| Error::state("internal: no chunk of the table is in flight"))?;
+        let entry = self.in_flight.remove(index).expect("found above");
+        match (entry.chunk, entry.position) {
+            (Some(chunk), Some(position)) => Ok((chunk, position)),
+            _ => Err(Error::state("internal: a chunk was applied before it was read")),
+        }
+    }
+
+    fn first_of_its_table(&self, chunk: &InFlight) -> bool {
+        self.in_flight.iter().find(|other| other.table == chunk.table).is_some_and(|first| first.id == chunk.id)
+    }
+}

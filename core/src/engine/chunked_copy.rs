@@ -1,0 +1,324 @@
+//! Copying a table in key-ordered chunks while its changes stream, so a copy resumes where it stopped and no
+//! transaction stays open for the whole copy (Netflix's DBLog describes the technique).
+//!
+//! A table being copied has a bound, its *copied-up-to* key: rows with keys at or below it are in the Delta
+//! table, and the stream's changes to them are applied as usual; changes to keys above it are dropped, since
+//! the chunk that later copies those keys reads them as they are then. A chunk is read by the source under a
+//! snapshot whose log position `P` it knows exactly: the rows after the bound, in key order, up to a limit.
+//! The engine applies the chunk when the stream reaches `P`, before the first transaction that committed after
+//! it: first the table's buffered changes (filtered by the old bound), then the chunk's rows in one commit
+//! whose cursor holds `P` and the chunk's last key as the new bound. The stream's transactions after `P` then
+//! apply to the chunk's keys too. A crash loses at most the chunks read and not yet committed; the next run
+//! resumes after the bound committed last.
+//!
+//! Only tables with a single integer key are copied this way (the engine compares keys as integers); a source
+//! copies others whole before streaming.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use crate::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
+use crate::arrow::compute::filter_record_batch;
+use crate::arrow::datatypes::{
+    DataType, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+};
+use crate::change::{Operation, TransactionSpan};
+use crate::change_buffer::{TakenRows, UnchangedCell};
+use crate::cursor::{SnapshotProgress, TableCursor};
+use crate::error::{Error, Result};
+use crate::position::SourcePosition;
+use crate::schema::{TableId, TableSchema};
+
+/// The key under which `SnapshotProgress::resume_from` holds a chunked copy's bound.
+const COPIED_UP_TO: &str = "copied_up_to";
+
+/// A table's copy in progress: how far it got.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChunkedCopy {
+    /// The table's key column, an integer.
+    pub key_column: String,
+    /// Rows with keys at or below this are in the Delta table; `None` before the first chunk.
+    pub copied_up_to: Option<i128>,
+    pub rows_copied: u64,
+    /// When the copy began.
+    pub started_at: DateTime<Utc>,
+}
+
+impl ChunkedCopy {
+    /// The copy a table with `cursor` still needs, keyed by `key_column`: a fresh one for a table never copied
+    /// (or whose copy restarts, `TableCursor::restarting`), the one the cursor records for a copy under way,
+    /// none once the snapshot is complete.
+    pub fn needed(cursor: Option<&TableCursor>, key_column: &str) -> Result<Option<ChunkedCopy>> {
+        let fresh = || ChunkedCopy {
+            key_column: key_column.to_string(),
+            copied_up_to: None,
+            rows_copied: 0,
+            started_at: Utc::now(),
+        };
+        let Some(cursor) = cursor else { return Ok(Some(fresh())) };
+        let Some(progress) = cursor.snapshot.as_ref().filter(|progress| !progress.complete) else {
+            return Ok(None);
+        };
+        let copied_up_to = match progress.resume_from.get(COPIED_UP_TO) {
+            None => return Ok(Some(fresh())),
+            Some(bound) => bound.as_str().and_then(|text| text.parse::<i128>().ok()).ok_or_else(|| {
+                Error::state(format!("the cursor's chunked copy records `{bound}`, which is not a key"))
+            })?,
+        };
+        Ok(Some(ChunkedCopy {
+            key_column: key_column.to_string(),
+            copied_up_to: Some(copied_up_to),
+            rows_copied: progress.rows_copied,
+            started_at: progress.taken_at,
+        }))
+    }
+
+    /// Whether `cursor` records a chunked copy that has copied some rows (whose changes then apply).
+    pub fn is_under_way(cursor: &TableCursor) -> bool {
+        cursor.snapshot.as_ref().is_some_and(|progress| progress.resume_from.get(COPIED_UP_TO).is_some())
+    }
+
+    /// Whether the table holds the row with `key` (copied already, so its changes apply).
+    pub fn holds(&self, key: i128) -> bool {
+        self.copied_up_to.is_some_and(|bound| key <= bound)
+    }
+
+    /// The cursor committed with a chunk read at `position`: the copy's progress after it.
+    pub(super) fn cursor_after(&self, position: SourcePosition, complete: bool) -> TableCursor {
+        let resume_from = match self.copied_up_to {
+            Some(bound) => json!({ COPIED_UP_TO: bound.to_string() }),
+            None => serde_json::Value::Null,
+        };
+        TableCursor {
+            position,
+            snapshot: Some(SnapshotProgress {
+                resume_from,
+                rows_copied: self.rows_copied,
+                complete,
+                taken_at: self.started_at,
+            }),
+        }
+    }
+
+    /// `taken` without the changes to rows the table does not hold yet (truncates are kept). Returns `None` when
+    /// nothing is left.
+    pub(super) fn keep_copied(&self, taken: TakenRows) -> Result<Option<TakenRows>> {
+        let id = taken.schema.id.clone();
+        let index = taken.schema.column_index(&self.key_column).ok_or_else(|| {
+            Error::state(format!("internal: {id} has no key column `{}` to copy by", self.key_column))
+        })?;
+        let keys = integer_keys(&id, taken.rows.column(index))?;
+        let keep: Vec<bool> = taken
+            .operations
+            .iter()
+            .zip(&keys)
+            .map(|(operation, key)| *operation == Operation::Truncate || key.is_none_or(|key| self.holds(key)))
+            .collect();
+        if keep.iter().all(|kept| *kept) {
+            return Ok(Some(taken));
+        }
+        if !keep.iter().any(|kept| *kept) {
+            return Ok(None);
+        }
+        // Where each kept row lands; a dropped row maps to the kept rows before it.
+        let mut new_index = Vec::with_capacity(keep.len() + 1);
+        let mut kept = 0;
+        for &row in &keep {
+            new_index.push(kept);
+            kept += usize::from(row);
+        }
+        new_index.push(kept);
+        let mask = BooleanArray::from(keep.clone());
+        let rows = filter_record_batch(&taken.rows, &mask)
+            .map_err(|cause| Error::state(format!("cannot filter the changes of {id}")).caused_by(cause))?;
+        let operations = taken.operations.iter().zip(&keep).filter(|(_, kept)| **kept).map(|(op, _)| *op).collect();
+        let spans =
+            taken.spans.into_iter().map(|span| TransactionSpan { end_row: new_index[span.end_row], ..span }).collect();
+        // A cell whose value was stored under a dropped row (a key moved into the copied range) is looked for
+        // under its own row's key, which the table does not hold: the writer then says to resync the table.
+        let unchanged = taken
+            .unchanged
+            .into_iter()
+            .filter(|cell| keep[cell.row])
+            .map(|cell| UnchangedCell {
+                row: new_index[cell.row],
+                key_row: if keep[cell.key_row] { new_index[cell.key_row] } else { new_index[cell.row] },
+                column: cell.column,
+            })
+            .collect();
+        Ok(Some(TakenRows { schema: taken.schema, rows, operations, spans, unchanged }))
+    }
+}
+
+/// The values of an integer key column, widened to `i128` (which holds both signed and unsigned 64-bit keys).
+pub fn integer_keys(table: &TableId, column: &ArrayRef) -> Result<Vec<Option<i128>>> {
+    fn widen<T>(array: &dyn Array) -> Vec<Option<i128>>
+    where
+        T: crate::arrow::datatypes::ArrowPrimitiveType,
+        T::Native: Into<i128>,
+    {
+        array.as_primitive::<T>().iter().map(|value| value.map(Into::into)).collect()
+    }
+    Ok(match column.data_type() {
+        DataType::Int8 => widen::<Int8Type>(column),
+        DataType::Int16 => widen::<Int16Type>(column),
+        DataType::Int32 => widen::<Int32Type>(column),
+        DataType::Int64 => widen::<Int64Type>(column),
+        DataType::UInt8 => widen::<UInt8Type>(column),
+        DataType::UInt16 => widen::<UInt16Type>(column),
+        DataType::UInt32 => widen::<UInt32Type>(column),
+        DataType::UInt64 => widen::<UInt64Type>(column),
+        other => {
+            return Err(Error::state(format!("internal: {table} is copied in chunks but its key is {other}")));
+        }
+    })
+}
+
+/// The column a table is copied in chunks by: its key, when that is a single integer column.
+pub fn chunk_key(schema: &TableSchema) -> Option<&str> {
+    match schema.primary_key.as_slice() {
+        [key] => schema
+            .column_index(key)
+            .filter(|&index| is_integer_key(&schema.columns[index].data_type))
+            .map(|_| key.as_str()),
+        _ => None,
+    }
+}
+
+fn is_integer_key(data_type: &DataType) -> bool {
+    matches!(
+        data_type,
+        DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+            | DataType::UInt64
+    )
+}
+
+/// The rows of a table after some key, read under one snapshot.
+#[derive(Debug)]
+pub struct Chunk {
+    /// The table's shape when the chunk was read.
+    pub schema: TableSchema,
+    pub rows: Vec<RecordBatch>,
+    /// The greatest key read; `None` when the chunk is empty.
+    pub last_key: Option<i128>,
+    /// No rows follow the chunk's: the copy ends with it.
+    pub complete: bool,
+}
+
+impl Chunk {
+    pub fn row_count(&self) -> u64 {
+        self.rows.iter().map(|batch| batch.num_rows() as u64).sum()
+    }
+}
+
+/// What a chunk read asks for.
+#[derive(Debug, Clone)]
+pub struct ChunkRequest {
+    pub table: TableId,
+    /// Read the rows with keys after this one (`None`: from the first).
+    pub after: Option<i128>,
+    /// At most this many rows (a source may stop earlier, for memory: the chunk then ends at its last key).
+    pub rows: u64,
+}
+
+/// Reports the position of a chunk's snapshot as soon as the source knows it.
+pub type PositionReport = tokio::sync::oneshot::Sender<SourcePosition>;
+
+/// A boxed chunk read, run on its own task.
+pub type ChunkRead = Pin<Box<dyn Future<Output = Result<Chunk>> + Send>>;
+
+/// A source's reader of chunks. [`read_chunk`](Self::read_chunk) must take a snapshot whose position in the
+/// change stream is exact (every transaction that committed before it is in the snapshot, none after), report
+/// that position through `positioned` before reading any row, then read the rows with keys after
+/// `request.after` in key order. The position must be one the stream has not passed yet when it is reported,
+/// which holds for any snapshot taken after the stream's received position; a source should also make the
+/// stream move past it soon (a marker in the log), or the chunk waits for the next transaction.
+pub trait ChunkReader: Send + Sync {
+    fn read_chunk(&self, request: ChunkRequest, positioned: PositionReport) -> ChunkRead;
+}
+
+/// A reader shared by the engine's chunk tasks.
+pub type SharedChunkReader = Arc<dyn ChunkReader>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arrow::array::Int64Array;
+    use crate::arrow::datatypes::DataType;
+    use crate::position::Lsn;
+    use crate::schema::Column;
+
+    fn taken(ids: &[i64], operations: Vec<Operation>, ends: &[usize]) -> TakenRows {
+        let schema = TableSchema::new(
+            TableId::new("s", "t"),
+            vec![Column::new("id", DataType::Int64, "bigint"), Column::new("v", DataType::Int64, "bigint")],
+            vec!["id".into()],
+        )
+        .expect("schema");
+        let rows = RecordBatch::try_new(
+            schema.arrow_schema(),
+            vec![Arc::new(Int64Array::from(ids.to_vec())), Arc::new(Int64Array::from(ids.to_vec()))],
+        )
+        .expect("rows");
+        let spans = ends
+            .iter()
+            .map(|&end_row| TransactionSpan {
+                end_row,
+                position: SourcePosition::Postgres { lsn: Lsn(end_row as u64) },
+                commit_time: Utc::now(),
+            })
+            .collect();
+        TakenRows { schema, rows, operations, spans, unchanged: Vec::new() }
+    }
+
+    fn copy_up_to(bound: Option<i128>) -> ChunkedCopy {
+        ChunkedCopy { key_column: "id".into(), copied_up_to: bound, rows_copied: 0, started_at: Utc::now() }
+    }
+
+    #[test]
+    fn changes_above_the_bound_are_dropped_and_transactions_renumbered() {
+        use Operation::*;
+        let mut rows = taken(&[1, 9, 2, 0, 7], vec![Insert, Update, Delete, Truncate, Insert], &[2, 2, 5]);
+        rows.unchanged = vec![
+            UnchangedCell { row: 2, column: "v".into(), key_row: 1 },
+            UnchangedCell { row: 1, column: "v".into(), key_row: 1 },
+        ];
+        let kept = copy_up_to(Some(5)).keep_copied(rows).expect("filtered").expect("rows left");
+        let ids: Vec<i64> = kept.rows.column(0).as_primitive::<Int64Type>().values().to_vec();
+        assert_eq!(ids, vec![1, 2, 0]);
+        assert_eq!(kept.operations, vec![Insert, Delete, Truncate]);
+        assert_eq!(kept.spans.iter().map(|span| span.end_row).collect::<Vec<_>>(), vec![1, 1, 3]);
+        assert_eq!(kept.unchanged, vec![UnchangedCell { row: 1, column: "v".into(), key_row: 1 }]);
+    }
+
+    #[test]
+    fn nothing_is_kept_before_the_first_chunk_and_everything_after_the_last() {
+        use Operation::*;
+        assert!(copy_up_to(None).keep_copied(taken(&[1, 2], vec![Insert, Insert], &[2])).expect("ok").is_none());
+        let all = copy_up_to(Some(i128::from(i64::MAX))).keep_copied(taken(&[1, 2], vec![Insert, Delete], &[2]));
+        assert_eq!(all.expect("ok").expect("rows").operations.len(), 2);
+    }
+
+    #[test]
+    fn the_bound_survives_the_cursor() {
+        let copy = ChunkedCopy { copied_up_to: Some(u64::MAX.into()), rows_copied: 7, ..copy_up_to(None) };
+        let cursor = copy.cursor_after(SourcePosition::Postgres { lsn: Lsn(9) }, false);
+        let resumed = ChunkedCopy::needed(Some(&cursor), "id").expect("readable").expect("still copying");
+        assert_eq!(resumed.copied_up_to, Some(u64::MAX.into()));
+        assert_eq!(resumed.rows_copied, 7);
+        let done = copy.cursor_after(SourcePosition::Postgres { lsn: Lsn(9) }, true);
+        assert_eq!(ChunkedCopy::needed(Some(&done), "id").expect("readable"), None);
+        let restarting = TableCursor::restarting(SourcePosition::Postgres { lsn: Lsn(3) });
+        assert_eq!(ChunkedCopy::needed(Some(&restarting), "id").expect("readable").expect("fresh").copied_up_to, None);
+    }
+}
