@@ -1,0 +1,105 @@
+//! Chunks of a table copied while its changes stream (the engine's `chunked_copy`): each read under a snapshot
+//! exported by a temporary replication slot, which sits at an exact LSN: the transactions that committed
+//! before it are in the snapshot, those after it are not. The read ends with a marker written into the WAL, so
+//! the stream passes the snapshot's position promptly even when the tables are idle.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use connector_core::engine::{Chunk, ChunkRead, ChunkReader, ChunkRequest, PositionReport, integer_keys};
+use connector_core::error::{Error, ErrorKind, Result, Retry};
+use connector_core::position::SourcePosition;
+use connector_core::schema::TableId;
+use futures::StreamExt;
+
+use crate::catalog::{SourceTable, source_error};
+use crate::config::PostgresConfig;
+use crate::setup::{qualified, quote_identifier};
+use crate::snapshot::{CopyDecoder, export_snapshot, snapshot_session};
+use crate::stream::emit_message;
+
+/// Reads chunks of the pipeline's tables.
+#[derive(Debug)]
+pub struct PostgresChunkReader {
+    config: Arc<PostgresConfig>,
+    tables: HashMap<TableId, SourceTable>,
+}
+
+impl PostgresChunkReader {
+    pub fn new(config: Arc<PostgresConfig>, tables: impl IntoIterator<Item = SourceTable>) -> Self {
+        let tables = tables.into_iter().map(|table| (table.schema.id.clone(), table)).collect();
+        PostgresChunkReader { config, tables }
+    }
+}
+
+impl ChunkReader for PostgresChunkReader {
+    fn read_chunk(&self, request: ChunkRequest, positioned: PositionReport) -> ChunkRead {
+        let config = self.config.clone();
+        let table = self.tables.get(&request.table).cloned();
+        Box::pin(async move {
+            let table = table
+                .ok_or_else(|| Error::state(format!("internal: {} is not a table of the pipeline", request.table)))?;
+            read_chunk(&config, &table, &request, positioned).await
+        })
+    }
+}
+
+async fn read_chunk(
+    config: &PostgresConfig,
+    table: &SourceTable,
+    request: &ChunkRequest,
+    positioned: PositionReport,
+) -> Result<Chunk> {
+    let id = &table.schema.id;
+    let [key] = table.schema.primary_key.as_slice() else {
+        return Err(Error::state(format!("internal: {id} is copied in chunks without a single-column key")));
+    };
+    let snapshot = export_snapshot(config).await?;
+    let _ = positioned.send(SourcePosition::Postgres { lsn: snapshot.position });
+    let client = snapshot_session(config, &snapshot.name, table).await?;
+    // The transaction holds the snapshot now: the temporary slot, which holds back the server's cleanup, goes.
+    drop(snapshot);
+
+    let key_column = quote_identifier(key);
+    let columns: Vec<String> = table.schema.columns.iter().map(|column| quote_identifier(&column.name)).collect();
+    let after = request.after.map(|key| format!(" WHERE {key_column} > {key}")).unwrap_or_default();
+    let statement = format!(
+        "COPY (SELECT {} FROM {}{after} ORDER BY {key_column} LIMIT {}) TO STDOUT (FORMAT binary)",
+        columns.join(", "),
+        qualified(id),
+        request.rows
+    );
+    let stream = client
+        .copy_out(statement.as_str())
+        .await
+        .map_err(|cause| source_error(format!("cannot start copying a chunk of {id}"), cause))?;
+    futures::pin_mut!(stream);
+    let mut decoder = CopyDecoder::new(table);
+    let mut rows = Vec::new();
+    while let Some(bytes) = stream.next().await {
+        let bytes = bytes.map_err(|cause| source_error(format!("copying a chunk of {id} failed"), cause))?;
+        decoder.feed(bytes).map_err(|error| error.for_table(id))?;
+        if decoder.batch_full() {
+            rows.push(decoder.finish_batch(table)?);
+        }
+    }
+    if !decoder.finished {
+        return Err(Error::new(
+            ErrorKind::Source,
+            Retry::WithBackoff,
+            format!("the copy of a chunk of {id} ended without its trailer; the connection was cut"),
+        )
+        .for_table(id));
+    }
+    rows.push(decoder.finish_batch(table)?);
+    client.batch_execute("COMMIT").await.map_err(|cause| source_error("cannot end a chunk's snapshot", cause))?;
+    emit_message(&client, &config.capture.pipeline, "chunk").await?;
+
+    let key_index = table.schema.column_index(key).ok_or_else(|| Error::state(format!("{id} lost its key")))?;
+    let last_key = match rows.iter().rev().find(|batch| batch.num_rows() > 0) {
+        Some(batch) => integer_keys(id, batch.column(key_index))?.last().copied().flatten(),
+        None => None,
+    };
+    let copied: u64 = rows.iter().map(|batch| batch.num_rows() as u64).sum();
+    Ok(Chunk { schema: table.schema.clone(), rows, last_key, complete: copied < request.rows })
+}
