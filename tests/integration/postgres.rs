@@ -968,9 +968,9 @@ async fn postgres_kill_between_parts_of_a_large_transaction_then_restart_converg
 }
 
 #[tokio::test]
-async fn postgres_a_large_table_is_copied_in_key_ranges_over_parallel_connections() {
+async fn postgres_an_integer_keyed_table_is_copied_in_chunks_and_others_in_ranges_over_parallel_connections() {
     let db = postgres().await;
-    // Keys with gaps and negatives, so range bounds fall between keys. A text key is split by heap blocks.
+    // Keys with gaps and negatives, copied in chunks. A text key is split by heap blocks, copied in ranges.
     db.execute(
         "CREATE TABLE wide (id bigint PRIMARY KEY, label text); \
          INSERT INTO wide SELECT g * 7 - 30000, 'row ' || g FROM generate_series(1, 20000) g; ANALYZE wide; \
@@ -984,7 +984,7 @@ async fn postgres_a_large_table_is_copied_in_key_ranges_over_parallel_connection
     std::fs::write(
         &config,
         format!(
-            "[profiles.db]\nkind = \"postgres\"\nurl = \"${{DB_URL}}\"\ncopy_range_rows = 3000\n\n\
+            "[profiles.db]\nkind = \"postgres\"\nurl = \"${{DB_URL}}\"\ncopy_range_rows = 3000\ncopy_chunk_rows = 3000\n\n\
              [[pipelines]]\nname = \"ranges\"\nprofile = \"db\"\ntables = [\"public.wide\", \"public.coded\"]\ndest = \"{}\"\n\
              schedule = \"1h\"\n",
             lake.dir.path().display()
@@ -1000,19 +1000,19 @@ async fn postgres_a_large_table_is_copied_in_key_ranges_over_parallel_connection
         .expect("run connector");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
-    // About 3,000 rows per range: 20,000 rows of `wide`, 16,000 live rows of `coded`.
-    for (table, ranges) in [("public.wide", 7), ("public.coded", 6)] {
-        assert!(stderr.contains(&format!("copying in ranges table={table} ranges={ranges}")), "{stderr}");
-    }
+    // 20,000 rows of `wide` in chunks of 3,000; about 3,000 rows per range of the 16,000 live rows of `coded`.
+    assert_eq!(stderr.matches("copied a chunk table=public.wide").count(), 6, "{stderr}");
+    assert!(stderr.contains("copied the table table=public.wide rows=20000"), "{stderr}");
+    assert!(stderr.contains("copying in ranges table=public.coded ranges=6"), "{stderr}");
     assert_equal(&db, &lake, "public.wide", &["id", "label"]).await;
     assert_equal(&db, &lake, "public.coded", &["code", "amount"]).await;
-    // Each range wrote files of its own: at least one Parquet file per range.
+    // Each chunk wrote files of its own: at least one Parquet file per chunk.
     let files = std::fs::read_dir(lake.dir.path().join("public").join("wide"))
         .expect("table dir")
         .flatten()
         .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "parquet"))
         .count();
-    assert!(files >= 7, "{files} files for 7 ranges");
+    assert!(files >= 7, "{files} files for 7 chunks");
 }
 
 const ITEMS: &str =

@@ -166,8 +166,8 @@ pub(crate) async fn snapshot_session(config: &PostgresConfig, snapshot: &str, ta
 }
 
 /// The `WHERE` conditions splitting a large table into ranges of about `copy_range_rows` rows (by the planner's
-/// estimate); one `None` for the whole table. A single integer key is split over its min and max in the
-/// snapshot; any other table (text or composite keys, no key) over its heap blocks.
+/// estimate), over its heap blocks; one `None` for the whole table. (Tables with a single integer key are
+/// copied in chunks while streaming instead: `chunk_reader`.)
 async fn key_ranges(
     config: &PostgresConfig,
     snapshot: &ExportedSnapshot,
@@ -179,37 +179,7 @@ async fn key_ranges(
         return Ok(whole);
     }
     let client = snapshot_session(config, &snapshot.name, table).await?;
-    let integer_key = match table.schema.primary_key.as_slice() {
-        [key] => table
-            .schema
-            .column_index(key)
-            .filter(|&index| matches!(table.types[index], PgType::Int2 | PgType::Int4 | PgType::Int8))
-            .map(|_| key),
-        _ => None,
-    };
-    match integer_key {
-        Some(key) => integer_ranges(&client, table, key, ranges).await,
-        None => block_ranges(&client, table, ranges).await,
-    }
-}
-
-async fn integer_ranges(client: &Client, table: &SourceTable, key: &str, ranges: u64) -> Result<Vec<Option<String>>> {
-    let key = quote_identifier(key);
-    let row = client
-        .query_one(&format!("SELECT min({key})::int8, max({key})::int8 FROM {}", qualified(&table.schema.id)), &[])
-        .await
-        .map_err(|cause| source_error(format!("cannot read the key range of {}", table.schema.id), cause))?;
-    let (Some(low), Some(high)) = (row.get::<_, Option<i64>>(0), row.get::<_, Option<i64>>(1)) else {
-        return Ok(vec![None]);
-    };
-    let span = i128::from(high) - i128::from(low) + 1;
-    Ok(split_range(
-        i128::from(low),
-        span,
-        i128::from(ranges),
-        |bound| format!("{key} >= {bound}"),
-        |bound| format!("{key} < {bound}"),
-    ))
+    block_ranges(&client, table, ranges).await
 }
 
 /// Ranges of heap blocks by `ctid`, which PostgreSQL 14 and later read block range by block range (a TID range
