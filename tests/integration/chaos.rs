@@ -73,7 +73,8 @@ async fn mysql_chaos_sigkill_at_random_moments_loses_and_doubles_nothing() {
     let tables = mysql_load_table_list(&db);
     let sbtest = format!("{}.sbtest", db.name());
     let lake = TempLake::new();
-    let source = ["mysql", "--url", db.admin_url(), "--tables", &tables];
+    // sbtest (20,000 rows) is copied in chunks of 3,000, so kills land between chunks.
+    let source = ["mysql", "--url", db.admin_url(), "--tables", &tables, "--copy-chunk-rows", "3000"];
 
     let stop = StopFlag::default();
     let load = tokio::spawn(mysql_write_load(db.connect().await, rows, stop.clone()));

@@ -3,6 +3,8 @@
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use connector_core::schema::TableId;
@@ -10,7 +12,7 @@ use connector_core::schema::TableId;
 use crate::support::binlog_tamperer::BinlogTamperer;
 use crate::support::certificates::certificate_of_another_authority;
 use crate::support::connector_process::{
-    CONVERGENCE_DEADLINE, difference, has_parquet, resync, terminate, wait_for_exit,
+    CONVERGENCE_DEADLINE, commits_in, difference, has_parquet, resync, terminate, wait_for_exit,
 };
 use crate::support::delta::{TempLake, read_rows};
 use crate::support::load::as_sorted_text;
@@ -230,39 +232,89 @@ async fn mysql_kill_mid_binlog_then_restart_loses_and_duplicates_nothing() {
 }
 
 #[tokio::test]
-async fn mysql_kill_mid_snapshot_then_restart_copies_once() {
+async fn mysql_kill_mid_chunked_copy_resumes_after_the_last_committed_chunk() {
     let db = mariadb().await;
     db.execute(&format!(
         "CREATE TABLE big (id bigint PRIMARY KEY, payload varchar(200)); \
          INSERT INTO big SELECT n, REPEAT(SHA2(n, 256), 2) FROM {}; ANALYZE TABLE big;",
-        numbers(1, 200_000)
+        numbers(1, BIG_ROWS as u64)
     ))
     .await;
     let lake = TempLake::new();
-    // Read in key ranges over parallel connections (200,000 rows, 50,000 per range): killed while they write.
-    let ranges = ["--copy-range-rows", "50000"];
-    let mut child =
-        sync_command(&db, lake.dir.path(), &["big"], &ranges).stderr(Stdio::piped()).spawn().expect("start");
-    let table_dir = lake.dir.path().join(db.name()).join("big");
+    let stop = Arc::new(AtomicBool::new(false));
+    let writes = tokio::spawn(write_all_over_big(db.connect().await, stop.clone()));
+    let chunk = ["--copy-chunk-rows", "10000"];
+    let mut child = sync_command(&db, lake.dir.path(), &["big"], &[&chunk[..], &["--continuous"]].concat())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start");
+    // Killed at a random moment once a few chunks are committed (each chunk is one commit).
+    let log = lake.dir.path().join(db.name()).join("big").join("_delta_log");
     let deadline = Instant::now() + CONVERGENCE_DEADLINE;
-    while !has_parquet(&table_dir) && Instant::now() < deadline && child.try_wait().expect("poll").is_none() {
-        std::thread::sleep(Duration::from_millis(5));
+    while commits_in(&log) < 4 && Instant::now() < deadline {
+        // Not a thread sleep: the writes run on this test's runtime.
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    tokio::time::sleep(Duration::from_millis(fastrand::u64(0..400))).await;
     child.kill().expect("kill -9");
     let _ = child.wait();
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr).expect("read stderr");
-    assert!(stderr.contains("copying in ranges"), "{stderr}");
-    assert!(!stderr.contains("snapshot committed"), "the copy finished before the kill: {stderr}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    let written = writes.await.expect("the writes ran");
 
-    db.execute("UPDATE big SET payload = 'after' WHERE id <= 5; DELETE FROM big WHERE id = 6").await;
+    let copied_before = delta_rows(&db, &lake, "big", &["id"]).await;
+    assert!(!copied_before.is_empty(), "the kill came before any chunk was committed");
+    let bound = copied_before.iter().map(|id| id.parse::<i64>().expect("an id")).max().expect("rows");
+    let left: u64 = db.query_value(&format!("SELECT COUNT(*) FROM big WHERE id > {bound}")).await.parse().expect("n");
+    let output = sync_command(&db, lake.dir.path(), &["big"], &chunk).output().expect("run connector");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "connector failed: {stderr}");
+    let report = String::from_utf8_lossy(&output.stdout);
+    let copied_again: u64 = report
+        .split(".big: ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|rows| rows.parse().ok())
+        .unwrap_or_else(|| panic!("no snapshot rows in the report: {report}"));
+    eprintln!("{written} writes; {} rows copied before the kill, {copied_again} after", copied_before.len());
+    // The second run copies only what follows the last committed chunk: never from the start.
+    assert!(copied_again <= left, "copied {copied_again} rows again, only {left} lie past the copied ones: {stderr}");
+    assert!(stderr.contains("resuming the copy"), "{stderr}");
+    assert_equal(&db, &lake, "big", &["id", "payload"]).await;
+
+    db.execute("UPDATE big SET payload = 'streamed' WHERE id % 1000 = 0; DELETE FROM big WHERE id % 999 = 0").await;
     sync_once(&db, lake.dir.path(), &["big"]);
     assert_equal(&db, &lake, "big", &["id", "payload"]).await;
 }
 
-/// A stop during a copy abandons it rather than waiting for it to end: here the copy is held by a write lock
-/// another session keeps on the table, and SIGTERM must still end the sync cleanly, with nothing of the copy
-/// committed; the next sync copies the table whole.
+const BIG_ROWS: i64 = 200_000;
+
+/// Random changes all over `big`'s keys (rows of every chunk at once, single rows, inserts, key moves in both
+/// directions) until `stop` is set, so rows change on both sides of a chunked copy's bound while it runs.
+async fn write_all_over_big(mut conn: mysql_async::Conn, stop: Arc<AtomicBool>) -> u64 {
+    let mut written = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let id = fastrand::i64(1..=BIG_ROWS);
+        let statement = match fastrand::u8(0..6) {
+            0 => format!("UPDATE big SET payload = 'updated {written}' WHERE id % 211 = {} AND id < 80000", id % 211),
+            1 => format!("DELETE FROM big WHERE id = {id}"),
+            2 => format!("INSERT IGNORE INTO big VALUES ({}, 'inserted')", BIG_ROWS + written as i64),
+            3 => format!("UPDATE big SET id = id + {BIG_ROWS} * 3 WHERE id = {id}"),
+            4 => format!("UPDATE big SET id = -{written} - 1 WHERE id = {id} + {BIG_ROWS} * 3"),
+            _ => format!("DELETE FROM big WHERE id % 4999 = {} AND id < 80000", id % 4999),
+        };
+        mysql_async::prelude::Queryable::query_drop(&mut conn, &statement)
+            .await
+            .unwrap_or_else(|error| panic!("{statement}: {error}"));
+        written += 1;
+    }
+    written
+}
+
+/// A stop during a copy abandons it rather than waiting for it to end: here the copy (its first chunk) is held
+/// by a write lock another session keeps on the table, and SIGTERM must still end the sync cleanly, with
+/// nothing of the copy committed; the next sync copies the table whole.
 #[tokio::test]
 async fn mysql_sigterm_abandons_a_copy_in_flight() {
     let db = mariadb().await;
@@ -289,7 +341,7 @@ async fn mysql_sigterm_abandons_a_copy_in_flight() {
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr).expect("read stderr");
     assert!(status.success(), "the stopped sync failed: {stderr}");
-    assert!(stderr.contains("abandoned the table copies in flight"), "{stderr}");
+    assert!(stderr.contains("abandoned the chunks being read"), "{stderr}");
     mysql_async::prelude::Queryable::query_drop(&mut holder, "UNLOCK TABLES").await.expect("unlock");
     let _ = holder.disconnect().await;
 
@@ -1071,9 +1123,9 @@ async fn mysql_a_transaction_larger_than_memory_is_applied_in_parts() {
 }
 
 #[tokio::test]
-async fn mysql_a_large_table_is_copied_in_key_ranges_while_it_changes() {
+async fn mysql_a_large_table_is_copied_in_chunks_while_it_changes() {
     let db = mariadb().await;
-    // Keys with gaps and negatives, so range bounds fall between keys.
+    // Keys with gaps and negatives, so chunk bounds fall between keys.
     db.execute(&format!(
         "CREATE TABLE wide (id bigint PRIMARY KEY, label varchar(60)); \
          INSERT INTO wide SELECT n * 7 - 30000, CONCAT('row ', n) FROM {}; ANALYZE TABLE wide;",
@@ -1081,14 +1133,13 @@ async fn mysql_a_large_table_is_copied_in_key_ranges_while_it_changes() {
     ))
     .await;
     let lake = TempLake::new();
-    let mut child = sync_command(&db, lake.dir.path(), &["wide"], &["--continuous", "--copy-range-rows", "8000"])
+    let mut child = sync_command(&db, lake.dir.path(), &["wide"], &["--continuous", "--copy-chunk-rows", "8000"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start connector");
-    // Changes until the copy writes its first file, so they commit while the readers start their snapshots
-    // (at different binlog positions) and while they read: updates, deletes, inserts, and keys moved from one
-    // end of the table to the other.
+    // Changes until the copy commits its first chunk, so they commit while chunks are read and applied:
+    // updates, deletes, inserts, and keys moved from one end of the table to the other.
     let table_dir = lake.dir.path().join(db.name()).join("wide");
     for round in 0..20_000_i64 {
         if has_parquet(&table_dir) {
@@ -1111,11 +1162,10 @@ async fn mysql_a_large_table_is_copied_in_key_ranges_while_it_changes() {
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr).expect("read stderr");
     assert!(status.success(), "{stderr}");
-    // InnoDB's estimate of 60,000 rows over 8,000 per range: about 8 ranges, read over 4 connections.
-    assert!(
-        stderr.contains(&format!("copying in ranges table={}.wide", db.name())) && stderr.contains("connections=4"),
-        "{stderr}"
-    );
+    // 60,000 rows (and the changes' inserts) in chunks of 8,000: 7 chunks, then the last.
+    let chunks = stderr.matches(&format!("copied a chunk table={}.wide", db.name())).count();
+    assert!(chunks >= 7, "{chunks} chunks: {stderr}");
+    assert!(stderr.contains(&format!("copied the table table={}.wide", db.name())), "{stderr}");
 }
 
 /// The Delta log's commits of `table`, to check a failed run committed nothing.

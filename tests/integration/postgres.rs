@@ -11,7 +11,7 @@ use connector_core::schema::TableId;
 
 use crate::support::certificates::certificate_of_another_authority;
 use crate::support::connector_process::{
-    CONVERGENCE_DEADLINE, difference, has_parquet, resync, terminate, wait_for_exit,
+    CONVERGENCE_DEADLINE, commits_in, difference, has_parquet, resync, terminate, wait_for_exit,
 };
 use crate::support::delta::{TempLake, read_rows};
 use crate::support::servers::{PostgresDatabase, postgres};
@@ -313,15 +313,6 @@ async fn postgres_kill_mid_chunked_copy_resumes_after_the_last_committed_chunk()
     db.execute("UPDATE big SET payload = 'streamed' WHERE id % 1000 = 0; DELETE FROM big WHERE id % 999 = 0").await;
     sync_once(&db, lake.dir.path(), "public.big");
     assert_equal(&db, &lake, "public.big", &["id", "payload"]).await;
-}
-
-/// The commits in a Delta log directory.
-fn commits_in(log: &Path) -> usize {
-    std::fs::read_dir(log)
-        .map(|entries| {
-            entries.flatten().filter(|entry| entry.path().extension().is_some_and(|ext| ext == "json")).count()
-        })
-        .unwrap_or(0)
 }
 
 #[tokio::test]

@@ -14,13 +14,14 @@ use connector_core::change_buffer::ChangeBuffer;
 use connector_core::cursor::TableCursor;
 use connector_core::delta::{DeltaSink, DeltaTableWriter};
 use connector_core::engine::{
-    CapturedTable, CapturedTables, ChangeStream, IdleCursors, Started, StreamStep, TableChanges,
+    CapturedTable, CapturedTables, ChangeStream, IdleCursors, SharedChunkReader, Started, StreamStep, TableChanges,
 };
 use connector_core::error::{Error, ErrorKind, Result, Retry};
 use connector_core::gtid_state::GtidState;
 use connector_core::pipeline::SyncMode;
 use connector_core::position::{BinlogPosition, SourcePosition};
 use connector_core::schema::TableId;
+use mysql_async::binlog::EventType;
 use mysql_async::binlog::events::{BinlogEventHeader, Event, EventData, RowsEventData, TableMapEvent};
 use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStream, BinlogStreamRequest, Sid};
@@ -30,7 +31,7 @@ use crate::binlog_order::compare;
 use crate::catalog::{describe_table, source_error};
 use crate::changes::{PendingChanges, TableShape};
 use crate::codec::ColumnBuilder;
-use crate::config::{HEARTBEAT_INTERVAL, MySqlConfig};
+use crate::config::{COPY_HEARTBEAT_INTERVAL, HEARTBEAT_INTERVAL, MySqlConfig};
 use crate::connection;
 use crate::ddl::{TableStatement, classify};
 use crate::earlier_rows::fill_earlier_rows;
@@ -113,6 +114,8 @@ pub struct BinlogReader<'a> {
     gtid_text: Option<String>,
     /// Whether GTID events update `gtids` (see `new`).
     track_gtids: bool,
+    /// Reads chunks of the tables copied while streaming, with the rows per chunk.
+    chunk_reader: Option<(SharedChunkReader, u64)>,
 }
 
 impl std::fmt::Debug for BinlogReader<'_> {
@@ -156,7 +159,14 @@ impl<'a> BinlogReader<'a> {
             gtids,
             track_gtids,
             received: start,
+            chunk_reader: None,
         }
+    }
+
+    /// Copies the tables marked `CapturedTable::chunked` in chunks of `rows` read by `reader`.
+    pub fn with_chunk_reader(mut self, reader: SharedChunkReader, rows: u64) -> Self {
+        self.chunk_reader = Some((reader, rows));
+        self
     }
 
     /// The tables, with what the stream committed to them.
@@ -199,7 +209,10 @@ impl<'a> BinlogReader<'a> {
         let mut conn = connection::connect(self.config, "cannot connect to read the binlog").await?;
         grow_read_buffer(&mut conn).await?;
         // Heartbeats (in nanoseconds) while the server is idle, so a dead connection is noticed.
-        let heartbeat = format!("SET @master_heartbeat_period = {}", HEARTBEAT_INTERVAL.as_nanos());
+        // While tables are copied in chunks, a chunk is applied once the stream passes its position, which an
+        // idle server's heartbeat shows: heartbeats come more often then.
+        let period = if self.tables.copying().next().is_some() { COPY_HEARTBEAT_INTERVAL } else { HEARTBEAT_INTERVAL };
+        let heartbeat = format!("SET @master_heartbeat_period = {}", period.as_nanos());
         conn.query_drop(heartbeat).await.map_err(|cause| source_error("cannot set the binlog heartbeat", cause))?;
         if self.server.flavor == Flavor::MariaDb {
             // A replica announcing GTID support (capability 4) receives MariaDB's GTID events as they are.
@@ -563,7 +576,8 @@ impl ChangeStream for BinlogReader<'_> {
     async fn start(&mut self, mode: SyncMode) -> Result<Started> {
         self.check_start_is_readable()?;
         self.mode = mode;
-        if mode == SyncMode::Once && compare(&self.received, &self.target)?.is_ge() {
+        let copying = self.tables.copying().next().is_some();
+        if mode == SyncMode::Once && !copying && compare(&self.received, &self.target)?.is_ge() {
             return Ok(Started::AtEnd);
         }
         self.stream = Some(self.open_stream().await?);
@@ -611,6 +625,28 @@ impl ChangeStream for BinlogReader<'_> {
 
     fn idle_cursors(&self) -> IdleCursors {
         IdleCursors::Advance
+    }
+
+    fn chunk_reader(&self) -> Option<(SharedChunkReader, u64)> {
+        self.chunk_reader.clone()
+    }
+
+    /// Between transactions, any event but those that never open one is taken as a transaction's start, placed
+    /// where it begins: a snapshot's position is where the next transaction would begin.
+    fn transaction_start(&self, event: &Event) -> Option<SourcePosition> {
+        if self.transaction_start.is_some() {
+            return None;
+        }
+        let raw_type = event.header().event_type_raw();
+        let never_opens = raw_type == MARIADB_GTID_LIST_EVENT
+            || matches!(
+                event.header().event_type(),
+                Ok(EventType::HEARTBEAT_EVENT
+                    | EventType::FORMAT_DESCRIPTION_EVENT
+                    | EventType::ROTATE_EVENT
+                    | EventType::PREVIOUS_GTIDS_EVENT)
+            );
+        (!never_opens).then(|| SourcePosition::Binlog(self.event_start(event)))
     }
 
     async fn on_tick(&mut self) -> Result<()> {

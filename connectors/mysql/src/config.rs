@@ -15,6 +15,8 @@ use serde::Deserialize;
 
 /// How often an idle server sends a heartbeat on the binlog connection, so a dead link is noticed.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
+/// The heartbeat while tables are copied in chunks (see `chunk_reader`).
+pub const COPY_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(500);
 
 /// The profile's own settings, as written under `[profiles.NAME]` with `kind = "mysql"`.
 #[derive(Deserialize)]

@@ -9,6 +9,7 @@ pub mod binlog;
 pub mod binlog_order;
 pub mod catalog;
 pub mod changes;
+pub mod chunk_reader;
 pub mod codec;
 pub mod config;
 pub mod connection;

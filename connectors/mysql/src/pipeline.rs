@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::sync::Arc;
 
+use connector_core::cursor::TableCursor;
 use connector_core::delta::{DeltaSink, DeltaTableWriter, Destination, copy_in_parallel};
-use connector_core::engine::{CapturedTable, stream_changes};
+use connector_core::engine::{CapturedTable, ChunkedCopy, chunk_key, stream_changes};
 use connector_core::error::{Error, Result};
 use connector_core::pipeline::{Pipeline, Shutdown, SyncFuture, SyncMode, SyncReport, TableReport};
 use connector_core::position::{BinlogPosition, SourcePosition};
@@ -19,6 +20,7 @@ use crate::binlog::{BinlogReader, BinlogTable};
 use crate::binlog_order::{compare, earliest};
 use crate::catalog::{SourceTable, describe_table, source_error, tables_of_databases};
 use crate::changes::TableShape;
+use crate::chunk_reader::MySqlChunkReader;
 use crate::config::MySqlConfig;
 use crate::connection;
 use crate::setup::{ServerInfo, check_server, current_position};
@@ -85,12 +87,31 @@ impl MySqlPipeline {
                 position: None,
             })
             .collect();
-        let needs_copy: Vec<usize> = writers
-            .iter()
-            .enumerate()
-            .filter(|(_, writer)| writer.cursor().is_none_or(|cursor| !cursor.snapshot_complete()))
-            .map(|(index, _)| index)
-            .collect();
+        // Tables with a single integer key are copied in chunks while they stream; others whole, before.
+        let mut needs_copy = Vec::new();
+        let mut chunked: Vec<Option<ChunkedCopy>> = vec![None; writers.len()];
+        for (index, writer) in writers.iter_mut().enumerate() {
+            if writer.cursor().is_some_and(TableCursor::snapshot_complete) {
+                continue;
+            }
+            let copy_under_way = writer.cursor().is_some_and(ChunkedCopy::is_under_way);
+            match chunk_key(&sources[index].schema) {
+                Some(key) => {
+                    let copy = ChunkedCopy::needed(writer.cursor(), key)?;
+                    if let Some(ChunkedCopy { copied_up_to: Some(bound), rows_copied, .. }) = &copy {
+                        info!(table = %writer.table_id(), after_key = bound, rows_copied, "resuming the copy");
+                    }
+                    chunked[index] = copy;
+                }
+                None => {
+                    // A copy in chunks begun under another key: the whole copy starts from an empty table.
+                    if let Some(cursor) = writer.cursor().filter(|_| copy_under_way) {
+                        writer.restart_snapshot(TableCursor::restarting(cursor.position.clone())).await?;
+                    }
+                    needs_copy.push(index);
+                }
+            }
+        }
         if !needs_copy.is_empty() && !shutdown.is_requested() {
             let mut slots: Vec<Option<DeltaTableWriter>> = writers.into_iter().map(Some).collect();
             let mut stop = shutdown.clone();
@@ -110,10 +131,15 @@ impl MySqlPipeline {
             }
         }
 
+        let copied_in_chunks: Vec<SourceTable> =
+            sources.iter().zip(&chunked).filter(|(_, copy)| copy.is_some()).map(|(source, _)| source.clone()).collect();
         let mut cursors: Vec<BinlogPosition> = Vec::with_capacity(sources.len());
         let mut streamed = Vec::with_capacity(sources.len());
-        for (source, writer) in sources.into_iter().zip(writers) {
+        for ((source, writer), copy) in sources.into_iter().zip(writers).zip(chunked) {
+            // A copy in chunks that has copied nothing yet needs no history: its first chunk reads the table.
+            let nothing_copied = copy.as_ref().is_some_and(|copy| copy.copied_up_to.is_none());
             match writer.cursor().map(|cursor| &cursor.position) {
+                Some(SourcePosition::Binlog(_)) if nothing_copied => {}
                 Some(SourcePosition::Binlog(position)) => {
                     // A cursor the server's position cannot be ordered with (a diverged GTID history) stops here,
                     // before anything is read.
@@ -130,10 +156,14 @@ impl MySqlPipeline {
             }
             let key_override = config.capture.options_for(&source.schema.id).key;
             let shape = TableShape { schema: source.schema, types: source.types };
-            streamed.push(CapturedTable::new(writer, BinlogTable::new(shape, key_override)));
+            streamed.push(CapturedTable::new(writer, BinlogTable::new(shape, key_override)).copied_in_chunks(copy));
         }
         let start = earliest(&cursors)?.unwrap_or(&target).clone();
         let mut reader = BinlogReader::new(config, &server, streamed, &self.sink, collations, (start, target));
+        if !copied_in_chunks.is_empty() {
+            let chunks = MySqlChunkReader::new(self.config.clone(), server.clone(), copied_in_chunks);
+            reader = reader.with_chunk_reader(Arc::new(chunks), config.capture.copy_chunk_rows);
+        }
         if !shutdown.is_requested() {
             stream_changes(&mut reader, mode, config.capture.budget(), shutdown).await?;
         }

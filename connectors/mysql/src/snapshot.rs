@@ -45,7 +45,7 @@ use crate::setup::{Flavor, ServerInfo, binlog_end, current_position, global};
 use crate::types::MySqlType;
 
 /// Rows per Arrow batch handed to the Parquet writer.
-const ROWS_PER_BATCH: usize = 16 * 1024;
+pub(crate) const ROWS_PER_BATCH: usize = 16 * 1024;
 /// Ranges a table is split into at most.
 const MAX_RANGES: u64 = 64;
 /// Connections reading one table's ranges at once.
@@ -209,7 +209,7 @@ impl RangeReader {
 /// it waits for every running statement, such as another table's copy or a long report, and stalls every write
 /// on the server while it waits. `LOCK TABLES … READ` waits only for transactions that wrote this table, and
 /// transactions writing other tables may commit meanwhile: they move the position without touching this table.
-async fn start_snapshots(
+pub(crate) async fn start_snapshots(
     config: &MySqlConfig,
     conns: &mut [Conn],
     server: &ServerInfo,
@@ -311,7 +311,7 @@ async fn gtid_if_unchanged(conn: &mut Conn, file: &str, offset: u64) -> Result<O
     Ok(state.filter(|state| !state.is_empty() && end_file == file && end_offset == offset))
 }
 
-fn append_row(table: &SourceTable, builders: &mut [ColumnBuilder], row: &Row) -> Result<()> {
+pub(crate) fn append_row(table: &SourceTable, builders: &mut [ColumnBuilder], row: &Row) -> Result<()> {
     for (index, builder) in builders.iter_mut().enumerate() {
         builder.append(row.as_ref(index), Origin::Snapshot).map_err(|cause| {
             Error::state(format!("cannot decode column `{}` of {}", table.schema.columns[index].name, table.schema.id))
@@ -322,7 +322,7 @@ fn append_row(table: &SourceTable, builders: &mut [ColumnBuilder], row: &Row) ->
     Ok(())
 }
 
-fn finish_batch(table: &SourceTable, builders: &mut [ColumnBuilder]) -> Result<RecordBatch> {
+pub(crate) fn finish_batch(table: &SourceTable, builders: &mut [ColumnBuilder]) -> Result<RecordBatch> {
     let arrays: Vec<ArrayRef> = builders.iter_mut().map(ColumnRows::finish).collect();
     RecordBatch::try_new(table.schema.arrow_schema(), arrays).map_err(|cause| {
         Error::schema(&table.schema.id, format!("rows of {} do not match its schema", table.schema.id)).caused_by(cause)

@@ -25,7 +25,6 @@ use crate::catalog::{SourceTable, source_error};
 use crate::codec::ColumnBuilder;
 use crate::config::PostgresConfig;
 use crate::connection::connect;
-use crate::schema::PgType;
 use crate::setup::{parse_lsn, qualified, quote_identifier};
 
 /// Rows decoded into Arrow before they are handed to the Parquet writer: large enough to amortise the

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use tokio::time::{Instant, MissedTickBehavior};
+use tracing::info;
 
 use super::change_stream::{ChangeStream, IdleCursors, Started, StreamStep};
 use super::chunk_queue::{BeforeTransaction, ChunkQueue};
@@ -116,6 +117,9 @@ pub async fn stream_changes<S: ChangeStream>(
         if end_reached && between && copies_done(stream, &chunks) {
             break;
         }
+    }
+    if chunks.as_ref().is_some_and(|queue| !queue.is_empty()) {
+        info!("stopping: abandoned the chunks being read; the next sync reads them again");
     }
     if stream.open_transaction().is_none() {
         commit_and_acknowledge(stream).await?;

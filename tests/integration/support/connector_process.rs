@@ -30,6 +30,15 @@ pub fn wait_for_exit(child: &mut Child) -> ExitStatus {
 }
 
 /// Whether a table directory holds Parquet files yet (a copy has started writing).
+/// The commits in a Delta log directory.
+pub fn commits_in(log: &Path) -> usize {
+    std::fs::read_dir(log)
+        .map(|entries| {
+            entries.flatten().filter(|entry| entry.path().extension().is_some_and(|ext| ext == "json")).count()
+        })
+        .unwrap_or(0)
+}
+
 pub fn has_parquet(dir: &Path) -> bool {
     std::fs::read_dir(dir)
         .map(|entries| entries.flatten().any(|entry| entry.path().extension().is_some_and(|ext| ext == "parquet")))

@@ -1,0 +1,107 @@
+//! Chunks of a table copied while its changes stream (the engine's `chunked_copy`): each read in a consistent
+//! snapshot whose binlog position is exact for the table (as the whole copy's are, see `snapshot`): on MySQL
+//! the table is locked against writers for the moment the snapshot starts; MariaDB reports the position itself.
+//! The stream passes a chunk's position at the next transaction or heartbeat.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use connector_core::engine::{Chunk, ChunkRead, ChunkReader, ChunkRequest, PositionReport, integer_keys};
+use connector_core::error::{Error, Result};
+use connector_core::position::SourcePosition;
+use connector_core::schema::TableId;
+use mysql_async::prelude::Queryable;
+use tracing::warn;
+
+use crate::catalog::{SourceTable, qualified, quote, source_error};
+use crate::codec::ColumnBuilder;
+use crate::config::MySqlConfig;
+use crate::connection;
+use crate::read_buffer::grow_read_buffer;
+use crate::setup::ServerInfo;
+use crate::snapshot::{ROWS_PER_BATCH, append_row, finish_batch, start_snapshots};
+
+/// Reads chunks of the pipeline's tables.
+#[derive(Debug)]
+pub struct MySqlChunkReader {
+    config: Arc<MySqlConfig>,
+    server: ServerInfo,
+    tables: HashMap<TableId, SourceTable>,
+}
+
+impl MySqlChunkReader {
+    pub fn new(config: Arc<MySqlConfig>, server: ServerInfo, tables: impl IntoIterator<Item = SourceTable>) -> Self {
+        let tables = tables.into_iter().map(|table| (table.schema.id.clone(), table)).collect();
+        MySqlChunkReader { config, server, tables }
+    }
+}
+
+impl ChunkReader for MySqlChunkReader {
+    fn read_chunk(&self, request: ChunkRequest, positioned: PositionReport) -> ChunkRead {
+        let (config, server) = (self.config.clone(), self.server.clone());
+        let table = self.tables.get(&request.table).cloned();
+        Box::pin(async move {
+            let table = table
+                .ok_or_else(|| Error::state(format!("internal: {} is not a table of the pipeline", request.table)))?;
+            read_chunk(&config, &server, &table, &request, positioned).await
+        })
+    }
+}
+
+async fn read_chunk(
+    config: &MySqlConfig,
+    server: &ServerInfo,
+    table: &SourceTable,
+    request: &ChunkRequest,
+    positioned: PositionReport,
+) -> Result<Chunk> {
+    let id = &table.schema.id;
+    let [key] = table.schema.primary_key.as_slice() else {
+        return Err(Error::state(format!("internal: {id} is copied in chunks without a single-column key")));
+    };
+    let mut conn = connection::connect(config, &format!("cannot connect to copy a chunk of {id}")).await?;
+    grow_read_buffer(&mut conn).await?;
+    let position = start_snapshots(config, std::slice::from_mut(&mut conn), server, id)
+        .await?
+        .pop()
+        .ok_or_else(|| Error::state("no snapshot was started"))?;
+    let _ = positioned.send(SourcePosition::Binlog(position));
+
+    let columns: Vec<String> = table.schema.columns.iter().map(|column| quote(&column.name)).collect();
+    let after = request.after.map(|bound| format!(" WHERE {} > {bound}", quote(key))).unwrap_or_default();
+    let select = format!(
+        "SELECT {} FROM {}{after} ORDER BY {} LIMIT {}",
+        columns.join(", "),
+        qualified(id),
+        quote(key),
+        request.rows
+    );
+    let mut builders: Vec<ColumnBuilder> =
+        table.types.iter().map(|mysql_type| ColumnBuilder::new(mysql_type, ROWS_PER_BATCH)).collect();
+    let mut rows = Vec::new();
+    let mut result =
+        conn.exec_iter(select.as_str(), ()).await.map_err(|cause| source_error(format!("cannot read {id}"), cause))?;
+    let mut pending = 0;
+    while let Some(row) = result.next().await.map_err(|cause| source_error(format!("reading {id} failed"), cause))? {
+        append_row(table, &mut builders, &row)?;
+        pending += 1;
+        if pending == ROWS_PER_BATCH {
+            pending = 0;
+            rows.push(finish_batch(table, &mut builders)?);
+        }
+    }
+    drop(result);
+    rows.push(finish_batch(table, &mut builders)?);
+    if let Err(cause) = conn.query_drop("COMMIT").await {
+        warn!(table = %id, error = %cause, "closing a chunk's snapshot failed");
+    }
+    let _ = conn.disconnect().await;
+
+    let key_index = table.schema.column_index(key).ok_or_else(|| Error::state(format!("{id} lost its key")))?;
+    let last_key = match rows.iter().rev().find(|batch| batch.num_rows() > 0) {
+        Some(batch) => integer_keys(id, batch.column(key_index))?.last().copied().flatten(),
+        None => None,
+    };
+    let copied: u64 = rows.iter().map(|batch| batch.num_rows() as u64).sum();
+    Ok(Chunk { schema: table.schema.clone(), rows, last_key, complete: copied < request.rows })
+}
