@@ -280,12 +280,12 @@ pub fn batch_bytes(batch_mib: Option<usize>, default: usize, at: &str) -> Result
 }
 
 /// The rows per copied key range or chunk that setting `key` (`copy_range_rows`, `copy_chunk_rows`, or their
-/// flags) sets, or `default` when unset; zero is refused (a range must hold a row).
+/// flags) sets, or `default` when unset; zero is refused (a range or chunk must hold a row).
 pub fn row_count(key: &str, rows: Option<u64>, default: u64, at: &str) -> Result<u64> {
     match rows {
         None => Ok(default),
         Some(0) => Err(Error::config(format!(
-            "{at}: {key} (--{}) = 0 is not a range size; give 1 or more rows (default {default})",
+            "{at}: {key} (--{}) = 0 is not a row count; give 1 or more rows (default {default})",
             key.replace('_', "-")
         ))),
         Some(rows) => Ok(rows),

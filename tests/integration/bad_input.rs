@@ -136,6 +136,7 @@ fn bad_input_command_line_mistakes_name_the_flag_and_write_nothing() {
             vec!["batch_mib (--batch-mib) = 99999999999999", "give a number of MiB from 1"],
         ),
         ("--copy-range-rows 0", vec!["--copy-range-rows", "0"], 2, vec!["copy_range_rows (--copy-range-rows) = 0"]),
+        ("--copy-chunk-rows 0", vec!["--copy-chunk-rows", "0"], 2, vec!["copy_chunk_rows (--copy-chunk-rows) = 0"]),
         (
             "--delete-mode unknown",
             vec!["--delete-mode", "sometimes"],

@@ -12,7 +12,7 @@ use connector_core::schema::TableId;
 use crate::support::binlog_tamperer::BinlogTamperer;
 use crate::support::certificates::certificate_of_another_authority;
 use crate::support::connector_process::{
-    CONVERGENCE_DEADLINE, commits_in, difference, has_parquet, resync, terminate, wait_for_exit,
+    CONVERGENCE_DEADLINE, commits_in, difference, has_parquet, resync, terminate, wait_for_column, wait_for_exit,
 };
 use crate::support::delta::{TempLake, read_rows};
 use crate::support::load::as_sorted_text;
@@ -310,6 +310,33 @@ async fn write_all_over_big(mut conn: mysql_async::Conn, stop: Arc<AtomicBool>) 
         written += 1;
     }
     written
+}
+
+#[tokio::test]
+async fn mysql_a_column_added_during_a_chunked_copy_lands_with_its_values() {
+    let db = mariadb().await;
+    db.execute(&format!(
+        "CREATE TABLE grown (id int PRIMARY KEY, label varchar(40)); \
+         INSERT INTO grown SELECT n, CONCAT('row ', n) FROM {};",
+        numbers(1, 30_000)
+    ))
+    .await;
+    let lake = TempLake::new();
+    let mut child = sync_command(&db, lake.dir.path(), &["grown"], &["--copy-chunk-rows", "1000", "--continuous"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start connector");
+    let log = lake.dir.path().join(db.name()).join("grown").join("_delta_log");
+    let deadline = Instant::now() + CONVERGENCE_DEADLINE;
+    while commits_in(&log) < 3 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Rows copied already get the values from the stream; rows not copied yet, from the chunks that read them.
+    db.execute("ALTER TABLE grown ADD COLUMN extra int; UPDATE grown SET extra = id % 7").await;
+    wait_for_column(&log, "extra").await;
+    wait_until_equal(&db, &lake, "grown", &["id", "label", "extra"]).await;
+    stop_cleanly(child);
 }
 
 /// A stop during a copy abandons it rather than waiting for it to end: here the copy (its first chunk) is held

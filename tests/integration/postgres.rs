@@ -11,7 +11,7 @@ use connector_core::schema::TableId;
 
 use crate::support::certificates::certificate_of_another_authority;
 use crate::support::connector_process::{
-    CONVERGENCE_DEADLINE, commits_in, difference, has_parquet, resync, terminate, wait_for_exit,
+    CONVERGENCE_DEADLINE, commits_in, difference, has_parquet, resync, terminate, wait_for_column, wait_for_exit,
 };
 use crate::support::delta::{TempLake, read_rows};
 use crate::support::servers::{PostgresDatabase, postgres};
@@ -313,6 +313,33 @@ async fn postgres_kill_mid_chunked_copy_resumes_after_the_last_committed_chunk()
     db.execute("UPDATE big SET payload = 'streamed' WHERE id % 1000 = 0; DELETE FROM big WHERE id % 999 = 0").await;
     sync_once(&db, lake.dir.path(), "public.big");
     assert_equal(&db, &lake, "public.big", &["id", "payload"]).await;
+}
+
+#[tokio::test]
+async fn postgres_a_column_added_during_a_chunked_copy_lands_with_its_values() {
+    let db = postgres().await;
+    db.execute(
+        "CREATE TABLE grown (id int PRIMARY KEY, label text); \
+         INSERT INTO grown SELECT g, 'row ' || g FROM generate_series(1, 30000) g;",
+    )
+    .await;
+    let lake = TempLake::new();
+    let mut child = sync_command(&db, lake.dir.path(), "public.grown", &["--copy-chunk-rows", "1000", "--continuous"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start connector");
+    let log = lake.dir.path().join("public").join("grown").join("_delta_log");
+    let deadline = Instant::now() + CONVERGENCE_DEADLINE;
+    while commits_in(&log) < 3 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Rows copied already get the values from the stream; rows not copied yet, from the chunks that read them.
+    db.execute("ALTER TABLE grown ADD COLUMN extra int; UPDATE grown SET extra = id % 7").await;
+    wait_for_column(&log, "extra").await;
+    wait_until_equal(&db, &lake, "public.grown", &["id", "label", "extra"]).await;
+    terminate(&child);
+    assert!(wait_for_exit(&mut child).success());
 }
 
 #[tokio::test]

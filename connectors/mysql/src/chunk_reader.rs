@@ -13,7 +13,7 @@ use connector_core::schema::TableId;
 use mysql_async::prelude::Queryable;
 use tracing::warn;
 
-use crate::catalog::{SourceTable, qualified, quote, source_error};
+use crate::catalog::{SourceTable, describe_table, qualified, quote, source_error};
 use crate::codec::ColumnBuilder;
 use crate::config::MySqlConfig;
 use crate::connection;
@@ -51,12 +51,12 @@ impl ChunkReader for MySqlChunkReader {
 async fn read_chunk(
     config: &MySqlConfig,
     server: &ServerInfo,
-    table: &SourceTable,
+    described: &SourceTable,
     request: &ChunkRequest,
     positioned: PositionReport,
 ) -> Result<Chunk> {
-    let id = &table.schema.id;
-    let [key] = table.schema.primary_key.as_slice() else {
+    let id = &described.schema.id;
+    let [key] = described.schema.primary_key.as_slice() else {
         return Err(Error::state(format!("internal: {id} is copied in chunks without a single-column key")));
     };
     let mut conn = connection::connect(config, &format!("cannot connect to copy a chunk of {id}")).await?;
@@ -66,6 +66,9 @@ async fn read_chunk(
         .pop()
         .ok_or_else(|| Error::state("no snapshot was started"))?;
     let _ = positioned.send(SourcePosition::Binlog(position));
+    // The table's columns now (they may have changed since the sync began; a change that rebuilds the table
+    // fails the snapshot's read, and the sync is retried), by the key the copy began with.
+    let table = &describe_table(&mut conn, id, Some(&described.schema.primary_key)).await?;
 
     let columns: Vec<String> = table.schema.columns.iter().map(|column| quote(&column.name)).collect();
     let after = request.after.map(|bound| format!(" WHERE {} > {bound}", quote(key))).unwrap_or_default();

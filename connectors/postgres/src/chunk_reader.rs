@@ -12,7 +12,7 @@ use connector_core::position::SourcePosition;
 use connector_core::schema::TableId;
 use futures::StreamExt;
 
-use crate::catalog::{SourceTable, source_error};
+use crate::catalog::{SourceTable, describe_table, source_error};
 use crate::config::PostgresConfig;
 use crate::setup::{qualified, quote_identifier};
 use crate::snapshot::{CopyDecoder, export_snapshot, snapshot_session};
@@ -46,19 +46,22 @@ impl ChunkReader for PostgresChunkReader {
 
 async fn read_chunk(
     config: &PostgresConfig,
-    table: &SourceTable,
+    described: &SourceTable,
     request: &ChunkRequest,
     positioned: PositionReport,
 ) -> Result<Chunk> {
-    let id = &table.schema.id;
-    let [key] = table.schema.primary_key.as_slice() else {
+    let id = &described.schema.id;
+    let [key] = described.schema.primary_key.as_slice() else {
         return Err(Error::state(format!("internal: {id} is copied in chunks without a single-column key")));
     };
     let snapshot = export_snapshot(config).await?;
     let _ = positioned.send(SourcePosition::Postgres { lsn: snapshot.position });
-    let client = snapshot_session(config, &snapshot.name, table).await?;
+    let client = snapshot_session(config, &snapshot.name, described).await?;
     // The transaction holds the snapshot now: the temporary slot, which holds back the server's cleanup, goes.
     drop(snapshot);
+    // The table's columns as the snapshot has them (they may have changed since the sync began), by the key the
+    // copy began with.
+    let table = &describe_table(&client, id, Some(&described.schema.primary_key)).await?;
 
     let key_column = quote_identifier(key);
     let columns: Vec<String> = table.schema.columns.iter().map(|column| quote_identifier(&column.name)).collect();

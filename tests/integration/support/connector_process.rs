@@ -39,6 +39,26 @@ pub fn commits_in(log: &Path) -> usize {
         .unwrap_or(0)
 }
 
+/// Waits until a commit in the Delta log directory `log` gives the table column `column` (the table's schema is
+/// a JSON string inside the log's JSON, hence the escaped quotes).
+pub async fn wait_for_column(log: &Path, column: &str) {
+    let named = format!("\\\"{column}\\\"");
+    let deadline = Instant::now() + CONVERGENCE_DEADLINE;
+    let has_column = || {
+        std::fs::read_dir(log)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .any(|entry| std::fs::read_to_string(entry.path()).is_ok_and(|text| text.contains(&named)))
+            })
+            .unwrap_or(false)
+    };
+    while !has_column() {
+        assert!(Instant::now() < deadline, "the Delta table never gained column `{column}`");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 pub fn has_parquet(dir: &Path) -> bool {
     std::fs::read_dir(dir)
         .map(|entries| entries.flatten().any(|entry| entry.path().extension().is_some_and(|ext| ext == "parquet")))
