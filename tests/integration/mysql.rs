@@ -322,7 +322,7 @@ async fn mysql_a_column_added_during_a_chunked_copy_lands_with_its_values() {
     ))
     .await;
     let lake = TempLake::new();
-    let mut child = sync_command(&db, lake.dir.path(), &["grown"], &["--copy-chunk-rows", "1000", "--continuous"])
+    let child = sync_command(&db, lake.dir.path(), &["grown"], &["--copy-chunk-rows", "1000", "--continuous"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
