@@ -117,6 +117,49 @@ pub enum SyncSource {
     Salesforce(SaasSyncArgs),
 }
 
+/// The flags of the sources that capture changes (PostgreSQL, MySQL/MariaDB), each a key of their profile.
+#[derive(Debug, Args)]
+pub struct CaptureArgs {
+    /// Memory for changes gathered before a commit, in MiB (default 128). A transaction larger than this is
+    /// applied in parts (in hard and soft delete modes), so memory stays bounded whatever its size.
+    #[arg(long, value_name = "MIB")]
+    pub batch_mib: Option<usize>,
+
+    /// Rows per range when a large table is copied whole; ranges are read over several connections at once
+    /// (default 2000000).
+    #[arg(long, value_name = "ROWS")]
+    pub copy_range_rows: Option<u64>,
+
+    /// Rows per chunk when a table with an integer key is copied while its changes stream; a crash re-reads at
+    /// most the chunks not yet committed (default 250000).
+    #[arg(long, value_name = "ROWS")]
+    pub copy_chunk_rows: Option<u64>,
+
+    /// Copy every table whole before streaming (one snapshot per table), not tables with an integer key in
+    /// chunks while they stream (profile key `copy_in_chunks = false`).
+    #[arg(long)]
+    pub whole_copies: bool,
+}
+
+impl CaptureArgs {
+    /// The profile keys these flags set.
+    pub fn add_to(self, settings: &mut toml::Table) {
+        let count = |value: u64| toml::Value::Integer(i64::try_from(value).unwrap_or(i64::MAX));
+        if let Some(mib) = self.batch_mib {
+            settings.insert("batch_mib".into(), count(mib as u64));
+        }
+        if let Some(rows) = self.copy_range_rows {
+            settings.insert("copy_range_rows".into(), count(rows));
+        }
+        if let Some(rows) = self.copy_chunk_rows {
+            settings.insert("copy_chunk_rows".into(), count(rows));
+        }
+        if self.whole_copies {
+            settings.insert("copy_in_chunks".into(), false.into());
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct MySqlSyncArgs {
     /// Connection URL, e.g. mysql://user:password@host:3306.
@@ -136,19 +179,8 @@ pub struct MySqlSyncArgs {
     #[arg(long, value_name = "N")]
     pub server_id: Option<u32>,
 
-    /// Memory for changes gathered before a commit, in MiB (default 128).
-    #[arg(long, value_name = "MIB")]
-    pub batch_mib: Option<usize>,
-
-    /// Rows per key range when copying a large table with an integer key; ranges are read over several
-    /// connections at once (default 2000000).
-    #[arg(long, value_name = "ROWS")]
-    pub copy_range_rows: Option<u64>,
-
-    /// Rows per chunk when copying a table with an integer key while its changes stream; a crash re-reads at
-    /// most the chunks not yet committed (default 250000).
-    #[arg(long, value_name = "ROWS")]
-    pub copy_chunk_rows: Option<u64>,
+    #[command(flatten)]
+    pub capture: CaptureArgs,
 
     #[command(flatten)]
     pub common: CommonSyncArgs,
@@ -168,20 +200,8 @@ pub struct PostgresSyncArgs {
     #[arg(long, value_delimiter = ',')]
     pub schemas: Vec<String>,
 
-    /// Memory for changes gathered before a commit, in MiB (default 128). A transaction larger than this is
-    /// applied in parts (in hard and soft delete modes), so memory stays bounded whatever its size.
-    #[arg(long, value_name = "MIB")]
-    pub batch_mib: Option<usize>,
-
-    /// Rows per key range when copying a large table with an integer key; ranges are read over several
-    /// connections at once (default 2000000).
-    #[arg(long, value_name = "ROWS")]
-    pub copy_range_rows: Option<u64>,
-
-    /// Rows per chunk when copying a table with an integer key while its changes stream; a crash re-reads at
-    /// most the chunks not yet committed (default 250000).
-    #[arg(long, value_name = "ROWS")]
-    pub copy_chunk_rows: Option<u64>,
+    #[command(flatten)]
+    pub capture: CaptureArgs,
 
     #[command(flatten)]
     pub common: CommonSyncArgs,

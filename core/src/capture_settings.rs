@@ -37,17 +37,22 @@ pub struct CaptureSettings {
     pub batch_bytes: usize,
     pub copy_range_rows: u64,
     pub copy_chunk_rows: u64,
+    /// Whether tables with a single integer key are copied in chunks while they stream (else whole, before).
+    pub copy_in_chunks: bool,
+}
+
+/// The profile keys of copies, as a connector's profile holds them (`None`: unset).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CopyKeys {
+    pub copy_range_rows: Option<u64>,
+    pub copy_chunk_rows: Option<u64>,
+    pub copy_in_chunks: Option<bool>,
 }
 
 impl CaptureSettings {
-    /// The settings of `pipeline`, with the profile's `batch_mib`, `copy_range_rows` and `copy_chunk_rows`
-    /// (defaults when unset); `at` names the pipeline in errors.
-    pub fn new(
-        pipeline: &PipelineConfig,
-        at: &str,
-        batch_mib: Option<usize>,
-        (copy_range_rows, copy_chunk_rows): (Option<u64>, Option<u64>),
-    ) -> Result<Self> {
+    /// The settings of `pipeline`, with the profile's `batch_mib` and copy keys (defaults when unset); `at` names
+    /// the pipeline in errors.
+    pub fn new(pipeline: &PipelineConfig, at: &str, batch_mib: Option<usize>, copy: CopyKeys) -> Result<Self> {
         let (tables, table_options) = pipeline.table_ids(at)?;
         Ok(CaptureSettings {
             pipeline: pipeline.name.clone(),
@@ -57,8 +62,9 @@ impl CaptureSettings {
             default_options: pipeline.default_options.clone(),
             commit_interval: DEFAULT_COMMIT_INTERVAL,
             batch_bytes: config::batch_bytes(batch_mib, DEFAULT_BATCH_BYTES, at)?,
-            copy_range_rows: config::row_count("copy_range_rows", copy_range_rows, DEFAULT_COPY_RANGE_ROWS, at)?,
-            copy_chunk_rows: config::row_count("copy_chunk_rows", copy_chunk_rows, DEFAULT_COPY_CHUNK_ROWS, at)?,
+            copy_range_rows: config::row_count("copy_range_rows", copy.copy_range_rows, DEFAULT_COPY_RANGE_ROWS, at)?,
+            copy_chunk_rows: config::row_count("copy_chunk_rows", copy.copy_chunk_rows, DEFAULT_COPY_CHUNK_ROWS, at)?,
+            copy_in_chunks: copy.copy_in_chunks.unwrap_or(true),
         })
     }
 

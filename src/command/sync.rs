@@ -18,16 +18,7 @@ pub async fn sync(args: SyncArgs) -> Result<ExitCode> {
         SyncSource::Postgres(postgres) => {
             let mut settings = toml::Table::new();
             settings.insert("url".into(), postgres.url.into());
-            if let Some(mib) = postgres.batch_mib {
-                settings.insert("batch_mib".into(), toml::Value::Integer(i64::try_from(mib).unwrap_or(i64::MAX)));
-            }
-            for (key, rows) in
-                [("copy_range_rows", postgres.copy_range_rows), ("copy_chunk_rows", postgres.copy_chunk_rows)]
-            {
-                if let Some(rows) = rows {
-                    settings.insert(key.into(), toml::Value::Integer(rows.min(i64::MAX as u64) as i64));
-                }
-            }
+            postgres.capture.add_to(&mut settings);
             if !postgres.schemas.is_empty() {
                 settings.insert("schemas".into(), postgres.schemas.into());
             }
@@ -36,15 +27,7 @@ pub async fn sync(args: SyncArgs) -> Result<ExitCode> {
         SyncSource::Mysql(mysql) => {
             let mut settings = toml::Table::new();
             settings.insert("url".into(), mysql.url.into());
-            if let Some(mib) = mysql.batch_mib {
-                settings.insert("batch_mib".into(), toml::Value::Integer(i64::try_from(mib).unwrap_or(i64::MAX)));
-            }
-            for (key, rows) in [("copy_range_rows", mysql.copy_range_rows), ("copy_chunk_rows", mysql.copy_chunk_rows)]
-            {
-                if let Some(rows) = rows {
-                    settings.insert(key.into(), toml::Value::Integer(rows.min(i64::MAX as u64) as i64));
-                }
-            }
+            mysql.capture.add_to(&mut settings);
             if let Some(server_id) = mysql.server_id {
                 settings.insert("server_id".into(), toml::Value::Integer(i64::from(server_id)));
             }

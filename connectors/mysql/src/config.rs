@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use connector_core::capture_settings::CaptureSettings;
+use connector_core::capture_settings::{CaptureSettings, CopyKeys};
 use connector_core::config::{Pipeline as PipelineConfig, Profile};
 use connector_core::error::{Error, Result};
 use connector_core::secret::ConnectionUrl;
@@ -36,6 +36,9 @@ struct RawProfile {
     /// Rows per chunk when copying a table in chunks (see `connector_core::capture_settings::DEFAULT_COPY_CHUNK_ROWS`).
     #[serde(default)]
     copy_chunk_rows: Option<u64>,
+    /// Whether tables with an integer key are copied in chunks while they stream (default true).
+    #[serde(default)]
+    copy_in_chunks: Option<bool>,
 }
 
 /// A validated MySQL source for one pipeline. `Debug` shows the URL redacted and leaves out `connection`, whose
@@ -98,7 +101,16 @@ impl MySqlConfig {
             .init(vec!["SET time_zone = '+00:00'", "SET NAMES utf8mb4"])
             .ssl_opts(tls.ssl_opts())
             .into();
-        let capture = CaptureSettings::new(pipeline, &at, raw.batch_mib, (raw.copy_range_rows, raw.copy_chunk_rows))?;
+        let capture = CaptureSettings::new(
+            pipeline,
+            &at,
+            raw.batch_mib,
+            CopyKeys {
+                copy_range_rows: raw.copy_range_rows,
+                copy_chunk_rows: raw.copy_chunk_rows,
+                copy_in_chunks: raw.copy_in_chunks,
+            },
+        )?;
         let server_id = match raw.server_id {
             Some(0) => return Err(Error::config(format!("{at}: server_id must be 1 or more"))),
             Some(id) => id,

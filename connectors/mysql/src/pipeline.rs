@@ -95,7 +95,7 @@ impl MySqlPipeline {
                 continue;
             }
             let copy_under_way = writer.cursor().is_some_and(ChunkedCopy::is_under_way);
-            match chunk_key(&sources[index].schema) {
+            match chunk_key(&sources[index].schema).filter(|_| config.capture.copy_in_chunks) {
                 Some(key) => {
                     let copy = ChunkedCopy::needed(writer.cursor(), key)?;
                     if let Some(ChunkedCopy { copied_up_to: Some(bound), rows_copied, .. }) = &copy {

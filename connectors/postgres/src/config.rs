@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use connector_core::capture_settings::CaptureSettings;
+use connector_core::capture_settings::{CaptureSettings, CopyKeys};
 use connector_core::config::{Pipeline as PipelineConfig, Profile};
 use connector_core::error::{Error, Result};
 use connector_core::secret::ConnectionUrl;
@@ -36,6 +36,9 @@ struct RawProfile {
     /// Rows per chunk when copying a table in chunks (see `connector_core::capture_settings::DEFAULT_COPY_CHUNK_ROWS`).
     #[serde(default)]
     copy_chunk_rows: Option<u64>,
+    /// Whether tables with an integer key are copied in chunks while they stream (default true).
+    #[serde(default)]
+    copy_in_chunks: Option<bool>,
 }
 
 /// A validated PostgreSQL source for one pipeline.
@@ -89,7 +92,16 @@ impl PostgresConfig {
                 raw.url.redacted()
             )));
         }
-        let capture = CaptureSettings::new(pipeline, &at, raw.batch_mib, (raw.copy_range_rows, raw.copy_chunk_rows))?;
+        let capture = CaptureSettings::new(
+            pipeline,
+            &at,
+            raw.batch_mib,
+            CopyKeys {
+                copy_range_rows: raw.copy_range_rows,
+                copy_chunk_rows: raw.copy_chunk_rows,
+                copy_in_chunks: raw.copy_in_chunks,
+            },
+        )?;
         let default_name = format!("connector_{}", pipeline.name.replace('-', "_"));
         let slot = raw.slot.unwrap_or_else(|| default_name.clone());
         check_identifier(&slot).map_err(|reason| Error::config(format!("{at}: slot `{slot}`: {reason}")))?;

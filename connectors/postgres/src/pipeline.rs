@@ -133,7 +133,7 @@ impl PostgresPipeline {
             if !copy {
                 continue;
             }
-            match chunk_key(&sources[index].schema) {
+            match chunk_key(&sources[index].schema).filter(|_| config.capture.copy_in_chunks) {
                 Some(key) => {
                     let copy = ChunkedCopy::needed(writer.cursor(), key)?;
                     if let Some(ChunkedCopy { copied_up_to: Some(bound), rows_copied, .. }) = &copy {
