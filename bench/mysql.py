@@ -165,6 +165,9 @@ def main():
     parser.add_argument("--events", type=int, default=50_000, help="sysbench oltp_write_only transactions")
     parser.add_argument("--rounds", type=int, default=3, help="runs of each side; their medians are compared")
     parser.add_argument("--baseline", help="another connector binary (an earlier build) measured in the same rounds")
+    parser.add_argument("--baseline-args", default="",
+                        help="flags added to the baseline's syncs, e.g. --baseline-args=--whole-copies with --baseline "
+                             "set to this build: chunked copies beside whole ones")
     parser.add_argument("--server", choices=["mariadb", "mysql"], default="mariadb",
                         help="the packaged MariaDB (default) or Debian unstable's MySQL")
     args = parser.parse_args()
@@ -191,7 +194,8 @@ def main():
         sync = [connector, "sync", "mysql", "--url", server.url, "--databases", "sbtest", "--dest", lake,
                 "--pipeline", "bench"]
         baseline_lake = f"{lake}.baseline"
-        baseline_sync = [args.baseline] + sync[1:sync.index(lake)] + [baseline_lake] + sync[sync.index(lake) + 1:]
+        baseline_sync = ([args.baseline] + sync[1:sync.index(lake)] + [baseline_lake] + sync[sync.index(lake) + 1:]
+                         + args.baseline_args.split())
         dump_runs, snapshot_runs, baseline_runs = [], [], []
         for round_number in range(args.rounds):
             shutil.rmtree(lake, ignore_errors=True)

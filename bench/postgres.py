@@ -80,6 +80,8 @@ def main():
     parser.add_argument("--rate", type=int, default=5000)
     parser.add_argument("--latency-seconds", type=int, default=30)
     parser.add_argument("--batch-mib", type=int, default=None, help="the connector's --batch-mib (default: its own)")
+    parser.add_argument("--copy-rounds", type=int, default=2,
+                        help="rounds of the same copy in chunks and whole, alternated (0: skip)")
     args = parser.parse_args()
 
     subprocess.run(["cargo", "build", "--release", "--locked", "--quiet", "--bin", "connector"], cwd=ROOT, check=True)
@@ -118,6 +120,8 @@ def main():
         print(json.dumps(results["snapshot"]), flush=True)
         report("snapshot", results["snapshot"]["connector_rows_per_s"], results["snapshot"]["copy_rows_per_s"],
                "rows/s", snapshot_rss, "psql \\copy (format binary) to /dev/null", 0.6)
+        if args.copy_rounds:
+            results["chunked_copy"] = chunked_against_whole(server, connector, env, args.rows, args.copy_rounds)
 
         # Changes: an identical slot for pg_recvlogical, created at the same point as the connector's position.
         server.psql("SELECT pg_create_logical_replication_slot('recvlogical', 'pgoutput')")
@@ -165,6 +169,33 @@ def main():
     finally:
         server.stop()
         shutil.rmtree(lake, ignore_errors=True)
+
+
+def chunked_against_whole(server, connector, env, rows, rounds):
+    """The copy in chunks while streaming (the default) beside the whole copy before streaming (`--whole-copies`,
+    one snapshot, ranges over parallel connections), alternated, each into a fresh lake under its own pipeline."""
+    print(f"== the same {rows} rows copied in chunks and whole, {rounds} rounds alternated", flush=True)
+    runs = {"chunks": [], "whole": []}
+    for round_number in range(rounds):
+        modes = [("whole", ["--whole-copies"]), ("chunks", [])]
+        for mode, extra in modes if round_number % 2 == 0 else reversed(modes):
+            pipeline = f"copy_{mode}_{round_number}"
+            lake = tempfile.mkdtemp(prefix=f"connector-bench-{mode}-")
+            try:
+                seconds, rss = measured([connector, "sync", "postgres", "--url", server.url, "--tables",
+                                         "public.bench", "--dest", lake, "--pipeline", pipeline] + extra, env=env)
+            finally:
+                shutil.rmtree(lake, ignore_errors=True)
+                subprocess.run([connector, "drop", "--pipeline", pipeline, "--url", server.url], env=env,
+                               check=True, stdout=subprocess.DEVNULL)
+            runs[mode].append((rows / seconds, rss))
+            print(json.dumps({"mode": mode, "round": round_number, "rows_per_s": rows / seconds,
+                              "peak_rss_mib": rss}), flush=True)
+    best = {mode: max(rate for rate, _ in measured_runs) for mode, measured_runs in runs.items()}
+    peak = max(rss for rate, rss in runs["chunks"])
+    report("copy in chunks", best["chunks"], best["whole"], "rows/s", peak, "the whole copy, --whole-copies", 0.8)
+    return {"chunks_rows_per_s": best["chunks"], "whole_rows_per_s": best["whole"],
+            "ratio": best["chunks"] / best["whole"], "peak_rss_mib": peak, "runs": runs}
 
 
 def continuous_latency(server, connector, lake, env, rate, seconds):
