@@ -346,6 +346,36 @@ async fn postgres_a_column_added_during_a_chunked_copy_lands_with_its_values() {
     assert!(wait_for_exit(&mut child).success());
 }
 
+/// A chunk's snapshot (a temporary slot) waits for the transactions open on the server; one left open must not
+/// stall the stream of the other tables: the chunk is given up after a few seconds and tried again later.
+#[tokio::test]
+async fn postgres_a_chunk_waiting_for_an_open_transaction_does_not_stall_the_other_tables() {
+    let db = postgres().await;
+    db.execute(&format!("{ORDERS} {ITEMS} CREATE TABLE blocker (id int PRIMARY KEY)")).await;
+    let lake = TempLake::new();
+    sync_once(&db, lake.dir.path(), "public.orders");
+    let open = db.connect().await;
+    open.batch_execute("BEGIN; INSERT INTO blocker VALUES (1)").await.expect("open a transaction");
+
+    let mut child = sync_command(&db, lake.dir.path(), "public.orders,public.items", &["--continuous"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start connector");
+    db.execute("UPDATE orders SET note = 'streamed past the waiting copy' WHERE id <= 10").await;
+    wait_until_equal(&db, &lake, "public.orders", ORDER_COLUMNS).await;
+    assert!(delta_rows(&lake, "public.items", &["id"]).await.is_empty(), "items was copied past an open transaction");
+
+    open.batch_execute("COMMIT").await.expect("end the transaction");
+    wait_until_equal(&db, &lake, "public.items", &["id", "name"]).await;
+    terminate(&child);
+    let status = wait_for_exit(&mut child);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr).expect("read stderr");
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.contains("a chunk's snapshot waits for the source"), "{stderr}");
+}
+
 #[tokio::test]
 async fn postgres_types_land_as_documented_in_snapshot_and_stream() {
     let db = postgres().await;

@@ -1,9 +1,11 @@
 //! The chunks being read for the tables a stream copies, each on its own task, and when each may be applied.
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
+use tracing::warn;
 
 use super::chunked_copy::{Chunk, ChunkRequest, ChunkedCopy, SharedChunkReader};
 use crate::error::{Error, Result};
@@ -15,12 +17,21 @@ use crate::schema::TableId;
 const CHUNKS_READ_AT_ONCE: usize = 2;
 /// Chunks of one table in flight: one waiting for the stream to reach it while the next is read.
 const CHUNKS_PER_TABLE: usize = 2;
+/// How long the stream waits for a chunk's snapshot to be taken before it gives the chunk up: a snapshot can
+/// wait for the source's open transactions (a temporary slot's consistent point, a table lock), and the
+/// stream must not stall behind one.
+pub(super) const SNAPSHOT_WAIT: Duration = Duration::from_secs(3);
 
 /// A chunk asked for and not yet applied.
 #[derive(Debug)]
 struct InFlight {
     id: u64,
     table: usize,
+    table_id: TableId,
+    /// The stream went on without the chunk (its snapshot took too long): the read runs to its end, as
+    /// cancelling a snapshot that waits on the server would leave the server waiting, and its rows are dropped;
+    /// the table's next chunk is asked for once it ends.
+    given_up: bool,
     /// Where the chunk's snapshot sits in the stream, once the reader has taken it.
     position: Option<SourcePosition>,
     /// The rows, once read.
@@ -37,8 +48,10 @@ enum Update {
 pub(super) enum BeforeTransaction {
     /// No chunk lies before the transaction.
     Proceed,
-    /// A chunk's position is not known yet, or the chunk lies before the transaction and is still being read.
-    Wait,
+    /// A chunk's snapshot is not taken yet: it may lie before the transaction.
+    WaitForSnapshot,
+    /// A chunk lies before the transaction and is still being read.
+    WaitForRows,
     /// The chunk of this table, read at a position the transaction follows, is to be applied first.
     Apply(usize),
 }
@@ -86,6 +99,7 @@ impl ChunkQueue {
             let mine: Vec<&InFlight> = self.in_flight.iter().filter(|chunk| chunk.table == table).collect();
             let after = match mine.last() {
                 None => copy.copied_up_to,
+                Some(last) if last.given_up => continue,
                 Some(last) if mine.len() < CHUNKS_PER_TABLE => match &last.chunk {
                     Some(chunk) if !chunk.complete => chunk.last_key,
                     _ => continue,
@@ -100,7 +114,7 @@ impl ChunkQueue {
     fn start(&mut self, table: usize, request: ChunkRequest) {
         let id = self.next_id;
         self.next_id += 1;
-        self.in_flight.push_back(InFlight { id, table, position: None, chunk: None });
+        let table_id = request.table.clone();
         let (positioned, position) = oneshot::channel();
         let read = self.reader.read_chunk(request, positioned);
         let sender = self.sender.clone();
@@ -114,6 +128,21 @@ impl ChunkQueue {
             let ((), read) = tokio::join!(forward, read);
             let _ = sender.send(Update::Read { id, read });
         });
+        self.in_flight.push_back(InFlight { id, table, table_id, given_up: false, position: None, chunk: None });
+    }
+
+    /// Gives up the chunks whose snapshot is still not taken, so none of them can lie before the transaction the
+    /// stream has waited [`SNAPSHOT_WAIT`] to hand on.
+    pub(super) fn give_up_unpositioned(&mut self) {
+        for chunk in self.in_flight.iter_mut().filter(|chunk| chunk.position.is_none() && !chunk.given_up) {
+            warn!(
+                table = %chunk.table_id,
+                waited = ?SNAPSHOT_WAIT,
+                "a chunk's snapshot waits for the source (open transactions or a lock); the stream goes on, and the \
+                 copy tries again once that snapshot is taken"
+            );
+            chunk.given_up = true;
+        }
     }
 
     /// Waits for the next news of a read (a snapshot taken, or rows read) and records it. Cancel-safe.
@@ -123,9 +152,12 @@ impl ChunkQueue {
         };
         match update {
             Update::Positioned { id, position } => {
-                if let Some(chunk) = self.in_flight.iter_mut().find(|chunk| chunk.id == id) {
+                if let Some(chunk) = self.in_flight.iter_mut().find(|chunk| chunk.id == id && !chunk.given_up) {
                     chunk.position = Some(position);
                 }
+            }
+            Update::Read { id, .. } if self.in_flight.iter().any(|chunk| chunk.id == id && chunk.given_up) => {
+                self.in_flight.retain(|chunk| chunk.id != id);
             }
             Update::Read { id, read } => {
                 let chunk = read?;
@@ -142,14 +174,14 @@ impl ChunkQueue {
 
     /// Before a transaction that begins at `start` (see `ChangeStream::transaction_start`).
     pub(super) fn before_transaction(&self, start: &SourcePosition) -> Result<BeforeTransaction> {
-        for chunk in &self.in_flight {
-            let Some(position) = &chunk.position else { return Ok(BeforeTransaction::Wait) };
+        for chunk in self.in_flight.iter().filter(|chunk| !chunk.given_up) {
+            let Some(position) = &chunk.position else { return Ok(BeforeTransaction::WaitForSnapshot) };
             let follows = start.try_cmp(position).map_err(|cause| {
                 Error::state(format!("cannot place a transaction against a chunk's snapshot: {cause}"))
             })?;
             if follows.is_ge() {
                 if chunk.chunk.is_none() || !self.first_of_its_table(chunk) {
-                    return Ok(BeforeTransaction::Wait);
+                    return Ok(BeforeTransaction::WaitForRows);
                 }
                 return Ok(BeforeTransaction::Apply(chunk.table));
             }
@@ -161,7 +193,7 @@ impl ChunkQueue {
     pub(super) fn ready(&self, received: &SourcePosition) -> Option<usize> {
         self.in_flight
             .iter()
-            .filter(|chunk| chunk.chunk.is_some() && self.first_of_its_table(chunk))
+            .filter(|chunk| chunk.chunk.is_some() && !chunk.given_up && self.first_of_its_table(chunk))
             .find(|chunk| {
                 chunk
                     .position
@@ -176,7 +208,7 @@ impl ChunkQueue {
         let index = self
             .in_flight
             .iter()
-            .position(|chunk| chunk.table == table)
+            .position(|chunk| chunk.table == table && !chunk.given_up)
             .ok_or_else(|| Error::state("internal: no chunk of the table is in flight"))?;
         let entry = self.in_flight.remove(index).expect("found above");
         match (entry.chunk, entry.position) {
@@ -186,6 +218,9 @@ impl ChunkQueue {
     }
 
     fn first_of_its_table(&self, chunk: &InFlight) -> bool {
-        self.in_flight.iter().find(|other| other.table == chunk.table).is_some_and(|first| first.id == chunk.id)
+        self.in_flight
+            .iter()
+            .find(|other| other.table == chunk.table && !other.given_up)
+            .is_some_and(|first| first.id == chunk.id)
     }
 }

@@ -6,7 +6,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tracing::info;
 
 use super::change_stream::{ChangeStream, IdleCursors, Started, StreamStep};
-use super::chunk_queue::{BeforeTransaction, ChunkQueue};
+use super::chunk_queue::{BeforeTransaction, ChunkQueue, SNAPSHOT_WAIT};
 use super::chunked_copy::ChunkedCopy;
 use super::commit_budget::{CommitBudget, commit_check_period};
 use crate::error::{Error, Result};
@@ -91,10 +91,16 @@ pub async fn stream_changes<S: ChangeStream>(
                         stream.tables().apply_chunk(table, chunk, position).await?;
                         read_more_chunks(stream, queue);
                     }
-                    BeforeTransaction::Wait => tokio::select! {
+                    BeforeTransaction::WaitForRows => tokio::select! {
                         biased;
                         _ = shutdown.requested() => break 'stream,
                         update = queue.next_update() => update?,
+                    },
+                    BeforeTransaction::WaitForSnapshot => tokio::select! {
+                        biased;
+                        _ = shutdown.requested() => break 'stream,
+                        update = queue.next_update() => update?,
+                        _ = tokio::time::sleep(SNAPSHOT_WAIT) => queue.give_up_unpositioned(),
                     },
                 }
             }
