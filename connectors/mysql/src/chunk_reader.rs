@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use connector_core::engine::{Chunk, ChunkRead, ChunkReader, ChunkRequest, PositionReport, integer_keys};
+use connector_core::engine::{Chunk, ChunkRead, ChunkReader, ChunkRequest, PositionReport};
 use connector_core::error::{Error, Result};
 use connector_core::position::SourcePosition;
 use connector_core::schema::TableId;
@@ -100,11 +100,5 @@ async fn read_chunk(
     }
     let _ = conn.disconnect().await;
 
-    let key_index = table.schema.column_index(key).ok_or_else(|| Error::state(format!("{id} lost its key")))?;
-    let last_key = match rows.iter().rev().find(|batch| batch.num_rows() > 0) {
-        Some(batch) => integer_keys(id, batch.column(key_index))?.last().copied().flatten(),
-        None => None,
-    };
-    let copied: u64 = rows.iter().map(|batch| batch.num_rows() as u64).sum();
-    Ok(Chunk { schema: table.schema.clone(), rows, last_key, complete: copied < request.rows })
+    Chunk::read(table.schema.clone(), rows, request)
 }

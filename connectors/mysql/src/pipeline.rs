@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use connector_core::cursor::TableCursor;
 use connector_core::delta::{DeltaSink, DeltaTableWriter, Destination, copy_in_parallel};
-use connector_core::engine::{CapturedTable, ChunkedCopy, chunk_key, stream_changes};
+use connector_core::engine::{CapturedTable, ChunkedCopy, CopyPlan, plan_copy, stream_changes};
 use connector_core::error::{Error, Result};
 use connector_core::pipeline::{Pipeline, Shutdown, SyncFuture, SyncMode, SyncReport, TableReport};
 use connector_core::position::{BinlogPosition, SourcePosition};
@@ -95,15 +95,9 @@ impl MySqlPipeline {
                 continue;
             }
             let copy_under_way = writer.cursor().is_some_and(ChunkedCopy::is_under_way);
-            match chunk_key(&sources[index].schema).filter(|_| config.capture.copy_in_chunks) {
-                Some(key) => {
-                    let copy = ChunkedCopy::needed(writer.cursor(), key)?;
-                    if let Some(ChunkedCopy { copied_up_to: Some(bound), rows_copied, .. }) = &copy {
-                        info!(table = %writer.table_id(), after_key = bound, rows_copied, "resuming the copy");
-                    }
-                    chunked[index] = copy;
-                }
-                None => {
+            match plan_copy(writer.cursor(), &sources[index].schema, config.capture.copy_in_chunks)? {
+                CopyPlan::Chunks(copy) => chunked[index] = Some(copy),
+                CopyPlan::Whole => {
                     // A copy in chunks begun under another key: the whole copy starts from an empty table.
                     if let Some(cursor) = writer.cursor().filter(|_| copy_under_way) {
                         writer.restart_snapshot(TableCursor::restarting(cursor.position.clone())).await?;

@@ -75,6 +75,15 @@ impl<T: TableChanges> CapturedTable<T> {
         let Some(copy) = self.chunked.as_mut() else {
             return Err(Error::state(format!("internal: a chunk of {id} arrived after its copy ended")));
         };
+        // A snapshot older than the table's cursor would move the cursor back past changes it skipped.
+        if let Some(cursor) = self.writer.cursor()
+            && position.try_cmp(&cursor.position).is_ok_and(std::cmp::Ordering::is_lt)
+        {
+            return Err(Error::state(format!(
+                "internal: a chunk of {id} was read at {position}, before the table's cursor {}",
+                cursor.position
+            )));
+        }
         let rows = chunk.row_count();
         if let Some(key) = chunk.last_key {
             copy.copied_up_to = Some(key);

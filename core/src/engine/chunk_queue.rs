@@ -152,9 +152,25 @@ impl ChunkQueue {
         };
         match update {
             Update::Positioned { id, position } => {
-                if let Some(chunk) = self.in_flight.iter_mut().find(|chunk| chunk.id == id && !chunk.given_up) {
-                    chunk.position = Some(position);
+                let Some(index) = self.in_flight.iter().position(|chunk| chunk.id == id && !chunk.given_up) else {
+                    return Ok(());
+                };
+                // A table's chunks must sit in the stream in the order they were asked for, or the later one
+                // would wait on the earlier forever.
+                let table = self.in_flight[index].table;
+                let earlier = self.in_flight.iter().take(index).filter(|chunk| chunk.table == table && !chunk.given_up);
+                for chunk in earlier {
+                    if let Some(earlier) = &chunk.position
+                        && position.try_cmp(earlier).is_ok_and(std::cmp::Ordering::is_lt)
+                    {
+                        return Err(Error::state(format!(
+                            "internal: a chunk of {} was read at {position}, before the chunk asked for ahead of it \
+                             ({earlier})",
+                            chunk.table_id
+                        )));
+                    }
                 }
+                self.in_flight[index].position = Some(position);
             }
             Update::Read { id, .. } if self.in_flight.iter().any(|chunk| chunk.id == id && chunk.given_up) => {
                 self.in_flight.retain(|chunk| chunk.id != id);

@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
+use tracing::info;
 
 use crate::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
 use crate::arrow::compute::filter_record_batch;
@@ -77,9 +78,13 @@ impl ChunkedCopy {
         }))
     }
 
-    /// Whether `cursor` records a chunked copy that has copied some rows (whose changes then apply).
+    /// Whether `cursor` records a chunked copy not yet complete that has copied some rows (whose changes then
+    /// apply).
     pub fn is_under_way(cursor: &TableCursor) -> bool {
-        cursor.snapshot.as_ref().is_some_and(|progress| progress.resume_from.get(COPIED_UP_TO).is_some())
+        cursor
+            .snapshot
+            .as_ref()
+            .is_some_and(|progress| !progress.complete && progress.resume_from.get(COPIED_UP_TO).is_some())
     }
 
     /// Whether the table holds the row with `key` (copied already, so its changes apply).
@@ -178,6 +183,28 @@ pub fn integer_keys(table: &TableId, column: &ArrayRef) -> Result<Vec<Option<i12
     })
 }
 
+/// How a table that needs a copy is copied.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CopyPlan {
+    /// In chunks while it streams, from where the cursor's copy got (logged when it resumes).
+    Chunks(ChunkedCopy),
+    /// Whole, before streaming: a table without a single integer key, or every table when `in_chunks` is off.
+    /// A copy in chunks under way must then start over from an empty table.
+    Whole,
+}
+
+/// How the table of `schema`, whose cursor is `cursor`, is copied (`in_chunks`: the `copy_in_chunks` setting).
+pub fn plan_copy(cursor: Option<&TableCursor>, schema: &TableSchema, in_chunks: bool) -> Result<CopyPlan> {
+    let Some(key) = chunk_key(schema).filter(|_| in_chunks) else { return Ok(CopyPlan::Whole) };
+    let copy = ChunkedCopy::needed(cursor, key)?.ok_or_else(|| {
+        Error::state(format!("internal: a copy of {} was planned though its copy is complete", schema.id))
+    })?;
+    if let Some(bound) = copy.copied_up_to {
+        info!(table = %schema.id, after_key = bound, rows_copied = copy.rows_copied, "resuming the copy");
+    }
+    Ok(CopyPlan::Chunks(copy))
+}
+
 /// The column a table is copied in chunks by: its key, when that is a single integer column.
 pub fn chunk_key(schema: &TableSchema) -> Option<&str> {
     match schema.primary_key.as_slice() {
@@ -216,6 +243,21 @@ pub struct Chunk {
 }
 
 impl Chunk {
+    /// The chunk of `rows`, read for `request` in key order: it ends at the last row's key, and completes the
+    /// copy when fewer rows than asked for were left.
+    pub fn read(schema: TableSchema, rows: Vec<RecordBatch>, request: &ChunkRequest) -> Result<Chunk> {
+        let id = &schema.id;
+        let key = chunk_key(&schema)
+            .and_then(|key| schema.column_index(key))
+            .ok_or_else(|| Error::state(format!("{id} has no single integer key to copy in chunks by")))?;
+        let last_key = match rows.iter().rev().find(|batch| batch.num_rows() > 0) {
+            Some(batch) => integer_keys(id, batch.column(key))?.last().copied().flatten(),
+            None => None,
+        };
+        let copied: u64 = rows.iter().map(|batch| batch.num_rows() as u64).sum();
+        Ok(Chunk { schema, rows, last_key, complete: copied < request.rows })
+    }
+
     pub fn row_count(&self) -> u64 {
         self.rows.iter().map(|batch| batch.num_rows() as u64).sum()
     }
@@ -240,9 +282,11 @@ pub type ChunkRead = Pin<Box<dyn Future<Output = Result<Chunk>> + Send>>;
 /// A source's reader of chunks. [`read_chunk`](Self::read_chunk) must take a snapshot whose position in the
 /// change stream is exact (every transaction that committed before it is in the snapshot, none after), report
 /// that position through `positioned` before reading any row, then read the rows with keys after
-/// `request.after` in key order. The position must be one the stream has not passed yet when it is reported,
-/// which holds for any snapshot taken after the stream's received position; a source should also make the
-/// stream move past it soon (a marker in the log), or the chunk waits for the next transaction.
+/// `request.after` in key order. The position must be at or after everything the source has sent or
+/// committed, in this run or any earlier one (so at or after the table's cursor and the table's previous
+/// chunk), which a snapshot of the source's present state is; the engine refuses a chunk that is not. A source
+/// should also make the stream move past the position soon (a marker in the log), or the chunk waits for the
+/// next transaction.
 pub trait ChunkReader: Send + Sync {
     fn read_chunk(&self, request: ChunkRequest, positioned: PositionReport) -> ChunkRead;
 }
@@ -316,8 +360,10 @@ mod tests {
         let resumed = ChunkedCopy::needed(Some(&cursor), "id").expect("readable").expect("still copying");
         assert_eq!(resumed.copied_up_to, Some(u64::MAX.into()));
         assert_eq!(resumed.rows_copied, 7);
+        assert!(ChunkedCopy::is_under_way(&cursor));
         let done = copy.cursor_after(SourcePosition::Postgres { lsn: Lsn(9) }, true);
         assert_eq!(ChunkedCopy::needed(Some(&done), "id").expect("readable"), None);
+        assert!(!ChunkedCopy::is_under_way(&done), "a complete copy is not under way");
         let restarting = TableCursor::restarting(SourcePosition::Postgres { lsn: Lsn(3) });
         assert_eq!(ChunkedCopy::needed(Some(&restarting), "id").expect("readable").expect("fresh").copied_up_to, None);
     }

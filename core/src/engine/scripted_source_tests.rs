@@ -1,19 +1,23 @@
 //! The engine driven by a scripted source, no server: a log of transactions replayed like a replication slot
 //! (from the last acknowledged position), crashes injected at random events and acknowledgements lost, and
-//! the lake compared with the log applied in memory.
+//! the lake compared with the log applied in memory. The keyed table can also be copied in chunks, each read
+//! from the table as the log has it at a snapshot the scripted server takes.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use deltalake::arrow::array::{Array, ArrayBuilder, ArrayRef, Int64Array, Int64Builder};
+use deltalake::arrow::array::{Array, ArrayBuilder, ArrayRef, Int64Array, Int64Builder, RecordBatch};
 use deltalake::arrow::datatypes::DataType;
 use deltalake::datafusion::prelude::SessionContext;
 
 use super::*;
 use crate::change::Operation;
 use crate::change_buffer::{ChangeBuffer, ColumnRows};
+use crate::cursor::TableCursor;
 use crate::delta::{DeltaSink, Destination};
 use crate::error::{Error, Result};
 use crate::options::TableOptions;
@@ -80,12 +84,21 @@ enum Event {
     Begin(u64),
     Row(Row),
     Commit(u64),
+    /// The marker a `once` sync copying a table reads after the log (a real source writes one as the sync
+    /// starts): the sync reaches its end, and finishes the copy, even with no transaction left to read.
+    End,
 }
 
-/// What the source remembers across runs: its acknowledged position, as a slot does.
+/// What the source remembers across runs: its acknowledged position, as a slot does, and how far its log got.
 #[derive(Debug, Default)]
 struct Server {
     confirmed: u64,
+    /// The server's log has reached at least every position it sent a stream or took a snapshot at, in any
+    /// run: a snapshot is taken there or later, as on a real server (shared with the chunk reads). The stream's
+    /// received position is not enough: after lost acknowledgements a restarted stream is behind the tables'
+    /// cursors, and a chunk read there would take a table's cursor back over transactions the stream skips for
+    /// it; and a table's chunk read before the position of its previous one stalls the engine.
+    log_end: Arc<AtomicU64>,
 }
 
 struct ScriptedStream<'a> {
@@ -107,6 +120,8 @@ struct ScriptedStream<'a> {
     pauses: bool,
     idle: IdleCursors,
     mode: SyncMode,
+    /// The reader of the chunks of tables copied while streaming, and the rows per chunk.
+    chunks: Option<(SharedChunkReader, u64)>,
 }
 
 fn at(position: u64) -> SourcePosition {
@@ -131,30 +146,43 @@ impl ChangeStream for ScriptedStream<'_> {
     async fn start(&mut self, mode: SyncMode) -> Result<Started> {
         self.mode = mode;
         self.received = self.server.confirmed;
+        self.server.log_end.fetch_max(self.server.confirmed, Ordering::SeqCst);
         for transaction in self.log.iter().filter(|transaction| transaction.position > self.server.confirmed) {
             self.events.push(Event::Begin(transaction.position));
             self.events.extend(transaction.rows.iter().copied().map(Event::Row));
             self.events.push(Event::Commit(transaction.position));
         }
+        if mode == SyncMode::Once && self.tables.copying().next().is_some() {
+            self.events.push(Event::End);
+        }
         Ok(if self.events.is_empty() && mode == SyncMode::Once { Started::AtEnd } else { Started::Streaming })
     }
 
     async fn next_event(&mut self) -> Result<Event> {
-        if let Some(left) = self.crash_after.as_mut() {
-            if *left == 0 {
-                return Err(Error::state("the scripted source crashed"));
+        loop {
+            if let Some(left) = self.crash_after.as_mut() {
+                if *left == 0 {
+                    return Err(Error::state("the scripted source crashed"));
+                }
+                *left -= 1;
             }
-            *left -= 1;
-        }
-        if self.pauses && fastrand::u8(0..6) == 0 {
-            tokio::time::sleep(Duration::from_millis(fastrand::u64(20..3000))).await;
-        }
-        match self.events.get(self.next) {
-            Some(event) => {
-                self.next += 1;
-                Ok(*event)
+            if self.pauses && fastrand::u8(0..6) == 0 {
+                tokio::time::sleep(Duration::from_millis(fastrand::u64(20..3000))).await;
             }
-            None => std::future::pending().await,
+            match self.events.get(self.next) {
+                Some(event) => {
+                    self.next += 1;
+                    if let Event::Begin(position) = event {
+                        self.server.log_end.fetch_max(*position, Ordering::SeqCst);
+                    }
+                    return Ok(*event);
+                }
+                // A continuous stream idles at the log's end (chunks still arrive) until its crash comes.
+                None if self.mode == SyncMode::Continuous && self.crash_after.is_some() => {
+                    tokio::time::sleep(Duration::from_millis(fastrand::u64(10..300))).await;
+                }
+                None => std::future::pending().await,
+            }
         }
     }
 
@@ -184,6 +212,7 @@ impl ChangeStream for ScriptedStream<'_> {
                     return Ok(StreamStep::ReachedEnd);
                 }
             }
+            Event::End => return Ok(StreamStep::ReachedEnd),
         }
         Ok(StreamStep::Continue)
     }
@@ -219,6 +248,23 @@ impl ChangeStream for ScriptedStream<'_> {
 
     async fn on_tick(&mut self) -> Result<()> {
         Ok(())
+    }
+
+    fn chunk_reader(&self) -> Option<(SharedChunkReader, u64)> {
+        self.chunks.clone()
+    }
+
+    /// A snapshot at `P` holds the transactions committed at or before `P` (`keyed_table_at`), and the chunk
+    /// read from it commits the cursor `P`, after which a restarted stream skips (`skip_through`, and the
+    /// writer's `ChangeBatch::after`) the transactions at or before `P`: exactly those the chunk's rows hold.
+    /// So the transaction committed at `p` must place at or after `P` exactly when `p > P`: it begins at
+    /// `p - 1` (positions are distinct integers), as a Postgres transaction's commit record begins before the
+    /// position it closes at.
+    fn transaction_start(&self, event: &Event) -> Option<SourcePosition> {
+        match event {
+            Event::Begin(position) => Some(at(position - 1)),
+            _ => None,
+        }
     }
 
     async fn close(&mut self) {}
@@ -284,6 +330,90 @@ fn expected(log: &[Transaction]) -> (BTreeMap<i64, i64>, Vec<(i64, i64)>) {
     (keyed, changelog)
 }
 
+/// The keyed table in a snapshot at `position`: the transactions committed at or before it applied.
+fn keyed_table_at(log: &[Transaction], position: u64) -> BTreeMap<i64, i64> {
+    expected(&log[..log.partition_point(|transaction| transaction.position <= position)]).0
+}
+
+/// What a run's chunk reads did, to tell what a crash interrupted.
+#[derive(Debug, Default)]
+struct ChunkReads {
+    /// Snapshots taken.
+    positioned: usize,
+    /// The last key of each chunk read whole (`None`: an empty one).
+    returned: Vec<Option<i128>>,
+}
+
+/// Reads chunks of the keyed table from the scripted server.
+struct ScriptedChunkReader {
+    log: Arc<Vec<Transaction>>,
+    log_end: Arc<AtomicU64>,
+    /// Some reads fail after taking their snapshot (the source crashed while a chunk was read).
+    failures: bool,
+    reads: Arc<Mutex<ChunkReads>>,
+}
+
+impl ChunkReader for ScriptedChunkReader {
+    fn read_chunk(&self, request: ChunkRequest, positioned: PositionReport) -> ChunkRead {
+        let (log, log_end, reads, failures) =
+            (self.log.clone(), self.log_end.clone(), self.reads.clone(), self.failures);
+        Box::pin(async move {
+            // The snapshot comes a little later (the stream waits for its position before any transaction), and
+            // the rows later still (the stream may reach the snapshot first and wait for them).
+            short_wait().await;
+            let snapshot = take_snapshot(&log, &log_end);
+            reads.lock().expect("not poisoned").positioned += 1;
+            let _ = positioned.send(at(snapshot));
+            short_wait().await;
+            if failures && fastrand::u8(0..10) == 0 {
+                return Err(Error::state("the scripted source crashed while reading a chunk"));
+            }
+            let chunk = chunk_of(&keyed_table_at(&log, snapshot), request.after, request.rows);
+            reads.lock().expect("not poisoned").returned.push(chunk.last_key);
+            Ok(chunk)
+        })
+    }
+}
+
+async fn short_wait() {
+    match fastrand::u8(0..3) {
+        0 => {}
+        1 => tokio::task::yield_now().await,
+        _ => tokio::time::sleep(Duration::from_millis(fastrand::u64(1..400))).await,
+    }
+}
+
+/// Takes a snapshot at a transaction boundary at most a few transactions past where the server's log has got
+/// (`Server::log_end`), within the log; returns its position.
+fn take_snapshot(log: &[Transaction], log_end: &AtomicU64) -> u64 {
+    let reached = log_end.load(Ordering::SeqCst);
+    let later: Vec<u64> =
+        log.iter().map(|transaction| transaction.position).filter(|&position| position > reached).collect();
+    let snapshot = match fastrand::usize(0..=later.len().min(6)) {
+        0 => reached,
+        next => later[next - 1],
+    };
+    log_end.fetch_max(snapshot, Ordering::SeqCst);
+    snapshot
+}
+
+/// The rows of `table` after key `after`, at most `rows`, in key order.
+fn chunk_of(table: &BTreeMap<i64, i64>, after: Option<i128>, rows: u64) -> Chunk {
+    let after = after.map(|key| i64::try_from(key).expect("a scripted key"));
+    let read: Vec<(i64, i64)> = table
+        .range((after.map_or(Bound::Unbounded, Bound::Excluded), Bound::Unbounded))
+        .take(rows as usize)
+        .map(|(id, value)| (*id, *value))
+        .collect();
+    let last_key = read.last().map(|(id, _)| *id);
+    let complete = last_key.is_none_or(|last| table.range((Bound::Excluded(last), Bound::Unbounded)).next().is_none());
+    let (ids, values): (Vec<i64>, Vec<i64>) = read.into_iter().unzip();
+    let schema = schema(KEYED);
+    let columns: Vec<ArrayRef> = vec![Arc::new(Int64Array::from(ids)), Arc::new(Int64Array::from(values))];
+    let batch = RecordBatch::try_new(schema.arrow_schema(), columns).expect("a chunk's rows");
+    Chunk { schema, rows: vec![batch], last_key: last_key.map(i128::from), complete }
+}
+
 struct Lake {
     _directory: tempfile::TempDir,
     sink: DeltaSink,
@@ -296,16 +426,21 @@ impl Lake {
         Lake { sink: DeltaSink::new(destination, "scripted", Default::default()), _directory: directory }
     }
 
-    /// Opens the tables as a pipeline's start does; a new table gets a completed (empty) snapshot at 1.
-    async fn open(&self) -> Vec<CapturedTable<ScriptedTable>> {
+    /// Opens the tables as a pipeline's start does; a new table gets a completed (empty) snapshot at 1, except
+    /// the keyed table when `copy_keyed`: it is copied in chunks, from where its cursor says the copy got.
+    async fn open(&self, copy_keyed: bool) -> Vec<CapturedTable<ScriptedTable>> {
         let mut tables = Vec::new();
         for table in 0..TABLES {
             let schema = schema(table);
             let mut writer = self.sink.open_table(&schema, TableOptions::default()).await.expect("opened");
-            if writer.cursor().is_none() {
+            let copied_in_chunks = copy_keyed && table == KEYED;
+            if writer.cursor().is_none() && !copied_in_chunks {
                 writer.advance_cursor(&at(1)).await.expect("an empty snapshot");
             }
-            tables.push(CapturedTable::new(writer, ScriptedTable(ChangeBuffer::new(schema, builders()))));
+            let copy =
+                copied_in_chunks.then(|| ChunkedCopy::needed(writer.cursor(), "id").expect("a cursor")).flatten();
+            let source = ScriptedTable(ChangeBuffer::new(schema, builders()));
+            tables.push(CapturedTable::new(writer, source).copied_in_chunks(copy));
         }
         tables
     }
@@ -331,8 +466,12 @@ impl Lake {
     }
 
     async fn cursor(&self, table: usize) -> u64 {
+        lsn_of(&self.table_cursor(table).await.position)
+    }
+
+    async fn table_cursor(&self, table: usize) -> TableCursor {
         let writer = self.sink.open_table(&schema(table), TableOptions::default()).await.expect("opened");
-        lsn_of(&writer.cursor().expect("a cursor").position)
+        writer.cursor().expect("a cursor").clone()
     }
 }
 
@@ -346,7 +485,19 @@ struct Run {
 
 /// One run of a pipeline over `log`: opens the tables, streams, and reports whether it ended without a crash.
 async fn run_once(lake: &Lake, log: &[Transaction], server: &mut Server, run: Run) -> bool {
-    let tables = lake.open().await;
+    run_stream(log, server, lake.open(false).await, run, SyncMode::Once, None).await.0
+}
+
+/// Streams `tables` over `log` in `mode`; reports whether the run ended without a crash, with the tables as it
+/// left them.
+async fn run_stream(
+    log: &[Transaction],
+    server: &mut Server,
+    tables: Vec<CapturedTable<ScriptedTable>>,
+    run: Run,
+    mode: SyncMode,
+    chunks: Option<(SharedChunkReader, u64)>,
+) -> (bool, Vec<CapturedTable<ScriptedTable>>) {
     let skip_through =
         tables.iter().map(|table| table.writer.cursor().map_or(0, |cursor| lsn_of(&cursor.position))).collect();
     let mut stream = ScriptedStream {
@@ -362,14 +513,16 @@ async fn run_once(lake: &Lake, log: &[Transaction], server: &mut Server, run: Ru
         lose_acknowledgements: run.lose_acknowledgements,
         pauses: run.pauses,
         idle: run.idle,
-        mode: SyncMode::Once,
+        mode,
+        chunks,
     };
     let (_trigger, shutdown) = Shutdown::new();
-    match stream_changes(&mut stream, SyncMode::Once, run.budget, shutdown).await {
+    let ended = match stream_changes(&mut stream, mode, run.budget, shutdown).await {
         Ok(()) => true,
         Err(error) if error.to_string().contains("scripted source crashed") => false,
         Err(error) => panic!("the engine failed: {error}"),
-    }
+    };
+    (ended, stream.tables.into_inner())
 }
 
 async fn assert_lake_equals(lake: &Lake, log: &[Transaction], context: &str) {
@@ -378,6 +531,16 @@ async fn assert_lake_equals(lake: &Lake, log: &[Transaction], context: &str) {
     assert_eq!(lake.rows(KEYED).await, keyed, "keyed table differs from the log ({context})");
     let changelog_rows = lake.rows(CHANGELOG).await;
     assert_eq!(changelog_rows, changelog, "changelog differs from the log: rows lost or doubled ({context})");
+}
+
+/// The seed of a randomized test: `SCRIPTED_SEED` to replay a failure, else a new one. Printed (shown when the
+/// test fails).
+fn test_seed() -> u64 {
+    let seed =
+        std::env::var("SCRIPTED_SEED").ok().and_then(|seed| seed.parse().ok()).unwrap_or_else(|| fastrand::u64(..));
+    eprintln!("seed {seed}");
+    fastrand::seed(seed);
+    seed
 }
 
 fn small_budget() -> CommitBudget {
@@ -389,8 +552,7 @@ fn small_budget() -> CommitBudget {
 /// transactions, so commits by age and acknowledgements between events happen at random places too.
 #[tokio::test(start_paused = true)]
 async fn crashes_at_random_events_and_lost_acknowledgements_leave_the_lake_equal_to_the_log() {
-    let seed = fastrand::u64(..);
-    fastrand::seed(seed);
+    let seed = test_seed();
     for log_number in 0..3 {
         let lake = Lake::new();
         let log = random_log(60, 12);
@@ -490,4 +652,101 @@ async fn idle_tables_follow_the_stream_only_when_the_source_resumes_from_table_c
         assert_eq!(lake.cursor(idle_table).await, untouched, "{idle:?}: the idle table's cursor");
         assert_eq!(server.confirmed, 300, "{idle:?}: the source is acknowledged up to what it sent");
     }
+}
+
+/// The keyed table copied in chunks from an empty lake while the log streams (from partway through it, so the
+/// rows written before exist only at the source): continuous runs crash at random events (while a chunk is
+/// read, after a chunk is read and before the stream reaches its snapshot, right after one is applied, while
+/// the stream idles at the log's end), chunk reads fail and acknowledgements are lost; a last `once` run
+/// finishes the copy. The lake ends equal to the log, and each run resumes the copy exactly where the last
+/// committed chunk left it, so no row is copied twice.
+#[tokio::test(start_paused = true)]
+async fn a_table_copied_in_chunks_through_crashes_ends_equal_to_the_log_and_every_run_resumes_the_copy() {
+    // Continuous runs while the copy goes on (this many at most), and two more after it; then the once run.
+    const MOST_CONTINUOUS_RUNS: usize = 30;
+    let seed = test_seed();
+    let (mut crashes_while_reading, mut crashes_before_applying) = (0, 0);
+    for log_number in 0..3 {
+        let lake = Lake::new();
+        let log = Arc::new(random_log(60, 12));
+        let slot_start = log[fastrand::usize(0..log.len() / 3)].position;
+        let mut server = Server { confirmed: slot_start, ..Server::default() };
+        // Chunks of a few rows: a copy of 20-odd rows takes many, spread over the log and the runs.
+        let rows_per_chunk = fastrand::u64(1..=4);
+        // The copy as the last run left it: the key it copied up to, and the rows it copied; `None` once done.
+        let mut left_off = Some((None, 0));
+        let (mut copied_by_runs, mut runs_after_the_copy) = (0, 0);
+        for run_number in 0.. {
+            let context = format!("seed {seed}, log {log_number}, run {run_number}");
+            let tables = lake.open(true).await;
+            let resumed = tables[KEYED].chunked.as_ref().map(|copy| (copy.copied_up_to, copy.rows_copied));
+            assert_eq!(resumed, left_off, "the copy does not resume after the last chunk committed ({context})");
+            runs_after_the_copy += usize::from(resumed.is_none());
+            let last = run_number == MOST_CONTINUOUS_RUNS || runs_after_the_copy > 2;
+            let events_left: usize = log
+                .iter()
+                .filter(|transaction| transaction.position > server.confirmed)
+                .map(|transaction| transaction.rows.len() + 2)
+                .sum();
+            let run = Run {
+                // Mostly early in the log, while the copy is under way; past the log's events, the crash comes
+                // while the stream idles at its end and the copy goes on.
+                crash_after: (!last).then(|| fastrand::usize(0..events_left.min(150) + 30)),
+                lose_acknowledgements: true,
+                pauses: true,
+                idle: if fastrand::bool() { IdleCursors::Keep } else { IdleCursors::Advance },
+                budget: CommitBudget { commit_interval: Duration::from_secs(1), ..small_budget() },
+            };
+            let reads = Arc::new(Mutex::new(ChunkReads::default()));
+            let reader = ScriptedChunkReader {
+                log: log.clone(),
+                log_end: server.log_end.clone(),
+                failures: !last,
+                reads: reads.clone(),
+            };
+            let mode = if last { SyncMode::Once } else { SyncMode::Continuous };
+            let chunks: Option<(SharedChunkReader, u64)> = Some((Arc::new(reader), rows_per_chunk));
+            let (ended, tables) = run_stream(&log, &mut server, tables, run, mode, chunks).await;
+            assert_eq!(ended, last, "continuous runs crash, the once run ends ({context})");
+            left_off = tables[KEYED].chunked.as_ref().map(|copy| (copy.copied_up_to, copy.rows_copied));
+            copied_by_runs += tables[KEYED].snapshot_rows;
+            let reads = reads.lock().expect("not poisoned");
+            if let Some((bound, _)) = left_off
+                && !ended
+            {
+                crashes_while_reading += usize::from(reads.positioned > reads.returned.len());
+                let unapplied = |key: &Option<i128>| key.is_none_or(|key| bound.is_none_or(|bound| key > bound));
+                crashes_before_applying += usize::from(reads.returned.iter().any(unapplied));
+            }
+            if last {
+                break;
+            }
+        }
+        let context = format!("seed {seed}, log {log_number}");
+        assert_eq!(left_off, None, "the once run ends with the copy complete ({context})");
+        let keyed: Vec<(i64, i64)> = expected(&log).0.into_iter().collect();
+        assert_eq!(lake.rows(KEYED).await, keyed, "keyed table differs from the log ({context})");
+        let streamed = &log[log.partition_point(|transaction| transaction.position <= slot_start)..];
+        assert_eq!(lake.rows(CHANGELOG).await, expected(streamed).1, "changelog differs from the log ({context})");
+        let progress = lake.table_cursor(KEYED).await.snapshot.expect("the copy's progress");
+        assert!(progress.complete, "the cursor records the copy complete ({context})");
+        assert_eq!(progress.rows_copied, copied_by_runs, "the cursor counts the rows every run copied ({context})");
+        // Chunks hold disjoint key ranges when every run resumes after the last: a key is copied once at most.
+        let keys: BTreeSet<i64> = log
+            .iter()
+            .flat_map(|transaction| &transaction.rows)
+            .filter(|row| row.table == KEYED)
+            .map(|row| row.id)
+            .collect();
+        assert!(
+            copied_by_runs <= keys.len() as u64,
+            "{copied_by_runs} rows copied for {} keys ({context})",
+            keys.len()
+        );
+    }
+    assert!(
+        crashes_while_reading > 0 && crashes_before_applying > 0,
+        "crashes came while a chunk was read ({crashes_while_reading}) and before one read was applied \
+         ({crashes_before_applying}) (seed {seed})"
+    );
 }
