@@ -29,8 +29,8 @@ struct InFlight {
     table: usize,
     table_id: TableId,
     /// The stream went on without the chunk (its snapshot took too long): the read runs to its end, as
-    /// cancelling a snapshot that waits on the server would leave the server waiting, and its rows are dropped;
-    /// the table's next chunk is asked for once it ends.
+    /// cancelling a snapshot that waits on the server would leave the server waiting, and its rows are dropped
+    /// (its error stops the sync); the table's next chunk is asked for once it ends.
     given_up: bool,
     /// Where the chunk's snapshot sits in the stream, once the reader has taken it.
     position: Option<SourcePosition>,
@@ -172,8 +172,11 @@ impl ChunkQueue {
                 }
                 self.in_flight[index].position = Some(position);
             }
-            Update::Read { id, .. } if self.in_flight.iter().any(|chunk| chunk.id == id && chunk.given_up) => {
+            Update::Read { id, read } if self.in_flight.iter().any(|chunk| chunk.id == id && chunk.given_up) => {
                 self.in_flight.retain(|chunk| chunk.id != id);
+                // Its rows are dropped; its failure (say, a lock that timed out, naming what holds it) is the
+                // sync's, as a copy that cannot start must not wait unseen.
+                read?;
             }
             Update::Read { id, read } => {
                 let chunk = read?;
