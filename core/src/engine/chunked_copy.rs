@@ -88,7 +88,7 @@ impl ChunkedCopy {
     }
 
     /// Whether the table holds the row with `key` (copied already, so its changes apply).
-    fn holds(&self, key: i128) -> bool {
+    pub fn holds(&self, key: i128) -> bool {
         self.copied_up_to.is_some_and(|bound| key <= bound)
     }
 
@@ -160,7 +160,7 @@ impl ChunkedCopy {
 }
 
 /// The values of an integer key column, widened to `i128` (which holds both signed and unsigned 64-bit keys).
-fn integer_keys(table: &TableId, column: &ArrayRef) -> Result<Vec<Option<i128>>> {
+pub fn integer_keys(table: &TableId, column: &ArrayRef) -> Result<Vec<Option<i128>>> {
     fn widen<T>(array: &dyn Array) -> Vec<Option<i128>>
     where
         T: crate::arrow::datatypes::ArrowPrimitiveType,
@@ -206,7 +206,7 @@ pub fn plan_copy(cursor: Option<&TableCursor>, schema: &TableSchema, in_chunks: 
 }
 
 /// The column a table is copied in chunks by: its key, when that is a single integer column.
-fn chunk_key(schema: &TableSchema) -> Option<&str> {
+pub fn chunk_key(schema: &TableSchema) -> Option<&str> {
     match schema.primary_key.as_slice() {
         [key] => schema
             .column_index(key)
@@ -247,9 +247,9 @@ impl Chunk {
     /// copy when fewer rows than asked for were left.
     pub fn read(schema: TableSchema, rows: Vec<RecordBatch>, request: &ChunkRequest) -> Result<Chunk> {
         let id = &schema.id;
-        let key = schema.column_index(&request.key_column).ok_or_else(|| {
-            Error::schema(id, format!("{id} lost its key column `{}` during its copy; resync it", request.key_column))
-        })?;
+        let key = chunk_key(&schema)
+            .and_then(|key| schema.column_index(key))
+            .ok_or_else(|| Error::state(format!("{id} has no single integer key to copy in chunks by")))?;
         let last_key = match rows.iter().rev().find(|batch| batch.num_rows() > 0) {
             Some(batch) => integer_keys(id, batch.column(key))?.last().copied().flatten(),
             None => None,
@@ -267,8 +267,6 @@ impl Chunk {
 #[derive(Debug, Clone)]
 pub struct ChunkRequest {
     pub table: TableId,
-    /// The integer key column the copy goes by (`ChunkedCopy::key_column`).
-    pub key_column: String,
     /// Read the rows with keys after this one (`None`: from the first).
     pub after: Option<i128>,
     /// At most this many rows (a source may stop earlier, for memory: the chunk then ends at its last key).

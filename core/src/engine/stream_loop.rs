@@ -7,6 +7,7 @@ use tracing::info;
 
 use super::change_stream::{ChangeStream, IdleCursors, Started, StreamStep};
 use super::chunk_queue::{BeforeTransaction, ChunkQueue, SNAPSHOT_WAIT};
+use super::chunked_copy::ChunkedCopy;
 use super::commit_budget::{CommitBudget, commit_check_period};
 use crate::error::{Error, Result};
 use crate::pipeline::{Shutdown, SyncMode};
@@ -43,18 +44,16 @@ pub async fn stream_changes<S: ChangeStream>(
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_idle_advance = Instant::now();
     let mut end_reached = false;
-    // Reads start here, and again whenever a read ends or a chunk is applied (only then can another start).
-    if let Some(queue) = chunks.as_mut() {
-        read_more_chunks(stream, queue);
-    }
     'stream: loop {
+        if let Some(queue) = chunks.as_mut() {
+            read_more_chunks(stream, queue);
+        }
         let event = tokio::select! {
             biased;
             _ = shutdown.requested() => break,
             update = next_chunk_update(&mut chunks) => {
                 update?;
                 if let Some(queue) = chunks.as_mut() {
-                    read_more_chunks(stream, queue);
                     apply_ready_chunks(stream, queue).await?;
                 }
                 if end_reached && stream.open_transaction().is_none() && copies_done(stream, &chunks) {
@@ -82,10 +81,7 @@ pub async fn stream_changes<S: ChangeStream>(
             }
             event = stream.next_event() => event?,
         };
-        // Placed only while chunks are in flight: the source's placing costs a position per event.
-        if let Some(queue) = chunks.as_mut().filter(|queue| !queue.is_empty())
-            && let Some(start) = stream.transaction_start(&event)
-        {
+        if let (Some(queue), Some(start)) = (chunks.as_mut(), stream.transaction_start(&event)) {
             // Chunks read at or before this transaction's start go in first; the stream waits for their rows.
             loop {
                 match queue.before_transaction(&start)? {
@@ -98,18 +94,12 @@ pub async fn stream_changes<S: ChangeStream>(
                     BeforeTransaction::WaitForRows => tokio::select! {
                         biased;
                         _ = shutdown.requested() => break 'stream,
-                        update = queue.next_update() => {
-                            update?;
-                            read_more_chunks(stream, queue);
-                        }
+                        update = queue.next_update() => update?,
                     },
                     BeforeTransaction::WaitForSnapshot => tokio::select! {
                         biased;
                         _ = shutdown.requested() => break 'stream,
-                        update = queue.next_update() => {
-                            update?;
-                            read_more_chunks(stream, queue);
-                        }
+                        update = queue.next_update() => update?,
                         _ = tokio::time::sleep(SNAPSHOT_WAIT) => queue.give_up_unpositioned(),
                     },
                 }
@@ -154,8 +144,11 @@ async fn next_chunk_update(chunks: &mut Option<ChunkQueue>) -> Result<()> {
 }
 
 fn read_more_chunks<S: ChangeStream>(stream: &mut S, queue: &mut ChunkQueue) {
-    let tables = &*stream.tables();
-    queue.read_more(tables.copying(), |index| tables.get(index).writer.table_id().clone());
+    let tables = stream.tables();
+    let copying: Vec<(usize, ChunkedCopy)> = tables.copying().map(|(index, copy)| (index, copy.clone())).collect();
+    queue.read_more(copying.iter().map(|(index, copy)| (*index, copy)), |index| {
+        tables.get(index).writer.table_id().clone()
+    });
 }
 
 /// Applies the chunks the stream has passed (every transaction before their snapshot handled). Only between
@@ -167,8 +160,8 @@ async fn apply_ready_chunks<S: ChangeStream>(stream: &mut S, queue: &mut ChunkQu
     while let Some(table) = queue.ready(&stream.received()) {
         let (chunk, position) = queue.take(table)?;
         stream.tables().apply_chunk(table, chunk, position).await?;
-        read_more_chunks(stream, queue);
     }
+    read_more_chunks(stream, queue);
     Ok(())
 }
 
