@@ -91,21 +91,28 @@ impl BinlogPosition {
     }
 }
 
-/// A SaaS API cursor. `sequence` increases with every committed sync so positions stay ordered even when
-/// the API's own cursor is an opaque token.
+/// The position of a polled source (an API's paging state, a file listing, a topic's offsets): a token only the
+/// source understands, ordered by `sequence`, which grows by one with every commit of the table.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct ApiCursor {
+pub struct TokenCursor {
     pub sequence: u64,
-    pub cursor: String,
+    /// Where the source reads on from; `None`: from its start (a resync restarted the table). Tables written
+    /// before the token was generalised call it `cursor`.
+    #[serde(alias = "cursor")]
+    pub token: Option<String>,
 }
 
 /// Where a source stands. One variant per source kind.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SourcePosition {
-    Postgres { lsn: Lsn },
+    Postgres {
+        lsn: Lsn,
+    },
     Binlog(BinlogPosition),
-    Api(ApiCursor),
+    /// Tables written before the token was generalised say `api`.
+    #[serde(alias = "api")]
+    Token(TokenCursor),
 }
 
 /// Two positions that cannot be ordered.
@@ -124,7 +131,7 @@ impl SourcePosition {
         match (self, other) {
             (SourcePosition::Postgres { lsn: left }, SourcePosition::Postgres { lsn: right }) => Ok(left.cmp(right)),
             (SourcePosition::Binlog(left), SourcePosition::Binlog(right)) => left.try_cmp(right).map_err(incomparable),
-            (SourcePosition::Api(left), SourcePosition::Api(right)) => Ok(left.sequence.cmp(&right.sequence)),
+            (SourcePosition::Token(left), SourcePosition::Token(right)) => Ok(left.sequence.cmp(&right.sequence)),
             _ => Err(incomparable("they come from different kinds of source")),
         }
     }
@@ -134,7 +141,7 @@ impl SourcePosition {
     pub fn txn_version(&self) -> Option<i64> {
         match self {
             SourcePosition::Postgres { lsn } => i64::try_from(lsn.0).ok(),
-            SourcePosition::Binlog(_) | SourcePosition::Api(_) => None,
+            SourcePosition::Binlog(_) | SourcePosition::Token(_) => None,
         }
     }
 }
@@ -147,7 +154,8 @@ impl fmt::Display for SourcePosition {
                 Some(gtid) => write!(f, "{}:{} (gtid {gtid})", position.file, position.offset),
                 None => write!(f, "{}:{}", position.file, position.offset),
             },
-            SourcePosition::Api(cursor) => write!(f, "#{} {}", cursor.sequence, cursor.cursor),
+            SourcePosition::Token(TokenCursor { sequence, token: Some(token) }) => write!(f, "#{sequence} {token}"),
+            SourcePosition::Token(TokenCursor { sequence, token: None }) => write!(f, "#{sequence} (from the start)"),
         }
     }
 }
@@ -196,8 +204,21 @@ mod tests {
     #[test]
     fn different_kinds_do_not_compare() {
         let pg = SourcePosition::Postgres { lsn: Lsn(5) };
-        let api = SourcePosition::Api(ApiCursor { sequence: 1, cursor: "x".into() });
-        let error = pg.try_cmp(&api).expect_err("kinds differ");
+        let token = SourcePosition::Token(TokenCursor { sequence: 1, token: Some("x".into()) });
+        let error = pg.try_cmp(&token).expect_err("kinds differ");
         assert!(error.to_string().contains("different kinds"), "{error}");
+    }
+
+    #[test]
+    fn token_cursors_read_the_api_cursors_of_older_tables_and_order_by_sequence() {
+        let older: SourcePosition =
+            serde_json::from_str(r#"{"kind":"api","sequence":7,"cursor":"{\"after\":\"c\"}"}"#).expect("api cursor");
+        assert_eq!(older, SourcePosition::Token(TokenCursor { sequence: 7, token: Some(r#"{"after":"c"}"#.into()) }));
+        let restarted = SourcePosition::Token(TokenCursor { sequence: 8, token: None });
+        let written = serde_json::to_string(&restarted).expect("json");
+        assert_eq!(written, r#"{"kind":"token","sequence":8,"token":null}"#);
+        assert_eq!(serde_json::from_str::<SourcePosition>(&written).expect("token"), restarted);
+        assert_eq!(older.try_cmp(&restarted).expect("comparable"), Ordering::Less);
+        assert_eq!(restarted.to_string(), "#8 (from the start)");
     }
 }

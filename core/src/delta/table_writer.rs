@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use deltalake::arrow::datatypes::{Schema, SchemaRef};
+use deltalake::arrow::datatypes::{Field, Schema, SchemaRef};
 use deltalake::kernel::StructType;
 use deltalake::kernel::engine::arrow_conversion::TryIntoArrow;
 use deltalake::kernel::transaction::CommitProperties;
@@ -24,6 +24,7 @@ use crate::change_buffer::TakenRows;
 use crate::cursor::TableCursor;
 use crate::engine::ChunkedCopy;
 use crate::error::{Error, Result};
+use crate::metadata_column::METADATA_PREFIX;
 use crate::options::{DeleteMode, TableOptions};
 use crate::position::SourcePosition;
 use crate::schema::{TableId, TableSchema};
@@ -66,6 +67,18 @@ impl DeltaTableWriter {
 
     pub fn table_id(&self) -> &TableId {
         &self.table_id
+    }
+
+    /// The table's source columns as Delta stores them now (metadata columns left out): what a source whose
+    /// columns grow with its records (an API, a JSON topic) starts from.
+    pub fn source_columns(&self) -> Result<Vec<Field>> {
+        let arrow_schema = self.arrow_schema()?;
+        Ok(arrow_schema
+            .fields()
+            .iter()
+            .filter(|field| !field.name().starts_with(METADATA_PREFIX))
+            .map(|field| field.as_ref().clone())
+            .collect())
     }
 
     /// Starts streaming snapshot rows of `schema` taken at `position` (the source position the snapshot is

@@ -1,14 +1,24 @@
-//! The capture engine: what every streaming source shares, written once so each gets the guarantees by
-//! construction. A source implements [`ChangeStream`] (its protocol: open, read an event, decode it into the
-//! tables' buffers, acknowledge); [`stream_changes`] runs the loop: the commit budget (size, age), parts of
-//! transactions too large for memory, the tables merging side by side, tables copied in chunks while they stream, acknowledgement only after the Delta
-//! commit, idle cursors, heartbeats and shutdown. `docs/architecture.md` draws the whole design.
+//! The capture engine: what every source shares, written once so each gets the guarantees by construction.
+//!
+//! A source with a log of transactions (a replication slot, a binlog) implements [`ChangeStream`] (its
+//! protocol: open, read an event, decode it into the tables' buffers, acknowledge); [`stream_changes`] runs the
+//! loop: the commit budget (size, age), parts of transactions too large for memory, the tables merging side by
+//! side, tables copied in chunks while they stream, acknowledgement only after the Delta commit, idle cursors,
+//! heartbeats and shutdown.
+//!
+//! A source read in pages from a token (an API, a file listing, a topic) implements [`PolledStream`];
+//! [`poll_streams`] runs every stream side by side, reading ahead while a batch merges and committing each
+//! batch with the token after it. `docs/architecture.md` draws the whole design.
 
 mod captured_tables;
 mod change_stream;
 mod chunk_queue;
 mod chunked_copy;
 mod commit_budget;
+mod poll_loop;
+mod polled_stream;
+#[cfg(test)]
+mod scripted_polled_tests;
 #[cfg(test)]
 mod scripted_source_tests;
 mod stream_loop;
@@ -20,4 +30,6 @@ pub use chunked_copy::{
     integer_keys, plan_copy,
 };
 pub use commit_budget::{CommitBudget, commit_check_period};
+pub use poll_loop::{PollSettings, poll_streams};
+pub use polled_stream::{DecodedRows, PolledPage, PolledStream, RecordDecoder};
 pub use stream_loop::stream_changes;
