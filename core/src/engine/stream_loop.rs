@@ -54,6 +54,8 @@ pub async fn stream_changes<S: ChangeStream>(
             update = next_chunk_update(&mut chunks) => {
                 update?;
                 if let Some(queue) = chunks.as_mut() {
+                    // A chunk just read lets its table's next one be read while it is applied.
+                    read_more_chunks(stream, queue);
                     apply_ready_chunks(stream, queue).await?;
                 }
                 if end_reached && stream.open_transaction().is_none() && copies_done(stream, &chunks) {
@@ -91,11 +93,14 @@ pub async fn stream_changes<S: ChangeStream>(
                         stream.tables().apply_chunk(table, chunk, position).await?;
                         read_more_chunks(stream, queue);
                     }
-                    BeforeTransaction::WaitForRows => tokio::select! {
-                        biased;
-                        _ = shutdown.requested() => break 'stream,
-                        update = queue.next_update() => update?,
-                    },
+                    BeforeTransaction::WaitForRows => {
+                        tokio::select! {
+                            biased;
+                            _ = shutdown.requested() => break 'stream,
+                            update = queue.next_update() => update?,
+                        }
+                        read_more_chunks(stream, queue);
+                    }
                     BeforeTransaction::WaitForSnapshot => tokio::select! {
                         biased;
                         _ = shutdown.requested() => break 'stream,
