@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use connector_core::options::DeleteMode;
+
+use crate::source_registry::SyncSource;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -96,164 +97,6 @@ pub struct SyncArgs {
     pub source: SyncSource,
 }
 
-#[derive(Debug, Subcommand)]
-pub enum SyncSource {
-    /// PostgreSQL through logical replication (pgoutput). Needs wal_level=logical.
-    Postgres(PostgresSyncArgs),
-    /// MySQL or MariaDB through the row-based binlog. Needs binlog_format=ROW, binlog_row_image=FULL and
-    /// binlog_row_metadata=FULL.
-    Mysql(MySqlSyncArgs),
-    /// Stripe: list endpoints, then the events API for changes and deletes. Credentials: STRIPE_API_KEY.
-    Stripe(SaasSyncArgs),
-    /// HubSpot CRM: search by last-modified date, archived objects as deletes. Credentials:
-    /// HUBSPOT_ACCESS_TOKEN, or HUBSPOT_CLIENT_ID + HUBSPOT_CLIENT_SECRET + HUBSPOT_REFRESH_TOKEN (OAuth2).
-    Hubspot(SaasSyncArgs),
-    /// Zendesk Support: cursor-based incremental exports. Credentials: ZENDESK_SUBDOMAIN (or --base-url),
-    /// ZENDESK_EMAIL + ZENDESK_API_TOKEN (or ZENDESK_OAUTH_TOKEN).
-    Zendesk(SaasSyncArgs),
-    /// Salesforce: SOQL over queryAll by SystemModstamp, deleted records (IsDeleted) as deletes; streams are
-    /// sObjects (Account,Contact,Invoice__c). Base URL: SALESFORCE_INSTANCE_URL (or --base-url). Credentials:
-    /// SALESFORCE_CLIENT_ID + SALESFORCE_CLIENT_SECRET (+ SALESFORCE_REFRESH_TOKEN), or SALESFORCE_ACCESS_TOKEN.
-    Salesforce(SaasSyncArgs),
-}
-
-/// The flags of the sources that capture changes (PostgreSQL, MySQL/MariaDB), each a key of their profile.
-#[derive(Debug, Args)]
-pub struct CaptureArgs {
-    /// Memory for changes gathered before a commit, in MiB (default 128). A transaction larger than this is
-    /// applied in parts (in hard and soft delete modes), so memory stays bounded whatever its size.
-    #[arg(long, value_name = "MIB")]
-    pub batch_mib: Option<usize>,
-
-    /// Rows per range when a large table is copied whole; ranges are read over several connections at once
-    /// (default 2000000).
-    #[arg(long, value_name = "ROWS")]
-    pub copy_range_rows: Option<u64>,
-
-    /// Rows per chunk when a table with an integer key is copied while its changes stream; a crash re-reads at
-    /// most the chunks not yet committed (default 250000).
-    #[arg(long, value_name = "ROWS")]
-    pub copy_chunk_rows: Option<u64>,
-
-    /// Copy every table whole before streaming (one snapshot per table), not tables with an integer key in
-    /// chunks while they stream (profile key `copy_in_chunks = false`).
-    #[arg(long)]
-    pub whole_copies: bool,
-}
-
-impl CaptureArgs {
-    /// The profile keys these flags set.
-    pub fn add_to(self, settings: &mut toml::Table) {
-        let count = |value: u64| toml::Value::Integer(i64::try_from(value).unwrap_or(i64::MAX));
-        if let Some(mib) = self.batch_mib {
-            settings.insert("batch_mib".into(), count(mib as u64));
-        }
-        if let Some(rows) = self.copy_range_rows {
-            settings.insert("copy_range_rows".into(), count(rows));
-        }
-        if let Some(rows) = self.copy_chunk_rows {
-            settings.insert("copy_chunk_rows".into(), count(rows));
-        }
-        if self.whole_copies {
-            settings.insert("copy_in_chunks".into(), false.into());
-        }
-    }
-}
-
-#[derive(Debug, Args)]
-pub struct MySqlSyncArgs {
-    /// Connection URL, e.g. mysql://user:password@host:3306.
-    #[arg(long, env = "CONNECTOR_MYSQL_URL", hide_env_values = true)]
-    pub url: String,
-
-    /// Tables to capture, comma-separated, database-qualified: shop.orders,shop.items.
-    #[arg(long, value_delimiter = ',', required_unless_present = "databases")]
-    pub tables: Vec<String>,
-
-    /// Capture every table of these databases, comma-separated: shop,billing.
-    #[arg(long, value_delimiter = ',')]
-    pub databases: Vec<String>,
-
-    /// The server id the binlog connection registers with, unique among the server's replicas (default:
-    /// derived from the pipeline name).
-    #[arg(long, value_name = "N")]
-    pub server_id: Option<u32>,
-
-    #[command(flatten)]
-    pub capture: CaptureArgs,
-
-    #[command(flatten)]
-    pub common: CommonSyncArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct PostgresSyncArgs {
-    /// Connection URL, e.g. postgres://user:password@host:5432/database?sslmode=require.
-    #[arg(long, env = "CONNECTOR_POSTGRES_URL", hide_env_values = true)]
-    pub url: String,
-
-    /// Tables to capture, comma-separated, schema-qualified: public.orders,public.items.
-    #[arg(long, value_delimiter = ',', required_unless_present = "schemas")]
-    pub tables: Vec<String>,
-
-    /// Capture every table of these schemas, comma-separated: public,sales.
-    #[arg(long, value_delimiter = ',')]
-    pub schemas: Vec<String>,
-
-    #[command(flatten)]
-    pub capture: CaptureArgs,
-
-    #[command(flatten)]
-    pub common: CommonSyncArgs,
-}
-
-/// Flags every `sync` source shares.
-#[derive(Debug, Args)]
-pub struct CommonSyncArgs {
-    /// Where tables land: a local directory or an object-store URL (s3://bucket/prefix, with AWS_* variables).
-    #[arg(long)]
-    pub dest: String,
-
-    /// Pipeline name: names the replication slot and the progress recorded in each Delta table. Keep it
-    /// stable between runs to resume where the last one stopped.
-    #[arg(long, default_value = "default")]
-    pub pipeline: String,
-
-    /// Snapshot what is new, apply changes up to the source's position at start, then stop (the default).
-    #[arg(long, conflicts_with = "continuous")]
-    pub once: bool,
-
-    /// Keep streaming changes in micro-batches until SIGINT/SIGTERM.
-    #[arg(long)]
-    pub continuous: bool,
-
-    /// How deletes land: hard (remove the row), soft (flag _cdc_deleted), history (SCD type 2 versions).
-    #[arg(long, value_enum, default_value_t = DeleteModeArg::Hard)]
-    pub delete_mode: DeleteModeArg,
-
-    /// Create tables without deletion vectors: every merge rewrites the files it changes, and readers
-    /// limited to Delta reader version 1 (e.g. `deltalake`'s `to_pyarrow_table`) can read them.
-    #[arg(long)]
-    pub no_deletion_vectors: bool,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum DeleteModeArg {
-    Hard,
-    Soft,
-    History,
-}
-
-impl From<DeleteModeArg> for DeleteMode {
-    fn from(mode: DeleteModeArg) -> Self {
-        match mode {
-            DeleteModeArg::Hard => DeleteMode::Hard,
-            DeleteModeArg::Soft => DeleteMode::Soft,
-            DeleteModeArg::History => DeleteMode::History,
-        }
-    }
-}
-
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The pipelines file (TOML): [profiles.*] for sources, [[pipelines]] for tables, destination, schedule.
@@ -297,28 +140,4 @@ pub struct StatusArgs {
     /// Print JSON (`{"tables": [...], "slots": [...], "binlogs": [...]}`) instead of tables.
     #[arg(long)]
     pub json: bool,
-}
-
-/// Flags of the SaaS sources (`sync stripe|hubspot|zendesk|salesforce`); credentials come from environment
-/// variables.
-#[derive(Debug, Args)]
-pub struct SaasSyncArgs {
-    /// Streams to sync, comma-separated: customers,invoices. Each lands at <dest>/<service>/<stream>.
-    #[arg(long, value_delimiter = ',', required = true)]
-    pub streams: Vec<String>,
-
-    /// Another host for the API: a sandbox, a proxy, an emulator (default: the service's own).
-    #[arg(long)]
-    pub base_url: Option<String>,
-
-    /// The credential's quota in requests per second (default: none until the API's rate-limit headers tell one).
-    #[arg(long, value_name = "RATE")]
-    pub requests_per_second: Option<f64>,
-
-    /// Records per Delta commit (default 50000): bounds memory, and the work redone after a crash.
-    #[arg(long, value_name = "COUNT")]
-    pub batch_records: Option<usize>,
-
-    #[command(flatten)]
-    pub common: CommonSyncArgs,
 }

@@ -1,12 +1,18 @@
-//! Builds a runnable pipeline from a source profile: the one place that knows every connector.
+//! The one place that knows every connector: its `connector sync <source>` command (whose flags the source's
+//! crate declares) and how a profile of its kind becomes a runnable pipeline.
 
 use std::sync::Arc;
 
+use clap::Subcommand;
 use connector_core::config::{Pipeline as PipelineConfig, Profile};
 use connector_core::delta::Destination;
 use connector_core::error::{Error, Result};
 use connector_core::lease::LeasedPipeline;
 use connector_core::pipeline::Pipeline;
+use connector_core::sync_flags::SyncRequest;
+use connector_mysql::sync_flags::MySqlSyncFlags;
+use connector_postgres::sync_flags::PostgresSyncFlags;
+use connector_saas::sync_flags::SaasSyncFlags;
 
 /// Source kinds this build can run.
 pub const SOURCE_KINDS: &[&str] = &[
@@ -36,5 +42,41 @@ fn build_source(profile: &Profile, pipeline: &PipelineConfig) -> Result<Arc<dyn 
             pipeline.name,
             SOURCE_KINDS.join(", ")
         ))),
+    }
+}
+
+/// `connector sync <source>`: one command per source, its flags declared by the source's crate.
+#[derive(Debug, Subcommand)]
+pub enum SyncSource {
+    /// PostgreSQL through logical replication (pgoutput). Needs wal_level=logical.
+    Postgres(PostgresSyncFlags),
+    /// MySQL or MariaDB through the row-based binlog. Needs binlog_format=ROW, binlog_row_image=FULL and
+    /// binlog_row_metadata=FULL.
+    Mysql(MySqlSyncFlags),
+    /// Stripe: list endpoints, then the events API for changes and deletes. Credentials: STRIPE_API_KEY.
+    Stripe(SaasSyncFlags),
+    /// HubSpot CRM: search by last-modified date, archived objects as deletes. Credentials:
+    /// HUBSPOT_ACCESS_TOKEN, or HUBSPOT_CLIENT_ID + HUBSPOT_CLIENT_SECRET + HUBSPOT_REFRESH_TOKEN (OAuth2).
+    Hubspot(SaasSyncFlags),
+    /// Zendesk Support: cursor-based incremental exports. Credentials: ZENDESK_SUBDOMAIN (or --base-url),
+    /// ZENDESK_EMAIL + ZENDESK_API_TOKEN (or ZENDESK_OAUTH_TOKEN).
+    Zendesk(SaasSyncFlags),
+    /// Salesforce: SOQL over queryAll by SystemModstamp, deleted records (IsDeleted) as deletes; streams are
+    /// sObjects (Account,Contact,Invoice__c). Base URL: SALESFORCE_INSTANCE_URL (or --base-url). Credentials:
+    /// SALESFORCE_CLIENT_ID + SALESFORCE_CLIENT_SECRET (+ SALESFORCE_REFRESH_TOKEN), or SALESFORCE_ACCESS_TOKEN.
+    Salesforce(SaasSyncFlags),
+}
+
+impl SyncSource {
+    /// The sync the flags ask for, as a profile and the tables to capture.
+    pub fn into_request(self) -> SyncRequest {
+        match self {
+            SyncSource::Postgres(flags) => flags.into_request(),
+            SyncSource::Mysql(flags) => flags.into_request(),
+            SyncSource::Stripe(flags) => flags.into_request(connector_saas::services::stripe::KIND),
+            SyncSource::Hubspot(flags) => flags.into_request(connector_saas::services::hubspot::KIND),
+            SyncSource::Zendesk(flags) => flags.into_request(connector_saas::services::zendesk::KIND),
+            SyncSource::Salesforce(flags) => flags.into_request(connector_saas::services::salesforce::KIND),
+        }
     }
 }

@@ -27,6 +27,7 @@ pub mod schema;
 pub mod secret;
 pub mod shape_change;
 pub mod status;
+pub mod sync_flags;
 
 pub use deltalake;
 pub use deltalake::arrow;

@@ -27,6 +27,7 @@ pub mod setup;
 pub mod snapshot;
 pub mod status;
 mod stream_errors;
+pub mod sync_flags;
 pub mod table_map;
 pub mod tls;
 pub mod types;

@@ -19,6 +19,7 @@ pub mod schema;
 pub mod setup;
 pub mod snapshot;
 pub mod stream;
+pub mod sync_flags;
 pub mod tls;
 
 use std::sync::Arc;

@@ -16,6 +16,7 @@ pub mod pipeline;
 pub mod schema;
 pub mod services;
 pub mod stream;
+pub mod sync_flags;
 
 use std::sync::Arc;
 
