@@ -5,9 +5,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use serde::Deserialize;
+
 use crate::config::{self, Pipeline as PipelineConfig};
 use crate::engine::CommitBudget;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::options::TableOptions;
 use crate::schema::TableId;
 
@@ -41,18 +43,32 @@ pub struct CaptureSettings {
     pub copy_in_chunks: bool,
 }
 
-/// The profile keys of copies, as a connector's profile holds them (`None`: unset).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CopyKeys {
-    pub copy_range_rows: Option<u64>,
-    pub copy_chunk_rows: Option<u64>,
-    pub copy_in_chunks: Option<bool>,
+/// The profile keys every capture source has (`None`: unset, the default applies).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SharedKeys {
+    /// Memory budget for buffered changes, in MiB ([`DEFAULT_BATCH_BYTES`]).
+    batch_mib: Option<usize>,
+    /// Rows per key range when a large table is copied whole ([`DEFAULT_COPY_RANGE_ROWS`]).
+    copy_range_rows: Option<u64>,
+    /// Rows per chunk when a table is copied in chunks ([`DEFAULT_COPY_CHUNK_ROWS`]).
+    copy_chunk_rows: Option<u64>,
+    /// Whether tables with an integer key are copied in chunks while they stream (default true).
+    copy_in_chunks: Option<bool>,
 }
 
+const SHARED_KEYS: [&str; 4] = ["batch_mib", "copy_range_rows", "copy_chunk_rows", "copy_in_chunks"];
+
 impl CaptureSettings {
-    /// The settings of `pipeline`, with the profile's `batch_mib` and copy keys (defaults when unset); `at` names
-    /// the pipeline in errors.
-    pub fn new(pipeline: &PipelineConfig, at: &str, batch_mib: Option<usize>, copy: CopyKeys) -> Result<Self> {
+    /// The settings of `pipeline`, with the keys every capture source shares taken out of its profile's
+    /// `settings` (defaults for those unset), so the source reads the rest and still refuses a key it does not
+    /// know. `at` names the pipeline in errors, `source` the kind of settings (`PostgreSQL`).
+    pub fn take_from(settings: &mut toml::Table, pipeline: &PipelineConfig, at: &str, source: &str) -> Result<Self> {
+        let shared: toml::Table =
+            SHARED_KEYS.iter().filter_map(|key| settings.remove(*key).map(|value| (key.to_string(), value))).collect();
+        let keys: SharedKeys = toml::Value::Table(shared)
+            .try_into()
+            .map_err(|cause| Error::config(format!("{at}: invalid {source} settings: {cause}")))?;
         let (tables, table_options) = pipeline.table_ids(at)?;
         Ok(CaptureSettings {
             pipeline: pipeline.name.clone(),
@@ -61,10 +77,10 @@ impl CaptureSettings {
             table_options,
             default_options: pipeline.default_options.clone(),
             commit_interval: DEFAULT_COMMIT_INTERVAL,
-            batch_bytes: config::batch_bytes(batch_mib, DEFAULT_BATCH_BYTES, at)?,
-            copy_range_rows: config::row_count("copy_range_rows", copy.copy_range_rows, DEFAULT_COPY_RANGE_ROWS, at)?,
-            copy_chunk_rows: config::row_count("copy_chunk_rows", copy.copy_chunk_rows, DEFAULT_COPY_CHUNK_ROWS, at)?,
-            copy_in_chunks: copy.copy_in_chunks.unwrap_or(true),
+            batch_bytes: config::batch_bytes(keys.batch_mib, DEFAULT_BATCH_BYTES, at)?,
+            copy_range_rows: config::row_count("copy_range_rows", keys.copy_range_rows, DEFAULT_COPY_RANGE_ROWS, at)?,
+            copy_chunk_rows: config::row_count("copy_chunk_rows", keys.copy_chunk_rows, DEFAULT_COPY_CHUNK_ROWS, at)?,
+            copy_in_chunks: keys.copy_in_chunks.unwrap_or(true),
         })
     }
 

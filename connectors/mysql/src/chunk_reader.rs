@@ -56,9 +56,7 @@ async fn read_chunk(
     positioned: PositionReport,
 ) -> Result<Chunk> {
     let id = &described.schema.id;
-    let [key] = described.schema.primary_key.as_slice() else {
-        return Err(Error::state(format!("internal: {id} is copied in chunks without a single-column key")));
-    };
+    let key = &request.key_column;
     let mut conn = connection::connect(config, &format!("cannot connect to copy a chunk of {id}")).await?;
     grow_read_buffer(&mut conn).await?;
     let position = start_snapshots(config, std::slice::from_mut(&mut conn), server, id)
@@ -68,7 +66,7 @@ async fn read_chunk(
     let _ = positioned.send(SourcePosition::Binlog(position));
     // The table's columns now (they may have changed since the sync began; a change that rebuilds the table
     // fails the snapshot's read, and the sync is retried), by the key the copy began with.
-    let table = &describe_table(&mut conn, id, Some(&described.schema.primary_key)).await?;
+    let table = &describe_table(&mut conn, id, Some(std::slice::from_ref(key))).await?;
 
     let columns: Vec<String> = table.schema.columns.iter().map(|column| quote(&column.name)).collect();
     let after = request.after.map(|bound| format!(" WHERE {} > {bound}", quote(key))).unwrap_or_default();

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use connector_core::capture_settings::{CaptureSettings, CopyKeys};
+use connector_core::capture_settings::CaptureSettings;
 use connector_core::config::{Pipeline as PipelineConfig, Profile};
 use connector_core::error::{Error, Result};
 use connector_core::secret::ConnectionUrl;
@@ -28,17 +28,6 @@ struct RawProfile {
     /// The server id the binlog connection registers with; unique among the server's replicas.
     #[serde(default)]
     server_id: Option<u32>,
-    #[serde(default)]
-    batch_mib: Option<usize>,
-    /// Rows per key range when copying a large table (see `connector_core::capture_settings::DEFAULT_COPY_RANGE_ROWS`).
-    #[serde(default)]
-    copy_range_rows: Option<u64>,
-    /// Rows per chunk when copying a table in chunks (see `connector_core::capture_settings::DEFAULT_COPY_CHUNK_ROWS`).
-    #[serde(default)]
-    copy_chunk_rows: Option<u64>,
-    /// Whether tables with an integer key are copied in chunks while they stream (default true).
-    #[serde(default)]
-    copy_in_chunks: Option<bool>,
 }
 
 /// A validated MySQL source for one pipeline. `Debug` shows the URL redacted and leaves out `connection`, whose
@@ -84,7 +73,9 @@ impl MySqlConfig {
     /// The profile without requiring tables: enough to reach the server (`connector status`).
     pub fn connection_only(profile: &Profile, pipeline: &PipelineConfig) -> Result<Self> {
         let at = format!("pipeline `{}` (source `{}`)", pipeline.name, profile.kind);
-        let raw: RawProfile = toml::Value::Table(profile.settings.clone())
+        let mut settings = profile.settings.clone();
+        let capture = CaptureSettings::take_from(&mut settings, pipeline, &at, "MySQL")?;
+        let raw: RawProfile = toml::Value::Table(settings)
             .try_into()
             .map_err(|cause| Error::config(format!("{at}: invalid MySQL settings: {cause}")))?;
         let (tls, url_without_tls) = split_tls_settings(raw.url.expose())
@@ -101,16 +92,6 @@ impl MySqlConfig {
             .init(vec!["SET time_zone = '+00:00'", "SET NAMES utf8mb4"])
             .ssl_opts(tls.ssl_opts())
             .into();
-        let capture = CaptureSettings::new(
-            pipeline,
-            &at,
-            raw.batch_mib,
-            CopyKeys {
-                copy_range_rows: raw.copy_range_rows,
-                copy_chunk_rows: raw.copy_chunk_rows,
-                copy_in_chunks: raw.copy_in_chunks,
-            },
-        )?;
         let server_id = match raw.server_id {
             Some(0) => return Err(Error::config(format!("{at}: server_id must be 1 or more"))),
             Some(id) => id,

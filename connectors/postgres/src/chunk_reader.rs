@@ -51,9 +51,7 @@ async fn read_chunk(
     positioned: PositionReport,
 ) -> Result<Chunk> {
     let id = &described.schema.id;
-    let [key] = described.schema.primary_key.as_slice() else {
-        return Err(Error::state(format!("internal: {id} is copied in chunks without a single-column key")));
-    };
+    let key = &request.key_column;
     let snapshot = export_snapshot(config).await?;
     let _ = positioned.send(SourcePosition::Postgres { lsn: snapshot.position });
     let client = snapshot_session(config, &snapshot.name, described).await?;
@@ -61,7 +59,7 @@ async fn read_chunk(
     drop(snapshot);
     // The table's columns as the snapshot has them (they may have changed since the sync began), by the key the
     // copy began with.
-    let table = &describe_table(&client, id, Some(&described.schema.primary_key)).await?;
+    let table = &describe_table(&client, id, Some(std::slice::from_ref(key))).await?;
 
     let key_column = quote_identifier(key);
     let columns: Vec<String> = table.schema.columns.iter().map(|column| quote_identifier(&column.name)).collect();

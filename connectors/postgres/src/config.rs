@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use connector_core::capture_settings::{CaptureSettings, CopyKeys};
+use connector_core::capture_settings::CaptureSettings;
 use connector_core::config::{Pipeline as PipelineConfig, Profile};
 use connector_core::error::{Error, Result};
 use connector_core::secret::ConnectionUrl;
@@ -27,18 +27,6 @@ struct RawProfile {
     slot: Option<String>,
     #[serde(default)]
     publication: Option<String>,
-    /// Memory budget for buffered changes, in MiB (see `connector_core::capture_settings::DEFAULT_BATCH_BYTES`).
-    #[serde(default)]
-    batch_mib: Option<usize>,
-    /// Rows per key range when copying a large table (see `connector_core::capture_settings::DEFAULT_COPY_RANGE_ROWS`).
-    #[serde(default)]
-    copy_range_rows: Option<u64>,
-    /// Rows per chunk when copying a table in chunks (see `connector_core::capture_settings::DEFAULT_COPY_CHUNK_ROWS`).
-    #[serde(default)]
-    copy_chunk_rows: Option<u64>,
-    /// Whether tables with an integer key are copied in chunks while they stream (default true).
-    #[serde(default)]
-    copy_in_chunks: Option<bool>,
 }
 
 /// A validated PostgreSQL source for one pipeline.
@@ -69,7 +57,9 @@ impl PostgresConfig {
     /// The profile without requiring tables: enough to reach the server and name the slot (`connector drop`).
     pub fn connection_only(profile: &Profile, pipeline: &PipelineConfig) -> Result<Self> {
         let at = format!("pipeline `{}` (source `{}`)", pipeline.name, profile.kind);
-        let raw: RawProfile = toml::Value::Table(profile.settings.clone())
+        let mut settings = profile.settings.clone();
+        let capture = CaptureSettings::take_from(&mut settings, pipeline, &at, "PostgreSQL")?;
+        let raw: RawProfile = toml::Value::Table(settings)
             .try_into()
             .map_err(|cause| Error::config(format!("{at}: invalid PostgreSQL settings: {cause}")))?;
         let (tls, url_without_tls) = split_tls_settings(raw.url.expose())
@@ -92,16 +82,6 @@ impl PostgresConfig {
                 raw.url.redacted()
             )));
         }
-        let capture = CaptureSettings::new(
-            pipeline,
-            &at,
-            raw.batch_mib,
-            CopyKeys {
-                copy_range_rows: raw.copy_range_rows,
-                copy_chunk_rows: raw.copy_chunk_rows,
-                copy_in_chunks: raw.copy_in_chunks,
-            },
-        )?;
         let default_name = format!("connector_{}", pipeline.name.replace('-', "_"));
         let slot = raw.slot.unwrap_or_else(|| default_name.clone());
         check_identifier(&slot).map_err(|reason| Error::config(format!("{at}: slot `{slot}`: {reason}")))?;

@@ -106,7 +106,12 @@ impl ChunkQueue {
                 },
                 Some(_) => continue,
             };
-            let request = ChunkRequest { table: table_id(table), after, rows: self.rows_per_chunk };
+            let request = ChunkRequest {
+                table: table_id(table),
+                key_column: copy.key_column.clone(),
+                after,
+                rows: self.rows_per_chunk,
+            };
             self.start(table, request);
         }
     }

@@ -267,6 +267,8 @@ impl Chunk {
 #[derive(Debug, Clone)]
 pub struct ChunkRequest {
     pub table: TableId,
+    /// The key the copy goes by (the table's single integer key when the copy began).
+    pub key_column: String,
     /// Read the rows with keys after this one (`None`: from the first).
     pub after: Option<i128>,
     /// At most this many rows (a source may stop earlier, for memory: the chunk then ends at its last key).
