@@ -6,12 +6,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use connector_core::engine::{Chunk, ChunkRead, ChunkReader, ChunkRequest, PositionReport};
+use connector_core::engine::{Chunk, ChunkRead, ChunkReader, ChunkRequest, ChunkStart, PositionReport};
 use connector_core::error::{Error, Result};
 use connector_core::position::SourcePosition;
 use connector_core::schema::TableId;
 use mysql_async::prelude::Queryable;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::catalog::{SourceTable, describe_table, qualified, quote, source_error};
 use crate::codec::ColumnBuilder;
@@ -48,6 +48,12 @@ impl ChunkReader for MySqlChunkReader {
     }
 }
 
+/// MySQL's `ER_TABLE_DEF_CHANGED`: the table changed (an `ALTER TABLE`) after the snapshot began and before
+/// the snapshot first read it. A new snapshot sees the new definition.
+const TABLE_DEFINITION_CHANGED: u16 = 1412;
+/// Snapshots a chunk takes before a table that keeps changing stops the sync.
+const SNAPSHOT_ATTEMPTS: u32 = 5;
+
 async fn read_chunk(
     config: &MySqlConfig,
     server: &ServerInfo,
@@ -59,24 +65,45 @@ async fn read_chunk(
     let key = &request.key_column;
     let mut conn = connection::connect(config, &format!("cannot connect to copy a chunk of {id}")).await?;
     grow_read_buffer(&mut conn).await?;
-    let position = start_snapshots(config, std::slice::from_mut(&mut conn), server, id)
-        .await?
-        .pop()
-        .ok_or_else(|| Error::state("no snapshot was started"))?;
-    let _ = positioned.send(SourcePosition::Binlog(position));
-    // The table's columns now (they may have changed since the sync began; a change that rebuilds the table
-    // fails the snapshot's read, and the sync is retried), by the key the copy began with.
-    let table = &describe_table(&mut conn, id, Some(std::slice::from_ref(key))).await?;
+    let key_column = quote(key);
+    let after = request.after.map(|bound| format!(" WHERE {key_column} > {bound}")).unwrap_or_default();
+    // Where the chunk ends, from the key's index alone, so the next chunk is read alongside this one.
+    let up_to_query = format!(
+        "SELECT CAST({key_column} AS CHAR) AS chunk_end FROM {}{after} ORDER BY {key_column} LIMIT 1 OFFSET {}",
+        qualified(id),
+        request.rows.saturating_sub(1)
+    );
+    let mut attempt = 1;
+    let (position, table, up_to) = loop {
+        let position = start_snapshots(config, std::slice::from_mut(&mut conn), server, id)
+            .await?
+            .pop()
+            .ok_or_else(|| Error::state("no snapshot was started"))?;
+        // The table's columns now (they may have changed since the sync began), by the key the copy began with.
+        let table = describe_table(&mut conn, id, Some(std::slice::from_ref(key))).await?;
+        // The first read of the table in the snapshot: from here on the table cannot change until it ends.
+        match conn.query_first::<String, _>(up_to_query.as_str()).await {
+            Ok(up_to) => break (position, table, up_to.map(|text| parse_key(id, &text)).transpose()?),
+            Err(mysql_async::Error::Server(error))
+                if error.code == TABLE_DEFINITION_CHANGED && attempt < SNAPSHOT_ATTEMPTS =>
+            {
+                debug!(table = %id, attempt, "the table changed as the chunk's snapshot began; taking another");
+                attempt += 1;
+                conn.query_drop("ROLLBACK").await.map_err(|cause| source_error("cannot end a snapshot", cause))?;
+            }
+            Err(cause) => return Err(source_error(format!("cannot find where a chunk of {id} ends"), cause)),
+        }
+    };
+    let table = &table;
+    let _ = positioned.send(ChunkStart { position: SourcePosition::Binlog(position), up_to });
 
     let columns: Vec<String> = table.schema.columns.iter().map(|column| quote(&column.name)).collect();
-    let after = request.after.map(|bound| format!(" WHERE {} > {bound}", quote(key))).unwrap_or_default();
-    let select = format!(
-        "SELECT {} FROM {}{after} ORDER BY {} LIMIT {}",
-        columns.join(", "),
-        qualified(id),
-        quote(key),
-        request.rows
-    );
+    let until = match (up_to, request.after) {
+        (Some(last), Some(_)) => format!(" AND {key_column} <= {last}"),
+        (Some(last), None) => format!(" WHERE {key_column} <= {last}"),
+        (None, _) => String::new(),
+    };
+    let select = format!("SELECT {} FROM {}{after}{until}", columns.join(", "), qualified(id));
     let mut builders: Vec<ColumnBuilder> =
         table.types.iter().map(|mysql_type| ColumnBuilder::new(mysql_type, ROWS_PER_BATCH)).collect();
     let mut rows = Vec::new();
@@ -98,5 +125,9 @@ async fn read_chunk(
     }
     let _ = conn.disconnect().await;
 
-    Chunk::read(table.schema.clone(), rows, request)
+    Chunk::read(table.schema.clone(), rows, request, up_to)
+}
+
+fn parse_key(id: &TableId, text: &str) -> Result<i128> {
+    text.parse().map_err(|_| Error::state(format!("{id}: the key `{text}` is not an integer to copy in chunks by")))
 }

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use connector_core::engine::{Chunk, ChunkRead, ChunkReader, ChunkRequest, PositionReport};
+use connector_core::engine::{Chunk, ChunkRead, ChunkReader, ChunkRequest, ChunkStart, PositionReport};
 use connector_core::error::{Error, ErrorKind, Result, Retry};
 use connector_core::position::SourcePosition;
 use connector_core::schema::TableId;
@@ -53,7 +53,7 @@ async fn read_chunk(
     let id = &described.schema.id;
     let key = &request.key_column;
     let snapshot = export_snapshot(config).await?;
-    let _ = positioned.send(SourcePosition::Postgres { lsn: snapshot.position });
+    let position = SourcePosition::Postgres { lsn: snapshot.position };
     let client = snapshot_session(config, &snapshot.name, described).await?;
     // The transaction holds the snapshot now: the temporary slot, which holds back the server's cleanup, goes.
     drop(snapshot);
@@ -62,14 +62,31 @@ async fn read_chunk(
     let table = &describe_table(&client, id, Some(std::slice::from_ref(key))).await?;
 
     let key_column = quote_identifier(key);
-    let columns: Vec<String> = table.schema.columns.iter().map(|column| quote_identifier(&column.name)).collect();
     let after = request.after.map(|key| format!(" WHERE {key_column} > {key}")).unwrap_or_default();
-    let statement = format!(
-        "COPY (SELECT {} FROM {}{after} ORDER BY {key_column} LIMIT {}) TO STDOUT (FORMAT binary)",
-        columns.join(", "),
+    // Where the chunk ends, from the key's index alone, so the next chunk is read alongside this one.
+    let up_to_query = format!(
+        "SELECT {key_column}::text AS chunk_end FROM {}{after} ORDER BY {key_column} OFFSET {} LIMIT 1",
         qualified(id),
-        request.rows
+        request.rows.saturating_sub(1)
     );
+    let up_to = match client
+        .query_opt(up_to_query.as_str(), &[])
+        .await
+        .map_err(|cause| source_error(format!("cannot find where a chunk of {id} ends"), cause))?
+    {
+        Some(row) => Some(parse_key(id, row.get(0))?),
+        None => None,
+    };
+    let _ = positioned.send(ChunkStart { position, up_to });
+
+    let columns: Vec<String> = table.schema.columns.iter().map(|column| quote_identifier(&column.name)).collect();
+    let until = match (up_to, request.after) {
+        (Some(last), Some(_)) => format!(" AND {key_column} <= {last}"),
+        (Some(last), None) => format!(" WHERE {key_column} <= {last}"),
+        (None, _) => String::new(),
+    };
+    let statement =
+        format!("COPY (SELECT {} FROM {}{after}{until}) TO STDOUT (FORMAT binary)", columns.join(", "), qualified(id));
     let stream = client
         .copy_out(statement.as_str())
         .await
@@ -96,5 +113,9 @@ async fn read_chunk(
     client.batch_execute("COMMIT").await.map_err(|cause| source_error("cannot end a chunk's snapshot", cause))?;
     emit_message(&client, &config.capture.pipeline, "chunk").await?;
 
-    Chunk::read(table.schema.clone(), rows, request)
+    Chunk::read(table.schema.clone(), rows, request, up_to)
+}
+
+fn parse_key(id: &TableId, text: &str) -> Result<i128> {
+    text.parse().map_err(|_| Error::state(format!("{id}: the key `{text}` is not an integer to copy in chunks by")))
 }

@@ -7,7 +7,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tracing::warn;
 
-use super::chunked_copy::{Chunk, ChunkRequest, ChunkedCopy, SharedChunkReader};
+use super::chunked_copy::{Chunk, ChunkRequest, ChunkStart, ChunkedCopy, SharedChunkReader};
 use crate::error::{Error, Result};
 use crate::position::SourcePosition;
 use crate::schema::TableId;
@@ -15,7 +15,8 @@ use crate::schema::TableId;
 /// Chunks read at the same time, across tables. Each holds a snapshot (and on some servers a connection) open
 /// while it reads.
 const CHUNKS_READ_AT_ONCE: usize = 2;
-/// Chunks of one table in flight: one waiting for the stream to reach it while the next is read.
+/// Chunks of one table in flight: the next one is read as soon as the previous one's snapshot has found where it
+/// ends, so two chunks of a table are read side by side (or one waits for the stream while the next is read).
 const CHUNKS_PER_TABLE: usize = 2;
 /// How long the stream waits for a chunk's snapshot to be taken before it gives the chunk up: a snapshot can
 /// wait for the source's open transactions (a temporary slot's consistent point, a table lock), and the
@@ -34,12 +35,14 @@ struct InFlight {
     given_up: bool,
     /// Where the chunk's snapshot sits in the stream, once the reader has taken it.
     position: Option<SourcePosition>,
+    /// The key the chunk reads up to, once the reader has found it (`Some(None)`: to the end of the table).
+    up_to: Option<Option<i128>>,
     /// The rows, once read.
     chunk: Option<Chunk>,
 }
 
 enum Update {
-    Positioned { id: u64, position: SourcePosition },
+    Positioned { id: u64, start: ChunkStart },
     Read { id: u64, read: Result<Chunk> },
 }
 
@@ -85,7 +88,7 @@ impl ChunkQueue {
     }
 
     /// Starts reading chunks for the tables being copied, within the limits: the first chunk of a table
-    /// without one in flight, or the next after a chunk already read.
+    /// without one in flight, or the next after one whose end is known.
     pub(super) fn read_more<'a>(
         &mut self,
         copying: impl Iterator<Item = (usize, &'a ChunkedCopy)>,
@@ -100,8 +103,8 @@ impl ChunkQueue {
             let after = match mine.last() {
                 None => copy.copied_up_to,
                 Some(last) if last.given_up => continue,
-                Some(last) if mine.len() < CHUNKS_PER_TABLE => match &last.chunk {
-                    Some(chunk) if !chunk.complete => chunk.last_key,
+                Some(last) if mine.len() < CHUNKS_PER_TABLE => match last.up_to {
+                    Some(Some(key)) => Some(key),
                     _ => continue,
                 },
                 Some(_) => continue,
@@ -126,14 +129,22 @@ impl ChunkQueue {
         self.tasks.spawn(async move {
             let forward = async {
                 // A read that fails before its snapshot drops the sender: nothing to forward.
-                if let Ok(position) = position.await {
-                    let _ = sender.send(Update::Positioned { id, position });
+                if let Ok(start) = position.await {
+                    let _ = sender.send(Update::Positioned { id, start });
                 }
             };
             let ((), read) = tokio::join!(forward, read);
             let _ = sender.send(Update::Read { id, read });
         });
-        self.in_flight.push_back(InFlight { id, table, table_id, given_up: false, position: None, chunk: None });
+        self.in_flight.push_back(InFlight {
+            id,
+            table,
+            table_id,
+            given_up: false,
+            position: None,
+            up_to: None,
+            chunk: None,
+        });
     }
 
     /// Gives up the chunks whose snapshot is still not taken, so none of them can lie before the transaction the
@@ -156,7 +167,7 @@ impl ChunkQueue {
             return Err(Error::state("internal: the chunk readers' channel closed"));
         };
         match update {
-            Update::Positioned { id, position } => {
+            Update::Positioned { id, start: ChunkStart { position, up_to } } => {
                 let Some(index) = self.in_flight.iter().position(|chunk| chunk.id == id && !chunk.given_up) else {
                     return Ok(());
                 };
@@ -176,6 +187,7 @@ impl ChunkQueue {
                     }
                 }
                 self.in_flight[index].position = Some(position);
+                self.in_flight[index].up_to = Some(up_to);
             }
             Update::Read { id, read } if self.in_flight.iter().any(|chunk| chunk.id == id && chunk.given_up) => {
                 self.in_flight.retain(|chunk| chunk.id != id);

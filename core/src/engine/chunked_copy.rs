@@ -243,24 +243,40 @@ pub struct Chunk {
 }
 
 impl Chunk {
-    /// The chunk of `rows`, read for `request` in key order: it ends at the last row's key, and completes the
-    /// copy when fewer rows than asked for were left.
-    pub fn read(schema: TableSchema, rows: Vec<RecordBatch>, request: &ChunkRequest) -> Result<Chunk> {
-        let id = &schema.id;
-        let key = chunk_key(&schema)
-            .and_then(|key| schema.column_index(key))
-            .ok_or_else(|| Error::state(format!("{id} has no single integer key to copy in chunks by")))?;
-        let last_key = match rows.iter().rev().find(|batch| batch.num_rows() > 0) {
-            Some(batch) => integer_keys(id, batch.column(key))?.last().copied().flatten(),
-            None => None,
+    /// The chunk of `rows`, the table's rows with keys after the request's `after` up to `up_to` (see
+    /// [`ChunkStart`]); without `up_to`, every row left, which completes the copy.
+    pub fn read(
+        schema: TableSchema,
+        rows: Vec<RecordBatch>,
+        request: &ChunkRequest,
+        up_to: Option<i128>,
+    ) -> Result<Chunk> {
+        let last_key = match up_to {
+            Some(key) => Some(key),
+            None => greatest_key(&schema, &rows)?.or(request.after),
         };
-        let copied: u64 = rows.iter().map(|batch| batch.num_rows() as u64).sum();
-        Ok(Chunk { schema, rows, last_key, complete: copied < request.rows })
+        Ok(Chunk { schema, rows, last_key, complete: up_to.is_none() })
     }
 
     pub fn row_count(&self) -> u64 {
         self.rows.iter().map(|batch| batch.num_rows() as u64).sum()
     }
+}
+
+/// The greatest key of `rows` (`None` for no rows).
+fn greatest_key(schema: &TableSchema, rows: &[RecordBatch]) -> Result<Option<i128>> {
+    let id = &schema.id;
+    let key = chunk_key(schema)
+        .and_then(|key| schema.column_index(key))
+        .ok_or_else(|| Error::state(format!("{id} has no single integer key to copy in chunks by")))?;
+    let mut greatest = None;
+    for batch in rows {
+        greatest = integer_keys(id, batch.column(key))?
+            .into_iter()
+            .flatten()
+            .fold(greatest, |greatest, key| Some(greatest.map_or(key, |greatest: i128| greatest.max(key))));
+    }
+    Ok(greatest)
 }
 
 /// What a chunk read asks for.
@@ -271,20 +287,31 @@ pub struct ChunkRequest {
     pub key_column: String,
     /// Read the rows with keys after this one (`None`: from the first).
     pub after: Option<i128>,
-    /// At most this many rows (a source may stop earlier, for memory: the chunk then ends at its last key).
+    /// This many rows (the last chunk has fewer).
     pub rows: u64,
 }
 
-/// Reports the position of a chunk's snapshot as soon as the source knows it.
-pub type PositionReport = tokio::sync::oneshot::Sender<SourcePosition>;
+/// Where a chunk's snapshot sits in the stream, and the key the chunk reads up to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChunkStart {
+    pub position: SourcePosition,
+    /// The `rows`-th key after `after` in the snapshot: the chunk holds the keys after `after` up to this one,
+    /// and the table's next chunk can be read from it at once, alongside. `None`: fewer rows are left, the chunk
+    /// reads them all and ends the copy.
+    pub up_to: Option<i128>,
+}
+
+/// Reports where a chunk starts as soon as the source knows it.
+pub type PositionReport = tokio::sync::oneshot::Sender<ChunkStart>;
 
 /// A boxed chunk read, run on its own task.
 pub type ChunkRead = Pin<Box<dyn Future<Output = Result<Chunk>> + Send>>;
 
 /// A source's reader of chunks. [`read_chunk`](Self::read_chunk) must take a snapshot whose position in the
-/// change stream is exact (every transaction that committed before it is in the snapshot, none after), report
-/// that position through `positioned` before reading any row, then read the rows with keys after
-/// `request.after` in key order. The position must be at or after everything the source has sent or
+/// change stream is exact (every transaction that committed before it is in the snapshot, none after), find in
+/// it the `request.rows`-th key after `request.after` ([`ChunkStart::up_to`]), report both through
+/// `positioned` before reading the rows, then read the rows with keys after `request.after` up to that key (all
+/// of them when there is none) and return them with [`Chunk::read`]. The position must be at or after everything the source has sent or
 /// committed, in this run or any earlier one (so at or after the table's cursor and the table's previous
 /// chunk), which a snapshot of the source's present state is; the engine refuses a chunk that is not. A source
 /// should also make the stream move past the position soon (a marker in the log), or the chunk waits for the

@@ -26,8 +26,8 @@ mod stream_loop;
 pub use captured_tables::{CapturedTable, CapturedTables, TableChanges};
 pub use change_stream::{ChangeStream, IdleCursors, Started, StreamStep};
 pub use chunked_copy::{
-    Chunk, ChunkRead, ChunkReader, ChunkRequest, ChunkedCopy, CopyPlan, PositionReport, SharedChunkReader, chunk_key,
-    integer_keys, plan_copy,
+    Chunk, ChunkRead, ChunkReader, ChunkRequest, ChunkStart, ChunkedCopy, CopyPlan, PositionReport, SharedChunkReader,
+    chunk_key, integer_keys, plan_copy,
 };
 pub use commit_budget::{CommitBudget, commit_check_period};
 pub use poll_loop::{PollSettings, poll_streams};

@@ -362,13 +362,15 @@ impl ChunkReader for ScriptedChunkReader {
             // the rows later still (the stream may reach the snapshot first and wait for them).
             short_wait().await;
             let snapshot = take_snapshot(&log, &log_end);
+            let table = keyed_table_at(&log, snapshot);
+            let up_to = nth_key_after(&table, request.after, request.rows);
             reads.lock().expect("not poisoned").positioned += 1;
-            let _ = positioned.send(at(snapshot));
+            let _ = positioned.send(ChunkStart { position: at(snapshot), up_to });
             short_wait().await;
             if failures && fastrand::u8(0..10) == 0 {
                 return Err(Error::state("the scripted source crashed while reading a chunk"));
             }
-            let chunk = chunk_of(&keyed_table_at(&log, snapshot), request.after, request.rows);
+            let chunk = chunk_of(&table, &request, up_to);
             reads.lock().expect("not poisoned").returned.push(chunk.last_key);
             Ok(chunk)
         })
@@ -397,21 +399,26 @@ fn take_snapshot(log: &[Transaction], log_end: &AtomicU64) -> u64 {
     snapshot
 }
 
-/// The rows of `table` after key `after`, at most `rows`, in key order.
-fn chunk_of(table: &BTreeMap<i64, i64>, after: Option<i128>, rows: u64) -> Chunk {
-    let after = after.map(|key| i64::try_from(key).expect("a scripted key"));
-    let read: Vec<(i64, i64)> = table
-        .range((after.map_or(Bound::Unbounded, Bound::Excluded), Bound::Unbounded))
-        .take(rows as usize)
-        .map(|(id, value)| (*id, *value))
-        .collect();
-    let last_key = read.last().map(|(id, _)| *id);
-    let complete = last_key.is_none_or(|last| table.range((Bound::Excluded(last), Bound::Unbounded)).next().is_none());
-    let (ids, values): (Vec<i64>, Vec<i64>) = read.into_iter().unzip();
+fn scripted_key(key: i128) -> i64 {
+    i64::try_from(key).expect("a scripted key")
+}
+
+/// The `rows`-th key of `table` after `after`, if there are that many.
+fn nth_key_after(table: &BTreeMap<i64, i64>, after: Option<i128>, rows: u64) -> Option<i128> {
+    let after = after.map(scripted_key).map_or(Bound::Unbounded, Bound::Excluded);
+    let skipped = usize::try_from(rows).expect("rows").checked_sub(1)?;
+    table.range((after, Bound::Unbounded)).nth(skipped).map(|(id, _)| i128::from(*id))
+}
+
+/// The rows of `table` with keys after the request's `after` up to `up_to` (all of them without it).
+fn chunk_of(table: &BTreeMap<i64, i64>, request: &ChunkRequest, up_to: Option<i128>) -> Chunk {
+    let after = request.after.map(scripted_key).map_or(Bound::Unbounded, Bound::Excluded);
+    let until = up_to.map(scripted_key).map_or(Bound::Unbounded, Bound::Included);
+    let (ids, values): (Vec<i64>, Vec<i64>) = table.range((after, until)).map(|(id, value)| (*id, *value)).unzip();
     let schema = schema(KEYED);
     let columns: Vec<ArrayRef> = vec![Arc::new(Int64Array::from(ids)), Arc::new(Int64Array::from(values))];
     let batch = RecordBatch::try_new(schema.arrow_schema(), columns).expect("a chunk's rows");
-    Chunk { schema, rows: vec![batch], last_key: last_key.map(i128::from), complete }
+    Chunk::read(schema, vec![batch], request, up_to).expect("a chunk")
 }
 
 struct Lake {

@@ -54,7 +54,7 @@ pub async fn stream_changes<S: ChangeStream>(
             update = next_chunk_update(&mut chunks) => {
                 update?;
                 if let Some(queue) = chunks.as_mut() {
-                    // A chunk just read lets its table's next one be read while it is applied.
+                    // A chunk whose end is now known lets its table's next one be read alongside.
                     read_more_chunks(stream, queue);
                     apply_ready_chunks(stream, queue).await?;
                 }
@@ -101,12 +101,15 @@ pub async fn stream_changes<S: ChangeStream>(
                         }
                         read_more_chunks(stream, queue);
                     }
-                    BeforeTransaction::WaitForSnapshot => tokio::select! {
-                        biased;
-                        _ = shutdown.requested() => break 'stream,
-                        update = queue.next_update() => update?,
-                        _ = tokio::time::sleep(SNAPSHOT_WAIT) => queue.give_up_unpositioned(),
-                    },
+                    BeforeTransaction::WaitForSnapshot => {
+                        tokio::select! {
+                            biased;
+                            _ = shutdown.requested() => break 'stream,
+                            update = queue.next_update() => update?,
+                            _ = tokio::time::sleep(SNAPSHOT_WAIT) => queue.give_up_unpositioned(),
+                        }
+                        read_more_chunks(stream, queue);
+                    }
                 }
             }
         }
