@@ -195,7 +195,7 @@ impl Lake {
     fn new() -> Lake {
         let directory = tempfile::tempdir().expect("a temporary directory");
         let destination = Destination::parse(&directory.path().display().to_string()).expect("a destination");
-        Lake { sink: DeltaSink::new(destination, "polled", Default::default()), directory: directory }
+        Lake { sink: DeltaSink::new(destination, "polled", Default::default()), directory }
     }
 
     /// The table's rows and the number of feed records its token says it holds (`None`: never committed).
