@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use connector_core::arrow::datatypes::Field;
+use connector_core::capture_settings::DEFAULT_BATCH_BYTES;
 use connector_core::change::Operation;
 use connector_core::delta::{DeltaSink, Destination};
 use connector_core::engine::{DecodedRows, PollSettings, PolledPage, PolledStream, RecordDecoder, poll_streams};
@@ -55,8 +56,11 @@ impl Pipeline for SaasPipeline {
     }
 
     fn sync(&self, mode: SyncMode, shutdown: Shutdown) -> SyncFuture<'_> {
-        let settings =
-            PollSettings { batch_records: self.config.batch_records, poll_interval: self.config.poll_interval };
+        let settings = PollSettings {
+            batch_records: self.config.batch_records,
+            batch_bytes: DEFAULT_BATCH_BYTES,
+            poll_interval: self.config.poll_interval,
+        };
         Box::pin(poll_streams(&self.streams, &self.sink, settings, mode, shutdown))
     }
 }

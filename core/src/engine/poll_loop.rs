@@ -28,6 +28,8 @@ const PAGES_AHEAD: usize = 16;
 pub struct PollSettings {
     /// Records that make a batch worth a commit (a batch ends at a page boundary).
     pub batch_records: usize,
+    /// Arrow bytes that end a batch whatever its record count, so large records cannot take memory past it.
+    pub batch_bytes: usize,
     /// The pause between passes of a continuous sync.
     pub poll_interval: Duration,
 }
@@ -100,7 +102,7 @@ async fn sync_stream<S: PolledStream>(
     loop {
         let start = stream.start_pass(table.token.as_deref())?;
         info!(stream = %table.report.table, "reading");
-        decoder = pass(&stream, &mut table, decoder, start, settings.batch_records, &shutdown).await?;
+        decoder = pass(&stream, &mut table, decoder, start, settings, &shutdown).await?;
         if mode == SyncMode::Once || shutdown.is_requested() {
             break;
         }
@@ -152,7 +154,8 @@ async fn restart_from_scratch(writer: &mut DeltaTableWriter, declared: &TableSch
     Ok(sequence)
 }
 
-/// Reads one pass (pages until the stream is caught up), committing every `batch_records` records while the
+/// Reads one pass (pages until the stream is caught up), committing every `batch_records` records (or
+/// `batch_bytes` of rows) while the
 /// next batch is read. On a failure, what was read before it is committed first, so the next run resumes after
 /// it. Returns the decoder, whose columns carry over to the next pass.
 async fn pass<S: PolledStream>(
@@ -160,10 +163,10 @@ async fn pass<S: PolledStream>(
     table: &mut StreamTable,
     decoder: S::Decoder,
     start: String,
-    batch_records: usize,
+    settings: PollSettings,
     shutdown: &Shutdown,
 ) -> Result<S::Decoder> {
-    let mut next = NextBatch::new(decoder, batch_records);
+    let mut next = NextBatch::new(decoder, settings);
     let (sender, mut pages) = mpsc::channel(PAGES_AHEAD);
     let reader = tokio::spawn(read_pages(stream.clone(), start, sender, shutdown.clone()));
     loop {
@@ -263,28 +266,31 @@ struct NextBatch<D> {
     operations: Vec<Operation>,
     /// The token after the last page taken; `None` until a page arrives.
     token: Option<String>,
-    /// Records that make a batch worth a commit.
-    limit: usize,
+    /// Records and bytes that make a batch worth a commit.
+    limits: PollSettings,
+    /// Arrow bytes of `pages`.
+    bytes: usize,
     /// Reading stopped: the stream is caught up, or it failed (`failure`), or the reader is gone.
     finished: bool,
     failure: Option<Error>,
 }
 
 impl<D: RecordDecoder> NextBatch<D> {
-    fn new(decoder: D, limit: usize) -> Self {
+    fn new(decoder: D, limits: PollSettings) -> Self {
         NextBatch {
             decoder,
             pages: Vec::new(),
             operations: Vec::new(),
             token: None,
-            limit,
+            limits,
+            bytes: 0,
             finished: false,
             failure: None,
         }
     }
 
     fn wants_pages(&self) -> bool {
-        !self.finished && self.operations.len() < self.limit
+        !self.finished && self.operations.len() < self.limits.batch_records && self.bytes < self.limits.batch_bytes
     }
 
     /// Takes a page, or the end of reading. A page whose records cannot land stops the pass like a failed
@@ -307,6 +313,7 @@ impl<D: RecordDecoder> NextBatch<D> {
 
     fn add(&mut self, records: D::Records) -> Result<()> {
         if let Some(DecodedRows { rows, operations }) = self.decoder.decode(records)? {
+            self.bytes += rows.get_array_memory_size();
             self.pages.push(rows);
             self.operations.extend(operations);
         }
@@ -316,6 +323,7 @@ impl<D: RecordDecoder> NextBatch<D> {
     /// The batch read so far, if any page arrived since the last one was taken.
     fn take_batch(&mut self) -> Option<ReadBatch> {
         let token = self.token.take()?;
+        self.bytes = 0;
         Some(ReadBatch {
             pages: std::mem::take(&mut self.pages),
             operations: std::mem::take(&mut self.operations),
