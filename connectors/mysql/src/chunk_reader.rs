@@ -66,7 +66,7 @@ async fn read_chunk(
     let mut conn = connection::connect(config, &format!("cannot connect to copy a chunk of {id}")).await?;
     grow_read_buffer(&mut conn).await?;
     let key_column = quote(key);
-    let after = request.after.map(|bound| format!(" WHERE {key_column} > {bound}")).unwrap_or_default();
+    let after = request.keys_after(&key_column);
     // Where the chunk ends, from the key's index alone, so the next chunk is read alongside this one.
     let up_to_query = format!(
         "SELECT CAST({key_column} AS CHAR) AS chunk_end FROM {}{after} ORDER BY {key_column} LIMIT 1 OFFSET {}",
@@ -83,7 +83,7 @@ async fn read_chunk(
         let table = describe_table(&mut conn, id, Some(std::slice::from_ref(key))).await?;
         // The first read of the table in the snapshot: from here on the table cannot change until it ends.
         match conn.query_first::<String, _>(up_to_query.as_str()).await {
-            Ok(up_to) => break (position, table, up_to.map(|text| parse_key(id, &text)).transpose()?),
+            Ok(up_to) => break (position, table, up_to.map(|text| request.parse_key(&text)).transpose()?),
             Err(mysql_async::Error::Server(error))
                 if error.code == TABLE_DEFINITION_CHANGED && attempt < SNAPSHOT_ATTEMPTS =>
             {
@@ -98,12 +98,8 @@ async fn read_chunk(
     let _ = positioned.send(ChunkStart { position: SourcePosition::Binlog(position), up_to });
 
     let columns: Vec<String> = table.schema.columns.iter().map(|column| quote(&column.name)).collect();
-    let until = match (up_to, request.after) {
-        (Some(last), Some(_)) => format!(" AND {key_column} <= {last}"),
-        (Some(last), None) => format!(" WHERE {key_column} <= {last}"),
-        (None, _) => String::new(),
-    };
-    let select = format!("SELECT {} FROM {}{after}{until}", columns.join(", "), qualified(id));
+    let keys = request.chunk_keys(&key_column, up_to);
+    let select = format!("SELECT {} FROM {}{keys}", columns.join(", "), qualified(id));
     let mut builders: Vec<ColumnBuilder> =
         table.types.iter().map(|mysql_type| ColumnBuilder::new(mysql_type, ROWS_PER_BATCH)).collect();
     let mut rows = Vec::new();
@@ -126,8 +122,4 @@ async fn read_chunk(
     let _ = conn.disconnect().await;
 
     Chunk::read(table.schema.clone(), rows, request, up_to)
-}
-
-fn parse_key(id: &TableId, text: &str) -> Result<i128> {
-    text.parse().map_err(|_| Error::state(format!("{id}: the key `{text}` is not an integer to copy in chunks by")))
 }

@@ -62,7 +62,7 @@ async fn read_chunk(
     let table = &describe_table(&client, id, Some(std::slice::from_ref(key))).await?;
 
     let key_column = quote_identifier(key);
-    let after = request.after.map(|key| format!(" WHERE {key_column} > {key}")).unwrap_or_default();
+    let after = request.keys_after(&key_column);
     // Where the chunk ends, from the key's index alone, so the next chunk is read alongside this one.
     let up_to_query = format!(
         "SELECT {key_column}::text AS chunk_end FROM {}{after} ORDER BY {key_column} OFFSET {} LIMIT 1",
@@ -74,19 +74,15 @@ async fn read_chunk(
         .await
         .map_err(|cause| source_error(format!("cannot find where a chunk of {id} ends"), cause))?
     {
-        Some(row) => Some(parse_key(id, row.get(0))?),
+        Some(row) => Some(request.parse_key(row.get(0))?),
         None => None,
     };
     let _ = positioned.send(ChunkStart { position, up_to });
 
     let columns: Vec<String> = table.schema.columns.iter().map(|column| quote_identifier(&column.name)).collect();
-    let until = match (up_to, request.after) {
-        (Some(last), Some(_)) => format!(" AND {key_column} <= {last}"),
-        (Some(last), None) => format!(" WHERE {key_column} <= {last}"),
-        (None, _) => String::new(),
-    };
+    let keys = request.chunk_keys(&key_column, up_to);
     let statement =
-        format!("COPY (SELECT {} FROM {}{after}{until}) TO STDOUT (FORMAT binary)", columns.join(", "), qualified(id));
+        format!("COPY (SELECT {} FROM {}{keys}) TO STDOUT (FORMAT binary)", columns.join(", "), qualified(id));
     let stream = client
         .copy_out(statement.as_str())
         .await
@@ -114,8 +110,4 @@ async fn read_chunk(
     emit_message(&client, &config.capture.pipeline, "chunk").await?;
 
     Chunk::read(table.schema.clone(), rows, request, up_to)
-}
-
-fn parse_key(id: &TableId, text: &str) -> Result<i128> {
-    text.parse().map_err(|_| Error::state(format!("{id}: the key `{text}` is not an integer to copy in chunks by")))
 }

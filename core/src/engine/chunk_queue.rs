@@ -33,10 +33,8 @@ struct InFlight {
     /// cancelling a snapshot that waits on the server would leave the server waiting, and its rows are dropped
     /// (its error stops the sync); the table's next chunk is asked for once it ends.
     given_up: bool,
-    /// Where the chunk's snapshot sits in the stream, once the reader has taken it.
-    position: Option<SourcePosition>,
-    /// The key the chunk reads up to, once the reader has found it (`Some(None)`: to the end of the table).
-    up_to: Option<Option<i128>>,
+    /// Where the chunk's snapshot sits in the stream and the key it reads up to, once the reader knows them.
+    start: Option<ChunkStart>,
     /// The rows, once read.
     chunk: Option<Chunk>,
 }
@@ -103,8 +101,8 @@ impl ChunkQueue {
             let after = match mine.last() {
                 None => copy.copied_up_to,
                 Some(last) if last.given_up => continue,
-                Some(last) if mine.len() < CHUNKS_PER_TABLE => match last.up_to {
-                    Some(Some(key)) => Some(key),
+                Some(last) if mine.len() < CHUNKS_PER_TABLE => match &last.start {
+                    Some(ChunkStart { up_to: Some(key), .. }) => Some(*key),
                     _ => continue,
                 },
                 Some(_) => continue,
@@ -136,21 +134,13 @@ impl ChunkQueue {
             let ((), read) = tokio::join!(forward, read);
             let _ = sender.send(Update::Read { id, read });
         });
-        self.in_flight.push_back(InFlight {
-            id,
-            table,
-            table_id,
-            given_up: false,
-            position: None,
-            up_to: None,
-            chunk: None,
-        });
+        self.in_flight.push_back(InFlight { id, table, table_id, given_up: false, start: None, chunk: None });
     }
 
     /// Gives up the chunks whose snapshot is still not taken, so none of them can lie before the transaction the
     /// stream has waited [`SNAPSHOT_WAIT`] to hand on.
     pub(super) fn give_up_unpositioned(&mut self) {
-        for chunk in self.in_flight.iter_mut().filter(|chunk| chunk.position.is_none() && !chunk.given_up) {
+        for chunk in self.in_flight.iter_mut().filter(|chunk| chunk.start.is_none() && !chunk.given_up) {
             warn!(
                 table = %chunk.table_id,
                 waited = ?SNAPSHOT_WAIT,
@@ -167,7 +157,7 @@ impl ChunkQueue {
             return Err(Error::state("internal: the chunk readers' channel closed"));
         };
         match update {
-            Update::Positioned { id, start: ChunkStart { position, up_to } } => {
+            Update::Positioned { id, start } => {
                 let Some(index) = self.in_flight.iter().position(|chunk| chunk.id == id && !chunk.given_up) else {
                     return Ok(());
                 };
@@ -176,18 +166,17 @@ impl ChunkQueue {
                 let table = self.in_flight[index].table;
                 let earlier = self.in_flight.iter().take(index).filter(|chunk| chunk.table == table && !chunk.given_up);
                 for chunk in earlier {
-                    if let Some(earlier) = &chunk.position
-                        && position.try_cmp(earlier).is_ok_and(std::cmp::Ordering::is_lt)
+                    if let Some(ChunkStart { position: earlier, .. }) = &chunk.start
+                        && start.position.try_cmp(earlier).is_ok_and(std::cmp::Ordering::is_lt)
                     {
                         return Err(Error::state(format!(
-                            "internal: a chunk of {} was read at {position}, before the chunk asked for ahead of it \
+                            "internal: a chunk of {} was read at {}, before the chunk asked for ahead of it \
                              ({earlier})",
-                            chunk.table_id
+                            chunk.table_id, start.position
                         )));
                     }
                 }
-                self.in_flight[index].position = Some(position);
-                self.in_flight[index].up_to = Some(up_to);
+                self.in_flight[index].start = Some(start);
             }
             Update::Read { id, read } if self.in_flight.iter().any(|chunk| chunk.id == id && chunk.given_up) => {
                 self.in_flight.retain(|chunk| chunk.id != id);
@@ -198,7 +187,7 @@ impl ChunkQueue {
             Update::Read { id, read } => {
                 let chunk = read?;
                 if let Some(entry) = self.in_flight.iter_mut().find(|entry| entry.id == id) {
-                    if entry.position.is_none() {
+                    if entry.start.is_none() {
                         return Err(Error::state("internal: a chunk was read without reporting its position"));
                     }
                     entry.chunk = Some(chunk);
@@ -211,7 +200,9 @@ impl ChunkQueue {
     /// Before a transaction that begins at `start` (see `ChangeStream::transaction_start`).
     pub(super) fn before_transaction(&self, start: &SourcePosition) -> Result<BeforeTransaction> {
         for chunk in self.in_flight.iter().filter(|chunk| !chunk.given_up) {
-            let Some(position) = &chunk.position else { return Ok(BeforeTransaction::WaitForSnapshot) };
+            let Some(ChunkStart { position, .. }) = &chunk.start else {
+                return Ok(BeforeTransaction::WaitForSnapshot);
+            };
             let follows = start.try_cmp(position).map_err(|cause| {
                 Error::state(format!("cannot place a transaction against a chunk's snapshot: {cause}"))
             })?;
@@ -232,9 +223,9 @@ impl ChunkQueue {
             .filter(|chunk| chunk.chunk.is_some() && !chunk.given_up && self.first_of_its_table(chunk))
             .find(|chunk| {
                 chunk
-                    .position
+                    .start
                     .as_ref()
-                    .is_some_and(|position| received.try_cmp(position).is_ok_and(std::cmp::Ordering::is_ge))
+                    .is_some_and(|start| received.try_cmp(&start.position).is_ok_and(std::cmp::Ordering::is_ge))
             })
             .map(|chunk| chunk.table)
     }
@@ -247,8 +238,8 @@ impl ChunkQueue {
             .position(|chunk| chunk.table == table && !chunk.given_up)
             .ok_or_else(|| Error::state("internal: no chunk of the table is in flight"))?;
         let entry = self.in_flight.remove(index).expect("found above");
-        match (entry.chunk, entry.position) {
-            (Some(chunk), Some(position)) => Ok((chunk, position)),
+        match (entry.chunk, entry.start) {
+            (Some(chunk), Some(start)) => Ok((chunk, start.position)),
             _ => Err(Error::state("internal: a chunk was applied before it was read")),
         }
     }

@@ -291,6 +291,30 @@ pub struct ChunkRequest {
     pub rows: u64,
 }
 
+/// The SQL conditions both SQL sources read a chunk by, `quoted_key` being the key column as the source quotes it.
+impl ChunkRequest {
+    /// The keys after `after`: ` WHERE key > after`, nothing for a copy's first chunk.
+    pub fn keys_after(&self, quoted_key: &str) -> String {
+        self.after.map(|after| format!(" WHERE {quoted_key} > {after}")).unwrap_or_default()
+    }
+
+    /// The chunk's keys: those after `after` up to `up_to` (see [`ChunkStart`]), all that follow without it.
+    pub fn chunk_keys(&self, quoted_key: &str, up_to: Option<i128>) -> String {
+        match (up_to, self.after) {
+            (Some(last), Some(_)) => format!("{} AND {quoted_key} <= {last}", self.keys_after(quoted_key)),
+            (Some(last), None) => format!(" WHERE {quoted_key} <= {last}"),
+            (None, _) => self.keys_after(quoted_key),
+        }
+    }
+
+    /// A key of the table as a source's query returned it, as text.
+    pub fn parse_key(&self, text: &str) -> Result<i128> {
+        text.parse().map_err(|_| {
+            Error::state(format!("{}: the key `{text}` is not an integer to copy in chunks by", self.table))
+        })
+    }
+}
+
 /// Where a chunk's snapshot sits in the stream, and the key the chunk reads up to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChunkStart {
@@ -395,5 +419,18 @@ mod tests {
         assert!(!ChunkedCopy::is_under_way(&done), "a complete copy is not under way");
         let restarting = TableCursor::restarting(SourcePosition::Postgres { lsn: Lsn(3) });
         assert_eq!(ChunkedCopy::needed(Some(&restarting), "id").expect("readable").expect("fresh").copied_up_to, None);
+    }
+
+    #[test]
+    fn a_chunk_reads_the_keys_after_its_start_up_to_its_end() {
+        let request = |after| ChunkRequest { table: TableId::new("s", "t"), key_column: "id".into(), after, rows: 10 };
+        assert_eq!(request(None).keys_after("\"id\""), "");
+        assert_eq!(request(Some(-5)).keys_after("\"id\""), " WHERE \"id\" > -5");
+        assert_eq!(request(None).chunk_keys("`id`", Some(9)), " WHERE `id` <= 9");
+        assert_eq!(request(Some(9)).chunk_keys("`id`", Some(19)), " WHERE `id` > 9 AND `id` <= 19");
+        assert_eq!(request(Some(19)).chunk_keys("`id`", None), " WHERE `id` > 19");
+        assert_eq!(request(None).parse_key("18446744073709551615").expect("unsigned"), 18_446_744_073_709_551_615);
+        let error = request(None).parse_key("abc").expect_err("not a key");
+        assert!(error.to_string().contains("s.t: the key `abc` is not an integer"), "{error}");
     }
 }

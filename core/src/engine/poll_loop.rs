@@ -155,9 +155,8 @@ async fn restart_from_scratch(writer: &mut DeltaTableWriter, declared: &TableSch
 }
 
 /// Reads one pass (pages until the stream is caught up), committing every `batch_records` records (or
-/// `batch_bytes` of rows) while the
-/// next batch is read. On a failure, what was read before it is committed first, so the next run resumes after
-/// it. Returns the decoder, whose columns carry over to the next pass.
+/// `batch_bytes` of rows) while the next batch is read. On a failure, what was read before it is committed
+/// first, so the next run resumes after it. Returns the decoder, whose columns carry over to the next pass.
 async fn pass<S: PolledStream>(
     stream: &Arc<S>,
     table: &mut StreamTable,

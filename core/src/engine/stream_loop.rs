@@ -93,20 +93,14 @@ pub async fn stream_changes<S: ChangeStream>(
                         stream.tables().apply_chunk(table, chunk, position).await?;
                         read_more_chunks(stream, queue);
                     }
-                    BeforeTransaction::WaitForRows => {
+                    wait @ (BeforeTransaction::WaitForRows | BeforeTransaction::WaitForSnapshot) => {
+                        // Rows are waited for as long as they take; a snapshot only SNAPSHOT_WAIT.
+                        let snapshot = wait == BeforeTransaction::WaitForSnapshot;
                         tokio::select! {
                             biased;
                             _ = shutdown.requested() => break 'stream,
                             update = queue.next_update() => update?,
-                        }
-                        read_more_chunks(stream, queue);
-                    }
-                    BeforeTransaction::WaitForSnapshot => {
-                        tokio::select! {
-                            biased;
-                            _ = shutdown.requested() => break 'stream,
-                            update = queue.next_update() => update?,
-                            _ = tokio::time::sleep(SNAPSHOT_WAIT) => queue.give_up_unpositioned(),
+                            _ = tokio::time::sleep(SNAPSHOT_WAIT), if snapshot => queue.give_up_unpositioned(),
                         }
                         read_more_chunks(stream, queue);
                     }
