@@ -35,7 +35,7 @@ use crate::config::{COPY_HEARTBEAT_INTERVAL, HEARTBEAT_INTERVAL, MySqlConfig};
 use crate::connection;
 use crate::ddl::{TableStatement, classify};
 use crate::earlier_rows::fill_earlier_rows;
-use crate::event_reader::next_event;
+use crate::event_reader::{BinlogEvents, BinlogReadFailure};
 use crate::gtid::{MARIADB_GTID_EVENT, MARIADB_GTID_LIST_EVENT, decode_gtid_event, decode_gtid_list};
 use crate::mapped_tables::MappedTables;
 use crate::read_buffer::grow_read_buffer;
@@ -89,7 +89,7 @@ pub struct BinlogReader<'a> {
     config: &'a MySqlConfig,
     server: &'a ServerInfo,
     tables: CapturedTables<BinlogTable>,
-    stream: Option<BinlogStream>,
+    events: BinlogEvents,
     /// The server's position when the sync started: a `once` sync stops there.
     target: BinlogPosition,
     mode: SyncMode,
@@ -145,7 +145,7 @@ impl<'a> BinlogReader<'a> {
             config,
             server,
             tables: CapturedTables::new(tables),
-            stream: None,
+            events: BinlogEvents::default(),
             target,
             mode: SyncMode::Once,
             sink,
@@ -296,7 +296,7 @@ impl<'a> BinlogReader<'a> {
         self.position(header.log_pos().saturating_sub(header.event_size()))
     }
 
-    async fn on_event(&mut self, stream: &BinlogStream, event: &Event) -> Result<()> {
+    async fn on_event(&mut self, event: &Event) -> Result<()> {
         let header = event.header();
         let raw_type = header.event_type_raw();
         if raw_type == MARIADB_GTID_EVENT {
@@ -362,7 +362,7 @@ impl<'a> BinlogReader<'a> {
             }
             Some(EventData::XidEvent(_)) => self.commit_transaction(header.log_pos(), header.timestamp())?,
             Some(EventData::TableMapEvent(map)) => self.on_table_map(&map).await?,
-            Some(EventData::RowsEvent(rows)) => self.on_rows(stream, &rows)?,
+            Some(EventData::RowsEvent(rows)) => self.on_rows(&rows)?,
             Some(EventData::HeartbeatEvent) | Some(EventData::FormatDescriptionEvent(_)) | None => {
                 self.between_transactions(header.log_pos())?;
             }
@@ -550,16 +550,22 @@ impl<'a> BinlogReader<'a> {
         Ok(())
     }
 
-    fn on_rows(&mut self, stream: &BinlogStream, rows: &RowsEventData<'_>) -> Result<()> {
+    fn on_rows(&mut self, rows: &RowsEventData<'_>) -> Result<()> {
         let Some(Some(index)) = self.mapped.get(rows.table_id()) else { return Ok(()) };
         if !self.begins_after_cursor(index)? {
             return Ok(());
         }
-        let map = stream
-            .get_tme(rows.table_id())
+        // The table's map handled last, which its transaction sent before these rows: the stream's own maps
+        // may already hold ones read ahead.
+        let table = self.tables.get_mut(index);
+        let map = table
+            .source
+            .checked_map
+            .as_ref()
+            .filter(|map| map.table_id() == rows.table_id())
             .ok_or_else(|| Error::state(format!("a rows event in {} has no table map", self.file)))?;
-        let id = self.tables.get(index).writer.table_id().clone();
-        push_rows(&mut self.tables.get_mut(index).source.pending, rows, map, &id)?;
+        let id = table.writer.table_id().clone();
+        push_rows(&mut table.source.pending, rows, map, &id)?;
         self.tables.touch(index);
         Ok(())
     }
@@ -567,10 +573,21 @@ impl<'a> BinlogReader<'a> {
 
 impl ChangeStream for BinlogReader<'_> {
     type Table = BinlogTable;
-    type Event = Event;
+    type Reader = BinlogEvents;
 
-    fn tables(&mut self) -> &mut CapturedTables<BinlogTable> {
-        &mut self.tables
+    fn reader_and_tables(&mut self) -> (&mut BinlogEvents, &mut CapturedTables<BinlogTable>) {
+        (&mut self.events, &mut self.tables)
+    }
+
+    fn read_failed(&self, failure: BinlogReadFailure) -> Error {
+        match failure {
+            BinlogReadFailure::NotOpen => Error::state("internal: the binlog was read before its stream opened"),
+            BinlogReadFailure::Malformed(malformed) => malformed.into_error(&self.received),
+            BinlogReadFailure::Server(cause) => self.stream_error(cause),
+            BinlogReadFailure::Ended => {
+                Error::new(ErrorKind::Source, Retry::WithBackoff, "the server ended the binlog stream")
+            }
+        }
     }
 
     async fn start(&mut self, mode: SyncMode) -> Result<Started> {
@@ -580,29 +597,12 @@ impl ChangeStream for BinlogReader<'_> {
         if mode == SyncMode::Once && !copying && compare(&self.received, &self.target)?.is_ge() {
             return Ok(Started::AtEnd);
         }
-        self.stream = Some(self.open_stream().await?);
+        self.events.stream = Some(self.open_stream().await?);
         Ok(Started::Streaming)
     }
 
-    async fn next_event(&mut self) -> Result<Event> {
-        let Some(stream) = self.stream.as_mut() else {
-            return Err(Error::state("internal: the binlog was read before its stream opened"));
-        };
-        match next_event(stream).await.map_err(|malformed| malformed.into_error(&self.received))? {
-            Some(Ok(event)) => Ok(event),
-            Some(Err(cause)) => Err(self.stream_error(cause)),
-            None => Err(Error::new(ErrorKind::Source, Retry::WithBackoff, "the server ended the binlog stream")),
-        }
-    }
-
     async fn handle(&mut self, event: Event) -> Result<StreamStep> {
-        // The stream's table maps decode rows events; it is lent to the decoding and put back.
-        let Some(stream) = self.stream.take() else {
-            return Err(Error::state("internal: a binlog event arrived without its stream"));
-        };
-        let handled = self.on_event(&stream, &event).await;
-        self.stream = Some(stream);
-        handled?;
+        self.on_event(&event).await?;
         let between = self.transaction_start.is_none();
         if self.mode == SyncMode::Once && between && compare(&self.received, &self.target)?.is_ge() {
             return Ok(StreamStep::ReachedEnd);
@@ -654,7 +654,7 @@ impl ChangeStream for BinlogReader<'_> {
     }
 
     async fn close(&mut self) {
-        if let Some(stream) = self.stream.take() {
+        if let Some(stream) = self.events.stream.take() {
             let _ = stream.close().await;
         }
     }

@@ -1,10 +1,12 @@
-//! The next binlog event, read so that a malformed one stops the sync with an error instead of the process:
+//! The binlog's events, read apart from their decoding (the engine reads while the tables merge), and read so
+//! that a malformed one stops the sync with an error instead of the process:
 //! mysql_common 0.35 panics on an event whose header claims more bytes than its packet holds (`Event::read`
 //! unwraps the read) and on one too short for its checksum (found by the `mysql_binlog` fuzz target). A server,
 //! a proxy or a damaged binlog file can send either, and a server's bytes must never panic the process. Caught
 //! here, around the one call that parses events, because the panics are inside mysql_async's stream.
 
 use connector_core::caught_panic::catching;
+use connector_core::engine::EventReader;
 use connector_core::error::{Error, ErrorKind, Retry};
 use connector_core::position::BinlogPosition;
 use futures::StreamExt;
@@ -15,9 +17,46 @@ use mysql_async::binlog::events::Event;
 #[derive(Debug)]
 pub struct MalformedEvent(String);
 
-/// The stream's next item (`None` when the server ended it), or the event it could not parse.
-pub async fn next_event(stream: &mut BinlogStream) -> Result<Option<mysql_async::Result<Event>>, MalformedEvent> {
-    catching(stream.next()).await.map_err(MalformedEvent)
+/// The binlog stream, once opened.
+#[derive(Default)]
+pub struct BinlogEvents {
+    pub stream: Option<BinlogStream>,
+}
+
+/// Why the binlog could not be read.
+#[derive(Debug)]
+pub enum BinlogReadFailure {
+    NotOpen,
+    Malformed(MalformedEvent),
+    Server(mysql_async::Error),
+    /// The server ended the stream.
+    Ended,
+}
+
+impl std::fmt::Debug for BinlogEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BinlogEvents").field("open", &self.stream.is_some()).finish()
+    }
+}
+
+impl EventReader for BinlogEvents {
+    type Event = Event;
+    type Failure = BinlogReadFailure;
+
+    /// Cancel-safe: the stream keeps its state between polls.
+    async fn next_event(&mut self) -> Result<Event, BinlogReadFailure> {
+        let Some(stream) = self.stream.as_mut() else { return Err(BinlogReadFailure::NotOpen) };
+        match catching(stream.next()).await {
+            Ok(Some(Ok(event))) => Ok(event),
+            Ok(Some(Err(cause))) => Err(BinlogReadFailure::Server(cause)),
+            Ok(None) => Err(BinlogReadFailure::Ended),
+            Err(panic) => Err(BinlogReadFailure::Malformed(MalformedEvent(panic))),
+        }
+    }
+
+    fn event_bytes(event: &Event) -> usize {
+        size_of::<Event>() + event.data().len()
+    }
 }
 
 impl MalformedEvent {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use connector_core::change::Operation;
 use connector_core::engine::{
-    CapturedTable, CapturedTables, ChangeStream, IdleCursors, SharedChunkReader, Started, StreamStep,
+    CapturedTable, CapturedTables, ChangeStream, EventReader, IdleCursors, SharedChunkReader, Started, StreamStep,
 };
 use connector_core::error::{Error, ErrorKind, Result, Retry};
 use connector_core::pipeline::SyncMode;
@@ -38,7 +38,7 @@ pub struct ReplicationStream<'a> {
     config: &'a PostgresConfig,
     sql: &'a Client,
     tables: CapturedTables<PendingChanges>,
-    client: Option<ReplicationClient>,
+    reader: WalReader,
     mode: SyncMode,
     /// The content of the marker a `once` sync stops at.
     end_marker: Option<String>,
@@ -53,6 +53,52 @@ pub struct ReplicationStream<'a> {
     acknowledged: Lsn,
     /// Reads chunks of the tables copied while streaming, with the rows per chunk.
     chunk_reader: Option<(SharedChunkReader, u64)>,
+}
+
+/// The replication connection, read apart from the decoding so the engine reads while the tables merge. The
+/// client's worker reads the socket into a channel of its own; this is its receiving end.
+#[derive(Default)]
+pub struct WalReader {
+    client: Option<ReplicationClient>,
+}
+
+/// Why the replication stream could not be read.
+#[derive(Debug)]
+pub enum WalReadFailure {
+    NotStarted,
+    /// The server ended the stream.
+    Ended,
+    Wire(pgwire_replication::PgWireError),
+}
+
+impl std::fmt::Debug for WalReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WalReader").field("open", &self.client.is_some()).finish()
+    }
+}
+
+impl EventReader for WalReader {
+    type Event = ReplicationEvent;
+    type Failure = WalReadFailure;
+
+    /// Cancel-safe: a receive from the client's channel.
+    async fn next_event(&mut self) -> std::result::Result<ReplicationEvent, WalReadFailure> {
+        let Some(client) = self.client.as_mut() else { return Err(WalReadFailure::NotStarted) };
+        match client.recv().await {
+            Ok(Some(event)) => Ok(event),
+            Ok(None) => Err(WalReadFailure::Ended),
+            Err(cause) => Err(WalReadFailure::Wire(cause)),
+        }
+    }
+
+    fn event_bytes(event: &ReplicationEvent) -> usize {
+        let payload = match event {
+            ReplicationEvent::XLogData { data, .. } => data.len(),
+            ReplicationEvent::Message { prefix, content, .. } => prefix.len() + content.len(),
+            _ => 0,
+        };
+        size_of::<ReplicationEvent>() + payload
+    }
 }
 
 impl std::fmt::Debug for ReplicationStream<'_> {
@@ -73,7 +119,7 @@ impl<'a> ReplicationStream<'a> {
             config,
             sql,
             tables: CapturedTables::new(tables),
-            client: None,
+            reader: WalReader::default(),
             mode: SyncMode::Once,
             end_marker: None,
             last_heartbeat: Instant::now(),
@@ -349,10 +395,20 @@ fn postgres_time(micros: i64) -> DateTime<Utc> {
 
 impl ChangeStream for ReplicationStream<'_> {
     type Table = PendingChanges;
-    type Event = ReplicationEvent;
+    type Reader = WalReader;
 
-    fn tables(&mut self) -> &mut CapturedTables<PendingChanges> {
-        &mut self.tables
+    fn reader_and_tables(&mut self) -> (&mut WalReader, &mut CapturedTables<PendingChanges>) {
+        (&mut self.reader, &mut self.tables)
+    }
+
+    fn read_failed(&self, failure: WalReadFailure) -> Error {
+        match failure {
+            WalReadFailure::NotStarted => Error::state("internal: the replication stream was read before it started"),
+            WalReadFailure::Ended => {
+                Error::new(ErrorKind::Source, Retry::WithBackoff, "the server ended the replication stream".to_string())
+            }
+            WalReadFailure::Wire(cause) => self.stream_error(cause),
+        }
     }
 
     async fn start(&mut self, mode: SyncMode) -> Result<Started> {
@@ -364,7 +420,7 @@ impl ChangeStream for ReplicationStream<'_> {
         client.wait_started().await.map_err(|cause| {
             replication_error(format!("cannot start replication from slot {}", self.config.slot), cause)
         })?;
-        self.client = Some(client);
+        self.reader.client = Some(client);
         self.mode = mode;
         // `once` stops at a marker written now: everything committed before it is then received.
         if mode == SyncMode::Once {
@@ -372,21 +428,6 @@ impl ChangeStream for ReplicationStream<'_> {
         }
         info!(slot = %self.config.slot, from = %self.acknowledged, "streaming changes");
         Ok(Started::Streaming)
-    }
-
-    async fn next_event(&mut self) -> Result<ReplicationEvent> {
-        let Some(client) = self.client.as_mut() else {
-            return Err(Error::state("internal: the replication stream was read before it started"));
-        };
-        match client.recv().await {
-            Ok(Some(event)) => Ok(event),
-            Ok(None) => Err(Error::new(
-                ErrorKind::Source,
-                Retry::WithBackoff,
-                "the server ended the replication stream".to_string(),
-            )),
-            Err(cause) => Err(self.stream_error(cause)),
-        }
     }
 
     async fn handle(&mut self, event: ReplicationEvent) -> Result<StreamStep> {
@@ -403,7 +444,7 @@ impl ChangeStream for ReplicationStream<'_> {
 
     /// Tells the server (`flush_lsn`) that the slot may move to `position`.
     fn acknowledge(&mut self, position: &SourcePosition) {
-        if let (SourcePosition::Postgres { lsn }, Some(client)) = (position, &self.client)
+        if let (SourcePosition::Postgres { lsn }, Some(client)) = (position, &self.reader.client)
             && *lsn > self.acknowledged
         {
             client.update_applied_lsn(pgwire_replication::Lsn::from_u64(lsn.0));
@@ -441,7 +482,7 @@ impl ChangeStream for ReplicationStream<'_> {
     }
 
     async fn close(&mut self) {
-        let Some(mut client) = self.client.take() else { return };
+        let Some(mut client) = self.reader.client.take() else { return };
         self.wait_for_feedback(&client).await;
         client.stop();
         let _ = client.shutdown().await;

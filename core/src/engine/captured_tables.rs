@@ -14,7 +14,7 @@ use crate::schema::TableId;
 
 /// A source's state of one table it streams, holding the table's change buffer in the source's own column
 /// builders (and whatever the source needs to decode the table: its shape, types, …).
-pub trait TableChanges: Send {
+pub trait TableChanges: Send + 'static {
     type Columns: ColumnRows + Send;
 
     fn changes(&self) -> &ChangeBuffer<Self::Columns>;

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 
 use super::captured_tables::{CapturedTables, TableChanges};
 use super::chunked_copy::SharedChunkReader;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::pipeline::SyncMode;
 use crate::position::SourcePosition;
 
@@ -44,9 +44,32 @@ pub enum IdleCursors {
     Keep,
 }
 
-/// A source's change stream. The engine calls [`start`](Self::start) once, then alternates
-/// [`next_event`](Self::next_event) and [`handle`](Self::handle), committing between them, and ends with
-/// [`close`](Self::close).
+/// The reading half of a change stream: events off the wire, nothing decoded yet. Lent apart from the tables
+/// (see [`ChangeStream::reader_and_tables`]) so the engine keeps reading while the tables merge.
+pub trait EventReader: Send {
+    /// One event of the source's log, as read from the wire.
+    type Event: Send;
+    /// Why a read failed; the stream turns it into the sync's error ([`ChangeStream::read_failed`]) once every
+    /// event read before it is handled, so the error names the position where reading stopped.
+    type Failure: Send;
+
+    /// Waits for the next event. Must be cancel-safe: the engine drops it when a timer fires or a merge ends,
+    /// and asks again.
+    fn next_event(&mut self) -> impl Future<Output = std::result::Result<Self::Event, Self::Failure>> + Send;
+
+    /// About how much memory `event` holds, to bound the events read ahead during a merge.
+    fn event_bytes(event: &Self::Event) -> usize;
+}
+
+/// An event of stream `S`.
+pub type EventOf<S> = <<S as ChangeStream>::Reader as EventReader>::Event;
+/// A read failure of stream `S`.
+pub type FailureOf<S> = <<S as ChangeStream>::Reader as EventReader>::Failure;
+
+/// A source's change stream. The engine calls [`start`](Self::start) once, then alternates reading an event
+/// ([`EventReader::next_event`]) and [`handle`](Self::handle), committing between them, and ends with
+/// [`close`](Self::close). While the tables merge, the engine goes on reading events (up to a memory
+/// budget) and handles them after the merge, in order.
 ///
 /// The guarantees rest on these promises:
 /// - [`handle`](Self::handle) closes a transaction (`CapturedTables::close_transaction`) only once all its rows
@@ -60,20 +83,26 @@ pub enum IdleCursors {
 pub trait ChangeStream: Send {
     /// The source's state of one captured table, holding its change buffer.
     type Table: TableChanges;
-    /// One event of the source's log, as read from the wire.
-    type Event: Send;
+    /// Reads the source's events.
+    type Reader: EventReader;
 
-    /// The tables the stream decodes into (the pipeline owns them; the engine commits them).
-    fn tables(&mut self) -> &mut CapturedTables<Self::Table>;
+    /// The stream's reader and the tables it decodes into (the pipeline owns them; the engine commits them),
+    /// borrowed apart: the engine reads while the tables merge.
+    fn reader_and_tables(&mut self) -> (&mut Self::Reader, &mut CapturedTables<Self::Table>);
+
+    /// The tables the stream decodes into.
+    fn tables(&mut self) -> &mut CapturedTables<Self::Table> {
+        self.reader_and_tables().1
+    }
+
+    /// The sync's error for a failed read, asked once every event before the failure is handled.
+    fn read_failed(&self, failure: FailureOf<Self>) -> Error;
 
     /// Opens the stream (for `once`: notes where the source stands now, the end to read to).
     fn start(&mut self, mode: SyncMode) -> impl Future<Output = Result<Started>> + Send;
 
-    /// Waits for the next event. Must be cancel-safe: the engine drops it when a timer fires and asks again.
-    fn next_event(&mut self) -> impl Future<Output = Result<Self::Event>> + Send;
-
     /// Decodes an event into the tables' buffers.
-    fn handle(&mut self, event: Self::Event) -> impl Future<Output = Result<StreamStep>> + Send;
+    fn handle(&mut self, event: EventOf<Self>) -> impl Future<Output = Result<StreamStep>> + Send;
 
     /// The open transaction, if any: the position and commit time that label a part of it applied before its
     /// end (see `DeltaTableWriter::apply_partial_transaction`). `None` between transactions.
@@ -101,7 +130,7 @@ pub trait ChangeStream: Send {
     /// Where the transaction `event` opens begins, to place it against a chunk's snapshot position: a
     /// transaction that begins at or after the position is not in the snapshot, one before it is. `None` for
     /// an event that opens no transaction. A source with a [`chunk_reader`](Self::chunk_reader) must say.
-    fn transaction_start(&self, _event: &Self::Event) -> Option<SourcePosition> {
+    fn transaction_start(&self, _event: &EventOf<Self>) -> Option<SourcePosition> {
         None
     }
 

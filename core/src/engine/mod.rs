@@ -17,6 +17,7 @@ mod chunked_copy;
 mod commit_budget;
 mod poll_loop;
 mod polled_stream;
+mod read_ahead;
 #[cfg(test)]
 mod scripted_polled_tests;
 #[cfg(test)]
@@ -24,7 +25,7 @@ mod scripted_source_tests;
 mod stream_loop;
 
 pub use captured_tables::{CapturedTable, CapturedTables, TableChanges};
-pub use change_stream::{ChangeStream, IdleCursors, Started, StreamStep};
+pub use change_stream::{ChangeStream, EventOf, EventReader, FailureOf, IdleCursors, Started, StreamStep};
 pub use chunked_copy::{
     Chunk, ChunkRead, ChunkReader, ChunkRequest, ChunkStart, ChunkedCopy, CopyPlan, PositionReport, SharedChunkReader,
     chunk_key, integer_keys, plan_copy,

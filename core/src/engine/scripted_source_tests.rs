@@ -99,6 +99,8 @@ struct Server {
     /// cursors, and a chunk read there would take a table's cursor back over transactions the stream skips for
     /// it; and a table's chunk read before the position of its previous one stalls the engine.
     log_end: Arc<AtomicU64>,
+    /// The most events the engine held read but not yet handled, in any run: how far it read ahead.
+    most_read_ahead: usize,
 }
 
 struct ScriptedStream<'a> {
@@ -107,21 +109,71 @@ struct ScriptedStream<'a> {
     tables: CapturedTables<ScriptedTable>,
     /// Per table: transactions committed at or before this are in the table already.
     skip_through: Vec<u64>,
-    events: Vec<Event>,
-    next: usize,
+    reader: ScriptedReader,
     open: Option<u64>,
     received: u64,
-    /// Events left before the source fails (a crash).
-    crash_after: Option<usize>,
+    /// Events handled so far in this run.
+    handled: usize,
     /// Acknowledgements the server never gets (the connection dropped right after the commit).
     lose_acknowledgements: bool,
-    /// Quiet spells between events (paused time passes them at once), so the engine's timer fires between
-    /// transactions and inside them.
-    pauses: bool,
     idle: IdleCursors,
     mode: SyncMode,
     /// The reader of the chunks of tables copied while streaming, and the rows per chunk.
     chunks: Option<(SharedChunkReader, u64)>,
+}
+
+/// The stream's events as the scripted server sends them.
+struct ScriptedReader {
+    events: Vec<Event>,
+    next: usize,
+    /// Events left before the source fails (a crash).
+    crash_after: Option<usize>,
+    /// Quiet spells between events (paused time passes them at once), so the engine's timer fires between
+    /// transactions and inside them, and merges end while a read waits.
+    pauses: bool,
+    mode: SyncMode,
+    /// The server's `log_end`.
+    log_end: Arc<AtomicU64>,
+}
+
+/// The scripted source's only read failure.
+struct Crashed;
+
+impl EventReader for ScriptedReader {
+    type Event = Event;
+    type Failure = Crashed;
+
+    async fn next_event(&mut self) -> std::result::Result<Event, Crashed> {
+        loop {
+            if let Some(left) = self.crash_after.as_mut() {
+                if *left == 0 {
+                    return Err(Crashed);
+                }
+                *left -= 1;
+            }
+            if self.pauses && fastrand::u8(0..6) == 0 {
+                tokio::time::sleep(Duration::from_millis(fastrand::u64(20..3000))).await;
+            }
+            match self.events.get(self.next) {
+                Some(event) => {
+                    self.next += 1;
+                    if let Event::Begin(position) = event {
+                        self.log_end.fetch_max(*position, Ordering::SeqCst);
+                    }
+                    return Ok(*event);
+                }
+                // A continuous stream idles at the log's end (chunks still arrive) until its crash comes.
+                None if self.mode == SyncMode::Continuous && self.crash_after.is_some() => {
+                    tokio::time::sleep(Duration::from_millis(fastrand::u64(10..300))).await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    fn event_bytes(_event: &Event) -> usize {
+        size_of::<Event>()
+    }
 }
 
 fn at(position: u64) -> SourcePosition {
@@ -137,10 +189,14 @@ fn lsn_of(position: &SourcePosition) -> u64 {
 
 impl ChangeStream for ScriptedStream<'_> {
     type Table = ScriptedTable;
-    type Event = Event;
+    type Reader = ScriptedReader;
 
-    fn tables(&mut self) -> &mut CapturedTables<ScriptedTable> {
-        &mut self.tables
+    fn reader_and_tables(&mut self) -> (&mut ScriptedReader, &mut CapturedTables<ScriptedTable>) {
+        (&mut self.reader, &mut self.tables)
+    }
+
+    fn read_failed(&self, _failure: Crashed) -> Error {
+        Error::state("the scripted source crashed")
     }
 
     async fn start(&mut self, mode: SyncMode) -> Result<Started> {
@@ -148,45 +204,19 @@ impl ChangeStream for ScriptedStream<'_> {
         self.received = self.server.confirmed;
         self.server.log_end.fetch_max(self.server.confirmed, Ordering::SeqCst);
         for transaction in self.log.iter().filter(|transaction| transaction.position > self.server.confirmed) {
-            self.events.push(Event::Begin(transaction.position));
-            self.events.extend(transaction.rows.iter().copied().map(Event::Row));
-            self.events.push(Event::Commit(transaction.position));
+            self.reader.events.push(Event::Begin(transaction.position));
+            self.reader.events.extend(transaction.rows.iter().copied().map(Event::Row));
+            self.reader.events.push(Event::Commit(transaction.position));
         }
         if mode == SyncMode::Once && self.tables.copying().next().is_some() {
-            self.events.push(Event::End);
+            self.reader.events.push(Event::End);
         }
-        Ok(if self.events.is_empty() && mode == SyncMode::Once { Started::AtEnd } else { Started::Streaming })
-    }
-
-    async fn next_event(&mut self) -> Result<Event> {
-        loop {
-            if let Some(left) = self.crash_after.as_mut() {
-                if *left == 0 {
-                    return Err(Error::state("the scripted source crashed"));
-                }
-                *left -= 1;
-            }
-            if self.pauses && fastrand::u8(0..6) == 0 {
-                tokio::time::sleep(Duration::from_millis(fastrand::u64(20..3000))).await;
-            }
-            match self.events.get(self.next) {
-                Some(event) => {
-                    self.next += 1;
-                    if let Event::Begin(position) = event {
-                        self.server.log_end.fetch_max(*position, Ordering::SeqCst);
-                    }
-                    return Ok(*event);
-                }
-                // A continuous stream idles at the log's end (chunks still arrive) until its crash comes.
-                None if self.mode == SyncMode::Continuous && self.crash_after.is_some() => {
-                    tokio::time::sleep(Duration::from_millis(fastrand::u64(10..300))).await;
-                }
-                None => std::future::pending().await,
-            }
-        }
+        Ok(if self.reader.events.is_empty() && mode == SyncMode::Once { Started::AtEnd } else { Started::Streaming })
     }
 
     async fn handle(&mut self, event: Event) -> Result<StreamStep> {
+        self.handled += 1;
+        self.server.most_read_ahead = self.server.most_read_ahead.max(self.reader.next - self.handled);
         match event {
             Event::Begin(position) => self.open = Some(position),
             Event::Row(row) => {
@@ -507,18 +537,24 @@ async fn run_stream(
 ) -> (bool, Vec<CapturedTable<ScriptedTable>>) {
     let skip_through =
         tables.iter().map(|table| table.writer.cursor().map_or(0, |cursor| lsn_of(&cursor.position))).collect();
+    let log_end = server.log_end.clone();
     let mut stream = ScriptedStream {
         log,
         server,
         tables: CapturedTables::new(tables),
         skip_through,
-        events: Vec::new(),
-        next: 0,
+        reader: ScriptedReader {
+            events: Vec::new(),
+            next: 0,
+            crash_after: run.crash_after,
+            pauses: run.pauses,
+            mode,
+            log_end,
+        },
         open: None,
         received: 0,
-        crash_after: run.crash_after,
+        handled: 0,
         lose_acknowledgements: run.lose_acknowledgements,
-        pauses: run.pauses,
         idle: run.idle,
         mode,
         chunks,
@@ -635,6 +671,26 @@ async fn a_transaction_larger_than_the_budget_lands_in_parts_and_a_crash_after_a
     assert!(run_once(&lake, &log, &mut server, whole).await);
     assert_lake_equals(&lake, &log, "after the replay").await;
     assert_eq!((lake.cursor(KEYED).await, lake.cursor(CHANGELOG).await, server.confirmed), (500, 500, 500));
+}
+
+/// While the tables merge, the engine goes on reading events, up to a quarter of the budget, and handles them
+/// after, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_read_while_the_tables_merge_up_to_a_quarter_of_the_budget() {
+    let lake = Lake::new();
+    let log = random_log(60, 12);
+    let mut server = Server::default();
+    let budget = CommitBudget { commit_interval: Duration::from_secs(3600), batch_bytes: 2048 };
+    let run = Run { crash_after: None, lose_acknowledgements: false, pauses: false, idle: IdleCursors::Keep, budget };
+    assert!(run_once(&lake, &log, &mut server, run).await);
+    assert_lake_equals(&lake, &log, "events read during merges").await;
+    // The budget's quarter, and the one event that may cross it.
+    let most = budget.batch_bytes / 4 / size_of::<Event>() + 1;
+    assert!(
+        (1..=most).contains(&server.most_read_ahead),
+        "events read ahead: {} (between 1 and {most})",
+        server.most_read_ahead
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
