@@ -11,6 +11,9 @@ Starts a throwaway PostgreSQL (wal_level=logical) in a temp dir, then prints:
   - continuous: commit-to-visible latency p50/p99 under a steady change rate.
 
 Usage: python3 bench/postgres.py [--rows 5000000] [--changes 1000000] [--big-update 2000000] [--rate 5000]
+       [--change-rounds 1] [--baseline BINARY [--baseline-args=...]]
+With --baseline, another connector binary (an earlier build) catches up on the same changes from its own slot,
+each round alternating which side goes first; the medians are compared.
 Needs the `postgresql` Debian package and the `deltalake` PyPI package; builds the connector in release mode.
 """
 
@@ -19,6 +22,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import tempfile
 import threading
@@ -82,6 +86,10 @@ def main():
     parser.add_argument("--batch-mib", type=int, default=None, help="the connector's --batch-mib (default: its own)")
     parser.add_argument("--copy-rounds", type=int, default=2,
                         help="rounds of the same copy in chunks and whole, alternated (0: skip)")
+    parser.add_argument("--change-rounds", type=int, default=1,
+                        help="catch-ups of the change workload per side, each from a slot of its own")
+    parser.add_argument("--baseline", help="another connector binary (an earlier build) measured in the same rounds")
+    parser.add_argument("--baseline-args", default="", help="flags added to the baseline's syncs")
     args = parser.parse_args()
 
     subprocess.run(["cargo", "build", "--release", "--locked", "--quiet", "--bin", "connector"], cwd=ROOT, check=True)
@@ -123,6 +131,17 @@ def main():
         if args.copy_rounds:
             results["chunked_copy"] = chunked_against_whole(server, connector, env, args.rows, args.copy_rounds)
 
+        # More catch-ups of the same changes (and the baseline's): each a pipeline copied now, with its own slot.
+        catch_ups = {"connector": [sync], "baseline": []}
+        for side, binary, extra in (("connector", connector, []), ("baseline", args.baseline, args.baseline_args.split())):
+            first = 1 if side == "connector" else 0
+            for round_number in range(first, args.change_rounds if binary else 0):
+                pipeline = f"bench_{side}_{round_number}"
+                round_sync = [binary] + sync[1:sync.index(lake)] + [f"{lake}.{pipeline}", "--pipeline", pipeline]
+                round_sync += sync[sync.index("--pipeline") + 2:] + extra
+                measured(round_sync, env=env)
+                catch_ups[side].append(round_sync)
+
         # Changes: an identical slot for pg_recvlogical, created at the same point as the connector's position.
         server.psql("SELECT pg_create_logical_replication_slot('recvlogical', 'pgoutput')")
         transactions = max(1, args.changes // 10_000)
@@ -144,14 +163,26 @@ def main():
                                     "-U", "bench", "-d", "postgres", "--slot", "recvlogical", "--start",
                                     "--endpos", end_lsn, "-o", "proto_version=1", "-o", "publication_names=connector_bench",
                                     "-o", "binary=true", "-f", "/dev/null"], env=server.env)
-        once_seconds, once_rss = measured(sync, env=env)
         changes = transactions * per
+        runs = {"connector": [], "baseline": []}
+        for round_number in range(args.change_rounds):
+            sides = [side for side in ("connector", "baseline") if round_number < len(catch_ups[side])]
+            for side in sides if round_number % 2 == 0 else reversed(sides):
+                runs[side].append(measured(catch_ups[side][round_number], env=env))
+                print(f"   round {round_number + 1}: {side} {changes / runs[side][-1][0]:,.0f} changes/s, "
+                      f"{runs[side][-1][1]:.0f} MiB", flush=True)
+        once_seconds = statistics.median(seconds for seconds, _ in runs["connector"])
+        once_rss = max(rss for _, rss in runs["connector"])
         results["changes"] = {"changes": changes, "connector_changes_per_s": changes / once_seconds,
                               "recvlogical_changes_per_s": changes / recv_seconds,
                               "ratio": recv_seconds / once_seconds, "peak_rss_mib": once_rss}
         print(json.dumps(results["changes"]), flush=True)
         report("changes", changes / once_seconds, changes / recv_seconds, "changes/s", once_rss,
                "pg_recvlogical to /dev/null", 0.5)
+        if runs["baseline"]:
+            report("changes, baseline", changes / statistics.median(seconds for seconds, _ in runs["baseline"]),
+                   changes / recv_seconds, "changes/s", max(rss for _, rss in runs["baseline"]),
+                   "pg_recvlogical to /dev/null", 0.5)
 
         if args.big_update:
             print(f"== one UPDATE transaction of {args.big_update} rows", flush=True)
@@ -169,6 +200,9 @@ def main():
     finally:
         server.stop()
         shutil.rmtree(lake, ignore_errors=True)
+        for path in os.listdir(os.path.dirname(lake)):
+            if path.startswith(os.path.basename(lake) + ".bench_"):
+                shutil.rmtree(os.path.join(os.path.dirname(lake), path), ignore_errors=True)
 
 
 def chunked_against_whole(server, connector, env, rows, rounds):

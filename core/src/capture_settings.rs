@@ -89,6 +89,22 @@ impl CaptureSettings {
         self.table_options.get(table).cloned().unwrap_or_else(|| self.default_options.clone())
     }
 
+    /// The pipeline's tables: those it names, then those `found` in the schemas or databases it names
+    /// (`found_in`, as said in the error: `schemas public, sales`), each once. A pipeline without any is an
+    /// error.
+    pub fn tables_with(&self, found: Vec<TableId>, found_in: &str) -> Result<Vec<TableId>> {
+        let mut tables = self.tables.clone();
+        for id in found {
+            if !tables.contains(&id) {
+                tables.push(id);
+            }
+        }
+        if tables.is_empty() {
+            return Err(Error::config(format!("pipeline `{}`: {found_in} hold no tables", self.pipeline)));
+        }
+        Ok(tables)
+    }
+
     /// The engine's commit budget.
     pub fn budget(&self) -> CommitBudget {
         CommitBudget { commit_interval: self.commit_interval, batch_bytes: self.batch_bytes }

@@ -38,6 +38,13 @@ pub struct TableReport {
     pub position: Option<SourcePosition>,
 }
 
+impl TableReport {
+    /// A table's report before the sync did anything.
+    pub fn new(table: TableId) -> Self {
+        TableReport { table, snapshot_rows: 0, changes_applied: 0, position: None }
+    }
+}
+
 impl fmt::Display for SyncReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for table in &self.tables {

@@ -5,25 +5,26 @@ use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::sync::Arc;
 
-use connector_core::cursor::TableCursor;
-use connector_core::delta::{DeltaSink, DeltaTableWriter, Destination, copy_in_parallel};
-use connector_core::engine::{CapturedTable, ChunkedCopy, CopyPlan, plan_copy, stream_changes};
+use connector_core::delta::{DeltaSink, Destination};
+use connector_core::engine::{
+    CapturedTable, TableCopies, copy_whole_tables, plan_table_copies, report_streamed, stream_changes,
+};
 use connector_core::error::{Error, Result};
 use connector_core::pipeline::{Pipeline, Shutdown, SyncFuture, SyncMode, SyncReport, TableReport};
 use connector_core::position::{BinlogPosition, SourcePosition};
+use connector_core::schema::TableSchema;
 use indicatif::MultiProgress;
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
-use tracing::info;
 
 use crate::binlog::{BinlogReader, BinlogTable};
 use crate::binlog_order::{compare, earliest};
-use crate::catalog::{SourceTable, describe_table, source_error, tables_of_databases};
+use crate::catalog::{describe_table, source_error, tables_of_databases};
 use crate::changes::TableShape;
 use crate::chunk_reader::MySqlChunkReader;
 use crate::config::MySqlConfig;
 use crate::connection;
-use crate::setup::{ServerInfo, check_server, current_position};
+use crate::setup::{check_server, current_position};
 use crate::snapshot::copy_table;
 use crate::table_map::Collations;
 
@@ -54,19 +55,8 @@ impl MySqlPipeline {
         let server = check_server(&mut conn).await?;
         // The position at start: `--once` stops here.
         let target = current_position(&mut conn, &server).await?;
-        let mut ids = config.capture.tables.clone();
-        for id in tables_of_databases(&mut conn, &config.databases).await? {
-            if !ids.contains(&id) {
-                ids.push(id);
-            }
-        }
-        if ids.is_empty() {
-            return Err(Error::config(format!(
-                "pipeline `{}`: databases {} hold no tables",
-                config.capture.pipeline,
-                config.databases.join(", ")
-            )));
-        }
+        let found = tables_of_databases(&mut conn, &config.databases).await?;
+        let ids = config.capture.tables_with(found, &format!("databases {}", config.databases.join(", ")))?;
         let mut sources = Vec::with_capacity(ids.len());
         for id in &ids {
             let options = config.capture.options_for(id);
@@ -78,55 +68,32 @@ impl MySqlPipeline {
         let opened =
             sources.iter().map(|source| (&source.schema, config.capture.options_for(&source.schema.id))).collect();
         let mut writers = self.sink.open_tables(opened).await?;
-        let mut reports: Vec<TableReport> = sources
-            .iter()
-            .map(|source| TableReport {
-                table: source.schema.id.clone(),
-                snapshot_rows: 0,
-                changes_applied: 0,
-                position: None,
-            })
-            .collect();
-        // Tables with a single integer key are copied in chunks while they stream; others whole, before.
-        let mut needs_copy = Vec::new();
-        let mut chunked: Vec<Option<ChunkedCopy>> = vec![None; writers.len()];
-        for (index, writer) in writers.iter_mut().enumerate() {
-            if writer.cursor().is_some_and(TableCursor::snapshot_complete) {
-                continue;
-            }
-            let copy_under_way = writer.cursor().is_some_and(ChunkedCopy::is_under_way);
-            match plan_copy(writer.cursor(), &sources[index].schema, config.capture.copy_in_chunks)? {
-                CopyPlan::Chunks(copy) => chunked[index] = Some(copy),
-                CopyPlan::Whole => {
-                    // A copy in chunks begun under another key: the whole copy starts from an empty table.
-                    if let Some(cursor) = writer.cursor().filter(|_| copy_under_way) {
-                        writer.restart_snapshot(TableCursor::restarting(cursor.position.clone())).await?;
-                    }
-                    needs_copy.push(index);
+        let mut reports: Vec<TableReport> =
+            sources.iter().map(|source| TableReport::new(source.schema.id.clone())).collect();
+        let schemas: Vec<&TableSchema> = sources.iter().map(|source| &source.schema).collect();
+        // The binlog keeps no reader's position, so no table's history is lost to the pipeline unless purged,
+        // which the stream reports.
+        let copies = plan_table_copies(&mut writers, &schemas, config.capture.copy_in_chunks, |_| None).await?;
+        let copied_in_chunks = copies.in_chunks(&sources);
+        let TableCopies { whole, chunked } = copies;
+        if !whole.is_empty() {
+            // Bars when a person watches (stderr is a terminal); logs every 10 s otherwise.
+            let bars = std::io::stderr().is_terminal().then(MultiProgress::new);
+            let copied = copy_whole_tables(writers, &whole, parallel_copies(), &shutdown, |index, mut writer| {
+                let (config, source, bars, server) =
+                    (self.config.clone(), sources[index].clone(), bars.clone(), server.clone());
+                async move {
+                    let copied = copy_table(&config, &server, &source, &mut writer, bars.as_ref()).await;
+                    (writer, copied)
                 }
-            }
-        }
-        if !needs_copy.is_empty() && !shutdown.is_requested() {
-            let mut slots: Vec<Option<DeltaTableWriter>> = writers.into_iter().map(Some).collect();
-            let mut stop = shutdown.clone();
-            // A stop abandons the copies in flight rather than waiting for them (a large table's copy takes
-            // hours): each is one commit, so an abandoned copy leaves nothing visible and the next sync copies
-            // it again; tables whose copy was committed are not.
-            let copied = tokio::select! {
-                copied = self.copy_tables(&server, &sources, &mut slots, &needs_copy) => copied,
-                _ = stop.requested() => {
-                    info!("stopping: abandoned the table copies in flight; the next sync copies them again");
-                    return Ok(SyncReport { tables: reports });
-                }
-            };
-            writers = slots.into_iter().flatten().collect();
-            for (index, rows) in copied? {
+            });
+            let Some((copied_writers, copied)) = copied.await? else { return Ok(SyncReport { tables: reports }) };
+            writers = copied_writers;
+            for (index, rows) in copied {
                 reports[index].snapshot_rows = rows;
             }
         }
 
-        let copied_in_chunks: Vec<SourceTable> =
-            sources.iter().zip(&chunked).filter(|(_, copy)| copy.is_some()).map(|(source, _)| source.clone()).collect();
         let mut cursors: Vec<BinlogPosition> = Vec::with_capacity(sources.len());
         let mut streamed = Vec::with_capacity(sources.len());
         for ((source, writer), copy) in sources.into_iter().zip(writers).zip(chunked) {
@@ -161,42 +128,8 @@ impl MySqlPipeline {
         if !shutdown.is_requested() {
             stream_changes(&mut reader, mode, config.capture.budget(), shutdown).await?;
         }
-        let streamed = reader.into_tables();
-        // Tables created while streaming were added after the others.
-        for table in streamed.iter().skip(reports.len()) {
-            reports.push(TableReport {
-                table: table.writer.table_id().clone(),
-                snapshot_rows: 0,
-                changes_applied: 0,
-                position: None,
-            });
-        }
-        for (report, table) in reports.iter_mut().zip(&streamed) {
-            report.snapshot_rows += table.snapshot_rows;
-            report.changes_applied = table.changes_applied;
-            report.position = table.writer.cursor().map(|cursor| cursor.position.clone());
-        }
+        report_streamed(&mut reports, &reader.into_tables());
         Ok(SyncReport { tables: reports })
-    }
-
-    /// Copies the tables at `indices`, several at a time, each under its own consistent snapshot.
-    async fn copy_tables(
-        &self,
-        server: &ServerInfo,
-        sources: &[SourceTable],
-        writers: &mut [Option<DeltaTableWriter>],
-        indices: &[usize],
-    ) -> Result<Vec<(usize, u64)>> {
-        let bars = std::io::stderr().is_terminal().then(MultiProgress::new);
-        copy_in_parallel(writers, indices, parallel_copies(), |index, mut writer| {
-            let (config, source, bars, server) =
-                (self.config.clone(), sources[index].clone(), bars.clone(), server.clone());
-            async move {
-                let copied = copy_table(&config, &server, &source, &mut writer, bars.as_ref()).await;
-                (writer, copied)
-            }
-        })
-        .await
     }
 }
 

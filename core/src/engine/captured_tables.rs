@@ -9,6 +9,7 @@ use super::chunked_copy::{Chunk, ChunkedCopy};
 use crate::change_buffer::{ChangeBuffer, ColumnRows, TakenRows};
 use crate::delta::{ApplyOutcome, DeltaTableWriter, apply_each};
 use crate::error::{Error, Result};
+use crate::pipeline::TableReport;
 use crate::position::SourcePosition;
 use crate::schema::TableId;
 
@@ -104,6 +105,19 @@ impl<T: TableChanges> CapturedTable<T> {
             info!(table = %id, rows = rows_copied, copied_up_to = ?bound, %position, "copied a chunk");
         }
         Ok(())
+    }
+}
+
+/// Adds what the stream did to `tables` to their reports (in the same order; tables the stream added, created
+/// while it ran, get reports after the others): rows copied while streaming, changes applied, positions.
+pub fn report_streamed<T>(reports: &mut Vec<TableReport>, tables: &[CapturedTable<T>]) {
+    for table in tables.iter().skip(reports.len()) {
+        reports.push(TableReport::new(table.writer.table_id().clone()));
+    }
+    for (report, table) in reports.iter_mut().zip(tables) {
+        report.snapshot_rows += table.snapshot_rows;
+        report.changes_applied = table.changes_applied;
+        report.position = table.writer.cursor().map(|cursor| cursor.position.clone());
     }
 }
 

@@ -20,7 +20,6 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use tracing::info;
 
 use crate::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
 use crate::arrow::compute::filter_record_batch;
@@ -181,28 +180,6 @@ pub fn integer_keys(table: &TableId, column: &ArrayRef) -> Result<Vec<Option<i12
             return Err(Error::state(format!("internal: {table} is copied in chunks but its key is {other}")));
         }
     })
-}
-
-/// How a table that needs a copy is copied.
-#[derive(Debug, Clone, PartialEq)]
-pub enum CopyPlan {
-    /// In chunks while it streams, from where the cursor's copy got (logged when it resumes).
-    Chunks(ChunkedCopy),
-    /// Whole, before streaming: a table without a single integer key, or every table when `in_chunks` is off.
-    /// A copy in chunks under way must then start over from an empty table.
-    Whole,
-}
-
-/// How the table of `schema`, whose cursor is `cursor`, is copied (`in_chunks`: the `copy_in_chunks` setting).
-pub fn plan_copy(cursor: Option<&TableCursor>, schema: &TableSchema, in_chunks: bool) -> Result<CopyPlan> {
-    let Some(key) = chunk_key(schema).filter(|_| in_chunks) else { return Ok(CopyPlan::Whole) };
-    let copy = ChunkedCopy::needed(cursor, key)?.ok_or_else(|| {
-        Error::state(format!("internal: a copy of {} was planned though its copy is complete", schema.id))
-    })?;
-    if let Some(bound) = copy.copied_up_to {
-        info!(table = %schema.id, after_key = bound, rows_copied = copy.rows_copied, "resuming the copy");
-    }
-    Ok(CopyPlan::Chunks(copy))
 }
 
 /// The column a table is copied in chunks by: its key, when that is a single integer column.

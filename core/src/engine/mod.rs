@@ -23,14 +23,16 @@ mod scripted_polled_tests;
 #[cfg(test)]
 mod scripted_source_tests;
 mod stream_loop;
+mod table_copies;
 
-pub use captured_tables::{CapturedTable, CapturedTables, TableChanges};
+pub use captured_tables::{CapturedTable, CapturedTables, TableChanges, report_streamed};
 pub use change_stream::{ChangeStream, EventOf, EventReader, FailureOf, IdleCursors, Started, StreamStep};
 pub use chunked_copy::{
-    Chunk, ChunkRead, ChunkReader, ChunkRequest, ChunkStart, ChunkedCopy, CopyPlan, PositionReport, SharedChunkReader,
-    chunk_key, integer_keys, plan_copy,
+    Chunk, ChunkRead, ChunkReader, ChunkRequest, ChunkStart, ChunkedCopy, PositionReport, SharedChunkReader, chunk_key,
+    integer_keys,
 };
 pub use commit_budget::{CommitBudget, commit_check_period};
 pub use poll_loop::{PollSettings, poll_streams};
 pub use polled_stream::{DecodedRows, PolledPage, PolledStream, RecordDecoder};
 pub use stream_loop::stream_changes;
+pub use table_copies::{TableCopies, WholeCopies, copy_whole_tables, plan_table_copies};

@@ -1,0 +1,122 @@
+//! Which tables of a sync need a copy and how (in chunks while they stream, or whole before streaming), and
+//! the whole copies themselves.
+
+use std::future::Future;
+
+use tracing::info;
+
+use super::chunked_copy::{ChunkedCopy, chunk_key};
+use crate::cursor::TableCursor;
+use crate::delta::{DeltaTableWriter, copy_in_parallel};
+use crate::error::{Error, Result};
+use crate::pipeline::Shutdown;
+use crate::position::SourcePosition;
+use crate::schema::TableSchema;
+
+/// How a table that needs a copy is copied.
+#[derive(Debug, Clone, PartialEq)]
+enum CopyPlan {
+    /// In chunks while it streams, from where the cursor's copy got (logged when it resumes).
+    Chunks(ChunkedCopy),
+    /// Whole, before streaming: a table without a single integer key, or every table when `in_chunks` is off.
+    /// A copy in chunks under way must then start over from an empty table.
+    Whole,
+}
+
+/// How the table of `schema`, whose cursor is `cursor`, is copied (`in_chunks`: the `copy_in_chunks` setting).
+fn plan_copy(cursor: Option<&TableCursor>, schema: &TableSchema, in_chunks: bool) -> Result<CopyPlan> {
+    let Some(key) = chunk_key(schema).filter(|_| in_chunks) else { return Ok(CopyPlan::Whole) };
+    let copy = ChunkedCopy::needed(cursor, key)?.ok_or_else(|| {
+        Error::state(format!("internal: a copy of {} was planned though its copy is complete", schema.id))
+    })?;
+    if let Some(bound) = copy.copied_up_to {
+        info!(table = %schema.id, after_key = bound, rows_copied = copy.rows_copied, "resuming the copy");
+    }
+    Ok(CopyPlan::Chunks(copy))
+}
+
+/// The copies a sync's tables need.
+#[derive(Debug)]
+pub struct TableCopies {
+    /// The tables copied whole before streaming, by index.
+    pub whole: Vec<usize>,
+    /// Per table, its copy in chunks while it streams.
+    pub chunked: Vec<Option<ChunkedCopy>>,
+}
+
+impl TableCopies {
+    /// Of `per_table` (one item per table, in order), those of the tables copied in chunks.
+    pub fn in_chunks<T: Clone>(&self, per_table: &[T]) -> Vec<T> {
+        per_table.iter().zip(&self.chunked).filter(|(_, copy)| copy.is_some()).map(|(item, _)| item.clone()).collect()
+    }
+}
+
+/// Plans the copies of a sync's tables (`schemas[i]` is the source's shape of `writers[i]`): every table
+/// whose snapshot is not complete is copied, in chunks where its key allows and `copy_in_chunks` is on, else
+/// whole. `history_lost` is asked about each table holding copied rows (a complete snapshot, or a copy in
+/// chunks under way): when the source can no longer stream the table's changes since its cursor, it says why
+/// (a warning) and returns the position a new copy restarts from; the table is emptied and copied again.
+pub async fn plan_table_copies(
+    writers: &mut [DeltaTableWriter],
+    schemas: &[&TableSchema],
+    copy_in_chunks: bool,
+    mut history_lost: impl FnMut(&DeltaTableWriter) -> Option<SourcePosition>,
+) -> Result<TableCopies> {
+    let mut copies = TableCopies { whole: Vec::new(), chunked: vec![None; writers.len()] };
+    for (index, writer) in writers.iter_mut().enumerate() {
+        let holds_copy =
+            writer.cursor().is_some_and(|cursor| cursor.snapshot_complete() || ChunkedCopy::is_under_way(cursor));
+        if holds_copy {
+            match history_lost(writer) {
+                Some(restart) => writer.restart_snapshot(TableCursor::restarting(restart)).await?,
+                None if writer.cursor().is_some_and(TableCursor::snapshot_complete) => continue,
+                None => {}
+            }
+        }
+        match plan_copy(writer.cursor(), schemas[index], copy_in_chunks)? {
+            CopyPlan::Chunks(copy) => copies.chunked[index] = Some(copy),
+            CopyPlan::Whole => {
+                // A copy in chunks begun under another key: the whole copy starts from an empty table.
+                if let Some(cursor) = writer.cursor().filter(|cursor| ChunkedCopy::is_under_way(cursor)) {
+                    writer.restart_snapshot(TableCursor::restarting(cursor.position.clone())).await?;
+                }
+                copies.whole.push(index);
+            }
+        }
+    }
+    Ok(copies)
+}
+
+/// The outcome of the whole copies: the writers (all of them, in order) and the rows each copied table got,
+/// by index; `None` when a shutdown abandoned the copies.
+pub type WholeCopies = Option<(Vec<DeltaTableWriter>, Vec<(usize, u64)>)>;
+
+/// Copies the tables at `indices` whole, `parallel` at a time, each by `copy`. A shutdown abandons the copies
+/// in flight rather than waiting for them (a large table's copy takes hours): each is one commit, so an
+/// abandoned copy leaves nothing visible and the next sync copies it again; tables whose copy was committed
+/// are not.
+pub async fn copy_whole_tables<F, Fut>(
+    writers: Vec<DeltaTableWriter>,
+    indices: &[usize],
+    parallel: usize,
+    shutdown: &Shutdown,
+    copy: F,
+) -> Result<WholeCopies>
+where
+    F: Fn(usize, DeltaTableWriter) -> Fut,
+    Fut: Future<Output = (DeltaTableWriter, Result<u64>)> + Send + 'static,
+{
+    if shutdown.is_requested() {
+        return Ok(None);
+    }
+    let mut slots: Vec<Option<DeltaTableWriter>> = writers.into_iter().map(Some).collect();
+    let mut stop = shutdown.clone();
+    let copied = tokio::select! {
+        copied = copy_in_parallel(&mut slots, indices, parallel, copy) => copied?,
+        _ = stop.requested() => {
+            info!("stopping: abandoned the table copies in flight; the next sync copies them again");
+            return Ok(None);
+        }
+    };
+    Ok(Some((slots.into_iter().flatten().collect(), copied)))
+}
