@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use crate::schema::TableId;
+use crate::table_id::{TableId, UnqualifiedName};
 
 /// Whether repeating the failed operation can succeed without anyone changing anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,3 +136,9 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<UnqualifiedName> for Error {
+    fn from(name: UnqualifiedName) -> Self {
+        Error::config(name.to_string())
+    }
+}

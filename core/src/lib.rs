@@ -28,6 +28,7 @@ pub mod secret;
 pub mod shape_change;
 pub mod status;
 pub mod sync_flags;
+pub mod table_id;
 
 pub use deltalake;
 pub use deltalake::arrow;

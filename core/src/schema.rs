@@ -1,48 +1,16 @@
 //! The shape of a source table as the engine sees it: Arrow types already chosen by the connector's own
 //! `schema.rs` type mapping, plus the primary key.
 
-use std::fmt;
 use std::sync::Arc;
 
 use deltalake::arrow::array::{Array, ArrayRef, StringArray};
 use deltalake::arrow::compute::cast;
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use deltalake::datafusion::scalar::ScalarValue;
-use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::metadata_column::METADATA_PREFIX;
-
-/// A table's identity in the source: `schema.table` for databases, `service.stream` for APIs.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct TableId {
-    pub namespace: String,
-    pub name: String,
-}
-
-impl TableId {
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        TableId { namespace: namespace.into(), name: name.into() }
-    }
-
-    /// Parses `namespace.name`, as users write tables on the command line.
-    pub fn parse(text: &str) -> Result<Self> {
-        match text.split_once('.') {
-            Some((namespace, name)) if !namespace.is_empty() && !name.is_empty() && !name.contains('.') => {
-                Ok(TableId::new(namespace, name))
-            }
-            _ => Err(Error::config(format!(
-                "`{text}` is not a qualified table name: write it as `schema.table` (for example `public.orders`)"
-            ))),
-        }
-    }
-}
-
-impl fmt::Display for TableId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.namespace, self.name)
-    }
-}
+pub use crate::table_id::TableId;
 
 /// One source column and the Arrow type it lands as.
 #[derive(Debug, Clone, PartialEq)]
@@ -192,12 +160,5 @@ mod tests {
             EarlierRows::Value(ScalarValue::Utf8(Some("pending".into())))
         );
         assert!(matches!(EarlierRows::from_text("current_timestamp()", &DataType::Int64), EarlierRows::Unknown(_)));
-    }
-
-    #[test]
-    fn qualified_names_parse() {
-        assert_eq!(TableId::parse("public.orders").expect("valid"), TableId::new("public", "orders"));
-        assert!(TableId::parse("orders").is_err());
-        assert!(TableId::parse("a.b.c").is_err());
     }
 }

@@ -32,7 +32,11 @@ pub async fn status(args: StatusArgs) -> Result<ExitCode> {
             let tables = if connector_saas::KINDS.contains(&profile.kind.as_str()) {
                 connector_saas::config::stream_tables(profile, pipeline)?
             } else {
-                pipeline.tables.iter().map(|table| TableId::parse(table)).collect::<Result<Vec<_>>>()?
+                pipeline
+                    .tables
+                    .iter()
+                    .map(|table| TableId::parse(table).map_err(Error::from))
+                    .collect::<Result<Vec<_>>>()?
             };
             targets.push((Destination::parse(&pipeline.dest)?, tables));
             sources.push((profile.clone(), pipeline.clone()));
