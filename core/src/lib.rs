@@ -29,6 +29,7 @@ pub mod shape_change;
 pub mod status;
 pub mod sync_flags;
 pub mod table_id;
+pub mod tls;
 
 pub use deltalake;
 pub use deltalake::arrow;

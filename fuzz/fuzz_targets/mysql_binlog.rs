@@ -85,7 +85,7 @@ fuzz_target!(|data: &[u8]| {
                     }
                     Some(_) => {}
                     None => {
-                        tables.insert(map.table_id(), (id, PendingChanges::new(shape)));
+                        tables.insert(map.table_id(), (id, PendingChanges::new(shape, ())));
                     }
                 }
             }

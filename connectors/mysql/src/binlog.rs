@@ -29,7 +29,7 @@ use tracing::{debug, info, warn};
 
 use crate::binlog_order::compare;
 use crate::catalog::{describe_table, source_error};
-use crate::changes::{PendingChanges, TableShape};
+use crate::changes::{PendingChanges, TableShape, append_binlog_value};
 use crate::codec::ColumnBuilder;
 use crate::config::{COPY_HEARTBEAT_INTERVAL, HEARTBEAT_INTERVAL, MySqlConfig};
 use crate::connection;
@@ -61,7 +61,7 @@ pub struct BinlogTable {
 
 impl BinlogTable {
     pub fn new(shape: TableShape, key_override: Option<Vec<String>>) -> Self {
-        BinlogTable { pending: PendingChanges::new(shape), key_override, checked_map: None }
+        BinlogTable { pending: PendingChanges::new(shape, ()), key_override, checked_map: None }
     }
 }
 
@@ -438,7 +438,7 @@ impl<'a> BinlogReader<'a> {
     }
 
     fn empty_table(&mut self, index: usize) -> Result<()> {
-        self.tables.get_mut(index).source.pending.push_truncate()?;
+        self.tables.get_mut(index).source.pending.push_truncate(None, append_binlog_value)?;
         self.tables.touch(index);
         Ok(())
     }

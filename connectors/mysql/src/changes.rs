@@ -1,14 +1,11 @@
 //! Changes of one table gathered from the binlog until they are committed to Delta: rows decoded from the
-//! binlog's values into a [`ChangeBuffer`], which keeps the operations, transactions and shape changes.
+//! binlog's values into the column builders of the table's shape ([`ShapedChanges`]).
 
-use connector_core::change::Operation;
-use connector_core::change_buffer::ChangeBuffer;
-use connector_core::engine::TableChanges;
-use connector_core::error::{Error, Result};
+use connector_core::engine::{DecodingShape, ShapedChanges};
 use connector_core::schema::TableSchema;
 use mysql_async::Value;
 
-use crate::codec::{ColumnBuilder, Origin};
+use crate::codec::{ColumnBuilder, Origin, ValueError};
 use crate::types::MySqlType;
 
 /// The decoding shape of a table at some point of the binlog.
@@ -29,70 +26,21 @@ impl TableShape {
 }
 
 /// One table's changes read from the binlog and not yet committed.
-#[derive(Debug)]
-pub struct PendingChanges {
-    shape: TableShape,
-    buffer: ChangeBuffer<ColumnBuilder>,
-}
+pub type PendingChanges = ShapedChanges<TableShape>;
 
-impl TableChanges for PendingChanges {
+impl DecodingShape for TableShape {
     type Columns = ColumnBuilder;
 
-    fn changes(&self) -> &ChangeBuffer<ColumnBuilder> {
-        &self.buffer
+    fn schema(&self) -> &TableSchema {
+        &self.schema
     }
 
-    fn changes_mut(&mut self) -> &mut ChangeBuffer<ColumnBuilder> {
-        &mut self.buffer
-    }
-}
-
-impl PendingChanges {
-    pub fn new(shape: TableShape) -> Self {
-        let buffer = ChangeBuffer::new(shape.schema.clone(), new_builders(&shape));
-        PendingChanges { shape, buffer }
-    }
-
-    pub fn shape(&self) -> &TableShape {
-        &self.shape
-    }
-
-    /// Appends a row of the current shape (`values[i]` is column `i`; `None` for NULL).
-    pub fn push(&mut self, operation: Operation, values: &[Option<&Value>], origin: Origin) -> Result<()> {
-        let id = &self.shape.schema.id;
-        let columns = self.buffer.columns_mut();
-        if values.len() != columns.len() {
-            return Err(Error::state(format!(
-                "a change to {id} has {} columns, its table map {}",
-                values.len(),
-                columns.len()
-            )));
-        }
-        for ((builder, value), column) in columns.iter_mut().zip(values).zip(&self.shape.schema.columns) {
-            builder.append(*value, origin).map_err(|cause| {
-                Error::state(format!("cannot decode column `{}` of a change to {id}", column.name))
-                    .caused_by(cause)
-                    .for_table(id)
-            })?;
-        }
-        self.buffer.row_appended(operation);
-        Ok(())
-    }
-
-    /// Appends a TRUNCATE marker (its column values are ignored by the sink).
-    pub fn push_truncate(&mut self) -> Result<()> {
-        let nulls = vec![None; self.shape.types.len()];
-        self.push(Operation::Truncate, &nulls, Origin::Binlog)
-    }
-
-    /// Switches to a new shape; rows so far keep the old one.
-    pub fn reshape(&mut self, shape: TableShape) -> Result<()> {
-        self.buffer.reshape(shape.schema.clone(), new_builders(&shape))?;
-        self.shape = shape;
-        Ok(())
+    fn new_columns(&self) -> Vec<ColumnBuilder> {
+        self.types.iter().map(|mysql_type| ColumnBuilder::new(mysql_type, 1024)).collect()
     }
 }
 
-fn new_builders(shape: &TableShape) -> Vec<ColumnBuilder> {
-    shape.types.iter().map(|mysql_type| ColumnBuilder::new(mysql_type, 1024)).collect()
+/// Appends a binlog value (`None` for NULL) to its column, as [`ShapedChanges::push`] asks.
+pub fn append_binlog_value(builder: &mut ColumnBuilder, value: &Option<&Value>) -> Result<(), ValueError> {
+    builder.append(*value, Origin::Binlog)
 }

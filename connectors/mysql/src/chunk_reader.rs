@@ -6,7 +6,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use connector_core::engine::{Chunk, ChunkRead, ChunkReader, ChunkRequest, ChunkStart, PositionReport};
+use connector_core::engine::{
+    Chunk, ChunkRead, ChunkReader, ChunkRequest, ChunkStart, PositionReport, described_table,
+};
 use connector_core::error::{Error, Result};
 use connector_core::position::SourcePosition;
 use connector_core::schema::TableId;
@@ -39,12 +41,8 @@ impl MySqlChunkReader {
 impl ChunkReader for MySqlChunkReader {
     fn read_chunk(&self, request: ChunkRequest, positioned: PositionReport) -> ChunkRead {
         let (config, server) = (self.config.clone(), self.server.clone());
-        let table = self.tables.get(&request.table).cloned();
-        Box::pin(async move {
-            let table = table
-                .ok_or_else(|| Error::state(format!("internal: {} is not a table of the pipeline", request.table)))?;
-            read_chunk(&config, &server, &table, &request, positioned).await
-        })
+        let table = described_table(&self.tables, &request).cloned();
+        Box::pin(async move { read_chunk(&config, &server, &table?, &request, positioned).await })
     }
 }
 
@@ -66,13 +64,7 @@ async fn read_chunk(
     let mut conn = connection::connect(config, &format!("cannot connect to copy a chunk of {id}")).await?;
     grow_read_buffer(&mut conn).await?;
     let key_column = quote(key);
-    let after = request.keys_after(&key_column);
-    // Where the chunk ends, from the key's index alone, so the next chunk is read alongside this one.
-    let up_to_query = format!(
-        "SELECT CAST({key_column} AS CHAR) AS chunk_end FROM {}{after} ORDER BY {key_column} LIMIT 1 OFFSET {}",
-        qualified(id),
-        request.rows.saturating_sub(1)
-    );
+    let up_to_query = request.end_query(&key_column, &format!("CAST({key_column} AS CHAR)"), &qualified(id));
     let mut attempt = 1;
     let (position, table, up_to) = loop {
         let position = start_snapshots(config, std::slice::from_mut(&mut conn), server, id)

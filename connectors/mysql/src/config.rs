@@ -8,7 +8,8 @@ use connector_core::config::{Pipeline as PipelineConfig, Profile};
 use connector_core::error::{Error, Result};
 use connector_core::secret::ConnectionUrl;
 
-use crate::tls::{TlsSettings, split_tls_settings};
+use crate::tls::{MYSQL_CLIENT, ssl_opts};
+use connector_core::tls::TlsSettings;
 
 use mysql_async::{Opts, OptsBuilder};
 use serde::Deserialize;
@@ -78,7 +79,7 @@ impl MySqlConfig {
         let raw: RawProfile = toml::Value::Table(settings)
             .try_into()
             .map_err(|cause| Error::config(format!("{at}: invalid MySQL settings: {cause}")))?;
-        let (tls, url_without_tls) = split_tls_settings(raw.url.expose())
+        let (tls, url_without_tls) = TlsSettings::split_from_url(raw.url.expose(), &MYSQL_CLIENT)
             .map_err(|error| Error::config(format!("{at}: url `{}`: {}", raw.url.redacted(), error.report())))?;
         let parsed = Opts::from_url(&url_without_tls).map_err(|cause| {
             Error::config(format!(
@@ -90,7 +91,7 @@ impl MySqlConfig {
         // Snapshots read in UTC and UTF-8 so TIMESTAMP and text values need no session context to decode.
         let connection: Opts = OptsBuilder::from_opts(parsed)
             .init(vec!["SET time_zone = '+00:00'", "SET NAMES utf8mb4"])
-            .ssl_opts(tls.ssl_opts())
+            .ssl_opts(ssl_opts(&tls))
             .into();
         let server_id = match raw.server_id {
             Some(0) => return Err(Error::config(format!("{at}: server_id must be 1 or more"))),

@@ -4,12 +4,11 @@
 //! the CA file, else the Mozilla roots are trusted.
 
 use connector_core::error::Result;
-use connector_core::exposed_credentials::{self, Exposure};
+use connector_core::tls::{TlsMode, rustls_failure};
 use mysql_async::{Conn, DriverError, OptsBuilder, SslOpts};
 
 use crate::catalog::source_error;
 use crate::config::MySqlConfig;
-use crate::tls::TlsMode;
 
 /// Opens a connection as the URL's `ssl-mode` asks. `what` says what the connection is for, in errors.
 ///
@@ -37,7 +36,8 @@ pub async fn connect(config: &MySqlConfig, what: &str) -> Result<Conn> {
         }
     })?;
     if config.connection.pass().is_some() {
-        warn_if_exposed(config, encrypted).await;
+        let host = config.connection.ip_or_hostname();
+        config.tls.warn_if_exposed(host, config.connection.tcp_port(), Some(encrypted)).await;
     }
     Ok(conn)
 }
@@ -62,36 +62,11 @@ fn connection_fix(cause: &mysql_async::Error) -> &'static str {
     }
 }
 
-/// Warns (once per server) when the password went to another machine in plaintext or without certificate checks.
-async fn warn_if_exposed(config: &MySqlConfig, encrypted: bool) {
-    let exposure = match (encrypted, config.tls.mode) {
-        (false, _) => Exposure::Plaintext,
-        (true, TlsMode::Disabled | TlsMode::Preferred | TlsMode::Required) => Exposure::Unverified,
-        (true, TlsMode::VerifyCa | TlsMode::VerifyIdentity) => return,
-    };
-    let fix = format!(
-        "ssl-mode={} in the URL; set ssl-mode=VERIFY_IDENTITY and ssl-ca=<CA file> to encrypt and check the server",
-        config.tls.mode.name()
-    );
-    let host = config.connection.ip_or_hostname();
-    exposed_credentials::warn_once(host, config.connection.tcp_port(), exposure, &fix).await;
-}
-
 /// Why TLS failed, if it did: a server without TLS where TLS is required, or a refused handshake (a certificate
 /// the settings do not trust, say).
 fn refused_tls(error: &mysql_async::Error) -> Option<String> {
     if let mysql_async::Error::Driver(DriverError::NoClientSslFlagFromServer) = error {
         return Some("the server offers no TLS".to_string());
     }
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(current) = cause {
-        let tls = current.downcast_ref::<rustls::Error>().or_else(|| {
-            current.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).and_then(|inner| inner.downcast_ref())
-        });
-        if let Some(tls) = tls {
-            return Some(tls.to_string());
-        }
-        cause = current.source();
-    }
-    None
+    rustls_failure(error).map(|tls| tls.to_string())
 }

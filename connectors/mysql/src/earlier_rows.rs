@@ -34,17 +34,19 @@ pub async fn fill_earlier_rows(conn: &mut Conn, table: &TableId, columns: &mut [
 }
 
 /// A column's default as `information_schema.COLUMNS` shows it.
-struct CatalogDefault<'a> {
+#[derive(Debug)]
+pub struct CatalogDefault<'a> {
     /// `COLUMN_DEFAULT`: MySQL shows literals bare and expressions with `DEFAULT_GENERATED` in `EXTRA`;
     /// MariaDB quotes string literals, shows `NULL` as text and expressions bare.
-    text: Option<&'a str>,
-    extra: &'a str,
-    nullable: bool,
-    mariadb: bool,
+    pub text: Option<&'a str>,
+    pub extra: &'a str,
+    pub nullable: bool,
+    pub mariadb: bool,
 }
 
 impl CatalogDefault<'_> {
-    fn earlier_rows(&self, data_type: &DataType) -> EarlierRows {
+    /// What rows older than the column hold in it.
+    pub fn earlier_rows(&self, data_type: &DataType) -> EarlierRows {
         let expression = |text: &str| {
             EarlierRows::Unknown(format!("its default is the expression `{text}`, evaluated when the column was added"))
         };

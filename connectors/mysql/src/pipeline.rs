@@ -2,7 +2,6 @@
 //! (several at a time, each under its own consistent snapshot), then apply the binlog from the oldest cursor.
 
 use std::collections::HashMap;
-use std::io::IsTerminal;
 use std::sync::Arc;
 
 use connector_core::delta::{DeltaSink, Destination};
@@ -13,13 +12,12 @@ use connector_core::error::{Error, Result};
 use connector_core::pipeline::{Pipeline, Shutdown, SyncFuture, SyncMode, SyncReport, TableReport};
 use connector_core::position::{BinlogPosition, SourcePosition};
 use connector_core::schema::TableSchema;
-use indicatif::MultiProgress;
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 
 use crate::binlog::{BinlogReader, BinlogTable};
 use crate::binlog_order::{compare, earliest};
-use crate::catalog::{describe_table, source_error, tables_of_databases};
+use crate::catalog::{describe_tables, source_error, tables_of_databases};
 use crate::changes::TableShape;
 use crate::chunk_reader::MySqlChunkReader;
 use crate::config::MySqlConfig;
@@ -57,11 +55,7 @@ impl MySqlPipeline {
         let target = current_position(&mut conn, &server).await?;
         let found = tables_of_databases(&mut conn, &config.databases).await?;
         let ids = config.capture.tables_with(found, &format!("databases {}", config.databases.join(", ")))?;
-        let mut sources = Vec::with_capacity(ids.len());
-        for id in &ids {
-            let options = config.capture.options_for(id);
-            sources.push(describe_table(&mut conn, id, options.key.as_deref()).await?);
-        }
+        let sources = describe_tables(&mut conn, &ids, |id| config.capture.options_for(id).key).await?;
         let collations = read_collations(&mut conn).await?;
         let _ = conn.disconnect().await;
 
@@ -76,23 +70,21 @@ impl MySqlPipeline {
         let copies = plan_table_copies(&mut writers, &schemas, config.capture.copy_in_chunks, |_| None).await?;
         let copied_in_chunks = copies.in_chunks(&sources);
         let TableCopies { whole, chunked } = copies;
-        if !whole.is_empty() {
-            // Bars when a person watches (stderr is a terminal); logs every 10 s otherwise.
-            let bars = std::io::stderr().is_terminal().then(MultiProgress::new);
-            let copied = copy_whole_tables(writers, &whole, parallel_copies(), &shutdown, |index, mut writer| {
-                let (config, source, bars, server) =
-                    (self.config.clone(), sources[index].clone(), bars.clone(), server.clone());
+        let copied = copy_whole_tables(
+            writers,
+            &whole,
+            &mut reports,
+            parallel_copies(),
+            &shutdown,
+            |index, mut writer, bars| {
+                let (config, source, server) = (self.config.clone(), sources[index].clone(), server.clone());
                 async move {
                     let copied = copy_table(&config, &server, &source, &mut writer, bars.as_ref()).await;
                     (writer, copied)
                 }
-            });
-            let Some((copied_writers, copied)) = copied.await? else { return Ok(SyncReport { tables: reports }) };
-            writers = copied_writers;
-            for (index, rows) in copied {
-                reports[index].snapshot_rows = rows;
-            }
-        }
+            },
+        );
+        let Some(writers) = copied.await? else { return Ok(SyncReport { tables: reports }) };
 
         let mut cursors: Vec<BinlogPosition> = Vec::with_capacity(sources.len());
         let mut streamed = Vec::with_capacity(sources.len());

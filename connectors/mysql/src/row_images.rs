@@ -8,8 +8,7 @@ use mysql_async::binlog::events::{RowsEventData, TableMapEvent};
 use mysql_async::binlog::row::BinlogRow;
 use mysql_async::binlog::value::BinlogValue;
 
-use crate::changes::PendingChanges;
-use crate::codec::Origin;
+use crate::changes::{PendingChanges, append_binlog_value};
 use crate::json_text::mysql_json_text;
 
 /// Decodes a rows event's row images into `pending`, the changes of table `id`, whose table map is `map`:
@@ -46,16 +45,18 @@ pub fn push_rows(
         let after = after.map(|row| row_values(row, id)).transpose()?;
         match (operation, before, after) {
             (Operation::Delete, Some(before), _) => {
-                pending.push(Operation::Delete, &as_refs(&before), Origin::Binlog)?
+                pending.push(Operation::Delete, &as_refs(&before), append_binlog_value)?;
             }
             (Operation::Update, Some(before), Some(after)) => {
                 // A changed key: the row under the old key is gone.
                 if key_columns.iter().any(|&column| before.get(column) != after.get(column)) {
-                    pending.push(Operation::Delete, &as_refs(&before), Origin::Binlog)?;
+                    pending.push(Operation::Delete, &as_refs(&before), append_binlog_value)?;
                 }
-                pending.push(Operation::Update, &as_refs(&after), Origin::Binlog)?;
+                pending.push(Operation::Update, &as_refs(&after), append_binlog_value)?;
             }
-            (_, _, Some(after)) => pending.push(Operation::Insert, &as_refs(&after), Origin::Binlog)?,
+            (_, _, Some(after)) => {
+                pending.push(Operation::Insert, &as_refs(&after), append_binlog_value)?;
+            }
             _ => return Err(Error::state(format!("a rows event of {id} lacks a row image"))),
         }
     }

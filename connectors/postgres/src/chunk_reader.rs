@@ -6,7 +6,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use connector_core::engine::{Chunk, ChunkRead, ChunkReader, ChunkRequest, ChunkStart, PositionReport};
+use connector_core::engine::{
+    Chunk, ChunkRead, ChunkReader, ChunkRequest, ChunkStart, PositionReport, described_table,
+};
 use connector_core::error::{Error, ErrorKind, Result, Retry};
 use connector_core::position::SourcePosition;
 use connector_core::schema::TableId;
@@ -35,12 +37,8 @@ impl PostgresChunkReader {
 impl ChunkReader for PostgresChunkReader {
     fn read_chunk(&self, request: ChunkRequest, positioned: PositionReport) -> ChunkRead {
         let config = self.config.clone();
-        let table = self.tables.get(&request.table).cloned();
-        Box::pin(async move {
-            let table = table
-                .ok_or_else(|| Error::state(format!("internal: {} is not a table of the pipeline", request.table)))?;
-            read_chunk(&config, &table, &request, positioned).await
-        })
+        let table = described_table(&self.tables, &request).cloned();
+        Box::pin(async move { read_chunk(&config, &table?, &request, positioned).await })
     }
 }
 
@@ -62,13 +60,7 @@ async fn read_chunk(
     let table = &describe_table(&client, id, Some(std::slice::from_ref(key))).await?;
 
     let key_column = quote_identifier(key);
-    let after = request.keys_after(&key_column);
-    // Where the chunk ends, from the key's index alone, so the next chunk is read alongside this one.
-    let up_to_query = format!(
-        "SELECT {key_column}::text AS chunk_end FROM {}{after} ORDER BY {key_column} OFFSET {} LIMIT 1",
-        qualified(id),
-        request.rows.saturating_sub(1)
-    );
+    let up_to_query = request.end_query(&key_column, &format!("{key_column}::text"), &qualified(id));
     let up_to = match client
         .query_opt(up_to_query.as_str(), &[])
         .await

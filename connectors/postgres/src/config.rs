@@ -8,7 +8,8 @@ use connector_core::config::{Pipeline as PipelineConfig, Profile};
 use connector_core::error::{Error, Result};
 use connector_core::secret::ConnectionUrl;
 
-use crate::tls::{Checks, TlsMode, TlsSettings, split_tls_settings};
+use crate::tls::LIBPQ;
+use connector_core::tls::{Checks, TlsMode, TlsSettings};
 use pgwire_replication::{ReplicationConfig, TlsConfig};
 use serde::Deserialize;
 
@@ -62,7 +63,7 @@ impl PostgresConfig {
         let raw: RawProfile = toml::Value::Table(settings)
             .try_into()
             .map_err(|cause| Error::config(format!("{at}: invalid PostgreSQL settings: {cause}")))?;
-        let (tls, url_without_tls) = split_tls_settings(raw.url.expose())
+        let (tls, url_without_tls) = TlsSettings::split_from_url(raw.url.expose(), &LIBPQ)
             .map_err(|error| Error::config(format!("{at}: url `{}`: {}", raw.url.redacted(), error.report())))?;
         let mut connection: tokio_postgres::Config = url_without_tls.parse().map_err(|cause| {
             Error::config(format!(
@@ -72,9 +73,9 @@ impl PostgresConfig {
             .caused_by(cause)
         })?;
         connection.ssl_mode(match tls.mode {
-            TlsMode::Disable => tokio_postgres::config::SslMode::Disable,
-            TlsMode::Prefer => tokio_postgres::config::SslMode::Prefer,
-            TlsMode::Require | TlsMode::VerifyCa | TlsMode::VerifyFull => tokio_postgres::config::SslMode::Require,
+            TlsMode::Disabled => tokio_postgres::config::SslMode::Disable,
+            TlsMode::Preferred => tokio_postgres::config::SslMode::Prefer,
+            TlsMode::Required | TlsMode::VerifyCa | TlsMode::VerifyIdentity => tokio_postgres::config::SslMode::Require,
         });
         if connection.get_dbname().is_none() {
             return Err(Error::config(format!(
@@ -117,14 +118,14 @@ impl PostgresConfig {
         let (host, port) = self.server();
         let password = connection.get_password().map(|bytes| String::from_utf8_lossy(bytes).into_owned());
         if password.is_some() {
-            self.tls.warn_if_exposed(&host, port).await;
+            self.tls.warn_if_exposed(&host, port, None).await;
         }
-        let root = self.tls.root_cert.clone();
+        let root = self.tls.ca.clone();
         let tls = match (self.tls.mode, self.tls.checks()) {
-            (TlsMode::Disable, _) => TlsConfig::disabled(),
+            (TlsMode::Disabled, _) => TlsConfig::disabled(),
             (_, Checks::ChainAndName) => TlsConfig::verify_full(root),
             (_, Checks::Chain) => TlsConfig::verify_ca(root),
-            (TlsMode::Prefer, Checks::None) => {
+            (TlsMode::Preferred, Checks::None) => {
                 TlsConfig { mode: pgwire_replication::SslMode::Prefer, ..TlsConfig::disabled() }
             }
             (_, Checks::None) => TlsConfig::require(),

@@ -18,7 +18,7 @@ use tracing::debug;
 
 use crate::catalog::source_error;
 use crate::config::PostgresConfig;
-use crate::tls::{Checks, TlsMode, TlsSettings};
+use connector_core::tls::{Checks, TlsMode, TlsSettings, rustls_failure};
 
 /// What to check when a connection fails, by the server's SQLSTATE; without one the server was not reached.
 fn connection_fix(cause: &tokio_postgres::Error) -> &'static str {
@@ -37,16 +37,16 @@ fn connection_fix(cause: &tokio_postgres::Error) -> &'static str {
 pub async fn connect(config: &PostgresConfig) -> Result<Client> {
     if config.connection.get_password().is_some() {
         let (host, port) = config.server();
-        config.tls.warn_if_exposed(&host, port).await;
+        config.tls.warn_if_exposed(&host, port, None).await;
     }
-    let failed = |cause: tokio_postgres::Error| match refused_certificate(&cause) {
+    let failed = |cause: tokio_postgres::Error| match rustls_failure(&cause) {
         Some(detail) => config.tls.handshake_failed(&format!("cannot connect to {}", config.url.redacted()), detail),
         None => {
             let fix = connection_fix(&cause);
             source_error(format!("cannot connect to {} ({fix})", config.url.redacted()), cause)
         }
     };
-    if config.tls.mode == TlsMode::Disable {
+    if config.tls.mode == TlsMode::Disabled {
         let (client, connection) = config.connection.connect(NoTls).await.map_err(failed)?;
         tokio::spawn(drive(connection));
         return Ok(client);
@@ -55,21 +55,6 @@ pub async fn connect(config: &PostgresConfig) -> Result<Client> {
     let (client, connection) = config.connection.connect(tls).await.map_err(failed)?;
     tokio::spawn(drive(connection));
     Ok(client)
-}
-
-/// The certificate error rustls raised during the handshake, if that is why the connection failed.
-fn refused_certificate(error: &tokio_postgres::Error) -> Option<rustls::Error> {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(current) = cause {
-        let tls = current.downcast_ref::<rustls::Error>().or_else(|| {
-            current.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).and_then(|inner| inner.downcast_ref())
-        });
-        if let Some(tls @ rustls::Error::InvalidCertificate(_)) = tls {
-            return Some(tls.clone());
-        }
-        cause = current.source();
-    }
-    None
 }
 
 /// Runs a connection's I/O until its client is dropped or the server goes away.
@@ -82,7 +67,7 @@ async fn drive(connection: impl Future<Output = std::result::Result<(), tokio_po
 fn client_config(settings: &TlsSettings) -> Result<ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = RootCertStore::empty();
-    match &settings.root_cert {
+    match &settings.ca {
         Some(path) => {
             let certificates = CertificateDer::pem_file_iter(path)
                 .and_then(|certificates| certificates.collect::<std::result::Result<Vec<_>, _>>())

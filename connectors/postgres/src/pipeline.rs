@@ -2,7 +2,6 @@
 //! have no complete snapshot yet, then stream changes.
 
 use std::collections::HashMap;
-use std::io::IsTerminal;
 use std::sync::Arc;
 
 use connector_core::delta::{DeltaSink, Destination};
@@ -14,12 +13,11 @@ use connector_core::pipeline::{Pipeline, Shutdown, SyncFuture, SyncMode, SyncRep
 use connector_core::position::{Lsn, SourcePosition};
 use connector_core::schema::{TableId, TableSchema};
 use futures::{StreamExt, TryStreamExt};
-use indicatif::MultiProgress;
 use tracing::warn;
 
 use crate::binding::{self, SlotBinding};
 use crate::catalog::{SourceTable, describe_table, tables_of_schemas};
-use crate::changes::{PendingChanges, TableShape};
+use crate::changes::{PendingChanges, SkipBefore, TableShape};
 use crate::chunk_reader::PostgresChunkReader;
 use crate::config::PostgresConfig;
 use crate::connection::connect;
@@ -115,21 +113,22 @@ impl PostgresPipeline {
         if !whole.is_empty() && !shutdown.is_requested() {
             // The whole copies read one snapshot, exported now.
             let snapshot = Arc::new(export_snapshot(config).await?);
-            // Bars when a person watches (stderr is a terminal); logs every 10 s otherwise.
-            let bars = std::io::stderr().is_terminal().then(MultiProgress::new);
-            let copied = copy_whole_tables(writers, &whole, PARALLEL_COPIES, &shutdown, |index, mut writer| {
-                let (config, snapshot, source, bars) =
-                    (self.config.clone(), snapshot.clone(), sources[index].clone(), bars.clone());
-                async move {
-                    let copied = copy_table(&config, &snapshot, &source, &mut writer, bars.as_ref()).await;
-                    (writer, copied)
-                }
-            });
-            let Some((copied_writers, copied)) = copied.await? else { return Ok(SyncReport { tables: reports }) };
+            let copied = copy_whole_tables(
+                writers,
+                &whole,
+                &mut reports,
+                PARALLEL_COPIES,
+                &shutdown,
+                |index, mut writer, bars| {
+                    let (config, snapshot, source) = (self.config.clone(), snapshot.clone(), sources[index].clone());
+                    async move {
+                        let copied = copy_table(&config, &snapshot, &source, &mut writer, bars.as_ref()).await;
+                        (writer, copied)
+                    }
+                },
+            );
+            let Some(copied_writers) = copied.await? else { return Ok(SyncReport { tables: reports }) };
             writers = copied_writers;
-            for (index, rows) in copied {
-                reports[index].snapshot_rows = rows;
-            }
         }
 
         let mut streamed = Vec::with_capacity(sources.len());
@@ -145,7 +144,9 @@ impl PostgresPipeline {
                 None => Lsn(0),
             };
             let shape = TableShape { schema: source.schema, types: source.types, wire_types: source.wire_types };
-            streamed.push(CapturedTable::new(writer, PendingChanges::new(shape, skip_before)).copied_in_chunks(copy));
+            streamed.push(
+                CapturedTable::new(writer, PendingChanges::new(shape, SkipBefore(skip_before))).copied_in_chunks(copy),
+            );
         }
         let mut stream = ReplicationStream::new(config, &sql, streamed, slot.confirmed_flush);
         if !copied_in_chunks.is_empty() {

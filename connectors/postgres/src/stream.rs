@@ -19,7 +19,7 @@ use tokio_postgres::Client;
 use tracing::{debug, info};
 
 use crate::catalog::{TypeCatalog, source_error};
-use crate::changes::{PendingChanges, TableShape};
+use crate::changes::{PendingChanges, TableShape, append_binary_value};
 use crate::config::PostgresConfig;
 use crate::earlier_rows::fill_earlier_rows;
 use crate::pgoutput::{self, Change, Relation, TupleValue};
@@ -243,7 +243,7 @@ impl<'a> ReplicationStream<'a> {
             Change::Truncate { relations } => {
                 for relation in relations {
                     if let Some(index) = self.table_for(relation) {
-                        self.tables.get_mut(index).source.push_truncate()?;
+                        self.tables.get_mut(index).source.push_truncate(None, append_binary_value)?;
                         self.tables.touch(index);
                     }
                 }
@@ -253,7 +253,6 @@ impl<'a> ReplicationStream<'a> {
         };
         let Some(index) = self.table_for(relation) else { return Ok(()) };
         let table = &mut self.tables.get_mut(index).source;
-        let id = table.shape().schema.id.clone();
         let key_columns: Vec<usize> =
             table.shape().schema.primary_key.iter().filter_map(|key| table.shape().schema.column_index(key)).collect();
         let mut old_key_row = None;
@@ -265,7 +264,7 @@ impl<'a> ReplicationStream<'a> {
                 });
             if key_changed {
                 let values: Vec<Option<&[u8]>> = old.iter().map(TupleValue::bytes).collect();
-                old_key_row = Some(table.push(Operation::Delete, &values)?);
+                old_key_row = Some(table.push(Operation::Delete, &values, append_binary_value)?);
             }
         }
         let mut values: Vec<Option<&[u8]>> = Vec::with_capacity(new.len());
@@ -284,17 +283,9 @@ impl<'a> ReplicationStream<'a> {
                 other => other.bytes(),
             });
         }
-        if values.len() != table.shape().schema.columns.len() {
-            return Err(Error::state(format!(
-                "a change to {id} has {} columns, its relation {}",
-                values.len(),
-                table.shape().schema.columns.len()
-            )));
-        }
-        if unchanged.is_empty() {
-            table.push(operation, &values)?;
-        } else {
-            table.push_update_with_unchanged(&values, &unchanged, old_key_row)?;
+        let row = table.push(operation, &values, append_binary_value)?;
+        for column in unchanged {
+            table.mark_unchanged(row, column, old_key_row.unwrap_or(row));
         }
         self.tables.touch(index);
         Ok(())
@@ -304,7 +295,7 @@ impl<'a> ReplicationStream<'a> {
     fn table_for(&self, relation: u32) -> Option<usize> {
         let index = *self.relations.get(&relation)?;
         let (begin, _) = self.open_transaction?;
-        (begin >= self.tables.get(index).source.skip_before).then_some(index)
+        (begin >= self.tables.get(index).source.state.0).then_some(index)
     }
 
     /// Maps a relation to its table and, when its columns changed, gives the table its new shape.

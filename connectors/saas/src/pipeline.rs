@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use connector_core::arrow::datatypes::Field;
 use connector_core::capture_settings::DEFAULT_BATCH_BYTES;
@@ -22,6 +23,11 @@ use crate::config::SaasConfig;
 use crate::excerpt::excerpt;
 use crate::schema::StreamSchema;
 use crate::stream::{Page, RecordChange, StreamReader};
+
+/// How long records read from an API may wait before they are committed, in a pass that has not caught up.
+/// A pass ends (and commits) when caught up, so this bounds only long passes over slow APIs: long enough that
+/// a few pages a second do not make a commit each.
+const BATCH_WAIT: Duration = Duration::from_secs(60);
 
 /// A SaaS source bound to its Delta tables.
 #[derive(Debug)]
@@ -60,6 +66,7 @@ impl Pipeline for SaasPipeline {
             batch_records: self.config.batch_records,
             batch_bytes: DEFAULT_BATCH_BYTES,
             poll_interval: self.config.poll_interval,
+            commit_interval: BATCH_WAIT,
         };
         Box::pin(poll_streams(&self.streams, &self.sink, settings, mode, shutdown))
     }

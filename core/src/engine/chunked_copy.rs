@@ -14,6 +14,7 @@
 //! Only tables with a single integer key are copied this way (the engine compares keys as integers); a source
 //! copies others whole before streaming.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -275,6 +276,17 @@ impl ChunkRequest {
         self.after.map(|after| format!(" WHERE {quoted_key} > {after}")).unwrap_or_default()
     }
 
+    /// The query for where the chunk ends ([`ChunkStart::up_to`]), read from the key's index alone so that the
+    /// next chunk can be read alongside this one: the `rows`-th key after `after` as text (`key_text`, the key
+    /// column cast to text), no row when fewer are left. `table` is the qualified, quoted table name.
+    pub fn end_query(&self, quoted_key: &str, key_text: &str, table: &str) -> String {
+        format!(
+            "SELECT {key_text} AS chunk_end FROM {table}{} ORDER BY {quoted_key} LIMIT 1 OFFSET {}",
+            self.keys_after(quoted_key),
+            self.rows.saturating_sub(1)
+        )
+    }
+
     /// The chunk's keys: those after `after` up to `up_to` (see [`ChunkStart`]), all that follow without it.
     pub fn chunk_keys(&self, quoted_key: &str, up_to: Option<i128>) -> String {
         match (up_to, self.after) {
@@ -300,6 +312,13 @@ pub struct ChunkStart {
     /// and the table's next chunk can be read from it at once, alongside. `None`: fewer rows are left, the chunk
     /// reads them all and ends the copy.
     pub up_to: Option<i128>,
+}
+
+/// The source's description of the table `request` names, from those it copies in chunks.
+pub fn described_table<'a, T>(tables: &'a HashMap<TableId, T>, request: &ChunkRequest) -> Result<&'a T> {
+    tables
+        .get(&request.table)
+        .ok_or_else(|| Error::state(format!("internal: {} is not a table of the pipeline", request.table)))
 }
 
 /// Reports where a chunk starts as soon as the source knows it.
@@ -406,6 +425,10 @@ mod tests {
         assert_eq!(request(None).chunk_keys("`id`", Some(9)), " WHERE `id` <= 9");
         assert_eq!(request(Some(9)).chunk_keys("`id`", Some(19)), " WHERE `id` > 9 AND `id` <= 19");
         assert_eq!(request(Some(19)).chunk_keys("`id`", None), " WHERE `id` > 19");
+        assert_eq!(
+            request(Some(9)).end_query("`id`", "CAST(`id` AS CHAR)", "`shop`.`orders`"),
+            "SELECT CAST(`id` AS CHAR) AS chunk_end FROM `shop`.`orders` WHERE `id` > 9 ORDER BY `id` LIMIT 1 OFFSET 9"
+        );
         assert_eq!(request(None).parse_key("18446744073709551615").expect("unsigned"), 18_446_744_073_709_551_615);
         let error = request(None).parse_key("abc").expect_err("not a key");
         assert!(error.to_string().contains("s.t: the key `abc` is not an integer"), "{error}");

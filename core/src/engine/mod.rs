@@ -22,6 +22,7 @@ mod read_ahead;
 mod scripted_polled_tests;
 #[cfg(test)]
 mod scripted_source_tests;
+mod shaped_changes;
 mod stream_loop;
 mod table_copies;
 
@@ -29,10 +30,11 @@ pub use captured_tables::{CapturedTable, CapturedTables, TableChanges, report_st
 pub use change_stream::{ChangeStream, EventOf, EventReader, FailureOf, IdleCursors, Started, StreamStep};
 pub use chunked_copy::{
     Chunk, ChunkRead, ChunkReader, ChunkRequest, ChunkStart, ChunkedCopy, PositionReport, SharedChunkReader, chunk_key,
-    integer_keys,
+    described_table, integer_keys,
 };
 pub use commit_budget::{CommitBudget, commit_check_period};
 pub use poll_loop::{PollSettings, poll_streams};
 pub use polled_stream::{DecodedRows, PolledPage, PolledStream, RecordDecoder};
+pub use shaped_changes::{DecodingShape, ShapedChanges};
 pub use stream_loop::stream_changes;
-pub use table_copies::{TableCopies, WholeCopies, copy_whole_tables, plan_table_copies};
+pub use table_copies::{TableCopies, copy_whole_tables, plan_table_copies};

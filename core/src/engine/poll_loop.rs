@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::polled_stream::{DecodedRows, PolledPage, PolledStream, RecordDecoder};
@@ -32,6 +33,9 @@ pub struct PollSettings {
     pub batch_bytes: usize,
     /// The pause between passes of a continuous sync.
     pub poll_interval: Duration,
+    /// The latency target: a batch is committed once its first page has waited this long, however few records
+    /// it holds, so a stream that never catches up (a busy topic) still lands its records within it.
+    pub commit_interval: Duration,
 }
 
 /// Syncs every stream at once; a `once` sync reads one pass of each, a continuous one repeats passes at the
@@ -170,7 +174,13 @@ async fn pass<S: PolledStream>(
     let reader = tokio::spawn(read_pages(stream.clone(), start, sender, shutdown.clone()));
     loop {
         while next.wants_pages() {
-            next.take(pages.recv().await);
+            match next.due_at() {
+                Some(due) => tokio::select! {
+                    page = pages.recv() => next.take(page),
+                    () = tokio::time::sleep_until(due) => {}
+                },
+                None => next.take(pages.recv().await),
+            }
         }
         let Some(batch) = next.take_batch() else { break };
         let committed = {
@@ -269,6 +279,8 @@ struct NextBatch<D> {
     limits: PollSettings,
     /// Arrow bytes of `pages`.
     bytes: usize,
+    /// When the first page of the batch arrived.
+    first_page_at: Option<Instant>,
     /// Reading stopped: the stream is caught up, or it failed (`failure`), or the reader is gone.
     finished: bool,
     failure: Option<Error>,
@@ -283,13 +295,22 @@ impl<D: RecordDecoder> NextBatch<D> {
             token: None,
             limits,
             bytes: 0,
+            first_page_at: None,
             finished: false,
             failure: None,
         }
     }
 
     fn wants_pages(&self) -> bool {
-        !self.finished && self.operations.len() < self.limits.batch_records && self.bytes < self.limits.batch_bytes
+        !self.finished
+            && self.operations.len() < self.limits.batch_records
+            && self.bytes < self.limits.batch_bytes
+            && self.due_at().is_none_or(|due| Instant::now() < due)
+    }
+
+    /// When the batch is due by the latency target; `None` before its first page.
+    fn due_at(&self) -> Option<Instant> {
+        self.first_page_at.map(|arrived| arrived + self.limits.commit_interval)
     }
 
     /// Takes a page, or the end of reading. A page whose records cannot land stops the pass like a failed
@@ -299,6 +320,7 @@ impl<D: RecordDecoder> NextBatch<D> {
             page.map(|page| page.and_then(|page| self.add(page.records).map(|()| (page.token, page.caught_up))));
         match taken {
             Some(Ok((token, caught_up))) => {
+                self.first_page_at.get_or_insert_with(Instant::now);
                 self.token = Some(token);
                 self.finished = caught_up;
             }
@@ -323,6 +345,7 @@ impl<D: RecordDecoder> NextBatch<D> {
     fn take_batch(&mut self) -> Option<ReadBatch> {
         let token = self.token.take()?;
         self.bytes = 0;
+        self.first_page_at = None;
         Some(ReadBatch {
             pages: std::mem::take(&mut self.pages),
             operations: std::mem::take(&mut self.operations),

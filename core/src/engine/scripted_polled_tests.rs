@@ -274,7 +274,12 @@ fn streams() -> Vec<Arc<ScriptedStream>> {
 }
 
 fn settings() -> PollSettings {
-    PollSettings { batch_records: 20, batch_bytes: usize::MAX, poll_interval: Duration::from_secs(5) }
+    PollSettings {
+        batch_records: 20,
+        batch_bytes: usize::MAX,
+        poll_interval: Duration::from_secs(5),
+        commit_interval: Duration::from_secs(3600),
+    }
 }
 
 fn test_seed() -> u64 {
@@ -346,8 +351,7 @@ async fn a_continuous_sync_reads_records_added_between_passes_and_a_resync_reads
     let lake = Lake::new();
     let streams = streams();
     let (trigger, shutdown) = Shutdown::new();
-    let settings =
-        PollSettings { batch_records: 20, batch_bytes: usize::MAX, poll_interval: Duration::from_millis(50) };
+    let settings = PollSettings { poll_interval: Duration::from_millis(50), ..settings() };
     let sync = tokio::spawn({
         let (streams, sink) = (streams.clone(), lake.sink.clone());
         async move { poll_streams(&streams, &sink, settings, SyncMode::Continuous, shutdown).await }
@@ -374,19 +378,23 @@ async fn a_continuous_sync_reads_records_added_between_passes_and_a_resync_reads
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_batch_ends_at_its_byte_budget_whatever_its_record_count() {
+async fn a_batch_ends_at_its_byte_budget_or_latency_target_whatever_its_record_count() {
     test_seed();
-    // 150 records in pages of 7: 22 pages; the `note` field adds a column, in a commit of its own.
-    for (batch_bytes, commits) in [(usize::MAX, 2), (1, 23)] {
+    // 150 records in pages of 7: 22 pages; the `note` field adds a column, in a commit of its own. A batch
+    // whose first page waited the commit interval (here at once) is committed: one commit per page.
+    let hour = Duration::from_secs(3600);
+    for (batch_bytes, commit_interval, commits) in
+        [(usize::MAX, hour, 2), (1, hour, 23), (usize::MAX, Duration::ZERO, 23)]
+    {
         let lake = Lake::new();
         let streams = streams();
-        let settings = PollSettings { batch_records: 1000, batch_bytes, poll_interval: Duration::from_secs(5) };
+        let settings = PollSettings { batch_records: 1000, batch_bytes, commit_interval, ..settings() };
         let (_trigger, shutdown) = Shutdown::new();
         poll_streams(&streams[..1], &lake.sink, settings, SyncMode::Once, shutdown).await.expect("synced");
         assert_eq!(lake.assert_consistent(&streams[..1]).await, vec![Some(150)]);
         let declared = schema(streams[0].table_id(), true, false).expect("schema");
         let writer = lake.sink.open_table(&declared, TableOptions::default()).await.expect("opened");
         // Version 0 created the table; each batch is one commit after it, and the new column one more.
-        assert_eq!(writer.table().version(), Some(commits), "batch_bytes {batch_bytes}");
+        assert_eq!(writer.table().version(), Some(commits), "batch_bytes {batch_bytes}, {commit_interval:?}");
     }
 }

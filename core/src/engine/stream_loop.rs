@@ -26,8 +26,8 @@ const READ_AHEAD_SHARE: usize = 4;
 /// waited `budget.commit_interval`; inside a transaction larger than the budget, its rows so far are applied
 /// as a part where the table's mode allows. After each commit the source is told the received position is
 /// durable. While the tables merge, events go on being read (up to a quarter of `batch_bytes`) and are
-/// handled after. A shutdown abandons what is buffered or read but uncommitted, which the source sends again
-/// next time.
+/// handled after. A shutdown commits what is buffered when no transaction is open and abandons the rest (an
+/// open transaction's rows, events read ahead, chunks being read), which the source sends again next time.
 ///
 /// Tables being copied in chunks (`chunked_copy`) have their chunks read alongside, each applied when the
 /// stream reaches its snapshot: before the first transaction after it (waiting for the rows if the stream

@@ -2,6 +2,9 @@
 //! the whole copies themselves.
 
 use std::future::Future;
+use std::io::IsTerminal;
+
+use indicatif::MultiProgress;
 
 use tracing::info;
 
@@ -9,7 +12,7 @@ use super::chunked_copy::{ChunkedCopy, chunk_key};
 use crate::cursor::TableCursor;
 use crate::delta::{DeltaTableWriter, copy_in_parallel};
 use crate::error::{Error, Result};
-use crate::pipeline::Shutdown;
+use crate::pipeline::{Shutdown, TableReport};
 use crate::position::SourcePosition;
 use crate::schema::TableSchema;
 
@@ -87,36 +90,43 @@ pub async fn plan_table_copies(
     Ok(copies)
 }
 
-/// The outcome of the whole copies: the writers (all of them, in order) and the rows each copied table got,
-/// by index; `None` when a shutdown abandoned the copies.
-pub type WholeCopies = Option<(Vec<DeltaTableWriter>, Vec<(usize, u64)>)>;
-
-/// Copies the tables at `indices` whole, `parallel` at a time, each by `copy`. A shutdown abandons the copies
-/// in flight rather than waiting for them (a large table's copy takes hours): each is one commit, so an
-/// abandoned copy leaves nothing visible and the next sync copies it again; tables whose copy was committed
-/// are not.
+/// Copies the tables at `indices` whole, `parallel` at a time, each by `copy(index, writer, bars)`, where
+/// `bars` draw the copies' progress when a person watches (stderr is a terminal; the copies log every 10 s
+/// otherwise). Each copied table's rows go into its report. Returns the writers, all of them, in order.
+///
+/// A shutdown abandons the copies in flight rather than waiting for them (a large table's copy takes hours) and
+/// returns `None`: each copy is one commit, so an abandoned copy leaves nothing visible and the next sync copies
+/// it again; tables whose copy was committed are not.
 pub async fn copy_whole_tables<F, Fut>(
     writers: Vec<DeltaTableWriter>,
     indices: &[usize],
+    reports: &mut [TableReport],
     parallel: usize,
     shutdown: &Shutdown,
     copy: F,
-) -> Result<WholeCopies>
+) -> Result<Option<Vec<DeltaTableWriter>>>
 where
-    F: Fn(usize, DeltaTableWriter) -> Fut,
+    F: Fn(usize, DeltaTableWriter, Option<MultiProgress>) -> Fut,
     Fut: Future<Output = (DeltaTableWriter, Result<u64>)> + Send + 'static,
 {
     if shutdown.is_requested() {
         return Ok(None);
     }
+    if indices.is_empty() {
+        return Ok(Some(writers));
+    }
+    let bars = std::io::stderr().is_terminal().then(MultiProgress::new);
     let mut slots: Vec<Option<DeltaTableWriter>> = writers.into_iter().map(Some).collect();
     let mut stop = shutdown.clone();
     let copied = tokio::select! {
-        copied = copy_in_parallel(&mut slots, indices, parallel, copy) => copied?,
+        copied = copy_in_parallel(&mut slots, indices, parallel, |index, writer| copy(index, writer, bars.clone())) => copied?,
         _ = stop.requested() => {
             info!("stopping: abandoned the table copies in flight; the next sync copies them again");
             return Ok(None);
         }
     };
-    Ok(Some((slots.into_iter().flatten().collect(), copied)))
+    for (index, rows) in copied {
+        reports[index].snapshot_rows = rows;
+    }
+    Ok(Some(slots.into_iter().flatten().collect()))
 }
