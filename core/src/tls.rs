@@ -222,19 +222,16 @@ pub fn rustls_failure<'a>(error: &'a (dyn std::error::Error + 'static)) -> Optio
 mod tests {
     use super::*;
 
-    /// A client spelling its modes in lower case, with libpq's rule that a CA file makes `required` check the
-    /// chain.
+    /// A made-up client that names its modes by what they ask for, with libpq's rule that a CA file makes
+    /// `required` check the chain.
     static DIALECT: TlsDialect = TlsDialect {
         mode_keys: &["tls", "tls_mode"],
         ca_keys: &["tls-ca"],
-        mode_names: ["off", "prefer", "require", "verify-ca", "verify-full"],
-        parse_mode: |text| match text {
-            "off" => Some(TlsMode::Disabled),
-            "prefer" => Some(TlsMode::Preferred),
-            "require" => Some(TlsMode::Required),
-            "verify-ca" => Some(TlsMode::VerifyCa),
-            "verify-full" => Some(TlsMode::VerifyIdentity),
-            _ => None,
+        mode_names: ["off", "try", "on", "check-ca", "check-host"],
+        parse_mode: |text| {
+            let modes =
+                [TlsMode::Disabled, TlsMode::Preferred, TlsMode::Required, TlsMode::VerifyCa, TlsMode::VerifyIdentity];
+            DIALECT.mode_names.iter().position(|name| *name == text).map(|index| modes[index])
         },
         ca_checks_chain_when_required: true,
         mode_with_ca_alone: TlsMode::Preferred,
@@ -248,7 +245,7 @@ mod tests {
 
     #[test]
     fn the_settings_leave_the_url_and_the_rest_stays() {
-        let (tls, rest) = settings("db://app@host/shop?tls_mode=require&timeout=5").expect("valid");
+        let (tls, rest) = settings("db://app@host/shop?tls_mode=on&timeout=5").expect("valid");
         assert_eq!((tls.mode, tls.checks()), (TlsMode::Required, Checks::None));
         assert_eq!(rest, "db://app@host/shop?timeout=5");
         let (tls, rest) = settings("db://app@host/shop").expect("valid");
@@ -259,9 +256,9 @@ mod tests {
     #[test]
     fn a_ca_file_checks_the_chain_where_the_client_says_so() {
         let ca = std::env::current_exe().expect("a file that exists");
-        let (tls, _) = settings(&format!("db://app@host/shop?tls=require&tls-ca={}", ca.display())).expect("valid");
+        let (tls, _) = settings(&format!("db://app@host/shop?tls=on&tls-ca={}", ca.display())).expect("valid");
         assert_eq!(tls.checks(), Checks::Chain);
-        let (tls, _) = settings("db://app@host/shop?tls=verify-full").expect("valid");
+        let (tls, _) = settings("db://app@host/shop?tls=check-host").expect("valid");
         assert_eq!(tls.checks(), Checks::ChainAndName);
         let missing = settings("db://app@host/shop?tls-ca=/nonexistent/ca.pem").expect_err("no such file");
         assert!(missing.report().contains("tls-ca `/nonexistent/ca.pem`: no such file"), "{}", missing.report());
@@ -269,14 +266,14 @@ mod tests {
 
     #[test]
     fn errors_name_the_settings_as_the_client_spells_them() {
-        let unknown = settings("db://app@host/shop?tls=on").expect_err("unknown mode");
-        assert!(unknown.report().contains("tls `on` is not one of off, prefer, require"), "{}", unknown.report());
-        let (tls, _) = settings("db://app@host/shop?tls=verify-full").expect("valid");
+        let unknown = settings("db://app@host/shop?tls=yes").expect_err("unknown mode");
+        assert!(unknown.report().contains("tls `yes` is not one of off, try, on"), "{}", unknown.report());
+        let (tls, _) = settings("db://app@host/shop?tls=check-host").expect("valid");
         let refused = tls.handshake_failed("cannot connect", "UnknownIssuer").report();
-        assert!(refused.contains("TLS failed under tls=verify-full (no tls-ca: the Mozilla roots are trusted)"));
-        assert!(refused.contains("or tls=verify-ca to skip the name check"), "{refused}");
-        let (tls, _) = settings("db://app@host/shop?tls=require").expect("valid");
+        assert!(refused.contains("TLS failed under tls=check-host (no tls-ca: the Mozilla roots are trusted)"));
+        assert!(refused.contains("or tls=check-ca to skip the name check"), "{refused}");
+        let (tls, _) = settings("db://app@host/shop?tls=on").expect("valid");
         let refused = tls.handshake_failed("cannot connect", "no TLS").report();
-        assert!(refused.contains("enable TLS on the server, or set tls=prefer"), "{refused}");
+        assert!(refused.contains("enable TLS on the server, or set tls=try"), "{refused}");
     }
 }

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use connector_core::delta::{DeltaSink, Destination};
 use connector_core::engine::{
-    CapturedTable, TableCopies, copy_whole_tables, plan_table_copies, report_streamed, stream_changes,
+    CapturedTable, TableCopies, copy_whole_tables, open_sync_tables, plan_table_copies, report_streamed, stream_changes,
 };
 use connector_core::error::{Error, Result};
-use connector_core::pipeline::{Pipeline, Shutdown, SyncFuture, SyncMode, SyncReport, TableReport};
+use connector_core::pipeline::{Pipeline, Shutdown, SyncFuture, SyncMode, SyncReport};
 use connector_core::position::{BinlogPosition, SourcePosition};
 use connector_core::schema::TableSchema;
 use mysql_async::Conn;
@@ -59,12 +59,8 @@ impl MySqlPipeline {
         let collations = read_collations(&mut conn).await?;
         let _ = conn.disconnect().await;
 
-        let opened =
-            sources.iter().map(|source| (&source.schema, config.capture.options_for(&source.schema.id))).collect();
-        let mut writers = self.sink.open_tables(opened).await?;
-        let mut reports: Vec<TableReport> =
-            sources.iter().map(|source| TableReport::new(source.schema.id.clone())).collect();
         let schemas: Vec<&TableSchema> = sources.iter().map(|source| &source.schema).collect();
+        let (mut writers, mut reports) = open_sync_tables(&self.sink, &config.capture, &schemas).await?;
         // The binlog keeps no reader's position, so no table's history is lost to the pipeline unless purged,
         // which the stream reports.
         let copies = plan_table_copies(&mut writers, &schemas, config.capture.copy_in_chunks, |_| None).await?;

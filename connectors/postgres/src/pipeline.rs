@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use connector_core::delta::{DeltaSink, Destination};
 use connector_core::engine::{
-    CapturedTable, TableCopies, copy_whole_tables, plan_table_copies, report_streamed, stream_changes,
+    CapturedTable, TableCopies, copy_whole_tables, open_sync_tables, plan_table_copies, report_streamed, stream_changes,
 };
 use connector_core::error::{Error, Result};
-use connector_core::pipeline::{Pipeline, Shutdown, SyncFuture, SyncMode, SyncReport, TableReport};
+use connector_core::pipeline::{Pipeline, Shutdown, SyncFuture, SyncMode, SyncReport};
 use connector_core::position::{Lsn, SourcePosition};
 use connector_core::schema::{TableId, TableSchema};
 use futures::{StreamExt, TryStreamExt};
@@ -69,12 +69,8 @@ impl PostgresPipeline {
             None => create_slot(&sql, &config.slot).await?,
         };
 
-        let opened =
-            sources.iter().map(|source| (&source.schema, config.capture.options_for(&source.schema.id))).collect();
-        let mut writers = self.sink.open_tables(opened).await?;
-        let mut reports: Vec<TableReport> =
-            sources.iter().map(|source| TableReport::new(source.schema.id.clone())).collect();
         let schemas: Vec<&TableSchema> = sources.iter().map(|source| &source.schema).collect();
+        let (mut writers, mut reports) = open_sync_tables(&self.sink, &config.capture, &schemas).await?;
         let restart = SourcePosition::Postgres { lsn: slot.confirmed_flush };
         let copies = plan_table_copies(&mut writers, &schemas, config.capture.copy_in_chunks, |writer| {
             let cursor = writer.cursor()?;

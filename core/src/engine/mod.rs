@@ -37,4 +37,4 @@ pub use poll_loop::{PollSettings, poll_streams};
 pub use polled_stream::{DecodedRows, PolledPage, PolledStream, RecordDecoder};
 pub use shaped_changes::{DecodingShape, ShapedChanges};
 pub use stream_loop::stream_changes;
-pub use table_copies::{TableCopies, copy_whole_tables, plan_table_copies};
+pub use table_copies::{TableCopies, copy_whole_tables, open_sync_tables, plan_table_copies};

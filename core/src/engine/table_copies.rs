@@ -1,5 +1,5 @@
-//! Which tables of a sync need a copy and how (in chunks while they stream, or whole before streaming), and
-//! the whole copies themselves.
+//! A sync's tables opened, which of them need a copy and how (in chunks while they stream, or whole before
+//! streaming), and the whole copies themselves.
 
 use std::future::Future;
 use std::io::IsTerminal;
@@ -9,12 +9,26 @@ use indicatif::MultiProgress;
 use tracing::info;
 
 use super::chunked_copy::{ChunkedCopy, chunk_key};
+use crate::capture_settings::CaptureSettings;
 use crate::cursor::TableCursor;
-use crate::delta::{DeltaTableWriter, copy_in_parallel};
+use crate::delta::{DeltaSink, DeltaTableWriter, copy_in_parallel};
 use crate::error::{Error, Result};
 use crate::pipeline::{Shutdown, TableReport};
 use crate::position::SourcePosition;
 use crate::schema::TableSchema;
+
+/// Opens (creating on the first sync) the Delta table of each of `schemas` with its options from `capture`,
+/// and an empty report for each, in the same order.
+pub async fn open_sync_tables(
+    sink: &DeltaSink,
+    capture: &CaptureSettings,
+    schemas: &[&TableSchema],
+) -> Result<(Vec<DeltaTableWriter>, Vec<TableReport>)> {
+    let opened = schemas.iter().map(|schema| (*schema, capture.options_for(&schema.id))).collect();
+    let writers = sink.open_tables(opened).await?;
+    let reports = schemas.iter().map(|schema| TableReport::new(schema.id.clone())).collect();
+    Ok((writers, reports))
+}
 
 /// How a table that needs a copy is copied.
 #[derive(Debug, Clone, PartialEq)]
