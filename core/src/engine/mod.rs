@@ -15,6 +15,7 @@ mod change_stream;
 mod chunk_queue;
 mod chunked_copy;
 mod commit_budget;
+mod parallel_copies;
 mod poll_loop;
 mod polled_stream;
 mod read_ahead;

@@ -9,9 +9,10 @@ use indicatif::MultiProgress;
 use tracing::info;
 
 use super::chunked_copy::{ChunkedCopy, chunk_key};
+use super::parallel_copies::copy_in_parallel;
 use crate::capture_settings::CaptureSettings;
 use crate::cursor::TableCursor;
-use crate::delta::{DeltaSink, DeltaTableWriter, copy_in_parallel};
+use crate::delta::{DeltaSink, DeltaTableWriter};
 use crate::error::{Error, Result};
 use crate::pipeline::{Shutdown, TableReport};
 use crate::position::SourcePosition;

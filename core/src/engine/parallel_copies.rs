@@ -7,12 +7,12 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
-use super::DeltaTableWriter;
+use crate::delta::DeltaTableWriter;
 use crate::error::{Error, Result};
 
 /// Runs `copy` for the writers at `indices`, at most `parallel` at a time. Returns the rows each copied, or
 /// the first failure once every copy has ended.
-pub async fn copy_in_parallel<F, Fut>(
+pub(super) async fn copy_in_parallel<F, Fut>(
     writers: &mut [Option<DeltaTableWriter>],
     indices: &[usize],
     parallel: usize,
