@@ -177,20 +177,27 @@ impl TlsSettings {
         )
     }
 
+    /// How a password sent under these settings travels (`None`: encrypted to a checked server). `encrypted`:
+    /// whether the connection used TLS, where the driver says; a `Preferred` connection whose driver does not
+    /// say may have fallen back to plaintext, whatever a CA file would have checked.
+    fn exposure(&self, encrypted: Option<bool>) -> Option<Exposure> {
+        match (self.mode, encrypted, self.checks()) {
+            (TlsMode::Disabled, _, _) | (_, Some(false), _) => Some(Exposure::Plaintext),
+            (TlsMode::Preferred, None, _) => Some(Exposure::UnverifiedOrPlaintext),
+            (_, _, Checks::None) => Some(Exposure::Unverified),
+            (_, _, Checks::Chain | Checks::ChainAndName) => None,
+        }
+    }
+
     /// Warns (once per server) when these settings send the password to another machine in plaintext or
     /// without certificate checks. `encrypted` is whether the connection used TLS, where the driver says.
     pub async fn warn_if_exposed(&self, host: &str, port: u16, encrypted: Option<bool>) {
-        let exposure = match (self.mode, encrypted, self.checks()) {
-            (TlsMode::Disabled, _, _) | (_, Some(false), _) => Exposure::Plaintext,
-            (TlsMode::Preferred, None, Checks::None) => Exposure::UnverifiedOrPlaintext,
-            (_, _, Checks::None) => Exposure::Unverified,
-            (_, _, Checks::Chain | Checks::ChainAndName) => return,
-        };
+        let Some(exposure) = self.exposure(encrypted) else { return };
         let dialect = self.dialect;
         let (mode_key, ca_key) = (dialect.mode_key(), dialect.ca_key());
-        let ignored_ca = match &self.ca {
-            Some(_) => format!(" ({ca_key} is not used under {})", dialect.name(self.mode)),
-            None => String::new(),
+        let ignored_ca = match (&self.ca, self.checks()) {
+            (Some(_), Checks::None) => format!(" ({ca_key} is not used under {})", dialect.name(self.mode)),
+            _ => String::new(),
         };
         let fix = format!(
             "{mode_key}={} in the URL{ignored_ca}; set {mode_key}={} and {ca_key}=<CA file> to encrypt and check the \
@@ -262,6 +269,23 @@ mod tests {
         assert_eq!(tls.checks(), Checks::ChainAndName);
         let missing = settings("db://app@host/shop?tls-ca=/nonexistent/ca.pem").expect_err("no such file");
         assert!(missing.report().contains("tls-ca `/nonexistent/ca.pem`: no such file"), "{}", missing.report());
+    }
+
+    #[test]
+    fn a_password_is_said_exposed_unless_it_went_encrypted_to_a_checked_server() {
+        let ca = std::env::current_exe().expect("a file that exists");
+        let exposure = |query: &str, encrypted| {
+            settings(&format!("db://app@host/shop?{query}")).expect("valid").0.exposure(encrypted)
+        };
+        assert_eq!(exposure("tls=off", None), Some(Exposure::Plaintext));
+        assert_eq!(exposure("tls=try", None), Some(Exposure::UnverifiedOrPlaintext));
+        // A CA file checks the chain only if TLS was used: the driver may have fallen back to plaintext.
+        assert_eq!(exposure(&format!("tls=try&tls-ca={}", ca.display()), None), Some(Exposure::UnverifiedOrPlaintext));
+        assert_eq!(exposure("tls=try", Some(false)), Some(Exposure::Plaintext));
+        assert_eq!(exposure("tls=try", Some(true)), Some(Exposure::Unverified));
+        assert_eq!(exposure("tls=on", None), Some(Exposure::Unverified));
+        assert_eq!(exposure(&format!("tls=on&tls-ca={}", ca.display()), None), None);
+        assert_eq!(exposure("tls=check-host", Some(true)), None);
     }
 
     #[test]
