@@ -45,7 +45,7 @@ pub enum EarlierRows {
     Null,
     Value(ScalarValue),
     /// The source gave the rows values its log does not show and the catalog cannot tell (a volatile default
-    /// such as `now()` rewrote the table): why, for the error that stops the table.
+    /// such as `random()` rewrote the table): why. The table is copied again from the source.
     Unknown(String),
 }
 

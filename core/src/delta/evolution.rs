@@ -14,11 +14,12 @@ use deltalake::kernel::engine::arrow_conversion::TryIntoArrow;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::commit_state;
 use super::table_writer::DeltaTableWriter;
-use crate::error::{Error, Result};
+use crate::cursor::TableCursor;
+use crate::error::{Error, ErrorKind, Result, Retry};
 use crate::metadata_column::METADATA_PREFIX;
 use crate::schema::{EarlierRows, TableId, TableSchema};
 
@@ -142,20 +143,7 @@ impl DeltaTableWriter {
                 EarlierRows::Null => {}
                 EarlierRows::Value(value) => filled.push((field.name().to_string(), value.clone())),
                 EarlierRows::Unknown(_) if !self.holds_rows()? => {}
-                EarlierRows::Unknown(reason) => {
-                    let pipeline = self.pipeline();
-                    return Err(Error::schema(
-                        &self.table_id,
-                        format!(
-                            "column `{}` was added to {} after rows the Delta table holds, and {reason}: the \
-                             source's log does not show what those rows hold; resync the table \
-                             (connector resync --pipeline {pipeline} --table {})",
-                            field.name(),
-                            self.table_id,
-                            self.table_id
-                        ),
-                    ));
-                }
+                EarlierRows::Unknown(reason) => return Err(self.copy_again(field.name(), reason).await),
             }
         }
         if plan.widened.is_empty() && filled.is_empty() {
@@ -170,6 +158,32 @@ impl DeltaTableWriter {
             return Ok(());
         }
         self.rewrite(&plan, &filled).await
+    }
+
+    /// A column was added after rows the table holds and only the source holds what those rows hold in it
+    /// (`reason`): the rows are read back from the source. The table is emptied and marked for a new copy from
+    /// its cursor, which the next sync makes (in chunks, by key, where the key allows, while the other tables
+    /// stream); this sync stops, so that no change lands in the emptied table before its copy. Returns the
+    /// error that stops it, retried at once by `connector run` and `--continuous`.
+    async fn copy_again(&mut self, column: &str, reason: &str) -> Error {
+        let Some(position) = self.cursor().map(|cursor| cursor.position.clone()) else {
+            return Error::state(format!("internal: {} holds rows but no cursor", self.table_id));
+        };
+        if let Err(error) = self.restart_snapshot(TableCursor::restarting(position)).await {
+            return error;
+        }
+        warn!(table = %self.table_id, column, reason, "a column's earlier values are only in the source: copying the table again");
+        Error::new(
+            ErrorKind::Schema,
+            Retry::WithBackoff,
+            format!(
+                "column `{column}` was added to {} after rows the Delta table holds, and {reason}, which the \
+                 source's log does not show: the table was emptied and the next sync copies it again from the \
+                 source (connector run retries within seconds; after connector sync, run it again)",
+                self.table_id
+            ),
+        )
+        .for_table(&self.table_id)
     }
 
     /// Whether the table holds any data file (rows the source's log may not describe).
