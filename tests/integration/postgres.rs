@@ -150,6 +150,26 @@ async fn postgres_once_confirms_the_slot_position_after_committing() {
     assert_eq!(behind, "false");
 }
 
+/// Starts `connector run` on a `pipelines.toml` whose profile `shop` is `db` and whose `pipelines` (each the
+/// keys of one `[[pipelines]]`) write to `lake`; its output is discarded, its stderr goes to `stderr`.
+fn start_run(db: &PostgresDatabase, lake: &TempLake, pipelines: &[&str], stderr: Stdio) -> Child {
+    let config = lake.dir.path().join("pipelines.toml");
+    let dest = lake.dir.path().display();
+    let mut text = "[profiles.shop]\nkind = \"postgres\"\nurl = \"${SHOP_URL}\"\n".to_string();
+    for pipeline in pipelines {
+        text.push_str(&format!("\n[[pipelines]]\n{pipeline}\ndest = \"{dest}\"\n"));
+    }
+    std::fs::write(&config, text).expect("write config");
+    Command::new(CONNECTOR)
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("SHOP_URL", db.url())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("start connector run")
+}
+
 /// Starts `connector sync postgres --continuous` on `public.orders` and waits until its copy landed.
 async fn stream_orders_until_copied(db: &PostgresDatabase, lake: &TempLake) -> Child {
     let child = sync_command(db, lake.dir.path(), "public.orders", &["--continuous"])
@@ -492,25 +512,8 @@ async fn postgres_column_added_with_a_volatile_default_reads_the_rows_back_from_
     assert_equal(&db, &lake, "public.orders", &["id", "customer", "amount", "token"]).await;
 
     // Under `connector run` the pipeline stops at such a column and, retried by itself, copies the table again.
-    let config = lake.dir.path().join("pipelines.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[profiles.shop]\nkind = \"postgres\"\nurl = \"${{SHOP_URL}}\"\n\n\
-             [[pipelines]]\nname = \"test\"\nprofile = \"shop\"\ntables = [\"public.orders\"]\n\
-             dest = \"{lake}\"\nschedule = \"continuous\"\n",
-            lake = lake.dir.path().display()
-        ),
-    )
-    .expect("write config");
-    let mut child = Command::new(CONNECTOR)
-        .args(["run", "--config"])
-        .arg(&config)
-        .env("SHOP_URL", db.url())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start connector run");
+    let pipeline = "name = \"test\"\nprofile = \"shop\"\ntables = [\"public.orders\"]\nschedule = \"continuous\"";
+    let mut child = start_run(&db, &lake, &[pipeline], Stdio::null());
     db.execute(
         "ALTER TABLE orders ADD COLUMN lucky int DEFAULT (random() * 1000000)::int; \
          UPDATE orders SET amount = 9 WHERE id = 4; INSERT INTO orders (id, customer) VALUES (9000, 'after')",
@@ -956,27 +959,11 @@ async fn postgres_scheduled_pipelines_run_again_and_a_failing_one_stops_no_other
     let db = postgres().await;
     db.execute(ORDERS).await;
     let lake = TempLake::new();
-    let config = lake.dir.path().join("pipelines.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[profiles.shop]\nkind = \"postgres\"\nurl = \"${{SHOP_URL}}\"\n\n\
-             [[pipelines]]\nname = \"orders\"\nprofile = \"shop\"\ntables = [\"public.orders\"]\n\
-             dest = \"{lake}\"\nschedule = \"1s\"\n\n\
-             [[pipelines]]\nname = \"missing\"\nprofile = \"shop\"\ntables = [\"public.no_such_table\"]\n\
-             dest = \"{lake}\"\nschedule = \"1s\"\n",
-            lake = lake.dir.path().display()
-        ),
-    )
-    .expect("write config");
-    let mut child = Command::new(CONNECTOR)
-        .args(["run", "--config"])
-        .arg(&config)
-        .env("SHOP_URL", db.url())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start connector run");
+    let pipelines = [
+        "name = \"orders\"\nprofile = \"shop\"\ntables = [\"public.orders\"]\nschedule = \"1s\"",
+        "name = \"missing\"\nprofile = \"shop\"\ntables = [\"public.no_such_table\"]\nschedule = \"1s\"",
+    ];
+    let mut child = start_run(&db, &lake, &pipelines, Stdio::piped());
     wait_until_equal(&db, &lake, "public.orders", ORDER_COLUMNS).await;
     // A later change lands through a later scheduled run, while the other pipeline keeps failing.
     db.execute("UPDATE orders SET note = 'scheduled' WHERE id <= 3; DELETE FROM orders WHERE id = 4").await;
