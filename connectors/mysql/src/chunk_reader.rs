@@ -6,9 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use connector_core::engine::{
-    Chunk, ChunkRead, ChunkReader, ChunkRequest, ChunkStart, PositionReport, described_table,
-};
+use connector_core::engine::{Chunk, ChunkRead, ChunkReader, ChunkRequest, ChunkRows, ChunkStart, described_table};
 use connector_core::error::{Error, Result};
 use connector_core::position::SourcePosition;
 use connector_core::schema::TableId;
@@ -39,10 +37,10 @@ impl MySqlChunkReader {
 }
 
 impl ChunkReader for MySqlChunkReader {
-    fn read_chunk(&self, request: ChunkRequest, positioned: PositionReport) -> ChunkRead {
+    fn read_chunk(&self, request: ChunkRequest, rows: ChunkRows) -> ChunkRead {
         let (config, server) = (self.config.clone(), self.server.clone());
         let table = described_table(&self.tables, &request).cloned();
-        Box::pin(async move { read_chunk(&config, &server, &table?, &request, positioned).await })
+        Box::pin(async move { read_chunk(&config, &server, &table?, &request, rows).await })
     }
 }
 
@@ -57,7 +55,7 @@ async fn read_chunk(
     server: &ServerInfo,
     described: &SourceTable,
     request: &ChunkRequest,
-    positioned: PositionReport,
+    mut rows: ChunkRows,
 ) -> Result<Chunk> {
     let id = &described.schema.id;
     let key = &request.key_column;
@@ -87,14 +85,13 @@ async fn read_chunk(
         }
     };
     let table = &table;
-    let _ = positioned.send(ChunkStart { position: SourcePosition::Binlog(position), up_to });
+    rows.positioned(ChunkStart { position: SourcePosition::Binlog(position), up_to });
 
     let columns: Vec<String> = table.schema.columns.iter().map(|column| quote(&column.name)).collect();
     let keys = request.chunk_keys(&key_column, up_to);
     let select = format!("SELECT {} FROM {}{keys}", columns.join(", "), qualified(id));
     let mut builders: Vec<ColumnBuilder> =
         table.types.iter().map(|mysql_type| ColumnBuilder::new(mysql_type, ROWS_PER_BATCH)).collect();
-    let mut rows = Vec::new();
     let mut result =
         conn.exec_iter(select.as_str(), ()).await.map_err(|cause| source_error(format!("cannot read {id}"), cause))?;
     let mut pending = 0;
@@ -103,15 +100,15 @@ async fn read_chunk(
         pending += 1;
         if pending == ROWS_PER_BATCH {
             pending = 0;
-            rows.push(finish_batch(table, &mut builders)?);
+            rows.write(&table.schema, finish_batch(table, &mut builders)?).await?;
         }
     }
     drop(result);
-    rows.push(finish_batch(table, &mut builders)?);
+    rows.write(&table.schema, finish_batch(table, &mut builders)?).await?;
     if let Err(cause) = conn.query_drop("COMMIT").await {
         warn!(table = %id, error = %cause, "closing a chunk's snapshot failed");
     }
     let _ = conn.disconnect().await;
 
-    Chunk::read(table.schema.clone(), rows, request, up_to)
+    rows.finish(table.schema.clone()).await
 }

@@ -6,9 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use connector_core::engine::{
-    Chunk, ChunkRead, ChunkReader, ChunkRequest, ChunkStart, PositionReport, described_table,
-};
+use connector_core::engine::{Chunk, ChunkRead, ChunkReader, ChunkRequest, ChunkRows, ChunkStart, described_table};
 use connector_core::error::{Error, ErrorKind, Result, Retry};
 use connector_core::position::SourcePosition;
 use connector_core::schema::TableId;
@@ -35,10 +33,10 @@ impl PostgresChunkReader {
 }
 
 impl ChunkReader for PostgresChunkReader {
-    fn read_chunk(&self, request: ChunkRequest, positioned: PositionReport) -> ChunkRead {
+    fn read_chunk(&self, request: ChunkRequest, rows: ChunkRows) -> ChunkRead {
         let config = self.config.clone();
         let table = described_table(&self.tables, &request).cloned();
-        Box::pin(async move { read_chunk(&config, &table?, &request, positioned).await })
+        Box::pin(async move { read_chunk(&config, &table?, &request, rows).await })
     }
 }
 
@@ -46,7 +44,7 @@ async fn read_chunk(
     config: &PostgresConfig,
     described: &SourceTable,
     request: &ChunkRequest,
-    positioned: PositionReport,
+    mut rows: ChunkRows,
 ) -> Result<Chunk> {
     let id = &described.schema.id;
     let key = &request.key_column;
@@ -69,7 +67,7 @@ async fn read_chunk(
         Some(row) => Some(request.parse_key(row.get(0))?),
         None => None,
     };
-    let _ = positioned.send(ChunkStart { position, up_to });
+    rows.positioned(ChunkStart { position, up_to });
 
     let columns: Vec<String> = table.schema.columns.iter().map(|column| quote_identifier(&column.name)).collect();
     let keys = request.chunk_keys(&key_column, up_to);
@@ -81,12 +79,11 @@ async fn read_chunk(
         .map_err(|cause| source_error(format!("cannot start copying a chunk of {id}"), cause))?;
     futures::pin_mut!(stream);
     let mut decoder = CopyDecoder::new(table);
-    let mut rows = Vec::new();
     while let Some(bytes) = stream.next().await {
         let bytes = bytes.map_err(|cause| source_error(format!("copying a chunk of {id} failed"), cause))?;
         decoder.feed(bytes).map_err(|error| error.for_table(id))?;
         if decoder.batch_full() {
-            rows.push(decoder.finish_batch(table)?);
+            rows.write(&table.schema, decoder.finish_batch(table)?).await?;
         }
     }
     if !decoder.finished {
@@ -97,9 +94,9 @@ async fn read_chunk(
         )
         .for_table(id));
     }
-    rows.push(decoder.finish_batch(table)?);
+    rows.write(&table.schema, decoder.finish_batch(table)?).await?;
     client.batch_execute("COMMIT").await.map_err(|cause| source_error("cannot end a chunk's snapshot", cause))?;
     emit_message(&client, &config.capture.pipeline, "chunk").await?;
 
-    Chunk::read(table.schema.clone(), rows, request, up_to)
+    rows.finish(table.schema.clone()).await
 }

@@ -33,5 +33,5 @@ pub use location::Destination;
 pub use merge::MergeCounts;
 pub use parallel_apply::apply_each;
 pub use sink::DeltaSink;
-pub use snapshot_writer::SnapshotWriter;
+pub use snapshot_writer::{SnapshotFiles, SnapshotWriter, WrittenFiles};
 pub use table_writer::{ApplyOutcome, DeltaTableWriter};

@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 use tracing::{debug, info};
 
-use super::chunked_copy::{Chunk, ChunkedCopy};
+use super::chunk_rows::{Chunk, ChunkContent};
+use super::chunked_copy::ChunkedCopy;
 use crate::change_buffer::{ChangeBuffer, ColumnRows, TakenRows};
 use crate::delta::{ApplyOutcome, DeltaTableWriter, apply_each};
 use crate::error::{Error, Result};
@@ -85,18 +86,23 @@ impl<T: TableChanges> CapturedTable<T> {
                 cursor.position
             )));
         }
-        let rows = chunk.row_count();
+        let rows = chunk.row_count;
         if let Some(key) = chunk.last_key {
             copy.copied_up_to = Some(key);
         }
         copy.rows_copied += rows;
         let cursor = copy.cursor_after(position.clone(), chunk.complete);
         let (rows_copied, bound) = (copy.rows_copied, copy.copied_up_to);
-        let mut writer = self.writer.snapshot_writer(&chunk.schema, &position, Utc::now()).await?;
-        for batch in chunk.rows.iter().filter(|batch| batch.num_rows() > 0) {
-            writer.write(batch).await?;
+        match chunk.rows {
+            ChunkContent::Written(files) => self.writer.commit_snapshot_files(files, cursor).await?,
+            ChunkContent::Held(batches) => {
+                let mut writer = self.writer.snapshot_writer(&chunk.schema, &position, Utc::now()).await?;
+                for batch in batches.iter().filter(|batch| batch.num_rows() > 0) {
+                    writer.write(batch).await?;
+                }
+                writer.commit(cursor).await?;
+            }
         }
-        writer.commit(cursor).await?;
         self.snapshot_rows += rows;
         if chunk.complete {
             info!(table = %id, rows = rows_copied, "copied the table");

@@ -7,7 +7,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tracing::warn;
 
-use super::chunked_copy::{Chunk, ChunkRequest, ChunkStart, ChunkedCopy, SharedChunkReader};
+use super::chunk_rows::{Chunk, ChunkRows};
+use super::chunked_copy::{ChunkRequest, ChunkStart, ChunkedCopy, SharedChunkReader};
+use crate::delta::SnapshotFiles;
 use crate::error::{Error, Result};
 use crate::position::SourcePosition;
 use crate::schema::TableId;
@@ -87,15 +89,16 @@ impl ChunkQueue {
 
     /// Starts reading chunks for the tables being copied, within the limits: the first chunk of a table
     /// without one in flight, or the next after one whose end is known.
+    /// `files` gives a table's id and a writer of its files for the chunk's rows.
     pub(super) fn read_more<'a>(
         &mut self,
         copying: impl Iterator<Item = (usize, &'a ChunkedCopy)>,
-        table_id: impl Fn(usize) -> TableId,
-    ) {
+        files: impl Fn(usize) -> Result<(TableId, SnapshotFiles)>,
+    ) -> Result<()> {
         for (table, copy) in copying {
             let reading = self.in_flight.iter().filter(|chunk| chunk.chunk.is_none()).count();
             if reading >= CHUNKS_READ_AT_ONCE {
-                return;
+                return Ok(());
             }
             let mine: Vec<&InFlight> = self.in_flight.iter().filter(|chunk| chunk.table == table).collect();
             let after = match mine.last() {
@@ -107,22 +110,21 @@ impl ChunkQueue {
                 },
                 Some(_) => continue,
             };
-            let request = ChunkRequest {
-                table: table_id(table),
-                key_column: copy.key_column.clone(),
-                after,
-                rows: self.rows_per_chunk,
-            };
-            self.start(table, request);
+            let (table_id, files) = files(table)?;
+            let request =
+                ChunkRequest { table: table_id, key_column: copy.key_column.clone(), after, rows: self.rows_per_chunk };
+            self.start(table, request, files);
         }
+        Ok(())
     }
 
-    fn start(&mut self, table: usize, request: ChunkRequest) {
+    fn start(&mut self, table: usize, request: ChunkRequest, files: SnapshotFiles) {
         let id = self.next_id;
         self.next_id += 1;
         let table_id = request.table.clone();
         let (positioned, position) = oneshot::channel();
-        let read = self.reader.read_chunk(request, positioned);
+        let rows = ChunkRows::new(&request, positioned, files);
+        let read = self.reader.read_chunk(request, rows);
         let sender = self.sender.clone();
         self.tasks.spawn(async move {
             let forward = async {

@@ -22,7 +22,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use crate::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
+use super::chunk_rows::{Chunk, ChunkRows};
+use crate::arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
 use crate::arrow::compute::filter_record_batch;
 use crate::arrow::datatypes::{
     DataType, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
@@ -208,55 +209,6 @@ fn is_integer_key(data_type: &DataType) -> bool {
     )
 }
 
-/// The rows of a table after some key, read under one snapshot.
-#[derive(Debug)]
-pub struct Chunk {
-    /// The table's shape when the chunk was read.
-    pub schema: TableSchema,
-    pub rows: Vec<RecordBatch>,
-    /// The greatest key read; `None` when the chunk is empty.
-    pub last_key: Option<i128>,
-    /// No rows follow the chunk's: the copy ends with it.
-    pub complete: bool,
-}
-
-impl Chunk {
-    /// The chunk of `rows`, the table's rows with keys after the request's `after` up to `up_to` (see
-    /// [`ChunkStart`]); without `up_to`, every row left, which completes the copy.
-    pub fn read(
-        schema: TableSchema,
-        rows: Vec<RecordBatch>,
-        request: &ChunkRequest,
-        up_to: Option<i128>,
-    ) -> Result<Chunk> {
-        let last_key = match up_to {
-            Some(key) => Some(key),
-            None => greatest_key(&schema, &rows)?.or(request.after),
-        };
-        Ok(Chunk { schema, rows, last_key, complete: up_to.is_none() })
-    }
-
-    pub fn row_count(&self) -> u64 {
-        self.rows.iter().map(|batch| batch.num_rows() as u64).sum()
-    }
-}
-
-/// The greatest key of `rows` (`None` for no rows).
-fn greatest_key(schema: &TableSchema, rows: &[RecordBatch]) -> Result<Option<i128>> {
-    let id = &schema.id;
-    let key = chunk_key(schema)
-        .and_then(|key| schema.column_index(key))
-        .ok_or_else(|| Error::state(format!("{id} has no single integer key to copy in chunks by")))?;
-    let mut greatest = None;
-    for batch in rows {
-        greatest = integer_keys(id, batch.column(key))?
-            .into_iter()
-            .flatten()
-            .fold(greatest, |greatest, key| Some(greatest.map_or(key, |greatest: i128| greatest.max(key))));
-    }
-    Ok(greatest)
-}
-
 /// What a chunk read asks for.
 #[derive(Debug, Clone)]
 pub struct ChunkRequest {
@@ -321,23 +273,20 @@ pub fn described_table<'a, T>(tables: &'a HashMap<TableId, T>, request: &ChunkRe
         .ok_or_else(|| Error::state(format!("internal: {} is not a table of the pipeline", request.table)))
 }
 
-/// Reports where a chunk starts as soon as the source knows it.
-pub type PositionReport = tokio::sync::oneshot::Sender<ChunkStart>;
-
 /// A boxed chunk read, run on its own task.
 pub type ChunkRead = Pin<Box<dyn Future<Output = Result<Chunk>> + Send>>;
 
 /// A source's reader of chunks. [`read_chunk`](Self::read_chunk) must take a snapshot whose position in the
 /// change stream is exact (every transaction that committed before it is in the snapshot, none after), find in
 /// it the `request.rows`-th key after `request.after` ([`ChunkStart::up_to`]), report both through
-/// `positioned` before reading the rows, then read the rows with keys after `request.after` up to that key (all
-/// of them when there is none) and return them with [`Chunk::read`]. The position must be at or after everything the source has sent or
-/// committed, in this run or any earlier one (so at or after the table's cursor and the table's previous
-/// chunk), which a snapshot of the source's present state is; the engine refuses a chunk that is not. A source
-/// should also make the stream move past the position soon (a marker in the log), or the chunk waits for the
-/// next transaction.
+/// [`ChunkRows::positioned`] before reading the rows, then read the rows with keys after `request.after` up to
+/// that key (all of them when there is none) into [`ChunkRows::write`] and return [`ChunkRows::finish`]. The
+/// position must be at or after everything the source has sent or committed, in this run or any earlier one (so
+/// at or after the table's cursor and the table's previous chunk), which a snapshot of the source's present
+/// state is; the engine refuses a chunk that is not. A source should also make the stream move past the
+/// position soon (a marker in the log), or the chunk waits for the next transaction.
 pub trait ChunkReader: Send + Sync {
-    fn read_chunk(&self, request: ChunkRequest, positioned: PositionReport) -> ChunkRead;
+    fn read_chunk(&self, request: ChunkRequest, rows: ChunkRows) -> ChunkRead;
 }
 
 /// A reader shared by the engine's chunk tasks.
@@ -346,7 +295,7 @@ pub type SharedChunkReader = Arc<dyn ChunkReader>;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::arrow::array::Int64Array;
+    use crate::arrow::array::{Int64Array, RecordBatch};
     use crate::arrow::datatypes::DataType;
     use crate::position::Lsn;
     use crate::schema::Column;

@@ -13,6 +13,7 @@
 mod captured_tables;
 mod change_stream;
 mod chunk_queue;
+mod chunk_rows;
 mod chunked_copy;
 mod commit_budget;
 mod parallel_copies;
@@ -29,9 +30,10 @@ mod table_copies;
 
 pub use captured_tables::{CapturedTable, CapturedTables, TableChanges, report_streamed};
 pub use change_stream::{ChangeStream, EventOf, EventReader, FailureOf, IdleCursors, Started, StreamStep};
+pub use chunk_rows::{Chunk, ChunkRows};
 pub use chunked_copy::{
-    Chunk, ChunkRead, ChunkReader, ChunkRequest, ChunkStart, ChunkedCopy, PositionReport, SharedChunkReader, chunk_key,
-    described_table, integer_keys,
+    ChunkRead, ChunkReader, ChunkRequest, ChunkStart, ChunkedCopy, SharedChunkReader, chunk_key, described_table,
+    integer_keys,
 };
 pub use commit_budget::{CommitBudget, commit_check_period};
 pub use poll_loop::{PollSettings, poll_streams};

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 use super::captured_tables::{CapturedTables, TableChanges};
 use super::change_stream::{ChangeStream, EventOf, EventReader, FailureOf};
-use super::chunked_copy::Chunk;
+use super::chunk_rows::Chunk;
 use crate::error::{Error, Result};
 use crate::position::SourcePosition;
 

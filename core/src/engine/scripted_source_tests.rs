@@ -384,7 +384,7 @@ struct ScriptedChunkReader {
 }
 
 impl ChunkReader for ScriptedChunkReader {
-    fn read_chunk(&self, request: ChunkRequest, positioned: PositionReport) -> ChunkRead {
+    fn read_chunk(&self, request: ChunkRequest, mut rows: ChunkRows) -> ChunkRead {
         let (log, log_end, reads, failures) =
             (self.log.clone(), self.log_end.clone(), self.reads.clone(), self.failures);
         Box::pin(async move {
@@ -395,12 +395,14 @@ impl ChunkReader for ScriptedChunkReader {
             let table = keyed_table_at(&log, snapshot);
             let up_to = nth_key_after(&table, request.after, request.rows);
             reads.lock().expect("not poisoned").positioned += 1;
-            let _ = positioned.send(ChunkStart { position: at(snapshot), up_to });
+            rows.positioned(ChunkStart { position: at(snapshot), up_to });
             short_wait().await;
             if failures && fastrand::u8(0..10) == 0 {
                 return Err(Error::state("the scripted source crashed while reading a chunk"));
             }
-            let chunk = chunk_of(&table, &request, up_to);
+            let keyed = schema(KEYED);
+            rows.write(&keyed, chunk_of(&table, &request, up_to)).await?;
+            let chunk = rows.finish(keyed).await?;
             reads.lock().expect("not poisoned").returned.push(chunk.last_key);
             Ok(chunk)
         })
@@ -441,14 +443,13 @@ fn nth_key_after(table: &BTreeMap<i64, i64>, after: Option<i128>, rows: u64) -> 
 }
 
 /// The rows of `table` with keys after the request's `after` up to `up_to` (all of them without it).
-fn chunk_of(table: &BTreeMap<i64, i64>, request: &ChunkRequest, up_to: Option<i128>) -> Chunk {
+fn chunk_of(table: &BTreeMap<i64, i64>, request: &ChunkRequest, up_to: Option<i128>) -> RecordBatch {
     let after = request.after.map(scripted_key).map_or(Bound::Unbounded, Bound::Excluded);
     let until = up_to.map(scripted_key).map_or(Bound::Unbounded, Bound::Included);
     let (ids, values): (Vec<i64>, Vec<i64>) = table.range((after, until)).map(|(id, value)| (*id, *value)).unzip();
     let schema = schema(KEYED);
     let columns: Vec<ArrayRef> = vec![Arc::new(Int64Array::from(ids)), Arc::new(Int64Array::from(values))];
-    let batch = RecordBatch::try_new(schema.arrow_schema(), columns).expect("a chunk's rows");
-    Chunk::read(schema, vec![batch], request, up_to).expect("a chunk")
+    RecordBatch::try_new(schema.arrow_schema(), columns).expect("a chunk's rows")
 }
 
 struct Lake {

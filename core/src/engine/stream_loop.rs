@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use chrono::Utc;
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::info;
 
@@ -54,7 +55,7 @@ pub async fn stream_changes<S: ChangeStream>(
     let mut end_reached = false;
     'stream: loop {
         if let Some(queue) = chunks.as_mut() {
-            read_more_chunks(stream, queue);
+            read_more_chunks(stream, queue)?;
         }
         let event = tokio::select! {
             biased;
@@ -63,7 +64,7 @@ pub async fn stream_changes<S: ChangeStream>(
                 update?;
                 if let Some(queue) = chunks.as_mut() {
                     // A chunk whose end is now known lets its table's next one be read alongside.
-                    read_more_chunks(stream, queue);
+                    read_more_chunks(stream, queue)?;
                     apply_ready_chunks(stream, queue, &mut ahead).await?;
                 }
                 if end_reached && stream.open_transaction().is_none() && copies_done(stream, &chunks) {
@@ -99,7 +100,7 @@ pub async fn stream_changes<S: ChangeStream>(
                     BeforeTransaction::Apply(table) => {
                         let (chunk, position) = queue.take(table)?;
                         ahead.while_merging(stream, Merge::Chunk { table, chunk, position }).await?;
-                        read_more_chunks(stream, queue);
+                        read_more_chunks(stream, queue)?;
                     }
                     wait @ (BeforeTransaction::WaitForRows | BeforeTransaction::WaitForSnapshot) => {
                         // Rows are waited for as long as they take; a snapshot only SNAPSHOT_WAIT.
@@ -110,7 +111,7 @@ pub async fn stream_changes<S: ChangeStream>(
                             update = queue.next_update() => update?,
                             _ = tokio::time::sleep(SNAPSHOT_WAIT), if snapshot => queue.give_up_unpositioned(),
                         }
-                        read_more_chunks(stream, queue);
+                        read_more_chunks(stream, queue)?;
                     }
                 }
             }
@@ -156,12 +157,13 @@ async fn next_chunk_update(chunks: &mut Option<ChunkQueue>) -> Result<()> {
     }
 }
 
-fn read_more_chunks<S: ChangeStream>(stream: &mut S, queue: &mut ChunkQueue) {
+fn read_more_chunks<S: ChangeStream>(stream: &mut S, queue: &mut ChunkQueue) -> Result<()> {
     let tables = stream.tables();
     let copying: Vec<(usize, ChunkedCopy)> = tables.copying().map(|(index, copy)| (index, copy.clone())).collect();
     queue.read_more(copying.iter().map(|(index, copy)| (*index, copy)), |index| {
-        tables.get(index).writer.table_id().clone()
-    });
+        let writer = &tables.get(index).writer;
+        Ok((writer.table_id().clone(), writer.snapshot_files(Utc::now())?))
+    })
 }
 
 /// Applies the chunks the stream has passed (every transaction before their snapshot handled). Only between
@@ -178,7 +180,7 @@ async fn apply_ready_chunks<S: ChangeStream>(
         let (chunk, position) = queue.take(table)?;
         ahead.while_merging(stream, Merge::Chunk { table, chunk, position }).await?;
     }
-    read_more_chunks(stream, queue);
+    read_more_chunks(stream, queue)?;
     Ok(())
 }
 
