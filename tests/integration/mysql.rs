@@ -686,28 +686,47 @@ async fn mysql_tables_renamed_or_recreated_while_streaming_are_copied_then_strea
          CREATE TABLE two (id int PRIMARY KEY, v varchar(20)); INSERT INTO two VALUES (1, 'old'); \
          CREATE DATABASE `{outside}`; \
          CREATE TABLE `{outside}`.staged (id int PRIMARY KEY, v varchar(20)); \
-         INSERT INTO `{outside}`.staged SELECT n, CONCAT('staged ', n) FROM {};",
-        numbers(1, 500)
+         INSERT INTO `{outside}`.staged SELECT n, CONCAT('staged ', n) FROM {}; \
+         CREATE TABLE `{outside}`.coded (code varchar(10) PRIMARY KEY, v varchar(20)); \
+         INSERT INTO `{outside}`.coded SELECT CONCAT('c', n), CONCAT('coded ', n) FROM {};",
+        numbers(1, 500),
+        numbers(1, 50)
     ))
     .await;
     let lake = TempLake::new();
     let mut command = sync_databases_command(&db, &lake, "renamed");
-    let child = spawn_continuous(sync_databases_command(&db, &lake, "renamed"));
+    let mut continuous = sync_databases_command(&db, &lake, "renamed");
+    continuous.args(["--copy-chunk-rows", "100"]);
+    let child = spawn_continuous(continuous);
     wait_until_equal(&db, &lake, "one", &["id", "v"]).await;
     wait_until_equal(&db, &lake, "two", &["id", "v"]).await;
 
-    // Rows the binlog never showed arrive by RENAME: from another database, and from a captured table.
+    // Rows the binlog never showed arrive by RENAME: from another database, and from a captured table. A table
+    // with an integer key is copied in chunks while the others stream; one with a text key is copied whole.
     db.execute(&format!(
         "RENAME TABLE `{outside}`.staged TO moved; \
          UPDATE moved SET v = 'changed' WHERE id <= 10; DELETE FROM moved WHERE id > 490; \
          INSERT INTO moved VALUES (1000, 'after the rename'); \
+         RENAME TABLE `{outside}`.coded TO coded; UPDATE coded SET v = 'recoded' WHERE code = 'c7'; \
          ALTER TABLE one RENAME TO one_renamed; INSERT INTO one_renamed VALUES (3, 'c'); \
          DROP TABLE two; CREATE TABLE two (id int PRIMARY KEY, v varchar(20)); INSERT INTO two VALUES (7, 'new');"
     ))
     .await;
     wait_until_equal(&db, &lake, "moved", &["id", "v"]).await;
+    wait_until_equal(&db, &lake, "coded", &["code", "v"]).await;
     wait_until_equal(&db, &lake, "one_renamed", &["id", "v"]).await;
     wait_until_equal(&db, &lake, "two", &["id", "v"]).await;
+    // 491 rows in chunks of 100: five commits each recording how far the copy got.
+    let chunk_commits = |table: &str| {
+        let log = lake.dir.path().join(db.name()).join(table).join("_delta_log");
+        std::fs::read_dir(log)
+            .expect("a Delta log")
+            .flatten()
+            .filter(|entry| std::fs::read_to_string(entry.path()).is_ok_and(|text| text.contains("copied_up_to")))
+            .count()
+    };
+    assert_eq!(chunk_commits("moved"), 5, "the renamed table is copied in chunks of 100 rows");
+    assert_eq!(chunk_commits("coded"), 0, "a table with a text key is copied whole");
     // The renamed table's old Delta table keeps the rows it had.
     assert_eq!(delta_rows(&db, &lake, "one", &["id", "v"]).await, vec!["1|a", "2|b"]);
     stop_cleanly(child);
@@ -717,7 +736,9 @@ async fn mysql_tables_renamed_or_recreated_while_streaming_are_copied_then_strea
     let report = report_of(&mut command);
     assert!(report.contains(&format!("{}.moved: 0 snapshot rows", db.name())), "{report}");
     assert!(report.contains(&format!("{}.one_renamed: 0 snapshot rows", db.name())), "{report}");
+    assert!(report.contains(&format!("{}.coded: 0 snapshot rows", db.name())), "{report}");
     assert_equal(&db, &lake, "moved", &["id", "v"]).await;
+    assert_equal(&db, &lake, "coded", &["code", "v"]).await;
     assert_equal(&db, &lake, "one_renamed", &["id", "v"]).await;
     db.execute(&format!("DROP DATABASE `{outside}`")).await;
 }

@@ -14,7 +14,8 @@ use connector_core::change_buffer::ChangeBuffer;
 use connector_core::cursor::TableCursor;
 use connector_core::delta::{DeltaSink, DeltaTableWriter};
 use connector_core::engine::{
-    CapturedTable, CapturedTables, ChangeStream, IdleCursors, SharedChunkReader, Started, StreamStep, TableChanges,
+    CapturedTable, CapturedTables, ChangeStream, ChunkedCopy, IdleCursors, SharedChunkReader, Started, StreamStep,
+    TableChanges, chunk_key,
 };
 use connector_core::error::{Error, ErrorKind, Result, Retry};
 use connector_core::gtid_state::GtidState;
@@ -443,9 +444,11 @@ impl<'a> BinlogReader<'a> {
         Ok(())
     }
 
-    /// A table renamed into a captured database brings rows the binlog never showed: it is copied now, under a
-    /// snapshot taken at the current binlog position (at or after the rename), and changes the binlog shows
-    /// before that position are skipped for it, as for any table copied later than the stream's start.
+    /// A table renamed into a captured database brings rows the binlog never showed. With a single integer key
+    /// (and chunked copies on) it is copied in chunks while the stream goes on, as a table added to the pipeline
+    /// is; otherwise it is copied now, under a snapshot taken at the current binlog position (at or after the
+    /// rename). Either way the changes the binlog shows before a snapshot's position are skipped for the rows
+    /// that snapshot reads.
     async fn copy_renamed(&mut self, id: &TableId) -> Result<()> {
         // Changes read so far land first: the copy may replace a table that was captured before.
         self.tables.commit().await?;
@@ -462,7 +465,6 @@ impl<'a> BinlogReader<'a> {
             }
             Err(error) => return Err(error),
         };
-        info!(table = %id, "a table was renamed into a captured database; copying it");
         let shape = TableShape { schema: source.schema.clone(), types: source.types.clone() };
         let index = match self.captured(id) {
             Some(index) => {
@@ -474,12 +476,23 @@ impl<'a> BinlogReader<'a> {
                 self.tables.push(CapturedTable::new(writer, BinlogTable::new(shape, options.key.clone())))
             }
         };
+        let in_chunks = self.chunk_reader.is_some();
         let table = self.tables.get_mut(index);
         if let Some(cursor) = table.writer.cursor() {
             let restart = TableCursor::restarting(cursor.position.clone());
             table.writer.restart_snapshot(restart).await?;
         }
-        table.snapshot_rows += copy_table(self.config, self.server, &source, &mut table.writer, None).await?;
+        match chunk_key(&source.schema).filter(|_| in_chunks) {
+            Some(key) => {
+                info!(table = %id, "a table was renamed into a captured database; copying it in chunks");
+                table.chunked = ChunkedCopy::needed(table.writer.cursor(), key)?;
+            }
+            None => {
+                info!(table = %id, "a table was renamed into a captured database; copying it");
+                table.chunked = None;
+                table.snapshot_rows += copy_table(self.config, self.server, &source, &mut table.writer, None).await?;
+            }
+        }
         Ok(())
     }
 

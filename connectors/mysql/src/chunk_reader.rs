@@ -3,17 +3,15 @@
 //! the table is locked against writers for the moment the snapshot starts; MariaDB reports the position itself.
 //! The stream passes a chunk's position at the next transaction or heartbeat.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use connector_core::engine::{Chunk, ChunkRead, ChunkReader, ChunkRequest, ChunkRows, ChunkStart, described_table};
+use connector_core::engine::{Chunk, ChunkRead, ChunkReader, ChunkRequest, ChunkRows, ChunkStart};
 use connector_core::error::{Error, Result};
 use connector_core::position::SourcePosition;
-use connector_core::schema::TableId;
 use mysql_async::prelude::Queryable;
 use tracing::{debug, warn};
 
-use crate::catalog::{SourceTable, describe_table, qualified, quote, source_error};
+use crate::catalog::{describe_table, qualified, quote, source_error};
 use crate::codec::ColumnBuilder;
 use crate::config::MySqlConfig;
 use crate::connection;
@@ -21,26 +19,24 @@ use crate::read_buffer::grow_read_buffer;
 use crate::setup::ServerInfo;
 use crate::snapshot::{ROWS_PER_BATCH, append_row, finish_batch, start_snapshots};
 
-/// Reads chunks of the pipeline's tables.
+/// Reads chunks of the pipeline's tables (each chunk describes its table inside its own snapshot, so a table
+/// that joined the pipeline while streaming is read as well).
 #[derive(Debug)]
 pub struct MySqlChunkReader {
     config: Arc<MySqlConfig>,
     server: ServerInfo,
-    tables: HashMap<TableId, SourceTable>,
 }
 
 impl MySqlChunkReader {
-    pub fn new(config: Arc<MySqlConfig>, server: ServerInfo, tables: impl IntoIterator<Item = SourceTable>) -> Self {
-        let tables = tables.into_iter().map(|table| (table.schema.id.clone(), table)).collect();
-        MySqlChunkReader { config, server, tables }
+    pub fn new(config: Arc<MySqlConfig>, server: ServerInfo) -> Self {
+        MySqlChunkReader { config, server }
     }
 }
 
 impl ChunkReader for MySqlChunkReader {
     fn read_chunk(&self, request: ChunkRequest, rows: ChunkRows) -> ChunkRead {
         let (config, server) = (self.config.clone(), self.server.clone());
-        let table = described_table(&self.tables, &request).cloned();
-        Box::pin(async move { read_chunk(&config, &server, &table?, &request, rows).await })
+        Box::pin(async move { read_chunk(&config, &server, &request, rows).await })
     }
 }
 
@@ -53,11 +49,10 @@ const SNAPSHOT_ATTEMPTS: u32 = 5;
 async fn read_chunk(
     config: &MySqlConfig,
     server: &ServerInfo,
-    described: &SourceTable,
     request: &ChunkRequest,
     mut rows: ChunkRows,
 ) -> Result<Chunk> {
-    let id = &described.schema.id;
+    let id = &request.table;
     let key = &request.key_column;
     let mut conn = connection::connect(config, &format!("cannot connect to copy a chunk of {id}")).await?;
     grow_read_buffer(&mut conn).await?;

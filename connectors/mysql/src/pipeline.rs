@@ -64,7 +64,6 @@ impl MySqlPipeline {
         // The binlog keeps no reader's position, so no table's history is lost to the pipeline unless purged,
         // which the stream reports.
         let copies = plan_table_copies(&mut writers, &schemas, config.capture.copy_in_chunks, |_| None).await?;
-        let copied_in_chunks = copies.in_chunks(&sources);
         let TableCopies { whole, chunked } = copies;
         let copied = copy_whole_tables(
             writers,
@@ -109,8 +108,10 @@ impl MySqlPipeline {
         }
         let start = earliest(&cursors)?.unwrap_or(&target).clone();
         let mut reader = BinlogReader::new(config, &server, streamed, &self.sink, collations, (start, target));
-        if !copied_in_chunks.is_empty() {
-            let chunks = MySqlChunkReader::new(self.config.clone(), server.clone(), copied_in_chunks);
+        // Present even when no table starts a copy in chunks: a table renamed into the pipeline while streaming
+        // is copied in chunks too.
+        if config.capture.copy_in_chunks {
+            let chunks = MySqlChunkReader::new(self.config.clone(), server.clone());
             reader = reader.with_chunk_reader(Arc::new(chunks), config.capture.copy_chunk_rows);
         }
         if !shutdown.is_requested() {

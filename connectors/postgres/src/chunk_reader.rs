@@ -3,54 +3,44 @@
 //! before it are in the snapshot, those after it are not. The read ends with a marker written into the WAL, so
 //! the stream passes the snapshot's position promptly even when the tables are idle.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use connector_core::engine::{Chunk, ChunkRead, ChunkReader, ChunkRequest, ChunkRows, ChunkStart, described_table};
+use connector_core::engine::{Chunk, ChunkRead, ChunkReader, ChunkRequest, ChunkRows, ChunkStart};
 use connector_core::error::{Error, ErrorKind, Result, Retry};
 use connector_core::position::SourcePosition;
-use connector_core::schema::TableId;
 use futures::StreamExt;
 
-use crate::catalog::{SourceTable, describe_table, source_error};
+use crate::catalog::{describe_table, source_error};
 use crate::config::PostgresConfig;
 use crate::setup::{qualified, quote_identifier};
 use crate::snapshot::{CopyDecoder, export_snapshot, snapshot_session};
 use crate::stream::emit_message;
 
-/// Reads chunks of the pipeline's tables.
+/// Reads chunks of the pipeline's tables (each chunk describes its table inside its own snapshot).
 #[derive(Debug)]
 pub struct PostgresChunkReader {
     config: Arc<PostgresConfig>,
-    tables: HashMap<TableId, SourceTable>,
 }
 
 impl PostgresChunkReader {
-    pub fn new(config: Arc<PostgresConfig>, tables: impl IntoIterator<Item = SourceTable>) -> Self {
-        let tables = tables.into_iter().map(|table| (table.schema.id.clone(), table)).collect();
-        PostgresChunkReader { config, tables }
+    pub fn new(config: Arc<PostgresConfig>) -> Self {
+        PostgresChunkReader { config }
     }
 }
 
 impl ChunkReader for PostgresChunkReader {
     fn read_chunk(&self, request: ChunkRequest, rows: ChunkRows) -> ChunkRead {
         let config = self.config.clone();
-        let table = described_table(&self.tables, &request).cloned();
-        Box::pin(async move { read_chunk(&config, &table?, &request, rows).await })
+        Box::pin(async move { read_chunk(&config, &request, rows).await })
     }
 }
 
-async fn read_chunk(
-    config: &PostgresConfig,
-    described: &SourceTable,
-    request: &ChunkRequest,
-    mut rows: ChunkRows,
-) -> Result<Chunk> {
-    let id = &described.schema.id;
+async fn read_chunk(config: &PostgresConfig, request: &ChunkRequest, mut rows: ChunkRows) -> Result<Chunk> {
+    let id = &request.table;
     let key = &request.key_column;
     let snapshot = export_snapshot(config).await?;
     let position = SourcePosition::Postgres { lsn: snapshot.position };
-    let client = snapshot_session(config, &snapshot.name, described).await?;
+    let client = snapshot_session(config, &snapshot.name, id).await?;
     // The transaction holds the snapshot now: the temporary slot, which holds back the server's cleanup, goes.
     drop(snapshot);
     // The table's columns as the snapshot has them (they may have changed since the sync began), by the key the

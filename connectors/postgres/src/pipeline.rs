@@ -98,7 +98,7 @@ impl PostgresPipeline {
             None
         })
         .await?;
-        let copied_in_chunks = copies.in_chunks(&sources);
+        let copies_in_chunks = copies.chunked.iter().any(Option::is_some);
         let TableCopies { whole, chunked } = copies;
         // Recorded before the stream confirms anything: from now on the slot's position covers these tables.
         let mut tables = ids;
@@ -145,8 +145,8 @@ impl PostgresPipeline {
             );
         }
         let mut stream = ReplicationStream::new(config, &sql, streamed, slot.confirmed_flush);
-        if !copied_in_chunks.is_empty() {
-            let reader = PostgresChunkReader::new(self.config.clone(), copied_in_chunks);
+        if copies_in_chunks {
+            let reader = PostgresChunkReader::new(self.config.clone());
             stream = stream.with_chunk_reader(Arc::new(reader), config.capture.copy_chunk_rows);
         }
         if !shutdown.is_requested() {

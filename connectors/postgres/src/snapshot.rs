@@ -12,6 +12,7 @@ use connector_core::cursor::TableCursor;
 use connector_core::delta::DeltaTableWriter;
 use connector_core::error::{Error, ErrorKind, Result, Retry};
 use connector_core::position::{Lsn, SourcePosition};
+use connector_core::schema::TableId;
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -151,16 +152,14 @@ pub async fn copy_table(
 }
 
 /// Opens a connection inside the exported snapshot.
-pub(crate) async fn snapshot_session(config: &PostgresConfig, snapshot: &str, table: &SourceTable) -> Result<Client> {
+pub(crate) async fn snapshot_session(config: &PostgresConfig, snapshot: &str, table: &TableId) -> Result<Client> {
     let client = connect(config).await?;
     client
         .batch_execute(&format!(
             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{snapshot}'"
         ))
         .await
-        .map_err(|cause| {
-            source_error(format!("cannot start the snapshot transaction for {}", table.schema.id), cause)
-        })?;
+        .map_err(|cause| source_error(format!("cannot start the snapshot transaction for {table}"), cause))?;
     Ok(client)
 }
 
@@ -177,7 +176,7 @@ async fn key_ranges(
     if ranges < 2 {
         return Ok(whole);
     }
-    let client = snapshot_session(config, &snapshot.name, table).await?;
+    let client = snapshot_session(config, &snapshot.name, &table.schema.id).await?;
     block_ranges(&client, table, ranges).await
 }
 
@@ -219,7 +218,7 @@ impl RangeCopy {
     async fn run(&self, sender: &tokio::sync::mpsc::Sender<Result<(usize, RecordBatch, u64)>>) -> Result<()> {
         let table = &self.table;
         let id = &table.schema.id;
-        let client = snapshot_session(&self.config, &self.snapshot, table).await?;
+        let client = snapshot_session(&self.config, &self.snapshot, &table.schema.id).await?;
         let columns = table.schema.columns.iter().map(|column| quote_identifier(&column.name)).collect::<Vec<_>>();
         let filter = self.filter.as_ref().map(|filter| format!(" WHERE {filter}")).unwrap_or_default();
         let statement =

@@ -14,7 +14,6 @@
 //! Only tables with a single integer key are copied this way (the engine compares keys as integers); a source
 //! copies others whole before streaming.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -264,13 +263,6 @@ pub struct ChunkStart {
     /// and the table's next chunk can be read from it at once, alongside. `None`: fewer rows are left, the chunk
     /// reads them all and ends the copy.
     pub up_to: Option<i128>,
-}
-
-/// The source's description of the table `request` names, from those it copies in chunks.
-pub fn described_table<'a, T>(tables: &'a HashMap<TableId, T>, request: &ChunkRequest) -> Result<&'a T> {
-    tables
-        .get(&request.table)
-        .ok_or_else(|| Error::state(format!("internal: {} is not a table of the pipeline", request.table)))
 }
 
 /// A boxed chunk read, run on its own task.

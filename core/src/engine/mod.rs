@@ -32,8 +32,7 @@ pub use captured_tables::{CapturedTable, CapturedTables, TableChanges, report_st
 pub use change_stream::{ChangeStream, EventOf, EventReader, FailureOf, IdleCursors, Started, StreamStep};
 pub use chunk_rows::{Chunk, ChunkRows};
 pub use chunked_copy::{
-    ChunkRead, ChunkReader, ChunkRequest, ChunkStart, ChunkedCopy, SharedChunkReader, chunk_key, described_table,
-    integer_keys,
+    ChunkRead, ChunkReader, ChunkRequest, ChunkStart, ChunkedCopy, SharedChunkReader, chunk_key, integer_keys,
 };
 pub use commit_budget::{CommitBudget, commit_check_period};
 pub use poll_loop::{PollSettings, poll_streams};

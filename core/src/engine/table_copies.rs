@@ -62,13 +62,6 @@ pub struct TableCopies {
     pub chunked: Vec<Option<ChunkedCopy>>,
 }
 
-impl TableCopies {
-    /// Of `per_table` (one item per table, in order), those of the tables copied in chunks.
-    pub fn in_chunks<T: Clone>(&self, per_table: &[T]) -> Vec<T> {
-        per_table.iter().zip(&self.chunked).filter(|(_, copy)| copy.is_some()).map(|(item, _)| item.clone()).collect()
-    }
-}
-
 /// Plans the copies of a sync's tables (`schemas[i]` is the source's shape of `writers[i]`): every table
 /// whose snapshot is not complete is copied, in chunks where its key allows and `copy_in_chunks` is on, else
 /// whole. `history_lost` is asked about each table holding copied rows (a complete snapshot, or a copy in
