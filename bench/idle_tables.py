@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Idle pass over many tables: what a `connector sync postgres --once` costs when nothing changed.
+"""Idle pass over many tables: what a `connector sync postgres --once` costs when nothing changed, and what a
+pass of a long-running `connector run` costs (--run-passes: it keeps what it knows of the tables between passes).
 
 Starts a throwaway PostgreSQL (as bench/postgres.py does), creates TABLES small tables, syncs them once (the
 copies), then times RUNS idle `--once` passes into a local lake and, with --s3, into a lake on a local
@@ -7,11 +8,13 @@ S3-compatible endpoint (`moto_server`, PyPI `moto[server]`). With --compare OTHE
 between the two binaries (warm caches for both), so a change can be measured against the build before it.
 
 Usage: python3 bench/idle_tables.py [--tables 1000] [--runs 3] [--s3] [--connector PATH] [--compare PATH]
+                                    [--run-passes N]
 Without --connector, builds the connector in release mode.
 """
 
 import argparse
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -51,6 +54,8 @@ def main():
     parser.add_argument("--s3", action="store_true", help="also time a lake on a local S3 endpoint")
     parser.add_argument("--connector", help="the binary to measure (default: build the release binary)")
     parser.add_argument("--compare", help="another binary, measured in alternation with the first")
+    parser.add_argument("--run-passes", type=int, default=0,
+                        help="also time this many idle passes of one `connector run` (schedule every second)")
     args = parser.parse_args()
 
     connector = args.connector
@@ -90,10 +95,42 @@ def main():
                 print(f"{where}: idle --once over {args.tables} tables, {name} ({binaries[name]}): median "
                       f"{median:.2f} s of {[round(s, 2) for s in samples]}, {args.tables / median:.0f} tables/s",
                       flush=True)
+            if args.run_passes:
+                for name, binary in binaries.items():
+                    passes = run_passes(binary, server, lake, f"idle-{where}", env, args.run_passes)
+                    median = statistics.median(passes[1:])
+                    print(f"{where}: connector run, {name}: first pass {passes[0]:.2f} s, then idle passes median "
+                          f"{median:.2f} s of {[round(s, 2) for s in passes[1:]]}, {args.tables / median:.0f} "
+                          f"tables/s", flush=True)
     finally:
         if s3 is not None:
             s3.kill()
         server.stop()
+
+
+def run_passes(binary, server, lake, pipeline, env, passes):
+    """Seconds of each pass of one `connector run` whose pipeline is scheduled every second, as it logs them
+    (`sync finished … elapsed_ms`): the first opens every table, the later ones reopen what the run knows."""
+    directory = tempfile.mkdtemp(prefix="connector-bench-run-")
+    config = os.path.join(directory, "pipelines.toml")
+    with open(config, "w") as file:
+        file.write(f'[profiles.db]\nkind = "postgres"\nurl = "{server.url}"\nschemas = ["public"]\n\n'
+                   f'[[pipelines]]\nname = "{pipeline}"\nprofile = "db"\ndest = "{lake}"\nschedule = "1s"\n')
+    process = subprocess.Popen([binary, "run", "--config", config], env=dict(env, CONNECTOR_LOG="info"),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seconds = []
+    try:
+        for line in process.stderr:
+            if "sync finished" in line:
+                seconds.append(int(re.search(r"elapsed_ms\W+(\d+)", line).group(1)) / 1000)
+                if len(seconds) > passes:
+                    break
+            elif "sync failed" in line:
+                raise SystemExit(f"connector run failed: {line}")
+    finally:
+        process.terminate()
+        process.wait()
+    return seconds
 
 
 if __name__ == "__main__":

@@ -168,6 +168,8 @@ def main():
     parser.add_argument("--baseline-args", default="",
                         help="flags added to the baseline's syncs, e.g. --baseline-args=--whole-copies with --baseline "
                              "set to this build: chunked copies beside whole ones")
+    parser.add_argument("--connector-args", default="",
+                        help="flags added to this build's syncs, e.g. --connector-args='--copy-chunk-rows 1000000'")
     parser.add_argument("--server", choices=["mariadb", "mysql"], default="mariadb",
                         help="the packaged MariaDB (default) or Debian unstable's MySQL")
     args = parser.parse_args()
@@ -193,8 +195,10 @@ def main():
         dump = [server.dump_tool] + server.login() + server.dump_options + ["--quick", "--single-transaction", "sbtest"]
         sync = [connector, "sync", "mysql", "--url", server.url, "--databases", "sbtest", "--dest", lake,
                 "--pipeline", "bench"]
+        baseline_tail = sync[sync.index(lake) + 1:]
+        sync += args.connector_args.split()
         baseline_lake = f"{lake}.baseline"
-        baseline_sync = ([args.baseline] + sync[1:sync.index(lake)] + [baseline_lake] + sync[sync.index(lake) + 1:]
+        baseline_sync = ([args.baseline] + sync[1:sync.index(lake)] + [baseline_lake] + baseline_tail
                          + args.baseline_args.split())
         dump_runs, snapshot_runs, baseline_runs = [], [], []
         for round_number in range(args.rounds):

@@ -90,6 +90,8 @@ def main():
                         help="catch-ups of the change workload per side, each from a slot of its own")
     parser.add_argument("--baseline", help="another connector binary (an earlier build) measured in the same rounds")
     parser.add_argument("--baseline-args", default="", help="flags added to the baseline's syncs")
+    parser.add_argument("--connector-args", default="",
+                        help="flags added to this build's syncs, e.g. --connector-args='--copy-chunk-rows 1000000'")
     args = parser.parse_args()
 
     subprocess.run(["cargo", "build", "--release", "--locked", "--quiet", "--bin", "connector"], cwd=ROOT, check=True)
@@ -129,7 +131,8 @@ def main():
         report("snapshot", results["snapshot"]["connector_rows_per_s"], results["snapshot"]["copy_rows_per_s"],
                "rows/s", snapshot_rss, "psql \\copy (format binary) to /dev/null", 0.6)
         if args.copy_rounds:
-            results["chunked_copy"] = chunked_against_whole(server, connector, env, args.rows, args.copy_rounds)
+            results["chunked_copy"] = chunked_against_whole(server, connector, env, args.rows, args.copy_rounds,
+                                                            args.connector_args.split())
 
         # More catch-ups of the same changes (and the baseline's): each a pipeline copied now, with its own slot.
         catch_ups = {"connector": [sync], "baseline": []}
@@ -205,13 +208,13 @@ def main():
                 shutil.rmtree(os.path.join(os.path.dirname(lake), path), ignore_errors=True)
 
 
-def chunked_against_whole(server, connector, env, rows, rounds):
+def chunked_against_whole(server, connector, env, rows, rounds, chunk_args):
     """The copy in chunks while streaming (the default) beside the whole copy before streaming (`--whole-copies`,
     one snapshot, ranges over parallel connections), alternated, each into a fresh lake under its own pipeline."""
     print(f"== the same {rows} rows copied in chunks and whole, {rounds} rounds alternated", flush=True)
     runs = {"chunks": [], "whole": []}
     for round_number in range(rounds):
-        modes = [("whole", ["--whole-copies"]), ("chunks", [])]
+        modes = [("whole", ["--whole-copies"]), ("chunks", chunk_args)]
         for mode, extra in modes if round_number % 2 == 0 else reversed(modes):
             pipeline = f"copy_{mode}_{round_number}"
             lake = tempfile.mkdtemp(prefix=f"connector-bench-{mode}-")

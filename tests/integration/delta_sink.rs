@@ -82,6 +82,43 @@ async fn snapshot_then_changes_merge_to_the_source_state() {
     assert!(reopened.cursor().is_some_and(TableCursor::snapshot_complete));
 }
 
+/// `connector run` keeps a pipeline's sink between passes: a table it opened before is reopened from what it
+/// knows, with whatever was committed since by anyone, and a table deleted and made anew is not taken for the
+/// old one.
+#[tokio::test]
+async fn a_sink_reopens_the_tables_it_knows_with_what_was_committed_since() {
+    let lake = TempLake::new();
+    let schema = orders_schema(true);
+    let sink = lake.sink("p");
+    let mut table = sink.open_table(&schema, TableOptions::default()).await.expect("open");
+    let mut writer = table.snapshot_writer(&schema, &lsn(100), at_second(0)).await.expect("writer");
+    writer.write(&order_rows(&schema, &[(1, Some("ada"), Some(10))])).await.expect("write");
+    writer.commit(snapshot_cursor(100, 1, true)).await.expect("commit");
+    let reopened = sink.open_table(&schema, TableOptions::default()).await.expect("reopen");
+    assert_eq!(reopened.cursor(), Some(&snapshot_cursor(100, 1, true)), "the cursor it committed");
+
+    // Another process of the pipeline commits (say, after a restart elsewhere): the sink sees its commit.
+    let mut other = lake.sink("p").open_table(&schema, TableOptions::default()).await.expect("open elsewhere");
+    let changes = Changes::new(&schema).insert(2, "bob", 20).commit(110, 1).build();
+    other.apply_changes(&schema, &changes).await.expect("apply elsewhere");
+    let mut reopened = sink.open_table(&schema, TableOptions::default()).await.expect("reopen");
+    assert_eq!(reopened.cursor().map(|cursor| &cursor.position), Some(&lsn(110)), "the other process's cursor");
+    let changes = Changes::new(&schema).update(2, "bob", 21).commit(120, 2).build();
+    reopened.apply_changes(&schema, &changes).await.expect("apply on the refreshed state");
+    let url = lake.table_url(&schema.id);
+    assert_eq!(read_rows(&url, &["id", "amount"]).await, vec!["1|10", "2|21"]);
+
+    // The table deleted and made anew by another pipeline: the sink finds none of its own cursor there.
+    std::fs::remove_dir_all(url.to_file_path().expect("a local table")).expect("delete the table");
+    let mut made_anew = lake.sink("q").open_table(&schema, TableOptions::default()).await.expect("make anew");
+    let mut writer = made_anew.snapshot_writer(&schema, &lsn(500), at_second(0)).await.expect("writer");
+    writer.write(&order_rows(&schema, &[(9, Some("zed"), Some(90))])).await.expect("write");
+    writer.commit(snapshot_cursor(500, 1, true)).await.expect("commit");
+    let reopened = sink.open_table(&schema, TableOptions::default()).await.expect("reopen");
+    assert_eq!(reopened.cursor(), None, "pipeline p never wrote the new table");
+    assert_eq!(read_rows(&url, &["id", "amount"]).await, vec!["9|90"]);
+}
+
 #[tokio::test]
 async fn replayed_and_overlapping_batches_apply_once() {
     let lake = TempLake::new();

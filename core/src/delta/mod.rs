@@ -11,6 +11,7 @@ mod evolution;
 mod file_merge;
 mod file_selection;
 mod key_ranges;
+mod known_tables;
 mod location;
 mod merge;
 mod merge_commit;

@@ -10,8 +10,9 @@ use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError, TableProperty};
 use futures::{StreamExt, TryStreamExt};
 use tracing::info;
 
-use super::commit_state;
+use super::commit_state::{self, CommittedState};
 use super::evolution::delta_type_of;
+use super::known_tables::KnownTables;
 use super::location::Destination;
 use super::table_writer::DeltaTableWriter;
 use crate::cursor::TableCursor;
@@ -46,6 +47,8 @@ pub struct DeltaSink {
     storage_options: HashMap<String, String>,
     /// An object store rooted at `/` of the destination's scheme, replacing the one built from the URL.
     object_store: Option<Arc<dyn ObjectStore>>,
+    /// The tables opened so far, kept for the next sync of a long-running process.
+    known: KnownTables,
 }
 
 impl DeltaSink {
@@ -55,7 +58,13 @@ impl DeltaSink {
         pipeline: impl Into<String>,
         storage_options: HashMap<String, String>,
     ) -> Self {
-        DeltaSink { destination, pipeline: pipeline.into(), storage_options, object_store: None }
+        DeltaSink {
+            destination,
+            pipeline: pipeline.into(),
+            storage_options,
+            object_store: None,
+            known: KnownTables::default(),
+        }
     }
 
     /// Writes through `store` (rooted at `/`) instead of the store derived from the destination URL:
@@ -71,14 +80,21 @@ impl DeltaSink {
 
     /// Loads the table, or creates it from `schema` if it does not exist yet, and reads the cursor this
     /// pipeline committed to it.
+    /// A table this sink opened before (in an earlier sync of `connector run`) that nothing committed to since
+    /// is taken as it was known instead.
     pub async fn open_table(&self, schema: &TableSchema, options: TableOptions) -> Result<DeltaTableWriter> {
-        let (url, mut table, exists) = self.load(&schema.id, true).await?;
-        if !exists {
-            table = create_table(table, schema, &options).await?;
-            info!(table = %schema.id, url = %url, "created delta table");
-        }
         let key_columns = options.key.clone().unwrap_or_else(|| schema.primary_key.clone());
-        let writer = self.writer_for(table, &schema.id, options, key_columns).await?;
+        let writer = match self.known.unchanged(&schema.id).await {
+            Some((table, committed)) => self.writer_with(table, &schema.id, options, key_columns, committed),
+            None => {
+                let (url, mut table, exists) = self.load(&schema.id, true).await?;
+                if !exists {
+                    table = create_table(table, schema, &options).await?;
+                    info!(table = %schema.id, url = %url, "created delta table");
+                }
+                self.writer_for(table, &schema.id, options, key_columns).await?
+            }
+        };
         writer.check_mode_columns()?;
         Ok(writer)
     }
@@ -163,7 +179,21 @@ impl DeltaSink {
         let app_id = format!("{}/{}", self.pipeline, table_id);
         let committed =
             commit_state::read_committed_state(&table, &app_id).await.map_err(|error| error.for_table(table_id))?;
-        Ok(DeltaTableWriter { table, app_id, table_id: table_id.clone(), options, committed, key_columns })
+        Ok(self.writer_with(table, table_id, options, key_columns, committed))
+    }
+
+    fn writer_with(
+        &self,
+        table: DeltaTable,
+        table_id: &TableId,
+        options: TableOptions,
+        key_columns: Vec<String>,
+        committed: Option<CommittedState>,
+    ) -> DeltaTableWriter {
+        self.known.remember(table_id, &table, committed.as_ref());
+        let app_id = format!("{}/{}", self.pipeline, table_id);
+        let known = self.known.clone();
+        DeltaTableWriter { table, app_id, table_id: table_id.clone(), options, committed, key_columns, known }
     }
 }
 

@@ -14,6 +14,7 @@ use tracing::debug;
 use super::commit_state::{self, CommittedState};
 use super::cursor_record;
 use super::evolution::source_fields;
+use super::known_tables::KnownTables;
 use super::merge::MergeCounts;
 use super::merge_source::MergeSource;
 use super::sink::mode_columns;
@@ -49,6 +50,8 @@ pub struct DeltaTableWriter {
     pub(super) options: TableOptions,
     pub(super) committed: Option<CommittedState>,
     pub(super) key_columns: Vec<String>,
+    /// The sink's record of its tables, told of each commit.
+    pub(super) known: KnownTables,
 }
 
 impl DeltaTableWriter {
@@ -303,6 +306,7 @@ impl DeltaTableWriter {
             cursor_record::forget(&self.table, &self.app_id, previous).await;
         }
         self.committed = Some(CommittedState { txn_version, cursor });
+        self.known.remember(&self.table_id, &self.table, self.committed.as_ref());
     }
 
     pub(super) fn destination_error(&self, what: &str, cause: DeltaTableError) -> Error {
