@@ -42,9 +42,11 @@ impl KnownTables {
         known.insert(id.clone(), KnownTable { table: table.clone(), committed: committed.cloned(), newest_commit });
     }
 
-    fn insert(&self, id: &TableId, known: KnownTable) {
-        if known.table.version().is_some() {
-            self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(id.clone(), known);
+    /// Notes what the newest commit's file was, unless the table moved on meanwhile.
+    fn note_newest_commit(&self, id: &TableId, table: &DeltaTable, newest_commit: (DateTime<Utc>, u64)) {
+        let mut known = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(entry) = known.get_mut(id).filter(|entry| entry.table.version() == table.version()) {
+            entry.newest_commit = Some(newest_commit);
         }
     }
 
@@ -59,7 +61,7 @@ impl KnownTables {
         let known = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get(id).cloned()?;
         match still_newest(&known).await {
             Ok(Some(newest_commit)) => {
-                self.insert(id, KnownTable { newest_commit: Some(newest_commit), ..known.clone() });
+                self.note_newest_commit(id, &known.table, newest_commit);
                 Some((known.table, known.committed))
             }
             Ok(None) => {
