@@ -115,7 +115,7 @@ def run_passes(binary, server, lake, pipeline, env, passes):
     config = os.path.join(directory, "pipelines.toml")
     with open(config, "w") as file:
         file.write(f'[profiles.db]\nkind = "postgres"\nurl = "{server.url}"\nschemas = ["public"]\n\n'
-                   f'[[pipelines]]\nname = "{pipeline}"\nprofile = "db"\ndest = "{lake}"\nschedule = "1s"\n')
+                   f'[[pipelines]]\nname = "{pipeline}"\nprofile = "db"\ntables = ["public.t1"]\ndest = "{lake}"\nschedule = "1s"\n')
     process = subprocess.Popen([binary, "run", "--config", config], env=dict(env, CONNECTOR_LOG="info"),
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     seconds = []
