@@ -16,6 +16,7 @@ pub mod engine;
 pub mod error;
 pub mod exposed_credentials;
 pub mod gtid_state;
+pub mod ingested_file;
 pub mod lease;
 pub mod metadata_column;
 pub mod options;

@@ -8,6 +8,7 @@ mod cursor_advance;
 mod cursor_record;
 mod deletion_vectors;
 mod evolution;
+mod file_ledger;
 mod file_merge;
 mod file_selection;
 mod key_ranges;

@@ -193,7 +193,16 @@ impl DeltaSink {
         self.known.remember(table_id, &table, committed.as_ref());
         let app_id = format!("{}/{}", self.pipeline, table_id);
         let known = self.known.clone();
-        DeltaTableWriter { table, app_id, table_id: table_id.clone(), options, committed, key_columns, known }
+        DeltaTableWriter {
+            table,
+            app_id,
+            table_id: table_id.clone(),
+            options,
+            committed,
+            key_columns,
+            known,
+            landing_files: Vec::new(),
+        }
     }
 }
 

@@ -14,6 +14,7 @@ use tracing::debug;
 use super::commit_state::{self, CommittedState};
 use super::cursor_record;
 use super::evolution::source_fields;
+use super::file_ledger;
 use super::known_tables::KnownTables;
 use super::merge::MergeCounts;
 use super::merge_source::MergeSource;
@@ -25,6 +26,7 @@ use crate::change_buffer::TakenRows;
 use crate::cursor::TableCursor;
 use crate::engine::ChunkedCopy;
 use crate::error::{Error, Result};
+use crate::ingested_file::IngestedFile;
 use crate::metadata_column::METADATA_PREFIX;
 use crate::options::{DeleteMode, TableOptions};
 use crate::position::SourcePosition;
@@ -52,6 +54,8 @@ pub struct DeltaTableWriter {
     pub(super) key_columns: Vec<String>,
     /// The sink's record of its tables, told of each commit.
     pub(super) known: KnownTables,
+    /// Files whose last rows the next commit lands, recorded in the table's file ledger with it.
+    pub(super) landing_files: Vec<IngestedFile>,
 }
 
 impl DeltaTableWriter {
@@ -82,6 +86,21 @@ impl DeltaTableWriter {
             .filter(|field| !field.name().starts_with(METADATA_PREFIX))
             .map(|field| field.as_ref().clone())
             .collect())
+    }
+
+    /// Every file this pipeline's commits landed in the table (see [`land_files_with_next_commit`]). It also
+    /// removes the records of commits that never happened, so a file source reads it before its first commit.
+    ///
+    /// [`land_files_with_next_commit`]: Self::land_files_with_next_commit
+    pub async fn ingested_files(&self) -> Result<Vec<IngestedFile>> {
+        let committed = self.committed.as_ref().map(|state| state.txn_version);
+        file_ledger::read(&self.table, &self.app_id, committed).await
+    }
+
+    /// Records `files` in the table's file ledger with the next commit, which lands their last rows: the
+    /// commit makes them ingested, or, if it never happens, they are not.
+    pub fn land_files_with_next_commit(&mut self, files: Vec<IngestedFile>) {
+        self.landing_files = files;
     }
 
     /// Starts streaming snapshot rows of `schema` taken at `position` (the source position the snapshot is
@@ -295,6 +314,9 @@ impl DeltaTableWriter {
         let version = commit_state::next_txn_version(self.committed.as_ref(), cursor);
         let properties = commit_state::commit_properties(&self.app_id, version, cursor)?;
         cursor_record::write(&self.table, &self.app_id, version, cursor).await?;
+        if !self.landing_files.is_empty() {
+            file_ledger::write(&self.table, &self.app_id, version, &self.landing_files).await?;
+        }
         Ok((version, properties))
     }
 
@@ -306,6 +328,7 @@ impl DeltaTableWriter {
             cursor_record::forget(&self.table, &self.app_id, previous).await;
         }
         self.committed = Some(CommittedState { txn_version, cursor });
+        self.landing_files.clear();
         self.known.remember(&self.table_id, &self.table, self.committed.as_ref());
     }
 

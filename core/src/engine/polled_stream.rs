@@ -12,6 +12,7 @@ use crate::arrow::array::RecordBatch;
 use crate::arrow::datatypes::Field;
 use crate::change::Operation;
 use crate::error::Result;
+use crate::ingested_file::IngestedFile;
 use crate::options::TableOptions;
 use crate::schema::{TableId, TableSchema};
 
@@ -58,6 +59,16 @@ pub struct PolledPage<R> {
     pub token: String,
     /// The pass is over: the stream is caught up with the source as of now.
     pub caught_up: bool,
+    /// Source files whose last records are in this page (a file source): the commit of the page records them
+    /// in the table's file ledger ([`DeltaTableWriter::ingested_files`](crate::delta::DeltaTableWriter)).
+    pub ingested: Vec<IngestedFile>,
+}
+
+impl<R> PolledPage<R> {
+    /// A page of a source that does not land files.
+    pub fn new(records: R, token: String, caught_up: bool) -> Self {
+        PolledPage { records, token, caught_up, ingested: Vec::new() }
+    }
 }
 
 /// Makes a stream's records into rows of its columns, which grow as records bring fields not seen before.
