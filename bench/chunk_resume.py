@@ -35,6 +35,7 @@ def main():
     parser.add_argument("--rows", type=int, default=5_000_000)
     parser.add_argument("--chunk-rows", type=int, default=250_000)
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--connector", help="a connector binary built before (e.g. a copy of an earlier release build) instead of building this checkout")
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(2**32)
     rng = random.Random(seed)
@@ -42,8 +43,11 @@ def main():
     total_chunks = args.rows // args.chunk_rows + 1
     kill_after = rng.randrange(1, total_chunks)
 
-    subprocess.run(["cargo", "build", "--release", "--locked", "--quiet", "--bin", "connector"], cwd=ROOT, check=True)
-    connector = f"{TARGET}/release/connector"
+    connector = args.connector
+    if connector is None:
+        subprocess.run(["cargo", "build", "--release", "--locked", "--quiet", "--bin", "connector"], cwd=ROOT,
+                       check=True)
+        connector = f"{TARGET}/release/connector"
     server = Server()
     lake = tempfile.mkdtemp(prefix="connector-resume-lake-")
     try:

@@ -172,10 +172,14 @@ def main():
                         help="flags added to this build's syncs, e.g. --connector-args='--copy-chunk-rows 1000000'")
     parser.add_argument("--server", choices=["mariadb", "mysql"], default="mariadb",
                         help="the packaged MariaDB (default) or Debian unstable's MySQL")
+    parser.add_argument("--connector", help="a connector binary built before (e.g. a copy of an earlier release build) instead of building this checkout")
     args = parser.parse_args()
 
-    subprocess.run(["cargo", "build", "--release", "--locked", "--quiet", "--bin", "connector"], cwd=ROOT, check=True)
-    connector = f"{TARGET}/release/connector"
+    connector = args.connector
+    if connector is None:
+        subprocess.run(["cargo", "build", "--release", "--locked", "--quiet", "--bin", "connector"], cwd=ROOT,
+                       check=True)
+        connector = f"{TARGET}/release/connector"
     server = MySqlServer() if args.server == "mysql" else Server()
     lake = tempfile.mkdtemp(prefix="connector-bench-lake-")
     env = dict(os.environ, CONNECTOR_LOG="warn")
