@@ -10,6 +10,7 @@ use connector_core::error::{Error, Result};
 use connector_core::lease::LeasedPipeline;
 use connector_core::pipeline::Pipeline;
 use connector_core::sync_flags::SyncRequest;
+use connector_files::sync_flags::FilesSyncFlags;
 use connector_mysql::sync_flags::MySqlSyncFlags;
 use connector_postgres::sync_flags::PostgresSyncFlags;
 use connector_saas::sync_flags::SaasSyncFlags;
@@ -23,6 +24,7 @@ pub const SOURCE_KINDS: &[&str] = &[
     connector_saas::services::zendesk::KIND,
     connector_saas::services::salesforce::KIND,
     connector_saas::services::rest::KIND,
+    connector_files::KIND,
 ];
 
 /// The pipeline of `profile`, holding its lease in the destination while it syncs (one writer per pipeline).
@@ -37,6 +39,7 @@ fn build_source(profile: &Profile, pipeline: &PipelineConfig) -> Result<Arc<dyn 
         connector_postgres::KIND => connector_postgres::build(profile, pipeline),
         connector_mysql::KIND => connector_mysql::build(profile, pipeline),
         kind if connector_saas::KINDS.contains(&kind) => connector_saas::build(profile, pipeline),
+        connector_files::KIND => connector_files::build(profile, pipeline),
         other => Err(Error::config(format!(
             "pipeline `{}`: source kind `{other}` is not available in this build (available: {})",
             pipeline.name,
@@ -65,6 +68,9 @@ pub enum SyncSource {
     /// sObjects (Account,Contact,Invoice__c). Base URL: SALESFORCE_INSTANCE_URL (or --base-url). Credentials:
     /// SALESFORCE_CLIENT_ID + SALESFORCE_CLIENT_SECRET (+ SALESFORCE_REFRESH_TOKEN), or SALESFORCE_ACCESS_TOKEN.
     Salesforce(SaasSyncFlags),
+    /// Files from a local directory or an object-store prefix (s3://bucket/prefix/): each new file ingested once,
+    /// its rows and its record in the table's file ledger in one commit. CSV, TSV, JSON lines, Parquet.
+    Files(Box<FilesSyncFlags>),
 }
 
 impl SyncSource {
@@ -77,6 +83,7 @@ impl SyncSource {
             SyncSource::Hubspot(flags) => flags.into_request(connector_saas::services::hubspot::KIND),
             SyncSource::Zendesk(flags) => flags.into_request(connector_saas::services::zendesk::KIND),
             SyncSource::Salesforce(flags) => flags.into_request(connector_saas::services::salesforce::KIND),
+            SyncSource::Files(flags) => (*flags).into_request(),
         }
     }
 }

@@ -34,3 +34,4 @@ pub mod tls;
 
 pub use deltalake;
 pub use deltalake::arrow;
+pub use deltalake::parquet;

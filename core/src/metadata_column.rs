@@ -26,6 +26,14 @@ pub const VALID_FROM: &str = "_cdc_valid_from";
 pub const VALID_TO: &str = "_cdc_valid_to";
 /// SCD type 2 mode: whether this is the row's current version.
 pub const IS_CURRENT: &str = "_cdc_is_current";
+/// Tables of files: the file a row was read from (its URL, as listed).
+pub const FILE_PATH: &str = "_cdc_file_path";
+/// Tables of files: the file's size in bytes when it was read.
+pub const FILE_SIZE: &str = "_cdc_file_size";
+/// Tables of files: the file's modification time in its store (UTC).
+pub const FILE_MODIFIED: &str = "_cdc_file_modified";
+/// Tables of files: the row's number within its file, from 0 (a CSV header is not a row).
+pub const FILE_ROW: &str = "_cdc_file_row";
 
 pub(crate) fn timestamp_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from("UTC")))
@@ -33,8 +41,9 @@ pub(crate) fn timestamp_type() -> DataType {
 
 pub(crate) fn field(name: &str) -> Field {
     let data_type = match name {
-        OPERATION | POSITION => DataType::Utf8,
+        OPERATION | POSITION | FILE_PATH => DataType::Utf8,
         DELETED | IS_CURRENT => DataType::Boolean,
+        FILE_SIZE | FILE_ROW => DataType::Int64,
         _ => timestamp_type(),
     };
     Field::new(name, data_type, true)

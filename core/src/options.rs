@@ -34,6 +34,19 @@ pub struct TableOptions {
     /// their files. Set when the table is created, as its `delta.enableDeletionVectors` property; readers
     /// need Delta's reader version 3 for such tables.
     pub deletion_vectors: bool,
+    /// What the table's rows come from, which decides its metadata columns; set by the source, never by users.
+    #[serde(skip)]
+    pub rows_origin: RowsOrigin,
+}
+
+/// What a table's rows come from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RowsOrigin {
+    /// Changes (and snapshots) of a source's records: operation, position, commit time.
+    #[default]
+    Changes,
+    /// Rows of source files, appended: each row's file and its number in it.
+    Files,
 }
 
 impl Default for TableOptions {
@@ -43,6 +56,7 @@ impl Default for TableOptions {
             key: None,
             target_file_size: DEFAULT_TARGET_FILE_SIZE,
             deletion_vectors: true,
+            rows_origin: RowsOrigin::Changes,
         }
     }
 }

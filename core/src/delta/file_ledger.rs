@@ -118,20 +118,19 @@ mod tests {
     use deltalake::arrow::datatypes::DataType;
 
     use crate::delta::{DeltaSink, Destination};
-    use crate::ingested_file::IngestedFile;
+    use crate::ingested_file::{IngestedFile, SourceFile};
     use crate::options::TableOptions;
     use crate::position::{SourcePosition, TokenCursor};
     use crate::schema::{Column, TableId, TableSchema};
 
     fn file(name: &str, rows: u64) -> IngestedFile {
-        IngestedFile {
+        let file = SourceFile {
             path: format!("file:///landing/{name}"),
             size: rows * 10,
             modified: Utc.with_ymd_and_hms(2026, 12, 5, 9, 0, 0).unwrap(),
             etag: None,
-            rows,
-            txn_version: 0,
-        }
+        };
+        IngestedFile::new(file, rows)
     }
 
     fn token(sequence: u64) -> SourcePosition {
@@ -139,7 +138,7 @@ mod tests {
     }
 
     fn paths(files: &[IngestedFile]) -> Vec<&str> {
-        let mut paths: Vec<_> = files.iter().map(|file| file.path.as_str()).collect();
+        let mut paths: Vec<_> = files.iter().map(|ingested| ingested.file.path.as_str()).collect();
         paths.sort_unstable();
         paths
     }
@@ -163,7 +162,7 @@ mod tests {
         assert!(writer.advance_cursor(&token(3)).await.expect("committed"));
         let ingested = writer.ingested_files().await.expect("the ledger");
         assert_eq!(paths(&ingested), ["file:///landing/a.csv", "file:///landing/b.csv", "file:///landing/c.csv"]);
-        let c = ingested.iter().find(|file| file.path.ends_with("c.csv")).expect("c.csv");
+        let c = ingested.iter().find(|ingested| ingested.file.path.ends_with("c.csv")).expect("c.csv");
         assert_eq!((c.rows, c.txn_version), (5, writer.committed_state().expect("committed").txn_version));
 
         // A crash between a ledger record's write and its commit: the record of a version never committed.

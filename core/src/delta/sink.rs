@@ -18,7 +18,7 @@ use super::table_writer::DeltaTableWriter;
 use crate::cursor::TableCursor;
 use crate::error::{Error, Result};
 use crate::metadata_column;
-use crate::options::{DeleteMode, TableOptions};
+use crate::options::{DeleteMode, RowsOrigin, TableOptions};
 use crate::schema::{TableId, TableSchema};
 
 /// Whether the table's `_delta_log/` holds any object: a table whose log is empty does not exist yet.
@@ -97,6 +97,20 @@ impl DeltaSink {
         };
         writer.check_mode_columns()?;
         Ok(writer)
+    }
+
+    /// Loads the table at `table_id` if it exists, with this pipeline's cursor: for a source that learns the
+    /// table's columns from its data (files), which a new table is created with
+    /// ([`open_table`](Self::open_table)) once there is data.
+    pub async fn open_existing(&self, table_id: &TableId, options: TableOptions) -> Result<Option<DeltaTableWriter>> {
+        let (_, table, exists) = self.load(table_id, false).await?;
+        if !exists {
+            return Ok(None);
+        }
+        let key_columns = options.key.clone().unwrap_or_default();
+        let writer = self.writer_for(table, table_id, options, key_columns).await?;
+        writer.check_mode_columns()?;
+        Ok(Some(writer))
     }
 
     /// [`open_table`](Self::open_table) for each of `tables`, several at a time, in their order: opening reads
@@ -232,6 +246,9 @@ async fn create_table(table: DeltaTable, schema: &TableSchema, options: &TableOp
 /// Metadata columns a table carries in its mode.
 pub(super) fn mode_columns(options: &TableOptions, keyed: bool) -> Vec<&'static str> {
     use metadata_column::*;
+    if options.rows_origin == RowsOrigin::Files {
+        return vec![FILE_PATH, FILE_SIZE, FILE_MODIFIED, FILE_ROW, SYNCED_AT];
+    }
     let mut columns = vec![OPERATION, POSITION, COMMIT_TIME, SYNCED_AT];
     if keyed {
         match options.delete_mode {

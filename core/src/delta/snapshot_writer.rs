@@ -20,7 +20,11 @@ use super::evolution::plan_evolution;
 use super::table_rows::{MetadataValues, rows_for_table};
 use crate::cursor::TableCursor;
 use crate::error::{Error, ErrorKind, Result, Retry};
-use crate::metadata_column::{COMMIT_TIME, DELETED, IS_CURRENT, OPERATION, POSITION, SYNCED_AT, VALID_FROM};
+use crate::ingested_file::SourceFile;
+use crate::metadata_column::{
+    COMMIT_TIME, DELETED, FILE_MODIFIED, FILE_PATH, FILE_ROW, FILE_SIZE, IS_CURRENT, OPERATION, POSITION, SYNCED_AT,
+    VALID_FROM,
+};
 use crate::options::{DeleteMode, TableOptions};
 use crate::position::SourcePosition;
 use crate::schema::{TableId, TableSchema};
@@ -117,6 +121,19 @@ pub struct WrittenFiles {
     pub rows: u64,
 }
 
+impl WrittenFiles {
+    /// Takes in the files another writer of the same table wrote (another source file's rows), to commit both
+    /// at once.
+    pub fn absorb(&mut self, other: WrittenFiles) -> Result<()> {
+        if other.table_schema != self.table_schema {
+            return Err(Error::state("internal: files written with different columns cannot be committed together"));
+        }
+        self.adds.extend(other.adds);
+        self.rows += other.rows;
+        Ok(())
+    }
+}
+
 impl SnapshotFiles {
     pub(super) fn new(table: &DeltaTableWriter, taken_at: DateTime<Utc>) -> Result<Self> {
         Ok(SnapshotFiles {
@@ -151,10 +168,6 @@ impl SnapshotFiles {
 
     /// Streams rows of one part (say a key range) into that part's own Parquet files.
     pub async fn write_part(&mut self, part: usize, rows: &RecordBatch) -> Result<()> {
-        while self.writers.len() <= part {
-            let writer = self.new_part_writer(self.properties.clone().unwrap_or_else(parquet_properties))?;
-            self.writers.push(writer);
-        }
         let taken_at = self.taken_at;
         let count = rows.num_rows();
         let now = Utc::now();
@@ -170,6 +183,28 @@ impl SnapshotFiles {
                 metadata = metadata.same_time(VALID_FROM, taken_at, count).same_flag(IS_CURRENT, true, count);
             }
         }
+        self.write_with(part, rows, &metadata).await
+    }
+
+    /// Streams rows of a source file into the table's files ([`RowsOrigin::Files`](crate::options::RowsOrigin)):
+    /// `first_row` is the number of the first of them within `file`.
+    pub async fn write_file_rows(&mut self, rows: &RecordBatch, file: &SourceFile, first_row: u64) -> Result<()> {
+        let count = rows.num_rows();
+        let metadata = MetadataValues::default()
+            .same_text(FILE_PATH, &file.path, count)
+            .same_number(FILE_SIZE, i64::try_from(file.size).unwrap_or(i64::MAX), count)
+            .same_time(FILE_MODIFIED, file.modified, count)
+            .counting_from(FILE_ROW, i64::try_from(first_row).unwrap_or(i64::MAX), count)
+            .same_time(SYNCED_AT, Utc::now(), count);
+        self.write_with(0, rows, &metadata).await
+    }
+
+    async fn write_with(&mut self, part: usize, rows: &RecordBatch, metadata: &MetadataValues) -> Result<()> {
+        while self.writers.len() <= part {
+            let writer = self.new_part_writer(self.properties.clone().unwrap_or_else(parquet_properties))?;
+            self.writers.push(writer);
+        }
+        let count = rows.num_rows();
         let table_schema = self.writers[part].arrow_schema();
         if let Some(field) =
             rows.schema().fields().iter().find(|field| table_schema.field_with_name(field.name()).is_err())
@@ -180,7 +215,7 @@ impl SnapshotFiles {
                 field.name()
             )));
         }
-        let batch = rows_for_table(&table_schema, rows, &metadata, vec![]).map_err(|cause| {
+        let batch = rows_for_table(&table_schema, rows, metadata, vec![]).map_err(|cause| {
             Error::schema(&self.table_id, format!("snapshot rows of {} do not fit its Delta schema", self.table_id))
                 .caused_by(cause)
         })?;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use deltalake::arrow::array::{
-    Array, ArrayRef, BooleanArray, RecordBatch, StringArray, TimestampMicrosecondArray, new_null_array,
+    Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray, new_null_array,
 };
 use deltalake::arrow::buffer::BooleanBuffer;
 use deltalake::arrow::compute::cast;
@@ -48,6 +48,18 @@ impl MetadataValues {
 
     pub fn same_flag(mut self, name: &'static str, value: bool, rows: usize) -> Self {
         self.columns.insert(name, Arc::new(BooleanArray::new(BooleanBuffer::collect_bool(rows, |_| value), None)));
+        self
+    }
+
+    pub fn same_number(mut self, name: &'static str, value: i64, rows: usize) -> Self {
+        self.columns.insert(name, Arc::new(Int64Array::from_value(value, rows)));
+        self
+    }
+
+    /// `first`, `first + 1`, … on `rows` rows.
+    pub fn counting_from(mut self, name: &'static str, first: i64, rows: usize) -> Self {
+        let end = first.saturating_add(i64::try_from(rows).unwrap_or(i64::MAX));
+        self.columns.insert(name, Arc::new((first..end).collect::<Int64Array>()));
         self
     }
 

@@ -8,7 +8,11 @@
 //!
 //! A source read in pages from a token (an API, a file listing, a topic) implements [`PolledStream`];
 //! [`poll_streams`] runs every stream side by side, reading ahead while a batch merges and committing each
-//! batch with the token after it. `docs/architecture.md` draws the whole design.
+//! batch with the token after it.
+//!
+//! A source of files (a directory, a bucket) implements [`FileSource`]; [`ingest_files`] lists, skips the files
+//! the table's ledger holds and commits each batch of new files whole, with the files recorded in the ledger.
+//! `docs/architecture.md` draws the whole design.
 
 mod captured_tables;
 mod change_stream;
@@ -16,6 +20,8 @@ mod chunk_queue;
 mod chunk_rows;
 mod chunked_copy;
 mod commit_budget;
+mod file_loop;
+mod file_source;
 mod parallel_copies;
 mod poll_loop;
 mod polled_stream;
@@ -35,6 +41,8 @@ pub use chunked_copy::{
     ChunkRead, ChunkReader, ChunkRequest, ChunkStart, ChunkedCopy, SharedChunkReader, chunk_key, integer_keys,
 };
 pub use commit_budget::{CommitBudget, commit_check_period};
+pub use file_loop::{FileSettings, ingest_files};
+pub use file_source::{FileListing, FileRead, FileRows, FileSource};
 pub use poll_loop::{PollSettings, poll_streams};
 pub use polled_stream::{DecodedRows, PolledPage, PolledStream, RecordDecoder};
 pub use shaped_changes::{DecodingShape, ShapedChanges};

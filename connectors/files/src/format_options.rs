@@ -1,0 +1,78 @@
+//! How files are parsed: the options `connector sync files` and `pipelines.toml` share (and `connector load`
+//! will), each with Spark's and Auto Loader's name where they have one.
+
+use serde::Deserialize;
+
+use connector_core::error::{Error, Result};
+
+/// The format options as written; every one has a default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct FormatOptions {
+    /// CSV: whether the first line names the columns (default true); without, columns are `_c0`, `_c1`, ….
+    pub header: Option<bool>,
+    /// CSV: the field separator, one character (default `,`; a tab for TSV).
+    pub delimiter: Option<String>,
+    /// CSV: the quote character (default `"`).
+    pub quote: Option<String>,
+    /// CSV: the escape character inside quoted values (default: a doubled quote escapes a quote).
+    pub escape: Option<String>,
+    /// CSV: lines starting with this character are skipped.
+    pub comment: Option<String>,
+    /// CSV: the text read as null (default: an empty field).
+    pub null_value: Option<String>,
+    /// Column types that win over inference: `id bigint, amount decimal(12,2), seen timestamp`.
+    pub schema_hints: Option<String>,
+}
+
+/// The CSV dialect, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsvDialect {
+    pub header: bool,
+    pub delimiter: u8,
+    pub quote: u8,
+    pub escape: Option<u8>,
+    pub comment: Option<u8>,
+    pub null_value: Option<String>,
+}
+
+impl FormatOptions {
+    /// The CSV dialect these options give, `tab_separated` for TSV files.
+    pub fn csv_dialect(&self, tab_separated: bool) -> Result<CsvDialect> {
+        let default_delimiter = if tab_separated { b'\t' } else { b',' };
+        Ok(CsvDialect {
+            header: self.header.unwrap_or(true),
+            delimiter: one_byte("delimiter", self.delimiter.as_deref())?.unwrap_or(default_delimiter),
+            quote: one_byte("quote", self.quote.as_deref())?.unwrap_or(b'"'),
+            escape: one_byte("escape", self.escape.as_deref())?,
+            comment: one_byte("comment", self.comment.as_deref())?,
+            null_value: self.null_value.clone(),
+        })
+    }
+}
+
+/// A one-character option as its byte; `\t` may be written as the two characters `\t`.
+fn one_byte(option: &str, value: Option<&str>) -> Result<Option<u8>> {
+    let Some(value) = value else { return Ok(None) };
+    let value = if value == "\\t" { "\t" } else { value };
+    match value.as_bytes() {
+        [byte] if byte.is_ascii() => Ok(Some(*byte)),
+        _ => Err(Error::config(format!(
+            "{option} `{value}` is not one ASCII character; give one, such as `;` or `\\t` (option `{option}`)"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dialect_takes_one_ascii_character_per_option_and_names_the_option_it_refuses() {
+        let options = FormatOptions { delimiter: Some("\\t".into()), ..FormatOptions::default() };
+        let dialect = options.csv_dialect(false).expect("a dialect");
+        assert_eq!((dialect.delimiter, dialect.quote, dialect.header), (b'\t', b'"', true));
+        let wrong = FormatOptions { quote: Some("''".into()), ..FormatOptions::default() };
+        let error = wrong.csv_dialect(false).expect_err("two characters");
+        assert!(error.to_string().contains("quote `''` is not one ASCII character"), "{error}");
+    }
+}

@@ -1,0 +1,155 @@
+//! The table's columns: inferred from the first rows of a sample of files (text formats) or read from their
+//! footers (Parquet), merged with the table's own columns as the schema evolution mode says, schema hints
+//! winning over inference.
+
+use connector_core::arrow::array::{Array, StringArray};
+use connector_core::arrow::datatypes::{DataType, Field};
+use connector_core::arrow::json::reader::infer_json_schema_from_iterator;
+use connector_core::error::{Error, Result};
+use connector_core::ingested_file::SourceFile;
+use connector_core::schema::{Column, TableId, TableSchema};
+use serde_json::Value;
+
+use crate::config::SchemaEvolution;
+use crate::csv_rows::CsvBatches;
+use crate::file_bytes::open_decoded;
+use crate::file_reading::{FileFormat, read_error};
+use crate::json_rows::JsonLineChunks;
+use crate::location::FileLocation;
+use crate::parquet_rows::{open_parquet, parquet_columns};
+use crate::rescued_data::RESCUED_DATA;
+use crate::stored_types::{common_type, stored_field};
+use crate::text_types::{infer_text_type, wider_text_type};
+
+/// The columns of `file`'s first rows (a batch of them); `None` when the file is empty or gone.
+pub async fn sampled_columns(
+    location: &FileLocation,
+    file: &SourceFile,
+    format: &FileFormat,
+) -> Result<Option<Vec<Field>>> {
+    match format {
+        FileFormat::Csv(dialect) => {
+            let Some(bytes) = open_decoded(location, file).await.map_err(|cause| read_error(file, "", cause))? else {
+                return Ok(None);
+            };
+            let Some(mut batches) =
+                CsvBatches::open(bytes, dialect).await.map_err(|cause| read_error(file, "CSV", cause))?
+            else {
+                return Ok(None);
+            };
+            let names: Vec<String> = batches.schema().fields().iter().map(|field| field.name().clone()).collect();
+            let first = batches.next().await.map_err(|cause| read_error(file, "CSV", cause))?;
+            Ok(Some(
+                names
+                    .iter()
+                    .enumerate()
+                    .map(|(index, name)| {
+                        let data_type = first
+                            .as_ref()
+                            .and_then(|batch| {
+                                batch.column(index).as_any().downcast_ref::<StringArray>().map(infer_text_type)
+                            })
+                            .unwrap_or(DataType::Utf8);
+                        Field::new(name, data_type, true)
+                    })
+                    .collect(),
+            ))
+        }
+        FileFormat::JsonLines => {
+            let Some(bytes) = open_decoded(location, file).await.map_err(|cause| read_error(file, "", cause))? else {
+                return Ok(None);
+            };
+            let mut chunks = JsonLineChunks::new(bytes);
+            let Some(lines) = chunks.next().await.map_err(|cause| read_error(file, "JSON", cause))? else {
+                return Ok(None);
+            };
+            // Lines that are not objects are rescued when read; they say nothing of the columns.
+            let objects: Vec<Value> = lines
+                .split(|&byte| byte == b'\n')
+                .filter_map(|line| serde_json::from_slice::<Value>(line).ok())
+                .filter(Value::is_object)
+                .collect();
+            let schema = infer_json_schema_from_iterator(objects.iter().map(Ok))
+                .map_err(|cause| read_error(file, "JSON", cause))?;
+            Ok(Some(schema.fields().iter().map(|field| stored_field(field)).collect()))
+        }
+        FileFormat::Parquet => {
+            match open_parquet(location, file).await.map_err(|cause| read_error(file, "Parquet", cause))? {
+                None => Ok(None),
+                Some(stream) => Ok(Some(parquet_columns(&stream))),
+            }
+        }
+    }
+}
+
+/// Merges the sampled files' columns: by name, in the order first seen, a name's types widened together.
+pub fn merge_sampled(sampled: impl IntoIterator<Item = Vec<Field>>, text: bool) -> Vec<Field> {
+    let mut merged: Vec<Field> = Vec::new();
+    for fields in sampled {
+        for field in fields {
+            match merged.iter_mut().find(|known| known.name() == field.name()) {
+                None => merged.push(field),
+                Some(known) => {
+                    let wider = if text {
+                        wider_text_type(known.data_type(), field.data_type())
+                    } else {
+                        common_type(known.data_type(), field.data_type())
+                    };
+                    *known = Field::new(known.name(), wider, true);
+                }
+            }
+        }
+    }
+    merged
+}
+
+/// The table's columns once the sampled columns land: the table's own (`existing`, `None` for a new table)
+/// first, unchanged; the new ones as `evolution` says, with hinted types; `_rescued_data` last.
+pub fn table_columns(
+    table: &TableId,
+    existing: Option<&[Field]>,
+    sampled: Vec<Field>,
+    hints: &[(String, DataType)],
+    evolution: SchemaEvolution,
+) -> Result<TableSchema> {
+    let mut columns: Vec<Column> = existing
+        .unwrap_or_default()
+        .iter()
+        .map(|field| Column::new(field.name(), field.data_type().clone(), field.data_type().to_string()))
+        .collect();
+    let hinted = |name: &str, inferred: &DataType| {
+        hints.iter().find(|(hint, _)| hint == name).map_or_else(|| inferred.clone(), |(_, data_type)| data_type.clone())
+    };
+    let mut new: Vec<Field> = sampled
+        .into_iter()
+        .filter(|field| field.name() != RESCUED_DATA && !columns.iter().any(|column| &column.name == field.name()))
+        .collect();
+    // Hinted columns are the table's even before a file has them.
+    for (name, data_type) in hints {
+        if !columns.iter().any(|column| &column.name == name) && !new.iter().any(|field| field.name() == name) {
+            new.push(Field::new(name, data_type.clone(), true));
+        }
+    }
+    let adds = existing.is_none() || evolution == SchemaEvolution::AddNewColumns;
+    if !adds && !new.is_empty() && evolution == SchemaEvolution::FailOnNewColumns {
+        let names: Vec<&str> = new.iter().map(|field| field.name().as_str()).collect();
+        return Err(Error::schema(
+            table,
+            format!(
+                "files bring columns {table} lacks ({}), and schema_evolution is fail_on_new_columns; set \
+                 schema_evolution = \"add_new_columns\" to add them, or \"rescue\" to keep their values in {RESCUED_DATA}",
+                names.join(", ")
+            ),
+        ));
+    }
+    if adds {
+        for field in new {
+            let data_type = hinted(field.name(), field.data_type());
+            columns.push(Column::new(field.name(), data_type.clone(), data_type.to_string()));
+        }
+    }
+    if !columns.iter().any(|column| column.name == RESCUED_DATA) {
+        columns.push(Column::new(RESCUED_DATA, DataType::Utf8, "rescued data (JSON)"));
+    }
+    TableSchema::new(table.clone(), columns, Vec::new())
+}

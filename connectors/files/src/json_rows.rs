@@ -1,0 +1,220 @@
+//! JSON lines files: one object per line. A chunk of lines is decoded by arrow's JSON decoder in strict mode,
+//! which fails rather than drop a field the table lacks or a value of another type; a chunk it refuses is decoded
+//! again line by line, each value that does not fit its column (and each line that is not an object) kept in
+//! `_rescued_data`.
+
+use std::sync::Arc;
+
+use connector_core::arrow::array::{RecordBatch, new_null_array};
+use connector_core::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
+use connector_core::arrow::error::ArrowError;
+use connector_core::arrow::json::ReaderBuilder;
+use serde_json::{Map, Value};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt};
+
+use crate::rescued_data::{RESCUED_DATA, RescuedValues};
+
+/// Lines decoded at once.
+const BATCH_LINES: usize = 16 * 1024;
+/// Bytes of lines decoded at once, whatever their count.
+const BATCH_BYTES: usize = 16 * 1024 * 1024;
+/// The key a line that is not a JSON object is rescued under (Spark's name for it).
+const CORRUPT_RECORD: &str = "_corrupt_record";
+
+/// Complete lines of a JSON lines file, a chunk at a time.
+#[derive(Debug)]
+pub struct JsonLineChunks<R> {
+    reader: R,
+    buffer: Vec<u8>,
+}
+
+impl<R: AsyncBufRead + Unpin> JsonLineChunks<R> {
+    pub fn new(reader: R) -> Self {
+        JsonLineChunks { reader, buffer: Vec::new() }
+    }
+
+    /// The next lines (at most [`BATCH_LINES`] or about [`BATCH_BYTES`]); `None` at the end of the file.
+    pub async fn next(&mut self) -> std::io::Result<Option<&[u8]>> {
+        self.buffer.clear();
+        let mut lines = 0;
+        while lines < BATCH_LINES && self.buffer.len() < BATCH_BYTES {
+            if self.reader.read_until(b'\n', &mut self.buffer).await? == 0 {
+                break;
+            }
+            lines += 1;
+        }
+        Ok((!self.buffer.is_empty()).then_some(self.buffer.as_slice()))
+    }
+}
+
+/// Decodes chunks of lines into the table's source columns (`table`, which holds `_rescued_data`).
+#[derive(Debug)]
+pub struct JsonRows {
+    table: SchemaRef,
+    /// The table's columns but the rescued one: what the JSON decoder fills.
+    decoded: SchemaRef,
+}
+
+impl JsonRows {
+    pub fn new(table: &[Field]) -> Self {
+        let decoded: Vec<Field> = table.iter().filter(|field| field.name() != RESCUED_DATA).cloned().collect();
+        JsonRows { table: Arc::new(Schema::new(table.to_vec())), decoded: Arc::new(Schema::new(decoded)) }
+    }
+
+    fn decoder(&self, strict: bool) -> Result<connector_core::arrow::json::reader::Decoder, ArrowError> {
+        ReaderBuilder::new(self.decoded.clone())
+            .with_batch_size(usize::MAX)
+            .with_strict_mode(strict)
+            .with_coerce_primitive(true)
+            .build_decoder()
+    }
+
+    /// The rows of `lines` (complete lines; blank ones are not rows), in the table's columns.
+    pub fn decode(&self, lines: &[u8], file_path: &str) -> Result<RecordBatch, String> {
+        match self.decode_strictly(lines) {
+            Ok(batch) => self.with_rescued(batch, None, file_path),
+            Err(_) => self.decode_line_by_line(lines, file_path),
+        }
+    }
+
+    fn decode_strictly(&self, lines: &[u8]) -> Result<RecordBatch, ArrowError> {
+        let mut decoder = self.decoder(true)?;
+        let mut rest = lines;
+        while !rest.is_empty() {
+            let decoded = decoder.decode(rest)?;
+            if decoded == 0 {
+                break;
+            }
+            rest = &rest[decoded..];
+        }
+        if decoder.has_partial_record() {
+            return Err(ArrowError::JsonError("a record is cut short at the end of the file".into()));
+        }
+        Ok(decoder.flush()?.unwrap_or_else(|| RecordBatch::new_empty(self.decoded.clone())))
+    }
+
+    fn decode_line_by_line(&self, lines: &[u8], file_path: &str) -> Result<RecordBatch, String> {
+        let mut objects: Vec<Map<String, Value>> = Vec::new();
+        let mut rescued_rows: Vec<Map<String, Value>> = Vec::new();
+        for line in lines.split(|&byte| byte == b'\n') {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let mut rescued = Map::new();
+            let object = match serde_json::from_slice::<Value>(line) {
+                Ok(Value::Object(mut object)) => {
+                    let keys: Vec<String> = object.keys().cloned().collect();
+                    for key in keys {
+                        let fits = self
+                            .decoded
+                            .field_with_name(&key)
+                            .is_ok_and(|field| object.get(&key).is_some_and(|value| fits(value, field.data_type())));
+                        if !fits && let Some(value) = object.remove(&key) {
+                            rescued.insert(key, value);
+                        }
+                    }
+                    object
+                }
+                _ => {
+                    rescued.insert(CORRUPT_RECORD.into(), Value::String(String::from_utf8_lossy(line).into_owned()));
+                    Map::new()
+                }
+            };
+            // A value can still fail where the shallow check passed (a timestamp that does not parse): try the
+            // row alone, and rescue all of it if it fails.
+            let object = if self.serializes(&object) {
+                object
+            } else {
+                rescued.extend(object);
+                Map::new()
+            };
+            objects.push(object);
+            rescued_rows.push(rescued);
+        }
+        let mut decoder = self.decoder(false).map_err(|cause| format!("internal: {cause}"))?;
+        decoder
+            .serialize(&objects)
+            .map_err(|cause| format!("internal: rows checked one by one fail together: {cause}"))?;
+        let batch = decoder
+            .flush()
+            .map_err(|cause| format!("internal: {cause}"))?
+            .unwrap_or_else(|| RecordBatch::new_empty(self.decoded.clone()));
+        self.with_rescued(batch, Some(rescued_rows), file_path)
+    }
+
+    fn serializes(&self, object: &Map<String, Value>) -> bool {
+        self.decoder(false)
+            .is_ok_and(|mut decoder| decoder.serialize(std::slice::from_ref(object)).is_ok() && decoder.flush().is_ok())
+    }
+
+    /// `batch` (the decoded columns) with the rescued-data column in its place.
+    fn with_rescued(
+        &self,
+        batch: RecordBatch,
+        rescued_rows: Option<Vec<Map<String, Value>>>,
+        file_path: &str,
+    ) -> Result<RecordBatch, String> {
+        let rows = batch.num_rows();
+        let mut rescued = RescuedValues::new(rows);
+        for (row, values) in rescued_rows.into_iter().flatten().enumerate() {
+            for (key, value) in values {
+                rescued.keep(row, &key, value);
+            }
+        }
+        let rescue_column = self.table.index_of(RESCUED_DATA).ok();
+        if rescue_column.is_none() && !rescued.is_empty() {
+            return Err(format!(
+                "values of {file_path} do not fit the table's columns, which have no `{RESCUED_DATA}` column to keep them"
+            ));
+        }
+        let mut decoded = batch.columns().iter();
+        let columns = self
+            .table
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(index, _)| if Some(index) == rescue_column { None } else { decoded.next().cloned() })
+            .collect::<Vec<_>>();
+        let mut rescued = Some(rescued);
+        let columns = columns
+            .into_iter()
+            .map(|column| match column {
+                Some(column) => column,
+                None => match rescued.take() {
+                    Some(values) if !values.is_empty() => values.into_column(file_path),
+                    _ => new_null_array(&DataType::Utf8, rows),
+                },
+            })
+            .collect();
+        RecordBatch::try_new(self.table.clone(), columns).map_err(|cause| format!("internal: {cause}"))
+    }
+}
+
+/// Whether `value` can be a value of `data_type`, looking into objects and arrays: a field the type lacks, or a
+/// scalar of another kind, does not fit.
+fn fits(value: &Value, data_type: &DataType) -> bool {
+    match (value, data_type) {
+        (Value::Null, _) => true,
+        (_, DataType::Utf8 | DataType::LargeUtf8) => !value.is_object() && !value.is_array(),
+        (Value::Number(number), DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64) => {
+            number.is_i64()
+        }
+        (Value::Number(_), DataType::Float16 | DataType::Float32 | DataType::Float64 | DataType::Decimal128(..)) => {
+            true
+        }
+        (
+            Value::String(_),
+            DataType::Decimal128(..) | DataType::Date32 | DataType::Timestamp(..) | DataType::Binary,
+        ) => true,
+        (Value::Bool(_), DataType::Boolean) => true,
+        (Value::Object(object), DataType::Struct(fields)) => fits_struct(object, fields),
+        (Value::Array(values), DataType::List(item) | DataType::LargeList(item)) => {
+            values.iter().all(|value| fits(value, item.data_type()))
+        }
+        _ => false,
+    }
+}
+
+fn fits_struct(object: &Map<String, Value>, fields: &Fields) -> bool {
+    object.iter().all(|(key, value)| fields.find(key).is_some_and(|(_, field)| fits(value, field.data_type())))
+}

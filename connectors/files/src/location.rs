@@ -1,0 +1,103 @@
+//! Where a table's files are: a local directory or file, or an object-store prefix (`s3://bucket/prefix/`),
+//! opened through `object_store` with the store's usual environment credentials.
+
+use std::sync::Arc;
+
+use object_store::ObjectStore;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use url::Url;
+
+use connector_core::error::{Error, Result};
+
+/// The files' store, and the prefix under which they are listed.
+#[derive(Debug, Clone)]
+pub struct FileLocation {
+    pub store: Arc<dyn ObjectStore>,
+    /// Listed recursively.
+    pub prefix: Path,
+    /// The URL of the store's root, which a file's path is appended to: `file:///`, `s3://bucket/`.
+    root: String,
+    /// The one file to take, when the location names a file rather than a directory.
+    single_file: Option<Path>,
+}
+
+impl FileLocation {
+    /// Parses a local path (`./landing`, `/data/orders.csv`, `file:///data/`) or `s3://bucket/prefix/`.
+    pub fn parse(text: &str) -> Result<Self> {
+        let text = text.trim();
+        match Url::parse(text) {
+            Ok(url) if url.scheme() == "file" => {
+                let path = url.to_file_path().map_err(|()| Error::config(format!("`{text}` is not a local path")))?;
+                Self::local(&path, text)
+            }
+            Ok(url) if url.scheme().len() > 1 => Self::remote(&url, text),
+            // No scheme, or a Windows drive letter: a local path.
+            _ => Self::local(std::path::Path::new(text), text),
+        }
+    }
+
+    fn local(path: &std::path::Path, text: &str) -> Result<Self> {
+        let absolute = std::fs::canonicalize(path).map_err(|cause| {
+            Error::config(format!(
+                "cannot read the files at `{text}`; give --path (`path`) an existing directory or file"
+            ))
+            .caused_by(cause)
+        })?;
+        let (directory, single_file) = if absolute.is_dir() {
+            (absolute, None)
+        } else {
+            let parent = absolute.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+            let file = Path::from_absolute_path(&absolute)
+                .map_err(|cause| Error::config(format!("`{text}` is not a usable path")).caused_by(cause))?;
+            (parent, Some(file))
+        };
+        let prefix = Path::from_absolute_path(&directory)
+            .map_err(|cause| Error::config(format!("`{text}` is not a usable path")).caused_by(cause))?;
+        Ok(FileLocation { store: Arc::new(LocalFileSystem::new()), prefix, root: "file:///".into(), single_file })
+    }
+
+    fn remote(url: &Url, text: &str) -> Result<Self> {
+        match url.scheme() {
+            "s3" | "s3a" => {
+                let bucket = url.host_str().unwrap_or_default();
+                let store = AmazonS3Builder::from_env().with_bucket_name(bucket).build().map_err(|cause| {
+                    Error::config(format!("cannot open `{text}`; check the AWS_* environment variables"))
+                        .caused_by(cause)
+                })?;
+                let prefix = Path::from_url_path(url.path()).map_err(|cause| {
+                    Error::config(format!("`{text}` is not a usable object key prefix")).caused_by(cause)
+                })?;
+                Ok(FileLocation {
+                    store: Arc::new(store),
+                    prefix,
+                    root: format!("{}://{bucket}/", url.scheme()),
+                    single_file: None,
+                })
+            }
+            other => Err(Error::config(format!(
+                "files at `{other}://` are not supported yet; use a local path or s3://bucket/prefix/"
+            ))),
+        }
+    }
+
+    /// The URL a file at `location` is named by.
+    pub fn url_of(&self, location: &Path) -> String {
+        format!("{}{}", self.root, location)
+    }
+
+    /// The store's path of a file named by [`url_of`](Self::url_of).
+    pub fn path_of(&self, url: &str) -> Result<Path> {
+        let relative = url
+            .strip_prefix(&self.root)
+            .ok_or_else(|| Error::state(format!("internal: {url} is not under {}", self.root)))?;
+        Path::parse(relative)
+            .map_err(|cause| Error::state(format!("internal: {url} is not a store path")).caused_by(cause))
+    }
+
+    /// The file this location names, if it names one file.
+    pub fn single_file(&self) -> Option<&Path> {
+        self.single_file.as_ref()
+    }
+}

@@ -1,0 +1,116 @@
+//! A files pipeline: one table fed by the files of one location, through the engine's file loop.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use connector_core::arrow::datatypes::{DataType, Field};
+use connector_core::delta::{DeltaSink, Destination};
+use connector_core::engine::{FileListing, FileRead, FileRows, FileSettings, FileSource, ingest_files};
+use connector_core::error::Result;
+use connector_core::ingested_file::SourceFile;
+use connector_core::options::TableOptions;
+use connector_core::pipeline::{Pipeline, Shutdown, SyncFuture, SyncMode};
+use connector_core::schema::{TableId, TableSchema};
+use serde::{Deserialize, Serialize};
+
+use crate::config::FilesConfig;
+use crate::file_reading::{FileFormat, read_file};
+use crate::inference::{merge_sampled, sampled_columns, table_columns};
+use crate::listing::{FileFilter, list_files};
+use crate::location::FileLocation;
+use crate::schema_hints::parse_schema_hints;
+
+/// A files source bound to its Delta table.
+#[derive(Debug)]
+pub struct FilesPipeline {
+    config: Arc<FilesConfig>,
+    sources: Vec<Arc<FilesSource>>,
+    sink: DeltaSink,
+}
+
+impl FilesPipeline {
+    pub fn new(config: FilesConfig) -> Result<Self> {
+        let location = FileLocation::parse(&config.path)?;
+        let filter = FileFilter::new(config.glob.as_deref(), config.modified_after)?;
+        let hints =
+            config.format_options.schema_hints.as_deref().map(parse_schema_hints).transpose()?.unwrap_or_default();
+        let sink = DeltaSink::new(Destination::parse(&config.dest)?, config.pipeline.clone(), HashMap::new());
+        let config = Arc::new(config);
+        let source = FilesSource { config: config.clone(), location, filter, hints };
+        Ok(FilesPipeline { config, sources: vec![Arc::new(source)], sink })
+    }
+}
+
+impl Pipeline for FilesPipeline {
+    fn name(&self) -> &str {
+        &self.config.pipeline
+    }
+
+    fn sync(&self, mode: SyncMode, shutdown: Shutdown) -> SyncFuture<'_> {
+        let settings = FileSettings {
+            max_files_per_batch: self.config.max_files_per_batch,
+            max_bytes_per_batch: self.config.max_bytes_per_batch,
+            parallel_files: self.config.parallel_files,
+            poll_interval: self.config.poll_interval,
+            reingest_changed_files: self.config.reingest_changed_files,
+        };
+        Box::pin(ingest_files(&self.sources, &self.sink, settings, mode, shutdown))
+    }
+}
+
+/// The files of one location, as the engine reads them.
+#[derive(Debug)]
+struct FilesSource {
+    config: Arc<FilesConfig>,
+    location: FileLocation,
+    filter: FileFilter,
+    hints: Vec<(String, DataType)>,
+}
+
+/// What a listing's token records: the newest path listed, where an incremental listing would start.
+#[derive(Debug, Serialize, Deserialize)]
+struct ListingToken {
+    newest: Option<String>,
+}
+
+impl FilesSource {
+    fn format_of(&self, file: &SourceFile) -> Result<FileFormat> {
+        FileFormat::of(file, self.config.format, &self.config.format_options)
+    }
+}
+
+impl FileSource for FilesSource {
+    fn table_id(&self) -> TableId {
+        self.config.table.clone()
+    }
+
+    fn table_options(&self) -> TableOptions {
+        self.config.table_options.clone()
+    }
+
+    async fn list(&self, _committed: Option<&str>) -> Result<FileListing> {
+        let files = list_files(&self.location, &self.filter).await?;
+        let token = ListingToken { newest: files.last().map(|file| file.path.clone()) };
+        let token = serde_json::to_string(&token).unwrap_or_default();
+        Ok(FileListing { files, token })
+    }
+
+    async fn columns_for(&self, files: &[SourceFile], existing: Option<&[Field]>) -> Result<TableSchema> {
+        let mut sampled = Vec::new();
+        let mut text = true;
+        for file in files.iter().take(self.config.infer_sample_files) {
+            let format = self.format_of(file)?;
+            text &= format.is_text();
+            if let Some(columns) = sampled_columns(&self.location, file, &format).await? {
+                sampled.push(columns);
+            }
+        }
+        let merged = merge_sampled(sampled, text);
+        table_columns(&self.config.table, existing, merged, &self.hints, self.config.schema_evolution)
+    }
+
+    async fn read(&self, file: &SourceFile, schema: &TableSchema, rows: &mut FileRows) -> Result<FileRead> {
+        let format = self.format_of(file)?;
+        read_file(&self.location, file, &format, schema, rows).await
+    }
+}

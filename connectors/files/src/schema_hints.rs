@@ -1,0 +1,101 @@
+//! Schema hints: column types written as SQL (`id bigint, amount decimal(12,2), seen timestamp`) that win over
+//! inference, as Auto Loader's `cloudFiles.schemaHints` do.
+
+use connector_core::arrow::datatypes::DataType;
+use connector_core::error::{Error, Result};
+
+use crate::text_types::timestamp_type;
+
+/// Each hinted column and its type, in the order written.
+pub fn parse_schema_hints(text: &str) -> Result<Vec<(String, DataType)>> {
+    split_top_level(text)
+        .into_iter()
+        .map(str::trim)
+        .filter(|hint| !hint.is_empty())
+        .map(|hint| {
+            let (name, type_name) = hint.split_once(char::is_whitespace).ok_or_else(|| {
+                Error::config(format!("schema hint `{hint}` has no type; write `column type`, e.g. `id bigint`"))
+            })?;
+            let name = name.trim_matches('`').to_string();
+            let data_type = sql_type(type_name.trim()).ok_or_else(|| {
+                Error::config(format!(
+                    "schema hint `{hint}`: `{}` is not a known type; use one of tinyint, smallint, int, bigint, \
+                     float, double, decimal(p,s), boolean, string, date, timestamp (with zone, stored as UTC), \
+                     timestamp_ntz, binary",
+                    type_name.trim()
+                ))
+            })?;
+            Ok((name, data_type))
+        })
+        .collect()
+}
+
+/// Splits at the commas outside parentheses (`decimal(12,2)` holds one).
+fn split_top_level(text: &str) -> Vec<&str> {
+    let (mut parts, mut depth, mut start) = (Vec::new(), 0usize, 0);
+    for (index, character) in text.char_indices() {
+        match character {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                parts.push(&text[start..index]);
+                start = index + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&text[start..]);
+    parts
+}
+
+fn sql_type(name: &str) -> Option<DataType> {
+    let lower = name.to_ascii_lowercase().replace(' ', "");
+    Some(match lower.as_str() {
+        "tinyint" | "byte" => DataType::Int8,
+        "smallint" | "short" => DataType::Int16,
+        "int" | "integer" => DataType::Int32,
+        "bigint" | "long" => DataType::Int64,
+        "float" | "real" => DataType::Float32,
+        "double" => DataType::Float64,
+        "boolean" | "bool" => DataType::Boolean,
+        "string" | "text" | "varchar" => DataType::Utf8,
+        "date" => DataType::Date32,
+        "timestamp" => timestamp_type(true),
+        "timestamp_ntz" => timestamp_type(false),
+        "binary" => DataType::Binary,
+        "decimal" => DataType::Decimal128(10, 0),
+        _ if lower.starts_with("varchar(") => DataType::Utf8,
+        _ => {
+            let arguments = lower.strip_prefix("decimal(").or_else(|| lower.strip_prefix("numeric("))?;
+            let (precision, scale) = arguments.strip_suffix(')')?.split_once(',')?;
+            let (precision, scale): (u8, i8) = (precision.parse().ok()?, scale.parse().ok()?);
+            if precision == 0 || precision > 38 || scale < 0 || scale as u8 > precision {
+                return None;
+            }
+            DataType::Decimal128(precision, scale)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_are_sql_types_split_at_commas_outside_parentheses() {
+        let hints =
+            parse_schema_hints("id bigint, amount decimal(12, 2),seen TIMESTAMP , `note` string").expect("hints");
+        assert_eq!(
+            hints,
+            vec![
+                ("id".to_string(), DataType::Int64),
+                ("amount".to_string(), DataType::Decimal128(12, 2)),
+                ("seen".to_string(), timestamp_type(true)),
+                ("note".to_string(), DataType::Utf8),
+            ]
+        );
+        let error = parse_schema_hints("id bigint, amount money").expect_err("unknown type");
+        assert!(error.to_string().contains("`money` is not a known type"), "{error}");
+        assert!(parse_schema_hints("id").expect_err("no type").to_string().contains("has no type"));
+    }
+}

@@ -1,0 +1,160 @@
+//! The flags of `connector sync files`, each setting the profile key of the same name ([`crate::config`]). The
+//! format flags are a group of their own, which `connector load` will share.
+
+use clap::{ArgAction, Args};
+use connector_core::config::Profile;
+use connector_core::sync_flags::{CommonSyncFlags, SyncRequest, count};
+
+/// How files are parsed; the same keys in `pipelines.toml`.
+#[derive(Debug, Args)]
+pub struct FormatFlags {
+    /// csv, tsv, json (JSON lines) or parquet (default: each file's extension, past .gz/.zst/.bz2/.xz).
+    #[arg(long)]
+    pub format: Option<String>,
+
+    /// CSV: the first line names the columns (the default).
+    #[arg(long, overrides_with = "no_header")]
+    pub header: bool,
+
+    /// CSV: there is no header line; columns are _c0, _c1, ….
+    #[arg(long, action = ArgAction::SetTrue)]
+    pub no_header: bool,
+
+    /// CSV: the field separator, one character (default `,`; a tab for TSV; `\t` is a tab).
+    #[arg(long)]
+    pub delimiter: Option<String>,
+
+    /// CSV: the quote character (default `"`).
+    #[arg(long)]
+    pub quote: Option<String>,
+
+    /// CSV: the escape character inside quoted values (default: a doubled quote).
+    #[arg(long)]
+    pub escape: Option<String>,
+
+    /// CSV: skip lines starting with this character.
+    #[arg(long)]
+    pub comment: Option<String>,
+
+    /// CSV: the text read as null (default: an empty field).
+    #[arg(long)]
+    pub null_value: Option<String>,
+
+    /// Column types that win over inference, as SQL: "id bigint, amount decimal(12,2)".
+    #[arg(long)]
+    pub schema_hints: Option<String>,
+}
+
+impl FormatFlags {
+    /// The profile keys these flags set.
+    pub fn add_to(self, settings: &mut toml::Table) {
+        let texts = [
+            ("format", self.format),
+            ("delimiter", self.delimiter),
+            ("quote", self.quote),
+            ("escape", self.escape),
+            ("comment", self.comment),
+            ("null_value", self.null_value),
+            ("schema_hints", self.schema_hints),
+        ];
+        for (key, value) in texts {
+            if let Some(value) = value {
+                settings.insert(key.into(), value.into());
+            }
+        }
+        if self.no_header {
+            settings.insert("header".into(), false.into());
+        } else if self.header {
+            settings.insert("header".into(), true.into());
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct FilesSyncFlags {
+    /// Where the files are: a local directory or file, or s3://bucket/prefix/ (AWS_* variables).
+    #[arg(long)]
+    pub path: String,
+
+    /// The table the files land in, as namespace.name: it lands at <dest>/<namespace>/<name>.
+    #[arg(long)]
+    pub table: String,
+
+    /// Only files whose path below --path matches: '*.csv.gz', '2026/*/orders-*.json' (`*` stays within a
+    /// directory, `**` crosses them). Names starting with `.` or `_` are never taken.
+    #[arg(long)]
+    pub glob: Option<String>,
+
+    /// Only files modified after this time (RFC 3339: 2026-12-01T00:00:00Z).
+    #[arg(long, value_name = "TIME")]
+    pub modified_after: Option<String>,
+
+    /// Columns that files bring and the table lacks: add_new_columns (the default), rescue (keep their values
+    /// in _rescued_data), fail_on_new_columns, none (as rescue).
+    #[arg(long, value_name = "MODE")]
+    pub schema_evolution: Option<String>,
+
+    /// Files per commit at most (default 1000).
+    #[arg(long, value_name = "COUNT")]
+    pub max_files_per_batch: Option<usize>,
+
+    /// Source bytes per commit at most (default 10 GiB; a commit always takes at least one file).
+    #[arg(long, value_name = "BYTES")]
+    pub max_bytes_per_batch: Option<u64>,
+
+    /// Files read at once (default 2).
+    #[arg(long, value_name = "COUNT")]
+    pub parallel_files: Option<usize>,
+
+    /// Continuous mode: the pause between listings (default 10s).
+    #[arg(long, value_name = "DURATION")]
+    pub poll_interval: Option<String>,
+
+    /// Ingest again a file rewritten in place (same path, another size, time or ETag); by default it is
+    /// skipped with a warning.
+    #[arg(long)]
+    pub reingest_changed_files: bool,
+
+    #[command(flatten)]
+    pub format: FormatFlags,
+
+    #[command(flatten)]
+    pub common: CommonSyncFlags,
+}
+
+impl FilesSyncFlags {
+    pub fn into_request(self) -> SyncRequest {
+        let mut settings = toml::Table::new();
+        settings.insert("path".into(), self.path.into());
+        let texts = [
+            ("glob", self.glob),
+            ("modified_after", self.modified_after),
+            ("schema_evolution", self.schema_evolution),
+            ("poll_interval", self.poll_interval),
+        ];
+        for (key, value) in texts {
+            if let Some(value) = value {
+                settings.insert(key.into(), value.into());
+            }
+        }
+        let counts = [
+            ("max_files_per_batch", self.max_files_per_batch.map(|n| n as u64)),
+            ("max_bytes_per_batch", self.max_bytes_per_batch),
+            ("parallel_files", self.parallel_files.map(|n| n as u64)),
+        ];
+        for (key, value) in counts {
+            if let Some(value) = value {
+                settings.insert(key.into(), count(value));
+            }
+        }
+        if self.reingest_changed_files {
+            settings.insert("reingest_changed_files".into(), true.into());
+        }
+        self.format.add_to(&mut settings);
+        SyncRequest {
+            profile: Profile { kind: crate::KIND.into(), settings },
+            tables: vec![self.table],
+            common: self.common,
+        }
+    }
+}

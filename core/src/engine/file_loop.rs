@@ -1,0 +1,284 @@
+//! The loop every file source runs: list, skip what the table's ledger holds, read the new files in bounded
+//! batches (several files at once, each streamed into Parquet on its own task) and commit each batch whole with
+//! its files recorded in the ledger; in continuous mode, list again at the poll interval.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::StreamExt;
+use tracing::{info, warn};
+
+use super::file_source::{FileListing, FileRead, FileRows, FileSource};
+use crate::cursor::TableCursor;
+use crate::delta::{DeltaSink, DeltaTableWriter, WrittenFiles};
+use crate::error::{Error, Result};
+use crate::ingested_file::{IngestedFile, SourceFile};
+use crate::options::{RowsOrigin, TableOptions};
+use crate::pipeline::{Shutdown, SyncMode, SyncReport, TableReport};
+use crate::position::{SourcePosition, TokenCursor};
+use crate::schema::TableId;
+
+/// How many files a commit takes, how many are read at once, and how often a continuous sync lists again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileSettings {
+    /// Files per commit at most: a backlog of a million files lands in bounded steps, each a commit.
+    pub max_files_per_batch: usize,
+    /// Source bytes per commit at most (a batch always takes at least one file, however large).
+    pub max_bytes_per_batch: u64,
+    /// Files read at once, each on a task of its own.
+    pub parallel_files: usize,
+    /// The pause between listings of a continuous sync.
+    pub poll_interval: Duration,
+    /// Whether a file rewritten in place (same path, another size, time or entity tag) is ingested again.
+    pub reingest_changed_files: bool,
+}
+
+/// Ingests the new files of every table at once; a `once` sync lists once and ingests what it found, a
+/// continuous one lists again at the poll interval until shut down. A table that fails returns its error once
+/// the others have finished their pass.
+pub async fn ingest_files<S: FileSource>(
+    sources: &[Arc<S>],
+    sink: &DeltaSink,
+    settings: FileSettings,
+    mode: SyncMode,
+    shutdown: Shutdown,
+) -> Result<SyncReport> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, source) in sources.iter().enumerate() {
+        let (source, sink, shutdown) = (source.clone(), sink.clone(), shutdown.clone());
+        tasks.spawn(async move { (index, ingest_table(source, sink, settings, mode, shutdown).await) });
+    }
+    let mut reports = vec![None; sources.len()];
+    let mut failure: Option<Error> = None;
+    while let Some(joined) = tasks.join_next().await {
+        let (index, result) =
+            joined.map_err(|panic| Error::state(format!("a file ingestion ended abnormally: {panic}")))?;
+        match result {
+            Ok(report) => reports[index] = Some(report),
+            Err(error) => {
+                warn!(table = %sources[index].table_id(), error = %error.report(), "ingestion stopped");
+                failure.get_or_insert(error);
+            }
+        }
+    }
+    match failure {
+        Some(error) => Err(error),
+        None => Ok(SyncReport { tables: reports.into_iter().flatten().collect() }),
+    }
+}
+
+/// A table of files and where it stands.
+struct FileTable {
+    id: TableId,
+    options: TableOptions,
+    /// `None` until the first files create it.
+    writer: Option<DeltaTableWriter>,
+    /// The ledger, by path.
+    ingested: HashMap<String, IngestedFile>,
+    /// The sequence of the last committed cursor; each commit takes the next one.
+    sequence: u64,
+    /// The listing token committed last.
+    token: Option<String>,
+    report: TableReport,
+}
+
+async fn ingest_table<S: FileSource>(
+    source: Arc<S>,
+    sink: DeltaSink,
+    settings: FileSettings,
+    mode: SyncMode,
+    mut shutdown: Shutdown,
+) -> Result<TableReport> {
+    let mut table = open(source.as_ref(), &sink).await?;
+    loop {
+        let listing = source.list(table.token.as_deref()).await?;
+        pass(&source, &sink, &mut table, listing, settings, &shutdown).await?;
+        if mode == SyncMode::Once || shutdown.is_requested() {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(settings.poll_interval) => {}
+            _ = shutdown.requested() => break,
+        }
+    }
+    table.report.position =
+        table.writer.as_ref().and_then(|writer| writer.cursor()).map(|cursor| cursor.position.clone());
+    Ok(table.report)
+}
+
+async fn open<S: FileSource>(source: &S, sink: &DeltaSink) -> Result<FileTable> {
+    let id = source.table_id();
+    let options = TableOptions { rows_origin: RowsOrigin::Files, ..source.table_options() };
+    let writer = sink.open_existing(&id, options.clone()).await?;
+    let (mut ingested, mut sequence, mut token) = (HashMap::new(), 0, None);
+    if let Some(writer) = &writer {
+        for file in writer.ingested_files().await? {
+            ingested.insert(file.file.path.clone(), file);
+        }
+        match writer.cursor().map(|cursor| &cursor.position) {
+            None => {}
+            Some(SourcePosition::Token(cursor)) => (sequence, token) = (cursor.sequence, cursor.token.clone()),
+            Some(other) => {
+                return Err(Error::state(format!(
+                    "{id} holds a cursor of another source ({other}); write the files to another table"
+                )));
+            }
+        }
+    }
+    let report = TableReport::new(id.clone());
+    Ok(FileTable { id, options, writer, ingested, sequence, token, report })
+}
+
+/// Ingests the new files of one listing, a batch per commit; the listing's token is committed with the last.
+async fn pass<S: FileSource>(
+    source: &Arc<S>,
+    sink: &DeltaSink,
+    table: &mut FileTable,
+    listing: FileListing,
+    settings: FileSettings,
+    shutdown: &Shutdown,
+) -> Result<()> {
+    let FileListing { files, token } = listing;
+    let new: Vec<SourceFile> = files.into_iter().filter(|file| is_new(table, file, settings)).collect();
+    if new.is_empty() {
+        if table.writer.is_some() && table.token.as_deref() != Some(token.as_str()) {
+            commit(table, Vec::new(), Vec::new(), token).await?;
+        }
+        return Ok(());
+    }
+    let total = new.len();
+    info!(table = %table.id, files = total, "new files found");
+    let mut remaining = new.as_slice();
+    while !remaining.is_empty() {
+        if shutdown.is_requested() {
+            return Ok(());
+        }
+        let batch = next_batch(remaining, settings);
+        remaining = &remaining[batch.len()..];
+        let batch_token = if remaining.is_empty() { token.clone() } else { table.token.clone().unwrap_or_default() };
+        ingest_batch(source, sink, table, batch, batch_token, settings).await?;
+    }
+    Ok(())
+}
+
+fn is_new(table: &FileTable, file: &SourceFile, settings: FileSettings) -> bool {
+    match table.ingested.get(&file.path) {
+        None => true,
+        Some(ingested) if ingested.same_version_as(file) => false,
+        Some(_) if settings.reingest_changed_files => true,
+        Some(_) => {
+            warn!(table = %table.id, file = %file.path, "a file already ingested was rewritten; it is not ingested \
+                   again (set reingest_changed_files to ingest rewritten files)");
+            false
+        }
+    }
+}
+
+/// The first files of `files` one commit takes: at most `max_files_per_batch` and `max_bytes_per_batch`, at
+/// least one.
+fn next_batch(files: &[SourceFile], settings: FileSettings) -> &[SourceFile] {
+    let mut bytes = 0u64;
+    let mut count = 0;
+    for file in files.iter().take(settings.max_files_per_batch.max(1)) {
+        bytes = bytes.saturating_add(file.size);
+        if count > 0 && bytes > settings.max_bytes_per_batch {
+            break;
+        }
+        count += 1;
+    }
+    &files[..count.max(1)]
+}
+
+async fn ingest_batch<S: FileSource>(
+    source: &Arc<S>,
+    sink: &DeltaSink,
+    table: &mut FileTable,
+    batch: &[SourceFile],
+    token: String,
+    settings: FileSettings,
+) -> Result<()> {
+    let existing = table.writer.as_ref().map(DeltaTableWriter::source_columns).transpose()?;
+    let schema = source.columns_for(batch, existing.as_deref()).await?;
+    let writer = match table.writer.take() {
+        Some(mut writer) => {
+            writer.evolve(&schema).await?;
+            writer
+        }
+        None => sink.open_table(&schema, table.options.clone()).await?,
+    };
+    let writer = table.writer.insert(writer);
+    let schema = Arc::new(schema);
+    let taken_at = Utc::now();
+    let mut reads = Vec::with_capacity(batch.len());
+    for file in batch {
+        let rows = FileRows::new(writer.snapshot_files(taken_at)?, file.clone());
+        let (source, schema, listed) = (source.clone(), schema.clone(), file.clone());
+        reads.push(async move {
+            tokio::spawn(async move {
+                let mut rows = rows;
+                let read = source.read(&listed, &schema, &mut rows).await?;
+                let (mut files, file, count) = rows.into_parts();
+                match read {
+                    FileRead::Complete => Ok(Some((files.finish().await?, IngestedFile::new(file, count)))),
+                    FileRead::Vanished => {
+                        files.abandon();
+                        warn!(file = %file.path, "the file was deleted after it was listed; skipped");
+                        Ok(None)
+                    }
+                }
+            })
+            .await
+        });
+    }
+    let mut read = futures::stream::iter(reads).buffered(settings.parallel_files.max(1));
+    let (mut written, mut ingested): (Option<WrittenFiles>, Vec<IngestedFile>) = (None, Vec::new());
+    while let Some(joined) = read.next().await {
+        let outcome: Result<Option<(WrittenFiles, IngestedFile)>> =
+            joined.map_err(|panic| Error::state(format!("reading a file ended abnormally: {panic}")))?;
+        if let Some((files, file)) = outcome? {
+            match &mut written {
+                Some(all) => all.absorb(files)?,
+                None => written = Some(files),
+            }
+            ingested.push(file);
+        }
+    }
+    commit(table, written.into_iter().collect(), ingested, token).await
+}
+
+/// Commits a batch's rows, its files in the ledger and `token` in one Delta commit.
+async fn commit(
+    table: &mut FileTable,
+    written: Vec<WrittenFiles>,
+    ingested: Vec<IngestedFile>,
+    token: String,
+) -> Result<()> {
+    let Some(writer) = table.writer.as_mut() else {
+        return Err(Error::state(format!("internal: {} has no table to commit to", table.id)));
+    };
+    let sequence = table.sequence + 1;
+    let cursor = TableCursor {
+        position: SourcePosition::Token(TokenCursor { sequence, token: Some(token.clone()) }),
+        snapshot: None,
+    };
+    let rows: u64 = ingested.iter().map(|file| file.rows).sum();
+    let bytes: u64 = ingested.iter().map(|file| file.file.size).sum();
+    let files = ingested.len();
+    writer.land_files_with_next_commit(ingested.clone());
+    match written.into_iter().next() {
+        Some(written) => writer.commit_snapshot_files(written, cursor).await?,
+        None => {
+            writer.advance_cursor(&cursor.position).await?;
+        }
+    }
+    for file in ingested {
+        table.ingested.insert(file.file.path.clone(), file);
+    }
+    table.sequence = sequence;
+    table.token = Some(token);
+    table.report.changes_applied += rows;
+    info!(table = %table.id, files, rows, bytes, sequence, "committed");
+    Ok(())
+}

@@ -1,0 +1,105 @@
+//! The contract between a file source and the engine.
+//!
+//! A file source lists files in a store (a local directory, a bucket) and reads each into rows. The engine
+//! ([`ingest_files`](super::ingest_files)) skips the files the table's ledger says are ingested, reads the new
+//! ones in batches, several files at a time, each file's rows streamed into Parquet on a task of its own, and
+//! commits each batch whole: its rows, its files in the ledger and the listing's token in one Delta commit. A
+//! file is thus in the table entirely or not at all, and never twice.
+
+use std::future::Future;
+
+use crate::arrow::array::RecordBatch;
+use crate::arrow::datatypes::Field;
+use crate::delta::SnapshotFiles;
+use crate::error::Result;
+use crate::ingested_file::SourceFile;
+use crate::options::TableOptions;
+use crate::schema::{TableId, TableSchema};
+
+/// One table fed by files.
+///
+/// The guarantees rest on these promises:
+/// - a file is named by the same `path` every time it is listed, and its size, modification time and entity
+///   tag change when it is rewritten;
+/// - `read` gives every row of the file, in the order of the file, or fails: rows it could not parse are kept
+///   (say in a rescued-data column) or fail the read, never dropped;
+/// - a source never records its progress anywhere but in the tokens the engine commits.
+pub trait FileSource: Send + Sync + 'static {
+    /// The table the files land in.
+    fn table_id(&self) -> TableId;
+
+    /// The table's options; the engine marks them as a table of files.
+    fn table_options(&self) -> TableOptions;
+
+    /// Lists the files to consider, given the token committed last (`None`: never listed). The engine ingests
+    /// those not yet ingested, in the listing's order.
+    fn list(&self, committed: Option<&str>) -> impl Future<Output = Result<FileListing>> + Send;
+
+    /// The table's source columns once rows of `files` land, given the columns the table has (`None`: the table
+    /// does not exist yet, and is created with them). Columns are only ever added or widened.
+    fn columns_for(
+        &self,
+        files: &[SourceFile],
+        existing: Option<&[Field]>,
+    ) -> impl Future<Output = Result<TableSchema>> + Send;
+
+    /// Reads every row of `file` in `schema`'s columns into `rows`. A file gone since it was listed is
+    /// [`FileRead::Vanished`], not an error.
+    fn read(
+        &self,
+        file: &SourceFile,
+        schema: &TableSchema,
+        rows: &mut FileRows,
+    ) -> impl Future<Output = Result<FileRead>> + Send;
+}
+
+/// The files a listing found, and where listing goes on from once they are ingested.
+#[derive(Debug, Clone)]
+pub struct FileListing {
+    /// In the order to ingest them.
+    pub files: Vec<SourceFile>,
+    /// Committed with the last batch of the files this listing found new.
+    pub token: String,
+}
+
+/// How reading a file ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileRead {
+    /// Every row was handed over.
+    Complete,
+    /// The file was deleted between listing and reading: nothing is recorded, so if it comes back it is read.
+    Vanished,
+}
+
+/// Where a file's rows go: Parquet files of the table, committed with the rest of the batch.
+#[derive(Debug)]
+pub struct FileRows {
+    files: SnapshotFiles,
+    file: SourceFile,
+    rows: u64,
+}
+
+impl FileRows {
+    pub(super) fn new(files: SnapshotFiles, file: SourceFile) -> Self {
+        FileRows { files, file, rows: 0 }
+    }
+
+    /// Streams rows (the next ones of the file, in the table's source columns) into the table's files.
+    pub async fn write(&mut self, rows: &RecordBatch) -> Result<()> {
+        if rows.num_rows() == 0 {
+            return Ok(());
+        }
+        self.files.write_file_rows(rows, &self.file, self.rows).await?;
+        self.rows += rows.num_rows() as u64;
+        Ok(())
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    pub(super) fn into_parts(self) -> (SnapshotFiles, SourceFile, u64) {
+        (self.files, self.file, self.rows)
+    }
+}
