@@ -18,6 +18,10 @@ command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb
 command -v mariadb >/dev/null || missing+=(mariadb-client)
 # libfuzzer-sys compiles libFuzzer (the fuzz step below).
 command -v c++ >/dev/null || missing+=(g++)
+# The files tests compress what Python writes with the usual tools.
+command -v zstd >/dev/null || missing+=(zstd)
+command -v bzip2 >/dev/null || missing+=(bzip2)
+command -v xz >/dev/null || missing+=(xz-utils)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]}"
   as_root apt-get update -qq

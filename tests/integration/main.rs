@@ -5,6 +5,7 @@ mod bad_input;
 mod chaos;
 mod deletion_vectors;
 mod delta_sink;
+mod files;
 mod harness;
 mod mysql;
 mod postgres;

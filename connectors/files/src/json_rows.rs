@@ -61,9 +61,10 @@ impl JsonRows {
         JsonRows { table: Arc::new(Schema::new(table.to_vec())), decoded: Arc::new(Schema::new(decoded)) }
     }
 
-    fn decoder(&self, strict: bool) -> Result<connector_core::arrow::json::reader::Decoder, ArrowError> {
+    /// A decoder of up to `rows` rows at once.
+    fn decoder(&self, strict: bool, rows: usize) -> Result<connector_core::arrow::json::reader::Decoder, ArrowError> {
         ReaderBuilder::new(self.decoded.clone())
-            .with_batch_size(usize::MAX)
+            .with_batch_size(rows.max(1))
             .with_strict_mode(strict)
             .with_coerce_primitive(true)
             .build_decoder()
@@ -78,7 +79,8 @@ impl JsonRows {
     }
 
     fn decode_strictly(&self, lines: &[u8]) -> Result<RecordBatch, ArrowError> {
-        let mut decoder = self.decoder(true)?;
+        // Every line of the chunk in one batch: a line is at most a row.
+        let mut decoder = self.decoder(true, lines.iter().filter(|&&byte| byte == b'\n').count() + 1)?;
         let mut rest = lines;
         while !rest.is_empty() {
             let decoded = decoder.decode(rest)?;
@@ -131,7 +133,7 @@ impl JsonRows {
             objects.push(object);
             rescued_rows.push(rescued);
         }
-        let mut decoder = self.decoder(false).map_err(|cause| format!("internal: {cause}"))?;
+        let mut decoder = self.decoder(false, objects.len()).map_err(|cause| format!("internal: {cause}"))?;
         decoder
             .serialize(&objects)
             .map_err(|cause| format!("internal: rows checked one by one fail together: {cause}"))?;
@@ -143,7 +145,7 @@ impl JsonRows {
     }
 
     fn serializes(&self, object: &Map<String, Value>) -> bool {
-        self.decoder(false)
+        self.decoder(false, 1)
             .is_ok_and(|mut decoder| decoder.serialize(std::slice::from_ref(object)).is_ok() && decoder.flush().is_ok())
     }
 

@@ -1,0 +1,337 @@
+//! `connector sync files`: files written by independent writers (Python's csv, json, gzip modules, pyarrow, the
+//! zstd/bzip2/xz tools) land once each, whatever their format and compression, in a local directory or an S3
+//! bucket (moto); values that do not fit are rescued with their file; a corrupt file stops its batch with
+//! nothing committed; a sync killed at a random moment ingests every file exactly once when run again.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use connector_core::schema::TableId;
+use url::Url;
+
+use crate::support::connector_process::{difference, wait_for_exit};
+use crate::support::delta::{TempLake, delta_commits_under, read_rows, read_rows_with};
+use crate::support::s3::S3Server;
+
+const CONNECTOR: &str = env!("CARGO_BIN_EXE_connector");
+
+/// Runs a Python script with `args`, failing the test with its error; returns what it printed.
+fn python(script: &str, args: &[&str]) -> String {
+    let output = Command::new("python3").arg("-c").arg(script).args(args).output().expect("python3 runs");
+    assert!(output.status.success(), "the Python writer failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// `connector sync files --once` of `landing` into `lake`'s table `raw.<table>`, with `extra` flags.
+fn sync_files(landing: &str, lake: &Path, table: &str, extra: &[&str]) -> Output {
+    Command::new(CONNECTOR)
+        .args(["sync", "files", "--path", landing, "--dest", lake.to_str().expect("utf-8"), "--once"])
+        .args(["--table", &format!("raw.{table}")])
+        .args(extra)
+        .env("CONNECTOR_LOG", "info")
+        .output()
+        .expect("run connector")
+}
+
+fn assert_synced(output: &Output) {
+    assert!(
+        output.status.success(),
+        "sync files failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn table_url(lake: &TempLake, table: &str) -> Url {
+    lake.table_url(&TableId::new("raw", table))
+}
+
+/// Rows per source file as the table holds them (`_cdc_file_path` → count).
+async fn rows_per_file(url: &Url) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for path in read_rows(url, &["_cdc_file_path"]).await {
+        *counts.entry(path).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// Writes `count` rows `id,name,amount,day` as CSV from `first` into `path` with Python's csv module: names
+/// holding the delimiter, quotes and line breaks, an empty amount (null) every seventh row. Prints `id|name`
+/// per row, as the lake is read back.
+const WRITE_ORDERS_CSV: &str = r#"
+import csv, sys
+path, first, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+with open(path, "w", newline="") as f:
+    writer = csv.writer(f)
+    writer.writerow(["id", "name", "amount", "day"])
+    for i in range(first, first + count):
+        name = f'customer {i}, "quoted"\nsecond line' if i % 5 == 0 else f"customer {i}"
+        amount = "" if i % 7 == 0 else f"{i}.25"
+        writer.writerow([i, name, amount, f"2026-12-{i % 28 + 1:02d}"])
+        print(f"{i}|{name}".replace("\n", "\\n"))
+"#;
+
+fn expected_rows(printed: &str) -> Vec<String> {
+    printed.lines().map(|line| line.replace("\\n", "\n")).collect()
+}
+
+/// Compresses `path` in place with `tool` (the original removed, as gzip, bzip2 and xz do by default).
+fn compress(tool: &str, path: &Path) {
+    let mut command = Command::new(tool);
+    command.arg("-q");
+    if tool == "zstd" {
+        command.arg("--rm");
+    }
+    let status = command.arg(path).status().unwrap_or_else(|_| panic!("{tool} runs"));
+    assert!(status.success(), "{tool} {} failed", path.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_new_csv_file_lands_once_whatever_its_compression() {
+    let landing = tempfile::tempdir().expect("landing directory");
+    let lake = TempLake::new();
+    let mut expected = Vec::new();
+    for (index, tool) in ["", "gzip", "zstd", "bzip2", "xz"].into_iter().enumerate() {
+        let path = landing.path().join(format!("orders-{index}.csv"));
+        let first = (index * 1000).to_string();
+        expected.extend(expected_rows(&python(WRITE_ORDERS_CSV, &[path.to_str().expect("utf-8"), &first, "300"])));
+        if !tool.is_empty() {
+            compress(tool, &path);
+        }
+    }
+    // Not data: hidden files and writers' markers.
+    std::fs::write(landing.path().join("_SUCCESS"), "").expect("marker");
+    std::fs::write(landing.path().join(".orders-9.csv.crc"), "crc").expect("hidden file");
+    let landing_path = landing.path().to_str().expect("utf-8");
+    assert_synced(&sync_files(landing_path, lake.dir.path(), "orders", &["--max-files-per-batch", "2"]));
+
+    let url = table_url(&lake, "orders");
+    let mut landed = read_rows(&url, &["id", "name"]).await;
+    let numeric = |row: &String| row.split('|').next().and_then(|id| id.parse::<i64>().ok()).unwrap_or(-1);
+    landed.sort_by_key(numeric);
+    expected.sort_by_key(numeric);
+    assert!(
+        landed == expected,
+        "the table holds every row of every file, as written: {}",
+        difference(&expected, &landed)
+    );
+    let per_file = rows_per_file(&url).await;
+    assert_eq!(per_file.len(), 5, "five files landed: {per_file:?}");
+    assert!(per_file.values().all(|&rows| rows == 300), "each file once: {per_file:?}");
+    let nulls = read_rows(&url, &["id", "amount", "day", "_cdc_file_row"]).await;
+    assert!(nulls.contains(&"7|∅|2026-12-08|7".to_string()), "an empty field is null, typed columns parse: {nulls:?}");
+    assert_eq!(delta_commits_under(lake.dir.path()).len(), 3, "five files two at a time: three commits");
+
+    // Listed again: nothing new, nothing committed.
+    assert_synced(&sync_files(landing_path, lake.dir.path(), "orders", &[]));
+    assert_eq!(delta_commits_under(lake.dir.path()).len(), 3, "a sync with no new file commits nothing");
+    assert_eq!(read_rows(&url, &["id"]).await.len(), 1500);
+
+    // A file arriving later is the only one ingested.
+    let late = landing.path().join("orders-late.csv");
+    python(WRITE_ORDERS_CSV, &[late.to_str().expect("utf-8"), "9000", "10"]);
+    assert_synced(&sync_files(landing_path, lake.dir.path(), "orders", &[]));
+    let per_file = rows_per_file(&url).await;
+    assert_eq!(per_file.values().sum::<usize>(), 1510, "{per_file:?}");
+    assert!(per_file.keys().any(|path| path.ends_with("orders-late.csv")));
+
+    // The ledger is readable by any engine: one JSON line per file, naming the commit that landed it.
+    let ledger = python(
+        r#"
+import glob, json, sys
+records = [json.loads(line) for name in glob.glob(sys.argv[1] + "/_connector/files/*/*.jsonl") for line in open(name)]
+print(len(records), sum(record["rows"] for record in records))
+"#,
+        &[url.to_file_path().expect("local").to_str().expect("utf-8")],
+    );
+    assert_eq!(ledger.trim(), "6 1510");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_lines_and_parquet_from_independent_writers_land_with_their_types() {
+    let landing = tempfile::tempdir().expect("landing directory");
+    let lake = TempLake::new();
+    let events = landing.path().join("events");
+    let parquet = landing.path().join("parquet");
+    python(
+        r#"
+import gzip, json, os, sys
+import pyarrow as pa, pyarrow.parquet as pq
+events, parquet = sys.argv[1], sys.argv[2]
+os.makedirs(events); os.makedirs(parquet)
+with open(f"{events}/day-1.jsonl", "w") as f:
+    for i in range(100):
+        f.write(json.dumps({"id": i, "kind": "click", "score": i / 4, "ok": i % 2 == 0,
+                            "tags": ["a", "b"], "user": {"name": f"u{i}", "age": 20 + i % 50}}) + "\n")
+with gzip.open(f"{events}/day-2.jsonl.gz", "wt") as f:
+    for i in range(100, 150):
+        f.write(json.dumps({"id": i, "kind": "view", "score": 1.5, "ok": True, "tags": [],
+                            "user": {"name": f"u{i}", "age": 30}}) + "\n")
+table = pa.table({
+    "id": pa.array(range(1000), pa.int32()),
+    "price": pa.array([i / 100 for i in range(1000)], pa.float64()),
+    "sold": pa.array([1_700_000_000_000_000_000 + i * 1000 for i in range(1000)], pa.timestamp("ns", tz="UTC")),
+    "count": pa.array(range(1000), pa.uint32()),
+})
+pq.write_table(table, f"{parquet}/part-0.parquet", row_group_size=300)
+"#,
+        &[events.to_str().expect("utf-8"), parquet.to_str().expect("utf-8")],
+    );
+    assert_synced(&sync_files(events.to_str().expect("utf-8"), lake.dir.path(), "events", &[]));
+    let url = table_url(&lake, "events");
+    let rows = read_rows(&url, &["id", "kind", "score", "ok", "tags", "user"]).await;
+    assert_eq!(rows.len(), 150);
+    assert_eq!(rows[3], "3|click|0.75|false|[a, b]|{age: 23, name: u3}", "{:?}", &rows[..4]);
+    assert_eq!(read_rows(&url, &["_rescued_data"]).await.iter().filter(|row| *row != "∅").count(), 0);
+
+    assert_synced(&sync_files(parquet.to_str().expect("utf-8"), lake.dir.path(), "sales", &[]));
+    let url = table_url(&lake, "sales");
+    let rows = read_rows(&url, &["id", "price", "sold", "count"]).await;
+    assert_eq!(rows.len(), 1000);
+    assert_eq!(rows[999], "999|9.99|2023-11-14T22:13:20.000999Z|999", "nanoseconds stored as microseconds, UTC kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_that_do_not_fit_are_rescued_with_their_file_never_dropped() {
+    let landing = tempfile::tempdir().expect("landing directory");
+    let lake = TempLake::new();
+    python(
+        r#"
+import json, sys
+root = sys.argv[1]
+with open(f"{root}/a.csv", "w") as f:
+    f.write("id,amount,seen\n1,2.5,2026-12-05T10:00:00Z\n2,oops,2026-12-05T11:00:00Z\n3,NA,not a time\n")
+with open(f"{root}/b.jsonl", "w") as f:
+    f.write(json.dumps({"id": 10, "amount": 1.5}) + "\n")
+    f.write("this is not json\n")
+    f.write(json.dumps({"id": "eleven", "amount": 2, "note": "new"}) + "\n")
+"#,
+        &[landing.path().to_str().expect("utf-8")],
+    );
+    let csv = landing.path().join("a.csv");
+    let hints = ["--schema-hints", "amount double, seen timestamp", "--null-value", "NA"];
+    assert_synced(&sync_files(csv.to_str().expect("utf-8"), lake.dir.path(), "amounts", &hints));
+    let url = table_url(&lake, "amounts");
+    let rows = read_rows(&url, &["id", "amount", "seen", "_rescued_data"]).await;
+    let path = format!("file://{}", csv.display());
+    assert_eq!(
+        rows,
+        vec![
+            "1|2.5|2026-12-05T10:00:00Z|∅".to_string(),
+            format!(r#"2|∅|2026-12-05T11:00:00Z|{{"_file_path":"{path}","amount":"oops"}}"#),
+            format!(r#"3|∅|∅|{{"_file_path":"{path}","seen":"not a time"}}"#),
+        ],
+        "a value that does not parse is rescued; the null value is a null"
+    );
+
+    // JSON lines: a line that is not JSON, a value of another type and a new field in rescue mode.
+    let json = landing.path().join("b.jsonl");
+    let json_path = json.to_str().expect("utf-8");
+    assert_synced(&sync_files(json_path, lake.dir.path(), "events", &["--schema-hints", "id bigint, amount double"]));
+    let url = table_url(&lake, "events");
+    let rows = read_rows(&url, &["_cdc_file_row", "id", "amount", "_rescued_data"]).await;
+    let path = format!("file://{}", json.display());
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert_eq!(rows[0], "0|10|1.5|∅");
+    assert_eq!(rows[1], format!(r#"1|∅|∅|{{"_corrupt_record":"this is not json","_file_path":"{path}"}}"#));
+    assert!(rows[2].starts_with("2|∅|2.0|") && rows[2].contains(r#""id":"eleven""#), "{}", rows[2]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_file_stops_its_batch_naming_the_file_with_nothing_committed() {
+    let landing = tempfile::tempdir().expect("landing directory");
+    let lake = TempLake::new();
+    let good = landing.path().join("a.csv");
+    python(WRITE_ORDERS_CSV, &[good.to_str().expect("utf-8"), "0", "100"]);
+    compress("gzip", &good);
+    let gzipped = landing.path().join("a.csv.gz");
+    let bytes = std::fs::read(&gzipped).expect("gzip file");
+    std::fs::write(landing.path().join("b.csv.gz"), &bytes[..bytes.len() / 2]).expect("a truncated copy");
+    let output = sync_files(landing.path().to_str().expect("utf-8"), lake.dir.path(), "orders", &[]);
+    assert!(!output.status.success(), "a truncated gzip file must stop the sync");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("b.csv.gz") && stderr.contains("nothing of its batch was committed"), "{stderr}");
+    assert!(delta_commits_under(lake.dir.path()).is_empty(), "nothing committed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_in_an_s3_bucket_land_once() {
+    let server = S3Server::start("landing");
+    let lake = TempLake::new();
+    python(
+        r#"
+import boto3, sys
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="test",
+                  aws_secret_access_key="test")
+for day in range(3):
+    body = "id,day\n" + "".join(f"{day * 100 + i},{day}\n" for i in range(100))
+    s3.put_object(Bucket="landing", Key=f"orders/day={day}/part-0.csv", Body=body.encode())
+s3.put_object(Bucket="landing", Key="other/skip.csv", Body=b"id\n1\n")
+"#,
+        &[&server.endpoint],
+    );
+    let sync = || {
+        Command::new(CONNECTOR)
+            .args(["sync", "files", "--path", "s3://landing/orders/", "--table", "raw.orders", "--once"])
+            .args(["--dest", lake.dir.path().to_str().expect("utf-8"), "--glob", "day=*/*.csv"])
+            .envs(server.storage_options())
+            .output()
+            .expect("run connector")
+    };
+    assert_synced(&sync());
+    assert_synced(&sync());
+    let url = table_url(&lake, "orders");
+    let per_file = rows_per_file(&url).await;
+    assert_eq!(per_file.len(), 3, "{per_file:?}");
+    assert!(per_file.keys().all(|path| path.starts_with("s3://landing/orders/day=")), "{per_file:?}");
+    assert!(per_file.values().all(|&rows| rows == 100), "each file once: {per_file:?}");
+    let ids = read_rows_with(&url, Default::default(), &["id"]).await;
+    assert_eq!(ids.len(), 300);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_killed_at_random_moments_ingests_every_file_exactly_once() {
+    let landing = tempfile::tempdir().expect("landing directory");
+    let lake = TempLake::new();
+    python(
+        r#"
+import csv, sys
+for file in range(60):
+    with open(f"{sys.argv[1]}/part-{file:03d}.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "file", "payload"])
+        for i in range(2000):
+            writer.writerow([file * 2000 + i, file, "x" * 40])
+"#,
+        &[landing.path().to_str().expect("utf-8")],
+    );
+    let seed = fastrand::u64(..);
+    let mut random = fastrand::Rng::with_seed(seed);
+    let landing_path = landing.path().to_str().expect("utf-8");
+    let mut kills = 0;
+    for _ in 0..6 {
+        let mut child = Command::new(CONNECTOR)
+            .args(["sync", "files", "--path", landing_path, "--table", "raw.parts", "--once"])
+            .args(["--dest", lake.dir.path().to_str().expect("utf-8"), "--max-files-per-batch", "3"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run connector");
+        tokio::time::sleep(Duration::from_millis(random.u64(50..1500))).await;
+        if child.try_wait().expect("poll").is_none() {
+            child.kill().expect("kill -9");
+            kills += 1;
+        }
+        wait_for_exit(&mut child);
+    }
+    assert!(kills > 0, "seed {seed}: no run was killed, so nothing was tested; ingest more files");
+    assert_synced(&sync_files(landing_path, lake.dir.path(), "parts", &["--max-files-per-batch", "3"]));
+    let url = table_url(&lake, "parts");
+    let per_file = rows_per_file(&url).await;
+    assert_eq!(per_file.len(), 60, "seed {seed}, {kills} kills: {per_file:?}");
+    assert!(per_file.values().all(|&rows| rows == 2000), "seed {seed}: each file exactly once: {per_file:?}");
+    let ids = read_rows(&url, &["id"]).await;
+    assert_eq!(ids.len(), 120_000, "seed {seed}");
+}
