@@ -1,6 +1,7 @@
 //! One module per command.
 
 mod drop;
+mod load;
 mod resync;
 mod run;
 mod status;
@@ -21,6 +22,7 @@ pub async fn run(command: Command) -> Result<ExitCode> {
     match command {
         Command::Sync(args) => sync::sync(args).await,
         Command::Run(args) => run::run(args).await,
+        Command::Load(args) => load::load(*args).await,
         Command::Status(args) => status::status(args).await,
         Command::Resync(args) => resync::resync(args).await,
         Command::Drop(args) => drop::drop(args).await,

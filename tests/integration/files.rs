@@ -240,6 +240,29 @@ with open(f"{root}/b.jsonl", "w") as f:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_rewritten_in_place_is_skipped_unless_changed_files_are_reingested() {
+    let landing = tempfile::tempdir().expect("landing directory");
+    let lake = TempLake::new();
+    let file = landing.path().join("orders.csv");
+    let file_path = file.to_str().expect("utf-8");
+    python(WRITE_ORDERS_CSV, &[file_path, "0", "10"]);
+    let landing_path = landing.path().to_str().expect("utf-8");
+    assert_synced(&sync_files(landing_path, lake.dir.path(), "orders", &[]));
+    python(WRITE_ORDERS_CSV, &[file_path, "100", "20"]);
+    let output = sync_files(landing_path, lake.dir.path(), "orders", &[]);
+    assert_synced(&output);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("was rewritten; it is not ingested again"));
+    let url = table_url(&lake, "orders");
+    assert_eq!(read_rows(&url, &["id"]).await.len(), 10, "the rewritten file is skipped");
+    assert_synced(&sync_files(landing_path, lake.dir.path(), "orders", &["--reingest-changed-files"]));
+    let ids = read_rows(&url, &["id"]).await;
+    assert_eq!(ids.len(), 30, "its new version lands as new rows");
+    assert!(ids.contains(&"119".to_string()));
+    assert_synced(&sync_files(landing_path, lake.dir.path(), "orders", &["--reingest-changed-files"]));
+    assert_eq!(read_rows(&url, &["id"]).await.len(), 30, "and only once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_file_stops_its_batch_naming_the_file_with_nothing_committed() {
     let landing = tempfile::tempdir().expect("landing directory");
     let lake = TempLake::new();
@@ -334,4 +357,44 @@ for file in range(60):
     assert!(per_file.values().all(|&rows| rows == 2000), "seed {seed}: each file exactly once: {per_file:?}");
     let ids = read_rows(&url, &["id"]).await;
     assert_eq!(ids.len(), 120_000, "seed {seed}");
+}
+
+fn load(args: &[&str]) -> Output {
+    Command::new(CONNECTOR).arg("load").args(args).env("CONNECTOR_LOG", "warn").output().expect("run connector")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_creates_a_table_from_files_then_appends_and_overwrites_each_in_one_commit() {
+    let landing = tempfile::tempdir().expect("landing directory");
+    let lake = TempLake::new();
+    let lake_path = lake.dir.path().to_str().expect("utf-8");
+    for (name, first) in [("jan.csv", "0"), ("feb.csv", "100"), ("mar.csv", "200")] {
+        python(WRITE_ORDERS_CSV, &[landing.path().join(name).to_str().expect("utf-8"), first, "50"]);
+    }
+    compress("gzip", &landing.path().join("feb.csv"));
+    let glob = format!("{}/*.csv*", landing.path().display());
+    let mar = landing.path().join("mar.csv");
+    let mar = mar.to_str().expect("utf-8");
+
+    let output = load(&[&glob, "--dest", lake_path, "--table", "sales.orders"]);
+    assert_synced(&output);
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(printed.contains("sales.orders: 150 rows from 3 files, Delta version 1"), "{printed}");
+    assert!(printed.contains("  id bigint\n") && printed.contains("  day date\n"), "the columns as SQL: {printed}");
+    let url = lake.table_url(&TableId::new("sales", "orders"));
+    assert_eq!(read_rows(&url, &["id"]).await.len(), 150);
+
+    let refused = load(&[mar, "--dest", lake_path, "--table", "sales.orders"]);
+    assert_eq!(refused.status.code(), Some(2), "create refuses an existing table");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("already exists; load with --mode append"));
+
+    assert_synced(&load(&[mar, "--dest", lake_path, "--table", "sales.orders", "--mode", "append"]));
+    assert_eq!(read_rows(&url, &["id"]).await.len(), 200, "appended");
+
+    let output = load(&[mar, "--dest", lake_path, "--table", "sales.orders", "--mode", "overwrite"]);
+    assert_synced(&output);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("50 rows from 1 files, Delta version 3"));
+    let ids = read_rows(&url, &["id"]).await;
+    assert_eq!(ids.len(), 50, "the rows replaced in one commit");
+    assert!(ids.iter().all(|id| id.parse::<i64>().is_ok_and(|id| (200..250).contains(&id))), "{ids:?}");
 }

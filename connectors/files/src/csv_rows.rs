@@ -142,14 +142,7 @@ pub fn text_rows_for_table(text: &RecordBatch, table: &[Field], file_path: &str)
             rescued.keep(row, field.name(), Value::String(values.value(row).to_string()));
         }
     }
-    if !rescued.is_empty() {
-        let Some(index) = table.iter().position(|field| field.name() == RESCUED_DATA) else {
-            return Err(format!(
-                "values of {file_path} do not fit the table's columns, which have no `{RESCUED_DATA}` column to keep them"
-            ));
-        };
-        columns[index] = rescued.into_column(file_path);
-    }
+    rescued.place_in(&mut columns, table, file_path)?;
     let schema = Arc::new(Schema::new(table.to_vec()));
     RecordBatch::try_new(schema, columns).map_err(|cause| format!("internal: {cause}"))
 }

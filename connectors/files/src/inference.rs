@@ -153,3 +153,48 @@ pub fn table_columns(
     }
     TableSchema::new(table.clone(), columns, Vec::new())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(names: &[(&str, DataType)]) -> Vec<Field> {
+        names.iter().map(|(name, data_type)| Field::new(*name, data_type.clone(), true)).collect()
+    }
+
+    fn names(schema: &TableSchema) -> Vec<(&str, &DataType)> {
+        schema.columns.iter().map(|column| (column.name.as_str(), &column.data_type)).collect()
+    }
+
+    #[test]
+    fn new_columns_are_added_rescued_or_refused_as_the_evolution_mode_says() {
+        let table = TableId::new("raw", "orders");
+        let existing = fields(&[("id", DataType::Int64), (RESCUED_DATA, DataType::Utf8)]);
+        let sampled = || fields(&[("id", DataType::Utf8), ("note", DataType::Utf8), ("amount", DataType::Float64)]);
+        let hints = vec![("amount".to_string(), DataType::Decimal128(12, 2))];
+
+        let added =
+            table_columns(&table, Some(&existing), sampled(), &hints, SchemaEvolution::AddNewColumns).expect("columns");
+        assert_eq!(
+            names(&added),
+            [
+                ("id", &DataType::Int64),
+                (RESCUED_DATA, &DataType::Utf8),
+                ("note", &DataType::Utf8),
+                ("amount", &DataType::Decimal128(12, 2)),
+            ],
+            "the table's columns keep their types; new ones are added, hints winning"
+        );
+        for kept in [SchemaEvolution::Rescue, SchemaEvolution::None] {
+            let schema = table_columns(&table, Some(&existing), sampled(), &hints, kept).expect("columns");
+            assert_eq!(names(&schema), [("id", &DataType::Int64), (RESCUED_DATA, &DataType::Utf8)], "{kept:?}");
+        }
+        let refused = table_columns(&table, Some(&existing), sampled(), &hints, SchemaEvolution::FailOnNewColumns)
+            .expect_err("new columns refused");
+        assert!(refused.to_string().contains("lacks (note, amount)"), "{refused}");
+
+        let created = table_columns(&table, None, sampled(), &[], SchemaEvolution::FailOnNewColumns).expect("new");
+        assert_eq!(created.columns.last().map(|column| column.name.as_str()), Some(RESCUED_DATA));
+        assert_eq!(created.columns.len(), 4, "a new table takes every sampled column whatever the mode");
+    }
+}

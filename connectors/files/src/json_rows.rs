@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use connector_core::arrow::array::{RecordBatch, new_null_array};
+use connector_core::arrow::array::{ArrayRef, RecordBatch, new_null_array};
 use connector_core::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
 use connector_core::arrow::error::ArrowError;
 use connector_core::arrow::json::ReaderBuilder;
@@ -163,31 +163,18 @@ impl JsonRows {
                 rescued.keep(row, &key, value);
             }
         }
-        let rescue_column = self.table.index_of(RESCUED_DATA).ok();
-        if rescue_column.is_none() && !rescued.is_empty() {
-            return Err(format!(
-                "values of {file_path} do not fit the table's columns, which have no `{RESCUED_DATA}` column to keep them"
-            ));
-        }
         let mut decoded = batch.columns().iter();
-        let columns = self
-            .table
-            .fields()
-            .iter()
-            .enumerate()
-            .map(|(index, _)| if Some(index) == rescue_column { None } else { decoded.next().cloned() })
-            .collect::<Vec<_>>();
-        let mut rescued = Some(rescued);
-        let columns = columns
-            .into_iter()
-            .map(|column| match column {
-                Some(column) => column,
-                None => match rescued.take() {
-                    Some(values) if !values.is_empty() => values.into_column(file_path),
-                    _ => new_null_array(&DataType::Utf8, rows),
-                },
-            })
-            .collect();
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.table.fields().len());
+        for field in self.table.fields() {
+            let column = if field.name() == RESCUED_DATA {
+                new_null_array(&DataType::Utf8, rows)
+            } else {
+                decoded.next().cloned().ok_or("internal: the decoder gave fewer columns than the table has")?
+            };
+            columns.push(column);
+        }
+        let table: Vec<Field> = self.table.fields().iter().map(|field| field.as_ref().clone()).collect();
+        rescued.place_in(&mut columns, &table, file_path)?;
         RecordBatch::try_new(self.table.clone(), columns).map_err(|cause| format!("internal: {cause}"))
     }
 }

@@ -12,6 +12,7 @@ pub mod format_options;
 pub mod inference;
 pub mod json_rows;
 pub mod listing;
+pub mod load;
 pub mod location;
 pub mod parquet_rows;
 pub mod pipeline;

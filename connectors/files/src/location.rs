@@ -82,6 +82,11 @@ impl FileLocation {
         }
     }
 
+    /// Whether the file named `url` is in this location's store.
+    pub fn holds(&self, url: &str) -> bool {
+        url.starts_with(&self.root)
+    }
+
     /// The URL a file at `location` is named by.
     pub fn url_of(&self, location: &Path) -> String {
         format!("{}{}", self.root, location)

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use connector_core::arrow::array::{Array, ArrayRef, RecordBatch, new_null_array};
 use connector_core::arrow::compute::cast;
-use connector_core::arrow::datatypes::{DataType, Field, Schema};
+use connector_core::arrow::datatypes::{Field, Schema};
 use connector_core::arrow::util::display::{ArrayFormatter, FormatOptions};
 use std::ops::Range;
 
@@ -24,7 +24,7 @@ use serde_json::Value;
 use connector_core::ingested_file::SourceFile;
 
 use crate::location::FileLocation;
-use crate::rescued_data::{RESCUED_DATA, RescuedValues};
+use crate::rescued_data::RescuedValues;
 use crate::stored_types::stored_field;
 
 /// Rows decoded at once.
@@ -136,17 +136,6 @@ pub fn parquet_rows_for_table(rows: &RecordBatch, table: &[Field], file_path: &s
             rescued.keep(row, field.name(), Value::String(formatter.value(row).to_string()));
         }
     }
-    if !rescued.is_empty() {
-        let Some(index) = table.iter().position(|field| field.name() == RESCUED_DATA) else {
-            return Err(format!(
-                "{file_path} has columns the table lacks, and no `{RESCUED_DATA}` column to keep them"
-            ));
-        };
-        columns[index] = rescued.into_column(file_path);
-    } else if let Some(index) = table.iter().position(|field| field.name() == RESCUED_DATA)
-        && rows.column_by_name(RESCUED_DATA).is_none()
-    {
-        columns[index] = new_null_array(&DataType::Utf8, count);
-    }
+    rescued.place_in(&mut columns, table, file_path)?;
     RecordBatch::try_new(Arc::new(Schema::new(table.to_vec())), columns).map_err(|cause| format!("internal: {cause}"))
 }

@@ -32,11 +32,9 @@ impl FilesPipeline {
     pub fn new(config: FilesConfig) -> Result<Self> {
         let location = FileLocation::parse(&config.path)?;
         let filter = FileFilter::new(config.glob.as_deref(), config.modified_after)?;
-        let hints =
-            config.format_options.schema_hints.as_deref().map(parse_schema_hints).transpose()?.unwrap_or_default();
         let sink = DeltaSink::new(Destination::parse(&config.dest)?, config.pipeline.clone(), HashMap::new());
         let config = Arc::new(config);
-        let source = FilesSource { config: config.clone(), location, filter, hints };
+        let source = FilesSource::new(config.clone(), vec![location], filter)?;
         Ok(FilesPipeline { config, sources: vec![Arc::new(source)], sink })
     }
 }
@@ -58,11 +56,13 @@ impl Pipeline for FilesPipeline {
     }
 }
 
-/// The files of one location, as the engine reads them.
+/// The files of a table, as the engine reads them: those of one location for a sync, of each path given for a
+/// load.
 #[derive(Debug)]
-struct FilesSource {
+pub struct FilesSource {
     config: Arc<FilesConfig>,
-    location: FileLocation,
+    /// A sync lists the first.
+    locations: Vec<FileLocation>,
     filter: FileFilter,
     hints: Vec<(String, DataType)>,
 }
@@ -74,6 +74,19 @@ struct ListingToken {
 }
 
 impl FilesSource {
+    pub fn new(config: Arc<FilesConfig>, locations: Vec<FileLocation>, filter: FileFilter) -> Result<Self> {
+        let hints =
+            config.format_options.schema_hints.as_deref().map(parse_schema_hints).transpose()?.unwrap_or_default();
+        Ok(FilesSource { config, locations, filter, hints })
+    }
+
+    /// The location a listed file belongs to.
+    fn location_of(&self, file: &SourceFile) -> Result<&FileLocation> {
+        self.locations.iter().find(|location| location.holds(&file.path)).ok_or_else(|| {
+            connector_core::error::Error::state(format!("internal: {} is under no location of the source", file.path))
+        })
+    }
+
     fn format_of(&self, file: &SourceFile) -> Result<FileFormat> {
         FileFormat::of(file, self.config.format, &self.config.format_options)
     }
@@ -89,7 +102,10 @@ impl FileSource for FilesSource {
     }
 
     async fn list(&self, _committed: Option<&str>) -> Result<FileListing> {
-        let files = list_files(&self.location, &self.filter).await?;
+        let Some(location) = self.locations.first() else {
+            return Err(connector_core::error::Error::state("internal: a files source without a location"));
+        };
+        let files = list_files(location, &self.filter).await?;
         let token = ListingToken { newest: files.last().map(|file| file.path.clone()) };
         let token = serde_json::to_string(&token).unwrap_or_default();
         Ok(FileListing { files, token })
@@ -101,7 +117,7 @@ impl FileSource for FilesSource {
         for file in files.iter().take(self.config.infer_sample_files) {
             let format = self.format_of(file)?;
             text &= format.is_text();
-            if let Some(columns) = sampled_columns(&self.location, file, &format).await? {
+            if let Some(columns) = sampled_columns(self.location_of(file)?, file, &format).await? {
                 sampled.push(columns);
             }
         }
@@ -111,6 +127,6 @@ impl FileSource for FilesSource {
 
     async fn read(&self, file: &SourceFile, schema: &TableSchema, rows: &mut FileRows) -> Result<FileRead> {
         let format = self.format_of(file)?;
-        read_file(&self.location, file, &format, schema, rows).await
+        read_file(self.location_of(file)?, file, &format, schema, rows).await
     }
 }

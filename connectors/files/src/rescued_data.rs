@@ -5,6 +5,7 @@
 use serde_json::{Map, Value};
 
 use connector_core::arrow::array::{ArrayRef, StringArray};
+use connector_core::arrow::datatypes::Field;
 
 /// The rescued column's name, as Auto Loader names it.
 pub const RESCUED_DATA: &str = "_rescued_data";
@@ -30,6 +31,21 @@ impl RescuedValues {
 
     pub fn is_empty(&self) -> bool {
         self.rows.iter().all(Option::is_none)
+    }
+
+    /// Puts the rescued values in the `_rescued_data` column of `columns` (a batch's, in `table`'s order), if any
+    /// row rescued something; fails when one did and the table has no such column.
+    pub fn place_in(self, columns: &mut [ArrayRef], table: &[Field], file_path: &str) -> Result<(), String> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        let Some(index) = table.iter().position(|field| field.name() == RESCUED_DATA) else {
+            return Err(format!(
+                "values of {file_path} do not fit the table's columns, which have no `{RESCUED_DATA}` column to keep them"
+            ));
+        };
+        columns[index] = self.into_column(file_path);
+        Ok(())
     }
 
     /// The column: a JSON object per row that rescued something (with the file's path), else null.

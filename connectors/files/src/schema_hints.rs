@@ -30,6 +30,33 @@ pub fn parse_schema_hints(text: &str) -> Result<Vec<(String, DataType)>> {
         .collect()
 }
 
+/// A column type as SQL, in the words schema hints take (Arrow's own name for a type they have none for), so
+/// that what `load` prints can be given back as hints.
+pub fn sql_type_name(data_type: &DataType) -> String {
+    match data_type {
+        DataType::Int8 => "tinyint".into(),
+        DataType::Int16 => "smallint".into(),
+        DataType::Int32 => "int".into(),
+        DataType::Int64 => "bigint".into(),
+        DataType::Float32 => "float".into(),
+        DataType::Float64 => "double".into(),
+        DataType::Boolean => "boolean".into(),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "string".into(),
+        DataType::Date32 => "date".into(),
+        DataType::Timestamp(_, Some(_)) => "timestamp".into(),
+        DataType::Timestamp(_, None) => "timestamp_ntz".into(),
+        DataType::Binary | DataType::LargeBinary => "binary".into(),
+        DataType::Decimal128(precision, scale) => format!("decimal({precision},{scale})"),
+        DataType::List(item) => format!("array<{}>", sql_type_name(item.data_type())),
+        DataType::Struct(fields) => {
+            let fields: Vec<String> =
+                fields.iter().map(|field| format!("{}: {}", field.name(), sql_type_name(field.data_type()))).collect();
+            format!("struct<{}>", fields.join(", "))
+        }
+        other => other.to_string(),
+    }
+}
+
 /// Splits at the commas outside parentheses (`decimal(12,2)` holds one).
 fn split_top_level(text: &str) -> Vec<&str> {
     let (mut parts, mut depth, mut start) = (Vec::new(), 0usize, 0);

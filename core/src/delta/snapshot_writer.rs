@@ -277,6 +277,16 @@ impl DeltaTableWriter {
     /// table's columns must be those the files were written with: if they changed meanwhile, nothing is
     /// committed and the error is retryable (the next sync reads the rows again).
     pub async fn commit_snapshot_files(&mut self, files: WrittenFiles, cursor: TableCursor) -> Result<()> {
+        self.commit_written_files(files, cursor, false).await
+    }
+
+    /// [`commit_snapshot_files`](Self::commit_snapshot_files) that also removes every file the table holds, in
+    /// the same commit: the table's rows are replaced at once, never seen empty or half written.
+    pub async fn commit_files_replacing_all(&mut self, files: WrittenFiles, cursor: TableCursor) -> Result<()> {
+        self.commit_written_files(files, cursor, true).await
+    }
+
+    async fn commit_written_files(&mut self, files: WrittenFiles, cursor: TableCursor, replace: bool) -> Result<()> {
         if self.arrow_schema()? != files.table_schema {
             return Err(Error::new(
                 ErrorKind::Schema,
@@ -289,16 +299,21 @@ impl DeltaTableWriter {
             )
             .for_table(&self.table_id));
         }
-        let actions: Vec<Action> = files.adds.into_iter().map(Action::Add).collect();
-        let (version, properties) = self.commit_properties_for(&cursor).await?;
         let snapshot =
             self.table.snapshot().map_err(|cause| self.destination_error("cannot read the table state", cause))?;
+        let mut actions: Vec<Action> = Vec::new();
+        if replace {
+            actions.extend(snapshot.log_data().iter().map(|file| Action::Remove(file.remove_action(true))));
+        }
+        actions.extend(files.adds.into_iter().map(Action::Add));
+        let mode = if replace { SaveMode::Overwrite } else { SaveMode::Append };
+        let (version, properties) = self.commit_properties_for(&cursor).await?;
         let finalized = CommitBuilder::from(properties)
             .with_actions(actions)
             .build(
                 Some(snapshot),
                 self.table.log_store(),
-                DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None },
+                DeltaOperation::Write { mode, partition_by: None, predicate: None },
             )
             .await
             .map_err(|cause| self.destination_error("cannot commit snapshot rows", cause))?;

@@ -18,7 +18,7 @@ use crate::ingested_file::{IngestedFile, SourceFile};
 use crate::options::{RowsOrigin, TableOptions};
 use crate::pipeline::{Shutdown, SyncMode, SyncReport, TableReport};
 use crate::position::{SourcePosition, TokenCursor};
-use crate::schema::TableId;
+use crate::schema::{TableId, TableSchema};
 
 /// How many files a commit takes, how many are read at once, and how often a continuous sync lists again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,10 +112,16 @@ async fn open<S: FileSource>(source: &S, sink: &DeltaSink) -> Result<FileTable> 
     let id = source.table_id();
     let options = TableOptions { rows_origin: RowsOrigin::Files, ..source.table_options() };
     let writer = sink.open_existing(&id, options.clone()).await?;
-    let (mut ingested, mut sequence, mut token) = (HashMap::new(), 0, None);
+    let (mut ingested, mut sequence, mut token) = (HashMap::<String, IngestedFile>::new(), 0, None);
     if let Some(writer) = &writer {
+        // A file ingested again after a rewrite has a record per version: the latest commit's is the one listed now.
         for file in writer.ingested_files().await? {
-            ingested.insert(file.file.path.clone(), file);
+            match ingested.get(&file.file.path) {
+                Some(known) if known.txn_version > file.txn_version => {}
+                _ => {
+                    ingested.insert(file.file.path.clone(), file);
+                }
+            }
         }
         match writer.cursor().map(|cursor| &cursor.position) {
             None => {}
@@ -209,10 +215,23 @@ async fn ingest_batch<S: FileSource>(
         None => sink.open_table(&schema, table.options.clone()).await?,
     };
     let writer = table.writer.insert(writer);
+    let (written, ingested) = read_into_parquet(source, writer, schema, batch, settings.parallel_files).await?;
+    commit(table, written.into_iter().collect(), ingested, token).await
+}
+
+/// Reads `files` into Parquet files of `writer`'s table, `parallel` at a time, each on a task of its own;
+/// returns what they wrote, to commit, and the files read (those gone since listing are left out).
+pub(super) async fn read_into_parquet<S: FileSource>(
+    source: &Arc<S>,
+    writer: &DeltaTableWriter,
+    schema: TableSchema,
+    files: &[SourceFile],
+    parallel: usize,
+) -> Result<(Option<WrittenFiles>, Vec<IngestedFile>)> {
     let schema = Arc::new(schema);
     let taken_at = Utc::now();
-    let mut reads = Vec::with_capacity(batch.len());
-    for file in batch {
+    let mut reads = Vec::with_capacity(files.len());
+    for file in files {
         let rows = FileRows::new(writer.snapshot_files(taken_at)?, file.clone());
         let (source, schema, listed) = (source.clone(), schema.clone(), file.clone());
         reads.push(async move {
@@ -232,7 +251,7 @@ async fn ingest_batch<S: FileSource>(
             .await
         });
     }
-    let mut read = futures::stream::iter(reads).buffered(settings.parallel_files.max(1));
+    let mut read = futures::stream::iter(reads).buffered(parallel.max(1));
     let (mut written, mut ingested): (Option<WrittenFiles>, Vec<IngestedFile>) = (None, Vec::new());
     while let Some(joined) = read.next().await {
         let outcome: Result<Option<(WrittenFiles, IngestedFile)>> =
@@ -245,7 +264,7 @@ async fn ingest_batch<S: FileSource>(
             ingested.push(file);
         }
     }
-    commit(table, written.into_iter().collect(), ingested, token).await
+    Ok((written, ingested))
 }
 
 /// Commits a batch's rows, its files in the ledger and `token` in one Delta commit.

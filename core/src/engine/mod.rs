@@ -6,7 +6,7 @@
 //! side, tables copied in chunks while they stream, acknowledgement only after the Delta commit, idle cursors,
 //! heartbeats and shutdown.
 //!
-//! A source read in pages from a token (an API, a file listing, a topic) implements [`PolledStream`];
+//! A source read in pages from a token (an API, a topic) implements [`PolledStream`];
 //! [`poll_streams`] runs every stream side by side, reading ahead while a batch merges and committing each
 //! batch with the token after it.
 //!
@@ -20,6 +20,7 @@ mod chunk_queue;
 mod chunk_rows;
 mod chunked_copy;
 mod commit_budget;
+mod file_load;
 mod file_loop;
 mod file_source;
 mod parallel_copies;
@@ -41,6 +42,7 @@ pub use chunked_copy::{
     ChunkRead, ChunkReader, ChunkRequest, ChunkStart, ChunkedCopy, SharedChunkReader, chunk_key, integer_keys,
 };
 pub use commit_budget::{CommitBudget, commit_check_period};
+pub use file_load::{LoadMode, LoadReport, load_files};
 pub use file_loop::{FileSettings, ingest_files};
 pub use file_source::{FileListing, FileRead, FileRows, FileSource};
 pub use poll_loop::{PollSettings, poll_streams};

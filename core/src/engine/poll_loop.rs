@@ -16,7 +16,6 @@ use crate::change::{ChangeBatch, Operation, TransactionSpan};
 use crate::cursor::TableCursor;
 use crate::delta::{DeltaSink, DeltaTableWriter};
 use crate::error::{Error, Result};
-use crate::ingested_file::IngestedFile;
 use crate::pipeline::{Shutdown, SyncMode, SyncReport, TableReport};
 use crate::position::{SourcePosition, TokenCursor};
 use crate::schema::TableSchema;
@@ -216,12 +215,10 @@ async fn pass<S: PolledStream>(
 
 /// Commits a batch's rows and the token after them in one Delta commit.
 async fn commit(table: &mut StreamTable, batch: ReadBatch) -> Result<()> {
-    let ReadBatch { pages, operations, schema, token, ingested } = batch;
-    if table.token.as_ref() == Some(&token) && operations.is_empty() && ingested.is_empty() {
+    let ReadBatch { pages, operations, schema, token } = batch;
+    if table.token.as_ref() == Some(&token) && operations.is_empty() {
         return Ok(());
     }
-    let files = ingested.len();
-    table.writer.land_files_with_next_commit(ingested);
     let sequence = table.sequence + 1;
     let position = SourcePosition::Token(TokenCursor { sequence, token: Some(token.clone()) });
     if operations.is_empty() {
@@ -233,7 +230,7 @@ async fn commit(table: &mut StreamTable, batch: ReadBatch) -> Result<()> {
         let batch = ChangeBatch::new(&schema, rows, operations, vec![span])?;
         table.writer.apply_changes(&schema, &batch).await?;
         table.report.changes_applied += records as u64;
-        info!(stream = %table.report.table, records, files, sequence, "committed");
+        info!(stream = %table.report.table, records, sequence, "committed");
     }
     table.sequence = sequence;
     table.token = Some(token);
@@ -267,8 +264,6 @@ struct ReadBatch {
     operations: Vec<Operation>,
     schema: TableSchema,
     token: String,
-    /// Files whose last records are in the batch.
-    ingested: Vec<IngestedFile>,
 }
 
 /// The rows read since the last commit, and whether the pass reads on. Each page becomes Arrow rows as it
@@ -278,7 +273,6 @@ struct NextBatch<D> {
     /// Each page's rows, in the columns known when it arrived.
     pages: Vec<RecordBatch>,
     operations: Vec<Operation>,
-    ingested: Vec<IngestedFile>,
     /// The token after the last page taken; `None` until a page arrives.
     token: Option<String>,
     /// Records and bytes that make a batch worth a commit.
@@ -298,7 +292,6 @@ impl<D: RecordDecoder> NextBatch<D> {
             decoder,
             pages: Vec::new(),
             operations: Vec::new(),
-            ingested: Vec::new(),
             token: None,
             limits,
             bytes: 0,
@@ -323,9 +316,8 @@ impl<D: RecordDecoder> NextBatch<D> {
     /// Takes a page, or the end of reading. A page whose records cannot land stops the pass like a failed
     /// read: the pages before it are committed, its token is not.
     fn take(&mut self, page: Option<Result<PolledPage<D::Records>>>) {
-        let taken = page.map(|page| {
-            page.and_then(|page| self.add(page.records, page.ingested).map(|()| (page.token, page.caught_up)))
-        });
+        let taken =
+            page.map(|page| page.and_then(|page| self.add(page.records).map(|()| (page.token, page.caught_up))));
         match taken {
             Some(Ok((token, caught_up))) => {
                 self.first_page_at.get_or_insert_with(Instant::now);
@@ -340,13 +332,12 @@ impl<D: RecordDecoder> NextBatch<D> {
         }
     }
 
-    fn add(&mut self, records: D::Records, ingested: Vec<IngestedFile>) -> Result<()> {
+    fn add(&mut self, records: D::Records) -> Result<()> {
         if let Some(DecodedRows { rows, operations }) = self.decoder.decode(records)? {
             self.bytes += rows.get_array_memory_size();
             self.pages.push(rows);
             self.operations.extend(operations);
         }
-        self.ingested.extend(ingested);
         Ok(())
     }
 
@@ -360,7 +351,6 @@ impl<D: RecordDecoder> NextBatch<D> {
             operations: std::mem::take(&mut self.operations),
             schema: self.decoder.schema().clone(),
             token,
-            ingested: std::mem::take(&mut self.ingested),
         })
     }
 }

@@ -1,7 +1,7 @@
 //! The contract between a polled source and the engine.
 //!
 //! A polled source has no log of transactions: it is read page by page from a token only it understands (an
-//! API's paging state, a listing's position, a topic's offsets). Each page carries the token *after* it, and
+//! API's paging state, a topic's offsets). Each page carries the token *after* it, and
 //! the engine commits a batch of pages' rows with the last page's token in one Delta commit
 //! ([`TokenCursor`](crate::position::TokenCursor)), so a sync stopped at any instant resumes at the next page
 //! after the last commit. Each stream lands in its own table; the streams of a pipeline run side by side.
@@ -12,7 +12,6 @@ use crate::arrow::array::RecordBatch;
 use crate::arrow::datatypes::Field;
 use crate::change::Operation;
 use crate::error::Result;
-use crate::ingested_file::IngestedFile;
 use crate::options::TableOptions;
 use crate::schema::{TableId, TableSchema};
 
@@ -59,16 +58,6 @@ pub struct PolledPage<R> {
     pub token: String,
     /// The pass is over: the stream is caught up with the source as of now.
     pub caught_up: bool,
-    /// Source files whose last records are in this page (a file source): the commit of the page records them
-    /// in the table's file ledger ([`DeltaTableWriter::ingested_files`](crate::delta::DeltaTableWriter)).
-    pub ingested: Vec<IngestedFile>,
-}
-
-impl<R> PolledPage<R> {
-    /// A page of a source that does not land files.
-    pub fn new(records: R, token: String, caught_up: bool) -> Self {
-        PolledPage { records, token, caught_up, ingested: Vec::new() }
-    }
 }
 
 /// Makes a stream's records into rows of its columns, which grow as records bring fields not seen before.

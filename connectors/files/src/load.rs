@@ -1,0 +1,155 @@
+//! `connector load`: the files given (local files, directories and globs, object-store URLs) into one table in
+//! one commit, creating it, appending to it or replacing its rows.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use clap::{Args, ValueEnum};
+use object_store::ObjectStoreExt;
+
+use connector_core::delta::{DeltaSink, Destination};
+use connector_core::engine::{LoadMode, LoadReport, load_files};
+use connector_core::error::{Error, Result};
+use connector_core::ingested_file::SourceFile;
+use connector_core::options::TableOptions;
+use connector_core::schema::TableId;
+
+use crate::config::{
+    DEFAULT_INFER_SAMPLE_FILES, DEFAULT_MAX_BYTES_PER_BATCH, DEFAULT_MAX_FILES_PER_BATCH, DEFAULT_PARALLEL_FILES,
+    DEFAULT_POLL_INTERVAL, FilesConfig, SchemaEvolution,
+};
+use crate::format::Format;
+use crate::listing::{FileFilter, list_files};
+use crate::location::FileLocation;
+use crate::pipeline::FilesSource;
+use crate::sync_flags::FormatFlags;
+
+/// The pipeline name a load records its commit under.
+pub const LOAD_PIPELINE: &str = "load";
+
+/// The flags of `connector load`.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Files to load: local files, directories (every file below), globs ('exports/2026-*.csv') and object-store
+    /// URLs (s3://bucket/key, or s3://bucket/prefix/ for every file below).
+    #[arg(required = true, value_name = "PATH_OR_URL")]
+    pub paths: Vec<String>,
+
+    /// Where tables land: a local directory or s3://bucket/prefix.
+    #[arg(long)]
+    pub dest: String,
+
+    /// The table, as namespace.name: it lands at <dest>/<namespace>/<name>.
+    #[arg(long)]
+    pub table: String,
+
+    /// create (refuse if the table exists), append, or overwrite (replace its rows in one commit).
+    #[arg(long, value_enum, default_value_t = LoadModeFlag::Create)]
+    pub mode: LoadModeFlag,
+
+    #[command(flatten)]
+    pub format: FormatFlags,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LoadModeFlag {
+    Create,
+    Append,
+    Overwrite,
+}
+
+impl From<LoadModeFlag> for LoadMode {
+    fn from(mode: LoadModeFlag) -> Self {
+        match mode {
+            LoadModeFlag::Create => LoadMode::Create,
+            LoadModeFlag::Append => LoadMode::Append,
+            LoadModeFlag::Overwrite => LoadMode::Overwrite,
+        }
+    }
+}
+
+/// Runs the load the flags ask for.
+pub async fn load(args: LoadArgs) -> Result<LoadReport> {
+    let table = TableId::parse(&args.table)?;
+    let mut settings = toml::Table::new();
+    args.format.add_to(&mut settings);
+    let format = settings.get("format").and_then(toml::Value::as_str).map(Format::parse).transpose()?;
+    let format_options = settings.try_into().map_err(|cause| Error::config(format!("format options: {cause}")))?;
+    let config = Arc::new(FilesConfig {
+        pipeline: LOAD_PIPELINE.into(),
+        dest: args.dest.clone(),
+        table,
+        table_options: TableOptions::default(),
+        path: args.paths.join(" "),
+        format,
+        glob: None,
+        modified_after: None,
+        format_options,
+        schema_evolution: SchemaEvolution::AddNewColumns,
+        max_files_per_batch: DEFAULT_MAX_FILES_PER_BATCH,
+        max_bytes_per_batch: DEFAULT_MAX_BYTES_PER_BATCH,
+        parallel_files: DEFAULT_PARALLEL_FILES,
+        infer_sample_files: DEFAULT_INFER_SAMPLE_FILES,
+        poll_interval: DEFAULT_POLL_INTERVAL,
+        reingest_changed_files: false,
+    });
+    let (locations, files) = files_of(&args.paths).await?;
+    let source = FilesSource::new(config.clone(), locations, FileFilter::default())?;
+    let sink = DeltaSink::new(Destination::parse(&args.dest)?, LOAD_PIPELINE, Default::default());
+    load_files(Arc::new(source), &sink, files, args.mode.into(), config.parallel_files).await
+}
+
+/// Every file the paths name, each once, in path order, with the locations they are read from.
+async fn files_of(paths: &[String]) -> Result<(Vec<FileLocation>, Vec<SourceFile>)> {
+    let mut locations = Vec::new();
+    let mut files = BTreeMap::new();
+    for path in paths {
+        for expanded in expand_local_glob(path)? {
+            let location = FileLocation::parse(&expanded)?;
+            let mut found = list_files(&location, &FileFilter::default()).await?;
+            if found.is_empty() {
+                found = single_object(&location).await?;
+            }
+            if found.is_empty() {
+                return Err(Error::config(format!("{expanded} holds no file to load")));
+            }
+            for file in found {
+                files.insert(file.path.clone(), file);
+            }
+            locations.push(location);
+        }
+    }
+    Ok((locations, files.into_values().collect()))
+}
+
+/// A local path with glob characters as the paths it matches; anything else as itself.
+fn expand_local_glob(path: &str) -> Result<Vec<String>> {
+    let is_url = path.contains("://");
+    if is_url || !path.contains(['*', '?', '[']) {
+        return Ok(vec![path.to_string()]);
+    }
+    let matches = glob::glob(path).map_err(|cause| Error::config(format!("`{path}` is not a valid glob: {cause}")))?;
+    let expanded: Vec<String> =
+        matches.filter_map(|entry| entry.ok()).map(|entry| entry.display().to_string()).collect();
+    if expanded.is_empty() {
+        return Err(Error::config(format!("`{path}` matches no file")));
+    }
+    Ok(expanded)
+}
+
+/// An object-store URL that names one object (`s3://bucket/orders.csv`) rather than a prefix.
+async fn single_object(location: &FileLocation) -> Result<Vec<SourceFile>> {
+    if location.single_file().is_some() || location.prefix.as_ref().is_empty() {
+        return Ok(Vec::new());
+    }
+    match location.store.head(&location.prefix).await {
+        Ok(meta) => Ok(vec![SourceFile {
+            path: location.url_of(&meta.location),
+            size: meta.size,
+            modified: meta.last_modified,
+            etag: meta.e_tag,
+        }]),
+        Err(object_store::Error::NotFound { .. }) => Ok(Vec::new()),
+        Err(cause) => Err(Error::config(format!("cannot read {}", location.url_of(&location.prefix))).caused_by(cause)),
+    }
+}

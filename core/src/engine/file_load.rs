@@ -1,0 +1,87 @@
+//! A load: given files into a table in one commit (`connector load`, the upload page's "create a table from a
+//! file"), creating the table, appending to it or replacing its rows.
+
+use std::sync::Arc;
+
+use super::file_loop::read_into_parquet;
+use super::file_source::FileSource;
+use crate::cursor::TableCursor;
+use crate::delta::DeltaSink;
+use crate::error::{Error, Result};
+use crate::ingested_file::SourceFile;
+use crate::options::{RowsOrigin, TableOptions};
+use crate::position::{SourcePosition, TokenCursor};
+use crate::schema::TableSchema;
+
+/// What a load does to its table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadMode {
+    /// Create the table; refuse if it already holds rows.
+    Create,
+    /// Add the rows to the table (created if missing), adding the columns it lacks.
+    Append,
+    /// Replace the table's rows (created if missing); its columns are kept and the new ones added.
+    Overwrite,
+}
+
+/// What a load wrote.
+#[derive(Debug, Clone)]
+pub struct LoadReport {
+    /// The table's source columns after the load.
+    pub schema: TableSchema,
+    pub files: usize,
+    pub rows: u64,
+    /// The Delta version of the load's commit (`None` when the files held no rows and nothing was committed).
+    pub version: Option<u64>,
+}
+
+/// Loads `files` into `source`'s table in one commit, `parallel` files read at once, each streamed into Parquet.
+/// The files are recorded in the table's file ledger with the commit.
+pub async fn load_files<S: FileSource>(
+    source: Arc<S>,
+    sink: &DeltaSink,
+    files: Vec<SourceFile>,
+    mode: LoadMode,
+    parallel: usize,
+) -> Result<LoadReport> {
+    let id = source.table_id();
+    if files.is_empty() {
+        return Err(Error::config("no file to load: the paths given match no file"));
+    }
+    let options = TableOptions { rows_origin: RowsOrigin::Files, ..source.table_options() };
+    let existing = sink.open_existing(&id, options.clone()).await?;
+    if mode == LoadMode::Create
+        && let Some(writer) = &existing
+        && writer.table().version().is_some_and(|version| version > 0)
+    {
+        return Err(Error::config(format!(
+            "{id} already exists; load with --mode append to add rows to it, or --mode overwrite to replace them"
+        )));
+    }
+    let columns = existing.as_ref().map(|writer| writer.source_columns()).transpose()?;
+    let schema = source.columns_for(&files, columns.as_deref()).await?;
+    let mut writer = match existing {
+        Some(mut writer) => {
+            writer.evolve(&schema).await?;
+            writer
+        }
+        None => sink.open_table(&schema, options).await?,
+    };
+    let (written, ingested) = read_into_parquet(&source, &writer, schema.clone(), &files, parallel).await?;
+    let rows = ingested.iter().map(|file| file.rows).sum();
+    let loaded = ingested.len();
+    let Some(written) = written else {
+        return Ok(LoadReport { schema, files: 0, rows: 0, version: None });
+    };
+    let sequence = match writer.cursor().map(|cursor| &cursor.position) {
+        Some(SourcePosition::Token(cursor)) => cursor.sequence + 1,
+        _ => 1,
+    };
+    let cursor = TableCursor { position: SourcePosition::Token(TokenCursor { sequence, token: None }), snapshot: None };
+    writer.land_files_with_next_commit(ingested);
+    match mode {
+        LoadMode::Overwrite => writer.commit_files_replacing_all(written, cursor).await?,
+        LoadMode::Create | LoadMode::Append => writer.commit_snapshot_files(written, cursor).await?,
+    }
+    Ok(LoadReport { schema, files: loaded, rows, version: writer.table().version() })
+}
