@@ -36,19 +36,28 @@ pub struct TableReport {
     pub snapshot_rows: u64,
     pub changes_applied: u64,
     pub position: Option<SourcePosition>,
+    /// A table of files: the files ingested (their rows are `changes_applied`); `None` for other sources.
+    pub files_ingested: Option<u64>,
 }
 
 impl TableReport {
     /// A table's report before the sync did anything.
     pub fn new(table: TableId) -> Self {
-        TableReport { table, snapshot_rows: 0, changes_applied: 0, position: None }
+        TableReport { table, snapshot_rows: 0, changes_applied: 0, position: None, files_ingested: None }
     }
 }
 
 impl fmt::Display for SyncReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for table in &self.tables {
-            write!(f, "{}: {} snapshot rows, {} changes", table.table, table.snapshot_rows, table.changes_applied)?;
+            match table.files_ingested {
+                Some(files) => write!(f, "{}: {} rows from {files} new files", table.table, table.changes_applied)?,
+                None => write!(
+                    f,
+                    "{}: {} snapshot rows, {} changes",
+                    table.table, table.snapshot_rows, table.changes_applied
+                )?,
+            }
             match &table.position {
                 Some(position) => writeln!(f, ", at {position}")?,
                 None => writeln!(f)?,

@@ -133,7 +133,7 @@ async fn open<S: FileSource>(source: &S, sink: &DeltaSink) -> Result<FileTable> 
             }
         }
     }
-    let report = TableReport::new(id.clone());
+    let report = TableReport { files_ingested: Some(0), ..TableReport::new(id.clone()) };
     Ok(FileTable { id, options, writer, ingested, sequence, token, report })
 }
 
@@ -237,9 +237,10 @@ pub(super) async fn read_into_parquet<S: FileSource>(
         reads.push(async move {
             tokio::spawn(async move {
                 let mut rows = rows;
-                let read = source.read(&listed, &schema, &mut rows).await?;
-                let (mut files, file, count) = rows.into_parts();
-                match read {
+                let read = source.read(&listed, &schema, &mut rows).await;
+                // The encoder's error first: a read that failed because the encoder stopped says less.
+                let (mut files, file, count) = rows.finish().await?;
+                match read? {
                     FileRead::Complete => Ok(Some((files.finish().await?, IngestedFile::new(file, count)))),
                     FileRead::Vanished => {
                         files.abandon();
@@ -298,6 +299,7 @@ async fn commit(
     table.sequence = sequence;
     table.token = Some(token);
     table.report.changes_applied += rows;
+    *table.report.files_ingested.get_or_insert(0) += files as u64;
     info!(table = %table.id, files, rows, bytes, sequence, "committed");
     Ok(())
 }

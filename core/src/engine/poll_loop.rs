@@ -137,7 +137,7 @@ async fn open<S: PolledStream>(stream: &S, sink: &DeltaSink) -> Result<(StreamTa
             )));
         }
     };
-    let report = TableReport { table: id, snapshot_rows: 0, changes_applied: 0, position: None };
+    let report = TableReport::new(id);
     Ok((StreamTable { writer, sequence, token, report }, decoder))
 }
 
