@@ -21,7 +21,8 @@ import subprocess
 import sys
 import tempfile
 
-from postgres import ROOT, TARGET, Server
+from measure import connector_binary
+from postgres import Server
 
 CHUNK_LINE = re.compile(r"copied a chunk.*rows=(\d+)|copied the table.*rows=(\d+)")
 
@@ -43,11 +44,7 @@ def main():
     total_chunks = args.rows // args.chunk_rows + 1
     kill_after = rng.randrange(1, total_chunks)
 
-    connector = args.connector
-    if connector is None:
-        subprocess.run(["cargo", "build", "--release", "--locked", "--quiet", "--bin", "connector"], cwd=ROOT,
-                       check=True)
-        connector = f"{TARGET}/release/connector"
+    connector = connector_binary(args.connector)
     server = Server()
     lake = tempfile.mkdtemp(prefix="connector-resume-lake-")
     try:

@@ -20,10 +20,7 @@ import subprocess
 import sys
 import tempfile
 
-from measure import measured
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/connector-target"))
+from measure import connector_binary, measured
 
 DUCKDB = """
 import sys, duckdb
@@ -75,11 +72,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connector", help="a connector binary built before instead of building this checkout")
     args = parser.parse_args()
-    connector = args.connector
-    if connector is None:
-        subprocess.run(["cargo", "build", "--release", "--locked", "--quiet", "--bin", "connector"], cwd=ROOT,
-                       check=True)
-        connector = f"{TARGET}/release/connector"
+    connector = connector_binary(args.connector)
 
     data = tempfile.mkdtemp(prefix="connector-bench-files-")
     results = {}

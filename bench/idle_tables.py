@@ -21,8 +21,8 @@ import subprocess
 import tempfile
 import time
 
-from measure import free_port, measured
-from postgres import ROOT, TARGET, Server
+from measure import connector_binary, free_port, measured
+from postgres import Server
 
 
 def start_s3(bucket):
@@ -58,11 +58,7 @@ def main():
                         help="also time this many idle passes of one `connector run` (schedule every second)")
     args = parser.parse_args()
 
-    connector = args.connector
-    if connector is None:
-        subprocess.run(["cargo", "build", "--release", "--locked", "--quiet", "--bin", "connector"], cwd=ROOT,
-                       check=True)
-        connector = f"{TARGET}/release/connector"
+    connector = connector_binary(args.connector)
     binaries = {"connector": connector}
     if args.compare:
         binaries["compared"] = args.compare

@@ -15,6 +15,19 @@ WRAPPER = ("import os, resource, subprocess, sys, time\n"
            "print(elapsed, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, code)\n")
 
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/connector-target"))
+
+
+def connector_binary(prebuilt=None):
+    """The connector to measure: `prebuilt` (a binary built before, given as --connector) if set, else a release
+    build of this checkout (the build shares the cache of the tests, $CARGO_TARGET_DIR)."""
+    if prebuilt is not None:
+        return prebuilt
+    subprocess.run(["cargo", "build", "--release", "--locked", "--quiet", "--bin", "connector"], cwd=ROOT, check=True)
+    return f"{TARGET}/release/connector"
+
+
 def free_port():
     """A loopback port nothing listens on, for a throwaway server."""
     with socket.socket() as s:

@@ -28,10 +28,8 @@ import tempfile
 import threading
 import time
 
-from measure import free_port, measured, report
+from measure import connector_binary, free_port, measured, report
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/connector-target"))
 
 
 def pg_bin():
@@ -95,11 +93,7 @@ def main():
     parser.add_argument("--connector", help="a connector binary built before (e.g. a copy of an earlier release build) instead of building this checkout")
     args = parser.parse_args()
 
-    connector = args.connector
-    if connector is None:
-        subprocess.run(["cargo", "build", "--release", "--locked", "--quiet", "--bin", "connector"], cwd=ROOT,
-                       check=True)
-        connector = f"{TARGET}/release/connector"
+    connector = connector_binary(args.connector)
     server = Server()
     lake = tempfile.mkdtemp(prefix="connector-bench-lake-")
     env = dict(os.environ, CONNECTOR_LOG="warn")
