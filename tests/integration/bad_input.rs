@@ -325,6 +325,117 @@ fn pipelines_text(kind: &str, settings: &str, tables: &str, dest: &Path, pipelin
     )
 }
 
+/// `connector sync files` mistakes: flags and options refused before anything is written, and a file that cannot
+/// be read stopping its batch with nothing committed.
+#[test]
+fn bad_input_files_mistakes_name_the_flag_or_the_file_and_write_nothing() {
+    let lake = TempLake::new();
+    let dest = path_text(lake.dir.path());
+    let landing = tempfile::tempdir().expect("landing directory");
+    std::fs::write(landing.path().join("a.csv"), "id,name\n1,one\n").expect("a CSV file");
+    let csv_dir = path_text(landing.path()).to_string();
+    let untyped = tempfile::tempdir().expect("a directory with a file of no known format");
+    std::fs::write(untyped.path().join("README"), "id\n1\n").expect("a file without extension");
+    let corrupt = tempfile::tempdir().expect("a directory with a truncated gzip file");
+    let mut gzip = Vec::new();
+    {
+        let mut encoder = std::process::Command::new("gzip")
+            .arg("-c")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("gzip runs");
+        use std::io::Write;
+        encoder.stdin.take().expect("stdin").write_all("id\n1\n2\n".repeat(1000).as_bytes()).expect("write");
+        gzip.extend(encoder.wait_with_output().expect("gzip output").stdout);
+    }
+    std::fs::write(corrupt.path().join("b.csv.gz"), &gzip[..gzip.len() / 2]).expect("a truncated gzip file");
+    let files = |path: &str, extra: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> =
+            ["sync", "files", "--path", path, "--table", "raw.orders", "--dest", dest].map(String::from).to_vec();
+        args.extend(extra.iter().map(|arg| arg.to_string()));
+        args
+    };
+    let cases: Vec<(&'static str, Vec<String>, i32, Vec<&str>)> = vec![
+        (
+            "files: --path that does not exist",
+            files("/nonexistent/landing", &[]),
+            2,
+            vec!["cannot read the files at `/nonexistent/landing`; give --path (`path`) an existing directory or file"],
+        ),
+        (
+            "files: --table without its namespace",
+            ["sync", "files", "--path", &csv_dir, "--table", "orders", "--dest", dest].map(String::from).to_vec(),
+            2,
+            vec!["`orders` is not a qualified table name: write it as `schema.table`"],
+        ),
+        (
+            "files: unknown --format",
+            files(&csv_dir, &["--format", "xml"]),
+            2,
+            vec!["format `xml` is not supported; use one of csv, tsv, json (JSON lines), parquet"],
+        ),
+        (
+            "files: a file whose format its name does not tell",
+            files(path_text(untyped.path()), &[]),
+            2,
+            vec!["cannot tell the format of", "README", "set --format (`format`)"],
+        ),
+        (
+            "files: --delimiter of two characters",
+            files(&csv_dir, &["--delimiter", ";;"]),
+            2,
+            vec!["delimiter `;;` is not one ASCII character"],
+        ),
+        (
+            "files: --glob not a pattern",
+            files(&csv_dir, &["--glob", "[a"]),
+            2,
+            vec!["glob `[a` is not a valid pattern"],
+        ),
+        (
+            "files: --modified-after not a time",
+            files(&csv_dir, &["--modified-after", "yesterday"]),
+            2,
+            vec!["modified_after `yesterday` is not an RFC 3339 time"],
+        ),
+        (
+            "files: --schema-evolution unknown",
+            files(&csv_dir, &["--schema-evolution", "sometimes"]),
+            2,
+            vec!["unknown variant `sometimes`"],
+        ),
+        (
+            "files: --schema-hints with an unknown type",
+            files(&csv_dir, &["--schema-hints", "id money"]),
+            2,
+            vec!["schema hint `id money`: `money` is not a known type"],
+        ),
+        (
+            "files: --poll-interval not a duration",
+            files(&csv_dir, &["--poll-interval", "soon"]),
+            2,
+            vec!["poll_interval `soon` is not a duration"],
+        ),
+        (
+            "files: a truncated gzip file",
+            files(path_text(corrupt.path()), &[]),
+            1,
+            vec!["cannot read file://", "b.csv.gz", "nothing of its batch was committed: fix or remove the file"],
+        ),
+    ];
+    for (input, args, code, says) in cases {
+        let case = Case {
+            input,
+            args,
+            environment: vec![],
+            code,
+            says: says.iter().map(|fragment| fragment.to_string()).collect(),
+        };
+        case.assert_refused_writing_nothing(lake.dir.path());
+    }
+}
+
 /// Mistakes in `pipelines.toml`, refused by `connector run --check` (which connects nowhere) or, for what is
 /// only read when a pipeline starts, by `connector run --once`, before anything is written.
 #[test]

@@ -2,9 +2,9 @@
 //!
 //! A file source lists files in a store (a local directory, a bucket) and reads each into rows. The engine
 //! ([`ingest_files`](super::ingest_files)) skips the files the table's ledger says are ingested, reads the new
-//! ones in batches, several files at a time, each file's rows streamed into Parquet on a task of its own, and
-//! commits each batch whole: its rows, its files in the ledger and the listing's token in one Delta commit. A
-//! file is thus in the table entirely or not at all, and never twice.
+//! ones in batches, several files at a time, each file parsed on a task of its own and its rows encoded into
+//! Parquet on another, and commits each batch whole: its rows, its files in the ledger and the listing's token
+//! in one Delta commit. A file is thus in the table entirely or not at all, and never twice.
 
 use std::future::Future;
 
