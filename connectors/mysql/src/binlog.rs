@@ -318,6 +318,21 @@ impl<'a> BinlogReader<'a> {
             self.between_transactions(header.log_pos())?;
             return Ok(());
         }
+        if raw_type == EventType::TRANSACTION_PAYLOAD_EVENT as u8 {
+            // The transaction's row events are compressed inside this one (MySQL 8.0.20+): skipping it would lose
+            // them, and mysql_common panics on a damaged one (found by fuzzing).
+            return Err(Error::new(
+                ErrorKind::Source,
+                Retry::No,
+                format!(
+                    "the binlog at {}:{} holds a compressed transaction (binlog_transaction_compression = ON), which the \
+                     connector cannot read yet; set it OFF on the server (SET PERSIST \
+                     binlog_transaction_compression = OFF), then resync the tables written since it was turned on",
+                    self.file,
+                    header.log_pos()
+                ),
+            ));
+        }
         let data = event
             .read_data()
             .map_err(|cause| Error::state(format!("cannot decode a binlog event in {}", self.file)).caused_by(cause))?;
