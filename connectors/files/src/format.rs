@@ -46,11 +46,6 @@ impl Format {
             _ => None,
         }
     }
-
-    /// Whether rows are text whose types are inferred (and values that do not fit are rescued).
-    pub fn is_text(self) -> bool {
-        !matches!(self, Format::Parquet)
-    }
 }
 
 impl fmt::Display for Format {

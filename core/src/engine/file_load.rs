@@ -3,13 +3,12 @@
 
 use std::sync::Arc;
 
-use super::file_loop::read_into_parquet;
+use super::file_loop::{file_table_options, read_into_parquet, table_with_columns};
 use super::file_source::FileSource;
 use crate::cursor::TableCursor;
 use crate::delta::DeltaSink;
 use crate::error::{Error, Result};
 use crate::ingested_file::SourceFile;
-use crate::options::{RowsOrigin, TableOptions};
 use crate::position::{SourcePosition, TokenCursor};
 use crate::schema::TableSchema;
 
@@ -48,7 +47,7 @@ pub async fn load_files<S: FileSource>(
     if files.is_empty() {
         return Err(Error::config("no file to load: the paths given match no file"));
     }
-    let options = TableOptions { rows_origin: RowsOrigin::Files, ..source.table_options() };
+    let options = file_table_options(source.as_ref());
     let existing = sink.open_existing(&id, options.clone()).await?;
     if mode == LoadMode::Create
         && let Some(writer) = &existing
@@ -60,13 +59,7 @@ pub async fn load_files<S: FileSource>(
     }
     let columns = existing.as_ref().map(|writer| writer.source_columns()).transpose()?;
     let schema = source.columns_for(&files, columns.as_deref()).await?;
-    let mut writer = match existing {
-        Some(mut writer) => {
-            writer.evolve(&schema).await?;
-            writer
-        }
-        None => sink.open_table(&schema, options).await?,
-    };
+    let mut writer = table_with_columns(sink, existing, &schema, &options).await?;
     let (written, ingested) = read_into_parquet(&source, &writer, schema.clone(), &files, parallel).await?;
     let rows = ingested.iter().map(|file| file.rows).sum();
     let loaded = ingested.len();

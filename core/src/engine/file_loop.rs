@@ -110,7 +110,7 @@ async fn ingest_table<S: FileSource>(
 
 async fn open<S: FileSource>(source: &S, sink: &DeltaSink) -> Result<FileTable> {
     let id = source.table_id();
-    let options = TableOptions { rows_origin: RowsOrigin::Files, ..source.table_options() };
+    let options = file_table_options(source);
     let writer = sink.open_existing(&id, options.clone()).await?;
     let (mut ingested, mut sequence, mut token) = (HashMap::<String, IngestedFile>::new(), 0, None);
     if let Some(writer) = &writer {
@@ -150,7 +150,7 @@ async fn pass<S: FileSource>(
     let new: Vec<SourceFile> = files.into_iter().filter(|file| is_new(table, file, settings)).collect();
     if new.is_empty() {
         if table.writer.is_some() && table.token.as_deref() != Some(token.as_str()) {
-            commit(table, Vec::new(), Vec::new(), token).await?;
+            commit(table, None, Vec::new(), token).await?;
         }
         return Ok(());
     }
@@ -207,16 +207,31 @@ async fn ingest_batch<S: FileSource>(
 ) -> Result<()> {
     let existing = table.writer.as_ref().map(DeltaTableWriter::source_columns).transpose()?;
     let schema = source.columns_for(batch, existing.as_deref()).await?;
-    let writer = match table.writer.take() {
-        Some(mut writer) => {
-            writer.evolve(&schema).await?;
-            writer
-        }
-        None => sink.open_table(&schema, table.options.clone()).await?,
-    };
+    let writer = table_with_columns(sink, table.writer.take(), &schema, &table.options).await?;
     let writer = table.writer.insert(writer);
     let (written, ingested) = read_into_parquet(source, writer, schema, batch, settings.parallel_files).await?;
-    commit(table, written.into_iter().collect(), ingested, token).await
+    commit(table, written, ingested, token).await
+}
+
+/// The options of a source's table of files.
+pub(super) fn file_table_options<S: FileSource>(source: &S) -> TableOptions {
+    TableOptions { rows_origin: RowsOrigin::Files, ..source.table_options() }
+}
+
+/// The table, given the columns its next rows bring: `existing` with the columns it lacks added, or created.
+pub(super) async fn table_with_columns(
+    sink: &DeltaSink,
+    existing: Option<DeltaTableWriter>,
+    schema: &TableSchema,
+    options: &TableOptions,
+) -> Result<DeltaTableWriter> {
+    match existing {
+        Some(mut writer) => {
+            writer.evolve(schema).await?;
+            Ok(writer)
+        }
+        None => sink.open_table(schema, options.clone()).await,
+    }
 }
 
 /// Reads `files` into Parquet files of `writer`'s table, `parallel` at a time, each on a task of its own;
@@ -271,7 +286,7 @@ pub(super) async fn read_into_parquet<S: FileSource>(
 /// Commits a batch's rows, its files in the ledger and `token` in one Delta commit.
 async fn commit(
     table: &mut FileTable,
-    written: Vec<WrittenFiles>,
+    written: Option<WrittenFiles>,
     ingested: Vec<IngestedFile>,
     token: String,
 ) -> Result<()> {
@@ -287,7 +302,7 @@ async fn commit(
     let bytes: u64 = ingested.iter().map(|file| file.file.size).sum();
     let files = ingested.len();
     writer.land_files_with_next_commit(ingested.clone());
-    match written.into_iter().next() {
+    match written {
         Some(written) => writer.commit_snapshot_files(written, cursor).await?,
         None => {
             writer.advance_cursor(&cursor.position).await?;

@@ -115,11 +115,6 @@ impl FileRows {
         Ok(())
     }
 
-    /// Rows written so far.
-    pub fn rows(&self) -> u64 {
-        self.rows
-    }
-
     /// Waits for the encoder to write every row handed over; returns its files, the source file and the rows.
     pub(super) async fn finish(self) -> Result<(SnapshotFiles, SourceFile, u64)> {
         let FileRows { sender, encoder, file, rows } = self;
