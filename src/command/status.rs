@@ -4,12 +4,14 @@ use std::process::ExitCode;
 
 use connector_core::config::{Pipeline as PipelineConfig, PipelinesFile, Profile, command_line_source};
 use connector_core::delta::Destination;
+use connector_core::engine::FileBacklog;
 use connector_core::error::{Error, Result};
 use connector_core::position::{BinlogPosition, SourcePosition};
 use connector_core::schema::TableId;
 use connector_core::status::{TableStatus, local_tables, table_status};
 use connector_mysql::status::BinlogStatus;
 use connector_postgres::setup::SlotStatus;
+use serde::Serialize;
 
 use crate::cli::StatusArgs;
 
@@ -56,8 +58,10 @@ pub async fn status(args: StatusArgs) -> Result<ExitCode> {
     }
     let mut slots = Vec::new();
     let mut binlogs = Vec::new();
+    let mut files = Vec::new();
     for (profile, pipeline) in &sources {
         match profile.kind.as_str() {
+            connector_files::KIND => files.push(files_status(profile, pipeline).await?),
             connector_postgres::KIND => slots.push(connector_postgres::setup::slot_status(profile, pipeline).await?),
             connector_mysql::KIND => {
                 let cursors = binlog_cursors(&statuses, &pipeline.name);
@@ -67,7 +71,7 @@ pub async fn status(args: StatusArgs) -> Result<ExitCode> {
         }
     }
     if args.json {
-        let document = serde_json::json!({ "tables": statuses, "slots": slots, "binlogs": binlogs });
+        let document = serde_json::json!({ "tables": statuses, "slots": slots, "binlogs": binlogs, "files": files });
         let text = serde_json::to_string_pretty(&document)
             .map_err(|cause| Error::state("cannot encode the status as JSON").caused_by(cause))?;
         println!("{text}");
@@ -75,12 +79,61 @@ pub async fn status(args: StatusArgs) -> Result<ExitCode> {
         print_table(&statuses);
         print_slots(&slots);
         print_binlogs(&binlogs);
+        print_files(&files);
     }
     let problems = source_problems(&slots, &binlogs);
     for problem in &problems {
         eprintln!("{problem}");
     }
     Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(super::NEEDS_RESYNC_EXIT_CODE) })
+}
+
+/// A files pipeline's table: its ledger and what a listing of its path adds.
+#[derive(Debug, Serialize)]
+struct FilesStatus {
+    pipeline: String,
+    path: String,
+    #[serde(flatten)]
+    backlog: FileBacklog,
+}
+
+async fn files_status(profile: &Profile, pipeline: &PipelineConfig) -> Result<FilesStatus> {
+    let config = connector_files::FilesConfig::from_profile(profile, pipeline)?;
+    let path = config.path.clone();
+    let backlog = connector_files::FilesPipeline::new(config)?.backlog().await?;
+    Ok(FilesStatus { pipeline: pipeline.name.clone(), path, backlog })
+}
+
+fn print_files(files: &[FilesStatus]) {
+    if files.is_empty() {
+        return;
+    }
+    let mib = |bytes: u64| format!("{:.1}", bytes as f64 / (1024.0 * 1024.0));
+    println!();
+    println!(
+        "{:<20} {:<32} {:>14} {:>14} {:>18} {:>16}  path",
+        "pipeline", "table", "files ingested", "ingested MiB", "files outstanding", "outstanding MiB"
+    );
+    for status in files {
+        let backlog = &status.backlog;
+        println!(
+            "{:<20} {:<32} {:>14} {:>14} {:>18} {:>16}  {}",
+            status.pipeline,
+            backlog.table.to_string(),
+            backlog.ingested_files,
+            mib(backlog.ingested_bytes),
+            backlog.outstanding_files,
+            mib(backlog.outstanding_bytes),
+            status.path
+        );
+        if backlog.rewritten_files > 0 {
+            println!(
+                "{:<20} {} files were rewritten after they were ingested and are skipped (reingest_changed_files \
+                 ingests them again)",
+                "", backlog.rewritten_files
+            );
+        }
+    }
 }
 
 /// Pipelines whose source lost what their next sync needs: a slot whose WAL was removed, a binlog purged.

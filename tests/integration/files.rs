@@ -280,6 +280,94 @@ async fn a_corrupt_file_stops_its_batch_naming_the_file_with_nothing_committed()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parquet_file_cut_short_stops_its_batch_naming_the_file_with_nothing_committed() {
+    let landing = tempfile::tempdir().expect("landing directory");
+    let lake = TempLake::new();
+    python(
+        r#"
+import pyarrow as pa, pyarrow.parquet as pq, sys
+table = pa.table({"id": list(range(1000)), "name": [f"n{i}" for i in range(1000)]})
+for name in ["a", "b"]:
+    pq.write_table(table, f"{sys.argv[1]}/{name}.parquet")
+"#,
+        &[landing.path().to_str().expect("utf-8")],
+    );
+    // Its footer (the schema and where the row groups are) cut off, as by an upload that stopped.
+    let broken = landing.path().join("b.parquet");
+    let bytes = std::fs::read(&broken).expect("b.parquet");
+    std::fs::write(&broken, &bytes[..bytes.len() - 100]).expect("cut short");
+    let output = sync_files(landing.path().to_str().expect("utf-8"), lake.dir.path(), "named", &[]);
+    assert!(!output.status.success(), "a Parquet file without its footer must stop the sync");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("b.parquet") && stderr.contains("Parquet"), "names the file and its format: {stderr}");
+    assert!(delta_commits_under(lake.dir.path()).is_empty(), "nothing committed");
+
+    std::fs::remove_file(&broken).expect("the broken file removed");
+    assert_synced(&sync_files(landing.path().to_str().expect("utf-8"), lake.dir.path(), "named", &[]));
+    assert_eq!(read_rows(&table_url(&lake, "named"), &["id"]).await.len(), 1000, "the good file, once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_the_files_a_pipeline_ingested_and_those_outstanding() {
+    let landing = tempfile::tempdir().expect("landing directory");
+    let lake = TempLake::new();
+    let write = |name: &str, first: &str| {
+        python(WRITE_ORDERS_CSV, &[landing.path().join(name).to_str().expect("utf-8"), first, "20"]);
+    };
+    for (name, first) in [("a.csv", "0"), ("b.csv", "100"), ("c.csv", "200")] {
+        write(name, first);
+    }
+    let config = landing.path().join("pipelines.toml");
+    let landing_path = landing.path().join("orders");
+    std::fs::create_dir(&landing_path).expect("orders directory");
+    for name in ["a.csv", "b.csv", "c.csv"] {
+        std::fs::rename(landing.path().join(name), landing_path.join(name)).expect("moved into orders/");
+    }
+    std::fs::write(
+        &config,
+        format!(
+            "[profiles.landing]\nkind = \"files\"\npath = \"{}\"\n\n[[pipelines]]\nname = \"orders_files\"\n\
+             profile = \"landing\"\ntables = [\"raw.orders\"]\ndest = \"{}\"\nschedule = \"every 5m\"\n",
+            landing_path.display(),
+            lake.dir.path().display()
+        ),
+    )
+    .expect("pipelines.toml");
+    let config = config.to_str().expect("utf-8");
+    let run = Command::new(CONNECTOR).args(["run", "--config", config, "--once"]).output().expect("run connector");
+    assert_synced(&run);
+
+    // Two new files, and one ingested file rewritten in place (skipped by default).
+    for (name, first) in [("d.csv", "300"), ("e.csv", "400")] {
+        python(WRITE_ORDERS_CSV, &[landing_path.join(name).to_str().expect("utf-8"), first, "20"]);
+    }
+    python(WRITE_ORDERS_CSV, &[landing_path.join("a.csv").to_str().expect("utf-8"), "500", "30"]);
+    let size = |name: &str| std::fs::metadata(landing_path.join(name)).expect("a file").len();
+    let status = || {
+        let output =
+            Command::new(CONNECTOR).args(["status", "--config", config, "--json"]).output().expect("run connector");
+        assert_synced(&output);
+        let document: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+        document["files"][0].clone()
+    };
+    let files = status();
+    assert_eq!(files["pipeline"], "orders_files", "{files}");
+    assert_eq!(files["ingested_files"], 3, "{files}");
+    assert_eq!(files["ingested_rows"], 60, "{files}");
+    assert_eq!(files["outstanding_files"], 2, "{files}");
+    assert_eq!(files["outstanding_bytes"], size("d.csv") + size("e.csv"), "{files}");
+    assert_eq!(files["rewritten_files"], 1, "{files}");
+    let printed = Command::new(CONNECTOR).args(["status", "--config", config]).output().expect("run connector");
+    let printed = String::from_utf8_lossy(&printed.stdout);
+    assert!(printed.contains("files outstanding") && printed.contains("raw.orders"), "{printed}");
+    assert!(printed.contains("1 files were rewritten after they were ingested"), "{printed}");
+
+    assert_synced(&Command::new(CONNECTOR).args(["run", "--config", config, "--once"]).output().expect("run"));
+    let files = status();
+    assert_eq!((files["ingested_files"].as_u64(), files["outstanding_files"].as_u64()), (Some(5), Some(0)), "{files}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_in_an_s3_bucket_land_once() {
     let server = S3Server::start("landing");
     let lake = TempLake::new();
@@ -312,6 +400,20 @@ s3.put_object(Bucket="landing", Key="other/skip.csv", Body=b"id\n1\n")
     assert!(per_file.values().all(|&rows| rows == 100), "each file once: {per_file:?}");
     let ids = read_rows_with(&url, Default::default(), &["id"]).await;
     assert_eq!(ids.len(), 300);
+
+    // `connector load` from object-store URLs: a prefix (every file below) and one key, into a local lake.
+    let output = Command::new(CONNECTOR)
+        .args(["load", "s3://landing/orders/day=0/", "s3://landing/orders/day=2/part-0.csv", "--table", "raw.loaded"])
+        .args(["--dest", lake.dir.path().to_str().expect("utf-8")])
+        .envs(server.storage_options())
+        .output()
+        .expect("run connector");
+    assert_synced(&output);
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(printed.contains("raw.loaded: 200 rows from 2 files, Delta version 1"), "{printed}");
+    let per_file = rows_per_file(&table_url(&lake, "loaded")).await;
+    let expected = ["s3://landing/orders/day=0/part-0.csv", "s3://landing/orders/day=2/part-0.csv"];
+    assert_eq!(per_file.keys().map(String::as_str).collect::<Vec<_>>(), expected, "{per_file:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

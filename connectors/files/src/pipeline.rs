@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use connector_core::arrow::datatypes::{DataType, Field};
 use connector_core::delta::{DeltaSink, Destination};
-use connector_core::engine::{FileListing, FileRead, FileRows, FileSettings, FileSource, ingest_files};
+use connector_core::engine::{
+    FileBacklog, FileListing, FileRead, FileRows, FileSettings, FileSource, file_backlog, ingest_files,
+};
 use connector_core::error::Result;
 use connector_core::ingested_file::SourceFile;
 use connector_core::options::TableOptions;
@@ -36,6 +38,16 @@ impl FilesPipeline {
         let config = Arc::new(config);
         let source = FilesSource::new(config.clone(), vec![location], filter)?;
         Ok(FilesPipeline { config, sources: vec![Arc::new(source)], sink })
+    }
+}
+
+impl FilesPipeline {
+    /// What the table's ledger holds and what the next sync would ingest, from a full listing.
+    pub async fn backlog(&self) -> Result<FileBacklog> {
+        let Some(source) = self.sources.first() else {
+            return Err(connector_core::error::Error::state("internal: a files pipeline without a source"));
+        };
+        file_backlog(source.as_ref(), &self.sink, self.config.reingest_changed_files).await
     }
 }
 

@@ -70,17 +70,17 @@ pub async fn ingest_files<S: FileSource>(
 }
 
 /// A table of files and where it stands.
-struct FileTable {
+pub(super) struct FileTable {
     id: TableId,
     options: TableOptions,
     /// `None` until the first files create it.
     writer: Option<DeltaTableWriter>,
     /// The ledger, by path.
-    ingested: HashMap<String, IngestedFile>,
+    pub(super) ingested: HashMap<String, IngestedFile>,
     /// The sequence of the last committed cursor; each commit takes the next one.
     sequence: u64,
     /// The listing token committed last.
-    token: Option<String>,
+    pub(super) token: Option<String>,
     report: TableReport,
 }
 
@@ -108,7 +108,8 @@ async fn ingest_table<S: FileSource>(
     Ok(table.report)
 }
 
-async fn open<S: FileSource>(source: &S, sink: &DeltaSink) -> Result<FileTable> {
+/// The table of `source`'s files as its last commit left it (no table yet: an empty ledger).
+pub(super) async fn open<S: FileSource>(source: &S, sink: &DeltaSink) -> Result<FileTable> {
     let id = source.table_id();
     let options = file_table_options(source);
     let writer = sink.open_existing(&id, options.clone()).await?;
@@ -170,15 +171,32 @@ async fn pass<S: FileSource>(
 }
 
 fn is_new(table: &FileTable, file: &SourceFile, settings: FileSettings) -> bool {
-    match table.ingested.get(&file.path) {
-        None => true,
-        Some(ingested) if ingested.same_version_as(file) => false,
-        Some(_) if settings.reingest_changed_files => true,
-        Some(_) => {
+    match file_state(&table.ingested, file) {
+        FileState::New => true,
+        FileState::Ingested => false,
+        FileState::Rewritten if settings.reingest_changed_files => true,
+        FileState::Rewritten => {
             warn!(table = %table.id, file = %file.path, "a file already ingested was rewritten; it is not ingested \
                    again (set reingest_changed_files to ingest rewritten files)");
             false
         }
+    }
+}
+
+/// Where a listed file stands against the table's ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum FileState {
+    New,
+    Ingested,
+    /// Ingested, then rewritten in place (another size, time or entity tag).
+    Rewritten,
+}
+
+pub(super) fn file_state(ingested: &HashMap<String, IngestedFile>, file: &SourceFile) -> FileState {
+    match ingested.get(&file.path) {
+        None => FileState::New,
+        Some(ingested) if ingested.same_version_as(file) => FileState::Ingested,
+        Some(_) => FileState::Rewritten,
     }
 }
 

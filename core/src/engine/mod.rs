@@ -20,6 +20,7 @@ mod chunk_queue;
 mod chunk_rows;
 mod chunked_copy;
 mod commit_budget;
+mod file_backlog;
 mod file_load;
 mod file_loop;
 mod file_source;
@@ -42,6 +43,7 @@ pub use chunked_copy::{
     ChunkRead, ChunkReader, ChunkRequest, ChunkStart, ChunkedCopy, SharedChunkReader, chunk_key, integer_keys,
 };
 pub use commit_budget::{CommitBudget, commit_check_period};
+pub use file_backlog::{FileBacklog, file_backlog};
 pub use file_load::{LoadMode, LoadReport, load_files};
 pub use file_loop::{FileSettings, ingest_files};
 pub use file_source::{FileListing, FileRead, FileRows, FileSource};
