@@ -418,6 +418,12 @@ fn bad_input_files_mistakes_name_the_flag_or_the_file_and_write_nothing() {
             vec!["poll_interval `soon` is not a duration"],
         ),
         (
+            "files: --full-listing-interval not a duration",
+            files(&csv_dir, &["--incremental-listing", "--full-listing-interval", "hourly"]),
+            2,
+            vec!["full_listing_interval `hourly` is not a duration"],
+        ),
+        (
             "files: a truncated gzip file",
             files(path_text(corrupt.path()), &[]),
             1,

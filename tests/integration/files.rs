@@ -461,6 +461,44 @@ for file in range(60):
     assert_eq!(ids.len(), 120_000, "seed {seed}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incremental_listing_takes_files_named_after_the_newest_and_late_ones_at_the_full_listing() {
+    let landing = tempfile::tempdir().expect("landing directory");
+    let lake = TempLake::new();
+    let landing_path = landing.path().to_str().expect("utf-8");
+    let write = |day: &str, first: &str| {
+        python(
+            WRITE_ORDERS_CSV,
+            &[landing.path().join(format!("orders-{day}.csv")).to_str().expect("utf-8"), first, "10"],
+        );
+    };
+    let sync = |extra: &[&str]| {
+        let flags = [&["--incremental-listing"], extra].concat();
+        assert_synced(&sync_files(landing_path, lake.dir.path(), "orders", &flags));
+    };
+    let url = table_url(&lake, "orders");
+    let days = |per_file: BTreeMap<String, usize>| -> Vec<String> {
+        assert!(per_file.values().all(|&rows| rows == 10), "each file once: {per_file:?}");
+        per_file.keys().map(|path| path.rsplit('-').take(3).collect::<Vec<_>>().join("-")).collect()
+    };
+    write("2026-12-01", "0");
+    write("2026-12-02", "100");
+    sync(&[]);
+    assert_eq!(rows_per_file(&url).await.len(), 2, "the first pass lists in full");
+
+    // A file named after the newest one, and a late one named before it.
+    write("2026-12-03", "200");
+    write("2026-11-30", "300");
+    sync(&[]);
+    let listed = days(rows_per_file(&url).await);
+    assert_eq!(listed.len(), 3, "only the file after the newest: {listed:?}");
+    assert!(!listed.iter().any(|day| day.contains("30.csv")), "the late file waits for a full listing: {listed:?}");
+
+    sync(&["--full-listing-interval", "0s"]);
+    assert_eq!(rows_per_file(&url).await.len(), 4, "the full listing takes the late file");
+    assert_eq!(read_rows(&url, &["id"]).await.len(), 40);
+}
+
 fn load(args: &[&str]) -> Output {
     Command::new(CONNECTOR).arg("load").args(args).env("CONNECTOR_LOG", "warn").output().expect("run connector")
 }

@@ -34,6 +34,15 @@ pub const DEFAULT_INFER_SAMPLE_FILES: usize = 20;
 /// How long continuous mode waits between listings when not set.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(10);
 
+/// How often an incremental listing lists in full when not set: late files (named before the newest one
+/// listed) wait at most this long.
+pub const DEFAULT_FULL_LISTING_INTERVAL: Duration = Duration::from_secs(3600);
+
+fn duration(key: &str, text: &str) -> Result<Duration> {
+    humantime::parse_duration(text)
+        .map_err(|cause| Error::config(format!("{key} `{text}` is not a duration such as `30s` or `5m`: {cause}")))
+}
+
 /// What happens to columns that files bring and the table lacks (Auto Loader's `schemaEvolutionMode`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -66,6 +75,9 @@ struct RawFilesProfile {
     poll_interval: Option<String>,
     #[serde(default, alias = "allow_overwrites")]
     reingest_changed_files: bool,
+    #[serde(default)]
+    incremental_listing: bool,
+    full_listing_interval: Option<String>,
     // The format options, flat (serde cannot deny unknown keys of a flattened struct).
     header: Option<bool>,
     delimiter: Option<String>,
@@ -96,6 +108,9 @@ pub struct FilesConfig {
     pub infer_sample_files: usize,
     pub poll_interval: Duration,
     pub reingest_changed_files: bool,
+    /// Incremental listing: between full listings, this often at most, a pass lists only the files whose path
+    /// sorts after the newest one listed. `None`: every pass lists in full.
+    pub full_listing_interval: Option<Duration>,
 }
 
 impl FilesConfig {
@@ -155,11 +170,20 @@ impl FilesConfig {
             infer_sample_files: positive("infer_sample_files", raw.infer_sample_files, DEFAULT_INFER_SAMPLE_FILES)?,
             poll_interval: match raw.poll_interval {
                 None => DEFAULT_POLL_INTERVAL,
-                Some(text) => humantime::parse_duration(&text).map_err(|cause| {
-                    Error::config(format!("poll_interval `{text}` is not a duration such as `30s` or `5m`: {cause}"))
-                })?,
+                Some(text) => duration("poll_interval", &text)?,
             },
             reingest_changed_files: raw.reingest_changed_files,
+            full_listing_interval: match (raw.incremental_listing, raw.full_listing_interval) {
+                (false, None) => None,
+                (false, Some(_)) => {
+                    return Err(Error::config(
+                        "full_listing_interval applies to incremental listings: set incremental_listing = true \
+                         (--incremental-listing), or remove full_listing_interval",
+                    ));
+                }
+                (true, None) => Some(DEFAULT_FULL_LISTING_INTERVAL),
+                (true, Some(text)) => Some(duration("full_listing_interval", &text)?),
+            },
         })
     }
 }

@@ -6,6 +6,7 @@ use futures::TryStreamExt;
 use glob::{MatchOptions, Pattern};
 use object_store::ObjectMeta;
 use object_store::ObjectStoreExt;
+use object_store::path::Path;
 
 use connector_core::error::{Error, ErrorKind, Result, Retry};
 use connector_core::ingested_file::SourceFile;
@@ -46,13 +47,27 @@ impl FileFilter {
 
 /// Every file of `location` that `filter` takes, in path order.
 pub async fn list_files(location: &FileLocation, filter: &FileFilter) -> Result<Vec<SourceFile>> {
+    list_files_after(location, filter, None).await
+}
+
+/// The files of `location` that `filter` takes and whose store path sorts after `after` (all when `None`), in
+/// path order. Object stores list from a key on (S3's `start-after`), so an incremental listing costs what it
+/// returns.
+pub async fn list_files_after(
+    location: &FileLocation,
+    filter: &FileFilter,
+    after: Option<&Path>,
+) -> Result<Vec<SourceFile>> {
     let listing_error = |cause: object_store::Error| {
         let message = format!("cannot list the files under {}", location.url_of(&location.prefix));
         Error::new(ErrorKind::Source, Retry::WithBackoff, message).caused_by(cause)
     };
-    let metas: Vec<ObjectMeta> = match location.single_file() {
-        Some(file) => vec![location.store.head(file).await.map_err(listing_error)?],
-        None => location.store.list(Some(&location.prefix)).try_collect().await.map_err(listing_error)?,
+    let metas: Vec<ObjectMeta> = match (location.single_file(), after) {
+        (Some(file), _) => vec![location.store.head(file).await.map_err(listing_error)?],
+        (None, None) => location.store.list(Some(&location.prefix)).try_collect().await.map_err(listing_error)?,
+        (None, Some(after)) => {
+            location.store.list_with_offset(Some(&location.prefix), after).try_collect().await.map_err(listing_error)?
+        }
     };
     let prefix = location.prefix.as_ref();
     let mut files: Vec<SourceFile> = metas

@@ -92,6 +92,7 @@ pub async fn load(args: LoadArgs) -> Result<LoadReport> {
         infer_sample_files: DEFAULT_INFER_SAMPLE_FILES,
         poll_interval: DEFAULT_POLL_INTERVAL,
         reingest_changed_files: false,
+        full_listing_interval: None,
     });
     let (locations, files) = files_of(&args.paths).await?;
     let source = FilesSource::new(config.clone(), locations, FileFilter::default())?;

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use connector_core::arrow::datatypes::{DataType, Field};
 use connector_core::delta::{DeltaSink, Destination};
 use connector_core::engine::{
@@ -18,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::FilesConfig;
 use crate::file_reading::{FileFormat, read_file};
 use crate::inference::{merge_sampled, sampled_columns, table_columns};
-use crate::listing::{FileFilter, list_files};
+use crate::listing::{FileFilter, list_files, list_files_after};
 use crate::location::FileLocation;
 use crate::schema_hints::parse_schema_hints;
 
@@ -79,10 +80,13 @@ pub struct FilesSource {
     hints: Vec<(String, DataType)>,
 }
 
-/// What a listing's token records: the newest path listed, where an incremental listing would start.
-#[derive(Debug, Serialize, Deserialize)]
+/// What a listing's token records: the newest file listed, where an incremental listing starts, and when the
+/// last full listing was (incremental listings only).
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct ListingToken {
     newest: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    full_listing_at: Option<DateTime<Utc>>,
 }
 
 impl FilesSource {
@@ -113,13 +117,32 @@ impl FileSource for FilesSource {
         self.config.table_options.clone()
     }
 
-    async fn list(&self, _committed: Option<&str>) -> Result<FileListing> {
+    async fn list(&self, committed: Option<&str>) -> Result<FileListing> {
         let Some(location) = self.locations.first() else {
             return Err(connector_core::error::Error::state("internal: a files source without a location"));
         };
-        let files = list_files(location, &self.filter).await?;
-        let token = ListingToken { newest: files.last().map(|file| file.path.clone()) };
-        let token = serde_json::to_string(&token).unwrap_or_default();
+        // A token that does not parse (written by another version) only costs a full listing.
+        let committed: ListingToken = committed.and_then(|token| serde_json::from_str(token).ok()).unwrap_or_default();
+        let now = Utc::now();
+        let after = match (self.config.full_listing_interval, &committed) {
+            (Some(interval), ListingToken { newest: Some(newest), full_listing_at: Some(at) })
+                if now.signed_duration_since(*at).to_std().is_ok_and(|since| since < interval) =>
+            {
+                Some(newest.clone())
+            }
+            _ => None,
+        };
+        let files = match &after {
+            Some(newest) => list_files_after(location, &self.filter, Some(&location.path_of(newest)?)).await?,
+            None => list_files(location, &self.filter).await?,
+        };
+        let newest = files.last().map(|file| file.path.clone()).max(committed.newest);
+        let full_listing_at = match (self.config.full_listing_interval, &after) {
+            (None, _) => None,
+            (Some(_), Some(_)) => committed.full_listing_at,
+            (Some(_), None) => Some(now),
+        };
+        let token = serde_json::to_string(&ListingToken { newest, full_listing_at }).unwrap_or_default();
         Ok(FileListing { files, token })
     }
 

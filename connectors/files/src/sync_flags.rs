@@ -115,6 +115,15 @@ pub struct FilesSyncFlags {
     #[arg(long)]
     pub reingest_changed_files: bool,
 
+    /// List only the files whose path sorts after the newest one listed (for names that grow with time:
+    /// dates, sequence numbers), with a full listing every --full-listing-interval for late files.
+    #[arg(long)]
+    pub incremental_listing: bool,
+
+    /// With --incremental-listing: how often a pass lists every file (default 1h).
+    #[arg(long, value_name = "DURATION", requires = "incremental_listing")]
+    pub full_listing_interval: Option<String>,
+
     #[command(flatten)]
     pub format: FormatFlags,
 
@@ -131,6 +140,7 @@ impl FilesSyncFlags {
             ("modified_after", self.modified_after),
             ("schema_evolution", self.schema_evolution),
             ("poll_interval", self.poll_interval),
+            ("full_listing_interval", self.full_listing_interval),
         ];
         for (key, value) in texts {
             if let Some(value) = value {
@@ -149,6 +159,9 @@ impl FilesSyncFlags {
         }
         if self.reingest_changed_files {
             settings.insert("reingest_changed_files".into(), true.into());
+        }
+        if self.incremental_listing {
+            settings.insert("incremental_listing".into(), true.into());
         }
         self.format.add_to(&mut settings);
         SyncRequest {
