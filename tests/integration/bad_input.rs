@@ -424,6 +424,12 @@ fn bad_input_files_mistakes_name_the_flag_or_the_file_and_write_nothing() {
             vec!["full_listing_interval `hourly` is not a duration"],
         ),
         (
+            "files: --queue-url for local files",
+            files(&csv_dir, &["--queue-url", "http://127.0.0.1:1/queue"]),
+            2,
+            vec!["queue_url (--queue-url) takes the S3 event notifications of a bucket", "give --path s3://"],
+        ),
+        (
             "files: a truncated gzip file",
             files(path_text(corrupt.path()), &[]),
             1,

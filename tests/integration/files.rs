@@ -416,6 +416,80 @@ s3.put_object(Bucket="landing", Key="other/skip.csv", Body=b"id\n1\n")
     assert_eq!(per_file.keys().map(String::as_str).collect::<Vec<_>>(), expected, "{per_file:?}");
 }
 
+/// Talks to moto's S3 and SQS: `python3 -c` with boto3 clients `s3` and `sqs` of `endpoint` (argv[1]).
+const WITH_MOTO_CLIENTS: &str = r#"
+import boto3, sys
+clients = dict(endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="test",
+               aws_secret_access_key="test")
+s3, sqs = boto3.client("s3", **clients), boto3.client("sqs", **clients)
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_notified_through_sqs_land_once_and_their_notifications_are_deleted_after_the_commit() {
+    let server = S3Server::start("landing");
+    let lake = TempLake::new();
+    let moto = |script: &str| python(&format!("{WITH_MOTO_CLIENTS}{script}"), &[&server.endpoint]);
+    let queue = moto(
+        r#"
+queue = sqs.create_queue(QueueName="landing-events")["QueueUrl"]
+arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+s3.put_bucket_notification_configuration(Bucket="landing", NotificationConfiguration={
+    "QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]})
+s3.put_object(Bucket="landing", Key="orders/first.csv", Body=b"id\n1\n2\n")
+print(queue)
+"#,
+    );
+    let queue = queue.trim();
+    let sync = |extra: &[&str]| {
+        let output = Command::new(CONNECTOR)
+            .args(["sync", "files", "--path", "s3://landing/orders/", "--table", "raw.orders", "--once"])
+            .args(["--dest", lake.dir.path().to_str().expect("utf-8"), "--queue-url", queue])
+            .args(extra)
+            .envs(server.storage_options())
+            .output()
+            .expect("run connector");
+        assert_synced(&output);
+    };
+    let url = table_url(&lake, "orders");
+    // The first pass lists the prefix in full: files written before the queue was read.
+    sync(&[]);
+    assert_eq!(rows_per_file(&url).await.len(), 1);
+
+    // Notified files, one with a key S3 encodes in its notification, one outside the prefix; then one written
+    // with notifications off, which only a full listing finds.
+    moto(
+        r#"
+s3.put_object(Bucket="landing", Key="orders/day=2/a b+c.csv", Body=b"id\n3\n4\n5\n")
+s3.put_object(Bucket="landing", Key="orders/second.csv", Body=b"id\n6\n")
+s3.put_object(Bucket="landing", Key="elsewhere/skip.csv", Body=b"id\n7\n")
+s3.put_bucket_notification_configuration(Bucket="landing", NotificationConfiguration={})
+s3.put_object(Bucket="landing", Key="orders/unnotified.csv", Body=b"id\n8\n")
+"#,
+    );
+    sync(&[]);
+    let per_file = rows_per_file(&url).await;
+    let expected = [
+        ("s3://landing/orders/day=2/a b+c.csv", 3),
+        ("s3://landing/orders/first.csv", 2),
+        ("s3://landing/orders/second.csv", 1),
+    ];
+    let expected: BTreeMap<String, usize> = expected.into_iter().map(|(path, rows)| (path.to_string(), rows)).collect();
+    assert_eq!(per_file, expected, "the notified files of the prefix, each once");
+    let waiting = moto(&format!(
+        r#"
+attributes = sqs.get_queue_attributes(QueueUrl="{queue}", AttributeNames=["All"])["Attributes"]
+print(int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"]))
+"#
+    ));
+    assert_eq!(waiting.trim(), "0", "every notification deleted once its files were committed");
+
+    sync(&["--full-listing-interval", "0s"]);
+    let per_file = rows_per_file(&url).await;
+    assert_eq!(per_file.get("s3://landing/orders/unnotified.csv"), Some(&1), "the full listing: {per_file:?}");
+    assert_eq!(per_file.len(), 4, "{per_file:?}");
+    assert_eq!(read_rows_with(&url, Default::default(), &["id"]).await.len(), 7);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_killed_at_random_moments_ingests_every_file_exactly_once() {
     let landing = tempfile::tempdir().expect("landing directory");

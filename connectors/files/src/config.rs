@@ -34,8 +34,8 @@ pub const DEFAULT_INFER_SAMPLE_FILES: usize = 20;
 /// How long continuous mode waits between listings when not set.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(10);
 
-/// How often an incremental listing lists in full when not set: late files (named before the newest one
-/// listed) wait at most this long.
+/// How often incremental listings and notifications are backed by a full listing when not set: late files
+/// (named before the newest one listed) and files whose notification was lost wait at most this long.
 pub const DEFAULT_FULL_LISTING_INTERVAL: Duration = Duration::from_secs(3600);
 
 fn duration(key: &str, text: &str) -> Result<Duration> {
@@ -78,6 +78,7 @@ struct RawFilesProfile {
     #[serde(default)]
     incremental_listing: bool,
     full_listing_interval: Option<String>,
+    queue_url: Option<String>,
     // The format options, flat (serde cannot deny unknown keys of a flattened struct).
     header: Option<bool>,
     delimiter: Option<String>,
@@ -108,9 +109,12 @@ pub struct FilesConfig {
     pub infer_sample_files: usize,
     pub poll_interval: Duration,
     pub reingest_changed_files: bool,
-    /// Incremental listing: between full listings, this often at most, a pass lists only the files whose path
-    /// sorts after the newest one listed. `None`: every pass lists in full.
+    /// Incremental listing or notifications: between full listings, this often at most, a pass lists only the
+    /// files whose path sorts after the newest one listed, or takes those notified. `None`: every pass lists in
+    /// full.
     pub full_listing_interval: Option<Duration>,
+    /// The SQS queue the bucket's event notifications go to: discovery by notification.
+    pub queue_url: Option<String>,
 }
 
 impl FilesConfig {
@@ -173,17 +177,20 @@ impl FilesConfig {
                 Some(text) => duration("poll_interval", &text)?,
             },
             reingest_changed_files: raw.reingest_changed_files,
-            full_listing_interval: match (raw.incremental_listing, raw.full_listing_interval) {
+            full_listing_interval: match (raw.incremental_listing || raw.queue_url.is_some(), raw.full_listing_interval)
+            {
                 (false, None) => None,
                 (false, Some(_)) => {
                     return Err(Error::config(
-                        "full_listing_interval applies to incremental listings: set incremental_listing = true \
-                         (--incremental-listing), or remove full_listing_interval",
+                        "full_listing_interval applies to incremental listings and notifications: set \
+                         incremental_listing = true (--incremental-listing) or queue_url (--queue-url), or remove \
+                         full_listing_interval",
                     ));
                 }
                 (true, None) => Some(DEFAULT_FULL_LISTING_INTERVAL),
                 (true, Some(text)) => Some(duration("full_listing_interval", &text)?),
             },
+            queue_url: raw.queue_url,
         })
     }
 }

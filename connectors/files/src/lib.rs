@@ -14,6 +14,7 @@ pub mod json_rows;
 pub mod listing;
 pub mod load;
 pub mod location;
+pub mod notifications;
 pub mod parquet_rows;
 pub mod pipeline;
 pub mod rescued_data;

@@ -2,7 +2,7 @@
 //! `modified_after` bound, in path order.
 
 use chrono::{DateTime, Utc};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use glob::{MatchOptions, Pattern};
 use object_store::ObjectMeta;
 use object_store::ObjectStoreExt;
@@ -12,6 +12,7 @@ use connector_core::error::{Error, ErrorKind, Result, Retry};
 use connector_core::ingested_file::SourceFile;
 
 use crate::location::FileLocation;
+use crate::notifications::CreatedObject;
 
 /// Which listed files are the table's.
 #[derive(Debug, Clone, Default)]
@@ -69,21 +70,55 @@ pub async fn list_files_after(
             location.store.list_with_offset(Some(&location.prefix), after).try_collect().await.map_err(listing_error)?
         }
     };
-    let prefix = location.prefix.as_ref();
-    let mut files: Vec<SourceFile> = metas
-        .into_iter()
-        .filter(|meta| {
-            let full = meta.location.as_ref();
-            let relative = full.strip_prefix(prefix).unwrap_or(full).trim_start_matches('/');
-            location.single_file().is_some() || filter.takes(relative, meta)
-        })
-        .map(|meta| SourceFile {
-            path: location.url_of(&meta.location),
-            size: meta.size,
-            modified: meta.last_modified,
-            etag: meta.e_tag,
-        })
-        .collect();
+    let single_file = location.single_file().is_some();
+    let mut files: Vec<SourceFile> =
+        metas.into_iter().filter_map(|meta| taken_file(location, filter, meta, single_file)).collect();
     files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
     Ok(files)
+}
+
+/// The files of `location` that `filter` takes among `created` (objects a notification named), in path order,
+/// as a listing would give them: the store is asked for each (so size, time and entity tag are the listing's;
+/// a notification's entity tag is written differently), and those deleted since are left out.
+pub async fn notified_files(
+    location: &FileLocation,
+    filter: &FileFilter,
+    created: &[CreatedObject],
+) -> Result<Vec<SourceFile>> {
+    let mut paths: Vec<Path> =
+        created.iter().filter_map(|object| location.object_in_bucket(&object.bucket, &object.key)).collect();
+    paths.sort_unstable();
+    paths.dedup();
+    let heads = futures::stream::iter(paths)
+        .map(|path| async move {
+            match location.store.head(&path).await {
+                Ok(meta) => Ok(Some(meta)),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(cause) => {
+                    let message = format!("cannot read the details of {}", location.url_of(&path));
+                    Err(Error::new(ErrorKind::Source, Retry::WithBackoff, message).caused_by(cause))
+                }
+            }
+        })
+        .buffer_unordered(PARALLEL_HEADS);
+    let metas: Vec<Option<ObjectMeta>> = heads.try_collect().await?;
+    let mut files: Vec<SourceFile> =
+        metas.into_iter().flatten().filter_map(|meta| taken_file(location, filter, meta, false)).collect();
+    files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
+}
+
+/// Objects asked about at once after notifications.
+const PARALLEL_HEADS: usize = 16;
+
+/// `meta` as a file of the table, if `filter` takes it (a location naming one file takes it).
+fn taken_file(location: &FileLocation, filter: &FileFilter, meta: ObjectMeta, single_file: bool) -> Option<SourceFile> {
+    let full = meta.location.as_ref();
+    let relative = full.strip_prefix(location.prefix.as_ref()).unwrap_or(full).trim_start_matches('/');
+    (single_file || filter.takes(relative, &meta)).then(|| SourceFile {
+        path: location.url_of(&meta.location),
+        size: meta.size,
+        modified: meta.last_modified,
+        etag: meta.e_tag,
+    })
 }

@@ -93,6 +93,7 @@ pub async fn load(args: LoadArgs) -> Result<LoadReport> {
         poll_interval: DEFAULT_POLL_INTERVAL,
         reingest_changed_files: false,
         full_listing_interval: None,
+        queue_url: None,
     });
     let (locations, files) = files_of(&args.paths).await?;
     let source = FilesSource::new(config.clone(), locations, FileFilter::default())?;

@@ -101,6 +101,19 @@ impl FileLocation {
             .map_err(|cause| Error::state(format!("internal: {url} is not a store path")).caused_by(cause))
     }
 
+    /// The store path of object `key` of `bucket`, when the object is in this location: in its bucket, below its
+    /// prefix.
+    pub fn object_in_bucket(&self, bucket: &str, key: &str) -> Option<Path> {
+        let path = Path::parse(key).ok()?;
+        (self.bucket() == Some(bucket) && path.prefix_matches(&self.prefix)).then_some(path)
+    }
+
+    /// The bucket of an object-store location; `None` for local files.
+    pub fn bucket(&self) -> Option<&str> {
+        let (scheme, rest) = self.root.split_once("://")?;
+        (scheme != "file").then(|| rest.trim_end_matches('/'))
+    }
+
     /// The file this location names, if it names one file.
     pub fn single_file(&self) -> Option<&Path> {
         self.single_file.as_ref()

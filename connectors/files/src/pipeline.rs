@@ -15,12 +15,14 @@ use connector_core::options::TableOptions;
 use connector_core::pipeline::{Pipeline, Shutdown, SyncFuture, SyncMode};
 use connector_core::schema::{TableId, TableSchema};
 use serde::{Deserialize, Serialize};
+use tokio::sync::OnceCell;
 
 use crate::config::FilesConfig;
 use crate::file_reading::{FileFormat, read_file};
 use crate::inference::{merge_sampled, sampled_columns, table_columns};
-use crate::listing::{FileFilter, list_files, list_files_after};
+use crate::listing::{FileFilter, list_files, list_files_after, notified_files};
 use crate::location::FileLocation;
+use crate::notifications::NotificationQueue;
 use crate::schema_hints::parse_schema_hints;
 
 /// A files source bound to its Delta table.
@@ -34,6 +36,13 @@ pub struct FilesPipeline {
 impl FilesPipeline {
     pub fn new(config: FilesConfig) -> Result<Self> {
         let location = FileLocation::parse(&config.path)?;
+        if config.queue_url.is_some() && location.bucket().is_none() {
+            return Err(connector_core::error::Error::config(format!(
+                "queue_url (--queue-url) takes the S3 event notifications of a bucket, but {} is not in one; give \
+                 --path s3://bucket/prefix/, or remove queue_url",
+                config.path
+            )));
+        }
         let filter = FileFilter::new(config.glob.as_deref(), config.modified_after)?;
         let sink = DeltaSink::new(Destination::parse(&config.dest)?, config.pipeline.clone(), HashMap::new());
         let config = Arc::new(config);
@@ -78,10 +87,12 @@ pub struct FilesSource {
     locations: Vec<FileLocation>,
     filter: FileFilter,
     hints: Vec<(String, DataType)>,
+    /// The notification queue's client, from the first pass that receives (`queue_url` set).
+    queue: OnceCell<NotificationQueue>,
 }
 
 /// What a listing's token records: the newest file listed, where an incremental listing starts, and when the
-/// last full listing was (incremental listings only).
+/// last full listing was (incremental listings and notifications only).
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct ListingToken {
     newest: Option<String>,
@@ -93,7 +104,7 @@ impl FilesSource {
     pub fn new(config: Arc<FilesConfig>, locations: Vec<FileLocation>, filter: FileFilter) -> Result<Self> {
         let hints =
             config.format_options.schema_hints.as_deref().map(parse_schema_hints).transpose()?.unwrap_or_default();
-        Ok(FilesSource { config, locations, filter, hints })
+        Ok(FilesSource { config, locations, filter, hints, queue: OnceCell::new() })
     }
 
     /// The location a listed file belongs to.
@@ -124,26 +135,38 @@ impl FileSource for FilesSource {
         // A token that does not parse (written by another version) only costs a full listing.
         let committed: ListingToken = committed.and_then(|token| serde_json::from_str(token).ok()).unwrap_or_default();
         let now = Utc::now();
-        let after = match (self.config.full_listing_interval, &committed) {
-            (Some(interval), ListingToken { newest: Some(newest), full_listing_at: Some(at) })
-                if now.signed_duration_since(*at).to_std().is_ok_and(|since| since < interval) =>
-            {
-                Some(newest.clone())
-            }
-            _ => None,
+        let full_listing_is_recent = match (self.config.full_listing_interval, committed.full_listing_at) {
+            (Some(interval), Some(at)) => now.signed_duration_since(at).to_std().is_ok_and(|since| since < interval),
+            _ => false,
         };
-        let files = match &after {
+        if full_listing_is_recent && let Some(url) = &self.config.queue_url {
+            let queue = self.queue.get_or_init(|| NotificationQueue::connect(url)).await;
+            let received = queue.receive(self.config.max_files_per_batch).await?;
+            let files = notified_files(location, &self.filter, &received.created).await?;
+            // The token stays: notifications say nothing of where a listing would start.
+            let token = serde_json::to_string(&committed).unwrap_or_default();
+            return Ok(FileListing { files, token, notifications: received.receipts, more: received.more });
+        }
+        let incremental_from = committed.newest.as_deref().filter(|_| full_listing_is_recent);
+        let files = match incremental_from {
             Some(newest) => list_files_after(location, &self.filter, Some(&location.path_of(newest)?)).await?,
             None => list_files(location, &self.filter).await?,
         };
-        let newest = files.last().map(|file| file.path.clone()).max(committed.newest);
-        let full_listing_at = match (self.config.full_listing_interval, &after) {
+        let full_listing_at = match (self.config.full_listing_interval, incremental_from) {
             (None, _) => None,
             (Some(_), Some(_)) => committed.full_listing_at,
             (Some(_), None) => Some(now),
         };
+        let newest = files.last().map(|file| file.path.clone()).max(committed.newest);
         let token = serde_json::to_string(&ListingToken { newest, full_listing_at }).unwrap_or_default();
-        Ok(FileListing { files, token })
+        Ok(FileListing { files, token, notifications: Vec::new(), more: false })
+    }
+
+    async fn acknowledge(&self, notifications: Vec<String>) -> Result<()> {
+        match self.queue.get() {
+            Some(queue) if !notifications.is_empty() => queue.acknowledge(notifications).await,
+            _ => Ok(()),
+        }
     }
 
     async fn columns_for(&self, files: &[SourceFile], existing: Option<&[Field]>) -> Result<TableSchema> {

@@ -120,9 +120,14 @@ pub struct FilesSyncFlags {
     #[arg(long)]
     pub incremental_listing: bool,
 
-    /// With --incremental-listing: how often a pass lists every file (default 1h).
-    #[arg(long, value_name = "DURATION", requires = "incremental_listing")]
+    /// With --incremental-listing or --queue-url: how often a pass lists every file (default 1h).
+    #[arg(long, value_name = "DURATION")]
     pub full_listing_interval: Option<String>,
+
+    /// Discover new files from the bucket's S3 event notifications in this SQS queue (https://sqs.…/queue),
+    /// with a full listing every --full-listing-interval as the safety net.
+    #[arg(long, value_name = "URL")]
+    pub queue_url: Option<String>,
 
     #[command(flatten)]
     pub format: FormatFlags,
@@ -141,6 +146,7 @@ impl FilesSyncFlags {
             ("schema_evolution", self.schema_evolution),
             ("poll_interval", self.poll_interval),
             ("full_listing_interval", self.full_listing_interval),
+            ("queue_url", self.queue_url),
         ];
         for (key, value) in texts {
             if let Some(value) = value {

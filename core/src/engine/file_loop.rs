@@ -94,8 +94,15 @@ async fn ingest_table<S: FileSource>(
     let mut table = open(source.as_ref(), &sink).await?;
     loop {
         let listing = source.list(table.token.as_deref()).await?;
+        let more = listing.more;
         pass(&source, &sink, &mut table, listing, settings, &shutdown).await?;
-        if mode == SyncMode::Once || shutdown.is_requested() {
+        if shutdown.is_requested() {
+            break;
+        }
+        if more {
+            continue;
+        }
+        if mode == SyncMode::Once {
             break;
         }
         tokio::select! {
@@ -138,7 +145,8 @@ pub(super) async fn open<S: FileSource>(source: &S, sink: &DeltaSink) -> Result<
     Ok(FileTable { id, options, writer, ingested, sequence, token, report })
 }
 
-/// Ingests the new files of one listing, a batch per commit; the listing's token is committed with the last.
+/// Ingests the new files of one listing, a batch per commit; the listing's token is committed with the last,
+/// and its notifications are acknowledged after it.
 async fn pass<S: FileSource>(
     source: &Arc<S>,
     sink: &DeltaSink,
@@ -147,13 +155,13 @@ async fn pass<S: FileSource>(
     settings: FileSettings,
     shutdown: &Shutdown,
 ) -> Result<()> {
-    let FileListing { files, token } = listing;
+    let FileListing { files, token, notifications, .. } = listing;
     let new: Vec<SourceFile> = files.into_iter().filter(|file| is_new(table, file, settings)).collect();
     if new.is_empty() {
         if table.writer.is_some() && table.token.as_deref() != Some(token.as_str()) {
             commit(table, None, Vec::new(), token).await?;
         }
-        return Ok(());
+        return source.acknowledge(notifications).await;
     }
     let total = new.len();
     info!(table = %table.id, files = total, "new files found");
@@ -167,7 +175,7 @@ async fn pass<S: FileSource>(
         let batch_token = if remaining.is_empty() { token.clone() } else { table.token.clone().unwrap_or_default() };
         ingest_batch(source, sink, table, batch, batch_token, settings).await?;
     }
-    Ok(())
+    source.acknowledge(notifications).await
 }
 
 fn is_new(table: &FileTable, file: &SourceFile, settings: FileSettings) -> bool {

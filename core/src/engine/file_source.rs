@@ -38,6 +38,13 @@ pub trait FileSource: Send + Sync + 'static {
     /// those not yet ingested, in the listing's order.
     fn list(&self, committed: Option<&str>) -> impl Future<Output = Result<FileListing>> + Send;
 
+    /// Acknowledges the notifications a listing came from ([`FileListing::notifications`]), once every file of
+    /// the listing is committed (or was already). Must never be called, nor acknowledge anything, before.
+    fn acknowledge(&self, notifications: Vec<String>) -> impl Future<Output = Result<()>> + Send {
+        let _ = notifications;
+        async { Ok(()) }
+    }
+
     /// The table's source columns once rows of `files` land, given the columns the table has (`None`: the table
     /// does not exist yet, and is created with them). Columns are only ever added or widened.
     fn columns_for(
@@ -63,6 +70,12 @@ pub struct FileListing {
     pub files: Vec<SourceFile>,
     /// Committed with the last batch of the files this listing found new.
     pub token: String,
+    /// The notifications (say, SQS receipt handles) the files came from, for [`FileSource::acknowledge`] once
+    /// they are committed. Empty for a listing of the store.
+    pub notifications: Vec<String>,
+    /// The listing stopped short of what is waiting (a bound on notifications received at once): the engine
+    /// lists again as soon as this listing's files are committed, in `--once` mode too.
+    pub more: bool,
 }
 
 /// How reading a file ended.
