@@ -4,6 +4,7 @@
 use tokio::sync::oneshot;
 
 use super::chunked_copy::{ChunkRequest, ChunkStart, chunk_key, integer_keys};
+use super::parquet_encoder::{EncodedRows, ParquetEncoder};
 use crate::arrow::array::RecordBatch;
 use crate::delta::{SnapshotFiles, WrittenFiles};
 use crate::error::{Error, Result};
@@ -23,6 +24,8 @@ pub struct ChunkRows {
     start: Option<ChunkStart>,
     /// Where rows go while they fit the table; `None` once they are held.
     files: Option<SnapshotFiles>,
+    /// The task encoding the rows into `files`, from the first rows written on.
+    encoder: Option<ParquetEncoder>,
     held: Vec<RecordBatch>,
     /// The chunk's columns, from its first rows.
     schema: Option<TableSchema>,
@@ -44,6 +47,7 @@ impl ChunkRows {
             report: Some(report),
             start: None,
             files: Some(files),
+            encoder: None,
             held: Vec::new(),
             schema: None,
             greatest_key: None,
@@ -78,8 +82,11 @@ impl ChunkRows {
         let greatest = integer_keys(&self.table, rows.column(key))?.into_iter().flatten().max();
         self.greatest_key = self.greatest_key.max(greatest);
         self.rows += rows.num_rows() as u64;
-        match self.files.as_mut() {
-            Some(files) => files.write_part(0, &rows).await,
+        if let Some(files) = self.files.take() {
+            self.encoder = Some(ParquetEncoder::spawn(files));
+        }
+        match &self.encoder {
+            Some(encoder) => encoder.encode(EncodedRows::Snapshot(rows), &format!("a chunk of {}", self.table)).await,
             None => {
                 self.held.push(rows);
                 Ok(())
@@ -93,6 +100,9 @@ impl ChunkRows {
             return Err(Error::state(format!("internal: a chunk of {} ended without its position", self.table)));
         };
         self.settle_columns(&schema)?;
+        if let Some(encoder) = self.encoder.take() {
+            self.files = Some(encoder.finish(&format!("a chunk of {}", self.table)).await?);
+        }
         let rows = match self.files.as_mut() {
             Some(files) => ChunkContent::Written(files.finish().await?),
             None => ChunkContent::Held(self.held),

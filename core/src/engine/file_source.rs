@@ -7,14 +7,13 @@
 //! in one Delta commit. A file is thus in the table entirely or not at all, and never twice.
 
 use std::future::Future;
+use std::sync::Arc;
 
+use super::parquet_encoder::{EncodedRows, ParquetEncoder};
 use crate::arrow::array::RecordBatch;
 use crate::arrow::datatypes::Field;
 use crate::delta::SnapshotFiles;
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::ingested_file::SourceFile;
 use crate::options::TableOptions;
 use crate::schema::{TableId, TableSchema};
@@ -87,32 +86,18 @@ pub enum FileRead {
     Vanished,
 }
 
-/// Batches of a file's rows parsed ahead of the Parquet encoder.
-const BATCHES_AHEAD: usize = 2;
-
 /// Where a file's rows go: Parquet files of the table, committed with the rest of the batch. The rows are
-/// encoded on a task of their own while the source parses the next ones, so that a single large file keeps two
-/// cores busy (parsing and encoding cost about the same).
+/// encoded on a task of their own while the source parses the next ones ([`ParquetEncoder`]).
 #[derive(Debug)]
 pub struct FileRows {
-    sender: mpsc::Sender<(RecordBatch, u64)>,
-    encoder: JoinHandle<Result<SnapshotFiles>>,
-    file: SourceFile,
+    encoder: ParquetEncoder,
+    file: Arc<SourceFile>,
     rows: u64,
 }
 
 impl FileRows {
     pub(super) fn new(files: SnapshotFiles, file: SourceFile) -> Self {
-        let (sender, mut batches) = mpsc::channel::<(RecordBatch, u64)>(BATCHES_AHEAD);
-        let encoded = file.clone();
-        let encoder = tokio::spawn(async move {
-            let mut files = files;
-            while let Some((rows, first_row)) = batches.recv().await {
-                files.write_file_rows(&rows, &encoded, first_row).await?;
-            }
-            Ok(files)
-        });
-        FileRows { sender, encoder, file, rows: 0 }
+        FileRows { encoder: ParquetEncoder::spawn(files), file: Arc::new(file), rows: 0 }
     }
 
     /// Streams rows (the next ones of the file, in the table's source columns) into the table's files.
@@ -120,21 +105,16 @@ impl FileRows {
         if rows.num_rows() == 0 {
             return Ok(());
         }
-        if self.sender.send((rows.clone(), self.rows)).await.is_err() {
-            // The encoder stopped on an error, which `finish` returns.
-            return Err(Error::state(format!("the rows of {} could not be written", self.file.path)));
-        }
+        let encoded = EncodedRows::OfFile { rows: rows.clone(), file: self.file.clone(), first_row: self.rows };
+        self.encoder.encode(encoded, &self.file.path).await?;
         self.rows += rows.num_rows() as u64;
         Ok(())
     }
 
     /// Waits for the encoder to write every row handed over; returns its files, the source file and the rows.
     pub(super) async fn finish(self) -> Result<(SnapshotFiles, SourceFile, u64)> {
-        let FileRows { sender, encoder, file, rows } = self;
-        drop(sender);
-        let files = encoder
-            .await
-            .map_err(|panic| Error::state(format!("writing the rows of {} ended abnormally: {panic}", file.path)))??;
-        Ok((files, file, rows))
+        let FileRows { encoder, file, rows } = self;
+        let files = encoder.finish(&file.path).await?;
+        Ok((files, Arc::unwrap_or_clone(file), rows))
     }
 }

@@ -25,6 +25,7 @@ mod file_load;
 mod file_loop;
 mod file_source;
 mod parallel_copies;
+mod parquet_encoder;
 mod poll_loop;
 mod polled_stream;
 mod read_ahead;
