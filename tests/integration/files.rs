@@ -240,6 +240,34 @@ with open(f"{root}/b.jsonl", "w") as f:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_small_files_share_few_parquet_files() {
+    let landing = tempfile::tempdir().expect("landing directory");
+    let lake = TempLake::new();
+    python(
+        r#"
+import csv, sys
+for file in range(300):
+    with open(f"{sys.argv[1]}/event-{file:04d}.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "kind"])
+        writer.writerows([file * 10 + i, "click"] for i in range(10))
+"#,
+        &[landing.path().to_str().expect("utf-8")],
+    );
+    let landing_path = landing.path().to_str().expect("utf-8");
+    assert_synced(&sync_files(landing_path, lake.dir.path(), "events", &["--parallel-files", "2"]));
+    let url = table_url(&lake, "events");
+    let per_file = rows_per_file(&url).await;
+    assert_eq!(per_file.len(), 300);
+    assert!(per_file.values().all(|&rows| rows == 10), "each file once: {per_file:?}");
+    let parquet_files = std::fs::read_dir(url.to_file_path().expect("local"))
+        .expect("the table's directory")
+        .filter(|entry| entry.as_ref().is_ok_and(|entry| entry.file_name().to_string_lossy().ends_with(".parquet")))
+        .count();
+    assert!(parquet_files <= 2, "300 files read by two readers land in at most two Parquet files: {parquet_files}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_rewritten_in_place_is_skipped_unless_changed_files_are_reingested() {
     let landing = tempfile::tempdir().expect("landing directory");
     let lake = TempLake::new();

@@ -2,15 +2,15 @@
 //! batches (several files at once, each streamed into Parquet on its own task) and commit each batch whole with
 //! its files recorded in the ledger; in continuous mode, list again at the poll interval.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use futures::StreamExt;
 use tracing::{info, warn};
 
 use super::file_source::{FileListing, FileRead, FileRows, FileSource};
+use super::parquet_encoder::ParquetEncoder;
 use crate::cursor::TableCursor;
 use crate::delta::{DeltaSink, DeltaTableWriter, WrittenFiles};
 use crate::error::{Error, Result};
@@ -260,8 +260,9 @@ pub(super) async fn table_with_columns(
     }
 }
 
-/// Reads `files` into Parquet files of `writer`'s table, `parallel` at a time, each on a task of its own;
-/// returns what they wrote, to commit, and the files read (those gone since listing are left out).
+/// Reads `files` into Parquet files of `writer`'s table by `parallel` readers, each taking the next file not yet
+/// taken, parsing it on its task while its encoder writes the rows before; the files a reader takes share its
+/// Parquet files. Returns what they wrote, to commit, and the files read (those gone since listing are left out).
 pub(super) async fn read_into_parquet<S: FileSource>(
     source: &Arc<S>,
     writer: &DeltaTableWriter,
@@ -271,42 +272,64 @@ pub(super) async fn read_into_parquet<S: FileSource>(
 ) -> Result<(Option<WrittenFiles>, Vec<IngestedFile>)> {
     let schema = Arc::new(schema);
     let taken_at = Utc::now();
-    let mut reads = Vec::with_capacity(files.len());
-    for file in files {
-        let rows = FileRows::new(writer.snapshot_files(taken_at)?, file.clone());
-        let (source, schema, listed) = (source.clone(), schema.clone(), file.clone());
-        reads.push(async move {
-            tokio::spawn(async move {
-                let mut rows = rows;
-                let read = source.read(&listed, &schema, &mut rows).await;
-                // The encoder's error first: a read that failed because the encoder stopped says less.
-                let (mut files, file, count) = rows.finish().await?;
-                match read? {
-                    FileRead::Complete => Ok(Some((files.finish().await?, IngestedFile::new(file, count)))),
-                    FileRead::Vanished => {
-                        files.abandon();
-                        warn!(file = %file.path, "the file was deleted after it was listed; skipped");
-                        Ok(None)
-                    }
-                }
-            })
-            .await
-        });
+    let waiting = Arc::new(Mutex::new(files.iter().cloned().collect::<VecDeque<SourceFile>>()));
+    let mut readers = tokio::task::JoinSet::new();
+    for _ in 0..parallel.clamp(1, files.len().max(1)) {
+        let encoder = ParquetEncoder::spawn(writer.snapshot_files(taken_at)?);
+        readers.spawn(read_files(source.clone(), schema.clone(), waiting.clone(), encoder));
     }
-    let mut read = futures::stream::iter(reads).buffered(parallel.max(1));
     let (mut written, mut ingested): (Option<WrittenFiles>, Vec<IngestedFile>) = (None, Vec::new());
-    while let Some(joined) = read.next().await {
-        let outcome: Result<Option<(WrittenFiles, IngestedFile)>> =
-            joined.map_err(|panic| Error::state(format!("reading a file ended abnormally: {panic}")))?;
-        if let Some((files, file)) = outcome? {
+    while let Some(joined) = readers.join_next().await {
+        // A failed reader ends the others (dropping `readers` aborts them): nothing of the batch is committed.
+        let (files, read) =
+            joined.map_err(|panic| Error::state(format!("reading files ended abnormally: {panic}")))??;
+        if let Some(files) = files {
             match &mut written {
                 Some(all) => all.absorb(files)?,
                 None => written = Some(files),
             }
-            ingested.push(file);
         }
+        ingested.extend(read);
     }
     Ok((written, ingested))
+}
+
+/// One reader: takes files from `waiting` until none is left, each read whole into `encoder`'s files.
+async fn read_files<S: FileSource>(
+    source: Arc<S>,
+    schema: Arc<TableSchema>,
+    waiting: Arc<Mutex<VecDeque<SourceFile>>>,
+    mut encoder: ParquetEncoder,
+) -> Result<(Option<WrittenFiles>, Vec<IngestedFile>)> {
+    let mut ingested = Vec::new();
+    loop {
+        let next = waiting.lock().map_err(|_| Error::state("internal: the files to read are poisoned"))?.pop_front();
+        let Some(file) = next else { break };
+        let mut rows = FileRows::new(encoder, file.clone());
+        let read = source.read(&file, &schema, &mut rows).await;
+        let (returned, file, count) = rows.into_parts();
+        encoder = returned;
+        match read {
+            Ok(FileRead::Complete) => ingested.push(IngestedFile::new(file, count)),
+            Ok(FileRead::Vanished) if count == 0 => {
+                warn!(file = %file.path, "the file was deleted after it was listed; skipped");
+            }
+            Ok(FileRead::Vanished) => {
+                return Err(Error::state(format!(
+                    "internal: {} vanished after {count} of its rows were read",
+                    file.path
+                )));
+            }
+            // The encoder's error first: a read that failed because the encoder stopped says less.
+            Err(error) => return Err(encoder.finish(&file.path).await.err().unwrap_or(error)),
+        }
+    }
+    let mut files = encoder.finish("the files read").await?;
+    if ingested.is_empty() {
+        files.abandon();
+        return Ok((None, ingested));
+    }
+    Ok((Some(files.finish().await?), ingested))
 }
 
 /// Commits a batch's rows, its files in the ledger and `token` in one Delta commit.

@@ -3,7 +3,7 @@
 //! A file source lists files in a store (a local directory, a bucket) and reads each into rows. The engine
 //! ([`ingest_files`](super::ingest_files)) skips the files the table's ledger says are ingested, reads the new
 //! ones in batches, several files at a time, each file parsed on a task of its own and its rows encoded into
-//! Parquet on another, and commits each batch whole: its rows, its files in the ledger and the listing's token
+//! Parquet on another (the files one task reads in turn share its Parquet files), and commits each batch whole: its rows, its files in the ledger and the listing's token
 //! in one Delta commit. A file is thus in the table entirely or not at all, and never twice.
 
 use std::future::Future;
@@ -12,7 +12,6 @@ use std::sync::Arc;
 use super::parquet_encoder::{EncodedRows, ParquetEncoder};
 use crate::arrow::array::RecordBatch;
 use crate::arrow::datatypes::Field;
-use crate::delta::SnapshotFiles;
 use crate::error::Result;
 use crate::ingested_file::SourceFile;
 use crate::options::TableOptions;
@@ -87,7 +86,8 @@ pub enum FileRead {
 }
 
 /// Where a file's rows go: Parquet files of the table, committed with the rest of the batch. The rows are
-/// encoded on a task of their own while the source parses the next ones ([`ParquetEncoder`]).
+/// encoded on a task of their own while the source parses the next ones ([`ParquetEncoder`]); the files one
+/// reader takes in turn share its Parquet files, so that small source files do not make small Parquet files.
 #[derive(Debug)]
 pub struct FileRows {
     encoder: ParquetEncoder,
@@ -96,8 +96,9 @@ pub struct FileRows {
 }
 
 impl FileRows {
-    pub(super) fn new(files: SnapshotFiles, file: SourceFile) -> Self {
-        FileRows { encoder: ParquetEncoder::spawn(files), file: Arc::new(file), rows: 0 }
+    /// The rows of `file`, encoded by `encoder` after those of the reader's files before it.
+    pub(super) fn new(encoder: ParquetEncoder, file: SourceFile) -> Self {
+        FileRows { encoder, file: Arc::new(file), rows: 0 }
     }
 
     /// Streams rows (the next ones of the file, in the table's source columns) into the table's files.
@@ -111,10 +112,9 @@ impl FileRows {
         Ok(())
     }
 
-    /// Waits for the encoder to write every row handed over; returns its files, the source file and the rows.
-    pub(super) async fn finish(self) -> Result<(SnapshotFiles, SourceFile, u64)> {
+    /// The encoder, for the reader's next file; the file and the rows handed over.
+    pub(super) fn into_parts(self) -> (ParquetEncoder, SourceFile, u64) {
         let FileRows { encoder, file, rows } = self;
-        let files = encoder.finish(&file.path).await?;
-        Ok((files, Arc::unwrap_or_clone(file), rows))
+        (encoder, Arc::unwrap_or_clone(file), rows)
     }
 }
