@@ -27,11 +27,14 @@ pub struct IngestedFile {
     /// The table's transaction version whose commit landed the file's rows (filled in when recorded).
     #[serde(default)]
     pub txn_version: i64,
+    /// When the file was read, just before its commit (what `clean_source`'s retention counts from).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingested_at: Option<DateTime<Utc>>,
 }
 
 impl IngestedFile {
     pub fn new(file: SourceFile, rows: u64) -> Self {
-        IngestedFile { file, rows, txn_version: 0 }
+        IngestedFile { file, rows, txn_version: 0, ingested_at: Some(Utc::now()) }
     }
 
     /// Whether `listed` is the version of the file ingested: the entity tags decide when both sides have one,

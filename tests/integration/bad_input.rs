@@ -430,6 +430,18 @@ fn bad_input_files_mistakes_name_the_flag_or_the_file_and_write_nothing() {
             vec!["queue_url (--queue-url) takes the S3 event notifications of a bucket", "give --path s3://"],
         ),
         (
+            "files: --clean-source move without a destination",
+            files(&csv_dir, &["--clean-source", "move"]),
+            2,
+            vec!["clean_source = \"move\" needs clean_source_move_to (--clean-source-move-to)"],
+        ),
+        (
+            "files: --clean-source-move-to inside the path",
+            files(&csv_dir, &["--clean-source", "move", "--clean-source-move-to", &format!("{csv_dir}/archive")]),
+            2,
+            vec!["is inside the path whose files it archives"],
+        ),
+        (
             "files: a truncated gzip file",
             files(path_text(corrupt.path()), &[]),
             1,

@@ -268,6 +268,43 @@ for file in range(300):
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_source_deletes_or_moves_ingested_files_only_after_their_commit_and_retention() {
+    let root = tempfile::tempdir().expect("a directory");
+    let (landing, archive) = (root.path().join("landing"), root.path().join("archive"));
+    std::fs::create_dir_all(landing.join("day=1")).expect("landing/day=1");
+    let lake = TempLake::new();
+    let landing_path = landing.to_str().expect("utf-8");
+    let write = |name: &str, first: &str| {
+        python(WRITE_ORDERS_CSV, &[landing.join(name).to_str().expect("utf-8"), first, "10"]);
+    };
+    let sync = |flags: &[&str]| assert_synced(&sync_files(landing_path, lake.dir.path(), "orders", flags));
+    write("a.csv", "0");
+    write("day=1/b.csv", "100");
+    let delete_now = ["--clean-source", "delete", "--clean-source-retention", "0s"];
+    sync(&delete_now);
+    assert!(landing.join("a.csv").exists(), "not cleaned in the pass that ingests it");
+    sync(&["--clean-source", "delete"]);
+    assert!(landing.join("a.csv").exists(), "kept for the default retention of 30 days");
+    sync(&delete_now);
+    assert!(!landing.join("a.csv").exists() && !landing.join("day=1/b.csv").exists(), "deleted once committed");
+
+    write("c.csv", "200");
+    let archive_path = archive.to_str().expect("utf-8");
+    let move_now = ["--clean-source", "move", "--clean-source-move-to", archive_path, "--clean-source-retention", "0s"];
+    sync(&move_now);
+    write("day=1/d.csv", "300");
+    sync(&move_now);
+    assert!(archive.join("c.csv").exists() && !landing.join("c.csv").exists(), "moved to the archive");
+    assert!(landing.join("day=1/d.csv").exists(), "the file ingested by this pass stays until the next");
+    sync(&move_now);
+    assert!(archive.join("day=1/d.csv").exists(), "its path below the landing kept");
+
+    let per_file = rows_per_file(&table_url(&lake, "orders")).await;
+    assert_eq!(per_file.len(), 4, "{per_file:?}");
+    assert!(per_file.values().all(|&rows| rows == 10), "each file once: {per_file:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_rewritten_in_place_is_skipped_unless_changed_files_are_reingested() {
     let landing = tempfile::tempdir().expect("landing directory");
     let lake = TempLake::new();

@@ -22,6 +22,7 @@ use connector_core::schema::TableId;
 
 use crate::format::Format;
 use crate::format_options::FormatOptions;
+use crate::source_cleaning::CleanSource;
 
 /// Files per commit when not set: a commit every thousand small files keeps the log short.
 pub const DEFAULT_MAX_FILES_PER_BATCH: usize = 1000;
@@ -37,6 +38,10 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(10);
 /// How often incremental listings and notifications are backed by a full listing when not set: late files
 /// (named before the newest one listed) and files whose notification was lost wait at most this long.
 pub const DEFAULT_FULL_LISTING_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// How long ingested files stay before `clean_source` deletes or moves them when not set (Auto Loader's
+/// default): time to read them again should a table need rebuilding.
+pub const DEFAULT_CLEAN_SOURCE_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 
 fn duration(key: &str, text: &str) -> Result<Duration> {
     humantime::parse_duration(text)
@@ -79,6 +84,10 @@ struct RawFilesProfile {
     incremental_listing: bool,
     full_listing_interval: Option<String>,
     queue_url: Option<String>,
+    #[serde(default)]
+    clean_source: CleanSource,
+    clean_source_move_to: Option<String>,
+    clean_source_retention: Option<String>,
     // The format options, flat (serde cannot deny unknown keys of a flattened struct).
     header: Option<bool>,
     delimiter: Option<String>,
@@ -115,6 +124,10 @@ pub struct FilesConfig {
     pub full_listing_interval: Option<Duration>,
     /// The SQS queue the bucket's event notifications go to: discovery by notification.
     pub queue_url: Option<String>,
+    pub clean_source: CleanSource,
+    pub clean_source_move_to: Option<String>,
+    /// Ingested files are cleaned once ingested this long ago.
+    pub clean_source_retention: Duration,
 }
 
 impl FilesConfig {
@@ -191,6 +204,12 @@ impl FilesConfig {
                 (true, Some(text)) => Some(duration("full_listing_interval", &text)?),
             },
             queue_url: raw.queue_url,
+            clean_source: raw.clean_source,
+            clean_source_move_to: raw.clean_source_move_to,
+            clean_source_retention: match raw.clean_source_retention {
+                None => DEFAULT_CLEAN_SOURCE_RETENTION,
+                Some(text) => duration("clean_source_retention", &text)?,
+            },
         })
     }
 }

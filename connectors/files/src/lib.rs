@@ -19,6 +19,7 @@ pub mod parquet_rows;
 pub mod pipeline;
 pub mod rescued_data;
 pub mod schema_hints;
+pub mod source_cleaning;
 pub mod stored_types;
 pub mod sync_flags;
 pub mod text_types;

@@ -15,13 +15,14 @@ use connector_core::options::TableOptions;
 use connector_core::schema::TableId;
 
 use crate::config::{
-    DEFAULT_INFER_SAMPLE_FILES, DEFAULT_MAX_BYTES_PER_BATCH, DEFAULT_MAX_FILES_PER_BATCH, DEFAULT_PARALLEL_FILES,
-    DEFAULT_POLL_INTERVAL, FilesConfig, SchemaEvolution,
+    DEFAULT_CLEAN_SOURCE_RETENTION, DEFAULT_INFER_SAMPLE_FILES, DEFAULT_MAX_BYTES_PER_BATCH,
+    DEFAULT_MAX_FILES_PER_BATCH, DEFAULT_PARALLEL_FILES, DEFAULT_POLL_INTERVAL, FilesConfig, SchemaEvolution,
 };
 use crate::format::Format;
 use crate::listing::{FileFilter, list_files};
 use crate::location::FileLocation;
 use crate::pipeline::FilesSource;
+use crate::source_cleaning::CleanSource;
 use crate::sync_flags::FormatFlags;
 
 /// The pipeline name a load records its commit under.
@@ -94,6 +95,9 @@ pub async fn load(args: LoadArgs) -> Result<LoadReport> {
         reingest_changed_files: false,
         full_listing_interval: None,
         queue_url: None,
+        clean_source: CleanSource::Off,
+        clean_source_move_to: None,
+        clean_source_retention: DEFAULT_CLEAN_SOURCE_RETENTION,
     });
     let (locations, files) = files_of(&args.paths).await?;
     let source = FilesSource::new(config.clone(), locations, FileFilter::default())?;

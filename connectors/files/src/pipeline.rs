@@ -10,7 +10,7 @@ use connector_core::engine::{
     FileBacklog, FileListing, FileRead, FileRows, FileSettings, FileSource, file_backlog, ingest_files,
 };
 use connector_core::error::Result;
-use connector_core::ingested_file::SourceFile;
+use connector_core::ingested_file::{IngestedFile, SourceFile};
 use connector_core::options::TableOptions;
 use connector_core::pipeline::{Pipeline, Shutdown, SyncFuture, SyncMode};
 use connector_core::schema::{TableId, TableSchema};
@@ -24,6 +24,7 @@ use crate::listing::{FileFilter, list_files, list_files_after, notified_files};
 use crate::location::FileLocation;
 use crate::notifications::NotificationQueue;
 use crate::schema_hints::parse_schema_hints;
+use crate::source_cleaning::SourceCleaning;
 
 /// A files source bound to its Delta table.
 #[derive(Debug)]
@@ -45,8 +46,15 @@ impl FilesPipeline {
         }
         let filter = FileFilter::new(config.glob.as_deref(), config.modified_after)?;
         let sink = DeltaSink::new(Destination::parse(&config.dest)?, config.pipeline.clone(), HashMap::new());
+        let cleaning = SourceCleaning::new(
+            config.clean_source,
+            config.clean_source_move_to.as_deref(),
+            config.clean_source_retention,
+            &location,
+        )?;
         let config = Arc::new(config);
-        let source = FilesSource::new(config.clone(), vec![location], filter)?;
+        let mut source = FilesSource::new(config.clone(), vec![location], filter)?;
+        source.cleaning = cleaning;
         Ok(FilesPipeline { config, sources: vec![Arc::new(source)], sink })
     }
 }
@@ -89,6 +97,8 @@ pub struct FilesSource {
     hints: Vec<(String, DataType)>,
     /// The notification queue's client, from the first pass that receives (`queue_url` set).
     queue: OnceCell<NotificationQueue>,
+    /// What happens to ingested files (`clean_source`); a load cleans nothing.
+    cleaning: Option<SourceCleaning>,
 }
 
 /// What a listing's token records: the newest file listed, where an incremental listing starts, and when the
@@ -104,7 +114,7 @@ impl FilesSource {
     pub fn new(config: Arc<FilesConfig>, locations: Vec<FileLocation>, filter: FileFilter) -> Result<Self> {
         let hints =
             config.format_options.schema_hints.as_deref().map(parse_schema_hints).transpose()?.unwrap_or_default();
-        Ok(FilesSource { config, locations, filter, hints, queue: OnceCell::new() })
+        Ok(FilesSource { config, locations, filter, hints, queue: OnceCell::new(), cleaning: None })
     }
 
     /// The location a listed file belongs to.
@@ -160,6 +170,13 @@ impl FileSource for FilesSource {
         let newest = files.last().map(|file| file.path.clone()).max(committed.newest);
         let token = serde_json::to_string(&ListingToken { newest, full_listing_at }).unwrap_or_default();
         Ok(FileListing { files, token, notifications: Vec::new(), more: false })
+    }
+
+    async fn clean_ingested(&self, files: &[&IngestedFile]) -> Result<()> {
+        match (&self.cleaning, self.locations.first()) {
+            (Some(cleaning), Some(location)) => cleaning.clean(location, files).await,
+            _ => Ok(()),
+        }
     }
 
     async fn acknowledge(&self, notifications: Vec<String>) -> Result<()> {

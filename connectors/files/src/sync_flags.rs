@@ -129,6 +129,19 @@ pub struct FilesSyncFlags {
     #[arg(long, value_name = "URL")]
     pub queue_url: Option<String>,
 
+    /// Once ingested files are older than --clean-source-retention: delete them, or move them below
+    /// --clean-source-move-to (default: off, they stay).
+    #[arg(long, value_name = "off|delete|move")]
+    pub clean_source: Option<String>,
+
+    /// With --clean-source move: the directory (same store, outside --path) ingested files move to.
+    #[arg(long, value_name = "PATH")]
+    pub clean_source_move_to: Option<String>,
+
+    /// With --clean-source: how long after their ingestion files are cleaned (default 30d).
+    #[arg(long, value_name = "DURATION")]
+    pub clean_source_retention: Option<String>,
+
     #[command(flatten)]
     pub format: FormatFlags,
 
@@ -147,6 +160,9 @@ impl FilesSyncFlags {
             ("poll_interval", self.poll_interval),
             ("full_listing_interval", self.full_listing_interval),
             ("queue_url", self.queue_url),
+            ("clean_source", self.clean_source),
+            ("clean_source_move_to", self.clean_source_move_to),
+            ("clean_source_retention", self.clean_source_retention),
         ];
         for (key, value) in texts {
             if let Some(value) = value {

@@ -156,6 +156,13 @@ async fn pass<S: FileSource>(
     shutdown: &Shutdown,
 ) -> Result<()> {
     let FileListing { files, token, notifications, .. } = listing;
+    let ingested: Vec<&IngestedFile> = files
+        .iter()
+        .filter_map(|file| table.ingested.get(&file.path).filter(|ingested| ingested.same_version_as(file)))
+        .collect();
+    if !ingested.is_empty() {
+        source.clean_ingested(&ingested).await?;
+    }
     let new: Vec<SourceFile> = files.into_iter().filter(|file| is_new(table, file, settings)).collect();
     if new.is_empty() {
         if table.writer.is_some() && table.token.as_deref() != Some(token.as_str()) {

@@ -13,7 +13,7 @@ use super::parquet_encoder::{EncodedRows, ParquetEncoder};
 use crate::arrow::array::RecordBatch;
 use crate::arrow::datatypes::Field;
 use crate::error::Result;
-use crate::ingested_file::SourceFile;
+use crate::ingested_file::{IngestedFile, SourceFile};
 use crate::options::TableOptions;
 use crate::schema::{TableId, TableSchema};
 
@@ -35,6 +35,13 @@ pub trait FileSource: Send + Sync + 'static {
     /// Lists the files to consider, given the token committed last (`None`: never listed). The engine ingests
     /// those not yet ingested, in the listing's order.
     fn list(&self, committed: Option<&str>) -> impl Future<Output = Result<FileListing>> + Send;
+
+    /// Given the listed files the ledger holds, as committed, a source may delete or move them (`clean_source`).
+    /// Called at each pass, after the listing and before its new files are read.
+    fn clean_ingested(&self, files: &[&IngestedFile]) -> impl Future<Output = Result<()>> + Send {
+        let _ = files;
+        async { Ok(()) }
+    }
 
     /// Acknowledges the notifications a listing came from ([`FileListing::notifications`]), once every file of
     /// the listing is committed (or was already). Must never be called, nor acknowledge anything, before.
