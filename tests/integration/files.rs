@@ -660,6 +660,7 @@ async fn load_creates_a_table_from_files_then_appends_and_overwrites_each_in_one
     let printed = String::from_utf8_lossy(&output.stdout);
     assert!(printed.contains("sales.orders: 150 rows from 3 files, Delta version 1"), "{printed}");
     assert!(printed.contains("  id bigint\n") && printed.contains("  day date\n"), "the columns as SQL: {printed}");
+    assert!(printed.contains("  amount decimal(5,2)\n"), "amounts such as 249.25 are exact decimals: {printed}");
     let url = lake.table_url(&TableId::new("sales", "orders"));
     assert_eq!(read_rows(&url, &["id"]).await.len(), 150);
 

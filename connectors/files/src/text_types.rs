@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use connector_core::arrow::array::{Array, ArrayRef, StringArray};
-use connector_core::arrow::compute::{CastOptions, cast_with_options};
+use connector_core::arrow::array::{Array, ArrayRef, BooleanArray, StringArray, new_null_array};
+use connector_core::arrow::compute::{CastOptions, cast_with_options, nullif};
 use connector_core::arrow::datatypes::{DataType, TimeUnit};
 use connector_core::arrow::util::display::FormatOptions as DisplayOptions;
 
@@ -13,13 +13,20 @@ pub fn timestamp_type(zoned: bool) -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, zoned.then(|| Arc::from("UTC")))
 }
 
-/// The narrowest type every non-null value of `values` parses as: a 64-bit integer, a double, a boolean, a date,
-/// a timestamp (with zone when every value has one), else text.
+/// The narrowest type every non-null value of `values` parses as: a 64-bit integer, a decimal (numbers written
+/// with a point, exact in at most 38 digits: amounts stay exact), a double, a boolean, a date, a timestamp (with
+/// zone when every value has one), else text.
 pub fn infer_text_type(values: &StringArray) -> DataType {
     if values.null_count() == values.len() {
         return DataType::Utf8;
     }
     let all = |check: fn(&str) -> bool| values.iter().flatten().all(check);
+    if !parses_every_value(values, &DataType::Int64)
+        && let Some(decimal) = values.iter().flatten().try_fold(DecimalDigits::default(), DecimalDigits::with)
+        && let Some(decimal) = decimal.data_type()
+    {
+        return decimal;
+    }
     let candidates = [DataType::Int64, DataType::Float64, DataType::Boolean, DataType::Date32];
     for candidate in candidates {
         if candidate == DataType::Boolean
@@ -44,16 +51,76 @@ pub fn infer_text_type(values: &StringArray) -> DataType {
     DataType::Utf8
 }
 
-/// The wider of two inferred types: integers widen to doubles, anything else that differs to text.
+/// The wider of two inferred types: integers and decimals widen to decimals that hold both (to doubles past 38
+/// digits), numbers to doubles, anything else that differs to text.
 pub fn wider_text_type(a: &DataType, b: &DataType) -> DataType {
     match (a, b) {
         (a, b) if a == b => a.clone(),
-        (DataType::Int64, DataType::Float64) | (DataType::Float64, DataType::Int64) => DataType::Float64,
+        (DataType::Decimal128(..) | DataType::Int64, DataType::Decimal128(..) | DataType::Int64) => {
+            let digits = |data_type: &DataType| match data_type {
+                DataType::Decimal128(precision, scale) => {
+                    DecimalDigits { whole: (*precision as i8 - *scale) as u8, fraction: *scale as u8 }
+                }
+                _ => DecimalDigits { whole: INT64_DIGITS, fraction: 0 },
+            };
+            let (a, b) = (digits(a), digits(b));
+            let both = DecimalDigits { whole: a.whole.max(b.whole), fraction: a.fraction.max(b.fraction) };
+            both.data_type().unwrap_or(DataType::Float64)
+        }
+        (DataType::Int64 | DataType::Decimal128(..), DataType::Float64)
+        | (DataType::Float64, DataType::Int64 | DataType::Decimal128(..)) => DataType::Float64,
         (DataType::Date32, DataType::Timestamp(_, zone)) | (DataType::Timestamp(_, zone), DataType::Date32) => {
             timestamp_type(zone.is_some())
         }
         _ => DataType::Utf8,
     }
+}
+
+/// Digits any 64-bit integer needs.
+const INT64_DIGITS: u8 = 19;
+
+/// The digits decimal values need, before and after the point.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct DecimalDigits {
+    whole: u8,
+    fraction: u8,
+}
+
+impl DecimalDigits {
+    /// Widened to hold `value`; `None` when it is not a plain decimal number (`-12.50`, `.5`, `3`; not `1e3`).
+    fn with(self, value: &str) -> Option<Self> {
+        let unsigned = value.strip_prefix(['-', '+']).unwrap_or(value);
+        let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+        let digits = |part: &str| part.bytes().all(|byte| byte.is_ascii_digit());
+        if whole.len() + fraction.len() == 0 || !digits(whole) || !digits(fraction) {
+            return None;
+        }
+        let whole = whole.trim_start_matches('0').len().max(1);
+        Some(DecimalDigits {
+            whole: self.whole.max(u8::try_from(whole).ok()?),
+            fraction: self.fraction.max(u8::try_from(fraction.len()).ok()?),
+        })
+    }
+
+    /// The decimal type holding them; `None` past 38 digits, the most a Delta decimal holds.
+    fn data_type(self) -> Option<DataType> {
+        let precision = self.whole.checked_add(self.fraction)?;
+        (precision <= 38).then(|| DataType::Decimal128(precision, self.fraction as i8))
+    }
+}
+
+/// Whether the value of `row` has more fraction digits than `scale` keeps (trailing zeros aside): casting would
+/// round it, so it is rescued instead.
+fn would_round(values: &StringArray, row: usize, scale: i8) -> bool {
+    values.is_valid(row)
+        && values.value(row).split_once('.').is_some_and(|(_, fraction)| {
+            fraction.bytes().all(|byte| byte.is_ascii_digit())
+                && fraction.trim_end_matches('0').len() > scale.max(0) as usize
+        })
+}
+
+fn every_value(values: &StringArray) -> Vec<usize> {
+    (0..values.len()).filter(|&row| values.is_valid(row)).collect()
 }
 
 fn parses_every_value(values: &StringArray, data_type: &DataType) -> bool {
@@ -71,16 +138,25 @@ pub fn cast_text(values: &StringArray, data_type: &DataType) -> (ArrayRef, Vec<u
     let cast = match cast_with_options(values, data_type, &lenient) {
         Ok(cast) => cast,
         // A type text cannot be cast to at all: every value is rescued.
-        Err(_) => {
-            let rows = (0..values.len()).filter(|&row| values.is_valid(row)).collect();
-            return (connector_core::arrow::array::new_null_array(data_type, values.len()), rows);
-        }
+        Err(_) => return (new_null_array(data_type, values.len()), every_value(values)),
     };
-    let unfit = if cast.null_count() == values.null_count() {
+    let mut unfit: Vec<usize> = if cast.null_count() == values.null_count() {
         Vec::new()
     } else {
         (0..values.len()).filter(|&row| values.is_valid(row) && cast.is_null(row)).collect()
     };
+    if let DataType::Decimal128(_, scale) = data_type {
+        let rounded: BooleanArray = (0..values.len()).map(|row| Some(would_round(values, row, *scale))).collect();
+        if rounded.true_count() > 0 {
+            unfit.extend((0..values.len()).filter(|&row| rounded.value(row)));
+            unfit.sort_unstable();
+            unfit.dedup();
+            return match nullif(&cast, &rounded) {
+                Ok(kept) => (kept, unfit),
+                Err(_) => (new_null_array(data_type, values.len()), every_value(values)),
+            };
+        }
+    }
     (cast, unfit)
 }
 
@@ -113,6 +189,9 @@ mod tests {
         let cases: &[(&[Option<&str>], DataType)] = &[
             (&[Some("1"), None, Some("-42")], DataType::Int64),
             (&[Some("1"), Some("2.5"), Some("1e3")], DataType::Float64),
+            (&[Some("12.50"), Some("-0.125"), Some("3"), None], DataType::Decimal128(5, 3)),
+            (&[Some(".5"), Some("100.")], DataType::Decimal128(4, 1)),
+            (&[Some("1.00000000000000000000000000000000000001"), Some("1.5")], DataType::Float64),
             (&[Some("true"), Some("FALSE")], DataType::Boolean),
             (&[Some("2026-12-05"), Some("1999-01-31")], DataType::Date32),
             (&[Some("2026-12-05 10:00:00"), Some("2026-12-05T10:00:00.123456")], timestamp_type(false)),
@@ -125,6 +204,27 @@ mod tests {
         for (values, expected) in cases {
             assert_eq!(&infer_text_type(&strings(values)), expected, "{values:?}");
         }
+    }
+
+    #[test]
+    fn decimals_widen_to_hold_both_sides_and_past_38_digits_become_doubles() {
+        assert_eq!(
+            wider_text_type(&DataType::Decimal128(5, 2), &DataType::Decimal128(4, 3)),
+            DataType::Decimal128(6, 3)
+        );
+        assert_eq!(wider_text_type(&DataType::Int64, &DataType::Decimal128(4, 2)), DataType::Decimal128(21, 2));
+        assert_eq!(wider_text_type(&DataType::Decimal128(38, 30), &DataType::Int64), DataType::Float64);
+        assert_eq!(wider_text_type(&DataType::Decimal128(4, 2), &DataType::Float64), DataType::Float64);
+    }
+
+    #[test]
+    fn a_decimal_value_that_would_round_is_rescued_not_rounded() {
+        let values = strings(&[Some("1.25"), Some("1.255"), Some("2.500"), Some("x")]);
+        let (cast, unfit) = cast_text(&values, &DataType::Decimal128(5, 2));
+        assert_eq!(unfit, vec![1, 3]);
+        assert_eq!((cast.null_count(), cast.is_valid(2)), (2, true));
+        let (cast, unfit) = cast_text(&strings(&[Some(".5"), Some("100."), Some("-3")]), &DataType::Decimal128(4, 1));
+        assert_eq!((unfit, cast.null_count()), (vec![], 0), "every form inference takes casts");
     }
 
     #[test]
