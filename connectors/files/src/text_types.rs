@@ -105,7 +105,7 @@ impl DecimalDigits {
     /// The decimal type holding them; `None` past 38 digits, the most a Delta decimal holds.
     fn data_type(self) -> Option<DataType> {
         let precision = self.whole.checked_add(self.fraction)?;
-        (precision <= 38).then(|| DataType::Decimal128(precision, self.fraction as i8))
+        (precision <= 38).then_some(DataType::Decimal128(precision, self.fraction as i8))
     }
 }
 
