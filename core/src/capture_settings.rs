@@ -22,9 +22,11 @@ pub const DEFAULT_BATCH_BYTES: usize = 128 * 1024 * 1024;
 /// many rows over parallel connections: enough rows per range that each makes large Parquet files, and ranges
 /// many enough to spread over the connections.
 pub const DEFAULT_COPY_RANGE_ROWS: u64 = 2_000_000;
-/// Rows per chunk of a table copied in chunks while it streams: each chunk is held in memory until the stream
-/// reaches its snapshot and is then one commit, so this bounds memory and sets how much a crash re-reads.
-pub const DEFAULT_COPY_CHUNK_ROWS: u64 = 250_000;
+/// Rows per chunk of a table copied in chunks while it streams: each chunk is written into Parquet files as it is
+/// read, then committed once the stream reaches its snapshot, so this sets how much a crash re-reads. Each chunk
+/// costs a snapshot (on PostgreSQL a temporary slot and a connection): at 250,000 rows that set-up held
+/// PostgreSQL's chunked copies to 0.74 of a whole copy, at 500,000 they reach 0.91 at the same memory.
+pub const DEFAULT_COPY_CHUNK_ROWS: u64 = 500_000;
 
 /// The settings every capture pipeline has.
 #[derive(Debug, Clone)]
