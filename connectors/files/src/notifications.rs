@@ -61,8 +61,9 @@ impl NotificationQueue {
     /// Receives up to `limit` notifications waiting in the queue.
     pub async fn receive(&self, limit: usize) -> Result<ReceivedNotifications> {
         let mut received = ReceivedNotifications::default();
-        while received.receipts.len() < limit {
-            let wanted = (limit - received.receipts.len()).min(MESSAGES_PER_REQUEST);
+        let mut taken = 0;
+        while taken < limit {
+            let wanted = (limit - taken).min(MESSAGES_PER_REQUEST);
             let answer = self
                 .client
                 .receive_message()
@@ -76,6 +77,7 @@ impl NotificationQueue {
             if messages.is_empty() {
                 return Ok(received);
             }
+            taken += messages.len();
             for message in messages {
                 let body = message.body().unwrap_or_default();
                 match serde_json::from_str::<Value>(body) {
