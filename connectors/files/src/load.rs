@@ -1,7 +1,7 @@
 //! `connector load`: the files given (local files, directories and globs, object-store URLs) into one table in
 //! one commit, creating it, appending to it, replacing its rows or upserting them by key.
 
-use std::collections::BTreeMap;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use clap::{Args, ValueEnum};
@@ -127,10 +127,12 @@ pub async fn load(args: LoadArgs) -> Result<LoadReport> {
     load_files(Arc::new(source), &sink, files, mode, config.parallel_files).await
 }
 
-/// Every file the paths name, each once, in path order, with the locations they are read from.
+/// Every file the paths name, each once, in the order the paths are given (the files of one directory, glob or
+/// prefix in path order): the order a merge load applies rows of the same key in.
 async fn files_of(paths: &[String]) -> Result<(Vec<FileLocation>, Vec<SourceFile>)> {
     let mut locations = Vec::new();
-    let mut files = BTreeMap::new();
+    let mut files = Vec::new();
+    let mut seen = HashSet::new();
     for path in paths {
         for expanded in expand_local_glob(path)? {
             let location = FileLocation::parse(&expanded)?;
@@ -141,13 +143,12 @@ async fn files_of(paths: &[String]) -> Result<(Vec<FileLocation>, Vec<SourceFile
             if found.is_empty() {
                 return Err(Error::config(format!("{expanded} holds no file to load")));
             }
-            for file in found {
-                files.insert(file.path.clone(), file);
-            }
+            found.sort_by(|a, b| a.path.cmp(&b.path));
+            files.extend(found.into_iter().filter(|file| seen.insert(file.path.clone())));
             locations.push(location);
         }
     }
-    Ok((locations, files.into_values().collect()))
+    Ok((locations, files))
 }
 
 /// A local path with glob characters as the paths it matches; anything else as itself.
