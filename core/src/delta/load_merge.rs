@@ -76,8 +76,7 @@ impl DeltaTableWriter {
         let loaded = read_staged(store, &staged.adds, &table_schema)
             .await
             .map_err(|cause| self.destination_error("cannot read back the loaded rows", cause))?;
-        let rows = last_row_per_key(&loaded, &self.key_columns, file_order)?;
-        drop(loaded);
+        let rows = last_row_per_key(loaded, &self.key_columns, file_order)?;
         let source = MergeSource {
             matching_rows: rows.num_rows(),
             written: BooleanArray::from(vec![true; rows.num_rows()]),

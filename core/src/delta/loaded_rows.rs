@@ -19,12 +19,15 @@ use crate::metadata_column::{FILE_PATH, FILE_ROW};
 ///
 /// A null key part is refused rather than inserted: it matches no row (as in a SQL MERGE), so each load of the
 /// file would add the row again and the table would stop holding one row per key.
+///
+/// `rows` is dropped once copied in load order, so that at most two copies of the loaded rows are held at once.
 pub(crate) fn last_row_per_key(
-    rows: &RecordBatch,
+    rows: RecordBatch,
     key_columns: &[String],
     file_order: &[String],
 ) -> Result<RecordBatch> {
-    let in_load_order = take_record_batch(rows, &load_order(rows, file_order)?).map_err(internal)?;
+    let in_load_order = take_record_batch(&rows, &load_order(&rows, file_order)?).map_err(internal)?;
+    drop(rows);
     let keys = key_arrays(&in_load_order, key_columns)?;
     refuse_null_keys(&in_load_order, &keys, key_columns)?;
     let converter = RowConverter::new(keys.iter().map(|keys| SortField::new(keys.data_type().clone())).collect())
@@ -155,7 +158,7 @@ mod tests {
             (Some(1), "jan 1", "file:///jan.csv", 0),
             (Some(2), "jan 2", "file:///jan.csv", 1),
         ]);
-        let kept = last_row_per_key(&rows, &key(), &files).expect("reduced");
+        let kept = last_row_per_key(rows, &key(), &files).expect("reduced");
         assert_eq!(names(&kept), ["jan 1", "feb 3", "feb 2 again"]);
     }
 
@@ -163,7 +166,7 @@ mod tests {
     fn rows_with_distinct_keys_are_all_kept_in_load_order() {
         let files = ["file:///a.csv".to_string()];
         let rows = loaded(&[(Some(5), "five", "file:///a.csv", 1), (Some(4), "four", "file:///a.csv", 0)]);
-        assert_eq!(names(&last_row_per_key(&rows, &key(), &files).expect("kept")), ["four", "five"]);
+        assert_eq!(names(&last_row_per_key(rows, &key(), &files).expect("kept")), ["four", "five"]);
     }
 
     #[test]
@@ -174,7 +177,7 @@ mod tests {
             (Some(1), "one", "file:///a.csv", 0),
             (None, "early", "file:///a.csv", 3),
         ]);
-        let error = last_row_per_key(&rows, &key(), &files).expect_err("refused");
+        let error = last_row_per_key(rows, &key(), &files).expect_err("refused");
         let message = error.to_string();
         assert!(message.starts_with("file:///a.csv, row 3 "), "{message}");
         assert!(message.contains("key column `id` is empty"), "{message}");
