@@ -217,6 +217,22 @@ with open(sys.argv[1], "w", newline="") as f:
     let table = lake.table_url(&TableId::new("sales", "orders")).to_file_path().expect("local");
     let parquet = walkdir(&table).into_iter().filter(|path| path.extension().is_some_and(|ext| ext == "parquet"));
     assert_eq!(parquet.count(), 0, "the staged rows are deleted");
+
+    // A key column the files bring but the table lacks: the table's rows could never match.
+    let other_lake = TempLake::new();
+    let other_lake_path = utf8(other_lake.dir.path());
+    let names = landing.path().join("names.csv");
+    let coded = landing.path().join("coded.csv");
+    std::fs::write(&names, "id,name\n1,one\n").expect("a CSV file");
+    std::fs::write(&coded, "id,name,code\n1,one,A\n").expect("a CSV file with a new column");
+    assert_loaded(&load(&[utf8(&names), "--dest", other_lake_path, "--table", "sales.orders"]));
+    let commits = delta_commits_under(other_lake.dir.path());
+    let output =
+        load(&[utf8(&coded), "--dest", other_lake_path, "--table", "sales.orders", "--mode", "merge", "--key", "code"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("key column `code` is not a column of sales.orders"), "{stderr}");
+    assert_eq!(delta_commits_under(other_lake.dir.path()), commits, "nothing committed");
 }
 
 /// Every file under `dir` (none when it does not exist).

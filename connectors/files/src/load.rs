@@ -46,7 +46,7 @@ pub struct LoadArgs {
 
     /// create (refuse if the table exists), append, overwrite (replace its rows in one commit), or merge
     /// (upsert the rows on --key in one commit: a row replaces the table's rows with its key, or is inserted;
-    /// of the files' rows with one key the last wins, files in path order, then rows in file order).
+    /// of the files' rows with one key the last wins, files in the order given, then rows in file order).
     #[arg(long, value_enum, default_value_t = LoadModeFlag::Create)]
     pub mode: LoadModeFlag,
 

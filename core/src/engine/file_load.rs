@@ -70,6 +70,7 @@ pub async fn load_files<S: FileSource>(
         // The table is merged on the key as a CDC table on its primary key: the writer takes it from the options.
         schema.primary_key = key.clone();
         options.key = Some(key.clone());
+        // Opened again with the key, which the writer checks the table has.
         if existing.is_some() {
             existing = sink.open_existing(&id, options.clone()).await?;
         }
