@@ -48,7 +48,7 @@ pub enum Command {
     /// Run every pipeline of a config file on its schedule (interval, cron or continuous) until stopped.
     Run(RunArgs),
     /// Load files (local files, directories, globs, s3:// URLs) into a table in one commit: infer the columns,
-    /// create the table (or append, or overwrite), print the columns and the rows written.
+    /// create the table (or append, overwrite, or merge on --key), print the columns and the rows written.
     Load(Box<connector_files::load::LoadArgs>),
     /// Show each Delta table's version, size and the source position each pipeline committed.
     Status(StatusArgs),

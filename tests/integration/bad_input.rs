@@ -350,6 +350,14 @@ fn bad_input_files_mistakes_name_the_flag_or_the_file_and_write_nothing() {
         gzip.extend(encoder.wait_with_output().expect("gzip output").stdout);
     }
     std::fs::write(corrupt.path().join("b.csv.gz"), &gzip[..gzip.len() / 2]).expect("a truncated gzip file");
+    let keyless = tempfile::tempdir().expect("a directory with a row without a key value");
+    std::fs::write(keyless.path().join("c.csv"), "id,name\n1,one\n,none\n").expect("a CSV file with an empty id");
+    let load = |path: &str, extra: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = ["load", path, "--table", "raw.orders", "--dest", dest].map(String::from).to_vec();
+        args.extend(extra.iter().map(|arg| arg.to_string()));
+        args
+    };
+    let a_csv = format!("{csv_dir}/a.csv");
     let files = |path: &str, extra: &[&str]| -> Vec<String> {
         let mut args: Vec<String> =
             ["sync", "files", "--path", path, "--table", "raw.orders", "--dest", dest].map(String::from).to_vec();
@@ -446,6 +454,32 @@ fn bad_input_files_mistakes_name_the_flag_or_the_file_and_write_nothing() {
             files(path_text(corrupt.path()), &[]),
             1,
             vec!["cannot read file://", "b.csv.gz", "nothing of its batch was committed: fix or remove the file"],
+        ),
+        (
+            "load: --mode merge without --key",
+            load(&a_csv, &["--mode", "merge"]),
+            2,
+            vec!["--mode merge needs --key: the columns that identify a row, such as --key id"],
+        ),
+        (
+            "load: --key without --mode merge",
+            load(&a_csv, &["--mode", "append", "--key", "id"]),
+            2,
+            vec!["--key is only for --mode merge", "remove --key, or add --mode merge"],
+        ),
+        (
+            "load: --key naming no column of the files",
+            load(&a_csv, &["--mode", "merge", "--key", "order_id"]),
+            2,
+            vec![
+                "--key column `order_id` is not a column of the files loaded into raw.orders (columns found: id, name",
+            ],
+        ),
+        (
+            "load: a row without a key value in a merge load",
+            load(path_text(keyless.path()), &["--mode", "merge", "--key", "id"]),
+            1,
+            vec!["c.csv, row 1 (from 0, a header not counted): key column `id` is empty", "nothing was committed"],
         ),
     ];
     for (input, args, code, says) in cases {

@@ -7,6 +7,7 @@ mod deletion_vectors;
 mod delta_sink;
 mod files;
 mod harness;
+mod load_merge;
 mod mysql;
 mod postgres;
 mod saas;

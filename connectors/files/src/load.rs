@@ -1,7 +1,7 @@
 //! `connector load`: the files given (local files, directories and globs, object-store URLs) into one table in
-//! one commit, creating it, appending to it or replacing its rows.
+//! one commit, creating it, appending to it, replacing its rows or upserting them by key.
 
-use std::collections::BTreeMap;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use clap::{Args, ValueEnum};
@@ -44,34 +44,56 @@ pub struct LoadArgs {
     #[arg(long)]
     pub table: String,
 
-    /// create (refuse if the table exists), append, or overwrite (replace its rows in one commit).
+    /// create (refuse if the table exists), append, overwrite (replace its rows in one commit), or merge
+    /// (upsert the rows on --key in one commit: a row replaces the table's rows with its key, or is inserted;
+    /// of the files' rows with one key the last wins, files in the order given, then rows in file order).
     #[arg(long, value_enum, default_value_t = LoadModeFlag::Create)]
     pub mode: LoadModeFlag,
+
+    /// With --mode merge, the columns that identify a row, comma-separated (--key id, --key region,id).
+    #[arg(long, value_delimiter = ',', value_name = "COLUMNS")]
+    pub key: Vec<String>,
 
     #[command(flatten)]
     pub format: FormatFlags,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LoadModeFlag {
     Create,
     Append,
     Overwrite,
+    Merge,
 }
 
-impl From<LoadModeFlag> for LoadMode {
-    fn from(mode: LoadModeFlag) -> Self {
-        match mode {
-            LoadModeFlag::Create => LoadMode::Create,
-            LoadModeFlag::Append => LoadMode::Append,
-            LoadModeFlag::Overwrite => LoadMode::Overwrite,
+/// The load mode the flags ask for: --key goes with --mode merge, and only with it.
+fn load_mode(mode: LoadModeFlag, key: &[String]) -> Result<LoadMode> {
+    let key: Vec<String> = key.iter().map(|column| column.trim().to_string()).collect();
+    if let Some(empty) = key.iter().position(String::is_empty) {
+        return Err(Error::config(format!(
+            "--key names an empty column (column {} of the list); give column names separated by commas, such as \
+             --key region,id",
+            empty + 1
+        )));
+    }
+    match (mode, key.is_empty()) {
+        (LoadModeFlag::Merge, true) => {
+            Err(Error::config("--mode merge needs --key: the columns that identify a row, such as --key id"))
         }
+        (LoadModeFlag::Merge, false) => Ok(LoadMode::Merge { key }),
+        (_, false) => Err(Error::config(
+            "--key is only for --mode merge (the other modes match no rows); remove --key, or add --mode merge",
+        )),
+        (LoadModeFlag::Create, true) => Ok(LoadMode::Create),
+        (LoadModeFlag::Append, true) => Ok(LoadMode::Append),
+        (LoadModeFlag::Overwrite, true) => Ok(LoadMode::Overwrite),
     }
 }
 
 /// Runs the load the flags ask for.
 pub async fn load(args: LoadArgs) -> Result<LoadReport> {
     let table = TableId::parse(&args.table)?;
+    let mode = load_mode(args.mode, &args.key)?;
     let mut settings = toml::Table::new();
     args.format.add_to(&mut settings);
     let format = settings.get("format").and_then(toml::Value::as_str).map(Format::parse).transpose()?;
@@ -102,13 +124,15 @@ pub async fn load(args: LoadArgs) -> Result<LoadReport> {
     let (locations, files) = files_of(&args.paths).await?;
     let source = FilesSource::new(config.clone(), locations, FileFilter::default())?;
     let sink = DeltaSink::new(Destination::parse(&args.dest)?, LOAD_PIPELINE, Default::default());
-    load_files(Arc::new(source), &sink, files, args.mode.into(), config.parallel_files).await
+    load_files(Arc::new(source), &sink, files, mode, config.parallel_files).await
 }
 
-/// Every file the paths name, each once, in path order, with the locations they are read from.
+/// Every file the paths name, each once, in the order the paths are given (the files of one directory, glob or
+/// prefix in path order): the order a merge load applies rows of the same key in.
 async fn files_of(paths: &[String]) -> Result<(Vec<FileLocation>, Vec<SourceFile>)> {
     let mut locations = Vec::new();
-    let mut files = BTreeMap::new();
+    let mut files = Vec::new();
+    let mut seen = HashSet::new();
     for path in paths {
         for expanded in expand_local_glob(path)? {
             let location = FileLocation::parse(&expanded)?;
@@ -119,13 +143,12 @@ async fn files_of(paths: &[String]) -> Result<(Vec<FileLocation>, Vec<SourceFile
             if found.is_empty() {
                 return Err(Error::config(format!("{expanded} holds no file to load")));
             }
-            for file in found {
-                files.insert(file.path.clone(), file);
-            }
+            found.sort_by(|a, b| a.path.cmp(&b.path));
+            files.extend(found.into_iter().filter(|file| seen.insert(file.path.clone())));
             locations.push(location);
         }
     }
-    Ok((locations, files.into_values().collect()))
+    Ok((locations, files))
 }
 
 /// A local path with glob characters as the paths it matches; anything else as itself.

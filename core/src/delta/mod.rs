@@ -13,6 +13,8 @@ mod file_merge;
 mod file_selection;
 mod key_ranges;
 mod known_tables;
+mod load_merge;
+mod loaded_rows;
 mod location;
 mod merge;
 mod merge_commit;

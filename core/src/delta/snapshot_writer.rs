@@ -116,8 +116,8 @@ impl std::fmt::Debug for SnapshotFiles {
 /// Files written by [`SnapshotFiles`], to commit.
 #[derive(Debug)]
 pub struct WrittenFiles {
-    adds: Vec<Add>,
-    table_schema: SchemaRef,
+    pub(super) adds: Vec<Add>,
+    pub(super) table_schema: SchemaRef,
     pub rows: u64,
 }
 
