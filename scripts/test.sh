@@ -28,7 +28,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   # The packages' own services are not needed (tests start their own servers); don't let them start.
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-python3 -c 'import deltalake, polars, pyarrow, boto3, moto' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check deltalake polars pyarrow boto3 'moto[server]'
+python3 -c 'import deltalake, polars, pyarrow, boto3, moto, fastavro' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check deltalake polars pyarrow boto3 'moto[server]' fastavro
 command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
 
 cargo fmt --all --check

@@ -18,14 +18,14 @@ use crate::support::s3::S3Server;
 const CONNECTOR: &str = env!("CARGO_BIN_EXE_connector");
 
 /// Runs a Python script with `args`, failing the test with its error; returns what it printed.
-fn python(script: &str, args: &[&str]) -> String {
+pub(crate) fn python(script: &str, args: &[&str]) -> String {
     let output = Command::new("python3").arg("-c").arg(script).args(args).output().expect("python3 runs");
     assert!(output.status.success(), "the Python writer failed: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// `connector sync files --once` of `landing` into `lake`'s table `raw.<table>`, with `extra` flags.
-fn sync_files(landing: &str, lake: &Path, table: &str, extra: &[&str]) -> Output {
+pub(crate) fn sync_files(landing: &str, lake: &Path, table: &str, extra: &[&str]) -> Output {
     Command::new(CONNECTOR)
         .args(["sync", "files", "--path", landing, "--dest", lake.to_str().expect("utf-8"), "--once"])
         .args(["--table", &format!("raw.{table}")])
@@ -35,7 +35,7 @@ fn sync_files(landing: &str, lake: &Path, table: &str, extra: &[&str]) -> Output
         .expect("run connector")
 }
 
-fn assert_synced(output: &Output) {
+pub(crate) fn assert_synced(output: &Output) {
     assert!(
         output.status.success(),
         "sync files failed: {}{}",
@@ -44,12 +44,12 @@ fn assert_synced(output: &Output) {
     );
 }
 
-fn table_url(lake: &TempLake, table: &str) -> Url {
+pub(crate) fn table_url(lake: &TempLake, table: &str) -> Url {
     lake.table_url(&TableId::new("raw", table))
 }
 
 /// Rows per source file as the table holds them (`_cdc_file_path` → count).
-async fn rows_per_file(url: &Url) -> BTreeMap<String, usize> {
+pub(crate) async fn rows_per_file(url: &Url) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
     for path in read_rows(url, &["_cdc_file_path"]).await {
         *counts.entry(path).or_insert(0) += 1;
@@ -638,7 +638,7 @@ async fn an_incremental_listing_takes_files_named_after_the_newest_and_late_ones
     assert_eq!(read_rows(&url, &["id"]).await.len(), 40);
 }
 
-fn load(args: &[&str]) -> Output {
+pub(crate) fn load(args: &[&str]) -> Output {
     Command::new(CONNECTOR).arg("load").args(args).env("CONNECTOR_LOG", "warn").output().expect("run connector")
 }
 

@@ -96,6 +96,7 @@ struct RawFilesProfile {
     comment: Option<String>,
     null_value: Option<String>,
     schema_hints: Option<String>,
+    max_binary_file_bytes: Option<u64>,
 }
 
 /// A files source and the one table it feeds.
@@ -179,6 +180,7 @@ impl FilesConfig {
                 comment: raw.comment,
                 null_value: raw.null_value,
                 schema_hints: raw.schema_hints,
+                max_binary_file_bytes: raw.max_binary_file_bytes,
             },
             schema_evolution: raw.schema_evolution,
             max_files_per_batch: positive("max_files_per_batch", raw.max_files_per_batch, DEFAULT_MAX_FILES_PER_BATCH)?,

@@ -6,13 +6,18 @@ use connector_core::error::{Error, ErrorKind, Result, Retry};
 use connector_core::ingested_file::SourceFile;
 use connector_core::schema::TableSchema;
 
+use crate::avro_rows::open_avro;
+use crate::binary_rows::{DEFAULT_MAX_BINARY_FILE_BYTES, binary_row};
 use crate::csv_rows::{CsvBatches, text_rows_for_table};
 use crate::file_bytes::open_decoded;
 use crate::format::Format;
 use crate::format_options::{CsvDialect, FormatOptions};
-use crate::json_rows::{JsonLineChunks, JsonRows};
+use crate::json_rows::JsonRows;
+use crate::line_chunks::LineChunks;
 use crate::location::FileLocation;
-use crate::parquet_rows::{next_parquet_rows, open_parquet, parquet_rows_for_table};
+use crate::parquet_rows::{next_parquet_rows, open_parquet};
+use crate::text_rows::text_rows;
+use crate::typed_rows::typed_rows_for_table;
 
 /// A format with its options, ready to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +25,12 @@ pub enum FileFormat {
     Csv(CsvDialect),
     JsonLines,
     Parquet,
+    Avro,
+    Text,
+    /// Files above `max_bytes` are refused.
+    Binary {
+        max_bytes: u64,
+    },
 }
 
 impl FileFormat {
@@ -37,12 +48,17 @@ impl FileFormat {
             Format::Tsv => FileFormat::Csv(options.csv_dialect(true)?),
             Format::JsonLines => FileFormat::JsonLines,
             Format::Parquet => FileFormat::Parquet,
+            Format::Avro => FileFormat::Avro,
+            Format::Text => FileFormat::Text,
+            Format::Binary => {
+                FileFormat::Binary { max_bytes: options.max_binary_file_bytes.unwrap_or(DEFAULT_MAX_BINARY_FILE_BYTES) }
+            }
         })
     }
 
     /// Whether values are text whose types are inferred.
     pub fn is_text(&self) -> bool {
-        !matches!(self, FileFormat::Parquet)
+        !matches!(self, FileFormat::Parquet | FileFormat::Avro | FileFormat::Binary { .. })
     }
 }
 
@@ -90,9 +106,33 @@ pub async fn read_file(
                 return Ok(FileRead::Vanished);
             };
             let decoder = JsonRows::new(&table);
-            let mut chunks = JsonLineChunks::new(bytes);
+            let mut chunks = LineChunks::new(bytes);
             while let Some(lines) = chunks.next().await.map_err(|cause| read_error(file, "JSON lines", cause))? {
                 let batch = decoder.decode(lines, &file.path).map_err(|cause| read_error(file, "JSON lines", cause))?;
+                rows.write(&batch).await?;
+            }
+        }
+        FileFormat::Binary { max_bytes } => {
+            let Some(row) =
+                binary_row(location, file, *max_bytes).await.map_err(|cause| read_error(file, "binary", cause))?
+            else {
+                return Ok(FileRead::Vanished);
+            };
+            let batch =
+                typed_rows_for_table(&row, &table, &file.path).map_err(|cause| read_error(file, "binary", cause))?;
+            rows.write(&batch).await?;
+        }
+        FileFormat::Text => {
+            let Some(bytes) = open_decoded(location, file).await.map_err(|cause| read_error(file, "", cause))? else {
+                return Ok(FileRead::Vanished);
+            };
+            let mut chunks = LineChunks::new(bytes);
+            let mut first_line = 1;
+            while let Some(lines) = chunks.next().await.map_err(|cause| read_error(file, "text", cause))? {
+                let text = text_rows(lines, first_line).map_err(|cause| read_error(file, "text", cause))?;
+                first_line += text.num_rows();
+                let batch =
+                    typed_rows_for_table(&text, &table, &file.path).map_err(|cause| read_error(file, "text", cause))?;
                 rows.write(&batch).await?;
             }
         }
@@ -105,8 +145,20 @@ pub async fn read_file(
             while let Some(batch) =
                 next_parquet_rows(&mut stream).await.map_err(|cause| read_error(file, "Parquet", cause))?
             {
-                let batch = parquet_rows_for_table(&batch, &table, &file.path)
+                let batch = typed_rows_for_table(&batch, &table, &file.path)
                     .map_err(|cause| read_error(file, "Parquet", cause))?;
+                rows.write(&batch).await?;
+            }
+        }
+        FileFormat::Avro => {
+            // An empty file has no rows; one gone since its listing has vanished.
+            let Some(mut batches) = open_avro(location, file).await.map_err(|cause| read_error(file, "Avro", cause))?
+            else {
+                return Ok(if file.size == 0 { FileRead::Complete } else { FileRead::Vanished });
+            };
+            while let Some(batch) = batches.next().await.map_err(|cause| read_error(file, "Avro", cause))? {
+                let batch = typed_rows_for_table(&batch, &table, &file.path)
+                    .map_err(|cause| read_error(file, "Avro", cause))?;
                 rows.write(&batch).await?;
             }
         }

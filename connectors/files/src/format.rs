@@ -17,11 +17,17 @@ pub enum Format {
     JsonLines,
     /// Apache Parquet, with its own schema.
     Parquet,
+    /// Apache Avro object container files, with their writer's schema.
+    Avro,
+    /// Text: one row per line, in a column `value`.
+    Text,
+    /// Binary: one row per file, its whole content (Spark's `binaryFile`); never told by an extension.
+    Binary,
 }
 
 impl Format {
     /// The names the `format` option takes.
-    pub const NAMES: &'static str = "csv, tsv, json (JSON lines), parquet";
+    pub const NAMES: &'static str = "csv, tsv, json (JSON lines), parquet, avro, text, binary";
 
     pub fn parse(name: &str) -> Result<Self> {
         match name.trim().to_ascii_lowercase().as_str() {
@@ -29,6 +35,9 @@ impl Format {
             "tsv" => Ok(Format::Tsv),
             "json" | "jsonl" | "ndjson" | "json_lines" | "jsonlines" => Ok(Format::JsonLines),
             "parquet" => Ok(Format::Parquet),
+            "avro" => Ok(Format::Avro),
+            "text" | "txt" => Ok(Format::Text),
+            "binary" | "binaryfile" => Ok(Format::Binary),
             other => Err(Error::config(format!("format `{other}` is not supported; use one of {}", Self::NAMES))),
         }
     }
@@ -43,6 +52,8 @@ impl Format {
             "tsv" | "tab" => Some(Format::Tsv),
             "json" | "jsonl" | "ndjson" => Some(Format::JsonLines),
             "parquet" | "parq" => Some(Format::Parquet),
+            "avro" => Some(Format::Avro),
+            "txt" | "log" => Some(Format::Text),
             _ => None,
         }
     }
@@ -55,6 +66,9 @@ impl fmt::Display for Format {
             Format::Tsv => "tsv",
             Format::JsonLines => "json",
             Format::Parquet => "parquet",
+            Format::Avro => "avro",
+            Format::Text => "text",
+            Format::Binary => "binary",
         })
     }
 }
@@ -68,6 +82,11 @@ mod tests {
         assert_eq!(Format::of_file("s3://bucket/day=1/orders.CSV.gz"), Some(Format::Csv));
         assert_eq!(Format::of_file("events.jsonl.zst"), Some(Format::JsonLines));
         assert_eq!(Format::of_file("part-0.snappy.parquet"), Some(Format::Parquet));
+        assert_eq!(Format::of_file("orders/part-0.avro"), Some(Format::Avro));
+        assert_eq!(Format::parse("Avro").expect("avro"), Format::Avro);
+        assert_eq!(Format::of_file("logs/app.log.gz"), Some(Format::Text));
+        assert_eq!(Format::of_file("notes.TXT"), Some(Format::Text));
+        assert_eq!(Format::parse("binaryFile").expect("Spark's name"), Format::Binary);
         assert_eq!(Format::of_file("README"), None);
         assert!(Format::parse("xml").expect_err("unsupported").to_string().contains("use one of csv"));
     }

@@ -20,6 +20,8 @@ pub struct FormatOptions {
     pub comment: Option<String>,
     /// CSV: the text read as null (default: an empty field).
     pub null_value: Option<String>,
+    /// Binary: the largest file read, in bytes (default 64 MiB): a row holds a file's whole content.
+    pub max_binary_file_bytes: Option<u64>,
     /// Column types that win over inference: `id bigint, amount decimal(12,2), seen timestamp`.
     pub schema_hints: Option<String>,
 }

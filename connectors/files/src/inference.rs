@@ -1,5 +1,5 @@
 //! The table's columns: inferred from the first rows of a sample of files (text formats) or read from their
-//! footers (Parquet), merged with the table's own columns as the schema evolution mode says, schema hints
+//! footers (Parquet) or headers (Avro), merged with the table's own columns as the schema evolution mode says, schema hints
 //! winning over inference.
 
 use connector_core::arrow::array::{Array, StringArray};
@@ -10,15 +10,18 @@ use connector_core::ingested_file::SourceFile;
 use connector_core::schema::{Column, TableId, TableSchema};
 use serde_json::Value;
 
+use crate::avro_rows::avro_file_columns;
+use crate::binary_rows::binary_columns;
 use crate::config::SchemaEvolution;
 use crate::csv_rows::CsvBatches;
 use crate::file_bytes::open_decoded;
 use crate::file_reading::{FileFormat, read_error};
-use crate::json_rows::JsonLineChunks;
+use crate::line_chunks::LineChunks;
 use crate::location::FileLocation;
 use crate::parquet_rows::{open_parquet, parquet_columns};
 use crate::rescued_data::RESCUED_DATA;
 use crate::stored_types::{common_type, stored_field};
+use crate::text_rows::text_columns;
 use crate::text_types::{infer_text_type, wider_text_type};
 
 /// Lines of a JSON lines file its columns are inferred from: each becomes a `serde_json::Value` first, which
@@ -63,7 +66,7 @@ pub async fn sampled_columns(
             let Some(bytes) = open_decoded(location, file).await.map_err(|cause| read_error(file, "", cause))? else {
                 return Ok(None);
             };
-            let mut chunks = JsonLineChunks::new(bytes);
+            let mut chunks = LineChunks::new(bytes);
             let Some(lines) = chunks.next().await.map_err(|cause| read_error(file, "JSON", cause))? else {
                 return Ok(None);
             };
@@ -78,6 +81,9 @@ pub async fn sampled_columns(
                 .map_err(|cause| read_error(file, "JSON", cause))?;
             Ok(Some(schema.fields().iter().map(|field| stored_field(field)).collect()))
         }
+        FileFormat::Text => Ok(Some(text_columns())),
+        FileFormat::Binary { .. } => Ok(Some(binary_columns())),
+        FileFormat::Avro => avro_file_columns(location, file).await.map_err(|cause| read_error(file, "Avro", cause)),
         FileFormat::Parquet => {
             match open_parquet(location, file).await.map_err(|cause| read_error(file, "Parquet", cause))? {
                 None => Ok(None),

@@ -10,42 +10,11 @@ use connector_core::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRe
 use connector_core::arrow::error::ArrowError;
 use connector_core::arrow::json::ReaderBuilder;
 use serde_json::{Map, Value};
-use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
 use crate::rescued_data::{RESCUED_DATA, RescuedValues};
 
-/// Lines decoded at once.
-const BATCH_LINES: usize = 16 * 1024;
-/// Bytes of lines decoded at once, whatever their count.
-const BATCH_BYTES: usize = 16 * 1024 * 1024;
 /// The key a line that is not a JSON object is rescued under (Spark's name for it).
 const CORRUPT_RECORD: &str = "_corrupt_record";
-
-/// Complete lines of a JSON lines file, a chunk at a time.
-#[derive(Debug)]
-pub struct JsonLineChunks<R> {
-    reader: R,
-    buffer: Vec<u8>,
-}
-
-impl<R: AsyncBufRead + Unpin> JsonLineChunks<R> {
-    pub fn new(reader: R) -> Self {
-        JsonLineChunks { reader, buffer: Vec::new() }
-    }
-
-    /// The next lines (at most [`BATCH_LINES`] or about [`BATCH_BYTES`]); `None` at the end of the file.
-    pub async fn next(&mut self) -> std::io::Result<Option<&[u8]>> {
-        self.buffer.clear();
-        let mut lines = 0;
-        while lines < BATCH_LINES && self.buffer.len() < BATCH_BYTES {
-            if self.reader.read_until(b'\n', &mut self.buffer).await? == 0 {
-                break;
-            }
-            lines += 1;
-        }
-        Ok((!self.buffer.is_empty()).then_some(self.buffer.as_slice()))
-    }
-}
 
 /// Decodes chunks of lines into the table's source columns (`table`, which holds `_rescued_data`).
 #[derive(Debug)]

@@ -1,7 +1,11 @@
 //! Files into Delta: the files of a local directory or an object-store prefix, each ingested once, in bounded
 //! batches, with its rows and its record in the table's file ledger in one Delta commit ([`pipeline`] over
-//! core's file loop). Formats: CSV and TSV, JSON lines, Parquet, compressed or not.
+//! core's file loop). Formats: CSV and TSV, JSON lines, Parquet, Avro, text (compressed or not), and binary files whole.
 
+pub mod avro_rows;
+pub mod avro_types;
+pub mod avro_values;
+pub mod binary_rows;
 pub mod compression;
 pub mod config;
 pub mod csv_rows;
@@ -11,6 +15,7 @@ pub mod format;
 pub mod format_options;
 pub mod inference;
 pub mod json_rows;
+pub mod line_chunks;
 pub mod listing;
 pub mod load;
 pub mod location;
@@ -22,7 +27,9 @@ pub mod schema_hints;
 pub mod source_cleaning;
 pub mod stored_types;
 pub mod sync_flags;
+pub mod text_rows;
 pub mod text_types;
+pub mod typed_rows;
 
 use std::sync::Arc;
 

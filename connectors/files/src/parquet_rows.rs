@@ -2,10 +2,8 @@
 
 use std::sync::Arc;
 
-use connector_core::arrow::array::{Array, ArrayRef, RecordBatch, new_null_array};
-use connector_core::arrow::compute::cast;
-use connector_core::arrow::datatypes::{Field, Schema};
-use connector_core::arrow::util::display::{ArrayFormatter, FormatOptions};
+use connector_core::arrow::array::RecordBatch;
+use connector_core::arrow::datatypes::Field;
 use std::ops::Range;
 
 use bytes::Bytes;
@@ -19,12 +17,10 @@ use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt, TryFutureExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
-use serde_json::Value;
 
 use connector_core::ingested_file::SourceFile;
 
 use crate::location::FileLocation;
-use crate::rescued_data::RescuedValues;
 use crate::stored_types::stored_field;
 
 /// Rows decoded at once.
@@ -102,40 +98,4 @@ pub async fn next_parquet_rows(
     stream: &mut ParquetRecordBatchStream<StoredParquetFile>,
 ) -> Result<Option<RecordBatch>, ParquetError> {
     stream.next().await.transpose()
-}
-
-/// Rows of a Parquet file as the table's source columns: each cast to its column's type, missing ones null, and
-/// the values of columns the table lacks kept in `_rescued_data` (as text).
-pub fn parquet_rows_for_table(rows: &RecordBatch, table: &[Field], file_path: &str) -> Result<RecordBatch, String> {
-    let count = rows.num_rows();
-    let mut columns: Vec<ArrayRef> = Vec::with_capacity(table.len());
-    for field in table {
-        let column = match rows.column_by_name(field.name()) {
-            None => new_null_array(field.data_type(), count),
-            Some(column) if column.data_type() == field.data_type() => column.clone(),
-            Some(column) => cast(column, field.data_type()).map_err(|cause| {
-                format!(
-                    "column `{}` of {file_path} is {}, which does not convert to the table's {}: {cause}",
-                    field.name(),
-                    column.data_type(),
-                    field.data_type()
-                )
-            })?,
-        };
-        columns.push(column);
-    }
-    let mut rescued = RescuedValues::new(count);
-    for (index, field) in rows.schema().fields().iter().enumerate() {
-        if table.iter().any(|column| column.name() == field.name()) {
-            continue;
-        }
-        let options = FormatOptions::default().with_null("");
-        let formatter = ArrayFormatter::try_new(rows.column(index).as_ref(), &options)
-            .map_err(|cause| format!("internal: {cause}"))?;
-        for row in (0..count).filter(|&row| rows.column(index).is_valid(row)) {
-            rescued.keep(row, field.name(), Value::String(formatter.value(row).to_string()));
-        }
-    }
-    rescued.place_in(&mut columns, table, file_path)?;
-    RecordBatch::try_new(Arc::new(Schema::new(table.to_vec())), columns).map_err(|cause| format!("internal: {cause}"))
 }

@@ -8,7 +8,7 @@ use connector_core::sync_flags::{CommonSyncFlags, SyncRequest, count};
 /// How files are parsed; the same keys in `pipelines.toml`.
 #[derive(Debug, Args)]
 pub struct FormatFlags {
-    /// csv, tsv, json (JSON lines) or parquet (default: each file's extension, past .gz/.zst/.bz2/.xz).
+    /// csv, tsv, json (JSON lines), parquet, avro, text or binary (default: each file's extension, past .gz/.zst/.bz2/.xz).
     #[arg(long)]
     pub format: Option<String>,
 
@@ -40,6 +40,10 @@ pub struct FormatFlags {
     #[arg(long)]
     pub null_value: Option<String>,
 
+    /// Binary: the largest file read, in bytes (default 64 MiB); a row holds a file's whole content.
+    #[arg(long, value_name = "BYTES")]
+    pub max_binary_file_bytes: Option<u64>,
+
     /// Column types that win over inference, as SQL: "id bigint, amount decimal(12,2)".
     #[arg(long)]
     pub schema_hints: Option<String>,
@@ -61,6 +65,9 @@ impl FormatFlags {
             if let Some(value) = value {
                 settings.insert(key.into(), value.into());
             }
+        }
+        if let Some(bytes) = self.max_binary_file_bytes {
+            settings.insert("max_binary_file_bytes".into(), count(bytes));
         }
         if self.no_header {
             settings.insert("header".into(), false.into());

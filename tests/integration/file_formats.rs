@@ -1,0 +1,225 @@
+//! The files source's other formats, from independent writers: Avro object container files written by fastavro
+//! (logical types, nulls, the null/deflate/bzip2/xz codecs, files of different schemas widening the table, a file
+//! cut short).
+
+use crate::files::{assert_synced, python, rows_per_file, sync_files, table_url};
+use crate::support::delta::{TempLake, delta_commits_under, read_rows};
+
+/// Writes Avro files with fastavro into the directory `sys.argv[1]`: `orders-1.avro` (deflate, 300 rows in many
+/// blocks, every logical type), `orders-2.avro` (bzip2, 50 rows, another schema: `id` an int, a `coupon`, no
+/// `qty`). Prints `id|name|qty|amount|coupon` per row, as the lake is read back.
+const WRITE_ORDERS_AVRO: &str = r#"
+import datetime, decimal, sys, uuid
+import fastavro
+directory = sys.argv[1]
+utc = datetime.timezone.utc
+address = {"type": "record", "name": "address", "fields": [
+    {"name": "city", "type": "string"}, {"name": "zip", "type": "int"}]}
+full = fastavro.parse_schema({"type": "record", "name": "order", "namespace": "shop", "fields": [
+    {"name": "id", "type": "long"},
+    {"name": "name", "type": "string"},
+    {"name": "qty", "type": ["null", "int"]},
+    {"name": "amount", "type": {"type": "bytes", "logicalType": "decimal", "precision": 12, "scale": 2}},
+    {"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+    {"name": "local", "type": {"type": "long", "logicalType": "local-timestamp-micros"}},
+    {"name": "day", "type": {"type": "int", "logicalType": "date"}},
+    {"name": "ref", "type": {"type": "string", "logicalType": "uuid"}},
+    {"name": "state", "type": {"type": "enum", "name": "state", "symbols": ["open", "shut"]}},
+    {"name": "score", "type": "double"},
+    {"name": "ok", "type": "boolean"},
+    {"name": "tags", "type": {"type": "array", "items": "string"}},
+    {"name": "attributes", "type": {"type": "map", "values": "long"}},
+    {"name": "either", "type": ["int", "string"]},
+    {"name": "address", "type": ["null", address]},
+    {"name": "payload", "type": "bytes"},
+]})
+def order(i):
+    return {
+        "id": i, "name": f"n{i}", "qty": None if i % 5 == 0 else i,
+        "amount": decimal.Decimal(i) / 4 if i % 7 else decimal.Decimal("-12345678.90"),
+        "at": datetime.datetime(2026, 12, 5, tzinfo=utc) + datetime.timedelta(seconds=i, milliseconds=i),
+        "local": datetime.datetime(2026, 1, 1) + datetime.timedelta(microseconds=i),
+        "day": datetime.date(2026, 12, 1) + datetime.timedelta(days=i % 28),
+        "ref": uuid.UUID(int=i), "state": "open" if i % 2 else "shut", "score": i / 8, "ok": i % 3 == 0,
+        "tags": [f"t{i}", "x"], "attributes": {"k": i},
+        "either": i if i % 2 else f"s{i}",
+        "address": None if i % 4 == 0 else {"city": f"c{i}", "zip": i},
+        "payload": bytes([i % 256, 0]),
+    }
+orders = [order(i) for i in range(300)]
+with open(f"{directory}/orders-1.avro", "wb") as f:
+    fastavro.writer(f, full, orders, codec="deflate", sync_interval=2000)
+other = fastavro.parse_schema({"type": "record", "name": "coupon_order", "fields": [
+    {"name": "id", "type": "int"}, {"name": "name", "type": "string"}, {"name": "coupon", "type": ["null", "string"]}]})
+coupons = [{"id": i, "name": f"n{i}", "coupon": f"c{i}" if i % 2 else None} for i in range(1000, 1050)]
+with open(f"{directory}/orders-2.avro", "wb") as f:
+    fastavro.writer(f, other, coupons, codec="bzip2")
+for o in orders:
+    qty = "∅" if o["qty"] is None else o["qty"]
+    print(f'{o["id"]}|{o["name"]}|{qty}|{o["amount"]:.2f}|∅')
+for o in coupons:
+    print(f'{o["id"]}|{o["name"]}|∅|∅|{o["coupon"] or "∅"}')
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn avro_files_from_fastavro_land_with_their_logical_types_and_widen_the_table() {
+    let landing = tempfile::tempdir().expect("landing directory");
+    let lake = TempLake::new();
+    let landing_path = landing.path().to_str().expect("utf-8");
+    let mut expected: Vec<String> = python(WRITE_ORDERS_AVRO, &[landing_path]).lines().map(String::from).collect();
+    assert_synced(&sync_files(landing_path, lake.dir.path(), "orders", &[]));
+
+    let url = table_url(&lake, "orders");
+    let mut landed = read_rows(&url, &["id", "name", "qty", "amount", "coupon"]).await;
+    let numeric = |row: &String| row.split('|').next().and_then(|id| id.parse::<i64>().ok()).unwrap_or(-1);
+    landed.sort_by_key(numeric);
+    expected.sort_by_key(numeric);
+    assert_eq!(landed, expected, "every row of both files, nulls where a file lacks the column");
+    let per_file = rows_per_file(&url).await;
+    assert_eq!(per_file.values().copied().collect::<Vec<_>>(), [300, 50], "{per_file:?}");
+
+    let logical = read_rows(&url, &["id", "at", "local", "day", "ref", "state", "score", "ok"]).await;
+    assert_eq!(
+        logical[3],
+        "3|2026-12-05T00:00:03.003Z|2026-01-01T00:00:00.000003|2026-12-04|00000000-0000-0000-0000-000000000003|open|0.375|true",
+        "timestamps in UTC and without a zone, dates, uuids and enums as written"
+    );
+    let nested = read_rows(&url, &["id", "tags", "attributes", "either", "address", "payload"]).await;
+    assert_eq!(nested[3], r#"3|[t3, x]|{k: 3}|3|{city: c3, zip: 3}|0300"#, "{:?}", &nested[..5]);
+    assert_eq!(nested[4], r#"4|[t4, x]|{k: 4}|"s4"|∅|0400"#, "a union of two types is JSON text; a null record");
+    let decimal = read_rows(&url, &["id", "amount"]).await;
+    assert_eq!(decimal[7], "7|-12345678.90", "decimals exact");
+
+    // A later file with a column the table lacks, under schema_evolution rescue: its values are kept, with the file.
+    python(
+        r#"
+import fastavro, sys
+schema = fastavro.parse_schema({"type": "record", "name": "late", "fields": [
+    {"name": "id", "type": "long"}, {"name": "note", "type": "string"}]})
+with open(sys.argv[1] + "/orders-3.avro", "wb") as f:
+    fastavro.writer(f, schema, [{"id": 5000 + i, "note": f"late {i}"} for i in range(10)], codec="xz")
+"#,
+        &[landing_path],
+    );
+    assert_synced(&sync_files(landing_path, lake.dir.path(), "orders", &["--schema-evolution", "rescue"]));
+    let rescued = read_rows(&url, &["id", "_rescued_data"]).await;
+    let late = rescued.iter().find(|row| row.starts_with("5000|")).expect("the late file's rows");
+    assert!(late.contains(r#""note":"late 0""#) && late.contains("orders-3.avro"), "{late}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_avro_file_cut_short_or_not_avro_stops_its_batch_naming_the_file_with_nothing_committed() {
+    let landing = tempfile::tempdir().expect("landing directory");
+    let lake = TempLake::new();
+    let landing_path = landing.path().to_str().expect("utf-8");
+    python(
+        r#"
+import fastavro, sys
+schema = fastavro.parse_schema({"type": "record", "name": "row", "fields": [
+    {"name": "id", "type": "long"}, {"name": "name", "type": "string"}]})
+for name, codec in [("a", "null"), ("b", "deflate")]:
+    with open(f"{sys.argv[1]}/{name}.avro", "wb") as f:
+        fastavro.writer(f, schema, [{"id": i, "name": f"n{i}"} for i in range(5000)], codec=codec)
+"#,
+        &[landing_path],
+    );
+    // Cut in the middle of a block, as by an upload that stopped.
+    let broken = landing.path().join("b.avro");
+    let bytes = std::fs::read(&broken).expect("b.avro");
+    std::fs::write(&broken, &bytes[..bytes.len() / 2]).expect("cut short");
+    let output = sync_files(landing_path, lake.dir.path(), "rows", &[]);
+    assert!(!output.status.success(), "an Avro file cut short must stop the sync");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("b.avro") && stderr.contains("as Avro"), "names the file and its format: {stderr}");
+    assert!(stderr.contains("nothing of its batch was committed"), "{stderr}");
+    assert!(delta_commits_under(lake.dir.path()).is_empty(), "nothing committed");
+
+    std::fs::write(&broken, "id,name\n1,a\n").expect("a CSV file named .avro");
+    let output = sync_files(landing_path, lake.dir.path(), "rows", &[]);
+    assert!(!output.status.success(), "a file that is not Avro must stop the sync");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("b.avro") && stderr.contains("as Avro"), "{stderr}");
+    assert!(delta_commits_under(lake.dir.path()).is_empty(), "nothing committed");
+
+    std::fs::remove_file(&broken).expect("the broken file removed");
+    std::fs::write(landing.path().join("empty.avro"), "").expect("an empty file");
+    assert_synced(&sync_files(landing_path, lake.dir.path(), "rows", &[]));
+    let url = table_url(&lake, "rows");
+    assert_eq!(read_rows(&url, &["id"]).await.len(), 5000, "the good file, once; the empty one has no rows");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_files_land_a_row_per_line_without_line_endings_compressed_or_not() {
+    let landing = tempfile::tempdir().expect("landing directory");
+    let lake = TempLake::new();
+    let landing_path = landing.path().to_str().expect("utf-8");
+    // Unix and Windows line endings, an empty line, a last line without newline, a gzip-compressed log.
+    let printed = python(
+        r#"
+import gzip, sys
+directory = sys.argv[1]
+lines = {"app.log": [f"INFO request {i} took {i % 97} ms" for i in range(2000)],
+         "notes.txt": ["first, with a comma", "", "  indented\ttab", "ünïcödé", "last"]}
+with open(f"{directory}/app.log", "w", newline="\n") as f:
+    f.write("\n".join(lines["app.log"]) + "\n")
+with gzip.open(f"{directory}/notes.txt.gz", "wt", newline="\r\n") as f:
+    f.write("\n".join(lines["notes.txt"]))
+for name, values in lines.items():
+    for value in values:
+        print(value)
+"#,
+        &[landing_path],
+    );
+    assert_synced(&sync_files(landing_path, lake.dir.path(), "logs", &[]));
+    let url = table_url(&lake, "logs");
+    let mut expected: Vec<String> = printed.lines().map(String::from).collect();
+    expected.sort();
+    let landed = read_rows(&url, &["value"]).await;
+    assert_eq!(landed, expected, "every line once, as written, without its line ending");
+    let per_file = rows_per_file(&url).await;
+    assert_eq!(per_file.values().copied().collect::<Vec<_>>(), [2000, 5], "{per_file:?}");
+    let numbered = read_rows(&url, &["_cdc_file_row", "value"]).await;
+    assert!(numbered.contains(&"1|".to_string()), "the empty line is a row, numbered: {numbered:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_files_land_a_row_each_with_their_content_and_one_over_the_limit_names_the_setting() {
+    let landing = tempfile::tempdir().expect("landing directory");
+    let lake = TempLake::new();
+    let landing_path = landing.path().to_str().expect("utf-8");
+    // Bytes of every value (a gzip file's content is its compressed bytes), and an empty file; set times.
+    let printed = python(
+        r#"
+import gzip, os, random, sys
+directory = sys.argv[1]
+random.seed(7)
+files = {"image.png": bytes(random.randrange(256) for _ in range(3000)), "empty.bin": b"",
+         "notes.txt.gz": gzip.compress(b"hello\n")}
+for name, content in files.items():
+    path = os.path.join(directory, name)
+    with open(path, "wb") as f:
+        f.write(content)
+    os.utime(path, (1767323045, 1767323045))  # 2026-01-02T03:04:05Z
+    print(f"{len(content)}|{content.hex()}|2026-01-02T03:04:05Z")
+"#,
+        &[landing_path],
+    );
+    let output = sync_files(landing_path, lake.dir.path(), "blobs", &["--format", "binaryFile"]);
+    assert_synced(&output);
+    let url = table_url(&lake, "blobs");
+    let mut expected: Vec<String> = printed.lines().map(String::from).collect();
+    expected.sort_by_key(|row| row.split('|').next().and_then(|length| length.parse::<i64>().ok()));
+    let landed = read_rows(&url, &["length", "content", "modification_time"]).await;
+    assert_eq!(landed, expected, "each file's bytes, length and time as written");
+    let paths = read_rows(&url, &["path"]).await;
+    assert!(paths.iter().any(|path| path.starts_with("file:///") && path.ends_with("/image.png")), "{paths:?}");
+
+    std::fs::write(landing.path().join("big.bin"), vec![1u8; 2000]).expect("a larger file");
+    let output =
+        sync_files(landing_path, lake.dir.path(), "blobs", &["--format", "binary", "--max-binary-file-bytes", "1000"]);
+    assert!(!output.status.success(), "a file over the limit must stop the sync");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("big.bin") && stderr.contains("max_binary_file_bytes"), "{stderr}");
+    assert!(stderr.contains("nothing of its batch was committed"), "{stderr}");
+    assert_eq!(read_rows(&url, &["length"]).await.len(), 3, "nothing more committed");
+}
