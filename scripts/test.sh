@@ -10,6 +10,20 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/connector-target}"
 export RUST_BACKTRACE="${RUST_BACKTRACE:-0}"
 
+# A long-lived cache fills the disk (the linker then dies with a bus error): when less than 20 GiB is free,
+# drop incremental state and test binaries older than a day; cargo rebuilds what it needs.
+prune_build_cache() {
+  local free_kib
+  free_kib=$(df -Pk "$(dirname "$CARGO_TARGET_DIR")" | awk 'NR == 2 { print $4 }')
+  if [ "${free_kib:-0}" -lt $((20 * 1024 * 1024)) ] && [ -d "$CARGO_TARGET_DIR" ]; then
+    echo "less than 20 GiB free: pruning $CARGO_TARGET_DIR"
+    rm -rf "$CARGO_TARGET_DIR"/debug/incremental
+    find "$CARGO_TARGET_DIR"/debug/deps -maxdepth 1 -type f -executable -mtime +0 -delete 2>/dev/null || true
+  fi
+}
+mkdir -p "$(dirname "$CARGO_TARGET_DIR")"
+prune_build_cache
+
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 missing=()
