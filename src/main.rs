@@ -52,7 +52,7 @@ fn exit_status_for(error: &Error) -> u8 {
     match error.kind() {
         ErrorKind::HistoryLost => command::NEEDS_RESYNC_EXIT_CODE,
         ErrorKind::Config => 2,
-        ErrorKind::Source | ErrorKind::Destination | ErrorKind::State | ErrorKind::Schema => 1,
+        ErrorKind::Source | ErrorKind::Destination | ErrorKind::State | ErrorKind::Schema | ErrorKind::BadInput => 1,
     }
 }
 

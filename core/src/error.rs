@@ -27,6 +27,9 @@ pub enum ErrorKind {
     /// The source no longer holds the changes the tables need (a replication slot invalidated, a binlog purged,
     /// events expired): retrying cannot help, the tables must be copied anew ([`Error::tables_to_resync`]).
     HistoryLost,
+    /// The input itself cannot be read (a corrupt or truncated file, a value that does not fit its column in
+    /// strict mode): retrying the same input cannot help; the input must be fixed or skipped.
+    BadInput,
 }
 
 impl fmt::Display for ErrorKind {
@@ -38,6 +41,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::State => "state",
             ErrorKind::Schema => "schema",
             ErrorKind::HistoryLost => "history lost",
+            ErrorKind::BadInput => "bad input",
         })
     }
 }

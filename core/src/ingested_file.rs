@@ -30,11 +30,21 @@ pub struct IngestedFile {
     /// When the file was read, just before its commit (what `clean_source`'s retention counts from).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingested_at: Option<DateTime<Utc>>,
+    /// Why the file was skipped unread (`ignore_corrupt_files`): none of its rows are in the table. A new version
+    /// of the file (fixed in place) is read again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 impl IngestedFile {
     pub fn new(file: SourceFile, rows: u64) -> Self {
-        IngestedFile { file, rows, txn_version: 0, ingested_at: Some(Utc::now()) }
+        IngestedFile { file, rows, txn_version: 0, ingested_at: Some(Utc::now()), skipped: None }
+    }
+
+    /// A file skipped because it could not be read (`reason`), recorded so that it is not read again until it
+    /// changes.
+    pub fn skipped(file: SourceFile, reason: String) -> Self {
+        IngestedFile { skipped: Some(reason), ..IngestedFile::new(file, 0) }
     }
 
     /// Whether `listed` is the version of the file ingested: the entity tags decide when both sides have one,

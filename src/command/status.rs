@@ -133,6 +133,9 @@ fn print_files(files: &[FilesStatus]) {
                 "", backlog.rewritten_files
             );
         }
+        for skipped in &backlog.skipped_files {
+            println!("{:<20} skipped, unreadable: {}: {}", "", skipped.path, skipped.reason);
+        }
     }
 }
 

@@ -12,6 +12,7 @@ use connector_core::arrow::array::{
 };
 use connector_core::arrow::buffer::{NullBuffer, OffsetBuffer};
 use connector_core::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use connector_core::error::Error;
 use connector_core::ingested_file::SourceFile;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -21,6 +22,7 @@ use crate::avro_types::{AvroColumn, avro_columns, fields_of, map_entries, struct
 use crate::avro_values::{avro_json, avro_text, decimal_digits, decimal_text};
 use crate::file_bytes::open_decoded;
 use crate::location::FileLocation;
+use crate::read_errors::{read_error, store_error};
 
 /// Rows built into one batch.
 const BATCH_ROWS: usize = 8 * 1024;
@@ -50,13 +52,13 @@ impl AvroBatches {
 async fn blocking_reader(
     location: &FileLocation,
     file: &SourceFile,
-) -> Result<Option<impl std::io::Read + Send + use<>>, String> {
-    let bytes = open_decoded(location, file).await.map_err(|cause| cause.to_string())?;
+) -> Result<Option<impl std::io::Read + Send + use<>>, Error> {
+    let bytes = open_decoded(location, file).await.map_err(|cause| store_error(file, cause))?;
     Ok(bytes.map(SyncIoBridge::new))
 }
 
 /// The columns of an Avro file as Delta stores them, from its header; `None` when it is empty or gone.
-pub async fn avro_file_columns(location: &FileLocation, file: &SourceFile) -> Result<Option<Vec<Field>>, String> {
+pub async fn avro_file_columns(location: &FileLocation, file: &SourceFile) -> Result<Option<Vec<Field>>, Error> {
     if file.size == 0 {
         return Ok(None);
     }
@@ -66,11 +68,13 @@ pub async fn avro_file_columns(location: &FileLocation, file: &SourceFile) -> Re
         avro_columns(reader.writer_schema()).map(|columns| Some(fields_of(&columns)))
     })
     .await
-    .map_err(|cause| format!("the Avro decoder stopped: {cause}"))?
+    .map_err(|cause| format!("the Avro decoder stopped: {cause}"))
+    .flatten()
+    .map_err(|cause| read_error(file, "Avro", cause))
 }
 
 /// Opens an Avro file's rows; `None` when it is empty or gone.
-pub async fn open_avro(location: &FileLocation, file: &SourceFile) -> Result<Option<AvroBatches>, String> {
+pub async fn open_avro(location: &FileLocation, file: &SourceFile) -> Result<Option<AvroBatches>, Error> {
     if file.size == 0 {
         return Ok(None);
     }

@@ -6,10 +6,12 @@ use std::sync::Arc;
 
 use connector_core::arrow::array::{BinaryArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use connector_core::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use connector_core::error::Error;
 use connector_core::ingested_file::SourceFile;
 use object_store::ObjectStoreExt;
 
 use crate::location::FileLocation;
+use crate::read_errors::{read_error, store_error};
 
 /// The largest file read when not set: a row's content is held whole in memory.
 pub const DEFAULT_MAX_BINARY_FILE_BYTES: u64 = 64 * 1024 * 1024;
@@ -39,22 +41,23 @@ pub async fn binary_row(
     location: &FileLocation,
     file: &SourceFile,
     max_bytes: u64,
-) -> Result<Option<RecordBatch>, String> {
+) -> Result<Option<RecordBatch>, Error> {
+    let refused = |size| read_error(file, "binary", too_large(size, max_bytes));
     if file.size > max_bytes {
-        return Err(too_large(file.size, max_bytes));
+        return Err(refused(file.size));
     }
-    let path = location.path_of(&file.path).map_err(|cause| cause.to_string())?;
+    let path = location.path_of(&file.path)?;
     let content = match location.store.get(&path).await {
-        Ok(got) => got.bytes().await.map_err(|cause| cause.to_string())?,
+        Ok(got) => got.bytes().await.map_err(|cause| store_error(file, cause))?,
         Err(object_store::Error::NotFound { .. }) => return Ok(None),
-        Err(cause) => return Err(cause.to_string()),
+        Err(cause) => return Err(store_error(file, cause)),
     };
     // Rewritten larger since it was listed: the limit holds for what was read.
     let length = u64::try_from(content.len()).unwrap_or(u64::MAX);
     if length > max_bytes {
-        return Err(too_large(length, max_bytes));
+        return Err(refused(length));
     }
-    let length = i64::try_from(length).map_err(|_| "internal: a length beyond i64".to_string())?;
+    let length = i64::try_from(length).map_err(|_| Error::state("internal: a length beyond i64"))?;
     let columns = binary_columns();
     let modified = file.modified.timestamp_micros();
     let batch = RecordBatch::try_new(
@@ -66,6 +69,6 @@ pub async fn binary_row(
             Arc::new(BinaryArray::from(vec![content.as_ref()])),
         ],
     )
-    .map_err(|cause| format!("internal: {cause}"))?;
+    .map_err(|cause| Error::state(format!("internal: {cause}")))?;
     Ok(Some(batch))
 }

@@ -82,6 +82,8 @@ struct RawFilesProfile {
     reingest_changed_files: bool,
     #[serde(default)]
     incremental_listing: bool,
+    #[serde(default)]
+    ignore_corrupt_files: bool,
     full_listing_interval: Option<String>,
     queue_url: Option<String>,
     #[serde(default)]
@@ -97,6 +99,7 @@ struct RawFilesProfile {
     null_value: Option<String>,
     schema_hints: Option<String>,
     max_binary_file_bytes: Option<u64>,
+    strict: Option<bool>,
 }
 
 /// A files source and the one table it feeds.
@@ -119,6 +122,9 @@ pub struct FilesConfig {
     pub infer_sample_files: usize,
     pub poll_interval: Duration,
     pub reingest_changed_files: bool,
+    /// A file that cannot be read is skipped (recorded in the ledger with the reason) instead of stopping the
+    /// sync.
+    pub ignore_corrupt_files: bool,
     /// Incremental listing or notifications: between full listings, this often at most, a pass lists only the
     /// files whose path sorts after the newest one listed, or takes those notified. `None`: every pass lists in
     /// full.
@@ -181,6 +187,7 @@ impl FilesConfig {
                 null_value: raw.null_value,
                 schema_hints: raw.schema_hints,
                 max_binary_file_bytes: raw.max_binary_file_bytes,
+                strict: raw.strict,
             },
             schema_evolution: raw.schema_evolution,
             max_files_per_batch: positive("max_files_per_batch", raw.max_files_per_batch, DEFAULT_MAX_FILES_PER_BATCH)?,
@@ -192,6 +199,7 @@ impl FilesConfig {
                 Some(text) => duration("poll_interval", &text)?,
             },
             reingest_changed_files: raw.reingest_changed_files,
+            ignore_corrupt_files: raw.ignore_corrupt_files,
             full_listing_interval: match (raw.incremental_listing || raw.queue_url.is_some(), raw.full_listing_interval)
             {
                 (false, None) => None,

@@ -15,7 +15,7 @@ use serde_json::Value;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
 use crate::format_options::CsvDialect;
-use crate::rescued_data::{RESCUED_DATA, RescuedValues};
+use crate::rescued_data::{RESCUED_DATA, RescuedValues, RowOrigin};
 use crate::text_types::cast_text;
 
 /// Rows decoded at once: large enough that casting and Parquet encoding work on long runs, small enough that a
@@ -111,7 +111,7 @@ fn column_names<'a>(header: impl Iterator<Item = &'a str>, has_header: bool) -> 
 /// Text columns of a file as the table's source columns (`table`): each cast to its column's type, missing ones
 /// null, and every value that does not fit (a type it does not parse as, a column the table lacks) kept in
 /// `_rescued_data`. Fails only when something must be rescued and the table has no rescued-data column.
-pub fn text_rows_for_table(text: &RecordBatch, table: &[Field], file_path: &str) -> Result<RecordBatch, String> {
+pub fn text_rows_for_table(text: &RecordBatch, table: &[Field], origin: RowOrigin<'_>) -> Result<RecordBatch, String> {
     let rows = text.num_rows();
     let mut rescued = RescuedValues::new(rows);
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(table.len());
@@ -142,7 +142,7 @@ pub fn text_rows_for_table(text: &RecordBatch, table: &[Field], file_path: &str)
             rescued.keep(row, field.name(), Value::String(values.value(row).to_string()));
         }
     }
-    rescued.place_in(&mut columns, table, file_path)?;
+    rescued.place_in(&mut columns, table, origin)?;
     let schema = Arc::new(Schema::new(table.to_vec()));
     RecordBatch::try_new(schema, columns).map_err(|cause| format!("internal: {cause}"))
 }

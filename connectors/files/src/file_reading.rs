@@ -1,8 +1,10 @@
 //! Reads one file into the table's rows, in the file's format.
 
+use crate::read_errors::{decode_error, read_error, store_error};
+use crate::rescued_data::RowOrigin;
 use connector_core::arrow::datatypes::Field;
 use connector_core::engine::{FileRead, FileRows};
-use connector_core::error::{Error, ErrorKind, Result, Retry};
+use connector_core::error::{Error, Result};
 use connector_core::ingested_file::SourceFile;
 use connector_core::schema::TableSchema;
 
@@ -62,102 +64,88 @@ impl FileFormat {
     }
 }
 
-/// A file that cannot be read as `format`: nothing of its batch is committed, and the message says which file.
-pub fn read_error(file: &SourceFile, format: &str, cause: impl std::fmt::Display) -> Error {
-    let what = if format.is_empty() { String::new() } else { format!(" as {format}") };
-    Error::new(
-        ErrorKind::Source,
-        Retry::No,
-        format!(
-            "cannot read {}{what}: {cause}; nothing of its batch was committed: fix or remove the file (or fix the \
-             format options), then sync again",
-            file.path
-        ),
-    )
-}
-
 /// Reads every row of `file` into `rows`, in `schema`'s columns.
 pub async fn read_file(
     location: &FileLocation,
     file: &SourceFile,
     format: &FileFormat,
     schema: &TableSchema,
+    strict: bool,
     rows: &mut FileRows,
 ) -> Result<FileRead> {
     let table: Vec<Field> = schema.arrow_schema().fields().iter().map(|field| field.as_ref().clone()).collect();
+    let origin = |rows: &FileRows| RowOrigin { file_path: &file.path, first_row: rows.rows_written(), strict };
     match format {
         FileFormat::Csv(dialect) => {
-            let Some(bytes) = open_decoded(location, file).await.map_err(|cause| read_error(file, "", cause))? else {
+            let Some(bytes) = open_decoded(location, file).await.map_err(|cause| store_error(file, cause))? else {
                 return Ok(FileRead::Vanished);
             };
             let Some(mut batches) =
-                CsvBatches::open(bytes, dialect).await.map_err(|cause| read_error(file, "CSV", cause))?
+                CsvBatches::open(bytes, dialect).await.map_err(|cause| decode_error(file, "CSV", cause))?
             else {
                 return Ok(FileRead::Complete);
             };
-            while let Some(text) = batches.next().await.map_err(|cause| read_error(file, "CSV", cause))? {
+            while let Some(text) = batches.next().await.map_err(|cause| decode_error(file, "CSV", cause))? {
                 let batch =
-                    text_rows_for_table(&text, &table, &file.path).map_err(|cause| read_error(file, "CSV", cause))?;
+                    text_rows_for_table(&text, &table, origin(rows)).map_err(|cause| read_error(file, "CSV", cause))?;
                 rows.write(&batch).await?;
             }
         }
         FileFormat::JsonLines => {
-            let Some(bytes) = open_decoded(location, file).await.map_err(|cause| read_error(file, "", cause))? else {
+            let Some(bytes) = open_decoded(location, file).await.map_err(|cause| store_error(file, cause))? else {
                 return Ok(FileRead::Vanished);
             };
             let decoder = JsonRows::new(&table);
             let mut chunks = LineChunks::new(bytes);
-            while let Some(lines) = chunks.next().await.map_err(|cause| read_error(file, "JSON lines", cause))? {
-                let batch = decoder.decode(lines, &file.path).map_err(|cause| read_error(file, "JSON lines", cause))?;
+            while let Some(lines) = chunks.next().await.map_err(|cause| decode_error(file, "JSON lines", cause))? {
+                let batch =
+                    decoder.decode(lines, origin(rows)).map_err(|cause| read_error(file, "JSON lines", cause))?;
                 rows.write(&batch).await?;
             }
         }
         FileFormat::Binary { max_bytes } => {
-            let Some(row) =
-                binary_row(location, file, *max_bytes).await.map_err(|cause| read_error(file, "binary", cause))?
-            else {
+            let Some(row) = binary_row(location, file, *max_bytes).await? else {
                 return Ok(FileRead::Vanished);
             };
             let batch =
-                typed_rows_for_table(&row, &table, &file.path).map_err(|cause| read_error(file, "binary", cause))?;
+                typed_rows_for_table(&row, &table, origin(rows)).map_err(|cause| read_error(file, "binary", cause))?;
             rows.write(&batch).await?;
         }
         FileFormat::Text => {
-            let Some(bytes) = open_decoded(location, file).await.map_err(|cause| read_error(file, "", cause))? else {
+            let Some(bytes) = open_decoded(location, file).await.map_err(|cause| store_error(file, cause))? else {
                 return Ok(FileRead::Vanished);
             };
             let mut chunks = LineChunks::new(bytes);
             let mut first_line = 1;
-            while let Some(lines) = chunks.next().await.map_err(|cause| read_error(file, "text", cause))? {
+            while let Some(lines) = chunks.next().await.map_err(|cause| decode_error(file, "text", cause))? {
                 let text = text_rows(lines, first_line).map_err(|cause| read_error(file, "text", cause))?;
                 first_line += text.num_rows();
-                let batch =
-                    typed_rows_for_table(&text, &table, &file.path).map_err(|cause| read_error(file, "text", cause))?;
+                let batch = typed_rows_for_table(&text, &table, origin(rows))
+                    .map_err(|cause| read_error(file, "text", cause))?;
                 rows.write(&batch).await?;
             }
         }
         FileFormat::Parquet => {
             let Some(mut stream) =
-                open_parquet(location, file).await.map_err(|cause| read_error(file, "Parquet", cause))?
+                open_parquet(location, file).await.map_err(|cause| decode_error(file, "Parquet", cause))?
             else {
                 return Ok(FileRead::Vanished);
             };
             while let Some(batch) =
-                next_parquet_rows(&mut stream).await.map_err(|cause| read_error(file, "Parquet", cause))?
+                next_parquet_rows(&mut stream).await.map_err(|cause| decode_error(file, "Parquet", cause))?
             {
-                let batch = typed_rows_for_table(&batch, &table, &file.path)
+                let batch = typed_rows_for_table(&batch, &table, origin(rows))
                     .map_err(|cause| read_error(file, "Parquet", cause))?;
                 rows.write(&batch).await?;
             }
         }
         FileFormat::Avro => {
             // An empty file has no rows; one gone since its listing has vanished.
-            let Some(mut batches) = open_avro(location, file).await.map_err(|cause| read_error(file, "Avro", cause))?
-            else {
+            let Some(mut batches) = open_avro(location, file).await? else {
                 return Ok(if file.size == 0 { FileRead::Complete } else { FileRead::Vanished });
             };
             while let Some(batch) = batches.next().await.map_err(|cause| read_error(file, "Avro", cause))? {
-                let batch = typed_rows_for_table(&batch, &table, &file.path)
+                let batch = typed_rows_for_table(&batch, &table, origin(rows))
                     .map_err(|cause| read_error(file, "Avro", cause))?;
                 rows.write(&batch).await?;
             }

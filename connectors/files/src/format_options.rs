@@ -24,6 +24,9 @@ pub struct FormatOptions {
     pub max_binary_file_bytes: Option<u64>,
     /// Column types that win over inference: `id bigint, amount decimal(12,2), seen timestamp`.
     pub schema_hints: Option<String>,
+    /// Stop at the first value that does not fit its column (naming the file, row, column and value) instead of
+    /// keeping it in `_rescued_data` (default false; Spark's `mode = FAILFAST`).
+    pub strict: Option<bool>,
 }
 
 /// The CSV dialect, checked.
@@ -38,6 +41,10 @@ pub struct CsvDialect {
 }
 
 impl FormatOptions {
+    pub fn strict(&self) -> bool {
+        self.strict.unwrap_or(false)
+    }
+
     /// The CSV dialect these options give, `tab_separated` for TSV files.
     pub fn csv_dialect(&self, tab_separated: bool) -> Result<CsvDialect> {
         let default_delimiter = if tab_separated { b'\t' } else { b',' };

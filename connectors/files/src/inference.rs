@@ -15,10 +15,11 @@ use crate::binary_rows::binary_columns;
 use crate::config::SchemaEvolution;
 use crate::csv_rows::CsvBatches;
 use crate::file_bytes::open_decoded;
-use crate::file_reading::{FileFormat, read_error};
+use crate::file_reading::FileFormat;
 use crate::line_chunks::LineChunks;
 use crate::location::FileLocation;
 use crate::parquet_rows::{open_parquet, parquet_columns};
+use crate::read_errors::{decode_error, read_error, store_error};
 use crate::rescued_data::RESCUED_DATA;
 use crate::stored_types::{common_type, stored_field};
 use crate::text_rows::text_columns;
@@ -36,16 +37,16 @@ pub async fn sampled_columns(
 ) -> Result<Option<Vec<Field>>> {
     match format {
         FileFormat::Csv(dialect) => {
-            let Some(bytes) = open_decoded(location, file).await.map_err(|cause| read_error(file, "", cause))? else {
+            let Some(bytes) = open_decoded(location, file).await.map_err(|cause| store_error(file, cause))? else {
                 return Ok(None);
             };
             let Some(mut batches) =
-                CsvBatches::open(bytes, dialect).await.map_err(|cause| read_error(file, "CSV", cause))?
+                CsvBatches::open(bytes, dialect).await.map_err(|cause| decode_error(file, "CSV", cause))?
             else {
                 return Ok(None);
             };
             let names: Vec<String> = batches.schema().fields().iter().map(|field| field.name().clone()).collect();
-            let first = batches.next().await.map_err(|cause| read_error(file, "CSV", cause))?;
+            let first = batches.next().await.map_err(|cause| decode_error(file, "CSV", cause))?;
             Ok(Some(
                 names
                     .iter()
@@ -63,11 +64,11 @@ pub async fn sampled_columns(
             ))
         }
         FileFormat::JsonLines => {
-            let Some(bytes) = open_decoded(location, file).await.map_err(|cause| read_error(file, "", cause))? else {
+            let Some(bytes) = open_decoded(location, file).await.map_err(|cause| store_error(file, cause))? else {
                 return Ok(None);
             };
             let mut chunks = LineChunks::new(bytes);
-            let Some(lines) = chunks.next().await.map_err(|cause| read_error(file, "JSON", cause))? else {
+            let Some(lines) = chunks.next().await.map_err(|cause| decode_error(file, "JSON", cause))? else {
                 return Ok(None);
             };
             // Lines that are not objects are rescued when read; they say nothing of the columns.
@@ -83,9 +84,9 @@ pub async fn sampled_columns(
         }
         FileFormat::Text => Ok(Some(text_columns())),
         FileFormat::Binary { .. } => Ok(Some(binary_columns())),
-        FileFormat::Avro => avro_file_columns(location, file).await.map_err(|cause| read_error(file, "Avro", cause)),
+        FileFormat::Avro => avro_file_columns(location, file).await,
         FileFormat::Parquet => {
-            match open_parquet(location, file).await.map_err(|cause| read_error(file, "Parquet", cause))? {
+            match open_parquet(location, file).await.map_err(|cause| decode_error(file, "Parquet", cause))? {
                 None => Ok(None),
                 Some(stream) => Ok(Some(parquet_columns(&stream))),
             }

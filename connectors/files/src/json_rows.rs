@@ -11,7 +11,7 @@ use connector_core::arrow::error::ArrowError;
 use connector_core::arrow::json::ReaderBuilder;
 use serde_json::{Map, Value};
 
-use crate::rescued_data::{RESCUED_DATA, RescuedValues};
+use crate::rescued_data::{RESCUED_DATA, RescuedValues, RowOrigin};
 
 /// The key a line that is not a JSON object is rescued under (Spark's name for it).
 const CORRUPT_RECORD: &str = "_corrupt_record";
@@ -40,10 +40,10 @@ impl JsonRows {
     }
 
     /// The rows of `lines` (complete lines; blank ones are not rows), in the table's columns.
-    pub fn decode(&self, lines: &[u8], file_path: &str) -> Result<RecordBatch, String> {
+    pub fn decode(&self, lines: &[u8], origin: RowOrigin<'_>) -> Result<RecordBatch, String> {
         match self.decode_strictly(lines) {
-            Ok(batch) => self.with_rescued(batch, None, file_path),
-            Err(_) => self.decode_line_by_line(lines, file_path),
+            Ok(batch) => self.with_rescued(batch, None, origin),
+            Err(_) => self.decode_line_by_line(lines, origin),
         }
     }
 
@@ -64,7 +64,7 @@ impl JsonRows {
         Ok(decoder.flush()?.unwrap_or_else(|| RecordBatch::new_empty(self.decoded.clone())))
     }
 
-    fn decode_line_by_line(&self, lines: &[u8], file_path: &str) -> Result<RecordBatch, String> {
+    fn decode_line_by_line(&self, lines: &[u8], origin: RowOrigin<'_>) -> Result<RecordBatch, String> {
         let mut objects: Vec<Map<String, Value>> = Vec::new();
         let mut rescued_rows: Vec<Map<String, Value>> = Vec::new();
         for line in lines.split(|&byte| byte == b'\n') {
@@ -110,7 +110,7 @@ impl JsonRows {
             .flush()
             .map_err(|cause| format!("internal: {cause}"))?
             .unwrap_or_else(|| RecordBatch::new_empty(self.decoded.clone()));
-        self.with_rescued(batch, Some(rescued_rows), file_path)
+        self.with_rescued(batch, Some(rescued_rows), origin)
     }
 
     fn serializes(&self, object: &Map<String, Value>) -> bool {
@@ -123,7 +123,7 @@ impl JsonRows {
         &self,
         batch: RecordBatch,
         rescued_rows: Option<Vec<Map<String, Value>>>,
-        file_path: &str,
+        origin: RowOrigin<'_>,
     ) -> Result<RecordBatch, String> {
         let rows = batch.num_rows();
         let mut rescued = RescuedValues::new(rows);
@@ -143,7 +143,7 @@ impl JsonRows {
             columns.push(column);
         }
         let table: Vec<Field> = self.table.fields().iter().map(|field| field.as_ref().clone()).collect();
-        rescued.place_in(&mut columns, &table, file_path)?;
+        rescued.place_in(&mut columns, &table, origin)?;
         RecordBatch::try_new(self.table.clone(), columns).map_err(|cause| format!("internal: {cause}"))
     }
 }

@@ -22,6 +22,7 @@ pub mod location;
 pub mod notifications;
 pub mod parquet_rows;
 pub mod pipeline;
+pub mod read_errors;
 pub mod rescued_data;
 pub mod schema_hints;
 pub mod source_cleaning;

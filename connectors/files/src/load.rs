@@ -115,6 +115,7 @@ pub async fn load(args: LoadArgs) -> Result<LoadReport> {
         infer_sample_files: DEFAULT_INFER_SAMPLE_FILES,
         poll_interval: DEFAULT_POLL_INTERVAL,
         reingest_changed_files: false,
+        ignore_corrupt_files: false,
         full_listing_interval: None,
         queue_url: None,
         clean_source: CleanSource::Off,

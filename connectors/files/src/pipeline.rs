@@ -9,7 +9,7 @@ use connector_core::delta::{DeltaSink, Destination};
 use connector_core::engine::{
     FileBacklog, FileListing, FileRead, FileRows, FileSettings, FileSource, file_backlog, ingest_files,
 };
-use connector_core::error::Result;
+use connector_core::error::{ErrorKind, Result};
 use connector_core::ingested_file::{IngestedFile, SourceFile};
 use connector_core::options::TableOptions;
 use connector_core::pipeline::{Pipeline, Shutdown, SyncFuture, SyncMode};
@@ -81,6 +81,7 @@ impl Pipeline for FilesPipeline {
             parallel_files: self.config.parallel_files,
             poll_interval: self.config.poll_interval,
             reingest_changed_files: self.config.reingest_changed_files,
+            ignore_corrupt_files: self.config.ignore_corrupt_files,
         };
         Box::pin(ingest_files(&self.sources, &self.sink, settings, mode, shutdown))
     }
@@ -172,6 +173,10 @@ impl FileSource for FilesSource {
         Ok(FileListing { files, token, notifications: Vec::new(), more: false })
     }
 
+    fn cleans_source(&self) -> bool {
+        self.cleaning.is_some()
+    }
+
     async fn clean_ingested(&self, files: &[&IngestedFile]) -> Result<()> {
         match (&self.cleaning, self.locations.first()) {
             (Some(cleaning), Some(location)) => cleaning.clean(location, files).await,
@@ -192,8 +197,12 @@ impl FileSource for FilesSource {
         for file in files.iter().take(self.config.infer_sample_files) {
             let format = self.format_of(file)?;
             text &= format.is_text();
-            if let Some(columns) = sampled_columns(self.location_of(file)?, file, &format).await? {
-                sampled.push(columns);
+            match sampled_columns(self.location_of(file)?, file, &format).await {
+                Ok(Some(columns)) => sampled.push(columns),
+                Ok(None) => {}
+                // The file is skipped when read; it says nothing of the columns.
+                Err(error) if self.config.ignore_corrupt_files && error.kind() == ErrorKind::BadInput => {}
+                Err(error) => return Err(error),
             }
         }
         let merged = merge_sampled(sampled, text);
@@ -202,6 +211,6 @@ impl FileSource for FilesSource {
 
     async fn read(&self, file: &SourceFile, schema: &TableSchema, rows: &mut FileRows) -> Result<FileRead> {
         let format = self.format_of(file)?;
-        read_file(self.location_of(file)?, file, &format, schema, rows).await
+        read_file(self.location_of(file)?, file, &format, schema, self.config.format_options.strict(), rows).await
     }
 }

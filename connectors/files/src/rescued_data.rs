@@ -13,6 +13,16 @@ pub const RESCUED_DATA: &str = "_rescued_data";
 /// The key naming the file in each rescued object.
 const FILE_PATH_KEY: &str = "_file_path";
 
+/// Where a batch's rows come from, and what becomes of values that do not fit.
+#[derive(Debug, Clone, Copy)]
+pub struct RowOrigin<'a> {
+    pub file_path: &'a str,
+    /// The number of the batch's first row within its file, from 0.
+    pub first_row: u64,
+    /// Stop at the first value that does not fit instead of rescuing it.
+    pub strict: bool,
+}
+
 /// Rescued values of a batch's rows, gathered column by column.
 #[derive(Debug)]
 pub struct RescuedValues {
@@ -34,18 +44,37 @@ impl RescuedValues {
     }
 
     /// Puts the rescued values in the `_rescued_data` column of `columns` (a batch's, in `table`'s order), if any
-    /// row rescued something; fails when one did and the table has no such column.
-    pub fn place_in(self, columns: &mut [ArrayRef], table: &[Field], file_path: &str) -> Result<(), String> {
-        if self.is_empty() {
+    /// row rescued something. Fails, naming the first such row, its columns and values, in strict mode or when
+    /// the table has no such column.
+    pub fn place_in(self, columns: &mut [ArrayRef], table: &[Field], origin: RowOrigin<'_>) -> Result<(), String> {
+        let index = table.iter().position(|field| field.name() == RESCUED_DATA);
+        let Some((row, values)) = self.rows.iter().enumerate().find_map(|(row, values)| Some((row, values.as_ref()?)))
+        else {
             return Ok(());
-        }
-        let Some(index) = table.iter().position(|field| field.name() == RESCUED_DATA) else {
-            return Err(format!(
-                "values of {file_path} do not fit the table's columns, which have no `{RESCUED_DATA}` column to keep them"
-            ));
         };
-        columns[index] = self.into_column(file_path);
-        Ok(())
+        let why = match index {
+            _ if origin.strict => "strict mode stops at the first value that does not fit: fix the file, or sync \
+                                   without strict to keep such values in `_rescued_data`"
+                .to_string(),
+            None => format!("the table has no `{RESCUED_DATA}` column to keep such values"),
+            Some(index) => {
+                columns[index] = self.into_column(origin.file_path);
+                return Ok(());
+            }
+        };
+        let unfit: Vec<String> = values
+            .iter()
+            .map(|(column, value)| match table.iter().find(|field| field.name() == column) {
+                Some(field) => format!("column `{column}` ({}) cannot hold {value}", field.data_type()),
+                None => format!("{value} has no column `{column}` in the table"),
+            })
+            .collect();
+        Err(format!(
+            "row {} of {} (counting rows from 1, the header not counted): {}; {why}",
+            origin.first_row + row as u64 + 1,
+            origin.file_path,
+            unfit.join(", ")
+        ))
     }
 
     /// The column: a JSON object per row that rescued something (with the file's path), else null.

@@ -47,6 +47,11 @@ pub struct FormatFlags {
     /// Column types that win over inference, as SQL: "id bigint, amount decimal(12,2)".
     #[arg(long)]
     pub schema_hints: Option<String>,
+
+    /// Stop at the first value that does not fit its column, naming the file, row, column and value, instead
+    /// of keeping it in _rescued_data.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 impl FormatFlags {
@@ -68,6 +73,9 @@ impl FormatFlags {
         }
         if let Some(bytes) = self.max_binary_file_bytes {
             settings.insert("max_binary_file_bytes".into(), count(bytes));
+        }
+        if self.strict {
+            settings.insert("strict".into(), true.into());
         }
         if self.no_header {
             settings.insert("header".into(), false.into());
@@ -121,6 +129,11 @@ pub struct FilesSyncFlags {
     /// skipped with a warning.
     #[arg(long)]
     pub reingest_changed_files: bool,
+
+    /// Skip a file that cannot be read (corrupt, truncated, not its format) instead of stopping: it is recorded
+    /// as skipped, with the reason, and `connector status` lists it; a new version of it is read again.
+    #[arg(long)]
+    pub ignore_corrupt_files: bool,
 
     /// List only the files whose path sorts after the newest one listed (for names that grow with time:
     /// dates, sequence numbers), with a full listing every --full-listing-interval for late files.
@@ -186,11 +199,13 @@ impl FilesSyncFlags {
                 settings.insert(key.into(), count(value));
             }
         }
-        if self.reingest_changed_files {
-            settings.insert("reingest_changed_files".into(), true.into());
-        }
-        if self.incremental_listing {
-            settings.insert("incremental_listing".into(), true.into());
+        let switches = [
+            ("reingest_changed_files", self.reingest_changed_files),
+            ("incremental_listing", self.incremental_listing),
+            ("ignore_corrupt_files", self.ignore_corrupt_files),
+        ];
+        for (key, _) in switches.into_iter().filter(|(_, on)| *on) {
+            settings.insert(key.into(), true.into());
         }
         self.format.add_to(&mut settings);
         SyncRequest {

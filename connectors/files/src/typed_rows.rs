@@ -9,11 +9,11 @@ use connector_core::arrow::datatypes::{Field, Schema};
 use connector_core::arrow::util::display::{ArrayFormatter, FormatOptions};
 use serde_json::Value;
 
-use crate::rescued_data::RescuedValues;
+use crate::rescued_data::{RescuedValues, RowOrigin};
 
 /// Rows of a file with its own types as the table's source columns: each cast to its column's type, missing ones null, and
 /// the values of columns the table lacks kept in `_rescued_data` (as text).
-pub fn typed_rows_for_table(rows: &RecordBatch, table: &[Field], file_path: &str) -> Result<RecordBatch, String> {
+pub fn typed_rows_for_table(rows: &RecordBatch, table: &[Field], origin: RowOrigin<'_>) -> Result<RecordBatch, String> {
     let count = rows.num_rows();
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(table.len());
     for field in table {
@@ -22,8 +22,9 @@ pub fn typed_rows_for_table(rows: &RecordBatch, table: &[Field], file_path: &str
             Some(column) if column.data_type() == field.data_type() => column.clone(),
             Some(column) => cast(column, field.data_type()).map_err(|cause| {
                 format!(
-                    "column `{}` of {file_path} is {}, which does not convert to the table's {}: {cause}",
+                    "column `{}` of {} is {}, which does not convert to the table's {}: {cause}",
                     field.name(),
+                    origin.file_path,
                     column.data_type(),
                     field.data_type()
                 )
@@ -43,6 +44,6 @@ pub fn typed_rows_for_table(rows: &RecordBatch, table: &[Field], file_path: &str
             rescued.keep(row, field.name(), Value::String(formatter.value(row).to_string()));
         }
     }
-    rescued.place_in(&mut columns, table, file_path)?;
+    rescued.place_in(&mut columns, table, origin)?;
     RecordBatch::try_new(Arc::new(Schema::new(table.to_vec())), columns).map_err(|cause| format!("internal: {cause}"))
 }

@@ -76,7 +76,8 @@ pub async fn load_files<S: FileSource>(
         }
     }
     let mut writer = table_with_columns(sink, existing, &schema, &options).await?;
-    let (written, ingested) = read_into_parquet(&source, &writer, schema.clone(), &files, parallel).await?;
+    let (written, ingested) =
+        read_into_parquet(&source, &writer, schema.clone(), &files, parallel).await.map_err(|failure| failure.error)?;
     let rows = ingested.iter().map(|file| file.rows).sum();
     let loaded = ingested.len();
     let Some(written) = written else {

@@ -13,7 +13,7 @@ use super::file_source::{FileListing, FileRead, FileRows, FileSource};
 use super::parquet_encoder::ParquetEncoder;
 use crate::cursor::TableCursor;
 use crate::delta::{DeltaSink, DeltaTableWriter, WrittenFiles};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::ingested_file::{IngestedFile, SourceFile};
 use crate::options::{RowsOrigin, TableOptions};
 use crate::pipeline::{Shutdown, SyncMode, SyncReport, TableReport};
@@ -33,6 +33,9 @@ pub struct FileSettings {
     pub poll_interval: Duration,
     /// Whether a file rewritten in place (same path, another size, time or entity tag) is ingested again.
     pub reingest_changed_files: bool,
+    /// Whether a file that cannot be read (corrupt, truncated, not its format) is skipped and recorded as such,
+    /// instead of stopping the sync.
+    pub ignore_corrupt_files: bool,
 }
 
 /// Ingests the new files of every table at once; a `once` sync lists once and ingests what it found, a
@@ -156,12 +159,16 @@ async fn pass<S: FileSource>(
     shutdown: &Shutdown,
 ) -> Result<()> {
     let FileListing { files, token, notifications, .. } = listing;
-    let ingested: Vec<&IngestedFile> = files
-        .iter()
-        .filter_map(|file| table.ingested.get(&file.path).filter(|ingested| ingested.same_version_as(file)))
-        .collect();
-    if !ingested.is_empty() {
-        source.clean_ingested(&ingested).await?;
+    if source.cleans_source() {
+        // Files skipped unread stay for the user to look at.
+        let ingested: Vec<&IngestedFile> = files
+            .iter()
+            .filter_map(|file| table.ingested.get(&file.path).filter(|ingested| ingested.same_version_as(file)))
+            .filter(|ingested| ingested.skipped.is_none())
+            .collect();
+        if !ingested.is_empty() {
+            source.clean_ingested(&ingested).await?;
+        }
     }
     let new: Vec<SourceFile> = files.into_iter().filter(|file| is_new(table, file, settings)).collect();
     if new.is_empty() {
@@ -211,6 +218,8 @@ pub(super) fn file_state(ingested: &HashMap<String, IngestedFile>, file: &Source
     match ingested.get(&file.path) {
         None => FileState::New,
         Some(ingested) if ingested.same_version_as(file) => FileState::Ingested,
+        // A file skipped as unreadable and since rewritten is read again: it was likely fixed.
+        Some(ingested) if ingested.skipped.is_some() => FileState::New,
         Some(_) => FileState::Rewritten,
     }
 }
@@ -242,8 +251,41 @@ async fn ingest_batch<S: FileSource>(
     let schema = source.columns_for(batch, existing.as_deref()).await?;
     let writer = table_with_columns(sink, table.writer.take(), &schema, &table.options).await?;
     let writer = table.writer.insert(writer);
-    let (written, ingested) = read_into_parquet(source, writer, schema, batch, settings.parallel_files).await?;
+    let mut batch = batch.to_vec();
+    let mut skipped = Vec::new();
+    let (written, mut ingested) = loop {
+        match read_into_parquet(source, writer, schema.clone(), &batch, settings.parallel_files).await {
+            Ok(read) => break read,
+            // The batch is read again without the file: its rows, and the rows of files read alongside it, may
+            // already be in Parquet files that are now never committed.
+            Err(ReadFailure { error, unreadable: Some(file) }) if settings.ignore_corrupt_files => {
+                warn!(table = %table.id, file = %file.path, error = %error.report(),
+                      "the file cannot be read; skipped and recorded as skipped (ignore_corrupt_files)");
+                batch.retain(|listed| listed.path != file.path);
+                skipped.push(IngestedFile::skipped(file, error.to_string()));
+                if batch.is_empty() {
+                    break (None, Vec::new());
+                }
+            }
+            Err(failure) => return Err(failure.error),
+        }
+    };
+    ingested.extend(skipped);
     commit(table, written, ingested, token).await
+}
+
+/// Why reading a batch's files failed, and the file at fault when the file itself cannot be read (an error of
+/// kind [`ErrorKind::BadInput`]) rather than the store or the table.
+#[derive(Debug)]
+pub(super) struct ReadFailure {
+    pub(super) error: Error,
+    pub(super) unreadable: Option<SourceFile>,
+}
+
+impl From<Error> for ReadFailure {
+    fn from(error: Error) -> Self {
+        ReadFailure { error, unreadable: None }
+    }
 }
 
 /// The options of a source's table of files.
@@ -276,7 +318,7 @@ pub(super) async fn read_into_parquet<S: FileSource>(
     schema: TableSchema,
     files: &[SourceFile],
     parallel: usize,
-) -> Result<(Option<WrittenFiles>, Vec<IngestedFile>)> {
+) -> std::result::Result<(Option<WrittenFiles>, Vec<IngestedFile>), ReadFailure> {
     let schema = Arc::new(schema);
     let taken_at = Utc::now();
     let waiting = Arc::new(Mutex::new(files.iter().cloned().collect::<VecDeque<SourceFile>>()));
@@ -307,7 +349,7 @@ async fn read_files<S: FileSource>(
     schema: Arc<TableSchema>,
     waiting: Arc<Mutex<VecDeque<SourceFile>>>,
     mut encoder: ParquetEncoder,
-) -> Result<(Option<WrittenFiles>, Vec<IngestedFile>)> {
+) -> std::result::Result<(Option<WrittenFiles>, Vec<IngestedFile>), ReadFailure> {
     let mut ingested = Vec::new();
     loop {
         let next = waiting.lock().map_err(|_| Error::state("internal: the files to read are poisoned"))?.pop_front();
@@ -325,10 +367,17 @@ async fn read_files<S: FileSource>(
                 return Err(Error::state(format!(
                     "internal: {} vanished after {count} of its rows were read",
                     file.path
-                )));
+                ))
+                .into());
             }
             // The encoder's error first: a read that failed because the encoder stopped says less.
-            Err(error) => return Err(encoder.finish(&file.path).await.err().unwrap_or(error)),
+            Err(error) => {
+                return Err(match encoder.finish(&file.path).await {
+                    Err(encoding) => encoding.into(),
+                    Ok(_) if error.kind() == ErrorKind::BadInput => ReadFailure { error, unreadable: Some(file) },
+                    Ok(_) => error.into(),
+                });
+            }
         }
     }
     let mut files = encoder.finish("the files read").await?;
@@ -355,8 +404,9 @@ async fn commit(
         snapshot: None,
     };
     let rows: u64 = ingested.iter().map(|file| file.rows).sum();
-    let bytes: u64 = ingested.iter().map(|file| file.file.size).sum();
-    let files = ingested.len();
+    let read = || ingested.iter().filter(|file| file.skipped.is_none());
+    let bytes: u64 = read().map(|file| file.file.size).sum();
+    let files = read().count();
     writer.land_files_with_next_commit(ingested.clone());
     match written {
         Some(written) => writer.commit_snapshot_files(written, cursor).await?,

@@ -36,8 +36,15 @@ pub trait FileSource: Send + Sync + 'static {
     /// those not yet ingested, in the listing's order.
     fn list(&self, committed: Option<&str>) -> impl Future<Output = Result<FileListing>> + Send;
 
+    /// Whether the source deletes or moves ingested files ([`clean_ingested`](Self::clean_ingested)); when not,
+    /// the engine does not gather them.
+    fn cleans_source(&self) -> bool {
+        false
+    }
+
     /// Given the listed files the ledger holds, as committed, a source may delete or move them (`clean_source`).
-    /// Called at each pass, after the listing and before its new files are read.
+    /// Called at each pass, after the listing and before its new files are read, when
+    /// [`cleans_source`](Self::cleans_source).
     fn clean_ingested(&self, files: &[&IngestedFile]) -> impl Future<Output = Result<()>> + Send {
         let _ = files;
         async { Ok(()) }
@@ -117,6 +124,11 @@ impl FileRows {
         self.encoder.encode(encoded, &self.file.path).await?;
         self.rows += rows.num_rows() as u64;
         Ok(())
+    }
+
+    /// The rows of the file handed over so far: the number, from 0, of the next one.
+    pub fn rows_written(&self) -> u64 {
+        self.rows
     }
 
     /// The encoder, for the reader's next file; the file and the rows handed over.

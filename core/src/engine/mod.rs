@@ -30,6 +30,8 @@ mod poll_loop;
 mod polled_stream;
 mod read_ahead;
 #[cfg(test)]
+mod scripted_files_tests;
+#[cfg(test)]
 mod scripted_polled_tests;
 #[cfg(test)]
 mod scripted_source_tests;
