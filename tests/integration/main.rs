@@ -5,6 +5,7 @@ mod bad_input;
 mod chaos;
 mod deletion_vectors;
 mod delta_sink;
+mod file_bad_input;
 mod file_formats;
 mod files;
 mod harness;
