@@ -52,7 +52,7 @@ with open(f"{root}/b.jsonl", "w") as f:
     let stderr = String::from_utf8_lossy(&output.stderr);
     let expected = format!("row 3 of file://{} (counting rows from 1, the header not counted)", csv.display());
     assert!(stderr.contains(&expected), "names the file and the row: {stderr}");
-    assert!(stderr.contains(r#"column `amount` (Float64) cannot hold "oops""#), "and the column and value: {stderr}");
+    assert!(stderr.contains(r#"column `amount` (double) cannot hold "oops""#), "and the column and value: {stderr}");
     assert!(stderr.contains("strict mode stops"), "{stderr}");
     assert!(delta_commits_under(lake.dir.path()).is_empty(), "nothing committed");
 
@@ -68,7 +68,7 @@ with open(f"{root}/b.jsonl", "w") as f:
     assert!(!output.status.success(), "strict mode must stop at the unknown field");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains(&format!("row 2 of file://{}", json.display())), "{stderr}");
-    assert!(stderr.contains(r#"column `id` (Int64) cannot hold "two""#), "{stderr}");
+    assert!(stderr.contains(r#"column `id` (bigint) cannot hold "two""#), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,6 +7,8 @@ use serde_json::{Map, Value};
 use connector_core::arrow::array::{ArrayRef, StringArray};
 use connector_core::arrow::datatypes::Field;
 
+use crate::schema_hints::sql_type_name;
+
 /// The rescued column's name, as Auto Loader names it.
 pub const RESCUED_DATA: &str = "_rescued_data";
 
@@ -65,7 +67,7 @@ impl RescuedValues {
         let unfit: Vec<String> = values
             .iter()
             .map(|(column, value)| match table.iter().find(|field| field.name() == column) {
-                Some(field) => format!("column `{column}` ({}) cannot hold {value}", field.data_type()),
+                Some(field) => format!("column `{column}` ({}) cannot hold {value}", sql_type_name(field.data_type())),
                 None => format!("{value} has no column `{column}` in the table"),
             })
             .collect();
