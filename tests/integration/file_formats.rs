@@ -223,3 +223,40 @@ for name, content in files.items():
     assert!(stderr.contains("nothing of its batch was committed"), "{stderr}");
     assert_eq!(read_rows(&url, &["length"]).await.len(), 3, "nothing more committed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_arrays_and_pretty_printed_documents_land_a_row_per_record() {
+    let landing = tempfile::tempdir().expect("landing directory");
+    let lake = TempLake::new();
+    // Python's json module: an array of 20,000 records over several chunks (a large document streamed, not read
+    // whole), gzip-compressed, with strings holding brackets, commas and escaped quotes; and pretty-printed
+    // objects, two to a file.
+    python(
+        r#"
+import gzip, json, sys
+root = sys.argv[1]
+records = [{"id": i, "name": f'n{i}, [x] {{"q"}}', "tags": [i, i + 1], "nested": {"k": i % 3}} for i in range(20000)]
+with gzip.open(f"{root}/array.json.gz", "wt") as f:
+    json.dump(records, f, indent=2)
+with open(f"{root}/pretty.json", "w") as f:
+    for i in (100000, 100001):
+        f.write(json.dumps({"id": i, "name": f"p{i}", "tags": [], "nested": {"k": 9}}, indent=4) + "\n")
+"#,
+        &[landing.path().to_str().expect("utf-8")],
+    );
+    let array = landing.path().join("array.json.gz");
+    assert_synced(&sync_files(array.to_str().expect("utf-8"), lake.dir.path(), "records", &[]));
+    let url = table_url(&lake, "records");
+    let rows = read_rows(&url, &["id", "name", "_cdc_file_row"]).await;
+    assert_eq!(rows.len(), 20000, "a row per element");
+    assert_eq!(rows[7], r#"7|n7, [x] {"q"}|7"#, "strings kept whole, rows numbered by element");
+
+    // Pretty-printed objects need --multi-line (as Spark's multiLine); without it each line is a broken record.
+    let pretty = landing.path().join("pretty.json");
+    let output = sync_files(pretty.to_str().expect("utf-8"), lake.dir.path(), "pretty", &["--strict"]);
+    assert!(!output.status.success(), "pretty-printed JSON read as lines cannot be records");
+    assert!(delta_commits_under(&lake.dir.path().join("raw/pretty")).is_empty(), "nothing committed");
+    assert_synced(&sync_files(pretty.to_str().expect("utf-8"), lake.dir.path(), "pretty", &["--multi-line"]));
+    let rows = read_rows(&table_url(&lake, "pretty"), &["id", "name", "_rescued_data"]).await;
+    assert_eq!(rows, ["100000|p100000|∅", "100001|p100001|∅"]);
+}

@@ -100,6 +100,8 @@ struct RawFilesProfile {
     schema_hints: Option<String>,
     max_binary_file_bytes: Option<u64>,
     strict: Option<bool>,
+    #[serde(alias = "multiLine")]
+    multi_line: Option<bool>,
 }
 
 /// A files source and the one table it feeds.
@@ -188,6 +190,7 @@ impl FilesConfig {
                 schema_hints: raw.schema_hints,
                 max_binary_file_bytes: raw.max_binary_file_bytes,
                 strict: raw.strict,
+                multi_line: raw.multi_line,
             },
             schema_evolution: raw.schema_evolution,
             max_files_per_batch: positive("max_files_per_batch", raw.max_files_per_batch, DEFAULT_MAX_FILES_PER_BATCH)?,

@@ -14,6 +14,7 @@ use crate::csv_rows::{CsvBatches, text_rows_for_table};
 use crate::file_bytes::open_decoded;
 use crate::format::Format;
 use crate::format_options::{CsvDialect, FormatOptions};
+use crate::json_chunks::JsonChunks;
 use crate::json_rows::JsonRows;
 use crate::line_chunks::LineChunks;
 use crate::location::FileLocation;
@@ -25,7 +26,10 @@ use crate::typed_rows::typed_rows_for_table;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FileFormat {
     Csv(CsvDialect),
-    JsonLines,
+    /// JSON lines, or an array of records; with `multi_line`, records over several lines.
+    Json {
+        multi_line: bool,
+    },
     Parquet,
     Avro,
     Text,
@@ -48,7 +52,7 @@ impl FileFormat {
         Ok(match format {
             Format::Csv => FileFormat::Csv(options.csv_dialect(false)?),
             Format::Tsv => FileFormat::Csv(options.csv_dialect(true)?),
-            Format::JsonLines => FileFormat::JsonLines,
+            Format::JsonLines => FileFormat::Json { multi_line: options.multi_line.unwrap_or(false) },
             Format::Parquet => FileFormat::Parquet,
             Format::Avro => FileFormat::Avro,
             Format::Text => FileFormat::Text,
@@ -91,15 +95,15 @@ pub async fn read_file(
                 rows.write(&batch).await?;
             }
         }
-        FileFormat::JsonLines => {
+        FileFormat::Json { multi_line } => {
             let Some(bytes) = open_decoded(location, file).await.map_err(|cause| store_error(file, cause))? else {
                 return Ok(FileRead::Vanished);
             };
             let decoder = JsonRows::new(&table);
-            let mut chunks = LineChunks::new(bytes);
-            while let Some(lines) = chunks.next().await.map_err(|cause| decode_error(file, "JSON lines", cause))? {
-                let batch =
-                    decoder.decode(lines, origin(rows)).map_err(|cause| read_error(file, "JSON lines", cause))?;
+            let mut chunks =
+                JsonChunks::open(bytes, *multi_line).await.map_err(|cause| decode_error(file, "JSON", cause))?;
+            while let Some(lines) = chunks.next().await.map_err(|cause| decode_error(file, "JSON", cause))? {
+                let batch = decoder.decode(lines, origin(rows)).map_err(|cause| read_error(file, "JSON", cause))?;
                 rows.write(&batch).await?;
             }
         }

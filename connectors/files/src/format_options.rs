@@ -24,6 +24,9 @@ pub struct FormatOptions {
     pub max_binary_file_bytes: Option<u64>,
     /// Column types that win over inference: `id bigint, amount decimal(12,2), seen timestamp`.
     pub schema_hints: Option<String>,
+    /// JSON: records may span lines (pretty-printed objects, one or several per file; Spark's `multiLine`). An
+    /// array of records (a file starting with `[`) is read as such without it.
+    pub multi_line: Option<bool>,
     /// Stop at the first value that does not fit its column (naming the file, row, column and value) instead of
     /// keeping it in `_rescued_data` (default false; Spark's `mode = FAILFAST`).
     pub strict: Option<bool>,

@@ -16,7 +16,7 @@ use crate::config::SchemaEvolution;
 use crate::csv_rows::CsvBatches;
 use crate::file_bytes::open_decoded;
 use crate::file_reading::FileFormat;
-use crate::line_chunks::LineChunks;
+use crate::json_chunks::JsonChunks;
 use crate::location::FileLocation;
 use crate::parquet_rows::{open_parquet, parquet_columns};
 use crate::read_errors::{decode_error, read_error, store_error};
@@ -63,11 +63,12 @@ pub async fn sampled_columns(
                     .collect(),
             ))
         }
-        FileFormat::JsonLines => {
+        FileFormat::Json { multi_line } => {
             let Some(bytes) = open_decoded(location, file).await.map_err(|cause| store_error(file, cause))? else {
                 return Ok(None);
             };
-            let mut chunks = LineChunks::new(bytes);
+            let mut chunks =
+                JsonChunks::open(bytes, *multi_line).await.map_err(|cause| decode_error(file, "JSON", cause))?;
             let Some(lines) = chunks.next().await.map_err(|cause| decode_error(file, "JSON", cause))? else {
                 return Ok(None);
             };

@@ -14,6 +14,7 @@ pub mod file_reading;
 pub mod format;
 pub mod format_options;
 pub mod inference;
+pub mod json_chunks;
 pub mod json_rows;
 pub mod line_chunks;
 pub mod listing;

@@ -8,7 +8,7 @@ use connector_core::sync_flags::{CommonSyncFlags, SyncRequest, count};
 /// How files are parsed; the same keys in `pipelines.toml`.
 #[derive(Debug, Args)]
 pub struct FormatFlags {
-    /// csv, tsv, json (JSON lines), parquet, avro, text or binary (default: each file's extension, past .gz/.zst/.bz2/.xz).
+    /// csv, tsv, json (JSON lines or an array of records), parquet, avro, text or binary (default: each file's extension, past .gz/.zst/.bz2/.xz).
     #[arg(long)]
     pub format: Option<String>,
 
@@ -48,6 +48,10 @@ pub struct FormatFlags {
     #[arg(long)]
     pub schema_hints: Option<String>,
 
+    /// JSON: records may span lines (pretty-printed objects); a file that is an array of records needs no flag.
+    #[arg(long)]
+    pub multi_line: bool,
+
     /// Stop at the first value that does not fit its column, naming the file, row, column and value, instead
     /// of keeping it in _rescued_data.
     #[arg(long)]
@@ -74,8 +78,10 @@ impl FormatFlags {
         if let Some(bytes) = self.max_binary_file_bytes {
             settings.insert("max_binary_file_bytes".into(), count(bytes));
         }
-        if self.strict {
-            settings.insert("strict".into(), true.into());
+        for (key, on) in [("strict", self.strict), ("multi_line", self.multi_line)] {
+            if on {
+                settings.insert(key.into(), true.into());
+            }
         }
         if self.no_header {
             settings.insert("header".into(), false.into());
