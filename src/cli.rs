@@ -50,6 +50,9 @@ pub enum Command {
     /// Load files (local files, directories, globs, s3:// URLs) into a table in one commit: infer the columns,
     /// create the table (or append, overwrite, or merge on --key), print the columns and the rows written.
     Load(Box<connector_files::load::LoadArgs>),
+    /// Show the columns a load of the files would create and their first rows, writing nothing (the upload
+    /// page's preview): edit the types and pass them to load as --schema-hints.
+    Preview(Box<connector_files::preview::PreviewArgs>),
     /// Show each Delta table's version, size and the source position each pipeline committed.
     Status(StatusArgs),
     /// Copy tables again from scratch at the pipeline's next sync (a full reload), e.g. after an incompatible

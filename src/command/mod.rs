@@ -2,6 +2,7 @@
 
 mod drop;
 mod load;
+mod preview;
 mod resync;
 mod run;
 mod status;
@@ -23,6 +24,7 @@ pub async fn run(command: Command) -> Result<ExitCode> {
         Command::Sync(args) => sync::sync(args).await,
         Command::Run(args) => run::run(args).await,
         Command::Load(args) => load::load(*args).await,
+        Command::Preview(args) => preview::preview(*args).await,
         Command::Status(args) => status::status(args).await,
         Command::Resync(args) => resync::resync(args).await,
         Command::Drop(args) => drop::drop(args).await,

@@ -678,3 +678,51 @@ async fn load_creates_a_table_from_files_then_appends_and_overwrites_each_in_one
     assert_eq!(ids.len(), 50, "the rows replaced in one commit");
     assert!(ids.iter().all(|id| id.parse::<i64>().is_ok_and(|id| (200..250).contains(&id))), "{ids:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preview_shows_the_columns_and_first_rows_writing_nothing_and_its_edited_types_load() {
+    let landing = tempfile::tempdir().expect("landing directory");
+    let lake = TempLake::new();
+    for (name, first) in [("jan.csv", "0"), ("feb.csv", "100")] {
+        python(WRITE_ORDERS_CSV, &[landing.path().join(name).to_str().expect("utf-8"), first, "50"]);
+    }
+    let landing_path = landing.path().to_str().expect("utf-8");
+    let preview = |extra: &[&str]| {
+        let output = Command::new(CONNECTOR)
+            .args(["preview", landing_path, "--rows", "60", "--json"])
+            .args(extra)
+            .output()
+            .expect("run connector");
+        assert_synced(&output);
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).expect("JSON")
+    };
+    let document = preview(&[]);
+    let columns: Vec<String> = document["columns"]
+        .as_array()
+        .expect("columns")
+        .iter()
+        .map(|column| {
+            format!("{} {}", column["name"].as_str().expect("a name"), column["type"].as_str().expect("a type"))
+        })
+        .collect();
+    assert_eq!(columns, ["id bigint", "name string", "amount decimal(5,2)", "day date", "_rescued_data string"]);
+    let rows = document["rows"].as_array().expect("rows");
+    assert_eq!((document["files"].as_u64(), rows.len()), (Some(2), 60), "the first 60 rows, over both files");
+    // Files in path order: feb.csv (ids 100…) first, then jan.csv.
+    assert_eq!((rows[0]["id"].as_i64(), rows[50]["id"].as_i64()), (Some(100), Some(0)));
+    assert_eq!(rows[5]["name"], "customer 105, \"quoted\"\nsecond line", "values as they will land");
+    assert!(rows[5]["amount"].is_null(), "an empty amount is null, named: {}", rows[5]);
+    assert!(std::fs::read_dir(lake.dir.path()).expect("the lake").next().is_none(), "nothing written anywhere");
+
+    // The user edits two types, as the upload page lets them, and loads with them.
+    let edited = "amount double, day string";
+    let document = preview(&["--schema-hints", edited]);
+    assert_eq!(document["columns"][2]["type"], "double");
+    assert_eq!(document["rows"][1]["day"], "2026-12-18", "{}", document["rows"][1]);
+    let lake_path = lake.dir.path().to_str().expect("utf-8");
+    let output = load(&[landing_path, "--dest", lake_path, "--table", "sales.orders", "--schema-hints", edited]);
+    assert_synced(&output);
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(printed.contains("  amount double\n") && printed.contains("  day string\n"), "{printed}");
+    assert_eq!(read_rows(&lake.table_url(&TableId::new("sales", "orders")), &["id"]).await.len(), 100);
+}

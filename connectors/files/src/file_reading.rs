@@ -1,9 +1,7 @@
 //! Reads one file into the table's rows, in the file's format.
 
-use crate::read_errors::{decode_error, read_error, store_error};
-use crate::rescued_data::RowOrigin;
 use connector_core::arrow::datatypes::Field;
-use connector_core::engine::{FileRead, FileRows};
+use connector_core::engine::FileRead;
 use connector_core::error::{Error, Result};
 use connector_core::ingested_file::SourceFile;
 use connector_core::schema::TableSchema;
@@ -19,6 +17,9 @@ use crate::json_rows::JsonRows;
 use crate::line_chunks::LineChunks;
 use crate::location::FileLocation;
 use crate::parquet_rows::{next_parquet_rows, open_parquet};
+use crate::read_errors::{decode_error, read_error, store_error};
+use crate::rescued_data::RowOrigin;
+use crate::row_sink::RowSink;
 use crate::text_rows::text_rows;
 use crate::typed_rows::typed_rows_for_table;
 
@@ -69,16 +70,16 @@ impl FileFormat {
 }
 
 /// Reads every row of `file` into `rows`, in `schema`'s columns.
-pub async fn read_file(
+pub async fn read_file<S: RowSink>(
     location: &FileLocation,
     file: &SourceFile,
     format: &FileFormat,
     schema: &TableSchema,
     strict: bool,
-    rows: &mut FileRows,
+    rows: &mut S,
 ) -> Result<FileRead> {
     let table: Vec<Field> = schema.arrow_schema().fields().iter().map(|field| field.as_ref().clone()).collect();
-    let origin = |rows: &FileRows| RowOrigin { file_path: &file.path, first_row: rows.rows_written(), strict };
+    let origin = |rows: &S| RowOrigin { file_path: &file.path, first_row: rows.rows_taken(), strict };
     match format {
         FileFormat::Csv(dialect) => {
             let Some(bytes) = open_decoded(location, file).await.map_err(|cause| store_error(file, cause))? else {
@@ -92,7 +93,9 @@ pub async fn read_file(
             while let Some(text) = batches.next().await.map_err(|cause| decode_error(file, "CSV", cause))? {
                 let batch =
                     text_rows_for_table(&text, &table, origin(rows)).map_err(|cause| read_error(file, "CSV", cause))?;
-                rows.write(&batch).await?;
+                if !rows.take(&batch).await? {
+                    return Ok(FileRead::Complete);
+                }
             }
         }
         FileFormat::Json { multi_line } => {
@@ -104,7 +107,9 @@ pub async fn read_file(
                 JsonChunks::open(bytes, *multi_line).await.map_err(|cause| decode_error(file, "JSON", cause))?;
             while let Some(lines) = chunks.next().await.map_err(|cause| decode_error(file, "JSON", cause))? {
                 let batch = decoder.decode(lines, origin(rows)).map_err(|cause| read_error(file, "JSON", cause))?;
-                rows.write(&batch).await?;
+                if !rows.take(&batch).await? {
+                    return Ok(FileRead::Complete);
+                }
             }
         }
         FileFormat::Binary { max_bytes } => {
@@ -113,7 +118,9 @@ pub async fn read_file(
             };
             let batch =
                 typed_rows_for_table(&row, &table, origin(rows)).map_err(|cause| read_error(file, "binary", cause))?;
-            rows.write(&batch).await?;
+            if !rows.take(&batch).await? {
+                return Ok(FileRead::Complete);
+            }
         }
         FileFormat::Text => {
             let Some(bytes) = open_decoded(location, file).await.map_err(|cause| store_error(file, cause))? else {
@@ -126,7 +133,9 @@ pub async fn read_file(
                 first_line += text.num_rows();
                 let batch = typed_rows_for_table(&text, &table, origin(rows))
                     .map_err(|cause| read_error(file, "text", cause))?;
-                rows.write(&batch).await?;
+                if !rows.take(&batch).await? {
+                    return Ok(FileRead::Complete);
+                }
             }
         }
         FileFormat::Parquet => {
@@ -140,7 +149,9 @@ pub async fn read_file(
             {
                 let batch = typed_rows_for_table(&batch, &table, origin(rows))
                     .map_err(|cause| read_error(file, "Parquet", cause))?;
-                rows.write(&batch).await?;
+                if !rows.take(&batch).await? {
+                    return Ok(FileRead::Complete);
+                }
             }
         }
         FileFormat::Avro => {
@@ -151,7 +162,9 @@ pub async fn read_file(
             while let Some(batch) = batches.next().await.map_err(|cause| read_error(file, "Avro", cause))? {
                 let batch = typed_rows_for_table(&batch, &table, origin(rows))
                     .map_err(|cause| read_error(file, "Avro", cause))?;
-                rows.write(&batch).await?;
+                if !rows.take(&batch).await? {
+                    return Ok(FileRead::Complete);
+                }
             }
         }
     }

@@ -94,16 +94,31 @@ fn load_mode(mode: LoadModeFlag, key: &[String]) -> Result<LoadMode> {
 pub async fn load(args: LoadArgs) -> Result<LoadReport> {
     let table = TableId::parse(&args.table)?;
     let mode = load_mode(args.mode, &args.key)?;
+    let config = Arc::new(one_off_config(LOAD_PIPELINE, &args.dest, table, &args.paths, args.format)?);
+    let (locations, files) = files_of(&args.paths).await?;
+    let source = FilesSource::new(config.clone(), locations, FileFilter::default())?;
+    let sink = DeltaSink::new(Destination::parse(&args.dest)?, LOAD_PIPELINE, Default::default());
+    load_files(Arc::new(source), &sink, files, mode, config.parallel_files).await
+}
+
+/// The settings a load or a preview reads files with: the format flags given, the defaults for the rest.
+pub(crate) fn one_off_config(
+    pipeline: &str,
+    dest: &str,
+    table: TableId,
+    paths: &[String],
+    format: FormatFlags,
+) -> Result<FilesConfig> {
     let mut settings = toml::Table::new();
-    args.format.add_to(&mut settings);
+    format.add_to(&mut settings);
     let format = settings.get("format").and_then(toml::Value::as_str).map(Format::parse).transpose()?;
     let format_options = settings.try_into().map_err(|cause| Error::config(format!("format options: {cause}")))?;
-    let config = Arc::new(FilesConfig {
-        pipeline: LOAD_PIPELINE.into(),
-        dest: args.dest.clone(),
+    Ok(FilesConfig {
+        pipeline: pipeline.into(),
+        dest: dest.into(),
         table,
         table_options: TableOptions::default(),
-        path: args.paths.join(" "),
+        path: paths.join(" "),
         format,
         glob: None,
         modified_after: None,
@@ -121,16 +136,12 @@ pub async fn load(args: LoadArgs) -> Result<LoadReport> {
         clean_source: CleanSource::Off,
         clean_source_move_to: None,
         clean_source_retention: DEFAULT_CLEAN_SOURCE_RETENTION,
-    });
-    let (locations, files) = files_of(&args.paths).await?;
-    let source = FilesSource::new(config.clone(), locations, FileFilter::default())?;
-    let sink = DeltaSink::new(Destination::parse(&args.dest)?, LOAD_PIPELINE, Default::default());
-    load_files(Arc::new(source), &sink, files, mode, config.parallel_files).await
+    })
 }
 
 /// Every file the paths name, each once, in the order the paths are given (the files of one directory, glob or
 /// prefix in path order): the order a merge load applies rows of the same key in.
-async fn files_of(paths: &[String]) -> Result<(Vec<FileLocation>, Vec<SourceFile>)> {
+pub(crate) async fn files_of(paths: &[String]) -> Result<(Vec<FileLocation>, Vec<SourceFile>)> {
     let mut locations = Vec::new();
     let mut files = Vec::new();
     let mut seen = HashSet::new();

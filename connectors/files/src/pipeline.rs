@@ -23,6 +23,7 @@ use crate::inference::{merge_sampled, sampled_columns, table_columns};
 use crate::listing::{FileFilter, list_files, list_files_after, notified_files};
 use crate::location::FileLocation;
 use crate::notifications::NotificationQueue;
+use crate::row_sink::RowSink;
 use crate::schema_hints::parse_schema_hints;
 use crate::source_cleaning::SourceCleaning;
 
@@ -128,6 +129,17 @@ impl FilesSource {
     fn format_of(&self, file: &SourceFile) -> Result<FileFormat> {
         FileFormat::of(file, self.config.format, &self.config.format_options)
     }
+
+    /// Reads `file`'s rows in `schema`'s columns into `rows`, until it has them all or wants no more.
+    pub async fn read_into(
+        &self,
+        file: &SourceFile,
+        schema: &TableSchema,
+        rows: &mut impl RowSink,
+    ) -> Result<FileRead> {
+        let format = self.format_of(file)?;
+        read_file(self.location_of(file)?, file, &format, schema, self.config.format_options.strict(), rows).await
+    }
 }
 
 impl FileSource for FilesSource {
@@ -210,7 +222,6 @@ impl FileSource for FilesSource {
     }
 
     async fn read(&self, file: &SourceFile, schema: &TableSchema, rows: &mut FileRows) -> Result<FileRead> {
-        let format = self.format_of(file)?;
-        read_file(self.location_of(file)?, file, &format, schema, self.config.format_options.strict(), rows).await
+        self.read_into(file, schema, rows).await
     }
 }
