@@ -260,3 +260,46 @@ with open(f"{root}/pretty.json", "w") as f:
     let rows = read_rows(&table_url(&lake, "pretty"), &["id", "name", "_rescued_data"]).await;
     assert_eq!(rows, ["100000|p100000|∅", "100001|p100001|∅"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_in_other_encodings_and_date_patterns_lands_as_text_dates_and_timestamps() {
+    let landing = tempfile::tempdir().expect("landing directory");
+    let lake = TempLake::new();
+    // Python's csv module: Latin-1 with day-first dates; UTF-16 (with its byte order mark) and UTF-8 with a byte
+    // order mark, as spreadsheets export them.
+    python(
+        r#"
+import csv, sys
+root = sys.argv[1]
+rows = [["id", "name", "day", "at"], [1, "café", "05/12/2026", "05/12/2026 10:30"], [2, "naïve", "31/01/1999", "31/01/1999 23:59"]]
+for name, encoding in [("latin.csv", "latin-1"), ("wide.csv", "utf-16"), ("excel.csv", "utf-8-sig")]:
+    with open(f"{root}/{name}", "w", newline="", encoding=encoding) as f:
+        csv.writer(f).writerows(rows)
+"#,
+        &[landing.path().to_str().expect("utf-8")],
+    );
+    let lake_path = lake.dir.path().to_str().expect("utf-8");
+    let patterns = ["--date-format", "%d/%m/%Y", "--timestamp-format", "%d/%m/%Y %H:%M"];
+    let cases = [("latin.csv", "latin1", "latin"), ("wide.csv", "utf-16le", "wide"), ("excel.csv", "utf-8", "excel")];
+    for (name, encoding, table) in cases {
+        let path = landing.path().join(name);
+        let table = format!("raw.{table}");
+        let args = [path.to_str().expect("utf-8"), "--dest", lake_path, "--table", &table, "--encoding", encoding];
+        let output = crate::files::load(&[args.as_slice(), &patterns].concat());
+        assert_synced(&output);
+        let printed = String::from_utf8_lossy(&output.stdout);
+        for column in ["  id bigint\n", "  name string\n", "  day date\n", "  at timestamp_ntz\n"] {
+            assert!(printed.contains(column), "{name}: {column:?} in {printed}");
+        }
+        let url = lake.table_url(&connector_core::schema::TableId::parse(&table).expect("a table"));
+        let rows = read_rows(&url, &["id", "name", "day", "at"]).await;
+        assert_eq!(rows, ["1|café|2026-12-05|2026-12-05T10:30:00", "2|naïve|1999-01-31|1999-01-31T23:59:00"], "{name}");
+    }
+
+    // Read as UTF-8 (the default), the Latin-1 file's names do not parse and the error names the file.
+    let latin = landing.path().join("latin.csv");
+    let output = sync_files(latin.to_str().expect("utf-8"), lake.dir.path(), "latin_as_utf8", &[]);
+    assert!(!output.status.success(), "Latin-1 bytes are not UTF-8");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("latin.csv") && stderr.contains("UTF"), "{stderr}");
+}

@@ -726,3 +726,62 @@ async fn preview_shows_the_columns_and_first_rows_writing_nothing_and_its_edited
     assert!(printed.contains("  amount double\n") && printed.contains("  day string\n"), "{printed}");
     assert_eq!(read_rows(&lake.table_url(&TableId::new("sales", "orders")), &["id"]).await.len(), 100);
 }
+
+/// `--continuous` with files arriving all along, killed (`kill -9`) at random moments for longer than each of its
+/// periodic tasks (the 200 ms poll, the 1 s full listing behind incremental ones, cleaning after a 0 s retention):
+/// every file lands exactly once, and no file is deleted before its rows are committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_continuous_sync_killed_while_files_arrive_ingests_each_once_and_cleans_only_committed_ones() {
+    const FILES: usize = 150;
+    const ROWS: usize = 50;
+    let landing = tempfile::tempdir().expect("landing directory");
+    let lake = TempLake::new();
+    let seed = fastrand::u64(..);
+    let landing_dir = landing.path().to_path_buf();
+    // Each file written under a hidden name (never taken), then renamed: a file is listed whole or not at all.
+    let writer = std::thread::spawn(move || {
+        let mut random = fastrand::Rng::with_seed(seed);
+        for file in 0..FILES {
+            let mut text = String::from("id,file\n");
+            for row in 0..ROWS {
+                text.push_str(&format!("{},{file}\n", file * ROWS + row));
+            }
+            let hidden = landing_dir.join(format!(".part-{file:05}.csv"));
+            std::fs::write(&hidden, text).expect("a file written");
+            std::fs::rename(&hidden, landing_dir.join(format!("part-{file:05}.csv"))).expect("renamed");
+            std::thread::sleep(Duration::from_millis(random.u64(20..120)));
+        }
+    });
+    let mut random = fastrand::Rng::with_seed(seed.wrapping_add(1));
+    let landing_path = landing.path().to_str().expect("utf-8");
+    let lake_path = lake.dir.path().to_str().expect("utf-8");
+    let started = std::time::Instant::now();
+    let mut kills = 0;
+    while !writer.is_finished() || started.elapsed() < Duration::from_secs(12) {
+        let mut child = Command::new(CONNECTOR)
+            .args(["sync", "files", "--path", landing_path, "--table", "raw.arrivals", "--dest", lake_path])
+            .args(["--continuous", "--poll-interval", "200ms", "--max-files-per-batch", "4"])
+            .args(["--incremental-listing", "--full-listing-interval", "1s"])
+            .args(["--clean-source", "delete", "--clean-source-retention", "0s"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run connector");
+        tokio::time::sleep(Duration::from_millis(random.u64(300..2500))).await;
+        assert!(child.try_wait().expect("poll").is_none(), "seed {seed}: a continuous sync stopped by itself");
+        child.kill().expect("kill -9");
+        kills += 1;
+        wait_for_exit(&mut child);
+    }
+    writer.join().expect("the writer");
+    assert_synced(&sync_files(landing_path, lake.dir.path(), "arrivals", &[]));
+
+    let per_file = rows_per_file(&table_url(&lake, "arrivals")).await;
+    assert_eq!(per_file.len(), FILES, "seed {seed}, {kills} kills: every file landed");
+    assert!(per_file.values().all(|&rows| rows == ROWS), "seed {seed}, {kills} kills: each once: {per_file:?}");
+    let cleaned = (0..FILES).filter(|file| !landing.path().join(format!("part-{file:05}.csv")).exists()).count();
+    assert!(cleaned > 0, "seed {seed}: no file was cleaned, so cleaning under kills was not tested");
+    let ids = read_rows(&table_url(&lake, "arrivals"), &["id"]).await;
+    let distinct: std::collections::BTreeSet<&String> = ids.iter().collect();
+    assert_eq!((ids.len(), distinct.len()), (FILES * ROWS, FILES * ROWS), "seed {seed}");
+}

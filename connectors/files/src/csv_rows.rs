@@ -16,11 +16,13 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
 use crate::format_options::CsvDialect;
 use crate::rescued_data::{RESCUED_DATA, RescuedValues, RowOrigin};
-use crate::text_types::cast_text;
+use crate::text_types::{TimeFormats, cast_text};
 
 /// Rows decoded at once: large enough that casting and Parquet encoding work on long runs, small enough that a
 /// batch of wide rows stays a few MiB.
 const BATCH_ROWS: usize = 16 * 1024;
+
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// A CSV file's rows as text columns, a batch at a time.
 pub struct CsvBatches<R> {
@@ -39,7 +41,12 @@ impl<R> std::fmt::Debug for CsvBatches<R> {
 impl<R: AsyncBufRead + Unpin> CsvBatches<R> {
     /// Reads the header (or counts the first line's fields); `None` for an empty file.
     pub async fn open(mut reader: R, dialect: &CsvDialect) -> Result<Option<Self>, ArrowError> {
-        let head = reader.fill_buf().await.map_err(|cause| ArrowError::ExternalError(Box::new(cause)))?;
+        let mut head = reader.fill_buf().await.map_err(|cause| ArrowError::ExternalError(Box::new(cause)))?;
+        // A UTF-8 byte order mark (as spreadsheets write) is not part of the first column's name.
+        if head.starts_with(UTF8_BOM) {
+            reader.consume(UTF8_BOM.len());
+            head = reader.fill_buf().await.map_err(|cause| ArrowError::ExternalError(Box::new(cause)))?;
+        }
         if head.is_empty() {
             return Ok(None);
         }
@@ -111,7 +118,12 @@ fn column_names<'a>(header: impl Iterator<Item = &'a str>, has_header: bool) -> 
 /// Text columns of a file as the table's source columns (`table`): each cast to its column's type, missing ones
 /// null, and every value that does not fit (a type it does not parse as, a column the table lacks) kept in
 /// `_rescued_data`. Fails only when something must be rescued and the table has no rescued-data column.
-pub fn text_rows_for_table(text: &RecordBatch, table: &[Field], origin: RowOrigin<'_>) -> Result<RecordBatch, String> {
+pub fn text_rows_for_table(
+    text: &RecordBatch,
+    table: &[Field],
+    formats: &TimeFormats,
+    origin: RowOrigin<'_>,
+) -> Result<RecordBatch, String> {
     let rows = text.num_rows();
     let mut rescued = RescuedValues::new(rows);
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(table.len());
@@ -125,7 +137,7 @@ pub fn text_rows_for_table(text: &RecordBatch, table: &[Field], origin: RowOrigi
             Some(values) => {
                 let values =
                     values.as_any().downcast_ref::<StringArray>().ok_or("internal: a text column is not text")?;
-                let (cast, unfit) = cast_text(values, field.data_type());
+                let (cast, unfit) = cast_text(values, field.data_type(), formats);
                 for row in unfit {
                     rescued.keep(row, field.name(), Value::String(values.value(row).to_string()));
                 }

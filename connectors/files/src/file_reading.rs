@@ -20,6 +20,7 @@ use crate::parquet_rows::{next_parquet_rows, open_parquet};
 use crate::read_errors::{decode_error, read_error, store_error};
 use crate::rescued_data::RowOrigin;
 use crate::row_sink::RowSink;
+use crate::text_encoding::in_utf8;
 use crate::text_rows::text_rows;
 use crate::typed_rows::typed_rows_for_table;
 
@@ -85,14 +86,15 @@ pub async fn read_file<S: RowSink>(
             let Some(bytes) = open_decoded(location, file).await.map_err(|cause| store_error(file, cause))? else {
                 return Ok(FileRead::Vanished);
             };
-            let Some(mut batches) =
-                CsvBatches::open(bytes, dialect).await.map_err(|cause| decode_error(file, "CSV", cause))?
+            let Some(mut batches) = CsvBatches::open(in_utf8(bytes, dialect.encoding), dialect)
+                .await
+                .map_err(|cause| decode_error(file, "CSV", cause))?
             else {
                 return Ok(FileRead::Complete);
             };
             while let Some(text) = batches.next().await.map_err(|cause| decode_error(file, "CSV", cause))? {
-                let batch =
-                    text_rows_for_table(&text, &table, origin(rows)).map_err(|cause| read_error(file, "CSV", cause))?;
+                let batch = text_rows_for_table(&text, &table, &dialect.times, origin(rows))
+                    .map_err(|cause| read_error(file, "CSV", cause))?;
                 if !rows.take(&batch).await? {
                     return Ok(FileRead::Complete);
                 }

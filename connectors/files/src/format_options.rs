@@ -5,6 +5,11 @@ use serde::Deserialize;
 
 use connector_core::error::{Error, Result};
 
+use encoding_rs::{Encoding, UTF_8};
+
+use crate::text_encoding::encoding_for_label;
+use crate::text_types::TimeFormats;
+
 /// The format options as written; every one has a default.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct FormatOptions {
@@ -20,6 +25,13 @@ pub struct FormatOptions {
     pub comment: Option<String>,
     /// CSV: the text read as null (default: an empty field).
     pub null_value: Option<String>,
+    /// CSV: the files' character encoding, a WHATWG label (default UTF-8): `latin1`, `windows-1252`, `utf-16le`.
+    pub encoding: Option<String>,
+    /// CSV: how dates are written when not `2026-12-05`, as a strftime pattern (`%d/%m/%Y`).
+    pub date_format: Option<String>,
+    /// CSV: how timestamps are written when not ISO 8601, as a strftime pattern (`%d/%m/%Y %H:%M:%S`; with `%z`
+    /// they are zoned, stored in UTC).
+    pub timestamp_format: Option<String>,
     /// Binary: the largest file read, in bytes (default 64 MiB): a row holds a file's whole content.
     pub max_binary_file_bytes: Option<u64>,
     /// Column types that win over inference: `id bigint, amount decimal(12,2), seen timestamp`.
@@ -41,6 +53,9 @@ pub struct CsvDialect {
     pub escape: Option<u8>,
     pub comment: Option<u8>,
     pub null_value: Option<String>,
+    pub times: TimeFormats,
+    /// `None`: UTF-8, read as it is.
+    pub encoding: Option<&'static Encoding>,
 }
 
 impl FormatOptions {
@@ -58,6 +73,11 @@ impl FormatOptions {
             escape: one_byte("escape", self.escape.as_deref())?,
             comment: one_byte("comment", self.comment.as_deref())?,
             null_value: self.null_value.clone(),
+            times: TimeFormats::new(self.date_format.clone(), self.timestamp_format.clone()).map_err(Error::config)?,
+            encoding: match self.encoding.as_deref().map(encoding_for_label).transpose().map_err(Error::config)? {
+                Some(encoding) if encoding == UTF_8 => None,
+                other => other,
+            },
         })
     }
 }

@@ -22,6 +22,7 @@ use crate::parquet_rows::{open_parquet, parquet_columns};
 use crate::read_errors::{decode_error, read_error, store_error};
 use crate::rescued_data::RESCUED_DATA;
 use crate::stored_types::{common_type, stored_field};
+use crate::text_encoding::in_utf8;
 use crate::text_rows::text_columns;
 use crate::text_types::{infer_text_type, wider_text_type};
 
@@ -40,8 +41,9 @@ pub async fn sampled_columns(
             let Some(bytes) = open_decoded(location, file).await.map_err(|cause| store_error(file, cause))? else {
                 return Ok(None);
             };
-            let Some(mut batches) =
-                CsvBatches::open(bytes, dialect).await.map_err(|cause| decode_error(file, "CSV", cause))?
+            let Some(mut batches) = CsvBatches::open(in_utf8(bytes, dialect.encoding), dialect)
+                .await
+                .map_err(|cause| decode_error(file, "CSV", cause))?
             else {
                 return Ok(None);
             };
@@ -55,7 +57,11 @@ pub async fn sampled_columns(
                         let data_type = first
                             .as_ref()
                             .and_then(|batch| {
-                                batch.column(index).as_any().downcast_ref::<StringArray>().map(infer_text_type)
+                                batch
+                                    .column(index)
+                                    .as_any()
+                                    .downcast_ref::<StringArray>()
+                                    .map(|values| infer_text_type(values, &dialect.times))
                             })
                             .unwrap_or(DataType::Utf8);
                         Field::new(name, data_type, true)

@@ -31,6 +31,7 @@ pub mod schema_hints;
 pub mod source_cleaning;
 pub mod stored_types;
 pub mod sync_flags;
+pub mod text_encoding;
 pub mod text_rows;
 pub mod text_types;
 pub mod typed_rows;

@@ -40,6 +40,19 @@ pub struct FormatFlags {
     #[arg(long)]
     pub null_value: Option<String>,
 
+    /// CSV: the files' character encoding (default utf-8): latin1, windows-1252, utf-16le, shift_jis, ….
+    #[arg(long, value_name = "LABEL")]
+    pub encoding: Option<String>,
+
+    /// CSV: how dates are written when not 2026-12-05, as a strftime pattern: '%d/%m/%Y'.
+    #[arg(long, value_name = "PATTERN")]
+    pub date_format: Option<String>,
+
+    /// CSV: how timestamps are written when not ISO 8601, as a strftime pattern: '%d/%m/%Y %H:%M:%S' (with %z:
+    /// zoned, stored in UTC).
+    #[arg(long, value_name = "PATTERN")]
+    pub timestamp_format: Option<String>,
+
     /// Binary: the largest file read, in bytes (default 64 MiB); a row holds a file's whole content.
     #[arg(long, value_name = "BYTES")]
     pub max_binary_file_bytes: Option<u64>,
@@ -68,6 +81,9 @@ impl FormatFlags {
             ("escape", self.escape),
             ("comment", self.comment),
             ("null_value", self.null_value),
+            ("date_format", self.date_format),
+            ("encoding", self.encoding),
+            ("timestamp_format", self.timestamp_format),
             ("schema_hints", self.schema_hints),
         ];
         for (key, value) in texts {

@@ -3,10 +3,59 @@
 
 use std::sync::Arc;
 
-use connector_core::arrow::array::{Array, ArrayRef, BooleanArray, StringArray, new_null_array};
+use chrono::format::{Item, StrftimeItems};
+use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use connector_core::arrow::array::{
+    Array, ArrayRef, BooleanArray, Date32Array, StringArray, TimestampMicrosecondArray, new_null_array,
+};
 use connector_core::arrow::compute::{CastOptions, cast_with_options, nullif};
 use connector_core::arrow::datatypes::{DataType, TimeUnit};
 use connector_core::arrow::util::display::FormatOptions as DisplayOptions;
+
+/// How dates and timestamps are written when not as ISO 8601 (`2026-12-05`, `2026-12-05T10:00:00Z`): strftime
+/// patterns (`%d/%m/%Y`, `%d/%m/%Y %H:%M:%S%.f %z`), as DuckDB takes them. A timestamp pattern with a zone
+/// (`%z`, `%:z`, `%#z`) makes zoned timestamps, stored in UTC.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TimeFormats {
+    pub date: Option<String>,
+    pub timestamp: Option<String>,
+}
+
+impl TimeFormats {
+    /// Checks each pattern (`option` names its setting in errors).
+    pub fn new(date: Option<String>, timestamp: Option<String>) -> Result<Self, String> {
+        for (option, pattern) in [("date_format", &date), ("timestamp_format", &timestamp)] {
+            if let Some(pattern) = pattern
+                && StrftimeItems::new(pattern).any(|item| item == Item::Error)
+            {
+                return Err(format!(
+                    "{option} `{pattern}` is not a strftime pattern; write it as `%d/%m/%Y` or `%Y-%m-%d %H:%M:%S` \
+                     (https://docs.rs/chrono/latest/chrono/format/strftime/)"
+                ));
+            }
+        }
+        Ok(TimeFormats { date, timestamp })
+    }
+
+    fn timestamp_is_zoned(pattern: &str) -> bool {
+        pattern.contains("%z") || pattern.contains("%:z") || pattern.contains("%#z") || pattern.contains("%::z")
+    }
+
+    /// Days since 1970-01-01 of `value` read with the date pattern.
+    fn date(pattern: &str, value: &str) -> Option<i32> {
+        let date = NaiveDate::parse_from_str(value, pattern).ok()?;
+        i32::try_from(date.signed_duration_since(NaiveDate::default()).num_days()).ok()
+    }
+
+    /// Microseconds since the epoch (UTC for a zoned pattern) of `value` read with the timestamp pattern.
+    fn timestamp(pattern: &str, value: &str) -> Option<i64> {
+        if TimeFormats::timestamp_is_zoned(pattern) {
+            Some(DateTime::parse_from_str(value, pattern).ok()?.timestamp_micros())
+        } else {
+            Some(NaiveDateTime::parse_from_str(value, pattern).ok()?.and_utc().timestamp_micros())
+        }
+    }
+}
 
 /// The timestamp type of values with a zone (stored in UTC) or without one.
 pub fn timestamp_type(zoned: bool) -> DataType {
@@ -16,7 +65,7 @@ pub fn timestamp_type(zoned: bool) -> DataType {
 /// The narrowest type every non-null value of `values` parses as: a 64-bit integer, a decimal (numbers written
 /// with a point, exact in at most 38 digits: amounts stay exact), a double, a boolean, a date, a timestamp (with
 /// zone when every value has one), else text.
-pub fn infer_text_type(values: &StringArray) -> DataType {
+pub fn infer_text_type(values: &StringArray, formats: &TimeFormats) -> DataType {
     if values.null_count() == values.len() {
         return DataType::Utf8;
     }
@@ -34,12 +83,26 @@ pub fn infer_text_type(values: &StringArray) -> DataType {
         {
             continue;
         }
+        if candidate == DataType::Date32
+            && let Some(pattern) = &formats.date
+        {
+            if values.iter().flatten().all(|value| TimeFormats::date(pattern, value).is_some()) {
+                return candidate;
+            }
+            continue;
+        }
         if candidate == DataType::Date32 && !all(looks_like_date) {
             continue;
         }
         if parses_every_value(values, &candidate) {
             return candidate;
         }
+    }
+    if let Some(pattern) = &formats.timestamp {
+        if values.iter().flatten().all(|value| TimeFormats::timestamp(pattern, value).is_some()) {
+            return timestamp_type(TimeFormats::timestamp_is_zoned(pattern));
+        }
+        return DataType::Utf8;
     }
     if all(looks_like_timestamp) {
         let zoned = all(has_zone);
@@ -130,9 +193,21 @@ fn parses_every_value(values: &StringArray, data_type: &DataType) -> bool {
 
 /// `values` as `data_type`, and which rows held a value that does not parse as it (a null in the result, where
 /// the text was not null): those values are rescued, not lost.
-pub fn cast_text(values: &StringArray, data_type: &DataType) -> (ArrayRef, Vec<usize>) {
+pub fn cast_text(values: &StringArray, data_type: &DataType, formats: &TimeFormats) -> (ArrayRef, Vec<usize>) {
     if data_type == &DataType::Utf8 {
         return (Arc::new(values.clone()), Vec::new());
+    }
+    match (data_type, &formats.date, &formats.timestamp) {
+        (DataType::Date32, Some(pattern), _) => {
+            let dates: Date32Array = values.iter().map(|value| TimeFormats::date(pattern, value?)).collect();
+            return with_unfit(values, Arc::new(dates));
+        }
+        (DataType::Timestamp(TimeUnit::Microsecond, zone), _, Some(pattern)) => {
+            let times: TimestampMicrosecondArray =
+                values.iter().map(|value| TimeFormats::timestamp(pattern, value?)).collect();
+            return with_unfit(values, Arc::new(times.with_timezone_opt(zone.clone())));
+        }
+        _ => {}
     }
     let lenient = CastOptions { safe: true, format_options: DisplayOptions::default() };
     let cast = match cast_with_options(values, data_type, &lenient) {
@@ -157,6 +232,12 @@ pub fn cast_text(values: &StringArray, data_type: &DataType) -> (ArrayRef, Vec<u
             };
         }
     }
+    (cast, unfit)
+}
+
+/// `cast` (of `values`) and the rows whose text it could not read.
+fn with_unfit(values: &StringArray, cast: ArrayRef) -> (ArrayRef, Vec<usize>) {
+    let unfit = (0..values.len()).filter(|&row| values.is_valid(row) && cast.is_null(row)).collect();
     (cast, unfit)
 }
 
@@ -202,7 +283,7 @@ mod tests {
             (&[None, None], DataType::Utf8),
         ];
         for (values, expected) in cases {
-            assert_eq!(&infer_text_type(&strings(values)), expected, "{values:?}");
+            assert_eq!(&infer_text_type(&strings(values), &TimeFormats::default()), expected, "{values:?}");
         }
     }
 
@@ -220,17 +301,43 @@ mod tests {
     #[test]
     fn a_decimal_value_that_would_round_is_rescued_not_rounded() {
         let values = strings(&[Some("1.25"), Some("1.255"), Some("2.500"), Some("x")]);
-        let (cast, unfit) = cast_text(&values, &DataType::Decimal128(5, 2));
+        let (cast, unfit) = cast_text(&values, &DataType::Decimal128(5, 2), &TimeFormats::default());
         assert_eq!(unfit, vec![1, 3]);
         assert_eq!((cast.null_count(), cast.is_valid(2)), (2, true));
-        let (cast, unfit) = cast_text(&strings(&[Some(".5"), Some("100."), Some("-3")]), &DataType::Decimal128(4, 1));
+        let (cast, unfit) = cast_text(
+            &strings(&[Some(".5"), Some("100."), Some("-3")]),
+            &DataType::Decimal128(4, 1),
+            &TimeFormats::default(),
+        );
         assert_eq!((unfit, cast.null_count()), (vec![], 0), "every form inference takes casts");
     }
 
     #[test]
     fn values_that_do_not_parse_as_their_columns_type_are_named_not_nulled() {
-        let (cast, unfit) = cast_text(&strings(&[Some("1"), Some("x"), None, Some("3")]), &DataType::Int64);
+        let (cast, unfit) =
+            cast_text(&strings(&[Some("1"), Some("x"), None, Some("3")]), &DataType::Int64, &TimeFormats::default());
         assert_eq!(unfit, vec![1]);
         assert_eq!((cast.len(), cast.null_count()), (4, 2));
+    }
+
+    #[test]
+    fn dates_and_timestamps_in_the_patterns_given_are_inferred_and_read_others_rescued() {
+        let formats = TimeFormats::new(Some("%d/%m/%Y".into()), Some("%d/%m/%Y %H:%M:%S%.f %z".into())).expect("ok");
+        let dates = strings(&[Some("05/12/2026"), Some("31/01/1999")]);
+        assert_eq!(infer_text_type(&dates, &formats), DataType::Date32);
+        let times = strings(&[Some("05/12/2026 10:00:00.5 +0200"), Some("05/12/2026 23:59:59 -0100")]);
+        assert_eq!(infer_text_type(&times, &formats), timestamp_type(true));
+        let (cast, unfit) =
+            cast_text(&strings(&[Some("05/12/2026"), Some("2026-12-05"), None]), &DataType::Date32, &formats);
+        assert_eq!(unfit, vec![1], "ISO is not the pattern: rescued");
+        let days = cast.as_any().downcast_ref::<Date32Array>().expect("dates");
+        assert_eq!(days.value(0), 20792, "2026-12-05");
+        let (cast, unfit) = cast_text(&times, &timestamp_type(true), &formats);
+        let micros = cast.as_any().downcast_ref::<TimestampMicrosecondArray>().expect("timestamps");
+        assert_eq!((unfit.len(), micros.value(0)), (0, 1_796_457_600_500_000), "08:00:00.5 UTC");
+        let local = TimeFormats::new(None, Some("%Y%m%d %H%M".into())).expect("ok");
+        assert_eq!(infer_text_type(&strings(&[Some("20261205 1000")]), &local), timestamp_type(false));
+        let error = TimeFormats::new(Some("%Q".into()), None).expect_err("not a pattern");
+        assert!(error.starts_with("date_format `%Q` is not a strftime pattern"), "{error}");
     }
 }
