@@ -364,9 +364,14 @@ impl<'a> ReplicationStream<'a> {
 }
 
 /// Writes a logical message of `kind` into the WAL, outside any transaction, and returns its unique content.
+///
+/// The statement also takes a transaction id, so that its commit flushes the WAL, the message with it: a WAL
+/// sender sends only flushed WAL, and a message alone waits for the WAL writer, up to `wal_writer_delay`
+/// (200 ms by default) later, a wait each chunk of a copy would pay. The transaction holds no change: pgoutput
+/// skips it (from PostgreSQL 15; older servers send it empty, and the stream passes over it).
 pub(crate) async fn emit_message(sql: &Client, pipeline: &str, kind: &str) -> Result<String> {
     let content = format!("{kind} {pipeline} {}", fastrand::u64(..));
-    sql.execute("SELECT pg_logical_emit_message(false, $1, $2)", &[&MESSAGE_PREFIX, &content])
+    sql.execute("SELECT pg_logical_emit_message(false, $1, $2), txid_current()", &[&MESSAGE_PREFIX, &content])
         .await
         .map_err(|cause| source_error("cannot write a marker into the WAL", cause))?;
     Ok(content)
