@@ -716,7 +716,8 @@ async fn mysql_tables_renamed_or_recreated_while_streaming_are_copied_then_strea
     wait_until_equal(&db, &lake, "coded", &["code", "v"]).await;
     wait_until_equal(&db, &lake, "one_renamed", &["id", "v"]).await;
     wait_until_equal(&db, &lake, "two", &["id", "v"]).await;
-    // 491 rows in chunks of 100: five commits each recording how far the copy got.
+    // 491 rows in chunks of about 100: at least five commits each recording how far the copy got (the keys end
+    // with a gap, 490 to 1000, where chunks sized from the density before them read few rows or none).
     let chunk_commits = |table: &str| {
         let log = lake.dir.path().join(db.name()).join(table).join("_delta_log");
         std::fs::read_dir(log)
@@ -725,7 +726,8 @@ async fn mysql_tables_renamed_or_recreated_while_streaming_are_copied_then_strea
             .filter(|entry| std::fs::read_to_string(entry.path()).is_ok_and(|text| text.contains("copied_up_to")))
             .count()
     };
-    assert_eq!(chunk_commits("moved"), 5, "the renamed table is copied in chunks of 100 rows");
+    let commits = chunk_commits("moved");
+    assert!((5..=8).contains(&commits), "the renamed table is copied in chunks of about 100 rows: {commits} commits");
     assert_eq!(chunk_commits("coded"), 0, "a table with a text key is copied whole");
     // The renamed table's old Delta table keeps the rows it had.
     assert_eq!(delta_rows(&db, &lake, "one", &["id", "v"]).await, vec!["1|a", "2|b"]);

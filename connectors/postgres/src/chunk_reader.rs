@@ -4,11 +4,13 @@
 //! the stream passes the snapshot's position promptly even when the tables are idle.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use connector_core::engine::{Chunk, ChunkRead, ChunkReader, ChunkRequest, ChunkRows, ChunkStart};
 use connector_core::error::{Error, ErrorKind, Result, Retry};
 use connector_core::position::SourcePosition;
 use futures::StreamExt;
+use tracing::debug;
 
 use crate::catalog::{describe_table, source_error};
 use crate::config::PostgresConfig;
@@ -38,7 +40,9 @@ impl ChunkReader for PostgresChunkReader {
 async fn read_chunk(config: &PostgresConfig, request: &ChunkRequest, mut rows: ChunkRows) -> Result<Chunk> {
     let id = &request.table;
     let key = &request.key_column;
+    let began = Instant::now();
     let snapshot = export_snapshot(config).await?;
+    let exported = began.elapsed();
     let position = SourcePosition::Postgres { lsn: snapshot.position };
     let client = snapshot_session(config, &snapshot.name, id).await?;
     // The transaction holds the snapshot now: the temporary slot, which holds back the server's cleanup, goes.
@@ -58,6 +62,7 @@ async fn read_chunk(config: &PostgresConfig, request: &ChunkRequest, mut rows: C
         None => None,
     };
     rows.positioned(ChunkStart { position, up_to });
+    let positioned = began.elapsed();
 
     let columns: Vec<String> = table.schema.columns.iter().map(|column| quote_identifier(&column.name)).collect();
     let keys = request.chunk_keys(&key_column, up_to);
@@ -87,6 +92,7 @@ async fn read_chunk(config: &PostgresConfig, request: &ChunkRequest, mut rows: C
     rows.write(&table.schema, decoder.finish_batch(table)?).await?;
     client.batch_execute("COMMIT").await.map_err(|cause| source_error("cannot end a chunk's snapshot", cause))?;
     emit_message(&client, &config.capture.pipeline, "chunk").await?;
+    debug!(table = %id, ?exported, ?positioned, read = ?began.elapsed(), "chunk read: snapshot exported, end found, rows copied");
 
     rows.finish(table.schema.clone()).await
 }

@@ -1,11 +1,11 @@
 //! The chunks being read for the tables a stream copies, each on its own task, and when each may be applied.
 
-use std::collections::VecDeque;
-use std::time::Duration;
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::chunk_rows::{Chunk, ChunkRows};
 use super::chunked_copy::{ChunkRequest, ChunkStart, ChunkedCopy, SharedChunkReader};
@@ -39,6 +39,11 @@ struct InFlight {
     start: Option<ChunkStart>,
     /// The rows, once read.
     chunk: Option<Chunk>,
+    /// The key the chunk reads after.
+    after: Option<i128>,
+    /// When the chunk was asked for and when its rows were read, for the debug log of where a copy's time goes.
+    asked_at: Instant,
+    read_at: Option<Instant>,
 }
 
 enum Update {
@@ -67,6 +72,8 @@ pub(super) struct ChunkQueue {
     sender: mpsc::UnboundedSender<Update>,
     updates: mpsc::UnboundedReceiver<Update>,
     next_id: u64,
+    /// By table: the keys its last chunk read with both ends known spanned, and its rows.
+    densities: HashMap<usize, (i128, u64)>,
 }
 
 impl ChunkQueue {
@@ -80,6 +87,7 @@ impl ChunkQueue {
             sender,
             updates,
             next_id: 0,
+            densities: HashMap::new(),
         }
     }
 
@@ -111,8 +119,14 @@ impl ChunkQueue {
                 Some(_) => continue,
             };
             let (table_id, files) = files(table)?;
-            let request =
-                ChunkRequest { table: table_id, key_column: copy.key_column.clone(), after, rows: self.rows_per_chunk };
+            let span = after.and(self.span_of(table));
+            let request = ChunkRequest {
+                table: table_id,
+                key_column: copy.key_column.clone(),
+                after,
+                rows: self.rows_per_chunk,
+                span,
+            };
             self.start(table, request, files);
         }
         Ok(())
@@ -122,6 +136,7 @@ impl ChunkQueue {
         let id = self.next_id;
         self.next_id += 1;
         let table_id = request.table.clone();
+        let after = request.after;
         let (positioned, position) = oneshot::channel();
         let rows = ChunkRows::new(&request, positioned, files);
         let read = self.reader.read_chunk(request, rows);
@@ -136,7 +151,17 @@ impl ChunkQueue {
             let ((), read) = tokio::join!(forward, read);
             let _ = sender.send(Update::Read { id, read });
         });
-        self.in_flight.push_back(InFlight { id, table, table_id, given_up: false, start: None, chunk: None });
+        self.in_flight.push_back(InFlight {
+            id,
+            table,
+            table_id,
+            given_up: false,
+            start: None,
+            chunk: None,
+            after,
+            asked_at: Instant::now(),
+            read_at: None,
+        });
     }
 
     /// Gives up the chunks whose snapshot is still not taken, so none of them can lie before the transaction the
@@ -178,7 +203,10 @@ impl ChunkQueue {
                         )));
                     }
                 }
-                self.in_flight[index].start = Some(start);
+                let chunk = &mut self.in_flight[index];
+                debug!(table = %chunk.table_id, chunk = id, position = %start.position, after = ?chunk.asked_at.elapsed(),
+                       "chunk snapshot taken");
+                chunk.start = Some(start);
             }
             Update::Read { id, read } if self.in_flight.iter().any(|chunk| chunk.id == id && chunk.given_up) => {
                 self.in_flight.retain(|chunk| chunk.id != id);
@@ -192,7 +220,13 @@ impl ChunkQueue {
                     if entry.start.is_none() {
                         return Err(Error::state("internal: a chunk was read without reporting its position"));
                     }
+                    debug!(table = %entry.table_id, chunk = id, rows = chunk.row_count, after = ?entry.asked_at.elapsed(),
+                           "chunk read");
+                    if let (Some(after), Some(ChunkStart { up_to: Some(end), .. })) = (entry.after, &entry.start) {
+                        self.densities.insert(entry.table, (end - after, chunk.row_count));
+                    }
                     entry.chunk = Some(chunk);
+                    entry.read_at = Some(Instant::now());
                 }
             }
         }
@@ -240,10 +274,24 @@ impl ChunkQueue {
             .position(|chunk| chunk.table == table && !chunk.given_up)
             .ok_or_else(|| Error::state("internal: no chunk of the table is in flight"))?;
         let entry = self.in_flight.remove(index).expect("found above");
+        debug!(table = %entry.table_id, chunk = entry.id, waited_for_the_stream = ?entry.read_at.map(|at| at.elapsed()),
+               "chunk applied");
         match (entry.chunk, entry.start) {
             (Some(chunk), Some(start)) => Ok((chunk, start.position)),
             _ => Err(Error::state("internal: a chunk was applied before it was read")),
         }
+    }
+
+    /// The keys the next chunk of `table` likely spans, from its last chunk read with both ends known, when that
+    /// chunk's row count was near the target (a density from a much smaller or larger chunk is not trusted, and
+    /// the next chunk's end is counted instead, which also corrects a wrong guess).
+    fn span_of(&self, table: usize) -> Option<i128> {
+        let &(span, rows) = self.densities.get(&table)?;
+        let target = self.rows_per_chunk;
+        if rows < target / 2 || rows > target.saturating_mul(2) {
+            return None;
+        }
+        Some((span.saturating_mul(i128::from(target)) / i128::from(rows.max(1))).max(1))
     }
 
     fn first_of_its_table(&self, chunk: &InFlight) -> bool {

@@ -218,6 +218,11 @@ pub struct ChunkRequest {
     pub after: Option<i128>,
     /// This many rows (the last chunk has fewer).
     pub rows: u64,
+    /// The keys `rows` rows likely span after `after`, from the density of the table's chunk read before: with
+    /// it, the chunk ends at `after + span` (its row count then follows the keys' density), found at the cost of
+    /// one index probe instead of counting `rows` keys through the index, which costs about a fifth of reading
+    /// them. `None`: counted.
+    pub span: Option<i128>,
 }
 
 /// The SQL conditions both SQL sources read a chunk by, `quoted_key` being the key column as the source quotes it.
@@ -229,8 +234,16 @@ impl ChunkRequest {
 
     /// The query for where the chunk ends ([`ChunkStart::up_to`]), read from the key's index alone so that the
     /// next chunk can be read alongside this one: the `rows`-th key after `after` as text (`key_text`, the key
-    /// column cast to text), no row when fewer are left. `table` is the qualified, quoted table name.
+    /// column cast to text), no row when fewer are left; with a [`span`](Self::span), `after + span` as text, no
+    /// row when no key lies past it. `table` is the qualified, quoted table name.
     pub fn end_query(&self, quoted_key: &str, key_text: &str, table: &str) -> String {
+        if let (Some(after), Some(span)) = (self.after, self.span) {
+            // The estimated end, if any key lies past it (else this chunk reads the rest and ends the copy).
+            let end = after.saturating_add(span.max(1));
+            return format!(
+                "SELECT '{end}' AS chunk_end FROM {table} WHERE {quoted_key} > {end} ORDER BY {quoted_key} LIMIT 1"
+            );
+        }
         format!(
             "SELECT {key_text} AS chunk_end FROM {table}{} ORDER BY {quoted_key} LIMIT 1 OFFSET {}",
             self.keys_after(quoted_key),
@@ -360,7 +373,13 @@ mod tests {
 
     #[test]
     fn a_chunk_reads_the_keys_after_its_start_up_to_its_end() {
-        let request = |after| ChunkRequest { table: TableId::new("s", "t"), key_column: "id".into(), after, rows: 10 };
+        let request = |after| ChunkRequest {
+            table: TableId::new("s", "t"),
+            key_column: "id".into(),
+            after,
+            rows: 10,
+            span: None,
+        };
         assert_eq!(request(None).keys_after("\"id\""), "");
         assert_eq!(request(Some(-5)).keys_after("\"id\""), " WHERE \"id\" > -5");
         assert_eq!(request(None).chunk_keys("`id`", Some(9)), " WHERE `id` <= 9");
@@ -369,6 +388,13 @@ mod tests {
         assert_eq!(
             request(Some(9)).end_query("`id`", "CAST(`id` AS CHAR)", "`shop`.`orders`"),
             "SELECT CAST(`id` AS CHAR) AS chunk_end FROM `shop`.`orders` WHERE `id` > 9 ORDER BY `id` LIMIT 1 OFFSET 9"
+        );
+        // With a span from the chunks before: one probe past the estimated end, which is the chunk's end if a key
+        // lies past it.
+        let estimated = ChunkRequest { span: Some(25), ..request(Some(9)) };
+        assert_eq!(
+            estimated.end_query("\"id\"", "\"id\"::text", "\"s\".\"t\""),
+            "SELECT '34' AS chunk_end FROM \"s\".\"t\" WHERE \"id\" > 34 ORDER BY \"id\" LIMIT 1"
         );
         assert_eq!(request(None).parse_key("18446744073709551615").expect("unsigned"), 18_446_744_073_709_551_615);
         let error = request(None).parse_key("abc").expect_err("not a key");
