@@ -38,6 +38,8 @@ mod scripted_source_tests;
 mod shaped_changes;
 mod stream_loop;
 mod table_copies;
+#[cfg(test)]
+mod temporary_lake;
 
 pub use captured_tables::{CapturedTable, CapturedTables, TableChanges, report_streamed};
 pub use change_stream::{ChangeStream, EventOf, EventReader, FailureOf, IdleCursors, Started, StreamStep};

@@ -12,8 +12,9 @@ use deltalake::arrow::array::{Array, Int64Array, RecordBatch};
 use deltalake::arrow::datatypes::{DataType, Field, Schema};
 use deltalake::datafusion::prelude::SessionContext;
 
+use super::temporary_lake::temporary_lake;
 use super::*;
-use crate::delta::{DeltaSink, Destination};
+use crate::delta::DeltaSink;
 use crate::error::{Error, ErrorKind, Result, Retry};
 use crate::ingested_file::SourceFile;
 use crate::options::{RowsOrigin, TableOptions};
@@ -123,9 +124,8 @@ struct Lake {
 
 impl Lake {
     fn new() -> Lake {
-        let directory = tempfile::tempdir().expect("a temporary directory");
-        let destination = Destination::parse(&directory.path().display().to_string()).expect("a destination");
-        Lake { sink: DeltaSink::new(destination, "files", Default::default()), directory }
+        let (directory, sink) = temporary_lake("files");
+        Lake { directory, sink }
     }
 
     /// The ids the table holds, sorted, and how many times each file's first id appears.

@@ -13,10 +13,11 @@ use deltalake::arrow::datatypes::{DataType, Field};
 use deltalake::datafusion::prelude::SessionContext;
 use tokio::sync::Notify;
 
+use super::temporary_lake::temporary_lake;
 use super::*;
 use crate::change::Operation;
 use crate::cursor::TableCursor;
-use crate::delta::{DeltaSink, Destination};
+use crate::delta::DeltaSink;
 use crate::error::{Error, Result};
 use crate::options::TableOptions;
 use crate::pipeline::{Shutdown, SyncMode};
@@ -193,9 +194,8 @@ struct Lake {
 
 impl Lake {
     fn new() -> Lake {
-        let directory = tempfile::tempdir().expect("a temporary directory");
-        let destination = Destination::parse(&directory.path().display().to_string()).expect("a destination");
-        Lake { sink: DeltaSink::new(destination, "polled", Default::default()), directory }
+        let (directory, sink) = temporary_lake("polled");
+        Lake { directory, sink }
     }
 
     /// The table's rows and the number of feed records its token says it holds (`None`: never committed).

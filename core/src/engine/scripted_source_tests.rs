@@ -14,11 +14,12 @@ use deltalake::arrow::array::{Array, ArrayBuilder, ArrayRef, Int64Array, Int64Bu
 use deltalake::arrow::datatypes::DataType;
 use deltalake::datafusion::prelude::SessionContext;
 
+use super::temporary_lake::temporary_lake;
 use super::*;
 use crate::change::Operation;
 use crate::change_buffer::{ChangeBuffer, ColumnRows};
 use crate::cursor::TableCursor;
-use crate::delta::{DeltaSink, Destination};
+use crate::delta::DeltaSink;
 use crate::error::{Error, Result};
 use crate::options::TableOptions;
 use crate::pipeline::{Shutdown, SyncMode};
@@ -459,9 +460,8 @@ struct Lake {
 
 impl Lake {
     fn new() -> Lake {
-        let directory = tempfile::tempdir().expect("a temporary directory");
-        let destination = Destination::parse(&directory.path().display().to_string()).expect("a destination");
-        Lake { sink: DeltaSink::new(destination, "scripted", Default::default()), _directory: directory }
+        let (directory, sink) = temporary_lake("scripted");
+        Lake { sink, _directory: directory }
     }
 
     /// Opens the tables as a pipeline's start does; a new table gets a completed (empty) snapshot at 1, except
