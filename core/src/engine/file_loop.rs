@@ -372,11 +372,14 @@ async fn read_files<S: FileSource>(
             }
             // The encoder's error first: a read that failed because the encoder stopped says less.
             Err(error) => {
-                return Err(match encoder.finish(&file.path).await {
-                    Err(encoding) => encoding.into(),
-                    Ok(_) if error.kind() == ErrorKind::BadInput => ReadFailure { error, unreadable: Some(file) },
-                    Ok(_) => error.into(),
-                });
+                let written = match encoder.finish(&file.path).await {
+                    Err(encoding) => return Err(encoding.into()),
+                    Ok(written) => written,
+                };
+                // Nothing of the batch is committed: the rows this reader wrote are dropped, as when it read none.
+                written.abandon();
+                let unreadable = (error.kind() == ErrorKind::BadInput).then_some(file);
+                return Err(ReadFailure { error, unreadable });
             }
         }
     }
