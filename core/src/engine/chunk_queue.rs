@@ -287,11 +287,7 @@ impl ChunkQueue {
     /// the next chunk's end is counted instead, which also corrects a wrong guess).
     fn span_of(&self, table: usize) -> Option<i128> {
         let &(span, rows) = self.densities.get(&table)?;
-        let target = self.rows_per_chunk;
-        if rows < target / 2 || rows > target.saturating_mul(2) {
-            return None;
-        }
-        Some((span.saturating_mul(i128::from(target)) / i128::from(rows.max(1))).max(1))
+        likely_span(span, rows, self.rows_per_chunk)
     }
 
     fn first_of_its_table(&self, chunk: &InFlight) -> bool {
@@ -299,5 +295,29 @@ impl ChunkQueue {
             .iter()
             .find(|other| other.table == chunk.table && !other.given_up)
             .is_some_and(|first| first.id == chunk.id)
+    }
+}
+
+/// The keys `target` rows likely span, given that `rows` rows spanned `span` keys; `None` when `rows` is off the
+/// target by more than a factor two.
+fn likely_span(span: i128, rows: u64, target: u64) -> Option<i128> {
+    if rows < target / 2 || rows > target.saturating_mul(2) {
+        return None;
+    }
+    Some((span.saturating_mul(i128::from(target)) / i128::from(rows.max(1))).max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::likely_span;
+
+    #[test]
+    fn a_chunk_s_span_follows_the_density_before_it_only_when_that_chunk_was_near_its_target() {
+        assert_eq!(likely_span(1000, 500, 500), Some(1000), "evenly spread keys");
+        assert_eq!(likely_span(2000, 400, 500), Some(2500), "sparser keys, a wider span");
+        assert_eq!(likely_span(1, 300, 500), Some(1), "never an empty span");
+        assert_eq!(likely_span(111, 0, 500), None, "a chunk in a gap says nothing");
+        assert_eq!(likely_span(5000, 249, 500), None, "under half the target: counted instead");
+        assert_eq!(likely_span(5000, 1001, 500), None, "over twice the target: counted instead");
     }
 }
