@@ -34,6 +34,7 @@ pub mod sync_flags;
 pub mod text_encoding;
 pub mod text_rows;
 pub mod text_types;
+pub mod text_values;
 pub mod typed_rows;
 
 use std::sync::Arc;

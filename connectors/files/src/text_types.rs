@@ -4,13 +4,16 @@
 use std::sync::Arc;
 
 use chrono::format::{Item, StrftimeItems};
-use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use connector_core::arrow::array::{
-    Array, ArrayRef, BooleanArray, Date32Array, StringArray, TimestampMicrosecondArray, new_null_array,
+    Array, ArrayRef, Date32Array, Decimal128Array, StringArray, TimestampMicrosecondArray, new_null_array,
 };
-use connector_core::arrow::compute::{CastOptions, cast_with_options, nullif};
-use connector_core::arrow::datatypes::{DataType, TimeUnit};
+use connector_core::arrow::compute::kernels::cast_utils::{Parser, string_to_datetime};
+use connector_core::arrow::compute::{CastOptions, cast_with_options};
+use connector_core::arrow::datatypes::{DataType, Date32Type, TimeUnit};
 use connector_core::arrow::util::display::FormatOptions as DisplayOptions;
+
+use crate::text_values::{decimal_value, iso_date_days, iso_timestamp_micros};
 
 /// How dates and timestamps are written when not as ISO 8601 (`2026-12-05`, `2026-12-05T10:00:00Z`): strftime
 /// patterns (`%d/%m/%Y`, `%d/%m/%Y %H:%M:%S%.f %z`), as DuckDB takes them. A timestamp pattern with a zone
@@ -172,16 +175,6 @@ impl DecimalDigits {
     }
 }
 
-/// Whether the value of `row` has more fraction digits than `scale` keeps (trailing zeros aside): casting would
-/// round it, so it is rescued instead.
-fn would_round(values: &StringArray, row: usize, scale: i8) -> bool {
-    values.is_valid(row)
-        && values.value(row).split_once('.').is_some_and(|(_, fraction)| {
-            fraction.bytes().all(|byte| byte.is_ascii_digit())
-                && fraction.trim_end_matches('0').len() > scale.max(0) as usize
-        })
-}
-
 fn every_value(values: &StringArray) -> Vec<usize> {
     (0..values.len()).filter(|&row| values.is_valid(row)).collect()
 }
@@ -207,6 +200,36 @@ pub fn cast_text(values: &StringArray, data_type: &DataType, formats: &TimeForma
                 values.iter().map(|value| TimeFormats::timestamp(pattern, value?)).collect();
             return with_unfit(values, Arc::new(times.with_timezone_opt(zone.clone())));
         }
+        (DataType::Date32, None, _) => {
+            let dates: Date32Array = values
+                .iter()
+                .map(|value| {
+                    let value = value?;
+                    iso_date_days(value).or_else(|| Date32Type::parse(value))
+                })
+                .collect();
+            return with_unfit(values, Arc::new(dates));
+        }
+        (DataType::Timestamp(TimeUnit::Microsecond, zone), _, None) => {
+            let times: TimestampMicrosecondArray = values
+                .iter()
+                .map(|value| {
+                    let value = value?;
+                    iso_timestamp_micros(value).or_else(|| {
+                        Some(string_to_datetime(&Utc, value).ok()?.naive_utc().and_utc().timestamp_micros())
+                    })
+                })
+                .collect();
+            return with_unfit(values, Arc::new(times.with_timezone_opt(zone.clone())));
+        }
+        (DataType::Decimal128(precision, scale), _, _) if *scale >= 0 => {
+            let decimals: Decimal128Array =
+                values.iter().map(|value| decimal_value(value?, *precision, *scale as u8)).collect();
+            return match decimals.with_precision_and_scale(*precision, *scale) {
+                Ok(decimals) => with_unfit(values, Arc::new(decimals)),
+                Err(_) => (new_null_array(data_type, values.len()), every_value(values)),
+            };
+        }
         _ => {}
     }
     let lenient = CastOptions { safe: true, format_options: DisplayOptions::default() };
@@ -215,28 +238,14 @@ pub fn cast_text(values: &StringArray, data_type: &DataType, formats: &TimeForma
         // A type text cannot be cast to at all: every value is rescued.
         Err(_) => return (new_null_array(data_type, values.len()), every_value(values)),
     };
-    let mut unfit: Vec<usize> = if cast.null_count() == values.null_count() {
-        Vec::new()
-    } else {
-        (0..values.len()).filter(|&row| values.is_valid(row) && cast.is_null(row)).collect()
-    };
-    if let DataType::Decimal128(_, scale) = data_type {
-        let rounded: BooleanArray = (0..values.len()).map(|row| Some(would_round(values, row, *scale))).collect();
-        if rounded.true_count() > 0 {
-            unfit.extend((0..values.len()).filter(|&row| rounded.value(row)));
-            unfit.sort_unstable();
-            unfit.dedup();
-            return match nullif(&cast, &rounded) {
-                Ok(kept) => (kept, unfit),
-                Err(_) => (new_null_array(data_type, values.len()), every_value(values)),
-            };
-        }
-    }
-    (cast, unfit)
+    with_unfit(values, cast)
 }
 
 /// `cast` (of `values`) and the rows whose text it could not read.
 fn with_unfit(values: &StringArray, cast: ArrayRef) -> (ArrayRef, Vec<usize>) {
+    if cast.null_count() == values.null_count() {
+        return (cast, Vec::new());
+    }
     let unfit = (0..values.len()).filter(|&row| values.is_valid(row) && cast.is_null(row)).collect();
     (cast, unfit)
 }
