@@ -24,23 +24,22 @@ const BATCH_ROWS: usize = 16 * 1024;
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
-/// A CSV file's rows as text columns, a batch at a time.
-pub struct CsvBatches<R> {
-    reader: R,
-    decoder: Decoder,
+/// How a CSV file's rows are read: its columns (text, named by its header) and its dialect.
+#[derive(Debug)]
+pub struct CsvLayout {
     schema: SchemaRef,
+    format: CsvFormat,
+    has_header: bool,
     null_value: Option<Scalar<StringArray>>,
 }
 
-impl<R> std::fmt::Debug for CsvBatches<R> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CsvBatches").field("schema", &self.schema).finish_non_exhaustive()
-    }
-}
-
-impl<R: AsyncBufRead + Unpin> CsvBatches<R> {
-    /// Reads the header (or counts the first line's fields); `None` for an empty file.
-    pub async fn open(mut reader: R, dialect: &CsvDialect) -> Result<Option<Self>, ArrowError> {
+impl CsvLayout {
+    /// Reads the names in the header of `reader`'s file (or counts its first line's fields) without consuming
+    /// them, after skipping a byte order mark; `None` for an empty file.
+    pub async fn open<R: AsyncBufRead + Unpin>(
+        reader: &mut R,
+        dialect: &CsvDialect,
+    ) -> Result<Option<Self>, ArrowError> {
         let mut head = reader.fill_buf().await.map_err(|cause| ArrowError::ExternalError(Box::new(cause)))?;
         // A UTF-8 byte order mark (as spreadsheets write) is not part of the first column's name.
         if head.starts_with(UTF8_BOM) {
@@ -50,26 +49,103 @@ impl<R: AsyncBufRead + Unpin> CsvBatches<R> {
         if head.is_empty() {
             return Ok(None);
         }
-        let mut format = CsvFormat::default()
-            .with_header(dialect.header)
-            .with_delimiter(dialect.delimiter)
-            .with_quote(dialect.quote)
-            .with_truncated_rows(true);
+        let mut format =
+            CsvFormat::default().with_delimiter(dialect.delimiter).with_quote(dialect.quote).with_truncated_rows(true);
         if let Some(escape) = dialect.escape {
             format = format.with_escape(escape);
         }
         if let Some(comment) = dialect.comment {
             format = format.with_comment(comment);
         }
-        let (inferred, _) = format.clone().infer_schema(Cursor::new(head), Some(0))?;
+        let (inferred, _) = format.clone().with_header(dialect.header).infer_schema(Cursor::new(head), Some(0))?;
         let names = column_names(inferred.fields().iter().map(|field| field.name().as_str()), dialect.header);
         let schema = Arc::new(Schema::new(
             names.into_iter().map(|name| Field::new(name, DataType::Utf8, true)).collect::<Vec<_>>(),
         ));
-        let decoder =
-            ReaderBuilder::new(schema.clone()).with_format(format).with_batch_size(BATCH_ROWS).build_decoder();
         let null_value = dialect.null_value.as_deref().map(StringArray::new_scalar);
-        Ok(Some(CsvBatches { reader, decoder, schema, null_value }))
+        Ok(Some(CsvLayout { schema, format, has_header: dialect.header, null_value }))
+    }
+
+    /// A decoder of the file's rows; `at_start`: of rows from the file's start, the header first.
+    fn decoder(&self, at_start: bool) -> Decoder {
+        let format = self.format.clone().with_header(at_start && self.has_header);
+        ReaderBuilder::new(self.schema.clone()).with_format(format).with_batch_size(BATCH_ROWS).build_decoder()
+    }
+
+    /// The text rows of `block`, whole rows of the file ([`crate::csv_blocks`]); `first`: the file's first
+    /// block, which starts with the header.
+    pub fn text_rows_of_block(&self, block: &[u8], first: bool) -> Result<Vec<RecordBatch>, ArrowError> {
+        let mut decoder = self.decoder(first);
+        let mut batches = Vec::new();
+        let (mut rest, mut ended) = (block, false);
+        loop {
+            if !rest.is_empty() {
+                let decoded = decoder.decode(rest)?;
+                rest = &rest[decoded..];
+            } else if !ended {
+                // Empty input ends the block: a last row without a line break is complete.
+                decoder.decode(&[])?;
+                ended = true;
+            }
+            if decoder.capacity() == 0 || ended {
+                if let Some(batch) = decoder.flush()? {
+                    batches.push(self.with_nulls(batch)?);
+                }
+                if ended {
+                    return Ok(batches);
+                }
+            }
+        }
+    }
+
+    /// `batch` with the null value (`--null-value`) made null.
+    fn with_nulls(&self, batch: RecordBatch) -> Result<RecordBatch, ArrowError> {
+        let Some(null_value) = &self.null_value else { return Ok(batch) };
+        let columns = batch
+            .columns()
+            .iter()
+            .map(|column| nullif(column, &eq(column, null_value)?))
+            .collect::<Result<Vec<_>, _>>()?;
+        RecordBatch::try_new(batch.schema(), columns)
+    }
+
+    /// The file's columns, all text.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// `cause` (an error decoding a block whose first row is `first_row` of the file) with its line number
+    /// counted from the file's start, as a decoder reading the whole file would count it.
+    pub fn in_file(&self, cause: ArrowError, first_row: u64, first: bool) -> ArrowError {
+        const LINE: &str = "for line ";
+        let ArrowError::CsvError(message) = &cause else { return cause };
+        let Some(at) = message.find(LINE).map(|at| at + LINE.len()) else { return cause };
+        let digits = message[at..].bytes().take_while(u8::is_ascii_digit).count();
+        let Ok(line) = message[at..at + digits].parse::<u64>() else { return cause };
+        let before = if first { 0 } else { first_row + u64::from(self.has_header) };
+        ArrowError::CsvError(format!("{}{}{}", &message[..at], line + before, &message[at + digits..]))
+    }
+}
+
+/// A CSV file's rows as text columns, a batch at a time, in order (schema inference and previews, which want
+/// the first rows).
+pub struct CsvBatches<R> {
+    reader: R,
+    decoder: Decoder,
+    layout: CsvLayout,
+}
+
+impl<R> std::fmt::Debug for CsvBatches<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CsvBatches").field("layout", &self.layout).finish_non_exhaustive()
+    }
+}
+
+impl<R: AsyncBufRead + Unpin> CsvBatches<R> {
+    /// Reads the header (or counts the first line's fields); `None` for an empty file.
+    pub async fn open(mut reader: R, dialect: &CsvDialect) -> Result<Option<Self>, ArrowError> {
+        let Some(layout) = CsvLayout::open(&mut reader, dialect).await? else { return Ok(None) };
+        Ok(Some(CsvBatches { reader, decoder: layout.decoder(true), layout }))
     }
 
     /// The next rows, as text columns named by the header; `None` at the end of the file.
@@ -83,23 +159,48 @@ impl<R: AsyncBufRead + Unpin> CsvBatches<R> {
             }
         }
         let Some(batch) = self.decoder.flush()? else { return Ok(None) };
-        match &self.null_value {
-            None => Ok(Some(batch)),
-            Some(null_value) => {
-                let columns = batch
-                    .columns()
-                    .iter()
-                    .map(|column| nullif(column, &eq(column, null_value)?))
-                    .collect::<Result<Vec<_>, _>>()?;
-                RecordBatch::try_new(batch.schema(), columns).map(Some)
-            }
-        }
+        self.layout.with_nulls(batch).map(Some)
     }
 
     /// The file's columns, all text.
     pub fn schema(&self) -> &SchemaRef {
-        &self.schema
+        self.layout.schema()
     }
+}
+
+/// The rows of a block of a CSV file in the table's columns, parsed away from the file's reader.
+#[derive(Debug)]
+pub enum BlockRows {
+    /// Every row, cast.
+    Rows(Vec<RecordBatch>),
+    /// A batch with a value that does not fit (strict mode, or a table without `_rescued_data`), as text: the
+    /// reader casts it again knowing where its rows are in the file, to name the row.
+    Unfit { text: RecordBatch, rows_before: u64 },
+}
+
+/// Parses `block` ([`CsvLayout::text_rows_of_block`]) and casts its rows to the table's columns
+/// ([`text_rows_for_table`]).
+pub fn block_rows(
+    layout: &CsvLayout,
+    block: &[u8],
+    first: bool,
+    table: &[Field],
+    formats: &TimeFormats,
+    file_path: &str,
+    strict: bool,
+) -> Result<BlockRows, ArrowError> {
+    let mut rows = Vec::new();
+    let mut rows_before = 0;
+    for text in layout.text_rows_of_block(block, first)? {
+        // The rows' numbers only name a row that does not fit, which the reader names again.
+        let origin = RowOrigin { file_path, first_row: 0, strict };
+        match text_rows_for_table(&text, table, formats, origin) {
+            Ok(batch) => rows.push(batch),
+            Err(_) => return Ok(BlockRows::Unfit { text, rows_before }),
+        }
+        rows_before += text.num_rows() as u64;
+    }
+    Ok(BlockRows::Rows(rows))
 }
 
 /// Column names from a header: an empty name becomes `_c<index>` (Spark's name for a column without one), a

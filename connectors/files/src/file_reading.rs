@@ -1,5 +1,7 @@
 //! Reads one file into the table's rows, in the file's format.
 
+use std::sync::Arc;
+
 use connector_core::arrow::datatypes::Field;
 use connector_core::engine::FileRead;
 use connector_core::error::{Error, Result};
@@ -8,7 +10,8 @@ use connector_core::schema::TableSchema;
 
 use crate::avro_rows::open_avro;
 use crate::binary_rows::{DEFAULT_MAX_BINARY_FILE_BYTES, binary_row};
-use crate::csv_rows::{CsvBatches, text_rows_for_table};
+use crate::csv_blocks::CsvBlocks;
+use crate::csv_rows::{BlockRows, CsvLayout, block_rows, text_rows_for_table};
 use crate::file_bytes::open_decoded;
 use crate::format::Format;
 use crate::format_options::{CsvDialect, FormatOptions};
@@ -16,6 +19,7 @@ use crate::json_chunks::JsonChunks;
 use crate::json_rows::JsonRows;
 use crate::line_chunks::LineChunks;
 use crate::location::FileLocation;
+use crate::ordered_parses::OrderedParses;
 use crate::parquet_rows::{next_parquet_rows, open_parquet};
 use crate::read_errors::{decode_error, read_error, store_error};
 use crate::rescued_data::RowOrigin;
@@ -86,17 +90,49 @@ pub async fn read_file<S: RowSink>(
             let Some(bytes) = open_decoded(location, file).await.map_err(|cause| store_error(file, cause))? else {
                 return Ok(FileRead::Vanished);
             };
-            let Some(mut batches) = CsvBatches::open(in_utf8(bytes, dialect.encoding), dialect)
-                .await
-                .map_err(|cause| decode_error(file, "CSV", cause))?
+            let mut text = in_utf8(bytes, dialect.encoding);
+            let Some(layout) =
+                CsvLayout::open(&mut text, dialect).await.map_err(|cause| decode_error(file, "CSV", cause))?
             else {
                 return Ok(FileRead::Complete);
             };
-            while let Some(text) = batches.next().await.map_err(|cause| decode_error(file, "CSV", cause))? {
-                let batch = text_rows_for_table(&text, &table, &dialect.times, origin(rows))
-                    .map_err(|cause| read_error(file, "CSV", cause))?;
-                if !rows.take(&batch).await? {
-                    return Ok(FileRead::Complete);
+            let (layout, table, times) = (Arc::new(layout), Arc::new(table), Arc::new(dialect.times.clone()));
+            let path: Arc<str> = Arc::from(file.path.as_str());
+            let mut blocks = CsvBlocks::new(text, dialect);
+            let mut parses = OrderedParses::new();
+            let (mut first, mut more) = (true, true);
+            loop {
+                while more && parses.has_room() {
+                    let Some(block) = blocks.next().await.map_err(|cause| decode_error(file, "CSV", cause))? else {
+                        more = false;
+                        break;
+                    };
+                    let (layout, table, times, path) = (layout.clone(), table.clone(), times.clone(), path.clone());
+                    parses.start(move || block_rows(&layout, &block, first, &table, &times, &path, strict));
+                    first = false;
+                }
+                let Some(parsed) = parses.next().await else { break };
+                let block_first_row = rows.rows_taken();
+                let parsed = parsed.map_err(|cause| read_error(file, "CSV", cause))?.map_err(|cause| {
+                    decode_error(file, "CSV", layout.in_file(cause, block_first_row, block_first_row == 0))
+                })?;
+                match parsed {
+                    BlockRows::Rows(batches) => {
+                        for batch in batches {
+                            if !rows.take(&batch).await? {
+                                return Ok(FileRead::Complete);
+                            }
+                        }
+                    }
+                    BlockRows::Unfit { text, rows_before } => {
+                        let origin =
+                            RowOrigin { file_path: &file.path, first_row: block_first_row + rows_before, strict };
+                        let cause = match text_rows_for_table(&text, &table, &times, origin) {
+                            Err(cause) => cause,
+                            Ok(_) => "internal: rows that did not fit fit when cast again".to_string(),
+                        };
+                        return Err(read_error(file, "CSV", cause));
+                    }
                 }
             }
         }
@@ -104,11 +140,37 @@ pub async fn read_file<S: RowSink>(
             let Some(bytes) = open_decoded(location, file).await.map_err(|cause| store_error(file, cause))? else {
                 return Ok(FileRead::Vanished);
             };
-            let decoder = JsonRows::new(&table);
+            let decoder = Arc::new(JsonRows::new(&table));
+            let path: Arc<str> = Arc::from(file.path.as_str());
             let mut chunks =
                 JsonChunks::open(bytes, *multi_line).await.map_err(|cause| decode_error(file, "JSON", cause))?;
-            while let Some(lines) = chunks.next().await.map_err(|cause| decode_error(file, "JSON", cause))? {
-                let batch = decoder.decode(lines, origin(rows)).map_err(|cause| read_error(file, "JSON", cause))?;
+            let mut parses = OrderedParses::new();
+            let mut more = true;
+            loop {
+                while more && parses.has_room() {
+                    let Some(lines) = chunks.next_owned().await.map_err(|cause| decode_error(file, "JSON", cause))?
+                    else {
+                        more = false;
+                        break;
+                    };
+                    let (decoder, path) = (decoder.clone(), path.clone());
+                    parses.start(move || {
+                        // The rows' numbers only name a row that does not fit, which the reader names again.
+                        let decoded = decoder.decode(&lines, RowOrigin { file_path: &path, first_row: 0, strict });
+                        decoded.map_err(|_| lines)
+                    });
+                }
+                let Some(parsed) = parses.next().await else { break };
+                let batch = match parsed.map_err(|cause| read_error(file, "JSON", cause))? {
+                    Ok(batch) => batch,
+                    Err(lines) => {
+                        let cause = match decoder.decode(&lines, origin(rows)) {
+                            Err(cause) => cause,
+                            Ok(_) => "internal: rows that did not fit fit when decoded again".to_string(),
+                        };
+                        return Err(read_error(file, "JSON", cause));
+                    }
+                };
                 if !rows.take(&batch).await? {
                     return Ok(FileRead::Complete);
                 }

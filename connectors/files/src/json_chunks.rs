@@ -57,6 +57,14 @@ impl<R: AsyncBufRead + Unpin> JsonChunks<R> {
             JsonChunks::Document(records) => records.next().await,
         }
     }
+
+    /// The same, owned: to decode on another task.
+    pub async fn next_owned(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+        match self {
+            JsonChunks::Lines(lines) => lines.next_owned().await,
+            JsonChunks::Document(records) => Ok(records.next().await?.map(<[u8]>::to_vec)),
+        }
+    }
 }
 
 /// The records of a document: the elements of a top-level array, else each top-level value.

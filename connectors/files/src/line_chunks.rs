@@ -21,6 +21,17 @@ impl<R: AsyncBufRead + Unpin> LineChunks<R> {
 
     /// The next lines (at most [`BATCH_LINES`] or about [`BATCH_BYTES`]); `None` at the end of the file.
     pub async fn next(&mut self) -> std::io::Result<Option<&[u8]>> {
+        self.fill().await?;
+        Ok((!self.buffer.is_empty()).then_some(self.buffer.as_slice()))
+    }
+
+    /// The same, owned: to parse on another task.
+    pub async fn next_owned(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+        self.fill().await?;
+        Ok((!self.buffer.is_empty()).then(|| std::mem::take(&mut self.buffer)))
+    }
+
+    async fn fill(&mut self) -> std::io::Result<()> {
         self.buffer.clear();
         let mut lines = 0;
         while lines < BATCH_LINES && self.buffer.len() < BATCH_BYTES {
@@ -29,6 +40,6 @@ impl<R: AsyncBufRead + Unpin> LineChunks<R> {
             }
             lines += 1;
         }
-        Ok((!self.buffer.is_empty()).then_some(self.buffer.as_slice()))
+        Ok(())
     }
 }

@@ -10,9 +10,9 @@ use chrono::Utc;
 use tracing::{info, warn};
 
 use super::file_source::{FileListing, FileRead, FileRows, FileSource};
-use super::parquet_encoder::ParquetEncoder;
+use super::parquet_encoder::{ParquetEncoder, ReaderEncoders};
 use crate::cursor::TableCursor;
-use crate::delta::{DeltaSink, DeltaTableWriter, WrittenFiles};
+use crate::delta::{DeltaSink, DeltaTableWriter, SnapshotFiles, WrittenFiles};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ingested_file::{IngestedFile, SourceFile};
 use crate::options::{RowsOrigin, TableOptions};
@@ -310,8 +310,10 @@ pub(super) async fn table_with_columns(
 }
 
 /// Reads `files` into Parquet files of `writer`'s table by `parallel` readers, each taking the next file not yet
-/// taken, parsing it on its task while its encoder writes the rows before; the files a reader takes share its
-/// Parquet files. Returns what they wrote, to commit, and the files read (those gone since listing are left out).
+/// taken, parsing it on its task while its encoders write the rows before; the files a reader takes share its
+/// Parquet files. There are `parallel` encoders whatever the number of files: with fewer files than that, a
+/// reader has several (its source may parse one file on several tasks). Returns what they wrote, to commit, and
+/// the files read (those gone since listing are left out).
 pub(super) async fn read_into_parquet<S: FileSource>(
     source: &Arc<S>,
     writer: &DeltaTableWriter,
@@ -323,9 +325,13 @@ pub(super) async fn read_into_parquet<S: FileSource>(
     let taken_at = Utc::now();
     let waiting = Arc::new(Mutex::new(files.iter().cloned().collect::<VecDeque<SourceFile>>()));
     let mut readers = tokio::task::JoinSet::new();
-    for _ in 0..parallel.clamp(1, files.len().max(1)) {
-        let encoder = ParquetEncoder::spawn(writer.snapshot_files(taken_at)?);
-        readers.spawn(read_files(source.clone(), schema.clone(), waiting.clone(), encoder));
+    let reader_count = parallel.clamp(1, files.len().max(1));
+    for reader in 0..reader_count {
+        let encoder_count = (reader..parallel.max(1)).step_by(reader_count).count();
+        let encoders = (0..encoder_count)
+            .map(|_| Ok(ParquetEncoder::spawn(writer.snapshot_files(taken_at)?)))
+            .collect::<Result<Vec<_>>>()?;
+        readers.spawn(read_files(source.clone(), schema.clone(), waiting.clone(), ReaderEncoders::new(encoders)));
     }
     let (mut written, mut ingested): (Option<WrittenFiles>, Vec<IngestedFile>) = (None, Vec::new());
     while let Some(joined) = readers.join_next().await {
@@ -343,21 +349,21 @@ pub(super) async fn read_into_parquet<S: FileSource>(
     Ok((written, ingested))
 }
 
-/// One reader: takes files from `waiting` until none is left, each read whole into `encoder`'s files.
+/// One reader: takes files from `waiting` until none is left, each read whole into `encoders`' files.
 async fn read_files<S: FileSource>(
     source: Arc<S>,
     schema: Arc<TableSchema>,
     waiting: Arc<Mutex<VecDeque<SourceFile>>>,
-    mut encoder: ParquetEncoder,
+    mut encoders: ReaderEncoders,
 ) -> std::result::Result<(Option<WrittenFiles>, Vec<IngestedFile>), ReadFailure> {
     let mut ingested = Vec::new();
     loop {
         let next = waiting.lock().map_err(|_| Error::state("internal: the files to read are poisoned"))?.pop_front();
         let Some(file) = next else { break };
-        let mut rows = FileRows::new(encoder, file.clone());
+        let mut rows = FileRows::new(encoders, file.clone());
         let read = source.read(&file, &schema, &mut rows).await;
         let (returned, file, count) = rows.into_parts();
-        encoder = returned;
+        encoders = returned;
         match read {
             Ok(FileRead::Complete) => ingested.push(IngestedFile::new(file, count)),
             Ok(FileRead::Vanished) if count == 0 => {
@@ -372,23 +378,31 @@ async fn read_files<S: FileSource>(
             }
             // The encoder's error first: a read that failed because the encoder stopped says less.
             Err(error) => {
-                let written = match encoder.finish(&file.path).await {
+                let written = match encoders.finish(&file.path).await {
                     Err(encoding) => return Err(encoding.into()),
                     Ok(written) => written,
                 };
                 // Nothing of the batch is committed: the rows this reader wrote are dropped, as when it read none.
-                written.abandon();
+                written.into_iter().for_each(SnapshotFiles::abandon);
                 let unreadable = (error.kind() == ErrorKind::BadInput).then_some(file);
                 return Err(ReadFailure { error, unreadable });
             }
         }
     }
-    let mut files = encoder.finish("the files read").await?;
+    let encoded = encoders.finish("the files read").await?;
     if ingested.is_empty() {
-        files.abandon();
+        encoded.into_iter().for_each(SnapshotFiles::abandon);
         return Ok((None, ingested));
     }
-    Ok((Some(files.finish().await?), ingested))
+    let mut written: Option<WrittenFiles> = None;
+    for mut files in encoded {
+        let files = files.finish().await?;
+        match &mut written {
+            Some(all) => all.absorb(files)?,
+            None => written = Some(files),
+        }
+    }
+    Ok((written, ingested))
 }
 
 /// Commits a batch's rows, its files in the ledger and `token` in one Delta commit.

@@ -9,7 +9,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use super::parquet_encoder::{EncodedRows, ParquetEncoder};
+use super::parquet_encoder::{EncodedRows, ReaderEncoders};
 use crate::arrow::array::RecordBatch;
 use crate::arrow::datatypes::Field;
 use crate::error::Result;
@@ -100,19 +100,19 @@ pub enum FileRead {
 }
 
 /// Where a file's rows go: Parquet files of the table, committed with the rest of the batch. The rows are
-/// encoded on a task of their own while the source parses the next ones ([`ParquetEncoder`]); the files one
+/// encoded on tasks of their own while the source parses the next ones ([`ReaderEncoders`]); the files one
 /// reader takes in turn share its Parquet files, so that small source files do not make small Parquet files.
 #[derive(Debug)]
 pub struct FileRows {
-    encoder: ParquetEncoder,
+    encoders: ReaderEncoders,
     file: Arc<SourceFile>,
     rows: u64,
 }
 
 impl FileRows {
-    /// The rows of `file`, encoded by `encoder` after those of the reader's files before it.
-    pub(super) fn new(encoder: ParquetEncoder, file: SourceFile) -> Self {
-        FileRows { encoder, file: Arc::new(file), rows: 0 }
+    /// The rows of `file`, encoded by `encoders` after those of the reader's files before it.
+    pub(super) fn new(encoders: ReaderEncoders, file: SourceFile) -> Self {
+        FileRows { encoders, file: Arc::new(file), rows: 0 }
     }
 
     /// Streams rows (the next ones of the file, in the table's source columns) into the table's files.
@@ -121,7 +121,7 @@ impl FileRows {
             return Ok(());
         }
         let encoded = EncodedRows::OfFile { rows: rows.clone(), file: self.file.clone(), first_row: self.rows };
-        self.encoder.encode(encoded, &self.file.path).await?;
+        self.encoders.encode(encoded, &self.file.path).await?;
         self.rows += rows.num_rows() as u64;
         Ok(())
     }
@@ -131,9 +131,9 @@ impl FileRows {
         self.rows
     }
 
-    /// The encoder, for the reader's next file; the file and the rows handed over.
-    pub(super) fn into_parts(self) -> (ParquetEncoder, SourceFile, u64) {
-        let FileRows { encoder, file, rows } = self;
-        (encoder, Arc::unwrap_or_clone(file), rows)
+    /// The encoders, for the reader's next file; the file and the rows handed over.
+    pub(super) fn into_parts(self) -> (ReaderEncoders, SourceFile, u64) {
+        let FileRows { encoders, file, rows } = self;
+        (encoders, Arc::unwrap_or_clone(file), rows)
     }
 }

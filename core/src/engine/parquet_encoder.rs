@@ -63,3 +63,45 @@ impl ParquetEncoder {
         task.await.map_err(|panic| Error::state(format!("writing the rows of {what} ended abnormally: {panic}")))?
     }
 }
+
+/// A reader's encoding tasks, given its rows in turn: a reader whose rows come faster than one task encodes
+/// them (a large file parsed in parallel blocks) keeps several busy. Each writes Parquet files of its own.
+#[derive(Debug)]
+pub(super) struct ReaderEncoders {
+    encoders: Vec<ParquetEncoder>,
+    next: usize,
+}
+
+impl ReaderEncoders {
+    /// `encoders`: at least one.
+    pub fn new(encoders: Vec<ParquetEncoder>) -> Self {
+        ReaderEncoders { encoders, next: 0 }
+    }
+
+    /// Hands rows to the next encoder in turn; waits while it is behind.
+    pub async fn encode(&mut self, rows: EncodedRows, what: &str) -> Result<()> {
+        let encoder =
+            self.encoders.get(self.next).ok_or_else(|| Error::state("internal: a file reader has no encoder"))?;
+        self.next = (self.next + 1) % self.encoders.len();
+        encoder.encode(rows, what).await
+    }
+
+    /// Waits for every encoder; returns the files of each. The first error wins, once all have stopped.
+    pub async fn finish(self, what: &str) -> Result<Vec<SnapshotFiles>> {
+        let mut finished = Vec::with_capacity(self.encoders.len());
+        let mut failure = None;
+        for encoder in self.encoders {
+            match encoder.finish(what).await {
+                Ok(files) => finished.push(files),
+                Err(error) => failure = failure.or(Some(error)),
+            }
+        }
+        match failure {
+            Some(error) => {
+                finished.into_iter().for_each(SnapshotFiles::abandon);
+                Err(error)
+            }
+            None => Ok(finished),
+        }
+    }
+}
