@@ -6,6 +6,7 @@ mod chaos;
 mod deletion_vectors;
 mod delta_sink;
 mod file_bad_input;
+mod file_blocks;
 mod file_formats;
 mod files;
 mod harness;
