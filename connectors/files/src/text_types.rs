@@ -13,7 +13,7 @@ use connector_core::arrow::compute::{CastOptions, cast_with_options};
 use connector_core::arrow::datatypes::{DataType, Date32Type, TimeUnit};
 use connector_core::arrow::util::display::FormatOptions as DisplayOptions;
 
-use crate::text_values::{decimal_value, iso_date_days, iso_timestamp_micros};
+use crate::text_values::{DecimalShape, iso_date_days, iso_timestamp_micros};
 
 /// How dates and timestamps are written when not as ISO 8601 (`2026-12-05`, `2026-12-05T10:00:00Z`): strftime
 /// patterns (`%d/%m/%Y`, `%d/%m/%Y %H:%M:%S%.f %z`), as DuckDB takes them. A timestamp pattern with a zone
@@ -222,9 +222,10 @@ pub fn cast_text(values: &StringArray, data_type: &DataType, formats: &TimeForma
                 .collect();
             return with_unfit(values, Arc::new(times.with_timezone_opt(zone.clone())));
         }
-        (DataType::Decimal128(precision, scale), _, _) if *scale >= 0 => {
-            let decimals: Decimal128Array =
-                values.iter().map(|value| decimal_value(value?, *precision, *scale as u8)).collect();
+        (DataType::Decimal128(precision, scale), _, _)
+            if let Some(shape) = u8::try_from(*scale).ok().and_then(|scale| DecimalShape::new(*precision, scale)) =>
+        {
+            let decimals: Decimal128Array = values.iter().map(|value| shape.value(value?)).collect();
             return match decimals.with_precision_and_scale(*precision, *scale) {
                 Ok(decimals) => with_unfit(values, Arc::new(decimals)),
                 Err(_) => (new_null_array(data_type, values.len()), every_value(values)),
