@@ -139,20 +139,29 @@ async fn a_corrupt_file_is_skipped_with_ignore_corrupt_files_shown_by_status_and
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_csv_line_with_more_fields_than_the_header_stops_its_batch_naming_the_file() {
+async fn a_csv_lines_fields_past_the_header_are_rescued_or_named_in_strict_mode() {
     let landing = tempfile::tempdir().expect("landing directory");
     let lake = TempLake::new();
-    write_amounts(&landing.path().join("a.csv"), 0, 100);
-    std::fs::write(landing.path().join("b.csv"), "id,amount\n1,2.5\n2,3.5,surplus\n").expect("b.csv");
+    python(
+        r#"
+import csv, sys
+with open(sys.argv[1], "w", newline="") as f:
+    csv.writer(f).writerows([["id", "amount"], [1, "2.5"], [2, "3.5", "surplus", "more, quoted"], [3, "4.5"]])
+"#,
+        &[landing.path().join("b.csv").to_str().expect("utf-8")],
+    );
     let landing_path = landing.path().to_str().expect("utf-8");
-    let output = sync_files(landing_path, lake.dir.path(), "amounts", &[]);
-    assert!(!output.status.success(), "a line with a surplus field must stop the sync");
+    let output = sync_files(landing_path, lake.dir.path(), "amounts", &["--strict"]);
+    assert!(!output.status.success(), "strict mode stops at the surplus fields");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("b.csv as CSV") && stderr.contains("fields"), "names the file and why: {stderr}");
+    assert!(stderr.contains("row 2 of") && stderr.contains("has no column `_c2`"), "names the row: {stderr}");
     assert!(delta_commits_under(lake.dir.path()).is_empty(), "nothing committed");
 
-    assert_synced(&sync_files(landing_path, lake.dir.path(), "amounts", &["--ignore-corrupt-files"]));
-    let per_file = rows_per_file(&table_url(&lake, "amounts")).await;
-    assert_eq!(per_file.len(), 1, "only a.csv: {per_file:?}");
-    assert_eq!(per_file.values().next(), Some(&100));
+    assert_synced(&sync_files(landing_path, lake.dir.path(), "amounts", &[]));
+    let rows = read_rows(&table_url(&lake, "amounts"), &["id", "amount", "_rescued_data"]).await;
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert_eq!((rows[0].as_str(), rows[2].as_str()), ("1|2.5|∅", "3|4.5|∅"));
+    let rescued: serde_json::Value =
+        serde_json::from_str(rows[1].strip_prefix("2|3.5|").expect("row 2 keeps its columns")).expect("JSON");
+    assert_eq!((rescued["_c2"].as_str(), rescued["_c3"].as_str()), (Some("surplus"), Some("more, quoted")));
 }

@@ -1,6 +1,6 @@
 //! Large CSV and JSON files are parsed in blocks on several tasks at once: every row lands once, with its
 //! number within the file, whatever the blocks' edges cut through (quoted line breaks, doubled quotes, a quote
-//! inside an unquoted field, `\r\n` line ends, gzip); a row that does not fit, or a line with too many fields,
+//! inside an unquoted field, `\r\n` line ends, gzip); a row that does not fit, or a line with surplus fields,
 //! in a later block is named by its place in the file, not in its block.
 
 use tempfile::tempdir;
@@ -106,9 +106,16 @@ with open(f"{directory}/amounts.jsonl", "w") as f:
     assert!(error.contains("\"oops\""), "{error}");
 
     let fields = landing.path().join("fields.csv");
-    let output = sync_files(fields.to_str().expect("utf-8"), lake.dir.path(), "fields", &hints[..2]);
+    let output = sync_files(fields.to_str().expect("utf-8"), lake.dir.path(), "fields", &hints);
     let error = sync_error(&output);
-    assert!(error.contains("incorrect number of fields for line 350002,"), "counted from the file's start: {error}");
+    assert!(error.contains("row 350001 of") && error.contains("`_c2`"), "named by its place in the file: {error}");
+    assert_synced(&sync_files(fields.to_str().expect("utf-8"), lake.dir.path(), "fields", &hints[..2]));
+    let rescued = read_rows(&table_url(&lake, "fields"), &["_rescued_data", "id"]).await;
+    assert_eq!(rescued.len(), 400_000);
+    // Sorted with nulls first: the one rescued row comes last.
+    let (last, before) = (&rescued[rescued.len() - 1], &rescued[rescued.len() - 2]);
+    assert!(last.starts_with(r#"{"_c2":"surplus""#) && last.ends_with("|350000"), "{last}");
+    assert!(before.starts_with("∅|"), "one row rescued: {before}");
 
     let json = landing.path().join("amounts.jsonl");
     let output = sync_files(json.to_str().expect("utf-8"), lake.dir.path(), "json_amounts", &hints);

@@ -91,6 +91,27 @@ impl<R: AsyncBufRead + Unpin> CsvBlocks<R> {
     }
 }
 
+/// The most fields a record of `block` (whole records) has.
+pub fn most_fields(dialect: &CsvDialect, block: &[u8]) -> usize {
+    let mut reader = records_reader(dialect);
+    let (mut output, mut ends) = (vec![0_u8; 64 * 1024], vec![0_usize; 1024]);
+    let (mut at, mut fields, mut most) = (0, 0, 0);
+    loop {
+        // Once the block is read, empty input tells csv-core it ended: its last record completes.
+        let (result, read, _, ended) = reader.read_record(&block[at..], &mut output, &mut ends);
+        at += read;
+        fields += ended;
+        match result {
+            ReadRecordResult::Record => {
+                most = most.max(fields);
+                fields = 0;
+            }
+            ReadRecordResult::End => return most,
+            ReadRecordResult::InputEmpty | ReadRecordResult::OutputFull | ReadRecordResult::OutputEndsFull => {}
+        }
+    }
+}
+
 fn records_reader(dialect: &CsvDialect) -> Reader {
     ReaderBuilder::new()
         .delimiter(dialect.delimiter)
@@ -188,6 +209,14 @@ mod tests {
         let escaped = CsvDialect { escape: Some(b'\\'), ..dialect() };
         let mut reader = records_reader(&escaped);
         assert_eq!(row_end_by_records(&mut reader, b"a,\"x\\\"\ny\"\nz"), Some(10));
+    }
+
+    #[test]
+    fn the_widest_record_is_counted_quotes_and_all() {
+        assert_eq!(most_fields(&dialect(), b"a,b\n1,\"x,y\",3,4\n5"), 4);
+        assert_eq!(most_fields(&dialect(), b"a,b\r\n1,2,3"), 3, "the last record, without a line break");
+        let wide = format!("{}\n", vec!["v"; 3000].join(","));
+        assert_eq!(most_fields(&dialect(), wide.as_bytes()), 3000);
     }
 
     #[tokio::test]

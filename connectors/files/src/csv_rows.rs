@@ -14,6 +14,7 @@ use connector_core::arrow::error::ArrowError;
 use serde_json::Value;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
+use crate::csv_blocks::most_fields;
 use crate::format_options::CsvDialect;
 use crate::rescued_data::{RESCUED_DATA, RescuedValues, RowOrigin};
 use crate::text_types::{TimeFormats, cast_text};
@@ -31,6 +32,7 @@ pub struct CsvLayout {
     format: CsvFormat,
     has_header: bool,
     null_value: Option<Scalar<StringArray>>,
+    dialect: CsvDialect,
 }
 
 impl CsvLayout {
@@ -63,7 +65,7 @@ impl CsvLayout {
             names.into_iter().map(|name| Field::new(name, DataType::Utf8, true)).collect::<Vec<_>>(),
         ));
         let null_value = dialect.null_value.as_deref().map(StringArray::new_scalar);
-        Ok(Some(CsvLayout { schema, format, has_header: dialect.header, null_value }))
+        Ok(Some(CsvLayout { schema, format, has_header: dialect.header, null_value, dialect: dialect.clone() }))
     }
 
     /// A decoder of the file's rows; `at_start`: of rows from the file's start, the header first.
@@ -98,6 +100,42 @@ impl CsvLayout {
         }
     }
 
+    /// [`text_rows_of_block`](Self::text_rows_of_block), keeping lines with more fields than the header: when
+    /// arrow's decoder refuses the block for them, it is decoded again with a text column for each surplus
+    /// field, named `_c<index>` (Spark's name for a column without a name), which the table does not have, so
+    /// that their values are rescued rather than the file refused. The common case pays nothing.
+    pub fn tolerant_text_rows(&self, block: &[u8], first: bool) -> Result<Vec<RecordBatch>, ArrowError> {
+        match self.text_rows_of_block(block, first) {
+            Err(ArrowError::CsvError(message)) if message.contains("incorrect number of fields") => {
+                let widest = most_fields(&self.dialect, block);
+                if widest <= self.schema.fields().len() {
+                    return Err(ArrowError::CsvError(message));
+                }
+                self.widened(widest).text_rows_of_block(block, first)
+            }
+            decoded => decoded,
+        }
+    }
+
+    /// The layout with text columns up to `fields`, named `_c<index>` (suffixed if the header took the name).
+    fn widened(&self, fields: usize) -> CsvLayout {
+        let mut columns: Vec<Field> = self.schema.fields().iter().map(|field| field.as_ref().clone()).collect();
+        for index in columns.len()..fields {
+            let mut name = format!("_c{index}");
+            while columns.iter().any(|column| column.name() == &name) {
+                name.push_str("_surplus");
+            }
+            columns.push(Field::new(name, DataType::Utf8, true));
+        }
+        CsvLayout {
+            schema: Arc::new(Schema::new(columns)),
+            format: self.format.clone(),
+            has_header: self.has_header,
+            null_value: self.null_value.clone(),
+            dialect: self.dialect.clone(),
+        }
+    }
+
     /// `batch` with the null value (`--null-value`) made null.
     fn with_nulls(&self, batch: RecordBatch) -> Result<RecordBatch, ArrowError> {
         let Some(null_value) = &self.null_value else { return Ok(batch) };
@@ -127,47 +165,6 @@ impl CsvLayout {
     }
 }
 
-/// A CSV file's rows as text columns, a batch at a time, in order (schema inference and previews, which want
-/// the first rows).
-pub struct CsvBatches<R> {
-    reader: R,
-    decoder: Decoder,
-    layout: CsvLayout,
-}
-
-impl<R> std::fmt::Debug for CsvBatches<R> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CsvBatches").field("layout", &self.layout).finish_non_exhaustive()
-    }
-}
-
-impl<R: AsyncBufRead + Unpin> CsvBatches<R> {
-    /// Reads the header (or counts the first line's fields); `None` for an empty file.
-    pub async fn open(mut reader: R, dialect: &CsvDialect) -> Result<Option<Self>, ArrowError> {
-        let Some(layout) = CsvLayout::open(&mut reader, dialect).await? else { return Ok(None) };
-        Ok(Some(CsvBatches { reader, decoder: layout.decoder(true), layout }))
-    }
-
-    /// The next rows, as text columns named by the header; `None` at the end of the file.
-    pub async fn next(&mut self) -> Result<Option<RecordBatch>, ArrowError> {
-        loop {
-            let buffer = self.reader.fill_buf().await.map_err(|cause| ArrowError::ExternalError(Box::new(cause)))?;
-            let decoded = self.decoder.decode(buffer)?;
-            self.reader.consume(decoded);
-            if decoded == 0 || self.decoder.capacity() == 0 {
-                break;
-            }
-        }
-        let Some(batch) = self.decoder.flush()? else { return Ok(None) };
-        self.layout.with_nulls(batch).map(Some)
-    }
-
-    /// The file's columns, all text.
-    pub fn schema(&self) -> &SchemaRef {
-        self.layout.schema()
-    }
-}
-
 /// The rows of a block of a CSV file in the table's columns, parsed away from the file's reader.
 #[derive(Debug)]
 pub enum BlockRows {
@@ -191,7 +188,7 @@ pub fn block_rows(
 ) -> Result<BlockRows, ArrowError> {
     let mut rows = Vec::new();
     let mut rows_before = 0;
-    for text in layout.text_rows_of_block(block, first)? {
+    for text in layout.tolerant_text_rows(block, first)? {
         // The rows' numbers only name a row that does not fit, which the reader names again.
         let origin = RowOrigin { file_path, first_row: 0, strict };
         match text_rows_for_table(&text, table, formats, origin) {

@@ -13,7 +13,8 @@ use serde_json::Value;
 use crate::avro_rows::avro_file_columns;
 use crate::binary_rows::binary_columns;
 use crate::config::SchemaEvolution;
-use crate::csv_rows::CsvBatches;
+use crate::csv_blocks::CsvBlocks;
+use crate::csv_rows::CsvLayout;
 use crate::file_bytes::open_decoded;
 use crate::file_reading::FileFormat;
 use crate::json_chunks::JsonChunks;
@@ -41,14 +42,23 @@ pub async fn sampled_columns(
             let Some(bytes) = open_decoded(location, file).await.map_err(|cause| store_error(file, cause))? else {
                 return Ok(None);
             };
-            let Some(mut batches) = CsvBatches::open(in_utf8(bytes, dialect.encoding), dialect)
-                .await
-                .map_err(|cause| decode_error(file, "CSV", cause))?
+            let mut text = in_utf8(bytes, dialect.encoding);
+            let Some(layout) =
+                CsvLayout::open(&mut text, dialect).await.map_err(|cause| decode_error(file, "CSV", cause))?
             else {
                 return Ok(None);
             };
-            let names: Vec<String> = batches.schema().fields().iter().map(|field| field.name().clone()).collect();
-            let first = batches.next().await.map_err(|cause| decode_error(file, "CSV", cause))?;
+            // The header's columns, from the first block's first rows (surplus fields are rescued, not columns).
+            let names: Vec<String> = layout.schema().fields().iter().map(|field| field.name().clone()).collect();
+            let block = CsvBlocks::new(text, dialect).next().await.map_err(|cause| decode_error(file, "CSV", cause))?;
+            let first = match block {
+                Some(block) => layout
+                    .tolerant_text_rows(&block, true)
+                    .map_err(|cause| decode_error(file, "CSV", cause))?
+                    .into_iter()
+                    .next(),
+                None => None,
+            };
             Ok(Some(
                 names
                     .iter()
