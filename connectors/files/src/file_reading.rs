@@ -7,6 +7,7 @@ use connector_core::engine::FileRead;
 use connector_core::error::{Error, Result};
 use connector_core::ingested_file::SourceFile;
 use connector_core::schema::TableSchema;
+use tokio::io::AsyncBufRead;
 
 use crate::avro_rows::open_avro;
 use crate::binary_rows::{DEFAULT_MAX_BINARY_FILE_BYTES, binary_row};
@@ -90,91 +91,13 @@ pub async fn read_file<S: RowSink>(
             let Some(bytes) = open_decoded(location, file).await.map_err(|cause| store_error(file, cause))? else {
                 return Ok(FileRead::Vanished);
             };
-            let mut text = in_utf8(bytes, dialect.encoding);
-            let Some(layout) =
-                CsvLayout::open(&mut text, dialect).await.map_err(|cause| decode_error(file, "CSV", cause))?
-            else {
-                return Ok(FileRead::Complete);
-            };
-            let (layout, table, times) = (Arc::new(layout), Arc::new(table), Arc::new(dialect.times.clone()));
-            let path: Arc<str> = Arc::from(file.path.as_str());
-            let mut blocks = CsvBlocks::new(text, dialect);
-            let mut parses = OrderedParses::new();
-            let (mut first, mut more) = (true, true);
-            loop {
-                while more && parses.has_room() {
-                    let Some(block) = blocks.next().await.map_err(|cause| decode_error(file, "CSV", cause))? else {
-                        more = false;
-                        break;
-                    };
-                    let (layout, table, times, path) = (layout.clone(), table.clone(), times.clone(), path.clone());
-                    parses.start(move || block_rows(&layout, &block, first, &table, &times, &path, strict));
-                    first = false;
-                }
-                let Some(parsed) = parses.next().await else { break };
-                let block_first_row = rows.rows_taken();
-                let parsed = parsed.map_err(|cause| read_error(file, "CSV", cause))?.map_err(|cause| {
-                    decode_error(file, "CSV", layout.in_file(cause, block_first_row, block_first_row == 0))
-                })?;
-                match parsed {
-                    BlockRows::Rows(batches) => {
-                        for batch in batches {
-                            if !rows.take(&batch).await? {
-                                return Ok(FileRead::Complete);
-                            }
-                        }
-                    }
-                    BlockRows::Unfit { text, rows_before } => {
-                        let origin =
-                            RowOrigin { file_path: &file.path, first_row: block_first_row + rows_before, strict };
-                        let cause = match text_rows_for_table(&text, &table, &times, origin) {
-                            Err(cause) => cause,
-                            Ok(_) => "internal: rows that did not fit fit when cast again".to_string(),
-                        };
-                        return Err(read_error(file, "CSV", cause));
-                    }
-                }
-            }
+            return read_csv(in_utf8(bytes, dialect.encoding), file, dialect, table, strict, rows).await;
         }
         FileFormat::Json { multi_line } => {
             let Some(bytes) = open_decoded(location, file).await.map_err(|cause| store_error(file, cause))? else {
                 return Ok(FileRead::Vanished);
             };
-            let decoder = Arc::new(JsonRows::new(&table));
-            let path: Arc<str> = Arc::from(file.path.as_str());
-            let mut chunks =
-                JsonChunks::open(bytes, *multi_line).await.map_err(|cause| decode_error(file, "JSON", cause))?;
-            let mut parses = OrderedParses::new();
-            let mut more = true;
-            loop {
-                while more && parses.has_room() {
-                    let Some(lines) = chunks.next_owned().await.map_err(|cause| decode_error(file, "JSON", cause))?
-                    else {
-                        more = false;
-                        break;
-                    };
-                    let (decoder, path) = (decoder.clone(), path.clone());
-                    parses.start(move || {
-                        // The rows' numbers only name a row that does not fit, which the reader names again.
-                        let decoded = decoder.decode(&lines, RowOrigin { file_path: &path, first_row: 0, strict });
-                        decoded.map_err(|_| lines)
-                    });
-                }
-                let Some(parsed) = parses.next().await else { break };
-                let batch = match parsed.map_err(|cause| read_error(file, "JSON", cause))? {
-                    Ok(batch) => batch,
-                    Err(lines) => {
-                        let cause = match decoder.decode(&lines, origin(rows)) {
-                            Err(cause) => cause,
-                            Ok(_) => "internal: rows that did not fit fit when decoded again".to_string(),
-                        };
-                        return Err(read_error(file, "JSON", cause));
-                    }
-                };
-                if !rows.take(&batch).await? {
-                    return Ok(FileRead::Complete);
-                }
-            }
+            return read_json(bytes, file, *multi_line, &table, strict, rows).await;
         }
         FileFormat::Binary { max_bytes } => {
             let Some(row) = binary_row(location, file, *max_bytes).await? else {
@@ -233,4 +156,106 @@ pub async fn read_file<S: RowSink>(
         }
     }
     Ok(FileRead::Complete)
+}
+
+/// A CSV file's rows: cut into blocks ([`CsvBlocks`]) parsed and cast on several tasks at once, handed to `rows`
+/// in the file's order.
+async fn read_csv<R: AsyncBufRead + Unpin, S: RowSink>(
+    mut text: R,
+    file: &SourceFile,
+    dialect: &CsvDialect,
+    table: Vec<Field>,
+    strict: bool,
+    rows: &mut S,
+) -> Result<FileRead> {
+    let Some(layout) = CsvLayout::open(&mut text, dialect).await.map_err(|cause| decode_error(file, "CSV", cause))?
+    else {
+        return Ok(FileRead::Complete);
+    };
+    let (layout, table, times) = (Arc::new(layout), Arc::new(table), Arc::new(dialect.times.clone()));
+    let path: Arc<str> = Arc::from(file.path.as_str());
+    let mut blocks = CsvBlocks::new(text, dialect);
+    let mut parses = OrderedParses::new();
+    let (mut started, mut handed_over, mut more) = (0_usize, 0_usize, true);
+    loop {
+        while more && parses.has_room() {
+            let Some(block) = blocks.next().await.map_err(|cause| decode_error(file, "CSV", cause))? else {
+                more = false;
+                break;
+            };
+            let (layout, table, times, path) = (layout.clone(), table.clone(), times.clone(), path.clone());
+            let first = started == 0;
+            parses.start(move || block_rows(&layout, &block, first, &table, &times, &path, strict));
+            started += 1;
+        }
+        let Some(parsed) = parses.next().await else { return Ok(FileRead::Complete) };
+        let (first, block_first_row) = (handed_over == 0, rows.rows_taken());
+        handed_over += 1;
+        let parsed = parsed
+            .map_err(|cause| read_error(file, "CSV", cause))?
+            .map_err(|cause| decode_error(file, "CSV", layout.in_file(cause, block_first_row, first)))?;
+        match parsed {
+            BlockRows::Rows(batches) => {
+                for batch in batches {
+                    if !rows.take(&batch).await? {
+                        return Ok(FileRead::Complete);
+                    }
+                }
+            }
+            BlockRows::Unfit { text, rows_before } => {
+                let origin = RowOrigin { file_path: &file.path, first_row: block_first_row + rows_before, strict };
+                let cause = match text_rows_for_table(&text, &table, &times, origin) {
+                    Err(cause) => cause,
+                    Ok(_) => "internal: rows that did not fit fit when cast again".to_string(),
+                };
+                return Err(read_error(file, "CSV", cause));
+            }
+        }
+    }
+}
+
+/// A JSON file's rows: its record chunks ([`JsonChunks`]) decoded on several tasks at once, handed to `rows` in
+/// the file's order.
+async fn read_json<R: AsyncBufRead + Unpin, S: RowSink>(
+    bytes: R,
+    file: &SourceFile,
+    multi_line: bool,
+    table: &[Field],
+    strict: bool,
+    rows: &mut S,
+) -> Result<FileRead> {
+    let decoder = Arc::new(JsonRows::new(table));
+    let path: Arc<str> = Arc::from(file.path.as_str());
+    let mut chunks = JsonChunks::open(bytes, multi_line).await.map_err(|cause| decode_error(file, "JSON", cause))?;
+    let mut parses = OrderedParses::new();
+    let mut more = true;
+    loop {
+        while more && parses.has_room() {
+            let Some(lines) = chunks.next_owned().await.map_err(|cause| decode_error(file, "JSON", cause))? else {
+                more = false;
+                break;
+            };
+            let (decoder, path) = (decoder.clone(), path.clone());
+            parses.start(move || {
+                // The rows' numbers only name a row that does not fit, which the reader names again.
+                let decoded = decoder.decode(&lines, RowOrigin { file_path: &path, first_row: 0, strict });
+                decoded.map_err(|_| lines)
+            });
+        }
+        let Some(parsed) = parses.next().await else { return Ok(FileRead::Complete) };
+        let batch = match parsed.map_err(|cause| read_error(file, "JSON", cause))? {
+            Ok(batch) => batch,
+            Err(lines) => {
+                let origin = RowOrigin { file_path: &file.path, first_row: rows.rows_taken(), strict };
+                let cause = match decoder.decode(&lines, origin) {
+                    Err(cause) => cause,
+                    Ok(_) => "internal: rows that did not fit fit when decoded again".to_string(),
+                };
+                return Err(read_error(file, "JSON", cause));
+            }
+        };
+        if !rows.take(&batch).await? {
+            return Ok(FileRead::Complete);
+        }
+    }
 }
