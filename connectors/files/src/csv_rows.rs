@@ -30,7 +30,6 @@ const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 pub struct CsvLayout {
     schema: SchemaRef,
     format: CsvFormat,
-    has_header: bool,
     null_value: Option<Scalar<StringArray>>,
     dialect: CsvDialect,
 }
@@ -65,12 +64,12 @@ impl CsvLayout {
             names.into_iter().map(|name| Field::new(name, DataType::Utf8, true)).collect::<Vec<_>>(),
         ));
         let null_value = dialect.null_value.as_deref().map(StringArray::new_scalar);
-        Ok(Some(CsvLayout { schema, format, has_header: dialect.header, null_value, dialect: dialect.clone() }))
+        Ok(Some(CsvLayout { schema, format, null_value, dialect: dialect.clone() }))
     }
 
     /// A decoder of the file's rows; `at_start`: of rows from the file's start, the header first.
     fn decoder(&self, at_start: bool) -> Decoder {
-        let format = self.format.clone().with_header(at_start && self.has_header);
+        let format = self.format.clone().with_header(at_start && self.dialect.header);
         ReaderBuilder::new(self.schema.clone()).with_format(format).with_batch_size(BATCH_ROWS).build_decoder()
     }
 
@@ -130,7 +129,6 @@ impl CsvLayout {
         CsvLayout {
             schema: Arc::new(Schema::new(columns)),
             format: self.format.clone(),
-            has_header: self.has_header,
             null_value: self.null_value.clone(),
             dialect: self.dialect.clone(),
         }
@@ -160,7 +158,7 @@ impl CsvLayout {
         let Some(at) = message.find(LINE).map(|at| at + LINE.len()) else { return cause };
         let digits = message[at..].bytes().take_while(u8::is_ascii_digit).count();
         let Ok(line) = message[at..at + digits].parse::<u64>() else { return cause };
-        let before = if first { 0 } else { first_row + u64::from(self.has_header) };
+        let before = if first { 0 } else { first_row + u64::from(self.dialect.header) };
         ArrowError::CsvError(format!("{}{}{}", &message[..at], line + before, &message[at + digits..]))
     }
 }

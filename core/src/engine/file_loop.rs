@@ -339,10 +339,7 @@ pub(super) async fn read_into_parquet<S: FileSource>(
         let (files, read) =
             joined.map_err(|panic| Error::state(format!("reading files ended abnormally: {panic}")))??;
         if let Some(files) = files {
-            match &mut written {
-                Some(all) => all.absorb(files)?,
-                None => written = Some(files),
-            }
+            gather(&mut written, files)?;
         }
         ingested.extend(read);
     }
@@ -396,13 +393,20 @@ async fn read_files<S: FileSource>(
     }
     let mut written: Option<WrittenFiles> = None;
     for mut files in encoded {
-        let files = files.finish().await?;
-        match &mut written {
-            Some(all) => all.absorb(files)?,
-            None => written = Some(files),
-        }
+        gather(&mut written, files.finish().await?)?;
     }
     Ok((written, ingested))
+}
+
+/// Adds `files` to those written so far, to commit together.
+fn gather(written: &mut Option<WrittenFiles>, files: WrittenFiles) -> Result<()> {
+    match written {
+        Some(all) => all.absorb(files),
+        None => {
+            *written = Some(files);
+            Ok(())
+        }
+    }
 }
 
 /// Commits a batch's rows, its files in the ledger and `token` in one Delta commit.
