@@ -3,9 +3,14 @@
 //! inside an unquoted field, `\r\n` line ends, gzip); a row that does not fit, or a line with surplus fields,
 //! in a later block is named by its place in the file, not in its block.
 
+use std::collections::BTreeSet;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
 use tempfile::tempdir;
 
-use crate::files::{assert_synced, python, sync_files, table_url};
+use crate::files::{assert_synced, python, rows_per_file, sync_files, table_url};
+use crate::support::connector_process::wait_for_exit;
 use crate::support::delta::{TempLake, read_rows};
 
 /// Rows written by Python's csv module (`\r\n` line ends): names with line breaks, doubled quotes and
@@ -147,4 +152,76 @@ with open(sys.argv[1], "w") as f:
         .take(3)
         .collect();
     assert!(misplaced.is_empty(), "rows not numbered as in the file: {misplaced:?}");
+}
+
+/// Files of several blocks (CSV) and chunks (JSON lines) each, two files a batch, the sync killed (`kill -9`)
+/// at random moments while blocks are in flight on several tasks: run again, every file lands once, each of its
+/// rows once with its own number in the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_of_multi_block_files_killed_at_random_moments_lands_each_row_once() {
+    const CSV_ROWS: usize = 150_000;
+    const JSON_ROWS: usize = 60_000;
+    let landing = tempdir().expect("landing");
+    let lake = TempLake::new();
+    let write = r#"
+import csv, json, sys
+directory, csv_rows, json_rows = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+for file in range(3):
+    with open(f"{directory}/orders-{file}.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "name", "amount"])
+        for i in range(csv_rows):
+            name = f'line one\nline "two" {i}' if i % 9 == 0 else f"customer {i} of the orders file"
+            writer.writerow([file * csv_rows + i, name, f"{i}.5"])
+    with open(f"{directory}/orders-{file}.jsonl", "w") as f:
+        for i in range(json_rows):
+            row = {"id": 1_000_000 + file * json_rows + i, "name": f"customer {i}", "amount": i + 0.5}
+            f.write(json.dumps(row) + "\n")
+"#;
+    let directory = landing.path().to_str().expect("utf-8");
+    python(write, &[directory, &CSV_ROWS.to_string(), &JSON_ROWS.to_string()]);
+    let first_csv = landing.path().join("orders-0.csv");
+    assert!(std::fs::metadata(&first_csv).expect("written").len() > 6 * 1024 * 1024, "several blocks a file");
+
+    let flags = ["--max-files-per-batch", "2", "--schema-hints", "id bigint, name string, amount double"];
+    let seed = fastrand::u64(..);
+    let mut random = fastrand::Rng::with_seed(seed);
+    let mut kills = 0;
+    for _ in 0..6 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_connector"))
+            .args(["sync", "files", "--path", directory, "--table", "raw.orders", "--once"])
+            .args(["--dest", lake.dir.path().to_str().expect("utf-8")])
+            .args(flags)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run connector");
+        tokio::time::sleep(Duration::from_millis(random.u64(100..4000))).await;
+        if child.try_wait().expect("poll").is_none() {
+            child.kill().expect("kill -9");
+            kills += 1;
+        }
+        wait_for_exit(&mut child);
+    }
+    assert!(kills > 0, "seed {seed}: no run was killed, so nothing was tested");
+    assert_synced(&sync_files(directory, lake.dir.path(), "orders", &flags));
+
+    let url = table_url(&lake, "orders");
+    let per_file = rows_per_file(&url).await;
+    assert_eq!(per_file.len(), 6, "seed {seed}, {kills} kills: every file landed: {per_file:?}");
+    for (file, rows) in &per_file {
+        let expected = if file.ends_with(".csv") { CSV_ROWS } else { JSON_ROWS };
+        assert_eq!(*rows, expected, "seed {seed}, {kills} kills: {file} exactly once");
+    }
+    let placed = read_rows(&url, &["_cdc_file_path", "_cdc_file_row", "id"]).await;
+    let distinct: BTreeSet<(&str, &str)> = placed
+        .iter()
+        .map(|row| {
+            let mut cells = row.split('|');
+            (cells.next().expect("path"), cells.next().expect("row"))
+        })
+        .collect();
+    assert_eq!(distinct.len(), 3 * (CSV_ROWS + JSON_ROWS), "seed {seed}: each row of each file once");
+    let ids: BTreeSet<&str> = placed.iter().filter_map(|row| row.rsplit('|').next()).collect();
+    assert_eq!(ids.len(), placed.len(), "seed {seed}: no id twice");
 }
