@@ -47,8 +47,9 @@ pub enum Command {
     Sync(SyncArgs),
     /// Run every pipeline of a config file on its schedule (interval, cron or continuous) until stopped.
     Run(RunArgs),
-    /// Load files (local files, directories, globs, s3:// URLs) into a table in one commit: infer the columns,
-    /// create the table (or append, overwrite, or merge on --key), print the columns and the rows written.
+    /// Load files (local files, directories, globs, s3://, gs:// and az:// URLs) into a table in one commit:
+    /// infer the columns, create the table (or append, overwrite, or merge on --key), print the columns and the
+    /// rows written.
     Load(Box<connector_files::load::LoadArgs>),
     /// Show the columns a load of the files would create and their first rows, writing nothing (the upload
     /// page's preview): edit the types and pass them to load as --schema-hints.

@@ -8,6 +8,7 @@ mod delta_sink;
 mod file_bad_input;
 mod file_blocks;
 mod file_formats;
+mod file_stores;
 mod files;
 mod harness;
 mod load_merge;

@@ -32,7 +32,8 @@ pub const LOAD_PIPELINE: &str = "load";
 #[derive(Debug, Args)]
 pub struct LoadArgs {
     /// Files to load: local files, directories (every file below), globs ('exports/2026-*.csv') and object-store
-    /// URLs (s3://bucket/key, or s3://bucket/prefix/ for every file below).
+    /// URLs (s3://bucket/key, gs://…, az://container/key, or a prefix such as s3://bucket/prefix/ for every file
+    /// below).
     #[arg(required = true, value_name = "PATH_OR_URL")]
     pub paths: Vec<String>,
 

@@ -5,11 +5,35 @@ use std::sync::Arc;
 
 use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
+use object_store::azure::MicrosoftAzureBuilder;
+use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use url::Url;
 
 use connector_core::error::{Error, Result};
+
+/// The error of a store that cannot be opened, naming where its credentials come from.
+fn cannot_open(text: &str, credentials: &str, cause: object_store::Error) -> Error {
+    Error::config(format!("cannot open `{text}`; check {credentials}")).caused_by(cause)
+}
+
+/// The root URL of an Azure location and the key prefix below it. The container is in the host (`az://c/…`,
+/// `abfss://c@account.dfs.core.windows.net/…` keeps the account in the root) or, for `https://account.blob…/c/…`,
+/// the first segment of the path.
+fn azure_root(url: &Url) -> (String, &str) {
+    let host = url.host_str().unwrap_or_default();
+    let user = url.username();
+    if url.scheme() == "https" {
+        let path = url.path().trim_start_matches('/');
+        let (container, below) = path.split_once('/').unwrap_or((path, ""));
+        (format!("https://{host}/{container}/"), below)
+    } else if user.is_empty() {
+        (format!("{}://{host}/", url.scheme()), url.path())
+    } else {
+        (format!("{}://{user}@{host}/", url.scheme()), url.path())
+    }
+}
 
 /// The files' store, and the prefix under which they are listed.
 #[derive(Debug, Clone)]
@@ -17,14 +41,16 @@ pub struct FileLocation {
     pub store: Arc<dyn ObjectStore>,
     /// Listed recursively.
     pub prefix: Path,
-    /// The URL of the store's root, which a file's path is appended to: `file:///`, `s3://bucket/`.
+    /// The URL of the store's root, which a file's path is appended to: `file:///`, `s3://bucket/`,
+    /// `az://container/`.
     root: String,
     /// The one file to take, when the location names a file rather than a directory.
     single_file: Option<Path>,
 }
 
 impl FileLocation {
-    /// Parses a local path (`./landing`, `/data/orders.csv`, `file:///data/`) or `s3://bucket/prefix/`.
+    /// Parses a local path (`./landing`, `/data/orders.csv`, `file:///data/`) or an object-store prefix:
+    /// `s3://bucket/prefix/`, `gs://bucket/prefix/`, `az://container/prefix/` (and Azure's other URL forms).
     pub fn parse(text: &str) -> Result<Self> {
         let text = text.trim();
         match Url::parse(text) {
@@ -59,27 +85,41 @@ impl FileLocation {
     }
 
     fn remote(url: &Url, text: &str) -> Result<Self> {
-        match url.scheme() {
+        let (store, root, key_prefix): (Arc<dyn ObjectStore>, String, &str) = match url.scheme() {
             "s3" | "s3a" => {
                 let bucket = url.host_str().unwrap_or_default();
-                let store = AmazonS3Builder::from_env().with_bucket_name(bucket).build().map_err(|cause| {
-                    Error::config(format!("cannot open `{text}`; check the AWS_* environment variables"))
-                        .caused_by(cause)
-                })?;
-                let prefix = Path::from_url_path(url.path()).map_err(|cause| {
-                    Error::config(format!("`{text}` is not a usable object key prefix")).caused_by(cause)
-                })?;
-                Ok(FileLocation {
-                    store: Arc::new(store),
-                    prefix,
-                    root: format!("{}://{bucket}/", url.scheme()),
-                    single_file: None,
-                })
+                let store = AmazonS3Builder::from_env()
+                    .with_bucket_name(bucket)
+                    .build()
+                    .map_err(|cause| cannot_open(text, "the AWS_* environment variables", cause))?;
+                (Arc::new(store), format!("{}://{bucket}/", url.scheme()), url.path())
             }
-            other => Err(Error::config(format!(
-                "files at `{other}://` are not supported yet; use a local path or s3://bucket/prefix/"
-            ))),
-        }
+            "gs" => {
+                let bucket = url.host_str().unwrap_or_default();
+                let store = GoogleCloudStorageBuilder::from_env()
+                    .with_bucket_name(bucket)
+                    .build()
+                    .map_err(|cause| cannot_open(text, "GOOGLE_APPLICATION_CREDENTIALS", cause))?;
+                (Arc::new(store), format!("gs://{bucket}/"), url.path())
+            }
+            "az" | "azure" | "abfs" | "abfss" | "https" => {
+                let store = MicrosoftAzureBuilder::from_env()
+                    .with_url(url.as_str())
+                    .build()
+                    .map_err(|cause| cannot_open(text, "the AZURE_* environment variables", cause))?;
+                let (root, key_prefix) = azure_root(url);
+                (Arc::new(store), root, key_prefix)
+            }
+            other => {
+                return Err(Error::config(format!(
+                    "files at `{other}://` are not supported; use a local path, s3://bucket/prefix/, \
+                     gs://bucket/prefix/ or az://container/prefix/ (abfss://container@account.dfs.core.windows.net/…)"
+                )));
+            }
+        };
+        let prefix = Path::from_url_path(key_prefix)
+            .map_err(|cause| Error::config(format!("`{text}` is not a usable object key prefix")).caused_by(cause))?;
+        Ok(FileLocation { store, prefix, root, single_file: None })
     }
 
     /// Whether the file named `url` is in this location's store.
@@ -101,17 +141,22 @@ impl FileLocation {
             .map_err(|cause| Error::state(format!("internal: {url} is not a store path")).caused_by(cause))
     }
 
-    /// The store path of object `key` of `bucket`, when the object is in this location: in its bucket, below its
-    /// prefix.
+    /// The store path of object `key` of S3 bucket `bucket` (as an S3 event names it), when the object is in
+    /// this location: in its bucket, below its prefix.
     pub fn object_in_bucket(&self, bucket: &str, key: &str) -> Option<Path> {
         let path = Path::parse(key).ok()?;
-        (self.bucket() == Some(bucket) && path.prefix_matches(&self.prefix)).then_some(path)
+        (self.s3_bucket() == Some(bucket) && path.prefix_matches(&self.prefix)).then_some(path)
     }
 
-    /// The bucket of an object-store location; `None` for local files.
-    pub fn bucket(&self) -> Option<&str> {
+    /// The bucket of an S3 location; `None` for local files and other stores.
+    pub fn s3_bucket(&self) -> Option<&str> {
         let (scheme, rest) = self.root.split_once("://")?;
-        (scheme != "file").then(|| rest.trim_end_matches('/'))
+        matches!(scheme, "s3" | "s3a").then(|| rest.trim_end_matches('/'))
+    }
+
+    /// Whether `other` is in the same store (the same bucket, container or local file system).
+    pub fn same_store(&self, other: &FileLocation) -> bool {
+        self.root == other.root
     }
 
     /// The file this location names, if it names one file.

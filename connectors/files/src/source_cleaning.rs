@@ -56,7 +56,7 @@ impl SourceCleaning {
                     })?;
                 }
                 let destination = FileLocation::parse(to)?;
-                if destination.bucket() != source.bucket() {
+                if !destination.same_store(source) {
                     return Err(Error::config(format!(
                         "clean_source_move_to `{to}` is not in the store of the files it archives; give a \
                          directory of the same bucket (or, for local files, a local directory)"

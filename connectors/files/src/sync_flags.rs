@@ -109,7 +109,8 @@ impl FormatFlags {
 
 #[derive(Debug, Args)]
 pub struct FilesSyncFlags {
-    /// Where the files are: a local directory or file, or s3://bucket/prefix/ (AWS_* variables).
+    /// Where the files are: a local directory or file, or s3://, gs:// or az:// bucket/prefix/ (the stores' usual
+    /// environment variables: AWS_*, GOOGLE_*, AZURE_*).
     #[arg(long)]
     pub path: String,
 

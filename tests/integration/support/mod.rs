@@ -1,6 +1,7 @@
 //! Shared test support: real servers and emulators, building change batches, reading Delta tables back and
 //! driving the connector binary.
 
+pub mod azurite;
 pub mod binlog_tamperer;
 pub mod certificates;
 pub mod connector_process;
