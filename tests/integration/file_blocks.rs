@@ -225,3 +225,47 @@ for file in range(3):
     let ids: BTreeSet<&str> = placed.iter().filter_map(|row| row.rsplit('|').next()).collect();
     assert_eq!(ids.len(), placed.len(), "seed {seed}: no id twice");
 }
+
+/// A Parquet file of many row groups (pyarrow), read a row group per task: every row once with its number in
+/// the file, and a value that does not fit, in a late row group, named by its row in the file (strict mode) or
+/// rescued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parquet_files_row_groups_read_at_once_land_every_row_numbered_as_in_the_file() {
+    let landing = tempdir().expect("landing");
+    let lake = TempLake::new();
+    let path = landing.path().join("orders.parquet");
+    let write = r#"
+import pyarrow as pa, pyarrow.parquet as pq, sys
+count = int(sys.argv[2])
+table = pa.table({
+    "id": pa.array(range(count), pa.int64()),
+    "amount": pa.array(["oops" if i == 170_000 else f"{i}.5" for i in range(count)]),
+})
+pq.write_table(table, sys.argv[1], row_group_size=7_000)
+print(pq.ParquetFile(sys.argv[1]).num_row_groups)
+"#;
+    let groups = python(write, &[path.to_str().expect("utf-8"), "200000"]);
+    assert_eq!(groups.trim(), "29", "many row groups");
+    let file = path.to_str().expect("utf-8");
+    let hints = ["--schema-hints", "amount double"];
+
+    let output = sync_files(file, lake.dir.path(), "strict", &[&hints[..], &["--strict"]].concat());
+    let error = sync_error(&output);
+    assert!(error.contains("row 170001 of") && error.contains("\"oops\""), "named by its row in the file: {error}");
+
+    assert_synced(&sync_files(file, lake.dir.path(), "orders", &hints));
+    let rows = read_rows(&table_url(&lake, "orders"), &["id", "_cdc_file_row", "amount", "_rescued_data"]).await;
+    assert_eq!(rows.len(), 200_000, "every row once");
+    let misplaced: Vec<&String> = rows
+        .iter()
+        .filter(|row| {
+            let cells: Vec<&str> = row.splitn(4, '|').collect();
+            let fits = cells[2] == format!("{}.5", cells[0]) && cells[3] == "∅";
+            cells[0] != cells[1] || (!fits && cells[0] != "170000")
+        })
+        .take(3)
+        .collect();
+    assert!(misplaced.is_empty(), "rows not numbered as in the file: {misplaced:?}");
+    let rescued = rows.iter().find(|row| row.starts_with("170000|")).expect("the row that does not fit");
+    assert!(rescued.contains(r#""amount":"oops""#), "rescued, not dropped: {rescued}");
+}

@@ -1,13 +1,18 @@
 //! Reads one file into the table's rows, in the file's format.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
+use connector_core::arrow::array::RecordBatch;
 use connector_core::arrow::datatypes::Field;
 use connector_core::engine::FileRead;
 use connector_core::error::{Error, Result};
 use connector_core::ingested_file::SourceFile;
 use connector_core::schema::TableSchema;
+use futures::StreamExt;
 use tokio::io::AsyncBufRead;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 use crate::avro_rows::open_avro;
 use crate::binary_rows::{DEFAULT_MAX_BINARY_FILE_BYTES, binary_row};
@@ -21,7 +26,7 @@ use crate::json_rows::JsonRows;
 use crate::line_chunks::LineChunks;
 use crate::location::FileLocation;
 use crate::ordered_parses::OrderedParses;
-use crate::parquet_rows::{next_parquet_rows, open_parquet};
+use crate::parquet_rows::ParquetRowGroups;
 use crate::read_errors::{decode_error, read_error, store_error};
 use crate::rescued_data::RowOrigin;
 use crate::row_sink::RowSink;
@@ -125,22 +130,7 @@ pub async fn read_file<S: RowSink>(
                 }
             }
         }
-        FileFormat::Parquet => {
-            let Some(mut stream) =
-                open_parquet(location, file).await.map_err(|cause| decode_error(file, "Parquet", cause))?
-            else {
-                return Ok(FileRead::Vanished);
-            };
-            while let Some(batch) =
-                next_parquet_rows(&mut stream).await.map_err(|cause| decode_error(file, "Parquet", cause))?
-            {
-                let batch = typed_rows_for_table(&batch, &table, origin(rows))
-                    .map_err(|cause| read_error(file, "Parquet", cause))?;
-                if !rows.take(&batch).await? {
-                    return Ok(FileRead::Complete);
-                }
-            }
-        }
+        FileFormat::Parquet => return read_parquet(location, file, table, strict, rows).await,
         FileFormat::Avro => {
             // An empty file has no rows; one gone since its listing has vanished.
             let Some(mut batches) = open_avro(location, file).await? else {
@@ -258,4 +248,94 @@ async fn read_json<R: AsyncBufRead + Unpin, S: RowSink>(
             return Ok(FileRead::Complete);
         }
     }
+}
+
+/// A Parquet file's rows: a row group at a time, on as many tasks as cores when the file has several and the
+/// sink takes rows in any order (each batch tells its first row's number), else in order on this task. Memory
+/// holds a few batches per task: a task waits while its finished batches are not taken.
+async fn read_parquet<S: RowSink>(
+    location: &FileLocation,
+    file: &SourceFile,
+    table: Vec<Field>,
+    strict: bool,
+    rows: &mut S,
+) -> Result<FileRead> {
+    let Some(groups) =
+        ParquetRowGroups::open(location, file).await.map_err(|cause| decode_error(file, "Parquet", cause))?
+    else {
+        return Ok(FileRead::Vanished);
+    };
+    let tasks = std::thread::available_parallelism().map_or(2, std::num::NonZero::get).min(groups.count());
+    if tasks < 2 || !rows.takes_any_order() {
+        let mut stream =
+            groups.rows((0..groups.count()).collect()).map_err(|cause| decode_error(file, "Parquet", cause))?;
+        while let Some(batch) = stream.next().await.transpose().map_err(|cause| decode_error(file, "Parquet", cause))? {
+            let origin = RowOrigin { file_path: &file.path, first_row: rows.rows_taken(), strict };
+            let batch =
+                typed_rows_for_table(&batch, &table, origin).map_err(|cause| read_error(file, "Parquet", cause))?;
+            if !rows.take(&batch).await? {
+                break;
+            }
+        }
+        return Ok(FileRead::Complete);
+    }
+
+    let (groups, table, file) = (Arc::new(groups), Arc::new(table), Arc::new(file.clone()));
+    let next_group = Arc::new(AtomicUsize::new(0));
+    let (sender, mut finished) = mpsc::channel::<Result<(RecordBatch, u64)>>(tasks * 2);
+    let mut readers = JoinSet::new();
+    for _ in 0..tasks {
+        let (groups, table, file, next_group, sender) =
+            (groups.clone(), table.clone(), file.clone(), next_group.clone(), sender.clone());
+        readers.spawn(async move {
+            loop {
+                let index = next_group.fetch_add(1, Ordering::Relaxed);
+                if index >= groups.count() {
+                    return;
+                }
+                if let Err(error) = read_row_group(&groups, index, &table, &file, strict, &sender).await {
+                    // The receiver is gone only when the reader stopped early; then nothing is waiting.
+                    let _ = sender.send(Err(error)).await;
+                    return;
+                }
+            }
+        });
+    }
+    drop(sender);
+    while let Some(batch) = finished.recv().await {
+        let (batch, first_row) = batch?;
+        if !rows.take_at(&batch, first_row).await? {
+            // Dropping the set aborts the readers still running.
+            return Ok(FileRead::Complete);
+        }
+    }
+    // Every reader has let go of its sender; one that ended abnormally sent nothing more, so its rows are not
+    // all there: that must stop the batch.
+    while let Some(ended) = readers.join_next().await {
+        ended.map_err(|panic| Error::state(format!("internal: reading {} ended abnormally: {panic}", file.path)))?;
+    }
+    Ok(FileRead::Complete)
+}
+
+/// Sends the rows of row group `index`, cast to the table's columns, with each batch's first row's number.
+async fn read_row_group(
+    groups: &ParquetRowGroups,
+    index: usize,
+    table: &[Field],
+    file: &SourceFile,
+    strict: bool,
+    finished: &mpsc::Sender<Result<(RecordBatch, u64)>>,
+) -> Result<()> {
+    let mut stream = groups.rows(vec![index]).map_err(|cause| decode_error(file, "Parquet", cause))?;
+    let mut first_row = groups.first_row(index);
+    while let Some(batch) = stream.next().await.transpose().map_err(|cause| decode_error(file, "Parquet", cause))? {
+        let origin = RowOrigin { file_path: &file.path, first_row, strict };
+        let batch = typed_rows_for_table(&batch, table, origin).map_err(|cause| read_error(file, "Parquet", cause))?;
+        let count = batch.num_rows() as u64;
+        if finished.send(Ok((batch, first_row))).await.is_err() {
+            return Ok(());
+        }
+        first_row += count;
+    }
+    Ok(())
 }

@@ -94,4 +94,12 @@ impl RowSink for PreviewRows {
     fn rows_taken(&self) -> u64 {
         self.of_file
     }
+
+    fn takes_any_order(&self) -> bool {
+        false
+    }
+
+    async fn take_at(&mut self, rows: &RecordBatch, _first_row: u64) -> Result<bool> {
+        self.take(rows).await
+    }
 }

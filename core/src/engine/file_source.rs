@@ -117,16 +117,22 @@ impl FileRows {
 
     /// Streams rows (the next ones of the file, in the table's source columns) into the table's files.
     pub async fn write(&mut self, rows: &RecordBatch) -> Result<()> {
+        self.write_at(rows, self.rows).await
+    }
+
+    /// Streams rows whose first is row `first_row` of the file (from 0) into the table's files: for a reader
+    /// that reads parts of the file at once and hands them over as they finish.
+    pub async fn write_at(&mut self, rows: &RecordBatch, first_row: u64) -> Result<()> {
         if rows.num_rows() == 0 {
             return Ok(());
         }
-        let encoded = EncodedRows::OfFile { rows: rows.clone(), file: self.file.clone(), first_row: self.rows };
+        let encoded = EncodedRows::OfFile { rows: rows.clone(), file: self.file.clone(), first_row };
         self.encoders.encode(encoded, &self.file.path).await?;
         self.rows += rows.num_rows() as u64;
         Ok(())
     }
 
-    /// The rows of the file handed over so far: the number, from 0, of the next one.
+    /// The rows of the file handed over so far: when they come in order, the number, from 0, of the next one.
     pub fn rows_written(&self) -> u64 {
         self.rows
     }
