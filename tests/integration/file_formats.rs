@@ -303,3 +303,65 @@ for name, encoding in [("latin.csv", "latin-1"), ("wide.csv", "utf-16"), ("excel
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("latin.csv") && stderr.contains("UTF"), "{stderr}");
 }
+
+/// Numbers with a point in JSON lines (Python's json module) land as exact decimals, as CSV's do; a later value
+/// the decimal cannot hold as it is (more fraction or whole digits) is rescued, never rounded; and numbers past
+/// a double's precision keep every digit in a hinted decimal, whether the chunk decodes at once or line by line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_numbers_with_a_point_land_as_exact_decimals_and_values_that_do_not_fit_are_rescued() {
+    let landing = tempfile::tempdir().expect("landing directory");
+    let lake = TempLake::new();
+    let root = landing.path().to_str().expect("utf-8");
+    python(
+        r#"
+import json, sys
+with open(f"{sys.argv[1]}/a.jsonl", "w") as f:
+    for i in range(3000):
+        f.write(json.dumps({"id": i, "amount": round(1000 + i / 100, 2), "ratio": 1.5e-3 * i}) + "\n")
+"#,
+        &[root],
+    );
+    assert_synced(&sync_files(root, lake.dir.path(), "amounts", &[]));
+    let url = table_url(&lake, "amounts");
+    let rows = read_rows(&url, &["id", "amount"]).await;
+    assert_eq!(rows.len(), 3000);
+    assert_eq!(&rows[..3], ["0|1000.00", "1|1000.01", "2|1000.02"], "decimal(6,2), exact");
+    assert_eq!(rows[2999], "2999|1029.99");
+    let ratios = read_rows(&url, &["ratio"]).await;
+    assert!(ratios.iter().any(|ratio| ratio.contains('e') || ratio.len() > 8), "exponents make doubles: {ratios:?}");
+
+    python(
+        r#"
+import json, sys
+with open(f"{sys.argv[1]}/b.jsonl", "w") as f:
+    for id, amount in [(5000, 7.25), (5001, 12.345), (5002, 123456.5)]:
+        f.write(json.dumps({"id": id, "amount": amount}) + "\n")
+"#,
+        &[root],
+    );
+    assert_synced(&sync_files(root, lake.dir.path(), "amounts", &[]));
+    let rows = read_rows(&url, &["id", "amount", "_rescued_data"]).await;
+    let later: Vec<&String> = rows.iter().filter(|row| row.starts_with("500") && row.as_bytes()[4] == b'|').collect();
+    assert_eq!(later.len(), 3, "{later:?}");
+    assert_eq!(later[0], "5000|7.25|∅");
+    assert!(later[1].starts_with("5001|∅|") && later[1].contains(r#""amount":"12.345""#), "{}", later[1]);
+    assert!(later[2].starts_with("5002|∅|") && later[2].contains(r#""amount":"123456.5""#), "{}", later[2]);
+
+    // Hinted: 26 digits (a double keeps 17), and a value with more fraction digits than the hint's scale. The
+    // second file has a line that is not JSON, so its chunk is decoded line by line.
+    let precise = tempfile::tempdir().expect("directory");
+    let lines = "{\"id\": 1, \"amount\": 12345678901234567.123456789}\n{\"id\": 2, \"amount\": 1.1234567891}\n";
+    std::fs::write(precise.path().join("at-once.jsonl"), lines).expect("write");
+    std::fs::write(precise.path().join("line-by-line.jsonl"), format!("{lines}not json\n")).expect("write");
+    let hints = ["--schema-hints", "amount decimal(38,9)"];
+    assert_synced(&sync_files(precise.path().to_str().expect("utf-8"), lake.dir.path(), "precise", &hints));
+    let rows = read_rows(&table_url(&lake, "precise"), &["_cdc_file_path", "id", "amount", "_rescued_data"]).await;
+    for file in ["at-once.jsonl", "line-by-line.jsonl"] {
+        let of_file: Vec<&String> = rows.iter().filter(|row| row.contains(file)).collect();
+        assert!(of_file.iter().any(|row| row.contains("|1|12345678901234567.123456789|∅")), "{file}: {of_file:?}");
+        assert!(
+            of_file.iter().any(|row| row.contains("|2|∅|") && row.contains(r#""amount":"1.1234567891""#)),
+            "{file}: rescued, not cut to 1.123456789: {of_file:?}"
+        );
+    }
+}

@@ -2,6 +2,8 @@
 //! footers (Parquet) or headers (Avro), merged with the table's own columns as the schema evolution mode says, schema hints
 //! winning over inference.
 
+use std::collections::HashMap;
+
 use connector_core::arrow::array::{Array, StringArray};
 use connector_core::arrow::datatypes::{DataType, Field};
 use connector_core::arrow::json::reader::infer_json_schema_from_iterator;
@@ -9,6 +11,7 @@ use connector_core::error::{Error, Result};
 use connector_core::ingested_file::SourceFile;
 use connector_core::schema::{Column, TableId, TableSchema};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::avro_rows::avro_file_columns;
 use crate::binary_rows::binary_columns;
@@ -25,7 +28,7 @@ use crate::rescued_data::RESCUED_DATA;
 use crate::stored_types::{common_type, stored_field};
 use crate::text_encoding::in_utf8;
 use crate::text_rows::text_columns;
-use crate::text_types::{infer_text_type, wider_text_type};
+use crate::text_types::{TimeFormats, infer_text_type, wider_text_type};
 
 /// Lines of a JSON lines file its columns are inferred from: each becomes a `serde_json::Value` first, which
 /// costs about ten times decoding it, so fewer than a CSV file's sampled rows.
@@ -89,15 +92,16 @@ pub async fn sampled_columns(
                 return Ok(None);
             };
             // Lines that are not objects are rescued when read; they say nothing of the columns.
-            let objects: Vec<Value> = lines
-                .split(|&byte| byte == b'\n')
-                .take(JSON_SAMPLE_LINES)
+            let sampled: Vec<&[u8]> = lines.split(|&byte| byte == b'\n').take(JSON_SAMPLE_LINES).collect();
+            let objects: Vec<Value> = sampled
+                .iter()
                 .filter_map(|line| serde_json::from_slice::<Value>(line).ok())
                 .filter(Value::is_object)
                 .collect();
             let schema = infer_json_schema_from_iterator(objects.iter().map(Ok))
                 .map_err(|cause| read_error(file, "JSON", cause))?;
-            Ok(Some(schema.fields().iter().map(|field| stored_field(field)).collect()))
+            let fields = schema.fields().iter().map(|field| stored_field(field)).collect();
+            Ok(Some(with_json_decimals(fields, &sampled)))
         }
         FileFormat::Text => Ok(Some(text_columns())),
         FileFormat::Binary { .. } => Ok(Some(binary_columns())),
@@ -109,6 +113,46 @@ pub async fn sampled_columns(
             }
         }
     }
+}
+
+/// `fields` (arrow's inference of `lines`) with each top-level `double` that the lines write as plain decimal
+/// numbers (`12.50`, `-0.125`; not `1e3`) a decimal, by the rule CSV values follow: arrow makes every number with
+/// a point a double, which would round amounts.
+fn with_json_decimals(fields: Vec<Field>, lines: &[&[u8]]) -> Vec<Field> {
+    let doubles: Vec<String> = fields
+        .iter()
+        .filter(|field| field.data_type() == &DataType::Float64)
+        .map(|field| field.name().clone())
+        .collect();
+    if doubles.is_empty() {
+        return fields;
+    }
+    let mut numbers: HashMap<&str, Vec<String>> = HashMap::new();
+    for line in lines {
+        let Ok(values) = serde_json::from_slice::<HashMap<String, &RawValue>>(line) else {
+            continue;
+        };
+        for name in &doubles {
+            let Some(text) = values.get(name).map(|value| value.get().trim()) else {
+                continue;
+            };
+            if text.starts_with(|first: char| first == '-' || first.is_ascii_digit()) {
+                numbers.entry(name).or_default().push(text.to_string());
+            }
+        }
+    }
+    fields
+        .into_iter()
+        .map(|field| {
+            let Some(texts) = numbers.get(field.name().as_str()) else {
+                return field;
+            };
+            match infer_text_type(&StringArray::from_iter_values(texts), &TimeFormats::default()) {
+                decimal @ DataType::Decimal128(..) => field.with_data_type(decimal),
+                _ => field,
+            }
+        })
+        .collect()
 }
 
 /// Merges the sampled files' columns: by name, in the order first seen, a name's types widened together.

@@ -3,15 +3,18 @@
 //! again line by line, each value that does not fit its column (and each line that is not an object) kept in
 //! `_rescued_data`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use connector_core::arrow::array::{ArrayRef, RecordBatch, new_null_array};
+use connector_core::arrow::array::{ArrayRef, AsArray, RecordBatch, new_null_array};
 use connector_core::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
 use connector_core::arrow::error::ArrowError;
 use connector_core::arrow::json::ReaderBuilder;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::rescued_data::{RESCUED_DATA, RescuedValues, RowOrigin};
+use crate::text_types::{TimeFormats, cast_text};
 
 /// The key a line that is not a JSON object is rescued under (Spark's name for it).
 const CORRUPT_RECORD: &str = "_corrupt_record";
@@ -20,14 +23,30 @@ const CORRUPT_RECORD: &str = "_corrupt_record";
 #[derive(Debug)]
 pub struct JsonRows {
     table: SchemaRef,
-    /// The table's columns but the rescued one: what the JSON decoder fills.
+    /// The table's columns but the rescued one: what the JSON decoder fills, decimal ones as text.
     decoded: SchemaRef,
+    /// The decimal columns (by place in `decoded`), which the decoder reads as their text: arrow's JSON decoder
+    /// drops a number's digits past the column's scale (1.239 into two decimals gives 1.23), where a value that
+    /// does not fit must be rescued. The text is converted here, by the rule CSV values follow.
+    decimals: Vec<(usize, DataType)>,
 }
 
 impl JsonRows {
     pub fn new(table: &[Field]) -> Self {
-        let decoded: Vec<Field> = table.iter().filter(|field| field.name() != RESCUED_DATA).cloned().collect();
-        JsonRows { table: Arc::new(Schema::new(table.to_vec())), decoded: Arc::new(Schema::new(decoded)) }
+        let mut decimals = Vec::new();
+        let decoded: Vec<Field> = table
+            .iter()
+            .filter(|field| field.name() != RESCUED_DATA)
+            .enumerate()
+            .map(|(index, field)| match field.data_type() {
+                DataType::Decimal128(..) => {
+                    decimals.push((index, field.data_type().clone()));
+                    field.clone().with_data_type(DataType::Utf8)
+                }
+                _ => field.clone(),
+            })
+            .collect();
+        JsonRows { table: Arc::new(Schema::new(table.to_vec())), decoded: Arc::new(Schema::new(decoded)), decimals }
     }
 
     /// A decoder of up to `rows` rows at once.
@@ -74,6 +93,7 @@ impl JsonRows {
             let mut rescued = Map::new();
             let object = match serde_json::from_slice::<Value>(line) {
                 Ok(Value::Object(mut object)) => {
+                    self.keep_decimal_text(line, &mut object);
                     let keys: Vec<String> = object.keys().cloned().collect();
                     for key in keys {
                         let fits = self
@@ -113,6 +133,23 @@ impl JsonRows {
         self.with_rescued(batch, Some(rescued_rows), origin)
     }
 
+    /// The numbers of `object`'s decimal columns as their text in `line`: `serde_json::Value` holds a number
+    /// with a point as a double, which would round it.
+    fn keep_decimal_text(&self, line: &[u8], object: &mut Map<String, Value>) {
+        if self.decimals.is_empty() {
+            return;
+        }
+        let Ok(texts) = serde_json::from_slice::<HashMap<String, &RawValue>>(line) else {
+            return;
+        };
+        for (index, _) in &self.decimals {
+            let name = self.decoded.field(*index).name();
+            if let (Some(Value::Number(_)), Some(text)) = (object.get(name), texts.get(name)) {
+                object.insert(name.clone(), Value::String(text.get().trim().to_string()));
+            }
+        }
+    }
+
     fn serializes(&self, object: &Map<String, Value>) -> bool {
         self.decoder(false, 1)
             .is_ok_and(|mut decoder| decoder.serialize(std::slice::from_ref(object)).is_ok() && decoder.flush().is_ok())
@@ -132,13 +169,25 @@ impl JsonRows {
                 rescued.keep(row, &key, value);
             }
         }
-        let mut decoded = batch.columns().iter();
+        let mut decoded = batch.columns().iter().enumerate();
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.table.fields().len());
         for field in self.table.fields() {
             let column = if field.name() == RESCUED_DATA {
                 new_null_array(&DataType::Utf8, rows)
             } else {
-                decoded.next().cloned().ok_or("internal: the decoder gave fewer columns than the table has")?
+                let (index, column) =
+                    decoded.next().ok_or("internal: the decoder gave fewer columns than the table has")?;
+                match self.decimals.iter().find(|(decimal, _)| *decimal == index) {
+                    None => column.clone(),
+                    Some((_, data_type)) => {
+                        let texts = column.as_string::<i32>();
+                        let (converted, unfit) = cast_text(texts, data_type, &TimeFormats::default());
+                        for row in unfit {
+                            rescued.keep(row, field.name(), Value::String(texts.value(row).to_string()));
+                        }
+                        converted
+                    }
+                }
             };
             columns.push(column);
         }
