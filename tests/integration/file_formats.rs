@@ -365,3 +365,68 @@ with open(f"{sys.argv[1]}/b.jsonl", "w") as f:
         );
     }
 }
+
+/// JSON lines and text files in other encodings (Python's json module, written as UTF-16 and Latin-1) land as
+/// text; JSON strings that are all dates or timestamps, ISO 8601 or in the given patterns, land as dates and
+/// timestamps, and a later value in another form is rescued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_and_text_in_other_encodings_and_json_dates_land_typed() {
+    let landing = tempfile::tempdir().expect("landing directory");
+    let lake = TempLake::new();
+    python(
+        r#"
+import json, sys
+root = sys.argv[1]
+rows = [{"id": 1, "name": "café", "day": "05/12/2026", "at": "05/12/2026 10:30", "seen": "2026-12-05T10:30:00Z"},
+        {"id": 2, "name": "naïve", "day": "31/01/1999", "at": "31/01/1999 23:59", "seen": "1999-01-31T23:59:00+01:00"}]
+with open(f"{root}/wide.jsonl", "w", encoding="utf-16") as f:
+    for row in rows:
+        f.write(json.dumps(row, ensure_ascii=False) + "\n")
+with open(f"{root}/notes.txt", "w", encoding="latin-1") as f:
+    f.write("première ligne\nzweite Zeile: Grüße\n")
+"#,
+        &[landing.path().to_str().expect("utf-8")],
+    );
+    let lake_path = lake.dir.path().to_str().expect("utf-8");
+    let wide = landing.path().join("wide.jsonl");
+    let patterns = ["--date-format", "%d/%m/%Y", "--timestamp-format", "%d/%m/%Y %H:%M", "--encoding", "utf-16le"];
+    let args = [wide.to_str().expect("utf-8"), "--dest", lake_path, "--table", "raw.wide"];
+    let output = crate::files::load(&[args.as_slice(), &patterns].concat());
+    assert_synced(&output);
+    let printed = String::from_utf8_lossy(&output.stdout);
+    // With a timestamp pattern, timestamps are those written in it (as for CSV): `seen` stays text here.
+    for column in ["  name string\n", "  day date\n", "  at timestamp_ntz\n", "  seen string\n"] {
+        assert!(printed.contains(column), "{column:?} in {printed}");
+    }
+    let url = lake.table_url(&connector_core::schema::TableId::new("raw", "wide"));
+    let rows = read_rows(&url, &["id", "name", "day", "at"]).await;
+    assert_eq!(rows, ["1|café|2026-12-05|2026-12-05T10:30:00", "2|naïve|1999-01-31|1999-01-31T23:59:00"]);
+
+    // Without patterns, ISO 8601 dates and zoned timestamps.
+    let iso = landing.path().join("iso.jsonl");
+    let lines = "{\"day\": \"2026-12-05\", \"seen\": \"2026-12-05T10:30:00Z\"}\n\
+                 {\"day\": \"1999-01-31\", \"seen\": \"1999-01-31T23:59:00+01:00\"}\n";
+    std::fs::write(&iso, lines).expect("write");
+    let output = crate::files::load(&[iso.to_str().expect("utf-8"), "--dest", lake_path, "--table", "raw.iso"]);
+    assert_synced(&output);
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(printed.contains("  day date\n") && printed.contains("  seen timestamp\n"), "{printed}");
+    let rows = read_rows(&lake.table_url(&connector_core::schema::TableId::new("raw", "iso")), &["day", "seen"]).await;
+    assert_eq!(rows, ["1999-01-31|1999-01-31T22:59:00Z", "2026-12-05|2026-12-05T10:30:00Z"]);
+
+    // A later file with a day in another form: rescued, not a null in its place.
+    let later = landing.path().join("later.jsonl");
+    let line =
+        r#"{"id": 3, "name": "x", "day": "2026-12-06", "at": "06/12/2026 08:00", "seen": "2026-12-06T08:00:00Z"}"#;
+    std::fs::write(&later, format!("{line}\n")).expect("write");
+    let args = [later.to_str().expect("utf-8"), "--dest", lake_path, "--table", "raw.wide", "--mode", "append"];
+    assert_synced(&crate::files::load(&[args.as_slice(), &patterns[..4]].concat()));
+    let rows = read_rows(&url, &["id", "day", "at", "_rescued_data"]).await;
+    assert!(rows[2].starts_with("3|∅|2026-12-06T08:00:00|") && rows[2].contains(r#""day":"2026-12-06""#), "{rows:?}");
+
+    let notes = landing.path().join("notes.txt");
+    let args = [notes.to_str().expect("utf-8"), "--dest", lake_path, "--table", "raw.notes", "--encoding", "latin1"];
+    assert_synced(&crate::files::load(&args));
+    let lines = read_rows(&lake.table_url(&connector_core::schema::TableId::new("raw", "notes")), &["value"]).await;
+    assert_eq!(lines, ["première ligne", "zweite Zeile: Grüße"]);
+}

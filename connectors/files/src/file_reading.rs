@@ -9,6 +9,7 @@ use connector_core::engine::FileRead;
 use connector_core::error::{Error, Result};
 use connector_core::ingested_file::SourceFile;
 use connector_core::schema::TableSchema;
+use encoding_rs::Encoding;
 use futures::StreamExt;
 use tokio::io::AsyncBufRead;
 use tokio::sync::mpsc;
@@ -32,6 +33,7 @@ use crate::rescued_data::RowOrigin;
 use crate::row_sink::RowSink;
 use crate::text_encoding::in_utf8;
 use crate::text_rows::text_rows;
+use crate::text_types::TimeFormats;
 use crate::typed_rows::typed_rows_for_table;
 
 /// A format with its options, ready to read.
@@ -41,10 +43,16 @@ pub enum FileFormat {
     /// JSON lines, or an array of records; with `multi_line`, records over several lines.
     Json {
         multi_line: bool,
+        /// `None`: UTF-8, read as it is.
+        encoding: Option<&'static Encoding>,
+        times: TimeFormats,
     },
     Parquet,
     Avro,
-    Text,
+    Text {
+        /// `None`: UTF-8, read as it is.
+        encoding: Option<&'static Encoding>,
+    },
     /// Files above `max_bytes` are refused.
     Binary {
         max_bytes: u64,
@@ -64,10 +72,14 @@ impl FileFormat {
         Ok(match format {
             Format::Csv => FileFormat::Csv(options.csv_dialect(false)?),
             Format::Tsv => FileFormat::Csv(options.csv_dialect(true)?),
-            Format::JsonLines => FileFormat::Json { multi_line: options.multi_line.unwrap_or(false) },
+            Format::JsonLines => FileFormat::Json {
+                multi_line: options.multi_line.unwrap_or(false),
+                encoding: options.encoding()?,
+                times: options.times()?,
+            },
             Format::Parquet => FileFormat::Parquet,
             Format::Avro => FileFormat::Avro,
-            Format::Text => FileFormat::Text,
+            Format::Text => FileFormat::Text { encoding: options.encoding()? },
             Format::Binary => {
                 FileFormat::Binary { max_bytes: options.max_binary_file_bytes.unwrap_or(DEFAULT_MAX_BINARY_FILE_BYTES) }
             }
@@ -98,11 +110,12 @@ pub async fn read_file<S: RowSink>(
             };
             return read_csv(in_utf8(bytes, dialect.encoding), file, dialect, table, strict, rows).await;
         }
-        FileFormat::Json { multi_line } => {
+        FileFormat::Json { multi_line, encoding, times } => {
             let Some(bytes) = open_decoded(location, file).await.map_err(|cause| store_error(file, cause))? else {
                 return Ok(FileRead::Vanished);
             };
-            return read_json(bytes, file, *multi_line, &table, strict, rows).await;
+            let decoder = JsonRows::new(&table, times.clone());
+            return read_json(in_utf8(bytes, *encoding), file, *multi_line, decoder, strict, rows).await;
         }
         FileFormat::Binary { max_bytes } => {
             let Some(row) = binary_row(location, file, *max_bytes).await? else {
@@ -114,11 +127,11 @@ pub async fn read_file<S: RowSink>(
                 return Ok(FileRead::Complete);
             }
         }
-        FileFormat::Text => {
+        FileFormat::Text { encoding } => {
             let Some(bytes) = open_decoded(location, file).await.map_err(|cause| store_error(file, cause))? else {
                 return Ok(FileRead::Vanished);
             };
-            let mut chunks = LineChunks::new(bytes);
+            let mut chunks = LineChunks::new(in_utf8(bytes, *encoding));
             let mut first_line = 1;
             while let Some(lines) = chunks.next().await.map_err(|cause| decode_error(file, "text", cause))? {
                 let text = text_rows(lines, first_line).map_err(|cause| read_error(file, "text", cause))?;
@@ -210,11 +223,11 @@ async fn read_json<R: AsyncBufRead + Unpin, S: RowSink>(
     bytes: R,
     file: &SourceFile,
     multi_line: bool,
-    table: &[Field],
+    decoder: JsonRows,
     strict: bool,
     rows: &mut S,
 ) -> Result<FileRead> {
-    let decoder = Arc::new(JsonRows::new(table));
+    let decoder = Arc::new(decoder);
     let path: Arc<str> = Arc::from(file.path.as_str());
     let mut chunks = JsonChunks::open(bytes, multi_line).await.map_err(|cause| decode_error(file, "JSON", cause))?;
     let mut parses = OrderedParses::new();

@@ -25,11 +25,12 @@ pub struct FormatOptions {
     pub comment: Option<String>,
     /// CSV: the text read as null (default: an empty field).
     pub null_value: Option<String>,
-    /// CSV: the files' character encoding, a WHATWG label (default UTF-8): `latin1`, `windows-1252`, `utf-16le`.
+    /// CSV, JSON and text: the files' character encoding, a WHATWG label (default UTF-8): `latin1`,
+    /// `windows-1252`, `utf-16le`.
     pub encoding: Option<String>,
-    /// CSV: how dates are written when not `2026-12-05`, as a strftime pattern (`%d/%m/%Y`).
+    /// CSV and JSON: how dates are written when not `2026-12-05`, as a strftime pattern (`%d/%m/%Y`).
     pub date_format: Option<String>,
-    /// CSV: how timestamps are written when not ISO 8601, as a strftime pattern (`%d/%m/%Y %H:%M:%S`; with `%z`
+    /// CSV and JSON: how timestamps are written when not ISO 8601, as a strftime pattern (`%d/%m/%Y %H:%M:%S`; with `%z`
     /// they are zoned, stored in UTC).
     pub timestamp_format: Option<String>,
     /// Binary: the largest file read, in bytes (default 64 MiB): a row holds a file's whole content.
@@ -73,11 +74,21 @@ impl FormatOptions {
             escape: one_byte("escape", self.escape.as_deref())?,
             comment: one_byte("comment", self.comment.as_deref())?,
             null_value: self.null_value.clone(),
-            times: TimeFormats::new(self.date_format.clone(), self.timestamp_format.clone()).map_err(Error::config)?,
-            encoding: match self.encoding.as_deref().map(encoding_for_label).transpose().map_err(Error::config)? {
-                Some(encoding) if encoding == UTF_8 => None,
-                other => other,
-            },
+            times: self.times()?,
+            encoding: self.encoding()?,
+        })
+    }
+
+    /// How dates and timestamps are written (CSV and JSON), checked.
+    pub fn times(&self) -> Result<TimeFormats> {
+        TimeFormats::new(self.date_format.clone(), self.timestamp_format.clone()).map_err(Error::config)
+    }
+
+    /// The files' character encoding (CSV, JSON and text), checked; `None`: UTF-8, read as it is.
+    pub fn encoding(&self) -> Result<Option<&'static Encoding>> {
+        Ok(match self.encoding.as_deref().map(encoding_for_label).transpose().map_err(Error::config)? {
+            Some(encoding) if encoding == UTF_8 => None,
+            other => other,
         })
     }
 }

@@ -82,12 +82,13 @@ pub async fn sampled_columns(
                     .collect(),
             ))
         }
-        FileFormat::Json { multi_line } => {
+        FileFormat::Json { multi_line, encoding, times } => {
             let Some(bytes) = open_decoded(location, file).await.map_err(|cause| store_error(file, cause))? else {
                 return Ok(None);
             };
-            let mut chunks =
-                JsonChunks::open(bytes, *multi_line).await.map_err(|cause| decode_error(file, "JSON", cause))?;
+            let mut chunks = JsonChunks::open(in_utf8(bytes, *encoding), *multi_line)
+                .await
+                .map_err(|cause| decode_error(file, "JSON", cause))?;
             let Some(lines) = chunks.next().await.map_err(|cause| decode_error(file, "JSON", cause))? else {
                 return Ok(None);
             };
@@ -101,9 +102,9 @@ pub async fn sampled_columns(
             let schema = infer_json_schema_from_iterator(objects.iter().map(Ok))
                 .map_err(|cause| read_error(file, "JSON", cause))?;
             let fields = schema.fields().iter().map(|field| stored_field(field)).collect();
-            Ok(Some(with_json_decimals(fields, &sampled)))
+            Ok(Some(with_json_text_types(fields, &sampled, times)))
         }
-        FileFormat::Text => Ok(Some(text_columns())),
+        FileFormat::Text { .. } => Ok(Some(text_columns())),
         FileFormat::Binary { .. } => Ok(Some(binary_columns())),
         FileFormat::Avro => avro_file_columns(location, file).await,
         FileFormat::Parquet => {
@@ -115,40 +116,54 @@ pub async fn sampled_columns(
     }
 }
 
-/// `fields` (arrow's inference of `lines`) with each top-level `double` that the lines write as plain decimal
-/// numbers (`12.50`, `-0.125`; not `1e3`) a decimal, by the rule CSV values follow: arrow makes every number with
-/// a point a double, which would round amounts.
-fn with_json_decimals(fields: Vec<Field>, lines: &[&[u8]]) -> Vec<Field> {
-    let doubles: Vec<String> = fields
+/// `fields` (arrow's inference of `lines`) with the top-level columns whose values the lines all write as text
+/// CSV would type typed as CSV's are: a `double` whose numbers are plain decimals (`12.50`, `-0.125`; not `1e3`)
+/// a decimal, since arrow makes every number with a point a double, which would round amounts; a string whose
+/// values are dates or timestamps (ISO 8601, or `times`' patterns) a date or timestamp.
+fn with_json_text_types(fields: Vec<Field>, lines: &[&[u8]], times: &TimeFormats) -> Vec<Field> {
+    let candidates: Vec<(String, bool)> = fields
         .iter()
-        .filter(|field| field.data_type() == &DataType::Float64)
-        .map(|field| field.name().clone())
+        .filter(|field| matches!(field.data_type(), DataType::Float64 | DataType::Utf8))
+        .map(|field| (field.name().clone(), field.data_type() == &DataType::Utf8))
         .collect();
-    if doubles.is_empty() {
+    if candidates.is_empty() {
         return fields;
     }
-    let mut numbers: HashMap<&str, Vec<String>> = HashMap::new();
+    // Each candidate's values as text; `None` once a value is of another kind (a number among strings).
+    let mut texts: HashMap<&str, Option<Vec<String>>> = HashMap::new();
     for line in lines {
         let Ok(values) = serde_json::from_slice::<HashMap<String, &RawValue>>(line) else {
             continue;
         };
-        for name in &doubles {
-            let Some(text) = values.get(name).map(|value| value.get().trim()) else {
+        for (name, strings) in &candidates {
+            let Some(raw) = values.get(name).map(|value| value.get().trim()) else {
                 continue;
             };
-            if text.starts_with(|first: char| first == '-' || first.is_ascii_digit()) {
-                numbers.entry(name).or_default().push(text.to_string());
+            let text = match (strings, raw.as_bytes().first()) {
+                (_, Some(b'n')) => continue,
+                (true, Some(b'"')) => serde_json::from_str::<String>(raw).ok(),
+                (false, Some(first)) if *first == b'-' || first.is_ascii_digit() => Some(raw.to_string()),
+                _ => None,
+            };
+            let known = texts.entry(name).or_insert_with(|| Some(Vec::new()));
+            match (known.as_mut(), text) {
+                (Some(known), Some(text)) => known.push(text),
+                _ => *known = None,
             }
         }
     }
     fields
         .into_iter()
         .map(|field| {
-            let Some(texts) = numbers.get(field.name().as_str()) else {
+            let Some(Some(values)) = texts.get(field.name().as_str()) else {
                 return field;
             };
-            match infer_text_type(&StringArray::from_iter_values(texts), &TimeFormats::default()) {
-                decimal @ DataType::Decimal128(..) => field.with_data_type(decimal),
+            let inferred = infer_text_type(&StringArray::from_iter_values(values), times);
+            match (field.data_type(), inferred) {
+                (DataType::Float64, decimal @ DataType::Decimal128(..))
+                | (DataType::Utf8, decimal @ (DataType::Date32 | DataType::Timestamp(..))) => {
+                    field.with_data_type(decimal)
+                }
                 _ => field,
             }
         })

@@ -23,30 +23,33 @@ const CORRUPT_RECORD: &str = "_corrupt_record";
 #[derive(Debug)]
 pub struct JsonRows {
     table: SchemaRef,
-    /// The table's columns but the rescued one: what the JSON decoder fills, decimal ones as text.
+    /// The table's columns but the rescued one: what the JSON decoder fills, those of `from_text` as text.
     decoded: SchemaRef,
-    /// The decimal columns (by place in `decoded`), which the decoder reads as their text: arrow's JSON decoder
-    /// drops a number's digits past the column's scale (1.239 into two decimals gives 1.23), where a value that
-    /// does not fit must be rescued. The text is converted here, by the rule CSV values follow.
-    decimals: Vec<(usize, DataType)>,
+    /// The decimal, date and timestamp columns (by place in `decoded`), which the decoder reads as their text,
+    /// converted here by the rules CSV values follow: arrow's JSON decoder drops a number's digits past the
+    /// column's scale (1.239 into two decimals gives 1.23), where a value that does not fit must be rescued, and
+    /// reads dates and timestamps in its own forms only, where `times` gives the files' patterns.
+    from_text: Vec<(usize, DataType)>,
+    times: TimeFormats,
 }
 
 impl JsonRows {
-    pub fn new(table: &[Field]) -> Self {
-        let mut decimals = Vec::new();
+    pub fn new(table: &[Field], times: TimeFormats) -> Self {
+        let mut from_text = Vec::new();
         let decoded: Vec<Field> = table
             .iter()
             .filter(|field| field.name() != RESCUED_DATA)
             .enumerate()
             .map(|(index, field)| match field.data_type() {
-                DataType::Decimal128(..) => {
-                    decimals.push((index, field.data_type().clone()));
+                DataType::Decimal128(..) | DataType::Date32 | DataType::Timestamp(..) => {
+                    from_text.push((index, field.data_type().clone()));
                     field.clone().with_data_type(DataType::Utf8)
                 }
                 _ => field.clone(),
             })
             .collect();
-        JsonRows { table: Arc::new(Schema::new(table.to_vec())), decoded: Arc::new(Schema::new(decoded)), decimals }
+        let (table, decoded) = (Arc::new(Schema::new(table.to_vec())), Arc::new(Schema::new(decoded)));
+        JsonRows { table, decoded, from_text, times }
     }
 
     /// A decoder of up to `rows` rows at once.
@@ -136,13 +139,13 @@ impl JsonRows {
     /// The numbers of `object`'s decimal columns as their text in `line`: `serde_json::Value` holds a number
     /// with a point as a double, which would round it.
     fn keep_decimal_text(&self, line: &[u8], object: &mut Map<String, Value>) {
-        if self.decimals.is_empty() {
+        if !self.from_text.iter().any(|(_, data_type)| matches!(data_type, DataType::Decimal128(..))) {
             return;
         }
         let Ok(texts) = serde_json::from_slice::<HashMap<String, &RawValue>>(line) else {
             return;
         };
-        for (index, _) in &self.decimals {
+        for (index, _) in self.from_text.iter().filter(|(_, data_type)| matches!(data_type, DataType::Decimal128(..))) {
             let name = self.decoded.field(*index).name();
             if let (Some(Value::Number(_)), Some(text)) = (object.get(name), texts.get(name)) {
                 object.insert(name.clone(), Value::String(text.get().trim().to_string()));
@@ -177,11 +180,11 @@ impl JsonRows {
             } else {
                 let (index, column) =
                     decoded.next().ok_or("internal: the decoder gave fewer columns than the table has")?;
-                match self.decimals.iter().find(|(decimal, _)| *decimal == index) {
+                match self.from_text.iter().find(|(from_text, _)| *from_text == index) {
                     None => column.clone(),
                     Some((_, data_type)) => {
                         let texts = column.as_string::<i32>();
-                        let (converted, unfit) = cast_text(texts, data_type, &TimeFormats::default());
+                        let (converted, unfit) = cast_text(texts, data_type, &self.times);
                         for row in unfit {
                             rescued.keep(row, field.name(), Value::String(texts.value(row).to_string()));
                         }

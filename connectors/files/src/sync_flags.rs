@@ -40,15 +40,15 @@ pub struct FormatFlags {
     #[arg(long)]
     pub null_value: Option<String>,
 
-    /// CSV: the files' character encoding (default utf-8): latin1, windows-1252, utf-16le, shift_jis, ….
+    /// CSV, JSON and text: the files' character encoding (default utf-8): latin1, windows-1252, utf-16le, shift_jis, ….
     #[arg(long, value_name = "LABEL")]
     pub encoding: Option<String>,
 
-    /// CSV: how dates are written when not 2026-12-05, as a strftime pattern: '%d/%m/%Y'.
+    /// CSV and JSON: how dates are written when not 2026-12-05, as a strftime pattern: '%d/%m/%Y'.
     #[arg(long, value_name = "PATTERN")]
     pub date_format: Option<String>,
 
-    /// CSV: how timestamps are written when not ISO 8601, as a strftime pattern: '%d/%m/%Y %H:%M:%S' (with %z:
+    /// CSV and JSON: how timestamps are written when not ISO 8601, as a strftime pattern: '%d/%m/%Y %H:%M:%S' (with %z:
     /// zoned, stored in UTC).
     #[arg(long, value_name = "PATTERN")]
     pub timestamp_format: Option<String>,
