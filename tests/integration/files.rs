@@ -77,8 +77,24 @@ fn expected_rows(printed: &str) -> Vec<String> {
     printed.lines().map(|line| line.replace("\\n", "\n")).collect()
 }
 
-/// Compresses `path` in place with `tool` (the original removed, as gzip, bzip2 and xz do by default).
+/// Python's python-snappy: compresses argv[1] into argv[1] + ".sz" (Snappy's framing format) or, with argv[2]
+/// "hadoop", into argv[1] + ".snappy" (Hadoop's blocks), and removes argv[1].
+const SNAPPY_COMPRESS: &str = r#"
+import os, snappy, sys
+hadoop = sys.argv[2] == "hadoop"
+with open(sys.argv[1], "rb") as source, open(sys.argv[1] + (".snappy" if hadoop else ".sz"), "wb") as target:
+    compressor = snappy.HadoopStreamCompressor() if hadoop else snappy.StreamCompressor()
+    target.write(compressor.add_chunk(source.read()))
+os.remove(sys.argv[1])
+"#;
+
+/// Compresses `path` in place with `tool` (the original removed, as gzip, bzip2 and xz do by default);
+/// `snappy-framed` and `snappy-hadoop` are python-snappy's two layouts.
 fn compress(tool: &str, path: &Path) {
+    if let Some(layout) = tool.strip_prefix("snappy-") {
+        python(SNAPPY_COMPRESS, &[path.to_str().expect("utf-8"), layout]);
+        return;
+    }
     let mut command = Command::new(tool);
     command.arg("-q");
     if tool == "zstd" {
@@ -93,7 +109,8 @@ async fn each_new_csv_file_lands_once_whatever_its_compression() {
     let landing = tempfile::tempdir().expect("landing directory");
     let lake = TempLake::new();
     let mut expected = Vec::new();
-    for (index, tool) in ["", "gzip", "zstd", "bzip2", "xz"].into_iter().enumerate() {
+    let tools = ["", "gzip", "zstd", "bzip2", "xz", "snappy-framed", "snappy-hadoop"];
+    for (index, tool) in tools.into_iter().enumerate() {
         let path = landing.path().join(format!("orders-{index}.csv"));
         let first = (index * 1000).to_string();
         expected.extend(expected_rows(&python(WRITE_ORDERS_CSV, &[path.to_str().expect("utf-8"), &first, "300"])));
@@ -118,23 +135,23 @@ async fn each_new_csv_file_lands_once_whatever_its_compression() {
         difference(&expected, &landed)
     );
     let per_file = rows_per_file(&url).await;
-    assert_eq!(per_file.len(), 5, "five files landed: {per_file:?}");
+    assert_eq!(per_file.len(), 7, "seven files landed: {per_file:?}");
     assert!(per_file.values().all(|&rows| rows == 300), "each file once: {per_file:?}");
     let nulls = read_rows(&url, &["id", "amount", "day", "_cdc_file_row"]).await;
     assert!(nulls.contains(&"7|∅|2026-12-08|7".to_string()), "an empty field is null, typed columns parse: {nulls:?}");
-    assert_eq!(delta_commits_under(lake.dir.path()).len(), 3, "five files two at a time: three commits");
+    assert_eq!(delta_commits_under(lake.dir.path()).len(), 4, "seven files two at a time: four commits");
 
     // Listed again: nothing new, nothing committed.
     assert_synced(&sync_files(landing_path, lake.dir.path(), "orders", &[]));
-    assert_eq!(delta_commits_under(lake.dir.path()).len(), 3, "a sync with no new file commits nothing");
-    assert_eq!(read_rows(&url, &["id"]).await.len(), 1500);
+    assert_eq!(delta_commits_under(lake.dir.path()).len(), 4, "a sync with no new file commits nothing");
+    assert_eq!(read_rows(&url, &["id"]).await.len(), 2100);
 
     // A file arriving later is the only one ingested.
     let late = landing.path().join("orders-late.csv");
     python(WRITE_ORDERS_CSV, &[late.to_str().expect("utf-8"), "9000", "10"]);
     assert_synced(&sync_files(landing_path, lake.dir.path(), "orders", &[]));
     let per_file = rows_per_file(&url).await;
-    assert_eq!(per_file.values().sum::<usize>(), 1510, "{per_file:?}");
+    assert_eq!(per_file.values().sum::<usize>(), 2110, "{per_file:?}");
     assert!(per_file.keys().any(|path| path.ends_with("orders-late.csv")));
 
     // The ledger is readable by any engine: one JSON line per file, naming the commit that landed it.
@@ -146,7 +163,7 @@ print(len(records), sum(record["rows"] for record in records))
 "#,
         &[url.to_file_path().expect("local").to_str().expect("utf-8")],
     );
-    assert_eq!(ledger.trim(), "6 1510");
+    assert_eq!(ledger.trim(), "8 2110");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

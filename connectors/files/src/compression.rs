@@ -3,6 +3,8 @@
 use async_compression::tokio::bufread::{BzDecoder, GzipDecoder, XzDecoder, ZstdDecoder};
 use tokio::io::{AsyncBufRead, AsyncRead};
 
+use crate::snappy_stream::snappy_decoder;
+
 /// A compression a file's extension names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
@@ -11,6 +13,8 @@ pub enum Compression {
     Zstd,
     Bzip2,
     Xz,
+    /// Snappy's framing format, or Hadoop's Snappy blocks ([`snappy_decoder`]).
+    Snappy,
 }
 
 const EXTENSIONS: &[(&str, Compression)] = &[
@@ -20,6 +24,8 @@ const EXTENSIONS: &[(&str, Compression)] = &[
     (".zstd", Compression::Zstd),
     (".bz2", Compression::Bzip2),
     (".xz", Compression::Xz),
+    (".sz", Compression::Snappy),
+    (".snappy", Compression::Snappy),
 ];
 
 impl Compression {
@@ -58,6 +64,7 @@ impl Compression {
                 decoder.multiple_members(true);
                 Box::new(decoder)
             }
+            Compression::Snappy => Box::new(snappy_decoder(compressed)),
         }
     }
 }

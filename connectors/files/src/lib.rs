@@ -30,6 +30,7 @@ pub mod read_errors;
 pub mod rescued_data;
 pub mod row_sink;
 pub mod schema_hints;
+pub mod snappy_stream;
 pub mod source_cleaning;
 pub mod stored_types;
 pub mod sync_flags;
