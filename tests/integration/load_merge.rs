@@ -247,3 +247,72 @@ fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     files
 }
+
+/// A merge load larger than `--merge-memory` is merged in slices of its keys, each its own commit: the table
+/// equals the upsert Python computes (the last row of each key over both files, duplicates within and across
+/// them), each file is in the ledger once, and the same load again (what a crash before the last slice's
+/// commit leads to) leaves the same rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_load_past_its_memory_is_merged_in_key_slices_with_the_same_result() {
+    let landing = tempfile::tempdir().expect("landing directory");
+    let lake = TempLake::new();
+    let lake_path = utf8(lake.dir.path());
+    let root = utf8(landing.path());
+    let write = r#"
+import csv, sys
+root = sys.argv[1]
+expected = {}
+def write(name, rows):
+    with open(f"{root}/{name}", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "name", "amount"])
+        for row in rows:
+            writer.writerow(row)
+            expected[row[0]] = row
+write("base.csv", [(i, f"customer {i} base", f"{i}.10") for i in range(40000)])
+write("first.csv", [(i, f"customer {i} first", f"{i}.20") for i in list(range(0, 45000, 3)) + list(range(0, 45000, 9))])
+write("second.csv", [(i, f"customer {i} second", f"{i}.30") for i in range(0, 50000, 7)])
+for i in sorted(expected):
+    print("|".join(str(value) for value in expected[i]))
+"#;
+    let expected: Vec<String> = python(write, &[root]).lines().map(str::to_string).collect();
+    let path = |name: &str| landing.path().join(name).to_str().expect("utf-8").to_string();
+    assert_loaded(&load(&[&path("base.csv"), "--dest", lake_path, "--table", "sales.orders"]));
+    let commits = delta_commits_under(lake.dir.path()).len();
+
+    let merge = [
+        path("first.csv"),
+        path("second.csv"),
+        "--dest".into(),
+        lake_path.into(),
+        "--table".into(),
+        "sales.orders".into(),
+        "--mode".into(),
+        "merge".into(),
+        "--key".into(),
+        "id".into(),
+        "--merge-memory".into(),
+        "300000".into(),
+    ];
+    let merge: Vec<&str> = merge.iter().map(String::as_str).collect();
+    let printed = assert_loaded(&load(&merge));
+    let slices = delta_commits_under(lake.dir.path()).len() - commits;
+    assert!(slices >= 3, "merged in several slices, each a commit: {slices}; {printed}");
+    let url = lake.table_url(&TableId::new("sales", "orders"));
+    let landed = read_rows(&url, &["id", "name", "amount"]).await;
+    assert_eq!(landed.len(), expected.len(), "one row per key");
+    assert!(landed == expected, "the upsert: {}", crate::support::connector_process::difference(&expected, &landed));
+
+    let ledger = python(
+        r#"
+import glob, json, sys
+records = [json.loads(line) for name in glob.glob(sys.argv[1] + "/_connector/files/*/*.jsonl") for line in open(name)]
+print(sorted(record["path"].rsplit("/", 1)[1] for record in records))
+"#,
+        &[url.to_file_path().expect("local").to_str().expect("utf-8")],
+    );
+    assert_eq!(ledger.trim(), "['base.csv', 'first.csv', 'second.csv']", "each file recorded once");
+
+    assert_loaded(&load(&merge));
+    assert!(read_rows(&url, &["id", "name", "amount"]).await == expected, "merged again: the same rows");
+}

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use clap::{Args, ValueEnum};
 use object_store::ObjectStoreExt;
 
-use connector_core::delta::{DeltaSink, Destination};
+use connector_core::delta::{DEFAULT_MERGE_SLICE_BYTES, DeltaSink, Destination};
 use connector_core::engine::{LoadMode, LoadReport, load_files};
 use connector_core::error::{Error, Result};
 use connector_core::ingested_file::SourceFile;
@@ -55,6 +55,11 @@ pub struct LoadArgs {
     #[arg(long, value_delimiter = ',', value_name = "COLUMNS")]
     pub key: Vec<String>,
 
+    /// With --mode merge, the loaded rows merged at once, in bytes uncompressed (default 134217728, 128 MiB;
+    /// the merge holds a few times this): more are merged in slices of their keys, each its own commit.
+    #[arg(long, value_name = "BYTES")]
+    pub merge_memory: Option<u64>,
+
     #[command(flatten)]
     pub format: FormatFlags,
 }
@@ -67,8 +72,8 @@ pub enum LoadModeFlag {
     Merge,
 }
 
-/// The load mode the flags ask for: --key goes with --mode merge, and only with it.
-fn load_mode(mode: LoadModeFlag, key: &[String]) -> Result<LoadMode> {
+/// The load mode the flags ask for: --key and --merge-memory go with --mode merge, and only with it.
+fn load_mode(mode: LoadModeFlag, key: &[String], merge_memory: Option<u64>) -> Result<LoadMode> {
     let key: Vec<String> = key.iter().map(|column| column.trim().to_string()).collect();
     if let Some(empty) = key.iter().position(String::is_empty) {
         return Err(Error::config(format!(
@@ -81,7 +86,13 @@ fn load_mode(mode: LoadModeFlag, key: &[String]) -> Result<LoadMode> {
         (LoadModeFlag::Merge, true) => {
             Err(Error::config("--mode merge needs --key: the columns that identify a row, such as --key id"))
         }
-        (LoadModeFlag::Merge, false) => Ok(LoadMode::Merge { key }),
+        (LoadModeFlag::Merge, false) => match merge_memory {
+            Some(0) => Err(Error::config("--merge-memory 0 holds no row; give a size in bytes, such as 134217728")),
+            slice_bytes => Ok(LoadMode::Merge { key, slice_bytes: slice_bytes.unwrap_or(DEFAULT_MERGE_SLICE_BYTES) }),
+        },
+        (_, true) if merge_memory.is_some() => {
+            Err(Error::config("--merge-memory is only for --mode merge; remove it, or add --mode merge --key COLUMNS"))
+        }
         (_, false) => Err(Error::config(
             "--key is only for --mode merge (the other modes match no rows); remove --key, or add --mode merge",
         )),
@@ -94,7 +105,7 @@ fn load_mode(mode: LoadModeFlag, key: &[String]) -> Result<LoadMode> {
 /// Runs the load the flags ask for.
 pub async fn load(args: LoadArgs) -> Result<LoadReport> {
     let table = TableId::parse(&args.table)?;
-    let mode = load_mode(args.mode, &args.key)?;
+    let mode = load_mode(args.mode, &args.key, args.merge_memory)?;
     let config = Arc::new(one_off_config(LOAD_PIPELINE, &args.dest, table, &args.paths, args.format)?);
     let (locations, files) = files_of(&args.paths).await?;
     let source = FilesSource::new(config.clone(), locations, FileFilter::default())?;

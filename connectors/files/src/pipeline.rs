@@ -40,7 +40,7 @@ impl FilesPipeline {
         let location = FileLocation::parse(&config.path)?;
         if config.queue_url.is_some() && location.s3_bucket().is_none() {
             return Err(connector_core::error::Error::config(format!(
-                "queue_url (--queue-url) takes the S3 event notifications of an S3 bucket, but {} is not in one; give \
+                "queue_url (--queue-url) takes the S3 event notifications of a bucket, but {} is not in one; give \
                  --path s3://bucket/prefix/, or remove queue_url",
                 config.path
             )));

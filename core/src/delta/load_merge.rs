@@ -1,19 +1,24 @@
 //! A merge load (`connector load --mode merge --key …`): the rows a load wrote into Parquet files of the table
 //! are read back and applied by the merge of change batches (`file_merge`: only the files whose key statistics
 //! admit a loaded key are read, matched rows are marked deleted or their files rewritten), in one commit that
-//! also records the load's files in the ledger. The written files only stage the rows: they are never
+//! also records the load's files in the ledger, or, past a memory budget, in slices of the keys, each its own
+//! commit, the files recorded with the last. The written files only stage the rows: they are never
 //! committed, and are deleted once the merge is done or failed.
 
 use deltalake::DeltaTableError;
 use deltalake::Path;
-use deltalake::arrow::array::{BooleanArray, RecordBatch};
-use deltalake::arrow::compute::concat_batches;
+use std::hash::BuildHasher;
+
+use deltalake::arrow::array::{ArrayRef, BooleanArray, RecordBatch};
+use deltalake::arrow::compute::{concat_batches, filter_record_batch};
 use deltalake::arrow::datatypes::SchemaRef;
+use deltalake::arrow::row::{RowConverter, SortField};
 use deltalake::kernel::Add;
 use deltalake::logstore::ObjectStoreRef;
 use deltalake::logstore::object_store::ObjectStoreExt;
 use deltalake::logstore::parquet_reader::ParquetObjectReader;
 use deltalake::parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
+use foldhash::fast::FixedState;
 use futures::TryStreamExt;
 use tracing::{debug, warn};
 
@@ -28,20 +33,30 @@ use crate::cursor::TableCursor;
 use crate::error::{Error, Result};
 use crate::options::DeleteMode;
 
+/// Loaded rows (their size uncompressed, as their Parquet files report it) merged in one commit by default: the
+/// merge holds them, their keys and an index of them, a few times this.
+pub const DEFAULT_MERGE_SLICE_BYTES: u64 = 128 * 1024 * 1024;
+
 impl DeltaTableWriter {
     /// Upserts the rows of `staged` (written by [`snapshot_files`](Self::snapshot_files) from the load's files,
-    /// `file_order` their paths in load order) on the table's key, in one commit that also records `cursor` and
-    /// the files to land ([`land_files_with_next_commit`](Self::land_files_with_next_commit)): a loaded row
-    /// replaces every row of the table with its key, or is inserted; of the loaded rows of one key, the last
-    /// one is kept. The loaded rows are held in memory (the table's files are streamed).
+    /// `file_order` their paths in load order) on the table's key, recording `cursor` and the files to land
+    /// ([`land_files_with_next_commit`](Self::land_files_with_next_commit)): a loaded row replaces every row of
+    /// the table with its key, or is inserted; of the loaded rows of one key, the last one is kept.
+    ///
+    /// Loaded rows up to `slice_bytes` are held in memory and merged in one commit (the table's files are
+    /// streamed). More are merged in slices of their keys (by a hash of the key, so that every row of a key is
+    /// in one slice), each slice its own commit of at most about `slice_bytes`; the files are recorded with the
+    /// last. Until then a crash loads them again, and merging a slice again changes nothing; readers may see
+    /// the first slices merged before the last.
     pub async fn merge_written_files(
         &mut self,
         staged: WrittenFiles,
         file_order: &[String],
         cursor: TableCursor,
+        slice_bytes: u64,
     ) -> Result<MergeCounts> {
         let store = self.table.log_store().object_store(None);
-        let merged = self.merge_staged(&store, &staged, file_order, cursor).await;
+        let merged = self.merge_staged(&store, &staged, file_order, cursor, slice_bytes).await;
         delete_staged(&store, &staged.adds).await;
         merged
     }
@@ -52,6 +67,7 @@ impl DeltaTableWriter {
         staged: &WrittenFiles,
         file_order: &[String],
         cursor: TableCursor,
+        slice_bytes: u64,
     ) -> Result<MergeCounts> {
         if self.key_columns.is_empty() {
             return Err(Error::state(format!("internal: {} has no key to merge loaded rows on", self.table_id)));
@@ -73,9 +89,35 @@ impl DeltaTableWriter {
             ))
             .for_table(&self.table_id));
         }
-        let loaded = read_staged(store, &staged.adds, &table_schema)
+        let slices = slice_count(store, &staged.adds, slice_bytes)
             .await
             .map_err(|cause| self.destination_error("cannot read back the loaded rows", cause))?;
+        let mut landing = Some(std::mem::take(&mut self.landing_files));
+        let mut total = MergeCounts::default();
+        for index in 0..slices {
+            if index + 1 == slices {
+                self.landing_files = landing.take().unwrap_or_default();
+            }
+            let slice = KeySlice { index, of: slices, key_columns: &self.key_columns };
+            let loaded = read_staged(store, &staged.adds, &table_schema, &slice)
+                .await
+                .map_err(|cause| self.destination_error("cannot read back the loaded rows", cause))?;
+            let counts = self.merge_loaded(loaded, file_order, cursor.clone()).await?;
+            total.add(&counts);
+        }
+        if slices > 1 {
+            debug!(table = %self.table_id, slices, "merged loaded rows in slices");
+        }
+        Ok(total)
+    }
+
+    /// Merges loaded rows (every row of their keys) in one commit.
+    async fn merge_loaded(
+        &mut self,
+        loaded: RecordBatch,
+        file_order: &[String],
+        cursor: TableCursor,
+    ) -> Result<MergeCounts> {
         let rows = last_row_per_key(loaded, &self.key_columns, file_order)?;
         let source = MergeSource {
             matching_rows: rows.num_rows(),
@@ -102,14 +144,67 @@ impl DeltaTableWriter {
     }
 }
 
-/// Every row of the staged files, in the table's columns.
-async fn read_staged(store: &ObjectStoreRef, adds: &[Add], schema: &SchemaRef) -> Result<RecordBatch, DeltaTableError> {
+/// The rows of one of `of` slices of the keys: those whose key hashes to `index`.
+struct KeySlice<'a> {
+    index: usize,
+    of: usize,
+    key_columns: &'a [String],
+}
+
+impl KeySlice<'_> {
+    /// `rows` of this slice (all of them when there is one slice).
+    fn of_rows(&self, rows: RecordBatch) -> Result<RecordBatch, DeltaTableError> {
+        if self.of == 1 {
+            return Ok(rows);
+        }
+        let keys: Vec<ArrayRef> = self
+            .key_columns
+            .iter()
+            .map(|name| rows.column_by_name(name).cloned())
+            .collect::<Option<_>>()
+            .ok_or_else(|| DeltaTableError::Generic("the loaded rows lack a key column".into()))?;
+        let converter = RowConverter::new(keys.iter().map(|keys| SortField::new(keys.data_type().clone())).collect())?;
+        let encoded = converter.convert_columns(&keys)?;
+        // A fixed seed: every batch of every staged file must send a key to the same slice.
+        let hasher = FixedState::with_seed(SLICE_SEED);
+        let (of, index) = (self.of as u64, self.index as u64);
+        let in_slice: BooleanArray =
+            (0..encoded.num_rows()).map(|row| Some(hasher.hash_one(encoded.row(row).data()) % of == index)).collect();
+        Ok(filter_record_batch(&rows, &in_slice)?)
+    }
+}
+
+const SLICE_SEED: u64 = 0x51_1ce5;
+
+/// How many slices the staged rows are merged in: their size uncompressed (the Parquet footers' sum) over
+/// `slice_bytes`, at least one.
+async fn slice_count(store: &ObjectStoreRef, adds: &[Add], slice_bytes: u64) -> Result<usize, DeltaTableError> {
+    let mut bytes = 0_u64;
+    for add in adds {
+        let size = u64::try_from(add.size).unwrap_or_default();
+        let reader = ParquetObjectReader::new(store.clone(), staged_path(add)).with_file_size(size);
+        let builder = ParquetRecordBatchStreamBuilder::new(reader).await?;
+        let groups = builder.metadata().row_groups();
+        bytes += groups.iter().map(|group| u64::try_from(group.total_byte_size()).unwrap_or(0)).sum::<u64>();
+    }
+    Ok(usize::try_from(bytes.div_ceil(slice_bytes.max(1))).unwrap_or(usize::MAX).max(1))
+}
+
+/// Every row of the staged files in `slice`, in the table's columns.
+async fn read_staged(
+    store: &ObjectStoreRef,
+    adds: &[Add],
+    schema: &SchemaRef,
+    slice: &KeySlice<'_>,
+) -> Result<RecordBatch, DeltaTableError> {
     let mut batches = Vec::new();
     for add in adds {
         let size = u64::try_from(add.size).unwrap_or_default();
         let reader = ParquetObjectReader::new(store.clone(), staged_path(add)).with_file_size(size);
-        let stream = ParquetRecordBatchStreamBuilder::new(reader).await?.build()?;
-        batches.extend(stream.try_collect::<Vec<_>>().await?);
+        let mut stream = ParquetRecordBatchStreamBuilder::new(reader).await?.build()?;
+        while let Some(batch) = stream.try_next().await? {
+            batches.push(slice.of_rows(batch)?);
+        }
     }
     // The staged files hold the table's columns as the load wrote them (their own schema, field metadata included).
     let schema = batches.first().map_or_else(|| schema.clone(), RecordBatch::schema);

@@ -40,6 +40,21 @@ pub struct MergeCounts {
     pub files_skipped: usize,
 }
 
+impl MergeCounts {
+    /// Adds the counts of another merge (a slice of the same load).
+    pub fn add(&mut self, other: &MergeCounts) {
+        self.source_rows += other.source_rows;
+        self.inserted += other.inserted;
+        self.updated += other.updated;
+        self.deleted += other.deleted;
+        self.files_added += other.files_added;
+        self.files_removed += other.files_removed;
+        self.files_marked += other.files_marked;
+        self.files_scanned += other.files_scanned;
+        self.files_skipped += other.files_skipped;
+    }
+}
+
 pub(crate) struct MergeRequest<'a> {
     pub table: DeltaTable,
     pub source: MergeSource,

@@ -23,8 +23,9 @@ pub enum LoadMode {
     Overwrite,
     /// Upsert the rows on `key` (created if missing, columns added as by `Append`): a row replaces the table's
     /// rows with its key, or is inserted; of the loaded rows with one key, the last (files in load order, then
-    /// rows in file order) is kept. A null key is refused.
-    Merge { key: Vec<String> },
+    /// rows in file order) is kept. A null key is refused. Loaded rows past `slice_bytes` are merged in slices
+    /// of their keys, each its own commit ([`merge_written_files`](crate::delta::DeltaTableWriter::merge_written_files)).
+    Merge { key: Vec<String>, slice_bytes: u64 },
 }
 
 /// What a load wrote.
@@ -65,7 +66,7 @@ pub async fn load_files<S: FileSource>(
     }
     let columns = existing.as_ref().map(|writer| writer.source_columns()).transpose()?;
     let mut schema = source.columns_for(&files, columns.as_deref()).await?;
-    if let LoadMode::Merge { key } = &mode {
+    if let LoadMode::Merge { key, .. } = &mode {
         checked_merge_key(&schema, key)?;
         // The table is merged on the key as a CDC table on its primary key: the writer takes it from the options.
         schema.primary_key = key.clone();
@@ -93,7 +94,9 @@ pub async fn load_files<S: FileSource>(
     let merged = match mode {
         LoadMode::Overwrite => writer.commit_files_replacing_all(written, cursor).await.map(|()| None)?,
         LoadMode::Create | LoadMode::Append => writer.commit_snapshot_files(written, cursor).await.map(|()| None)?,
-        LoadMode::Merge { .. } => Some(writer.merge_written_files(written, &file_order, cursor).await?),
+        LoadMode::Merge { slice_bytes, .. } => {
+            Some(writer.merge_written_files(written, &file_order, cursor, slice_bytes).await?)
+        }
     };
     Ok(LoadReport { schema, files: loaded, rows, version: writer.table().version(), merged })
 }
