@@ -4,13 +4,10 @@
 //! in a later block is named by its place in the file, not in its block.
 
 use std::collections::BTreeSet;
-use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use tempfile::tempdir;
 
-use crate::files::{assert_synced, python, rows_per_file, sync_files, table_url};
-use crate::support::connector_process::wait_for_exit;
+use crate::files::{assert_synced, python, rows_per_file, sync_files, sync_files_killed_at_random, table_url};
 use crate::support::delta::{TempLake, read_rows};
 
 /// Rows written by Python's csv module (`\r\n` line ends): names with line breaks, doubled quotes and
@@ -184,26 +181,7 @@ for file in range(3):
     assert!(std::fs::metadata(&first_csv).expect("written").len() > 6 * 1024 * 1024, "several blocks a file");
 
     let flags = ["--max-files-per-batch", "2", "--schema-hints", "id bigint, name string, amount double"];
-    let seed = fastrand::u64(..);
-    let mut random = fastrand::Rng::with_seed(seed);
-    let mut kills = 0;
-    for _ in 0..6 {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_connector"))
-            .args(["sync", "files", "--path", directory, "--table", "raw.orders", "--once"])
-            .args(["--dest", lake.dir.path().to_str().expect("utf-8")])
-            .args(flags)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("run connector");
-        tokio::time::sleep(Duration::from_millis(random.u64(100..4000))).await;
-        if child.try_wait().expect("poll").is_none() {
-            child.kill().expect("kill -9");
-            kills += 1;
-        }
-        wait_for_exit(&mut child);
-    }
-    assert!(kills > 0, "seed {seed}: no run was killed, so nothing was tested");
+    let (seed, kills) = sync_files_killed_at_random(directory, lake.dir.path(), "orders", &flags, 6, 100..4000).await;
     assert_synced(&sync_files(directory, lake.dir.path(), "orders", &flags));
 
     let url = table_url(&lake, "orders");

@@ -35,6 +35,40 @@ pub(crate) fn sync_files(landing: &str, lake: &Path, table: &str, extra: &[&str]
         .expect("run connector")
 }
 
+/// Runs `sync files --once` of `landing` into `lake`'s table `raw.<table>` (with `extra` flags) `rounds` times,
+/// each killed (`kill -9`) after a random time in `lifetime_ms` unless it ended; returns the seed of those
+/// times and how many runs were killed, which the test must see above zero.
+pub(crate) async fn sync_files_killed_at_random(
+    landing: &str,
+    lake: &Path,
+    table: &str,
+    extra: &[&str],
+    rounds: usize,
+    lifetime_ms: std::ops::Range<u64>,
+) -> (u64, usize) {
+    let seed = fastrand::u64(..);
+    let mut random = fastrand::Rng::with_seed(seed);
+    let mut kills = 0;
+    for _ in 0..rounds {
+        let mut child = Command::new(CONNECTOR)
+            .args(["sync", "files", "--path", landing, "--table", &format!("raw.{table}"), "--once"])
+            .args(["--dest", lake.to_str().expect("utf-8")])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run connector");
+        tokio::time::sleep(Duration::from_millis(random.u64(lifetime_ms.clone()))).await;
+        if child.try_wait().expect("poll").is_none() {
+            child.kill().expect("kill -9");
+            kills += 1;
+        }
+        wait_for_exit(&mut child);
+    }
+    assert!(kills > 0, "seed {seed}: no run was killed, so nothing was tested; ingest more");
+    (seed, kills)
+}
+
 pub(crate) fn assert_synced(output: &Output) {
     assert!(
         output.status.success(),
@@ -588,27 +622,11 @@ for file in range(60):
 "#,
         &[landing.path().to_str().expect("utf-8")],
     );
-    let seed = fastrand::u64(..);
-    let mut random = fastrand::Rng::with_seed(seed);
     let landing_path = landing.path().to_str().expect("utf-8");
-    let mut kills = 0;
-    for _ in 0..6 {
-        let mut child = Command::new(CONNECTOR)
-            .args(["sync", "files", "--path", landing_path, "--table", "raw.parts", "--once"])
-            .args(["--dest", lake.dir.path().to_str().expect("utf-8"), "--max-files-per-batch", "3"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("run connector");
-        tokio::time::sleep(Duration::from_millis(random.u64(50..1500))).await;
-        if child.try_wait().expect("poll").is_none() {
-            child.kill().expect("kill -9");
-            kills += 1;
-        }
-        wait_for_exit(&mut child);
-    }
-    assert!(kills > 0, "seed {seed}: no run was killed, so nothing was tested; ingest more files");
-    assert_synced(&sync_files(landing_path, lake.dir.path(), "parts", &["--max-files-per-batch", "3"]));
+    let batches = ["--max-files-per-batch", "3"];
+    let (seed, kills) =
+        sync_files_killed_at_random(landing_path, lake.dir.path(), "parts", &batches, 6, 50..1500).await;
+    assert_synced(&sync_files(landing_path, lake.dir.path(), "parts", &batches));
     let url = table_url(&lake, "parts");
     let per_file = rows_per_file(&url).await;
     assert_eq!(per_file.len(), 60, "seed {seed}, {kills} kills: {per_file:?}");

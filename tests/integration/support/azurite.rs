@@ -2,9 +2,9 @@
 //! it) on a free loopback port, in memory, with one container, stopped on drop.
 
 use std::collections::HashMap;
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+
+use super::loopback::{free_port, wait_until_listening};
 
 pub struct AzuriteServer {
     child: Child,
@@ -16,7 +16,7 @@ pub struct AzuriteServer {
 impl AzuriteServer {
     /// Starts the emulator and creates `container`.
     pub fn start(container: &str) -> AzuriteServer {
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|socket| socket.local_addr()).expect("free port").port();
+        let port = free_port();
         let child = Command::new("azurite-blob")
             .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string(), "--inMemoryPersistence", "--silent"])
             .arg("--skipApiVersionCheck")
@@ -25,11 +25,7 @@ impl AzuriteServer {
             .spawn()
             .expect("azurite-blob runs (scripts/test.sh installs it; or `npm install -g azurite`)");
         let server = AzuriteServer { child, port, endpoint: format!("http://127.0.0.1:{port}/devstoreaccount1") };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "azurite-blob did not listen on {port} within 30 s");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_until_listening(port, "azurite-blob");
         let created = Command::new("python3")
             .args(["-c", &format!("{WITH_CONTAINER_CLIENT}container.create_container()"), &server.endpoint, container])
             .status()

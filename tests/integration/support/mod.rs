@@ -9,6 +9,7 @@ pub mod delta;
 pub mod faulty_store;
 pub mod forwarder;
 pub mod load;
+pub mod loopback;
 pub mod s3;
 pub mod saas;
 pub mod servers;

@@ -2,9 +2,9 @@
 //! with one bucket, stopped on drop.
 
 use std::collections::HashMap;
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+
+use super::loopback::{free_port, wait_until_listening};
 
 pub struct S3Server {
     child: Child,
@@ -14,7 +14,7 @@ pub struct S3Server {
 impl S3Server {
     /// Starts the server and creates `bucket`.
     pub fn start(bucket: &str) -> S3Server {
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|socket| socket.local_addr()).expect("free port").port();
+        let port = free_port();
         let child = Command::new("moto_server")
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
@@ -22,11 +22,7 @@ impl S3Server {
             .spawn()
             .expect("moto_server runs (install it with `pip install 'moto[server]'`)");
         let server = S3Server { child, endpoint: format!("http://127.0.0.1:{port}") };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto_server did not listen on {port} within 30 s");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_until_listening(port, "moto_server");
         let created = Command::new("python3")
             .args([
                 "-c",
