@@ -46,8 +46,9 @@ pub struct LoadArgs {
     pub table: String,
 
     /// create (refuse if the table exists), append, overwrite (replace its rows in one commit), or merge
-    /// (upsert the rows on --key in one commit: a row replaces the table's rows with its key, or is inserted;
-    /// of the files' rows with one key the last wins, files in the order given, then rows in file order).
+    /// (upsert the rows on --key in one commit, or in slices past --merge-memory: a row replaces the table's
+    /// rows with its key, or is inserted; of the files' rows with one key the last wins, files in the order
+    /// given, then rows in file order).
     #[arg(long, value_enum, default_value_t = LoadModeFlag::Create)]
     pub mode: LoadModeFlag,
 
