@@ -164,3 +164,60 @@ impl FileLocation {
         self.single_file.as_ref()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The root a location names its files by, and the prefix listed, of each URL form.
+    #[test]
+    fn each_stores_url_forms_give_the_root_files_are_named_by_and_the_prefix_listed() {
+        let cases = [
+            ("s3://landing/orders/", "s3://landing/orders/a.csv", "orders"),
+            ("gs://landing/orders/", "gs://landing/orders/a.csv", "orders"),
+            (
+                "abfss://landing@account.dfs.core.windows.net/orders/",
+                "abfss://landing@account.dfs.core.windows.net/orders/a.csv",
+                "orders",
+            ),
+            (
+                "https://account.blob.core.windows.net/landing/orders/",
+                "https://account.blob.core.windows.net/landing/orders/a.csv",
+                "orders",
+            ),
+        ];
+        for (url, file, prefix) in cases {
+            let location = FileLocation::parse(url).unwrap_or_else(|error| panic!("{url}: {error}"));
+            assert_eq!(location.prefix.as_ref(), prefix, "{url}");
+            let path = location.path_of(file).unwrap_or_else(|error| panic!("{url}: {error}"));
+            assert_eq!(path.as_ref(), "orders/a.csv", "{url}: the store's path of {file}");
+            assert_eq!(location.url_of(&path), file, "{url}: a file is named as the URL it came from");
+            assert!(location.holds(file), "{url}");
+        }
+    }
+
+    #[test]
+    fn stores_are_told_apart_by_root_and_only_s3_has_a_notified_bucket() {
+        let s3 = FileLocation::parse("s3://landing/orders/").expect("s3");
+        let gcs = FileLocation::parse("gs://landing/orders/").expect("gcs");
+        let archive = FileLocation::parse("s3://landing/archive/").expect("s3");
+        assert!(s3.same_store(&archive), "one bucket");
+        assert!(!s3.same_store(&gcs), "a GCS bucket of the same name is another store");
+        assert_eq!(s3.s3_bucket(), Some("landing"));
+        assert_eq!(gcs.s3_bucket(), None);
+        assert_eq!(
+            s3.object_in_bucket("landing", "orders/a.csv").map(|path| path.to_string()),
+            Some("orders/a.csv".into())
+        );
+        assert!(s3.object_in_bucket("landing", "other/a.csv").is_none(), "outside the prefix");
+        assert!(gcs.object_in_bucket("landing", "orders/a.csv").is_none(), "S3 events name S3 objects");
+
+        // `az://` names no account: it comes from AZURE_STORAGE_ACCOUNT_NAME (or is the emulator's).
+        if std::env::var_os("AZURE_STORAGE_ACCOUNT_NAME").is_none() {
+            let error = FileLocation::parse("az://landing/orders/").expect_err("no account");
+            assert!(error.to_string().contains("AZURE_*"), "{error}");
+        }
+        let error = FileLocation::parse("ftp://host/orders/").expect_err("not a store");
+        assert!(error.to_string().contains("gs://bucket/prefix/"), "{error}");
+    }
+}
