@@ -103,10 +103,13 @@ impl FileLocation {
                 (Arc::new(store), format!("gs://{bucket}/"), url.path())
             }
             "az" | "azure" | "abfs" | "abfss" | "https" => {
-                let store = MicrosoftAzureBuilder::from_env()
-                    .with_url(url.as_str())
-                    .build()
-                    .map_err(|cause| cannot_open(text, "the AZURE_* environment variables", cause))?;
+                let store = MicrosoftAzureBuilder::from_env().with_url(url.as_str()).build().map_err(|cause| {
+                    cannot_open(
+                        text,
+                        "the AZURE_* environment variables (az:// takes its account from AZURE_STORAGE_ACCOUNT_NAME)",
+                        cause,
+                    )
+                })?;
                 let (root, key_prefix) = azure_root(url);
                 (Arc::new(store), root, key_prefix)
             }
