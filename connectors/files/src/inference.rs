@@ -22,7 +22,7 @@ use crate::file_bytes::open_decoded;
 use crate::file_reading::FileFormat;
 use crate::json_chunks::JsonChunks;
 use crate::location::FileLocation;
-use crate::parquet_rows::{open_parquet, parquet_columns};
+use crate::parquet_rows::ParquetRowGroups;
 use crate::read_errors::{decode_error, read_error, store_error};
 use crate::rescued_data::RESCUED_DATA;
 use crate::stored_types::{common_type, stored_field};
@@ -108,9 +108,9 @@ pub async fn sampled_columns(
         FileFormat::Binary { .. } => Ok(Some(binary_columns())),
         FileFormat::Avro => avro_file_columns(location, file).await,
         FileFormat::Parquet => {
-            match open_parquet(location, file).await.map_err(|cause| decode_error(file, "Parquet", cause))? {
+            match ParquetRowGroups::open(location, file).await.map_err(|cause| decode_error(file, "Parquet", cause))? {
                 None => Ok(None),
-                Some(stream) => Ok(Some(parquet_columns(&stream))),
+                Some(groups) => Ok(Some(groups.columns())),
             }
         }
     }

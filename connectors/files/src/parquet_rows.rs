@@ -69,31 +69,6 @@ impl AsyncFileReader for StoredParquetFile {
     }
 }
 
-/// Opens a Parquet file's rows; `None` when the file is gone since it was listed.
-pub async fn open_parquet(
-    location: &FileLocation,
-    file: &SourceFile,
-) -> Result<Option<ParquetRecordBatchStream<StoredParquetFile>>, ParquetError> {
-    let path = location.path_of(&file.path).map_err(|cause| ParquetError::External(Box::new(cause)))?;
-    let reader = StoredParquetFile { store: location.store.clone(), path, size: file.size };
-    match ParquetRecordBatchStreamBuilder::new(reader).await {
-        Ok(builder) => builder.with_batch_size(BATCH_ROWS).build().map(Some),
-        Err(ParquetError::External(cause))
-            if cause
-                .downcast_ref::<object_store::Error>()
-                .is_some_and(|e| matches!(e, object_store::Error::NotFound { .. })) =>
-        {
-            Ok(None)
-        }
-        Err(cause) => Err(cause),
-    }
-}
-
-/// The columns of a Parquet file as Delta stores them.
-pub fn parquet_columns(stream: &ParquetRecordBatchStream<StoredParquetFile>) -> Vec<Field> {
-    stream.schema().fields().iter().map(|field| stored_field(field)).collect()
-}
-
 /// A Parquet file whose footer is read: its row groups can be read on their own.
 #[derive(Debug)]
 pub struct ParquetRowGroups {
@@ -130,6 +105,11 @@ impl ParquetRowGroups {
             })
             .collect();
         Ok(Some(ParquetRowGroups { reader, metadata, first_rows }))
+    }
+
+    /// The file's columns as Delta stores them.
+    pub fn columns(&self) -> Vec<Field> {
+        self.metadata.schema().fields().iter().map(|field| stored_field(field)).collect()
     }
 
     /// The number of row groups.
