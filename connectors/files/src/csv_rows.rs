@@ -15,13 +15,14 @@ use serde_json::Value;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
 use crate::csv_blocks::most_fields;
+use crate::csv_typed_rows::TypedCsvRows;
 use crate::format_options::CsvDialect;
 use crate::rescued_data::{RESCUED_DATA, RescuedValues, RowOrigin};
 use crate::text_types::{TimeFormats, cast_text};
 
 /// Rows decoded at once: large enough that casting and Parquet encoding work on long runs, small enough that a
 /// batch of wide rows stays a few MiB.
-const BATCH_ROWS: usize = 16 * 1024;
+pub(crate) const BATCH_ROWS: usize = 16 * 1024;
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
@@ -150,6 +151,10 @@ impl CsvLayout {
         &self.schema
     }
 
+    pub fn dialect(&self) -> &CsvDialect {
+        &self.dialect
+    }
+
     /// `cause` (an error decoding a block whose first row is `first_row` of the file) with its line number
     /// counted from the file's start, as a decoder reading the whole file would count it.
     pub fn in_file(&self, cause: ArrowError, first_row: u64, first: bool) -> ArrowError {
@@ -173,10 +178,13 @@ pub enum BlockRows {
     Unfit { text: RecordBatch, rows_before: u64 },
 }
 
-/// Parses `block` ([`CsvLayout::text_rows_of_block`]) and casts its rows to the table's columns
-/// ([`text_rows_for_table`]).
+/// Parses `block` into the table's columns: straight into them where `typed` (the one-pass reader of the
+/// file, if its table's types allow one) takes the block, else as text ([`CsvLayout::text_rows_of_block`]) cast
+/// to them ([`text_rows_for_table`]).
+#[allow(clippy::too_many_arguments)]
 pub fn block_rows(
     layout: &CsvLayout,
+    typed: Option<&TypedCsvRows>,
     block: &[u8],
     first: bool,
     table: &[Field],
@@ -184,11 +192,14 @@ pub fn block_rows(
     file_path: &str,
     strict: bool,
 ) -> Result<BlockRows, ArrowError> {
+    // The rows' numbers only name a row that does not fit, which the text decoder names.
+    let origin = RowOrigin { file_path, first_row: 0, strict };
+    if let Some(rows) = typed.and_then(|typed| typed.rows_of_block(block, first, origin)) {
+        return Ok(BlockRows::Rows(rows));
+    }
     let mut rows = Vec::new();
     let mut rows_before = 0;
     for text in layout.tolerant_text_rows(block, first)? {
-        // The rows' numbers only name a row that does not fit, which the reader names again.
-        let origin = RowOrigin { file_path, first_row: 0, strict };
         match text_rows_for_table(&text, table, formats, origin) {
             Ok(batch) => rows.push(batch),
             Err(_) => return Ok(BlockRows::Unfit { text, rows_before }),

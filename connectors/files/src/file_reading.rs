@@ -19,6 +19,7 @@ use crate::avro_rows::open_avro;
 use crate::binary_rows::{DEFAULT_MAX_BINARY_FILE_BYTES, binary_row};
 use crate::csv_blocks::CsvBlocks;
 use crate::csv_rows::{BlockRows, CsvLayout, block_rows, text_rows_for_table};
+use crate::csv_typed_rows::TypedCsvRows;
 use crate::file_bytes::open_decoded;
 use crate::format::Format;
 use crate::format_options::{CsvDialect, FormatOptions};
@@ -175,6 +176,7 @@ async fn read_csv<R: AsyncBufRead + Unpin, S: RowSink>(
     else {
         return Ok(FileRead::Complete);
     };
+    let typed = TypedCsvRows::new(&layout, &table, &dialect.times).map(Arc::new);
     let (layout, table, times) = (Arc::new(layout), Arc::new(table), Arc::new(dialect.times.clone()));
     let path: Arc<str> = Arc::from(file.path.as_str());
     let mut blocks = CsvBlocks::new(text, dialect);
@@ -187,8 +189,8 @@ async fn read_csv<R: AsyncBufRead + Unpin, S: RowSink>(
                 break;
             };
             let (layout, table, times, path) = (layout.clone(), table.clone(), times.clone(), path.clone());
-            let first = started == 0;
-            parses.start(move || block_rows(&layout, &block, first, &table, &times, &path, strict));
+            let (typed, first) = (typed.clone(), started == 0);
+            parses.start(move || block_rows(&layout, typed.as_deref(), &block, first, &table, &times, &path, strict));
             started += 1;
         }
         let Some(parsed) = parses.next().await else { return Ok(FileRead::Complete) };

@@ -13,11 +13,9 @@ use connector_core::arrow::json::ReaderBuilder;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::rescued_data::{RESCUED_DATA, RescuedValues, RowOrigin};
+use crate::flat_json::FlatJsonRows;
+use crate::rescued_data::{CORRUPT_RECORD, RESCUED_DATA, RescuedValues, RowOrigin};
 use crate::text_types::{TimeFormats, cast_text};
-
-/// The key a line that is not a JSON object is rescued under (Spark's name for it).
-const CORRUPT_RECORD: &str = "_corrupt_record";
 
 /// Decodes chunks of lines into the table's source columns (`table`, which holds `_rescued_data`).
 #[derive(Debug)]
@@ -25,23 +23,33 @@ pub struct JsonRows {
     table: SchemaRef,
     /// The table's columns but the rescued one: what the JSON decoder fills, those of `from_text` as text.
     decoded: SchemaRef,
-    /// The decimal, date and timestamp columns (by place in `decoded`), which the decoder reads as their text,
-    /// converted here by the rules CSV values follow: arrow's JSON decoder drops a number's digits past the
-    /// column's scale (1.239 into two decimals gives 1.23), where a value that does not fit must be rescued, and
-    /// reads dates and timestamps in its own forms only, where `times` gives the files' patterns.
+    /// The decimal, date, timestamp and integer columns (by place in `decoded`), which the decoder reads as
+    /// their text, converted here by the rules CSV values follow: arrow's JSON decoder drops a number's digits
+    /// past the column's scale (1.239 into two decimals gives 1.23) and past the point into an integer (1.5
+    /// gives 1), where a value that does not fit must be rescued, and reads dates and timestamps in its own forms
+    /// only, where `times` gives the files' patterns.
     from_text: Vec<(usize, DataType)>,
     times: TimeFormats,
+    /// The one-pass decoder, for tables of scalar columns.
+    flat: Option<FlatJsonRows>,
 }
 
 impl JsonRows {
     pub fn new(table: &[Field], times: TimeFormats) -> Self {
+        let flat = FlatJsonRows::new(table, &times);
         let mut from_text = Vec::new();
         let decoded: Vec<Field> = table
             .iter()
             .filter(|field| field.name() != RESCUED_DATA)
             .enumerate()
             .map(|(index, field)| match field.data_type() {
-                DataType::Decimal128(..) | DataType::Date32 | DataType::Timestamp(..) => {
+                DataType::Decimal128(..)
+                | DataType::Date32
+                | DataType::Timestamp(..)
+                | DataType::Int8
+                | DataType::Int16
+                | DataType::Int32
+                | DataType::Int64 => {
                     from_text.push((index, field.data_type().clone()));
                     field.clone().with_data_type(DataType::Utf8)
                 }
@@ -49,7 +57,7 @@ impl JsonRows {
             })
             .collect();
         let (table, decoded) = (Arc::new(Schema::new(table.to_vec())), Arc::new(Schema::new(decoded)));
-        JsonRows { table, decoded, from_text, times }
+        JsonRows { table, decoded, from_text, times, flat }
     }
 
     /// A decoder of up to `rows` rows at once.
@@ -63,6 +71,9 @@ impl JsonRows {
 
     /// The rows of `lines` (complete lines; blank ones are not rows), in the table's columns.
     pub fn decode(&self, lines: &[u8], origin: RowOrigin<'_>) -> Result<RecordBatch, String> {
+        if let Some(decoded) = self.flat.as_ref().and_then(|flat| flat.decode(lines, origin)) {
+            return decoded;
+        }
         match self.decode_strictly(lines) {
             Ok(batch) => self.with_rescued(batch, None, origin),
             Err(_) => self.decode_line_by_line(lines, origin),
@@ -97,7 +108,7 @@ impl JsonRows {
             let mut rescued = Map::new();
             let object = match serde_json::from_slice::<Value>(line) {
                 Ok(Value::Object(mut object)) => {
-                    self.keep_decimal_text(line, &mut object);
+                    self.keep_number_text(line, &mut object);
                     let keys: Vec<String> = object.keys().cloned().collect();
                     for key in keys {
                         let fits = self
@@ -137,16 +148,17 @@ impl JsonRows {
         self.with_rescued(batch, Some(rescued_rows), origin)
     }
 
-    /// The numbers of `object`'s decimal columns as their text in `line`: `serde_json::Value` holds a number
-    /// with a point as a double, which would round it.
-    fn keep_decimal_text(&self, line: &[u8], object: &mut Map<String, Value>) {
-        if !self.from_text.iter().any(|(_, data_type)| matches!(data_type, DataType::Decimal128(..))) {
+    /// The numbers of `object`'s decimal and integer columns as their text in `line`: `serde_json::Value` holds
+    /// a number with a point (or past 64 bits) as a double, which would round it.
+    fn keep_number_text(&self, line: &[u8], object: &mut Map<String, Value>) {
+        let exact = |data_type: &DataType| data_type.is_integer() || matches!(data_type, DataType::Decimal128(..));
+        if !self.from_text.iter().any(|(_, data_type)| exact(data_type)) {
             return;
         }
         let Ok(texts) = serde_json::from_slice::<HashMap<String, &RawValue>>(line) else {
             return;
         };
-        for (index, _) in self.from_text.iter().filter(|(_, data_type)| matches!(data_type, DataType::Decimal128(..))) {
+        for (index, _) in self.from_text.iter().filter(|(_, data_type)| exact(data_type)) {
             let name = self.decoded.field(*index).name();
             if let (Some(Value::Number(_)), Some(text)) = (object.get(name), texts.get(name)) {
                 object.insert(name.clone(), Value::String(text.get().trim().to_string()));
@@ -228,4 +240,63 @@ fn fits(value: &Value, data_type: &DataType) -> bool {
 
 fn fits_struct(object: &Map<String, Value>, fields: &Fields) -> bool {
     object.iter().all(|(key, value)| fields.find(key).is_some_and(|(_, field)| fits(value, field.data_type())))
+}
+
+#[cfg(test)]
+mod tests {
+    use connector_core::arrow::array::Array;
+
+    use super::*;
+
+    fn table() -> Vec<Field> {
+        vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("name", DataType::Utf8, true),
+            Field::new("score", DataType::Float64, true),
+            Field::new("ok", DataType::Boolean, true),
+            Field::new("amount", DataType::Decimal128(6, 2), true),
+            Field::new("day", DataType::Date32, true),
+            Field::new("at", DataType::Timestamp(connector_core::arrow::datatypes::TimeUnit::Microsecond, None), true),
+            Field::new(RESCUED_DATA, DataType::Utf8, true),
+        ]
+    }
+
+    #[test]
+    fn the_one_pass_decoder_reads_what_the_general_one_reads() {
+        let lines = concat!(
+            r#"{"id": 1, "name": "a\tb", "score": 1.5, "ok": true, "amount": 12.5, "day": "2026-12-05", "at": "2026-12-05 10:00:00"}"#,
+            "\n",
+            r#"{"at": "2026-12-05T10:00:00.25Z", "amount": "7", "name": 3.25, "id": -4, "extra": {"x": [1]}}"#,
+            "\n",
+            r#"{"amount": 1.239, "day": "2026-02-30", "name": {"a": 1}, "score": 1e3, "ok": null}"#,
+            "\n",
+            "not json\n",
+            r#"{"name": "\u00e9\ud83d\ude00", "id": 9223372036854775807}"#,
+            "\n",
+        );
+        let origin = RowOrigin { file_path: "f.jsonl", first_row: 0, strict: false };
+        let flat = JsonRows::new(&table(), TimeFormats::default());
+        assert!(flat.flat.is_some());
+        let mut general = JsonRows::new(&table(), TimeFormats::default());
+        general.flat = None;
+        let (one_pass, expected) = (flat.decode(lines.as_bytes(), origin), general.decode(lines.as_bytes(), origin));
+        assert_eq!(one_pass.expect("one pass"), expected.expect("general"));
+    }
+
+    #[test]
+    fn a_number_with_a_fraction_into_an_integer_column_is_rescued_not_truncated() {
+        let table = vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("tags", DataType::new_list(DataType::Utf8, true), true),
+            Field::new(RESCUED_DATA, DataType::Utf8, true),
+        ];
+        let rows = JsonRows::new(&table, TimeFormats::default());
+        assert!(rows.flat.is_none(), "a list column takes the general decoder");
+        let origin = RowOrigin { file_path: "f.jsonl", first_row: 0, strict: false };
+        let batch = rows.decode(b"{\"id\": 1.5, \"tags\": [\"a\"]}\n{\"id\": 2}", origin).expect("decoded");
+        let ids = batch.column(0).as_primitive::<connector_core::arrow::datatypes::Int64Type>();
+        assert_eq!((ids.is_null(0), ids.value(1)), (true, 2));
+        let rescued = batch.column(2).as_string::<i32>();
+        assert!(rescued.value(0).contains("\"id\":\"1.5\""), "{}", rescued.value(0));
+    }
 }

@@ -12,6 +12,9 @@ use crate::schema_hints::sql_type_name;
 /// The rescued column's name, as Auto Loader names it.
 pub const RESCUED_DATA: &str = "_rescued_data";
 
+/// The key a line that is not a JSON object is rescued under (Spark's name for it).
+pub const CORRUPT_RECORD: &str = "_corrupt_record";
+
 /// The key naming the file in each rescued object.
 const FILE_PATH_KEY: &str = "_file_path";
 
@@ -39,6 +42,11 @@ impl RescuedValues {
     /// Keeps `value` of `column` for `row`.
     pub fn keep(&mut self, row: usize, column: &str, value: Value) {
         self.rows[row].get_or_insert_with(Map::new).insert(column.to_string(), value);
+    }
+
+    /// Keeps the first `rows` rows: for a batch counted before it was read.
+    pub fn truncate(&mut self, rows: usize) {
+        self.rows.truncate(rows);
     }
 
     pub fn is_empty(&self) -> bool {

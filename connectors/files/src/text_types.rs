@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::format::{Item, StrftimeItems};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use connector_core::arrow::array::{
-    Array, ArrayRef, Date32Array, Decimal128Array, StringArray, TimestampMicrosecondArray, new_null_array,
+    Array, ArrayRef, BooleanArray, Date32Array, Decimal128Array, StringArray, TimestampMicrosecondArray, new_null_array,
 };
 use connector_core::arrow::compute::kernels::cast_utils::{Parser, string_to_datetime};
 use connector_core::arrow::compute::{CastOptions, cast_with_options};
@@ -56,6 +56,25 @@ impl TimeFormats {
             Some(DateTime::parse_from_str(value, pattern).ok()?.timestamp_micros())
         } else {
             Some(NaiveDateTime::parse_from_str(value, pattern).ok()?.and_utc().timestamp_micros())
+        }
+    }
+
+    /// Days since 1970-01-01 of a date value: read with the date pattern if there is one, else as ISO 8601 (or
+    /// the other forms arrow reads); `None` when it is not a date so written.
+    pub fn date_days(&self, value: &str) -> Option<i32> {
+        match &self.date {
+            Some(pattern) => TimeFormats::date(pattern, value),
+            None => iso_date_days(value).or_else(|| Date32Type::parse(value)),
+        }
+    }
+
+    /// Microseconds since the epoch (UTC) of a timestamp value: read with the timestamp pattern if there is one,
+    /// else as ISO 8601 (or the other forms arrow reads, a value without a zone read as UTC).
+    pub fn timestamp_micros(&self, value: &str) -> Option<i64> {
+        match &self.timestamp {
+            Some(pattern) => TimeFormats::timestamp(pattern, value),
+            None => iso_timestamp_micros(value)
+                .or_else(|| Some(string_to_datetime(&Utc, value).ok()?.naive_utc().and_utc().timestamp_micros())),
         }
     }
 }
@@ -184,45 +203,42 @@ fn parses_every_value(values: &StringArray, data_type: &DataType) -> bool {
     cast_with_options(values, data_type, &strict).is_ok()
 }
 
+/// A boolean written as text: `true`/`false`, `t`/`f`, `yes`/`no`, `y`/`n`, `on`/`off` or `1`/`0`, in any case,
+/// spaces around it aside.
+pub fn boolean_text(value: &str) -> Option<bool> {
+    const TRUE: [&str; 5] = ["true", "t", "yes", "y", "on"];
+    const FALSE: [&str; 5] = ["false", "f", "no", "n", "off"];
+    let value = value.trim();
+    if value == "1" || TRUE.iter().any(|word| value.eq_ignore_ascii_case(word)) {
+        Some(true)
+    } else if value == "0" || FALSE.iter().any(|word| value.eq_ignore_ascii_case(word)) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
 /// `values` as `data_type`, and which rows held a value that does not parse as it (a null in the result, where
 /// the text was not null): those values are rescued, not lost.
 pub fn cast_text(values: &StringArray, data_type: &DataType, formats: &TimeFormats) -> (ArrayRef, Vec<usize>) {
     if data_type == &DataType::Utf8 {
         return (Arc::new(values.clone()), Vec::new());
     }
-    match (data_type, &formats.date, &formats.timestamp) {
-        (DataType::Date32, Some(pattern), _) => {
-            let dates: Date32Array = values.iter().map(|value| TimeFormats::date(pattern, value?)).collect();
+    match data_type {
+        DataType::Boolean => {
+            let flags: BooleanArray = values.iter().map(|value| boolean_text(value?)).collect();
+            return with_unfit(values, Arc::new(flags));
+        }
+        DataType::Date32 => {
+            let dates: Date32Array = values.iter().map(|value| formats.date_days(value?)).collect();
             return with_unfit(values, Arc::new(dates));
         }
-        (DataType::Timestamp(TimeUnit::Microsecond, zone), _, Some(pattern)) => {
+        DataType::Timestamp(TimeUnit::Microsecond, zone) => {
             let times: TimestampMicrosecondArray =
-                values.iter().map(|value| TimeFormats::timestamp(pattern, value?)).collect();
+                values.iter().map(|value| formats.timestamp_micros(value?)).collect();
             return with_unfit(values, Arc::new(times.with_timezone_opt(zone.clone())));
         }
-        (DataType::Date32, None, _) => {
-            let dates: Date32Array = values
-                .iter()
-                .map(|value| {
-                    let value = value?;
-                    iso_date_days(value).or_else(|| Date32Type::parse(value))
-                })
-                .collect();
-            return with_unfit(values, Arc::new(dates));
-        }
-        (DataType::Timestamp(TimeUnit::Microsecond, zone), _, None) => {
-            let times: TimestampMicrosecondArray = values
-                .iter()
-                .map(|value| {
-                    let value = value?;
-                    iso_timestamp_micros(value).or_else(|| {
-                        Some(string_to_datetime(&Utc, value).ok()?.naive_utc().and_utc().timestamp_micros())
-                    })
-                })
-                .collect();
-            return with_unfit(values, Arc::new(times.with_timezone_opt(zone.clone())));
-        }
-        (DataType::Decimal128(precision, scale), _, _)
+        DataType::Decimal128(precision, scale)
             if let Some(shape) = u8::try_from(*scale).ok().and_then(|scale| DecimalShape::new(*precision, scale)) =>
         {
             let decimals: Decimal128Array = values.iter().map(|value| shape.value(value?)).collect();
