@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use connector_core::arrow::array::{ArrayRef, Int32Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use connector_core::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-use connector_core::delta::{ByteArrayEncoding, parquet_properties_for};
+use connector_core::delta::{ValueEncodings, parquet_properties_for};
 use connector_core::deltalake::parquet::arrow::ArrowWriter;
 use connector_core::deltalake::parquet::file::properties::{DEFAULT_PAGE_SIZE, WriterProperties};
 
@@ -97,12 +97,12 @@ fn main() {
     let rows = std::env::var("BENCH_PAGES_ROWS").ok().and_then(|value| value.parse().ok()).unwrap_or(1_000_000);
     let rounds = std::env::var("BENCH_PAGES_ROUNDS").ok().and_then(|value| value.parse().ok()).unwrap_or(7);
     let batches = batches(rows);
-    let sink = parquet_properties_for(&batches[0], ByteArrayEncoding::Delta);
+    let sink = parquet_properties_for(&batches[0], ValueEncodings::Delta);
     let settings = [
         (format!("sink's ({} KiB pages, delta text)", sink.data_page_size_limit() / 1024), sink.clone()),
         (
             "plain text (tables old readers read)".to_string(),
-            parquet_properties_for(&batches[0], ByteArrayEncoding::Plain),
+            parquet_properties_for(&batches[0], ValueEncodings::Plain),
         ),
         (
             format!("Parquet's default pages ({} KiB)", DEFAULT_PAGE_SIZE / 1024),

@@ -239,8 +239,8 @@ async fn small_files_left_by_merges_are_gathered_so_their_number_stays_bounded()
     }
 }
 
-/// The encodings of the `customer` column in each of the table's live files.
-fn customer_encodings(table: &DeltaTable, table_dir: &std::path::Path) -> Vec<Vec<Encoding>> {
+/// The encodings of `column` in each of the table's live files.
+fn column_encodings(table: &DeltaTable, table_dir: &std::path::Path, column: &str) -> Vec<Vec<Encoding>> {
     let state = table.snapshot().expect("loaded");
     state
         .log_data()
@@ -249,20 +249,17 @@ fn customer_encodings(table: &DeltaTable, table_dir: &std::path::Path) -> Vec<Ve
             let path = table_dir.join(file.path().as_ref());
             let reader = SerializedFileReader::new(std::fs::File::open(&path).expect("data file")).expect("parquet");
             let metadata = reader.metadata();
-            let customer =
-                metadata.file_metadata().schema_descr().columns().iter().position(|column| column.name() == "customer");
-            let customer = customer.expect("a customer column");
-            metadata
-                .row_groups()
-                .iter()
-                .flat_map(|group| group.column(customer).encodings().collect::<Vec<_>>())
-                .collect()
+            let index =
+                metadata.file_metadata().schema_descr().columns().iter().position(|found| found.name() == column);
+            let index = index.expect("the column");
+            metadata.row_groups().iter().flat_map(|group| group.column(index).encodings().collect::<Vec<_>>()).collect()
         })
         .collect()
 }
 
 #[tokio::test]
-async fn distinct_text_is_delta_encoded_only_where_readers_know_table_features_and_other_engines_read_it() {
+async fn distinct_text_and_integers_are_delta_encoded_only_where_readers_know_table_features_and_other_engines_read_it()
+{
     // Distinct names, so the column has no dictionary and its values are encoded as the table's readers allow.
     let names: &'static [String] =
         Box::leak((0..1300).map(|id| format!("customer {id:05} of {}", id * 7919 % 1300)).collect());
@@ -283,7 +280,7 @@ async fn distinct_text_is_delta_encoded_only_where_readers_know_table_features_a
         merge(&mut table, &schema, changes.commit(110, 1)).await;
 
         let table_dir = lake.table_url(&schema.id).to_file_path().expect("local table");
-        let encodings = customer_encodings(table.table(), &table_dir);
+        let encodings = column_encodings(table.table(), &table_dir, "customer");
         assert_eq!(encodings.len(), 2, "the snapshot's file and the merge's");
         for file in &encodings {
             assert_eq!(
@@ -292,6 +289,11 @@ async fn distinct_text_is_delta_encoded_only_where_readers_know_table_features_a
                 "deletion vectors {deletion_vectors}: {encodings:?}"
             );
             assert_eq!(file.contains(&Encoding::PLAIN), !deletion_vectors, "{encodings:?}");
+        }
+        // Distinct keys are packed as differences.
+        let ids = column_encodings(table.table(), &table_dir, "id");
+        for file in &ids {
+            assert_eq!(file.contains(&Encoding::DELTA_BINARY_PACKED), deletion_vectors, "{ids:?}");
         }
 
         let url = lake.table_url(&schema.id);

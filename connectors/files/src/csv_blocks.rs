@@ -56,7 +56,9 @@ impl<R: AsyncBufRead + Unpin> CsvBlocks<R> {
 
     /// The next block: about [`BLOCK_BYTES`] of whole rows (more when one row is longer); `None` at the end.
     pub async fn next(&mut self) -> std::io::Result<Option<Vec<u8>>> {
-        let mut block = std::mem::take(&mut self.carried);
+        // Room for the whole block at once: growing it as it fills copied each block about twice over.
+        let mut block = Vec::with_capacity(BLOCK_BYTES.max(self.carried.len()));
+        block.append(&mut self.carried);
         let mut wanted = BLOCK_BYTES;
         loop {
             while block.len() < wanted {

@@ -24,7 +24,7 @@ use crate::text_types::{TimeFormats, cast_text};
 /// batch of wide rows stays a few MiB.
 pub(crate) const BATCH_ROWS: usize = 16 * 1024;
 
-const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+pub(crate) const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// How a CSV file's rows are read: its columns (text, named by its header) and its dialect.
 #[derive(Debug)]

@@ -15,7 +15,8 @@ use csv_core::{ReadRecordResult, Reader, ReaderBuilder};
 use serde_json::Value;
 
 use crate::column_builders::{ColumnBuilder, ColumnKind};
-use crate::csv_rows::{BATCH_ROWS, CsvLayout};
+use crate::csv_fields::{CsvFields, Cut};
+use crate::csv_rows::{BATCH_ROWS, CsvLayout, UTF8_BOM};
 use crate::format_options::CsvDialect;
 use crate::rescued_data::{RescuedValues, RowOrigin};
 use crate::text_types::TimeFormats;
@@ -81,6 +82,60 @@ impl TypedCsvRows {
     /// The rows of `block` (whole rows of the file; `first`: the file's first block, which starts with the
     /// header) in the table's columns, `_rescued_data` filled; `None` when the block needs the text decoder.
     pub fn rows_of_block(&self, block: &[u8], first: bool, origin: RowOrigin<'_>) -> Option<Vec<RecordBatch>> {
+        match self.rows_cut_in_place(block, first, origin) {
+            Ok(rows) => rows,
+            Err(Unsupported) => self.rows_cut_by_csv_core(block, first, origin),
+        }
+    }
+
+    /// [`rows_of_block`](Self::rows_of_block) for blocks [`CsvFields`] cuts: the dialect's (no escape
+    /// character, no comment lines) and the block's own (no byte order mark, which csv-core would drop).
+    fn rows_cut_in_place(
+        &self,
+        block: &[u8],
+        first: bool,
+        origin: RowOrigin<'_>,
+    ) -> Result<Option<Vec<RecordBatch>>, Unsupported> {
+        if self.dialect.escape.is_some() || self.dialect.comment.is_some() || block.starts_with(UTF8_BOM) {
+            return Err(Unsupported);
+        }
+        let Ok(text) = std::str::from_utf8(block) else { return Ok(None) };
+        let mut cutter = CsvFields::new(text, self.dialect.delimiter, self.dialect.quote);
+        let (mut fields, mut scratch) = (Vec::with_capacity(self.fields.len()), String::new());
+        let mut skip_header = first && self.dialect.header;
+        let Some(mut batch) = BatchBuilder::new(self) else { return Ok(None) };
+        let mut batches = Vec::new();
+        loop {
+            match cutter.next_record(&mut fields, &mut scratch) {
+                Cut::Record => {}
+                Cut::End => {
+                    return Ok(batch.finish(self, origin).map(|last| batches.into_iter().chain(last).collect()));
+                }
+                Cut::Unsupported => return Err(Unsupported),
+            }
+            if std::mem::take(&mut skip_header) {
+                continue;
+            }
+            // More fields than the header names: the text decoder keeps them.
+            if fields.len() > self.fields.len() {
+                return Ok(None);
+            }
+            let values = fields.iter().map(|&span| Some(cutter.field(span, &scratch)));
+            if batch.append(self, values).is_none() {
+                return Ok(None);
+            }
+            if batch.rows == BATCH_ROWS {
+                let Some(next) = BatchBuilder::new(self) else { return Ok(None) };
+                match std::mem::replace(&mut batch, next).finish(self, origin) {
+                    Some(full) => batches.extend(full),
+                    None => return Ok(None),
+                }
+            }
+        }
+    }
+
+    /// [`rows_of_block`](Self::rows_of_block) with csv-core cutting the records.
+    fn rows_cut_by_csv_core(&self, block: &[u8], first: bool, origin: RowOrigin<'_>) -> Option<Vec<RecordBatch>> {
         let mut tokenizer = self.tokenizer();
         let mut input = block;
         let mut record = vec![0_u8; 64 * 1024];
@@ -112,13 +167,23 @@ impl TypedCsvRows {
                 continue;
             }
             let text = std::str::from_utf8(&record[..written]).ok()?;
-            batch.append(self, text, &ends[..fields])?;
+            let mut start = 0;
+            let values = ends[..fields].iter().map(|&end| {
+                // A field boundary inside a character: bytes that were not UTF-8 around a delimiter.
+                let value = text.get(start..end);
+                start = end;
+                value
+            });
+            batch.append(self, values)?;
             if batch.rows == BATCH_ROWS {
                 batches.extend(std::mem::replace(&mut batch, BatchBuilder::new(self)?).finish(self, origin)?);
             }
         }
     }
 }
+
+/// A block [`CsvFields`] leaves to csv-core.
+struct Unsupported;
 
 /// The columns of one batch being built.
 struct BatchBuilder {
@@ -136,15 +201,13 @@ impl BatchBuilder {
         })
     }
 
-    /// Appends a record: its fields' text back to back in `text`, each ending where `ends` says.
-    fn append(&mut self, rows: &TypedCsvRows, text: &str, ends: &[usize]) -> Option<()> {
-        let mut start = 0;
-        for (index, target) in rows.fields.iter().enumerate() {
+    /// Appends a record of `values` (at most one per header field; `None` for one that is not text).
+    fn append<'t>(&mut self, rows: &TypedCsvRows, mut values: impl Iterator<Item = Option<&'t str>>) -> Option<()> {
+        for target in &rows.fields {
             // A record with fewer fields than the header leaves the rest null.
-            let value = match ends.get(index) {
-                Some(&end) => {
-                    let value = text.get(start..end)?;
-                    start = end;
+            let value = match values.next() {
+                Some(value) => {
+                    let value = value?;
                     let null = value.is_empty() || rows.dialect.null_value.as_deref() == Some(value);
                     (!null).then_some(value)
                 }
@@ -242,6 +305,11 @@ mod tests {
             "5,last,2,f,3.10,2000-02-29,2000-02-29 23:59:59",
         );
         let (one_pass, text) = both_readers(csv, &dialect(), false).await;
+        let BlockRows::Rows(expected) = text else { panic!("the text decoder rescues") };
+        assert_eq!(one_pass.expect("taken"), expected);
+        // A quote inside an unquoted field: csv-core cuts the block, by its own rules.
+        let odd_quotes = "id,name,score\n1,12\" pipe,2\n2,\"a\"b,3\n";
+        let (one_pass, text) = both_readers(odd_quotes, &dialect(), false).await;
         let BlockRows::Rows(expected) = text else { panic!("the text decoder rescues") };
         assert_eq!(one_pass.expect("taken"), expected);
     }

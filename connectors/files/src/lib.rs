@@ -10,6 +10,7 @@ pub mod column_builders;
 pub mod compression;
 pub mod config;
 pub mod csv_blocks;
+pub mod csv_fields;
 pub mod csv_rows;
 pub mod csv_typed_rows;
 pub mod file_bytes;

@@ -33,7 +33,7 @@ use deltalake::{DeltaTable, DeltaTableError};
 use futures::TryStreamExt;
 use roaring::RoaringTreemap;
 
-use super::column_compression::{ByteArrayEncoding, parquet_properties_for};
+use super::column_compression::{ValueEncodings, parquet_properties_for};
 use super::deletion_vectors::{self, read_deleted_rows, write_deletion_vectors};
 use super::file_selection::{TargetFile, by_first_key, select_files};
 use super::merge::MergeCounts;
@@ -135,7 +135,7 @@ pub(crate) async fn merge_by_file_rewrite(
 
     let routes = route_written_rows(&source, &source_keys, &rewritten)?;
     // The changed rows stand for the table's values when judging which columns are worth compressing.
-    let properties = parquet_properties_for(&source.rows, ByteArrayEncoding::for_table(state));
+    let properties = parquet_properties_for(&source.rows, ValueEncodings::for_table(state));
     let mut adds: Vec<Add> = Vec::new();
     // Small files, the marked rows' new versions and the rows no rewritten file takes share these files.
     let mut writer = new_writer(table, target_file_size, &properties)?;

@@ -18,6 +18,8 @@ use deltalake::logstore::ObjectStoreRef;
 use deltalake::logstore::object_store::ObjectStoreExt;
 use deltalake::logstore::parquet_reader::ParquetObjectReader;
 use deltalake::parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
+use deltalake::parquet::basic::Type as PhysicalType;
+use deltalake::parquet::file::metadata::ColumnChunkMetaData;
 use foldhash::fast::FixedState;
 use futures::TryStreamExt;
 use tracing::{debug, warn};
@@ -176,18 +178,31 @@ impl KeySlice<'_> {
 
 const SLICE_SEED: u64 = 0x51_1ce5;
 
-/// How many slices the staged rows are merged in: their size uncompressed (the Parquet footers' sum) over
-/// `slice_bytes`, at least one.
+/// How many slices the staged rows are merged in: their size in memory ([`in_memory_bytes`], from the Parquet
+/// footers) over `slice_bytes`, at least one.
 async fn slice_count(store: &ObjectStoreRef, adds: &[Add], slice_bytes: u64) -> Result<usize, DeltaTableError> {
     let mut bytes = 0_u64;
     for add in adds {
         let size = u64::try_from(add.size).unwrap_or_default();
         let reader = ParquetObjectReader::new(store.clone(), staged_path(add)).with_file_size(size);
         let builder = ParquetRecordBatchStreamBuilder::new(reader).await?;
-        let groups = builder.metadata().row_groups();
-        bytes += groups.iter().map(|group| u64::try_from(group.total_byte_size()).unwrap_or(0)).sum::<u64>();
+        bytes +=
+            builder.metadata().row_groups().iter().flat_map(|group| group.columns()).map(in_memory_bytes).sum::<u64>();
     }
     Ok(usize::try_from(bytes.div_ceil(slice_bytes.max(1))).unwrap_or(usize::MAX).max(1))
+}
+
+/// About the bytes a column chunk's values take once read, erring high: text and binary as stored uncompressed
+/// plus an offset each, other values 8 bytes each (16 for fixed-length ones, which are decimals), whatever
+/// their encoding (integers packed as differences store a few bits a value).
+fn in_memory_bytes(column: &ColumnChunkMetaData) -> u64 {
+    let values = u64::try_from(column.num_values()).unwrap_or(0);
+    let stored = u64::try_from(column.uncompressed_size()).unwrap_or(0);
+    match column.column_type() {
+        PhysicalType::BYTE_ARRAY => stored + values * 4,
+        PhysicalType::FIXED_LEN_BYTE_ARRAY => stored.max(values * 16),
+        _ => stored.max(values * 8),
+    }
 }
 
 /// Every row of the staged files in `slice`, in the table's columns.

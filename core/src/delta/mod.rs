@@ -29,7 +29,7 @@ mod table_rows;
 mod table_writer;
 mod unchanged_cells;
 
-pub use column_compression::{ByteArrayEncoding, parquet_properties_for};
+pub use column_compression::{ValueEncodings, parquet_properties_for};
 pub use commit_state::CommittedState;
 pub(crate) use commit_state::{APP_ID_KEY, CURSOR_KEY, read_committed_state};
 pub(crate) use cursor_record::recorded_app_ids;

@@ -15,7 +15,7 @@ use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 
 use super::DeltaTableWriter;
-use super::column_compression::{ByteArrayEncoding, parquet_properties, parquet_properties_for};
+use super::column_compression::{ValueEncodings, parquet_properties, parquet_properties_for};
 use super::evolution::plan_evolution;
 use super::table_rows::{MetadataValues, rows_for_table};
 use crate::cursor::TableCursor;
@@ -223,7 +223,7 @@ impl SnapshotFiles {
             // The first rows decide which columns are worth compressing; the writers have written nothing yet.
             let state =
                 self.table.snapshot().map_err(|cause| self.destination_error("cannot read the table state", cause))?;
-            let properties = parquet_properties_for(&batch, ByteArrayEncoding::for_table(state));
+            let properties = parquet_properties_for(&batch, ValueEncodings::for_table(state));
             for part in 0..self.writers.len() {
                 self.writers[part] = self.new_part_writer(properties.clone())?;
             }
