@@ -252,19 +252,12 @@ mod tests {
 
     use super::*;
     use crate::csv_rows::{BlockRows, block_rows};
+    use crate::format_options::FormatOptions;
     use crate::rescued_data::RESCUED_DATA;
 
     fn dialect() -> CsvDialect {
-        CsvDialect {
-            header: true,
-            delimiter: b',',
-            quote: b'"',
-            escape: None,
-            comment: None,
-            null_value: Some("NA".into()),
-            times: TimeFormats::default(),
-            encoding: None,
-        }
+        let options = FormatOptions { null_value: Some("NA".into()), ..FormatOptions::default() };
+        options.csv_dialect(false).expect("the default dialect")
     }
 
     fn table() -> Vec<Field> {

@@ -115,18 +115,11 @@ pub fn parquet_properties_for(sample: &RecordBatch, encodings: ValueEncodings) -
 
 /// Whether the type is stored as Parquet `INT32` or `INT64`, which `DELTA_BINARY_PACKED` encodes.
 fn packs_as_differences(data_type: &DataType) -> bool {
-    matches!(
-        data_type,
-        DataType::Int8
-            | DataType::Int16
-            | DataType::Int32
-            | DataType::Int64
-            | DataType::Date32
-            | DataType::Date64
-            | DataType::Timestamp(..)
-            | DataType::Time32(_)
-            | DataType::Time64(_)
-    )
+    data_type.is_integer()
+        || matches!(
+            data_type,
+            DataType::Date32 | DataType::Date64 | DataType::Timestamp(..) | DataType::Time32(_) | DataType::Time64(_)
+        )
 }
 
 fn base() -> WriterPropertiesBuilder {
