@@ -1,5 +1,5 @@
 //! Parquet settings benchmark: the CPU time and bytes of encoding sysbench-shaped snapshot rows with the sink's
-//! writer settings, with its text encoding for tables older readers read (plain), and with Parquet's default
+//! writer settings, with its value encodings for tables older readers read (plain), and with Parquet's default
 //! data page size (1 MiB), the order rotating.
 //!
 //! Rows go round-robin to four writers, as a table copied over four connections writes four Parquet parts at
@@ -101,7 +101,7 @@ fn main() {
     let settings = [
         (format!("sink's ({} KiB pages, delta text)", sink.data_page_size_limit() / 1024), sink.clone()),
         (
-            "plain text (tables old readers read)".to_string(),
+            "plain values (tables old readers read)".to_string(),
             parquet_properties_for(&batches[0], ValueEncodings::Plain),
         ),
         (
