@@ -102,34 +102,20 @@ impl TypedCsvRows {
         let Ok(text) = std::str::from_utf8(block) else { return Ok(None) };
         let mut cutter = CsvFields::new(text, self.dialect.delimiter, self.dialect.quote);
         let (mut fields, mut scratch) = (Vec::with_capacity(self.fields.len()), String::new());
-        let mut skip_header = first && self.dialect.header;
-        let Some(mut batch) = BatchBuilder::new(self) else { return Ok(None) };
-        let mut batches = Vec::new();
+        let Some(mut batches) = BlockBatches::new(self, first, origin) else { return Ok(None) };
         loop {
             match cutter.next_record(&mut fields, &mut scratch) {
                 Cut::Record => {}
-                Cut::End => {
-                    return Ok(batch.finish(self, origin).map(|last| batches.into_iter().chain(last).collect()));
-                }
+                Cut::End => return Ok(batches.finish()),
                 Cut::Unsupported => return Err(Unsupported),
-            }
-            if std::mem::take(&mut skip_header) {
-                continue;
             }
             // More fields than the header names: the text decoder keeps them.
             if fields.len() > self.fields.len() {
                 return Ok(None);
             }
             let values = fields.iter().map(|&span| Some(cutter.field(span, &scratch)));
-            if batch.append(self, values).is_none() {
+            if batches.take(values).is_none() {
                 return Ok(None);
-            }
-            if batch.rows == BATCH_ROWS {
-                let Some(next) = BatchBuilder::new(self) else { return Ok(None) };
-                match std::mem::replace(&mut batch, next).finish(self, origin) {
-                    Some(full) => batches.extend(full),
-                    None => return Ok(None),
-                }
             }
         }
     }
@@ -140,9 +126,7 @@ impl TypedCsvRows {
         let mut input = block;
         let mut record = vec![0_u8; 64 * 1024];
         let mut ends = vec![0_usize; self.fields.len()];
-        let mut skip_header = first && self.dialect.header;
-        let mut batch = BatchBuilder::new(self)?;
-        let mut batches = Vec::new();
+        let mut batches = BlockBatches::new(self, first, origin)?;
         loop {
             let (mut written, mut fields) = (0, 0);
             loop {
@@ -153,18 +137,12 @@ impl TypedCsvRows {
                 fields += ended;
                 match result {
                     ReadRecordResult::Record => break,
-                    ReadRecordResult::End => {
-                        batches.extend(batch.finish(self, origin)?);
-                        return Some(batches);
-                    }
+                    ReadRecordResult::End => return batches.finish(),
                     ReadRecordResult::InputEmpty => {}
                     ReadRecordResult::OutputFull => record.resize(record.len() * 2, 0),
                     // More fields than the header names.
                     ReadRecordResult::OutputEndsFull => return None,
                 }
-            }
-            if std::mem::take(&mut skip_header) {
-                continue;
             }
             let text = std::str::from_utf8(&record[..written]).ok()?;
             let mut start = 0;
@@ -174,11 +152,44 @@ impl TypedCsvRows {
                 start = end;
                 value
             });
-            batch.append(self, values)?;
-            if batch.rows == BATCH_ROWS {
-                batches.extend(std::mem::replace(&mut batch, BatchBuilder::new(self)?).finish(self, origin)?);
-            }
+            batches.take(values)?;
         }
+    }
+}
+
+/// The batches of one block, filled a record at a time whichever tokenizer cut the records.
+struct BlockBatches<'r> {
+    rows: &'r TypedCsvRows,
+    origin: RowOrigin<'r>,
+    /// The header, first in the file's first block, is no row.
+    skip_header: bool,
+    batch: BatchBuilder,
+    full: Vec<RecordBatch>,
+}
+
+impl<'r> BlockBatches<'r> {
+    fn new(rows: &'r TypedCsvRows, first: bool, origin: RowOrigin<'r>) -> Option<Self> {
+        let skip_header = first && rows.dialect.header;
+        Some(BlockBatches { rows, origin, skip_header, batch: BatchBuilder::new(rows)?, full: Vec::new() })
+    }
+
+    /// Takes a record's values; `None` when the block needs the text decoder.
+    fn take<'t>(&mut self, values: impl Iterator<Item = Option<&'t str>>) -> Option<()> {
+        if std::mem::take(&mut self.skip_header) {
+            return Some(());
+        }
+        self.batch.append(self.rows, values)?;
+        if self.batch.rows == BATCH_ROWS {
+            let full = std::mem::replace(&mut self.batch, BatchBuilder::new(self.rows)?);
+            self.full.extend(full.finish(self.rows, self.origin)?);
+        }
+        Some(())
+    }
+
+    /// Every batch of the block; `None` when the block needs the text decoder.
+    fn finish(mut self) -> Option<Vec<RecordBatch>> {
+        self.full.extend(self.batch.finish(self.rows, self.origin)?);
+        Some(self.full)
     }
 }
 

@@ -128,40 +128,19 @@ impl FlatJsonRows {
 /// else, or when its text does not read as the column's type, a null is appended and the value handed back to
 /// rescue.
 fn append(column: &mut ColumnBuilder, kind: &ColumnKind, value: Scalar<'_>, times: &TimeFormats) -> Result<(), Value> {
-    let text = match (kind, &value) {
+    let fits = match (kind, &value) {
         (_, Scalar::Null) => {
             column.append_null();
             return Ok(());
         }
-        (ColumnKind::Integer { .. } | ColumnKind::Double, Scalar::Number(number)) => *number,
-        (ColumnKind::Boolean, Scalar::Bool(flag)) => {
-            if *flag {
-                "true"
-            } else {
-                "false"
-            }
-        }
-        (ColumnKind::Text | ColumnKind::Decimal { .. } | ColumnKind::Date | ColumnKind::Timestamp { .. }, _) => {
-            match &value {
-                Scalar::Text(text) => text.as_ref(),
-                Scalar::Number(number) => number,
-                Scalar::Bool(flag) => {
-                    if *flag {
-                        "true"
-                    } else {
-                        "false"
-                    }
-                }
-                _ => {
-                    column.append_null();
-                    return Err(value.into_json());
-                }
-            }
-        }
-        _ => {
-            column.append_null();
-            return Err(value.into_json());
-        }
+        (ColumnKind::Integer { .. } | ColumnKind::Double, Scalar::Number(_))
+        | (ColumnKind::Boolean, Scalar::Bool(_)) => true,
+        (ColumnKind::Text | ColumnKind::Decimal { .. } | ColumnKind::Date | ColumnKind::Timestamp { .. }, _) => true,
+        _ => false,
+    };
+    let Some(text) = value.literal().filter(|_| fits) else {
+        column.append_null();
+        return Err(value.into_json());
     };
     if column.append_text(text, times) {
         return Ok(());
@@ -174,6 +153,17 @@ fn append(column: &mut ColumnBuilder, kind: &ColumnKind, value: Scalar<'_>, time
 }
 
 impl<'a> Scalar<'a> {
+    /// The text of a string, number or boolean, as written (a string's characters unescaped); `None` for null,
+    /// an object or an array.
+    fn literal(&self) -> Option<&str> {
+        match self {
+            Scalar::Text(text) => Some(text),
+            Scalar::Number(number) => Some(number),
+            Scalar::Bool(flag) => Some(if *flag { "true" } else { "false" }),
+            Scalar::Null | Scalar::Nested(_) => None,
+        }
+    }
+
     /// The value as rescued data keeps it.
     fn into_json(self) -> Value {
         match self {
