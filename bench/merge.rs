@@ -72,7 +72,10 @@ async fn load_table(sink: &DeltaSink, schema: &TableSchema, size: usize) -> (Del
     }
     let progress =
         SnapshotProgress { resume_from: serde_json::json!(null), rows_copied: size as u64, complete: true, taken_at };
-    writer.commit(TableCursor { position: position(1), snapshot: Some(progress) }).await.expect("commit");
+    writer
+        .commit(TableCursor { position: position(1), snapshot: Some(progress), parts_of: None })
+        .await
+        .expect("commit");
     (table, started.elapsed().as_secs_f64())
 }
 

@@ -32,17 +32,22 @@ pub struct TableCursor {
     pub position: SourcePosition,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<SnapshotProgress>,
+    /// Set while the table holds parts of the transaction labelled so (one after `position`, too large to hold
+    /// in memory) and not its end: replaying it from `position` may meet rows its committed parts changed or
+    /// deleted since (see `DeltaTableWriter::apply_partial_transaction`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parts_of: Option<SourcePosition>,
 }
 
 impl TableCursor {
     /// A snapshot starting over (a resync, or a source that lost its history): nothing copied yet.
     pub fn restarting(position: SourcePosition) -> Self {
-        TableCursor { position, snapshot: Some(SnapshotProgress::started(0, false, Utc::now())) }
+        TableCursor { position, snapshot: Some(SnapshotProgress::started(0, false, Utc::now())), parts_of: None }
     }
 
     /// A snapshot taken at `position` and committed whole.
     pub fn copied(position: SourcePosition, rows_copied: u64, taken_at: DateTime<Utc>) -> Self {
-        TableCursor { position, snapshot: Some(SnapshotProgress::started(rows_copied, true, taken_at)) }
+        TableCursor { position, snapshot: Some(SnapshotProgress::started(rows_copied, true, taken_at)), parts_of: None }
     }
 
     pub fn snapshot_complete(&self) -> bool {

@@ -41,6 +41,7 @@ async fn hundred_orders(lake: &TempLake, options: &TableOptions) -> (TableSchema
             complete: true,
             taken_at: at_second(0),
         }),
+        parts_of: None,
     };
     writer.commit(cursor).await.expect("commit");
     let table = lake.sink("p").open_table(&schema, options.clone()).await.expect("reopen");

@@ -23,6 +23,7 @@ fn snapshot_cursor(position: u64, rows_copied: u64, complete: bool) -> TableCurs
             complete,
             taken_at: at_second(0),
         }),
+        parts_of: None,
     }
 }
 

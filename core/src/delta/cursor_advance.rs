@@ -27,7 +27,7 @@ impl DeltaTableWriter {
             }
         }
         let snapshot = self.committed.as_ref().and_then(|state| state.cursor.snapshot.clone());
-        let cursor = TableCursor { position: position.clone(), snapshot };
+        let cursor = TableCursor { position: position.clone(), snapshot, parts_of: None };
         let (version, properties) = self.commit_properties_for(&cursor).await?;
         let snapshot =
             self.table.snapshot().map_err(|cause| self.destination_error("cannot read the table state", cause))?;

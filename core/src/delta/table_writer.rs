@@ -153,6 +153,7 @@ impl DeltaTableWriter {
         let cursor = TableCursor {
             position: batch.end_position().clone(),
             snapshot: self.committed.as_ref().and_then(|state| state.cursor.snapshot.clone()),
+            parts_of: None,
         };
         self.write_changes(schema, &batch, cursor).await
     }
@@ -161,13 +162,15 @@ impl DeltaTableWriter {
     /// with `part`, the first rows of an open one ([`apply_partial_transaction`](Self::apply_partial_transaction)),
     /// after filling the cells the source left unchanged from the rows the table stores. Returns the number of
     /// rows with the outcome.
-    pub async fn apply_taken(&mut self, taken: TakenRows, part: bool) -> Result<(usize, ApplyOutcome)> {
+    pub async fn apply_taken(&mut self, mut taken: TakenRows, part: bool) -> Result<(usize, ApplyOutcome)> {
+        let replaying_parts = self.committed.as_ref().is_some_and(|state| state.cursor.parts_of.is_some());
         let rows = unchanged_cells::fill_unchanged(
             &self.table,
             &taken.schema,
             taken.rows.clone(),
-            &taken.operations,
+            &mut taken.operations,
             &taken.unchanged,
+            replaying_parts,
         )
         .await?;
         let (schema, batch) = TakenRows { rows, unchanged: Vec::new(), ..taken }.into_batch()?;
@@ -189,7 +192,9 @@ impl DeltaTableWriter {
     /// Applies the first rows of a transaction too large to hold in memory, in a commit that keeps the
     /// committed cursor where it is: until the transaction's last rows are applied with
     /// [`apply_changes`](Self::apply_changes), a crash replays the whole transaction, and the merge makes
-    /// the replay harmless. Readers may see a transaction in parts.
+    /// the replay harmless. The cursor notes the parts (`TableCursor::parts_of`): a replay may meet an update
+    /// of a row that a committed part deleted, which it then applies as that later delete (see
+    /// `unchanged_cells`). Readers may see a transaction in parts.
     pub async fn apply_partial_transaction(
         &mut self,
         schema: &TableSchema,
@@ -204,7 +209,7 @@ impl DeltaTableWriter {
         let Some(state) = &self.committed else {
             return Err(Error::state(format!("{} has no committed snapshot to apply changes to", self.table_id)));
         };
-        let cursor = state.cursor.clone();
+        let cursor = TableCursor { parts_of: Some(batch.end_position().clone()), ..state.cursor.clone() };
         self.write_changes(schema, batch, cursor).await
     }
 

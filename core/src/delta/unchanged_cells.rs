@@ -4,6 +4,12 @@
 //! the Delta table itself, which holds the key's current row (the change is newer than anything committed
 //! there). An UPDATE that changed the key finds the value under the old key (the source pushes the old key's
 //! delete just before the update). The batch merged is then complete, whatever the table's delete mode.
+//!
+//! One row may be missing for a reason other than a table out of step with its source: the replay of a
+//! transaction whose first parts were committed before a crash (`TableCursor::parts_of`). Those parts hold the
+//! transaction's later rows too, so a row updated early in it and deleted later is gone when the replay reaches
+//! the update. Then the update is applied as the delete that follows it in the same transaction (a row of the
+//! replayed transaction's own earlier rows would have been found), and the table ends as the source did.
 
 use std::collections::HashMap;
 
@@ -33,13 +39,15 @@ enum Origin {
     Delta { key_row: usize, row: usize },
 }
 
-/// Fills every unchanged cell (nulls in `rows`) with the value the row had.
+/// Fills every unchanged cell (nulls in `rows`) with the value the row had. With `replaying_parts` (the table
+/// holds parts of a transaction after its cursor), an update whose row is not in the table becomes a delete.
 pub(super) async fn fill_unchanged(
     table: &DeltaTable,
     schema: &TableSchema,
     rows: RecordBatch,
-    operations: &[Operation],
+    operations: &mut [Operation],
     unchanged: &[UnchangedCell],
+    replaying_parts: bool,
 ) -> Result<RecordBatch> {
     if unchanged.is_empty() {
         return Ok(rows);
@@ -132,20 +140,26 @@ pub(super) async fn fill_unchanged(
             None => deltalake::arrow::array::new_null_array(batch_values.data_type(), 0),
         };
         let mut indices = Vec::with_capacity(rows.num_rows());
-        for row in 0..rows.num_rows() {
+        for (row, operation) in operations.iter_mut().enumerate() {
             indices.push(match origins.get(&(row, column)) {
                 None => (0, row),
                 Some(Origin::Batch(source)) => (0, *source),
-                Some(Origin::Delta { key_row, row }) => {
+                Some(Origin::Delta { key_row, row: updated }) => {
                     let stored = |at: usize| found_position.get(encoded.row(at).data());
-                    let position = stored(*key_row).or_else(|| stored(*row)).ok_or_else(|| {
-                        Error::state(format!(
-                            "an UPDATE of {id} left `{name}` unchanged, but its row is not in the Delta table; \
-                             resync the table (connector resync --table {id})"
-                        ))
-                        .for_table(id)
-                    })?;
-                    (1, *position)
+                    match stored(*key_row).or_else(|| stored(*updated)) {
+                        Some(position) => (1, *position),
+                        None if replaying_parts => {
+                            *operation = Operation::Delete;
+                            (0, row)
+                        }
+                        None => {
+                            return Err(Error::state(format!(
+                                "an UPDATE of {id} left `{name}` unchanged, but its row is not in the Delta \
+                                 table; resync the table (connector resync --table {id})"
+                            ))
+                            .for_table(id));
+                        }
+                    }
                 }
             });
         }

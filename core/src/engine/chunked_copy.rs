@@ -106,6 +106,7 @@ impl ChunkedCopy {
                 complete,
                 taken_at: self.started_at,
             }),
+            parts_of: None,
         }
     }
 

@@ -88,7 +88,11 @@ pub async fn load_files<S: FileSource>(
         Some(SourcePosition::Token(cursor)) => cursor.sequence + 1,
         _ => 1,
     };
-    let cursor = TableCursor { position: SourcePosition::Token(TokenCursor { sequence, token: None }), snapshot: None };
+    let cursor = TableCursor {
+        position: SourcePosition::Token(TokenCursor { sequence, token: None }),
+        snapshot: None,
+        parts_of: None,
+    };
     let file_order: Vec<String> = files.iter().map(|file| file.path.clone()).collect();
     writer.land_files_with_next_commit(ingested);
     let merged = match mode {

@@ -423,6 +423,7 @@ async fn commit(
     let cursor = TableCursor {
         position: SourcePosition::Token(TokenCursor { sequence, token: Some(token.clone()) }),
         snapshot: None,
+        parts_of: None,
     };
     let rows: u64 = ingested.iter().map(|file| file.rows).sum();
     let read = || ingested.iter().filter(|file| file.skipped.is_none());

@@ -674,6 +674,57 @@ async fn a_transaction_larger_than_the_budget_lands_in_parts_and_a_crash_after_a
     assert_eq!((lake.cursor(KEYED).await, lake.cursor(CHANGELOG).await, server.confirmed), (500, 500, 500));
 }
 
+/// A transaction in parts that updates a row leaving a value unchanged and then deletes it: the first part,
+/// committed, deleted the row, so the replay after a crash meets the update with nothing in the table to take the
+/// unchanged value from. The row is deleted later in the same transaction, so the replay applies the update as
+/// that delete instead of stopping the sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_transaction_whose_committed_part_deleted_an_updated_row_lands_whole() {
+    let lake = Lake::new();
+    let insert = |id, value| Row { table: KEYED, operation: Operation::Insert, id, value: Some(value) };
+    let log = vec![
+        Transaction { position: 400, rows: vec![insert(1, 10), insert(2, 20)] },
+        Transaction {
+            position: 500,
+            rows: vec![
+                Row { table: KEYED, operation: Operation::Update, id: 1, value: None },
+                Row { table: KEYED, operation: Operation::Delete, id: 1, value: None },
+                insert(3, 30),
+                insert(4, 40),
+                // The budget (six rows) is full, with the first transaction's: the rows above are committed, the
+                // first transaction whole and these as a part.
+                Row { table: KEYED, operation: Operation::Update, id: 2, value: None },
+                insert(5, 50),
+                insert(6, 60),
+                Row { table: KEYED, operation: Operation::Update, id: 2, value: Some(21) },
+            ],
+        },
+    ];
+    let mut server = Server::default();
+    // Every event but the transaction's commit: the crash comes after the part and before the end.
+    let crashed = Run {
+        crash_after: Some(4 + 1 + 8),
+        lose_acknowledgements: false,
+        pauses: false,
+        idle: IdleCursors::Keep,
+        budget: small_budget(),
+    };
+    assert!(!run_once(&lake, &log, &mut server, crashed).await, "the run crashes");
+    assert_eq!(lake.rows(KEYED).await, vec![(2, 20), (3, 30), (4, 40)], "the first part is committed");
+    assert_eq!(lake.cursor(KEYED).await, 400, "the part keeps the cursor before its transaction");
+
+    let whole = Run {
+        crash_after: None,
+        lose_acknowledgements: false,
+        pauses: false,
+        idle: IdleCursors::Keep,
+        budget: small_budget(),
+    };
+    assert!(run_once(&lake, &log, &mut server, whole).await);
+    assert_lake_equals(&lake, &log, "after the replay").await;
+    assert_eq!(lake.cursor(KEYED).await, 500);
+}
+
 /// While the tables merge, the engine goes on reading events, up to a quarter of the budget, and handles them
 /// after, in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
