@@ -3,7 +3,7 @@
 //! cut short).
 
 use crate::files::{assert_synced, python, rows_per_file, sync_files, table_url};
-use crate::support::delta::{TempLake, delta_commits_under, read_rows};
+use crate::support::delta::{TempLake, delta_commits_under, python_reading, read_rows};
 
 /// Writes Avro files with fastavro into the directory `sys.argv[1]`: `orders-1.avro` (deflate, 300 rows in many
 /// blocks, every logical type), `orders-2.avro` (bzip2, 50 rows, another schema: `id` an int, a `coupon`, no
@@ -429,4 +429,96 @@ with open(f"{root}/notes.txt", "w", encoding="latin-1") as f:
     assert_synced(&crate::files::load(&args));
     let lines = read_rows(&lake.table_url(&connector_core::schema::TableId::new("raw", "notes")), &["value"]).await;
     assert_eq!(lines, ["première ligne", "zweite Zeile: Grüße"]);
+}
+
+/// `schema_evolution = add_new_columns_with_type_widening`: later files (Python's csv module, pyarrow) whose
+/// values need a wider type widen the column where Delta's type widening keeps every value (a fraction in a
+/// `bigint` column, more decimal places, a time of day in a `date` column, a 64-bit integer in an `int` column);
+/// the earlier rows keep their values, nothing is rescued, and Polars reads the widened table. Without the
+/// mode the same values are rescued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_type_widening_later_files_widen_columns_and_earlier_rows_keep_their_values() {
+    let lake = TempLake::new();
+    let write_csv = r#"
+import csv, sys
+rows = {
+    "a.csv": [(1, 3, "10.25", "2026-12-01"), (2, 4, "11.50", "2026-12-02")],
+    "b.csv": [(3, "2.5", "12.375", "2026-12-05 10:30:00")],
+}
+for name, lines in rows.items():
+    with open(f"{sys.argv[1]}/{name}", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "qty", "amount", "day"])
+        writer.writerows(lines)
+"#;
+    let write_parquet = r#"
+import sys, pyarrow, pyarrow.parquet
+pyarrow.parquet.write_table(pyarrow.table({"id": pyarrow.array([1, 2], pyarrow.int32())}), f"{sys.argv[1]}/a.parquet")
+pyarrow.parquet.write_table(pyarrow.table({"id": pyarrow.array([2**40], pyarrow.int64())}), f"{sys.argv[1]}/b.parquet")
+"#;
+    for (mode, table) in [("add_new_columns", "kept"), ("add_new_columns_with_type_widening", "widened")] {
+        let landing = tempfile::tempdir().expect("landing directory");
+        let root = landing.path().to_str().expect("utf-8");
+        python(write_csv, &[root]);
+        let mode_flags = ["--schema-evolution", mode];
+        // The first file alone makes the table: bigint, decimal(4,2), date.
+        assert_synced(&sync_files(root, lake.dir.path(), table, &[&mode_flags[..], &["--glob", "a.csv"]].concat()));
+        assert_synced(&sync_files(root, lake.dir.path(), table, &[&mode_flags[..], &["--glob", "*.csv"]].concat()));
+        let url = table_url(&lake, table);
+        let rows = read_rows(&url, &["id", "qty", "amount", "day", "_rescued_data"]).await;
+        if table == "kept" {
+            assert_eq!(rows[..2], ["1|3|10.25|2026-12-01|∅", "2|4|11.50|2026-12-02|∅"], "{rows:?}");
+            for rescued in [r#""qty":"2.5""#, r#""amount":"12.375""#, r#""day":"2026-12-05 10:30:00""#] {
+                assert!(rows[2].starts_with("3|∅|∅|∅|") && rows[2].contains(rescued), "{rows:?}");
+            }
+            continue;
+        }
+        assert_eq!(
+            rows,
+            [
+                "1|3.0|10.250|2026-12-01T00:00:00|∅",
+                "2|4.0|11.500|2026-12-02T00:00:00|∅",
+                "3|2.5|12.375|2026-12-05T10:30:00|∅",
+            ],
+            "widened to decimal(21,1), decimal(5,3) and timestamp_ntz, earlier rows kept"
+        );
+        let script = r#"
+import os, sys, polars
+table = polars.read_delta(sys.argv[1]).sort("id")
+print(dict(table.schema))
+for row in table.select("id", "qty", "amount", "day").iter_rows():
+    print("|".join(str(value) for value in row))
+sys.stdout.flush()
+os._exit(0)
+"#;
+        let polars = python_reading(script, &url, "polars");
+        let lines: Vec<&str> = polars.lines().collect();
+        assert!(lines[0].contains("'qty': Decimal(precision=21, scale=1)"), "{polars}");
+        assert!(lines[0].contains("'day': Datetime(time_unit='us', time_zone=None)"), "{polars}");
+        assert_eq!(
+            lines[1..],
+            [
+                "1|3.0|10.250|2026-12-01 00:00:00",
+                "2|4.0|11.500|2026-12-02 00:00:00",
+                "3|2.5|12.375|2026-12-05 10:30:00"
+            ]
+        );
+
+        python(write_parquet, &[root]);
+        let parquet = format!("{table}_parquet");
+        assert_synced(&sync_files(
+            root,
+            lake.dir.path(),
+            &parquet,
+            &[&mode_flags[..], &["--glob", "a.parquet"]].concat(),
+        ));
+        assert_synced(&sync_files(
+            root,
+            lake.dir.path(),
+            &parquet,
+            &[&mode_flags[..], &["--glob", "*.parquet"]].concat(),
+        ));
+        let rows = read_rows(&table_url(&lake, &parquet), &["id", "_rescued_data"]).await;
+        assert_eq!(rows, ["1|∅", "2|∅", "1099511627776|∅"], "int widened to bigint");
+    }
 }

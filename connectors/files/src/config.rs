@@ -55,6 +55,10 @@ pub enum SchemaEvolution {
     /// Add them to the table.
     #[default]
     AddNewColumns,
+    /// Add them, and widen a column's type where files bring values of a wider one that Delta's type widening
+    /// allows (`int` to `bigint`, integers and decimals to wider decimals, `float` to `double`, `date` to
+    /// `timestamp_ntz`): the table is rewritten once, in one commit, at each widening.
+    AddNewColumnsWithTypeWidening,
     /// Keep the table's columns; the new columns' values go to `_rescued_data`.
     Rescue,
     /// Stop, naming the new columns.

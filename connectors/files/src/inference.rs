@@ -6,7 +6,9 @@ use std::collections::HashMap;
 
 use connector_core::arrow::array::{Array, StringArray};
 use connector_core::arrow::datatypes::{DataType, Field};
+use connector_core::arrow::error::ArrowError;
 use connector_core::arrow::json::reader::infer_json_schema_from_iterator;
+use connector_core::delta::widens_exactly;
 use connector_core::error::{Error, Result};
 use connector_core::ingested_file::SourceFile;
 use connector_core::schema::{Column, TableId, TableSchema};
@@ -92,17 +94,7 @@ pub async fn sampled_columns(
             let Some(lines) = chunks.next().await.map_err(|cause| decode_error(file, "JSON", cause))? else {
                 return Ok(None);
             };
-            // Lines that are not objects are rescued when read; they say nothing of the columns.
-            let sampled: Vec<&[u8]> = lines.split(|&byte| byte == b'\n').take(JSON_SAMPLE_LINES).collect();
-            let objects: Vec<Value> = sampled
-                .iter()
-                .filter_map(|line| serde_json::from_slice::<Value>(line).ok())
-                .filter(Value::is_object)
-                .collect();
-            let schema = infer_json_schema_from_iterator(objects.iter().map(Ok))
-                .map_err(|cause| read_error(file, "JSON", cause))?;
-            let fields = schema.fields().iter().map(|field| stored_field(field)).collect();
-            Ok(Some(with_json_text_types(fields, &sampled, times)))
+            json_lines_columns(lines, times).map(Some).map_err(|cause| read_error(file, "JSON", cause))
         }
         FileFormat::Text { .. } => Ok(Some(text_columns())),
         FileFormat::Binary { .. } => Ok(Some(binary_columns())),
@@ -114,6 +106,18 @@ pub async fn sampled_columns(
             }
         }
     }
+}
+
+/// The columns of JSON lines (their first [`JSON_SAMPLE_LINES`]), typed as a JSON lines file's are: arrow's
+/// inference, decimals, dates and timestamps read from the values' text ([`with_json_text_types`]).
+pub fn json_lines_columns(lines: &[u8], times: &TimeFormats) -> Result<Vec<Field>, ArrowError> {
+    // Lines that are not objects are rescued when read; they say nothing of the columns.
+    let sampled: Vec<&[u8]> = lines.split(|&byte| byte == b'\n').take(JSON_SAMPLE_LINES).collect();
+    let objects: Vec<Value> =
+        sampled.iter().filter_map(|line| serde_json::from_slice::<Value>(line).ok()).filter(Value::is_object).collect();
+    let schema = infer_json_schema_from_iterator(objects.iter().map(Ok))?;
+    let fields = schema.fields().iter().map(|field| stored_field(field)).collect();
+    Ok(with_json_text_types(fields, &sampled, times))
 }
 
 /// `fields` (arrow's inference of `lines`) with the top-level columns whose values the lines all write as text
@@ -192,18 +196,32 @@ pub fn merge_sampled(sampled: impl IntoIterator<Item = Vec<Field>>, text: bool) 
 }
 
 /// The table's columns once the sampled columns land: the table's own (`existing`, `None` for a new table)
-/// first, unchanged; the new ones as `evolution` says, with hinted types; `_rescued_data` last.
+/// first, unchanged (widened to the sampled type where `evolution` widens types: see [`widened_type`]); the
+/// new ones as `evolution` says, with hinted types; `_rescued_data` last. `text`: the sampled files are text
+/// (CSV, JSON), whose types widen as [`wider_text_type`] says.
 pub fn table_columns(
     table: &TableId,
     existing: Option<&[Field]>,
     sampled: Vec<Field>,
     hints: &[(String, DataType)],
     evolution: SchemaEvolution,
+    text: bool,
 ) -> Result<TableSchema> {
+    let widening = evolution == SchemaEvolution::AddNewColumnsWithTypeWidening;
     let mut columns: Vec<Column> = existing
         .unwrap_or_default()
         .iter()
-        .map(|field| Column::new(field.name(), field.data_type().clone(), field.data_type().to_string()))
+        .map(|field| {
+            let sampled_type = sampled.iter().find(|column| column.name() == field.name()).map(Field::data_type);
+            let data_type = match sampled_type {
+                // A hinted column keeps the type it was given.
+                Some(sampled) if widening && !hints.iter().any(|(name, _)| name == field.name()) => {
+                    widened_type(field.data_type(), sampled, text).unwrap_or_else(|| field.data_type().clone())
+                }
+                _ => field.data_type().clone(),
+            };
+            Column::new(field.name(), data_type.clone(), data_type.to_string())
+        })
         .collect();
     let hinted = |name: &str, inferred: &DataType| {
         hints.iter().find(|(hint, _)| hint == name).map_or_else(|| inferred.clone(), |(_, data_type)| data_type.clone())
@@ -218,7 +236,7 @@ pub fn table_columns(
             new.push(Field::new(name, data_type.clone(), true));
         }
     }
-    let adds = existing.is_none() || evolution == SchemaEvolution::AddNewColumns;
+    let adds = existing.is_none() || matches!(evolution, SchemaEvolution::AddNewColumns) || widening;
     if !adds && !new.is_empty() && evolution == SchemaEvolution::FailOnNewColumns {
         let names: Vec<&str> = new.iter().map(|field| field.name().as_str()).collect();
         return Err(Error::schema(
@@ -242,6 +260,39 @@ pub fn table_columns(
     TableSchema::new(table.clone(), columns, Vec::new())
 }
 
+/// The type a column of type `existing` widens to so that it also holds values of type `sampled`, when Delta's
+/// type widening allows it (every value of the old type kept exactly: [`widens_exactly`]); `None` otherwise,
+/// and values that do not fit the column are rescued as before. An integer widens only to a decimal with room
+/// for all its digits (`bigint` to `decimal(20 + k, s)`), so a fraction in a `bigint` column makes it
+/// `decimal(21,1)` at least, never a `double`, which would round large values.
+fn widened_type(existing: &DataType, sampled: &DataType, text: bool) -> Option<DataType> {
+    let whole_digits = |data_type: &DataType| -> Option<i16> {
+        Some(match data_type {
+            DataType::Int8 => 3,
+            DataType::Int16 => 5,
+            DataType::Int32 => 10,
+            DataType::Int64 => 20,
+            DataType::Decimal128(precision, scale) => i16::from(*precision) - i16::from(*scale),
+            _ => return None,
+        })
+    };
+    let scale_of = |data_type: &DataType| match data_type {
+        DataType::Decimal128(_, scale) => i16::from(*scale),
+        _ => 0,
+    };
+    let decimals = matches!(existing, DataType::Decimal128(..)) || matches!(sampled, DataType::Decimal128(..));
+    let wide = match (whole_digits(existing), whole_digits(sampled)) {
+        (Some(existing_digits), Some(sampled_digits)) if decimals => {
+            let scale = scale_of(existing).max(scale_of(sampled));
+            let precision = u8::try_from(existing_digits.max(sampled_digits) + scale).ok()?;
+            DataType::Decimal128(precision, i8::try_from(scale).ok()?)
+        }
+        _ if text => wider_text_type(existing, sampled),
+        _ => common_type(existing, sampled),
+    };
+    (wide != *existing && widens_exactly(existing, &wide)).then_some(wide)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,8 +312,8 @@ mod tests {
         let sampled = || fields(&[("id", DataType::Utf8), ("note", DataType::Utf8), ("amount", DataType::Float64)]);
         let hints = vec![("amount".to_string(), DataType::Decimal128(12, 2))];
 
-        let added =
-            table_columns(&table, Some(&existing), sampled(), &hints, SchemaEvolution::AddNewColumns).expect("columns");
+        let added = table_columns(&table, Some(&existing), sampled(), &hints, SchemaEvolution::AddNewColumns, true)
+            .expect("columns");
         assert_eq!(
             names(&added),
             [
@@ -274,15 +325,62 @@ mod tests {
             "the table's columns keep their types; new ones are added, hints winning"
         );
         for kept in [SchemaEvolution::Rescue, SchemaEvolution::None] {
-            let schema = table_columns(&table, Some(&existing), sampled(), &hints, kept).expect("columns");
+            let schema = table_columns(&table, Some(&existing), sampled(), &hints, kept, true).expect("columns");
             assert_eq!(names(&schema), [("id", &DataType::Int64), (RESCUED_DATA, &DataType::Utf8)], "{kept:?}");
         }
-        let refused = table_columns(&table, Some(&existing), sampled(), &hints, SchemaEvolution::FailOnNewColumns)
-            .expect_err("new columns refused");
+        let refused =
+            table_columns(&table, Some(&existing), sampled(), &hints, SchemaEvolution::FailOnNewColumns, true)
+                .expect_err("new columns refused");
         assert!(refused.to_string().contains("lacks (note, amount)"), "{refused}");
 
-        let created = table_columns(&table, None, sampled(), &[], SchemaEvolution::FailOnNewColumns).expect("new");
+        let created =
+            table_columns(&table, None, sampled(), &[], SchemaEvolution::FailOnNewColumns, true).expect("new");
         assert_eq!(created.columns.last().map(|column| column.name.as_str()), Some(RESCUED_DATA));
         assert_eq!(created.columns.len(), 4, "a new table takes every sampled column whatever the mode");
+    }
+
+    #[test]
+    fn with_type_widening_a_column_widens_only_where_delta_keeps_every_value() {
+        use DataType::*;
+        let ntz = Timestamp(connector_core::arrow::datatypes::TimeUnit::Microsecond, None);
+        let utc = Timestamp(connector_core::arrow::datatypes::TimeUnit::Microsecond, Some("UTC".into()));
+        // (existing, sampled, text, widened to)
+        let cases = [
+            (Int64, Decimal128(2, 1), true, Some(Decimal128(21, 1))),
+            (Int32, Int64, false, Some(Int64)),
+            (Int32, Float64, false, Some(Float64)),
+            (Float32, Float64, false, Some(Float64)),
+            (Decimal128(5, 2), Decimal128(7, 3), true, Some(Decimal128(7, 3))),
+            (Decimal128(5, 2), Int64, false, Some(Decimal128(22, 2))),
+            (Date32, ntz.clone(), true, Some(ntz.clone())),
+            // Narrower or equal: nothing to do.
+            (Int64, Int32, false, None),
+            (Decimal128(7, 3), Decimal128(5, 2), true, None),
+            // Not a widening Delta allows (values would round or change kind): rescued instead.
+            (Int64, Float64, true, None),
+            (Int64, Utf8, true, None),
+            (Date32, utc, true, None),
+            (Float64, Decimal128(4, 2), true, None),
+            // Past 38 digits.
+            (Decimal128(38, 0), Decimal128(2, 1), true, None),
+        ];
+        for (existing, sampled, text, wide) in cases {
+            assert_eq!(widened_type(&existing, &sampled, text), wide, "{existing} with {sampled}");
+        }
+
+        let table = TableId::new("raw", "orders");
+        let existing = fields(&[("id", Int64), ("amount", Int64), ("day", Date32), (RESCUED_DATA, Utf8)]);
+        let sampled = fields(&[("id", Decimal128(3, 1)), ("amount", Decimal128(4, 2)), ("day", ntz.clone())]);
+        let hints = vec![("id".to_string(), Int64)];
+        let widening = SchemaEvolution::AddNewColumnsWithTypeWidening;
+        let widened = table_columns(&table, Some(&existing), sampled.clone(), &hints, widening, true).expect("columns");
+        assert_eq!(
+            names(&widened),
+            [("id", &Int64), ("amount", &Decimal128(22, 2)), ("day", &ntz), (RESCUED_DATA, &Utf8)],
+            "hinted columns keep their type; others widen"
+        );
+        let kept = table_columns(&table, Some(&existing), sampled, &hints, SchemaEvolution::AddNewColumns, true)
+            .expect("columns");
+        assert_eq!(names(&kept)[1], ("amount", &Int64), "add_new_columns never changes a type");
     }
 }

@@ -218,7 +218,7 @@ impl FileSource for FilesSource {
             }
         }
         let merged = merge_sampled(sampled, text);
-        table_columns(&self.config.table, existing, merged, &self.hints, self.config.schema_evolution)
+        table_columns(&self.config.table, existing, merged, &self.hints, self.config.schema_evolution, text)
     }
 
     async fn read(&self, file: &SourceFile, schema: &TableSchema, rows: &mut FileRows) -> Result<FileRead> {

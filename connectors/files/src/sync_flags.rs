@@ -128,7 +128,8 @@ pub struct FilesSyncFlags {
     pub modified_after: Option<String>,
 
     /// Columns that files bring and the table lacks: add_new_columns (the default), rescue (keep their values
-    /// in _rescued_data), fail_on_new_columns, none (as rescue).
+    /// in _rescued_data), fail_on_new_columns, none (as rescue); add_new_columns_with_type_widening also
+    /// widens a column's type (int to bigint, to a wider decimal, date to timestamp_ntz; rewrites the table).
     #[arg(long, value_name = "MODE")]
     pub schema_evolution: Option<String>,
 

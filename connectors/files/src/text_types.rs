@@ -64,6 +64,8 @@ impl TimeFormats {
     pub fn date_days(&self, value: &str) -> Option<i32> {
         match &self.date {
             Some(pattern) => TimeFormats::date(pattern, value),
+            // arrow's parser also takes a timestamp as its day, dropping the time: such a value is no date.
+            None if value.contains([':', 'T']) => None,
             None => iso_date_days(value).or_else(|| Date32Type::parse(value)),
         }
     }
@@ -289,6 +291,31 @@ mod tests {
 
     fn strings(values: &[Option<&str>]) -> StringArray {
         values.iter().copied().collect()
+    }
+
+    #[test]
+    fn booleans_are_read_from_their_usual_words_in_any_case_and_nothing_else() {
+        for truthy in ["true", "TRUE", " t ", "Yes", "y", "ON", "1"] {
+            assert_eq!(boolean_text(truthy), Some(true), "{truthy}");
+        }
+        for falsy in ["false", "F", "no", "N", "off", "0"] {
+            assert_eq!(boolean_text(falsy), Some(false), "{falsy}");
+        }
+        for neither in ["", "2", "yess", "truth", "-1", "0.0", "nope"] {
+            assert_eq!(boolean_text(neither), None, "{neither}");
+        }
+    }
+
+    #[test]
+    fn a_date_column_refuses_a_value_with_a_time_rather_than_drop_the_time() {
+        let iso = TimeFormats::default();
+        assert_eq!(iso.date_days("1970-01-02"), Some(1));
+        for timed in ["2026-12-05 10:30:00", "2026-12-05T10:30:00", "2026-12-05T10:30:00Z"] {
+            assert_eq!(iso.date_days(timed), None, "{timed}");
+        }
+        let pattern = TimeFormats { date: Some("%d/%m/%Y".into()), timestamp: None };
+        assert_eq!(pattern.date_days("02/01/1970"), Some(1));
+        assert_eq!(pattern.date_days("02/01/1970 10:30"), None);
     }
 
     #[test]

@@ -118,6 +118,13 @@ pub(crate) fn widens(narrow: &DataType, wide: &DataType) -> bool {
     }
 }
 
+/// Whether a column of Arrow type `narrow` may become `wide` by [`widens`]' rules: what a table's rewrite
+/// (`DeltaTableWriter::evolve`) widens, every value kept exactly. False for types Delta cannot store.
+pub fn widens_exactly(narrow: &ArrowType, wide: &ArrowType) -> bool {
+    let kernel = |data_type: &ArrowType| -> Option<DataType> { data_type.try_into_kernel().ok() };
+    kernel(narrow).zip(kernel(wide)).is_some_and(|(narrow, wide)| widens(&narrow, &wide))
+}
+
 /// Source columns of the Delta schema (metadata columns excluded), in Delta order.
 pub(crate) fn source_fields(delta: &StructType) -> impl Iterator<Item = &StructField> {
     delta.fields().filter(|field| !field.name().starts_with(METADATA_PREFIX))

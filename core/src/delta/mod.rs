@@ -33,6 +33,7 @@ pub use column_compression::{ValueEncodings, parquet_properties_for};
 pub use commit_state::CommittedState;
 pub(crate) use commit_state::{APP_ID_KEY, CURSOR_KEY, read_committed_state};
 pub(crate) use cursor_record::recorded_app_ids;
+pub use evolution::widens_exactly;
 pub use load_merge::DEFAULT_MERGE_SLICE_BYTES;
 pub use location::Destination;
 pub use merge::MergeCounts;
