@@ -36,19 +36,31 @@ command -v c++ >/dev/null || missing+=(g++)
 command -v zstd >/dev/null || missing+=(zstd)
 command -v bzip2 >/dev/null || missing+=(bzip2)
 command -v xz >/dev/null || missing+=(xz-utils)
+# The Kafka source builds librdkafka with OpenSSL (TLS, SASL SCRAM).
+command -v pkg-config >/dev/null || missing+=(pkg-config)
+dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]}"
   as_root apt-get update -qq
   # The packages' own services are not needed (tests start their own servers); don't let them start.
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-python3 -c 'import deltalake, polars, pyarrow, boto3, moto, fastavro, azure.storage.blob, snappy' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check deltalake polars pyarrow boto3 'moto[server]' fastavro azure-storage-blob python-snappy
+python3 -c 'import deltalake, polars, pyarrow, boto3, moto, fastavro, azure.storage.blob, snappy, kafka' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check deltalake polars pyarrow boto3 'moto[server]' fastavro azure-storage-blob python-snappy kafka-python
 # Azure Blob tests run against Azurite, Microsoft's emulator, from npm (installed once into the cache).
 azurite_dir="$HOME/.cache/connector-tools/azurite"
 [ -x "$azurite_dir/node_modules/.bin/azurite-blob" ] ||
   npm install --prefix "$azurite_dir" --no-audit --no-fund --silent azurite@3
 export PATH="$azurite_dir/node_modules/.bin:$PATH"
 command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
+# The Kafka tests' broker: tansu, a Kafka-compatible broker in Rust with in-memory storage (no JVM, no Docker),
+# built once into the cache (about 25 minutes on a fresh 2-core machine). CONNECTOR_TEST_KAFKA_BROKERS points the
+# tests at another broker instead.
+tansu_dir="$HOME/.cache/connector-tools/tansu"
+if [ -z "${CONNECTOR_TEST_KAFKA_BROKERS:-}" ] && [ ! -x "$tansu_dir/bin/tansu" ]; then
+  cargo install --locked tansu --version 0.6.0 --features dynostore --root "$tansu_dir" \
+    --target-dir "$HOME/.cache/connector-tools/tansu-build"
+  rm -rf "$HOME/.cache/connector-tools/tansu-build"
+fi
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

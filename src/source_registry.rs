@@ -11,6 +11,7 @@ use connector_core::lease::LeasedPipeline;
 use connector_core::pipeline::Pipeline;
 use connector_core::sync_flags::SyncRequest;
 use connector_files::sync_flags::FilesSyncFlags;
+use connector_kafka::sync_flags::KafkaSyncFlags;
 use connector_mysql::sync_flags::MySqlSyncFlags;
 use connector_postgres::sync_flags::PostgresSyncFlags;
 use connector_saas::sync_flags::SaasSyncFlags;
@@ -25,6 +26,7 @@ pub const SOURCE_KINDS: &[&str] = &[
     connector_saas::services::salesforce::KIND,
     connector_saas::services::rest::KIND,
     connector_files::KIND,
+    connector_kafka::KIND,
 ];
 
 /// The pipeline of `profile`, holding its lease in the destination while it syncs (one writer per pipeline).
@@ -40,6 +42,7 @@ fn build_source(profile: &Profile, pipeline: &PipelineConfig) -> Result<Arc<dyn 
         connector_mysql::KIND => connector_mysql::build(profile, pipeline),
         kind if connector_saas::KINDS.contains(&kind) => connector_saas::build(profile, pipeline),
         connector_files::KIND => connector_files::build(profile, pipeline),
+        connector_kafka::KIND => connector_kafka::build(profile, pipeline),
         other => Err(Error::config(format!(
             "pipeline `{}`: source kind `{other}` is not available in this build (available: {})",
             pipeline.name,
@@ -71,6 +74,9 @@ pub enum SyncSource {
     /// Files from a local directory or an object-store prefix (s3://bucket/prefix/): each new file ingested once,
     /// its rows and its record in the table's file ledger in one commit. CSV, TSV, JSON lines, Parquet.
     Files(Box<FilesSyncFlags>),
+    /// Kafka topics: every message a row with its topic, partition, offset, timestamp, key and headers; the
+    /// offsets committed in the Delta log with the rows. Values: JSON objects, strings or bytes.
+    Kafka(Box<KafkaSyncFlags>),
 }
 
 impl SyncSource {
@@ -84,6 +90,7 @@ impl SyncSource {
             SyncSource::Zendesk(flags) => flags.into_request(connector_saas::services::zendesk::KIND),
             SyncSource::Salesforce(flags) => flags.into_request(connector_saas::services::salesforce::KIND),
             SyncSource::Files(flags) => (*flags).into_request(),
+            SyncSource::Kafka(flags) => (*flags).into_request(),
         }
     }
 }

@@ -35,6 +35,24 @@ pub const FILE_MODIFIED: &str = "_cdc_file_modified";
 /// Tables of files: the row's number within its file, from 0 (a CSV header is not a row).
 pub const FILE_ROW: &str = "_cdc_file_row";
 
+/// Tables of messages (Kafka): the topic a row's message was read from.
+pub const KAFKA_TOPIC: &str = "_cdc_kafka_topic";
+/// Tables of messages: its partition.
+pub const KAFKA_PARTITION: &str = "_cdc_kafka_partition";
+/// Tables of messages: its offset in the partition.
+pub const KAFKA_OFFSET: &str = "_cdc_kafka_offset";
+/// Tables of messages: its timestamp (UTC, as the producer or the broker set it).
+pub const KAFKA_TIMESTAMP: &str = "_cdc_kafka_timestamp";
+/// Tables of messages: its key, as bytes.
+pub const KAFKA_KEY: &str = "_cdc_kafka_key";
+/// Tables of messages: its headers, as a JSON object of name to value.
+pub const KAFKA_HEADERS: &str = "_cdc_kafka_headers";
+
+/// Metadata columns a source fills itself, row by row, as columns of its rows: allowed in a source's schema
+/// despite the prefix (every other name with the prefix is refused there).
+pub const SOURCE_FILLED: &[&str] =
+    &[KAFKA_TOPIC, KAFKA_PARTITION, KAFKA_OFFSET, KAFKA_TIMESTAMP, KAFKA_KEY, KAFKA_HEADERS];
+
 pub(crate) fn timestamp_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from("UTC")))
 }

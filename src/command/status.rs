@@ -33,6 +33,8 @@ pub async fn status(args: StatusArgs) -> Result<ExitCode> {
             // SaaS streams are not `schema.table`: their tables lie under the service (or profile) name.
             let tables = if connector_saas::KINDS.contains(&profile.kind.as_str()) {
                 connector_saas::config::stream_tables(profile, pipeline)?
+            } else if profile.kind == connector_kafka::KIND {
+                connector_kafka::config::topic_tables(pipeline)
             } else {
                 pipeline
                     .tables

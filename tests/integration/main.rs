@@ -11,6 +11,7 @@ mod file_formats;
 mod file_stores;
 mod files;
 mod harness;
+mod kafka;
 mod load_merge;
 mod mysql;
 mod postgres;

@@ -8,6 +8,7 @@ pub mod connector_process;
 pub mod delta;
 pub mod faulty_store;
 pub mod forwarder;
+pub mod kafka;
 pub mod load;
 pub mod loopback;
 pub mod s3;

@@ -1,0 +1,179 @@
+//! A Kafka source profile: the brokers, how messages decode, where a topic seen for the first time starts, how
+//! many messages make a commit, and librdkafka client properties passed through (security, timeouts).
+//!
+//! ```toml
+//! [profiles.events]
+//! kind = "kafka"
+//! brokers = "kafka-1:9092,kafka-2:9092"
+//! format = "json"
+//! starting_offsets = "earliest"
+//! properties = { "security.protocol" = "SASL_SSL", "sasl.mechanism" = "SCRAM-SHA-512",
+//!                "sasl.username" = "connector", "sasl.password" = "${KAFKA_PASSWORD}" }
+//! ```
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use connector_core::capture_settings::DEFAULT_BATCH_BYTES;
+use connector_core::config::{Pipeline as PipelineConfig, Profile};
+use connector_core::error::{Error, Result};
+use connector_core::options::TableOptions;
+use connector_core::schema::TableId;
+use serde::Deserialize;
+
+/// The profile kind of this source.
+pub const KIND: &str = "kafka";
+/// Topics land at `<dest>/kafka/<topic>`.
+pub const NAMESPACE: &str = "kafka";
+/// Messages gathered before a Delta commit: each commit is an append of about a second's fixed cost, so large.
+pub const DEFAULT_MAX_MESSAGES_PER_BATCH: usize = 500_000;
+/// The latency target of a continuous sync: messages read wait at most this long before their commit.
+pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_secs(5);
+/// The pause between passes of a continuous sync once a topic is caught up.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How a message's value becomes columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageFormat {
+    /// A JSON object per message: its fields become columns, inferred and evolved as JSON files' are.
+    Json,
+    /// The value as text (UTF-8) in a `value` column.
+    String,
+    /// The value as bytes in a `value` column.
+    Bytes,
+}
+
+/// Where a topic's partitions start when the table holds no offsets for them yet (a first sync).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartingOffsets {
+    /// The oldest message the broker still keeps.
+    Earliest,
+    /// Only messages produced after the first sync starts.
+    Latest,
+}
+
+/// The profile's settings, as written under `[profiles.NAME]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    brokers: String,
+    #[serde(default)]
+    format: Option<MessageFormat>,
+    #[serde(default)]
+    starting_offsets: Option<StartingOffsets>,
+    #[serde(default)]
+    max_messages_per_batch: Option<usize>,
+    #[serde(default)]
+    max_bytes_per_batch: Option<usize>,
+    #[serde(default)]
+    commit_interval: Option<String>,
+    #[serde(default)]
+    poll_interval: Option<String>,
+    #[serde(default)]
+    fail_on_data_loss: Option<bool>,
+    #[serde(default)]
+    mode: Option<String>,
+    #[serde(default)]
+    properties: BTreeMap<String, String>,
+}
+
+/// A validated Kafka source for one pipeline.
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    pub pipeline: String,
+    pub dest: String,
+    /// Bootstrap brokers, `host:port[,host:port…]`.
+    pub brokers: String,
+    pub topics: Vec<String>,
+    pub format: MessageFormat,
+    pub starting_offsets: StartingOffsets,
+    pub max_messages_per_batch: usize,
+    /// Arrow bytes of decoded rows that end a batch whatever its message count.
+    pub max_bytes_per_batch: usize,
+    pub commit_interval: Duration,
+    pub poll_interval: Duration,
+    /// Stop when offsets the table records are gone from the broker (retention), rather than skip them.
+    pub fail_on_data_loss: bool,
+    /// librdkafka properties, passed to the client as they are.
+    pub properties: BTreeMap<String, String>,
+    pub table_options: BTreeMap<String, TableOptions>,
+    pub default_options: TableOptions,
+}
+
+impl KafkaConfig {
+    pub fn from_profile(profile: &Profile, pipeline: &PipelineConfig) -> Result<Self> {
+        let at = format!("pipeline `{}` (source `{KIND}`)", pipeline.name);
+        let raw: RawProfile = toml::Value::Table(profile.settings.clone())
+            .try_into()
+            .map_err(|cause| Error::config(format!("{at}: invalid settings: {cause}")))?;
+        if raw.brokers.trim().is_empty() {
+            return Err(Error::config(format!("{at}: set `brokers` (--brokers host:9092[,host:9092])")));
+        }
+        if let Some(mode) = raw.mode.as_deref().filter(|mode| *mode != "append") {
+            return Err(Error::config(format!(
+                "{at}: mode `{mode}` is not available yet: only `append` (every message a row) is; see \
+                 docs/kafka.md#limits"
+            )));
+        }
+        let topics: Vec<String> = pipeline.tables.iter().map(|table| topic_name(table).to_string()).collect();
+        if topics.is_empty() {
+            return Err(Error::config(format!("{at}: name the topics to sync (--topics orders,payments)")));
+        }
+        let duration = |value: Option<String>, name: &str, default: Duration| -> Result<Duration> {
+            match value {
+                None => Ok(default),
+                Some(text) => humantime::parse_duration(&text).map_err(|cause| {
+                    Error::config(format!("{at}: {name} = \"{text}\" is not a duration (write 500ms, 5s, 1m)"))
+                        .caused_by(cause)
+                }),
+            }
+        };
+        for reserved in ["group.id", "enable.auto.commit", "enable.auto.offset.store", "auto.offset.reset"] {
+            if raw.properties.contains_key(reserved) {
+                return Err(Error::config(format!(
+                    "{at}: properties: `{reserved}` is the connector's own (offsets live in the Delta log); \
+                     remove it"
+                )));
+            }
+        }
+        let table_options = pipeline
+            .table_options
+            .iter()
+            .map(|(table, options)| (topic_name(table).to_string(), options.clone()))
+            .collect();
+        Ok(KafkaConfig {
+            pipeline: pipeline.name.clone(),
+            dest: pipeline.dest.clone(),
+            brokers: raw.brokers,
+            topics,
+            format: raw.format.unwrap_or(MessageFormat::Json),
+            starting_offsets: raw.starting_offsets.unwrap_or(StartingOffsets::Earliest),
+            max_messages_per_batch: raw.max_messages_per_batch.unwrap_or(DEFAULT_MAX_MESSAGES_PER_BATCH).max(1),
+            max_bytes_per_batch: raw.max_bytes_per_batch.unwrap_or(DEFAULT_BATCH_BYTES).max(1),
+            commit_interval: duration(raw.commit_interval, "commit_interval", DEFAULT_COMMIT_INTERVAL)?,
+            poll_interval: duration(raw.poll_interval, "poll_interval", DEFAULT_POLL_INTERVAL)?,
+            fail_on_data_loss: raw.fail_on_data_loss.unwrap_or(true),
+            properties: raw.properties,
+            table_options,
+            default_options: pipeline.default_options.clone(),
+        })
+    }
+
+    pub fn options_for(&self, topic: &str) -> TableOptions {
+        self.table_options.get(topic).cloned().unwrap_or_else(|| self.default_options.clone())
+    }
+}
+
+/// The Delta tables a Kafka pipeline's topics land in, from the configuration alone: what `connector status`
+/// shows for it.
+pub fn topic_tables(pipeline: &PipelineConfig) -> Vec<TableId> {
+    pipeline.tables.iter().map(|table| TableId::new(NAMESPACE, topic_name(table))).collect()
+}
+
+/// A topic as the pipeline names it (`orders` or `kafka.orders`), without the namespace. Topic names may hold
+/// dots themselves (`cdc.shop.orders`), so only the namespace is taken off.
+fn topic_name(table: &str) -> &str {
+    table.strip_prefix(NAMESPACE).and_then(|rest| rest.strip_prefix('.')).unwrap_or(table)
+}

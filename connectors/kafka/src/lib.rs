@@ -1,0 +1,26 @@
+//! Kafka into Delta: every message of a topic a row, exactly once. Each topic is one of the engine's polled
+//! streams ([`topic_stream`]): read from the offsets its Delta table committed last ([`offsets`]) with
+//! librdkafka's consumer assigned by hand ([`topic_consumer`]), decoded into rows ([`message_rows`]), and
+//! committed with the offsets after them in one Delta commit.
+
+pub mod config;
+pub mod message_rows;
+pub mod offsets;
+pub mod pipeline;
+pub mod sync_flags;
+pub mod topic_consumer;
+pub mod topic_stream;
+
+use std::sync::Arc;
+
+use connector_core::config::{Pipeline as PipelineConfig, Profile};
+use connector_core::error::Result;
+use connector_core::pipeline::Pipeline;
+
+pub use config::{KIND, KafkaConfig};
+pub use pipeline::KafkaPipeline;
+
+/// Builds a runnable pipeline from a profile of kind [`KIND`].
+pub fn build(profile: &Profile, pipeline: &PipelineConfig) -> Result<Arc<dyn Pipeline>> {
+    Ok(Arc::new(KafkaPipeline::new(KafkaConfig::from_profile(profile, pipeline)?)?))
+}

@@ -1,0 +1,349 @@
+//! Messages into rows: the value's columns (a JSON object's fields, or the value whole as text or bytes) and the
+//! message's own columns (topic, partition, offset, timestamp, key, headers).
+//!
+//! JSON values are read as the files source reads JSON lines (`connector_files::json_rows`), one message a line:
+//! the same inference (decimals, dates, timestamps from the values' text), the same evolution (a field seen for
+//! the first time adds a column) and the same rescue (a value that does not fit its column, or a message that is
+//! not a JSON object, kept in `_rescued_data`, never dropped).
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use connector_core::arrow::array::{
+    Array, ArrayRef, BinaryArray, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use connector_core::arrow::datatypes::{DataType, Field, TimeUnit};
+use connector_core::change::Operation;
+use connector_core::engine::{DecodedRows, RecordDecoder};
+use connector_core::error::{Error, Result};
+use connector_core::metadata_column::{
+    KAFKA_HEADERS, KAFKA_KEY, KAFKA_OFFSET, KAFKA_PARTITION, KAFKA_TIMESTAMP, KAFKA_TOPIC,
+};
+use connector_core::schema::{Column, TableId, TableSchema};
+use connector_files::config::SchemaEvolution;
+use connector_files::inference::{json_lines_columns, table_columns};
+use connector_files::json_rows::JsonRows;
+use connector_files::rescued_data::{RESCUED_DATA, RowOrigin};
+use connector_files::text_types::TimeFormats;
+use serde_json::{Map, Value};
+
+use crate::config::MessageFormat;
+use crate::topic_consumer::{KafkaMessage, MessagePage};
+
+/// The column that holds a value whole (`string` and `bytes` formats).
+pub const VALUE: &str = "value";
+
+/// A topic's messages as rows of its columns, which grow as JSON values bring fields not seen before.
+#[derive(Debug)]
+pub struct MessageRows {
+    table: TableId,
+    format: MessageFormat,
+    /// The value's columns, `_rescued_data` among them where values can fail to fit.
+    value_fields: Vec<Field>,
+    /// The JSON reader of `value_fields`, once they are known.
+    json: Option<JsonRows>,
+    schema: TableSchema,
+}
+
+impl MessageRows {
+    /// The rows of `table`'s messages, starting from the table's stored value columns (`existing`).
+    pub fn new(table: TableId, format: MessageFormat, existing: &[Field]) -> Result<Self> {
+        let value_fields = match format {
+            MessageFormat::Json => {
+                let mut fields = existing.to_vec();
+                if !fields.iter().any(|field| field.name() == RESCUED_DATA) {
+                    fields.push(Field::new(RESCUED_DATA, DataType::Utf8, true));
+                }
+                fields
+            }
+            MessageFormat::String => {
+                vec![Field::new(VALUE, DataType::Utf8, true), Field::new(RESCUED_DATA, DataType::Utf8, true)]
+            }
+            MessageFormat::Bytes => vec![Field::new(VALUE, DataType::Binary, true)],
+        };
+        // A table that holds rows has its JSON columns already; a new one learns them from its first page.
+        let json = (format == MessageFormat::Json && value_fields.len() > 1)
+            .then(|| JsonRows::new(&value_fields, TimeFormats::default()));
+        let schema = table_schema(&table, &value_fields)?;
+        Ok(MessageRows { table, format, value_fields, json, schema })
+    }
+
+    fn value_columns(&mut self, messages: &[KafkaMessage]) -> Result<Vec<ArrayRef>> {
+        match self.format {
+            MessageFormat::Bytes => {
+                let values: BinaryArray = messages.iter().map(|message| message.value.as_deref()).collect();
+                Ok(vec![Arc::new(values)])
+            }
+            MessageFormat::String => {
+                let mut rescued = Vec::with_capacity(messages.len());
+                let values: StringArray = messages
+                    .iter()
+                    .map(|message| {
+                        let value = message.value.as_deref().map(std::str::from_utf8);
+                        rescued.push(match value {
+                            Some(Err(_)) => Some(not_text(message)),
+                            _ => None,
+                        });
+                        value.and_then(std::result::Result::ok)
+                    })
+                    .collect();
+                Ok(vec![Arc::new(values), Arc::new(StringArray::from(rescued))])
+            }
+            MessageFormat::Json => {
+                let batch = self.json_rows(messages)?;
+                Ok(self.value_fields.iter().map(|field| column_of(&batch, field)).collect())
+            }
+        }
+    }
+
+    /// The JSON values' rows, after adding the columns of fields seen for the first time (read again then).
+    fn json_rows(&mut self, messages: &[KafkaMessage]) -> Result<RecordBatch> {
+        let lines = json_lines(messages);
+        if self.json.is_none() {
+            self.learn_columns(&lines)?;
+        }
+        let batch = self.decode_json(&lines, messages)?;
+        let rescued = batch.column_by_name(RESCUED_DATA).is_some_and(|column| column.null_count() < column.len());
+        // A rescued value may be a field no column holds yet: learn the page's columns, and read it again if any.
+        if rescued && self.learn_columns(&lines)? {
+            return self.decode_json(&lines, messages);
+        }
+        Ok(batch)
+    }
+
+    /// Adds the columns of the fields `lines` bring that the value columns lack; returns whether any was added.
+    fn learn_columns(&mut self, lines: &[u8]) -> Result<bool> {
+        let times = TimeFormats::default();
+        let sampled = json_lines_columns(lines, &times).map_err(|cause| {
+            Error::state(format!("{}: cannot infer the columns of the messages' JSON", self.table)).caused_by(cause)
+        })?;
+        let columns =
+            table_columns(&self.table, Some(&self.value_fields), sampled, &[], SchemaEvolution::AddNewColumns, true)?;
+        let added = columns.columns.len() > self.value_fields.len();
+        if added || self.json.is_none() {
+            self.value_fields =
+                columns.columns.iter().map(|column| Field::new(&column.name, column.data_type.clone(), true)).collect();
+            self.json = Some(JsonRows::new(&self.value_fields, times));
+            self.schema = table_schema(&self.table, &self.value_fields)?;
+        }
+        Ok(added)
+    }
+
+    /// Reads `lines` (a line per message); should a message make other than one row (two objects on its line),
+    /// the messages are read one by one and such a message is kept whole as a corrupt record.
+    fn decode_json(&self, lines: &[u8], messages: &[KafkaMessage]) -> Result<RecordBatch> {
+        let Some(json) = &self.json else { return Err(Error::state("internal: JSON rows without columns")) };
+        let origin = RowOrigin { file_path: &self.table.name, first_row: 0, strict: false };
+        let decode = |lines: &[u8]| {
+            json.decode(lines, origin)
+                .map_err(|reason| Error::state(format!("{}: cannot read the messages' JSON: {reason}", self.table)))
+        };
+        let batch = decode(lines)?;
+        if batch.num_rows() == messages.len() {
+            return Ok(batch);
+        }
+        let mut batches = Vec::with_capacity(messages.len());
+        for line in lines.split(|&byte| byte == b'\n') {
+            let one = decode(line)?;
+            batches.push(if one.num_rows() == 1 {
+                one
+            } else {
+                let whole = Value::String(String::from_utf8_lossy(line).into_owned()).to_string();
+                decode(whole.as_bytes())?
+            });
+        }
+        connector_core::arrow::compute::concat_batches(&batch.schema(), &batches).map_err(|cause| {
+            Error::state(format!("{}: cannot assemble the messages' rows", self.table)).caused_by(cause)
+        })
+    }
+}
+
+impl RecordDecoder for MessageRows {
+    type Records = MessagePage;
+
+    fn decode(&mut self, page: MessagePage) -> Result<Option<DecodedRows>> {
+        let messages = page.messages;
+        if messages.is_empty() {
+            return Ok(None);
+        }
+        let mut columns = self.value_columns(&messages)?;
+        columns.extend(message_columns(&self.table.name, &messages));
+        let rows = RecordBatch::try_new(self.schema.arrow_schema(), columns).map_err(|cause| {
+            Error::state(format!("{}: the messages' rows do not match the table's columns", self.table))
+                .caused_by(cause)
+        })?;
+        Ok(Some(DecodedRows { rows, operations: vec![Operation::Insert; messages.len()] }))
+    }
+
+    fn schema(&self) -> &TableSchema {
+        &self.schema
+    }
+}
+
+/// The table's columns: the value's, then the message's own.
+pub fn table_schema(table: &TableId, value_fields: &[Field]) -> Result<TableSchema> {
+    let mut columns: Vec<Column> = value_fields
+        .iter()
+        .map(|field| Column::new(field.name(), field.data_type().clone(), field.data_type().to_string()))
+        .collect();
+    let utc = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    for (name, data_type, source_type) in [
+        (KAFKA_TOPIC, DataType::Utf8, "topic"),
+        (KAFKA_PARTITION, DataType::Int32, "partition"),
+        (KAFKA_OFFSET, DataType::Int64, "offset"),
+        (KAFKA_TIMESTAMP, utc, "timestamp"),
+        (KAFKA_KEY, DataType::Binary, "key"),
+        (KAFKA_HEADERS, DataType::Utf8, "headers (JSON)"),
+    ] {
+        columns.push(Column::new(name, data_type, source_type));
+    }
+    TableSchema::new(table.clone(), columns, Vec::new())
+}
+
+/// A column of `batch` by `field`'s name; nulls if the batch lacks it.
+fn column_of(batch: &RecordBatch, field: &Field) -> ArrayRef {
+    batch
+        .column_by_name(field.name())
+        .cloned()
+        .unwrap_or_else(|| connector_core::arrow::array::new_null_array(field.data_type(), batch.num_rows()))
+}
+
+/// The messages' values a line each: a null or blank value is an empty object (a row of nulls), and line breaks
+/// inside a value, which JSON allows only between tokens, become spaces.
+fn json_lines(messages: &[KafkaMessage]) -> Vec<u8> {
+    let mut lines =
+        Vec::with_capacity(messages.iter().map(|message| message.value.as_ref().map_or(3, Vec::len) + 1).sum());
+    for message in messages {
+        match message.value.as_deref() {
+            Some(value) if !value.iter().all(u8::is_ascii_whitespace) => {
+                lines.extend(value.iter().map(|&byte| if byte == b'\n' || byte == b'\r' { b' ' } else { byte }));
+            }
+            _ => lines.extend_from_slice(b"{}"),
+        }
+        lines.push(b'\n');
+    }
+    lines.pop();
+    lines
+}
+
+/// `_rescued_data` of a `string` message whose value is not UTF-8: the bytes, in base64.
+fn not_text(message: &KafkaMessage) -> String {
+    let mut rescued = Map::new();
+    rescued.insert("value_base64".into(), Value::String(BASE64.encode(message.value.as_deref().unwrap_or_default())));
+    rescued.insert("_offset".into(), Value::from(message.offset));
+    Value::Object(rescued).to_string()
+}
+
+fn message_columns(topic: &str, messages: &[KafkaMessage]) -> Vec<ArrayRef> {
+    let topics = StringArray::from_iter_values(messages.iter().map(|_| topic));
+    let partitions: Int32Array = messages.iter().map(|message| Some(message.partition)).collect();
+    let offsets: Int64Array = messages.iter().map(|message| Some(message.offset)).collect();
+    let timestamps: TimestampMicrosecondArray =
+        messages.iter().map(|message| message.timestamp_ms.and_then(|ms| ms.checked_mul(1000))).collect();
+    let keys: BinaryArray = messages.iter().map(|message| message.key.as_deref()).collect();
+    let headers: StringArray = messages.iter().map(|message| headers_json(&message.headers)).collect();
+    vec![
+        Arc::new(topics),
+        Arc::new(partitions),
+        Arc::new(offsets),
+        Arc::new(timestamps.with_timezone("UTC")),
+        Arc::new(keys),
+        Arc::new(headers),
+    ]
+}
+
+/// A message's headers as a JSON array of `{"key", "value"}` (Kafka allows a name twice, so not an object); a
+/// value that is not UTF-8 is given as `value_base64`. `None` without headers.
+fn headers_json(headers: &[(String, Option<Vec<u8>>)]) -> Option<String> {
+    if headers.is_empty() {
+        return None;
+    }
+    let entries: Vec<Value> = headers
+        .iter()
+        .map(|(key, value)| {
+            let mut entry = Map::new();
+            entry.insert("key".into(), Value::String(key.clone()));
+            match value.as_deref().map(|bytes| (bytes, std::str::from_utf8(bytes))) {
+                None => drop(entry.insert("value".into(), Value::Null)),
+                Some((_, Ok(text))) => drop(entry.insert("value".into(), Value::String(text.to_string()))),
+                Some((bytes, Err(_))) => drop(entry.insert("value_base64".into(), Value::String(BASE64.encode(bytes)))),
+            }
+            Value::Object(entry)
+        })
+        .collect();
+    Some(Value::Array(entries).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(offset: i64, value: Option<&[u8]>) -> KafkaMessage {
+        KafkaMessage {
+            partition: 1,
+            offset,
+            timestamp_ms: Some(1_700_000_000_000 + offset),
+            key: Some(format!("k{offset}").into_bytes()),
+            value: value.map(<[u8]>::to_vec),
+            headers: vec![("trace".into(), Some(b"t1".to_vec())), ("raw".into(), Some(vec![0xff]))],
+        }
+    }
+
+    fn page(messages: Vec<KafkaMessage>) -> MessagePage {
+        MessagePage { messages, offsets: Default::default(), caught_up: false }
+    }
+
+    fn text(batch: &RecordBatch, name: &str) -> Vec<Option<String>> {
+        let column = batch.column_by_name(name).expect(name);
+        let strings = column.as_any().downcast_ref::<StringArray>().expect("text");
+        strings.iter().map(|value| value.map(str::to_string)).collect()
+    }
+
+    #[test]
+    fn json_messages_become_typed_columns_one_row_each_whatever_their_shape() {
+        let table = TableId::new("kafka", "orders");
+        let mut rows = MessageRows::new(table, MessageFormat::Json, &[]).expect("rows");
+        let first = vec![
+            message(0, Some(br#"{"id": 1, "amount": 12.50, "note": "a"}"#)),
+            message(1, Some(b"{\"id\": 2,\n \"amount\": 3.25}")),
+            message(2, None),
+            message(3, Some(b"not json")),
+            message(4, Some(br#"{"id": 5}{"id": 6}"#)),
+        ];
+        let decoded = rows.decode(page(first)).expect("decoded").expect("rows");
+        assert_eq!(decoded.rows.num_rows(), 5, "a row per message");
+        let names: Vec<String> = decoded.rows.schema().fields().iter().map(|field| field.name().clone()).collect();
+        assert_eq!(&names[..4], [RESCUED_DATA, "amount", "id", "note"], "JSON fields in arrow's (alphabetical) order");
+        assert_eq!(names[4..], [KAFKA_TOPIC, KAFKA_PARTITION, KAFKA_OFFSET, KAFKA_TIMESTAMP, KAFKA_KEY, KAFKA_HEADERS]);
+        assert_eq!(decoded.rows.column_by_name("amount").expect("amount").data_type(), &DataType::Decimal128(4, 2));
+        let rescued = text(&decoded.rows, RESCUED_DATA);
+        assert!(rescued[..3].iter().all(Option::is_none), "{rescued:?}");
+        assert!(rescued[3].as_deref().is_some_and(|value| value.contains("not json")), "{rescued:?}");
+        assert!(rescued[4].as_deref().is_some_and(|value| value.contains(r#"{\"id\": 5}"#)), "{rescued:?}");
+        let headers = text(&decoded.rows, KAFKA_HEADERS);
+        assert_eq!(
+            headers[0].as_deref(),
+            Some(r#"[{"key":"trace","value":"t1"},{"key":"raw","value_base64":"/w=="}]"#)
+        );
+
+        // A later page with a new field: a column is added and the field's value lands in it.
+        let second = vec![message(5, Some(br#"{"id": 7, "coupon": "x"}"#))];
+        let decoded = rows.decode(page(second)).expect("decoded").expect("rows");
+        assert_eq!(text(&decoded.rows, "coupon"), [Some("x".to_string())]);
+        assert_eq!(text(&decoded.rows, RESCUED_DATA), [None]);
+    }
+
+    #[test]
+    fn string_values_that_are_not_utf8_are_rescued_in_base64() {
+        let mut rows = MessageRows::new(TableId::new("kafka", "t"), MessageFormat::String, &[]).expect("rows");
+        let decoded = rows
+            .decode(page(vec![message(0, Some(b"hello")), message(1, Some(&[0xff, 0x00])), message(2, None)]))
+            .expect("decoded")
+            .expect("rows");
+        assert_eq!(text(&decoded.rows, VALUE), [Some("hello".to_string()), None, None]);
+        let rescued = text(&decoded.rows, RESCUED_DATA);
+        assert_eq!(rescued[1].as_deref(), Some(r#"{"_offset":1,"value_base64":"/wA="}"#));
+        assert_eq!(rescued[2], None, "a null value is a null, nothing to rescue");
+    }
+}

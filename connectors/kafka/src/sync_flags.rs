@@ -1,0 +1,86 @@
+//! The flags of `connector sync kafka`, each setting the profile key of the same name ([`crate::config`]).
+
+use clap::Args;
+use connector_core::config::Profile;
+use connector_core::sync_flags::{CommonSyncFlags, SyncRequest, count};
+
+#[derive(Debug, Args)]
+pub struct KafkaSyncFlags {
+    /// Bootstrap brokers: host:9092[,host:9092].
+    #[arg(long)]
+    pub brokers: String,
+
+    /// Topics to sync, comma-separated: orders,payments. Each lands at <dest>/kafka/<topic>.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub topics: Vec<String>,
+
+    /// How values decode: json (an object's fields as columns; the default), string or bytes (a `value` column).
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
+
+    /// Where partitions start on the first sync: earliest (the default) or latest.
+    #[arg(long, value_name = "WHERE")]
+    pub starting_offsets: Option<String>,
+
+    /// Messages per Delta commit at most (default 500000).
+    #[arg(long, value_name = "COUNT")]
+    pub max_messages_per_batch: Option<usize>,
+
+    /// Bytes of decoded rows per Delta commit at most (default 128 MiB).
+    #[arg(long, value_name = "BYTES")]
+    pub max_bytes_per_batch: Option<u64>,
+
+    /// The latency target of --continuous: messages wait at most this long for their commit (default 5s).
+    #[arg(long, value_name = "DURATION")]
+    pub commit_interval: Option<String>,
+
+    /// Skip messages the broker deleted before they were read (retention), with a warning, instead of stopping.
+    #[arg(long)]
+    pub allow_data_loss: bool,
+
+    /// A librdkafka client property, repeatable: --property security.protocol=SASL_SSL.
+    #[arg(long = "property", value_name = "NAME=VALUE")]
+    pub properties: Vec<String>,
+
+    #[command(flatten)]
+    pub common: CommonSyncFlags,
+}
+
+impl KafkaSyncFlags {
+    pub fn into_request(self) -> SyncRequest {
+        let mut settings = toml::Table::new();
+        settings.insert("brokers".into(), self.brokers.into());
+        for (key, value) in [
+            ("format", self.format),
+            ("starting_offsets", self.starting_offsets),
+            ("commit_interval", self.commit_interval),
+        ] {
+            if let Some(value) = value {
+                settings.insert(key.into(), value.into());
+            }
+        }
+        if let Some(messages) = self.max_messages_per_batch {
+            settings.insert("max_messages_per_batch".into(), count(messages as u64));
+        }
+        if let Some(bytes) = self.max_bytes_per_batch {
+            settings.insert("max_bytes_per_batch".into(), count(bytes));
+        }
+        if self.allow_data_loss {
+            settings.insert("fail_on_data_loss".into(), false.into());
+        }
+        if !self.properties.is_empty() {
+            let mut properties = toml::Table::new();
+            for property in self.properties {
+                // Checked where the profile is read: a property without `=` has an empty value there.
+                let (name, value) = property.split_once('=').unwrap_or((property.as_str(), ""));
+                properties.insert(name.to_string(), value.to_string().into());
+            }
+            settings.insert("properties".into(), properties.into());
+        }
+        SyncRequest {
+            profile: Profile { kind: crate::KIND.into(), settings },
+            tables: self.topics,
+            common: self.common,
+        }
+    }
+}

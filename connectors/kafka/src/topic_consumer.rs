@@ -1,0 +1,352 @@
+//! Reads one topic's partitions from given offsets with librdkafka's consumer, assigned by hand (no consumer
+//! group decides what is read or where: the offsets come from the Delta table). Its calls block, so each page is
+//! read on a blocking thread.
+//!
+//! A pass reads every partition up to its high watermark as the pass began (the broker's end then): a `once`
+//! sync stops there, a continuous one begins the next pass after its poll interval. At a pass's start the
+//! partitions are listed again, so partitions added to the topic are read from their first message, and the
+//! offsets the table holds are checked against what the broker still keeps.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use connector_core::error::{Error, ErrorKind, Result, Retry};
+use connector_core::schema::TableId;
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Headers, Message};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use tracing::warn;
+
+use crate::config::{KafkaConfig, NAMESPACE, StartingOffsets};
+use crate::offsets::TopicOffsets;
+
+/// How long a metadata or watermark request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long one poll waits for a message.
+const POLL_WAIT: Duration = Duration::from_millis(100);
+/// Without a message for this long, a page ends, and a pass whose partitions still fall short of the watermarks
+/// asks the consumer where it stands (records that are not messages, such as transaction markers, end a
+/// partition without a message at its end).
+const IDLE_WAIT: Duration = Duration::from_secs(3);
+/// How long a partition written to without pause is read past the end it had as the pass began before the pass
+/// ends without the consumer having met the broker's end.
+const END_GRACE: Duration = Duration::from_secs(2);
+/// Messages of one page at most; its bytes at most [`PAGE_BYTES`].
+const PAGE_MESSAGES: usize = 20_000;
+const PAGE_BYTES: usize = 16 * 1024 * 1024;
+/// The consumer's prefetch per partition (librdkafka's `queued.max.messages.kbytes`; its default, 64 MiB, would
+/// let a topic of many partitions hold gigabytes).
+const PREFETCH_KIB: &str = "16384";
+
+/// One message, copied out of the consumer.
+#[derive(Debug, Clone)]
+pub struct KafkaMessage {
+    pub partition: i32,
+    pub offset: i64,
+    /// Milliseconds since the epoch, when the message has a timestamp.
+    pub timestamp_ms: Option<i64>,
+    pub key: Option<Vec<u8>>,
+    /// `None`: a null value (a tombstone).
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+/// The messages read from one set of offsets, and the offsets after them.
+#[derive(Debug)]
+pub struct MessagePage {
+    pub messages: Vec<KafkaMessage>,
+    pub offsets: TopicOffsets,
+    /// Every partition reached the end the pass set out to read.
+    pub caught_up: bool,
+}
+
+impl std::fmt::Debug for TopicConsumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TopicConsumer").field("topic", &self.topic).field("assigned", &self.assigned).finish()
+    }
+}
+
+pub struct TopicConsumer {
+    topic: String,
+    brokers: String,
+    pipeline: String,
+    consumer: BaseConsumer,
+    starting_offsets: StartingOffsets,
+    fail_on_data_loss: bool,
+    /// Messages of one page at most: [`PAGE_MESSAGES`], or fewer if a commit takes fewer.
+    page_messages: usize,
+    /// The offsets the consumer reads from next, as assigned and advanced by the pages read.
+    assigned: Option<TopicOffsets>,
+    /// The pass under way; `None` between passes.
+    pass: Option<Pass>,
+}
+
+/// Where a pass ends.
+#[derive(Debug)]
+struct Pass {
+    /// Per partition, the end offset the broker gave as the pass began.
+    end: BTreeMap<i32, i64>,
+    /// Partitions the consumer found at the broker's end while fetching, during this pass.
+    at_end: BTreeSet<i32>,
+    /// When each partition got past `end`.
+    reached_at: BTreeMap<i32, Instant>,
+}
+
+impl TopicConsumer {
+    pub fn new(config: &KafkaConfig, topic: &str) -> Result<Self> {
+        let mut client = ClientConfig::new();
+        client
+            .set("bootstrap.servers", &config.brokers)
+            // Only lag tools see the group; nothing is committed to it.
+            .set("group.id", format!("connector-{}", config.pipeline))
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "true")
+            .set("auto.offset.reset", "error")
+            .set("isolation.level", "read_committed")
+            .set("queued.max.messages.kbytes", PREFETCH_KIB);
+        for (name, value) in &config.properties {
+            client.set(name, value);
+        }
+        let consumer: BaseConsumer = client.create().map_err(|cause| {
+            Error::config(format!("kafka: the client settings are not valid (check `properties`): {cause}"))
+        })?;
+        Ok(TopicConsumer {
+            topic: topic.to_string(),
+            brokers: config.brokers.clone(),
+            pipeline: config.pipeline.clone(),
+            consumer,
+            starting_offsets: config.starting_offsets,
+            fail_on_data_loss: config.fail_on_data_loss,
+            page_messages: config.max_messages_per_batch.clamp(1, PAGE_MESSAGES),
+            assigned: None,
+            pass: None,
+        })
+    }
+
+    /// The topic's partitions, checking it exists and the brokers answer.
+    pub fn partitions(&self) -> Result<Vec<i32>> {
+        let metadata = self
+            .consumer
+            .fetch_metadata(Some(&self.topic), REQUEST_TIMEOUT)
+            .map_err(|cause| self.unreachable("cannot read the topic's metadata", cause))?;
+        let topic = metadata.topics().iter().find(|topic| topic.name() == self.topic);
+        let Some(topic) = topic.filter(|topic| topic.error().is_none() && !topic.partitions().is_empty()) else {
+            return Err(Error::new(
+                ErrorKind::Config,
+                Retry::WithBackoff,
+                format!(
+                    "kafka: topic `{}` does not exist on {}; create it, or correct --topics",
+                    self.topic, self.brokers
+                ),
+            ));
+        };
+        Ok(topic.partitions().iter().map(|partition| partition.id()).collect())
+    }
+
+    /// Reads the page after `offsets`.
+    pub fn read_page(&mut self, mut offsets: TopicOffsets) -> Result<MessagePage> {
+        if self.pass.is_none() {
+            self.begin_pass(&mut offsets)?;
+        }
+        if self.assigned.as_ref() != Some(&offsets) {
+            self.assign(&offsets)?;
+        }
+        let mut messages = Vec::new();
+        let mut bytes = 0;
+        let mut last_message = Instant::now();
+        let mut caught_up = self.pass_done(&offsets);
+        while !caught_up && messages.len() < self.page_messages && bytes < PAGE_BYTES {
+            match self.consumer.poll(POLL_WAIT) {
+                Some(Ok(message)) => {
+                    let partition = message.partition();
+                    // A message before the assigned offset was fetched ahead of a reassignment.
+                    if offsets.0.get(&partition).is_none_or(|next| message.offset() < *next) {
+                        continue;
+                    }
+                    offsets.0.insert(partition, message.offset() + 1);
+                    let owned = owned_message(&message);
+                    bytes += owned.value.as_ref().map_or(0, Vec::len) + owned.key.as_ref().map_or(0, Vec::len);
+                    messages.push(owned);
+                    last_message = Instant::now();
+                }
+                Some(Err(KafkaError::PartitionEOF(partition))) => {
+                    if let Some(pass) = self.pass.as_mut() {
+                        pass.at_end.insert(partition);
+                    }
+                }
+                Some(Err(cause)) => self.poll_failed(cause, &offsets)?,
+                None if last_message.elapsed() < IDLE_WAIT => {}
+                None => {
+                    if !self.pass_done(&offsets) {
+                        warn!(topic = %self.topic, ?offsets, pass = ?self.pass,
+                              "no message came for a while below the broker's end: the pass ends here");
+                    }
+                    caught_up = true;
+                }
+            }
+            caught_up |= self.pass_done(&offsets);
+        }
+        self.assigned = Some(offsets.clone());
+        if caught_up {
+            self.pass = None;
+        }
+        Ok(MessagePage { messages, offsets, caught_up })
+    }
+
+    /// Whether every partition reached the end of the pass: past the offset the broker gave as its end when the
+    /// pass began, and then at the end the broker reports while fetching (or, for a partition written to without
+    /// pause, [`END_GRACE`] later: a `once` sync reads what was there as it began, not everything that follows).
+    /// Both, because brokers differ: tansu's end offsets (ListOffsets) fall short of its log.
+    fn pass_done(&mut self, offsets: &TopicOffsets) -> bool {
+        let Some(pass) = self.pass.as_mut() else { return true };
+        let now = Instant::now();
+        pass.end.iter().all(|(partition, end)| {
+            // At the broker's end while fetching: every message before it was handed over. Records that are not
+            // messages (transaction markers) may follow the last message, so the offset may fall short of `end`.
+            if pass.at_end.contains(partition) {
+                return true;
+            }
+            if offsets.0.get(partition).is_none_or(|next| next < end) {
+                return false;
+            }
+            let reached = *pass.reached_at.entry(*partition).or_insert(now);
+            now.duration_since(reached) >= END_GRACE
+        })
+    }
+
+    /// Sets where the pass ends (each partition's end offset now), places partitions the offsets lack (a first
+    /// sync, or partitions added to the topic), and checks the offsets against what the broker keeps.
+    fn begin_pass(&mut self, offsets: &mut TopicOffsets) -> Result<()> {
+        let first_sync = offsets.0.is_empty();
+        let partitions = self.partitions()?;
+        if let Some(gone) = offsets.0.keys().find(|partition| !partitions.contains(partition)) {
+            return Err(Error::state(format!(
+                "kafka: topic `{}` has no partition {gone} any more, which the table has read: the topic was \
+                 recreated; resync it (connector resync --pipeline {} --table kafka.{})",
+                self.topic, self.pipeline, self.topic
+            )));
+        }
+        let mut end = BTreeMap::new();
+        for partition in partitions {
+            let (low, high) = self
+                .consumer
+                .fetch_watermarks(&self.topic, partition, REQUEST_TIMEOUT)
+                .map_err(|cause| self.unreachable("cannot read the partitions' offsets", cause))?;
+            match offsets.0.get(&partition).copied() {
+                None => {
+                    // New partitions of a topic already read hold only new messages: all are read.
+                    let start = if first_sync && self.starting_offsets == StartingOffsets::Latest { high } else { low };
+                    offsets.0.insert(partition, start);
+                }
+                Some(next) if next < low => self.data_lost(offsets, partition, next, low)?,
+                Some(_) => {}
+            }
+            end.insert(partition, high);
+        }
+        self.pass = Some(Pass { end, at_end: BTreeSet::new(), reached_at: BTreeMap::new() });
+        Ok(())
+    }
+
+    /// The broker no longer keeps the messages from `next` to `low` of `partition` (retention, or deleted).
+    fn data_lost(&self, offsets: &mut TopicOffsets, partition: i32, next: i64, low: i64) -> Result<()> {
+        if self.fail_on_data_loss {
+            return Err(Error::history_lost(
+                [TableId::new(NAMESPACE, &self.topic)],
+                format!(
+                    "kafka: partition {partition} of `{}` starts at offset {low}, but the table has read only up to \
+                     offset {next}: the broker deleted {} messages the table never received (retention is \
+                     shorter than the pipeline's pause). Set fail_on_data_loss = false (--allow-data-loss) to \
+                     skip them, or resync the topic (connector resync --pipeline {} --table kafka.{})",
+                    self.topic,
+                    low - next,
+                    self.pipeline,
+                    self.topic
+                ),
+            ));
+        }
+        warn!(topic = %self.topic, partition, from = next, to = low,
+              "messages deleted by the broker before they were read are skipped (fail_on_data_loss = false)");
+        offsets.0.insert(partition, low);
+        Ok(())
+    }
+
+    fn assign(&mut self, offsets: &TopicOffsets) -> Result<()> {
+        let mut list = TopicPartitionList::new();
+        for (partition, offset) in &offsets.0 {
+            list.add_partition_offset(&self.topic, *partition, Offset::Offset(*offset))
+                .map_err(|cause| Error::state(format!("kafka: cannot place partition {partition}: {cause}")))?;
+        }
+        self.consumer.assign(&list).map_err(|cause| {
+            Error::state(format!("kafka: cannot assign the partitions of `{}`: {cause}", self.topic))
+        })?;
+        self.assigned = Some(offsets.clone());
+        Ok(())
+    }
+
+    /// A failed poll: messages gone (retention) stop the pass as a data loss does; the client reconnects by
+    /// itself after a broker's failure, so those are logged and polling goes on.
+    fn poll_failed(&self, cause: KafkaError, offsets: &TopicOffsets) -> Result<()> {
+        match cause.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::OffsetOutOfRange) => Err(Error::history_lost(
+                [TableId::new(NAMESPACE, &self.topic)],
+                format!(
+                    "kafka: `{}` does not hold the offsets the table reads next ({offsets:?}): the broker deleted \
+                     them (retention; set fail_on_data_loss = false, --allow-data-loss, to skip them), or the topic \
+                     was recreated (resync it: connector resync --pipeline {} --table kafka.{})",
+                    self.topic, self.pipeline, self.topic
+                ),
+            )),
+            Some(
+                RDKafkaErrorCode::SaslAuthenticationFailed
+                | RDKafkaErrorCode::Authentication
+                | RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::GroupAuthorizationFailed
+                | RDKafkaErrorCode::SSL,
+            ) => Err(Error::config(format!(
+                "kafka: {} refused the connector: {cause}; check the credentials and TLS settings in `properties`",
+                self.brokers
+            ))),
+            Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic) => Err(Error::new(
+                ErrorKind::Config,
+                Retry::WithBackoff,
+                format!("kafka: topic `{}` was deleted while it was read ({cause})", self.topic),
+            )),
+            _ => {
+                warn!(topic = %self.topic, error = %cause, "the Kafka client reports a failure; it retries");
+                Ok(())
+            }
+        }
+    }
+
+    fn unreachable(&self, what: &str, cause: KafkaError) -> Error {
+        Error::new(
+            ErrorKind::Source,
+            Retry::WithBackoff,
+            format!(
+                "kafka: {what} of `{}` from {}: {cause}; check that the brokers are reachable and the security \
+                 settings (`properties`) match theirs",
+                self.topic, self.brokers
+            ),
+        )
+    }
+}
+
+fn owned_message<M: Message>(message: &M) -> KafkaMessage {
+    let headers = message
+        .headers()
+        .map(|headers| {
+            headers.iter().map(|header| (header.key.to_string(), header.value.map(<[u8]>::to_vec))).collect()
+        })
+        .unwrap_or_default();
+    KafkaMessage {
+        partition: message.partition(),
+        offset: message.offset(),
+        timestamp_ms: message.timestamp().to_millis(),
+        key: message.key().map(<[u8]>::to_vec),
+        value: message.payload().map(<[u8]>::to_vec),
+        headers,
+    }
+}

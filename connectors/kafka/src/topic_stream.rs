@@ -1,0 +1,86 @@
+//! A topic as one of the engine's polled streams: its token is the next offset of every partition
+//! ([`TopicOffsets`]), committed in the Delta commit with the rows of the messages before it.
+
+use std::sync::{Arc, Mutex};
+
+use connector_core::arrow::datatypes::Field;
+use connector_core::engine::{PolledPage, PolledStream, RecordDecoder};
+use connector_core::error::{Error, Result};
+use connector_core::options::TableOptions;
+use connector_core::schema::{TableId, TableSchema};
+
+use crate::config::{KafkaConfig, NAMESPACE};
+use crate::message_rows::MessageRows;
+use crate::offsets::TopicOffsets;
+use crate::topic_consumer::{MessagePage, TopicConsumer};
+
+#[derive(Debug)]
+pub struct TopicStream {
+    config: Arc<KafkaConfig>,
+    topic: String,
+    /// The consumer, used on a blocking thread one page at a time. A page abandoned midway (a stop) leaves it
+    /// past the committed token; the next page is read from its own token, which reassigns it.
+    consumer: Arc<Mutex<Option<TopicConsumer>>>,
+}
+
+impl TopicStream {
+    pub fn new(config: Arc<KafkaConfig>, topic: String) -> Self {
+        TopicStream { config, topic, consumer: Arc::new(Mutex::new(None)) }
+    }
+
+    /// Runs `work` with the topic's consumer (created on first use) on a blocking thread.
+    async fn with_consumer<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut TopicConsumer) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (consumer, config, topic) = (self.consumer.clone(), self.config.clone(), self.topic.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut slot = consumer.lock().map_err(|_| Error::state("internal: a Kafka read failed midway"))?;
+            if slot.is_none() {
+                *slot = Some(TopicConsumer::new(&config, &topic)?);
+            }
+            let consumer = slot.as_mut().ok_or_else(|| Error::state("internal: no Kafka consumer"))?;
+            work(consumer)
+        })
+        .await
+        .map_err(|panic| Error::state(format!("internal: a Kafka read ended abnormally: {panic}")))?
+    }
+}
+
+impl PolledStream for TopicStream {
+    type Records = MessagePage;
+    type Decoder = MessageRows;
+
+    fn table_id(&self) -> TableId {
+        TableId::new(NAMESPACE, &self.topic)
+    }
+
+    /// Checks that the brokers answer and the topic exists before its table is created.
+    async fn prepare(&self) -> Result<TableSchema> {
+        self.with_consumer(|consumer| consumer.partitions().map(drop)).await?;
+        Ok(MessageRows::new(self.table_id(), self.config.format, &[])?.schema().clone())
+    }
+
+    fn table_options(&self) -> TableOptions {
+        self.config.options_for(&self.topic)
+    }
+
+    fn decoder(&self, existing: &[Field]) -> Result<MessageRows> {
+        MessageRows::new(self.table_id(), self.config.format, existing)
+    }
+
+    fn start_pass(&self, committed: Option<&str>) -> Result<String> {
+        let offsets = match committed {
+            Some(token) => TopicOffsets::parse(token, &self.topic, &self.config.pipeline)?,
+            None => TopicOffsets::default(),
+        };
+        Ok(offsets.token())
+    }
+
+    async fn next_page(&self, token: &str) -> Result<PolledPage<MessagePage>> {
+        let offsets = TopicOffsets::parse(token, &self.topic, &self.config.pipeline)?;
+        let page = self.with_consumer(move |consumer| consumer.read_page(offsets)).await?;
+        let (token, caught_up) = (page.offsets.token(), page.caught_up);
+        Ok(PolledPage { records: page, token, caught_up })
+    }
+}

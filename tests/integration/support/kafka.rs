@@ -1,0 +1,103 @@
+//! A Kafka-compatible broker for the tests: `tansu` (crates.io; no JVM, no Docker) with in-memory storage on a
+//! free loopback port, installed by `scripts/test.sh`, stopped on drop. `CONNECTOR_TEST_KAFKA_BROKERS` points the
+//! same tests at a broker of the user's (Apache Kafka, Redpanda) instead. Topics are created and messages
+//! produced by an independent client, Python's `kafka-python`.
+
+use std::process::{Child, Command, Stdio};
+
+use super::loopback::{free_port, wait_until_listening};
+
+pub struct KafkaBroker {
+    child: Option<Child>,
+    pub brokers: String,
+}
+
+impl KafkaBroker {
+    pub fn start() -> KafkaBroker {
+        if let Ok(brokers) = std::env::var("CONNECTOR_TEST_KAFKA_BROKERS") {
+            return KafkaBroker { child: None, brokers };
+        }
+        let port = free_port();
+        let listener = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(tansu())
+            .args(["broker", "--listener-url", &listener, "--advertised-listener-url", &listener])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tansu runs (scripts/test.sh installs it: cargo install --locked tansu --features dynostore)");
+        wait_until_listening(port, "tansu");
+        KafkaBroker { child: Some(child), brokers: format!("127.0.0.1:{port}") }
+    }
+
+    /// Creates `topic` with `partitions` partitions; a topic name unique to the test keeps a user's broker usable.
+    pub fn create_topic(&self, topic: &str, partitions: u32) {
+        let script = r#"
+import sys
+from kafka.admin import KafkaAdminClient, NewTopic
+admin = KafkaAdminClient(bootstrap_servers=sys.argv[1])
+admin.create_topics([NewTopic(name=sys.argv[2], num_partitions=int(sys.argv[3]), replication_factor=1)])
+admin.close()
+"#;
+        python(script, &[&self.brokers, topic, &partitions.to_string()]);
+    }
+
+    /// Adds partitions to `topic`, to `partitions` in all; `false` when the broker cannot (tansu 0.6 lacks the
+    /// CreatePartitions request; Apache Kafka and Redpanda have it).
+    pub fn add_partitions(&self, topic: &str, partitions: u32) -> bool {
+        let script = r#"
+import sys
+from kafka.admin import KafkaAdminClient, NewPartitions
+from kafka.errors import IncompatibleBrokerVersion
+admin = KafkaAdminClient(bootstrap_servers=sys.argv[1])
+try:
+    admin.create_partitions({sys.argv[2]: NewPartitions(total_count=int(sys.argv[3]))})
+    print("added")
+except IncompatibleBrokerVersion:
+    print("unsupported")
+admin.close()
+"#;
+        python(script, &[&self.brokers, topic, &partitions.to_string()]).trim() == "added"
+    }
+
+    /// Runs a Python script with `producer` (a `kafka-python` producer connected to the broker) and `topic`
+    /// defined; it returns after every message is acknowledged. On tansu each message is a record batch of its
+    /// own: tansu 0.6 answers a fetch from an offset inside a batch of several records with a later batch (and
+    /// its end offsets fall short of its log), which a broker of the Kafka protocol never does.
+    pub fn produce(&self, topic: &str, script: &str) {
+        let batching = if self.child.is_some() { "batch_size=1, linger_ms=0" } else { "linger_ms=5" };
+        let program = format!(
+            "import sys, json\nfrom kafka import KafkaProducer\nproducer = KafkaProducer(bootstrap_servers=sys.argv[1], \
+             acks='all', {batching})\ntopic = sys.argv[2]\n{script}\nproducer.flush()\nproducer.close()\n"
+        );
+        python(&program, &[&self.brokers, topic]);
+    }
+}
+
+impl Drop for KafkaBroker {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The tansu binary: on the PATH, or where `scripts/test.sh` installs it.
+fn tansu() -> String {
+    let installed = std::env::var("HOME").map(|home| format!("{home}/.cache/connector-tools/tansu/bin/tansu"));
+    match installed {
+        Ok(path) if std::path::Path::new(&path).exists() => path,
+        _ => "tansu".to_string(),
+    }
+}
+
+fn python(script: &str, args: &[&str]) -> String {
+    let output = Command::new("python3").arg("-c").arg(script).args(args).output().expect("python3 runs");
+    assert!(
+        output.status.success(),
+        "the Python Kafka client failed (pip install kafka-python): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
