@@ -43,15 +43,17 @@ pub const KAFKA_PARTITION: &str = "_cdc_kafka_partition";
 pub const KAFKA_OFFSET: &str = "_cdc_kafka_offset";
 /// Tables of messages: its timestamp (UTC, as the producer or the broker set it).
 pub const KAFKA_TIMESTAMP: &str = "_cdc_kafka_timestamp";
-/// Tables of messages: its key, as bytes.
+/// Tables of messages: its key, as bytes (of a Debezium change, the key's fields as compact JSON).
 pub const KAFKA_KEY: &str = "_cdc_kafka_key";
-/// Tables of messages: its headers, as a JSON object of name to value.
+/// Tables of messages: its headers, as a JSON array of `{"key", "value"}`.
 pub const KAFKA_HEADERS: &str = "_cdc_kafka_headers";
+/// Tables of Debezium change events: the event's `source` block (database, table, log position) as JSON.
+pub const DEBEZIUM_SOURCE: &str = "_cdc_debezium_source";
 
 /// Metadata columns a source fills itself, row by row, as columns of its rows: allowed in a source's schema
 /// despite the prefix (every other name with the prefix is refused there).
 pub const SOURCE_FILLED: &[&str] =
-    &[KAFKA_TOPIC, KAFKA_PARTITION, KAFKA_OFFSET, KAFKA_TIMESTAMP, KAFKA_KEY, KAFKA_HEADERS];
+    &[KAFKA_TOPIC, KAFKA_PARTITION, KAFKA_OFFSET, KAFKA_TIMESTAMP, KAFKA_KEY, KAFKA_HEADERS, DEBEZIUM_SOURCE];
 
 pub(crate) fn timestamp_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from("UTC")))

@@ -522,3 +522,43 @@ os._exit(0)
         assert_eq!(rows, ["1|∅", "2|∅", "1099511627776|∅"], "int widened to bigint");
     }
 }
+
+/// `--infer-sample-bytes` (`infer_sample_bytes`): by default the columns come from a CSV file's first 16,384 rows
+/// and a JSON lines file's first 4,096 lines, so a value of a wider type after them is rescued; sampling the
+/// rows within the first megabyte types the column for it, and the value lands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_larger_inference_sample_types_columns_by_values_past_the_first_rows() {
+    let lake = TempLake::new();
+    let write = r#"
+import csv, json, sys
+with open(f"{sys.argv[1]}/late.csv", "w", newline="") as f:
+    writer = csv.writer(f)
+    writer.writerow(["id", "n"])
+    writer.writerows([(i, i) for i in range(20000)] + [(20000, "2.5")])
+with open(f"{sys.argv[1]}/late.jsonl", "w") as f:
+    for i in range(5000):
+        f.write(json.dumps({"id": i, "n": i}) + "\n")
+    f.write(json.dumps({"id": 5000, "n": 2.5}) + "\n")
+"#;
+    for (flags, table) in [(vec![], "first_rows"), (vec!["--infer-sample-bytes", "1000000"], "first_megabyte")] {
+        let landing = tempfile::tempdir().expect("landing directory");
+        let root = landing.path().to_str().expect("utf-8");
+        python(write, &[root]);
+        for format in ["csv", "jsonl"] {
+            let name = format!("{table}_{format}");
+            let glob = format!("*.{format}");
+            assert_synced(&sync_files(root, lake.dir.path(), &name, &[&flags[..], &["--glob", &glob]].concat()));
+            let rows = read_rows(&table_url(&lake, &name), &["id", "n", "_rescued_data"]).await;
+            let last_id = if format == "csv" { "20000|" } else { "5000|" };
+            let last = rows.iter().find(|row| row.starts_with(last_id)).expect("the last row");
+            if flags.is_empty() {
+                assert!(
+                    last.contains("|∅|") && (last.contains(r#""n":"2.5""#) || last.contains(r#""n":2.5"#)),
+                    "{format}: rescued past the sample: {last}"
+                );
+            } else {
+                assert!(last.ends_with("|2.5|∅"), "{format}: typed by the larger sample: {last}");
+            }
+        }
+    }
+}

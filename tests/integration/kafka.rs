@@ -153,18 +153,26 @@ for i in range(20000):
     );
     // Small batches: many commits, so kills land between and inside them.
     let batches = ["--max-messages-per-batch", "1000"];
+    killed_syncs(&broker, &lake, &topic, &batches, 6).await;
+    assert_synced(&sync_kafka(&broker, &lake, &topic, &batches));
+    assert_exactly_once(&landed(&lake, &topic).await, 0..20000);
+}
+
+/// Runs `runs` syncs of `topic` into `lake`, each killed (`kill -9`) at a random moment within the time a whole
+/// sync takes (timed first into a lake of its own), and asserts that some were.
+async fn killed_syncs(broker: &KafkaBroker, lake: &TempLake, topic: &str, extra: &[&str], runs: usize) {
     let timing_lake = TempLake::new();
     let started = std::time::Instant::now();
-    assert_synced(&sync_kafka(&broker, &timing_lake, &topic, &batches));
+    assert_synced(&sync_kafka(broker, &timing_lake, topic, extra));
     let whole = started.elapsed().as_millis() as u64;
     let seed = fastrand::u64(..);
     let mut random = fastrand::Rng::with_seed(seed);
     let mut kills = 0;
-    for _ in 0..6 {
+    for _ in 0..runs {
         let mut child = Command::new(CONNECTOR)
-            .args(["sync", "kafka", "--brokers", &broker.brokers, "--topics", &topic, "--once"])
+            .args(["sync", "kafka", "--brokers", &broker.brokers, "--topics", topic, "--once"])
             .args(["--dest", lake.dir.path().to_str().expect("utf-8")])
-            .args(batches)
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -177,6 +185,149 @@ for i in range(20000):
         wait_for_exit(&mut child);
     }
     assert!(kills > 0, "seed {seed}: no run was killed (a whole sync takes {whole} ms)");
-    assert_synced(&sync_kafka(&broker, &lake, &topic, &batches));
-    assert_exactly_once(&landed(&lake, &topic).await, 0..20000);
+}
+
+/// The upserted table's `(key, id, version)` rows, and in soft delete mode whether each is deleted.
+async fn upserted(lake: &TempLake, topic: &str, columns: &[&str]) -> Vec<String> {
+    read_rows(&lake.table_url(&TableId::new("kafka", topic)), columns).await
+}
+
+/// What the upsert test's messages leave: key `k{j}` for j in 0..300 holds its last version, unless its last
+/// message is a tombstone.
+fn last_versions(tombstoned: impl Fn(i64) -> bool, version: impl Fn(i64) -> i64) -> Vec<String> {
+    let mut rows: Vec<String> = (0..300).filter(|&j| !tombstoned(j)).map(|j| format!("{j}|{}", version(j))).collect();
+    rows.sort();
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_upsert_keeps_the_last_value_per_key_and_tombstones_delete_through_kills() {
+    let broker = KafkaBroker::start();
+    let (lake, soft_lake) = (TempLake::new(), TempLake::new());
+    let topic = unique_topic("customers");
+    broker.create_topic(&topic, 3);
+    // 3000 messages over 300 keys (kafka-python's partitioner keeps a key on one partition, as Kafka's does),
+    // then tombstones for keys 0–49.
+    broker.produce(
+        &topic,
+        r#"
+for i in range(3000):
+    producer.send(topic, key=f"k{i % 300}".encode(), value=json.dumps({"id": i % 300, "version": i}).encode())
+for j in range(50):
+    producer.send(topic, key=f"k{j}".encode(), value=None)
+"#,
+    );
+    let upsert = ["--mode", "upsert", "--max-messages-per-batch", "400"];
+    killed_syncs(&broker, &lake, &topic, &upsert, 4).await;
+    assert_synced(&sync_kafka(&broker, &lake, &topic, &upsert));
+    let first = last_versions(|j| j < 50, |j| 2700 + j);
+    let mut rows = upserted(&lake, &topic, &["id", "version"]).await;
+    rows.sort();
+    assert_eq!(rows, first, "the table equals the compacted topic");
+
+    // Keys 0–9 come back, keys 100–109 are deleted, and a keyless message would be refused, so none is sent.
+    broker.produce(
+        &topic,
+        r#"
+for j in range(10):
+    producer.send(topic, key=f"k{j}".encode(), value=json.dumps({"id": j, "version": 5000 + j}).encode())
+for j in range(100, 110):
+    producer.send(topic, key=f"k{j}".encode(), value=None)
+"#,
+    );
+    assert_synced(&sync_kafka(&broker, &lake, &topic, &upsert));
+    let tombstoned = |j: i64| (10..50).contains(&j) || (100..110).contains(&j);
+    let version = |j: i64| if j < 10 { 5000 + j } else { 2700 + j };
+    let mut rows = upserted(&lake, &topic, &["id", "version"]).await;
+    rows.sort();
+    assert_eq!(rows, last_versions(tombstoned, version), "later syncs merge what is new");
+
+    // Soft deletes keep a tombstoned key's row, marked.
+    assert_synced(&sync_kafka(&broker, &soft_lake, &topic, &["--mode", "upsert", "--delete-mode", "soft"]));
+    let soft = upserted(&soft_lake, &topic, &["id", "version", "_cdc_deleted"]).await;
+    assert_eq!(soft.len(), 300, "a row per key: {:?}", &soft[..5]);
+    let deleted = soft.iter().filter(|row| row.ends_with("|true")).count();
+    assert_eq!(deleted, 50, "keys 10–49 and 100–109 marked deleted");
+
+    // A keyless message stops an upsert sync, naming where it is; what came before it is committed.
+    broker.produce(&topic, r#"producer.send(topic, partition=0, value=json.dumps({"id": 1}).encode())"#);
+    let output = sync_kafka(&broker, &lake, &topic, &upsert);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && stderr.contains("has no key") && stderr.contains("partition 0"), "{stderr}");
+}
+
+/// Debezium's PostgreSQL connector as Kafka Connect's JSON converter writes it (schemas enabled): a snapshot of
+/// 200 rows, then 2000 random inserts, updates, deletes (each followed by its tombstone) and key changes (a
+/// delete, a tombstone and an insert). The script keeps the table as the database would hold it and prints it.
+const DEBEZIUM_EVENTS: &str = r#"
+import random
+rnd = random.Random(int(sys.argv[3]) if len(sys.argv) > 3 else 7)
+key_schema = {"type": "struct", "optional": False, "name": "dbserver1.public.customers.Key",
+              "fields": [{"type": "int32", "optional": False, "field": "id"}]}
+def key(id):
+    return json.dumps({"schema": key_schema, "payload": {"id": id}}).encode()
+def send(op, id, before, after, lsn):
+    source = {"version": "2.7.3.Final", "connector": "postgresql", "name": "dbserver1", "db": "shop",
+              "schema": "public", "table": "customers", "snapshot": "true" if op == "r" else "false",
+              "txId": 700 + lsn, "lsn": 24000000 + lsn, "ts_ms": 1700000000000 + lsn}
+    value = {"schema": {"type": "struct", "name": "dbserver1.public.customers.Envelope"},
+             "payload": {"before": before, "after": after, "source": source, "op": op, "ts_ms": 1700000000000 + lsn}}
+    producer.send(topic, key=key(id), value=json.dumps(value).encode())
+state = {}
+for id in range(1, 201):
+    state[id] = {"id": id, "name": f"c{id}", "balance": id * 10}
+    send("r", id, None, state[id], 0)
+for lsn in range(1, 2001):
+    choice = rnd.random()
+    if choice < 0.35 or not state:
+        id = 1000 + lsn
+        state[id] = {"id": id, "name": f"c{id}", "balance": lsn}
+        send("c", id, None, state[id], lsn)
+    elif choice < 0.8:
+        id = rnd.choice(sorted(state))
+        before = state[id]
+        state[id] = dict(before, balance=before["balance"] + 1, name=f"u{lsn}")
+        send("u", id, before, state[id], lsn)
+    elif choice < 0.95:
+        id = rnd.choice(sorted(state))
+        send("d", id, state.pop(id), None, lsn)
+        producer.send(topic, key=key(id), value=None)
+    else:
+        id = rnd.choice(sorted(state))
+        row = state.pop(id)
+        send("d", id, row, None, lsn)
+        producer.send(topic, key=key(id), value=None)
+        new = 100000 + lsn
+        state[new] = dict(row, id=new)
+        send("c", new, None, state[new], lsn)
+print(json.dumps(sorted([[row["id"], row["name"], row["balance"]] for row in state.values()])))
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_debezium_change_events_merge_into_the_rows_the_database_holds_through_kills() {
+    let broker = KafkaBroker::start();
+    let lake = TempLake::new();
+    let topic = unique_topic("dbserver1.public.customers");
+    broker.create_topic(&topic, 3);
+    let printed = broker.produce(&topic, DEBEZIUM_EVENTS);
+    let expected: Vec<(i64, String, i64)> = serde_json::from_str(printed.trim()).expect("the database's rows");
+    let mut expected: Vec<String> =
+        expected.iter().map(|(id, name, balance)| format!("{id}|{name}|{balance}")).collect();
+    expected.sort();
+
+    let debezium = ["--format", "debezium", "--max-messages-per-batch", "300"];
+    killed_syncs(&broker, &lake, &topic, &debezium, 4).await;
+    assert_synced(&sync_kafka(&broker, &lake, &topic, &debezium));
+    let url = lake.table_url(&TableId::new("kafka", &topic));
+    let mut rows = read_rows(&url, &["id", "name", "balance"]).await;
+    rows.sort();
+    assert_eq!(rows.len(), expected.len(), "a row per key the database holds");
+    assert_eq!(rows, expected, "the table holds what the database holds");
+    let sources = read_rows(&url, &["_cdc_op", "_cdc_debezium_source"]).await;
+    assert!(
+        sources.iter().any(|row| row.starts_with("insert|") && row.contains(r#""snapshot":"true""#)),
+        "a snapshot read lands as an insert with its source: {:?}",
+        &sources[..3]
+    );
+    assert!(sources.iter().all(|row| row.contains(r#""lsn":"#)), "every row names its source position");
 }

@@ -81,6 +81,7 @@ struct RawFilesProfile {
     max_bytes_per_batch: Option<u64>,
     parallel_files: Option<usize>,
     infer_sample_files: Option<usize>,
+    infer_sample_bytes: Option<u64>,
     poll_interval: Option<String>,
     #[serde(default, alias = "allow_overwrites")]
     reingest_changed_files: bool,
@@ -130,6 +131,9 @@ pub struct FilesConfig {
     pub max_bytes_per_batch: u64,
     pub parallel_files: usize,
     pub infer_sample_files: usize,
+    /// The bytes of each sampled file whose rows are sampled; `None`: a CSV file's first batch of rows, a JSON
+    /// lines file's first 4,096 lines.
+    pub infer_sample_bytes: Option<u64>,
     pub poll_interval: Duration,
     pub reingest_changed_files: bool,
     /// A file that cannot be read is skipped (recorded in the ledger with the reason) instead of stopping the
@@ -208,6 +212,10 @@ impl FilesConfig {
             max_bytes_per_batch: raw.max_bytes_per_batch.unwrap_or(DEFAULT_MAX_BYTES_PER_BATCH).max(1),
             parallel_files: positive("parallel_files", raw.parallel_files, DEFAULT_PARALLEL_FILES)?,
             infer_sample_files: positive("infer_sample_files", raw.infer_sample_files, DEFAULT_INFER_SAMPLE_FILES)?,
+            infer_sample_bytes: match raw.infer_sample_bytes {
+                Some(0) => return Err(Error::config("infer_sample_bytes must be a positive number of bytes")),
+                bytes => bytes,
+            },
             poll_interval: match raw.poll_interval {
                 None => DEFAULT_POLL_INTERVAL,
                 Some(text) => duration("poll_interval", &text)?,

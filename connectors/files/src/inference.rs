@@ -34,13 +34,16 @@ use crate::text_types::{TimeFormats, infer_text_type, wider_text_type};
 
 /// Lines of a JSON lines file its columns are inferred from: each becomes a `serde_json::Value` first, which
 /// costs about ten times decoding it, so fewer than a CSV file's sampled rows.
-const JSON_SAMPLE_LINES: usize = 4096;
+pub const JSON_SAMPLE_LINES: usize = 4096;
 
-/// The columns of `file`'s first rows (a batch of them); `None` when the file is empty or gone.
+/// The columns of `file`'s first rows; `None` when the file is empty or gone. `sample_bytes` (the
+/// `infer_sample_bytes` setting) widens the sample to the rows within the file's first that many bytes; without it
+/// a CSV file's first batch of rows and a JSON lines file's first [`JSON_SAMPLE_LINES`] lines are sampled.
 pub async fn sampled_columns(
     location: &FileLocation,
     file: &SourceFile,
     format: &FileFormat,
+    sample_bytes: Option<u64>,
 ) -> Result<Option<Vec<Field>>> {
     match format {
         FileFormat::Csv(dialect) => {
@@ -53,34 +56,41 @@ pub async fn sampled_columns(
             else {
                 return Ok(None);
             };
-            // The header's columns, from the first block's first rows (surplus fields are rescued, not columns).
+            // The header's columns (surplus fields are rescued, not columns), typed by the sampled rows.
             let names: Vec<String> = layout.schema().fields().iter().map(|field| field.name().clone()).collect();
-            let block = CsvBlocks::new(text, dialect).next().await.map_err(|cause| decode_error(file, "CSV", cause))?;
-            let first = match block {
-                Some(block) => layout
-                    .tolerant_text_rows(&block, true)
-                    .map_err(|cause| decode_error(file, "CSV", cause))?
-                    .into_iter()
-                    .next(),
-                None => None,
-            };
+            let mut types: Vec<Option<DataType>> = vec![None; names.len()];
+            let mut blocks = CsvBlocks::new(text, dialect);
+            let mut sampled: u64 = 0;
+            while let Some(block) = blocks.next().await.map_err(|cause| decode_error(file, "CSV", cause))? {
+                let first = sampled == 0;
+                sampled += block.len() as u64;
+                let batches =
+                    layout.tolerant_text_rows(&block, first).map_err(|cause| decode_error(file, "CSV", cause))?;
+                let taken = if sample_bytes.is_some() { batches.len() } else { 1 };
+                for batch in batches.iter().take(taken) {
+                    for (index, known) in types.iter_mut().enumerate() {
+                        let Some(values) = batch.column(index).as_any().downcast_ref::<StringArray>() else { continue };
+                        // Rows without a value say nothing of the column's type.
+                        if values.null_count() == values.len() && known.is_some() {
+                            continue;
+                        }
+                        let inferred = infer_text_type(values, &dialect.times);
+                        *known = Some(match known.take() {
+                            Some(earlier) if values.null_count() < values.len() => wider_text_type(&earlier, &inferred),
+                            Some(earlier) => earlier,
+                            None => inferred,
+                        });
+                    }
+                }
+                if sample_bytes.is_none_or(|limit| sampled >= limit) {
+                    break;
+                }
+            }
             Ok(Some(
                 names
                     .iter()
-                    .enumerate()
-                    .map(|(index, name)| {
-                        let data_type = first
-                            .as_ref()
-                            .and_then(|batch| {
-                                batch
-                                    .column(index)
-                                    .as_any()
-                                    .downcast_ref::<StringArray>()
-                                    .map(|values| infer_text_type(values, &dialect.times))
-                            })
-                            .unwrap_or(DataType::Utf8);
-                        Field::new(name, data_type, true)
-                    })
+                    .zip(types)
+                    .map(|(name, data_type)| Field::new(name, data_type.unwrap_or(DataType::Utf8), true))
                     .collect(),
             ))
         }
@@ -91,10 +101,26 @@ pub async fn sampled_columns(
             let mut chunks = JsonChunks::open(in_utf8(bytes, *encoding), *multi_line)
                 .await
                 .map_err(|cause| decode_error(file, "JSON", cause))?;
-            let Some(lines) = chunks.next().await.map_err(|cause| decode_error(file, "JSON", cause))? else {
+            let Some(first) = chunks.next_owned().await.map_err(|cause| decode_error(file, "JSON", cause))? else {
                 return Ok(None);
             };
-            json_lines_columns(lines, times).map(Some).map_err(|cause| read_error(file, "JSON", cause))
+            let Some(limit) = sample_bytes else {
+                return json_lines_columns(&first, times, JSON_SAMPLE_LINES)
+                    .map(Some)
+                    .map_err(|cause| read_error(file, "JSON", cause));
+            };
+            let mut lines = first;
+            while (lines.len() as u64) < limit {
+                let Some(chunk) = chunks.next().await.map_err(|cause| decode_error(file, "JSON", cause))? else {
+                    break;
+                };
+                lines.push(b'\n');
+                lines.extend_from_slice(chunk);
+            }
+            let within = lines.len().min(usize::try_from(limit).unwrap_or(usize::MAX));
+            json_lines_columns(&lines[..within], times, usize::MAX)
+                .map(Some)
+                .map_err(|cause| read_error(file, "JSON", cause))
         }
         FileFormat::Text { .. } => Ok(Some(text_columns())),
         FileFormat::Binary { .. } => Ok(Some(binary_columns())),
@@ -108,11 +134,12 @@ pub async fn sampled_columns(
     }
 }
 
-/// The columns of JSON lines (their first [`JSON_SAMPLE_LINES`]), typed as a JSON lines file's are: arrow's
-/// inference, decimals, dates and timestamps read from the values' text ([`with_json_text_types`]).
-pub fn json_lines_columns(lines: &[u8], times: &TimeFormats) -> Result<Vec<Field>, ArrowError> {
-    // Lines that are not objects are rescued when read; they say nothing of the columns.
-    let sampled: Vec<&[u8]> = lines.split(|&byte| byte == b'\n').take(JSON_SAMPLE_LINES).collect();
+/// The columns of JSON lines (their first `max_lines`), typed as a JSON lines file's are: arrow's inference,
+/// decimals, dates and timestamps read from the values' text ([`with_json_text_types`]).
+pub fn json_lines_columns(lines: &[u8], times: &TimeFormats, max_lines: usize) -> Result<Vec<Field>, ArrowError> {
+    // Lines that are not objects are rescued when read; they say nothing of the columns (nor does a line cut
+    // short at the sample's end, which does not parse).
+    let sampled: Vec<&[u8]> = lines.split(|&byte| byte == b'\n').take(max_lines).collect();
     let objects: Vec<Value> =
         sampled.iter().filter_map(|line| serde_json::from_slice::<Value>(line).ok()).filter(Value::is_object).collect();
     let schema = infer_json_schema_from_iterator(objects.iter().map(Ok))?;

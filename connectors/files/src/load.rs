@@ -141,6 +141,7 @@ pub(crate) fn one_off_config(
         max_bytes_per_batch: DEFAULT_MAX_BYTES_PER_BATCH,
         parallel_files: DEFAULT_PARALLEL_FILES,
         infer_sample_files: DEFAULT_INFER_SAMPLE_FILES,
+        infer_sample_bytes: None,
         poll_interval: DEFAULT_POLL_INTERVAL,
         reingest_changed_files: false,
         ignore_corrupt_files: false,

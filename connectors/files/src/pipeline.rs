@@ -209,7 +209,7 @@ impl FileSource for FilesSource {
         for file in files.iter().take(self.config.infer_sample_files) {
             let format = self.format_of(file)?;
             text &= format.is_text();
-            match sampled_columns(self.location_of(file)?, file, &format).await {
+            match sampled_columns(self.location_of(file)?, file, &format, self.config.infer_sample_bytes).await {
                 Ok(Some(columns)) => sampled.push(columns),
                 Ok(None) => {}
                 // The file is skipped when read; it says nothing of the columns.

@@ -145,6 +145,15 @@ pub struct FilesSyncFlags {
     #[arg(long, value_name = "COUNT")]
     pub parallel_files: Option<usize>,
 
+    /// Files of a batch whose first rows the columns are inferred from (default 20).
+    #[arg(long, value_name = "COUNT")]
+    pub infer_sample_files: Option<usize>,
+
+    /// Infer the columns from the rows within each sampled file's first BYTES (default: a CSV file's first
+    /// 16,384 rows, a JSON lines file's first 4,096 lines).
+    #[arg(long, value_name = "BYTES")]
+    pub infer_sample_bytes: Option<u64>,
+
     /// Continuous mode: the pause between listings (default 10s).
     #[arg(long, value_name = "DURATION")]
     pub poll_interval: Option<String>,
@@ -217,6 +226,8 @@ impl FilesSyncFlags {
             ("max_files_per_batch", self.max_files_per_batch.map(|n| n as u64)),
             ("max_bytes_per_batch", self.max_bytes_per_batch),
             ("parallel_files", self.parallel_files.map(|n| n as u64)),
+            ("infer_sample_files", self.infer_sample_files.map(|n| n as u64)),
+            ("infer_sample_bytes", self.infer_sample_bytes),
         ];
         for (key, value) in counts {
             if let Some(value) = value {

@@ -42,6 +42,20 @@ pub enum MessageFormat {
     String,
     /// The value as bytes in a `value` column.
     Bytes,
+    /// Debezium change events (JSON, with or without the schema wrapper): each applies its change to the row of
+    /// its key (`crate::debezium`).
+    Debezium,
+}
+
+/// How messages become a table's rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KafkaMode {
+    /// Every message a row.
+    Append,
+    /// A row per message key, the latest message's: the table equals the compacted topic; a tombstone (a null
+    /// value) deletes the key's row.
+    Upsert,
 }
 
 /// Where a topic's partitions start when the table holds no offsets for them yet (a first sync).
@@ -74,7 +88,7 @@ struct RawProfile {
     #[serde(default)]
     fail_on_data_loss: Option<bool>,
     #[serde(default)]
-    mode: Option<String>,
+    mode: Option<KafkaMode>,
     #[serde(default)]
     properties: BTreeMap<String, String>,
 }
@@ -88,6 +102,7 @@ pub struct KafkaConfig {
     pub brokers: String,
     pub topics: Vec<String>,
     pub format: MessageFormat,
+    pub mode: KafkaMode,
     pub starting_offsets: StartingOffsets,
     pub max_messages_per_batch: usize,
     /// Arrow bytes of decoded rows that end a batch whatever its message count.
@@ -110,12 +125,6 @@ impl KafkaConfig {
             .map_err(|cause| Error::config(format!("{at}: invalid settings: {cause}")))?;
         if raw.brokers.trim().is_empty() {
             return Err(Error::config(format!("{at}: set `brokers` (--brokers host:9092[,host:9092])")));
-        }
-        if let Some(mode) = raw.mode.as_deref().filter(|mode| *mode != "append") {
-            return Err(Error::config(format!(
-                "{at}: mode `{mode}` is not available yet: only `append` (every message a row) is; see \
-                 docs/kafka.md#limits"
-            )));
         }
         let topics: Vec<String> = pipeline.tables.iter().map(|table| topic_name(table).to_string()).collect();
         if topics.is_empty() {
@@ -149,6 +158,11 @@ impl KafkaConfig {
             brokers: raw.brokers,
             topics,
             format: raw.format.unwrap_or(MessageFormat::Json),
+            // Change events are merged unless asked to be kept as a changelog.
+            mode: raw.mode.unwrap_or(match raw.format {
+                Some(MessageFormat::Debezium) => KafkaMode::Upsert,
+                _ => KafkaMode::Append,
+            }),
             starting_offsets: raw.starting_offsets.unwrap_or(StartingOffsets::Earliest),
             max_messages_per_batch: raw.max_messages_per_batch.unwrap_or(DEFAULT_MAX_MESSAGES_PER_BATCH).max(1),
             max_bytes_per_batch: raw.max_bytes_per_batch.unwrap_or(DEFAULT_BATCH_BYTES).max(1),

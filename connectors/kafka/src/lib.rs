@@ -4,6 +4,7 @@
 //! committed with the offsets after them in one Delta commit.
 
 pub mod config;
+pub mod debezium;
 pub mod message_rows;
 pub mod offsets;
 pub mod pipeline;

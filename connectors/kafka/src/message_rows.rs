@@ -18,17 +18,18 @@ use connector_core::change::Operation;
 use connector_core::engine::{DecodedRows, RecordDecoder};
 use connector_core::error::{Error, Result};
 use connector_core::metadata_column::{
-    KAFKA_HEADERS, KAFKA_KEY, KAFKA_OFFSET, KAFKA_PARTITION, KAFKA_TIMESTAMP, KAFKA_TOPIC,
+    DEBEZIUM_SOURCE, KAFKA_HEADERS, KAFKA_KEY, KAFKA_OFFSET, KAFKA_PARTITION, KAFKA_TIMESTAMP, KAFKA_TOPIC,
 };
 use connector_core::schema::{Column, TableId, TableSchema};
 use connector_files::config::SchemaEvolution;
-use connector_files::inference::{json_lines_columns, table_columns};
+use connector_files::inference::{JSON_SAMPLE_LINES, json_lines_columns, table_columns};
 use connector_files::json_rows::JsonRows;
 use connector_files::rescued_data::{RESCUED_DATA, RowOrigin};
 use connector_files::text_types::TimeFormats;
 use serde_json::{Map, Value};
 
-use crate::config::MessageFormat;
+use crate::config::{KafkaMode, MessageFormat};
+use crate::debezium;
 use crate::topic_consumer::{KafkaMessage, MessagePage};
 
 /// The column that holds a value whole (`string` and `bytes` formats).
@@ -39,6 +40,7 @@ pub const VALUE: &str = "value";
 pub struct MessageRows {
     table: TableId,
     format: MessageFormat,
+    mode: KafkaMode,
     /// The value's columns, `_rescued_data` among them where values can fail to fit.
     value_fields: Vec<Field>,
     /// The JSON reader of `value_fields`, once they are known.
@@ -48,9 +50,9 @@ pub struct MessageRows {
 
 impl MessageRows {
     /// The rows of `table`'s messages, starting from the table's stored value columns (`existing`).
-    pub fn new(table: TableId, format: MessageFormat, existing: &[Field]) -> Result<Self> {
+    pub fn new(table: TableId, format: MessageFormat, mode: KafkaMode, existing: &[Field]) -> Result<Self> {
         let value_fields = match format {
-            MessageFormat::Json => {
+            MessageFormat::Json | MessageFormat::Debezium => {
                 let mut fields = existing.to_vec();
                 if !fields.iter().any(|field| field.name() == RESCUED_DATA) {
                     fields.push(Field::new(RESCUED_DATA, DataType::Utf8, true));
@@ -63,10 +65,10 @@ impl MessageRows {
             MessageFormat::Bytes => vec![Field::new(VALUE, DataType::Binary, true)],
         };
         // A table that holds rows has its JSON columns already; a new one learns them from its first page.
-        let json = (format == MessageFormat::Json && value_fields.len() > 1)
+        let json = (matches!(format, MessageFormat::Json | MessageFormat::Debezium) && value_fields.len() > 1)
             .then(|| JsonRows::new(&value_fields, TimeFormats::default()));
-        let schema = table_schema(&table, &value_fields)?;
-        Ok(MessageRows { table, format, value_fields, json, schema })
+        let schema = table_schema(&table, format, mode, &value_fields)?;
+        Ok(MessageRows { table, format, mode, value_fields, json, schema })
     }
 
     fn value_columns(&mut self, messages: &[KafkaMessage]) -> Result<Vec<ArrayRef>> {
@@ -90,7 +92,7 @@ impl MessageRows {
                     .collect();
                 Ok(vec![Arc::new(values), Arc::new(StringArray::from(rescued))])
             }
-            MessageFormat::Json => {
+            MessageFormat::Json | MessageFormat::Debezium => {
                 let batch = self.json_rows(messages)?;
                 Ok(self.value_fields.iter().map(|field| column_of(&batch, field)).collect())
             }
@@ -115,7 +117,7 @@ impl MessageRows {
     /// Adds the columns of the fields `lines` bring that the value columns lack; returns whether any was added.
     fn learn_columns(&mut self, lines: &[u8]) -> Result<bool> {
         let times = TimeFormats::default();
-        let sampled = json_lines_columns(lines, &times).map_err(|cause| {
+        let sampled = json_lines_columns(lines, &times, JSON_SAMPLE_LINES).map_err(|cause| {
             Error::state(format!("{}: cannot infer the columns of the messages' JSON", self.table)).caused_by(cause)
         })?;
         let columns =
@@ -125,7 +127,7 @@ impl MessageRows {
             self.value_fields =
                 columns.columns.iter().map(|column| Field::new(&column.name, column.data_type.clone(), true)).collect();
             self.json = Some(JsonRows::new(&self.value_fields, times));
-            self.schema = table_schema(&self.table, &self.value_fields)?;
+            self.schema = table_schema(&self.table, self.format, self.mode, &self.value_fields)?;
         }
         Ok(added)
     }
@@ -163,17 +165,41 @@ impl RecordDecoder for MessageRows {
     type Records = MessagePage;
 
     fn decode(&mut self, page: MessagePage) -> Result<Option<DecodedRows>> {
-        let messages = page.messages;
+        let (messages, operations, sources) = match (self.format, self.mode) {
+            (MessageFormat::Debezium, _) => {
+                let events = debezium::events(&self.table.name, page.messages)?;
+                let mut messages = Vec::with_capacity(events.len());
+                let mut operations = Vec::with_capacity(events.len());
+                let mut sources = Vec::with_capacity(events.len());
+                for event in events {
+                    messages.push(event.message);
+                    operations.push(event.operation);
+                    sources.push(event.source);
+                }
+                (messages, operations, Some(sources))
+            }
+            (_, KafkaMode::Append) => {
+                let operations = vec![Operation::Insert; page.messages.len()];
+                (page.messages, operations, None)
+            }
+            (_, KafkaMode::Upsert) => {
+                let operations = upserts(&self.table.name, &page.messages)?;
+                (page.messages, operations, None)
+            }
+        };
         if messages.is_empty() {
             return Ok(None);
         }
         let mut columns = self.value_columns(&messages)?;
         columns.extend(message_columns(&self.table.name, &messages));
+        if let Some(sources) = sources {
+            columns.push(Arc::new(StringArray::from(sources)));
+        }
         let rows = RecordBatch::try_new(self.schema.arrow_schema(), columns).map_err(|cause| {
             Error::state(format!("{}: the messages' rows do not match the table's columns", self.table))
                 .caused_by(cause)
         })?;
-        Ok(Some(DecodedRows { rows, operations: vec![Operation::Insert; messages.len()] }))
+        Ok(Some(DecodedRows { rows, operations }))
     }
 
     fn schema(&self) -> &TableSchema {
@@ -181,8 +207,32 @@ impl RecordDecoder for MessageRows {
     }
 }
 
-/// The table's columns: the value's, then the message's own.
-pub fn table_schema(table: &TableId, value_fields: &[Field]) -> Result<TableSchema> {
+/// Each message's operation in upsert mode: a tombstone (a null value) deletes its key's row, any other message
+/// replaces it. A message without a key cannot be placed (a compacted topic refuses them too): the sync stops
+/// there, with the pages before committed, rather than guess.
+fn upserts(topic: &str, messages: &[KafkaMessage]) -> Result<Vec<Operation>> {
+    messages
+        .iter()
+        .map(|message| match (&message.key, &message.value) {
+            (None, _) => Err(Error::config(format!(
+                "kafka: the message at offset {} of partition {} of `{topic}` has no key, which mode upsert merges \
+                 by; produce keyed messages to this topic, or sync it with --mode append",
+                message.offset, message.partition
+            ))),
+            (Some(_), None) => Ok(Operation::Delete),
+            (Some(_), Some(_)) => Ok(Operation::Update),
+        })
+        .collect()
+}
+
+/// The table's columns: the value's, then the message's own (and a change event's `source`); in upsert mode the
+/// message key is the table's key.
+pub fn table_schema(
+    table: &TableId,
+    format: MessageFormat,
+    mode: KafkaMode,
+    value_fields: &[Field],
+) -> Result<TableSchema> {
     let mut columns: Vec<Column> = value_fields
         .iter()
         .map(|field| Column::new(field.name(), field.data_type().clone(), field.data_type().to_string()))
@@ -198,7 +248,14 @@ pub fn table_schema(table: &TableId, value_fields: &[Field]) -> Result<TableSche
     ] {
         columns.push(Column::new(name, data_type, source_type));
     }
-    TableSchema::new(table.clone(), columns, Vec::new())
+    if format == MessageFormat::Debezium {
+        columns.push(Column::new(DEBEZIUM_SOURCE, DataType::Utf8, "source (JSON)"));
+    }
+    let key = match mode {
+        KafkaMode::Append => Vec::new(),
+        KafkaMode::Upsert => vec![KAFKA_KEY.to_string()],
+    };
+    TableSchema::new(table.clone(), columns, key)
 }
 
 /// A column of `batch` by `field`'s name; nulls if the batch lacks it.
@@ -303,7 +360,7 @@ mod tests {
     #[test]
     fn json_messages_become_typed_columns_one_row_each_whatever_their_shape() {
         let table = TableId::new("kafka", "orders");
-        let mut rows = MessageRows::new(table, MessageFormat::Json, &[]).expect("rows");
+        let mut rows = MessageRows::new(table, MessageFormat::Json, KafkaMode::Append, &[]).expect("rows");
         let first = vec![
             message(0, Some(br#"{"id": 1, "amount": 12.50, "note": "a"}"#)),
             message(1, Some(b"{\"id\": 2,\n \"amount\": 3.25}")),
@@ -336,7 +393,8 @@ mod tests {
 
     #[test]
     fn string_values_that_are_not_utf8_are_rescued_in_base64() {
-        let mut rows = MessageRows::new(TableId::new("kafka", "t"), MessageFormat::String, &[]).expect("rows");
+        let mut rows =
+            MessageRows::new(TableId::new("kafka", "t"), MessageFormat::String, KafkaMode::Append, &[]).expect("rows");
         let decoded = rows
             .decode(page(vec![message(0, Some(b"hello")), message(1, Some(&[0xff, 0x00])), message(2, None)]))
             .expect("decoded")

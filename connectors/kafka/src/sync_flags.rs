@@ -18,6 +18,11 @@ pub struct KafkaSyncFlags {
     #[arg(long, value_name = "FORMAT")]
     pub format: Option<String>,
 
+    /// append (every message a row; the default) or upsert (a row per message key, the latest; a null value
+    /// deletes the key's row).
+    #[arg(long, value_name = "MODE")]
+    pub mode: Option<String>,
+
     /// Where partitions start on the first sync: earliest (the default) or latest.
     #[arg(long, value_name = "WHERE")]
     pub starting_offsets: Option<String>,
@@ -52,6 +57,7 @@ impl KafkaSyncFlags {
         settings.insert("brokers".into(), self.brokers.into());
         for (key, value) in [
             ("format", self.format),
+            ("mode", self.mode),
             ("starting_offsets", self.starting_offsets),
             ("commit_interval", self.commit_interval),
         ] {

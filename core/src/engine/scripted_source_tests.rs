@@ -587,6 +587,11 @@ fn test_seed() -> u64 {
     seed
 }
 
+/// A run without crashes, lost acknowledgements or pauses.
+fn uninterrupted_run(budget: CommitBudget) -> Run {
+    Run { crash_after: None, lose_acknowledgements: false, pauses: false, idle: IdleCursors::Keep, budget }
+}
+
 fn small_budget() -> CommitBudget {
     // A few rows fill it: commits by size, and transactions in parts, happen all the time.
     CommitBudget { commit_interval: Duration::from_secs(3600), batch_bytes: 96 }
@@ -619,13 +624,7 @@ async fn crashes_at_random_events_and_lost_acknowledgements_leave_the_lake_equal
         assert_lake_equals(&lake, &log, &context).await;
         // The last run's acknowledgements may have been lost too: one more run reads that tail again, adds
         // nothing, and, told it is durable, the source is then at the log's end.
-        let replay = Run {
-            crash_after: None,
-            lose_acknowledgements: false,
-            pauses: false,
-            idle: IdleCursors::Keep,
-            budget: small_budget(),
-        };
+        let replay = uninterrupted_run(small_budget());
         assert!(run_once(&lake, &log, &mut server, replay).await);
         assert_lake_equals(&lake, &log, &format!("{context}, after the replay")).await;
         assert_eq!(server.confirmed, log.last().expect("a log").position, "{context}");
@@ -648,13 +647,7 @@ async fn a_transaction_larger_than_the_budget_lands_in_parts_and_a_crash_after_a
     let log = vec![Transaction { position: 500, rows }];
     let mut server = Server::default();
     // The crash comes after the parts were committed and before the transaction's end.
-    let crashed = Run {
-        crash_after: Some(210),
-        lose_acknowledgements: false,
-        pauses: false,
-        idle: IdleCursors::Keep,
-        budget: small_budget(),
-    };
+    let crashed = Run { crash_after: Some(210), ..uninterrupted_run(small_budget()) };
     assert!(!run_once(&lake, &log, &mut server, crashed).await, "the run crashes");
     let parts = lake.rows(KEYED).await.len();
     assert!(parts > 0, "parts of the transaction are committed before its end");
@@ -662,13 +655,7 @@ async fn a_transaction_larger_than_the_budget_lands_in_parts_and_a_crash_after_a
     assert!(lake.rows(CHANGELOG).await.is_empty(), "the changelog takes whole transactions only");
     assert_eq!(server.confirmed, 0, "nothing is acknowledged while a transaction is half applied");
 
-    let whole = Run {
-        crash_after: None,
-        lose_acknowledgements: false,
-        pauses: false,
-        idle: IdleCursors::Keep,
-        budget: small_budget(),
-    };
+    let whole = uninterrupted_run(small_budget());
     assert!(run_once(&lake, &log, &mut server, whole).await);
     assert_lake_equals(&lake, &log, "after the replay").await;
     assert_eq!((lake.cursor(KEYED).await, lake.cursor(CHANGELOG).await, server.confirmed), (500, 500, 500));
@@ -702,24 +689,12 @@ async fn a_replayed_transaction_whose_committed_part_deleted_an_updated_row_land
     ];
     let mut server = Server::default();
     // Every event but the transaction's commit: the crash comes after the part and before the end.
-    let crashed = Run {
-        crash_after: Some(4 + 1 + 8),
-        lose_acknowledgements: false,
-        pauses: false,
-        idle: IdleCursors::Keep,
-        budget: small_budget(),
-    };
+    let crashed = Run { crash_after: Some(4 + 1 + 8), ..uninterrupted_run(small_budget()) };
     assert!(!run_once(&lake, &log, &mut server, crashed).await, "the run crashes");
     assert_eq!(lake.rows(KEYED).await, vec![(2, 20), (3, 30), (4, 40)], "the first part is committed");
     assert_eq!(lake.cursor(KEYED).await, 400, "the part keeps the cursor before its transaction");
 
-    let whole = Run {
-        crash_after: None,
-        lose_acknowledgements: false,
-        pauses: false,
-        idle: IdleCursors::Keep,
-        budget: small_budget(),
-    };
+    let whole = uninterrupted_run(small_budget());
     assert!(run_once(&lake, &log, &mut server, whole).await);
     assert_lake_equals(&lake, &log, "after the replay").await;
     assert_eq!(lake.cursor(KEYED).await, 500);
@@ -733,7 +708,7 @@ async fn events_are_read_while_the_tables_merge_up_to_a_quarter_of_the_budget() 
     let log = random_log(60, 12);
     let mut server = Server::default();
     let budget = CommitBudget { commit_interval: Duration::from_secs(3600), batch_bytes: 2048 };
-    let run = Run { crash_after: None, lose_acknowledgements: false, pauses: false, idle: IdleCursors::Keep, budget };
+    let run = uninterrupted_run(budget);
     assert!(run_once(&lake, &log, &mut server, run).await);
     assert_lake_equals(&lake, &log, "events read during merges").await;
     // The budget's quarter, and the one event that may cross it.
@@ -761,7 +736,7 @@ async fn idle_tables_follow_the_stream_only_when_the_source_resumes_from_table_c
         let lake = Lake::new();
         let mut server = Server::default();
         let budget = CommitBudget { commit_interval: Duration::from_secs(3600), batch_bytes: 1 << 20 };
-        let run = Run { crash_after: None, lose_acknowledgements: false, pauses: false, idle, budget };
+        let run = Run { idle, ..uninterrupted_run(budget) };
         assert!(run_once(&lake, &log, &mut server, run).await);
         assert_eq!(lake.cursor(KEYED).await, changed, "{idle:?}: the changed table's cursor");
         assert_eq!(lake.cursor(idle_table).await, untouched, "{idle:?}: the idle table's cursor");

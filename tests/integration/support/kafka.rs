@@ -64,13 +64,14 @@ admin.close()
     /// defined; it returns after every message is acknowledged. On tansu each message is a record batch of its
     /// own: tansu 0.6 answers a fetch from an offset inside a batch of several records with a later batch (and
     /// its end offsets fall short of its log), which a broker of the Kafka protocol never does.
-    pub fn produce(&self, topic: &str, script: &str) {
+    /// Returns what the script prints.
+    pub fn produce(&self, topic: &str, script: &str) -> String {
         let batching = if self.child.is_some() { "batch_size=1, linger_ms=0" } else { "linger_ms=5" };
         let program = format!(
             "import sys, json\nfrom kafka import KafkaProducer\nproducer = KafkaProducer(bootstrap_servers=sys.argv[1], \
              acks='all', {batching})\ntopic = sys.argv[2]\n{script}\nproducer.flush()\nproducer.close()\n"
         );
-        python(&program, &[&self.brokers, topic]);
+        python(&program, &[&self.brokers, topic])
     }
 }
 

@@ -1,0 +1,244 @@
+//! Debezium change events into the rows and operations a merge applies.
+//!
+//! A Debezium topic holds one table's changes: each message's key is the row's primary key, its value the
+//! envelope `{"op", "before", "after", "source", …}`, both JSON, with or without Kafka Connect's schema wrapper
+//! (`{"schema": …, "payload": …}`, the JSON converter's `schemas.enable`). `op` is `c` (insert), `r` (a row of
+//! the snapshot), `u` (update), `d` (delete), `t` (truncate); `m` (a logical decoding message) is no row. The
+//! null value that follows a delete (a tombstone, for compaction) deletes the key again, which changes nothing.
+//!
+//! The table merges by the key: [`Event::key`] is the key's payload as compact JSON (without the schema
+//! wrapper), the same text for the same key values whatever the converter settings, so a row's changes meet in
+//! one row whatever the envelope looked like.
+
+use connector_core::change::Operation;
+use connector_core::error::{Error, Result};
+use serde_json::{Map, Value};
+
+use crate::topic_consumer::KafkaMessage;
+
+/// One change event: its message with the row as value and the compact key as key, ready for the JSON rows
+/// reader.
+#[derive(Debug)]
+pub struct Event {
+    pub operation: Operation,
+    /// The message, whose value is now the row as a JSON object (`after` for inserts, reads and updates; for
+    /// deletes `before`, or the key's fields when the database sent no `before`) and whose key is the key's
+    /// payload as compact JSON: what the table merges by.
+    pub message: KafkaMessage,
+    /// The envelope's `source` block (database, table, log position, snapshot flag) as JSON.
+    pub source: Option<String>,
+}
+
+/// The events of `messages` in their order; messages that change no row (`op = m`) are left out.
+pub fn events(topic: &str, messages: Vec<KafkaMessage>) -> Result<Vec<Event>> {
+    let mut events = Vec::with_capacity(messages.len());
+    for mut message in messages {
+        match change(&message).map_err(|reason| not_an_event(topic, &message, &reason))? {
+            None => {}
+            Some(Change { operation, row, key, source }) => {
+                message.value = Some(row);
+                message.key = Some(key);
+                events.push(Event { operation, message, source });
+            }
+        }
+    }
+    Ok(events)
+}
+
+/// What one message changes.
+struct Change {
+    operation: Operation,
+    row: Vec<u8>,
+    key: Vec<u8>,
+    source: Option<String>,
+}
+
+fn change(message: &KafkaMessage) -> std::result::Result<Option<Change>, String> {
+    let envelope = match message.value.as_deref() {
+        None => None,
+        Some(value) => match payload(parse(value, "value")?) {
+            Value::Object(envelope) => Some(envelope),
+            // A converter with the schema wrapper writes a tombstone as a null payload.
+            Value::Null => None,
+            other => {
+                return Err(format!("its value is not a Debezium envelope (a JSON object): {}", abbreviated(&other)));
+            }
+        },
+    };
+    let op = match &envelope {
+        None => None,
+        Some(envelope) => match envelope.get("op") {
+            Some(Value::String(op)) => Some(op.clone()),
+            _ => return Err("its value has no `op` (is the topic written by Debezium, unwrapped by no SMT?)".into()),
+        },
+    };
+    // A truncate concerns every row: Debezium gives it no key.
+    if op.as_deref() == Some("t") {
+        let source = envelope.as_ref().and_then(|envelope| envelope.get("source")).map(Value::to_string);
+        return Ok(Some(Change { operation: Operation::Truncate, row: b"{}".to_vec(), key: b"null".to_vec(), source }));
+    }
+    let key = match message.key.as_deref() {
+        None => return Err("it has no key: the table's rows are merged by the key Debezium gives each change".into()),
+        Some(bytes) => payload(parse(bytes, "key")?),
+    };
+    let Value::Object(key_fields) = &key else {
+        return Err(format!("its key is not a JSON object of the row's key columns: {}", abbreviated(&key)));
+    };
+    let compact_key = key.to_string().into_bytes();
+    let (Some(mut envelope), Some(op)) = (envelope, op) else {
+        // A tombstone: the delete before it already removed the row; deleting it again changes nothing.
+        return Ok(Some(Change {
+            operation: Operation::Delete,
+            row: compact_key.clone(),
+            key: compact_key,
+            source: None,
+        }));
+    };
+    let source = envelope.get("source").filter(|source| !source.is_null()).map(Value::to_string);
+    let (operation, row) = match op.as_str() {
+        "c" | "r" => (Operation::Insert, take_row(&mut envelope, "after")?),
+        "u" => (Operation::Update, take_row(&mut envelope, "after")?),
+        "d" => {
+            let before = match envelope.remove("before") {
+                Some(Value::Object(before)) => before,
+                _ => Map::new(),
+            };
+            (Operation::Delete, with_key_fields(before, key_fields))
+        }
+        "m" => return Ok(None),
+        other => return Err(format!("its `op` is `{other}`, not one of c, r, u, d, t, m")),
+    };
+    let row = Value::Object(with_key_fields(row, key_fields)).to_string().into_bytes();
+    Ok(Some(Change { operation, row, key: compact_key, source }))
+}
+
+/// `after` of an insert or update: a change that sets a row names the row.
+fn take_row(envelope: &mut Map<String, Value>, field: &str) -> std::result::Result<Map<String, Value>, String> {
+    match envelope.remove(field) {
+        Some(Value::Object(row)) => Ok(row),
+        _ => Err(format!("its `{field}` is not a row (a JSON object)")),
+    }
+}
+
+/// `row` with the key's fields wherever it lacks them, so a delete without `before` still names its row.
+fn with_key_fields(mut row: Map<String, Value>, key: &Map<String, Value>) -> Map<String, Value> {
+    for (name, value) in key {
+        match row.get(name) {
+            Some(present) if !present.is_null() => {}
+            _ => drop(row.insert(name.clone(), value.clone())),
+        }
+    }
+    row
+}
+
+fn parse(bytes: &[u8], what: &str) -> std::result::Result<Value, String> {
+    serde_json::from_slice(bytes).map_err(|cause| format!("its {what} is not JSON ({cause})"))
+}
+
+/// The payload of Kafka Connect's JSON converter with `schemas.enable` (`{"schema", "payload"}`), else the
+/// value itself.
+fn payload(value: Value) -> Value {
+    match value {
+        Value::Object(mut wrapped) if wrapped.len() == 2 && wrapped.contains_key("schema") => {
+            wrapped.remove("payload").unwrap_or(Value::Null)
+        }
+        other => other,
+    }
+}
+
+fn abbreviated(value: &Value) -> String {
+    let text = value.to_string();
+    match text.char_indices().nth(80) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
+fn not_an_event(topic: &str, message: &KafkaMessage, reason: &str) -> Error {
+    Error::config(format!(
+        "kafka: the message at offset {} of partition {} of `{topic}` is not a Debezium change event: {reason}. \
+         Sync this topic with another --format, or fix its producer",
+        message.offset, message.partition
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(offset: i64, key: &str, value: Option<&str>) -> KafkaMessage {
+        KafkaMessage {
+            partition: 0,
+            offset,
+            timestamp_ms: None,
+            key: Some(key.as_bytes().to_vec()),
+            value: value.map(|value| value.as_bytes().to_vec()),
+            headers: Vec::new(),
+        }
+    }
+
+    fn text(bytes: &[u8]) -> &str {
+        std::str::from_utf8(bytes).expect("utf-8")
+    }
+
+    #[test]
+    fn envelopes_with_and_without_schemas_become_rows_merged_by_the_same_key() {
+        let wrapped_key = r#"{"schema":{"type":"struct","fields":[{"type":"int32","field":"id"}]},"payload":{"id":7}}"#;
+        let messages = vec![
+            message(
+                0,
+                r#"{"id":7}"#,
+                Some(r#"{"op":"r","before":null,"after":{"id":7,"name":"a"},"source":{"lsn":1}}"#),
+            ),
+            message(
+                1,
+                wrapped_key,
+                Some(
+                    r#"{"schema":{},"payload":{"op":"u","before":null,"after":{"id":7,"name":"b"},"source":{"lsn":2}}}"#,
+                ),
+            ),
+            message(2, r#"{"id":7}"#, Some(r#"{"op":"m","message":{"prefix":"x"}}"#)),
+            message(3, r#"{"id":7}"#, Some(r#"{"op":"d","before":null,"after":null,"source":{"lsn":3}}"#)),
+            message(4, wrapped_key, None),
+        ];
+        let events = events("db.t", messages).expect("events");
+        let offsets: Vec<i64> = events.iter().map(|event| event.message.offset).collect();
+        assert_eq!(offsets, [0, 1, 3, 4], "a logical decoding message is no row");
+        let operations: Vec<Operation> = events.iter().map(|event| event.operation).collect();
+        assert_eq!(operations, [Operation::Insert, Operation::Update, Operation::Delete, Operation::Delete]);
+        let keys: Vec<&str> = events.iter().map(|event| text(event.message.key.as_deref().expect("key"))).collect();
+        assert!(keys.iter().all(|key| *key == r#"{"id":7}"#), "one key whatever the wrapper: {keys:?}");
+        let row = |index: usize| text(events[index].message.value.as_deref().expect("row")).to_string();
+        assert_eq!(row(1), r#"{"id":7,"name":"b"}"#);
+        assert_eq!(row(2), r#"{"id":7}"#, "a delete without `before` names its row by the key");
+        assert_eq!(events[2].source.as_deref(), Some(r#"{"lsn":3}"#));
+    }
+
+    #[test]
+    fn a_truncate_has_no_key_and_empties_the_table() {
+        let truncate = KafkaMessage {
+            key: None,
+            ..message(9, "", Some(r#"{"op":"t","before":null,"after":null,"source":{"lsn":9}}"#))
+        };
+        let events = events("db.t", vec![truncate]).expect("events");
+        assert_eq!(events[0].operation, Operation::Truncate);
+        assert_eq!(events[0].source.as_deref(), Some(r#"{"lsn":9}"#));
+    }
+
+    #[test]
+    fn a_message_that_is_not_a_change_event_is_refused_with_where_it_is() {
+        let cases = [
+            (message(5, r#"{"id":1}"#, Some(r#"{"id":1,"name":"x"}"#)), "has no `op`"),
+            (message(5, "plain", Some(r#"{"op":"c","after":{"id":1}}"#)), "key is not JSON"),
+            (message(5, r#"{"id":1}"#, Some(r#"{"op":"c","after":null}"#)), "`after` is not a row"),
+            (message(5, r#"{"id":1}"#, Some(r#"{"op":"x"}"#)), "`op` is `x`"),
+        ];
+        for (message, reason) in cases {
+            let error = events("db.t", vec![message]).expect_err(reason).to_string();
+            assert!(error.contains(reason) && error.contains("offset 5 of partition 0 of `db.t`"), "{error}");
+        }
+        let keyless = KafkaMessage { key: None, ..message(6, "", Some(r#"{"op":"c","after":{"id":1}}"#)) };
+        let error = events("db.t", vec![keyless]).expect_err("keyless").to_string();
+        assert!(error.contains("has no key"), "{error}");
+    }
+}
