@@ -331,3 +331,59 @@ async fn kafka_debezium_change_events_merge_into_the_rows_the_database_holds_thr
     );
     assert!(sources.iter().all(|row| row.contains(r#""lsn":"#)), "every row names its source position");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_a_recreated_topic_stops_the_sync_naming_the_partition_unless_data_loss_is_allowed() {
+    let broker = KafkaBroker::start();
+    let lake = TempLake::new();
+    let topic = unique_topic("recreated");
+    broker.create_topic(&topic, 1);
+    broker.produce(&topic, r#"for i in range(50): producer.send(topic, value=json.dumps({"id": i}).encode())"#);
+    assert_synced(&sync_kafka(&broker, &lake, &topic, &[]));
+    assert_eq!(landed(&lake, &topic).await.len(), 50);
+
+    // The topic is deleted and created again with 5 messages: offsets 0–4, below the 50 the table has read.
+    broker.recreate_topic(&topic, 1);
+    broker.produce(&topic, r#"for i in range(50, 55): producer.send(topic, value=json.dumps({"id": i}).encode())"#);
+    let output = sync_kafka(&broker, &lake, &topic, &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "a lost history exits with 3: {stderr}");
+    assert!(
+        stderr.contains("partition 0 of") && stderr.contains("ends at offset 5") && stderr.contains("resync"),
+        "the stop names the partition, the gap and the fix: {stderr}"
+    );
+    assert_eq!(landed(&lake, &topic).await.len(), 50, "nothing read past the stop");
+
+    // Allowed: the new topic is read from its start, on top of what the table holds.
+    assert_synced(&sync_kafka(&broker, &lake, &topic, &["--allow-data-loss"]));
+    let ids: BTreeSet<i64> = landed(&lake, &topic).await.iter().map(|row| row.0).collect();
+    assert_eq!(ids, (0..55).collect(), "the recreated topic's messages, each once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_string_values_from_the_latest_offsets_land_as_text_with_bytes_that_are_not_text_rescued() {
+    let broker = KafkaBroker::start();
+    let lake = TempLake::new();
+    let topic = unique_topic("logs");
+    broker.create_topic(&topic, 2);
+    broker.produce(&topic, r#"for i in range(20): producer.send(topic, value=f"old {i}".encode())"#);
+    let latest = ["--format", "string", "--starting-offsets", "latest"];
+    assert_synced(&sync_kafka(&broker, &lake, &topic, &latest));
+    let url = lake.table_url(&TableId::new("kafka", &topic));
+    assert!(read_rows(&url, &["value"]).await.is_empty(), "latest: what was there before the first sync is not read");
+
+    broker.produce(
+        &topic,
+        r#"
+for i in range(5):
+    producer.send(topic, partition=i % 2, value=f"new {i}".encode())
+producer.send(topic, partition=0, value=bytes([0xff, 0x00, 0x41]))
+"#,
+    );
+    assert_synced(&sync_kafka(&broker, &lake, &topic, &latest));
+    let rows = read_rows(&url, &["value", "_rescued_data"]).await;
+    let expected: Vec<String> = (0..5).map(|i| format!("new {i}|∅")).collect();
+    // Sorted with nulls first: the value that is not text, then the five others.
+    assert_eq!(rows[1..], expected[..], "{rows:?}");
+    assert!(rows[0].starts_with("∅|") && rows[0].contains(r#""value_base64":"/wBB""#), "{rows:?}");
+}

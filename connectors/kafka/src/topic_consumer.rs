@@ -242,6 +242,10 @@ impl TopicConsumer {
                     offsets.0.insert(partition, start);
                 }
                 Some(next) if next < low => self.data_lost(offsets, partition, next, low)?,
+                // The table read past the partition's end: the topic is not the one it read (deleted and created
+                // again, or a broker lost acknowledged messages). Reading on from `next` would skip the messages
+                // the new partition holds below it without a word.
+                Some(next) if next > high => self.data_lost_past_end(offsets, partition, next, low, high)?,
                 Some(_) => {}
             }
             end.insert(partition, high);
@@ -269,6 +273,35 @@ impl TopicConsumer {
         }
         warn!(topic = %self.topic, partition, from = next, to = low,
               "messages deleted by the broker before they were read are skipped (fail_on_data_loss = false)");
+        offsets.0.insert(partition, low);
+        Ok(())
+    }
+
+    /// The table has read up to `next` in `partition`, whose messages now end at `high`.
+    fn data_lost_past_end(
+        &self,
+        offsets: &mut TopicOffsets,
+        partition: i32,
+        next: i64,
+        low: i64,
+        high: i64,
+    ) -> Result<()> {
+        if self.fail_on_data_loss {
+            return Err(Error::history_lost(
+                [TableId::new(NAMESPACE, &self.topic)],
+                format!(
+                    "kafka: partition {partition} of `{}` ends at offset {high}, but the table has already read up to \
+                     offset {next}: the topic was deleted and created again (or the brokers lost messages they had \
+                     acknowledged), so its messages are not the ones the table holds. Resync the topic (connector \
+                     resync --pipeline {} --table kafka.{}), or set fail_on_data_loss = false (--allow-data-loss) \
+                     to read the partition from its first message, {low}, on top of what the table holds",
+                    self.topic, self.pipeline, self.topic
+                ),
+            ));
+        }
+        warn!(topic = %self.topic, partition, table_read_up_to = next, partition_ends_at = high,
+              "the partition ends before what the table has read (a recreated topic); reading it from its start \
+               (fail_on_data_loss = false)");
         offsets.0.insert(partition, low);
         Ok(())
     }

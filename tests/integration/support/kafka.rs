@@ -42,6 +42,28 @@ admin.close()
         python(script, &[&self.brokers, topic, &partitions.to_string()]);
     }
 
+    /// Deletes `topic` and creates it again with `partitions`, empty. A broker deletes a topic in the background,
+    /// so the creation is retried while the old topic is still being removed.
+    pub fn recreate_topic(&self, topic: &str, partitions: u32) {
+        let script = r#"
+import sys, time
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import TopicAlreadyExistsError
+admin = KafkaAdminClient(bootstrap_servers=sys.argv[1])
+admin.delete_topics([sys.argv[2]])
+for attempt in range(100):
+    try:
+        admin.create_topics([NewTopic(name=sys.argv[2], num_partitions=int(sys.argv[3]), replication_factor=1)])
+        break
+    except TopicAlreadyExistsError:
+        time.sleep(0.2)
+else:
+    raise SystemExit("the deleted topic is still there after 20 s")
+admin.close()
+"#;
+        python(script, &[&self.brokers, topic, &partitions.to_string()]);
+    }
+
     /// Adds partitions to `topic`, to `partitions` in all; `false` when the broker cannot (tansu 0.6 lacks the
     /// CreatePartitions request; Apache Kafka and Redpanda have it).
     pub fn add_partitions(&self, topic: &str, partitions: u32) -> bool {
