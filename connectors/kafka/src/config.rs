@@ -59,13 +59,32 @@ pub enum KafkaMode {
 }
 
 /// Where a topic's partitions start when the table holds no offsets for them yet (a first sync).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartingOffsets {
     /// The oldest message the broker still keeps.
     Earliest,
     /// Only messages produced after the first sync starts.
     Latest,
+    /// Each partition's first message whose timestamp is at or after this one (milliseconds since the epoch).
+    Timestamp(i64),
+}
+
+impl StartingOffsets {
+    /// `earliest`, `latest`, an RFC 3339 time (`2026-12-01T00:00:00Z`) or milliseconds since the epoch.
+    fn parse(text: &str) -> std::result::Result<Self, String> {
+        match text {
+            "earliest" => Ok(StartingOffsets::Earliest),
+            "latest" => Ok(StartingOffsets::Latest),
+            other => match (other.parse::<i64>(), chrono::DateTime::parse_from_rfc3339(other)) {
+                (Ok(millis), _) => Ok(StartingOffsets::Timestamp(millis)),
+                (_, Ok(time)) => Ok(StartingOffsets::Timestamp(time.timestamp_millis())),
+                _ => Err(format!(
+                    "starting_offsets = \"{other}\" is not earliest, latest, an RFC 3339 time \
+                     (2026-12-01T00:00:00Z) or milliseconds since the epoch"
+                )),
+            },
+        }
+    }
 }
 
 /// The profile's settings, as written under `[profiles.NAME]`.
@@ -76,7 +95,7 @@ struct RawProfile {
     #[serde(default)]
     format: Option<MessageFormat>,
     #[serde(default)]
-    starting_offsets: Option<StartingOffsets>,
+    starting_offsets: Option<String>,
     #[serde(default)]
     max_messages_per_batch: Option<usize>,
     #[serde(default)]
@@ -163,7 +182,12 @@ impl KafkaConfig {
                 Some(MessageFormat::Debezium) => KafkaMode::Upsert,
                 _ => KafkaMode::Append,
             }),
-            starting_offsets: raw.starting_offsets.unwrap_or(StartingOffsets::Earliest),
+            starting_offsets: match raw.starting_offsets.as_deref() {
+                None => StartingOffsets::Earliest,
+                Some(text) => {
+                    StartingOffsets::parse(text).map_err(|reason| Error::config(format!("{at}: {reason}")))?
+                }
+            },
             max_messages_per_batch: raw.max_messages_per_batch.unwrap_or(DEFAULT_MAX_MESSAGES_PER_BATCH).max(1),
             max_bytes_per_batch: raw.max_bytes_per_batch.unwrap_or(DEFAULT_BATCH_BYTES).max(1),
             commit_interval: duration(raw.commit_interval, "commit_interval", DEFAULT_COMMIT_INTERVAL)?,

@@ -23,7 +23,8 @@ pub struct KafkaSyncFlags {
     #[arg(long, value_name = "MODE")]
     pub mode: Option<String>,
 
-    /// Where partitions start on the first sync: earliest (the default) or latest.
+    /// Where partitions start on the first sync: earliest (the default), latest, or a time (RFC 3339, or
+    /// milliseconds since the epoch): each partition's first message at or after it.
     #[arg(long, value_name = "WHERE")]
     pub starting_offsets: Option<String>,
 

@@ -230,6 +230,7 @@ impl TopicConsumer {
             )));
         }
         let mut end = BTreeMap::new();
+        let mut placed_by_time = Vec::new();
         for partition in partitions {
             let (low, high) = self
                 .consumer
@@ -238,7 +239,14 @@ impl TopicConsumer {
             match offsets.0.get(&partition).copied() {
                 None => {
                     // New partitions of a topic already read hold only new messages: all are read.
-                    let start = if first_sync && self.starting_offsets == StartingOffsets::Latest { high } else { low };
+                    let start = match (first_sync, self.starting_offsets) {
+                        (true, StartingOffsets::Latest) => high,
+                        (true, StartingOffsets::Timestamp(millis)) => {
+                            placed_by_time.push((partition, millis, high));
+                            low
+                        }
+                        _ => low,
+                    };
                     offsets.0.insert(partition, start);
                 }
                 Some(next) if next < low => self.data_lost(offsets, partition, next, low)?,
@@ -250,7 +258,34 @@ impl TopicConsumer {
             }
             end.insert(partition, high);
         }
+        if !placed_by_time.is_empty() {
+            self.place_by_time(offsets, &placed_by_time)?;
+        }
         self.pass = Some(Pass { end, at_end: BTreeSet::new(), reached_at: BTreeMap::new() });
+        Ok(())
+    }
+
+    /// Places each of `partitions` (partition, timestamp, end) at its first message at or after the timestamp, or
+    /// at its end when none is that recent.
+    fn place_by_time(&self, offsets: &mut TopicOffsets, partitions: &[(i32, i64, i64)]) -> Result<()> {
+        let mut wanted = TopicPartitionList::new();
+        for (partition, millis, _) in partitions {
+            wanted
+                .add_partition_offset(&self.topic, *partition, Offset::Offset(*millis))
+                .map_err(|cause| Error::state(format!("kafka: cannot place partition {partition}: {cause}")))?;
+        }
+        let found = self
+            .consumer
+            .offsets_for_times(wanted, REQUEST_TIMEOUT)
+            .map_err(|cause| self.unreachable("cannot find the offsets at --starting-offsets' time", cause))?;
+        for (partition, _, high) in partitions {
+            let start = match found.find_partition(&self.topic, *partition).map(|element| element.offset()) {
+                Some(Offset::Offset(offset)) => offset,
+                // No message that recent: only what follows.
+                _ => *high,
+            };
+            offsets.0.insert(*partition, start);
+        }
         Ok(())
     }
 

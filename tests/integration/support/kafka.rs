@@ -64,6 +64,23 @@ admin.close()
         python(script, &[&self.brokers, topic, &partitions.to_string()]);
     }
 
+    /// Whether the broker finds a partition's offset by time (ListOffsets with a timestamp). tansu 0.6 answers
+    /// offset 0 whatever the time; Apache Kafka and Redpanda find it.
+    pub fn finds_offsets_by_time(&self, topic: &str) -> bool {
+        let script = r#"
+import sys
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+producer = KafkaProducer(bootstrap_servers=sys.argv[1], batch_size=1, linger_ms=0)
+for i in range(3):
+    producer.send(sys.argv[2], partition=0, value=b"probe", timestamp_ms=1_000_000_000_000 + i * 1000)
+producer.flush()
+consumer = KafkaConsumer(bootstrap_servers=sys.argv[1])
+found = consumer.offsets_for_times({TopicPartition(sys.argv[2], 0): 1_000_000_002_000})
+print("yes" if list(found.values())[0].offset == 2 else "no")
+"#;
+        python(script, &[&self.brokers, topic]).trim() == "yes"
+    }
+
     /// Adds partitions to `topic`, to `partitions` in all; `false` when the broker cannot (tansu 0.6 lacks the
     /// CreatePartitions request; Apache Kafka and Redpanda have it).
     pub fn add_partitions(&self, topic: &str, partitions: u32) -> bool {
