@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Files into Delta: `connector sync files --once` beside DuckDB (files → Parquet) and Polars (files → Delta).
+"""Files into Delta: `connector sync files --once` and `connector load` beside DuckDB (files → Parquet) and Polars
+(files → Delta).
 
 Writes ROWS order rows (id, customer, amount, day, created_at, note; about 100 bytes each as CSV) with Polars as
-(a) one CSV file and (b) the same rows as FILES JSON-lines files, then ingests each shape, alternating the three
-tools for ROUNDS rounds on warm caches (every tool reads the same files the same number of times), and prints for
-each tool its median rows/s and MB/s (input bytes) and its peak RSS, and the connector's ratios to the others.
+(a) one CSV file and (b) the same rows as FILES JSON-lines files, then ingests each shape, alternating the four
+runs for ROUNDS rounds on warm caches (every tool reads the same files the same number of times), and prints for
+each its median rows/s and MB/s (input bytes) and its peak RSS, and the connector's ratios (both commands) to the
+others.
 The targets (the files issue): at least 1.5 of Polars → Delta, at least 1.0 of DuckDB → Parquet, peak RSS ≤ 512 MiB.
 
 Usage: python3 bench/files.py [--rows 5000000] [--files 200] [--rounds 3] [--connector PATH]
@@ -83,13 +85,16 @@ def main():
         for kind, source in shapes.items():
             megabytes = input_bytes(source) / 1e6
             print(f"== {kind}: {megabytes:,.0f} MB", flush=True)
-            runs = {"connector": [], "duckdb": [], "polars": []}
+            runs = {"connector": [], "load": [], "duckdb": [], "polars": []}
             for round_number in range(args.rounds):
                 for tool in runs:
                     out = tempfile.mkdtemp(prefix=f"connector-bench-{tool}-", dir=data)
                     if tool == "connector":
                         command = [connector, "sync", "files", "--path", source, "--table", "bench.orders",
                                    "--dest", out, "--once"]
+                    elif tool == "load":
+                        files = source if kind == "csv" else f"{source}/*.jsonl"
+                        command = [connector, "load", files, "--table", "bench.orders", "--dest", out]
                     else:
                         command = [sys.executable, "-c", DUCKDB if tool == "duckdb" else POLARS, source, kind,
                                    out if tool == "duckdb" else f"{out}/orders"]
@@ -106,13 +111,14 @@ def main():
                        "peak_rss_mib": peaks[tool]}
                 for tool in runs
             }
-            ours = args.rows / medians["connector"]
-            for tool, target in (("duckdb", 1.0), ("polars", 1.5)):
-                theirs = args.rows / medians[tool]
-                print(f"{kind}: connector {ours:,.0f} rows/s ({megabytes / medians['connector']:,.1f} MB/s) | "
-                      f"{tool} {theirs:,.0f} rows/s | ratio {ours / theirs:.2f} (target ≥ {target}) | "
-                      f"peak RSS connector {peaks['connector']:.0f} MiB, {tool} {peaks[tool]:.0f} MiB "
-                      f"(target ≤ 512 MiB)", flush=True)
+            for command_name, ours_name in (("sync files", "connector"), ("load", "load")):
+                ours = args.rows / medians[ours_name]
+                for tool, target in (("duckdb", 1.0), ("polars", 1.5)):
+                    theirs = args.rows / medians[tool]
+                    print(f"{kind}: connector {command_name} {ours:,.0f} rows/s "
+                          f"({megabytes / medians[ours_name]:,.1f} MB/s) | {tool} {theirs:,.0f} rows/s | "
+                          f"ratio {ours / theirs:.2f} (target ≥ {target}) | peak RSS connector "
+                          f"{peaks[ours_name]:.0f} MiB, {tool} {peaks[tool]:.0f} MiB (target ≤ 512 MiB)", flush=True)
         print(json.dumps(results, indent=1))
     finally:
         shutil.rmtree(data, ignore_errors=True)

@@ -416,3 +416,63 @@ for i in range(40):
     let ids: Vec<i64> = landed(&lake, &topic).await.iter().map(|row| row.0).collect();
     assert_eq!(ids, (25..40).collect::<Vec<_>>(), "the messages stamped at or after the time, each once");
 }
+
+/// Avro values in the schema registry's wire format, written by fastavro (`schemaless_writer`) with schemas
+/// registered over the registry's REST API, as a Confluent serializer does: version 1 of the schema, then
+/// version 2 (a new optional field, `id` promoted from int to long), and one value that is not Avro.
+const AVRO_PAYMENTS: &str = r#"
+import io, json, struct, datetime, decimal, urllib.request, fastavro
+registry = sys.argv[3]
+def register(schema):
+    request = urllib.request.Request(f"{registry}/subjects/{topic}-value/versions", method="POST",
+        data=json.dumps({"schema": json.dumps(schema)}).encode(),
+        headers={"Content-Type": "application/vnd.schemaregistry.v1+json"})
+    return json.load(urllib.request.urlopen(request))["id"]
+def encoded(schema_id, schema, record):
+    out = io.BytesIO()
+    out.write(struct.pack(">bI", 0, schema_id))
+    fastavro.schemaless_writer(out, fastavro.parse_schema(schema), record)
+    return out.getvalue()
+fields = [{"name": "amount", "type": {"type": "bytes", "logicalType": "decimal", "precision": 10, "scale": 2}},
+          {"name": "paid_at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+          {"name": "note", "type": "string"}]
+v1 = {"type": "record", "name": "Payment", "namespace": "shop", "fields": [{"name": "id", "type": "int"}] + fields}
+v2 = {"type": "record", "name": "Payment", "namespace": "shop",
+      "fields": [{"name": "id", "type": "long"}] + fields + [{"name": "currency", "type": ["null", "string"], "default": None}]}
+ids = (register(v1), register(v2))
+start = datetime.datetime(2026, 12, 1, tzinfo=datetime.timezone.utc)
+for i in range(1000):
+    version, schema_id = (v1, ids[0]) if i < 500 else (v2, ids[1])
+    record = {"id": i if i < 500 else 10_000_000_000 + i, "amount": decimal.Decimal(i) / 4,
+              "paid_at": start + datetime.timedelta(seconds=i), "note": f"p{i}"}
+    if version is v2:
+        record["currency"] = "EUR" if i % 2 else None
+    producer.send(topic, partition=i % 2, value=encoded(schema_id, version, record))
+producer.send(topic, partition=0, value=b"{\"id\": 1}")
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_avro_values_from_the_schema_registry_land_typed_across_schema_versions() {
+    let broker = KafkaBroker::start();
+    let registry = crate::support::kafka::SchemaRegistry::start();
+    let lake = TempLake::new();
+    let topic = unique_topic("payments");
+    broker.create_topic(&topic, 2);
+    broker.produce_with(&topic, AVRO_PAYMENTS, &[&registry.url]);
+    assert_synced(&sync_kafka(&broker, &lake, &topic, &["--format", "avro", "--schema-registry", &registry.url]));
+
+    let url = lake.table_url(&TableId::new("kafka", &topic));
+    let rows = read_rows(&url, &["id", "amount", "paid_at", "note", "currency"]).await;
+    assert_eq!(rows.len(), 1001, "a row per message");
+    assert!(rows.contains(&"3|0.75|2026-12-01T00:00:03Z|p3|∅".to_string()), "{:?}", &rows[..5]);
+    assert!(rows.contains(&"10000000501|125.25|2026-12-01T00:08:21Z|p501|EUR".to_string()), "{:?}", &rows[995..]);
+    let table = connector_core::deltalake::open_table(url.clone()).await.expect("table");
+    let schema = table.snapshot().expect("snapshot").schema().clone();
+    let type_of = |name: &str| format!("{:?}", schema.field(name).expect(name).data_type());
+    assert!(type_of("id").contains("Long"), "int widened to bigint by version 2: {}", type_of("id"));
+    assert!(type_of("amount").contains("Decimal"), "{}", type_of("amount"));
+    let rescued = read_rows(&url, &["_rescued_data"]).await;
+    let kept: Vec<&String> = rescued.iter().filter(|row| *row != "∅").collect();
+    assert_eq!(kept.len(), 1, "the value that is not Avro is kept whole: {kept:?}");
+    assert!(kept[0].contains("wire format") && kept[0].contains("_corrupt_value_base64"), "{kept:?}");
+}

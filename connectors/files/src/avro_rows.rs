@@ -115,8 +115,8 @@ fn decode_batches(bytes: impl std::io::Read, sender: &mpsc::Sender<Result<Record
     }
 }
 
-/// `rows` (records, or single values) as a batch of `columns`.
-fn batch_of(
+/// `rows` (records, or single values) as a batch of `columns`: also how a Kafka topic's Avro messages become rows.
+pub fn batch_of(
     rows: &[Value],
     columns: &[(String, AvroColumn)],
     top_level_record: bool,

@@ -42,6 +42,9 @@ pub enum MessageFormat {
     String,
     /// The value as bytes in a `value` column.
     Bytes,
+    /// Avro in the Confluent Schema Registry's wire format: each value decoded with the writer schema its id
+    /// names, fetched from `schema_registry` (`crate::avro_messages`).
+    Avro,
     /// Debezium change events (JSON, with or without the schema wrapper): each applies its change to the row of
     /// its key (`crate::debezium`).
     Debezium,
@@ -109,6 +112,8 @@ struct RawProfile {
     #[serde(default)]
     mode: Option<KafkaMode>,
     #[serde(default)]
+    schema_registry: Option<String>,
+    #[serde(default)]
     properties: BTreeMap<String, String>,
 }
 
@@ -130,6 +135,8 @@ pub struct KafkaConfig {
     pub poll_interval: Duration,
     /// Stop when offsets the table records are gone from the broker (retention), rather than skip them.
     pub fail_on_data_loss: bool,
+    /// The Confluent Schema Registry's URL, for `--format avro`.
+    pub schema_registry: Option<String>,
     /// librdkafka properties, passed to the client as they are.
     pub properties: BTreeMap<String, String>,
     pub table_options: BTreeMap<String, TableOptions>,
@@ -144,6 +151,12 @@ impl KafkaConfig {
             .map_err(|cause| Error::config(format!("{at}: invalid settings: {cause}")))?;
         if raw.brokers.trim().is_empty() {
             return Err(Error::config(format!("{at}: set `brokers` (--brokers host:9092[,host:9092])")));
+        }
+        if raw.format == Some(MessageFormat::Avro) && raw.schema_registry.is_none() {
+            return Err(Error::config(format!(
+                "{at}: format avro reads the schema registry's wire format: set `schema_registry` \
+                 (--schema-registry http://registry:8081)"
+            )));
         }
         let topics: Vec<String> = pipeline.tables.iter().map(|table| topic_name(table).to_string()).collect();
         if topics.is_empty() {
@@ -193,6 +206,7 @@ impl KafkaConfig {
             commit_interval: duration(raw.commit_interval, "commit_interval", DEFAULT_COMMIT_INTERVAL)?,
             poll_interval: duration(raw.poll_interval, "poll_interval", DEFAULT_POLL_INTERVAL)?,
             fail_on_data_loss: raw.fail_on_data_loss.unwrap_or(true),
+            schema_registry: raw.schema_registry,
             properties: raw.properties,
             table_options,
             default_options: pipeline.default_options.clone(),

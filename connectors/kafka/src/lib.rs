@@ -3,11 +3,13 @@
 //! librdkafka's consumer assigned by hand ([`topic_consumer`]), decoded into rows ([`message_rows`]), and
 //! committed with the offsets after them in one Delta commit.
 
+pub mod avro_messages;
 pub mod config;
 pub mod debezium;
 pub mod message_rows;
 pub mod offsets;
 pub mod pipeline;
+pub mod schema_registry;
 pub mod sync_flags;
 pub mod topic_consumer;
 pub mod topic_stream;

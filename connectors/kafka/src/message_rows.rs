@@ -6,6 +6,7 @@
 //! the first time adds a column) and the same rescue (a value that does not fit its column, or a message that is
 //! not a JSON object, kept in `_rescued_data`, never dropped).
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use base64::Engine;
@@ -28,6 +29,7 @@ use connector_files::rescued_data::{RESCUED_DATA, RowOrigin};
 use connector_files::text_types::TimeFormats;
 use serde_json::{Map, Value};
 
+use crate::avro_messages::{avro_rows, columns_with, schema_ids};
 use crate::config::{KafkaMode, MessageFormat};
 use crate::debezium;
 use crate::topic_consumer::{KafkaMessage, MessagePage};
@@ -43,6 +45,8 @@ pub struct MessageRows {
     mode: KafkaMode,
     /// The value's columns, `_rescued_data` among them where values can fail to fit.
     value_fields: Vec<Field>,
+    /// The Avro schemas whose fields the value columns hold.
+    avro_schemas_learned: HashSet<u32>,
     /// The JSON reader of `value_fields`, once they are known.
     json: Option<JsonRows>,
     schema: TableSchema,
@@ -52,7 +56,7 @@ impl MessageRows {
     /// The rows of `table`'s messages, starting from the table's stored value columns (`existing`).
     pub fn new(table: TableId, format: MessageFormat, mode: KafkaMode, existing: &[Field]) -> Result<Self> {
         let value_fields = match format {
-            MessageFormat::Json | MessageFormat::Debezium => {
+            MessageFormat::Json | MessageFormat::Debezium | MessageFormat::Avro => {
                 let mut fields = existing.to_vec();
                 if !fields.iter().any(|field| field.name() == RESCUED_DATA) {
                     fields.push(Field::new(RESCUED_DATA, DataType::Utf8, true));
@@ -68,11 +72,20 @@ impl MessageRows {
         let json = (matches!(format, MessageFormat::Json | MessageFormat::Debezium) && value_fields.len() > 1)
             .then(|| JsonRows::new(&value_fields, TimeFormats::default()));
         let schema = table_schema(&table, format, mode, &value_fields)?;
-        Ok(MessageRows { table, format, mode, value_fields, json, schema })
+        Ok(MessageRows { table, format, mode, value_fields, avro_schemas_learned: HashSet::new(), json, schema })
     }
 
-    fn value_columns(&mut self, messages: &[KafkaMessage]) -> Result<Vec<ArrayRef>> {
+    fn value_columns(
+        &mut self,
+        messages: &[KafkaMessage],
+        schemas: &HashMap<u32, Arc<apache_avro::Schema>>,
+    ) -> Result<Vec<ArrayRef>> {
         match self.format {
+            MessageFormat::Avro => {
+                self.learn_avro_columns(messages, schemas)?;
+                let batch = avro_rows(&self.table.name, messages, schemas, &self.value_fields)?;
+                Ok(batch.columns().to_vec())
+            }
             MessageFormat::Bytes => {
                 let values: BinaryArray = messages.iter().map(|message| message.value.as_deref()).collect();
                 Ok(vec![Arc::new(values)])
@@ -112,6 +125,24 @@ impl MessageRows {
             return self.decode_json(&lines, messages);
         }
         Ok(batch)
+    }
+
+    /// Adds (or widens) the columns of the Avro schemas first met in `messages`.
+    fn learn_avro_columns(
+        &mut self,
+        messages: &[KafkaMessage],
+        schemas: &HashMap<u32, Arc<apache_avro::Schema>>,
+    ) -> Result<()> {
+        let new: Vec<&apache_avro::Schema> = schema_ids(messages)
+            .into_iter()
+            .filter(|id| self.avro_schemas_learned.insert(*id))
+            .filter_map(|id| schemas.get(&id).map(Arc::as_ref))
+            .collect();
+        if !new.is_empty() {
+            self.value_fields = columns_with(&self.table, &self.value_fields, &new)?;
+            self.schema = table_schema(&self.table, self.format, self.mode, &self.value_fields)?;
+        }
+        Ok(())
     }
 
     /// Adds the columns of the fields `lines` bring that the value columns lack; returns whether any was added.
@@ -165,6 +196,7 @@ impl RecordDecoder for MessageRows {
     type Records = MessagePage;
 
     fn decode(&mut self, page: MessagePage) -> Result<Option<DecodedRows>> {
+        let schemas = page.schemas;
         let (messages, operations, sources) = match (self.format, self.mode) {
             (MessageFormat::Debezium, _) => {
                 let events = debezium::events(&self.table.name, page.messages)?;
@@ -190,7 +222,7 @@ impl RecordDecoder for MessageRows {
         if messages.is_empty() {
             return Ok(None);
         }
-        let mut columns = self.value_columns(&messages)?;
+        let mut columns = self.value_columns(&messages, &schemas)?;
         columns.extend(message_columns(&self.table.name, &messages));
         if let Some(sources) = sources {
             columns.push(Arc::new(StringArray::from(sources)));
@@ -348,7 +380,7 @@ mod tests {
     }
 
     fn page(messages: Vec<KafkaMessage>) -> MessagePage {
-        MessagePage { messages, offsets: Default::default(), caught_up: false }
+        MessagePage { messages, offsets: Default::default(), caught_up: false, schemas: Default::default() }
     }
 
     fn text(batch: &RecordBatch, name: &str) -> Vec<Option<String>> {

@@ -9,7 +9,8 @@ use connector_core::engine::{PollSettings, poll_streams};
 use connector_core::error::Result;
 use connector_core::pipeline::{Pipeline, Shutdown, SyncFuture, SyncMode};
 
-use crate::config::KafkaConfig;
+use crate::config::{KafkaConfig, MessageFormat};
+use crate::schema_registry::SchemaRegistry;
 use crate::topic_stream::TopicStream;
 
 /// A Kafka source bound to its Delta tables.
@@ -31,9 +32,16 @@ impl std::fmt::Debug for KafkaPipeline {
 impl KafkaPipeline {
     pub fn new(config: KafkaConfig) -> Result<Self> {
         let sink = DeltaSink::new(Destination::parse(&config.dest)?, config.pipeline.clone(), HashMap::new());
+        let registry = match (&config.format, &config.schema_registry) {
+            (MessageFormat::Avro, Some(url)) => Some(Arc::new(SchemaRegistry::new(url)?)),
+            _ => None,
+        };
         let config = Arc::new(config);
-        let streams =
-            config.topics.iter().map(|topic| Arc::new(TopicStream::new(config.clone(), topic.clone()))).collect();
+        let streams = config
+            .topics
+            .iter()
+            .map(|topic| Arc::new(TopicStream::new(config.clone(), topic.clone(), registry.clone())))
+            .collect();
         Ok(KafkaPipeline { config, streams, sink })
     }
 }

@@ -14,7 +14,8 @@ pub struct KafkaSyncFlags {
     #[arg(long, value_delimiter = ',', required = true)]
     pub topics: Vec<String>,
 
-    /// How values decode: json (an object's fields as columns; the default), string or bytes (a `value` column).
+    /// How values decode: json (an object's fields as columns; the default), avro (the schema registry's wire
+    /// format), debezium (change events merged by key), string or bytes (a `value` column).
     #[arg(long, value_name = "FORMAT")]
     pub format: Option<String>,
 
@@ -22,6 +23,10 @@ pub struct KafkaSyncFlags {
     /// deletes the key's row).
     #[arg(long, value_name = "MODE")]
     pub mode: Option<String>,
+
+    /// The Confluent Schema Registry's URL, for --format avro: http://registry:8081.
+    #[arg(long, value_name = "URL")]
+    pub schema_registry: Option<String>,
 
     /// Where partitions start on the first sync: earliest (the default), latest, or a time (RFC 3339, or
     /// milliseconds since the epoch): each partition's first message at or after it.
@@ -59,6 +64,7 @@ impl KafkaSyncFlags {
         for (key, value) in [
             ("format", self.format),
             ("mode", self.mode),
+            ("schema_registry", self.schema_registry),
             ("starting_offsets", self.starting_offsets),
             ("commit_interval", self.commit_interval),
         ] {

@@ -7,7 +7,8 @@
 //! partitions are listed again, so partitions added to the topic are read from their first message, and the
 //! offsets the table holds are checked against what the broker still keeps.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use connector_core::error::{Error, ErrorKind, Result, Retry};
@@ -60,6 +61,8 @@ pub struct MessagePage {
     pub offsets: TopicOffsets,
     /// Every partition reached the end the pass set out to read.
     pub caught_up: bool,
+    /// The Avro writer schemas of the messages (`--format avro`), by id, fetched before the page is decoded.
+    pub schemas: HashMap<u32, Arc<apache_avro::Schema>>,
 }
 
 impl std::fmt::Debug for TopicConsumer {
@@ -193,7 +196,7 @@ impl TopicConsumer {
         if caught_up {
             self.pass = None;
         }
-        Ok(MessagePage { messages, offsets, caught_up })
+        Ok(MessagePage { messages, offsets, caught_up, schemas: HashMap::new() })
     }
 
     /// Whether every partition reached the end of the pass: past the offset the broker gave as its end when the

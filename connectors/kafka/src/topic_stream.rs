@@ -9,9 +9,11 @@ use connector_core::error::{Error, Result};
 use connector_core::options::TableOptions;
 use connector_core::schema::{TableId, TableSchema};
 
+use crate::avro_messages::schema_ids;
 use crate::config::{KafkaConfig, NAMESPACE};
 use crate::message_rows::MessageRows;
 use crate::offsets::TopicOffsets;
+use crate::schema_registry::SchemaRegistry;
 use crate::topic_consumer::{MessagePage, TopicConsumer};
 
 #[derive(Debug)]
@@ -21,11 +23,13 @@ pub struct TopicStream {
     /// The consumer, used on a blocking thread one page at a time. A page abandoned midway (a stop) leaves it
     /// past the committed token; the next page is read from its own token, which reassigns it.
     consumer: Arc<Mutex<Option<TopicConsumer>>>,
+    /// Where `--format avro` finds its messages' schemas.
+    registry: Option<Arc<SchemaRegistry>>,
 }
 
 impl TopicStream {
-    pub fn new(config: Arc<KafkaConfig>, topic: String) -> Self {
-        TopicStream { config, topic, consumer: Arc::new(Mutex::new(None)) }
+    pub fn new(config: Arc<KafkaConfig>, topic: String, registry: Option<Arc<SchemaRegistry>>) -> Self {
+        TopicStream { config, topic, consumer: Arc::new(Mutex::new(None)), registry }
     }
 
     /// Runs `work` with the topic's consumer (created on first use) on a blocking thread.
@@ -79,7 +83,10 @@ impl PolledStream for TopicStream {
 
     async fn next_page(&self, token: &str) -> Result<PolledPage<MessagePage>> {
         let offsets = TopicOffsets::parse(token, &self.topic, &self.config.pipeline)?;
-        let page = self.with_consumer(move |consumer| consumer.read_page(offsets)).await?;
+        let mut page = self.with_consumer(move |consumer| consumer.read_page(offsets)).await?;
+        if let Some(registry) = &self.registry {
+            page.schemas = registry.schemas(schema_ids(&page.messages)).await?;
+        }
         let (token, caught_up) = (page.offsets.token(), page.caught_up);
         Ok(PolledPage { records: page, token, caught_up })
     }

@@ -105,12 +105,19 @@ admin.close()
     /// its end offsets fall short of its log), which a broker of the Kafka protocol never does.
     /// Returns what the script prints.
     pub fn produce(&self, topic: &str, script: &str) -> String {
+        self.produce_with(topic, script, &[])
+    }
+
+    /// [`produce`](Self::produce) with more arguments for the script, from `sys.argv[3]` on.
+    pub fn produce_with(&self, topic: &str, script: &str, args: &[&str]) -> String {
         let batching = if self.child.is_some() { "batch_size=1, linger_ms=0" } else { "linger_ms=5" };
         let program = format!(
             "import sys, json\nfrom kafka import KafkaProducer\nproducer = KafkaProducer(bootstrap_servers=sys.argv[1], \
              acks='all', {batching})\ntopic = sys.argv[2]\n{script}\nproducer.flush()\nproducer.close()\n"
         );
-        python(&program, &[&self.brokers, topic])
+        let mut all = vec![self.brokers.as_str(), topic];
+        all.extend_from_slice(args);
+        python(&program, &all)
     }
 }
 
@@ -140,4 +147,38 @@ fn python(script: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The schema registry emulator (`fixtures/schema-registry/registry.py`) on a free loopback port, or the registry
+/// at `CONNECTOR_TEST_SCHEMA_REGISTRY_URL`; stopped on drop.
+pub struct SchemaRegistry {
+    child: Option<Child>,
+    pub url: String,
+}
+
+impl SchemaRegistry {
+    pub fn start() -> SchemaRegistry {
+        if let Ok(url) = std::env::var("CONNECTOR_TEST_SCHEMA_REGISTRY_URL") {
+            return SchemaRegistry { child: None, url };
+        }
+        let port = free_port();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/schema-registry/registry.py");
+        let child = Command::new("python3")
+            .args([script, &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 runs the schema registry emulator");
+        wait_until_listening(port, "the schema registry emulator");
+        SchemaRegistry { child: Some(child), url: format!("http://127.0.0.1:{port}") }
+    }
+}
+
+impl Drop for SchemaRegistry {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
