@@ -1,7 +1,9 @@
-//! Kafka into Delta: every message of a topic a row, exactly once. Each topic is one of the engine's polled
-//! streams ([`topic_stream`]): read from the offsets its Delta table committed last ([`offsets`]) with
-//! librdkafka's consumer assigned by hand ([`topic_consumer`]), decoded into rows ([`message_rows`]), and
-//! committed with the offsets after them in one Delta commit.
+//! Kafka into Delta, exactly once: every message a row, a row per key (upsert), or Debezium change events
+//! merged. Each topic is one of the engine's polled streams ([`topic_stream`]): read from the offsets its Delta
+//! table committed last ([`offsets`]) with librdkafka's consumer assigned by hand ([`topic_consumer`]), decoded
+//! into rows ([`message_rows`]; JSON through the files source's reader, Avro through [`avro_messages`] with
+//! schemas from the [`schema_registry`], change events through [`debezium`]), and committed with the offsets
+//! after them in one Delta commit.
 
 pub mod avro_messages;
 pub mod config;
