@@ -114,6 +114,8 @@ struct RawProfile {
     #[serde(default)]
     schema_registry: Option<String>,
     #[serde(default)]
+    strict: Option<bool>,
+    #[serde(default)]
     properties: BTreeMap<String, String>,
 }
 
@@ -135,6 +137,8 @@ pub struct KafkaConfig {
     pub poll_interval: Duration,
     /// Stop when offsets the table records are gone from the broker (retention), rather than skip them.
     pub fail_on_data_loss: bool,
+    /// Stop at the first message whose value does not decode into its columns, instead of rescuing it.
+    pub strict: bool,
     /// The Confluent Schema Registry's URL, for `--format avro`.
     pub schema_registry: Option<String>,
     /// librdkafka properties, passed to the client as they are.
@@ -207,6 +211,7 @@ impl KafkaConfig {
             poll_interval: duration(raw.poll_interval, "poll_interval", DEFAULT_POLL_INTERVAL)?,
             fail_on_data_loss: raw.fail_on_data_loss.unwrap_or(true),
             schema_registry: raw.schema_registry,
+            strict: raw.strict.unwrap_or(false),
             properties: raw.properties,
             table_options,
             default_options: pipeline.default_options.clone(),

@@ -43,6 +43,8 @@ pub struct MessageRows {
     table: TableId,
     format: MessageFormat,
     mode: KafkaMode,
+    /// Stop at a value that does not decode instead of rescuing it.
+    strict: bool,
     /// The value's columns, `_rescued_data` among them where values can fail to fit.
     value_fields: Vec<Field>,
     /// The Avro schemas whose fields the value columns hold.
@@ -54,7 +56,13 @@ pub struct MessageRows {
 
 impl MessageRows {
     /// The rows of `table`'s messages, starting from the table's stored value columns (`existing`).
-    pub fn new(table: TableId, format: MessageFormat, mode: KafkaMode, existing: &[Field]) -> Result<Self> {
+    pub fn new(
+        table: TableId,
+        format: MessageFormat,
+        mode: KafkaMode,
+        strict: bool,
+        existing: &[Field],
+    ) -> Result<Self> {
         let value_fields = match format {
             MessageFormat::Json | MessageFormat::Debezium | MessageFormat::Avro => {
                 let mut fields = existing.to_vec();
@@ -72,7 +80,16 @@ impl MessageRows {
         let json = (matches!(format, MessageFormat::Json | MessageFormat::Debezium) && value_fields.len() > 1)
             .then(|| JsonRows::new(&value_fields, TimeFormats::default()));
         let schema = table_schema(&table, format, mode, &value_fields)?;
-        Ok(MessageRows { table, format, mode, value_fields, avro_schemas_learned: HashSet::new(), json, schema })
+        Ok(MessageRows {
+            table,
+            format,
+            mode,
+            strict,
+            value_fields,
+            avro_schemas_learned: HashSet::new(),
+            json,
+            schema,
+        })
     }
 
     fn value_columns(
@@ -231,12 +248,29 @@ impl RecordDecoder for MessageRows {
             Error::state(format!("{}: the messages' rows do not match the table's columns", self.table))
                 .caused_by(cause)
         })?;
+        if self.strict {
+            refuse_rescued(&self.table.name, &rows, &messages)?;
+        }
         Ok(Some(DecodedRows { rows, operations }))
     }
 
     fn schema(&self) -> &TableSchema {
         &self.schema
     }
+}
+
+/// Strict mode: the first message whose value did not decode into its columns (kept in `_rescued_data`) stops the
+/// sync, naming where it is and what did not fit; the pages before it are committed.
+fn refuse_rescued(topic: &str, rows: &RecordBatch, messages: &[KafkaMessage]) -> Result<()> {
+    let Some(rescued) = rows.column_by_name(RESCUED_DATA) else { return Ok(()) };
+    let Some(row) = (0..rescued.len()).find(|&row| rescued.is_valid(row)) else { return Ok(()) };
+    let text = rescued.as_any().downcast_ref::<StringArray>().map(|values| values.value(row)).unwrap_or_default();
+    let message = &messages[row];
+    Err(Error::config(format!(
+        "kafka: the message at offset {} of partition {} of `{topic}` does not decode into the table's columns \
+         (strict mode): {text}. Fix its producer, or sync without --strict to keep such values in {RESCUED_DATA}",
+        message.offset, message.partition
+    )))
 }
 
 /// Each message's operation in upsert mode: a tombstone (a null value) deletes its key's row, any other message
@@ -392,7 +426,7 @@ mod tests {
     #[test]
     fn json_messages_become_typed_columns_one_row_each_whatever_their_shape() {
         let table = TableId::new("kafka", "orders");
-        let mut rows = MessageRows::new(table, MessageFormat::Json, KafkaMode::Append, &[]).expect("rows");
+        let mut rows = MessageRows::new(table, MessageFormat::Json, KafkaMode::Append, false, &[]).expect("rows");
         let first = vec![
             message(0, Some(br#"{"id": 1, "amount": 12.50, "note": "a"}"#)),
             message(1, Some(b"{\"id\": 2,\n \"amount\": 3.25}")),
@@ -424,9 +458,21 @@ mod tests {
     }
 
     #[test]
+    fn strict_mode_stops_at_the_first_value_that_does_not_decode_naming_where_it_is() {
+        let table = TableId::new("kafka", "orders");
+        let mut rows = MessageRows::new(table, MessageFormat::Json, KafkaMode::Append, true, &[]).expect("rows");
+        let fine = vec![message(0, Some(br#"{"id": 1}"#)), message(1, Some(br#"{"id": 2}"#))];
+        assert_eq!(rows.decode(page(fine)).expect("decoded").expect("rows").rows.num_rows(), 2);
+        let bad = vec![message(2, Some(br#"{"id": 3}"#)), message(3, Some(br#"{"id": "three"}"#))];
+        let error = rows.decode(page(bad)).expect_err("strict").to_string();
+        assert!(error.contains("offset 3 of partition 1 of `orders`") && error.contains("three"), "{error}");
+    }
+
+    #[test]
     fn string_values_that_are_not_utf8_are_rescued_in_base64() {
         let mut rows =
-            MessageRows::new(TableId::new("kafka", "t"), MessageFormat::String, KafkaMode::Append, &[]).expect("rows");
+            MessageRows::new(TableId::new("kafka", "t"), MessageFormat::String, KafkaMode::Append, false, &[])
+                .expect("rows");
         let decoded = rows
             .decode(page(vec![message(0, Some(b"hello")), message(1, Some(&[0xff, 0x00])), message(2, None)]))
             .expect("decoded")

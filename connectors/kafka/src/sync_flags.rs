@@ -45,6 +45,11 @@ pub struct KafkaSyncFlags {
     #[arg(long, value_name = "DURATION")]
     pub commit_interval: Option<String>,
 
+    /// Stop at the first message whose value does not decode into its columns (naming its partition and offset)
+    /// instead of keeping it in _rescued_data.
+    #[arg(long)]
+    pub strict: bool,
+
     /// Skip messages the broker deleted before they were read (retention), with a warning, instead of stopping.
     #[arg(long)]
     pub allow_data_loss: bool,
@@ -77,6 +82,9 @@ impl KafkaSyncFlags {
         }
         if let Some(bytes) = self.max_bytes_per_batch {
             settings.insert("max_bytes_per_batch".into(), count(bytes));
+        }
+        if self.strict {
+            settings.insert("strict".into(), true.into());
         }
         if self.allow_data_loss {
             settings.insert("fail_on_data_loss".into(), false.into());

@@ -62,7 +62,9 @@ impl PolledStream for TopicStream {
     /// Checks that the brokers answer and the topic exists before its table is created.
     async fn prepare(&self) -> Result<TableSchema> {
         self.with_consumer(|consumer| consumer.partitions().map(drop)).await?;
-        Ok(MessageRows::new(self.table_id(), self.config.format, self.config.mode, &[])?.schema().clone())
+        Ok(MessageRows::new(self.table_id(), self.config.format, self.config.mode, self.config.strict, &[])?
+            .schema()
+            .clone())
     }
 
     fn table_options(&self) -> TableOptions {
@@ -70,7 +72,7 @@ impl PolledStream for TopicStream {
     }
 
     fn decoder(&self, existing: &[Field]) -> Result<MessageRows> {
-        MessageRows::new(self.table_id(), self.config.format, self.config.mode, existing)
+        MessageRows::new(self.table_id(), self.config.format, self.config.mode, self.config.strict, existing)
     }
 
     fn start_pass(&self, committed: Option<&str>) -> Result<String> {
