@@ -137,7 +137,9 @@ impl PipelinesFile {
                     pipeline.profile
                 )));
             }
-            if pipeline.tables.is_empty() {
+            // A Kafka profile may name its topics by a pattern instead (they are found when it runs).
+            let discovers_tables = profiles[&pipeline.profile].settings.contains_key("topic_pattern");
+            if pipeline.tables.is_empty() && !discovers_tables {
                 return Err(Error::config(format!("{at}.tables: list at least one table")));
             }
             let schedule =

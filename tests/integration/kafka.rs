@@ -476,3 +476,69 @@ async fn kafka_avro_values_from_the_schema_registry_land_typed_across_schema_ver
     assert_eq!(kept.len(), 1, "the value that is not Avro is kept whole: {kept:?}");
     assert!(kept[0].contains("wire format") && kept[0].contains("_corrupt_value_base64"), "{kept:?}");
 }
+
+/// `connector sync kafka --topic-pattern PATTERN --once` into `lake`.
+fn sync_pattern(broker: &KafkaBroker, lake: &TempLake, pattern: &str) -> Output {
+    Command::new(CONNECTOR)
+        .args(["sync", "kafka", "--brokers", &broker.brokers, "--topic-pattern", pattern, "--once"])
+        .args(["--dest", lake.dir.path().to_str().expect("utf-8")])
+        .output()
+        .expect("run connector")
+}
+
+/// Polls `topic`'s table until it holds `count` rows, for at most a minute; returns its rows.
+async fn wait_for_rows(lake: &TempLake, topic: &str, count: usize) -> Vec<(i64, i64, i64)> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        // The table is made before its first rows (without their columns): count by a column it always has.
+        let url = lake.table_url(&TableId::new("kafka", topic));
+        let exists = lake.dir.path().join("kafka").join(topic).join("_delta_log").exists();
+        let rows = if exists { read_rows(&url, &["_cdc_kafka_offset"]).await.len() } else { 0 };
+        if rows >= count || std::time::Instant::now() > deadline {
+            return landed(lake, topic).await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_a_topic_pattern_syncs_every_matching_topic_and_those_created_later_while_streaming() {
+    let broker = KafkaBroker::start();
+    let lake = TempLake::new();
+    let group = unique_topic("shop");
+    let pattern = format!("{group}\\..*");
+    let (orders, payments, later) =
+        (format!("{group}.orders"), format!("{group}.payments"), format!("{group}.refunds"));
+    let unrelated = format!("x{group}.orders");
+    for topic in [&orders, &payments, &unrelated] {
+        broker.create_topic(topic, 2);
+        broker.produce(topic, r#"for i in range(100): producer.send(topic, value=json.dumps({"id": i}).encode())"#);
+    }
+    assert_synced(&sync_pattern(&broker, &lake, &pattern));
+    assert_exactly_once(&landed(&lake, &orders).await, 0..100);
+    assert_exactly_once(&landed(&lake, &payments).await, 0..100);
+    assert!(!lake.dir.path().join("kafka").join(&unrelated).exists(), "a topic the whole pattern does not match");
+
+    // Streaming: a topic created while the sync runs is found at the next listing and read from its start,
+    // while the topics already read go on once each.
+    let mut child = Command::new(CONNECTOR)
+        .args(["sync", "kafka", "--brokers", &broker.brokers, "--topic-pattern", &pattern, "--continuous"])
+        .args(["--topic-refresh-interval", "1s", "--commit-interval", "1s"])
+        .args(["--dest", lake.dir.path().to_str().expect("utf-8")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run connector");
+    // The sync is under way (it has listed the topics) once it lands new messages of a topic it knows; only then
+    // is the new topic created, so only a later listing can find it.
+    broker.produce(&orders, r#"for i in range(100, 200): producer.send(topic, value=json.dumps({"id": i}).encode())"#);
+    let more_orders = wait_for_rows(&lake, &orders, 200).await;
+    broker.create_topic(&later, 2);
+    broker.produce(&later, r#"for i in range(300): producer.send(topic, value=json.dumps({"id": i}).encode())"#);
+    let refunds = wait_for_rows(&lake, &later, 300).await;
+    child.kill().expect("stop");
+    wait_for_exit(&mut child);
+    assert_exactly_once(&refunds, 0..300);
+    assert_exactly_once(&more_orders, 0..200);
+    assert_exactly_once(&landed(&lake, &payments).await, 0..100);
+}

@@ -29,6 +29,8 @@ pub const NAMESPACE: &str = "kafka";
 pub const DEFAULT_MAX_MESSAGES_PER_BATCH: usize = 500_000;
 /// The latency target of a continuous sync: messages read wait at most this long before their commit.
 pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_secs(5);
+/// How often a continuous sync with a topic pattern lists the cluster's topics for new ones.
+pub const DEFAULT_TOPIC_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
 /// The pause between passes of a continuous sync once a topic is caught up.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -116,6 +118,10 @@ struct RawProfile {
     #[serde(default)]
     strict: Option<bool>,
     #[serde(default)]
+    topic_pattern: Option<String>,
+    #[serde(default)]
+    topic_refresh_interval: Option<String>,
+    #[serde(default)]
     properties: BTreeMap<String, String>,
 }
 
@@ -137,6 +143,10 @@ pub struct KafkaConfig {
     pub poll_interval: Duration,
     /// Stop when offsets the table records are gone from the broker (retention), rather than skip them.
     pub fail_on_data_loss: bool,
+    /// Topics whose whole name matches this are synced as well as `topics`, those created later included.
+    pub topic_pattern: Option<regex::Regex>,
+    /// How often a continuous sync looks for new topics matching `topic_pattern`.
+    pub topic_refresh_interval: Duration,
     /// Stop at the first message whose value does not decode into its columns, instead of rescuing it.
     pub strict: bool,
     /// The Confluent Schema Registry's URL, for `--format avro`.
@@ -163,8 +173,17 @@ impl KafkaConfig {
             )));
         }
         let topics: Vec<String> = pipeline.tables.iter().map(|table| topic_name(table).to_string()).collect();
-        if topics.is_empty() {
-            return Err(Error::config(format!("{at}: name the topics to sync (--topics orders,payments)")));
+        // Anchored, as Kafka clients match a subscription pattern: `cdc\..*` is not `old.cdc.x`.
+        let topic_pattern = match raw.topic_pattern.as_deref() {
+            None => None,
+            Some(pattern) => Some(regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|cause| {
+                Error::config(format!("{at}: topic_pattern = \"{pattern}\" is not a regular expression: {cause}"))
+            })?),
+        };
+        if topics.is_empty() && topic_pattern.is_none() {
+            return Err(Error::config(format!(
+                "{at}: name the topics to sync (--topics orders,payments), or a pattern (--topic-pattern 'cdc\\..*')"
+            )));
         }
         let duration = |value: Option<String>, name: &str, default: Duration| -> Result<Duration> {
             match value {
@@ -212,6 +231,12 @@ impl KafkaConfig {
             fail_on_data_loss: raw.fail_on_data_loss.unwrap_or(true),
             schema_registry: raw.schema_registry,
             strict: raw.strict.unwrap_or(false),
+            topic_pattern,
+            topic_refresh_interval: duration(
+                raw.topic_refresh_interval,
+                "topic_refresh_interval",
+                DEFAULT_TOPIC_REFRESH_INTERVAL,
+            )?,
             properties: raw.properties,
             table_options,
             default_options: pipeline.default_options.clone(),

@@ -11,8 +11,17 @@ pub struct KafkaSyncFlags {
     pub brokers: String,
 
     /// Topics to sync, comma-separated: orders,payments. Each lands at <dest>/kafka/<topic>.
-    #[arg(long, value_delimiter = ',', required = true)]
+    #[arg(long, value_delimiter = ',', required_unless_present = "topic_pattern")]
     pub topics: Vec<String>,
+
+    /// Also every topic whose whole name matches this regular expression ('cdc\..*'), those created later
+    /// included.
+    #[arg(long, value_name = "REGEX")]
+    pub topic_pattern: Option<String>,
+
+    /// How often --continuous looks for new topics matching --topic-pattern (default 30s).
+    #[arg(long, value_name = "DURATION")]
+    pub topic_refresh_interval: Option<String>,
 
     /// How values decode: json (an object's fields as columns; the default), avro (the schema registry's wire
     /// format), debezium (change events merged by key), string or bytes (a `value` column).
@@ -70,6 +79,8 @@ impl KafkaSyncFlags {
             ("format", self.format),
             ("mode", self.mode),
             ("schema_registry", self.schema_registry),
+            ("topic_pattern", self.topic_pattern),
+            ("topic_refresh_interval", self.topic_refresh_interval),
             ("starting_offsets", self.starting_offsets),
             ("commit_interval", self.commit_interval),
         ] {

@@ -97,25 +97,51 @@ struct Pass {
     reached_at: BTreeMap<i32, Instant>,
 }
 
+/// A consumer with the connector's settings and the user's `properties`.
+fn consumer(config: &KafkaConfig) -> Result<BaseConsumer> {
+    let mut client = ClientConfig::new();
+    client
+        .set("bootstrap.servers", &config.brokers)
+        // Only lag tools see the group; nothing is committed to it.
+        .set("group.id", format!("connector-{}", config.pipeline))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "true")
+        .set("auto.offset.reset", "error")
+        .set("isolation.level", "read_committed")
+        .set("queued.max.messages.kbytes", PREFETCH_KIB);
+    for (name, value) in &config.properties {
+        client.set(name, value);
+    }
+    client.create().map_err(|cause| {
+        Error::config(format!("kafka: the client settings are not valid (check `properties`): {cause}"))
+    })
+}
+
+/// The topics of the cluster, Kafka's internal ones (`__consumer_offsets`, …) left out. Blocks.
+pub fn cluster_topics(config: &KafkaConfig) -> Result<Vec<String>> {
+    let metadata = consumer(config)?.fetch_metadata(None, REQUEST_TIMEOUT).map_err(|cause| {
+        Error::new(
+            ErrorKind::Source,
+            Retry::WithBackoff,
+            format!(
+                "kafka: cannot list the topics of {}: {cause}; check that the brokers are reachable and the \
+                 security settings (`properties`) match theirs",
+                config.brokers
+            ),
+        )
+    })?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .filter(|topic| topic.error().is_none() && !topic.name().starts_with("__"))
+        .map(|topic| topic.name().to_string())
+        .collect())
+}
+
 impl TopicConsumer {
     pub fn new(config: &KafkaConfig, topic: &str) -> Result<Self> {
-        let mut client = ClientConfig::new();
-        client
-            .set("bootstrap.servers", &config.brokers)
-            // Only lag tools see the group; nothing is committed to it.
-            .set("group.id", format!("connector-{}", config.pipeline))
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("enable.partition.eof", "true")
-            .set("auto.offset.reset", "error")
-            .set("isolation.level", "read_committed")
-            .set("queued.max.messages.kbytes", PREFETCH_KIB);
-        for (name, value) in &config.properties {
-            client.set(name, value);
-        }
-        let consumer: BaseConsumer = client.create().map_err(|cause| {
-            Error::config(format!("kafka: the client settings are not valid (check `properties`): {cause}"))
-        })?;
+        let consumer = consumer(config)?;
         Ok(TopicConsumer {
             topic: topic.to_string(),
             brokers: config.brokers.clone(),
