@@ -14,11 +14,12 @@ use std::time::{Duration, Instant};
 use connector_core::error::{Error, ErrorKind, Result, Retry};
 use connector_core::schema::TableId;
 use rdkafka::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Headers, Message};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::config::{KafkaConfig, NAMESPACE, StartingOffsets};
 use crate::offsets::TopicOffsets;
@@ -34,11 +35,12 @@ const IDLE_WAIT: Duration = Duration::from_secs(3);
 /// How long a partition written to without pause is read past the end it had as the pass began before the pass
 /// ends without the consumer having met the broker's end.
 const END_GRACE: Duration = Duration::from_secs(2);
-/// Messages of one page at most; its bytes at most [`PAGE_BYTES`].
+/// Messages of one page at most; its bytes at most [`PAGE_BYTES`]. The engine queues up to 16 pages while a batch
+/// merges, so pages of 2 MiB keep that queue at 32 MiB (with 16 MiB pages, 1 KB messages took a sync to 700 MiB).
 const PAGE_MESSAGES: usize = 20_000;
-const PAGE_BYTES: usize = 16 * 1024 * 1024;
-/// The consumer's prefetch per partition (librdkafka's `queued.max.messages.kbytes`; its default, 64 MiB, would
-/// let a topic of many partitions hold gigabytes).
+const PAGE_BYTES: usize = 2 * 1024 * 1024;
+/// The consumer's prefetch (librdkafka's `queued.max.messages.kbytes`, for the one queue of a consumer assigned
+/// its partitions; its default, 64 MiB, is more than a page needs).
 const PREFETCH_KIB: &str = "16384";
 
 /// One message, copied out of the consumer.
@@ -75,7 +77,7 @@ pub struct TopicConsumer {
     topic: String,
     brokers: String,
     pipeline: String,
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<ClientLog>,
     starting_offsets: StartingOffsets,
     fail_on_data_loss: bool,
     /// Messages of one page at most: [`PAGE_MESSAGES`], or fewer if a commit takes fewer.
@@ -91,14 +93,32 @@ pub struct TopicConsumer {
 struct Pass {
     /// Per partition, the end offset the broker gave as the pass began.
     end: BTreeMap<i32, i64>,
+    /// Partitions whose offset in the table (the value) was past that end, not yet shown to go on by a message.
+    past_end: BTreeMap<i32, i64>,
     /// Partitions the consumer found at the broker's end while fetching, during this pass.
     at_end: BTreeSet<i32>,
     /// When each partition got past `end`.
     reached_at: BTreeMap<i32, Instant>,
 }
 
+/// Where the client's own reports go. A partition's end is how a pass learns it is caught up
+/// (`enable.partition.eof`), which librdkafka also reports as an error; the client retries the others itself
+/// (a broker restarting), and those that stop a read come back from `poll` too.
+struct ClientLog;
+
+impl ClientContext for ClientLog {
+    fn error(&self, error: KafkaError, reason: &str) {
+        match error.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::PartitionEOF) => debug!(%reason, "the Kafka client met a partition's end"),
+            _ => warn!(%error, %reason, "the Kafka client reports a failure; it retries"),
+        }
+    }
+}
+
+impl ConsumerContext for ClientLog {}
+
 /// A consumer with the connector's settings and the user's `properties`.
-fn consumer(config: &KafkaConfig) -> Result<BaseConsumer> {
+fn consumer(config: &KafkaConfig) -> Result<BaseConsumer<ClientLog>> {
     let mut client = ClientConfig::new();
     client
         .set("bootstrap.servers", &config.brokers)
@@ -113,7 +133,7 @@ fn consumer(config: &KafkaConfig) -> Result<BaseConsumer> {
     for (name, value) in &config.properties {
         client.set(name, value);
     }
-    client.create().map_err(|cause| {
+    client.create_with_context(ClientLog).map_err(|cause| {
         Error::config(format!("kafka: the client settings are not valid (check `properties`): {cause}"))
     })
 }
@@ -196,6 +216,9 @@ impl TopicConsumer {
                         continue;
                     }
                     offsets.0.insert(partition, message.offset() + 1);
+                    if let Some(pass) = self.pass.as_mut() {
+                        pass.past_end.remove(&partition);
+                    }
                     let owned = owned_message(&message);
                     bytes += owned.value.as_ref().map_or(0, Vec::len) + owned.key.as_ref().map_or(0, Vec::len);
                     messages.push(owned);
@@ -218,7 +241,15 @@ impl TopicConsumer {
             }
             caught_up |= self.pass_done(&offsets);
         }
-        self.assigned = Some(offsets.clone());
+        if caught_up && self.check_past_end(&mut offsets)? {
+            // A partition is read again from its start: a new pass, from the offsets as they now stand, with the
+            // consumer assigned to them anew.
+            caught_up = false;
+            self.pass = None;
+            self.assigned = None;
+        } else {
+            self.assigned = Some(offsets.clone());
+        }
         if caught_up {
             self.pass = None;
         }
@@ -259,6 +290,7 @@ impl TopicConsumer {
             )));
         }
         let mut end = BTreeMap::new();
+        let mut past_end = BTreeMap::new();
         let mut placed_by_time = Vec::new();
         for partition in partitions {
             let (low, high) = self
@@ -279,10 +311,12 @@ impl TopicConsumer {
                     offsets.0.insert(partition, start);
                 }
                 Some(next) if next < low => self.data_lost(offsets, partition, next, low)?,
-                // The table read past the partition's end: the topic is not the one it read (deleted and created
-                // again, or a broker lost acknowledged messages). Reading on from `next` would skip the messages
-                // the new partition holds below it without a word.
-                Some(next) if next > high => self.data_lost_past_end(offsets, partition, next, low, high)?,
+                // The table read past the partition's end: the topic may not be the one it read (deleted and
+                // created again, or a broker lost acknowledged messages), and reading on from `next` would skip
+                // the messages the new partition holds below it without a word. Checked as the pass ends
+                // (`check_past_end`), unless a message at `next` or later shows the partition goes on: brokers
+                // whose end offsets lag their log (tansu) give an end below `next` while messages are produced.
+                Some(next) if next > high => drop(past_end.insert(partition, next)),
                 Some(_) => {}
             }
             end.insert(partition, high);
@@ -290,8 +324,27 @@ impl TopicConsumer {
         if !placed_by_time.is_empty() {
             self.place_by_time(offsets, &placed_by_time)?;
         }
-        self.pass = Some(Pass { end, at_end: BTreeSet::new(), reached_at: BTreeMap::new() });
+        self.pass = Some(Pass { end, past_end, at_end: BTreeSet::new(), reached_at: BTreeMap::new() });
         Ok(())
+    }
+
+    /// As a pass ends: a partition that began it past its end, and gave no message since, is asked for its end
+    /// again; still below the table's offset, its messages are not the ones the table read. Returns whether the
+    /// pass goes on (a partition read again from its start, with `fail_on_data_loss = false`).
+    fn check_past_end(&mut self, offsets: &mut TopicOffsets) -> Result<bool> {
+        let past_end = self.pass.as_mut().map(|pass| std::mem::take(&mut pass.past_end)).unwrap_or_default();
+        let mut restarted = false;
+        for (partition, next) in past_end {
+            let (low, high) = self
+                .consumer
+                .fetch_watermarks(&self.topic, partition, REQUEST_TIMEOUT)
+                .map_err(|cause| self.unreachable("cannot read the partitions' offsets", cause))?;
+            if high < next {
+                self.data_lost_past_end(offsets, partition, next, low, high)?;
+                restarted = true;
+            }
+        }
+        Ok(restarted)
     }
 
     /// Places each of `partitions` (partition, timestamp, end) at its first message at or after the timestamp, or
