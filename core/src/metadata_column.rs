@@ -55,6 +55,12 @@ pub const DEBEZIUM_SOURCE: &str = "_cdc_debezium_source";
 pub const SOURCE_FILLED: &[&str] =
     &[KAFKA_TOPIC, KAFKA_PARTITION, KAFKA_OFFSET, KAFKA_TIMESTAMP, KAFKA_KEY, KAFKA_HEADERS, DEBEZIUM_SOURCE];
 
+/// Whether `name` is a metadata column the connector fills (operation, position, times, deletes), as opposed to
+/// a source's column, including the metadata columns a source fills itself ([`SOURCE_FILLED`]).
+pub fn filled_by_connector(name: &str) -> bool {
+    name.starts_with(METADATA_PREFIX) && !SOURCE_FILLED.contains(&name)
+}
+
 pub(crate) fn timestamp_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from("UTC")))
 }

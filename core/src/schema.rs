@@ -9,7 +9,7 @@ use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use deltalake::datafusion::scalar::ScalarValue;
 
 use crate::error::{Error, Result};
-use crate::metadata_column::{METADATA_PREFIX, SOURCE_FILLED};
+use crate::metadata_column::{METADATA_PREFIX, filled_by_connector};
 pub use crate::table_id::TableId;
 
 /// One source column and the Arrow type it lands as.
@@ -87,7 +87,7 @@ impl TableSchema {
     pub fn new(id: TableId, columns: Vec<Column>, primary_key: Vec<String>) -> Result<Self> {
         let schema = TableSchema { id, columns, primary_key };
         for (index, column) in schema.columns.iter().enumerate() {
-            if column.name.starts_with(METADATA_PREFIX) && !SOURCE_FILLED.contains(&column.name.as_str()) {
+            if filled_by_connector(&column.name) {
                 return Err(Error::schema(
                     &schema.id,
                     format!(

@@ -156,9 +156,9 @@ fn abbreviated(value: &Value) -> String {
 
 fn not_an_event(topic: &str, message: &KafkaMessage, reason: &str) -> Error {
     Error::config(format!(
-        "kafka: the message at offset {} of partition {} of `{topic}` is not a Debezium change event: {reason}. \
-         Sync this topic with another --format, or fix its producer",
-        message.offset, message.partition
+        "kafka: the message at {} is not a Debezium change event: {reason}. Sync this topic with another \
+         --format, or fix its producer",
+        message.place(topic)
     ))
 }
 

@@ -265,11 +265,10 @@ fn refuse_rescued(topic: &str, rows: &RecordBatch, messages: &[KafkaMessage]) ->
     let Some(rescued) = rows.column_by_name(RESCUED_DATA) else { return Ok(()) };
     let Some(row) = (0..rescued.len()).find(|&row| rescued.is_valid(row)) else { return Ok(()) };
     let text = rescued.as_any().downcast_ref::<StringArray>().map(|values| values.value(row)).unwrap_or_default();
-    let message = &messages[row];
     Err(Error::config(format!(
-        "kafka: the message at offset {} of partition {} of `{topic}` does not decode into the table's columns \
-         (strict mode): {text}. Fix its producer, or sync without --strict to keep such values in {RESCUED_DATA}",
-        message.offset, message.partition
+        "kafka: the message at {} does not decode into the table's columns (strict mode): {text}. Fix its \
+         producer, or sync without --strict to keep such values in {RESCUED_DATA}",
+        messages[row].place(topic)
     )))
 }
 
@@ -281,9 +280,9 @@ fn upserts(topic: &str, messages: &[KafkaMessage]) -> Result<Vec<Operation>> {
         .iter()
         .map(|message| match (&message.key, &message.value) {
             (None, _) => Err(Error::config(format!(
-                "kafka: the message at offset {} of partition {} of `{topic}` has no key, which mode upsert merges \
-                 by; produce keyed messages to this topic, or sync it with --mode append",
-                message.offset, message.partition
+                "kafka: the message at {} has no key, which mode upsert merges by; produce keyed messages to this \
+                 topic, or sync it with --mode append",
+                message.place(topic)
             ))),
             (Some(_), None) => Ok(Operation::Delete),
             (Some(_), Some(_)) => Ok(Operation::Update),

@@ -94,20 +94,20 @@ impl KafkaPipeline {
             let streams = self.streams_of(&topics)?;
             // Without a pattern (or in a `once` sync) the set cannot grow: one run of the streams.
             if mode == SyncMode::Once || self.config.topic_pattern.is_none() {
-                return merged(report, poll_streams(&streams, &self.sink, settings, mode, shutdown).await?);
+                return Ok(merged(report, poll_streams(&streams, &self.sink, settings, mode, shutdown).await?));
             }
             let (stop_streams, streams_shutdown) = Shutdown::new();
             let running = poll_streams(&streams, &self.sink, settings, mode, streams_shutdown);
             tokio::pin!(running);
-            let mut grown = None;
+            let mut stopping = Stopping::No;
             let outcome = loop {
                 tokio::select! {
                     outcome = &mut running => break outcome,
-                    () = shutdown.requested(), if !shutdown_sent(&grown) => {
-                        grown = Some(None);
+                    () = shutdown.requested(), if !matches!(stopping, Stopping::ForShutdown) => {
+                        stopping = Stopping::ForShutdown;
                         stop_streams.request();
                     }
-                    () = tokio::time::sleep(self.config.topic_refresh_interval), if grown.is_none() => {
+                    () = tokio::time::sleep(self.config.topic_refresh_interval), if matches!(stopping, Stopping::No) => {
                         // A failed listing is tried again at the next refresh; the streams read on meanwhile.
                         let now = match self.topics().await {
                             Ok(now) => now,
@@ -118,28 +118,32 @@ impl KafkaPipeline {
                         };
                         if now != topics {
                             info!(pipeline = %self.config.pipeline, topics = now.len(), "new topics match the pattern");
-                            grown = Some(Some(now));
+                            stopping = Stopping::ForTopics(now);
                             stop_streams.request();
                         }
                     }
                 }
             };
-            report = merged(report, outcome?)?;
-            match grown {
-                Some(Some(now)) if !shutdown.is_requested() => topics = now,
+            report = merged(report, outcome?);
+            match stopping {
+                Stopping::ForTopics(now) if !shutdown.is_requested() => topics = now,
                 _ => return Ok(report),
             }
         }
     }
 }
 
-/// Whether the outer shutdown was passed on already (`Some(None)`).
-fn shutdown_sent(grown: &Option<Option<Vec<String>>>) -> bool {
-    matches!(grown, Some(None))
+/// Why the streams of a continuous sync were asked to stop at their next commit.
+enum Stopping {
+    No,
+    /// The sync was asked to stop.
+    ForShutdown,
+    /// These topics match the pattern now: the streams go on with them.
+    ForTopics(Vec<String>),
 }
 
 /// `earlier` with `later`'s tables: a table's counts summed, its position the later one.
-fn merged(mut earlier: SyncReport, later: SyncReport) -> Result<SyncReport> {
+fn merged(mut earlier: SyncReport, later: SyncReport) -> SyncReport {
     for table in later.tables {
         match earlier.tables.iter_mut().find(|known| known.table == table.table) {
             Some(known) => {
@@ -150,7 +154,7 @@ fn merged(mut earlier: SyncReport, later: SyncReport) -> Result<SyncReport> {
             None => earlier.tables.push(table),
         }
     }
-    Ok(earlier)
+    earlier
 }
 
 impl Pipeline for KafkaPipeline {

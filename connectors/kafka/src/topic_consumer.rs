@@ -56,6 +56,13 @@ pub struct KafkaMessage {
     pub headers: Vec<(String, Option<Vec<u8>>)>,
 }
 
+impl KafkaMessage {
+    /// Where the message is, for errors: "offset 12 of partition 3 of `orders`".
+    pub fn place(&self, topic: &str) -> String {
+        format!("offset {} of partition {} of `{topic}`", self.offset, self.partition)
+    }
+}
+
 /// The messages read from one set of offsets, and the offsets after them.
 #[derive(Debug)]
 pub struct MessagePage {

@@ -20,7 +20,7 @@ use super::commit_state;
 use super::table_writer::DeltaTableWriter;
 use crate::cursor::TableCursor;
 use crate::error::{Error, ErrorKind, Result, Retry};
-use crate::metadata_column::METADATA_PREFIX;
+use crate::metadata_column::filled_by_connector;
 use crate::schema::{EarlierRows, TableId, TableSchema};
 
 /// What must change in the Delta schema before rows of the incoming shape can be written.
@@ -125,9 +125,10 @@ pub fn widens_exactly(narrow: &ArrowType, wide: &ArrowType) -> bool {
     kernel(narrow).zip(kernel(wide)).is_some_and(|(narrow, wide)| widens(&narrow, &wide))
 }
 
-/// Source columns of the Delta schema (metadata columns excluded), in Delta order.
+/// Source columns of the Delta schema (metadata columns the connector fills excluded, those a source fills kept),
+/// in Delta order.
 pub(crate) fn source_fields(delta: &StructType) -> impl Iterator<Item = &StructField> {
-    delta.fields().filter(|field| !field.name().starts_with(METADATA_PREFIX))
+    delta.fields().filter(|field| !filled_by_connector(field.name()))
 }
 
 impl DeltaTableWriter {

@@ -13,7 +13,7 @@ use deltalake::arrow::compute::cast;
 use deltalake::arrow::datatypes::{Field, Schema, SchemaRef};
 use deltalake::arrow::error::ArrowError;
 
-use crate::metadata_column::{METADATA_PREFIX, SOURCE_FILLED};
+use crate::metadata_column::filled_by_connector;
 
 /// Metadata column values for the rows of a batch, keyed by column name.
 #[derive(Debug, Default)]
@@ -81,7 +81,7 @@ pub(crate) fn rows_for_table(
     let mut fields: Vec<Field> = Vec::with_capacity(table_schema.fields().len() + extra.len());
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(fields.capacity());
     for field in table_schema.fields() {
-        let source = if field.name().starts_with(METADATA_PREFIX) && !SOURCE_FILLED.contains(&field.name().as_str()) {
+        let source = if filled_by_connector(field.name()) {
             metadata.columns.get(field.name().as_str()).cloned()
         } else {
             rows.column_by_name(field.name()).cloned()

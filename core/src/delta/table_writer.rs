@@ -27,7 +27,7 @@ use crate::cursor::TableCursor;
 use crate::engine::ChunkedCopy;
 use crate::error::{Error, Result};
 use crate::ingested_file::IngestedFile;
-use crate::metadata_column::{METADATA_PREFIX, SOURCE_FILLED};
+use crate::metadata_column::METADATA_PREFIX;
 use crate::options::{DeleteMode, TableOptions};
 use crate::position::SourcePosition;
 use crate::schema::{TableId, TableSchema};
@@ -305,9 +305,7 @@ impl DeltaTableWriter {
             }
         }
         for key in &self.key_columns {
-            let stored = source_fields(&delta_schema).any(|field| field.name() == key)
-                || (SOURCE_FILLED.contains(&key.as_str()) && delta_schema.field(key).is_some());
-            if !stored {
+            if !source_fields(&delta_schema).any(|field| field.name() == key) {
                 return Err(Error::config(format!("key column `{key}` is not a column of {}", self.table_id))
                     .for_table(&self.table_id));
             }
