@@ -11,7 +11,7 @@ use std::time::Duration;
 use connector_core::schema::TableId;
 use url::Url;
 
-use crate::support::connector_process::{difference, wait_for_exit};
+use crate::support::connector_process::{difference, kill_moments, wait_for_exit};
 use crate::support::delta::{TempLake, delta_commits_under, read_rows, read_rows_with};
 use crate::support::s3::S3Server;
 
@@ -55,11 +55,9 @@ pub(crate) async fn sync_files_killed_at_random(
         started.elapsed().as_millis() as u64
     };
     let whole_sync = timed_sync().min(timed_sync());
-    let lifetime_ms = 10..whole_sync.max(20);
     let seed = fastrand::u64(..);
-    let mut random = fastrand::Rng::with_seed(seed);
     let (mut kills, mut rounds_seen) = (0, Vec::new());
-    for _ in 0..rounds {
+    for lifetime in kill_moments(&mut fastrand::Rng::with_seed(seed), whole_sync, rounds) {
         let mut child = Command::new(CONNECTOR)
             .args(["sync", "files", "--path", landing, "--table", &format!("raw.{table}"), "--once"])
             .args(["--dest", lake.to_str().expect("utf-8")])
@@ -68,14 +66,13 @@ pub(crate) async fn sync_files_killed_at_random(
             .stderr(Stdio::null())
             .spawn()
             .expect("run connector");
-        let lifetime = random.u64(lifetime_ms.clone());
-        tokio::time::sleep(Duration::from_millis(lifetime)).await;
+        tokio::time::sleep(lifetime).await;
         let ended = child.try_wait().expect("poll");
         if ended.is_none() {
             child.kill().expect("kill -9");
             kills += 1;
         }
-        rounds_seen.push((lifetime, ended));
+        rounds_seen.push((lifetime.as_millis(), ended));
         wait_for_exit(&mut child);
     }
     assert!(

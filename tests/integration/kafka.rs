@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use connector_core::schema::TableId;
 
-use crate::support::connector_process::wait_for_exit;
+use crate::support::connector_process::{kill_moments, wait_for_exit};
 use crate::support::delta::{TempLake, read_rows};
 use crate::support::kafka::KafkaBroker;
 
@@ -166,9 +166,8 @@ async fn killed_syncs(broker: &KafkaBroker, lake: &TempLake, topic: &str, extra:
     assert_synced(&sync_kafka(broker, &timing_lake, topic, extra));
     let whole = started.elapsed().as_millis() as u64;
     let seed = fastrand::u64(..);
-    let mut random = fastrand::Rng::with_seed(seed);
     let mut kills = 0;
-    for _ in 0..runs {
+    for lifetime in kill_moments(&mut fastrand::Rng::with_seed(seed), whole, runs) {
         let mut child = Command::new(CONNECTOR)
             .args(["sync", "kafka", "--brokers", &broker.brokers, "--topics", topic, "--once"])
             .args(["--dest", lake.dir.path().to_str().expect("utf-8")])
@@ -177,7 +176,7 @@ async fn killed_syncs(broker: &KafkaBroker, lake: &TempLake, topic: &str, extra:
             .stderr(Stdio::null())
             .spawn()
             .expect("run connector");
-        tokio::time::sleep(Duration::from_millis(random.u64(10..whole.max(20)))).await;
+        tokio::time::sleep(lifetime).await;
         if child.try_wait().expect("poll").is_none() {
             child.kill().expect("kill -9");
             kills += 1;

@@ -65,6 +65,19 @@ pub fn has_parquet(dir: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// When to `kill -9` each of `runs` runs of a sync that, run whole, takes `whole_ms`: random moments over the
+/// whole sync, except the first, which falls in its first half. Each run resumes what the last committed, so
+/// later runs have less to do and may end before their moment; the first kill must land while work is left, or
+/// the test tests nothing.
+pub fn kill_moments(random: &mut fastrand::Rng, whole_ms: u64, runs: usize) -> Vec<Duration> {
+    (0..runs)
+        .map(|run| {
+            let latest = if run == 0 { whole_ms / 2 } else { whole_ms };
+            Duration::from_millis(random.u64(10..latest.max(20)))
+        })
+        .collect()
+}
+
 /// The first rows only one side has, for a readable failure.
 pub fn difference(expected: &[String], landed: &[String]) -> String {
     // Sets, so a soak's hundred thousand rows compare in linear time.
