@@ -23,6 +23,14 @@ pub async fn load(args: LoadArgs) -> Result<ExitCode> {
             0 => println!(),
             _ => println!(", {superseded} replaced by a later row with the same key"),
         }
+        print!(
+            "table files: {} rewritten, {} marked (replaced rows in a deletion vector), {} added",
+            merged.files_removed, merged.files_marked, merged.files_added
+        );
+        match merged.key_slices {
+            0 | 1 => println!(),
+            slices => println!("; rows read back in {slices} slices of the keys (--merge-memory)"),
+        }
     }
     println!("columns:");
     for column in &report.schema.columns {

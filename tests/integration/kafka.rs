@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use connector_core::schema::TableId;
 
-use crate::support::connector_process::{kill_moments, wait_for_exit};
+use crate::support::connector_process::{difference, kill_moments, wait_for_exit};
 use crate::support::delta::{TempLake, read_rows};
 use crate::support::kafka::KafkaBroker;
 
@@ -333,6 +333,105 @@ async fn kafka_debezium_change_events_merge_into_the_rows_the_database_holds_thr
         &sources[..3]
     );
     assert!(sources.iter().all(|row| row.contains(r#""lsn":"#)), "every row names its source position");
+}
+
+/// Debezium's PostgreSQL connector's events for a table of `numeric(10,2)`, `date`, `timestamp`, `timestamptz`,
+/// `time` and unconstrained `numeric` columns, with the logical types its schemas name (a decimal as base64
+/// bytes of the unscaled integer, a date as days since 1970, a timestamp as microseconds, a time as microseconds
+/// of the day, a variable-scale decimal as a struct), as Python's own decimal and datetime compute them: a
+/// snapshot of 300 rows (some fields null), then an update of every third. Prints the rows as the table must
+/// show them.
+const DEBEZIUM_TYPED_EVENTS: &str = r#"
+import base64, datetime, decimal
+def unscaled_bytes(value, scale):
+    unscaled = int(value.scaleb(scale))
+    return base64.b64encode(unscaled.to_bytes((unscaled.bit_length() + 8) // 8, "big", signed=True)).decode()
+fields = [
+    {"type": "int32", "optional": False, "field": "id"},
+    {"type": "bytes", "optional": True, "name": "org.apache.kafka.connect.data.Decimal", "version": 1,
+     "parameters": {"scale": "2", "connect.decimal.precision": "10"}, "field": "amount"},
+    {"type": "int32", "optional": True, "name": "io.debezium.time.Date", "version": 1, "field": "born"},
+    {"type": "int64", "optional": True, "name": "io.debezium.time.MicroTimestamp", "version": 1, "field": "created"},
+    {"type": "string", "optional": True, "name": "io.debezium.time.ZonedTimestamp", "version": 1, "field": "updated"},
+    {"type": "int64", "optional": True, "name": "io.debezium.time.MicroTime", "version": 1, "field": "opens"},
+    {"type": "struct", "optional": True, "name": "io.debezium.data.VariableScaleDecimal", "version": 1,
+     "fields": [{"type": "int32", "optional": False, "field": "scale"}, {"type": "bytes", "optional": False, "field": "value"}],
+     "field": "ratio"},
+]
+row_schema = {"type": "struct", "optional": True, "name": "dbserver1.public.typed.Value", "fields": fields, "field": "after"}
+envelope_schema = {"type": "struct", "optional": False, "name": "dbserver1.public.typed.Envelope",
+                   "fields": [dict(row_schema, field="before"), row_schema,
+                              {"type": "string", "optional": False, "field": "op"}]}
+key_schema = {"type": "struct", "optional": False, "name": "dbserver1.public.typed.Key", "fields": [fields[0]]}
+epoch = datetime.datetime(1970, 1, 1)
+expected = {}
+def row(id, version):
+    amount = decimal.Decimal(id * 37 + version) / 100 * (-1 if id % 5 == 0 else 1)
+    born = datetime.date(1950, 1, 1) + datetime.timedelta(days=id * 97 + version)
+    created = datetime.datetime(2026, 1, 1) + datetime.timedelta(seconds=id * 3600 + version, microseconds=(id % 900) * 1000 + 1)
+    updated = datetime.datetime(2026, 12, 6, tzinfo=datetime.timezone.utc) + datetime.timedelta(minutes=id, microseconds=id * 1000 + 1)
+    opens = datetime.time(id % 24, version, 30, (id % 900) * 1000 + 1)
+    ratio = decimal.Decimal(id).scaleb(-(id % 4)) + version
+    null = id % 7 == 0
+    value = {
+        "id": id,
+        "amount": None if null else unscaled_bytes(amount, 2),
+        "born": None if null else (born - datetime.date(1970, 1, 1)).days,
+        "created": (created - epoch) // datetime.timedelta(microseconds=1),
+        "updated": updated.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "opens": ((opens.hour * 60 + opens.minute) * 60 + opens.second) * 1_000_000 + opens.microsecond,
+        "ratio": {"scale": -ratio.as_tuple().exponent, "value": unscaled_bytes(ratio, -ratio.as_tuple().exponent)},
+    }
+    shown = [str(id), "∅" if null else f"{amount:.2f}", "∅" if null else born.isoformat(), created.isoformat(),
+             updated.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), opens.strftime("%H:%M:%S.%f"), str(ratio)]
+    return value, "|".join(shown)
+def send(op, id, before, after):
+    payload = {"before": before, "after": after, "op": op, "source": {"connector": "postgresql", "lsn": id}}
+    key = {"schema": key_schema, "payload": {"id": id}}
+    producer.send(topic, key=json.dumps(key).encode(), value=json.dumps({"schema": envelope_schema, "payload": payload}).encode())
+for id in range(1, 301):
+    value, expected[id] = row(id, 0)
+    send("r", id, None, value)
+for id in range(3, 301, 3):
+    before, _ = row(id, 0)
+    value, expected[id] = row(id, 1)
+    send("u", id, before, value)
+for id in sorted(expected):
+    print(expected[id])
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_debezium_logical_types_land_as_decimals_dates_and_timestamps_of_their_declared_types() {
+    let broker = KafkaBroker::start();
+    let lake = TempLake::new();
+    let topic = unique_topic("dbserver1.public.typed");
+    broker.create_topic(&topic, 2);
+    let expected: Vec<String> = broker.produce(&topic, DEBEZIUM_TYPED_EVENTS).lines().map(str::to_string).collect();
+    assert_synced(&sync_kafka(&broker, &lake, &topic, &["--format", "debezium", "--max-messages-per-batch", "150"]));
+
+    let url = lake.table_url(&TableId::new("kafka", &topic));
+    let mut rows = read_rows(&url, &["id", "amount", "born", "created", "updated", "opens", "ratio"]).await;
+    rows.sort_by_key(|row| row.split('|').next().and_then(|id| id.parse::<i64>().ok()));
+    assert_eq!(rows.len(), 300, "a row per key");
+    assert!(rows == expected, "rows as the database holds them: {}", difference(&expected, &rows));
+    let table = connector_core::deltalake::open_table(url.clone()).await.expect("table");
+    let schema = table.snapshot().expect("snapshot").schema().clone();
+    let type_of = |name: &str| format!("{:?}", schema.field(name).expect(name).data_type());
+    let types: Vec<String> = ["amount", "born", "created", "updated", "opens", "ratio"].map(type_of).to_vec();
+    assert_eq!(
+        types,
+        [
+            "Primitive(Decimal(DecimalType { precision: 10, scale: 2 }))",
+            "Primitive(Date)",
+            "Primitive(TimestampNtz)",
+            "Primitive(Timestamp)",
+            "Primitive(String)",
+            "Primitive(String)"
+        ],
+        "the types the schemas declare"
+    );
+    let rescued = read_rows(&url, &["_rescued_data"]).await;
+    assert!(rescued.iter().all(|row| row == "∅"), "nothing rescued: {:?}", rescued.iter().find(|row| *row != "∅"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 
 use connector_core::schema::TableId;
 
-use crate::support::delta::{TempLake, delta_commits_under, read_rows};
+use crate::support::delta::{TempLake, delta_commits_under, python_reading, read_rows};
 
 const CONNECTOR: &str = env!("CARGO_BIN_EXE_connector");
 
@@ -248,19 +248,53 @@ fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {
     files
 }
 
-/// A merge load larger than `--merge-memory` is merged in slices of its keys, each its own commit: the table
-/// equals the upsert Python computes (the last row of each key over both files, duplicates within and across
-/// them), each file is in the ledger once, and the same load again (what a crash before the last slice's
-/// commit leads to) leaves the same rows.
+/// A merge load larger than `--merge-memory` is read back in slices of its keys, and still lands in one commit:
+/// the table equals the upsert Python computes (the last row of each key over both files, duplicates within and
+/// across them), each file is in the ledger once, and the same load again leaves the same rows. The table's
+/// files are small, so the merge rewrites them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_merge_load_past_its_memory_is_merged_in_key_slices_with_the_same_result() {
+async fn a_merge_load_past_its_memory_is_read_in_key_slices_and_lands_in_one_commit() {
+    let (printed, ..) = sliced_merge_load(40_000, "300000").await;
+    assert!(printed.contains(" rewritten, 0 marked"), "the small files are rewritten: {printed}");
+}
+
+/// As above, into a table whose one file is large (random text) and keeps most of its rows: the merge marks
+/// the replaced rows deleted (a deletion vector gathered over every slice) rather than rewriting the file,
+/// and the table reads the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sliced_merge_load_into_a_large_file_marks_the_rows_of_every_slice_in_one_deletion_vector() {
+    let (printed, lake, expected) = sliced_merge_load(300_000, "1000000").await;
+    let url = lake.table_url(&TableId::new("sales", "orders"));
+    assert!(printed.contains("table files: 0 rewritten, ") && !printed.contains(" 0 marked"), "marked: {printed}");
+    // Polars (delta-rs's reader, not ours) reads the rows every slice's deletion vector removes as gone.
+    let script = r#"
+import os, sys, polars
+rows = polars.read_delta(sys.argv[1]).select("id", "name", "amount").sort("id")
+for row in rows.iter_rows():
+    print(f"{row[0]}|{row[1]}|{row[2]:.2f}")
+sys.stdout.flush()
+os._exit(0)
+"#;
+    let polars: Vec<String> = python_reading(script, &url, "polars").lines().map(str::to_string).collect();
+    assert!(
+        polars == expected,
+        "Polars reads the upsert: {}",
+        crate::support::connector_process::difference(&expected, &polars)
+    );
+}
+
+/// Loads `base.csv` (`base_rows` ids, each with a random 128-character name), then merges `first.csv` and
+/// `second.csv` (a sixth of the ids again, some twice, and new ones) with `--merge-memory merge_memory`,
+/// checking what the tests above promise. Returns what the merge load printed, the lake and the table's rows.
+async fn sliced_merge_load(base_rows: usize, merge_memory: &str) -> (String, TempLake, Vec<String>) {
     let landing = tempfile::tempdir().expect("landing directory");
     let lake = TempLake::new();
     let lake_path = utf8(lake.dir.path());
     let root = utf8(landing.path());
     let write = r#"
-import csv, sys
-root = sys.argv[1]
+import csv, random, sys
+root, base_rows = sys.argv[1], int(sys.argv[2])
+rnd = random.Random(base_rows)
 expected = {}
 def write(name, rows):
     with open(f"{root}/{name}", "w", newline="") as f:
@@ -269,13 +303,14 @@ def write(name, rows):
         for row in rows:
             writer.writerow(row)
             expected[row[0]] = row
-write("base.csv", [(i, f"customer {i} base", f"{i}.10") for i in range(40000)])
-write("first.csv", [(i, f"customer {i} first", f"{i}.20") for i in list(range(0, 45000, 3)) + list(range(0, 45000, 9))])
-write("second.csv", [(i, f"customer {i} second", f"{i}.30") for i in range(0, 50000, 7)])
+write("base.csv", [(i, "%0128x" % rnd.getrandbits(512), f"{i % 1000}.10") for i in range(base_rows)])
+top = base_rows + base_rows // 8
+write("first.csv", [(i, f"customer {i} first", f"{i % 1000}.20") for i in list(range(0, top, 12)) + list(range(0, top, 36))])
+write("second.csv", [(i, f"customer {i} second", f"{i % 1000}.30") for i in range(0, top, 28)])
 for i in sorted(expected):
     print("|".join(str(value) for value in expected[i]))
 "#;
-    let expected: Vec<String> = python(write, &[root]).lines().map(str::to_string).collect();
+    let expected: Vec<String> = python(write, &[root, &base_rows.to_string()]).lines().map(str::to_string).collect();
     let path = |name: &str| landing.path().join(name).to_str().expect("utf-8").to_string();
     assert_loaded(&load(&[&path("base.csv"), "--dest", lake_path, "--table", "sales.orders"]));
     let commits = delta_commits_under(lake.dir.path()).len();
@@ -292,12 +327,12 @@ for i in sorted(expected):
         "--key".into(),
         "id".into(),
         "--merge-memory".into(),
-        "300000".into(),
+        merge_memory.into(),
     ];
     let merge: Vec<&str> = merge.iter().map(String::as_str).collect();
     let printed = assert_loaded(&load(&merge));
-    let slices = delta_commits_under(lake.dir.path()).len() - commits;
-    assert!(slices >= 3, "merged in several slices, each a commit: {slices}; {printed}");
+    assert!(printed.contains("slices of the keys"), "read in several slices: {printed}");
+    assert_eq!(delta_commits_under(lake.dir.path()).len() - commits, 1, "one commit: {printed}");
     let url = lake.table_url(&TableId::new("sales", "orders"));
     let landed = read_rows(&url, &["id", "name", "amount"]).await;
     assert_eq!(landed.len(), expected.len(), "one row per key");
@@ -315,4 +350,5 @@ print(sorted(record["path"].rsplit("/", 1)[1] for record in records))
 
     assert_loaded(&load(&merge));
     assert!(read_rows(&url, &["id", "name", "amount"]).await == expected, "merged again: the same rows");
+    (printed, lake, expected)
 }

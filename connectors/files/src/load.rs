@@ -46,7 +46,7 @@ pub struct LoadArgs {
     pub table: String,
 
     /// create (refuse if the table exists), append, overwrite (replace its rows in one commit), or merge
-    /// (upsert the rows on --key in one commit, or in slices past --merge-memory: a row replaces the table's
+    /// (upsert the rows on --key in one commit, read in slices past --merge-memory: a row replaces the table's
     /// rows with its key, or is inserted; of the files' rows with one key the last wins, files in the order
     /// given, then rows in file order).
     #[arg(long, value_enum, default_value_t = LoadModeFlag::Create)]
@@ -56,8 +56,8 @@ pub struct LoadArgs {
     #[arg(long, value_delimiter = ',', value_name = "COLUMNS")]
     pub key: Vec<String>,
 
-    /// With --mode merge, the loaded rows merged at once, in bytes uncompressed (default 134217728, 128 MiB;
-    /// the merge holds a few times this): more are merged in slices of their keys, each its own commit.
+    /// With --mode merge, the loaded rows held at once, in bytes uncompressed (default 134217728, 128 MiB;
+    /// the merge holds a few times this): more are read back in slices of their keys, still one commit.
     #[arg(long, value_name = "BYTES")]
     pub merge_memory: Option<u64>,
 

@@ -27,6 +27,10 @@ pub const KIND: &str = "kafka";
 pub const NAMESPACE: &str = "kafka";
 /// Messages gathered before a Delta commit: each commit is an append of about a second's fixed cost, so large.
 pub const DEFAULT_MAX_MESSAGES_PER_BATCH: usize = 500_000;
+/// Arrow bytes of decoded rows that end a batch in upsert mode (Debezium's too): a merge holds its batch, the
+/// batch reduced to a row per key and their key index at once, a few times what an append holds, so its batches
+/// are half the append's ([`DEFAULT_BATCH_BYTES`]) to keep the same memory.
+pub const DEFAULT_MERGED_BATCH_BYTES: usize = DEFAULT_BATCH_BYTES / 2;
 /// The latency target of a continuous sync: messages read wait at most this long before their commit.
 pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_secs(5);
 /// How often a continuous sync with a topic pattern lists the cluster's topics for new ones.
@@ -207,17 +211,23 @@ impl KafkaConfig {
             .iter()
             .map(|(table, options)| (topic_name(table).to_string(), options.clone()))
             .collect();
+        let format = raw.format.unwrap_or(MessageFormat::Json);
+        // Change events are merged unless asked to be kept as a changelog.
+        let mode = raw.mode.unwrap_or(match format {
+            MessageFormat::Debezium => KafkaMode::Upsert,
+            _ => KafkaMode::Append,
+        });
+        let default_batch_bytes = match mode {
+            KafkaMode::Append => DEFAULT_BATCH_BYTES,
+            KafkaMode::Upsert => DEFAULT_MERGED_BATCH_BYTES,
+        };
         Ok(KafkaConfig {
             pipeline: pipeline.name.clone(),
             dest: pipeline.dest.clone(),
             brokers: raw.brokers,
             topics,
-            format: raw.format.unwrap_or(MessageFormat::Json),
-            // Change events are merged unless asked to be kept as a changelog.
-            mode: raw.mode.unwrap_or(match raw.format {
-                Some(MessageFormat::Debezium) => KafkaMode::Upsert,
-                _ => KafkaMode::Append,
-            }),
+            format,
+            mode,
             starting_offsets: match raw.starting_offsets.as_deref() {
                 None => StartingOffsets::Earliest,
                 Some(text) => {
@@ -225,7 +235,7 @@ impl KafkaConfig {
                 }
             },
             max_messages_per_batch: raw.max_messages_per_batch.unwrap_or(DEFAULT_MAX_MESSAGES_PER_BATCH).max(1),
-            max_bytes_per_batch: raw.max_bytes_per_batch.unwrap_or(DEFAULT_BATCH_BYTES).max(1),
+            max_bytes_per_batch: raw.max_bytes_per_batch.unwrap_or(default_batch_bytes).max(1),
             commit_interval: duration(raw.commit_interval, "commit_interval", DEFAULT_COMMIT_INTERVAL)?,
             poll_interval: duration(raw.poll_interval, "poll_interval", DEFAULT_POLL_INTERVAL)?,
             fail_on_data_loss: raw.fail_on_data_loss.unwrap_or(true),

@@ -6,14 +6,20 @@
 //! the snapshot), `u` (update), `d` (delete), `t` (truncate); `m` (a logical decoding message) is no row. The
 //! null value that follows a delete (a tombstone, for compaction) deletes the key again, which changes nothing.
 //!
+//! With the schema wrapper, each field's schema may name a Kafka Connect logical type (a date as days, a decimal
+//! as base64 bytes): such values become the text of their type ([`crate::connect_types`]), and the types are
+//! declared for the table's new columns ([`Events::declared`]).
+//!
 //! The table merges by the key: [`Event::key`] is the key's payload as compact JSON (without the schema
 //! wrapper), the same text for the same key values whatever the converter settings, so a row's changes meet in
 //! one row whatever the envelope looked like.
 
+use connector_core::arrow::datatypes::DataType;
 use connector_core::change::Operation;
 use connector_core::error::{Error, Result};
 use serde_json::{Map, Value};
 
+use crate::connect_types::LogicalType;
 use crate::topic_consumer::KafkaMessage;
 
 /// One change event: its message with the row as value and the compact key as key, ready for the JSON rows
@@ -29,16 +35,29 @@ pub struct Event {
     pub source: Option<String>,
 }
 
+/// The change events of a page of messages.
+#[derive(Debug, Default)]
+pub struct Events {
+    pub events: Vec<Event>,
+    /// The column types the envelopes' schemas declare for the rows' fields of a logical type (first seen wins).
+    pub declared: Vec<(String, DataType)>,
+}
+
 /// The events of `messages` in their order; messages that change no row (`op = m`) are left out.
-pub fn events(topic: &str, messages: Vec<KafkaMessage>) -> Result<Vec<Event>> {
-    let mut events = Vec::with_capacity(messages.len());
+pub fn events(topic: &str, messages: Vec<KafkaMessage>) -> Result<Events> {
+    let mut events = Events { events: Vec::with_capacity(messages.len()), declared: Vec::new() };
     for mut message in messages {
         match change(&message).map_err(|reason| not_an_event(topic, &message, &reason))? {
             None => {}
-            Some(Change { operation, row, key, source }) => {
+            Some(Change { operation, row, key, source, declared }) => {
                 message.value = Some(row);
                 message.key = Some(key);
-                events.push(Event { operation, message, source });
+                events.events.push(Event { operation, message, source });
+                for (name, data_type) in declared {
+                    if !events.declared.iter().any(|(known, _)| *known == name) {
+                        events.declared.push((name, data_type));
+                    }
+                }
             }
         }
     }
@@ -51,12 +70,21 @@ struct Change {
     row: Vec<u8>,
     key: Vec<u8>,
     source: Option<String>,
+    /// The row's fields of a logical type, with their column types.
+    declared: Vec<(String, DataType)>,
 }
 
 fn change(message: &KafkaMessage) -> std::result::Result<Option<Change>, String> {
-    let envelope = match message.value.as_deref() {
+    let (value_schema, value) = match message.value.as_deref() {
+        None => (None, None),
+        Some(value) => {
+            let (schema, payload) = unwrapped(parse(value, "value")?);
+            (schema, Some(payload))
+        }
+    };
+    let envelope = match value {
         None => None,
-        Some(value) => match payload(parse(value, "value")?) {
+        Some(value) => match value {
             Value::Object(envelope) => Some(envelope),
             // A converter with the schema wrapper writes a tombstone as a null payload.
             Value::Null => None,
@@ -75,11 +103,17 @@ fn change(message: &KafkaMessage) -> std::result::Result<Option<Change>, String>
     // A truncate concerns every row: Debezium gives it no key.
     if op.as_deref() == Some("t") {
         let source = envelope.as_ref().and_then(|envelope| envelope.get("source")).map(Value::to_string);
-        return Ok(Some(Change { operation: Operation::Truncate, row: b"{}".to_vec(), key: b"null".to_vec(), source }));
+        return Ok(Some(Change {
+            operation: Operation::Truncate,
+            row: b"{}".to_vec(),
+            key: b"null".to_vec(),
+            source,
+            declared: Vec::new(),
+        }));
     }
     let key = match message.key.as_deref() {
         None => return Err("it has no key: the table's rows are merged by the key Debezium gives each change".into()),
-        Some(bytes) => payload(parse(bytes, "key")?),
+        Some(bytes) => unwrapped(parse(bytes, "key")?).1,
     };
     let Value::Object(key_fields) = &key else {
         return Err(format!("its key is not a JSON object of the row's key columns: {}", abbreviated(&key)));
@@ -92,6 +126,7 @@ fn change(message: &KafkaMessage) -> std::result::Result<Option<Change>, String>
             row: compact_key.clone(),
             key: compact_key,
             source: None,
+            declared: Vec::new(),
         }));
     };
     let source = envelope.get("source").filter(|source| !source.is_null()).map(Value::to_string);
@@ -108,8 +143,10 @@ fn change(message: &KafkaMessage) -> std::result::Result<Option<Change>, String>
         "m" => return Ok(None),
         other => return Err(format!("its `op` is `{other}`, not one of c, r, u, d, t, m")),
     };
-    let row = Value::Object(with_key_fields(row, key_fields)).to_string().into_bytes();
-    Ok(Some(Change { operation, row, key: compact_key, source }))
+    let mut row = with_key_fields(row, key_fields);
+    let declared = value_schema.as_ref().map(|schema| with_logical_values(&mut row, schema)).unwrap_or_default();
+    let row = Value::Object(row).to_string().into_bytes();
+    Ok(Some(Change { operation, row, key: compact_key, source, declared }))
 }
 
 /// `after` of an insert or update: a change that sets a row names the row.
@@ -135,15 +172,43 @@ fn parse(bytes: &[u8], what: &str) -> std::result::Result<Value, String> {
     serde_json::from_slice(bytes).map_err(|cause| format!("its {what} is not JSON ({cause})"))
 }
 
-/// The payload of Kafka Connect's JSON converter with `schemas.enable` (`{"schema", "payload"}`), else the
-/// value itself.
-fn payload(value: Value) -> Value {
+/// The schema and payload of Kafka Connect's JSON converter with `schemas.enable` (`{"schema", "payload"}`),
+/// else no schema and the value itself.
+fn unwrapped(value: Value) -> (Option<Value>, Value) {
     match value {
         Value::Object(mut wrapped) if wrapped.len() == 2 && wrapped.contains_key("schema") => {
-            wrapped.remove("payload").unwrap_or(Value::Null)
+            (wrapped.remove("schema"), wrapped.remove("payload").unwrap_or(Value::Null))
         }
-        other => other,
+        other => (None, other),
     }
+}
+
+/// Rewrites the row's values of a logical type (as the envelope schema's `after`, or `before`, struct names
+/// them) into their text, returning those fields with their column types. A value that is not of its type stays
+/// as it is, for its column to rescue.
+fn with_logical_values(row: &mut Map<String, Value>, envelope_schema: &Value) -> Vec<(String, DataType)> {
+    let row_fields = envelope_schema
+        .get("fields")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|field| matches!(field.get("field").and_then(Value::as_str), Some("after" | "before")))
+        .find_map(|field| field.get("fields").and_then(Value::as_array));
+    let mut declared = Vec::new();
+    for field_schema in row_fields.into_iter().flatten().filter_map(Value::as_object) {
+        let (Some(name), Some(logical)) =
+            (field_schema.get("field").and_then(Value::as_str), LogicalType::of(field_schema))
+        else {
+            continue;
+        };
+        declared.push((name.to_string(), logical.column_type()));
+        if let Some(value) = row.get_mut(name).filter(|value| !value.is_null())
+            && let Ok(text) = logical.text_of(value)
+        {
+            *value = Value::String(text);
+        }
+    }
+    declared
 }
 
 fn abbreviated(value: &Value) -> String {
@@ -201,7 +266,7 @@ mod tests {
             message(3, r#"{"id":7}"#, Some(r#"{"op":"d","before":null,"after":null,"source":{"lsn":3}}"#)),
             message(4, wrapped_key, None),
         ];
-        let events = events("db.t", messages).expect("events");
+        let events = events("db.t", messages).expect("events").events;
         let offsets: Vec<i64> = events.iter().map(|event| event.message.offset).collect();
         assert_eq!(offsets, [0, 1, 3, 4], "a logical decoding message is no row");
         let operations: Vec<Operation> = events.iter().map(|event| event.operation).collect();
@@ -220,7 +285,7 @@ mod tests {
             key: None,
             ..message(9, "", Some(r#"{"op":"t","before":null,"after":null,"source":{"lsn":9}}"#))
         };
-        let events = events("db.t", vec![truncate]).expect("events");
+        let events = events("db.t", vec![truncate]).expect("events").events;
         assert_eq!(events[0].operation, Operation::Truncate);
         assert_eq!(events[0].source.as_deref(), Some(r#"{"lsn":9}"#));
     }

@@ -51,6 +51,8 @@ pub struct MessageRows {
     avro_schemas_learned: HashSet<u32>,
     /// The JSON reader of `value_fields`, once they are known.
     json: Option<JsonRows>,
+    /// Column types declared by the messages themselves (Debezium's schemas), for columns not yet in the table.
+    declared: Vec<(String, DataType)>,
     schema: TableSchema,
 }
 
@@ -88,6 +90,7 @@ impl MessageRows {
             value_fields,
             avro_schemas_learned: HashSet::new(),
             json,
+            declared: Vec::new(),
             schema,
         })
     }
@@ -132,7 +135,9 @@ impl MessageRows {
     /// The JSON values' rows, after adding the columns of fields seen for the first time (read again then).
     fn json_rows(&mut self, messages: &[KafkaMessage]) -> Result<RecordBatch> {
         let lines = json_lines(messages);
-        if self.json.is_none() {
+        let undeclared =
+            self.declared.iter().any(|(name, _)| !self.value_fields.iter().any(|field| field.name() == name));
+        if self.json.is_none() || undeclared {
             self.learn_columns(&lines)?;
         }
         let batch = self.decode_json(&lines, messages)?;
@@ -168,8 +173,14 @@ impl MessageRows {
         let sampled = json_lines_columns(lines, &times, JSON_SAMPLE_LINES).map_err(|cause| {
             Error::state(format!("{}: cannot infer the columns of the messages' JSON", self.table)).caused_by(cause)
         })?;
-        let columns =
-            table_columns(&self.table, Some(&self.value_fields), sampled, &[], SchemaEvolution::AddNewColumns, true)?;
+        let columns = table_columns(
+            &self.table,
+            Some(&self.value_fields),
+            sampled,
+            &self.declared,
+            SchemaEvolution::AddNewColumns,
+            true,
+        )?;
         let added = columns.columns.len() > self.value_fields.len();
         if added || self.json.is_none() {
             self.value_fields =
@@ -216,7 +227,12 @@ impl RecordDecoder for MessageRows {
         let schemas = page.schemas;
         let (messages, operations, sources) = match (self.format, self.mode) {
             (MessageFormat::Debezium, _) => {
-                let events = debezium::events(&self.table.name, page.messages)?;
+                let debezium::Events { events, declared } = debezium::events(&self.table.name, page.messages)?;
+                for (name, data_type) in declared {
+                    if !self.declared.iter().any(|(known, _)| *known == name) {
+                        self.declared.push((name, data_type));
+                    }
+                }
                 let mut messages = Vec::with_capacity(events.len());
                 let mut operations = Vec::with_capacity(events.len());
                 let mut sources = Vec::with_capacity(events.len());

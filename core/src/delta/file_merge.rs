@@ -189,7 +189,7 @@ pub(crate) async fn merge_by_file_rewrite(
 }
 
 /// The rows the file's deletion vector removes (none without one).
-async fn deleted_rows(store: &ObjectStoreRef, file: &TargetFile) -> Result<RoaringTreemap, DeltaTableError> {
+pub(super) async fn deleted_rows(store: &ObjectStoreRef, file: &TargetFile) -> Result<RoaringTreemap, DeltaTableError> {
     match &file.add.deletion_vector {
         Some(descriptor) => read_deleted_rows(store, descriptor).await,
         None => Ok(RoaringTreemap::new()),
@@ -231,17 +231,17 @@ async fn write_rewritten(
 }
 
 /// When a merge marks a file's changed rows deleted instead of rewriting it.
-struct Marking {
+pub(super) struct Marking {
     /// Files below this size are rewritten: it costs little and gathers the new rows that land in small
     /// files, instead of leaving one small file per merge.
-    small_file: u64,
-    mode: DeleteMode,
+    pub small_file: u64,
+    pub mode: DeleteMode,
 }
 
 impl Marking {
     /// A file is marked while at most a quarter of its rows would be deleted: beyond, readers would skip
     /// more than they read, and the rewrite that drops them is due.
-    fn worth_it(&self, file: &TargetFile, deleted: &RoaringTreemap, found: &ChangedRows) -> bool {
+    pub fn worth_it(&self, file: &TargetFile, deleted: &RoaringTreemap, found: &ChangedRows) -> bool {
         let stats_count_rows = file.row_count.is_some_and(|rows| rows as u64 == found.file_rows);
         let deleted_after = deleted.len() + found.positions.len();
         stats_count_rows && file.size >= self.small_file && deleted_after * 4 <= found.file_rows
@@ -263,18 +263,18 @@ struct MarkedFile {
 
 /// Where a file holds rows a change concerns.
 #[derive(Debug, Default)]
-struct ChangedRows {
+pub(super) struct ChangedRows {
     /// Positions (from 0, deleted rows counted) of the concerned rows still in the table.
-    positions: RoaringTreemap,
+    pub positions: RoaringTreemap,
     /// The source row changing each position, in position order.
-    source_rows: Vec<u32>,
+    pub source_rows: Vec<u32>,
     /// Rows in the file, deleted ones included (all of them only when every key was read).
-    file_rows: u64,
+    pub file_rows: u64,
 }
 
 /// Finds the file's rows a change concerns, reading its key columns only (and, in history mode, whether a
 /// row is its key's current version). Without `marking` it stops at the first: the file is rewritten whole.
-async fn find_changed_rows(
+pub(super) async fn find_changed_rows(
     store: &ObjectStoreRef,
     file: &TargetFile,
     key_columns: &[String],
@@ -339,7 +339,7 @@ async fn open_rows(
 
 /// `stored` without the rows its file's deletion vector removes; `position` is the file row `stored` starts
 /// at, moved past it.
-fn without_deleted_rows(
+pub(super) fn without_deleted_rows(
     stored: RecordBatch,
     deleted: &RoaringTreemap,
     position: &mut u64,
@@ -356,7 +356,10 @@ fn without_deleted_rows(
 /// The file's add action again, now with `deletion_vector`. Its statistics stay those of all its rows, as the
 /// protocol asks (`numRecords` counts the deleted rows too), and say that their bounds may be wider than the
 /// rows left.
-fn with_deletion_vector(add: Add, deletion_vector: DeletionVectorDescriptor) -> Result<Add, DeltaTableError> {
+pub(super) fn with_deletion_vector(
+    add: Add,
+    deletion_vector: DeletionVectorDescriptor,
+) -> Result<Add, DeltaTableError> {
     let stats = match add.stats.as_deref().map(serde_json::from_str::<serde_json::Value>) {
         Some(Ok(serde_json::Value::Object(mut stats))) => {
             stats.insert("tightBounds".into(), serde_json::Value::Bool(false));
@@ -370,7 +373,7 @@ fn with_deletion_vector(add: Add, deletion_vector: DeletionVectorDescriptor) -> 
 }
 
 /// Streams a data file's rows, all columns or only `columns`.
-async fn open(
+pub(super) async fn open(
     store: &ObjectStoreRef,
     file: &TargetFile,
     columns: Option<&[String]>,
@@ -387,7 +390,7 @@ async fn open(
 
 /// A stored batch in the table's current schema: columns added since the file was written are null,
 /// types widened since are cast.
-fn align_to_schema(stored: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, DeltaTableError> {
+pub(super) fn align_to_schema(stored: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, DeltaTableError> {
     let columns = schema
         .fields()
         .iter()
@@ -402,9 +405,9 @@ fn align_to_schema(stored: &RecordBatch, schema: &SchemaRef) -> Result<RecordBat
 
 /// Files a merge writes are at most this large: the writer holds a file in memory until it is full, and two
 /// merges may run at once (`parallel_apply`), so this bounds their memory together.
-const MAX_REWRITTEN_FILE_SIZE: u64 = 32 * 1024 * 1024;
+pub(super) const MAX_REWRITTEN_FILE_SIZE: u64 = 32 * 1024 * 1024;
 
-fn new_writer(
+pub(super) fn new_writer(
     table: &DeltaTable,
     target_file_size: u64,
     properties: &WriterProperties,

@@ -1,9 +1,9 @@
 //! A merge load (`connector load --mode merge --key …`): the rows a load wrote into Parquet files of the table
-//! are read back and applied by the merge of change batches (`file_merge`: only the files whose key statistics
-//! admit a loaded key are read, matched rows are marked deleted or their files rewritten), in one commit that
-//! also records the load's files in the ledger, or, past a memory budget, in slices of the keys, each its own
-//! commit, the files recorded with the last. The written files only stage the rows: they are never
-//! committed, and are deleted once the merge is done or failed.
+//! are read back and applied in one commit that also records the load's files in the ledger. Within a memory
+//! budget they are applied by the merge of change batches (`file_merge`: only the files whose key statistics
+//! admit a loaded key are read, matched rows are marked deleted or their files rewritten); past it, they are
+//! read back in slices of the keys and applied by `sliced_replace`, still in one commit. The written files
+//! only stage the rows: they are never committed, and are deleted once the merge is done or failed.
 
 use deltalake::DeltaTableError;
 use deltalake::Path;
@@ -29,6 +29,7 @@ use super::file_selection::unreadable_layout;
 use super::loaded_rows::last_row_per_key;
 use super::merge::MergeCounts;
 use super::merge_source::MergeSource;
+use super::sliced_replace::SlicedReplace;
 use super::snapshot_writer::WrittenFiles;
 use super::table_writer::DeltaTableWriter;
 use crate::cursor::TableCursor;
@@ -45,11 +46,10 @@ impl DeltaTableWriter {
     /// ([`land_files_with_next_commit`](Self::land_files_with_next_commit)): a loaded row replaces every row of
     /// the table with its key, or is inserted; of the loaded rows of one key, the last one is kept.
     ///
-    /// Loaded rows up to `slice_bytes` are held in memory and merged in one commit (the table's files are
-    /// streamed). More are merged in slices of their keys (by a hash of the key, so that every row of a key is
-    /// in one slice), each slice its own commit of at most about `slice_bytes`; the files are recorded with the
-    /// last. Until then a crash loads them again, and merging a slice again changes nothing; readers may see
-    /// the first slices merged before the last.
+    /// Loaded rows up to `slice_bytes` are held in memory at once (the table's files are streamed). More are
+    /// read back in slices of their keys (by a hash of the key, so that every row of a key is in one slice),
+    /// each of about `slice_bytes`, written and matched against the table one after the other, and committed
+    /// together: whatever the load's size, readers see all of it or none of it.
     pub async fn merge_written_files(
         &mut self,
         staged: WrittenFiles,
@@ -94,23 +94,46 @@ impl DeltaTableWriter {
         let slices = slice_count(store, &staged.adds, slice_bytes)
             .await
             .map_err(|cause| self.destination_error("cannot read back the loaded rows", cause))?;
-        let mut landing = Some(std::mem::take(&mut self.landing_files));
-        let mut total = MergeCounts::default();
-        for index in 0..slices {
-            if index + 1 == slices {
-                self.landing_files = landing.take().unwrap_or_default();
-            }
+        let read_slice = |index: usize| {
             let slice = KeySlice { index, of: slices, key_columns: &self.key_columns };
-            let loaded = read_staged(store, &staged.adds, &table_schema, &slice)
+            self.read_staged_slice(store, &staged.adds, &table_schema, slice)
+        };
+        if slices == 1 {
+            let loaded = read_slice(0).await?;
+            let counts = self.merge_loaded(loaded, file_order, cursor).await?;
+            return Ok(MergeCounts { key_slices: 1, ..counts });
+        }
+        let mut replace = SlicedReplace::new(&self.table, &self.key_columns, self.options.target_file_size)
+            .map_err(|cause| self.destination_error("cannot read the table", cause))?;
+        for index in 0..slices {
+            let rows = last_row_per_key(read_slice(index).await?, &self.key_columns, file_order)?;
+            replace
+                .add_slice(rows)
                 .await
-                .map_err(|cause| self.destination_error("cannot read back the loaded rows", cause))?;
-            let counts = self.merge_loaded(loaded, file_order, cursor.clone()).await?;
-            total.add(&counts);
+                .map_err(|cause| self.destination_error("cannot merge the loaded rows", cause))?;
         }
-        if slices > 1 {
-            debug!(table = %self.table_id, slices, "merged loaded rows in slices");
-        }
-        Ok(total)
+        let (version, properties) = self.commit_properties_for(&cursor).await?;
+        let (table, mut counts) = replace
+            .commit(properties)
+            .await
+            .map_err(|cause| self.destination_error("cannot merge the loaded rows", cause))?;
+        self.table = table;
+        counts.key_slices = slices;
+        debug!(table = %self.table_id, version, ?counts, "merged loaded rows in slices");
+        self.record_commit(version, cursor).await;
+        Ok(counts)
+    }
+
+    async fn read_staged_slice(
+        &self,
+        store: &ObjectStoreRef,
+        adds: &[Add],
+        schema: &SchemaRef,
+        slice: KeySlice<'_>,
+    ) -> Result<RecordBatch> {
+        read_staged(store, adds, schema, &slice)
+            .await
+            .map_err(|cause| self.destination_error("cannot read back the loaded rows", cause))
     }
 
     /// Merges loaded rows (every row of their keys) in one commit.

@@ -38,21 +38,9 @@ pub struct MergeCounts {
     pub files_marked: usize,
     pub files_scanned: usize,
     pub files_skipped: usize,
-}
-
-impl MergeCounts {
-    /// Adds the counts of another merge (a slice of the same load).
-    pub fn add(&mut self, other: &MergeCounts) {
-        self.source_rows += other.source_rows;
-        self.inserted += other.inserted;
-        self.updated += other.updated;
-        self.deleted += other.deleted;
-        self.files_added += other.files_added;
-        self.files_removed += other.files_removed;
-        self.files_marked += other.files_marked;
-        self.files_scanned += other.files_scanned;
-        self.files_skipped += other.files_skipped;
-    }
+    /// The slices of its keys a merge load read its rows back in, to stay within its memory (0 for other
+    /// merges, 1 when held whole).
+    pub key_slices: usize,
 }
 
 pub(crate) struct MergeRequest<'a> {
@@ -138,6 +126,7 @@ pub(crate) async fn merge_changes(request: MergeRequest<'_>) -> Result<(DeltaTab
             files_scanned: metrics.num_target_files_scanned,
             files_skipped: metrics.num_target_files_skipped_during_scan,
             files_marked: 0,
+            key_slices: 0,
         },
     ))
 }

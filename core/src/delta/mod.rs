@@ -22,6 +22,7 @@ mod merge_source;
 mod parallel_apply;
 mod reduce;
 mod sink;
+mod sliced_replace;
 mod snapshot_writer;
 mod stored_rows;
 mod table_protocol;

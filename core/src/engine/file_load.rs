@@ -23,8 +23,8 @@ pub enum LoadMode {
     Overwrite,
     /// Upsert the rows on `key` (created if missing, columns added as by `Append`): a row replaces the table's
     /// rows with its key, or is inserted; of the loaded rows with one key, the last (files in load order, then
-    /// rows in file order) is kept. A null key is refused. Loaded rows past `slice_bytes` are merged in slices
-    /// of their keys, each its own commit ([`merge_written_files`](crate::delta::DeltaTableWriter::merge_written_files)).
+    /// rows in file order) is kept. A null key is refused. Loaded rows past `slice_bytes` are read back in
+    /// slices of their keys, still one commit ([`merge_written_files`](crate::delta::DeltaTableWriter::merge_written_files)).
     Merge { key: Vec<String>, slice_bytes: u64 },
 }
 
