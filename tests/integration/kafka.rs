@@ -575,6 +575,62 @@ async fn kafka_avro_values_from_the_schema_registry_land_typed_across_schema_ver
     assert!(kept[0].contains("wire format") && kept[0].contains("_corrupt_value_base64"), "{kept:?}");
 }
 
+/// A registry that asks for credentials (HTTP basic authentication): a sync without them stops with what to set and
+/// nothing committed, one with a wrong password is refused naming the user, and one with the right ones (in the
+/// URL's user info) lands the values; the password appears in no output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_a_schema_registry_asking_for_credentials_gets_them_and_never_shows_the_password() {
+    let Some(registry) = crate::support::kafka::SchemaRegistry::start_with_credentials("connector:s3cret-registry")
+    else {
+        eprintln!(
+            "skipped: CONNECTOR_TEST_SCHEMA_REGISTRY_URL names a registry whose credentials this test cannot set"
+        );
+        return;
+    };
+    let broker = KafkaBroker::start();
+    let lake = TempLake::new();
+    let topic = unique_topic("secured");
+    broker.create_topic(&topic, 1);
+    let produce = r#"
+import base64, io, struct, urllib.request, fastavro
+registry, auth = sys.argv[3], "Basic " + base64.b64encode(b"connector:s3cret-registry").decode()
+schema = {"type": "record", "name": "Event", "fields": [{"name": "id", "type": "long"}]}
+request = urllib.request.Request(f"{registry}/subjects/{topic}-value/versions", method="POST",
+    data=json.dumps({"schema": json.dumps(schema)}).encode(),
+    headers={"Content-Type": "application/vnd.schemaregistry.v1+json", "Authorization": auth})
+schema_id = json.load(urllib.request.urlopen(request))["id"]
+for i in range(10):
+    out = io.BytesIO()
+    out.write(struct.pack(">bI", 0, schema_id))
+    fastavro.schemaless_writer(out, fastavro.parse_schema(schema), {"id": i})
+    producer.send(topic, value=out.getvalue())
+"#;
+    broker.produce_with(&topic, produce, &[&registry.url]);
+    let with_url = |url: &str| sync_kafka(&broker, &lake, &topic, &["--format", "avro", "--schema-registry", url]);
+    let shown = |output: &Output| {
+        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+    };
+
+    let none = with_url(&registry.url);
+    let text = shown(&none);
+    assert!(!none.status.success() && text.contains("401") && text.contains("asks for credentials"), "{text}");
+    assert!(text.contains("schema_registry_user"), "says what to set: {text}");
+    let url = lake.table_url(&TableId::new("kafka", &topic));
+    assert!(read_rows(&url, &["_cdc_kafka_offset"]).await.is_empty(), "no row committed: {text}");
+
+    let authority = registry.url.trim_start_matches("http://");
+    let wrong = with_url(&format!("http://connector:wrong-guess@{authority}"));
+    let text = shown(&wrong);
+    assert!(!wrong.status.success() && text.contains("user `connector` are refused"), "{text}");
+    assert!(!text.contains("wrong-guess"), "the password is not shown: {text}");
+
+    let right = with_url(&format!("http://connector:s3cret-registry@{authority}"));
+    assert_synced(&right);
+    assert!(!shown(&right).contains("s3cret"), "the password is not shown: {}", shown(&right));
+    let ids = read_rows(&url, &["id"]).await;
+    assert_eq!(ids, (0..10).map(|id| id.to_string()).collect::<Vec<_>>(), "every value, once");
+}
+
 /// `connector sync kafka --topic-pattern PATTERN --once` into `lake`.
 fn sync_pattern(broker: &KafkaBroker, lake: &TempLake, pattern: &str) -> Output {
     Command::new(CONNECTOR)

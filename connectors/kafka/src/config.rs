@@ -19,7 +19,10 @@ use connector_core::config::{Pipeline as PipelineConfig, Profile};
 use connector_core::error::{Error, Result};
 use connector_core::options::TableOptions;
 use connector_core::schema::TableId;
+use connector_core::secret::{ConnectionUrl, Secret};
 use serde::Deserialize;
+
+use crate::schema_registry::RegistryCredentials;
 
 /// The profile kind of this source.
 pub const KIND: &str = "kafka";
@@ -118,7 +121,11 @@ struct RawProfile {
     #[serde(default)]
     mode: Option<KafkaMode>,
     #[serde(default)]
-    schema_registry: Option<String>,
+    schema_registry: Option<ConnectionUrl>,
+    #[serde(default)]
+    schema_registry_user: Option<String>,
+    #[serde(default)]
+    schema_registry_password: Option<Secret>,
     #[serde(default)]
     strict: Option<bool>,
     #[serde(default)]
@@ -154,7 +161,9 @@ pub struct KafkaConfig {
     /// Stop at the first message whose value does not decode into its columns, instead of rescuing it.
     pub strict: bool,
     /// The Confluent Schema Registry's URL, for `--format avro`.
-    pub schema_registry: Option<String>,
+    pub schema_registry: Option<ConnectionUrl>,
+    /// The registry's credentials, when given as settings of their own (else the URL's user info, if any).
+    pub schema_registry_credentials: Option<RegistryCredentials>,
     /// librdkafka properties, passed to the client as they are.
     pub properties: BTreeMap<String, String>,
     pub table_options: BTreeMap<String, TableOptions>,
@@ -176,6 +185,15 @@ impl KafkaConfig {
                  (--schema-registry http://registry:8081)"
             )));
         }
+        let schema_registry_credentials = match (raw.schema_registry_user, raw.schema_registry_password) {
+            (None, None) => None,
+            (Some(user), Some(password)) => Some(RegistryCredentials { user, password }),
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(Error::config(format!(
+                    "{at}: set both schema_registry_user and schema_registry_password, or neither"
+                )));
+            }
+        };
         let topics: Vec<String> = pipeline.tables.iter().map(|table| topic_name(table).to_string()).collect();
         // Anchored, as Kafka clients match a subscription pattern: `cdc\..*` is not `old.cdc.x`.
         let topic_pattern = match raw.topic_pattern.as_deref() {
@@ -240,6 +258,7 @@ impl KafkaConfig {
             poll_interval: duration(raw.poll_interval, "poll_interval", DEFAULT_POLL_INTERVAL)?,
             fail_on_data_loss: raw.fail_on_data_loss.unwrap_or(true),
             schema_registry: raw.schema_registry,
+            schema_registry_credentials,
             strict: raw.strict.unwrap_or(false),
             topic_pattern,
             topic_refresh_interval: duration(

@@ -3,6 +3,11 @@
 //! A message in the registry's wire format is a zero byte, the schema's id (4 bytes, big-endian) and the value
 //! in Avro's binary encoding. Ids are never reused for another schema (the registry's promise), so a schema
 //! fetched once is kept for the life of the sync.
+//!
+//! A registry that asks for credentials (Confluent Cloud's API key and secret, a self-managed registry behind
+//! HTTP basic authentication) gets them with every request: from the URL's user info
+//! (`https://key:secret@registry`) or the profile's `schema_registry_user` and `schema_registry_password`. The
+//! URL kept for messages has no user info, so no error or log line shows the secret.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,6 +15,7 @@ use std::time::Duration;
 
 use apache_avro::Schema;
 use connector_core::error::{Error, ErrorKind, Result, Retry};
+use connector_core::secret::Secret;
 use serde::Deserialize;
 
 /// How long a registry request may take.
@@ -26,9 +32,18 @@ pub fn wire_format(value: &[u8]) -> Option<(u32, &[u8])> {
 /// The registry and the schemas fetched from it so far.
 #[derive(Debug)]
 pub struct SchemaRegistry {
+    /// Without user info.
     url: url::Url,
+    credentials: Option<RegistryCredentials>,
     client: reqwest::Client,
     schemas: Mutex<HashMap<u32, Arc<Schema>>>,
+}
+
+/// HTTP basic authentication for the registry.
+#[derive(Debug, Clone)]
+pub struct RegistryCredentials {
+    pub user: String,
+    pub password: Secret,
 }
 
 #[derive(Deserialize)]
@@ -39,11 +54,22 @@ struct SchemaById {
 }
 
 impl SchemaRegistry {
-    pub fn new(url: &str) -> Result<Self> {
+    /// The registry at `url`, with `credentials` if given, else those of the URL's user info if any.
+    pub fn new(url: &str, credentials: Option<RegistryCredentials>) -> Result<Self> {
+        // The text may hold a password: it is not repeated in the message.
         let mut url = url::Url::parse(url).map_err(|cause| {
-            Error::config(format!("schema_registry = \"{url}\" is not a URL (write http://registry:8081)"))
-                .caused_by(cause)
+            Error::config("schema_registry is not a URL (write http://registry:8081)").caused_by(cause)
         })?;
+        let in_url = (!url.username().is_empty()).then(|| {
+            let decoded = |text: &str| percent_encoding::percent_decode_str(text).decode_utf8_lossy().into_owned();
+            RegistryCredentials {
+                user: decoded(url.username()),
+                password: Secret::new(decoded(url.password().unwrap_or_default())),
+            }
+        });
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        let credentials = credentials.or(in_url);
         // Paths are joined below the registry's own path.
         if !url.path().ends_with('/') {
             url.set_path(&format!("{}/", url.path()));
@@ -52,7 +78,7 @@ impl SchemaRegistry {
             .timeout(REQUEST_TIMEOUT)
             .build()
             .map_err(|cause| Error::config("cannot build the schema registry's HTTP client").caused_by(cause))?;
-        Ok(SchemaRegistry { url, client, schemas: Mutex::new(HashMap::new()) })
+        Ok(SchemaRegistry { url, credentials, client, schemas: Mutex::new(HashMap::new()) })
     }
 
     /// The schemas of `ids`, fetching those not fetched before.
@@ -92,8 +118,24 @@ impl SchemaRegistry {
                 format!("kafka: cannot fetch schema {id} from the schema registry at {}: {cause}", self.url),
             )
         };
-        let response = self.client.get(url).send().await.map_err(unreachable)?;
+        let mut request = self.client.get(url);
+        if let Some(credentials) = &self.credentials {
+            request = request.basic_auth(&credentials.user, Some(credentials.password.expose()));
+        }
+        let response = request.send().await.map_err(unreachable)?;
         let status = response.status();
+        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
+            let given = match &self.credentials {
+                Some(credentials) => format!("the credentials of user `{}` are refused", credentials.user),
+                None => "it asks for credentials and none were given".to_string(),
+            };
+            return Err(Error::config(format!(
+                "kafka: the schema registry at {} answers {status} for schema {id}: {given}; set \
+                 schema_registry_user and schema_registry_password (or https://USER:PASSWORD@host in \
+                 --schema-registry) to credentials it accepts",
+                self.url
+            )));
+        }
         if !status.is_success() {
             let body = response.text().await.unwrap_or_default();
             let retry = if status.is_server_error() { Retry::WithBackoff } else { Retry::No };
@@ -123,6 +165,19 @@ impl SchemaRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_in_the_url_are_taken_out_of_it() {
+        let registry = SchemaRegistry::new("https://key:s%40cret@registry.example:8081/base", None).expect("registry");
+        assert_eq!(registry.url.as_str(), "https://registry.example:8081/base/", "no user info left to show");
+        let credentials = registry.credentials.expect("credentials");
+        assert_eq!((credentials.user.as_str(), credentials.password.expose()), ("key", "s@cret"));
+        let given = RegistryCredentials { user: "other".into(), password: Secret::new("p") };
+        let registry = SchemaRegistry::new("http://key:x@registry:8081", Some(given)).expect("registry");
+        assert_eq!(registry.credentials.expect("credentials").user, "other", "the profile's keys win");
+        let error = SchemaRegistry::new("not a url:secret", None).expect_err("not a URL").to_string();
+        assert!(!error.contains("secret"), "{error}");
+    }
 
     #[test]
     fn the_wire_format_is_a_zero_byte_a_big_endian_id_and_the_value() {

@@ -33,7 +33,8 @@ pub struct KafkaSyncFlags {
     #[arg(long, value_name = "MODE")]
     pub mode: Option<String>,
 
-    /// The Confluent Schema Registry's URL, for --format avro: http://registry:8081.
+    /// The Confluent Schema Registry's URL, for --format avro: http://registry:8081, or with credentials
+    /// https://USER:PASSWORD@registry (or schema_registry_user and schema_registry_password in pipelines.toml).
     #[arg(long, value_name = "URL")]
     pub schema_registry: Option<String>,
 

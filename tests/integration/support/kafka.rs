@@ -161,10 +161,26 @@ impl SchemaRegistry {
         if let Ok(url) = std::env::var("CONNECTOR_TEST_SCHEMA_REGISTRY_URL") {
             return SchemaRegistry { child: None, url };
         }
+        Self::emulator(None)
+    }
+
+    /// The emulator asking every request for `user_and_password` (`user:password`) by HTTP basic
+    /// authentication; `None` when the tests run against a registry of the user's, whose credentials they do
+    /// not set.
+    pub fn start_with_credentials(user_and_password: &str) -> Option<SchemaRegistry> {
+        if std::env::var("CONNECTOR_TEST_SCHEMA_REGISTRY_URL").is_ok() {
+            return None;
+        }
+        Some(Self::emulator(Some(user_and_password)))
+    }
+
+    fn emulator(credentials: Option<&str>) -> SchemaRegistry {
         let port = free_port();
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/schema-registry/registry.py");
         let child = Command::new("python3")
-            .args([script, &port.to_string()])
+            .arg(script)
+            .arg(port.to_string())
+            .args(credentials)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
