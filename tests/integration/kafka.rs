@@ -335,17 +335,53 @@ async fn kafka_debezium_change_events_merge_into_the_rows_the_database_holds_thr
     assert!(sources.iter().all(|row| row.contains(r#""lsn":"#)), "every row names its source position");
 }
 
-/// Debezium's PostgreSQL connector's events for a table of `numeric(10,2)`, `date`, `timestamp`, `timestamptz`,
-/// `time` and unconstrained `numeric` columns, with the logical types its schemas name (a decimal as base64
-/// bytes of the unscaled integer, a date as days since 1970, a timestamp as microseconds, a time as microseconds
-/// of the day, a variable-scale decimal as a struct), as Python's own decimal and datetime compute them: a
-/// snapshot of 300 rows (some fields null), then an update of every third. Prints the rows as the table must
-/// show them.
-const DEBEZIUM_TYPED_EVENTS: &str = r#"
+/// The rows of a table of `numeric(10,2)`, `date`, `timestamp`, `timestamptz`, `time` and unconstrained `numeric`
+/// columns as Python's own decimal and datetime compute them, some fields null; `changes(send)` sends them as
+/// Debezium's PostgreSQL connector would (a snapshot of 300 rows, then an update of every third) through `send`,
+/// given the values in Debezium's encodings (a date as days since 1970, a timestamp as microseconds, a time as
+/// microseconds of the day, a timestamptz as ISO text), and prints the rows as the table must show them.
+const DEBEZIUM_TYPED_ROWS: &str = r#"
 import base64, datetime, decimal
+epoch = datetime.datetime(1970, 1, 1)
+def micros(delta):
+    return delta // datetime.timedelta(microseconds=1)
+def row(id, version):
+    amount = (decimal.Decimal(id * 37 + version) / 100 * (-1 if id % 5 == 0 else 1)).quantize(decimal.Decimal("0.01"))
+    born = datetime.date(1950, 1, 1) + datetime.timedelta(days=id * 97 + version)
+    created = datetime.datetime(2026, 1, 1) + datetime.timedelta(seconds=id * 3600 + version, microseconds=(id % 900) * 1000 + 1)
+    updated = datetime.datetime(2026, 12, 6, tzinfo=datetime.timezone.utc) + datetime.timedelta(minutes=id, microseconds=id * 1000 + 1)
+    opens = datetime.time(id % 24, version, 30, (id % 900) * 1000 + 1)
+    ratio = decimal.Decimal(id).scaleb(-(id % 4)) + version
+    null = id % 7 == 0
+    debezium = {
+        "id": id,
+        "born": None if null else (born - datetime.date(1970, 1, 1)).days,
+        "created": micros(created - epoch),
+        "updated": updated.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "opens": micros(datetime.datetime.combine(epoch.date(), opens) - epoch),
+    }
+    shown = [str(id), "∅" if null else f"{amount:.2f}", "∅" if null else born.isoformat(), created.isoformat(),
+             updated.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), opens.strftime("%H:%M:%S.%f"), str(ratio)]
+    return debezium, None if null else amount, ratio, "|".join(shown)
 def unscaled_bytes(value, scale):
     unscaled = int(value.scaleb(scale))
-    return base64.b64encode(unscaled.to_bytes((unscaled.bit_length() + 8) // 8, "big", signed=True)).decode()
+    return unscaled.to_bytes((unscaled.bit_length() + 8) // 8, "big", signed=True)
+def changes(send):
+    expected = {}
+    for id in range(1, 301):
+        *value, expected[id] = row(id, 0)
+        send("r", id, None, value)
+    for id in range(3, 301, 3):
+        *before, _ = row(id, 0)
+        *value, expected[id] = row(id, 1)
+        send("u", id, before, value)
+    for id in sorted(expected):
+        print(expected[id])
+"#;
+
+/// [`DEBEZIUM_TYPED_ROWS`] as Kafka Connect's JSON converter writes them with schemas: a decimal as base64 bytes of
+/// the unscaled integer, a variable-scale decimal as a struct, each field's schema naming its logical type.
+const DEBEZIUM_TYPED_JSON: &str = r#"
 fields = [
     {"type": "int32", "optional": False, "field": "id"},
     {"type": "bytes", "optional": True, "name": "org.apache.kafka.connect.data.Decimal", "version": 1,
@@ -363,53 +399,108 @@ envelope_schema = {"type": "struct", "optional": False, "name": "dbserver1.publi
                    "fields": [dict(row_schema, field="before"), row_schema,
                               {"type": "string", "optional": False, "field": "op"}]}
 key_schema = {"type": "struct", "optional": False, "name": "dbserver1.public.typed.Key", "fields": [fields[0]]}
-epoch = datetime.datetime(1970, 1, 1)
-expected = {}
-def row(id, version):
-    amount = decimal.Decimal(id * 37 + version) / 100 * (-1 if id % 5 == 0 else 1)
-    born = datetime.date(1950, 1, 1) + datetime.timedelta(days=id * 97 + version)
-    created = datetime.datetime(2026, 1, 1) + datetime.timedelta(seconds=id * 3600 + version, microseconds=(id % 900) * 1000 + 1)
-    updated = datetime.datetime(2026, 12, 6, tzinfo=datetime.timezone.utc) + datetime.timedelta(minutes=id, microseconds=id * 1000 + 1)
-    opens = datetime.time(id % 24, version, 30, (id % 900) * 1000 + 1)
-    ratio = decimal.Decimal(id).scaleb(-(id % 4)) + version
-    null = id % 7 == 0
-    value = {
-        "id": id,
-        "amount": None if null else unscaled_bytes(amount, 2),
-        "born": None if null else (born - datetime.date(1970, 1, 1)).days,
-        "created": (created - epoch) // datetime.timedelta(microseconds=1),
-        "updated": updated.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-        "opens": ((opens.hour * 60 + opens.minute) * 60 + opens.second) * 1_000_000 + opens.microsecond,
-        "ratio": {"scale": -ratio.as_tuple().exponent, "value": unscaled_bytes(ratio, -ratio.as_tuple().exponent)},
-    }
-    shown = [str(id), "∅" if null else f"{amount:.2f}", "∅" if null else born.isoformat(), created.isoformat(),
-             updated.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), opens.strftime("%H:%M:%S.%f"), str(ratio)]
-    return value, "|".join(shown)
+def encoded(change):
+    if change is None:
+        return None
+    debezium, amount, ratio = change
+    scale = -ratio.as_tuple().exponent
+    b64 = lambda data: base64.b64encode(data).decode()
+    return dict(debezium, amount=None if amount is None else b64(unscaled_bytes(amount, 2)),
+                ratio={"scale": scale, "value": b64(unscaled_bytes(ratio, scale))})
 def send(op, id, before, after):
-    payload = {"before": before, "after": after, "op": op, "source": {"connector": "postgresql", "lsn": id}}
+    payload = {"before": encoded(before), "after": encoded(after), "op": op, "source": {"connector": "postgresql", "lsn": id}}
     key = {"schema": key_schema, "payload": {"id": id}}
     producer.send(topic, key=json.dumps(key).encode(), value=json.dumps({"schema": envelope_schema, "payload": payload}).encode())
-for id in range(1, 301):
-    value, expected[id] = row(id, 0)
-    send("r", id, None, value)
-for id in range(3, 301, 3):
-    before, _ = row(id, 0)
-    value, expected[id] = row(id, 1)
-    send("u", id, before, value)
-for id in sorted(expected):
-    print(expected[id])
+changes(send)
+"#;
+
+/// [`DEBEZIUM_TYPED_ROWS`] as Confluent's Avro converter writes them (fastavro, schemas registered over the
+/// registry's REST API): key and value in the wire format, the row's record defined in `before` and named in
+/// `after`, Debezium's logical types named by `connect.name` beside Avro types that do not know them, the decimal
+/// an Avro `decimal`.
+const DEBEZIUM_TYPED_AVRO: &str = r#"
+import io, struct, urllib.request, fastavro
+registry = sys.argv[3]
+def register(subject, schema):
+    request = urllib.request.Request(f"{registry}/subjects/{subject}/versions", method="POST",
+        data=json.dumps({"schema": json.dumps(schema)}).encode(),
+        headers={"Content-Type": "application/vnd.schemaregistry.v1+json"})
+    return json.load(urllib.request.urlopen(request))["id"]
+def connect(avro_type, name, **attributes):
+    return dict({"type": avro_type, "connect.version": 1, "connect.name": name}, **attributes)
+decimal_type = connect("bytes", "org.apache.kafka.connect.data.Decimal", scale=2, precision=10, logicalType="decimal",
+                       **{"connect.parameters": {"scale": "2", "connect.decimal.precision": "10"}})
+variable_scale = {"type": "record", "name": "VariableScaleDecimal", "namespace": "io.debezium.data",
+                  "fields": [{"name": "scale", "type": "int"}, {"name": "value", "type": "bytes"}],
+                  "connect.version": 1, "connect.name": "io.debezium.data.VariableScaleDecimal"}
+value_record = {"type": "record", "name": "Value", "namespace": "dbserver1.public.typed",
+                "connect.name": "dbserver1.public.typed.Value", "fields": [
+    {"name": "id", "type": "int"},
+    {"name": "amount", "type": ["null", decimal_type], "default": None},
+    {"name": "born", "type": ["null", connect("int", "io.debezium.time.Date")], "default": None},
+    {"name": "created", "type": ["null", connect("long", "io.debezium.time.MicroTimestamp")], "default": None},
+    {"name": "updated", "type": ["null", connect("string", "io.debezium.time.ZonedTimestamp")], "default": None},
+    {"name": "opens", "type": ["null", connect("long", "io.debezium.time.MicroTime")], "default": None},
+    {"name": "ratio", "type": ["null", variable_scale], "default": None}]}
+envelope = {"type": "record", "name": "Envelope", "namespace": "dbserver1.public.typed", "fields": [
+    {"name": "before", "type": ["null", value_record], "default": None},
+    {"name": "after", "type": ["null", "Value"], "default": None},
+    {"name": "source", "type": {"type": "record", "name": "Source", "namespace": "io.debezium.connector.postgresql",
+        "fields": [{"name": "connector", "type": "string"}, {"name": "lsn", "type": ["null", "long"], "default": None}]}},
+    {"name": "op", "type": "string"},
+    {"name": "ts_ms", "type": ["null", "long"], "default": None}]}
+key_record = {"type": "record", "name": "Key", "namespace": "dbserver1.public.typed", "fields": [{"name": "id", "type": "int"}]}
+key_id, value_id = register(f"{topic}-key", key_record), register(f"{topic}-value", envelope)
+parsed_key, parsed_value = fastavro.parse_schema(key_record), fastavro.parse_schema(envelope)
+def framed(schema_id, parsed, record):
+    out = io.BytesIO()
+    out.write(struct.pack(">bI", 0, schema_id))
+    fastavro.schemaless_writer(out, parsed, record)
+    return out.getvalue()
+def encoded(change):
+    if change is None:
+        return None
+    debezium, amount, ratio = change
+    scale = -ratio.as_tuple().exponent
+    return dict(debezium, amount=amount, ratio={"scale": scale, "value": unscaled_bytes(ratio, scale)})
+def send(op, id, before, after):
+    value = {"before": encoded(before), "after": encoded(after), "source": {"connector": "postgresql", "lsn": id},
+             "op": op, "ts_ms": None}
+    producer.send(topic, key=framed(key_id, parsed_key, {"id": id}), value=framed(value_id, parsed_value, value))
+changes(send)
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_debezium_logical_types_land_as_decimals_dates_and_timestamps_of_their_declared_types() {
     let broker = KafkaBroker::start();
-    let lake = TempLake::new();
     let topic = unique_topic("dbserver1.public.typed");
     broker.create_topic(&topic, 2);
-    let expected: Vec<String> = broker.produce(&topic, DEBEZIUM_TYPED_EVENTS).lines().map(str::to_string).collect();
-    assert_synced(&sync_kafka(&broker, &lake, &topic, &["--format", "debezium", "--max-messages-per-batch", "150"]));
+    let expected = broker.produce(&topic, &format!("{DEBEZIUM_TYPED_ROWS}{DEBEZIUM_TYPED_JSON}"));
+    assert_typed_debezium_rows(&broker, &topic, &expected, &["--format", "debezium"]).await;
+}
 
-    let url = lake.table_url(&TableId::new("kafka", &topic));
+/// The same rows in Avro through the schema registry land the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_debezium_events_in_avro_from_the_schema_registry_land_as_their_json_twins_do() {
+    let broker = KafkaBroker::start();
+    let registry = crate::support::kafka::SchemaRegistry::start();
+    let topic = unique_topic("dbserver1.public.typed");
+    broker.create_topic(&topic, 2);
+    let script = format!("{DEBEZIUM_TYPED_ROWS}{DEBEZIUM_TYPED_AVRO}");
+    let expected = broker.produce_with(&topic, &script, &[&registry.url]);
+    let flags = ["--format", "debezium", "--schema-registry", &registry.url];
+    assert_typed_debezium_rows(&broker, &topic, &expected, &flags).await;
+}
+
+/// Syncs `topic` (in pages of 150 messages) and checks its table holds the `expected` rows (as
+/// [`DEBEZIUM_TYPED_ROWS`] prints them) in the column types the events' schemas declare, nothing rescued.
+async fn assert_typed_debezium_rows(broker: &KafkaBroker, topic: &str, expected: &str, flags: &[&str]) {
+    let lake = TempLake::new();
+    let expected: Vec<String> = expected.lines().map(str::to_string).collect();
+    let flags: Vec<&str> = flags.iter().copied().chain(["--max-messages-per-batch", "150"]).collect();
+    assert_synced(&sync_kafka(broker, &lake, topic, &flags));
+
+    let url = lake.table_url(&TableId::new("kafka", topic));
     let mut rows = read_rows(&url, &["id", "amount", "born", "created", "updated", "opens", "ratio"]).await;
     rows.sort_by_key(|row| row.split('|').next().and_then(|id| id.parse::<i64>().ok()));
     assert_eq!(rows.len(), 300, "a row per key");
@@ -432,6 +523,8 @@ async fn kafka_debezium_logical_types_land_as_decimals_dates_and_timestamps_of_t
     );
     let rescued = read_rows(&url, &["_rescued_data"]).await;
     assert!(rescued.iter().all(|row| row == "∅"), "nothing rescued: {:?}", rescued.iter().find(|row| *row != "∅"));
+    let sources = read_rows(&url, &["_cdc_debezium_source"]).await;
+    assert!(sources.iter().all(|source| source.contains(r#""connector":"postgresql""#)), "{:?}", &sources[..2]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

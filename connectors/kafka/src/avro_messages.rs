@@ -28,7 +28,7 @@ use connector_files::rescued_data::{RESCUED_DATA, RowOrigin};
 use connector_files::typed_rows::typed_rows_for_table;
 use serde_json::{Map, Value};
 
-use crate::schema_registry::wire_format;
+use crate::schema_registry::{RegisteredSchema, wire_format};
 use crate::topic_consumer::KafkaMessage;
 
 /// The value columns once the fields of `schemas` (in the order the page met them) land in `value_fields`.
@@ -57,10 +57,19 @@ pub fn columns_with(table: &TableId, value_fields: &[Field], schemas: &[&AvroSch
     Ok(fields)
 }
 
-/// The ids of the schemas `messages` are written with, in the order first met.
+/// The ids of the schemas `messages`' values are written with, in the order first met.
 pub fn schema_ids(messages: &[KafkaMessage]) -> Vec<u32> {
+    ids_in(messages.iter().map(|message| message.value.as_deref()))
+}
+
+/// The ids of the schemas `messages`' keys are written with (Debezium's Avro keys), in the order first met.
+pub fn key_schema_ids(messages: &[KafkaMessage]) -> Vec<u32> {
+    ids_in(messages.iter().map(|message| message.key.as_deref()))
+}
+
+fn ids_in<'a>(parts: impl Iterator<Item = Option<&'a [u8]>>) -> Vec<u32> {
     let mut ids: Vec<u32> = Vec::new();
-    for id in messages.iter().filter_map(|message| message.value.as_deref().and_then(wire_format)).map(|(id, _)| id) {
+    for (id, _) in parts.filter_map(|part| part.and_then(wire_format)) {
         if !ids.contains(&id) {
             ids.push(id);
         }
@@ -72,7 +81,7 @@ pub fn schema_ids(messages: &[KafkaMessage]) -> Vec<u32> {
 pub fn avro_rows(
     topic: &str,
     messages: &[KafkaMessage],
-    schemas: &HashMap<u32, Arc<AvroSchema>>,
+    schemas: &HashMap<u32, Arc<RegisteredSchema>>,
     table_fields: &[Field],
 ) -> Result<RecordBatch> {
     let table_schema = Arc::new(Schema::new(table_fields.to_vec()));
@@ -126,16 +135,16 @@ pub fn avro_rows(
 }
 
 /// The reader of schema `id`, made on first use.
-fn reader_of<'r, 's>(
+pub(crate) fn reader_of<'r, 's>(
     readers: &'r mut HashMap<u32, GenericDatumReader<'s>>,
-    schemas: &'s HashMap<u32, Arc<AvroSchema>>,
+    schemas: &'s HashMap<u32, Arc<RegisteredSchema>>,
     id: u32,
 ) -> std::result::Result<&'r GenericDatumReader<'s>, String> {
     match readers.entry(id) {
         std::collections::hash_map::Entry::Occupied(entry) => Ok(entry.into_mut()),
         std::collections::hash_map::Entry::Vacant(entry) => {
             let schema = schemas.get(&id).ok_or_else(|| format!("schema {id} was not fetched"))?;
-            let reader = GenericDatumReader::builder(schema)
+            let reader = GenericDatumReader::builder(&schema.avro)
                 .build()
                 .map_err(|cause| format!("schema {id} cannot read values: {cause}"))?;
             Ok(entry.insert(reader))
@@ -161,7 +170,11 @@ struct AvroRuns<'a> {
 }
 
 impl AvroRuns<'_> {
-    fn flush(&mut self, run: Option<(u32, Vec<AvroValue>)>, schemas: &HashMap<u32, Arc<AvroSchema>>) -> Result<()> {
+    fn flush(
+        &mut self,
+        run: Option<(u32, Vec<AvroValue>)>,
+        schemas: &HashMap<u32, Arc<RegisteredSchema>>,
+    ) -> Result<()> {
         let Some((id, values)) = run else { return Ok(()) };
         let schema = schemas.get(&id).ok_or_else(|| Error::state(format!("internal: schema {id} not fetched")))?;
         let failed =
@@ -169,13 +182,13 @@ impl AvroRuns<'_> {
         let plan = match self.plans.get(&id) {
             Some(plan) => plan.clone(),
             None => {
-                let plan = Arc::new(avro_columns(schema).map_err(failed)?);
+                let plan = Arc::new(avro_columns(&schema.avro).map_err(failed)?);
                 self.plans.insert(id, plan.clone());
                 plan
             }
         };
         let writer_fields = Arc::new(Schema::new(fields_of(&plan)));
-        let top_level_record = matches!(schema.as_ref(), AvroSchema::Record(_));
+        let top_level_record = matches!(schema.avro, AvroSchema::Record(_));
         let batch = batch_of(&values, &plan, top_level_record, writer_fields).map_err(failed)?;
         let origin = RowOrigin { file_path: self.topic, first_row: 0, strict: false };
         let rows = typed_rows_for_table(&batch, self.table_fields, origin).map_err(failed)?;
@@ -234,15 +247,14 @@ mod tests {
 
     #[test]
     fn two_schema_versions_land_in_one_table_with_a_widened_column_and_bad_bytes_rescued() {
-        let first = AvroSchema::parse_str(
-            r#"{"type":"record","name":"Order","fields":[{"name":"id","type":"int"},{"name":"note","type":"string"}]}"#,
-        )
-        .expect("schema 1");
-        let second = AvroSchema::parse_str(
-            r#"{"type":"record","name":"Order","fields":[{"name":"id","type":"long"},{"name":"note","type":"string"},
-                {"name":"coupon","type":["null","string"],"default":null}]}"#,
-        )
-        .expect("schema 2");
+        let registered = |text: &str| Arc::new(RegisteredSchema::parse(text).expect("schema"));
+        let schemas: HashMap<u32, Arc<RegisteredSchema>> = [
+            (1, registered(r#"{"type":"record","name":"Order","fields":[{"name":"id","type":"int"},{"name":"note","type":"string"}]}"#)),
+            (2, registered(r#"{"type":"record","name":"Order","fields":[{"name":"id","type":"long"},{"name":"note","type":"string"},
+                {"name":"coupon","type":["null","string"],"default":null}]}"#)),
+        ]
+        .into();
+        let (first, second) = (&schemas[&1].avro, &schemas[&2].avro);
         let record = |schema: &AvroSchema, fields: Vec<(&str, AvroValue)>| {
             let mut record = apache_avro::types::Record::new(schema).expect("record");
             for (name, value) in fields {
@@ -251,14 +263,14 @@ mod tests {
             AvroValue::from(record)
         };
         let messages = vec![
-            message(0, Some(encoded(&first, 1, record(&first, vec![("id", AvroValue::Int(1)), ("note", "a".into())])))),
+            message(0, Some(encoded(first, 1, record(first, vec![("id", AvroValue::Int(1)), ("note", "a".into())])))),
             message(
                 1,
                 Some(encoded(
-                    &second,
+                    second,
                     2,
                     record(
-                        &second,
+                        second,
                         vec![
                             ("id", AvroValue::Long(5_000_000_000)),
                             ("note", "b".into()),
@@ -271,9 +283,8 @@ mod tests {
             message(3, None),
         ];
         let table = TableId::new("kafka", "orders");
-        let schemas: HashMap<u32, Arc<AvroSchema>> = [(1, Arc::new(first)), (2, Arc::new(second))].into();
         assert_eq!(schema_ids(&messages), [1, 2]);
-        let fields = columns_with(&table, &[], &[&schemas[&1], &schemas[&2]]).expect("columns");
+        let fields = columns_with(&table, &[], &[first, second]).expect("columns");
         let names: Vec<&str> = fields.iter().map(|field| field.name().as_str()).collect();
         assert_eq!(names, ["id", "note", "coupon", RESCUED_DATA]);
         assert_eq!(fields[0].data_type(), &DataType::Int64, "int widened to long");

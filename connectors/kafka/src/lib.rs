@@ -2,14 +2,15 @@
 //! merged. Each topic is one of the engine's polled streams ([`topic_stream`]): read from the offsets its Delta
 //! table committed last ([`offsets`]) with librdkafka's consumer assigned by hand ([`topic_consumer`]), decoded
 //! into rows ([`message_rows`]; JSON through the files source's reader, Avro through [`avro_messages`] with
-//! schemas from the [`schema_registry`], change events through [`debezium`] and Connect's logical types through
-//! [`connect_types`]), and committed with the offsets
+//! schemas from the [`schema_registry`], change events through [`debezium`] (in Avro through [`debezium_avro`]) and Connect's
+//! logical types through [`connect_types`]), and committed with the offsets
 //! after them in one Delta commit.
 
 pub mod avro_messages;
 pub mod config;
 pub mod connect_types;
 pub mod debezium;
+pub mod debezium_avro;
 pub mod message_rows;
 pub mod offsets;
 pub mod pipeline;

@@ -31,8 +31,9 @@ use serde_json::{Map, Value};
 
 use crate::avro_messages::{avro_rows, columns_with, schema_ids};
 use crate::config::{KafkaMode, MessageFormat};
-use crate::debezium;
+use crate::schema_registry::RegisteredSchema;
 use crate::topic_consumer::{KafkaMessage, MessagePage};
+use crate::{debezium, debezium_avro};
 
 /// The column that holds a value whole (`string` and `bytes` formats).
 pub const VALUE: &str = "value";
@@ -98,7 +99,7 @@ impl MessageRows {
     fn value_columns(
         &mut self,
         messages: &[KafkaMessage],
-        schemas: &HashMap<u32, Arc<apache_avro::Schema>>,
+        schemas: &HashMap<u32, Arc<RegisteredSchema>>,
     ) -> Result<Vec<ArrayRef>> {
         match self.format {
             MessageFormat::Avro => {
@@ -153,12 +154,12 @@ impl MessageRows {
     fn learn_avro_columns(
         &mut self,
         messages: &[KafkaMessage],
-        schemas: &HashMap<u32, Arc<apache_avro::Schema>>,
+        schemas: &HashMap<u32, Arc<RegisteredSchema>>,
     ) -> Result<()> {
         let new: Vec<&apache_avro::Schema> = schema_ids(messages)
             .into_iter()
             .filter(|id| self.avro_schemas_learned.insert(*id))
-            .filter_map(|id| schemas.get(&id).map(Arc::as_ref))
+            .filter_map(|id| schemas.get(&id).map(|schema| &schema.avro))
             .collect();
         if !new.is_empty() {
             self.value_fields = columns_with(&self.table, &self.value_fields, &new)?;
@@ -227,7 +228,8 @@ impl RecordDecoder for MessageRows {
         let schemas = page.schemas;
         let (messages, operations, sources) = match (self.format, self.mode) {
             (MessageFormat::Debezium, _) => {
-                let debezium::Events { events, declared } = debezium::events(&self.table.name, page.messages)?;
+                let messages = debezium_avro::as_json_envelopes(&self.table.name, page.messages, &schemas)?;
+                let debezium::Events { events, declared } = debezium::events(&self.table.name, messages)?;
                 for (name, data_type) in declared {
                     if !self.declared.iter().any(|(known, _)| *known == name) {
                         self.declared.push((name, data_type));

@@ -36,7 +36,7 @@ pub struct SchemaRegistry {
     url: url::Url,
     credentials: Option<RegistryCredentials>,
     client: reqwest::Client,
-    schemas: Mutex<HashMap<u32, Arc<Schema>>>,
+    schemas: Mutex<HashMap<u32, Arc<RegisteredSchema>>>,
 }
 
 /// HTTP basic authentication for the registry.
@@ -44,6 +44,23 @@ pub struct SchemaRegistry {
 pub struct RegistryCredentials {
     pub user: String,
     pub password: Secret,
+}
+
+/// A schema as the registry holds it.
+#[derive(Debug)]
+pub struct RegisteredSchema {
+    pub avro: Schema,
+    /// The schema's JSON, for attributes Avro's parser does not keep (Kafka Connect's `connect.name` beside a
+    /// field's type, which names Debezium's logical types).
+    pub json: serde_json::Value,
+}
+
+impl RegisteredSchema {
+    pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        let avro = Schema::parse_str(text).map_err(|cause| cause.to_string())?;
+        let json = serde_json::from_str(text).map_err(|cause| cause.to_string())?;
+        Ok(RegisteredSchema { avro, json })
+    }
 }
 
 #[derive(Deserialize)]
@@ -82,7 +99,7 @@ impl SchemaRegistry {
     }
 
     /// The schemas of `ids`, fetching those not fetched before.
-    pub async fn schemas(&self, ids: impl IntoIterator<Item = u32>) -> Result<HashMap<u32, Arc<Schema>>> {
+    pub async fn schemas(&self, ids: impl IntoIterator<Item = u32>) -> Result<HashMap<u32, Arc<RegisteredSchema>>> {
         let mut found = HashMap::new();
         for id in ids {
             if found.contains_key(&id) {
@@ -106,7 +123,7 @@ impl SchemaRegistry {
         Ok(found)
     }
 
-    async fn fetch(&self, id: u32) -> Result<Schema> {
+    async fn fetch(&self, id: u32) -> Result<RegisteredSchema> {
         let url = self
             .url
             .join(&format!("schemas/ids/{id}"))
@@ -156,7 +173,7 @@ impl SchemaRegistry {
                 "kafka: schema {id} is a {other} schema; --format avro reads Avro schemas only"
             )));
         }
-        Schema::parse_str(&found.schema).map_err(|cause| {
+        RegisteredSchema::parse(&found.schema).map_err(|cause| {
             Error::config(format!("kafka: schema {id} from the schema registry is not a valid Avro schema: {cause}"))
         })
     }

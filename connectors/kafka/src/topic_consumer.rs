@@ -23,6 +23,7 @@ use tracing::{debug, warn};
 
 use crate::config::{KafkaConfig, NAMESPACE, StartingOffsets};
 use crate::offsets::TopicOffsets;
+use crate::schema_registry::RegisteredSchema;
 
 /// How long a metadata or watermark request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
@@ -71,7 +72,7 @@ pub struct MessagePage {
     /// Every partition reached the end the pass set out to read.
     pub caught_up: bool,
     /// The Avro writer schemas of the messages (`--format avro`), by id, fetched before the page is decoded.
-    pub schemas: HashMap<u32, Arc<apache_avro::Schema>>,
+    pub schemas: HashMap<u32, Arc<RegisteredSchema>>,
 }
 
 impl std::fmt::Debug for TopicConsumer {

@@ -9,8 +9,8 @@ use connector_core::error::{Error, Result};
 use connector_core::options::TableOptions;
 use connector_core::schema::{TableId, TableSchema};
 
-use crate::avro_messages::schema_ids;
-use crate::config::{KafkaConfig, NAMESPACE};
+use crate::avro_messages::{key_schema_ids, schema_ids};
+use crate::config::{KafkaConfig, MessageFormat, NAMESPACE};
 use crate::message_rows::MessageRows;
 use crate::offsets::TopicOffsets;
 use crate::schema_registry::SchemaRegistry;
@@ -23,7 +23,7 @@ pub struct TopicStream {
     /// The consumer, used on a blocking thread one page at a time. A page abandoned midway (a stop) leaves it
     /// past the committed token; the next page is read from its own token, which reassigns it.
     consumer: Arc<Mutex<Option<TopicConsumer>>>,
-    /// Where `--format avro` finds its messages' schemas.
+    /// Where `--format avro` (and Debezium's Avro events) find their messages' schemas.
     registry: Option<Arc<SchemaRegistry>>,
 }
 
@@ -87,7 +87,12 @@ impl PolledStream for TopicStream {
         let offsets = TopicOffsets::parse(token, &self.topic, &self.config.pipeline)?;
         let mut page = self.with_consumer(move |consumer| consumer.read_page(offsets)).await?;
         if let Some(registry) = &self.registry {
-            page.schemas = registry.schemas(schema_ids(&page.messages)).await?;
+            let mut ids = schema_ids(&page.messages);
+            // Debezium's Avro converter writes the key in the wire format too; the row is merged by it.
+            if self.config.format == MessageFormat::Debezium {
+                ids.extend(key_schema_ids(&page.messages));
+            }
+            page.schemas = registry.schemas(ids).await?;
         }
         let (token, caught_up) = (page.offsets.token(), page.caught_up);
         Ok(PolledPage { records: page, token, caught_up })
