@@ -29,6 +29,9 @@ pub struct FlatJsonRows {
     table: SchemaRef,
     columns: Vec<ColumnKind>,
     by_name: HashMap<String, usize>,
+    /// Each column's name as a JSON key is written without escapes, quotes included (`None` for a name JSON
+    /// would escape): a record's key is matched against the column predicted for it by its bytes alone.
+    quoted_names: Vec<Option<Box<[u8]>>>,
     times: TimeFormats,
 }
 
@@ -56,7 +59,20 @@ impl FlatJsonRows {
     pub fn new(table: &[Field], times: &TimeFormats) -> Option<Self> {
         let columns = ColumnKind::of_table(table)?;
         let by_name = table.iter().enumerate().map(|(index, field)| (field.name().clone(), index)).collect();
-        Some(FlatJsonRows { table: Arc::new(Schema::new(table.to_vec())), columns, by_name, times: times.clone() })
+        let quoted_names = table
+            .iter()
+            .map(|field| {
+                let plain = field.name().bytes().all(|byte| byte >= 0x20 && byte != b'"' && byte != b'\\');
+                plain.then(|| format!("\"{}\"", field.name()).into_bytes().into_boxed_slice())
+            })
+            .collect();
+        Some(FlatJsonRows {
+            table: Arc::new(Schema::new(table.to_vec())),
+            columns,
+            by_name,
+            quoted_names,
+            times: times.clone(),
+        })
     }
 
     /// The rows of `lines` (complete lines; blank ones are not rows) in the table's columns; `None` when the
@@ -222,14 +238,20 @@ impl<'a> Record<'a> {
             self.at += 1;
         } else {
             loop {
-                let name = self.string()?;
+                // Records of a file mostly list their keys alike: the key is first matched, by its bytes, with
+                // the column the previous record had at this place.
                 let predicted = previous_order.get(entries.len()).copied();
-                let key = match predicted {
-                    Some(column) if rows.table.field(column).name() == name.as_ref() => Key::Column(column),
-                    _ => match rows.by_name.get(name.as_ref()) {
-                        Some(&column) if !matches!(rows.columns[column], ColumnKind::Rescued) => Key::Column(column),
-                        _ => Key::Unknown(name),
-                    },
+                let key = match predicted.filter(|&column| self.skip_key(rows.quoted_names[column].as_deref())) {
+                    Some(column) => Key::Column(column),
+                    None => {
+                        let name = self.string()?;
+                        match rows.by_name.get(name.as_ref()) {
+                            Some(&column) if !matches!(rows.columns[column], ColumnKind::Rescued) => {
+                                Key::Column(column)
+                            }
+                            _ => Key::Unknown(name),
+                        }
+                    }
                 };
                 self.skip_whitespace();
                 self.expect(b':')?;
@@ -252,6 +274,20 @@ impl<'a> Record<'a> {
         }
         self.skip_whitespace();
         (self.at == self.line.len()).then_some(())
+    }
+
+    /// Moves past `quoted` (a key with its quotes, written without escapes) if the record has it here.
+    fn skip_key(&mut self, quoted: Option<&[u8]>) -> bool {
+        let Some(quoted) = quoted else { return false };
+        // Compared byte by byte: keys are short, and a call to `memcmp` per key cost more than the comparison.
+        let found = self
+            .bytes()
+            .get(self.at..self.at + quoted.len())
+            .is_some_and(|here| here.iter().zip(quoted).all(|(a, b)| a == b));
+        if found {
+            self.at += quoted.len();
+        }
+        found
     }
 
     fn value(&mut self) -> Option<Scalar<'a>> {
@@ -455,6 +491,25 @@ mod tests {
         for column in ["id", "amount", "small", "name", "ok", "day", "score"] {
             assert_eq!(batch.column_by_name(column).expect(column).null_count(), 2, "{column}");
         }
+    }
+
+    #[test]
+    fn a_key_written_with_escapes_or_beside_a_longer_one_finds_its_column() {
+        let batch = decode(concat!(
+            r#"{"id": 1, "name": "a"}"#,
+            "\n",
+            r#"{"\u0069d": 2, "name": "b"}"#,
+            "\n",
+            r#"{"idx": 3, "id": 4, "name": "c"}"#,
+            "\n",
+            r#"{"id": 5, "names": "d"}"#,
+        ));
+        let ids = batch.column(0).as_primitive::<Int64Type>();
+        assert_eq!(ids.iter().collect::<Vec<_>>(), [Some(1), Some(2), Some(4), Some(5)]);
+        let names = batch.column(1).as_string::<i32>();
+        assert_eq!(names.iter().collect::<Vec<_>>(), [Some("a"), Some("b"), Some("c"), None]);
+        assert_eq!(rescued(&batch, 2), Some(serde_json::json!({"idx": 3, "_file_path": "f.jsonl"})));
+        assert_eq!(rescued(&batch, 3), Some(serde_json::json!({"names": "d", "_file_path": "f.jsonl"})));
     }
 
     #[test]

@@ -105,9 +105,16 @@ pub async fn sampled_columns(
                 return Ok(None);
             };
             let Some(limit) = sample_bytes else {
-                return json_lines_columns(&first, times, JSON_SAMPLE_LINES)
-                    .map(Some)
-                    .map_err(|cause| read_error(file, "JSON", cause));
+                // Parsing the sample is most of its cost: on a thread of its own, so that samples of several
+                // files are parsed at once.
+                let times = times.clone();
+                let inferred =
+                    tokio::task::spawn_blocking(move || json_lines_columns(&first, &times, JSON_SAMPLE_LINES))
+                        .await
+                        .map_err(|cause| {
+                            Error::state(format!("internal: inferring the columns of {}: {cause}", file.path))
+                        })?;
+                return inferred.map(Some).map_err(|cause| read_error(file, "JSON", cause));
             };
             let mut lines = first;
             while (lines.len() as u64) < limit {

@@ -28,7 +28,12 @@ impl<R: AsyncBufRead + Unpin> LineChunks<R> {
     /// The same, owned: to parse on another task.
     pub async fn next_owned(&mut self) -> std::io::Result<Option<Vec<u8>>> {
         self.fill().await?;
-        Ok((!self.buffer.is_empty()).then(|| std::mem::take(&mut self.buffer)))
+        if self.buffer.is_empty() {
+            return Ok(None);
+        }
+        // The next chunk is about as large: room for it at once, rather than growing (and copying) it from empty.
+        let next = Vec::with_capacity(self.buffer.capacity());
+        Ok(Some(std::mem::replace(&mut self.buffer, next)))
     }
 
     /// Whole lines up to the budget: as much of the reader's buffer as it holds at once (a line at a time cost

@@ -14,6 +14,7 @@ use connector_core::ingested_file::{IngestedFile, SourceFile};
 use connector_core::options::TableOptions;
 use connector_core::pipeline::{Pipeline, Shutdown, SyncFuture, SyncMode};
 use connector_core::schema::{TableId, TableSchema};
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
@@ -204,12 +205,23 @@ impl FileSource for FilesSource {
     }
 
     async fn columns_for(&self, files: &[SourceFile], existing: Option<&[Field]>) -> Result<TableSchema> {
+        let sample: Vec<&SourceFile> = files.iter().take(self.config.infer_sample_files).collect();
+        let mut formats = Vec::with_capacity(sample.len());
+        for file in &sample {
+            formats.push((self.format_of(file)?, self.location_of(file)?));
+        }
+        let text = formats.iter().all(|(format, _)| format.is_text());
+        // The sampled files are read at once, as many as files are parsed at once (their decoding runs on other
+        // threads): one after the other, the sample held every batch's start back by a file read per file.
+        let mut reads = Vec::with_capacity(sample.len());
+        for (file, (format, location)) in sample.iter().zip(&formats) {
+            reads.push(sampled_columns(location, file, format, self.config.infer_sample_bytes));
+        }
+        let results: Vec<Result<Option<Vec<Field>>>> =
+            futures::stream::iter(reads).buffered(self.config.parallel_files.max(1)).collect().await;
         let mut sampled = Vec::new();
-        let mut text = true;
-        for file in files.iter().take(self.config.infer_sample_files) {
-            let format = self.format_of(file)?;
-            text &= format.is_text();
-            match sampled_columns(self.location_of(file)?, file, &format, self.config.infer_sample_bytes).await {
+        for result in results {
+            match result {
                 Ok(Some(columns)) => sampled.push(columns),
                 Ok(None) => {}
                 // The file is skipped when read; it says nothing of the columns.
