@@ -34,7 +34,7 @@ pub async fn status(args: StatusArgs) -> Result<ExitCode> {
             let tables = if connector_saas::KINDS.contains(&profile.kind.as_str()) {
                 connector_saas::config::stream_tables(profile, pipeline)?
             } else if profile.kind == connector_kafka::KIND {
-                connector_kafka::config::topic_tables(pipeline)
+                kafka_tables(profile, pipeline).await?
             } else {
                 pipeline
                     .tables
@@ -88,6 +88,26 @@ pub async fn status(args: StatusArgs) -> Result<ExitCode> {
         eprintln!("{problem}");
     }
     Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(super::NEEDS_RESYNC_EXIT_CODE) })
+}
+
+/// A Kafka pipeline's tables: its named topics', and those of the cluster's topics its pattern matches (asked of
+/// the brokers; when they cannot be reached, the named topics' alone, with a warning saying so).
+async fn kafka_tables(profile: &Profile, pipeline: &PipelineConfig) -> Result<Vec<TableId>> {
+    let named = connector_kafka::config::topic_tables(pipeline);
+    let config = connector_kafka::KafkaConfig::from_profile(profile, pipeline)?;
+    if config.topic_pattern.is_none() {
+        return Ok(named);
+    }
+    match connector_kafka::KafkaPipeline::new(config)?.topics().await {
+        Ok(topics) => Ok(topics.iter().map(|topic| TableId::new(connector_kafka::config::NAMESPACE, topic)).collect()),
+        Err(error) => {
+            eprintln!(
+                "warning: pipeline `{}`: {error}; its topic pattern's tables are not shown, only its named topics'",
+                pipeline.name
+            );
+            Ok(named)
+        }
+    }
 }
 
 /// A files pipeline's table: its ledger and what a listing of its path adds.

@@ -788,4 +788,35 @@ async fn kafka_a_topic_pattern_syncs_every_matching_topic_and_those_created_late
     assert_exactly_once(&refunds, 0..300);
     assert_exactly_once(&more_orders, 0..200);
     assert_exactly_once(&landed(&lake, &payments).await, 0..100);
+
+    // `connector status --config` shows the tables of the topics the pattern matches, found by asking the brokers.
+    let config = lake.dir.path().join("pipelines.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[profiles.events]\nkind = \"kafka\"\nbrokers = \"{}\"\ntopic_pattern = '{pattern}'\n\n\
+             [[pipelines]]\nname = \"shop\"\nprofile = \"events\"\ndest = \"{}\"\ntables = []\nschedule = \"15m\"\n",
+            broker.brokers,
+            lake.dir.path().display()
+        ),
+    )
+    .expect("write pipelines.toml");
+    let status = Command::new(CONNECTOR)
+        .args(["status", "--json", "--config", config.to_str().expect("utf-8")])
+        .output()
+        .expect("run connector status");
+    assert!(status.status.success(), "status: {}", String::from_utf8_lossy(&status.stderr));
+    let document: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    let mut tables: Vec<String> = document["tables"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .map(|table| {
+            let name = |part: &str| table["table"][part].as_str().expect("a table's namespace and name").to_string();
+            format!("{}.{}", name("namespace"), name("name"))
+        })
+        .collect();
+    tables.sort();
+    let expected: Vec<String> = [&orders, &payments, &later].iter().map(|topic| format!("kafka.{topic}")).collect();
+    assert_eq!(tables, expected, "the pattern's tables, the unrelated topic's not (it has none)");
 }

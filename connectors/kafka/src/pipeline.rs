@@ -50,7 +50,9 @@ impl KafkaPipeline {
     }
 
     /// The named topics and, with a pattern, the cluster's topics that match it, sorted.
-    async fn topics(&self) -> Result<Vec<String>> {
+    /// The topics the pipeline syncs now: those it names, and those of the cluster its pattern matches (listed
+    /// from the brokers).
+    pub async fn topics(&self) -> Result<Vec<String>> {
         let mut topics = self.config.topics.clone();
         if let Some(pattern) = self.config.topic_pattern.clone() {
             let config = self.config.clone();
