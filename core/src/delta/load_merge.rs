@@ -9,10 +9,9 @@ use deltalake::DeltaTableError;
 use deltalake::Path;
 use std::hash::BuildHasher;
 
-use deltalake::arrow::array::{ArrayRef, BooleanArray, RecordBatch};
+use deltalake::arrow::array::{BooleanArray, RecordBatch};
 use deltalake::arrow::compute::{concat_batches, filter_record_batch};
 use deltalake::arrow::datatypes::SchemaRef;
-use deltalake::arrow::row::{RowConverter, SortField};
 use deltalake::kernel::Add;
 use deltalake::logstore::ObjectStoreRef;
 use deltalake::logstore::object_store::ObjectStoreExt;
@@ -31,6 +30,7 @@ use super::merge::MergeCounts;
 use super::merge_source::MergeSource;
 use super::sliced_replace::SlicedReplace;
 use super::snapshot_writer::WrittenFiles;
+use super::stored_rows::EncodedKeys;
 use super::table_writer::DeltaTableWriter;
 use crate::cursor::TableCursor;
 use crate::error::{Error, Result};
@@ -182,14 +182,7 @@ impl KeySlice<'_> {
         if self.of == 1 {
             return Ok(rows);
         }
-        let keys: Vec<ArrayRef> = self
-            .key_columns
-            .iter()
-            .map(|name| rows.column_by_name(name).cloned())
-            .collect::<Option<_>>()
-            .ok_or_else(|| DeltaTableError::Generic("the loaded rows lack a key column".into()))?;
-        let converter = RowConverter::new(keys.iter().map(|keys| SortField::new(keys.data_type().clone())).collect())?;
-        let encoded = converter.convert_columns(&keys)?;
+        let encoded = EncodedKeys::of(&rows, self.key_columns)?.rows;
         // A fixed seed: every batch of every staged file must send a key to the same slice.
         let hasher = FixedState::with_seed(SLICE_SEED);
         let (of, index) = (self.of as u64, self.index as u64);

@@ -12,10 +12,9 @@
 
 use std::collections::BTreeMap;
 
-use deltalake::arrow::array::{ArrayRef, RecordBatch, UInt32Array};
+use deltalake::arrow::array::{RecordBatch, UInt32Array};
 use deltalake::arrow::compute::take_record_batch;
 use deltalake::arrow::datatypes::SchemaRef;
-use deltalake::arrow::row::{RowConverter, SortField};
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::{Action, Add};
 use deltalake::logstore::ObjectStoreRef;
@@ -34,7 +33,7 @@ use super::file_merge::{
 use super::file_selection::{TargetFile, select_files};
 use super::merge::MergeCounts;
 use super::merge_commit::commit_merge;
-use super::stored_rows::ChangedKeys;
+use super::stored_rows::{ChangedKeys, EncodedKeys};
 use crate::options::DeleteMode;
 
 /// New row versions written per batch (taken from the slice, so a copy of this many rows at a time).
@@ -95,14 +94,7 @@ impl<'a> SlicedReplace<'a> {
             return Ok(());
         }
         let state = self.table.snapshot()?;
-        let keys: Vec<ArrayRef> = self
-            .key_columns
-            .iter()
-            .map(|name| rows.column_by_name(name).cloned())
-            .collect::<Option<_>>()
-            .ok_or_else(|| DeltaTableError::Generic("the loaded rows lack a key column".into()))?;
-        let converter = RowConverter::new(keys.iter().map(|keys| SortField::new(keys.data_type().clone())).collect())?;
-        let encoded = converter.convert_columns(&keys)?;
+        let EncodedKeys { arrays: keys, converter, rows: encoded } = EncodedKeys::of(&rows, self.key_columns)?;
         let changed = ChangedKeys::new(&converter, &encoded, &keys);
 
         // Every file is read in full (key columns) to find every replaced row: with `small_file` 0 none is

@@ -14,12 +14,33 @@ use deltalake::arrow::compute::kernels::zip::zip;
 use deltalake::arrow::compute::{cast, filter_record_batch, take};
 use deltalake::arrow::datatypes::DataType;
 use deltalake::arrow::error::ArrowError;
-use deltalake::arrow::row::{Row, RowConverter, Rows};
+use deltalake::arrow::row::{Row, RowConverter, Rows, SortField};
 
 use super::merge_source::{MergeSource, SOFT_DELETE_COLUMNS};
 use crate::change::Operation;
 use crate::metadata_column::{DELETED, DELETED_AT, IS_CURRENT, OPERATION, VALID_TO};
 use crate::options::DeleteMode;
+
+/// The key columns of a batch of rows, with their values encoded to compare and hash as bytes.
+pub(crate) struct EncodedKeys {
+    pub arrays: Vec<ArrayRef>,
+    pub converter: RowConverter,
+    pub rows: Rows,
+}
+
+impl EncodedKeys {
+    pub fn of(batch: &RecordBatch, key_columns: &[String]) -> Result<Self, ArrowError> {
+        let arrays: Vec<ArrayRef> = key_columns
+            .iter()
+            .map(|name| batch.column_by_name(name).cloned())
+            .collect::<Option<_>>()
+            .ok_or_else(|| ArrowError::SchemaError(format!("the rows lack a key column of {key_columns:?}")))?;
+        let converter =
+            RowConverter::new(arrays.iter().map(|keys| SortField::new(keys.data_type().clone())).collect())?;
+        let rows = converter.convert_columns(&arrays)?;
+        Ok(EncodedKeys { arrays, converter, rows })
+    }
+}
 
 /// The changed keys of a merge source, to find the stored rows they concern.
 pub(crate) struct ChangedKeys<'a> {
