@@ -45,7 +45,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   # The packages' own services are not needed (tests start their own servers); don't let them start.
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-python3 -c 'import deltalake, polars, pyarrow, boto3, moto, fastavro, azure.storage.blob, snappy, kafka' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check deltalake polars pyarrow boto3 'moto[server]' fastavro azure-storage-blob python-snappy kafka-python
+# grpcio-tools brings protoc (and Google's well-known .proto files) for the Protobuf test's independent writer.
+python3 -c 'import deltalake, polars, pyarrow, boto3, moto, fastavro, azure.storage.blob, snappy, kafka, grpc_tools, google.protobuf' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check deltalake polars pyarrow boto3 'moto[server]' fastavro azure-storage-blob python-snappy kafka-python grpcio-tools protobuf
 # Azure Blob tests run against Azurite, Microsoft's emulator, from npm (installed once into the cache).
 azurite_dir="$HOME/.cache/connector-tools/azurite"
 [ -x "$azurite_dir/node_modules/.bin/azurite-blob" ] ||

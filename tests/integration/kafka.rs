@@ -668,6 +668,87 @@ async fn kafka_avro_values_from_the_schema_registry_land_typed_across_schema_ver
     assert!(kept[0].contains("wire format") && kept[0].contains("_corrupt_value_base64"), "{kept:?}");
 }
 
+/// Protobuf values as Confluent's Protobuf serializer frames them (the zero byte, the schema id, the message
+/// indexes, the message), written by classes `protoc` generated (grpcio-tools' protoc, Python's protobuf runtime)
+/// from a `.proto` file registered over the registry's REST API; then a value its schema does not read. Prints
+/// the rows as the table must show them.
+const PROTOBUF_ORDERS: &str = r#"
+import datetime, importlib, os, struct, tempfile, urllib.request
+import grpc_tools
+from grpc_tools import protoc
+registry = sys.argv[3]
+proto = """
+syntax = "proto3";
+package shop;
+import "google/protobuf/timestamp.proto";
+message Order {
+  int64 id = 1;
+  string customer = 2;
+  double amount = 3;
+  Status status = 4;
+  google.protobuf.Timestamp placed_at = 5;
+  enum Status { NEW = 0; PAID = 1; SHIPPED = 2; }
+  message Line { string sku = 1; int32 quantity = 2; }
+  repeated Line lines = 6;
+}
+"""
+workdir = tempfile.mkdtemp()
+with open(os.path.join(workdir, "order.proto"), "w") as f:
+    f.write(proto)
+well_known = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
+assert protoc.main(["protoc", f"-I{workdir}", f"-I{well_known}", f"--python_out={workdir}", "order.proto"]) == 0
+sys.path.insert(0, workdir)
+order_pb2 = importlib.import_module("order_pb2")
+request = urllib.request.Request(f"{registry}/subjects/{topic}-value/versions", method="POST",
+    data=json.dumps({"schema": proto, "schemaType": "PROTOBUF"}).encode(),
+    headers={"Content-Type": "application/vnd.schemaregistry.v1+json"})
+schema_id = json.load(urllib.request.urlopen(request))["id"]
+start = datetime.datetime(2026, 12, 1, tzinfo=datetime.timezone.utc)
+for i in range(500):
+    placed_at = start + datetime.timedelta(seconds=i)
+    order = order_pb2.Order(id=10_000_000_000 + i, customer=f"c{i}", amount=i / 4, status=i % 3)
+    order.placed_at.FromDatetime(placed_at)
+    order.lines.add(sku=f"s{i}", quantity=i % 5 + 1)
+    # Message indexes [0], the file's first message: a lone zero byte.
+    producer.send(topic, partition=i % 2, value=struct.pack(">bI", 0, schema_id) + b"\x00" + order.SerializeToString())
+    status = ["NEW", "PAID", "SHIPPED"][i % 3]
+    print(f"{10_000_000_000 + i}|c{i}|{i / 4:.2f}|{status}|{placed_at.strftime('%Y-%m-%dT%H:%M:%SZ')}")
+producer.send(topic, partition=0, value=struct.pack(">bI", 0, schema_id) + b"\x00\xff\xff\xff")
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_protobuf_values_from_the_schema_registry_land_as_typed_columns() {
+    let broker = KafkaBroker::start();
+    let registry = crate::support::kafka::SchemaRegistry::start();
+    let lake = TempLake::new();
+    let topic = unique_topic("orders-proto");
+    broker.create_topic(&topic, 2);
+    let mut expected: Vec<String> =
+        broker.produce_with(&topic, PROTOBUF_ORDERS, &[&registry.url]).lines().map(str::to_string).collect();
+    expected.sort();
+    assert_synced(&sync_kafka(&broker, &lake, &topic, &["--format", "protobuf", "--schema-registry", &registry.url]));
+
+    let url = lake.table_url(&TableId::new("kafka", &topic));
+    let rows = read_rows(&url, &["id", "customer", "amount", "status", "placed_at"]).await;
+    assert_eq!(rows.len(), 501, "a row per message");
+    let mut decoded: Vec<String> = rows.into_iter().filter(|row| !row.starts_with('∅')).collect();
+    decoded.sort();
+    assert!(decoded == expected, "the messages' fields: {}", difference(&expected, &decoded));
+    let table = connector_core::deltalake::open_table(url.clone()).await.expect("table");
+    let schema = table.snapshot().expect("snapshot").schema().clone();
+    let type_of = |name: &str| format!("{:?}", schema.field(name).expect(name).data_type());
+    assert_eq!(
+        ["id", "amount", "placed_at"].map(type_of),
+        ["Primitive(Long)", "Primitive(Decimal(DecimalType { precision: 5, scale: 2 }))", "Primitive(Timestamp)"],
+        "int64 a bigint, the amounts exact, a Timestamp a timestamp"
+    );
+    let lines = type_of("lines");
+    assert!(lines.starts_with("Array") && lines.contains("Struct") && lines.contains("quantity"), "{lines}");
+    let rescued: Vec<String> = read_rows(&url, &["_rescued_data"]).await.into_iter().filter(|row| row != "∅").collect();
+    assert_eq!(rescued.len(), 1, "the value its schema does not read is kept whole: {rescued:?}");
+    assert!(rescued[0].contains("does not read the value") && rescued[0].contains("base64"), "{rescued:?}");
+}
+
 /// A registry that asks for credentials (HTTP basic authentication): a sync without them stops with what to set and
 /// nothing committed, one with a wrong password is refused naming the user, and one with the right ones (in the
 /// URL's user info) lands the values; the password appears in no output.

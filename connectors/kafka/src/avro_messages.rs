@@ -144,7 +144,8 @@ pub(crate) fn reader_of<'r, 's>(
         std::collections::hash_map::Entry::Occupied(entry) => Ok(entry.into_mut()),
         std::collections::hash_map::Entry::Vacant(entry) => {
             let schema = schemas.get(&id).ok_or_else(|| format!("schema {id} was not fetched"))?;
-            let reader = GenericDatumReader::builder(&schema.avro)
+            let avro = schema.avro().ok_or_else(|| format!("schema {id} is not an Avro schema"))?;
+            let reader = GenericDatumReader::builder(avro)
                 .build()
                 .map_err(|cause| format!("schema {id} cannot read values: {cause}"))?;
             Ok(entry.insert(reader))
@@ -182,13 +183,14 @@ impl AvroRuns<'_> {
         let plan = match self.plans.get(&id) {
             Some(plan) => plan.clone(),
             None => {
-                let plan = Arc::new(avro_columns(&schema.avro).map_err(failed)?);
+                let avro = schema.avro().ok_or_else(|| failed("not an Avro schema".into()))?;
+                let plan = Arc::new(avro_columns(avro).map_err(failed)?);
                 self.plans.insert(id, plan.clone());
                 plan
             }
         };
         let writer_fields = Arc::new(Schema::new(fields_of(&plan)));
-        let top_level_record = matches!(schema.avro, AvroSchema::Record(_));
+        let top_level_record = matches!(schema.avro(), Some(AvroSchema::Record(_)));
         let batch = batch_of(&values, &plan, top_level_record, writer_fields).map_err(failed)?;
         let origin = RowOrigin { file_path: self.topic, first_row: 0, strict: false };
         let rows = typed_rows_for_table(&batch, self.table_fields, origin).map_err(failed)?;
@@ -254,7 +256,8 @@ mod tests {
                 {"name":"coupon","type":["null","string"],"default":null}]}"#)),
         ]
         .into();
-        let (first, second) = (&schemas[&1].avro, &schemas[&2].avro);
+        let avro = |id: u32| schemas[&id].avro().expect("an Avro schema");
+        let (first, second) = (avro(1), avro(2));
         let record = |schema: &AvroSchema, fields: Vec<(&str, AvroValue)>| {
             let mut record = apache_avro::types::Record::new(schema).expect("record");
             for (name, value) in fields {

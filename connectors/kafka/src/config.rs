@@ -57,6 +57,9 @@ pub enum MessageFormat {
     /// Debezium change events (JSON, with or without the schema wrapper): each applies its change to the row of
     /// its key (`crate::debezium`).
     Debezium,
+    /// Protobuf in the Confluent Schema Registry's wire format: each value decoded by the `.proto` schema its id
+    /// names, its fields becoming columns as a JSON object's do (`crate::protobuf_messages`).
+    Protobuf,
 }
 
 /// How messages become a table's rows.
@@ -179,9 +182,9 @@ impl KafkaConfig {
         if raw.brokers.trim().is_empty() {
             return Err(Error::config(format!("{at}: set `brokers` (--brokers host:9092[,host:9092])")));
         }
-        if raw.format == Some(MessageFormat::Avro) && raw.schema_registry.is_none() {
+        if matches!(raw.format, Some(MessageFormat::Avro | MessageFormat::Protobuf)) && raw.schema_registry.is_none() {
             return Err(Error::config(format!(
-                "{at}: format avro reads the schema registry's wire format: set `schema_registry` \
+                "{at}: formats avro and protobuf read the schema registry's wire format: set `schema_registry` \
                  (--schema-registry http://registry:8081)"
             )));
         }

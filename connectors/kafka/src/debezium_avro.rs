@@ -54,7 +54,8 @@ pub fn as_json_envelopes(
                 Some(connect) => connect.clone(),
                 None => {
                     let schema = schemas.get(&id).ok_or_else(|| failed("value", format!("schema {id} not fetched")))?;
-                    let connect = connect_schema(&schema.json);
+                    let json = schema.avro_json().ok_or_else(|| failed("value", format!("schema {id} is not Avro")))?;
+                    let connect = connect_schema(json);
                     connect_schemas.insert(id, connect.clone());
                     connect
                 }
@@ -217,6 +218,7 @@ mod tests {
     #[test]
     fn avro_values_become_the_json_the_json_converter_writes() {
         let schema = RegisteredSchema::parse(ENVELOPE).expect("schema");
+        let avro = schema.avro().expect("an Avro schema");
         let row = apache_avro::types::Value::Record(vec![
             ("id".into(), AvroValue::Int(7)),
             ("amount".into(), AvroValue::Union(1, Box::new(AvroValue::Decimal(vec![0x30, 0x39].into())))),
@@ -228,7 +230,7 @@ mod tests {
             ("after".into(), AvroValue::Union(1, Box::new(row))),
             ("op".into(), AvroValue::String("c".into())),
         ]);
-        let writer = apache_avro::writer::datum::GenericDatumWriter::builder(&schema.avro).build().expect("writer");
+        let writer = apache_avro::writer::datum::GenericDatumWriter::builder(avro).build().expect("writer");
         let mut value = vec![0, 0, 0, 0, 5];
         value.extend(writer.write_value_to_vec(envelope).expect("encodes"));
         let message = KafkaMessage {

@@ -2,7 +2,7 @@
 //! merged. Each topic is one of the engine's polled streams ([`topic_stream`]): read from the offsets its Delta
 //! table committed last ([`offsets`]) with librdkafka's consumer assigned by hand ([`topic_consumer`]), decoded
 //! into rows ([`message_rows`]; JSON through the files source's reader, Avro through [`avro_messages`] with
-//! schemas from the [`schema_registry`], change events through [`debezium`] (in Avro through [`debezium_avro`]) and Connect's
+//! schemas from the [`schema_registry`], Protobuf through [`protobuf_messages`], change events through [`debezium`] (in Avro through [`debezium_avro`]) and Connect's
 //! logical types through [`connect_types`]), and committed with the offsets
 //! after them in one Delta commit.
 
@@ -14,6 +14,7 @@ pub mod debezium_avro;
 pub mod message_rows;
 pub mod offsets;
 pub mod pipeline;
+pub mod protobuf_messages;
 pub mod schema_registry;
 pub mod sync_flags;
 pub mod topic_consumer;

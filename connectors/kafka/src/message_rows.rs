@@ -33,7 +33,7 @@ use crate::avro_messages::{avro_rows, columns_with, schema_ids};
 use crate::config::{KafkaMode, MessageFormat};
 use crate::schema_registry::RegisteredSchema;
 use crate::topic_consumer::{KafkaMessage, MessagePage};
-use crate::{debezium, debezium_avro};
+use crate::{debezium, debezium_avro, protobuf_messages};
 
 /// The column that holds a value whole (`string` and `bytes` formats).
 pub const VALUE: &str = "value";
@@ -67,7 +67,7 @@ impl MessageRows {
         existing: &[Field],
     ) -> Result<Self> {
         let value_fields = match format {
-            MessageFormat::Json | MessageFormat::Debezium | MessageFormat::Avro => {
+            MessageFormat::Json | MessageFormat::Debezium | MessageFormat::Avro | MessageFormat::Protobuf => {
                 let mut fields = existing.to_vec();
                 if !fields.iter().any(|field| field.name() == RESCUED_DATA) {
                     fields.push(Field::new(RESCUED_DATA, DataType::Utf8, true));
@@ -80,7 +80,8 @@ impl MessageRows {
             MessageFormat::Bytes => vec![Field::new(VALUE, DataType::Binary, true)],
         };
         // A table that holds rows has its JSON columns already; a new one learns them from its first page.
-        let json = (matches!(format, MessageFormat::Json | MessageFormat::Debezium) && value_fields.len() > 1)
+        let json = (matches!(format, MessageFormat::Json | MessageFormat::Debezium | MessageFormat::Protobuf)
+            && value_fields.len() > 1)
             .then(|| JsonRows::new(&value_fields, TimeFormats::default()));
         let schema = table_schema(&table, format, mode, &value_fields)?;
         Ok(MessageRows {
@@ -126,7 +127,7 @@ impl MessageRows {
                     .collect();
                 Ok(vec![Arc::new(values), Arc::new(StringArray::from(rescued))])
             }
-            MessageFormat::Json | MessageFormat::Debezium => {
+            MessageFormat::Json | MessageFormat::Debezium | MessageFormat::Protobuf => {
                 let batch = self.json_rows(messages)?;
                 Ok(self.value_fields.iter().map(|field| column_of(&batch, field)).collect())
             }
@@ -159,7 +160,7 @@ impl MessageRows {
         let new: Vec<&apache_avro::Schema> = schema_ids(messages)
             .into_iter()
             .filter(|id| self.avro_schemas_learned.insert(*id))
-            .filter_map(|id| schemas.get(&id).map(|schema| &schema.avro))
+            .filter_map(|id| schemas.get(&id).and_then(|schema| schema.avro()))
             .collect();
         if !new.is_empty() {
             self.value_fields = columns_with(&self.table, &self.value_fields, &new)?;
@@ -226,9 +227,14 @@ impl RecordDecoder for MessageRows {
 
     fn decode(&mut self, page: MessagePage) -> Result<Option<DecodedRows>> {
         let schemas = page.schemas;
+        // Protobuf values are read as the JSON objects of their fields.
+        let page_messages = match self.format {
+            MessageFormat::Protobuf => protobuf_messages::as_json_values(page.messages, &schemas),
+            _ => page.messages,
+        };
         let (messages, operations, sources) = match (self.format, self.mode) {
             (MessageFormat::Debezium, _) => {
-                let messages = debezium_avro::as_json_envelopes(&self.table.name, page.messages, &schemas)?;
+                let messages = debezium_avro::as_json_envelopes(&self.table.name, page_messages, &schemas)?;
                 let debezium::Events { events, declared } = debezium::events(&self.table.name, messages)?;
                 for (name, data_type) in declared {
                     if !self.declared.iter().any(|(known, _)| *known == name) {
@@ -246,12 +252,12 @@ impl RecordDecoder for MessageRows {
                 (messages, operations, Some(sources))
             }
             (_, KafkaMode::Append) => {
-                let operations = vec![Operation::Insert; page.messages.len()];
-                (page.messages, operations, None)
+                let operations = vec![Operation::Insert; page_messages.len()];
+                (page_messages, operations, None)
             }
             (_, KafkaMode::Upsert) => {
-                let operations = upserts(&self.table.name, &page.messages)?;
-                (page.messages, operations, None)
+                let operations = upserts(&self.table.name, &page_messages)?;
+                (page_messages, operations, None)
             }
         };
         if messages.is_empty() {

@@ -41,7 +41,7 @@ impl KafkaPipeline {
     pub fn new(config: KafkaConfig) -> Result<Self> {
         let sink = DeltaSink::new(Destination::parse(&config.dest)?, config.pipeline.clone(), HashMap::new());
         let registry = match (&config.format, &config.schema_registry) {
-            (MessageFormat::Avro | MessageFormat::Debezium, Some(url)) => {
+            (MessageFormat::Avro | MessageFormat::Debezium | MessageFormat::Protobuf, Some(url)) => {
                 Some(Arc::new(SchemaRegistry::new(url.expose(), config.schema_registry_credentials.clone())?))
             }
             _ => None,

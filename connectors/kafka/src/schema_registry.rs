@@ -18,6 +18,8 @@ use connector_core::error::{Error, ErrorKind, Result, Retry};
 use connector_core::secret::Secret;
 use serde::Deserialize;
 
+use crate::protobuf_messages::ProtobufSchema;
+
 /// How long a registry request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -48,18 +50,43 @@ pub struct RegistryCredentials {
 
 /// A schema as the registry holds it.
 #[derive(Debug)]
-pub struct RegisteredSchema {
-    pub avro: Schema,
-    /// The schema's JSON, for attributes Avro's parser does not keep (Kafka Connect's `connect.name` beside a
-    /// field's type, which names Debezium's logical types).
-    pub json: serde_json::Value,
+pub enum RegisteredSchema {
+    Avro {
+        schema: Schema,
+        /// The schema's JSON, for attributes Avro's parser does not keep (Kafka Connect's `connect.name` beside a
+        /// field's type, which names Debezium's logical types).
+        json: serde_json::Value,
+    },
+    Protobuf(ProtobufSchema),
 }
 
 impl RegisteredSchema {
+    /// An Avro schema from its JSON text.
     pub fn parse(text: &str) -> std::result::Result<Self, String> {
-        let avro = Schema::parse_str(text).map_err(|cause| cause.to_string())?;
+        let schema = Schema::parse_str(text).map_err(|cause| cause.to_string())?;
         let json = serde_json::from_str(text).map_err(|cause| cause.to_string())?;
-        Ok(RegisteredSchema { avro, json })
+        Ok(RegisteredSchema::Avro { schema, json })
+    }
+
+    pub fn avro(&self) -> Option<&Schema> {
+        match self {
+            RegisteredSchema::Avro { schema, .. } => Some(schema),
+            RegisteredSchema::Protobuf(_) => None,
+        }
+    }
+
+    pub fn avro_json(&self) -> Option<&serde_json::Value> {
+        match self {
+            RegisteredSchema::Avro { json, .. } => Some(json),
+            RegisteredSchema::Protobuf(_) => None,
+        }
+    }
+
+    pub fn protobuf(&self) -> Option<&ProtobufSchema> {
+        match self {
+            RegisteredSchema::Protobuf(schema) => Some(schema),
+            RegisteredSchema::Avro { .. } => None,
+        }
     }
 }
 
@@ -68,6 +95,9 @@ struct SchemaById {
     schema: String,
     #[serde(default, rename = "schemaType")]
     schema_type: Option<String>,
+    /// Other registered schemas this one imports.
+    #[serde(default)]
+    references: Vec<serde_json::Value>,
 }
 
 impl SchemaRegistry {
@@ -168,14 +198,25 @@ impl SchemaRegistry {
             ));
         }
         let found: SchemaById = response.json().await.map_err(unreachable)?;
-        if let Some(other) = found.schema_type.filter(|kind| kind != "AVRO") {
-            return Err(Error::config(format!(
-                "kafka: schema {id} is a {other} schema; --format avro reads Avro schemas only"
-            )));
+        match found.schema_type.as_deref().unwrap_or("AVRO") {
+            "AVRO" => RegisteredSchema::parse(&found.schema).map_err(|cause| {
+                Error::config(format!(
+                    "kafka: schema {id} from the schema registry is not a valid Avro schema: {cause}"
+                ))
+            }),
+            "PROTOBUF" if !found.references.is_empty() => Err(Error::config(format!(
+                "kafka: Protobuf schema {id} imports other registered schemas ({} references), which this \
+                 connector does not fetch yet; only Google's well-known types may be imported",
+                found.references.len()
+            ))),
+            "PROTOBUF" => ProtobufSchema::compile(&found.schema).map(RegisteredSchema::Protobuf).map_err(|cause| {
+                Error::config(format!("kafka: Protobuf schema {id} from the schema registry does not compile: {cause}"))
+            }),
+            other => Err(Error::config(format!(
+                "kafka: schema {id} is a {other} schema; the connector reads Avro (--format avro, debezium) and \
+                 Protobuf (--format protobuf) schemas"
+            ))),
         }
-        RegisteredSchema::parse(&found.schema).map_err(|cause| {
-            Error::config(format!("kafka: schema {id} from the schema registry is not a valid Avro schema: {cause}"))
-        })
     }
 }
 

@@ -23,8 +23,8 @@ pub struct KafkaSyncFlags {
     #[arg(long, value_name = "DURATION")]
     pub topic_refresh_interval: Option<String>,
 
-    /// How values decode: json (an object's fields as columns; the default), avro (the schema registry's wire
-    /// format), debezium (change events merged by key), string or bytes (a `value` column).
+    /// How values decode: json (an object's fields as columns; the default), avro or protobuf (the schema
+    /// registry's wire format), debezium (change events merged by key), string or bytes (a `value` column).
     #[arg(long, value_name = "FORMAT")]
     pub format: Option<String>,
 
@@ -33,8 +33,9 @@ pub struct KafkaSyncFlags {
     #[arg(long, value_name = "MODE")]
     pub mode: Option<String>,
 
-    /// The Confluent Schema Registry's URL, for --format avro: http://registry:8081, or with credentials
-    /// https://USER:PASSWORD@registry (or schema_registry_user and schema_registry_password in pipelines.toml).
+    /// The Confluent Schema Registry's URL, for --format avro and protobuf (and Debezium's Avro events):
+    /// http://registry:8081, or with credentials https://USER:PASSWORD@registry (or schema_registry_user and
+    /// schema_registry_password in pipelines.toml).
     #[arg(long, value_name = "URL")]
     pub schema_registry: Option<String>,
 
