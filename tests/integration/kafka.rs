@@ -747,6 +747,13 @@ async fn kafka_protobuf_values_from_the_schema_registry_land_as_typed_columns() 
     let rescued: Vec<String> = read_rows(&url, &["_rescued_data"]).await.into_iter().filter(|row| row != "∅").collect();
     assert_eq!(rescued.len(), 1, "the value its schema does not read is kept whole: {rescued:?}");
     assert!(rescued[0].contains("does not read the value") && rescued[0].contains("base64"), "{rescued:?}");
+
+    // A schema id the registry does not have stops the sync, naming it, with nothing more committed.
+    broker.produce(&topic, r#"producer.send(topic, partition=1, value=b"\x00\x00\x00\x10\x92\x00\x08\x01")"#);
+    let output = sync_kafka(&broker, &lake, &topic, &["--format", "protobuf", "--schema-registry", &registry.url]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && stderr.contains("schema 4242") && stderr.contains("404"), "{stderr}");
+    assert_eq!(read_rows(&url, &["id"]).await.len(), 501, "nothing more committed");
 }
 
 /// A registry that asks for credentials (HTTP basic authentication): a sync without them stops with what to set and
