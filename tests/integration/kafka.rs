@@ -4,7 +4,7 @@
 //! new, partitions added to a topic are read from their start, and a sync killed at random moments lands every
 //! message exactly once when run again.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
@@ -38,6 +38,15 @@ fn assert_synced(output: &Output) {
 /// A topic name no other test (or earlier run on a user's broker) uses.
 fn unique_topic(name: &str) -> String {
     format!("{name}-{}", fastrand::u32(..))
+}
+
+/// A topic of its own (`name` and a random suffix) of `partitions`, holding what `script` produces (a Python
+/// script given `producer` and `topic`), and a lake to sync it into.
+fn topic_with_messages(broker: &KafkaBroker, name: &str, partitions: u32, script: &str) -> (TempLake, String) {
+    let topic = unique_topic(name);
+    broker.create_topic(&topic, partitions);
+    broker.produce(&topic, script);
+    (TempLake::new(), topic)
 }
 
 /// The table's `(id, partition, offset)` rows, sorted.
@@ -96,11 +105,10 @@ fn assert_exactly_once(rows: &[(i64, i64, i64)], ids: std::ops::Range<i64>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_json_messages_land_once_with_their_offsets_and_later_syncs_read_only_what_is_new() {
     let broker = KafkaBroker::start();
-    let lake = TempLake::new();
-    let topic = unique_topic("orders");
-    broker.create_topic(&topic, 3);
-    broker.produce(
-        &topic,
+    let (lake, topic) = topic_with_messages(
+        &broker,
+        "orders",
+        3,
         r#"
 for i in range(3000):
     value = {"id": i, "amount": round(i / 4, 2), "note": f"n{i}"}
@@ -141,11 +149,10 @@ for i in range(3000, 3500):
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_sync_killed_at_random_moments_lands_every_message_exactly_once() {
     let broker = KafkaBroker::start();
-    let lake = TempLake::new();
-    let topic = unique_topic("events");
-    broker.create_topic(&topic, 4);
-    broker.produce(
-        &topic,
+    let (lake, topic) = topic_with_messages(
+        &broker,
+        "events",
+        4,
         r#"
 for i in range(20000):
     producer.send(topic, value=json.dumps({"id": i, "payload": "x" * (i % 200)}).encode())
@@ -257,6 +264,50 @@ for j in range(100, 110):
     let output = sync_kafka(&broker, &lake, &topic, &upsert);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success() && stderr.contains("has no key") && stderr.contains("partition 0"), "{stderr}");
+}
+
+/// Upsert by a value column (`--key id`): 3,000 JSON messages over 300 ids, each under a message key of its own (so
+/// that merging by the message key would keep them all), then tombstones keyed by `{"id": …}` for every tenth id;
+/// synced in batches of 500 and by runs killed at random moments. The table holds each id's last version once, no
+/// row for a deleted id; a message without the key column, and `--key` with no type for it, are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_upsert_by_value_columns_keeps_the_last_row_per_id_and_tombstones_keyed_by_it_delete() {
+    let broker = KafkaBroker::start();
+    let (lake, topic) = topic_with_messages(
+        &broker,
+        "customers",
+        3,
+        r#"
+import uuid
+for i in range(3000):
+    id = (i * 7) % 300
+    producer.send(topic, partition=id % 3, key=uuid.uuid4().bytes, value=json.dumps({"id": id, "version": i}).encode())
+for id in range(0, 300, 10):
+    producer.send(topic, partition=id % 3, key=json.dumps({"id": id}).encode(), value=None)
+"#,
+    );
+    let flags = ["--mode", "upsert", "--key", "id", "--schema-hints", "id bigint", "--max-messages-per-batch", "500"];
+    let untyped = sync_kafka(&broker, &lake, &topic, &["--mode", "upsert", "--key", "id"]);
+    let stderr = String::from_utf8_lossy(&untyped.stderr);
+    assert!(!untyped.status.success() && stderr.contains("--schema-hints \"id bigint\""), "{stderr}");
+
+    killed_syncs(&broker, &lake, &topic, &flags, 4).await;
+    assert_synced(&sync_kafka(&broker, &lake, &topic, &flags));
+    let mut last: BTreeMap<i64, i64> = BTreeMap::new();
+    for i in 0..3000 {
+        last.insert((i * 7) % 300, i);
+    }
+    let expected: Vec<String> =
+        last.iter().filter(|(id, _)| *id % 10 != 0).map(|(id, version)| format!("{id}|{version}")).collect();
+    let mut rows = read_rows(&lake.table_url(&TableId::new("kafka", &topic)), &["id", "version"]).await;
+    rows.sort_by_key(|row| row.split('|').next().and_then(|id| id.parse::<i64>().ok()));
+    assert!(rows == expected, "a row per live id, its last version: {}", difference(&expected, &rows));
+
+    broker.produce(&topic, r#"producer.send(topic, partition=1, value=json.dumps({"version": 1}).encode())"#);
+    let output = sync_kafka(&broker, &lake, &topic, &flags);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && stderr.contains("no value for key column `id`"), "{stderr}");
+    assert!(stderr.contains("partition 1"), "names where the message is: {stderr}");
 }
 
 /// Debezium's PostgreSQL connector as Kafka Connect's JSON converter writes it (schemas enabled): a snapshot of
@@ -530,10 +581,12 @@ async fn assert_typed_debezium_rows(broker: &KafkaBroker, topic: &str, expected:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_a_recreated_topic_stops_the_sync_naming_the_partition_unless_data_loss_is_allowed() {
     let broker = KafkaBroker::start();
-    let lake = TempLake::new();
-    let topic = unique_topic("recreated");
-    broker.create_topic(&topic, 1);
-    broker.produce(&topic, r#"for i in range(50): producer.send(topic, value=json.dumps({"id": i}).encode())"#);
+    let (lake, topic) = topic_with_messages(
+        &broker,
+        "recreated",
+        1,
+        r#"for i in range(50): producer.send(topic, value=json.dumps({"id": i}).encode())"#,
+    );
     assert_synced(&sync_kafka(&broker, &lake, &topic, &[]));
     assert_eq!(landed(&lake, &topic).await.len(), 50);
 
@@ -558,10 +611,12 @@ async fn kafka_a_recreated_topic_stops_the_sync_naming_the_partition_unless_data
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_string_values_from_the_latest_offsets_land_as_text_with_bytes_that_are_not_text_rescued() {
     let broker = KafkaBroker::start();
-    let lake = TempLake::new();
-    let topic = unique_topic("logs");
-    broker.create_topic(&topic, 2);
-    broker.produce(&topic, r#"for i in range(20): producer.send(topic, value=f"old {i}".encode())"#);
+    let (lake, topic) = topic_with_messages(
+        &broker,
+        "logs",
+        2,
+        r#"for i in range(20): producer.send(topic, value=f"old {i}".encode())"#,
+    );
     let latest = ["--format", "string", "--starting-offsets", "latest"];
     assert_synced(&sync_kafka(&broker, &lake, &topic, &latest));
     let url = lake.table_url(&TableId::new("kafka", &topic));

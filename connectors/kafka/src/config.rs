@@ -14,12 +14,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use connector_core::arrow::datatypes::DataType;
 use connector_core::capture_settings::DEFAULT_BATCH_BYTES;
 use connector_core::config::{Pipeline as PipelineConfig, Profile};
 use connector_core::error::{Error, Result};
 use connector_core::options::TableOptions;
 use connector_core::schema::TableId;
 use connector_core::secret::{ConnectionUrl, Secret};
+use connector_files::schema_hints::parse_schema_hints;
 use serde::Deserialize;
 
 use crate::schema_registry::RegistryCredentials;
@@ -136,6 +138,10 @@ struct RawProfile {
     #[serde(default)]
     topic_refresh_interval: Option<String>,
     #[serde(default)]
+    key: Vec<String>,
+    #[serde(default)]
+    schema_hints: Option<String>,
+    #[serde(default)]
     properties: BTreeMap<String, String>,
 }
 
@@ -163,6 +169,10 @@ pub struct KafkaConfig {
     pub topic_refresh_interval: Duration,
     /// Stop at the first message whose value does not decode into its columns, instead of rescuing it.
     pub strict: bool,
+    /// In upsert mode, the value columns the table merges by, instead of the message key.
+    pub key: Vec<String>,
+    /// Column types that win over inference, and exist before the first message.
+    pub schema_hints: Vec<(String, DataType)>,
     /// The Confluent Schema Registry's URL, for `--format avro`.
     pub schema_registry: Option<ConnectionUrl>,
     /// The registry's credentials, when given as settings of their own (else the URL's user info, if any).
@@ -238,6 +248,16 @@ impl KafkaConfig {
             MessageFormat::Debezium => KafkaMode::Upsert,
             _ => KafkaMode::Append,
         });
+        if !raw.key.is_empty() && (mode != KafkaMode::Upsert || format == MessageFormat::Debezium) {
+            return Err(Error::config(format!(
+                "{at}: `key` (--key) names the value columns an upsert table merges by: it needs mode = \"upsert\" \
+                 (--mode upsert), and Debezium events are merged by the key Debezium gives; remove it, or set the mode"
+            )));
+        }
+        let schema_hints = match raw.schema_hints.as_deref() {
+            None => Vec::new(),
+            Some(text) => parse_schema_hints(text).map_err(|error| Error::config(format!("{at}: {error}")))?,
+        };
         let default_batch_bytes = match mode {
             KafkaMode::Append => DEFAULT_BATCH_BYTES,
             KafkaMode::Upsert => DEFAULT_MERGED_BATCH_BYTES,
@@ -263,6 +283,8 @@ impl KafkaConfig {
             schema_registry: raw.schema_registry,
             schema_registry_credentials,
             strict: raw.strict.unwrap_or(false),
+            key: raw.key,
+            schema_hints,
             topic_pattern,
             topic_refresh_interval: duration(
                 raw.topic_refresh_interval,

@@ -52,8 +52,11 @@ pub struct MessageRows {
     avro_schemas_learned: HashSet<u32>,
     /// The JSON reader of `value_fields`, once they are known.
     json: Option<JsonRows>,
-    /// Column types declared by the messages themselves (Debezium's schemas), for columns not yet in the table.
+    /// Column types declared by the user (`schema_hints`) or the messages themselves (Debezium's schemas), for
+    /// columns not yet in the table.
     declared: Vec<(String, DataType)>,
+    /// In upsert mode, the value columns the table merges by (`key`); empty to merge by the message key.
+    value_key: Vec<String>,
     schema: TableSchema,
 }
 
@@ -83,7 +86,7 @@ impl MessageRows {
         let json = (matches!(format, MessageFormat::Json | MessageFormat::Debezium | MessageFormat::Protobuf)
             && value_fields.len() > 1)
             .then(|| JsonRows::new(&value_fields, TimeFormats::default()));
-        let schema = table_schema(&table, format, mode, &value_fields)?;
+        let schema = table_schema(&table, format, mode, &[], &value_fields)?;
         Ok(MessageRows {
             table,
             format,
@@ -93,8 +96,50 @@ impl MessageRows {
             avro_schemas_learned: HashSet::new(),
             json,
             declared: Vec::new(),
+            value_key: Vec::new(),
             schema,
         })
+    }
+
+    /// The same, with the user's column types (`hints`, which give new columns their types and exist before the
+    /// first message) and, in upsert mode, the value columns the table merges by (`key`, which must have a type
+    /// when the table is made: hinted, or already the table's).
+    pub fn with_value_key(mut self, key: &[String], hints: &[(String, DataType)]) -> Result<Self> {
+        if !hints.is_empty() {
+            if matches!(self.format, MessageFormat::String | MessageFormat::Bytes) {
+                return Err(Error::config(format!(
+                    "{}: schema hints type the columns of json, avro and protobuf values; string and bytes values \
+                     land whole in `{VALUE}`: remove --schema-hints",
+                    self.table
+                )));
+            }
+            let mut fields: Vec<Field> =
+                self.value_fields.iter().filter(|field| field.name() != RESCUED_DATA).cloned().collect();
+            for (name, data_type) in hints {
+                if !fields.iter().any(|field| field.name() == name) {
+                    fields.push(Field::new(name, data_type.clone(), true));
+                }
+            }
+            fields.push(Field::new(RESCUED_DATA, DataType::Utf8, true));
+            self.value_fields = fields;
+            self.declared = hints.to_vec();
+            if matches!(self.format, MessageFormat::Json | MessageFormat::Protobuf) {
+                self.json = Some(JsonRows::new(&self.value_fields, TimeFormats::default()));
+            }
+        }
+        if !key.is_empty() {
+            if let Some(missing) = key.iter().find(|name| !self.value_fields.iter().any(|field| field.name() == *name))
+            {
+                return Err(Error::config(format!(
+                    "{}: key column `{missing}` has no type before the first message: give it with --schema-hints \
+                     \"{missing} bigint\" (`schema_hints` in pipelines.toml), the type its values have",
+                    self.table
+                )));
+            }
+            self.value_key = key.to_vec();
+        }
+        self.schema = table_schema(&self.table, self.format, self.mode, &self.value_key, &self.value_fields)?;
+        Ok(self)
     }
 
     fn value_columns(
@@ -164,7 +209,7 @@ impl MessageRows {
             .collect();
         if !new.is_empty() {
             self.value_fields = columns_with(&self.table, &self.value_fields, &new)?;
-            self.schema = table_schema(&self.table, self.format, self.mode, &self.value_fields)?;
+            self.schema = table_schema(&self.table, self.format, self.mode, &self.value_key, &self.value_fields)?;
         }
         Ok(())
     }
@@ -188,7 +233,7 @@ impl MessageRows {
             self.value_fields =
                 columns.columns.iter().map(|column| Field::new(&column.name, column.data_type.clone(), true)).collect();
             self.json = Some(JsonRows::new(&self.value_fields, times));
-            self.schema = table_schema(&self.table, self.format, self.mode, &self.value_fields)?;
+            self.schema = table_schema(&self.table, self.format, self.mode, &self.value_key, &self.value_fields)?;
         }
         Ok(added)
     }
@@ -255,6 +300,10 @@ impl RecordDecoder for MessageRows {
                 let operations = vec![Operation::Insert; page_messages.len()];
                 (page_messages, operations, None)
             }
+            (_, KafkaMode::Upsert) if !self.value_key.is_empty() => {
+                let operations = value_key_upserts(&self.table.name, &page_messages, &self.value_key)?;
+                (tombstones_as_their_keys(page_messages), operations, None)
+            }
             (_, KafkaMode::Upsert) => {
                 let operations = upserts(&self.table.name, &page_messages)?;
                 (page_messages, operations, None)
@@ -275,6 +324,7 @@ impl RecordDecoder for MessageRows {
         if self.strict {
             refuse_rescued(&self.table.name, &rows, &messages)?;
         }
+        refuse_null_keys(&self.table.name, &rows, &messages, &self.value_key)?;
         Ok(Some(DecodedRows { rows, operations }))
     }
 
@@ -296,6 +346,61 @@ fn refuse_rescued(topic: &str, rows: &RecordBatch, messages: &[KafkaMessage]) ->
     )))
 }
 
+/// Upsert mode by value columns: the first message without a value for a key column stops the sync, naming where
+/// it is (the pages before it are committed): its row could not be placed, and a null key part matches no row.
+fn refuse_null_keys(topic: &str, rows: &RecordBatch, messages: &[KafkaMessage], key: &[String]) -> Result<()> {
+    for name in key {
+        let Some(column) = rows.column_by_name(name) else { continue };
+        if let Some(row) = (0..column.len()).find(|&row| column.is_null(row)) {
+            return Err(Error::config(format!(
+                "kafka: the message at {} has no value for key column `{name}`{}; produce it with one, or sync this \
+                 topic without --key (by the message key)",
+                messages[row].place(topic),
+                if messages[row].value.is_none() { "" } else { " (or one that does not fit its type)" }
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Each message's operation in upsert mode by value columns: a value replaces its key columns' row, a tombstone
+/// (a null value) deletes the row its message key names, which must then be a JSON object holding the key
+/// columns (as Kafka Connect and Debezium write keys).
+fn value_key_upserts(topic: &str, messages: &[KafkaMessage], key: &[String]) -> Result<Vec<Operation>> {
+    messages
+        .iter()
+        .map(|message| match (&message.key, &message.value) {
+            (_, Some(_)) => Ok(Operation::Update),
+            (Some(bytes), None) if key_object(bytes, key) => Ok(Operation::Delete),
+            (_, None) => Err(Error::config(format!(
+                "kafka: the tombstone at {} deletes by its message key, which is not a JSON object holding the key \
+                 columns ({}); produce tombstones keyed so, or sync this topic without --key (by the message key)",
+                message.place(topic),
+                key.join(", ")
+            ))),
+        })
+        .collect()
+}
+
+/// Whether a message key is a JSON object holding every key column.
+fn key_object(bytes: &[u8], key: &[String]) -> bool {
+    matches!(serde_json::from_slice::<Value>(bytes), Ok(Value::Object(fields)) if key.iter().all(|name| fields.contains_key(name)))
+}
+
+/// Tombstones with their message key (a JSON object of the key columns) as their value, so that their row names
+/// the key the delete removes.
+fn tombstones_as_their_keys(messages: Vec<KafkaMessage>) -> Vec<KafkaMessage> {
+    messages
+        .into_iter()
+        .map(|mut message| {
+            if message.value.is_none() {
+                message.value = message.key.clone();
+            }
+            message
+        })
+        .collect()
+}
+
 /// Each message's operation in upsert mode: a tombstone (a null value) deletes its key's row, any other message
 /// replaces it. A message without a key cannot be placed (a compacted topic refuses them too): the sync stops
 /// there, with the pages before committed, rather than guess.
@@ -315,11 +420,12 @@ fn upserts(topic: &str, messages: &[KafkaMessage]) -> Result<Vec<Operation>> {
 }
 
 /// The table's columns: the value's, then the message's own (and a change event's `source`); in upsert mode the
-/// message key is the table's key.
+/// table's key is `value_key` (value columns), or the message key when it is empty.
 pub fn table_schema(
     table: &TableId,
     format: MessageFormat,
     mode: KafkaMode,
+    value_key: &[String],
     value_fields: &[Field],
 ) -> Result<TableSchema> {
     let mut columns: Vec<Column> = value_fields
@@ -342,6 +448,7 @@ pub fn table_schema(
     }
     let key = match mode {
         KafkaMode::Append => Vec::new(),
+        KafkaMode::Upsert if !value_key.is_empty() => value_key.to_vec(),
         KafkaMode::Upsert => vec![KAFKA_KEY.to_string()],
     };
     TableSchema::new(table.clone(), columns, key)

@@ -33,6 +33,17 @@ pub struct KafkaSyncFlags {
     #[arg(long, value_name = "MODE")]
     pub mode: Option<String>,
 
+    /// With --mode upsert, the value columns the table merges by instead of the message key, comma-separated
+    /// (--key id); they need a type before the first message: --schema-hints "id bigint". A tombstone then deletes
+    /// the row its message key names (a JSON object holding the key columns).
+    #[arg(long, value_delimiter = ',', value_name = "COLUMNS")]
+    pub key: Vec<String>,
+
+    /// Column types that win over inference, as SQL: "id bigint, amount decimal(12,2)" (json, avro and protobuf
+    /// values).
+    #[arg(long, value_name = "COLUMNS")]
+    pub schema_hints: Option<String>,
+
     /// The Confluent Schema Registry's URL, for --format avro and protobuf (and Debezium's Avro events):
     /// http://registry:8081, or with credentials https://USER:PASSWORD@registry (or schema_registry_user and
     /// schema_registry_password in pipelines.toml).
@@ -83,6 +94,7 @@ impl KafkaSyncFlags {
             ("schema_registry", self.schema_registry),
             ("topic_pattern", self.topic_pattern),
             ("topic_refresh_interval", self.topic_refresh_interval),
+            ("schema_hints", self.schema_hints),
             ("starting_offsets", self.starting_offsets),
             ("commit_interval", self.commit_interval),
         ] {
@@ -98,6 +110,9 @@ impl KafkaSyncFlags {
         }
         if self.strict {
             settings.insert("strict".into(), true.into());
+        }
+        if !self.key.is_empty() {
+            settings.insert("key".into(), self.key.into_iter().map(toml::Value::from).collect::<Vec<_>>().into());
         }
         if self.allow_data_loss {
             settings.insert("fail_on_data_loss".into(), false.into());

@@ -63,6 +63,7 @@ impl PolledStream for TopicStream {
     async fn prepare(&self) -> Result<TableSchema> {
         self.with_consumer(|consumer| consumer.partitions().map(drop)).await?;
         Ok(MessageRows::new(self.table_id(), self.config.format, self.config.mode, self.config.strict, &[])?
+            .with_value_key(&self.config.key, &self.config.schema_hints)?
             .schema()
             .clone())
     }
@@ -72,7 +73,8 @@ impl PolledStream for TopicStream {
     }
 
     fn decoder(&self, existing: &[Field]) -> Result<MessageRows> {
-        MessageRows::new(self.table_id(), self.config.format, self.config.mode, self.config.strict, existing)
+        MessageRows::new(self.table_id(), self.config.format, self.config.mode, self.config.strict, existing)?
+            .with_value_key(&self.config.key, &self.config.schema_hints)
     }
 
     fn start_pass(&self, committed: Option<&str>) -> Result<String> {
