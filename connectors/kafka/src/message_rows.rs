@@ -108,8 +108,8 @@ impl MessageRows {
         if !hints.is_empty() {
             if matches!(self.format, MessageFormat::String | MessageFormat::Bytes) {
                 return Err(Error::config(format!(
-                    "{}: schema hints type the columns of json, avro and protobuf values; string and bytes values \
-                     land whole in `{VALUE}`: remove --schema-hints",
+                    "{}: schema hints type the columns of json and protobuf values (and name avro values' before \
+                     the first message); string and bytes values land whole in `{VALUE}`: remove --schema-hints",
                     self.table
                 )));
             }

@@ -39,8 +39,8 @@ pub struct KafkaSyncFlags {
     #[arg(long, value_delimiter = ',', value_name = "COLUMNS")]
     pub key: Vec<String>,
 
-    /// Column types that win over inference, as SQL: "id bigint, amount decimal(12,2)" (json, avro and protobuf
-    /// values).
+    /// Column types that win over inference, as SQL: "id bigint, amount decimal(12,2)" (json and protobuf values;
+    /// with avro values a hinted column only exists before the first message, typed by the schemas after).
     #[arg(long, value_name = "COLUMNS")]
     pub schema_hints: Option<String>,
 
