@@ -64,6 +64,14 @@ pub enum MessageFormat {
     Protobuf,
 }
 
+impl MessageFormat {
+    /// Whether values reach their columns through the JSON reader (Debezium's rows and Protobuf's messages are
+    /// turned into JSON objects first).
+    pub fn reads_json(self) -> bool {
+        matches!(self, MessageFormat::Json | MessageFormat::Debezium | MessageFormat::Protobuf)
+    }
+}
+
 /// How messages become a table's rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -53,15 +53,20 @@ pub fn events(topic: &str, messages: Vec<KafkaMessage>) -> Result<Events> {
                 message.value = Some(row);
                 message.key = Some(key);
                 events.events.push(Event { operation, message, source });
-                for (name, data_type) in declared {
-                    if !events.declared.iter().any(|(known, _)| *known == name) {
-                        events.declared.push((name, data_type));
-                    }
-                }
+                declare(&mut events.declared, declared);
             }
         }
     }
     Ok(events)
+}
+
+/// Adds `declared` column types to `known`, a name's first type kept.
+pub fn declare(known: &mut Vec<(String, DataType)>, declared: Vec<(String, DataType)>) {
+    for (name, data_type) in declared {
+        if !known.iter().any(|(known_name, _)| *known_name == name) {
+            known.push((name, data_type));
+        }
+    }
 }
 
 /// What one message changes.
@@ -83,15 +88,12 @@ fn change(message: &KafkaMessage) -> std::result::Result<Option<Change>, String>
         }
     };
     let envelope = match value {
-        None => None,
-        Some(value) => match value {
-            Value::Object(envelope) => Some(envelope),
-            // A converter with the schema wrapper writes a tombstone as a null payload.
-            Value::Null => None,
-            other => {
-                return Err(format!("its value is not a Debezium envelope (a JSON object): {}", abbreviated(&other)));
-            }
-        },
+        Some(Value::Object(envelope)) => Some(envelope),
+        // A converter with the schema wrapper writes a tombstone as a null payload.
+        None | Some(Value::Null) => None,
+        Some(other) => {
+            return Err(format!("its value is not a Debezium envelope (a JSON object): {}", abbreviated(&other)));
+        }
     };
     let op = match &envelope {
         None => None,

@@ -83,8 +83,7 @@ impl MessageRows {
             MessageFormat::Bytes => vec![Field::new(VALUE, DataType::Binary, true)],
         };
         // A table that holds rows has its JSON columns already; a new one learns them from its first page.
-        let json = (matches!(format, MessageFormat::Json | MessageFormat::Debezium | MessageFormat::Protobuf)
-            && value_fields.len() > 1)
+        let json = (format.reads_json() && value_fields.len() > 1)
             .then(|| JsonRows::new(&value_fields, TimeFormats::default()));
         let schema = table_schema(&table, format, mode, &[], &value_fields)?;
         Ok(MessageRows {
@@ -123,7 +122,7 @@ impl MessageRows {
             fields.push(Field::new(RESCUED_DATA, DataType::Utf8, true));
             self.value_fields = fields;
             self.declared = hints.to_vec();
-            if matches!(self.format, MessageFormat::Json | MessageFormat::Protobuf) {
+            if self.format.reads_json() {
                 self.json = Some(JsonRows::new(&self.value_fields, TimeFormats::default()));
             }
         }
@@ -281,11 +280,7 @@ impl RecordDecoder for MessageRows {
             (MessageFormat::Debezium, _) => {
                 let messages = debezium_avro::as_json_envelopes(&self.table.name, page_messages, &schemas)?;
                 let debezium::Events { events, declared } = debezium::events(&self.table.name, messages)?;
-                for (name, data_type) in declared {
-                    if !self.declared.iter().any(|(known, _)| *known == name) {
-                        self.declared.push((name, data_type));
-                    }
-                }
+                debezium::declare(&mut self.declared, declared);
                 let mut messages = Vec::with_capacity(events.len());
                 let mut operations = Vec::with_capacity(events.len());
                 let mut sources = Vec::with_capacity(events.len());
@@ -551,6 +546,26 @@ mod tests {
         let column = batch.column_by_name(name).expect(name);
         let strings = column.as_any().downcast_ref::<StringArray>().expect("text");
         strings.iter().map(|value| value.map(str::to_string)).collect()
+    }
+
+    #[test]
+    fn a_hinted_column_new_to_an_existing_table_is_read_in_every_json_read_format() {
+        let existing = [Field::new("id", DataType::Int64, true), Field::new(RESCUED_DATA, DataType::Utf8, true)];
+        let hints = [("code".to_string(), DataType::Utf8)];
+        let cases: [(MessageFormat, KafkaMode, &[u8]); 2] = [
+            (MessageFormat::Json, KafkaMode::Append, br#"{"id": 1, "code": "a"}"#),
+            (MessageFormat::Debezium, KafkaMode::Upsert, br#"{"op": "c", "after": {"id": 1, "code": "a"}}"#),
+        ];
+        for (format, mode, value) in cases {
+            let table = TableId::new("kafka", "t");
+            let mut rows = MessageRows::new(table, format, mode, false, &existing)
+                .and_then(|rows| rows.with_value_key(&[], &hints))
+                .expect("rows");
+            let mut keyed = message(0, Some(value));
+            keyed.key = Some(br#"{"id": 1}"#.to_vec());
+            let decoded = rows.decode(page(vec![keyed])).expect("decoded").expect("rows");
+            assert_eq!(text(&decoded.rows, "code"), [Some("a".to_string())], "{format:?}");
+        }
     }
 
     #[test]

@@ -49,9 +49,8 @@ impl KafkaPipeline {
         Ok(KafkaPipeline { config: Arc::new(config), registry, streams: Mutex::new(BTreeMap::new()), sink })
     }
 
-    /// The named topics and, with a pattern, the cluster's topics that match it, sorted.
-    /// The topics the pipeline syncs now: those it names, and those of the cluster its pattern matches (listed
-    /// from the brokers).
+    /// The topics the pipeline syncs now, sorted: those it names and, with a pattern, the cluster's topics that
+    /// match it (listed from the brokers).
     pub async fn topics(&self) -> Result<Vec<String>> {
         let mut topics = self.config.topics.clone();
         if let Some(pattern) = self.config.topic_pattern.clone() {

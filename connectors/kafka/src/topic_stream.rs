@@ -51,6 +51,14 @@ impl TopicStream {
     }
 }
 
+impl TopicStream {
+    /// The rows of this topic's messages, from the table's stored value columns (`existing`) and the config.
+    fn message_rows(&self, existing: &[Field]) -> Result<MessageRows> {
+        MessageRows::new(self.table_id(), self.config.format, self.config.mode, self.config.strict, existing)?
+            .with_value_key(&self.config.key, &self.config.schema_hints)
+    }
+}
+
 impl PolledStream for TopicStream {
     type Records = MessagePage;
     type Decoder = MessageRows;
@@ -62,10 +70,7 @@ impl PolledStream for TopicStream {
     /// Checks that the brokers answer and the topic exists before its table is created.
     async fn prepare(&self) -> Result<TableSchema> {
         self.with_consumer(|consumer| consumer.partitions().map(drop)).await?;
-        Ok(MessageRows::new(self.table_id(), self.config.format, self.config.mode, self.config.strict, &[])?
-            .with_value_key(&self.config.key, &self.config.schema_hints)?
-            .schema()
-            .clone())
+        Ok(self.message_rows(&[])?.schema().clone())
     }
 
     fn table_options(&self) -> TableOptions {
@@ -73,8 +78,7 @@ impl PolledStream for TopicStream {
     }
 
     fn decoder(&self, existing: &[Field]) -> Result<MessageRows> {
-        MessageRows::new(self.table_id(), self.config.format, self.config.mode, self.config.strict, existing)?
-            .with_value_key(&self.config.key, &self.config.schema_hints)
+        self.message_rows(existing)
     }
 
     fn start_pass(&self, committed: Option<&str>) -> Result<String> {

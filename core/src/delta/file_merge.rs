@@ -160,7 +160,7 @@ pub(crate) async fn merge_by_file_rewrite(
             write_rewritten(&mut writer, &mut rewrite, stored, &changed).await?;
         }
     }
-    write_source_rows(&mut writer, &source, &routes.order[routes.unrouted.clone()]).await?;
+    write_rows_in_order(&mut writer, &source.rows, &routes.order[routes.unrouted.clone()]).await?;
     adds.extend(writer.flush().await?);
     counts.files_removed = actions.len();
     counts.files_added = adds.len();
@@ -213,7 +213,7 @@ async fn rewrite_file(
         let stored = without_deleted_rows(stored, deleted, &mut position)?;
         write_rewritten(writer, rewrite, stored, changed).await?;
     }
-    write_source_rows(writer, rewrite.source, routed).await
+    write_rows_in_order(writer, &rewrite.source.rows, routed).await
 }
 
 /// Writes what the merge's rules keep of `stored` (rows of a data file) to `writer`.
@@ -417,14 +417,15 @@ pub(super) fn new_writer(
         .with_writer_properties(properties.clone()))
 }
 
-async fn write_source_rows(
+/// Writes the rows of `rows` at `order` (indices into it), in that order, a bounded batch at a time.
+pub(super) async fn write_rows_in_order(
     writer: &mut RecordBatchWriter,
-    source: &MergeSource,
-    rows: &[u32],
+    rows: &RecordBatch,
+    order: &[u32],
 ) -> Result<(), DeltaTableError> {
-    for chunk in rows.chunks(WRITE_BATCH_ROWS) {
+    for chunk in order.chunks(WRITE_BATCH_ROWS) {
         let indices = UInt32Array::from(chunk.to_vec());
-        writer.write(take_record_batch(&source.rows, &indices)?).await?;
+        writer.write(take_record_batch(rows, &indices)?).await?;
     }
     Ok(())
 }

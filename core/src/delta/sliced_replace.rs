@@ -12,8 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use deltalake::arrow::array::{RecordBatch, UInt32Array};
-use deltalake::arrow::compute::take_record_batch;
+use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::{Action, Add};
@@ -28,16 +27,13 @@ use super::column_compression::{ValueEncodings, parquet_properties_for};
 use super::deletion_vectors::{self, write_deletion_vectors};
 use super::file_merge::{
     ChangedRows, MAX_REWRITTEN_FILE_SIZE, Marking, align_to_schema, deleted_rows, find_changed_rows, new_writer, open,
-    with_deletion_vector, without_deleted_rows,
+    with_deletion_vector, without_deleted_rows, write_rows_in_order,
 };
 use super::file_selection::{TargetFile, select_files};
 use super::merge::MergeCounts;
 use super::merge_commit::commit_merge;
 use super::stored_rows::{ChangedKeys, EncodedKeys};
 use crate::options::DeleteMode;
-
-/// New row versions written per batch (taken from the slice, so a copy of this many rows at a time).
-const WRITE_BATCH_ROWS: usize = 65_536;
 
 /// Rows replacing the table's rows of their keys, given slice by slice, committed once.
 pub(crate) struct SlicedReplace<'a> {
@@ -142,10 +138,7 @@ impl<'a> SlicedReplace<'a> {
                 self.writer.insert((writer, properties, rows.schema()))
             }
         };
-        for chunk in order.chunks(WRITE_BATCH_ROWS) {
-            writer.write(take_record_batch(&rows, &UInt32Array::from(chunk.to_vec()))?).await?;
-        }
-        Ok(())
+        write_rows_in_order(writer, &rows, &order).await
     }
 
     /// Marks or rewrites every touched file and commits it all, with `commit`'s properties, in one commit.
