@@ -16,7 +16,7 @@ adds its file is written (the commit file's modification time, the moment reader
 prints the p50/p99/max of visible − produced (the message's Kafka timestamp, set by the producer). Target: p99 ≤ 3 s
 at 10,000 messages/s.
 
-The broker is tansu (in memory; `scripts/test.sh` installs it into ~/.cache/connector-tools/tansu) started here,
+The broker is tansu (in memory; `scripts/test.sh` installs it into ~/.cache/connector-tools/tansu-with-sqlite) started here,
 or the broker at --brokers. A broker's own speed bounds both readers alike, which is why the plain consumer is measured in the
 same run against the same broker.
 
@@ -90,7 +90,7 @@ print(count)
 
 
 def start_tansu():
-    binary = os.path.expanduser("~/.cache/connector-tools/tansu/bin/tansu")
+    binary = os.path.expanduser("~/.cache/connector-tools/tansu-with-sqlite/bin/tansu")
     if not os.path.exists(binary):
         binary = shutil.which("tansu") or sys.exit("no tansu: run scripts/test.sh once, or pass --brokers")
     port = free_port()

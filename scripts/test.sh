@@ -53,12 +53,12 @@ azurite_dir="$HOME/.cache/connector-tools/azurite"
   npm install --prefix "$azurite_dir" --no-audit --no-fund --silent azurite@3
 export PATH="$azurite_dir/node_modules/.bin:$PATH"
 command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
-# The Kafka tests' broker: tansu, a Kafka-compatible broker in Rust with in-memory storage (no JVM, no Docker),
-# built once into the cache (about 25 minutes on a fresh 2-core machine). CONNECTOR_TEST_KAFKA_BROKERS points the
-# tests at another broker instead.
-tansu_dir="$HOME/.cache/connector-tools/tansu"
+# The Kafka tests' broker: tansu, a Kafka-compatible broker in Rust (no JVM, no Docker), with in-memory storage
+# (dynostore) and SQLite storage (libsql: SCRAM users, retention), built once into the cache (about 30 minutes on a
+# fresh 2-core machine). CONNECTOR_TEST_KAFKA_BROKERS points the tests at another broker instead.
+tansu_dir="$HOME/.cache/connector-tools/tansu-with-sqlite"
 if [ -z "${CONNECTOR_TEST_KAFKA_BROKERS:-}" ] && [ ! -x "$tansu_dir/bin/tansu" ]; then
-  cargo install --locked tansu --version 0.6.0 --features dynostore --root "$tansu_dir" \
+  cargo install --locked tansu --version 0.6.0 --features dynostore,libsql --root "$tansu_dir" \
     --target-dir "$HOME/.cache/connector-tools/tansu-build"
   rm -rf "$HOME/.cache/connector-tools/tansu-build"
 fi

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use connector_core::schema::TableId;
 
+use crate::support::certificates::certificate_of_another_authority;
 use crate::support::connector_process::{difference, kill_moments, wait_for_exit};
 use crate::support::delta::{TempLake, read_rows};
 use crate::support::kafka::KafkaBroker;
@@ -17,13 +18,17 @@ use crate::support::kafka::KafkaBroker;
 const CONNECTOR: &str = env!("CARGO_BIN_EXE_connector");
 
 fn sync_kafka(broker: &KafkaBroker, lake: &TempLake, topic: &str, extra: &[&str]) -> Output {
-    Command::new(CONNECTOR)
+    sync_kafka_command(broker, lake, topic, extra).output().expect("run connector")
+}
+
+fn sync_kafka_command(broker: &KafkaBroker, lake: &TempLake, topic: &str, extra: &[&str]) -> Command {
+    let mut command = Command::new(CONNECTOR);
+    command
         .args(["sync", "kafka", "--brokers", &broker.brokers, "--topics", topic, "--once"])
         .args(["--dest", lake.dir.path().to_str().expect("utf-8")])
         .args(extra)
-        .env("CONNECTOR_LOG", "info")
-        .output()
-        .expect("run connector")
+        .env("CONNECTOR_LOG", "info");
+    command
 }
 
 fn assert_synced(output: &Output) {
@@ -609,6 +614,98 @@ async fn kafka_a_recreated_topic_stops_the_sync_naming_the_partition_unless_data
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_messages_deleted_by_retention_before_they_were_read_stop_the_sync_naming_the_gap_unless_allowed() {
+    let storage = tempfile::tempdir().expect("temporary directory");
+    let Some(mut broker) = KafkaBroker::start_on_disk(storage.path()) else { return };
+    let topic = unique_topic("retained");
+    broker.create_topic_with_config(&topic, &[("cleanup.policy", "delete"), ("retention.ms", "3600000")]);
+    // Messages written two days ago (their create time), under a retention of an hour: the broker deletes them
+    // when its retention next runs, which tansu does as it starts.
+    let produce = |ids: std::ops::Range<i64>, age_ms: i64| {
+        broker.produce(
+            &topic,
+            &format!(
+                "import time\nfor i in range({}, {}):\n    producer.send(topic, value=json.dumps({{'id': i}}).encode(), \
+                 timestamp_ms=int(time.time() * 1000) - {age_ms})",
+                ids.start, ids.end
+            ),
+        )
+    };
+    const TWO_DAYS_MS: i64 = 2 * 24 * 3600 * 1000;
+    produce(0..100, TWO_DAYS_MS);
+    let lake = TempLake::new();
+    assert_synced(&sync_kafka(&broker, &lake, &topic, &[]));
+    assert_exactly_once(&landed(&lake, &topic).await, 0..100);
+
+    produce(100..200, TWO_DAYS_MS);
+    produce(200..250, 0);
+    broker.restart();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while broker.earliest_offset(&topic) != 200 {
+        assert!(std::time::Instant::now() < deadline, "the broker's retention did not delete the old messages");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let output = sync_kafka(&broker, &lake, &topic, &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "a lost history exits with 3: {stderr}");
+    assert!(
+        stderr.contains(&format!("partition 0 of `{topic}` starts at offset 200"))
+            && stderr.contains("read only up to offset 100")
+            && stderr.contains("deleted 100 messages")
+            && stderr.contains("--allow-data-loss"),
+        "the stop names the partition, the gap and the ways on: {stderr}"
+    );
+    assert_eq!(landed(&lake, &topic).await.len(), 100, "nothing read past the stop");
+
+    let allowed = sync_kafka(&broker, &lake, &topic, &["--allow-data-loss"]);
+    assert_synced(&allowed);
+    assert!(String::from_utf8_lossy(&allowed.stderr).contains("skipped"), "the skip is logged");
+    let ids: Vec<i64> = landed(&lake, &topic).await.iter().map(|row| row.0).collect();
+    assert_eq!(ids, (0..100).chain(200..250).collect::<Vec<_>>(), "what the broker still kept, each once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_a_partition_added_while_a_continuous_sync_runs_is_read_from_its_first_message() {
+    let storage = tempfile::tempdir().expect("temporary directory");
+    let broker = match KafkaBroker::start_on_disk(storage.path()) {
+        Some(broker) => broker,
+        None => KafkaBroker::start(),
+    };
+    let topic = unique_topic("growing");
+    broker.create_topic(&topic, 2);
+    let produce = |ids: std::ops::Range<i64>, partitions: i64| {
+        broker.produce(
+            &topic,
+            &format!(
+                "for i in range({}, {}):\n    producer.send(topic, partition=i % {partitions}, \
+                 value=json.dumps({{'id': i}}).encode())",
+                ids.start, ids.end
+            ),
+        )
+    };
+    produce(0..200, 2);
+    let lake = TempLake::new();
+    let mut child = Command::new(CONNECTOR)
+        .args(["sync", "kafka", "--brokers", &broker.brokers, "--topics", &topic, "--continuous"])
+        .args(["--commit-interval", "1s", "--dest", lake.dir.path().to_str().expect("utf-8")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run connector");
+    assert_exactly_once(&wait_for_rows(&lake, &topic, 200).await, 0..200);
+
+    assert!(broker.add_partitions(&topic, 3), "the broker adds a partition");
+    produce(200..500, 3);
+    let rows = wait_for_rows(&lake, &topic, 500).await;
+    child.kill().expect("stop");
+    wait_for_exit(&mut child);
+    assert_exactly_once(&rows, 0..500);
+    let read: BTreeSet<i64> = rows.iter().map(|row| row.1).collect();
+    assert_eq!(read, BTreeSet::from([0, 1, 2]), "the added partition read from its first message");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_string_values_from_the_latest_offsets_land_as_text_with_bytes_that_are_not_text_rescued() {
     let broker = KafkaBroker::start();
     let (lake, topic) = topic_with_messages(
@@ -962,4 +1059,61 @@ async fn kafka_a_topic_pattern_syncs_every_matching_topic_and_those_created_late
     tables.sort();
     let expected: Vec<String> = [&orders, &payments, &later].iter().map(|topic| format!("kafka.{topic}")).collect();
     assert_eq!(tables, expected, "the pattern's tables, the unrelated topic's not (it has none)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_scram_credentials_over_tls_sync_and_a_wrong_password_or_authority_stops_naming_why() {
+    let Some(secured) = KafkaBroker::start_secured().await else { return };
+    let broker = &secured.broker;
+    let produce = |topic: &str, ids: std::ops::Range<i64>| {
+        broker.produce(
+            topic,
+            &format!(
+                "for i in range({}, {}):\n    producer.send(topic, value=json.dumps({{'id': i}}).encode())",
+                ids.start, ids.end
+            ),
+        )
+    };
+    let topic = unique_topic("secured");
+    broker.create_topic(&topic, 2);
+    produce(&topic, 0..200);
+    let lake = TempLake::new();
+    let ca = secured.ca.to_str().expect("utf-8").to_string();
+    let sync = |mechanism: &str, password: &str, ca: &str| {
+        let flags = ["--sasl-mechanism", mechanism, "--sasl-username", &secured.user, "--tls-ca", ca];
+        sync_kafka_command(broker, &lake, &topic, &flags)
+            .env("KAFKA_SASL_PASSWORD", password)
+            .output()
+            .expect("run connector")
+    };
+
+    assert_synced(&sync("SCRAM-SHA-512", &secured.password, &ca));
+    assert_exactly_once(&landed(&lake, &topic).await, 0..200);
+
+    produce(&topic, 200..300);
+    let wrong_password = sync("SCRAM-SHA-512", "not the password", &ca);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&wrong_password.stdout),
+        String::from_utf8_lossy(&wrong_password.stderr)
+    );
+    assert!(!wrong_password.status.success(), "a wrong password stops the sync: {said}");
+    assert!(
+        said.contains("refused the connector (SASL SCRAM-SHA-512 as user `connector` over TLS)"),
+        "the error names what was presented: {said}"
+    );
+    assert!(!said.contains("not the password") && !said.contains(&secured.password), "no password shown: {said}");
+
+    let elsewhere = tempfile::tempdir().expect("temporary directory");
+    let other_authority = certificate_of_another_authority(elsewhere.path(), "elsewhere");
+    let distrusted = sync("SCRAM-SHA-512", &secured.password, other_authority.to_str().expect("utf-8"));
+    let said =
+        format!("{}{}", String::from_utf8_lossy(&distrusted.stdout), String::from_utf8_lossy(&distrusted.stderr));
+    assert!(!distrusted.status.success(), "a certificate from another authority stops the sync: {said}");
+    assert!(said.contains("refused the connector") && said.contains("certificate verify failed"), "{said}");
+    assert_eq!(landed(&lake, &topic).await.len(), 200, "nothing lands while the brokers refuse the connector");
+
+    // The messages the refused syncs did not read land with the right credentials, once.
+    assert_synced(&sync("SCRAM-SHA-512", &secured.password, &ca));
+    assert_exactly_once(&landed(&lake, &topic).await, 0..300);
 }

@@ -1,5 +1,6 @@
 //! A Kafka source profile: the brokers, how messages decode, where a topic seen for the first time starts, how
-//! many messages make a commit, and librdkafka client properties passed through (security, timeouts).
+//! many messages make a commit, SASL and TLS ([`crate::client_security`]), and librdkafka client properties passed
+//! through (timeouts, OAUTHBEARER).
 //!
 //! ```toml
 //! [profiles.events]
@@ -7,8 +8,9 @@
 //! brokers = "kafka-1:9092,kafka-2:9092"
 //! format = "json"
 //! starting_offsets = "earliest"
-//! properties = { "security.protocol" = "SASL_SSL", "sasl.mechanism" = "SCRAM-SHA-512",
-//!                "sasl.username" = "connector", "sasl.password" = "${KAFKA_PASSWORD}" }
+//! sasl = { mechanism = "SCRAM-SHA-512", username = "connector", password = "${KAFKA_PASSWORD}" }
+//! tls = { ca = "/etc/kafka/ca.pem" }
+//! properties = { "fetch.max.bytes" = "104857600" }
 //! ```
 
 use std::collections::BTreeMap;
@@ -24,6 +26,7 @@ use connector_core::secret::{ConnectionUrl, Secret};
 use connector_files::schema_hints::parse_schema_hints;
 use serde::Deserialize;
 
+use crate::client_security::{ClientSecurity, RawTls, SaslSettings};
 use crate::schema_registry::RegistryCredentials;
 
 /// The profile kind of this source.
@@ -150,6 +153,10 @@ struct RawProfile {
     #[serde(default)]
     schema_hints: Option<String>,
     #[serde(default)]
+    sasl: Option<SaslSettings>,
+    #[serde(default)]
+    tls: Option<RawTls>,
+    #[serde(default)]
     properties: BTreeMap<String, String>,
 }
 
@@ -185,7 +192,9 @@ pub struct KafkaConfig {
     pub schema_registry: Option<ConnectionUrl>,
     /// The registry's credentials, when given as settings of their own (else the URL's user info, if any).
     pub schema_registry_credentials: Option<RegistryCredentials>,
-    /// librdkafka properties, passed to the client as they are.
+    /// SASL credentials and TLS, when the brokers ask for them.
+    pub security: ClientSecurity,
+    /// librdkafka properties, passed to the client as they are (after `security`, so they win).
     pub properties: BTreeMap<String, String>,
     pub table_options: BTreeMap<String, TableOptions>,
     pub default_options: TableOptions,
@@ -245,6 +254,8 @@ impl KafkaConfig {
                 )));
             }
         }
+        let security = ClientSecurity { sasl: raw.sasl, tls: raw.tls.and_then(RawTls::settings) };
+        security.validate(&at).map_err(Error::config)?;
         let table_options = pipeline
             .table_options
             .iter()
@@ -299,6 +310,7 @@ impl KafkaConfig {
                 "topic_refresh_interval",
                 DEFAULT_TOPIC_REFRESH_INTERVAL,
             )?,
+            security,
             properties: raw.properties,
             table_options,
             default_options: pipeline.default_options.clone(),

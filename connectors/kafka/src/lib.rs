@@ -7,6 +7,7 @@
 //! after them in one Delta commit.
 
 pub mod avro_messages;
+pub mod client_security;
 pub mod config;
 pub mod connect_types;
 pub mod debezium;

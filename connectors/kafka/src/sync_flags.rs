@@ -76,7 +76,28 @@ pub struct KafkaSyncFlags {
     #[arg(long)]
     pub allow_data_loss: bool,
 
-    /// A librdkafka client property, repeatable: --property security.protocol=SASL_SSL.
+    /// SASL mechanism of the brokers' listener: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (with --sasl-username and
+    /// the password in KAFKA_SASL_PASSWORD).
+    #[arg(long, value_name = "MECHANISM", requires = "sasl_username")]
+    pub sasl_mechanism: Option<String>,
+
+    /// The SASL user.
+    #[arg(long, value_name = "USER", requires = "sasl_mechanism")]
+    pub sasl_username: Option<String>,
+
+    /// The SASL password: from the environment only, as arguments are visible to every user of the machine.
+    #[arg(long, env = "KAFKA_SASL_PASSWORD", hide_env_values = true, hide = true, requires = "sasl_mechanism")]
+    pub sasl_password: Option<String>,
+
+    /// Connect over TLS, trusting the system's certificate authorities (or --tls-ca's).
+    #[arg(long)]
+    pub tls: bool,
+
+    /// PEM file of the authorities the brokers' certificates come from (implies --tls).
+    #[arg(long, value_name = "PATH")]
+    pub tls_ca: Option<String>,
+
+    /// A librdkafka client property, repeatable: --property fetch.max.bytes=104857600.
     #[arg(long = "property", value_name = "NAME=VALUE")]
     pub properties: Vec<String>,
 
@@ -116,6 +137,19 @@ impl KafkaSyncFlags {
         }
         if self.allow_data_loss {
             settings.insert("fail_on_data_loss".into(), false.into());
+        }
+        if let (Some(mechanism), Some(username)) = (self.sasl_mechanism, self.sasl_username) {
+            let mut sasl = toml::Table::new();
+            sasl.insert("mechanism".into(), mechanism.into());
+            sasl.insert("username".into(), username.into());
+            // Missing, it is an empty password, which the brokers refuse naming the user.
+            sasl.insert("password".into(), self.sasl_password.unwrap_or_default().into());
+            settings.insert("sasl".into(), sasl.into());
+        }
+        match self.tls_ca {
+            Some(ca) => drop(settings.insert("tls".into(), toml::Table::from_iter([("ca".into(), ca.into())]).into())),
+            None if self.tls => drop(settings.insert("tls".into(), true.into())),
+            None => {}
         }
         if !self.properties.is_empty() {
             let mut properties = toml::Table::new();

@@ -15,18 +15,25 @@ use connector_core::error::{Error, ErrorKind, Result, Retry};
 use connector_core::schema::TableId;
 use rdkafka::ClientConfig;
 use rdkafka::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::KafkaResult;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Headers, Message};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use tracing::{debug, warn};
+use tracing::{debug, error, info, warn};
 
+use crate::client_security::{ClientSecurity, RefusedConnection, refuses_the_connector};
 use crate::config::{KafkaConfig, NAMESPACE, StartingOffsets};
 use crate::offsets::TopicOffsets;
 use crate::schema_registry::RegisteredSchema;
 
-/// How long a metadata or watermark request may take.
+/// How long a metadata or watermark request may take, its attempts together.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long one attempt of a request may take: a connection that fails (a refused login) is seen after it.
+const REQUEST_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
+/// The pause before a request whose connection failed is sent again.
+const REQUEST_RETRY_PAUSE: Duration = Duration::from_millis(200);
 /// How long one poll waits for a message.
 const POLL_WAIT: Duration = Duration::from_millis(100);
 /// Without a message for this long, a page ends, and a pass whose partitions still fall short of the watermarks
@@ -84,6 +91,7 @@ impl std::fmt::Debug for TopicConsumer {
 pub struct TopicConsumer {
     topic: String,
     brokers: String,
+    security: ClientSecurity,
     pipeline: String,
     consumer: BaseConsumer<ClientLog>,
     starting_offsets: StartingOffsets,
@@ -110,12 +118,31 @@ struct Pass {
 }
 
 /// Where the client's own reports go. A partition's end is how a pass learns it is caught up
-/// (`enable.partition.eof`), which librdkafka also reports as an error; the client retries the others itself
-/// (a broker restarting), and those that stop a read come back from `poll` too.
-struct ClientLog;
+/// (`enable.partition.eof`), which librdkafka also reports as an error; the brokers refusing the connector
+/// (credentials, TLS) is kept for the request that then times out; the client retries the others itself (a
+/// broker restarting), and those that stop a read come back from `poll` too.
+struct ClientLog {
+    refused: RefusedConnection,
+}
 
 impl ClientContext for ClientLog {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, line: &str) {
+        self.refused.record_log(facility, line);
+        match level {
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+                error!(target: "librdkafka", "{facility} {line}")
+            }
+            RDKafkaLogLevel::Warning => warn!(target: "librdkafka", "{facility} {line}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => info!(target: "librdkafka", "{facility} {line}"),
+            RDKafkaLogLevel::Debug => debug!(target: "librdkafka", "{facility} {line}"),
+        }
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
+        if self.refused.record(&error, reason) {
+            warn!(%error, %reason, "the brokers refuse the connector");
+            return;
+        }
         match error.rdkafka_error_code() {
             Some(RDKafkaErrorCode::PartitionEOF) => debug!(%reason, "the Kafka client met a partition's end"),
             _ => warn!(%error, %reason, "the Kafka client reports a failure; it retries"),
@@ -125,7 +152,7 @@ impl ClientContext for ClientLog {
 
 impl ConsumerContext for ClientLog {}
 
-/// A consumer with the connector's settings and the user's `properties`.
+/// A consumer with the connector's settings, the brokers' security and the user's `properties`.
 fn consumer(config: &KafkaConfig) -> Result<BaseConsumer<ClientLog>> {
     let mut client = ClientConfig::new();
     client
@@ -138,26 +165,56 @@ fn consumer(config: &KafkaConfig) -> Result<BaseConsumer<ClientLog>> {
         .set("auto.offset.reset", "error")
         .set("isolation.level", "read_committed")
         .set("queued.max.messages.kbytes", PREFETCH_KIB);
+    config.security.apply(&mut client);
     for (name, value) in &config.properties {
         client.set(name, value);
     }
-    client.create_with_context(ClientLog).map_err(|cause| {
+    client.create_with_context(ClientLog { refused: RefusedConnection::default() }).map_err(|cause| {
         Error::config(format!("kafka: the client settings are not valid (check `properties`): {cause}"))
     })
 }
 
+/// Sends a request to the brokers (`send` given the time an attempt may take), and again while its connection
+/// fails for a reason the client has not given, until [`REQUEST_TIMEOUT`]. A refused login fails the request,
+/// and the client hands its reason to the context only as the consumer is polled: a consumer with no partitions
+/// assigned is polled for it (it has no message to hand over); one reading partitions is not (a message polled
+/// here would be lost to the page), so its error names the settings without the reason.
+fn request<T>(
+    consumer: &BaseConsumer<ClientLog>,
+    send: impl Fn(&BaseConsumer<ClientLog>, Duration) -> KafkaResult<T>,
+) -> KafkaResult<T> {
+    let deadline = Instant::now() + REQUEST_TIMEOUT;
+    loop {
+        let attempt = deadline.saturating_duration_since(Instant::now()).min(REQUEST_ATTEMPT_TIMEOUT);
+        match send(consumer, attempt) {
+            Err(cause) if connection_failed(&cause) => {
+                let unassigned = consumer.assignment().is_ok_and(|assigned| assigned.count() == 0);
+                if unassigned {
+                    // Without partitions, a poll only serves the client's events (its log and errors).
+                    while consumer.poll(Duration::ZERO).is_some() {}
+                }
+                if consumer.context().refused.reason().is_some() || Instant::now() >= deadline {
+                    return Err(cause);
+                }
+                std::thread::sleep(REQUEST_RETRY_PAUSE);
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+fn connection_failed(cause: &KafkaError) -> bool {
+    matches!(
+        cause.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::AllBrokersDown)
+    )
+}
+
 /// The topics of the cluster, Kafka's internal ones (`__consumer_offsets`, …) left out. Blocks.
 pub fn cluster_topics(config: &KafkaConfig) -> Result<Vec<String>> {
-    let metadata = consumer(config)?.fetch_metadata(None, REQUEST_TIMEOUT).map_err(|cause| {
-        Error::new(
-            ErrorKind::Source,
-            Retry::WithBackoff,
-            format!(
-                "kafka: cannot list the topics of {}: {cause}; check that the brokers are reachable and the \
-                 security settings (`properties`) match theirs",
-                config.brokers
-            ),
-        )
+    let consumer = consumer(config)?;
+    let metadata = request(&consumer, |consumer, timeout| consumer.fetch_metadata(None, timeout)).map_err(|cause| {
+        request_failed(&consumer, &config.brokers, &config.security, "cannot list the topics", cause)
     })?;
     Ok(metadata
         .topics()
@@ -167,12 +224,41 @@ pub fn cluster_topics(config: &KafkaConfig) -> Result<Vec<String>> {
         .collect())
 }
 
+/// A request to the brokers that failed: refused (credentials, TLS; not worth a retry with the same settings),
+/// else unreachable (worth one).
+fn request_failed(
+    consumer: &BaseConsumer<ClientLog>,
+    brokers: &str,
+    security: &ClientSecurity,
+    what: &str,
+    cause: KafkaError,
+) -> Error {
+    let refused = consumer.context().refused.reason();
+    if let Some(reason) = refused.or_else(|| refuses_the_connector(&cause).then(|| cause.to_string())) {
+        return Error::config(format!(
+            "kafka: {brokers} refused the connector ({}): {reason}; check `sasl` (--sasl-mechanism, --sasl-username, \
+             KAFKA_SASL_PASSWORD) and `tls` (--tls, --tls-ca) against the brokers' listener",
+            security.describe()
+        ));
+    }
+    Error::new(
+        ErrorKind::Source,
+        Retry::WithBackoff,
+        format!(
+            "kafka: {what} from {brokers}: {cause}; check that the brokers are reachable and that the security \
+             settings (`sasl`, `tls`: {}) match their listener",
+            security.describe()
+        ),
+    )
+}
+
 impl TopicConsumer {
     pub fn new(config: &KafkaConfig, topic: &str) -> Result<Self> {
         let consumer = consumer(config)?;
         Ok(TopicConsumer {
             topic: topic.to_string(),
             brokers: config.brokers.clone(),
+            security: config.security.clone(),
             pipeline: config.pipeline.clone(),
             consumer,
             starting_offsets: config.starting_offsets,
@@ -185,9 +271,7 @@ impl TopicConsumer {
 
     /// The topic's partitions, checking it exists and the brokers answer.
     pub fn partitions(&self) -> Result<Vec<i32>> {
-        let metadata = self
-            .consumer
-            .fetch_metadata(Some(&self.topic), REQUEST_TIMEOUT)
+        let metadata = request(&self.consumer, |consumer, timeout| consumer.fetch_metadata(Some(&self.topic), timeout))
             .map_err(|cause| self.unreachable("cannot read the topic's metadata", cause))?;
         let topic = metadata.topics().iter().find(|topic| topic.name() == self.topic);
         let Some(topic) = topic.filter(|topic| topic.error().is_none() && !topic.partitions().is_empty()) else {
@@ -301,10 +385,9 @@ impl TopicConsumer {
         let mut past_end = BTreeMap::new();
         let mut placed_by_time = Vec::new();
         for partition in partitions {
-            let (low, high) = self
-                .consumer
-                .fetch_watermarks(&self.topic, partition, REQUEST_TIMEOUT)
-                .map_err(|cause| self.unreachable("cannot read the partitions' offsets", cause))?;
+            let (low, high) =
+                request(&self.consumer, |consumer, timeout| consumer.fetch_watermarks(&self.topic, partition, timeout))
+                    .map_err(|cause| self.unreachable("cannot read the partitions' offsets", cause))?;
             match offsets.0.get(&partition).copied() {
                 None => {
                     // New partitions of a topic already read hold only new messages: all are read.
@@ -343,10 +426,9 @@ impl TopicConsumer {
         let past_end = self.pass.as_mut().map(|pass| std::mem::take(&mut pass.past_end)).unwrap_or_default();
         let mut restarted = false;
         for (partition, next) in past_end {
-            let (low, high) = self
-                .consumer
-                .fetch_watermarks(&self.topic, partition, REQUEST_TIMEOUT)
-                .map_err(|cause| self.unreachable("cannot read the partitions' offsets", cause))?;
+            let (low, high) =
+                request(&self.consumer, |consumer, timeout| consumer.fetch_watermarks(&self.topic, partition, timeout))
+                    .map_err(|cause| self.unreachable("cannot read the partitions' offsets", cause))?;
             if high < next {
                 self.data_lost_past_end(offsets, partition, next, low, high)?;
                 restarted = true;
@@ -364,9 +446,7 @@ impl TopicConsumer {
                 .add_partition_offset(&self.topic, *partition, Offset::Offset(*millis))
                 .map_err(|cause| Error::state(format!("kafka: cannot place partition {partition}: {cause}")))?;
         }
-        let found = self
-            .consumer
-            .offsets_for_times(wanted, REQUEST_TIMEOUT)
+        let found = request(&self.consumer, |consumer, timeout| consumer.offsets_for_times(wanted.clone(), timeout))
             .map_err(|cause| self.unreachable("cannot find the offsets at --starting-offsets' time", cause))?;
         for (partition, _, high) in partitions {
             let start = match found.find_partition(&self.topic, *partition).map(|element| element.offset()) {
@@ -457,16 +537,7 @@ impl TopicConsumer {
                     self.topic, self.pipeline, self.topic
                 ),
             )),
-            Some(
-                RDKafkaErrorCode::SaslAuthenticationFailed
-                | RDKafkaErrorCode::Authentication
-                | RDKafkaErrorCode::TopicAuthorizationFailed
-                | RDKafkaErrorCode::GroupAuthorizationFailed
-                | RDKafkaErrorCode::SSL,
-            ) => Err(Error::config(format!(
-                "kafka: {} refused the connector: {cause}; check the credentials and TLS settings in `properties`",
-                self.brokers
-            ))),
+            _ if refuses_the_connector(&cause) => Err(self.unreachable("cannot read", cause)),
             Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic) => Err(Error::new(
                 ErrorKind::Config,
                 Retry::WithBackoff,
@@ -480,15 +551,8 @@ impl TopicConsumer {
     }
 
     fn unreachable(&self, what: &str, cause: KafkaError) -> Error {
-        Error::new(
-            ErrorKind::Source,
-            Retry::WithBackoff,
-            format!(
-                "kafka: {what} of `{}` from {}: {cause}; check that the brokers are reachable and the security \
-                 settings (`properties`) match theirs",
-                self.topic, self.brokers
-            ),
-        )
+        let what = format!("{what} of `{}`", self.topic);
+        request_failed(&self.consumer, &self.brokers, &self.security, &what, cause)
     }
 }
 

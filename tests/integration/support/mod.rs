@@ -15,3 +15,4 @@ pub mod s3;
 pub mod saas;
 pub mod servers;
 pub mod tcp_proxy;
+pub mod tls_terminator;

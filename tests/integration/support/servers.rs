@@ -707,7 +707,7 @@ async fn wait_until_ready(child: &mut Child, accepts_connection: impl AsyncFn() 
 /// Writes `ca.crt`, `server.crt` and `server.key` into `dir`: a certificate for 127.0.0.1 and localhost signed by a
 /// throwaway CA (`ca.crt`, what clients trust), so TLS and its certificate checks can be tested. Made as the server's
 /// account, which must own its key.
-async fn write_test_certificates(dir: &Path, account: Option<&Account>, log: &Path) {
+pub async fn write_test_certificates(dir: &Path, account: Option<&Account>, log: &Path) {
     let openssl = |args: &[&str]| {
         let mut command = as_account(account, PathBuf::from("openssl"));
         command.current_dir(dir).args(args);
@@ -838,7 +838,7 @@ fn send_signal(child: &Child, signal: &str) -> bool {
 }
 
 /// An OS account to run a server as.
-struct Account {
+pub struct Account {
     name: String,
     uid: u32,
     gid: u32,
