@@ -663,6 +663,12 @@ async fn kafka_messages_deleted_by_retention_before_they_were_read_stop_the_sync
     assert!(String::from_utf8_lossy(&allowed.stderr).contains("skipped"), "the skip is logged");
     let ids: Vec<i64> = landed(&lake, &topic).await.iter().map(|row| row.0).collect();
     assert_eq!(ids, (0..100).chain(200..250).collect::<Vec<_>>(), "what the broker still kept, each once");
+    let status = Command::new(CONNECTOR)
+        .args(["status", "--dest", lake.dir.path().to_str().expect("utf-8")])
+        .output()
+        .expect("run connector status");
+    let shown = String::from_utf8_lossy(&status.stdout);
+    assert!(shown.contains(r#"{"0":250,"skipped":{"0":100}}"#), "status shows the skipped messages: {shown}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -304,10 +304,10 @@ impl TopicConsumer {
                 Some(Ok(message)) => {
                     let partition = message.partition();
                     // A message before the assigned offset was fetched ahead of a reassignment.
-                    if offsets.0.get(&partition).is_none_or(|next| message.offset() < *next) {
+                    if offsets.next.get(&partition).is_none_or(|next| message.offset() < *next) {
                         continue;
                     }
-                    offsets.0.insert(partition, message.offset() + 1);
+                    offsets.next.insert(partition, message.offset() + 1);
                     if let Some(pass) = self.pass.as_mut() {
                         pass.past_end.remove(&partition);
                     }
@@ -361,7 +361,7 @@ impl TopicConsumer {
             if pass.at_end.contains(partition) {
                 return true;
             }
-            if offsets.0.get(partition).is_none_or(|next| next < end) {
+            if offsets.next.get(partition).is_none_or(|next| next < end) {
                 return false;
             }
             let reached = *pass.reached_at.entry(*partition).or_insert(now);
@@ -372,9 +372,9 @@ impl TopicConsumer {
     /// Sets where the pass ends (each partition's end offset now), places partitions the offsets lack (a first
     /// sync, or partitions added to the topic), and checks the offsets against what the broker keeps.
     fn begin_pass(&mut self, offsets: &mut TopicOffsets) -> Result<()> {
-        let first_sync = offsets.0.is_empty();
+        let first_sync = offsets.next.is_empty();
         let partitions = self.partitions()?;
-        if let Some(gone) = offsets.0.keys().find(|partition| !partitions.contains(partition)) {
+        if let Some(gone) = offsets.next.keys().find(|partition| !partitions.contains(partition)) {
             return Err(Error::state(format!(
                 "kafka: topic `{}` has no partition {gone} any more, which the table has read: the topic was \
                  recreated; resync it (connector resync --pipeline {} --table kafka.{})",
@@ -388,7 +388,7 @@ impl TopicConsumer {
             let (low, high) =
                 request(&self.consumer, |consumer, timeout| consumer.fetch_watermarks(&self.topic, partition, timeout))
                     .map_err(|cause| self.unreachable("cannot read the partitions' offsets", cause))?;
-            match offsets.0.get(&partition).copied() {
+            match offsets.next.get(&partition).copied() {
                 None => {
                     // New partitions of a topic already read hold only new messages: all are read.
                     let start = match (first_sync, self.starting_offsets) {
@@ -399,7 +399,7 @@ impl TopicConsumer {
                         }
                         _ => low,
                     };
-                    offsets.0.insert(partition, start);
+                    offsets.next.insert(partition, start);
                 }
                 Some(next) if next < low => self.data_lost(offsets, partition, next, low)?,
                 // The table read past the partition's end: the topic may not be the one it read (deleted and
@@ -454,7 +454,7 @@ impl TopicConsumer {
                 // No message that recent: only what follows.
                 _ => *high,
             };
-            offsets.0.insert(*partition, start);
+            offsets.next.insert(*partition, start);
         }
         Ok(())
     }
@@ -477,8 +477,9 @@ impl TopicConsumer {
             ));
         }
         warn!(topic = %self.topic, partition, from = next, to = low,
-              "messages deleted by the broker before they were read are skipped (fail_on_data_loss = false)");
-        offsets.0.insert(partition, low);
+              "messages deleted by the broker before they were read are skipped (fail_on_data_loss = false); \
+               the table's offsets count them (connector status)");
+        offsets.skip(partition, low);
         Ok(())
     }
 
@@ -507,13 +508,13 @@ impl TopicConsumer {
         warn!(topic = %self.topic, partition, table_read_up_to = next, partition_ends_at = high,
               "the partition ends before what the table has read (a recreated topic); reading it from its start \
                (fail_on_data_loss = false)");
-        offsets.0.insert(partition, low);
+        offsets.next.insert(partition, low);
         Ok(())
     }
 
     fn assign(&mut self, offsets: &TopicOffsets) -> Result<()> {
         let mut list = TopicPartitionList::new();
-        for (partition, offset) in &offsets.0 {
+        for (partition, offset) in &offsets.next {
             list.add_partition_offset(&self.topic, *partition, Offset::Offset(*offset))
                 .map_err(|cause| Error::state(format!("kafka: cannot place partition {partition}: {cause}")))?;
         }
