@@ -31,7 +31,7 @@ use serde_json::{Map, Value};
 
 use crate::avro_messages::{avro_rows, columns_with, schema_ids};
 use crate::config::{KafkaMode, MessageFormat};
-use crate::schema_registry::RegisteredSchema;
+use crate::schema_registry::{RegisteredSchema, wire_format};
 use crate::topic_consumer::{KafkaMessage, MessagePage};
 use crate::{debezium, debezium_avro, protobuf_messages};
 
@@ -296,7 +296,7 @@ impl RecordDecoder for MessageRows {
                 (page_messages, operations, None)
             }
             (_, KafkaMode::Upsert) if !self.value_key.is_empty() => {
-                let operations = value_key_upserts(&self.table.name, &page_messages, &self.value_key)?;
+                let operations = value_key_upserts(&self.table.name, self.format, &page_messages, &self.value_key)?;
                 (tombstones_as_their_keys(page_messages), operations, None)
             }
             (_, KafkaMode::Upsert) => {
@@ -359,16 +359,30 @@ fn refuse_null_keys(topic: &str, rows: &RecordBatch, messages: &[KafkaMessage], 
 }
 
 /// Each message's operation in upsert mode by value columns: a value replaces its key columns' row, a tombstone
-/// (a null value) deletes the row its message key names, which must then be a JSON object holding the key
-/// columns (as Kafka Connect and Debezium write keys).
-fn value_key_upserts(topic: &str, messages: &[KafkaMessage], key: &[String]) -> Result<Vec<Operation>> {
+/// (a null value) deletes the row its message key names, which must then hold the key columns: a JSON object (as
+/// Kafka Connect's JSON converter writes keys), or with Avro values an Avro record in the registry's wire format
+/// (as Confluent's Avro serializer writes keys), read as a value is.
+fn value_key_upserts(
+    topic: &str,
+    format: MessageFormat,
+    messages: &[KafkaMessage],
+    key: &[String],
+) -> Result<Vec<Operation>> {
+    let keyed_as_values = |bytes: &[u8]| match format {
+        MessageFormat::Avro => wire_format(bytes).is_some(),
+        _ => key_object(bytes, key),
+    };
+    let expected = match format {
+        MessageFormat::Avro => "an Avro record in the schema registry's wire format",
+        _ => "a JSON object",
+    };
     messages
         .iter()
         .map(|message| match (&message.key, &message.value) {
             (_, Some(_)) => Ok(Operation::Update),
-            (Some(bytes), None) if key_object(bytes, key) => Ok(Operation::Delete),
+            (Some(bytes), None) if keyed_as_values(bytes) => Ok(Operation::Delete),
             (_, None) => Err(Error::config(format!(
-                "kafka: the tombstone at {} deletes by its message key, which is not a JSON object holding the key \
+                "kafka: the tombstone at {} deletes by its message key, which is not {expected} holding the key \
                  columns ({}); produce tombstones keyed so, or sync this topic without --key (by the message key)",
                 message.place(topic),
                 key.join(", ")
@@ -382,7 +396,7 @@ fn key_object(bytes: &[u8], key: &[String]) -> bool {
     matches!(serde_json::from_slice::<Value>(bytes), Ok(Value::Object(fields)) if key.iter().all(|name| fields.contains_key(name)))
 }
 
-/// Tombstones with their message key (a JSON object of the key columns) as their value, so that their row names
+/// Tombstones with their message key (the key columns, as JSON or Avro) as their value, so that their row names
 /// the key the delete removes.
 fn tombstones_as_their_keys(messages: Vec<KafkaMessage>) -> Vec<KafkaMessage> {
     messages

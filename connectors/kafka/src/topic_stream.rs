@@ -94,8 +94,9 @@ impl PolledStream for TopicStream {
         let mut page = self.with_consumer(move |consumer| consumer.read_page(offsets)).await?;
         if let Some(registry) = &self.registry {
             let mut ids = schema_ids(&page.messages);
-            // Debezium's Avro converter writes the key in the wire format too; the row is merged by it.
-            if self.config.format == MessageFormat::Debezium {
+            // Debezium's Avro converter writes the key in the wire format too; the row is merged by it. With
+            // --key, an Avro tombstone's key (in the wire format) is the row it deletes.
+            if self.config.format == MessageFormat::Debezium || !self.config.key.is_empty() {
                 ids.extend(key_schema_ids(&page.messages));
             }
             page.schemas = registry.schemas(ids).await?;
