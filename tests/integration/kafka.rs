@@ -895,10 +895,17 @@ import datetime, importlib, os, struct, tempfile, urllib.request
 import grpc_tools
 from grpc_tools import protoc
 registry = sys.argv[3]
+# An order's lines are a message of another registered schema, which the order's schema imports (a reference).
+line_proto = """
+syntax = "proto3";
+package shop;
+message Line { string sku = 1; int32 quantity = 2; }
+"""
 proto = """
 syntax = "proto3";
 package shop;
 import "google/protobuf/timestamp.proto";
+import "shop/line.proto";
 message Order {
   int64 id = 1;
   string customer = 2;
@@ -906,21 +913,26 @@ message Order {
   Status status = 4;
   google.protobuf.Timestamp placed_at = 5;
   enum Status { NEW = 0; PAID = 1; SHIPPED = 2; }
-  message Line { string sku = 1; int32 quantity = 2; }
-  repeated Line lines = 6;
+  repeated shop.Line lines = 6;
 }
 """
 workdir = tempfile.mkdtemp()
+os.makedirs(os.path.join(workdir, "shop"))
+with open(os.path.join(workdir, "shop", "line.proto"), "w") as f:
+    f.write(line_proto)
 with open(os.path.join(workdir, "order.proto"), "w") as f:
     f.write(proto)
 well_known = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
-assert protoc.main(["protoc", f"-I{workdir}", f"-I{well_known}", f"--python_out={workdir}", "order.proto"]) == 0
+assert protoc.main(["protoc", f"-I{workdir}", f"-I{well_known}", f"--python_out={workdir}", "order.proto", "shop/line.proto"]) == 0
 sys.path.insert(0, workdir)
 order_pb2 = importlib.import_module("order_pb2")
-request = urllib.request.Request(f"{registry}/subjects/{topic}-value/versions", method="POST",
-    data=json.dumps({"schema": proto, "schemaType": "PROTOBUF"}).encode(),
-    headers={"Content-Type": "application/vnd.schemaregistry.v1+json"})
-schema_id = json.load(urllib.request.urlopen(request))["id"]
+def register(subject, schema, references):
+    request = urllib.request.Request(f"{registry}/subjects/{subject}/versions", method="POST",
+        data=json.dumps({"schema": schema, "schemaType": "PROTOBUF", "references": references}).encode(),
+        headers={"Content-Type": "application/vnd.schemaregistry.v1+json"})
+    return json.load(urllib.request.urlopen(request))["id"]
+register(f"{topic}-line", line_proto, [])
+schema_id = register(f"{topic}-value", proto, [{"name": "shop/line.proto", "subject": f"{topic}-line", "version": 1}])
 start = datetime.datetime(2026, 12, 1, tzinfo=datetime.timezone.utc)
 for i in range(500):
     placed_at = start + datetime.timedelta(seconds=i)

@@ -9,7 +9,7 @@
 //! names, 64-bit integers as numbers, fields at their default value written out, enums by name, bytes in base64
 //! and `google.protobuf.Timestamp` as RFC 3339 text (which the JSON reader types as a timestamp).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use base64::Engine;
@@ -37,11 +37,12 @@ pub struct ProtobufSchema {
 }
 
 impl ProtobufSchema {
-    /// Compiles `source`; `Err` with the compiler's message (a syntax error, an import of a file other than
-    /// Google's well-known types).
-    pub fn compile(source: &str) -> Result<Self, String> {
+    /// Compiles `source`, which may import the files of `imports` (by the names it imports them by: the
+    /// registry's references) and Google's well-known types; `Err` with the compiler's message (a syntax error, an
+    /// import of another file).
+    pub fn compile(source: &str, imports: BTreeMap<String, String>) -> Result<Self, String> {
         let mut resolver = ChainFileResolver::new();
-        resolver.add(RegisteredFile { source: source.to_string() });
+        resolver.add(RegisteredFiles { source: source.to_string(), imports });
         resolver.add(GoogleFileResolver::new());
         let mut compiler = Compiler::with_file_resolver(resolver);
         compiler.open_file(SCHEMA_FILE).map_err(|cause| cause.to_string())?;
@@ -61,17 +62,18 @@ impl ProtobufSchema {
     }
 }
 
-/// The registry's schema as the one file the compiler may open besides Google's.
-struct RegisteredFile {
+/// The registry's schema and the registered schemas it imports: the files the compiler may open besides Google's.
+struct RegisteredFiles {
     source: String,
+    imports: BTreeMap<String, String>,
 }
 
-impl FileResolver for RegisteredFile {
+impl FileResolver for RegisteredFiles {
     fn open_file(&self, name: &str) -> Result<File, protox::Error> {
-        if name == SCHEMA_FILE {
-            File::from_source(name, &self.source)
-        } else {
-            Err(protox::Error::file_not_found(name))
+        match (name == SCHEMA_FILE, self.imports.get(name)) {
+            (true, _) => File::from_source(name, &self.source),
+            (false, Some(source)) => File::from_source(name, source),
+            (false, None) => Err(protox::Error::file_not_found(name)),
         }
     }
 }
@@ -158,7 +160,7 @@ mod tests {
     "#;
 
     fn registered() -> HashMap<u32, Arc<RegisteredSchema>> {
-        let schema = ProtobufSchema::compile(SCHEMA).expect("compiles");
+        let schema = ProtobufSchema::compile(SCHEMA, BTreeMap::new()).expect("compiles");
         [(3, Arc::new(RegisteredSchema::Protobuf(schema)))].into()
     }
 
@@ -214,6 +216,21 @@ mod tests {
         assert_eq!(message_indexes(&[0, 9]), Some((vec![0], &[9u8][..])), "a lone zero is the first message");
         assert_eq!(message_indexes(&[4, 2, 0, 7]), Some((vec![1, 0], &[7u8][..])));
         assert_eq!(message_indexes(&[1]), None, "a negative count");
-        assert!(ProtobufSchema::compile("syntax = \"proto3\"; import \"other.proto\";").is_err());
+        assert!(ProtobufSchema::compile("syntax = \"proto3\"; import \"other.proto\";", BTreeMap::new()).is_err());
+    }
+
+    #[test]
+    fn a_schema_compiles_with_the_registered_schemas_it_imports_and_its_own_messages_keep_their_indexes() {
+        let money = "syntax = \"proto3\"; package shop; message Money { string currency = 1; int64 cents = 2; }";
+        let order = "syntax = \"proto3\"; package shop; import \"shop/money.proto\";\n\
+                     message Payment { int64 id = 1; Money amount = 2; }";
+        let imports = BTreeMap::from([("shop/money.proto".to_string(), money.to_string())]);
+        let schema = ProtobufSchema::compile(order, imports).expect("compiles with its import");
+        let payment = schema.message(&[0]).expect("the schema's own first message");
+        assert_eq!(payment.full_name(), "shop.Payment");
+        assert_eq!(
+            payment.get_field_by_name("amount").expect("amount").kind().as_message().map(|m| m.full_name().to_string()),
+            Some("shop.Money".to_string())
+        );
     }
 }

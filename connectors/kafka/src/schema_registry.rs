@@ -9,7 +9,7 @@
 //! (`https://key:secret@registry`) or the profile's `schema_registry_user` and `schema_registry_password`. The
 //! URL kept for messages has no user info, so no error or log line shows the secret.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -90,15 +90,28 @@ impl RegisteredSchema {
     }
 }
 
+/// A registered schema, as `GET /schemas/ids/{id}` and `GET /subjects/{subject}/versions/{version}` give it.
 #[derive(Deserialize)]
-struct SchemaById {
+struct Registered {
     schema: String,
     #[serde(default, rename = "schemaType")]
     schema_type: Option<String>,
     /// Other registered schemas this one imports.
     #[serde(default)]
-    references: Vec<serde_json::Value>,
+    references: Vec<SchemaReference>,
 }
+
+/// An import of a registered schema: the name it is imported by (`import "shop/money.proto";`) and the subject
+/// version that holds it.
+#[derive(Debug, Clone, Deserialize)]
+struct SchemaReference {
+    name: String,
+    subject: String,
+    version: i64,
+}
+
+/// How many schemas one schema may import, its imports' imports included: a bound on a registry's cycle.
+const MAX_IMPORTED_SCHEMAS: usize = 256;
 
 impl SchemaRegistry {
     /// The registry at `url`, with `credentials` if given, else those of the URL's user info if any.
@@ -154,15 +167,67 @@ impl SchemaRegistry {
     }
 
     async fn fetch(&self, id: u32) -> Result<RegisteredSchema> {
-        let url = self
-            .url
-            .join(&format!("schemas/ids/{id}"))
-            .map_err(|cause| Error::state(format!("internal: schema URL: {cause}")))?;
+        let found: Registered = self.get(&format!("schemas/ids/{id}"), &format!("schema {id}")).await?;
+        match found.schema_type.as_deref().unwrap_or("AVRO") {
+            "AVRO" => RegisteredSchema::parse(&found.schema).map_err(|cause| {
+                Error::config(format!(
+                    "kafka: schema {id} from the schema registry is not a valid Avro schema: {cause}"
+                ))
+            }),
+            "PROTOBUF" => {
+                let imports = self.imports(id, found.references).await?;
+                ProtobufSchema::compile(&found.schema, imports).map(RegisteredSchema::Protobuf).map_err(|cause| {
+                    Error::config(format!(
+                        "kafka: Protobuf schema {id} from the schema registry does not compile: {cause}"
+                    ))
+                })
+            }
+            other => Err(Error::config(format!(
+                "kafka: schema {id} is a {other} schema; the connector reads Avro (--format avro, debezium) and \
+                 Protobuf (--format protobuf) schemas"
+            ))),
+        }
+    }
+
+    /// The sources of the schemas `references` name, and of those they import in turn, by the names they are
+    /// imported by.
+    async fn imports(&self, id: u32, references: Vec<SchemaReference>) -> Result<BTreeMap<String, String>> {
+        let mut sources = BTreeMap::new();
+        let mut wanted = references;
+        while let Some(reference) = wanted.pop() {
+            if sources.contains_key(&reference.name) {
+                continue;
+            }
+            if sources.len() == MAX_IMPORTED_SCHEMAS {
+                return Err(Error::config(format!(
+                    "kafka: schema {id} imports more than {MAX_IMPORTED_SCHEMAS} registered schemas (a cycle of \
+                     references?)"
+                )));
+            }
+            let path = format!(
+                "subjects/{}/versions/{}",
+                percent_encoding::utf8_percent_encode(&reference.subject, percent_encoding::NON_ALPHANUMERIC),
+                reference.version
+            );
+            let what = format!(
+                "`{}` (subject `{}` version {}, imported by schema {id})",
+                reference.name, reference.subject, reference.version
+            );
+            let imported: Registered = self.get(&path, &what).await?;
+            wanted.extend(imported.references);
+            sources.insert(reference.name, imported.schema);
+        }
+        Ok(sources)
+    }
+
+    /// `GET` of `path` below the registry's URL; `what` names the schema asked for in errors.
+    async fn get<T: serde::de::DeserializeOwned>(&self, path: &str, what: &str) -> Result<T> {
+        let url = self.url.join(path).map_err(|cause| Error::state(format!("internal: schema URL: {cause}")))?;
         let unreachable = |cause: reqwest::Error| {
             Error::new(
                 ErrorKind::Source,
                 Retry::WithBackoff,
-                format!("kafka: cannot fetch schema {id} from the schema registry at {}: {cause}", self.url),
+                format!("kafka: cannot fetch {what} from the schema registry at {}: {cause}", self.url),
             )
         };
         let mut request = self.client.get(url);
@@ -177,7 +242,7 @@ impl SchemaRegistry {
                 None => "it asks for credentials and none were given".to_string(),
             };
             return Err(Error::config(format!(
-                "kafka: the schema registry at {} answers {status} for schema {id}: {given}; set \
+                "kafka: the schema registry at {} answers {status} for {what}: {given}; set \
                  schema_registry_user and schema_registry_password (or https://USER:PASSWORD@host in \
                  --schema-registry) to credentials it accepts",
                 self.url
@@ -190,33 +255,14 @@ impl SchemaRegistry {
                 ErrorKind::Source,
                 retry,
                 format!(
-                    "kafka: the schema registry at {} answers {status} for schema {id}: {}; check --schema-registry \
+                    "kafka: the schema registry at {} answers {status} for {what}: {}; check --schema-registry \
                      (the registry the producers use)",
                     self.url,
                     body.trim()
                 ),
             ));
         }
-        let found: SchemaById = response.json().await.map_err(unreachable)?;
-        match found.schema_type.as_deref().unwrap_or("AVRO") {
-            "AVRO" => RegisteredSchema::parse(&found.schema).map_err(|cause| {
-                Error::config(format!(
-                    "kafka: schema {id} from the schema registry is not a valid Avro schema: {cause}"
-                ))
-            }),
-            "PROTOBUF" if !found.references.is_empty() => Err(Error::config(format!(
-                "kafka: Protobuf schema {id} imports other registered schemas ({} references), which this \
-                 connector does not fetch yet; only Google's well-known types may be imported",
-                found.references.len()
-            ))),
-            "PROTOBUF" => ProtobufSchema::compile(&found.schema).map(RegisteredSchema::Protobuf).map_err(|cause| {
-                Error::config(format!("kafka: Protobuf schema {id} from the schema registry does not compile: {cause}"))
-            }),
-            other => Err(Error::config(format!(
-                "kafka: schema {id} is a {other} schema; the connector reads Avro (--format avro, debezium) and \
-                 Protobuf (--format protobuf) schemas"
-            ))),
-        }
+        response.json().await.map_err(unreachable)
     }
 }
 
