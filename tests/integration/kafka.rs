@@ -122,7 +122,15 @@ for i in range(3000):
     );
     let output = sync_kafka(&broker, &lake, &topic, &[]);
     assert_synced(&output);
-    assert_exactly_once(&landed(&lake, &topic).await, 0..3000);
+    let rows = landed(&lake, &topic).await;
+    assert_exactly_once(&rows, 0..3000);
+    // The offsets committed with the rows are written back to the consumer group, for lag tools.
+    let mut next_offsets: Vec<Option<i64>> = vec![None; 3];
+    for (_, partition, offset) in &rows {
+        let next = &mut next_offsets[*partition as usize];
+        *next = Some(next.unwrap_or(0).max(offset + 1));
+    }
+    assert_eq!(broker.group_offsets("connector-default", &topic, 3), next_offsets, "the group's offsets");
     let url = lake.table_url(&TableId::new("kafka", &topic));
     let sample = read_rows(&url, &["id", "amount", "note", "_cdc_kafka_key", "_cdc_kafka_headers"]).await;
     let first = sample.iter().find(|row| row.starts_with("7|")).expect("message 7");

@@ -12,6 +12,7 @@ pub mod config;
 pub mod connect_types;
 pub mod debezium;
 pub mod debezium_avro;
+pub mod group_offsets;
 pub mod message_rows;
 pub mod offsets;
 pub mod pipeline;

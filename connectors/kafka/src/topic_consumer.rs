@@ -121,7 +121,7 @@ struct Pass {
 /// (`enable.partition.eof`), which librdkafka also reports as an error; the brokers refusing the connector
 /// (credentials, TLS) is kept for the request that then times out; the client retries the others itself (a
 /// broker restarting), and those that stop a read come back from `poll` too.
-struct ClientLog {
+pub(crate) struct ClientLog {
     refused: RefusedConnection,
 }
 
@@ -153,7 +153,7 @@ impl ClientContext for ClientLog {
 impl ConsumerContext for ClientLog {}
 
 /// A consumer with the connector's settings, the brokers' security and the user's `properties`.
-fn consumer(config: &KafkaConfig) -> Result<BaseConsumer<ClientLog>> {
+pub(crate) fn consumer(config: &KafkaConfig) -> Result<BaseConsumer<ClientLog>> {
     let mut client = ClientConfig::new();
     client
         .set("bootstrap.servers", &config.brokers)

@@ -11,6 +11,7 @@ use connector_core::schema::{TableId, TableSchema};
 
 use crate::avro_messages::{key_schema_ids, schema_ids};
 use crate::config::{KafkaConfig, MessageFormat, NAMESPACE};
+use crate::group_offsets::GroupOffsets;
 use crate::message_rows::MessageRows;
 use crate::offsets::TopicOffsets;
 use crate::schema_registry::SchemaRegistry;
@@ -25,11 +26,14 @@ pub struct TopicStream {
     consumer: Arc<Mutex<Option<TopicConsumer>>>,
     /// Where `--format avro` (and Debezium's Avro events) find their messages' schemas.
     registry: Option<Arc<SchemaRegistry>>,
+    /// Where committed offsets are shown to lag tools.
+    group_offsets: Arc<GroupOffsets>,
 }
 
 impl TopicStream {
     pub fn new(config: Arc<KafkaConfig>, topic: String, registry: Option<Arc<SchemaRegistry>>) -> Self {
-        TopicStream { config, topic, consumer: Arc::new(Mutex::new(None)), registry }
+        let group_offsets = Arc::new(GroupOffsets::new(config.clone(), topic.clone()));
+        TopicStream { config, topic, consumer: Arc::new(Mutex::new(None)), registry, group_offsets }
     }
 
     /// Runs `work` with the topic's consumer (created on first use) on a blocking thread.
@@ -103,5 +107,12 @@ impl PolledStream for TopicStream {
         }
         let (token, caught_up) = (page.offsets.token(), page.caught_up);
         Ok(PolledPage { records: page, token, caught_up })
+    }
+
+    async fn committed(&self, token: &str) {
+        // A token this stream made; one that does not parse has nothing to show.
+        if let Ok(offsets) = TopicOffsets::parse(token, &self.topic, &self.config.pipeline) {
+            self.group_offsets.report(offsets).await;
+        }
     }
 }

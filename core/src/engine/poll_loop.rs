@@ -183,6 +183,7 @@ async fn pass<S: PolledStream>(
             }
         }
         let Some(batch) = next.take_batch() else { break };
+        let sequence_before = table.sequence;
         let committed = {
             let commit = commit(table, batch);
             tokio::pin!(commit);
@@ -194,6 +195,12 @@ async fn pass<S: PolledStream>(
                 }
             }
         };
+        if committed.is_ok()
+            && table.sequence != sequence_before
+            && let Some(token) = table.token.as_deref()
+        {
+            stream.committed(token).await;
+        }
         if let Err(error) = committed {
             reader.abort();
             return match next.failure {

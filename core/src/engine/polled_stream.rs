@@ -48,6 +48,14 @@ pub trait PolledStream: Send + Sync + 'static {
 
     /// Reads the page after `token`.
     fn next_page(&self, token: &str) -> impl Future<Output = Result<PolledPage<Self::Records>>> + Send;
+
+    /// Told once `token` is durably committed with the rows before it: where a source may show its progress to
+    /// tools outside the table (Kafka's consumer-group offsets, for lag monitors). Never read back, so it cannot
+    /// fail the sync.
+    fn committed(&self, token: &str) -> impl Future<Output = ()> + Send {
+        let _ = token;
+        async {}
+    }
 }
 
 /// One page of a stream.

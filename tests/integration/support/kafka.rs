@@ -174,6 +174,20 @@ print(list(consumer.beginning_offsets([TopicPartition(sys.argv[2], 0)]).values()
         self.python(script, &[&self.brokers, topic]).trim().parse().expect("an offset")
     }
 
+    /// The offsets consumer group `group` has committed for partitions `0..partitions` of `topic` (`None` where
+    /// it has none), as a lag tool reads them.
+    pub fn group_offsets(&self, group: &str, topic: &str, partitions: u32) -> Vec<Option<i64>> {
+        let script = r#"
+import sys, json
+from kafka import KafkaConsumer, TopicPartition
+consumer = KafkaConsumer(bootstrap_servers=sys.argv[1], group_id=sys.argv[3], enable_auto_commit=False, **client_options)
+print(json.dumps([consumer.committed(TopicPartition(sys.argv[2], p)) for p in range(int(sys.argv[4]))]))
+consumer.close(autocommit=False)
+"#;
+        let printed = self.python(script, &[&self.brokers, topic, group, &partitions.to_string()]);
+        serde_json::from_str(printed.trim()).expect("offsets as JSON")
+    }
+
     /// Deletes `topic` and creates it again with `partitions`, empty. A broker deletes a topic in the background,
     /// so the creation is retried while the old topic is still being removed.
     pub fn recreate_topic(&self, topic: &str, partitions: u32) {
