@@ -145,8 +145,13 @@ for i in range(3000):
         &topic,
         &format!(
             r#"
+import struct
 for i in range(3000, 3500):
-    producer.send(topic, partition=i % {partitions}, value=json.dumps({{"id": i, "coupon": f"c{{i}}"}}).encode())
+    value = json.dumps({{"id": i, "coupon": f"c{{i}}"}}).encode()
+    # Every other value as Confluent's JSON Schema serializer frames it: a zero byte and a schema id first.
+    if i % 2 == 0:
+        value = struct.pack(">bI", 0, 7) + value
+    producer.send(topic, partition=i % {partitions}, value=value)
 "#
         ),
     );
@@ -157,6 +162,7 @@ for i in range(3000, 3500):
     assert_eq!(read, (0..partitions).collect(), "every partition read, an added one from its start");
     let coupons = read_rows(&url, &["id", "coupon", "_rescued_data"]).await;
     assert!(coupons.contains(&"3499|c3499|∅".to_string()), "a new field adds a column: {:?}", &coupons[3490..]);
+    assert!(coupons.contains(&"3498|c3498|∅".to_string()), "a framed value read as its JSON: {:?}", &coupons[3490..]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -472,12 +472,15 @@ fn column_of(batch: &RecordBatch, field: &Field) -> ArrayRef {
 }
 
 /// The messages' values a line each: a null or blank value is an empty object (a row of nulls), and line breaks
-/// inside a value, which JSON allows only between tokens, become spaces.
+/// inside a value, which JSON allows only between tokens, become spaces. A value in the wire format of
+/// Confluent's JSON Schema serializer (a zero byte and a schema id before the JSON) is read as its JSON: no JSON
+/// text starts with a zero byte, so plain values are never mistaken for it. Its columns are inferred as a plain
+/// value's are; the registered JSON Schema is not fetched.
 fn json_lines(messages: &[KafkaMessage]) -> Vec<u8> {
     let mut lines =
         Vec::with_capacity(messages.iter().map(|message| message.value.as_ref().map_or(3, Vec::len) + 1).sum());
     for message in messages {
-        match message.value.as_deref() {
+        match message.value.as_deref().map(json_payload) {
             Some(value) if !value.iter().all(u8::is_ascii_whitespace) => {
                 lines.extend(value.iter().map(|&byte| if byte == b'\n' || byte == b'\r' { b' ' } else { byte }));
             }
@@ -487,6 +490,18 @@ fn json_lines(messages: &[KafkaMessage]) -> Vec<u8> {
     }
     lines.pop();
     lines
+}
+
+/// The JSON of a value, without the JSON Schema serializer's header when it has one.
+fn json_payload(value: &[u8]) -> &[u8] {
+    match wire_format(value) {
+        Some((_, json))
+            if json.iter().find(|byte| !byte.is_ascii_whitespace()).is_some_and(|byte| b"{[".contains(byte)) =>
+        {
+            json
+        }
+        _ => value,
+    }
 }
 
 /// `_rescued_data` of a `string` message whose value is not UTF-8: the bytes, in base64.
@@ -580,6 +595,23 @@ mod tests {
             let decoded = rows.decode(page(vec![keyed])).expect("decoded").expect("rows");
             assert_eq!(text(&decoded.rows, "code"), [Some("a".to_string())], "{format:?}");
         }
+    }
+
+    #[test]
+    fn json_values_in_the_json_schema_serializers_wire_format_are_read_as_their_json() {
+        let table = TableId::new("kafka", "orders");
+        let mut rows = MessageRows::new(table, MessageFormat::Json, KafkaMode::Append, false, &[]).expect("rows");
+        let framed = [&[0u8, 0, 0, 0, 7][..], br#"{"id": 2, "note": "framed"}"#].concat();
+        let not_json = [&[0u8, 0, 0, 0, 7][..], b"\x01\x02"].concat();
+        let messages = vec![
+            message(0, Some(br#"{"id": 1, "note": "plain"}"#)),
+            message(1, Some(&framed)),
+            message(2, Some(&not_json)),
+        ];
+        let decoded = rows.decode(page(messages)).expect("decoded").expect("rows");
+        assert_eq!(text(&decoded.rows, "note"), [Some("plain".to_string()), Some("framed".to_string()), None]);
+        let rescued = text(&decoded.rows, RESCUED_DATA);
+        assert!(rescued[0].is_none() && rescued[1].is_none() && rescued[2].is_some(), "{rescued:?}");
     }
 
     #[test]
