@@ -726,6 +726,38 @@ async fn kafka_a_partition_added_while_a_continuous_sync_runs_is_read_from_its_f
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_a_deleted_topic_and_unreachable_brokers_stop_the_sync_saying_what_to_check() {
+    let broker = KafkaBroker::start();
+    let (lake, topic) = topic_with_messages(
+        &broker,
+        "deleted",
+        1,
+        r#"for i in range(20): producer.send(topic, value=json.dumps({"id": i}).encode())"#,
+    );
+    assert_synced(&sync_kafka(&broker, &lake, &topic, &[]));
+    broker.delete_topic(&topic);
+    let output = sync_kafka(&broker, &lake, &topic, &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "a deleted topic stops the sync: {stderr}");
+    assert!(stderr.contains(&format!("topic `{topic}` does not exist")) && stderr.contains("--topics"), "{stderr}");
+    assert_eq!(landed(&lake, &topic).await.len(), 20, "the table keeps what it had");
+
+    // Brokers that do not answer: a port nothing listens on.
+    let nowhere = format!("127.0.0.1:{}", crate::support::loopback::free_port());
+    let output = Command::new(CONNECTOR)
+        .args(["sync", "kafka", "--brokers", &nowhere, "--topics", &topic, "--once"])
+        .args(["--dest", lake.dir.path().to_str().expect("utf-8")])
+        .output()
+        .expect("run connector");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "unreachable brokers stop the sync: {stderr}");
+    assert!(
+        stderr.contains(&nowhere) && stderr.contains("check that the brokers are reachable"),
+        "the error names the brokers and what to check: {stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_string_values_from_the_latest_offsets_land_as_text_with_bytes_that_are_not_text_rescued() {
     let broker = KafkaBroker::start();
     let (lake, topic) = topic_with_messages(

@@ -188,6 +188,18 @@ consumer.close(autocommit=False)
         serde_json::from_str(printed.trim()).expect("offsets as JSON")
     }
 
+    /// Deletes `topic`.
+    pub fn delete_topic(&self, topic: &str) {
+        let script = r#"
+import sys
+from kafka.admin import KafkaAdminClient
+admin = KafkaAdminClient(bootstrap_servers=sys.argv[1], **client_options)
+admin.delete_topics([sys.argv[2]])
+admin.close()
+"#;
+        self.python(script, &[&self.brokers, topic]);
+    }
+
     /// Deletes `topic` and creates it again with `partitions`, empty. A broker deletes a topic in the background,
     /// so the creation is retried while the old topic is still being removed.
     pub fn recreate_topic(&self, topic: &str, partitions: u32) {
