@@ -181,9 +181,10 @@ impl RefusedConnection {
     /// its own threads as the connection fails, before the request it broke returns, whereas its error callback
     /// only runs when the consumer is polled.
     pub fn record_log(&self, facility: &str, line: &str) -> bool {
+        // "SASL authentication error: …", "SASL PLAIN mechanism handshake failed: … broker's supported
+        // mechanisms: …", "SSL handshake failed: … certificate verify failed".
         let refused = facility == "FAIL"
-            && (line.contains("SASL authentication error")
-                || line.contains("SASL handshake failed")
+            && ((line.contains("SASL") && (line.contains("error") || line.contains("failed")))
                 || line.contains("SSL handshake failed"));
         if refused {
             *self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(line.to_string());

@@ -235,11 +235,17 @@ fn request_failed(
 ) -> Error {
     let refused = consumer.context().refused.reason();
     if let Some(reason) = refused.or_else(|| refuses_the_connector(&cause).then(|| cause.to_string())) {
-        return Error::config(format!(
-            "kafka: {brokers} refused the connector ({}): {reason}; check `sasl` (--sasl-mechanism, --sasl-username, \
+        // Retried with backoff by `connector run`: credentials rotated on the brokers first, or a login cut
+        // short by a broker restarting, succeed later; a `--once` sync stops with this.
+        return Error::new(
+            ErrorKind::Config,
+            Retry::WithBackoff,
+            format!(
+                "kafka: {brokers} refused the connector ({}): {reason}; check `sasl` (--sasl-mechanism, --sasl-username, \
              KAFKA_SASL_PASSWORD) and `tls` (--tls, --tls-ca) against the brokers' listener",
-            security.describe()
-        ));
+                security.describe()
+            ),
+        );
     }
     Error::new(
         ErrorKind::Source,

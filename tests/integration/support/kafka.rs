@@ -58,7 +58,8 @@ impl KafkaBroker {
         }
     }
 
-    /// A broker asking for SCRAM-SHA-512 credentials over TLS, with one user; `None` when the tests run against
+    /// A broker asking for SASL credentials over TLS, with one user (SCRAM-SHA-512 and SCRAM-SHA-256; tansu
+    /// takes any PLAIN password); `None` when the tests run against
     /// a broker of the user's (`CONNECTOR_TEST_KAFKA_BROKERS`), whose security they do not set up, or when the
     /// tansu found lacks SQLite storage (where it keeps users).
     pub async fn start_secured() -> Option<SecuredBroker> {
@@ -74,13 +75,15 @@ impl KafkaBroker {
         // Users are created through the broker, before it asks for them.
         let setup_args = tansu_args(&plain, &plain, storage);
         let mut setup = spawn_tansu(&setup_args, port, Some(dir.path()));
-        let created = Command::new(tansu())
-            .args(["user", "create", "--broker", &plain, "--mechanism", "scram512", &user, &password])
-            .output()
-            .expect("tansu runs");
+        for mechanism in ["scram512", "scram256"] {
+            let created = Command::new(tansu())
+                .args(["user", "create", "--broker", &plain, "--mechanism", mechanism, &user, &password])
+                .output()
+                .expect("tansu runs");
+            assert!(created.status.success(), "tansu user create: {}", String::from_utf8_lossy(&created.stderr));
+        }
         let _ = setup.kill();
         let _ = setup.wait();
-        assert!(created.status.success(), "tansu user create: {}", String::from_utf8_lossy(&created.stderr));
         let terminator = TlsTerminator::start(
             &dir.path().join("server.crt"),
             &dir.path().join("server.key"),
