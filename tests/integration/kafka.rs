@@ -1189,7 +1189,7 @@ async fn kafka_a_topic_pattern_syncs_every_matching_topic_and_those_created_late
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_scram_credentials_over_tls_sync_and_a_wrong_password_or_authority_stops_naming_why() {
-    let Some(secured) = KafkaBroker::start_secured().await else { return };
+    let Some(secured) = KafkaBroker::start_secured(false).await else { return };
     let broker = &secured.broker;
     let produce = |topic: &str, ids: std::ops::Range<i64>| {
         broker.produce(
@@ -1251,4 +1251,54 @@ async fn kafka_scram_credentials_over_tls_sync_and_a_wrong_password_or_authority
     let unoffered = sync("PLAIN", &secured.password, &ca);
     let said = String::from_utf8_lossy(&unoffered.stderr);
     assert!(!unoffered.status.success() && said.contains("refused the connector (SASL PLAIN"), "{said}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_a_listener_asking_for_a_client_certificate_gets_the_one_pipelines_toml_names() {
+    let Some(secured) = KafkaBroker::start_secured(true).await else { return };
+    let broker = &secured.broker;
+    let (lake, topic) = topic_with_messages(
+        broker,
+        "mutual",
+        2,
+        r#"for i in range(100): producer.send(topic, value=json.dumps({"id": i}).encode())"#,
+    );
+    let (certificate, key) = secured.client_certificate.clone().expect("a client certificate");
+    let config = lake.dir.path().join("pipelines.toml");
+    let write_config = |tls: &str| {
+        let text = format!(
+            "[profiles.events]\nkind = \"kafka\"\nbrokers = \"{}\"\n\
+             sasl = {{ mechanism = \"SCRAM-SHA-512\", username = \"{}\", password = \"${{TEST_KAFKA_PASSWORD}}\" }}\n\
+             tls = {tls}\n\n[[pipelines]]\nname = \"mutual\"\nprofile = \"events\"\ndest = \"{}\"\n\
+             tables = [\"{topic}\"]\nschedule = \"15m\"\n",
+            broker.brokers,
+            secured.user,
+            lake.dir.path().display()
+        );
+        std::fs::write(&config, text).expect("write pipelines.toml");
+    };
+    let run = || {
+        Command::new(CONNECTOR)
+            .args(["run", "--config", config.to_str().expect("utf-8"), "--once"])
+            .env("TEST_KAFKA_PASSWORD", &secured.password)
+            .output()
+            .expect("run connector")
+    };
+    let ca = secured.ca.display();
+
+    // Without the client certificate the listener ends the handshake: the run stops naming TLS.
+    write_config(&format!("{{ ca = \"{ca}\" }}"));
+    let refused = run();
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && said.contains("refused the connector") && said.contains("over TLS"), "{said}");
+    assert!(!said.contains(&secured.password), "no password shown: {said}");
+
+    write_config(&format!(
+        "{{ ca = \"{ca}\", certificate = \"{}\", key = \"{}\" }}",
+        certificate.display(),
+        key.display()
+    ));
+    let output = run();
+    assert!(output.status.success(), "run with the client certificate: {}", String::from_utf8_lossy(&output.stderr));
+    assert_exactly_once(&landed(&lake, &topic).await, 0..100);
 }

@@ -156,7 +156,11 @@ impl ClientSecurity {
             Some(sasl) => format!("SASL {} as user `{}`", sasl.mechanism.name(), sasl.username),
             None => "no SASL credentials".to_string(),
         };
-        let tls = if self.tls.is_some() { "over TLS" } else { "without TLS" };
+        let tls = match &self.tls {
+            Some(tls) if tls.certificate.is_some() => "over TLS with a client certificate",
+            Some(_) => "over TLS",
+            None => "without TLS",
+        };
         format!("{sasl} {tls}")
     }
 }
@@ -182,10 +186,13 @@ impl RefusedConnection {
     /// only runs when the consumer is polled.
     pub fn record_log(&self, facility: &str, line: &str) -> bool {
         // "SASL authentication error: …", "SASL PLAIN mechanism handshake failed: … broker's supported
-        // mechanisms: …", "SSL handshake failed: … certificate verify failed".
+        // mechanisms: …", "SSL handshake failed: … certificate verify failed", and a TLS alert the listener sends
+        // (with TLS 1.3 a missing client certificate is one, after the handshake): "Receive failed: …:SSL
+        // routines::tlsv13 alert certificate required".
         let refused = facility == "FAIL"
             && ((line.contains("SASL") && (line.contains("error") || line.contains("failed")))
-                || line.contains("SSL handshake failed"));
+                || line.contains("SSL handshake failed")
+                || (line.contains("SSL routines") && line.contains("alert")));
         if refused {
             *self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(line.to_string());
         }

@@ -97,6 +97,14 @@ pub struct KafkaSyncFlags {
     #[arg(long, value_name = "PATH")]
     pub tls_ca: Option<String>,
 
+    /// PEM file of a client certificate, for brokers that ask for one (mutual TLS; implies --tls), with --tls-key.
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    pub tls_certificate: Option<String>,
+
+    /// PEM file of the client certificate's private key.
+    #[arg(long, value_name = "PATH", requires = "tls_certificate")]
+    pub tls_key: Option<String>,
+
     /// A librdkafka client property, repeatable: --property fetch.max.bytes=104857600.
     #[arg(long = "property", value_name = "NAME=VALUE")]
     pub properties: Vec<String>,
@@ -146,10 +154,13 @@ impl KafkaSyncFlags {
             sasl.insert("password".into(), self.sasl_password.unwrap_or_default().into());
             settings.insert("sasl".into(), sasl.into());
         }
-        match self.tls_ca {
-            Some(ca) => drop(settings.insert("tls".into(), toml::Table::from_iter([("ca".into(), ca.into())]).into())),
-            None if self.tls => drop(settings.insert("tls".into(), true.into())),
-            None => {}
+        let tls_files = [("ca", self.tls_ca), ("certificate", self.tls_certificate), ("key", self.tls_key)];
+        let tls: toml::Table =
+            tls_files.into_iter().filter_map(|(name, path)| Some((name.to_string(), path?.into()))).collect();
+        if !tls.is_empty() {
+            settings.insert("tls".into(), tls.into());
+        } else if self.tls {
+            settings.insert("tls".into(), true.into());
         }
         if !self.properties.is_empty() {
             let mut properties = toml::Table::new();

@@ -17,3 +17,31 @@ pub fn certificate_of_another_authority(dir: &Path, common_name: &str) -> PathBu
     assert!(status.success(), "openssl could not make a CA certificate");
     dir.join("cert.pem")
 }
+
+/// A client certificate for `common_name` signed by the CA whose `ca.crt` and `ca.key` are in `dir` (as
+/// `servers::write_test_certificates` writes them): `client.crt` and `client.key` in `dir`.
+pub fn client_certificate(dir: &Path, common_name: &str) -> (PathBuf, PathBuf) {
+    let steps: [Vec<String>; 2] = [
+        ["req", "-new", "-nodes", "-subj", &format!("/CN={common_name}"), "-addext", "extendedKeyUsage=clientAuth"]
+            .into_iter()
+            .chain(["-addext", "basicConstraints=critical,CA:FALSE", "-keyout", "client.key", "-out", "client.csr"])
+            .map(String::from)
+            .collect(),
+        ["x509", "-req", "-in", "client.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1"]
+            .into_iter()
+            .chain(["-copy_extensions", "copyall", "-out", "client.crt"])
+            .map(String::from)
+            .collect(),
+    ];
+    for step in steps {
+        let status = Command::new("openssl")
+            .current_dir(dir)
+            .args(&step)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl");
+        assert!(status.success(), "openssl {step:?} failed");
+    }
+    (dir.join("client.crt"), dir.join("client.key"))
+}

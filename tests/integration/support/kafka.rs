@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+use super::certificates::client_certificate;
 use super::loopback::{free_port, wait_until_listening};
 use super::tls_terminator::TlsTerminator;
 
@@ -28,6 +29,8 @@ pub struct SecuredBroker {
     pub broker: KafkaBroker,
     /// The authority of the listener's certificate, what clients trust.
     pub ca: PathBuf,
+    /// With mutual TLS, the client certificate and key the listener asks for (signed by `ca`).
+    pub client_certificate: Option<(PathBuf, PathBuf)>,
     pub user: String,
     pub password: String,
     _dir: tempfile::TempDir,
@@ -62,7 +65,8 @@ impl KafkaBroker {
     /// takes any PLAIN password); `None` when the tests run against
     /// a broker of the user's (`CONNECTOR_TEST_KAFKA_BROKERS`), whose security they do not set up, or when the
     /// tansu found lacks SQLite storage (where it keeps users).
-    pub async fn start_secured() -> Option<SecuredBroker> {
+    /// With `mutual_tls`, the listener also asks clients for a certificate `ca` signed.
+    pub async fn start_secured(mutual_tls: bool) -> Option<SecuredBroker> {
         if std::env::var("CONNECTOR_TEST_KAFKA_BROKERS").is_ok() {
             return None;
         }
@@ -84,19 +88,27 @@ impl KafkaBroker {
         }
         let _ = setup.kill();
         let _ = setup.wait();
+        let ca = dir.path().join("ca.crt");
+        let client_certificate = mutual_tls.then(|| client_certificate(dir.path(), "connector"));
         let terminator = TlsTerminator::start(
             &dir.path().join("server.crt"),
             &dir.path().join("server.key"),
+            mutual_tls.then_some(ca.as_path()),
             format!("127.0.0.1:{port}"),
         )
         .await;
         let advertised = format!("tcp://127.0.0.1:{}", terminator.port);
         let mut args = tansu_args(&plain, &advertised, storage);
         args.push("--authentication".into());
-        let ca = dir.path().join("ca.crt");
+        let client_files = match &client_certificate {
+            Some((certificate, key)) => {
+                format!(", 'ssl_certfile': {:?}, 'ssl_keyfile': {:?}", certificate.display(), key.display())
+            }
+            None => String::new(),
+        };
         let client_options = format!(
             "{{'security_protocol': 'SASL_SSL', 'sasl_mechanism': 'SCRAM-SHA-512', 'sasl_plain_username': {user:?}, \
-             'sasl_plain_password': {password:?}, 'ssl_cafile': {:?}}}",
+             'sasl_plain_password': {password:?}, 'ssl_cafile': {:?}{client_files}}}",
             ca.display().to_string()
         );
         let broker = KafkaBroker {
@@ -107,7 +119,7 @@ impl KafkaBroker {
             working_dir: Some(dir.path().to_path_buf()),
             tls: Some(terminator),
         };
-        Some(SecuredBroker { broker, ca, user, password, _dir: dir })
+        Some(SecuredBroker { broker, ca, client_certificate, user, password, _dir: dir })
     }
 
     /// A broker keeping its messages on disk (tansu's SQLite storage), where retention deletes them; `None` against

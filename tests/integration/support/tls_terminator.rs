@@ -17,20 +17,32 @@ pub struct TlsTerminator {
 
 impl TlsTerminator {
     /// Listens on a free loopback port, presenting `certificate` (PEM, with `key`), and forwards each
-    /// connection's plain bytes to `upstream` (`host:port`).
-    pub async fn start(certificate: &Path, key: &Path, upstream: String) -> Self {
+    /// connection's plain bytes to `upstream` (`host:port`). With `client_authority` (a PEM CA certificate), only
+    /// clients presenting a certificate it signed are let through (mutual TLS).
+    pub async fn start(certificate: &Path, key: &Path, client_authority: Option<&Path>, upstream: String) -> Self {
         let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(certificate)
             .expect("read the certificate")
             .collect::<Result<_, _>>()
             .expect("a PEM certificate");
         let key = PrivateKeyDer::from_pem_file(key).expect("a PEM private key");
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
-            .expect("TLS versions")
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .expect("the certificate and its key");
+            .expect("TLS versions");
+        let builder = match client_authority {
+            None => builder.with_no_client_auth(),
+            Some(authority) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for certificate in CertificateDer::pem_file_iter(authority).expect("read the authority") {
+                    roots.add(certificate.expect("a PEM certificate")).expect("a CA certificate");
+                }
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                    .build()
+                    .expect("a client certificate verifier");
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let config = builder.with_single_cert(chain, key).expect("the certificate and its key");
         let acceptor = TlsAcceptor::from(Arc::new(config));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("address").port();
