@@ -758,6 +758,52 @@ async fn kafka_a_deleted_topic_and_unreachable_brokers_stop_the_sync_saying_what
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_strict_stops_at_the_first_value_that_does_not_decode_and_bytes_land_as_they_are() {
+    let broker = KafkaBroker::start();
+    let (lake, topic) = topic_with_messages(
+        &broker,
+        "strict",
+        1,
+        r#"
+for i in range(50):
+    producer.send(topic, value=json.dumps({"id": i}).encode())
+producer.send(topic, value=b"not json")
+for i in range(51, 61):
+    producer.send(topic, value=json.dumps({"id": i}).encode())
+"#,
+    );
+    // Pages of 20 messages: the two before the one holding offset 50 are committed, then the sync stops.
+    let output = sync_kafka(&broker, &lake, &topic, &["--strict", "--max-messages-per-batch", "20"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "a value that does not decode stops a strict sync: {stderr}");
+    assert!(
+        stderr.contains(&format!("offset 50 of partition 0 of `{topic}`")) && stderr.contains("--strict"),
+        "{stderr}"
+    );
+    let committed = landed(&lake, &topic).await;
+    assert_eq!(committed.len(), 40, "the pages before the one holding it are committed");
+    assert_exactly_once(&committed, 0..40);
+
+    // Without --strict the value is kept whole in _rescued_data and the sync goes on.
+    assert_synced(&sync_kafka(&broker, &lake, &topic, &[]));
+    let url = lake.table_url(&TableId::new("kafka", &topic));
+    let rows = read_rows(&url, &["_cdc_kafka_offset", "id", "_rescued_data"]).await;
+    assert_eq!(rows.len(), 61, "every message once");
+    let rescued: Vec<&String> = rows.iter().filter(|row| !row.ends_with("|∅")).collect();
+    assert!(rescued.len() == 1 && rescued[0].starts_with("50|∅|") && rescued[0].contains("not json"), "{rescued:?}");
+
+    // --format bytes: every value as it is, in a `value` column.
+    let bytes_lake = TempLake::new();
+    assert_synced(&sync_kafka(&broker, &bytes_lake, &topic, &["--format", "bytes"]));
+    let url = bytes_lake.table_url(&TableId::new("kafka", &topic));
+    let values = read_rows(&url, &["_cdc_kafka_offset", "value"]).await;
+    assert_eq!(values.len(), 61);
+    let hex = |text: &[u8]| text.iter().map(|byte| format!("{byte:02x}")).collect::<String>();
+    assert!(values.contains(&format!("50|{}", hex(b"not json"))), "{:?}", &values[48..52]);
+    assert!(values.contains(&format!("0|{}", hex(br#"{"id": 0}"#))), "{:?}", &values[..2]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_string_values_from_the_latest_offsets_land_as_text_with_bytes_that_are_not_text_rescued() {
     let broker = KafkaBroker::start();
     let (lake, topic) = topic_with_messages(
