@@ -144,7 +144,12 @@ pub struct StatusArgs {
     #[arg(long, requires = "url")]
     pub pipeline: Option<String>,
 
-    /// Print JSON (`{"tables": [...], "slots": [...], "binlogs": [...]}`) instead of tables.
+    /// Also show the destinations' event log (runs, commits, schema changes, errors) since this long ago: 1h,
+    /// 30m, 2d.
+    #[arg(long, value_name = "DURATION")]
+    pub since: Option<String>,
+
+    /// Print JSON (`{"tables": [...], "slots": [...], "binlogs": [...], "events": [...]}`) instead of tables.
     #[arg(long)]
     pub json: bool,
 }

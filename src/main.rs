@@ -31,7 +31,13 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(command::run(cli.command)) {
+    let outcome = runtime.block_on(async {
+        let outcome = command::run(cli.command).await;
+        // What the command's pipelines and actions queued for the event log lands before the process exits.
+        connector_core::event_log::flush_all().await;
+        outcome
+    });
+    match outcome {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {}", error.report());

@@ -25,6 +25,7 @@ use tracing::{info, warn};
 
 use crate::delta::Destination;
 use crate::error::{Error, ErrorKind, Result, Retry};
+use crate::event_log::{Event, EventKind, EventLog};
 use crate::pipeline::{Pipeline, Shutdown, SyncFuture, SyncMode};
 
 /// How long an object-store lease stays valid after its last renewal.
@@ -147,18 +148,42 @@ impl Pipeline for LeasedPipeline {
         self.inner.name()
     }
 
+    /// Runs the sync under the pipeline's lease, writing the run and the lease to the destination's event log.
     fn sync(&self, mode: SyncMode, shutdown: Shutdown) -> SyncFuture<'_> {
         Box::pin(async move {
-            let mut lease = PipelineLease::acquire(&self.destination, self.inner.name(), &HashMap::new()).await?;
+            let name = self.inner.name();
+            let events = EventLog::for_destination(&self.destination, &HashMap::new());
+            let started = std::time::Instant::now();
+            let mut lease = match PipelineLease::acquire(&self.destination, name, &HashMap::new()).await {
+                Ok(lease) => lease,
+                Err(error) => {
+                    events.record(Event::new(name, EventKind::RunFailed).error(&error));
+                    return Err(error);
+                }
+            };
+            events.record(Event::new(name, EventKind::LeaseTaken));
+            events.record(Event::new(name, EventKind::RunStarted).message(format!("{mode:?}").to_lowercase()));
             let outcome = tokio::select! {
                 outcome = self.inner.sync(mode, shutdown) => outcome,
-                reason = lease.lost() => Err(Error::new(
-                    ErrorKind::State,
-                    Retry::WithBackoff,
-                    format!("pipeline `{}` stopped writing: {reason}", self.inner.name()),
-                )),
+                reason = lease.lost() => {
+                    events.record(Event::new(name, EventKind::LeaseLost).message(reason.to_string()));
+                    Err(Error::new(
+                        ErrorKind::State,
+                        Retry::WithBackoff,
+                        format!("pipeline `{name}` stopped writing: {reason}"),
+                    ))
+                }
             };
             lease.release().await;
+            let finished = match &outcome {
+                Ok(report) => {
+                    Event::new(name, EventKind::RunFinished).message(report.to_string().trim_end().to_string())
+                }
+                Err(error) => Event::new(name, EventKind::RunFailed).error(error),
+            };
+            events.record(finished.duration(started.elapsed()));
+            // A sync's events are in the log when it returns (a `once` run exits right after).
+            events.flush().await;
             outcome
         })
     }

@@ -14,6 +14,7 @@ pub mod cursor;
 pub mod delta;
 pub mod engine;
 pub mod error;
+pub mod event_log;
 pub mod exposed_credentials;
 pub mod gtid_state;
 pub mod ingested_file;

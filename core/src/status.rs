@@ -103,13 +103,15 @@ pub async fn table_status(destination: &Destination, table: &TableId) -> Result<
     }))
 }
 
-/// Tables under a local destination: every `<namespace>/<table>` directory holding a `_delta_log`.
+/// Tables under a local destination: every `<namespace>/<table>` directory holding a `_delta_log`, but the
+/// connector's own (the event log, under `_connector`).
 pub fn local_tables(root: &Path) -> Result<Vec<TableId>> {
     let mut tables = Vec::new();
     let entries = |dir: &Path| {
         std::fs::read_dir(dir).map_err(|cause| Error::config(format!("cannot list {}", dir.display())).caused_by(cause))
     };
-    for namespace in entries(root)?.flatten().filter(|entry| entry.path().is_dir()) {
+    let own = |entry: &std::fs::DirEntry| entry.file_name() == crate::event_log::EVENTS_NAMESPACE;
+    for namespace in entries(root)?.flatten().filter(|entry| entry.path().is_dir() && !own(entry)) {
         for table in entries(&namespace.path())?.flatten() {
             if table.path().join("_delta_log").is_dir() {
                 tables.push(TableId::new(namespace.file_name().to_string_lossy(), table.file_name().to_string_lossy()));

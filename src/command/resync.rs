@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use connector_core::config::PipelinesFile;
 use connector_core::delta::{DeltaSink, Destination};
 use connector_core::error::{Error, Result};
+use connector_core::event_log::{Event, EventKind};
 use connector_core::schema::TableId;
 
 use crate::cli::ResyncArgs;
@@ -21,7 +22,9 @@ pub async fn resync(args: ResyncArgs) -> Result<ExitCode> {
         if !sink.request_resync(&id).await? {
             return Err(Error::config(format!("--table {table}: there is no Delta table for it under {dest}")));
         }
+        sink.events().record(Event::new(&args.pipeline, EventKind::Resync).table(&id).actor("cli"));
         println!("{id}: emptied; the next sync of pipeline `{}` copies it again", args.pipeline);
     }
+    sink.events().flush().await;
     Ok(ExitCode::SUCCESS)
 }

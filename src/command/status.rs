@@ -6,6 +6,7 @@ use connector_core::config::{Pipeline as PipelineConfig, PipelinesFile, Profile,
 use connector_core::delta::Destination;
 use connector_core::engine::FileBacklog;
 use connector_core::error::{Error, Result};
+use connector_core::event_log::{EventRow, recent_events};
 use connector_core::position::{BinlogPosition, SourcePosition};
 use connector_core::schema::TableId;
 use connector_core::status::{TableStatus, local_tables, table_status};
@@ -58,6 +59,10 @@ pub async fn status(args: StatusArgs) -> Result<ExitCode> {
             }
         }
     }
+    let events = match &args.since {
+        Some(since) => recent_history(&targets, since).await?,
+        None => Vec::new(),
+    };
     let mut slots = Vec::new();
     let mut binlogs = Vec::new();
     let mut files = Vec::new();
@@ -73,7 +78,9 @@ pub async fn status(args: StatusArgs) -> Result<ExitCode> {
         }
     }
     if args.json {
-        let document = serde_json::json!({ "tables": statuses, "slots": slots, "binlogs": binlogs, "files": files });
+        let document = serde_json::json!({
+            "tables": statuses, "slots": slots, "binlogs": binlogs, "files": files, "events": events
+        });
         let text = serde_json::to_string_pretty(&document)
             .map_err(|cause| Error::state("cannot encode the status as JSON").caused_by(cause))?;
         println!("{text}");
@@ -82,12 +89,60 @@ pub async fn status(args: StatusArgs) -> Result<ExitCode> {
         print_slots(&slots);
         print_binlogs(&binlogs);
         print_files(&files);
+        if args.since.is_some() {
+            print_events(&events);
+        }
     }
     let problems = source_problems(&slots, &binlogs);
     for problem in &problems {
         eprintln!("{problem}");
     }
     Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(super::NEEDS_RESYNC_EXIT_CODE) })
+}
+
+/// The events of every destination's log since `since` ago (`1h`), oldest first.
+async fn recent_history(targets: &[(Destination, Vec<TableId>)], since: &str) -> Result<Vec<EventRow>> {
+    let ago = humantime::parse_duration(since).map_err(|cause| {
+        Error::config(format!("--since {since}: not a duration (write 30m, 1h, 2d)")).caused_by(cause)
+    })?;
+    let from = chrono::Utc::now()
+        - chrono::Duration::from_std(ago).map_err(|_| Error::config(format!("--since {since}: too long")))?;
+    let mut seen = std::collections::BTreeSet::new();
+    let mut events = Vec::new();
+    for (destination, _) in targets {
+        if seen.insert(destination.url().to_string()) {
+            events.extend(recent_events(destination, &Default::default(), from).await?);
+        }
+    }
+    events.sort_by_key(|event| event.at);
+    Ok(events)
+}
+
+fn print_events(events: &[EventRow]) {
+    println!();
+    if events.is_empty() {
+        println!("no events in that time");
+        return;
+    }
+    println!("{:<24} {:<16} {:<14} {:<28} {:>10} {:>8}  detail", "at", "pipeline", "event", "table", "rows", "ms");
+    for event in events {
+        let number = |value: Option<i64>| value.map_or(String::new(), |value| value.to_string());
+        let detail = match (&event.error_kind, &event.message, &event.position) {
+            (Some(kind), Some(message), _) => format!("{kind}: {message}"),
+            (None, Some(message), _) => message.replace('\n', "; "),
+            (None, None, Some(position)) => format!("at {position}"),
+            _ => String::new(),
+        };
+        println!(
+            "{:<24} {:<16} {:<14} {:<28} {:>10} {:>8}  {detail}",
+            event.at.format("%Y-%m-%d %H:%M:%S%.3f"),
+            event.pipeline,
+            event.kind,
+            event.table.as_deref().unwrap_or("-"),
+            number(event.rows),
+            number(event.duration_ms),
+        );
+    }
 }
 
 /// A Kafka pipeline's tables: its named topics', and those of the cluster's topics its pattern matches (asked of

@@ -5,6 +5,7 @@ mod bad_input;
 mod chaos;
 mod deletion_vectors;
 mod delta_sink;
+mod event_log;
 mod file_bad_input;
 mod file_blocks;
 mod file_formats;

@@ -6,6 +6,7 @@ use deltalake::kernel::transaction::CommitBuilder;
 use deltalake::protocol::{DeltaOperation, SaveMode};
 
 use super::DeltaTableWriter;
+use super::table_writer::CommitSize;
 use crate::cursor::TableCursor;
 use crate::error::{Error, Result};
 use crate::position::SourcePosition;
@@ -41,7 +42,7 @@ impl DeltaTableWriter {
             .await
             .map_err(|cause| self.destination_error("cannot record the table's position", cause))?;
         self.table.state = Some(finalized.snapshot());
-        self.record_commit(version, cursor).await;
+        self.record_commit(version, cursor, CommitSize { rows: Some(0), bytes: Some(0) }).await;
         Ok(true)
     }
 }

@@ -20,6 +20,7 @@ use super::commit_state;
 use super::table_writer::DeltaTableWriter;
 use crate::cursor::TableCursor;
 use crate::error::{Error, ErrorKind, Result, Retry};
+use crate::event_log::{Event, EventKind};
 use crate::metadata_column::filled_by_connector;
 use crate::schema::{EarlierRows, TableId, TableSchema};
 
@@ -34,6 +35,22 @@ pub(crate) struct EvolutionPlan {
 impl EvolutionPlan {
     pub fn is_empty(&self) -> bool {
         self.added.is_empty() && self.widened.is_empty()
+    }
+
+    /// "added note (string), widened id (bigint)": what the event log says of the change.
+    pub fn describe(&self) -> String {
+        let list = |fields: &[StructField]| {
+            fields
+                .iter()
+                .map(|field| format!("{} ({})", field.name(), field.data_type()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match (self.added.is_empty(), self.widened.is_empty()) {
+            (false, true) => format!("added {}", list(&self.added)),
+            (true, false) => format!("widened {}", list(&self.widened)),
+            _ => format!("added {}; widened {}", list(&self.added), list(&self.widened)),
+        }
     }
 }
 
@@ -141,6 +158,16 @@ impl DeltaTableWriter {
         if plan.is_empty() {
             return Ok(());
         }
+        let described = plan.describe();
+        let evolved = self.evolve_by(&plan, schema).await;
+        if evolved.is_ok() {
+            let event = Event::new(self.pipeline(), EventKind::SchemaChange).table(&self.table_id).message(described);
+            self.events.record(event);
+        }
+        evolved
+    }
+
+    async fn evolve_by(&mut self, plan: &EvolutionPlan, schema: &TableSchema) -> Result<()> {
         let mut filled = Vec::new();
         for field in &plan.added {
             let earlier_rows = schema
@@ -165,7 +192,7 @@ impl DeltaTableWriter {
                 .map_err(|cause| self.destination_error("cannot add columns", cause))?;
             return Ok(());
         }
-        self.rewrite(&plan, &filled).await
+        self.rewrite(plan, &filled).await
     }
 
     /// A column was added after rows the table holds and only the source holds what those rows hold in it

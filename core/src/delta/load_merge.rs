@@ -31,6 +31,7 @@ use super::merge_source::MergeSource;
 use super::sliced_replace::SlicedReplace;
 use super::snapshot_writer::WrittenFiles;
 use super::stored_rows::EncodedKeys;
+use super::table_writer::CommitSize;
 use super::table_writer::DeltaTableWriter;
 use crate::cursor::TableCursor;
 use crate::error::{Error, Result};
@@ -120,7 +121,7 @@ impl DeltaTableWriter {
         self.table = table;
         counts.key_slices = slices;
         debug!(table = %self.table_id, version, ?counts, "merged loaded rows in slices");
-        self.record_commit(version, cursor).await;
+        self.record_commit(version, cursor, CommitSize::merged(&counts)).await;
         Ok(counts)
     }
 
@@ -164,7 +165,7 @@ impl DeltaTableWriter {
         .map_err(|cause| self.destination_error("cannot merge the loaded rows", cause))?;
         self.table = table;
         debug!(table = %self.table_id, version, ?counts, "merged loaded rows");
-        self.record_commit(version, cursor).await;
+        self.record_commit(version, cursor, CommitSize::merged(&counts)).await;
         Ok(counts)
     }
 }

@@ -21,7 +21,7 @@ mod merge_commit;
 mod merge_source;
 mod parallel_apply;
 mod reduce;
-mod sink;
+pub(crate) mod sink;
 mod sliced_replace;
 mod snapshot_writer;
 mod stored_rows;

@@ -17,12 +17,13 @@ use super::location::Destination;
 use super::table_writer::DeltaTableWriter;
 use crate::cursor::TableCursor;
 use crate::error::{Error, Result};
+use crate::event_log::EventLog;
 use crate::metadata_column;
 use crate::options::{DeleteMode, RowsOrigin, TableOptions};
 use crate::schema::{TableId, TableSchema};
 
 /// Whether the table's `_delta_log/` holds any object: a table whose log is empty does not exist yet.
-async fn has_log(table: &DeltaTable) -> Result<bool> {
+pub(crate) async fn has_log(table: &DeltaTable) -> Result<bool> {
     let log_store = table.log_store();
     let first = log_store.object_store(None).list(Some(log_store.log_path())).next().await;
     match first {
@@ -49,6 +50,8 @@ pub struct DeltaSink {
     object_store: Option<Arc<dyn ObjectStore>>,
     /// The tables opened so far, kept for the next sync of a long-running process.
     known: KnownTables,
+    /// The destination's event log, told of every commit.
+    events: EventLog,
 }
 
 impl DeltaSink {
@@ -58,12 +61,14 @@ impl DeltaSink {
         pipeline: impl Into<String>,
         storage_options: HashMap<String, String>,
     ) -> Self {
+        let events = EventLog::for_destination(&destination, &storage_options);
         DeltaSink {
             destination,
             pipeline: pipeline.into(),
             storage_options,
             object_store: None,
             known: KnownTables::default(),
+            events,
         }
     }
 
@@ -76,6 +81,11 @@ impl DeltaSink {
 
     pub fn destination(&self) -> &Destination {
         &self.destination
+    }
+
+    /// The destination's event log.
+    pub fn events(&self) -> &EventLog {
+        &self.events
     }
 
     /// Loads the table, or creates it from `schema` if it does not exist yet, and reads the cursor this
@@ -216,6 +226,8 @@ impl DeltaSink {
             key_columns,
             known,
             landing_files: Vec::new(),
+            events: self.events.clone(),
+            commit_started: Default::default(),
         }
     }
 }

@@ -18,6 +18,7 @@ use super::DeltaTableWriter;
 use super::column_compression::{ValueEncodings, parquet_properties, parquet_properties_for};
 use super::evolution::plan_evolution;
 use super::table_rows::{MetadataValues, rows_for_table};
+use super::table_writer::CommitSize;
 use crate::cursor::TableCursor;
 use crate::error::{Error, ErrorKind, Result, Retry};
 use crate::ingested_file::SourceFile;
@@ -305,6 +306,10 @@ impl DeltaTableWriter {
         if replace {
             actions.extend(snapshot.log_data().iter().map(|file| Action::Remove(file.remove_action(true))));
         }
+        let size = CommitSize {
+            rows: Some(files.rows),
+            bytes: Some(files.adds.iter().map(|add| add.size.max(0) as u64).sum()),
+        };
         actions.extend(files.adds.into_iter().map(Action::Add));
         let mode = if replace { SaveMode::Overwrite } else { SaveMode::Append };
         let (version, properties) = self.commit_properties_for(&cursor).await?;
@@ -318,7 +323,7 @@ impl DeltaTableWriter {
             .await
             .map_err(|cause| self.destination_error("cannot commit snapshot rows", cause))?;
         self.table.state = Some(finalized.snapshot());
-        self.record_commit(version, cursor).await;
+        self.record_commit(version, cursor, size).await;
         Ok(())
     }
 }

@@ -2,6 +2,7 @@
 //! appended as a changelog), parts of large transactions, each commit carrying the table's cursor.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use deltalake::arrow::datatypes::{Field, Schema, SchemaRef};
@@ -26,6 +27,7 @@ use crate::change_buffer::TakenRows;
 use crate::cursor::TableCursor;
 use crate::engine::ChunkedCopy;
 use crate::error::{Error, Result};
+use crate::event_log::{Event, EventKind, EventLog};
 use crate::ingested_file::IngestedFile;
 use crate::metadata_column::METADATA_PREFIX;
 use crate::options::{DeleteMode, TableOptions};
@@ -56,6 +58,23 @@ pub struct DeltaTableWriter {
     pub(super) known: KnownTables,
     /// Files whose last rows the next commit lands, recorded in the table's file ledger with it.
     pub(super) landing_files: Vec<IngestedFile>,
+    /// Where each commit is told.
+    pub(super) events: EventLog,
+    /// When the commit under way began (its cursor recorded), for the event log's duration.
+    pub(super) commit_started: std::sync::Mutex<Option<Instant>>,
+}
+
+/// What a commit landed, for the event log: rows, and bytes of new files where known.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct CommitSize {
+    pub rows: Option<u64>,
+    pub bytes: Option<u64>,
+}
+
+impl CommitSize {
+    pub(super) fn merged(counts: &MergeCounts) -> Self {
+        CommitSize { rows: Some((counts.inserted + counts.updated + counts.deleted) as u64), bytes: None }
+    }
 }
 
 impl DeltaTableWriter {
@@ -127,7 +146,7 @@ impl DeltaTableWriter {
             .await
             .map_err(|cause| self.destination_error("cannot empty the table for a new snapshot", cause))?;
         self.table = table;
-        self.record_commit(version, cursor).await;
+        self.record_commit(version, cursor, CommitSize::default()).await;
         Ok(())
     }
 
@@ -265,7 +284,12 @@ impl DeltaTableWriter {
             ApplyOutcome::Merged(counts)
         };
         debug!(table = %self.table_id, version, ?outcome, "applied changes");
-        self.record_commit(version, cursor).await;
+        let size = match &outcome {
+            ApplyOutcome::Merged(counts) => CommitSize::merged(counts),
+            ApplyOutcome::Appended { rows } => CommitSize { rows: Some(*rows as u64), bytes: None },
+            ApplyOutcome::AlreadyCommitted => CommitSize::default(),
+        };
+        self.record_commit(version, cursor, size).await;
         Ok(outcome)
     }
 
@@ -318,6 +342,7 @@ impl DeltaTableWriter {
     pub(super) async fn commit_properties_for(&self, cursor: &TableCursor) -> Result<(i64, CommitProperties)> {
         let version = commit_state::next_txn_version(self.committed.as_ref(), cursor);
         let properties = commit_state::commit_properties(&self.app_id, version, cursor)?;
+        *self.commit_started.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Instant::now());
         cursor_record::write(&self.table, &self.app_id, version, cursor).await?;
         if !self.landing_files.is_empty() {
             file_ledger::write(&self.table, &self.app_id, version, &self.landing_files).await?;
@@ -325,8 +350,17 @@ impl DeltaTableWriter {
         Ok((version, properties))
     }
 
-    /// Notes a successful commit of transaction `txn_version`, dropping the cursor record of the one before.
-    pub(super) async fn record_commit(&mut self, txn_version: i64, cursor: TableCursor) {
+    /// Notes a successful commit of transaction `txn_version`, dropping the cursor record of the one before, and
+    /// writes it to the event log.
+    pub(super) async fn record_commit(&mut self, txn_version: i64, cursor: TableCursor, size: CommitSize) {
+        let started = self.commit_started.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        let mut event = Event::new(self.pipeline(), EventKind::Commit).table(&self.table_id);
+        event.rows = size.rows;
+        event.bytes = size.bytes;
+        event.delta_version = self.table.version().and_then(|version| i64::try_from(version).ok());
+        event.position = Some(cursor.position.to_string());
+        event.duration = started.map(|started| started.elapsed());
+        self.events.record(event);
         if let Some(previous) = self.committed.as_ref().map(|state| state.txn_version)
             && previous != txn_version
         {

@@ -187,7 +187,8 @@ pub fn delta_commits_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         let Ok(entries) = std::fs::read_dir(&directory) else { continue };
         for entry in entries.flatten() {
             let path = entry.path();
-            if path.is_dir() {
+            // The connector's event log records runs, not the tables' progress.
+            if path.is_dir() && entry.file_name() != connector_core::event_log::EVENTS_NAMESPACE {
                 pending.push(path);
             } else if directory.file_name().is_some_and(|name| name == "_delta_log")
                 && path.extension().is_some_and(|ext| ext == "json")

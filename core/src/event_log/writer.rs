@@ -1,0 +1,176 @@
+//! The one writer of a destination's event log: queued events appended to the Delta table every
+//! [`FLUSH_INTERVAL`], or when asked ([`EventWriter::flush`]), each append one blind Delta commit (appends from
+//! several processes never conflict).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use deltalake::DeltaTableBuilder;
+use deltalake::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use deltalake::protocol::SaveMode;
+use tracing::warn;
+
+use super::{Event, events_table};
+use crate::delta::Destination;
+use crate::delta::sink::has_log;
+use crate::error::{Error, Result};
+
+/// How often queued events are appended.
+const FLUSH_INTERVAL: Duration = Duration::from_secs(10);
+/// Events queued at most: past it (the store failing for a long while) new ones are dropped, counted.
+const MAX_QUEUED: usize = 100_000;
+
+pub(super) struct EventWriter {
+    destination: Destination,
+    storage_options: HashMap<String, String>,
+    queue: Mutex<Vec<Event>>,
+    /// One append at a time, whoever asks (the periodic task, a flush before exit).
+    appending: tokio::sync::Mutex<()>,
+    periodic_started: AtomicBool,
+    dropped: AtomicU64,
+}
+
+impl std::fmt::Debug for EventWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventWriter").field("destination", &self.destination.url().as_str()).finish()
+    }
+}
+
+impl EventWriter {
+    pub(super) fn new(destination: Destination, storage_options: HashMap<String, String>) -> Self {
+        EventWriter {
+            destination,
+            storage_options,
+            queue: Mutex::new(Vec::new()),
+            appending: tokio::sync::Mutex::new(()),
+            periodic_started: AtomicBool::new(false),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    pub(super) fn record(self: &Arc<Self>, event: Event) {
+        {
+            let mut queue = self.queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if queue.len() >= MAX_QUEUED {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            queue.push(event);
+        }
+        self.start_periodic_flush();
+    }
+
+    /// Starts the task appending the queue every [`FLUSH_INTERVAL`], once, on the runtime of the first event.
+    fn start_periodic_flush(self: &Arc<Self>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        if self.periodic_started.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        // A weak handle: the task ends with the process's last log.
+        let writer = Arc::downgrade(self);
+        runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(FLUSH_INTERVAL).await;
+                let Some(writer) = writer.upgrade() else { return };
+                writer.flush().await;
+            }
+        });
+    }
+
+    pub(super) async fn flush(&self) {
+        let _appending = self.appending.lock().await;
+        let events = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        let dropped = self.dropped.swap(0, Ordering::Relaxed);
+        if dropped > 0 {
+            warn!(dropped, destination = %self.destination.url(), "the event log's queue was full: events dropped");
+        }
+        if events.is_empty() {
+            return;
+        }
+        if let Err(error) = self.append(&events).await {
+            warn!(events = events.len(), error = %error.report(),
+                  "could not append to the event log (the pipelines go on; these events are lost)");
+        }
+    }
+
+    async fn append(&self, events: &[Event]) -> Result<()> {
+        let url = self.destination.table_url(&events_table())?;
+        if let Ok(path) = url.to_file_path() {
+            std::fs::create_dir_all(&path).map_err(|cause| {
+                Error::config(format!("cannot create the event log's directory {}", path.display())).caused_by(cause)
+            })?;
+        }
+        let mut table = DeltaTableBuilder::from_url(url.clone())
+            .map(|builder| builder.with_storage_options(self.storage_options.clone()))
+            .and_then(|builder| builder.build())
+            .map_err(|cause| Error::destination(format!("cannot open the event log at {url}"), cause))?;
+        // A log not made yet is made by the first append. Asked by a listing first: deltalake logs a failed
+        // load of a missing table as an error.
+        let exists = match url.to_file_path() {
+            Ok(path) => path.join("_delta_log").is_dir(),
+            Err(()) => has_log(&table).await?,
+        };
+        if exists {
+            table
+                .load()
+                .await
+                .map_err(|cause| Error::destination(format!("cannot load the event log at {url}"), cause))?;
+        }
+        table
+            .write(vec![event_rows(events)?])
+            .with_save_mode(SaveMode::Append)
+            .await
+            .map_err(|cause| Error::destination(format!("cannot append to the event log at {url}"), cause))?;
+        Ok(())
+    }
+}
+
+/// The event log's columns.
+pub(super) fn event_schema() -> SchemaRef {
+    let text = |name: &str| Field::new(name, DataType::Utf8, true);
+    let number = |name: &str| Field::new(name, DataType::Int64, true);
+    Arc::new(Schema::new(vec![
+        Field::new("at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+        Field::new("pipeline", DataType::Utf8, false),
+        Field::new("kind", DataType::Utf8, false),
+        text("table"),
+        number("rows"),
+        number("bytes"),
+        number("delta_version"),
+        text("position"),
+        number("duration_ms"),
+        text("error_kind"),
+        text("message"),
+        text("actor"),
+    ]))
+}
+
+fn event_rows(events: &[Event]) -> Result<RecordBatch> {
+    let text = |value: fn(&Event) -> Option<String>| -> ArrayRef {
+        Arc::new(events.iter().map(value).collect::<StringArray>())
+    };
+    let number =
+        |value: fn(&Event) -> Option<i64>| -> ArrayRef { Arc::new(events.iter().map(value).collect::<Int64Array>()) };
+    let at =
+        TimestampMicrosecondArray::from(events.iter().map(|event| event.at.timestamp_micros()).collect::<Vec<_>>())
+            .with_timezone("UTC");
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(at),
+        text(|event| Some(event.pipeline.clone())),
+        text(|event| Some(event.kind.as_str().to_string())),
+        text(|event| event.table.as_ref().map(ToString::to_string)),
+        number(|event| event.rows.map(|rows| rows as i64)),
+        number(|event| event.bytes.map(|bytes| bytes as i64)),
+        number(|event| event.delta_version),
+        text(|event| event.position.clone()),
+        number(|event| event.duration.map(|duration| duration.as_millis() as i64)),
+        text(|event| event.error_kind.clone()),
+        text(|event| event.message.clone()),
+        text(|event| event.actor.clone()),
+    ];
+    RecordBatch::try_new(event_schema(), columns)
+        .map_err(|cause| Error::state("internal: the event log's rows do not match its columns").caused_by(cause))
+}
