@@ -122,6 +122,11 @@ pub struct RunArgs {
     /// Check the config file and exit without connecting anywhere.
     #[arg(long)]
     pub check: bool,
+
+    /// Serve /metrics (Prometheus text), /healthz and /readyz on this address while the pipelines run:
+    /// 127.0.0.1:9464, or 0.0.0.0:9464 for a pod's probes and scrapes.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@ mod cli;
 mod command;
 mod logging;
 mod memory_reuse;
+mod metrics_server;
 mod signals;
 mod source_registry;
 

@@ -20,6 +20,7 @@ pub mod gtid_state;
 pub mod ingested_file;
 pub mod lease;
 pub mod metadata_column;
+pub mod metrics;
 pub mod options;
 pub mod pipeline;
 pub mod position;

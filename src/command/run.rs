@@ -31,7 +31,13 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         println!("{}: {} pipelines, configuration valid", args.config.display(), scheduled.len());
         return Ok(ExitCode::SUCCESS);
     }
+    let (ready, readiness) = tokio::sync::watch::channel(false);
+    if let Some(address) = args.metrics_addr {
+        crate::metrics_server::serve(address, readiness).await?;
+    }
     let shutdown = shutdown_on_signals();
+    // Ready: every pipeline is built and about to run.
+    ready.send_replace(true);
     if args.once {
         return Ok(run_each_once(scheduled, shutdown).await);
     }

@@ -89,3 +89,83 @@ os._exit(0)
     let tables = document["tables"].as_array().expect("tables");
     assert!(tables.iter().all(|table| table["table"] != "_connector.events"), "the log is not a pipeline's table");
 }
+
+/// `connector run --metrics-addr` while a continuous files pipeline runs: `/readyz` turns ready, `/metrics`
+/// parses as Prometheus text and its rows move as a new file lands, `/healthz` answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metrics_endpoint_counts_what_a_running_pipeline_commits() {
+    let landing = tempfile::tempdir().expect("landing directory");
+    let lake = TempLake::new();
+    let write = |name: &str, first: &str, count: &str| {
+        python(WRITE_PEOPLE_CSV, &[landing.path().join(name).to_str().expect("utf-8"), first, count, ""]);
+    };
+    write("a.csv", "0", "100");
+    let config = lake.dir.path().join("pipelines.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[profiles.landing]\nkind = \"files\"\npath = \"{}\"\n\n[[pipelines]]\nname = \"people\"\n\
+             profile = \"landing\"\ntables = [\"raw.people\"]\ndest = \"{}\"\nschedule = \"continuous\"\n",
+            landing.path().display(),
+            lake.dir.path().display()
+        ),
+    )
+    .expect("pipelines.toml");
+    let port = crate::support::loopback::free_port();
+    let address = format!("127.0.0.1:{port}");
+    let mut child = Command::new(CONNECTOR)
+        .args(["run", "--config", config.to_str().expect("utf-8"), "--metrics-addr", &address])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run connector");
+    let get = |path: &str| {
+        let url = format!("http://{address}{path}");
+        async move {
+            match reqwest::get(&url).await {
+                Ok(response) => Some((response.status().as_u16(), response.text().await.unwrap_or_default())),
+                Err(_) => None,
+            }
+        }
+    };
+    let rows_line = r#"connector_rows_committed_total{pipeline="people",table="raw.people"}"#;
+    let rows_of = |text: &str| -> Option<f64> {
+        text.lines().find_map(|line| line.strip_prefix(rows_line)).and_then(|value| value.trim().parse().ok())
+    };
+    let wait_for_rows = |rows: f64| async move {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            if let Some((200, text)) = get("/metrics").await
+                && rows_of(&text).is_some_and(|seen| seen >= rows)
+            {
+                return text;
+            }
+            assert!(std::time::Instant::now() < deadline, "the metrics never showed {rows} rows committed");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    };
+    let first = wait_for_rows(100.0).await;
+    assert_eq!(get("/readyz").await.map(|(status, _)| status), Some(200), "ready once the pipelines run");
+    assert_eq!(get("/healthz").await, Some((200, "ok\n".to_string())));
+    write("b.csv", "100", "50");
+    let second = wait_for_rows(150.0).await;
+    let _ = child.kill();
+    let _ = child.wait();
+
+    for text in [&first, &second] {
+        assert_eq!(text.lines().last(), Some("# EOF"), "OpenMetrics text ends with # EOF");
+        for line in text.lines().filter(|line| !line.starts_with('#')) {
+            let (name, value) = line.rsplit_once(' ').expect("a sample is a name and a value");
+            assert!(value.parse::<f64>().is_ok(), "a number: {line}");
+            assert!(name.starts_with("connector_"), "the connector's own metrics: {line}");
+        }
+    }
+    assert_eq!(rows_of(&second), Some(150.0), "the second file's rows counted once");
+    let commits = |text: &str| -> f64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(r#"connector_commits_total{pipeline="people",table="raw.people"} "#))
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(commits(&second) > commits(&first), "commits move: {} then {}", commits(&first), commits(&second));
+}

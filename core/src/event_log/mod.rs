@@ -156,9 +156,10 @@ impl EventLog {
             .clone()
     }
 
-    /// Queues `event`; never waits. When the queue is full (the store has been failing for a while), the event
+    /// Counts `event` in the process's metrics and queues it; never waits. When the queue is full (the store has been failing for a while), the event
     /// is dropped with a warning rather than holding up a pipeline.
     pub fn record(&self, event: Event) {
+        crate::metrics::metrics().observe(&event);
         self.writer.record(event);
     }
 

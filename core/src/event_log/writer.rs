@@ -1,6 +1,6 @@
 //! The one writer of a destination's event log: queued events appended to the Delta table every
-//! [`FLUSH_INTERVAL`], or when asked ([`EventWriter::flush`]), each append one blind Delta commit (appends from
-//! several processes never conflict).
+//! [`FLUSH_INTERVAL`], or when asked ([`EventWriter::flush`]), each append one Parquet file in one blind Delta
+//! commit (appends from several processes never conflict).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -10,7 +10,9 @@ use std::time::Duration;
 use deltalake::DeltaTableBuilder;
 use deltalake::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use deltalake::protocol::SaveMode;
+use deltalake::kernel::StructType;
+use deltalake::kernel::engine::arrow_conversion::TryFromArrow;
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use tracing::warn;
 
 use super::{Event, events_table};
@@ -118,12 +120,23 @@ impl EventWriter {
                 .load()
                 .await
                 .map_err(|cause| Error::destination(format!("cannot load the event log at {url}"), cause))?;
+        } else {
+            let columns = StructType::try_from_arrow(event_schema().as_ref())
+                .map_err(|cause| Error::state("internal: the event log's columns").caused_by(cause))?;
+            table = table
+                .create()
+                .with_columns(columns.fields().cloned())
+                .with_table_name("events")
+                .with_comment("what the connector's pipelines did (docs/operations.md#event-log)")
+                .await
+                .map_err(|cause| Error::destination(format!("cannot create the event log at {url}"), cause))?;
         }
-        table
-            .write(vec![event_rows(events)?])
-            .with_save_mode(SaveMode::Append)
-            .await
-            .map_err(|cause| Error::destination(format!("cannot append to the event log at {url}"), cause))?;
+        // deltalake's plain writer (one Parquet file, one commit), not its DataFusion write: a few events must
+        // not cost a pipeline's memory.
+        let failed = |cause| Error::destination(format!("cannot append to the event log at {url}"), cause);
+        let mut writer = RecordBatchWriter::for_table(&table).map_err(failed)?;
+        writer.write(event_rows(events)?).await.map_err(failed)?;
+        writer.flush_and_commit(&mut table).await.map_err(failed)?;
         Ok(())
     }
 }
