@@ -4,6 +4,9 @@ use clap::Args;
 use connector_core::config::Profile;
 use connector_core::sync_flags::{CommonSyncFlags, SyncRequest, count};
 
+/// Where `sync kafka --sasl-mechanism` reads the SASL password.
+pub const SASL_PASSWORD_VARIABLE: &str = "KAFKA_SASL_PASSWORD";
+
 #[derive(Debug, Args)]
 pub struct KafkaSyncFlags {
     /// Bootstrap brokers: host:9092[,host:9092].
@@ -85,10 +88,6 @@ pub struct KafkaSyncFlags {
     #[arg(long, value_name = "USER", requires = "sasl_mechanism")]
     pub sasl_username: Option<String>,
 
-    /// The SASL password: from the environment only, as arguments are visible to every user of the machine.
-    #[arg(long, env = "KAFKA_SASL_PASSWORD", hide_env_values = true, hide = true, requires = "sasl_mechanism")]
-    pub sasl_password: Option<String>,
-
     /// Connect over TLS, trusting the system's certificate authorities (or --tls-ca's).
     #[arg(long)]
     pub tls: bool,
@@ -150,8 +149,10 @@ impl KafkaSyncFlags {
             let mut sasl = toml::Table::new();
             sasl.insert("mechanism".into(), mechanism.into());
             sasl.insert("username".into(), username.into());
+            // The password from the environment only: arguments are visible to every user of the machine (`ps`).
             // Missing, it is an empty password, which the brokers refuse naming the user.
-            sasl.insert("password".into(), self.sasl_password.unwrap_or_default().into());
+            let password = std::env::var(SASL_PASSWORD_VARIABLE).unwrap_or_default();
+            sasl.insert("password".into(), password.into());
             settings.insert("sasl".into(), sasl.into());
         }
         let tls_files = [("ca", self.tls_ca), ("certificate", self.tls_certificate), ("key", self.tls_key)];
