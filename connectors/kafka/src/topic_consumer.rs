@@ -224,8 +224,8 @@ pub fn cluster_topics(config: &KafkaConfig) -> Result<Vec<String>> {
         .collect())
 }
 
-/// A request to the brokers that failed: refused (credentials, TLS; not worth a retry with the same settings),
-/// else unreachable (worth one).
+/// A request to the brokers that failed: refused (credentials, TLS), naming the broker's reason and what to
+/// check, else unreachable; both retried with backoff by `connector run`.
 fn request_failed(
     consumer: &BaseConsumer<ClientLog>,
     brokers: &str,
