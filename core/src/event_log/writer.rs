@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use deltalake::DeltaTableBuilder;
 use deltalake::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use deltalake::kernel::StructType;
 use deltalake::kernel::engine::arrow_conversion::TryFromArrow;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake::{DeltaTable, DeltaTableBuilder};
 use tracing::warn;
 
 use super::{Event, events_table};
@@ -29,8 +29,9 @@ pub(super) struct EventWriter {
     destination: Destination,
     storage_options: HashMap<String, String>,
     queue: Mutex<Vec<Event>>,
-    /// One append at a time, whoever asks (the periodic task, a flush before exit).
-    appending: tokio::sync::Mutex<()>,
+    /// One append at a time, whoever asks (the periodic task, a flush before exit), with the log as the last
+    /// append left it: opened (its Delta log read) once, not at every append.
+    appending: tokio::sync::Mutex<Option<DeltaTable>>,
     periodic_started: AtomicBool,
     dropped: AtomicU64,
 }
@@ -47,7 +48,7 @@ impl EventWriter {
             destination,
             storage_options,
             queue: Mutex::new(Vec::new()),
-            appending: tokio::sync::Mutex::new(()),
+            appending: tokio::sync::Mutex::new(None),
             periodic_started: AtomicBool::new(false),
             dropped: AtomicU64::new(0),
         }
@@ -83,7 +84,7 @@ impl EventWriter {
     }
 
     pub(super) async fn flush(&self) {
-        let _appending = self.appending.lock().await;
+        let mut opened = self.appending.lock().await;
         let events = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
         let dropped = self.dropped.swap(0, Ordering::Relaxed);
         if dropped > 0 {
@@ -92,13 +93,33 @@ impl EventWriter {
         if events.is_empty() {
             return;
         }
-        if let Err(error) = self.append(&events).await {
+        if let Err(error) = self.append(&mut opened, &events).await {
             warn!(events = events.len(), error = %error.report(),
                   "could not append to the event log (the pipelines go on; these events are lost)");
         }
     }
 
-    async fn append(&self, events: &[Event]) -> Result<()> {
+    /// Appends `events` to the log, opening it first unless `opened` holds it from the last append; a failed
+    /// append leaves it closed, to be opened afresh next time.
+    async fn append(&self, opened: &mut Option<DeltaTable>, events: &[Event]) -> Result<()> {
+        let mut table = match opened.take() {
+            Some(table) => table,
+            None => self.open().await?,
+        };
+        let url = table.table_url().clone();
+        // deltalake's plain writer (one Parquet file, one commit), not its DataFusion write: a few events must
+        // not cost a pipeline's memory. A commit another process made meanwhile is resolved by the commit itself
+        // (blind appends do not conflict).
+        let failed = |cause| Error::destination(format!("cannot append to the event log at {url}"), cause);
+        let mut writer = RecordBatchWriter::for_table(&table).map_err(failed)?;
+        writer.write(event_rows(events)?).await.map_err(failed)?;
+        writer.flush_and_commit(&mut table).await.map_err(failed)?;
+        *opened = Some(table);
+        Ok(())
+    }
+
+    /// The log, loaded, or made when it does not exist yet.
+    async fn open(&self) -> Result<DeltaTable> {
         let url = self.destination.table_url(&events_table())?;
         if let Ok(path) = url.to_file_path() {
             std::fs::create_dir_all(&path).map_err(|cause| {
@@ -131,13 +152,7 @@ impl EventWriter {
                 .await
                 .map_err(|cause| Error::destination(format!("cannot create the event log at {url}"), cause))?;
         }
-        // deltalake's plain writer (one Parquet file, one commit), not its DataFusion write: a few events must
-        // not cost a pipeline's memory.
-        let failed = |cause| Error::destination(format!("cannot append to the event log at {url}"), cause);
-        let mut writer = RecordBatchWriter::for_table(&table).map_err(failed)?;
-        writer.write(event_rows(events)?).await.map_err(failed)?;
-        writer.flush_and_commit(&mut table).await.map_err(failed)?;
-        Ok(())
+        Ok(table)
     }
 }
 
