@@ -67,6 +67,11 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo nextest run --workspace --locked "$@"
 
+# The Kubernetes manifests (deploy/kubernetes) against the Kubernetes schemas, offline (kubernetes-validate from
+# PyPI, installed once into the cache), and their pipelines.toml by the connector the tests just built (`run --check`).
+echo "validating the Kubernetes manifests (deploy/validate.sh)"
+deploy/validate.sh
+
 # The MySQL tests against MySQL as well: its GTID sets, binary JSON and snapshot lock differ from MariaDB's.
 # Debian stable has no MySQL, so this fetches unstable's packages once (into the cache); if they cannot be
 # fetched or started (no network to the Debian mirror), it says so and the run stands on MariaDB alone. Once the
