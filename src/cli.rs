@@ -59,9 +59,47 @@ pub enum Command {
     /// Copy tables again from scratch at the pipeline's next sync (a full reload), e.g. after an incompatible
     /// schema change. Empties the Delta table now, in one commit.
     Resync(ResyncArgs),
+    /// Compact a destination's small files, checkpoint and trim the Delta log, and VACUUM files no version
+    /// within the retention uses, table by table, while the pipelines writing each table are held off (their
+    /// leases).
+    Maintain(MaintainArgs),
     /// Remove what a pipeline created in the source (PostgreSQL: its replication slot and publication), so the
     /// server stops retaining WAL for it. The Delta tables are kept.
     Drop(DropArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    connector maintain --dest ./lake\n  \
+    connector maintain --dest s3://lake/raw --table public.orders --vacuum-retention 24h")]
+pub struct MaintainArgs {
+    /// The destination holding the tables (a local path, or an s3://, gs:// or az:// URL).
+    #[arg(long)]
+    pub dest: String,
+
+    /// Tables to maintain, `namespace.table` (repeatable or comma-separated). Default, for a local --dest: every
+    /// table under it and its event log; an object store needs them named.
+    #[arg(long = "table", value_delimiter = ',')]
+    pub tables: Vec<String>,
+
+    /// The size compaction aims at, in bytes; files under a quarter of it are small (default: the table's
+    /// delta.targetFileSize, else 128 MiB).
+    #[arg(long, value_name = "BYTES")]
+    pub target_file_size: Option<u64>,
+
+    /// Small files a table holds before it is compacted.
+    #[arg(long, value_name = "COUNT", default_value_t = connector_core::maintenance::DEFAULT_MIN_SMALL_FILES)]
+    pub min_small_files: usize,
+
+    /// How long data files that no current version uses are kept before VACUUM deletes them: readers of older
+    /// versions (time travel, a long query) need them that long (default: the table's
+    /// delta.deletedFileRetentionDuration, 7 days). 1h, 24h, 7d.
+    #[arg(long, value_name = "DURATION")]
+    pub vacuum_retention: Option<String>,
+
+    /// Print each table's report as JSON lines instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -19,6 +19,7 @@ pub mod exposed_credentials;
 pub mod gtid_state;
 pub mod ingested_file;
 pub mod lease;
+pub mod maintenance;
 pub mod metadata_column;
 pub mod metrics;
 pub mod options;

@@ -2,6 +2,7 @@
 
 mod drop;
 mod load;
+mod maintain;
 mod preview;
 mod resync;
 mod run;
@@ -27,6 +28,7 @@ pub async fn run(command: Command) -> Result<ExitCode> {
         Command::Preview(args) => preview::preview(*args).await,
         Command::Status(args) => status::status(args).await,
         Command::Resync(args) => resync::resync(args).await,
+        Command::Maintain(args) => maintain::maintain(args).await,
         Command::Drop(args) => drop::drop(args).await,
     }
 }

@@ -22,12 +22,12 @@ const SNAPSHOT_ROWS: i64 = 100;
 
 /// Options under which the snapshot's file is not small (files merges write stop at 1 KiB), so merges mark
 /// rows in it rather than rewrite it.
-fn options(mode: DeleteMode, deletion_vectors: bool) -> TableOptions {
+pub(crate) fn options(mode: DeleteMode, deletion_vectors: bool) -> TableOptions {
     TableOptions { delete_mode: mode, target_file_size: 1024, deletion_vectors, ..TableOptions::default() }
 }
 
 /// A table holding ids 1..=100 (amount = 10 × id) in one file, snapshot at LSN 100.
-async fn hundred_orders(lake: &TempLake, options: &TableOptions) -> (TableSchema, DeltaTableWriter) {
+pub(crate) async fn hundred_orders(lake: &TempLake, options: &TableOptions) -> (TableSchema, DeltaTableWriter) {
     let schema = orders_schema(true);
     let mut table = lake.sink("p").open_table(&schema, options.clone()).await.expect("open");
     let rows: Vec<Order> = (1..=SNAPSHOT_ROWS).map(|id| (id, Some("c"), Some(id as i32 * 10))).collect();

@@ -14,6 +14,7 @@ mod files;
 mod harness;
 mod kafka;
 mod load_merge;
+mod maintenance;
 mod mysql;
 mod postgres;
 mod saas;

@@ -62,7 +62,7 @@ pub struct KafkaSyncFlags {
     #[arg(long, value_name = "COUNT")]
     pub max_messages_per_batch: Option<usize>,
 
-    /// Bytes of decoded rows per Delta commit at most (default 128 MiB; 64 MiB in upsert mode).
+    /// Bytes of decoded rows per Delta commit at most (default 128 MiB; 32 MiB in upsert mode).
     #[arg(long, value_name = "BYTES")]
     pub max_bytes_per_batch: Option<u64>,
 
