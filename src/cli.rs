@@ -83,7 +83,7 @@ pub struct MaintainArgs {
     pub tables: Vec<String>,
 
     /// The size compaction aims at, in bytes; files under a quarter of it are small (default: the table's
-    /// delta.targetFileSize, else 128 MiB).
+    /// delta.targetFileSize, else 64 MiB, the size the connector writes).
     #[arg(long, value_name = "BYTES")]
     pub target_file_size: Option<u64>,
 

@@ -21,6 +21,10 @@ pub enum DeleteMode {
 /// MERGE touching a few keys rewrites little (measured in `bench/merge`).
 pub const DEFAULT_TARGET_FILE_SIZE: u64 = 64 * 1024 * 1024;
 
+/// Commits between two maintenance passes of a table's writer: about every two minutes for a continuous
+/// pipeline committing every second, enough small files for a compaction to be worth its commit.
+pub const DEFAULT_MAINTENANCE_EVERY_COMMITS: u64 = 100;
+
 /// Options for one destination table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -34,6 +38,9 @@ pub struct TableOptions {
     /// their files. Set when the table is created, as its `delta.enableDeletionVectors` property; readers
     /// need Delta's reader version 3 for such tables.
     pub deletion_vectors: bool,
+    /// Commits between two maintenance passes the writer runs itself (compaction, checkpoint, log clean-up;
+    /// VACUUM every tenth pass): each time the table's version passes a multiple of it. 0 turns them off.
+    pub maintenance_every_commits: u64,
     /// What the table's rows come from, which decides its metadata columns; set by the source, never by users.
     #[serde(skip)]
     pub rows_origin: RowsOrigin,
@@ -56,6 +63,7 @@ impl Default for TableOptions {
             key: None,
             target_file_size: DEFAULT_TARGET_FILE_SIZE,
             deletion_vectors: true,
+            maintenance_every_commits: DEFAULT_MAINTENANCE_EVERY_COMMITS,
             rows_origin: RowsOrigin::Changes,
         }
     }

@@ -44,6 +44,12 @@ pub struct CommonSyncFlags {
     /// limited to Delta reader version 1 (e.g. `deltalake`'s `to_pyarrow_table`) can read them.
     #[arg(long)]
     pub no_deletion_vectors: bool,
+
+    /// Commits between two maintenance passes the sync runs on each table after a commit: small files
+    /// compacted, a checkpoint, the expired log trimmed, and every tenth pass a VACUUM (docs/operations.md,
+    /// Table maintenance). 0 turns them off.
+    #[arg(long, value_name = "COMMITS", default_value_t = crate::options::DEFAULT_MAINTENANCE_EVERY_COMMITS)]
+    pub maintenance_every_commits: u64,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -43,6 +43,7 @@ pub async fn maintain(args: MaintainArgs) -> Result<ExitCode> {
         target_file_bytes: args.target_file_size,
         min_small_files: args.min_small_files,
         vacuum_retention,
+        vacuum: true,
     };
     let events = EventLog::for_destination(&destination, &storage_options);
     let mut failures = 0;

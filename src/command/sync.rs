@@ -28,6 +28,7 @@ fn pipeline_from_flags(tables: Vec<String>, common: CommonSyncFlags) -> Result<(
     let options = TableOptions {
         delete_mode: common.delete_mode.into(),
         deletion_vectors: !common.no_deletion_vectors,
+        maintenance_every_commits: common.maintenance_every_commits,
         ..TableOptions::default()
     };
     let table_options: BTreeMap<String, TableOptions> =

@@ -79,7 +79,9 @@ async fn reopened(lake: &TempLake, schema: &TableSchema) -> DeltaTable {
 async fn small_commits(lake: &TempLake) -> (TableSchema, TableSchema) {
     let sink = lake.sink(PIPELINE);
     let events = schema("events", false);
-    let mut appended = sink.open_table(&events, TableOptions::default()).await.expect("open events");
+    // Maintained by `connector maintain` alone here, not by their writers.
+    let unmaintained = TableOptions { maintenance_every_commits: 0, ..TableOptions::default() };
+    let mut appended = sink.open_table(&events, unmaintained).await.expect("open events");
     for commit in 0..APPENDS {
         let mut changes = Changes::new(&events);
         for row in 0..ROWS_PER_APPEND {
@@ -89,7 +91,8 @@ async fn small_commits(lake: &TempLake) -> (TableSchema, TableSchema) {
     }
 
     // 100 rows in one snapshot file (`shop.orders`, pipeline `p` as the deletion-vector tests have it).
-    let (orders, mut merged) = hundred_orders(lake, &options(DeleteMode::Hard, true)).await;
+    let options = TableOptions { maintenance_every_commits: 0, ..options(DeleteMode::Hard, true) };
+    let (orders, mut merged) = hundred_orders(lake, &options).await;
     // Ten merges change a fifth of the file's rows: few enough that it is marked, not rewritten.
     for merge in 1..=10_i64 {
         // Each merge updates one old key, deletes another and adds a new one.
@@ -198,4 +201,56 @@ async fn a_table_whose_pipeline_is_running_is_left_alone() {
     let done = maintain(&lake, &["--table", "shop.events"]);
     assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
     assert_eq!(live_files(&reopened(&lake, &events).await), 1, "compacted once the pipeline stopped");
+}
+
+/// The same 60 merges (updates, deletes, inserts, keys coming back) on a table its writer maintains every 5
+/// commits and on one never maintained read the same; an append-only table maintained every 10 commits keeps
+/// its small files below the compaction threshold plus 10.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_maintains_its_tables_between_commits_and_they_read_as_never_maintained() {
+    let mut lakes = Vec::new();
+    for every in [5, 0] {
+        let lake = TempLake::new();
+        let options = TableOptions { maintenance_every_commits: every, ..TableOptions::default() };
+        let (orders, mut table) = hundred_orders(&lake, &options).await;
+        // A fixed pseudo-random walk over keys 1..=300: the same for both tables.
+        let mut state: u64 = 7;
+        for merge in 1..=60_u64 {
+            let mut changes = Changes::new(&orders);
+            for _ in 0..5 {
+                state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                let key = (state >> 33) as i64 % 300 + 1;
+                changes = match (state >> 20) % 3 {
+                    0 => changes.delete(key),
+                    1 => changes.update(key, "updated", merge as i32),
+                    _ => changes.insert(key + 1000, "new", merge as i32),
+                };
+            }
+            apply(&mut table, &orders, changes.commit(1000 + merge, merge as i64)).await;
+        }
+        lakes.push((lake, orders));
+    }
+    let columns = ["id", "customer", "amount"];
+    let (maintained, orders) = &lakes[0];
+    let (plain, _) = &lakes[1];
+    let maintained_rows = read_rows(&maintained.table_url(&orders.id), &columns).await;
+    assert_eq!(maintained_rows, read_rows(&plain.table_url(&orders.id), &columns).await, "same rows either way");
+    connector_core::event_log::flush_all().await;
+    let since = chrono::Utc::now() - chrono::Duration::hours(1);
+    let logged = recent_events(&maintained.destination(), &Default::default(), since).await.expect("event log");
+    let passes = logged.iter().filter(|event| event.kind == "maintenance" && event.pipeline == "p").count();
+    assert_eq!(passes, 12, "a pass every 5 of the 61 commits: {logged:?}");
+
+    let lake = TempLake::new();
+    let events = schema("events", false);
+    let options = TableOptions { maintenance_every_commits: 10, ..TableOptions::default() };
+    let mut appended = lake.sink(PIPELINE).open_table(&events, options).await.expect("open events");
+    let mut most_files = 0;
+    for commit in 0..APPENDS {
+        let changes = Changes::new(&events).insert(commit, "e", 1).commit(1000 + commit as u64, commit);
+        apply(&mut appended, &events, changes).await;
+        most_files = most_files.max(live_files(appended.table()));
+    }
+    assert!(most_files <= 26, "compacted once 16 small files gathered, checked every 10 commits: {most_files}");
+    assert_eq!(read_rows(&lake.table_url(&events.id), &["id"]).await.len(), APPENDS as usize, "every row once");
 }

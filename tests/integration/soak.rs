@@ -36,6 +36,8 @@ pub fn connector_sync(source_args: &[&str], lake: &Path, pipeline: &str, extra: 
         .arg("--dest")
         .arg(lake)
         .args(["--pipeline", pipeline])
+        // A maintenance pass every 5 commits (VACUUM every 50), so kills and cuts land in passes too.
+        .args(["--maintenance-every-commits", "5"])
         .args(extra)
         .env("CONNECTOR_LOG", "info");
     command

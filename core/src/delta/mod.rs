@@ -25,6 +25,7 @@ pub(crate) mod sink;
 mod sliced_replace;
 mod snapshot_writer;
 mod stored_rows;
+mod table_maintenance;
 mod table_protocol;
 mod table_rows;
 mod table_writer;

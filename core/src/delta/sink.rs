@@ -18,6 +18,7 @@ use super::table_writer::DeltaTableWriter;
 use crate::cursor::TableCursor;
 use crate::error::{Error, Result};
 use crate::event_log::EventLog;
+use crate::maintenance::MaintenanceCadence;
 use crate::metadata_column;
 use crate::options::{DeleteMode, RowsOrigin, TableOptions};
 use crate::schema::{TableId, TableSchema};
@@ -217,7 +218,9 @@ impl DeltaSink {
         self.known.remember(table_id, &table, committed.as_ref());
         let app_id = format!("{}/{}", self.pipeline, table_id);
         let known = self.known.clone();
+        let maintenance = MaintenanceCadence::new(options.maintenance_every_commits);
         DeltaTableWriter {
+            maintenance,
             table,
             app_id,
             table_id: table_id.clone(),

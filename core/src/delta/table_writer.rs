@@ -29,6 +29,7 @@ use crate::engine::ChunkedCopy;
 use crate::error::{Error, Result};
 use crate::event_log::{Event, EventKind, EventLog};
 use crate::ingested_file::IngestedFile;
+use crate::maintenance::MaintenanceCadence;
 use crate::metadata_column::METADATA_PREFIX;
 use crate::options::{DeleteMode, TableOptions};
 use crate::position::SourcePosition;
@@ -62,6 +63,8 @@ pub struct DeltaTableWriter {
     pub(super) events: EventLog,
     /// When the commit under way began (its cursor recorded), for the event log's duration.
     pub(super) commit_started: std::sync::Mutex<Option<Instant>>,
+    /// When this writer maintains the table after a commit ([`table_maintenance`](super::table_maintenance)).
+    pub(super) maintenance: MaintenanceCadence,
 }
 
 /// What a commit landed, for the event log: rows, and bytes of new files where known.
@@ -369,6 +372,7 @@ impl DeltaTableWriter {
         self.committed = Some(CommittedState { txn_version, cursor });
         self.landing_files.clear();
         self.known.remember(&self.table_id, &self.table, self.committed.as_ref());
+        self.maintain_if_due().await;
     }
 
     pub(super) fn destination_error(&self, what: &str, cause: DeltaTableError) -> Error {

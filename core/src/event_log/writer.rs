@@ -13,12 +13,14 @@ use deltalake::kernel::StructType;
 use deltalake::kernel::engine::arrow_conversion::TryFromArrow;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableBuilder};
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::{Event, events_table};
 use crate::delta::Destination;
 use crate::delta::sink::has_log;
 use crate::error::{Error, Result};
+use crate::maintenance::{MaintenanceCadence, maintain_table};
+use crate::options::DEFAULT_MAINTENANCE_EVERY_COMMITS;
 
 /// How often queued events are appended.
 const FLUSH_INTERVAL: Duration = Duration::from_secs(10);
@@ -34,6 +36,8 @@ pub(super) struct EventWriter {
     appending: tokio::sync::Mutex<Option<DeltaTable>>,
     periodic_started: AtomicBool,
     dropped: AtomicU64,
+    /// Passes of table maintenance on the log itself, whose appends are small files.
+    maintenance: Mutex<MaintenanceCadence>,
 }
 
 impl std::fmt::Debug for EventWriter {
@@ -51,6 +55,7 @@ impl EventWriter {
             appending: tokio::sync::Mutex::new(None),
             periodic_started: AtomicBool::new(false),
             dropped: AtomicU64::new(0),
+            maintenance: Mutex::new(MaintenanceCadence::new(DEFAULT_MAINTENANCE_EVERY_COMMITS)),
         }
     }
 
@@ -114,8 +119,31 @@ impl EventWriter {
         let mut writer = RecordBatchWriter::for_table(&table).map_err(failed)?;
         writer.write(event_rows(events)?).await.map_err(failed)?;
         writer.flush_and_commit(&mut table).await.map_err(failed)?;
-        *opened = Some(table);
+        *opened = Some(self.maintain_if_due(table).await);
         Ok(())
+    }
+
+    /// Compacts, checkpoints and trims the log as its version passes each multiple of
+    /// [`DEFAULT_MAINTENANCE_EVERY_COMMITS`] (a continuous pipeline appends a file every 10 s). Appends from
+    /// other processes do not conflict with it; a pass that fails is logged, and the next one tries again.
+    async fn maintain_if_due(&self, table: DeltaTable) -> DeltaTable {
+        let Some(version) = table.version() else { return table };
+        let due = self.maintenance.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).after_commit(version);
+        let Some(policy) = due else { return table };
+        match maintain_table(table.clone(), &events_table(), &policy).await {
+            Ok((maintained, report)) => {
+                debug!(report = %report.describe(), "maintained the event log");
+                maintained
+            }
+            Err(error) => {
+                warn!(error = %error.report(), "could not maintain the event log; the next pass tries again");
+                let mut table = table;
+                if let Err(cause) = table.update_state().await {
+                    warn!(%cause, "could not reload the event log after a failed maintenance pass");
+                }
+                table
+            }
+        }
     }
 
     /// The log, loaded, or made when it does not exist yet.

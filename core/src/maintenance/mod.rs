@@ -15,9 +15,12 @@
 //!    commit ever referenced (left by a crash between a file's write and its commit) older than that, are
 //!    deleted. Directories starting with `_` (the connector's `_connector`, `_delta_log`) are left alone.
 
+mod cadence;
 mod compaction;
 mod log_cleanup;
 mod vacuum;
+
+pub use cadence::{MaintenanceCadence, VACUUM_EVERY_PASSES};
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -29,8 +32,8 @@ use crate::delta::{Destination, recorded_app_ids};
 use crate::error::{Error, Result};
 use crate::schema::TableId;
 
-/// Compaction's target file size when the table sets none (`delta.targetFileSize`).
-pub const DEFAULT_TARGET_FILE_BYTES: u64 = 128 * 1024 * 1024;
+/// Compaction's target file size when the table sets none (`delta.targetFileSize`): the size the sink writes.
+pub const DEFAULT_TARGET_FILE_BYTES: u64 = crate::options::DEFAULT_TARGET_FILE_SIZE;
 /// Small files a table may hold before a pass compacts them.
 pub const DEFAULT_MIN_SMALL_FILES: usize = 16;
 
@@ -45,11 +48,18 @@ pub struct MaintenancePolicy {
     /// How long files no current version uses are kept for readers of older versions (and for time travel)
     /// before VACUUM deletes them. `None`: the table's `delta.deletedFileRetentionDuration` (7 days by default).
     pub vacuum_retention: Option<Duration>,
+    /// Whether the pass ends with VACUUM (a full VACUUM lists the table's directory).
+    pub vacuum: bool,
 }
 
 impl Default for MaintenancePolicy {
     fn default() -> Self {
-        MaintenancePolicy { target_file_bytes: None, min_small_files: DEFAULT_MIN_SMALL_FILES, vacuum_retention: None }
+        MaintenancePolicy {
+            target_file_bytes: None,
+            min_small_files: DEFAULT_MIN_SMALL_FILES,
+            vacuum_retention: None,
+            vacuum: true,
+        }
     }
 }
 
@@ -119,7 +129,8 @@ pub async fn maintain_table(
     };
     let (table, checkpoint_version) = log_cleanup::checkpoint(table).await?;
     let expired_log_files = log_cleanup::remove_expired_logs(&table).await?;
-    let (table, vacuumed_files) = vacuum::vacuum(table, policy.vacuum_retention).await?;
+    let (table, vacuumed_files) =
+        if policy.vacuum { vacuum::vacuum(table, policy.vacuum_retention).await? } else { (table, 0) };
     let after = compaction::FileCounts::of(&table, target)?;
     let report = MaintenanceReport {
         table: table_id.clone(),
