@@ -1,5 +1,6 @@
 //! `connector`: capture changes from PostgreSQL, MySQL/MariaDB and SaaS APIs into Delta Lake tables.
 
+mod alerts;
 mod cli;
 mod command;
 mod logging;

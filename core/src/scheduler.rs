@@ -12,6 +12,7 @@ use tracing::{error, info, warn};
 use crate::backoff::Backoff;
 use crate::error::{ErrorKind, Retry};
 use crate::pipeline::{Pipeline, Shutdown, SyncMode, SyncReport};
+use crate::pipeline_health::{self, Health};
 use crate::schedule::Schedule;
 
 /// First retry delay after a failed run: long enough for a restarting server to come back.
@@ -116,6 +117,7 @@ async fn run_on_schedule(
             let tables = failure.tables_to_resync().iter().map(ToString::to_string).collect::<Vec<_>>();
             error!(pipeline = %name, error = %failure.report(), tables = %tables.join(","), "the source lost changes the pipeline needs; it stops until its tables are resynced and `connector run` restarts");
         });
+        pipeline_health::report(&name, health_after(&outcome));
         retry_after = match &outcome {
             Ok(report) => {
                 backoff.reset();
@@ -150,6 +152,18 @@ async fn run_on_schedule(
         }
     }
     info!(pipeline = %name, "pipeline stopped");
+}
+
+/// What a run's outcome leaves the pipeline needing: a failure that is not retried with backoff needs a person.
+fn health_after<T>(outcome: &crate::error::Result<T>) -> Health {
+    match outcome {
+        Ok(_) => Health::Healthy,
+        Err(failure) if failure.retry() == Retry::WithBackoff => Health::Retrying { error: failure.report() },
+        Err(failure) => Health::NeedsPerson {
+            error: failure.report(),
+            resync: failure.tables_to_resync().iter().map(ToString::to_string).collect(),
+        },
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::cursor::TableCursor;
 use crate::delta::{APP_ID_KEY, CURSOR_KEY, Destination, read_committed_state, recorded_app_ids};
 use crate::error::{Error, Result};
+use crate::maintenance::newest_checkpoint;
 use crate::schema::TableId;
 
 /// Commits read back when looking for pipeline cursors.
@@ -27,6 +28,10 @@ pub struct TableStatus {
     pub byte_count: u64,
     /// Rows according to file statistics (`None` if some file has none).
     pub row_count: Option<u64>,
+    /// The newest compaction (an OPTIMIZE commit) among the newest [`STATUS_HISTORY_DEPTH`] commits.
+    pub last_compacted_at: Option<DateTime<Utc>>,
+    /// The version of the newest checkpoint.
+    pub checkpoint_version: Option<u64>,
     pub pipelines: Vec<PipelineProgress>,
 }
 
@@ -60,6 +65,7 @@ pub async fn table_status(destination: &Destination, table: &TableId) -> Result<
     let row_count = files.iter().map(|(_, rows)| rows.map(|rows| rows as u64)).sum::<Option<u64>>();
     let mut pipelines: BTreeMap<String, PipelineProgress> = BTreeMap::new();
     let mut last_commit_at = None;
+    let mut last_compacted_at = None;
     let mut history = delta.history(Some(STATUS_HISTORY_DEPTH));
     while let Some(commit) = history
         .try_next()
@@ -68,6 +74,9 @@ pub async fn table_status(destination: &Destination, table: &TableId) -> Result<
     {
         let committed_at = commit.timestamp.and_then(|millis| Utc.timestamp_millis_opt(millis).single());
         last_commit_at = last_commit_at.or(committed_at);
+        if last_compacted_at.is_none() && commit.operation.as_deref() == Some("OPTIMIZE") {
+            last_compacted_at = committed_at;
+        }
         let (Some(app_id), Some(cursor)) =
             (commit.info.get(APP_ID_KEY).and_then(|id| id.as_str()), commit.info.get(CURSOR_KEY))
         else {
@@ -99,6 +108,8 @@ pub async fn table_status(destination: &Destination, table: &TableId) -> Result<
         file_count: files.len(),
         byte_count: files.iter().map(|(size, _)| u64::try_from(*size).unwrap_or_default()).sum(),
         row_count,
+        last_compacted_at,
+        checkpoint_version: newest_checkpoint(&delta).await?,
         pipelines: pipelines.into_values().collect(),
     }))
 }

@@ -35,6 +35,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
     if let Some(address) = args.metrics_addr {
         crate::metrics_server::serve(address, readiness).await?;
     }
+    crate::alerts::start_from_environment()?;
     let shutdown = shutdown_on_signals();
     // Ready: every pipeline is built and about to run.
     ready.send_replace(true);

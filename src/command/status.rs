@@ -315,19 +315,23 @@ fn print_table(statuses: &[TableStatus]) {
         return;
     }
     println!(
-        "{:<32} {:>7} {:>12} {:>6} {:>10}  {:<20} {:<24} snapshot",
-        "table", "version", "rows", "files", "MiB", "pipeline", "position"
+        "{:<32} {:>7} {:>12} {:>6} {:>10} {:>10} {:>10}  {:<20} {:<24} snapshot",
+        "table", "version", "rows", "files", "MiB", "compacted", "checkpoint", "pipeline", "position"
     );
     for status in statuses {
         let rows = status.row_count.map_or("?".to_string(), |rows| rows.to_string());
         let mib = format!("{:.1}", status.byte_count as f64 / (1024.0 * 1024.0));
+        let compacted = status.last_compacted_at.map_or("-".to_string(), |at| age(chrono::Utc::now() - at));
+        let checkpoint = status.checkpoint_version.map_or("-".to_string(), |version| version.to_string());
         let head = format!(
-            "{:<32} {:>7} {:>12} {:>6} {:>10}",
+            "{:<32} {:>7} {:>12} {:>6} {:>10} {:>10} {:>10}",
             status.table.to_string(),
             status.version,
             rows,
             status.file_count,
-            mib
+            mib,
+            compacted,
+            checkpoint
         );
         if status.pipelines.is_empty() {
             println!("{head}  (no pipeline progress recorded)");
@@ -341,5 +345,16 @@ fn print_table(statuses: &[TableStatus]) {
             let pipeline = progress.app_id.split('/').next().unwrap_or_default();
             println!("{head}  {pipeline:<20} {:<24} {snapshot}", progress.cursor.position.to_string());
         }
+    }
+}
+
+/// How long ago, in the largest whole unit: `45s ago`, `12m ago`, `3h ago`, `2d ago`.
+fn age(elapsed: chrono::Duration) -> String {
+    let seconds = elapsed.num_seconds().max(0);
+    match seconds {
+        0..60 => format!("{seconds}s ago"),
+        60..3600 => format!("{}m ago", seconds / 60),
+        3600..86_400 => format!("{}h ago", seconds / 3600),
+        _ => format!("{}d ago", seconds / 86_400),
     }
 }

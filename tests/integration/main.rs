@@ -1,6 +1,7 @@
 //! Integration tests: the Delta sink on real tables, and (in their modules) connectors against real
 //! servers started by `support`. One binary so the heavy dependency set links once.
 
+mod alerts;
 mod bad_input;
 mod chaos;
 mod deletion_vectors;

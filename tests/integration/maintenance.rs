@@ -168,6 +168,22 @@ os._exit(0)
     let (ids, amounts) = (column_sum(0), column_sum(2));
     assert_eq!(polars_orders.trim(), format!("100 {ids} {amounts}"), "Polars reads the merged table as we do");
 
+    // `connector status` shows the table's files, its last compaction and its newest checkpoint.
+    let status = Command::new(CONNECTOR)
+        .args(["status", "--dest", lake.dir.path().to_str().expect("utf-8"), "--json"])
+        .output()
+        .expect("run connector status");
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    let document: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    let events_status = document["tables"]
+        .as_array()
+        .and_then(|tables| tables.iter().find(|table| table["table"]["name"] == "events"))
+        .expect("shop.events in status")
+        .clone();
+    assert_eq!(events_status["file_count"], 1, "{events_status}");
+    assert!(events_status["last_compacted_at"].is_string(), "{events_status}");
+    assert_eq!(events_status["checkpoint_version"], events_status["version"], "checkpointed at its version");
+
     // Past the retention (none), the replaced files go too; what is left is what the table uses.
     let second = maintain(&lake, &["--table", "shop.events", "--vacuum-retention", "0s"]);
     assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));

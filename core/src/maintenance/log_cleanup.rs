@@ -32,7 +32,7 @@ pub(super) async fn checkpoint(mut table: DeltaTable) -> Result<(DeltaTable, Opt
 }
 
 /// The version of the newest checkpoint, from `_last_checkpoint` (`None`: no checkpoint yet).
-async fn newest_checkpoint(table: &DeltaTable) -> Result<Option<u64>> {
+pub(crate) async fn newest_checkpoint(table: &DeltaTable) -> Result<Option<u64>> {
     let log_store = table.log_store();
     let path = log_store.log_path().clone().join("_last_checkpoint");
     let bytes = match log_store.object_store(None).get(&path).await {

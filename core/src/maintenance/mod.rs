@@ -5,15 +5,15 @@
 //!    quarter of the target size, delta-rs's OPTIMIZE bin-packs them into files of about the target size, in
 //!    one commit that changes no row (`dataChange: false`). Rows a deletion vector marks are left out of the
 //!    new files (the rewrite reads through the vectors).
-//! 2. **Checkpoint** ([`log_cleanup`]): a checkpoint at the table's current version, unless the newest one is
-//!    there already, so a reader replays the commits after it only. Commits write one themselves every
-//!    `delta.checkpointInterval` commits (100 by default; delta-rs's post-commit hook on the commit path).
-//! 3. **Expired log clean-up** ([`log_cleanup`]): commit files older than `delta.logRetentionDuration` (30
-//!    days by default) and before the newest checkpoint are deleted, as Delta's writers do.
-//! 4. **VACUUM** ([`vacuum`]): data files no version within the retention uses (removed by a compaction, a
+//! 2. **VACUUM** ([`vacuum`]): data files no version within the retention uses (removed by a compaction, a
 //!    merge or an overwrite more than `delta.deletedFileRetentionDuration` ago, 7 days by default) and files no
 //!    commit ever referenced (left by a crash between a file's write and its commit) older than that, are
 //!    deleted. Directories starting with `_` (the connector's `_connector`, `_delta_log`) are left alone.
+//! 3. **Checkpoint** ([`log_cleanup`]): a checkpoint at the table's current version, unless the newest one is
+//!    there already, so a reader replays the commits after it only. Commits write one themselves every
+//!    `delta.checkpointInterval` commits (100 by default; delta-rs's post-commit hook on the commit path).
+//! 4. **Expired log clean-up** ([`log_cleanup`]): commit files older than `delta.logRetentionDuration` (30
+//!    days by default) and before the newest checkpoint are deleted, as Delta's writers do.
 
 mod cadence;
 mod compaction;
@@ -21,6 +21,7 @@ mod log_cleanup;
 mod vacuum;
 
 pub use cadence::{MaintenanceCadence, VACUUM_EVERY_PASSES};
+pub(crate) use log_cleanup::newest_checkpoint;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -127,10 +128,11 @@ pub async fn maintain_table(
     } else {
         (table, compaction::Compacted::default())
     };
-    let (table, checkpoint_version) = log_cleanup::checkpoint(table).await?;
-    let expired_log_files = log_cleanup::remove_expired_logs(&table).await?;
     let (table, vacuumed_files) =
         if policy.vacuum { vacuum::vacuum(table, policy.vacuum_retention).await? } else { (table, 0) };
+    // Last, so the checkpoint covers the pass's own commits (compaction's, VACUUM's start and end).
+    let (table, checkpoint_version) = log_cleanup::checkpoint(table).await?;
+    let expired_log_files = log_cleanup::remove_expired_logs(&table).await?;
     let after = compaction::FileCounts::of(&table, target)?;
     let report = MaintenanceReport {
         table: table_id.clone(),

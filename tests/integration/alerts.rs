@@ -1,0 +1,129 @@
+//! A pipeline that needs a person: `connector run` with the alert webhook set tells a local receiver (a stand-in
+//! for Slack's incoming webhook) that the pipeline needs attention, `/readyz` answers 503 naming it, and once the
+//! bad file is gone the receiver hears it recovered and `/readyz` is 200 again. The hook's URL never shows in
+//! the logs.
+
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::routing::post;
+
+use crate::files::python;
+use crate::support::delta::TempLake;
+
+const CONNECTOR: &str = env!("CARGO_BIN_EXE_connector");
+/// The part of a webhook URL that is its secret, as in Slack's `/services/T…/B…/<token>`.
+const HOOK_SECRET: &str = "hook-token-5ecret";
+
+/// Starts a receiver of webhook posts; returns its URL and the texts posted so far.
+async fn webhook_receiver() -> (String, Arc<Mutex<Vec<String>>>) {
+    let received: Arc<Mutex<Vec<String>>> = Arc::default();
+    let store = received.clone();
+    let router = Router::new().route(
+        &format!("/services/{HOOK_SECRET}"),
+        post(move |axum::Json(body): axum::Json<serde_json::Value>| {
+            let store = store.clone();
+            async move {
+                let text = body.get("text").and_then(|text| text.as_str()).unwrap_or_default().to_string();
+                store.lock().expect("receiver").push(text);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the receiver");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (format!("http://{address}/services/{HOOK_SECRET}"), received)
+}
+
+/// Waits up to a minute for `check` to hold, polling.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !check().await {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_needing_a_person_is_alerted_and_unready_until_it_recovers() {
+    let landing = tempfile::tempdir().expect("landing directory");
+    let lake = TempLake::new();
+    // A Parquet file cut short (pyarrow's, its end removed): bad input no retry mends.
+    let bad = landing.path().join("cut.parquet");
+    python(
+        r#"
+import pyarrow as pa, pyarrow.parquet as pq, sys
+pq.write_table(pa.table({"id": [1, 2, 3]}), sys.argv[1])
+data = open(sys.argv[1], "rb").read()
+open(sys.argv[1], "wb").write(data[:-100])
+"#,
+        &[bad.to_str().expect("utf-8")],
+    );
+    let config = lake.dir.path().join("pipelines.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[profiles.landing]\nkind = \"files\"\npath = \"{}\"\n\n[[pipelines]]\nname = \"people\"\n\
+             profile = \"landing\"\ntables = [\"raw.people\"]\ndest = \"{}\"\nschedule = \"1s\"\n",
+            landing.path().display(),
+            lake.dir.path().display()
+        ),
+    )
+    .expect("pipelines.toml");
+    let (webhook, received) = webhook_receiver().await;
+    let metrics = format!("127.0.0.1:{}", crate::support::loopback::free_port());
+    let log = lake.dir.path().join("connector.log");
+    let mut child = Command::new(CONNECTOR)
+        .args(["run", "--config", config.to_str().expect("utf-8"), "--metrics-addr", &metrics])
+        .env("CONNECTOR_ALERT_WEBHOOK", &webhook)
+        .env("CONNECTOR_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("run connector");
+    let readyz = || {
+        let url = format!("http://{metrics}/readyz");
+        async move {
+            match reqwest::get(&url).await {
+                Ok(response) => Some((response.status().as_u16(), response.text().await.unwrap_or_default())),
+                Err(_) => None,
+            }
+        }
+    };
+    let said = |words: &'static [&'static str]| {
+        let received = received.clone();
+        move || {
+            let found =
+                received.lock().expect("receiver").iter().any(|text| words.iter().all(|word| text.contains(word)));
+            async move { found }
+        }
+    };
+
+    eventually("an alert that the pipeline needs attention", said(&["`people`", "needs attention", "cut.parquet"]))
+        .await;
+    eventually("/readyz unready naming the pipeline", || async {
+        matches!(readyz().await, Some((503, text)) if text.contains("people: ") && text.contains("cut.parquet"))
+    })
+    .await;
+
+    std::fs::remove_file(&bad).expect("remove the bad file");
+    eventually("an alert that the pipeline recovered", said(&["`people`", "recovered"])).await;
+    eventually("/readyz ready again", || async { matches!(readyz().await, Some((200, _))) }).await;
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let texts = received.lock().expect("receiver").clone();
+    let attention = texts.iter().position(|text| text.contains("needs attention"));
+    let recovered = texts.iter().position(|text| text.contains("recovered"));
+    assert!(attention < recovered, "attention, then recovery: {texts:?}");
+    assert_eq!(texts.iter().filter(|text| text.contains("needs attention")).count(), 1, "once, not per run: {texts:?}");
+    let logged = std::fs::read_to_string(&log).expect("log");
+    assert!(!logged.contains(HOOK_SECRET), "the hook's secret stays out of the logs");
+}
