@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::routing::post;
 
+use crate::event_log::people_pipeline_file;
 use crate::files::python;
 use crate::support::delta::TempLake;
 
@@ -66,17 +67,7 @@ open(sys.argv[1], "wb").write(data[:-100])
 "#,
         &[bad.to_str().expect("utf-8")],
     );
-    let config = lake.dir.path().join("pipelines.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[profiles.landing]\nkind = \"files\"\npath = \"{}\"\n\n[[pipelines]]\nname = \"people\"\n\
-             profile = \"landing\"\ntables = [\"raw.people\"]\ndest = \"{}\"\nschedule = \"1s\"\n",
-            landing.path().display(),
-            lake.dir.path().display()
-        ),
-    )
-    .expect("pipelines.toml");
+    let config = people_pipeline_file(landing.path(), &lake, "1s");
     let (webhook, received) = webhook_receiver().await;
     let metrics = format!("127.0.0.1:{}", crate::support::loopback::free_port());
     let log = lake.dir.path().join("connector.log");

@@ -100,17 +100,7 @@ async fn the_metrics_endpoint_counts_what_a_running_pipeline_commits() {
         python(WRITE_PEOPLE_CSV, &[landing.path().join(name).to_str().expect("utf-8"), first, count, ""]);
     };
     write("a.csv", "0", "100");
-    let config = lake.dir.path().join("pipelines.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[profiles.landing]\nkind = \"files\"\npath = \"{}\"\n\n[[pipelines]]\nname = \"people\"\n\
-             profile = \"landing\"\ntables = [\"raw.people\"]\ndest = \"{}\"\nschedule = \"continuous\"\n",
-            landing.path().display(),
-            lake.dir.path().display()
-        ),
-    )
-    .expect("pipelines.toml");
+    let config = people_pipeline_file(landing.path(), &lake, "continuous");
     let port = crate::support::loopback::free_port();
     let address = format!("127.0.0.1:{port}");
     let mut child = Command::new(CONNECTOR)
@@ -168,4 +158,21 @@ async fn the_metrics_endpoint_counts_what_a_running_pipeline_commits() {
             .unwrap_or(0.0)
     };
     assert!(commits(&second) > commits(&first), "commits move: {} then {}", commits(&first), commits(&second));
+}
+
+/// A `pipelines.toml` in the lake's directory with one files pipeline, `people`, landing `landing`'s files at
+/// `raw.people` on `schedule`; returns its path.
+pub fn people_pipeline_file(landing: &std::path::Path, lake: &TempLake, schedule: &str) -> std::path::PathBuf {
+    let config = lake.dir.path().join("pipelines.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[profiles.landing]\nkind = \"files\"\npath = \"{}\"\n\n[[pipelines]]\nname = \"people\"\n\
+             profile = \"landing\"\ntables = [\"raw.people\"]\ndest = \"{}\"\nschedule = \"{schedule}\"\n",
+            landing.display(),
+            lake.dir.path().display()
+        ),
+    )
+    .expect("pipelines.toml");
+    config
 }

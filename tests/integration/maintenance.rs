@@ -7,36 +7,21 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, SystemTime};
 
-use connector_core::arrow::datatypes::DataType;
 use connector_core::delta::{ApplyOutcome, DeltaTableWriter};
 use connector_core::deltalake::DeltaTable;
 use connector_core::event_log::recent_events;
 use connector_core::lease::PipelineLease;
 use connector_core::options::{DeleteMode, TableOptions};
-use connector_core::schema::{Column, TableId, TableSchema};
+use connector_core::schema::TableSchema;
 
 use crate::deletion_vectors::{hundred_orders, options};
-use crate::support::delta::{Changes, TempLake, python_reading, read_rows};
+use crate::support::delta::{Changes, TempLake, orders_shaped, python_reading, read_rows};
 
 const CONNECTOR: &str = env!("CARGO_BIN_EXE_connector");
 const PIPELINE: &str = "shop";
 /// Commits of the append-only table: more than delta-rs's checkpoint interval (100).
 const APPENDS: i64 = 150;
 const ROWS_PER_APPEND: i64 = 4;
-
-/// `shop.<name> (id bigint, customer text, amount int)`, keyed by `id` or not.
-fn schema(name: &str, keyed: bool) -> TableSchema {
-    TableSchema::new(
-        TableId::new("shop", name),
-        vec![
-            Column::new("id", DataType::Int64, "bigint"),
-            Column::new("customer", DataType::Utf8, "text"),
-            Column::new("amount", DataType::Int32, "integer"),
-        ],
-        if keyed { vec!["id".into()] } else { vec![] },
-    )
-    .expect("valid schema")
-}
 
 async fn apply(table: &mut DeltaTableWriter, schema: &TableSchema, changes: Changes<'_>) -> ApplyOutcome {
     table.apply_changes(schema, &changes.build()).await.expect("apply")
@@ -78,7 +63,7 @@ async fn reopened(lake: &TempLake, schema: &TableSchema) -> DeltaTable {
 /// rewritten (pipeline `p`).
 async fn small_commits(lake: &TempLake) -> (TableSchema, TableSchema) {
     let sink = lake.sink(PIPELINE);
-    let events = schema("events", false);
+    let events = orders_shaped("events", false);
     // Maintained by `connector maintain` alone here, not by their writers.
     let unmaintained = TableOptions { maintenance_every_commits: 0, ..TableOptions::default() };
     let mut appended = sink.open_table(&events, unmaintained).await.expect("open events");
@@ -258,7 +243,7 @@ async fn a_writer_maintains_its_tables_between_commits_and_they_read_as_never_ma
     assert_eq!(passes, 12, "a pass every 5 of the 61 commits: {logged:?}");
 
     let lake = TempLake::new();
-    let events = schema("events", false);
+    let events = orders_shaped("events", false);
     let options = TableOptions { maintenance_every_commits: 10, ..TableOptions::default() };
     let mut appended = lake.sink(PIPELINE).open_table(&events, options).await.expect("open events");
     let mut most_files = 0;

@@ -16,8 +16,13 @@ use url::Url;
 
 /// `shop.orders (id bigint primary key, customer text, amount int)`; `with_key: false` drops the key.
 pub fn orders_schema(with_key: bool) -> TableSchema {
+    orders_shaped("orders", with_key)
+}
+
+/// A table of `shop.orders`' columns named `shop.<name>`.
+pub fn orders_shaped(name: &str, with_key: bool) -> TableSchema {
     TableSchema::new(
-        TableId::new("shop", "orders"),
+        TableId::new("shop", name),
         vec![
             Column::new("id", DataType::Int64, "bigint"),
             Column::new("customer", DataType::Utf8, "text"),
