@@ -1,6 +1,7 @@
-//! The pipelines' metrics in Prometheus text: what `connector run --metrics-addr` serves at `/metrics`. They are
-//! counted from the event log's events ([`crate::event_log`]), so the log and the metrics never disagree about
-//! what happened: every run, commit, schema change and error is recorded once and counted here.
+//! The pipelines' metrics in Prometheus text: what `connector run --metrics-addr` serves at `/metrics`. What
+//! happened (runs, commits, schema changes, errors, maintenance) is counted from the event log's events
+//! ([`crate::event_log`]), so the log and the metrics never disagree; where sources stand (Kafka consumer lag,
+//! files outstanding) is set by the sources as they learn it.
 
 use std::sync::OnceLock;
 use std::sync::atomic::AtomicU64;
@@ -14,6 +15,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::event_log::{Event, EventKind};
+use crate::schema::TableId;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PipelineLabels {
@@ -24,6 +26,13 @@ struct PipelineLabels {
 struct TableLabels {
     pipeline: String,
     table: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PartitionLabels {
+    pipeline: String,
+    topic: String,
+    partition: i32,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -51,6 +60,10 @@ pub struct PipelineMetrics {
     errors: Family<ErrorLabels, Counter>,
     schema_changes: Family<TableLabels, Counter>,
     resyncs: Family<TableLabels, Counter>,
+    maintenance_passes: Family<TableLabels, Counter>,
+    kafka_lag: Family<PartitionLabels, Gauge>,
+    files_outstanding: Family<TableLabels, Gauge>,
+    bytes_outstanding: Family<TableLabels, Gauge>,
 }
 
 impl std::fmt::Debug for PipelineMetrics {
@@ -78,6 +91,10 @@ impl PipelineMetrics {
             errors: Family::default(),
             schema_changes: Family::default(),
             resyncs: Family::default(),
+            maintenance_passes: Family::default(),
+            kafka_lag: Family::default(),
+            files_outstanding: Family::default(),
+            bytes_outstanding: Family::default(),
             registry: Registry::default(),
         };
         registry.register("commits", "Delta commits of a table", metrics.commits.clone());
@@ -106,6 +123,26 @@ impl PipelineMetrics {
         registry.register("errors", "Runs that stopped on an error, by the error's kind", metrics.errors.clone());
         registry.register("schema_changes", "Columns added or widened in a table", metrics.schema_changes.clone());
         registry.register("resyncs", "Tables marked to be copied anew", metrics.resyncs.clone());
+        registry.register(
+            "maintenance_passes",
+            "Table maintenance passes (compaction, checkpoint, log clean-up, VACUUM) run on a table",
+            metrics.maintenance_passes.clone(),
+        );
+        registry.register(
+            "kafka_consumer_lag_messages",
+            "Messages of a topic's partition not yet read, as of the last look at the partition's end",
+            metrics.kafka_lag.clone(),
+        );
+        registry.register(
+            "files_outstanding",
+            "Files listed and not yet ingested into a table",
+            metrics.files_outstanding.clone(),
+        );
+        registry.register(
+            "files_outstanding_bytes",
+            "Bytes of the files listed and not yet ingested into a table",
+            metrics.bytes_outstanding.clone(),
+        );
         PipelineMetrics { registry, ..metrics }
     }
 
@@ -142,8 +179,25 @@ impl PipelineMetrics {
             }
             EventKind::SchemaChange => drop(self.schema_changes.get_or_create(&table_labels()).inc()),
             EventKind::Resync => drop(self.resyncs.get_or_create(&table_labels()).inc()),
+            // A failed pass is an error of the table's writer, logged, not a run's: counted as passes only.
+            EventKind::Maintenance if event.error_kind.is_none() => {
+                self.maintenance_passes.get_or_create(&table_labels()).inc();
+            }
             EventKind::LeaseTaken | EventKind::LeaseLost | EventKind::Maintenance => {}
         }
+    }
+
+    /// Sets how far `pipeline`'s reading of `topic`'s `partition` is behind the partition's end.
+    pub fn set_kafka_lag(&self, pipeline: &str, topic: &str, partition: i32, messages: i64) {
+        let labels = PartitionLabels { pipeline: pipeline.into(), topic: topic.into(), partition };
+        self.kafka_lag.get_or_create(&labels).set(messages);
+    }
+
+    /// Sets the files (and their bytes) listed for `table` that are not yet ingested.
+    pub fn set_files_outstanding(&self, pipeline: &str, table: &TableId, files: u64, bytes: u64) {
+        let labels = TableLabels { pipeline: pipeline.into(), table: table.to_string() };
+        self.files_outstanding.get_or_create(&labels).set(i64::try_from(files).unwrap_or(i64::MAX));
+        self.bytes_outstanding.get_or_create(&labels).set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
     /// The metrics in the Prometheus (OpenMetrics) text format.
@@ -167,7 +221,6 @@ mod tests {
 
     use super::*;
     use crate::error::Error;
-    use crate::schema::TableId;
 
     #[test]
     fn events_are_counted_by_pipeline_and_table() {
@@ -180,6 +233,10 @@ mod tests {
             metrics.observe(&commit);
         }
         metrics.observe(&Event::new("shop", EventKind::RunFailed).error(&Error::config("set `url`")));
+        metrics.observe(&Event::new("shop", EventKind::Maintenance).table(&orders).message("compacted"));
+        let failed_pass = Error::state("cannot compact");
+        metrics.observe(&Event::new("shop", EventKind::Maintenance).table(&orders).error(&failed_pass));
+        metrics.set_kafka_lag("shop", "orders", 3, 42);
         let text = metrics.encode();
         for line in [
             r#"connector_commits_total{pipeline="shop",table="public.orders"} 2"#,
@@ -188,6 +245,8 @@ mod tests {
             r#"connector_runs_total{pipeline="shop",outcome="failed"} 1"#,
             r#"connector_errors_total{pipeline="shop",kind="configuration"} 1"#,
             r#"connector_running{pipeline="shop"} 0"#,
+            r#"connector_maintenance_passes_total{pipeline="shop",table="public.orders"} 1"#,
+            r#"connector_kafka_consumer_lag_messages{pipeline="shop",topic="orders",partition="3"} 42"#,
         ] {
             assert!(text.lines().any(|seen| seen == line), "{line} in:\n{text}");
         }

@@ -139,6 +139,18 @@ async fn the_metrics_endpoint_counts_what_a_running_pipeline_commits() {
     assert_eq!(get("/healthz").await, Some((200, "ok\n".to_string())));
     write("b.csv", "100", "50");
     let second = wait_for_rows(150.0).await;
+    // Files outstanding fall to 0 once the pass that found b.csv has committed it.
+    let outstanding_line = r#"connector_files_outstanding{pipeline="people",table="raw.people"} 0"#;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Some((200, text)) = get("/metrics").await
+            && text.lines().any(|line| line == outstanding_line)
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "files outstanding never came to 0");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     let _ = child.kill();
     let _ = child.wait();
 

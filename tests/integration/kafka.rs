@@ -1348,3 +1348,58 @@ async fn kafka_a_listener_asking_for_a_client_certificate_gets_the_one_pipelines
     assert!(output.status.success(), "run with the client certificate: {}", String::from_utf8_lossy(&output.stderr));
     assert_exactly_once(&landed(&lake, &topic).await, 0..100);
 }
+
+/// `connector run --metrics-addr` with a continuous Kafka pipeline: `/metrics` shows each partition's consumer
+/// lag, down to 0 once every message is read and committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_consumer_lag_per_partition_is_served_as_a_metric() {
+    let broker = KafkaBroker::start();
+    let (lake, topic) = topic_with_messages(
+        &broker,
+        "lagging",
+        2,
+        r#"for i in range(300): producer.send(topic, partition=i % 2, value=json.dumps({"id": i}).encode())"#,
+    );
+    let config = lake.dir.path().join("pipelines.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[profiles.events]\nkind = \"kafka\"\nbrokers = \"{}\"\nmax_messages_per_batch = 50\n\n[[pipelines]]\n\
+             name = \"events\"\nprofile = \"events\"\ndest = \"{}\"\ntables = [\"{topic}\"]\nschedule = \"continuous\"\n",
+            broker.brokers,
+            lake.dir.path().display()
+        ),
+    )
+    .expect("write pipelines.toml");
+    let address = format!("127.0.0.1:{}", crate::support::loopback::free_port());
+    let mut child = Command::new(CONNECTOR)
+        .args(["run", "--config", config.to_str().expect("utf-8"), "--metrics-addr", &address])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run connector");
+    let lag_line = |partition: i32| {
+        format!(r#"connector_kafka_consumer_lag_messages{{pipeline="events",topic="{topic}",partition="{partition}"}}"#)
+    };
+    let value = |text: &str, prefix: &str| -> Option<f64> {
+        text.lines().find_map(|line| line.strip_prefix(prefix)).and_then(|value| value.trim().parse().ok())
+    };
+    let rows_line = format!(r#"connector_rows_committed_total{{pipeline="events",table="kafka.{topic}"}}"#);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let text = loop {
+        let text = match reqwest::get(format!("http://{address}/metrics")).await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        let caught_up = [0, 1].iter().all(|partition| value(&text, &lag_line(*partition)) == Some(0.0));
+        if caught_up && value(&text, &rows_line) == Some(300.0) {
+            break text;
+        }
+        assert!(std::time::Instant::now() < deadline, "never caught up with 300 rows:\n{text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let _ = child.kill();
+    wait_for_exit(&mut child);
+    assert!(text.contains("# TYPE connector_kafka_consumer_lag_messages gauge"), "{text}");
+    assert_exactly_once(&landed(&lake, &topic).await, 0..300);
+}

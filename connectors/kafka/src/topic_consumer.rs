@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use connector_core::error::{Error, ErrorKind, Result, Retry};
+use connector_core::metrics::metrics;
 use connector_core::schema::TableId;
 use rdkafka::ClientConfig;
 use rdkafka::ClientContext;
@@ -349,6 +350,13 @@ impl TopicConsumer {
             self.assigned = Some(offsets.clone());
         }
         if caught_up {
+            // Read up to the ends the pass began with: nothing behind them is left.
+            if let Some(pass) = &self.pass {
+                for (partition, end) in &pass.end {
+                    let behind = offsets.next.get(partition).map_or(0, |next| (end - next).max(0));
+                    metrics().set_kafka_lag(&self.pipeline, &self.topic, *partition, behind);
+                }
+            }
             self.pass = None;
         }
         Ok(MessagePage { messages, offsets, caught_up, schemas: HashMap::new() })
@@ -416,6 +424,8 @@ impl TopicConsumer {
                 Some(next) if next > high => drop(past_end.insert(partition, next)),
                 Some(_) => {}
             }
+            let behind = offsets.next.get(&partition).map_or(0, |next| (high - next).max(0));
+            metrics().set_kafka_lag(&self.pipeline, &self.topic, partition, behind);
             end.insert(partition, high);
         }
         if !placed_by_time.is_empty() {

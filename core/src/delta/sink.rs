@@ -80,6 +80,11 @@ impl DeltaSink {
         self
     }
 
+    /// The pipeline writing through this sink.
+    pub fn pipeline(&self) -> &str {
+        &self.pipeline
+    }
+
     pub fn destination(&self) -> &Destination {
         &self.destination
     }

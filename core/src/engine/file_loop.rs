@@ -15,6 +15,7 @@ use crate::cursor::TableCursor;
 use crate::delta::{DeltaSink, DeltaTableWriter, SnapshotFiles, WrittenFiles};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ingested_file::{IngestedFile, SourceFile};
+use crate::metrics::metrics;
 use crate::options::{RowsOrigin, TableOptions};
 use crate::pipeline::{Shutdown, SyncMode, SyncReport, TableReport};
 use crate::position::{SourcePosition, TokenCursor};
@@ -172,6 +173,7 @@ async fn pass<S: FileSource>(
     }
     let new: Vec<SourceFile> = files.into_iter().filter(|file| is_new(table, file, settings)).collect();
     if new.is_empty() {
+        metrics().set_files_outstanding(sink.pipeline(), &table.id, 0, 0);
         if table.writer.is_some() && table.token.as_deref() != Some(token.as_str()) {
             commit(table, None, Vec::new(), token).await?;
         }
@@ -179,8 +181,14 @@ async fn pass<S: FileSource>(
     }
     let total = new.len();
     info!(table = %table.id, files = total, "new files found");
+    let table_id = table.id.clone();
+    let outstanding = |files: &[SourceFile]| {
+        let bytes = files.iter().map(|file| file.size).sum();
+        metrics().set_files_outstanding(sink.pipeline(), &table_id, files.len() as u64, bytes);
+    };
     let mut remaining = new.as_slice();
     while !remaining.is_empty() {
+        outstanding(remaining);
         if shutdown.is_requested() {
             return Ok(());
         }
@@ -189,6 +197,7 @@ async fn pass<S: FileSource>(
         let batch_token = if remaining.is_empty() { token.clone() } else { table.token.clone().unwrap_or_default() };
         ingest_batch(source, sink, table, batch, batch_token, settings).await?;
     }
+    outstanding(remaining);
     source.acknowledge(notifications).await
 }
 
