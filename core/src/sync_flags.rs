@@ -50,6 +50,11 @@ pub struct CommonSyncFlags {
     /// Table maintenance). 0 turns them off.
     #[arg(long, value_name = "COMMITS", default_value_t = crate::options::DEFAULT_MAINTENANCE_EVERY_COMMITS)]
     pub maintenance_every_commits: u64,
+
+    /// Serve /metrics (Prometheus text), /healthz and /readyz on this address while the sync runs (as
+    /// `connector run --metrics-addr` does): 127.0.0.1:9464.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -16,8 +16,13 @@ use crate::source_registry::build_pipeline;
 
 pub async fn sync(args: SyncArgs) -> Result<ExitCode> {
     let SyncRequest { profile, tables, common } = args.source.into_request();
+    let metrics_addr = common.metrics_addr;
     let (pipeline, mode) = pipeline_from_flags(tables, common)?;
     let runnable = build_pipeline(&profile, &pipeline)?;
+    if let Some(address) = metrics_addr {
+        // Ready from the start: the pipeline is built, and a sync has no schedule to wait for.
+        crate::metrics_server::serve(address, tokio::sync::watch::channel(true).1).await?;
+    }
     let report = runnable.sync(mode, shutdown_on_signals()).await?;
     print!("{report}");
     Ok(ExitCode::SUCCESS)

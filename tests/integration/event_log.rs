@@ -188,3 +188,36 @@ pub fn people_pipeline_file(landing: &std::path::Path, lake: &TempLake, schedule
     .expect("pipelines.toml");
     config
 }
+
+/// `connector sync --continuous --metrics-addr` serves the same endpoint as `connector run`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_continuous_sync_serves_its_metrics_too() {
+    let landing = tempfile::tempdir().expect("landing directory");
+    let lake = TempLake::new();
+    python(WRITE_PEOPLE_CSV, &[landing.path().join("a.csv").to_str().expect("utf-8"), "0", "100", ""]);
+    let address = format!("127.0.0.1:{}", crate::support::loopback::free_port());
+    let mut child = Command::new(CONNECTOR)
+        .args(["sync", "files", "--path", landing.path().to_str().expect("utf-8"), "--table", "raw.people"])
+        .args(["--dest", lake.dir.path().to_str().expect("utf-8"), "--continuous", "--metrics-addr", &address])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run connector");
+    let rows_line = r#"connector_rows_committed_total{pipeline="default",table="raw.people"} 100"#;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let text = match reqwest::get(format!("http://{address}/metrics")).await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if text.lines().any(|line| line == rows_line) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the sync's metrics never showed 100 rows:\n{text}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let ready = reqwest::get(format!("http://{address}/readyz")).await.expect("readyz").status().as_u16();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(ready, 200);
+}
