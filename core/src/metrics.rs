@@ -36,6 +36,18 @@ struct PartitionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ApiLabels {
+    service: String,
+    /// The HTTP status, or `failed` for a request that got no answer (timeout, connection refused).
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServiceLabels {
+    service: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RunLabels {
     pipeline: String,
     outcome: String,
@@ -64,6 +76,8 @@ pub struct PipelineMetrics {
     kafka_lag: Family<PartitionLabels, Gauge>,
     files_outstanding: Family<TableLabels, Gauge>,
     bytes_outstanding: Family<TableLabels, Gauge>,
+    api_requests: Family<ApiLabels, Counter>,
+    rate_limit_waits: Family<ServiceLabels, Counter<f64, AtomicU64>>,
 }
 
 impl std::fmt::Debug for PipelineMetrics {
@@ -95,6 +109,8 @@ impl PipelineMetrics {
             kafka_lag: Family::default(),
             files_outstanding: Family::default(),
             bytes_outstanding: Family::default(),
+            api_requests: Family::default(),
+            rate_limit_waits: Family::default(),
             registry: Registry::default(),
         };
         registry.register("commits", "Delta commits of a table", metrics.commits.clone());
@@ -137,6 +153,16 @@ impl PipelineMetrics {
             "files_outstanding",
             "Files listed and not yet ingested into a table",
             metrics.files_outstanding.clone(),
+        );
+        registry.register(
+            "api_requests",
+            "Requests to a SaaS API, by the HTTP status answered (failed: no answer)",
+            metrics.api_requests.clone(),
+        );
+        registry.register(
+            "api_rate_limit_wait_seconds",
+            "Time every request to an API was held back by a 429's Retry-After or an exhausted rate-limit window",
+            metrics.rate_limit_waits.clone(),
         );
         registry.register(
             "files_outstanding_bytes",
@@ -191,6 +217,17 @@ impl PipelineMetrics {
     pub fn set_kafka_lag(&self, pipeline: &str, topic: &str, partition: i32, messages: i64) {
         let labels = PartitionLabels { pipeline: pipeline.into(), topic: topic.into(), partition };
         self.kafka_lag.get_or_create(&labels).set(messages);
+    }
+
+    /// Counts a request to `service`'s API and its answer's status (`None`: no answer).
+    pub fn count_api_request(&self, service: &str, status: Option<u16>) {
+        let status = status.map_or_else(|| "failed".to_string(), |status| status.to_string());
+        self.api_requests.get_or_create(&ApiLabels { service: service.into(), status }).inc();
+    }
+
+    /// Adds a pause that held back every request to `service`'s API.
+    pub fn add_rate_limit_wait(&self, service: &str, wait: std::time::Duration) {
+        self.rate_limit_waits.get_or_create(&ServiceLabels { service: service.into() }).inc_by(wait.as_secs_f64());
     }
 
     /// Sets the files (and their bytes) listed for `table` that are not yet ingested.

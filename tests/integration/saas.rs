@@ -279,6 +279,51 @@ async fn saas_rejected_credentials_and_unknown_streams_say_what_to_do() {
     assert!(stderr.contains("STRIPE_API_KEY"), "{stderr}");
 }
 
+/// `sync stripe --continuous --metrics-addr`: requests to the API are counted by the status answered, and the
+/// 429s' Retry-After seconds are added up as the wait they held every request back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saas_requests_and_429_waits_are_served_as_metrics() {
+    let stripe = emulator(EmulatorOptions::new(Service::Stripe, 300));
+    let lake = TempLake::new();
+    stripe.arm(Fault::new(FaultKind::TooManyRequests { retry_after: 1 }).on_path("/v1/customers").after(1).times(2));
+    let address = format!("127.0.0.1:{}", crate::support::loopback::free_port());
+    let mut child = sync_command(
+        "stripe",
+        &stripe,
+        lake.dir.path(),
+        "customers",
+        &STRIPE_KEY,
+        &["--continuous", "--metrics-addr", &address],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("start connector");
+    wait_until_table_matches(&lake, &stripe, "stripe", "customers", "name").await;
+    let value = |text: &str, prefix: &str| -> Option<f64> {
+        text.lines().find_map(|line| line.strip_prefix(prefix)).and_then(|value| value.trim().parse().ok())
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let text = loop {
+        let text = match reqwest::get(format!("http://{address}/metrics")).await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if value(&text, r#"connector_api_requests_total{service="stripe",status="429"} "#) == Some(2.0) {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "the two 429s were never counted:\n{text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(stripe.pending_faults(), 0);
+    let answered = value(&text, r#"connector_api_requests_total{service="stripe",status="200"} "#).unwrap_or(0.0);
+    assert!(answered >= 3.0, "the customers' pages were counted (300 customers): {text}");
+    let waited = value(&text, r#"connector_api_rate_limit_wait_seconds_total{service="stripe"} "#).unwrap_or(0.0);
+    assert!((waited - 2.0).abs() < 1e-9, "two waits of the 429s' Retry-After second: {text}");
+}
+
 #[tokio::test]
 async fn saas_continuous_run_follows_changes_until_stopped() {
     let zendesk = emulator(EmulatorOptions::new(Service::Zendesk, 300));

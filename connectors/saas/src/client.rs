@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use connector_core::backoff::Backoff;
 use connector_core::error::{Error, ErrorKind, Result, Retry};
+use connector_core::metrics::metrics;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
@@ -214,6 +215,7 @@ impl ApiClient {
                 }
                 Err(cause) => {
                     drop(permit);
+                    metrics().count_api_request(self.service, None);
                     let what = if cause.is_timeout() { "timed out" } else { "failed to connect or send" };
                     // Without the URL: its query may hold an API key.
                     let error = self.transient(stream, &target, what).caused_by(cause.without_url());
@@ -222,6 +224,7 @@ impl ApiClient {
                 }
             };
             drop(permit);
+            metrics().count_api_request(self.service, Some(status.as_u16()));
             self.quota.observe(&headers);
             debug!(service = self.service, stream, request = %target, status = status.as_u16(), "api response");
             if status.is_success() {
@@ -247,6 +250,7 @@ impl ApiClient {
                     ));
                 }
                 warn!(service = self.service, stream, request = %target, wait = ?delay, "throttled by the API (429)");
+                metrics().add_rate_limit_wait(self.service, delay);
                 self.quota.pause_for(delay);
                 continue;
             }
