@@ -43,6 +43,12 @@ struct ApiLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SlotLabels {
+    pipeline: String,
+    slot: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ServiceLabels {
     service: String,
 }
@@ -77,6 +83,8 @@ pub struct PipelineMetrics {
     files_outstanding: Family<TableLabels, Gauge>,
     bytes_outstanding: Family<TableLabels, Gauge>,
     api_requests: Family<ApiLabels, Counter>,
+    slot_retained_wal: Family<SlotLabels, Gauge>,
+    slot_lag: Family<SlotLabels, Gauge>,
     rate_limit_waits: Family<ServiceLabels, Counter<f64, AtomicU64>>,
 }
 
@@ -110,6 +118,8 @@ impl PipelineMetrics {
             files_outstanding: Family::default(),
             bytes_outstanding: Family::default(),
             api_requests: Family::default(),
+            slot_retained_wal: Family::default(),
+            slot_lag: Family::default(),
             rate_limit_waits: Family::default(),
             registry: Registry::default(),
         };
@@ -153,6 +163,16 @@ impl PipelineMetrics {
             "files_outstanding",
             "Files listed and not yet ingested into a table",
             metrics.files_outstanding.clone(),
+        );
+        registry.register(
+            "postgres_slot_retained_wal_bytes",
+            "WAL the PostgreSQL server keeps for a pipeline's replication slot (read every 30 s while streaming)",
+            metrics.slot_retained_wal.clone(),
+        );
+        registry.register(
+            "postgres_slot_lag_bytes",
+            "WAL written since the position a pipeline last confirmed to its slot: how far Delta is behind",
+            metrics.slot_lag.clone(),
         );
         registry.register(
             "api_requests",
@@ -217,6 +237,13 @@ impl PipelineMetrics {
     pub fn set_kafka_lag(&self, pipeline: &str, topic: &str, partition: i32, messages: i64) {
         let labels = PartitionLabels { pipeline: pipeline.into(), topic: topic.into(), partition };
         self.kafka_lag.get_or_create(&labels).set(messages);
+    }
+
+    /// Sets the WAL `slot` of `pipeline` retains and how far behind the server's WAL end it is confirmed.
+    pub fn set_postgres_slot_wal(&self, pipeline: &str, slot: &str, retained_bytes: i64, lag_bytes: i64) {
+        let labels = SlotLabels { pipeline: pipeline.into(), slot: slot.into() };
+        self.slot_retained_wal.get_or_create(&labels).set(retained_bytes);
+        self.slot_lag.get_or_create(&labels).set(lag_bytes);
     }
 
     /// Counts a request to `service`'s API and its answer's status (`None`: no answer).

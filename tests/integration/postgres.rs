@@ -1237,3 +1237,43 @@ async fn postgres_restart_after_a_lost_connection_waits_for_the_slot() {
     assert!(stderr.contains("waiting for the server to release it"), "the log should say why it waits: {stderr}");
     assert_equal(&db, &lake, "public.orders", ORDER_COLUMNS).await;
 }
+
+/// `sync postgres --continuous --metrics-addr`: the slot's retained WAL and lag are served as metrics, read as
+/// streaming begins (and every heartbeat interval after).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_slot_wal_is_served_as_metrics_while_streaming() {
+    let db = postgres().await;
+    db.execute(ORDERS).await;
+    let lake = TempLake::new();
+    let address = format!("127.0.0.1:{}", crate::support::loopback::free_port());
+    let mut child = sync_command(&db, lake.dir.path(), "public.orders", &["--continuous", "--metrics-addr", &address])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start connector");
+    wait_until_equal(&db, &lake, "public.orders", ORDER_COLUMNS).await;
+    let gauge = |text: &str, name: &str| -> Option<f64> {
+        let prefix = format!(r#"connector_postgres_slot_{name}{{pipeline="test",slot=""#);
+        text.lines()
+            .find(|line| line.starts_with(&prefix))
+            .and_then(|line| line.rsplit_once(' '))
+            .and_then(|(_, value)| value.parse().ok())
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let text = loop {
+        let text = match reqwest::get(format!("http://{address}/metrics")).await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if gauge(&text, "retained_wal_bytes").is_some() && gauge(&text, "lag_bytes").is_some() {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "the slot's WAL never showed:\n{text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    terminate(&child);
+    wait_for_exit(&mut child);
+    let retained = gauge(&text, "retained_wal_bytes").unwrap_or(-1.0);
+    let lag = gauge(&text, "lag_bytes").unwrap_or(-1.0);
+    assert!(retained >= lag && lag >= 0.0, "retained {retained} ≥ lag {lag} ≥ 0:\n{text}");
+}

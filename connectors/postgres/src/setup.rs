@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use connector_core::error::{Error, ErrorKind, Result, Retry};
+use connector_core::metrics::metrics;
 use connector_core::position::Lsn;
 use connector_core::schema::TableId;
 use tokio_postgres::Client;
@@ -350,6 +351,24 @@ pub async fn slot_status(
 ) -> Result<SlotStatus> {
     let config = crate::config::PostgresConfig::connection_only(profile, pipeline)?;
     let client = crate::connection::connect(&config).await?;
+    read_slot_status(&client, &config).await
+}
+
+/// Sets the slot's retained WAL and lag as metrics; a streaming sync's errand, whose failure is only logged.
+pub(crate) async fn report_slot_wal(client: &Client, config: &crate::config::PostgresConfig) {
+    match read_slot_status(client, config).await {
+        Ok(status) => {
+            if let (Some(retained), Some(lag)) = (status.retained_bytes, status.lag_bytes) {
+                metrics().set_postgres_slot_wal(&status.pipeline, &status.slot, retained, lag);
+            }
+        }
+        Err(error) => {
+            warn!(slot = %config.slot, error = %error.report(), "could not read the slot's WAL for the metrics")
+        }
+    }
+}
+
+async fn read_slot_status(client: &Client, config: &crate::config::PostgresConfig) -> Result<SlotStatus> {
     let row = client
         .query_opt(
             "SELECT active, wal_status, confirmed_flush_lsn::text, \

@@ -23,7 +23,7 @@ use crate::changes::{PendingChanges, TableShape, append_binary_value};
 use crate::config::PostgresConfig;
 use crate::earlier_rows::fill_earlier_rows;
 use crate::pgoutput::{self, Change, Relation, TupleValue};
-use crate::setup::{parse_lsn, wait_for_slot};
+use crate::setup::{parse_lsn, report_slot_wal, wait_for_slot};
 use crate::snapshot::{replication_connect_error, replication_error};
 
 /// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
@@ -43,6 +43,8 @@ pub struct ReplicationStream<'a> {
     /// The content of the marker a `once` sync stops at.
     end_marker: Option<String>,
     last_heartbeat: Instant,
+    /// When the slot's WAL was last read for the metrics (`None`: not yet).
+    last_slot_report: Option<Instant>,
     catalog: TypeCatalog,
     /// Relation OID → index into `tables`.
     relations: HashMap<u32, usize>,
@@ -123,6 +125,7 @@ impl<'a> ReplicationStream<'a> {
             mode: SyncMode::Once,
             end_marker: None,
             last_heartbeat: Instant::now(),
+            last_slot_report: None,
             catalog: TypeCatalog::default(),
             relations: HashMap::new(),
             open_transaction: None,
@@ -473,6 +476,13 @@ impl ChangeStream for ReplicationStream<'_> {
         if self.mode == SyncMode::Continuous && self.last_heartbeat.elapsed() >= self.config.heartbeat_interval {
             self.last_heartbeat = Instant::now();
             self.emit_message("heartbeat").await?;
+        }
+        // The slot's WAL, for the metrics: as streaming begins, then as often as the heartbeat.
+        if self.mode == SyncMode::Continuous
+            && self.last_slot_report.is_none_or(|last| last.elapsed() >= self.config.heartbeat_interval)
+        {
+            self.last_slot_report = Some(Instant::now());
+            report_slot_wal(self.sql, self.config).await;
         }
         Ok(())
     }
