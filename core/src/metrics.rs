@@ -85,6 +85,7 @@ pub struct PipelineMetrics {
     api_requests: Family<ApiLabels, Counter>,
     slot_retained_wal: Family<SlotLabels, Gauge>,
     slot_lag: Family<SlotLabels, Gauge>,
+    binlog_lag: Family<PipelineLabels, Gauge>,
     rate_limit_waits: Family<ServiceLabels, Counter<f64, AtomicU64>>,
 }
 
@@ -120,6 +121,7 @@ impl PipelineMetrics {
             api_requests: Family::default(),
             slot_retained_wal: Family::default(),
             slot_lag: Family::default(),
+            binlog_lag: Family::default(),
             rate_limit_waits: Family::default(),
             registry: Registry::default(),
         };
@@ -173,6 +175,11 @@ impl PipelineMetrics {
             "postgres_slot_lag_bytes",
             "WAL written since the position a pipeline last confirmed to its slot: how far Delta is behind",
             metrics.slot_lag.clone(),
+        );
+        registry.register(
+            "mysql_binlog_lag_bytes",
+            "Binlog bytes between what a pipeline's stream has read and the server's binlog end",
+            metrics.binlog_lag.clone(),
         );
         registry.register(
             "api_requests",
@@ -244,6 +251,12 @@ impl PipelineMetrics {
         let labels = SlotLabels { pipeline: pipeline.into(), slot: slot.into() };
         self.slot_retained_wal.get_or_create(&labels).set(retained_bytes);
         self.slot_lag.get_or_create(&labels).set(lag_bytes);
+    }
+
+    /// Sets how many binlog bytes `pipeline`'s stream is behind the server's end.
+    pub fn set_mysql_binlog_lag(&self, pipeline: &str, bytes: u64) {
+        let labels = PipelineLabels { pipeline: pipeline.into() };
+        self.binlog_lag.get_or_create(&labels).set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
     /// Counts a request to `service`'s API and its answer's status (`None`: no answer).

@@ -1258,3 +1258,35 @@ async fn mysql_binlog_event_damaged_in_transit_stops_the_sync_without_a_panic_or
     sync_once(&db, lake.dir.path(), &["damaged"]);
     assert_equal(&db, &lake, "damaged", &["id", "note"]).await;
 }
+
+/// `sync mysql --continuous --metrics-addr`: how far the stream is behind the server's binlog end is served as a
+/// metric, read as streaming begins (and every 30 s after).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_binlog_lag_is_served_as_a_metric_while_streaming() {
+    let db = mariadb().await;
+    db.execute(&orders()).await;
+    let lake = TempLake::new();
+    let address = format!("127.0.0.1:{}", crate::support::loopback::free_port());
+    let mut child = sync_command(&db, lake.dir.path(), &["orders"], &["--continuous", "--metrics-addr", &address])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start connector");
+    wait_until_equal(&db, &lake, "orders", ORDER_COLUMNS).await;
+    let prefix = r#"connector_mysql_binlog_lag_bytes{pipeline="test"} "#;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let lag = loop {
+        let text = match reqwest::get(format!("http://{address}/metrics")).await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if let Some(lag) = text.lines().find_map(|line| line.strip_prefix(prefix)).and_then(|v| v.parse::<i64>().ok()) {
+            break lag;
+        }
+        assert!(Instant::now() < deadline, "the binlog lag never showed:\n{text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    terminate(&child);
+    wait_for_exit(&mut child);
+    assert!(lag >= 0, "{lag}");
+}

@@ -49,6 +49,9 @@ use crate::stream_errors::{
 };
 use crate::table_map::{Collations, shape_of};
 
+/// How often a streaming sync reads the binlog's end for the lag metric.
+const LAG_REPORT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The binlog's state of one captured table.
 #[derive(Debug)]
 pub struct BinlogTable {
@@ -117,6 +120,8 @@ pub struct BinlogReader<'a> {
     track_gtids: bool,
     /// Reads chunks of the tables copied while streaming, with the rows per chunk.
     chunk_reader: Option<(SharedChunkReader, u64)>,
+    /// When the binlog's end was last read for the lag metric (`None`: not yet).
+    last_lag_report: Option<std::time::Instant>,
 }
 
 impl std::fmt::Debug for BinlogReader<'_> {
@@ -161,6 +166,7 @@ impl<'a> BinlogReader<'a> {
             track_gtids,
             received: start,
             chunk_reader: None,
+            last_lag_report: None,
         }
     }
 
@@ -677,7 +683,15 @@ impl ChangeStream for BinlogReader<'_> {
         (!never_opens).then(|| SourcePosition::Binlog(self.event_start(event)))
     }
 
+    /// While streaming, reads how far the server's binlog end is ahead, for the lag metric: as streaming begins,
+    /// then every [`LAG_REPORT_INTERVAL`].
     async fn on_tick(&mut self) -> Result<()> {
+        if self.mode == SyncMode::Continuous
+            && self.last_lag_report.is_none_or(|last| last.elapsed() >= LAG_REPORT_INTERVAL)
+        {
+            self.last_lag_report = Some(std::time::Instant::now());
+            crate::status::report_binlog_lag(self.config, self.server, &self.received).await;
+        }
         Ok(())
     }
 

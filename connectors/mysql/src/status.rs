@@ -5,15 +5,17 @@
 use connector_core::config::{Pipeline as PipelineConfig, Profile};
 use connector_core::error::Result;
 use connector_core::gtid_state::GtidState;
+use connector_core::metrics::metrics;
 use connector_core::position::BinlogPosition;
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 use serde::Serialize;
+use tracing::warn;
 
 use crate::catalog::source_error;
 use crate::config::MySqlConfig;
 use crate::connection;
-use crate::setup::{Flavor, current_position, global, identify, mariadb_gtid_at};
+use crate::setup::{Flavor, ServerInfo, current_position, global, identify, mariadb_gtid_at};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct BinlogStatus {
@@ -42,13 +44,7 @@ pub async fn binlog_status(
     let identity = identify(&mut conn).await?;
     let flavor = identity.flavor;
     let server = current_position(&mut conn, &identity).await?;
-    let files: Vec<(String, u64)> = conn
-        .query_iter("SHOW BINARY LOGS")
-        .await
-        .map_err(|cause| source_error("cannot list the binary logs (SHOW BINARY LOGS)", cause))?
-        .map(|row: mysql_async::Row| (row.get::<String, _>(0).unwrap_or_default(), row.get::<u64, _>(1).unwrap_or(0)))
-        .await
-        .map_err(|cause| source_error("cannot list the binary logs (SHOW BINARY LOGS)", cause))?;
+    let files = binary_logs(&mut conn).await?;
     let oldest = crate::binlog_order::earliest(cursors)?;
     let (lag_bytes, file_available) = match oldest {
         Some(cursor) => lag(&files, cursor, &server),
@@ -71,6 +67,33 @@ pub async fn binlog_status(
         lag_bytes,
         cursor_available,
     })
+}
+
+/// The server's binlog files, with their sizes.
+async fn binary_logs(conn: &mut Conn) -> Result<Vec<(String, u64)>> {
+    conn.query_iter("SHOW BINARY LOGS")
+        .await
+        .map_err(|cause| source_error("cannot list the binary logs (SHOW BINARY LOGS)", cause))?
+        .map(|row: mysql_async::Row| (row.get::<String, _>(0).unwrap_or_default(), row.get::<u64, _>(1).unwrap_or(0)))
+        .await
+        .map_err(|cause| source_error("cannot list the binary logs (SHOW BINARY LOGS)", cause))
+}
+
+/// Sets how many binlog bytes lie between `received` (what a streaming sync has read) and the server's end, as a
+/// metric; a streaming sync's errand, whose failure is only logged.
+pub(crate) async fn report_binlog_lag(config: &MySqlConfig, server: &ServerInfo, received: &BinlogPosition) {
+    let lag = async {
+        let mut conn = connection::connect(config, "cannot connect to the MySQL server").await?;
+        let end = current_position(&mut conn, server).await?;
+        let files = binary_logs(&mut conn).await?;
+        let _ = conn.disconnect().await;
+        Ok::<_, connector_core::error::Error>(lag(&files, received, &end).0)
+    };
+    match lag.await {
+        Ok(Some(bytes)) => metrics().set_mysql_binlog_lag(&config.capture.pipeline, bytes),
+        Ok(None) => {}
+        Err(error) => warn!(error = %error.report(), "could not read the binlog's end for the metrics"),
+    }
 }
 
 /// The GTIDs the server no longer has in its binlog: a cursor must include them to be resumed. MySQL says so
