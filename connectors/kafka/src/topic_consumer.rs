@@ -369,23 +369,18 @@ impl TopicConsumer {
     fn pass_done(&mut self, offsets: &TopicOffsets) -> bool {
         let Some(pass) = self.pass.as_mut() else { return true };
         let now = Instant::now();
-        // Every partition is looked at, none skipped once one is found not done: each one's grace starts when it
-        // reaches its end, so that the graces of a topic's partitions run at once, not one after another.
-        let mut done = true;
-        for (partition, end) in &pass.end {
+        pass.end.iter().all(|(partition, end)| {
             // At the broker's end while fetching: every message before it was handed over. Records that are not
             // messages (transaction markers) may follow the last message, so the offset may fall short of `end`.
             if pass.at_end.contains(partition) {
-                continue;
+                return true;
             }
             if offsets.next.get(partition).is_none_or(|next| next < end) {
-                done = false;
-                continue;
+                return false;
             }
             let reached = *pass.reached_at.entry(*partition).or_insert(now);
-            done &= now.duration_since(reached) >= END_GRACE;
-        }
-        done
+            now.duration_since(reached) >= END_GRACE
+        })
     }
 
     /// Sets where the pass ends (each partition's end offset now), places partitions the offsets lack (a first
