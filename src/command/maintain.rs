@@ -85,7 +85,7 @@ async fn maintain_one(
     policy: &MaintenancePolicy,
     storage_options: &HashMap<String, String>,
 ) -> Result<Option<(Vec<String>, MaintenanceReport)>> {
-    let Some(table) = open_table(destination, table_id, storage_options).await? else { return Ok(None) };
+    let Some(mut table) = open_table(destination, table_id, storage_options).await? else { return Ok(None) };
     let pipelines = writing_pipelines(&table, table_id).await?;
     let mut leases = Vec::new();
     for pipeline in &pipelines {
@@ -105,12 +105,11 @@ async fn maintain_one(
             }
         }
     }
-    // The table as it stands once no writer can commit: reloaded, since a commit may have landed before the
-    // leases were taken.
-    let outcome = match open_table(destination, table_id, storage_options).await {
-        Ok(Some(table)) => maintain_table(table, table_id, policy).await.map(|(_, report)| Some((pipelines, report))),
-        Ok(None) => Ok(None),
-        Err(error) => Err(error),
+    // The table as it stands once no writer can commit: brought up to date, since a commit may have landed
+    // before the leases were taken.
+    let outcome = match table.update_state().await {
+        Ok(()) => maintain_table(table, table_id, policy).await.map(|(_, report)| Some((pipelines, report))),
+        Err(cause) => Err(Error::destination(format!("cannot reload {table_id} under its pipelines' leases"), cause)),
     };
     release(leases).await;
     outcome

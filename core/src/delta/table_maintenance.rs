@@ -7,7 +7,7 @@ use tracing::{info, warn};
 
 use super::table_writer::DeltaTableWriter;
 use crate::event_log::{Event, EventKind};
-use crate::maintenance::maintain_table;
+use crate::maintenance::maintain_or_reload;
 
 impl DeltaTableWriter {
     /// Runs the pass the last commit calls for, if any. A pass that fails is logged and recorded, never the
@@ -17,9 +17,10 @@ impl DeltaTableWriter {
         let Some(mut policy) = self.maintenance.after_commit(version) else { return };
         policy.target_file_bytes = Some(self.options.target_file_size);
         let event = Event::new(self.pipeline(), EventKind::Maintenance).table(&self.table_id);
-        match maintain_table(self.table.clone(), &self.table_id, &policy).await {
-            Ok((table, report)) => {
-                self.table = table;
+        let (table, outcome) = maintain_or_reload(self.table.clone(), &self.table_id, &policy).await;
+        self.table = table;
+        match outcome {
+            Ok(report) => {
                 info!(table = %self.table_id, report = %report.describe(), duration_ms = report.duration_ms,
                       "maintained the table");
                 let duration = std::time::Duration::from_millis(report.duration_ms);
@@ -29,10 +30,6 @@ impl DeltaTableWriter {
                 warn!(table = %self.table_id, error = %error.report(),
                       "table maintenance failed; the next pass tries again (ingestion goes on)");
                 self.events.record(event.error(&error));
-                // Part of the pass may have committed: the next commit must build on the table as it now is.
-                if let Err(cause) = self.table.update_state().await {
-                    warn!(table = %self.table_id, %cause, "could not reload the table after a failed maintenance pass");
-                }
             }
         }
         self.known.remember(&self.table_id, &self.table, self.committed.as_ref());

@@ -181,23 +181,22 @@ async fn pass<S: FileSource>(
     }
     let total = new.len();
     info!(table = %table.id, files = total, "new files found");
-    let table_id = table.id.clone();
-    let outstanding = |files: &[SourceFile]| {
-        let bytes = files.iter().map(|file| file.size).sum();
-        metrics().set_files_outstanding(sink.pipeline(), &table_id, files.len() as u64, bytes);
-    };
+    // Counted down batch by batch: summing what remains before each batch would cost a backlog of a million
+    // files a million additions per commit.
+    let mut outstanding_bytes: u64 = new.iter().map(|file| file.size).sum();
     let mut remaining = new.as_slice();
     while !remaining.is_empty() {
-        outstanding(remaining);
+        metrics().set_files_outstanding(sink.pipeline(), &table.id, remaining.len() as u64, outstanding_bytes);
         if shutdown.is_requested() {
             return Ok(());
         }
         let batch = next_batch(remaining, settings);
+        outstanding_bytes -= batch.iter().map(|file| file.size).sum::<u64>();
         remaining = &remaining[batch.len()..];
         let batch_token = if remaining.is_empty() { token.clone() } else { table.token.clone().unwrap_or_default() };
         ingest_batch(source, sink, table, batch, batch_token, settings).await?;
     }
-    outstanding(remaining);
+    metrics().set_files_outstanding(sink.pipeline(), &table.id, 0, 0);
     source.acknowledge(notifications).await
 }
 

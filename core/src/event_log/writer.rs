@@ -19,7 +19,7 @@ use super::{Event, events_table};
 use crate::delta::Destination;
 use crate::delta::sink::has_log;
 use crate::error::{Error, Result};
-use crate::maintenance::{MaintenanceCadence, maintain_table};
+use crate::maintenance::{MaintenanceCadence, maintain_or_reload};
 use crate::options::DEFAULT_MAINTENANCE_EVERY_COMMITS;
 
 /// How often queued events are appended.
@@ -130,20 +130,12 @@ impl EventWriter {
         let Some(version) = table.version() else { return table };
         let due = self.maintenance.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).after_commit(version);
         let Some(policy) = due else { return table };
-        match maintain_table(table.clone(), &events_table(), &policy).await {
-            Ok((maintained, report)) => {
-                debug!(report = %report.describe(), "maintained the event log");
-                maintained
-            }
-            Err(error) => {
-                warn!(error = %error.report(), "could not maintain the event log; the next pass tries again");
-                let mut table = table;
-                if let Err(cause) = table.update_state().await {
-                    warn!(%cause, "could not reload the event log after a failed maintenance pass");
-                }
-                table
-            }
+        let (table, outcome) = maintain_or_reload(table, &events_table(), &policy).await;
+        match outcome {
+            Ok(report) => debug!(report = %report.describe(), "maintained the event log"),
+            Err(error) => warn!(error = %error.report(), "could not maintain the event log; the next pass tries again"),
         }
+        table
     }
 
     /// The log, loaded, or made when it does not exist yet.

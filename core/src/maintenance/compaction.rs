@@ -31,9 +31,12 @@ impl FileCounts {
     pub(super) fn of(table: &DeltaTable, target: NonZeroU64) -> Result<Self> {
         let state = table.snapshot().map_err(|cause| read_error(table, cause))?;
         let small_below = target.get() / SMALL_FRACTION;
-        let sizes: Vec<u64> =
-            state.log_data().iter().map(|file| u64::try_from(file.size()).unwrap_or_default()).collect();
-        Ok(FileCounts { all: sizes.len(), small: sizes.iter().filter(|size| **size < small_below).count() })
+        let mut counts = FileCounts { all: 0, small: 0 };
+        for file in state.log_data().iter() {
+            counts.all += 1;
+            counts.small += usize::from(u64::try_from(file.size()).unwrap_or_default() < small_below);
+        }
+        Ok(counts)
     }
 }
 

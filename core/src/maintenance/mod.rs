@@ -20,7 +20,7 @@ mod compaction;
 mod log_cleanup;
 mod vacuum;
 
-pub use cadence::{MaintenanceCadence, VACUUM_EVERY_PASSES};
+pub use cadence::MaintenanceCadence;
 pub(crate) use log_cleanup::newest_checkpoint;
 
 use std::collections::HashMap;
@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use deltalake::{DeltaTable, DeltaTableBuilder};
 use serde::Serialize;
+use tracing::warn;
 
 use crate::delta::{Destination, recorded_app_ids};
 use crate::error::{Error, Result};
@@ -102,14 +103,6 @@ impl MaintenanceReport {
         }
         format!("{} (files {} → {})", parts.join("; "), self.files_before, self.files_after)
     }
-
-    /// Whether the pass changed anything.
-    pub fn did_something(&self) -> bool {
-        self.compacted_files > 0
-            || self.checkpoint_version.is_some()
-            || self.expired_log_files > 0
-            || self.vacuumed_files > 0
-    }
 }
 
 /// Runs one maintenance pass over `table`, loaded at its newest version; returns the table as the pass left it.
@@ -147,6 +140,26 @@ pub async fn maintain_table(
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     };
     Ok((table, report))
+}
+
+/// Runs a pass for a writer that goes on committing to `table`: on success the table as the pass left it, on
+/// failure the table reloaded (part of the pass may have committed, and the next commit must build on the table
+/// as it now is) with the error, which the caller logs: a failed pass never fails the writer.
+pub async fn maintain_or_reload(
+    table: DeltaTable,
+    table_id: &TableId,
+    policy: &MaintenancePolicy,
+) -> (DeltaTable, Result<MaintenanceReport>) {
+    match maintain_table(table.clone(), table_id, policy).await {
+        Ok((maintained, report)) => (maintained, Ok(report)),
+        Err(error) => {
+            let mut table = table;
+            if let Err(cause) = table.update_state().await {
+                warn!(table = %table_id, %cause, "could not reload the table after a failed maintenance pass");
+            }
+            (table, Err(error))
+        }
+    }
 }
 
 /// The Delta table `table_id` of `destination` at its newest version; `None` if there is none.
