@@ -24,6 +24,7 @@ pub mod metadata_column;
 pub mod metrics;
 pub mod options;
 pub mod pipeline;
+pub mod pipeline_control;
 pub mod pipeline_health;
 pub mod position;
 pub mod schedule;

@@ -236,7 +236,13 @@ impl PipelineMetrics {
             EventKind::Maintenance if event.error_kind.is_none() => {
                 self.maintenance_passes.get_or_create(&table_labels()).inc();
             }
-            EventKind::LeaseTaken | EventKind::LeaseLost | EventKind::Maintenance => {}
+            EventKind::LeaseTaken
+            | EventKind::LeaseLost
+            | EventKind::Maintenance
+            | EventKind::Paused
+            | EventKind::Resumed
+            | EventKind::RunRequested
+            | EventKind::Upload => {}
         }
     }
 

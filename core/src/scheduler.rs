@@ -12,6 +12,7 @@ use tracing::{error, info, warn};
 use crate::backoff::Backoff;
 use crate::error::{ErrorKind, Retry};
 use crate::pipeline::{Pipeline, Shutdown, SyncMode, SyncReport};
+use crate::pipeline_control::{PipelineControl, PipelineControls, RunState};
 use crate::pipeline_health::{self, Health};
 use crate::schedule::Schedule;
 
@@ -47,13 +48,20 @@ pub struct RunEvent {
 #[derive(Debug)]
 pub struct Scheduler {
     pipelines: Vec<ScheduledPipeline>,
+    controls: PipelineControls,
     retry_initial: Duration,
     retry_maximum: Duration,
 }
 
 impl Scheduler {
     pub fn new(pipelines: Vec<ScheduledPipeline>) -> Self {
-        Scheduler { pipelines, retry_initial: DEFAULT_RETRY_INITIAL, retry_maximum: DEFAULT_RETRY_MAXIMUM }
+        let controls = PipelineControls::new(pipelines.iter().map(|scheduled| scheduled.pipeline.name().to_string()));
+        Scheduler { pipelines, controls, retry_initial: DEFAULT_RETRY_INITIAL, retry_maximum: DEFAULT_RETRY_MAXIMUM }
+    }
+
+    /// The pipelines' controls (run now, pause, resume, hold), for the web console.
+    pub fn controls(&self) -> PipelineControls {
+        self.controls.clone()
     }
 
     pub fn with_retry(mut self, initial: Duration, maximum: Duration) -> Self {
@@ -67,7 +75,8 @@ impl Scheduler {
         let mut tasks = tokio::task::JoinSet::new();
         for scheduled in self.pipelines {
             let backoff = Backoff::new(self.retry_initial, self.retry_maximum);
-            tasks.spawn(run_on_schedule(scheduled, backoff, shutdown.clone(), events.clone()));
+            let control = self.controls.get(scheduled.pipeline.name()).expect("a control per pipeline").clone();
+            tasks.spawn(run_on_schedule(scheduled, control, backoff, shutdown.clone(), events.clone()));
         }
         while let Some(joined) = tasks.join_next().await {
             if let Err(panic) = joined {
@@ -79,6 +88,7 @@ impl Scheduler {
 
 async fn run_on_schedule(
     scheduled: ScheduledPipeline,
+    control: Arc<PipelineControl>,
     mut backoff: Backoff,
     mut shutdown: Shutdown,
     events: Option<UnboundedSender<RunEvent>>,
@@ -92,25 +102,42 @@ async fn run_on_schedule(
     let mut retry_after: Option<Duration> = None;
     info!(pipeline = %name, schedule = %scheduled.schedule, "pipeline scheduled");
     loop {
+        if control.is_stopped_by_person() {
+            control.set_state(RunState::Paused);
+            tokio::select! {
+                () = control.allowed_to_run() => {}
+                () = shutdown.requested() => break,
+            }
+        }
         let now = Utc::now();
-        let scheduled_delay = (scheduled.schedule.next_run(previous_start, now) - now).to_std().unwrap_or_default();
+        let next_run = scheduled.schedule.next_run(previous_start, now);
+        let scheduled_delay = (next_run - now).to_std().unwrap_or_default();
         // A retry waits its backoff; a scheduled pipeline also runs if its next slot comes first.
         let delay = match (retry_after, mode) {
             (None, _) => scheduled_delay,
             (Some(retry), SyncMode::Continuous) => retry,
             (Some(retry), SyncMode::Once) => retry.min(scheduled_delay),
         };
+        let next_run_at = chrono::Duration::from_std(delay).ok().and_then(|delay| now.checked_add_signed(delay));
+        control.set_state(RunState::Waiting { next_run_at });
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
+            () = control.run_requested() => info!(pipeline = %name, "run requested"),
+            // Paused while waiting: back to the top, which waits for the resume.
+            () = control.stop_requested() => continue,
             () = shutdown.requested() => break,
         }
         if shutdown.is_requested() {
             break;
         }
+        if control.is_stopped_by_person() {
+            continue;
+        }
         let started_at = Utc::now();
         let began = tokio::time::Instant::now();
         previous_start = Some(started_at);
-        let outcome = scheduled.pipeline.sync(mode, shutdown.clone()).await;
+        control.set_state(RunState::Running { since: started_at });
+        let outcome = sync_until_stopped(&scheduled, mode, &control, &mut shutdown).await;
         let finished_at = Utc::now();
         // Retrying cannot bring back what the source lost: the pipeline stops until its tables are copied anew.
         let lost = outcome.as_ref().err().filter(|failure| failure.kind() == ErrorKind::HistoryLost).map(|failure| {
@@ -148,10 +175,44 @@ async fn run_on_schedule(
             let _ = events.send(RunEvent { pipeline: name.clone(), started_at, finished_at, outcome });
         }
         if lost.is_some() {
-            break;
+            // Only a person mends it: a resync from the console (which asks for a run), or a restart.
+            control.set_state(RunState::StoppedForResync);
+            tokio::select! {
+                () = control.run_requested() => {}
+                () = shutdown.requested() => break,
+            }
         }
     }
+    control.set_state(RunState::Stopped);
     info!(pipeline = %name, "pipeline stopped");
+}
+
+/// One sync, stopped at its next batch boundary when the process shuts down or a person pauses or holds the
+/// pipeline.
+async fn sync_until_stopped(
+    scheduled: &ScheduledPipeline,
+    mode: SyncMode,
+    control: &PipelineControl,
+    shutdown: &mut Shutdown,
+) -> crate::error::Result<SyncReport> {
+    let (stop, run_shutdown) = Shutdown::new();
+    let sync = scheduled.pipeline.sync(mode, run_shutdown);
+    tokio::pin!(sync);
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            outcome = &mut sync => return outcome,
+            () = shutdown.requested(), if !stopping => {
+                stop.request();
+                stopping = true;
+            }
+            () = control.stop_requested(), if !stopping => {
+                info!(pipeline = %scheduled.pipeline.name(), "stopping the run: paused or held by a person");
+                stop.request();
+                stopping = true;
+            }
+        }
+    }
 }
 
 /// What a run's outcome leaves the pipeline needing: a failure that is not retried with backoff needs a person.
@@ -290,6 +351,66 @@ mod tests {
             let waited = previous_end.elapsed() - Duration::from_secs(600);
             assert!(waited <= DEFAULT_RETRY_INITIAL + Duration::from_secs(1), "waited {waited:?} after a healthy run");
         }
+        trigger.request();
+        running.await.expect("scheduler stops on shutdown");
+    }
+
+    /// A continuous pipeline that streams until told to stop.
+    #[derive(Debug, Default)]
+    struct StreamingPipeline {
+        runs: AtomicU32,
+    }
+
+    impl Pipeline for StreamingPipeline {
+        fn name(&self) -> &str {
+            "streaming"
+        }
+
+        fn sync(&self, _mode: SyncMode, mut shutdown: Shutdown) -> SyncFuture<'_> {
+            self.runs.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move {
+                shutdown.requested().await;
+                Ok(SyncReport::default())
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pause_stops_the_running_sync_a_resume_starts_one_and_run_now_skips_the_wait() {
+        let streaming = Arc::new(StreamingPipeline::default());
+        let daily = Arc::new(CountingPipeline { name: "daily", fails: false, runs: AtomicU32::new(0) });
+        let scheduler = Scheduler::new(vec![
+            ScheduledPipeline { pipeline: streaming.clone(), schedule: Schedule::Continuous },
+            ScheduledPipeline { pipeline: daily.clone(), schedule: "1d".parse().expect("valid") },
+        ]);
+        let controls = scheduler.controls();
+        let (streaming_control, daily_control) =
+            (controls.get("streaming").expect("scheduled").clone(), controls.get("daily").expect("scheduled").clone());
+        let (trigger, shutdown) = Shutdown::new();
+        let (sender, mut events) = tokio::sync::mpsc::unbounded_channel();
+        let running = tokio::spawn(scheduler.run(shutdown, Some(sender)));
+        let mut state = streaming_control.watch_state();
+        state.wait_for(|state| matches!(state, RunState::Running { .. })).await.expect("starts streaming");
+
+        streaming_control.pause();
+        while events.recv().await.expect("the paused run ends").pipeline != "streaming" {}
+        state.wait_for(|state| *state == RunState::Paused).await.expect("paused");
+        // Paused time: an hour passes and the paused pipeline starts nothing.
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        assert_eq!(streaming.runs.load(Ordering::SeqCst), 1);
+        streaming_control.resume();
+        state.wait_for(|state| matches!(state, RunState::Running { .. })).await.expect("streams again");
+        assert_eq!(streaming.runs.load(Ordering::SeqCst), 2);
+
+        // The daily pipeline ran at the start; "run now" runs it again without waiting for tomorrow.
+        assert_eq!(daily.runs.load(Ordering::SeqCst), 1);
+        let asked_at = tokio::time::Instant::now();
+        daily_control.run_now();
+        while daily.runs.load(Ordering::SeqCst) < 2 {
+            events.recv().await.expect("scheduler running");
+        }
+        assert!(asked_at.elapsed() < Duration::from_secs(1), "ran {:?} after being asked", asked_at.elapsed());
+
         trigger.request();
         running.await.expect("scheduler stops on shutdown");
     }

@@ -49,6 +49,13 @@ pub enum EventKind {
     LeaseTaken,
     LeaseLost,
     Maintenance,
+    /// A person paused the pipeline (web console; `actor` says who).
+    Paused,
+    Resumed,
+    /// A person asked for a run now.
+    RunRequested,
+    /// A person loaded uploaded files into a table (`message` names the files and the mode).
+    Upload,
 }
 
 impl EventKind {
@@ -63,6 +70,10 @@ impl EventKind {
             EventKind::LeaseTaken => "lease_taken",
             EventKind::LeaseLost => "lease_lost",
             EventKind::Maintenance => "maintenance",
+            EventKind::Paused => "paused",
+            EventKind::Resumed => "resumed",
+            EventKind::RunRequested => "run_requested",
+            EventKind::Upload => "upload",
         }
     }
 }
