@@ -47,6 +47,9 @@ pub enum Command {
     Sync(SyncArgs),
     /// Run every pipeline of a config file on its schedule (interval, cron or continuous) until stopped.
     Run(RunArgs),
+    /// Run every pipeline of a config file, as `run` does, with the web console on --addr: a page per pipeline
+    /// and table, run now / pause / resume / resync buttons, and the upload page (files into a Delta table).
+    Serve(ServeArgs),
     /// Load files (local files, directories, globs, s3://, gs:// and az:// URLs) into a table in one commit:
     /// infer the columns, create the table (or append, overwrite, or merge on --key), print the columns and the
     /// rows written.
@@ -165,6 +168,30 @@ pub struct RunArgs {
     /// 127.0.0.1:9464, or 0.0.0.0:9464 for a pod's probes and scrapes.
     #[arg(long, value_name = "HOST:PORT")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+
+    /// Serve the web console on this address while the pipelines run (as `connector serve --addr` does):
+    /// 127.0.0.1:8080. Any address but loopback needs a token (CONNECTOR_CONSOLE_TOKEN or --console-token-file).
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "once")]
+    pub ui: Option<std::net::SocketAddr>,
+
+    /// A file of console users, one `name:token` per line (`#` comments): every page and action then needs one
+    /// of the tokens, and actions are logged under the name. Default: the token in CONNECTOR_CONSOLE_TOKEN.
+    #[arg(long, value_name = "FILE")]
+    pub console_token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    connector serve --config pipelines.toml\n  \
+    CONNECTOR_CONSOLE_TOKEN=$(openssl rand -base64 32) connector serve --config pipelines.toml --addr 0.0.0.0:8080")]
+pub struct ServeArgs {
+    /// The web console's address. Any address but loopback needs a token (CONNECTOR_CONSOLE_TOKEN or
+    /// --console-token-file).
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8080")]
+    pub addr: std::net::SocketAddr,
+
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 #[derive(Debug, Args)]

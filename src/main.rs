@@ -3,6 +3,7 @@
 mod alerts;
 mod cli;
 mod command;
+mod console;
 mod logging;
 mod memory_reuse;
 mod metrics_server;

@@ -78,6 +78,11 @@ pub fn needing_a_person() -> Vec<(String, String)> {
         .collect()
 }
 
+/// How `pipeline`'s last run left it; `None` before its first run ends.
+pub fn health_of(pipeline: &str) -> Option<Health> {
+    registry().pipelines.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get(pipeline).cloned()
+}
+
 /// Every change of health from now on.
 pub fn subscribe() -> broadcast::Receiver<HealthChange> {
     registry().changes.subscribe()

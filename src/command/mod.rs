@@ -6,7 +6,7 @@ mod maintain;
 mod preview;
 mod resync;
 mod run;
-mod status;
+pub(crate) mod status;
 mod sync;
 
 use std::process::ExitCode;
@@ -24,6 +24,10 @@ pub async fn run(command: Command) -> Result<ExitCode> {
     match command {
         Command::Sync(args) => sync::sync(args).await,
         Command::Run(args) => run::run(args).await,
+        Command::Serve(mut args) => {
+            args.run.ui = Some(args.addr);
+            run::run(args.run).await
+        }
         Command::Load(args) => load::load(*args).await,
         Command::Preview(args) => preview::preview(*args).await,
         Command::Status(args) => status::status(args).await,

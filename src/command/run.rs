@@ -42,8 +42,14 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
     if args.once {
         return Ok(run_each_once(scheduled, shutdown).await);
     }
-    info!(pipelines = scheduled.len(), "running pipelines until stopped");
-    Scheduler::new(scheduled).run(shutdown, None).await;
+    let scheduler = Scheduler::new(scheduled);
+    if let Some(address) = args.ui {
+        let names = selected.iter().map(|pipeline| pipeline.name.clone()).collect();
+        let console = crate::console::Console::new(&args.config, file.clone(), names, scheduler.controls())?;
+        crate::console::serve(address, args.console_token_file.as_deref(), console).await?;
+    }
+    info!(pipelines = selected.len(), "running pipelines until stopped");
+    scheduler.run(shutdown, None).await;
     Ok(ExitCode::SUCCESS)
 }
 

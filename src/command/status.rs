@@ -31,18 +31,7 @@ pub async fn status(args: StatusArgs) -> Result<ExitCode> {
         let file = PipelinesFile::load(config)?;
         for pipeline in &file.pipelines {
             let profile = &file.profiles[&pipeline.profile];
-            // SaaS streams are not `schema.table`: their tables lie under the service (or profile) name.
-            let tables = if connector_saas::KINDS.contains(&profile.kind.as_str()) {
-                connector_saas::config::stream_tables(profile, pipeline)?
-            } else if profile.kind == connector_kafka::KIND {
-                kafka_tables(profile, pipeline).await?
-            } else {
-                pipeline
-                    .tables
-                    .iter()
-                    .map(|table| TableId::parse(table).map_err(Error::from))
-                    .collect::<Result<Vec<_>>>()?
-            };
+            let tables = pipeline_tables(profile, pipeline).await?;
             targets.push((Destination::parse(&pipeline.dest)?, tables));
             sources.push((profile.clone(), pipeline.clone()));
         }
@@ -101,6 +90,18 @@ pub async fn status(args: StatusArgs) -> Result<ExitCode> {
 }
 
 /// The events of every destination's log since `since` ago (`1h`), oldest first.
+/// The tables a pipeline writes, as its configuration names them.
+pub(crate) async fn pipeline_tables(profile: &Profile, pipeline: &PipelineConfig) -> Result<Vec<TableId>> {
+    // SaaS streams are not `schema.table`: their tables lie under the service (or profile) name.
+    if connector_saas::KINDS.contains(&profile.kind.as_str()) {
+        connector_saas::config::stream_tables(profile, pipeline)
+    } else if profile.kind == connector_kafka::KIND {
+        kafka_tables(profile, pipeline).await
+    } else {
+        pipeline.tables.iter().map(|table| TableId::parse(table).map_err(Error::from)).collect()
+    }
+}
+
 async fn recent_history(targets: &[(Destination, Vec<TableId>)], since: &str) -> Result<Vec<EventRow>> {
     let ago = humantime::parse_duration(since).map_err(|cause| {
         Error::config(format!("--since {since}: not a duration (write 30m, 1h, 2d)")).caused_by(cause)

@@ -6,7 +6,7 @@ use connector_core::config::Profile;
 use connector_core::sync_flags::{CommonSyncFlags, SyncRequest, count};
 
 /// How files are parsed; the same keys in `pipelines.toml`.
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct FormatFlags {
     /// csv, tsv, json (JSON lines or an array of records), parquet, avro, text or binary (default: each file's extension, past .gz/.zst/.bz2/.xz).
     #[arg(long)]
