@@ -39,6 +39,9 @@ command -v xz >/dev/null || missing+=(xz-utils)
 # The Kafka source builds librdkafka with OpenSSL (TLS, SASL SCRAM).
 command -v pkg-config >/dev/null || missing+=(pkg-config)
 dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
+# The web console's tests drive Debian's Chromium through chromedriver.
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]}"
   as_root apt-get update -qq

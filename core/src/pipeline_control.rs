@@ -17,8 +17,12 @@ pub enum RunState {
     /// Not started yet.
     Starting,
     /// Waiting for its next run (`None`: only a person's "run now" starts it).
-    Waiting { next_run_at: Option<DateTime<Utc>> },
-    Running { since: DateTime<Utc> },
+    Waiting {
+        next_run_at: Option<DateTime<Utc>>,
+    },
+    Running {
+        since: DateTime<Utc>,
+    },
     Paused,
     /// Its source lost history: it runs again only after its tables are resynced (and "run now" or a restart).
     StoppedForResync,

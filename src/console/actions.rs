@@ -23,16 +23,25 @@ fn back_to(pipeline: &str, message: &str) -> Response {
     Redirect::to(&format!("/pipelines/{pipeline}?{query}")).into_response()
 }
 
-pub async fn run_now(State(console): State<Console>, Path(name): Path<String>, Extension(actor): Extension<Actor>) -> Response {
+pub async fn run_now(
+    State(console): State<Console>,
+    Path(name): Path<String>,
+    Extension(actor): Extension<Actor>,
+) -> Response {
     let Some(control) = console.inner.controls.get(&name).cloned() else { return unknown(&name) };
     control.run_now();
     info!(pipeline = %name, actor = %actor.0, "run requested from the console");
     console.record_for_pipeline(&name, EventKind::RunRequested, &actor.0).await;
-    let message = if control.is_paused() { "Run requested: it starts once the pipeline is resumed." } else { "Run requested." };
+    let message =
+        if control.is_paused() { "Run requested: it starts once the pipeline is resumed." } else { "Run requested." };
     back_to(&name, message)
 }
 
-pub async fn pause(State(console): State<Console>, Path(name): Path<String>, Extension(actor): Extension<Actor>) -> Response {
+pub async fn pause(
+    State(console): State<Console>,
+    Path(name): Path<String>,
+    Extension(actor): Extension<Actor>,
+) -> Response {
     let Some(control) = console.inner.controls.get(&name).cloned() else { return unknown(&name) };
     control.pause();
     info!(pipeline = %name, actor = %actor.0, "paused from the console");
@@ -40,7 +49,11 @@ pub async fn pause(State(console): State<Console>, Path(name): Path<String>, Ext
     back_to(&name, "Paused: a running sync stops at its next commit; none starts until resumed.")
 }
 
-pub async fn resume(State(console): State<Console>, Path(name): Path<String>, Extension(actor): Extension<Actor>) -> Response {
+pub async fn resume(
+    State(console): State<Console>,
+    Path(name): Path<String>,
+    Extension(actor): Extension<Actor>,
+) -> Response {
     let Some(control) = console.inner.controls.get(&name).cloned() else { return unknown(&name) };
     control.resume();
     info!(pipeline = %name, actor = %actor.0, "resumed from the console");
@@ -54,7 +67,11 @@ pub struct ResyncQuery {
 }
 
 /// The confirmation page: a resync empties the table now, so the person types its name to go on.
-pub async fn confirm_resync(State(console): State<Console>, Path(name): Path<String>, Query(query): Query<ResyncQuery>) -> Response {
+pub async fn confirm_resync(
+    State(console): State<Console>,
+    Path(name): Path<String>,
+    Query(query): Query<ResyncQuery>,
+) -> Response {
     if console.pipeline(&name).is_none() {
         return unknown(&name);
     }
@@ -84,8 +101,19 @@ pub async fn resync(
 ) -> Response {
     let Some((config, _)) = console.pipeline(&name) else { return unknown(&name) };
     if form.confirm.trim() != form.table {
-        let message = format!("Not resynced: the confirmation `{}` is not the table's name `{}`.", form.confirm.trim(), form.table);
-        return (StatusCode::BAD_REQUEST, page("Resync not confirmed", html! { p.error { (message) } p { a href=(format!("/pipelines/{name}")) { "Back" } } })).into_response();
+        let message = format!(
+            "Not resynced: the confirmation `{}` is not the table's name `{}`.",
+            form.confirm.trim(),
+            form.table
+        );
+        return (
+            StatusCode::BAD_REQUEST,
+            page(
+                "Resync not confirmed",
+                html! { p.error { (message) } p { a href=(format!("/pipelines/{name}")) { "Back" } } },
+            ),
+        )
+            .into_response();
     }
     let Some(control) = console.inner.controls.get(&name).cloned() else { return unknown(&name) };
     let outcome = async {
@@ -109,7 +137,14 @@ pub async fn resync(
             back_to(&name, &format!("{table} emptied; the pipeline copies it again {when}."))
         }
         Ok((table, false)) => back_to(&name, &format!("{table} has no Delta table yet: nothing to resync.")),
-        Err(error) => (StatusCode::BAD_REQUEST, page("Resync failed", html! { p.error { (error.report()) } p { a href=(format!("/pipelines/{name}")) { "Back" } } })).into_response(),
+        Err(error) => (
+            StatusCode::BAD_REQUEST,
+            page(
+                "Resync failed",
+                html! { p.error { (error.report()) } p { a href=(format!("/pipelines/{name}")) { "Back" } } },
+            ),
+        )
+            .into_response(),
     }
 }
 

@@ -34,7 +34,10 @@ pub struct Access {
 
 impl std::fmt::Debug for Access {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.debug_struct("Access").field("users", &self.tokens.iter().map(|(name, _)| name).collect::<Vec<_>>()).finish()
+        formatter
+            .debug_struct("Access")
+            .field("users", &self.tokens.iter().map(|(name, _)| name).collect::<Vec<_>>())
+            .finish()
     }
 }
 
@@ -132,7 +135,8 @@ pub async fn require_access(
     next: Next,
 ) -> Response {
     if request.method() != Method::GET && request.method() != Method::HEAD && !same_origin(request.headers()) {
-        return (StatusCode::FORBIDDEN, "refused: the request did not come from the console's own pages").into_response();
+        return (StatusCode::FORBIDDEN, "refused: the request did not come from the console's own pages")
+            .into_response();
     }
     let name = if access.required() {
         match Access::presented(request.headers()).and_then(|token| access.user_of(&token)) {
@@ -189,10 +193,15 @@ pub async fn login_page(Query(query): Query<LoginQuery>) -> Response {
 
 pub async fn login(State(access): State<Access>, headers: HeaderMap, Form(form): Form<LoginForm>) -> Response {
     if !same_origin(&headers) {
-        return (StatusCode::FORBIDDEN, "refused: the request did not come from the console's own pages").into_response();
+        return (StatusCode::FORBIDDEN, "refused: the request did not come from the console's own pages")
+            .into_response();
     }
     if access.user_of(form.token.trim()).is_none() {
-        return (StatusCode::UNAUTHORIZED, login_form(form.next.as_deref(), Some("That token is not one of the console's."))).into_response();
+        return (
+            StatusCode::UNAUTHORIZED,
+            login_form(form.next.as_deref(), Some("That token is not one of the console's.")),
+        )
+            .into_response();
     }
     let session = cookie::Cookie::build((COOKIE, form.token.trim().to_string()))
         .path("/")
@@ -245,7 +254,10 @@ mod tests {
         headers.remove(header::ORIGIN);
         headers.insert("sec-fetch-site", "cross-site".parse().expect("header"));
         assert!(!same_origin(&headers));
-        assert_eq!((safe_next(Some("/pipelines/shop")), safe_next(Some("//evil.example")), safe_next(None)), ("/pipelines/shop", "/", "/"));
+        assert_eq!(
+            (safe_next(Some("/pipelines/shop")), safe_next(Some("//evil.example")), safe_next(None)),
+            ("/pipelines/shop", "/", "/")
+        );
     }
 
     #[test]
@@ -255,7 +267,8 @@ mod tests {
         std::fs::write(file.path(), "alice:short\n").expect("write");
         let refused = Access::configure(network, Some(file.path())).expect_err("too short");
         assert!(refused.to_string().contains("at least 16"), "{refused}");
-        std::fs::write(file.path(), "# operators\nalice:0123456789abcdef0123\nbob:fedcba9876543210fedc\n").expect("write");
+        std::fs::write(file.path(), "# operators\nalice:0123456789abcdef0123\nbob:fedcba9876543210fedc\n")
+            .expect("write");
         let access = Access::configure(network, Some(file.path())).expect("two users");
         assert_eq!(access.user_of("fedcba9876543210fedc").as_deref(), Some("bob"));
         assert_eq!(access.user_of("fedcba9876543210fedd"), None);

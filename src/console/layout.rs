@@ -96,7 +96,13 @@ mod tests {
 
     #[test]
     fn counts_and_sizes_read_as_people_write_them() {
-        assert_eq!((count(0), count(999), count(1000), count(1234567)), ("0".into(), "999".into(), "1,000".into(), "1,234,567".into()));
-        assert_eq!((bytes(512), bytes(1536), bytes(3 * 1024 * 1024)), ("512 B".into(), "1.5 KiB".into(), "3.0 MiB".into()));
+        assert_eq!(
+            (count(0), count(999), count(1000), count(1234567)),
+            ("0".into(), "999".into(), "1,000".into(), "1,234,567".into())
+        );
+        assert_eq!(
+            (bytes(512), bytes(1536), bytes(3 * 1024 * 1024)),
+            ("512 B".into(), "1.5 KiB".into(), "3.0 MiB".into())
+        );
     }
 }

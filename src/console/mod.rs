@@ -44,11 +44,24 @@ struct ConsoleInner {
 }
 
 impl Console {
-    pub fn new(config_path: &Path, file: PipelinesFile, scheduled: Vec<String>, controls: PipelineControls) -> Result<Console> {
+    pub fn new(
+        config_path: &Path,
+        file: PipelinesFile,
+        scheduled: Vec<String>,
+        controls: PipelineControls,
+    ) -> Result<Console> {
         let uploads = tempfile::Builder::new().prefix("connector-uploads-").tempdir().map_err(|cause| {
             Error::config("cannot create a directory for the console's uploads (is TMPDIR writable?)").caused_by(cause)
         })?;
-        Ok(Console { inner: Arc::new(ConsoleInner { config_path: config_path.to_path_buf(), file, scheduled, controls, uploads }) })
+        Ok(Console {
+            inner: Arc::new(ConsoleInner {
+                config_path: config_path.to_path_buf(),
+                file,
+                scheduled,
+                controls,
+                uploads,
+            }),
+        })
     }
 
     /// The scheduled pipelines' configurations, in the file's order.
@@ -119,10 +132,7 @@ pub async fn serve(address: SocketAddr, token_file: Option<&Path>, console: Cons
         .layer(DefaultBodyLimit::max(UPLOAD_LIMIT_BYTES))
         .with_state(console)
         .layer(axum::middleware::from_fn_with_state(access.clone(), auth::require_access));
-    let router = Router::new()
-        .route("/login", get(auth::login_page).post(auth::login))
-        .with_state(access)
-        .merge(pages);
+    let router = Router::new().route("/login", get(auth::login_page).post(auth::login)).with_state(access).merge(pages);
     info!(address = %bound, "serving the web console at http://{bound}/");
     tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await {

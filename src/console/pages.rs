@@ -39,14 +39,19 @@ struct Standing {
 }
 
 fn standing(console: &Console, name: &str) -> Standing {
-    let state = console.inner.controls.get(name).map(|control| control.state()).unwrap_or(RunState::Stopped);
+    let control = console.inner.controls.get(name);
+    let state = control.map(|control| control.state()).unwrap_or(RunState::Stopped);
     let (mut label, mut class) = (state.label().to_string(), "");
+    let pausing = control.is_some_and(|control| control.is_paused()) && matches!(state, RunState::Running { .. });
     let detail = match &state {
         RunState::Waiting { next_run_at: Some(at) } => Some(format!("next run {}", moment(Some(*at)))),
         RunState::Running { since } => Some(format!("since {}", moment(Some(*since)))),
         _ => None,
     };
     match state {
+        RunState::Running { .. } if pausing => {
+            (label, class) = ("pausing: the run stops at its next commit".into(), "paused")
+        }
         RunState::Running { .. } => class = "running",
         RunState::Paused => class = "paused",
         RunState::StoppedForResync => class = "needs-person",
@@ -112,7 +117,11 @@ pub async fn overview(State(console): State<Console>) -> Markup {
     page("Pipelines", body)
 }
 
-pub async fn pipeline(State(console): State<Console>, Path(name): Path<String>, Query(notice): Query<Notice>) -> Response {
+pub async fn pipeline(
+    State(console): State<Console>,
+    Path(name): Path<String>,
+    Query(notice): Query<Notice>,
+) -> Response {
     let Some((config, profile)) = console.pipeline(&name) else {
         return not_found(&format!("There is no pipeline `{name}` in this console's configuration."));
     };
@@ -240,7 +249,8 @@ pub async fn table(Query(query): Query<TableQuery>) -> Response {
     let from = Utc::now() - RECENT;
     let events = recent_events(&destination, &Default::default(), from).await.unwrap_or_default();
     let table_name = id.to_string();
-    let mine: Vec<&EventRow> = events.iter().filter(|event| event.table.as_deref() == Some(table_name.as_str())).collect();
+    let mine: Vec<&EventRow> =
+        events.iter().filter(|event| event.table.as_deref() == Some(table_name.as_str())).collect();
     let mut rows = Series::ending_now(60, Duration::minutes(1));
     for event in mine.iter().filter(|event| event.kind == "commit") {
         rows.add(event.at, event.rows.unwrap_or(0) as f64);
@@ -280,8 +290,13 @@ pub struct EventsQuery {
 
 pub async fn events(State(console): State<Console>, Query(query): Query<EventsQuery>) -> Response {
     let since_text = query.since.unwrap_or_else(|| "1h".to_string());
-    let Some(since) = humantime::parse_duration(&since_text).ok().and_then(|since| Duration::from_std(since).ok()) else {
-        return (StatusCode::BAD_REQUEST, page("Event log", html! { p.error { "`" (since_text) "` is not a duration: write 30m, 1h, 2d." } })).into_response();
+    let Some(since) = humantime::parse_duration(&since_text).ok().and_then(|since| Duration::from_std(since).ok())
+    else {
+        return (
+            StatusCode::BAD_REQUEST,
+            page("Event log", html! { p.error { "`" (since_text) "` is not a duration: write 30m, 1h, 2d." } }),
+        )
+            .into_response();
     };
     let (events, problems) = events_since(&console, since).await;
     let body = html! {
@@ -320,5 +335,6 @@ fn first_line(text: &str) -> &str {
 }
 
 pub fn not_found(message: &str) -> Response {
-    (StatusCode::NOT_FOUND, page("Not found", html! { p.error { (message) } p { a href="/" { "All pipelines" } } })).into_response()
+    (StatusCode::NOT_FOUND, page("Not found", html! { p.error { (message) } p { a href="/" { "All pipelines" } } }))
+        .into_response()
 }

@@ -12,8 +12,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use connector_core::arrow::util::display::array_value_to_string;
 use connector_core::event_log::{Event, EventKind};
 use connector_files::load::{LoadArgs, LoadModeFlag};
-use connector_files::rescued_data::RESCUED_DATA;
 use connector_files::preview::{DEFAULT_PREVIEW_ROWS, Preview, PreviewArgs};
+use connector_files::rescued_data::RESCUED_DATA;
 use connector_files::schema_hints::sql_type_name;
 use connector_files::sync_flags::FormatFlags;
 use maud::{Markup, PreEscaped, html};
@@ -25,11 +25,21 @@ use super::Console;
 use super::auth::Actor;
 use super::layout::{count, page};
 
-
 /// The types offered for a column, in the words `--schema-hints` takes.
 const TYPES: [&str; 13] = [
-    "string", "bigint", "int", "smallint", "tinyint", "double", "float", "decimal(38,9)", "boolean", "date",
-    "timestamp", "timestamp_ntz", "binary",
+    "string",
+    "bigint",
+    "int",
+    "smallint",
+    "tinyint",
+    "double",
+    "float",
+    "decimal(38,9)",
+    "boolean",
+    "date",
+    "timestamp",
+    "timestamp_ntz",
+    "binary",
 ];
 /// The pipeline name upload events are recorded under.
 const UPLOAD_PIPELINE: &str = "upload";
@@ -76,14 +86,18 @@ pub async fn receive(State(console): State<Console>, mut multipart: Multipart) -
 async fn store_files(multipart: &mut Multipart, directory: &std::path::Path) -> Result<usize, String> {
     tokio::fs::create_dir_all(directory).await.map_err(|error| format!("cannot store the upload: {error}"))?;
     let mut stored = 0;
-    while let Some(mut field) = multipart.next_field().await.map_err(|error| format!("the upload broke off: {error}"))? {
+    while let Some(mut field) =
+        multipart.next_field().await.map_err(|error| format!("the upload broke off: {error}"))?
+    {
         let Some(name) = field.file_name().map(safe_file_name) else { continue };
         if name.is_empty() {
             continue;
         }
         let path = directory.join(&name);
         let mut file = tokio::fs::File::create(&path).await.map_err(|error| format!("cannot store {name}: {error}"))?;
-        while let Some(chunk) = field.chunk().await.map_err(|error| format!("the upload of {name} broke off: {error}"))? {
+        while let Some(chunk) =
+            field.chunk().await.map_err(|error| format!("the upload of {name} broke off: {error}"))?
+        {
             file.write_all(&chunk).await.map_err(|error| format!("cannot store {name}: {error}"))?;
         }
         file.flush().await.map_err(|error| format!("cannot store {name}: {error}"))?;
@@ -95,8 +109,10 @@ async fn store_files(multipart: &mut Multipart, directory: &std::path::Path) -> 
 /// The last part of a browser's file name, in characters any file system takes (`../x` is `x`).
 fn safe_file_name(name: &str) -> String {
     let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
-    let cleaned: String =
-        base.chars().map(|character| if character.is_alphanumeric() || "._-".contains(character) { character } else { '_' }).collect();
+    let cleaned: String = base
+        .chars()
+        .map(|character| if character.is_alphanumeric() || "._-".contains(character) { character } else { '_' })
+        .collect();
     cleaned.trim_start_matches('.').to_string()
 }
 
@@ -115,7 +131,8 @@ fn uploaded_files(console: &Console, id: &str) -> Option<(PathBuf, Vec<String>)>
 }
 
 async fn preview_of(files: &[String]) -> connector_core::error::Result<Preview> {
-    let args = PreviewArgs { paths: files.to_vec(), rows: DEFAULT_PREVIEW_ROWS, json: false, format: FormatFlags::default() };
+    let args =
+        PreviewArgs { paths: files.to_vec(), rows: DEFAULT_PREVIEW_ROWS, json: false, format: FormatFlags::default() };
     connector_files::preview::preview(args).await
 }
 
@@ -212,7 +229,15 @@ pub async fn load(
     };
     let hints = chosen_types(&fields);
     let format = FormatFlags { schema_hints: (!hints.is_empty()).then(|| hints.join(", ")), ..FormatFlags::default() };
-    let args = LoadArgs { paths: files.clone(), dest: dest.clone(), table: table.clone(), mode, key: Vec::new(), merge_memory: None, format };
+    let args = LoadArgs {
+        paths: files.clone(),
+        dest: dest.clone(),
+        table: table.clone(),
+        mode,
+        key: Vec::new(),
+        merge_memory: None,
+        format,
+    };
     match connector_files::load::load(args).await {
         Ok(report) => {
             let names: Vec<String> = files.iter().map(|file| file_name_of(file)).collect();
@@ -227,7 +252,10 @@ pub async fn load(
             event.delta_version = report.version.map(|version| version as i64);
             console.record(&dest, event).await;
             let _ = tokio::fs::remove_dir_all(&directory).await;
-            let link: String = url::form_urlencoded::Serializer::new(String::new()).append_pair("dest", &dest).append_pair("table", &table).finish();
+            let link: String = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("dest", &dest)
+                .append_pair("table", &table)
+                .finish();
             let body = html! {
                 p.notice #loaded { (table) ": " (count(report.rows)) " rows from " (files_text(report.files))
                     @if let Some(version) = report.version { ", Delta version " (version) } "." }
@@ -254,7 +282,9 @@ pub async fn load(
 fn chosen_types(fields: &HashMap<&str, &str>) -> Vec<String> {
     let mut hints = Vec::new();
     for index in 0.. {
-        let (Some(name), Some(chosen)) = (fields.get(format!("name_{index}").as_str()), fields.get(format!("type_{index}").as_str())) else {
+        let (Some(name), Some(chosen)) =
+            (fields.get(format!("name_{index}").as_str()), fields.get(format!("type_{index}").as_str()))
+        else {
             break;
         };
         if fields.get(format!("inferred_{index}").as_str()) != Some(chosen) {
@@ -275,12 +305,19 @@ fn file_name_of(path: &str) -> String {
 /// A table name from a file name: `Orders 2026.csv.gz` is `orders_2026`.
 fn table_name_from(file: &str) -> String {
     let stem = file.split('.').next().unwrap_or(file);
-    let name: String = stem.chars().map(|character| if character.is_ascii_alphanumeric() { character.to_ascii_lowercase() } else { '_' }).collect();
+    let name: String = stem
+        .chars()
+        .map(|character| if character.is_ascii_alphanumeric() { character.to_ascii_lowercase() } else { '_' })
+        .collect();
     if name.is_empty() { "upload".into() } else { name }
 }
 
 fn bad_request(message: &str) -> Response {
-    (StatusCode::BAD_REQUEST, page("Upload refused", html! { p.error { (message) } p { a href="/upload" { "Upload again" } } })).into_response()
+    (
+        StatusCode::BAD_REQUEST,
+        page("Upload refused", html! { p.error { (message) } p { a href="/upload" { "Upload again" } } }),
+    )
+        .into_response()
 }
 
 fn gone() -> Response {
@@ -297,7 +334,14 @@ mod tests {
         assert_eq!(safe_file_name("C:\\Users\\me\\Orders 2026.csv"), "Orders_2026.csv");
         assert_eq!(safe_file_name(".hidden.csv"), "hidden.csv");
         assert_eq!(table_name_from("Orders 2026.csv.gz"), "orders_2026");
-        let form = [("name_0", "id"), ("inferred_0", "bigint"), ("type_0", "bigint"), ("name_1", "amount"), ("inferred_1", "double"), ("type_1", "decimal(38,9)")];
+        let form = [
+            ("name_0", "id"),
+            ("inferred_0", "bigint"),
+            ("type_0", "bigint"),
+            ("name_1", "amount"),
+            ("inferred_1", "double"),
+            ("type_1", "decimal(38,9)"),
+        ];
         let fields: HashMap<&str, &str> = form.into_iter().collect();
         assert_eq!(chosen_types(&fields), ["`amount` decimal(38,9)"]);
     }

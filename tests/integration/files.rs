@@ -392,6 +392,40 @@ async fn a_file_rewritten_in_place_is_skipped_unless_changed_files_are_reingeste
     assert_eq!(read_rows(&url, &["id"]).await.len(), 30, "and only once");
 }
 
+/// `connector resync` of a files table: emptied, then every file listed is ingested again at the next sync, each
+/// once, including those ingested before the resync (the ledger is voided with the rows).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resynced_files_table_ingests_every_file_again_once() {
+    let landing = tempfile::tempdir().expect("landing directory");
+    let lake = TempLake::new();
+    let landing_path = landing.path().to_str().expect("utf-8");
+    python(WRITE_ORDERS_CSV, &[landing.path().join("a.csv").to_str().expect("utf-8"), "0", "10"]);
+    assert_synced(&sync_files(landing_path, lake.dir.path(), "orders", &[]));
+    python(WRITE_ORDERS_CSV, &[landing.path().join("b.csv").to_str().expect("utf-8"), "10", "5"]);
+    assert_synced(&sync_files(landing_path, lake.dir.path(), "orders", &[]));
+    let url = table_url(&lake, "orders");
+    let before = read_rows(&url, &["id"]).await;
+    assert_eq!(before.len(), 15);
+    let resync = Command::new(CONNECTOR)
+        .args([
+            "resync",
+            "--pipeline",
+            "default",
+            "--table",
+            "raw.orders",
+            "--dest",
+            lake.dir.path().to_str().expect("utf-8"),
+        ])
+        .output()
+        .expect("run connector");
+    assert!(resync.status.success(), "{}", String::from_utf8_lossy(&resync.stderr));
+    assert!(read_rows(&url, &["id"]).await.is_empty(), "emptied at once");
+    assert_synced(&sync_files(landing_path, lake.dir.path(), "orders", &[]));
+    assert_eq!(read_rows(&url, &["id"]).await, before, "every file again, each once");
+    assert_synced(&sync_files(landing_path, lake.dir.path(), "orders", &[]));
+    assert_eq!(read_rows(&url, &["id"]).await, before, "and not a third time");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_file_stops_its_batch_naming_the_file_with_nothing_committed() {
     let landing = tempfile::tempdir().expect("landing directory");

@@ -4,6 +4,7 @@
 mod alerts;
 mod bad_input;
 mod chaos;
+mod console;
 mod deletion_vectors;
 mod delta_sink;
 mod event_log;

@@ -7,6 +7,10 @@
 //! commit that never happened (a crash between the write and the commit): it is never read, and the next
 //! commit of that version overwrites it. Unlike cursor records, ledger records are kept: together they are
 //! the set of files ingested, readable by any engine (`read_json('<table>/_connector/files/*/*.jsonl')`).
+//!
+//! A resync empties the table and voids the ledger with it: its commit of transaction `version` is preceded by a
+//! marker `<version>.reset`, and the records at or below the newest committed marker are no longer read, so every
+//! file listed is ingested again (a marker above the committed version is an orphan, removed like a record).
 
 use deltalake::DeltaTable;
 use deltalake::logstore::object_store::{self, ObjectStore, PutPayload};
@@ -33,9 +37,36 @@ fn record_path(app_id: &str, version: i64) -> Path {
     app_directory(app_id).join(format!("{version:020}.jsonl"))
 }
 
-/// The transaction version a record's name gives; `None` for a name that is not a record's.
-fn record_version(path: &Path) -> Option<i64> {
-    path.filename()?.strip_suffix(".jsonl")?.parse().ok()
+fn reset_path(app_id: &str, version: i64) -> Path {
+    app_directory(app_id).join(format!("{version:020}{RESET_SUFFIX}"))
+}
+
+/// The name's ending of a resync's marker.
+const RESET_SUFFIX: &str = ".reset";
+
+/// What a file of the ledger's directory is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Entry {
+    /// The files a commit of this transaction version landed.
+    Record(i64),
+    /// A resync at this version voided the records at or below it.
+    Reset(i64),
+}
+
+impl Entry {
+    fn of(path: &Path) -> Option<Entry> {
+        let name = path.filename()?;
+        if let Some(version) = name.strip_suffix(".jsonl") {
+            return version.parse().ok().map(Entry::Record);
+        }
+        name.strip_suffix(RESET_SUFFIX)?.parse().ok().map(Entry::Reset)
+    }
+
+    fn version(self) -> i64 {
+        match self {
+            Entry::Record(version) | Entry::Reset(version) => version,
+        }
+    }
 }
 
 fn store(table: &DeltaTable) -> std::sync::Arc<dyn ObjectStore> {
@@ -62,8 +93,23 @@ pub(crate) async fn write(table: &DeltaTable, app_id: &str, version: i64, files:
     Ok(())
 }
 
-/// Every file the commits of `app_id` up to transaction `committed` landed, in no particular order. Records
-/// of versions above it (commits that never happened) are removed.
+/// Before the commit of transaction `version` empties the table for a resync, voids the files recorded so far
+/// (when there are any: tables no file source writes have no ledger).
+pub(crate) async fn void_before_resync(table: &DeltaTable, app_id: &str, version: i64) -> Result<()> {
+    let store = store(table);
+    let mut listed = store.list(Some(&app_directory(app_id)));
+    let any = listed.try_next().await.map_err(|cause| store_error(table, "cannot list the ingested files", cause))?;
+    if any.is_some() {
+        store
+            .put(&reset_path(app_id, version), PutPayload::from_static(b""))
+            .await
+            .map_err(|cause| store_error(table, "cannot void the ingested files for the resync", cause))?;
+    }
+    Ok(())
+}
+
+/// Every file the commits of `app_id` up to transaction `committed` landed since the last resync, in no
+/// particular order. Records of versions above it (commits that never happened) are removed.
 pub(crate) async fn read(table: &DeltaTable, app_id: &str, committed: Option<i64>) -> Result<Vec<IngestedFile>> {
     let store = store(table);
     let listed: Vec<_> = store
@@ -73,8 +119,19 @@ pub(crate) async fn read(table: &DeltaTable, app_id: &str, committed: Option<i64
         .map_err(|cause| store_error(table, "cannot list the ingested files", cause))?;
     let (kept, orphans): (Vec<_>, Vec<_>) = listed
         .into_iter()
-        .filter_map(|meta| record_version(&meta.location).map(|version| (version, meta.location)))
-        .partition(|(version, _)| committed.is_some_and(|committed| *version <= committed));
+        .filter_map(|meta| Entry::of(&meta.location).map(|entry| (entry, meta.location)))
+        .partition(|(entry, _)| committed.is_some_and(|committed| entry.version() <= committed));
+    let reset = kept
+        .iter()
+        .filter_map(|(entry, _)| match entry {
+            Entry::Reset(version) => Some(*version),
+            Entry::Record(_) => None,
+        })
+        .max();
+    let kept: Vec<_> = kept
+        .into_iter()
+        .filter(|(entry, _)| matches!(entry, Entry::Record(version) if reset.is_none_or(|reset| *version > reset)))
+        .collect();
     for (_, orphan) in orphans {
         if let Err(cause) = store.delete(&orphan).await
             && !matches!(cause, object_store::Error::NotFound { .. })

@@ -140,6 +140,8 @@ impl DeltaTableWriter {
     /// Empties the table and records `cursor` (a snapshot starting over) in one commit: used by resync.
     pub async fn restart_snapshot(&mut self, cursor: TableCursor) -> Result<()> {
         let (version, properties) = self.commit_properties_for(&cursor).await?;
+        // A file source's table is copied again by ingesting every file again.
+        file_ledger::void_before_resync(&self.table, &self.app_id, version).await?;
         // A DELETE without predicate removes every file in one commit that also carries the new cursor.
         let (table, _) = self
             .table

@@ -145,6 +145,10 @@ pub(super) async fn open<S: FileSource>(source: &S, sink: &DeltaSink) -> Result<
             }
         }
     }
+    // Resynced (emptied, its ledger voided): the listing starts over too, so every file is listed again.
+    if writer.as_ref().and_then(|writer| writer.cursor()).is_some_and(|cursor| !cursor.snapshot_complete()) {
+        token = None;
+    }
     let report = TableReport { files_ingested: Some(0), ..TableReport::new(id.clone()) };
     Ok(FileTable { id, options, writer, ingested, sequence, token, report })
 }
