@@ -87,6 +87,7 @@ pub struct PipelineMetrics {
     slot_lag: Family<SlotLabels, Gauge>,
     binlog_lag: Family<PipelineLabels, Gauge>,
     rate_limit_waits: Family<ServiceLabels, Counter<f64, AtomicU64>>,
+    source_lag: Family<TableLabels, Gauge<f64, AtomicU64>>,
 }
 
 impl std::fmt::Debug for PipelineMetrics {
@@ -123,6 +124,7 @@ impl PipelineMetrics {
             slot_lag: Family::default(),
             binlog_lag: Family::default(),
             rate_limit_waits: Family::default(),
+            source_lag: Family::default(),
             registry: Registry::default(),
         };
         registry.register("commits", "Delta commits of a table", metrics.commits.clone());
@@ -195,6 +197,12 @@ impl PipelineMetrics {
             "files_outstanding_bytes",
             "Bytes of the files listed and not yet ingested into a table",
             metrics.bytes_outstanding.clone(),
+        );
+        registry.register(
+            "source_lag_seconds",
+            "How far a table's newest commit was behind its source: from the source transaction's commit to the Delta \
+             commit that landed it (PostgreSQL and MySQL/MariaDB streams)",
+            metrics.source_lag.clone(),
         );
         PipelineMetrics { registry, ..metrics }
     }
@@ -274,6 +282,13 @@ impl PipelineMetrics {
     /// Adds a pause that held back every request to `service`'s API.
     pub fn add_rate_limit_wait(&self, service: &str, wait: std::time::Duration) {
         self.rate_limit_waits.get_or_create(&ServiceLabels { service: service.into() }).inc_by(wait.as_secs_f64());
+    }
+
+    /// Sets how far behind its source `table`'s newest commit was, and tells the lag alert.
+    pub fn set_source_lag(&self, pipeline: &str, table: &TableId, behind: std::time::Duration) {
+        let labels = TableLabels { pipeline: pipeline.into(), table: table.to_string() };
+        self.source_lag.get_or_create(&labels).set(behind.as_secs_f64());
+        crate::pipeline_health::report_lag(pipeline, &labels.table, behind);
     }
 
     /// Sets the files (and their bytes) listed for `table` that are not yet ingested.

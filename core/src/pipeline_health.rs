@@ -1,10 +1,12 @@
 //! What each pipeline of this process needs now, as its runs end: nothing (its last run finished), time (it failed
 //! and is retried with backoff), or a person (a failure retrying cannot mend: a configuration the source refuses,
 //! bad input, a source that lost the history a table needs). `/readyz` answers unready while a pipeline needs a
-//! person, and the alert webhook is told of each change.
+//! person, and the alert webhook is told of each change. Also whether each table keeps within the lag an operator
+//! alerts on ([`watch_lag`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 use tokio::sync::broadcast;
 
@@ -88,6 +90,63 @@ pub fn subscribe() -> broadcast::Receiver<HealthChange> {
     registry().changes.subscribe()
 }
 
+/// A table's lag behind its source crossing the alert threshold, up (`lagging`) or back down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LagChange {
+    pub pipeline: String,
+    pub table: String,
+    pub behind: Duration,
+    pub threshold: Duration,
+    pub lagging: bool,
+}
+
+struct LagWatch {
+    threshold: Duration,
+    /// The tables over the threshold now, as (pipeline, table).
+    lagging: Mutex<BTreeSet<(String, String)>>,
+    changes: broadcast::Sender<LagChange>,
+}
+
+fn lag_watch() -> &'static OnceLock<LagWatch> {
+    static WATCH: OnceLock<LagWatch> = OnceLock::new();
+    &WATCH
+}
+
+/// Watches every table's lag against `threshold` (the first threshold set holds for the process) and returns
+/// each crossing from now on.
+pub fn watch_lag(threshold: Duration) -> broadcast::Receiver<LagChange> {
+    lag_watch()
+        .get_or_init(|| LagWatch {
+            threshold,
+            lagging: Mutex::new(BTreeSet::new()),
+            changes: broadcast::channel(CHANGES_BUFFERED).0,
+        })
+        .changes
+        .subscribe()
+}
+
+/// Records how far behind its source `table`'s newest commit was; tells the watchers when that crosses the
+/// threshold.
+pub fn report_lag(pipeline: &str, table: &str, behind: Duration) {
+    let Some(watch) = lag_watch().get() else { return };
+    let lagging = behind > watch.threshold;
+    let key = (pipeline.to_string(), table.to_string());
+    let changed = {
+        let mut tables = watch.lagging.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if lagging { tables.insert(key) } else { tables.remove(&key) }
+    };
+    if changed {
+        let change = LagChange {
+            pipeline: pipeline.to_string(),
+            table: table.to_string(),
+            behind,
+            threshold: watch.threshold,
+            lagging,
+        };
+        let _ = watch.changes.send(change);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,6 +170,23 @@ mod tests {
         }
         let kinds: Vec<(&str, &str)> = seen.iter().map(|(before, now)| (kind(before), kind(now))).collect();
         assert_eq!(kinds, [("healthy", "retrying"), ("retrying", "needs person"), ("needs person", "healthy")]);
+    }
+
+    #[test]
+    fn a_table_is_told_once_when_its_lag_passes_the_threshold_and_once_when_back_under() {
+        let mut changes = watch_lag(Duration::from_secs(60));
+        let threshold = lag_watch().get().expect("watched").threshold;
+        let pipeline = "lag_watch_test";
+        for seconds in [1, 2, 90, 120, 3, 4] {
+            report_lag(pipeline, "public.orders", threshold * seconds / 60);
+        }
+        let mut seen = Vec::new();
+        while let Ok(change) = changes.try_recv() {
+            if change.pipeline == pipeline {
+                seen.push((change.lagging, change.behind));
+            }
+        }
+        assert_eq!(seen, [(true, threshold * 90 / 60), (false, threshold * 3 / 60)]);
     }
 
     fn kind(health: &Health) -> &'static str {

@@ -118,3 +118,74 @@ open(sys.argv[1], "wb").write(data[:-100])
     let logged = std::fs::read_to_string(&log).expect("log");
     assert!(!logged.contains(HOOK_SECRET), "the hook's secret stays out of the logs");
 }
+
+/// `CONNECTOR_ALERT_LAG`: a PostgreSQL table whose commits land further behind the source's than the threshold
+/// (1 ms here, which every commit passes) is alerted once, not per commit, and its lag is served as a metric.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_behind_its_source_past_the_threshold_is_alerted_once_and_its_lag_served() {
+    let db = crate::support::servers::postgres().await;
+    db.execute("CREATE TABLE orders (id bigint PRIMARY KEY, note text); INSERT INTO orders VALUES (0, 'first')").await;
+    let lake = TempLake::new();
+    let config = lake.dir.path().join("pipelines.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[profiles.shop]\nkind = \"postgres\"\nurl = \"${{SHOP_URL}}\"\n\n[[pipelines]]\nname = \"shop\"\n\
+             profile = \"shop\"\ntables = [\"public.orders\"]\ndest = \"{}\"\nschedule = \"continuous\"\n",
+            lake.dir.path().display()
+        ),
+    )
+    .expect("pipelines.toml");
+    let (webhook, received) = webhook_receiver().await;
+    let metrics = format!("127.0.0.1:{}", crate::support::loopback::free_port());
+    let mut child = Command::new(CONNECTOR)
+        .args(["run", "--config", config.to_str().expect("utf-8"), "--metrics-addr", &metrics])
+        .env("SHOP_URL", db.url())
+        .env("CONNECTOR_ALERT_WEBHOOK", &webhook)
+        .env("CONNECTOR_ALERT_LAG", "1ms")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run connector");
+    let lag_line = r#"connector_source_lag_seconds{pipeline="shop",table="public.orders"} "#;
+    let mut next_id = 1;
+    let metrics_url = format!("http://{metrics}/metrics");
+    eventually("the stream's lag served", || {
+        // Changes keep coming: the copy is not streamed, the changes after it are.
+        let insert = format!("INSERT INTO orders VALUES ({next_id}, 'streamed')");
+        next_id += 1;
+        let (db, metrics_url) = (&db, metrics_url.clone());
+        async move {
+            db.execute(&insert).await;
+            let text = match reqwest::get(&metrics_url).await {
+                Ok(response) => response.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            text.lines().any(|line| line.starts_with(lag_line))
+        }
+    })
+    .await;
+    eventually("the lag alert", || {
+        let received = received.clone();
+        async move { received.lock().expect("receiver").iter().any(|text| text.contains("🐢")) }
+    })
+    .await;
+    for id in next_id..next_id + 5 {
+        db.execute(&format!("INSERT INTO orders VALUES ({id}, 'more')")).await;
+    }
+    eventually("the later rows landed", || {
+        let url = lake.table_url(&connector_core::schema::TableId::new("public", "orders"));
+        let wanted = (next_id + 5) as usize;
+        async move { crate::support::delta::read_rows(&url, &["id"]).await.len() == wanted }
+    })
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let texts = received.lock().expect("receiver").clone();
+    let lag_alerts: Vec<&String> = texts.iter().filter(|text| text.contains("🐢")).collect();
+    assert_eq!(lag_alerts.len(), 1, "once while it stays behind, not per commit: {texts:?}");
+    assert!(
+        lag_alerts[0].contains("`shop` table public.orders is") && lag_alerts[0].contains("above 1ms"),
+        "{texts:?}"
+    );
+}

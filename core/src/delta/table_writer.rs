@@ -299,7 +299,7 @@ impl DeltaTableWriter {
     }
 
     /// The pipeline writing this table (its app id is `pipeline/table`), for the commands errors suggest.
-    pub(super) fn pipeline(&self) -> &str {
+    pub fn pipeline(&self) -> &str {
         self.app_id.rsplit_once('/').map_or(self.app_id.as_str(), |(pipeline, _)| pipeline)
     }
 
