@@ -9,6 +9,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::{Notify, watch};
+use tracing::warn;
+
+use crate::delta::Destination;
+use crate::event_log::{EventKind, EventRow, pauses_and_resumes};
 
 /// Where a pipeline stands between and during runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -169,6 +173,41 @@ impl PipelineControls {
     }
 }
 
+/// Pauses again the pipelines whose newest pause or resume in their destination's event log is a pause, so a
+/// pause outlives a restart; returns them with the event that paused them. `pipelines` are (name, destination);
+/// a log that cannot be read is logged and leaves its pipelines running.
+pub async fn restore_pauses(controls: &PipelineControls, pipelines: &[(String, String)]) -> Vec<EventRow> {
+    let mut destinations: Vec<&str> = pipelines.iter().map(|(_, dest)| dest.as_str()).collect();
+    destinations.sort_unstable();
+    destinations.dedup();
+    let mut paused = Vec::new();
+    for dest in destinations {
+        let events = match Destination::parse(dest) {
+            Ok(destination) => pauses_and_resumes(&destination, &Default::default()).await,
+            Err(error) => Err(error),
+        };
+        let events = match events {
+            Ok(events) => events,
+            Err(error) => {
+                warn!(dest, error = %error.report(), "cannot read the event log for paused pipelines; they run");
+                continue;
+            }
+        };
+        let mut newest: BTreeMap<&str, &EventRow> = BTreeMap::new();
+        for event in &events {
+            newest.insert(event.pipeline.as_str(), event);
+        }
+        for (name, pipeline_dest) in pipelines {
+            let still_paused = newest.get(name.as_str()).filter(|event| event.kind == EventKind::Paused.as_str());
+            if let (true, Some(event), Some(control)) = (pipeline_dest == dest, still_paused, controls.get(name)) {
+                control.pause();
+                paused.push((*event).clone());
+            }
+        }
+    }
+    paused
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,5 +226,27 @@ mod tests {
         tokio::time::timeout(std::time::Duration::from_secs(5), control.allowed_to_run())
             .await
             .expect("neither paused nor held");
+    }
+
+    #[tokio::test]
+    async fn a_pipeline_whose_newest_pause_was_not_resumed_starts_paused() {
+        use crate::event_log::{Event, EventLog};
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let dest = directory.path().to_str().expect("utf-8").to_string();
+        let log = EventLog::for_destination(&Destination::parse(&dest).expect("destination"), &Default::default());
+        for (pipeline, kind) in
+            [("shop", EventKind::Paused), ("billing", EventKind::Paused), ("billing", EventKind::Resumed)]
+        {
+            log.record(Event::new(pipeline, kind).actor("alice from 127.0.0.1"));
+        }
+        log.flush().await;
+        let names = ["shop", "billing", "crm"].map(String::from);
+        let controls = PipelineControls::new(names.clone());
+        let pipelines: Vec<(String, String)> = names.iter().map(|name| (name.clone(), dest.clone())).collect();
+        let paused = restore_pauses(&controls, &pipelines).await;
+        assert_eq!(paused.iter().map(|event| event.pipeline.as_str()).collect::<Vec<_>>(), ["shop"]);
+        assert_eq!(paused[0].actor.as_deref(), Some("alice from 127.0.0.1"));
+        let is_paused = |name: &str| controls.get(name).expect("scheduled").is_paused();
+        assert!(is_paused("shop") && !is_paused("billing") && !is_paused("crm"));
     }
 }

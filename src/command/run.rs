@@ -5,8 +5,9 @@ use std::process::ExitCode;
 use connector_core::config::PipelinesFile;
 use connector_core::error::Result;
 use connector_core::pipeline::SyncMode;
+use connector_core::pipeline_control::restore_pauses;
 use connector_core::scheduler::{ScheduledPipeline, Scheduler};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::cli::RunArgs;
 use crate::signals::shutdown_on_signals;
@@ -43,6 +44,17 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         return Ok(run_each_once(scheduled, shutdown).await);
     }
     let scheduler = Scheduler::new(scheduled);
+    let destinations: Vec<(String, String)> =
+        selected.iter().map(|pipeline| (pipeline.name.clone(), pipeline.dest.clone())).collect();
+    for paused in restore_pauses(&scheduler.controls(), &destinations).await {
+        let by = paused.actor.as_deref().unwrap_or("someone");
+        let resume = if args.ui.is_some() {
+            "press Resume on its console page"
+        } else {
+            "resume it in the web console (connector serve)"
+        };
+        warn!(pipeline = %paused.pipeline, paused_at = %paused.at, by, "the pipeline stays paused, as it was left; {resume}");
+    }
     if let Some(address) = args.ui {
         let names = selected.iter().map(|pipeline| pipeline.name.clone()).collect();
         let console = crate::console::Console::new(&args.config, file.clone(), names, scheduler.controls())?;

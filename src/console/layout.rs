@@ -22,7 +22,7 @@ td.number { text-align: right; font-variant-numeric: tabular-nums; }
 .error { background: #fff; border-left: 4px solid var(--bad); padding: 8px 12px; white-space: pre-wrap; }
 .notice { background: #fff; border-left: 4px solid var(--good); padding: 8px 12px; }
 .muted { color: var(--muted); }
-form.inline { display: inline; }
+form.inline { display: inline; } .actions { margin: 12px 0; }
 button, .button { font: inherit; padding: 5px 12px; border: 1px solid var(--accent); background: var(--accent); color: #fff; border-radius: 4px; cursor: pointer; text-decoration: none; }
 button.secondary { background: #fff; color: var(--accent); } button.danger { background: var(--bad); border-color: var(--bad); }
 dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px; background: #fff; border: 1px solid var(--line); padding: 10px 14px; margin: 0; }

@@ -157,7 +157,7 @@ pub async fn pipeline(
             div.error #last-error { (error) }
             @if !standing.resync.is_empty() { p { "The fix: resync " (standing.resync.join(", ")) " (buttons below)." } }
         }
-        p #actions {
+        div.actions #actions {
             form.inline method="post" action=(format!("/pipelines/{name}/run")) { button type="submit" #run-now { "Run now" } }
             " "
             @if paused {

@@ -227,7 +227,7 @@ async fn a_person_resyncs_runs_pauses_and_uploads_from_the_console_in_chromium()
     let config = pipelines_file(people.path(), orders.path(), &lake);
     let port = free_port();
     let address = format!("127.0.0.1:{port}");
-    let _console = serve(&config, &address, &lake.dir.path().join("console.log"));
+    let console = serve(&config, &address, &lake.dir.path().join("console.log"));
     wait_until_listening(port, "the console");
     let base = format!("http://{address}");
     let people_table = lake.table_url(&TableId::new("raw", "people"));
@@ -392,6 +392,17 @@ with open(sys.argv[1], "w", newline="") as f:
         .until(&events_page, "table.events", "the event log page listing the upload", |text| text.contains("upload"))
         .await;
     browser.screenshot("events").await;
+
+    // A pause outlives a restart: the console started again shows the pipeline paused, as it was left.
+    browser.client.goto(&people_page).await.expect("people page");
+    browser.click("#pause").await;
+    drop(console);
+    let port = free_port();
+    let _console = serve(&config, &format!("127.0.0.1:{port}"), &lake.dir.path().join("console-again.log"));
+    wait_until_listening(port, "the console started again");
+    let people_page = format!("http://127.0.0.1:{port}/pipelines/people");
+    browser.until(&people_page, "#state", "the pipeline still paused after the restart", |state| state.contains("paused")).await;
+    assert!(browser.text_of("#actions").await.contains("Resume"));
     browser.client.close().await.expect("close the browser");
 }
 

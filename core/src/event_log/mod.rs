@@ -18,7 +18,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-pub use reader::{EventRow, recent_events};
+pub use reader::{EventRow, pauses_and_resumes, recent_events};
 
 use crate::delta::Destination;
 use crate::error::Error;

@@ -7,11 +7,11 @@ use deltalake::DeltaTableBuilder;
 use deltalake::arrow::array::{Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use deltalake::arrow::compute::cast;
 use deltalake::arrow::datatypes::DataType;
-use deltalake::datafusion::prelude::{SessionContext, col, lit};
+use deltalake::datafusion::prelude::{Expr, SessionContext, col, lit};
 use deltalake::datafusion::scalar::ScalarValue;
 use serde::Serialize;
 
-use super::events_table;
+use super::{EventKind, events_table};
 use crate::delta::Destination;
 use crate::delta::sink::has_log;
 use crate::error::{Error, Result};
@@ -39,6 +39,25 @@ pub async fn recent_events(
     storage_options: &HashMap<String, String>,
     since: DateTime<Utc>,
 ) -> Result<Vec<EventRow>> {
+    let since = ScalarValue::TimestampMicrosecond(Some(since.timestamp_micros()), Some("UTC".into()));
+    events_where(destination, storage_options, col("at").gt_eq(lit(since))).await
+}
+
+/// Every pause and resume of `destination`'s log, oldest first: what the console's Pause and Resume recorded.
+pub async fn pauses_and_resumes(
+    destination: &Destination,
+    storage_options: &HashMap<String, String>,
+) -> Result<Vec<EventRow>> {
+    let kinds = vec![lit(EventKind::Paused.as_str()), lit(EventKind::Resumed.as_str())];
+    events_where(destination, storage_options, col("kind").in_list(kinds, false)).await
+}
+
+/// The events of `destination`'s log that `filter` keeps, oldest first; none when it has no log yet.
+async fn events_where(
+    destination: &Destination,
+    storage_options: &HashMap<String, String>,
+    filter: Expr,
+) -> Result<Vec<EventRow>> {
     let url = destination.table_url(&events_table())?;
     if url.to_file_path().is_ok_and(|path| !path.join("_delta_log").is_dir()) {
         return Ok(Vec::new());
@@ -63,10 +82,7 @@ pub async fn recent_events(
     let provider = table.table_provider().await.map_err(unreadable)?;
     let batches = context
         .read_table(provider)
-        .and_then(|frame| {
-            let since = ScalarValue::TimestampMicrosecond(Some(since.timestamp_micros()), Some("UTC".into()));
-            frame.filter(col("at").gt_eq(lit(since)))
-        })
+        .and_then(|frame| frame.filter(filter))
         .and_then(|frame| frame.sort(vec![col("at").sort(true, true)]))
         .map_err(unreadable)?
         .collect()
