@@ -129,12 +129,13 @@ impl<C: ColumnRows> ChangeBuffer<C> {
     }
 
     /// Closes the open transaction's rows at its commit position.
-    pub fn close_transaction(&mut self, position: SourcePosition, commit_time: DateTime<Utc>) {
-        if self.open_rows == 0 {
-            return;
+    /// Returns the transaction's rows.
+    pub fn close_transaction(&mut self, position: SourcePosition, commit_time: DateTime<Utc>) -> usize {
+        let rows = std::mem::take(&mut self.open_rows);
+        if rows > 0 {
+            self.spans.push(TransactionSpan { end_row: self.operations.len(), position, commit_time });
         }
-        self.open_rows = 0;
-        self.spans.push(TransactionSpan { end_row: self.operations.len(), position, commit_time });
+        rows
     }
 
     /// Switches to a new shape; rows so far keep the old one.

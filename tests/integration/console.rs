@@ -401,7 +401,9 @@ with open(sys.argv[1], "w", newline="") as f:
     let _console = serve(&config, &format!("127.0.0.1:{port}"), &lake.dir.path().join("console-again.log"));
     wait_until_listening(port, "the console started again");
     let people_page = format!("http://127.0.0.1:{port}/pipelines/people");
-    browser.until(&people_page, "#state", "the pipeline still paused after the restart", |state| state.contains("paused")).await;
+    browser
+        .until(&people_page, "#state", "the pipeline still paused after the restart", |state| state.contains("paused"))
+        .await;
     assert!(browser.text_of("#actions").await.contains("Resume"));
     browser.client.close().await.expect("close the browser");
 }

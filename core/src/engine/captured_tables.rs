@@ -2,6 +2,7 @@
 //! committed, and the commits of those buffers.
 
 use chrono::{DateTime, Utc};
+use prometheus_client::metrics::counter::Counter;
 use tokio::time::Instant;
 use tracing::{debug, info};
 
@@ -10,6 +11,7 @@ use super::chunked_copy::ChunkedCopy;
 use crate::change_buffer::{ChangeBuffer, ColumnRows, TakenRows};
 use crate::delta::{ApplyOutcome, DeltaTableWriter, apply_each};
 use crate::error::{Error, Result};
+use crate::metrics::metrics;
 use crate::pipeline::TableReport;
 use crate::position::SourcePosition;
 use crate::schema::TableId;
@@ -34,11 +36,14 @@ pub struct CapturedTable<T> {
     /// Rows copied while streaming (chunks, or a table that appeared mid-stream).
     pub snapshot_rows: u64,
     pub changes_applied: u64,
+    /// The table's `connector_rows_read_total`, held so that a transaction's count costs no label lookup.
+    rows_read: Counter,
 }
 
 impl<T: TableChanges> CapturedTable<T> {
     pub fn new(writer: DeltaTableWriter, source: T) -> Self {
-        CapturedTable { writer, source, chunked: None, snapshot_rows: 0, changes_applied: 0 }
+        let rows_read = metrics().rows_read(writer.pipeline(), writer.table_id());
+        CapturedTable { writer, source, chunked: None, snapshot_rows: 0, changes_applied: 0, rows_read }
     }
 
     /// The table, copied in chunks while it streams (`None`: copied already).
@@ -66,7 +71,7 @@ impl<T: TableChanges> CapturedTable<T> {
             self.changes_applied += rows as u64;
             if let Some(source_commit) = newest_source_commit {
                 let behind = (chrono::Utc::now() - source_commit).to_std().unwrap_or_default();
-                crate::metrics::metrics().set_source_lag(self.writer.pipeline(), self.writer.table_id(), behind);
+                metrics().set_source_lag(self.writer.pipeline(), self.writer.table_id(), behind);
             }
         }
         Ok(())
@@ -109,6 +114,7 @@ impl<T: TableChanges> CapturedTable<T> {
             }
         }
         self.snapshot_rows += rows;
+        self.rows_read.inc_by(rows);
         if chunk.complete {
             info!(table = %id, rows = rows_copied, "copied the table");
             self.chunked = None;
@@ -185,7 +191,9 @@ impl<T: TableChanges> CapturedTables<T> {
     /// Closes the open transaction's rows, in every table it touched, at `position` where it committed.
     pub fn close_transaction(&mut self, position: &SourcePosition, commit_time: DateTime<Utc>) {
         for index in self.touched.drain(..) {
-            self.tables[index].source.changes_mut().close_transaction(position.clone(), commit_time);
+            let table = &mut self.tables[index];
+            let rows = table.source.changes_mut().close_transaction(position.clone(), commit_time);
+            table.rows_read.inc_by(rows as u64);
         }
     }
 

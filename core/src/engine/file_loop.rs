@@ -441,6 +441,8 @@ async fn commit(
     let read = || ingested.iter().filter(|file| file.skipped.is_none());
     let bytes: u64 = read().map(|file| file.file.size).sum();
     let files = read().count();
+    // Counted before the commit, whose event counts them committed: read never trails committed.
+    metrics().rows_read(writer.pipeline(), &table.id).inc_by(rows);
     writer.land_files_with_next_commit(ingested.clone());
     match written {
         Some(written) => writer.commit_snapshot_files(written, cursor).await?,

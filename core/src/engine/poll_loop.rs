@@ -235,6 +235,8 @@ async fn commit(table: &mut StreamTable, batch: ReadBatch) -> Result<()> {
         let records = operations.len();
         let span = TransactionSpan { end_row: records, position, commit_time: Utc::now() };
         let batch = ChangeBatch::new(&schema, rows, operations, vec![span])?;
+        // Counted before the commit, whose event counts them committed: read never trails committed.
+        crate::metrics::metrics().rows_read(table.writer.pipeline(), table.writer.table_id()).inc_by(records as u64);
         table.writer.apply_changes(&schema, &batch).await?;
         table.report.changes_applied += records as u64;
         info!(stream = %table.report.table, records, sequence, "committed");

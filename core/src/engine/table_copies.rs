@@ -135,6 +135,9 @@ where
     };
     for (index, rows) in copied {
         reports[index].snapshot_rows = rows;
+        if let Some(writer) = &slots[index] {
+            crate::metrics::metrics().rows_read(writer.pipeline(), writer.table_id()).inc_by(rows);
+        }
     }
     Ok(Some(slots.into_iter().flatten().collect()))
 }
