@@ -5,7 +5,6 @@
 
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::post;
@@ -13,6 +12,7 @@ use axum::routing::post;
 use crate::event_log::people_pipeline_file;
 use crate::files::python;
 use crate::support::delta::TempLake;
+use crate::support::eventually::eventually;
 
 const CONNECTOR: &str = env!("CARGO_BIN_EXE_connector");
 /// The part of a webhook URL that is its secret, as in Slack's `/services/T…/B…/<token>`.
@@ -37,19 +37,6 @@ async fn webhook_receiver() -> (String, Arc<Mutex<Vec<String>>>) {
     let address = listener.local_addr().expect("address");
     tokio::spawn(async move { axum::serve(listener, router).await });
     (format!("http://{address}/services/{HOOK_SECRET}"), received)
-}
-
-/// Waits up to a minute for `check` to hold, polling.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !check().await {
-        assert!(Instant::now() < deadline, "never happened: {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

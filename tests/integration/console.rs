@@ -15,22 +15,14 @@ use connector_core::event_log::recent_events;
 use connector_core::schema::TableId;
 use fantoccini::{Client, ClientBuilder, Locator};
 
+use crate::event_log::WRITE_PEOPLE_CSV;
 use crate::files::python;
 use crate::support::delta::{TempLake, python_reading, read_rows};
+use crate::support::eventually::eventually;
 use crate::support::loopback::{free_port, wait_until_listening};
 
 const CONNECTOR: &str = env!("CARGO_BIN_EXE_connector");
 const TOKEN: &str = "console-test-token-0123456789";
-
-const WRITE_PEOPLE_CSV: &str = r#"
-import csv, sys
-path, first, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-with open(path, "w", newline="") as f:
-    writer = csv.writer(f)
-    writer.writerow(["id", "name"])
-    for i in range(first, first + count):
-        writer.writerow([i, f"person {i}"])
-"#;
 
 /// Kills what it holds when the test ends, passing or not.
 struct Running(Child);
@@ -161,18 +153,6 @@ impl Browser {
     }
 }
 
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !check().await {
-        assert!(Instant::now() < deadline, "never happened: {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// Two files pipelines into `lake`: `people` streaming continuously, `orders` once an hour.
 fn pipelines_file(people: &Path, orders: &Path, lake: &TempLake) -> PathBuf {
     let config = lake.dir.path().join("pipelines.toml");
@@ -222,8 +202,8 @@ async fn a_person_resyncs_runs_pauses_and_uploads_from_the_console_in_chromium()
     let people = tempfile::tempdir().expect("people landing");
     let orders = tempfile::tempdir().expect("orders landing");
     let lake = TempLake::new();
-    python(WRITE_PEOPLE_CSV, &[people.path().join("a.csv").to_str().expect("utf-8"), "0", "100"]);
-    python(WRITE_PEOPLE_CSV, &[orders.path().join("a.csv").to_str().expect("utf-8"), "0", "30"]);
+    python(WRITE_PEOPLE_CSV, &[people.path().join("a.csv").to_str().expect("utf-8"), "0", "100", ""]);
+    python(WRITE_PEOPLE_CSV, &[orders.path().join("a.csv").to_str().expect("utf-8"), "0", "30", ""]);
     let config = pipelines_file(people.path(), orders.path(), &lake);
     let port = free_port();
     let address = format!("127.0.0.1:{port}");
@@ -280,7 +260,7 @@ async fn a_person_resyncs_runs_pauses_and_uploads_from_the_console_in_chromium()
     .await;
 
     // Run now: the hourly pipeline picks up a new file at once, not in an hour.
-    python(WRITE_PEOPLE_CSV, &[orders.path().join("b.csv").to_str().expect("utf-8"), "30", "20"]);
+    python(WRITE_PEOPLE_CSV, &[orders.path().join("b.csv").to_str().expect("utf-8"), "30", "20", ""]);
     browser.client.goto(&format!("{base}/pipelines/orders")).await.expect("orders page");
     browser.click("#run-now").await;
     assert!(browser.text_of("#notice").await.contains("Run requested"));
@@ -292,7 +272,7 @@ async fn a_person_resyncs_runs_pauses_and_uploads_from_the_console_in_chromium()
     browser.click("#pause").await;
     assert!(browser.text_of("#notice").await.contains("Paused"));
     browser.until(&people_page, "#state", "the pipeline paused", |state| state.contains("paused")).await;
-    python(WRITE_PEOPLE_CSV, &[people.path().join("b.csv").to_str().expect("utf-8"), "100", "10"]);
+    python(WRITE_PEOPLE_CSV, &[people.path().join("b.csv").to_str().expect("utf-8"), "100", "10", ""]);
     browser.click("#resume").await;
     assert!(browser.text_of("#notice").await.contains("Resumed"));
     eventually("the file written while paused", || async {

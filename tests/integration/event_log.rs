@@ -14,7 +14,9 @@ use crate::support::delta::{TempLake, python_reading};
 
 const CONNECTOR: &str = env!("CARGO_BIN_EXE_connector");
 
-const WRITE_PEOPLE_CSV: &str = r#"
+/// Writes `path` with Python's csv module: `id,name` (and `email` when the fourth argument is `email`) for `count`
+/// ids from `first`.
+pub(crate) const WRITE_PEOPLE_CSV: &str = r#"
 import csv, sys
 path, first, count, email = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "email"
 with open(path, "w", newline="") as f:

@@ -6,6 +6,7 @@ pub mod binlog_tamperer;
 pub mod certificates;
 pub mod connector_process;
 pub mod delta;
+pub mod eventually;
 pub mod faulty_store;
 pub mod forwarder;
 pub mod kafka;
