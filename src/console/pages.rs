@@ -232,7 +232,11 @@ pub struct TableQuery {
     table: String,
 }
 
-pub async fn table(Query(query): Query<TableQuery>) -> Response {
+pub async fn table(State(console): State<Console>, Query(query): Query<TableQuery>) -> Response {
+    // Only the pipelines' destinations: the console is no browser of the machine's directories.
+    if !console.destinations().contains(&query.dest) {
+        return not_found(&format!("`{}` is not a destination of this console's pipelines.", query.dest));
+    }
     let id = match TableId::parse(&query.table) {
         Ok(id) => id,
         Err(error) => return not_found(&error.to_string()),

@@ -414,6 +414,8 @@ async fn the_console_wants_its_token_refuses_other_sites_and_will_not_open_to_th
     assert!(anonymous.headers()["location"].to_str().expect("text").starts_with("/login?next=%2Fpipelines%2Fpeople"));
     assert_eq!(page(Some("console-test-token-0123456780")).await.expect("answer").status(), 303, "a wrong token");
     assert_eq!(page(Some(TOKEN)).await.expect("answer").status(), 200);
+    let elsewhere = client.get(format!("http://{address}/tables?dest=%2Fetc&table=a.b")).bearer_auth(TOKEN).send();
+    assert_eq!(elsewhere.await.expect("answer").status(), 404, "only the pipelines' destinations are shown");
     let pause = |origin: &'static str| {
         client
             .post(format!("http://{address}/pipelines/people/pause"))
