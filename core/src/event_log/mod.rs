@@ -229,6 +229,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_log_maintains_itself_as_its_appends_pass_each_hundred_commits() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let destination = Destination::parse(directory.path().to_str().expect("utf-8")).expect("destination");
+        let log = EventLog::for_destination(&destination, &HashMap::new());
+        let appends = 105;
+        for number in 0..appends {
+            log.record(Event::new("shop", EventKind::RunStarted).message(number.to_string()));
+            log.flush().await;
+        }
+        let status = crate::status::table_status(&destination, &events_table()).await.expect("status").expect("log");
+        assert!(status.version >= appends, "one commit per append: version {}", status.version);
+        assert!(status.file_count < 10, "the small appends compacted: {} files", status.file_count);
+        assert!(status.last_compacted_at.is_some() && status.checkpoint_version.is_some(), "{status:?}");
+        let events = recent_events(&destination, &HashMap::new(), Utc::now() - chrono::Duration::hours(1)).await;
+        let numbers: Vec<String> = events.expect("read back").into_iter().filter_map(|event| event.message).collect();
+        assert_eq!(numbers, (0..appends).map(|number| number.to_string()).collect::<Vec<_>>(), "every event once");
+    }
+
+    #[tokio::test]
     async fn a_destination_without_a_log_has_no_events() {
         let directory = tempfile::tempdir().expect("temporary directory");
         let destination = Destination::parse(directory.path().to_str().expect("utf-8")).expect("destination");
