@@ -229,6 +229,9 @@ impl PipelineMetrics {
                 self.rows.get_or_create(&labels).inc_by(event.rows.unwrap_or(0));
                 self.bytes.get_or_create(&labels).inc_by(event.bytes.unwrap_or(0));
                 self.last_commit.get_or_create(&labels).set(event.at.timestamp_micros() as f64 / 1e6);
+                if let Some(lag) = event.lag {
+                    self.set_source_lag(&labels, lag);
+                }
                 if let Some(duration) = event.duration {
                     self.commit_seconds.get_or_create(&PipelineLabels { pipeline }).observe(duration.as_secs_f64());
                 }
@@ -297,11 +300,10 @@ impl PipelineMetrics {
         self.rows_read.get_or_create(&TableLabels { pipeline: pipeline.into(), table: table.to_string() }).clone()
     }
 
-    /// Sets how far behind its source `table`'s newest commit was, and tells the lag alert.
-    pub fn set_source_lag(&self, pipeline: &str, table: &TableId, behind: std::time::Duration) {
-        let labels = TableLabels { pipeline: pipeline.into(), table: table.to_string() };
-        self.source_lag.get_or_create(&labels).set(behind.as_secs_f64());
-        crate::pipeline_health::report_lag(pipeline, &labels.table, behind);
+    /// Sets how far behind its source a table's newest commit was, and tells the lag alert.
+    fn set_source_lag(&self, labels: &TableLabels, behind: std::time::Duration) {
+        self.source_lag.get_or_create(labels).set(behind.as_secs_f64());
+        crate::pipeline_health::report_lag(&labels.pipeline, &labels.table, behind);
     }
 
     /// Sets the files (and their bytes) listed for `table` that are not yet ingested.

@@ -139,9 +139,15 @@ pub async fn pipeline(
     let mine: Vec<&EventRow> = events.iter().filter(|event| event.pipeline == name).collect();
     let mut rows = Series::ending_now(60, Duration::minutes(1));
     let mut commit_ms = Series::ending_now(60, Duration::minutes(1));
+    let mut lag_seconds = Series::ending_now(60, Duration::minutes(1));
+    let mut lag_recorded = false;
     for event in mine.iter().filter(|event| event.kind == "commit") {
         rows.add(event.at, event.rows.unwrap_or(0) as f64);
         commit_ms.max(event.at, event.duration_ms.unwrap_or(0) as f64);
+        if let Some(lag_ms) = event.lag_ms {
+            lag_seconds.max(event.at, lag_ms as f64 / 1000.0);
+            lag_recorded = true;
+        }
     }
     let body = html! {
         @if let Some(done) = &notice.done { p.notice #notice { (done) } }
@@ -173,7 +179,12 @@ pub async fn pipeline(
             _ => (tables_of(&name, &config.dest, &statuses)),
         }
         h2 { "Last hour" }
-        div.charts { (bars("Rows committed", "rows", &rows)) (bars("Slowest commit", "ms", &commit_ms)) }
+        div.charts #charts {
+            (bars("Rows committed", "rows", &rows))
+            (bars("Slowest commit", "ms", &commit_ms))
+            @if lag_recorded { (bars("Most lag behind the source", "s", &lag_seconds)) }
+        }
+        @if !lag_recorded { p.muted { "Lag behind the source is charted for PostgreSQL and MySQL/MariaDB streams once they commit changes." } }
         h2 { "Recent events" }
         (event_table(mine.iter().rev().take(EVENTS_LISTED).copied()))
     };

@@ -107,7 +107,8 @@ open(sys.argv[1], "wb").write(data[:-100])
 }
 
 /// `CONNECTOR_ALERT_LAG`: a PostgreSQL table whose commits land further behind the source's than the threshold
-/// (1 ms here, which every commit passes) is alerted once, not per commit, and its lag is served as a metric.
+/// (1 ms here, which every commit passes) is alerted once, not per commit, its lag is served as a metric and
+/// charted by the console.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_table_behind_its_source_past_the_threshold_is_alerted_once_and_its_lag_served() {
     let db = crate::support::servers::postgres().await;
@@ -125,8 +126,9 @@ async fn a_table_behind_its_source_past_the_threshold_is_alerted_once_and_its_la
     .expect("pipelines.toml");
     let (webhook, received) = webhook_receiver().await;
     let metrics = format!("127.0.0.1:{}", crate::support::loopback::free_port());
+    let console = format!("127.0.0.1:{}", crate::support::loopback::free_port());
     let mut child = Command::new(CONNECTOR)
-        .args(["run", "--config", config.to_str().expect("utf-8"), "--metrics-addr", &metrics])
+        .args(["run", "--config", config.to_str().expect("utf-8"), "--metrics-addr", &metrics, "--ui", &console])
         .env("SHOP_URL", db.url())
         .env("CONNECTOR_ALERT_WEBHOOK", &webhook)
         .env("CONNECTOR_ALERT_LAG", "1ms")
@@ -164,6 +166,19 @@ async fn a_table_behind_its_source_past_the_threshold_is_alerted_once_and_its_la
         let url = lake.table_url(&connector_core::schema::TableId::new("public", "orders"));
         let wanted = (next_id + 5) as usize;
         async move { crate::support::delta::read_rows(&url, &["id"]).await.len() == wanted }
+    })
+    .await;
+    // The console charts the lag from the event log's commits.
+    let page = format!("http://{console}/pipelines/shop");
+    eventually("the lag chart on the pipeline's page", || {
+        let page = page.clone();
+        async move {
+            let html = match reqwest::get(&page).await {
+                Ok(response) => response.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            html.contains("Most lag behind the source")
+        }
     })
     .await;
     // The copy's row and every streamed insert read (a transaction the stream meets again after the copy's

@@ -236,6 +236,7 @@ impl DeltaSink {
             landing_files: Vec::new(),
             events: self.events.clone(),
             commit_started: Default::default(),
+            source_committed_at: None,
         }
     }
 }

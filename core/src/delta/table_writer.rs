@@ -65,6 +65,8 @@ pub struct DeltaTableWriter {
     pub(super) commit_started: std::sync::Mutex<Option<Instant>>,
     /// When this writer maintains the table after a commit ([`table_maintenance`](super::table_maintenance)).
     pub(super) maintenance: MaintenanceCadence,
+    /// When the source committed the newest change the next commit lands, for its lag (streams only).
+    pub(super) source_committed_at: Option<DateTime<Utc>>,
 }
 
 /// What a commit landed, for the event log: rows, and bytes of new files where known.
@@ -299,6 +301,12 @@ impl DeltaTableWriter {
     }
 
     /// The pipeline writing this table (its app id is `pipeline/table`), for the commands errors suggest.
+    /// Notes when the source committed the newest change the next commit lands: that commit's event then says
+    /// how far behind the source it was (`lag_ms`, `connector_source_lag_seconds`).
+    pub fn note_source_commit(&mut self, committed_at: DateTime<Utc>) {
+        self.source_committed_at = Some(committed_at);
+    }
+
     pub fn pipeline(&self) -> &str {
         self.app_id.rsplit_once('/').map_or(self.app_id.as_str(), |(pipeline, _)| pipeline)
     }
@@ -365,6 +373,7 @@ impl DeltaTableWriter {
         event.delta_version = self.table.version().and_then(|version| i64::try_from(version).ok());
         event.position = Some(cursor.position.to_string());
         event.duration = started.map(|started| started.elapsed());
+        event.lag = self.source_committed_at.take().map(|at| (Utc::now() - at).to_std().unwrap_or_default());
         self.events.record(event);
         if let Some(previous) = self.committed.as_ref().map(|state| state.txn_version)
             && previous != txn_version

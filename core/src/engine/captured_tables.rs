@@ -64,15 +64,13 @@ impl<T: TableChanges> CapturedTable<T> {
         if part {
             info!(table = %taken.schema.id, rows = taken.operations.len(), "applying part of a large transaction");
         }
-        let newest_source_commit = taken.spans.last().map(|span| span.commit_time);
+        if let Some(span) = taken.spans.last() {
+            self.writer.note_source_commit(span.commit_time);
+        }
         let (rows, outcome) = self.writer.apply_taken(taken, part).await?;
         debug!(table = %self.writer.table_id(), rows, ?outcome, "committed changes");
         if !matches!(outcome, ApplyOutcome::AlreadyCommitted) {
             self.changes_applied += rows as u64;
-            if let Some(source_commit) = newest_source_commit {
-                let behind = (chrono::Utc::now() - source_commit).to_std().unwrap_or_default();
-                metrics().set_source_lag(self.writer.pipeline(), self.writer.table_id(), behind);
-            }
         }
         Ok(())
     }

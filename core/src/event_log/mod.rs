@@ -94,6 +94,9 @@ pub struct Event {
     /// The source position a commit recorded.
     pub position: Option<String>,
     pub duration: Option<Duration>,
+    /// How far behind its source a commit's newest change was: from the source transaction's commit to this
+    /// commit (streams whose transactions carry their commit time: PostgreSQL, MySQL/MariaDB).
+    pub lag: Option<Duration>,
     /// An error's kind (`config`, `source`, `history_lost`, …).
     pub error_kind: Option<String>,
     /// What happened, in words: an error's message (which says how to fix it), the columns a schema change
@@ -115,6 +118,7 @@ impl Event {
             delta_version: None,
             position: None,
             duration: None,
+            lag: None,
             error_kind: None,
             message: None,
             actor: None,
@@ -209,6 +213,7 @@ mod tests {
         let orders = TableId::new("public", "orders");
         let mut commit = Event::new("shop", EventKind::Commit).table(&orders).duration(Duration::from_millis(42));
         (commit.rows, commit.delta_version, commit.position) = (Some(5), Some(3), Some("0/16B3748".into()));
+        commit.lag = Some(Duration::from_millis(1250));
         log.record(commit);
         log.flush().await;
         let failed = Event::new("shop", EventKind::RunFailed).error(&Error::config("set `url`")).actor("cli");
@@ -221,7 +226,7 @@ mod tests {
             events.iter().map(|event| (event.kind.as_str(), event.table.as_deref())).collect();
         assert_eq!(seen, [("commit", Some("public.orders")), ("run_failed", None)], "an hour back, in order");
         assert_eq!((events[0].rows, events[0].delta_version, events[0].duration_ms), (Some(5), Some(3), Some(42)));
-        assert_eq!(events[0].position.as_deref(), Some("0/16B3748"));
+        assert_eq!((events[0].position.as_deref(), events[0].lag_ms), (Some("0/16B3748"), Some(1250)));
         assert_eq!(events[1].error_kind.as_deref(), Some("configuration"));
         assert_eq!((events[1].message.as_deref(), events[1].actor.as_deref()), (Some("set `url`"), Some("cli")));
         let all = recent_events(&destination, &HashMap::new(), Utc::now() - chrono::Duration::hours(3)).await;
@@ -245,6 +250,33 @@ mod tests {
         let events = recent_events(&destination, &HashMap::new(), Utc::now() - chrono::Duration::hours(1)).await;
         let numbers: Vec<String> = events.expect("read back").into_iter().filter_map(|event| event.message).collect();
         assert_eq!(numbers, (0..appends).map(|number| number.to_string()).collect::<Vec<_>>(), "every event once");
+    }
+
+    #[tokio::test]
+    async fn a_log_made_before_the_lag_column_gains_it_at_the_next_append() {
+        use deltalake::kernel::StructType;
+        use deltalake::kernel::engine::arrow_conversion::TryFromArrow;
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let destination = Destination::parse(directory.path().to_str().expect("utf-8")).expect("destination");
+        let url = destination.table_url(&events_table()).expect("url");
+        std::fs::create_dir_all(url.to_file_path().expect("local")).expect("directory");
+        let earlier: Vec<_> =
+            writer::event_schema().fields().iter().filter(|field| field.name() != "lag_ms").cloned().collect();
+        let columns = StructType::try_from_arrow(&deltalake::arrow::datatypes::Schema::new(earlier)).expect("columns");
+        deltalake::DeltaTableBuilder::from_url(url)
+            .and_then(|builder| builder.build())
+            .expect("table")
+            .create()
+            .with_columns(columns.fields().cloned())
+            .await
+            .expect("a log as version 0.1 made it");
+        let log = EventLog::for_destination(&destination, &HashMap::new());
+        let mut commit = Event::new("shop", EventKind::Commit);
+        commit.lag = Some(Duration::from_millis(7));
+        log.record(commit);
+        log.flush().await;
+        let events = recent_events(&destination, &HashMap::new(), Utc::now() - chrono::Duration::hours(1)).await;
+        assert_eq!(events.expect("read back").iter().map(|event| event.lag_ms).collect::<Vec<_>>(), [Some(7)]);
     }
 
     #[tokio::test]

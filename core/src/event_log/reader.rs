@@ -31,6 +31,7 @@ pub struct EventRow {
     pub error_kind: Option<String>,
     pub message: Option<String>,
     pub actor: Option<String>,
+    pub lag_ms: Option<i64>,
 }
 
 /// The events of `destination`'s log at or after `since`, oldest first; none when it has no log yet.
@@ -123,6 +124,8 @@ fn rows_of(batch: &RecordBatch) -> Result<Vec<EventRow>> {
     );
     let (rows, bytes) = (number("rows")?, number("bytes")?);
     let (delta_version, duration_ms) = (number("delta_version")?, number("duration_ms")?);
+    // A log no version since 0.1 has appended to lacks it.
+    let lag_ms = batch.column_by_name("lag_ms").map(|_| number("lag_ms")).transpose()?;
     let text_at = |array: &StringArray, row: usize| (!array.is_null(row)).then(|| array.value(row).to_string());
     let number_at = |array: &Int64Array, row: usize| (!array.is_null(row)).then(|| array.value(row));
     Ok((0..batch.num_rows())
@@ -139,6 +142,7 @@ fn rows_of(batch: &RecordBatch) -> Result<Vec<EventRow>> {
             error_kind: text_at(&error_kind, row),
             message: text_at(&message, row),
             actor: text_at(&actor, row),
+            lag_ms: lag_ms.as_ref().and_then(|lag_ms| number_at(lag_ms, row)),
         })
         .collect())
 }

@@ -161,6 +161,7 @@ impl EventWriter {
                 .load()
                 .await
                 .map_err(|cause| Error::destination(format!("cannot load the event log at {url}"), cause))?;
+            table = add_missing_columns(table).await?;
         } else {
             let columns = StructType::try_from_arrow(event_schema().as_ref())
                 .map_err(|cause| Error::state("internal: the event log's columns").caused_by(cause))?;
@@ -174,6 +175,26 @@ impl EventWriter {
         }
         Ok(table)
     }
+}
+
+/// Adds the columns a log made by an earlier version lacks (`lag_ms`), null in its earlier rows.
+async fn add_missing_columns(table: DeltaTable) -> Result<DeltaTable> {
+    let url = table.table_url().clone();
+    let present = table
+        .snapshot()
+        .map_err(|cause| Error::destination(format!("cannot read the event log at {url}"), cause))?
+        .schema();
+    let columns = StructType::try_from_arrow(event_schema().as_ref())
+        .map_err(|cause| Error::state("internal: the event log's columns").caused_by(cause))?;
+    let missing: Vec<_> = columns.fields().filter(|field| present.field(field.name()).is_none()).cloned().collect();
+    if missing.is_empty() {
+        return Ok(table);
+    }
+    table
+        .add_columns()
+        .with_fields(missing)
+        .await
+        .map_err(|cause| Error::destination(format!("cannot add columns to the event log at {url}"), cause))
 }
 
 /// The event log's columns.
@@ -193,6 +214,7 @@ pub(super) fn event_schema() -> SchemaRef {
         text("error_kind"),
         text("message"),
         text("actor"),
+        number("lag_ms"),
     ]))
 }
 
@@ -218,6 +240,7 @@ fn event_rows(events: &[Event]) -> Result<RecordBatch> {
         text(|event| event.error_kind.clone()),
         text(|event| event.message.clone()),
         text(|event| event.actor.clone()),
+        number(|event| event.lag.map(|lag| lag.as_millis() as i64)),
     ];
     RecordBatch::try_new(event_schema(), columns)
         .map_err(|cause| Error::state("internal: the event log's rows do not match its columns").caused_by(cause))
