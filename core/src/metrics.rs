@@ -89,6 +89,8 @@ pub struct PipelineMetrics {
     rate_limit_waits: Family<ServiceLabels, Counter<f64, AtomicU64>>,
     source_lag: Family<TableLabels, Gauge<f64, AtomicU64>>,
     rows_read: Family<TableLabels, Counter>,
+    bytes_read: Family<TableLabels, Counter>,
+    retries: Family<PipelineLabels, Counter>,
 }
 
 impl std::fmt::Debug for PipelineMetrics {
@@ -127,6 +129,8 @@ impl PipelineMetrics {
             rate_limit_waits: Family::default(),
             source_lag: Family::default(),
             rows_read: Family::default(),
+            bytes_read: Family::default(),
+            retries: Family::default(),
             registry: Registry::default(),
         };
         registry.register("commits", "Delta commits of a table", metrics.commits.clone());
@@ -211,6 +215,16 @@ impl PipelineMetrics {
             "Rows a pipeline took from its source for a table: streamed changes as their transactions end, snapshot \
              rows, files' rows, API records",
             metrics.rows_read.clone(),
+        );
+        registry.register(
+            "bytes_read",
+            "Bytes a pipeline read from its source for a table, as stored there (files: their sizes)",
+            metrics.bytes_read.clone(),
+        );
+        registry.register(
+            "retries",
+            "Failed runs retried with backoff (a dropped connection, a commit conflict, throttling)",
+            metrics.retries.clone(),
         );
         PipelineMetrics { registry, ..metrics }
     }
@@ -298,6 +312,16 @@ impl PipelineMetrics {
     /// The counter of rows `pipeline` read for `table` (a handle: counting through it costs no label lookup).
     pub fn rows_read(&self, pipeline: &str, table: &TableId) -> Counter {
         self.rows_read.get_or_create(&TableLabels { pipeline: pipeline.into(), table: table.to_string() }).clone()
+    }
+
+    /// The counter of bytes `pipeline` read for `table`, as the source stores them.
+    pub fn bytes_read(&self, pipeline: &str, table: &TableId) -> Counter {
+        self.bytes_read.get_or_create(&TableLabels { pipeline: pipeline.into(), table: table.to_string() }).clone()
+    }
+
+    /// Counts a failed run of `pipeline` that is retried with backoff.
+    pub fn count_retry(&self, pipeline: &str) {
+        self.retries.get_or_create(&PipelineLabels { pipeline: pipeline.into() }).inc();
     }
 
     /// Sets how far behind its source a table's newest commit was, and tells the lag alert.

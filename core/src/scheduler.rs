@@ -157,6 +157,7 @@ async fn run_on_schedule(
                         backoff.reset();
                     }
                     let delay = backoff.next_delay();
+                    crate::metrics::metrics().count_retry(&name);
                     warn!(pipeline = %name, error = %failure.report(), retry_in_s = delay.as_secs_f64(), "sync failed; retrying");
                     Some(delay)
                 }
@@ -358,6 +359,10 @@ mod tests {
         }
         trigger.request();
         running.await.expect("scheduler stops on shutdown");
+        let retries = crate::metrics::metrics().encode();
+        let counted =
+            retries.lines().find_map(|line| line.strip_prefix(r#"connector_retries_total{pipeline="blipping"} "#));
+        assert!(counted.and_then(|count| count.parse::<u64>().ok()).is_some_and(|count| count >= 5), "{retries}");
     }
 
     /// A continuous pipeline that streams until told to stop.

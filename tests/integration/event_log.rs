@@ -167,6 +167,10 @@ async fn the_metrics_endpoint_counts_what_a_running_pipeline_commits() {
     assert_eq!(rows_of(&second), Some(150.0), "the second file's rows counted once");
     let read_line = r#"connector_rows_read_total{pipeline="people",table="raw.people"} 150"#;
     assert!(second.lines().any(|line| line == read_line), "every row read is committed:\n{second}");
+    let file_bytes: u64 =
+        ["a.csv", "b.csv"].iter().map(|name| std::fs::metadata(landing.path().join(name)).expect("file").len()).sum();
+    let bytes_line = format!(r#"connector_bytes_read_total{{pipeline="people",table="raw.people"}} {file_bytes}"#);
+    assert!(second.lines().any(|line| line == bytes_line), "{bytes_line} in:\n{second}");
     let commits = |text: &str| -> f64 {
         text.lines()
             .find_map(|line| line.strip_prefix(r#"connector_commits_total{pipeline="people",table="raw.people"} "#))

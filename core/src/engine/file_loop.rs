@@ -443,6 +443,7 @@ async fn commit(
     let files = read().count();
     // Counted before the commit, whose event counts them committed: read never trails committed.
     metrics().rows_read(writer.pipeline(), &table.id).inc_by(rows);
+    metrics().bytes_read(writer.pipeline(), &table.id).inc_by(bytes);
     writer.land_files_with_next_commit(ingested.clone());
     match written {
         Some(written) => writer.commit_snapshot_files(written, cursor).await?,
