@@ -1402,4 +1402,10 @@ async fn kafka_consumer_lag_per_partition_is_served_as_a_metric() {
     wait_for_exit(&mut child);
     assert!(text.contains("# TYPE connector_kafka_consumer_lag_messages gauge"), "{text}");
     assert_exactly_once(&landed(&lake, &topic).await, 0..300);
+    // Each message read once: its value is what kafka-python sent (`{"id": 7}`), no key, no headers.
+    let sent_bytes: usize = (0..300).map(|id| format!(r#"{{"id": {id}}}"#).len()).sum();
+    let read = |name: &str| {
+        value(&text, &format!(r#"connector_{name}_read_total{{pipeline="events",table="kafka.{topic}"}}"#))
+    };
+    assert_eq!((read("rows"), read("bytes")), (Some(300.0), Some(sent_bytes as f64)), "{text}");
 }

@@ -66,6 +66,13 @@ pub struct KafkaMessage {
 }
 
 impl KafkaMessage {
+    /// The bytes of its key, value and headers, as the broker stores them (without the record's framing).
+    pub fn stored_bytes(&self) -> usize {
+        let header_bytes: usize =
+            self.headers.iter().map(|(name, value)| name.len() + value.as_ref().map_or(0, Vec::len)).sum();
+        self.key.as_ref().map_or(0, Vec::len) + self.value.as_ref().map_or(0, Vec::len) + header_bytes
+    }
+
     /// Where the message is, for errors: "offset 12 of partition 3 of `orders`".
     pub fn place(&self, topic: &str) -> String {
         format!("offset {} of partition {} of `{topic}`", self.offset, self.partition)

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use connector_core::arrow::datatypes::Field;
 use connector_core::engine::{PolledPage, PolledStream, RecordDecoder};
 use connector_core::error::{Error, Result};
+use connector_core::metrics::metrics;
 use connector_core::options::TableOptions;
 use connector_core::schema::{TableId, TableSchema};
 
@@ -15,7 +16,7 @@ use crate::group_offsets::GroupOffsets;
 use crate::message_rows::MessageRows;
 use crate::offsets::TopicOffsets;
 use crate::schema_registry::SchemaRegistry;
-use crate::topic_consumer::{MessagePage, TopicConsumer};
+use crate::topic_consumer::{KafkaMessage, MessagePage, TopicConsumer};
 
 #[derive(Debug)]
 pub struct TopicStream {
@@ -96,6 +97,8 @@ impl PolledStream for TopicStream {
     async fn next_page(&self, token: &str) -> Result<PolledPage<MessagePage>> {
         let offsets = TopicOffsets::parse(token, &self.topic, &self.config.pipeline)?;
         let mut page = self.with_consumer(move |consumer| consumer.read_page(offsets)).await?;
+        let bytes: usize = page.messages.iter().map(KafkaMessage::stored_bytes).sum();
+        metrics().bytes_read(&self.config.pipeline, &self.table_id()).inc_by(bytes as u64);
         if let Some(registry) = &self.registry {
             let mut ids = schema_ids(&page.messages);
             // Debezium's Avro converter writes the key in the wire format too; the row is merged by it. With
