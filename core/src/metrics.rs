@@ -91,6 +91,7 @@ pub struct PipelineMetrics {
     rows_read: Family<TableLabels, Counter>,
     bytes_read: Family<TableLabels, Counter>,
     retries: Family<PipelineLabels, Counter>,
+    api_response_bytes: Family<ServiceLabels, Counter>,
 }
 
 impl std::fmt::Debug for PipelineMetrics {
@@ -131,6 +132,7 @@ impl PipelineMetrics {
             rows_read: Family::default(),
             bytes_read: Family::default(),
             retries: Family::default(),
+            api_response_bytes: Family::default(),
             registry: Registry::default(),
         };
         registry.register("commits", "Delta commits of a table", metrics.commits.clone());
@@ -226,6 +228,11 @@ impl PipelineMetrics {
             "Failed runs retried with backoff (a dropped connection, a commit conflict, throttling)",
             metrics.retries.clone(),
         );
+        registry.register(
+            "api_response_bytes",
+            "Bytes of the bodies a SaaS API answered with: what the pipelines read from it",
+            metrics.api_response_bytes.clone(),
+        );
         PipelineMetrics { registry, ..metrics }
     }
 
@@ -302,6 +309,11 @@ impl PipelineMetrics {
     pub fn count_api_request(&self, service: &str, status: Option<u16>) {
         let status = status.map_or_else(|| "failed".to_string(), |status| status.to_string());
         self.api_requests.get_or_create(&ApiLabels { service: service.into(), status }).inc();
+    }
+
+    /// Counts the bytes of an answer's body from `service`'s API.
+    pub fn count_api_response_bytes(&self, service: &str, bytes: usize) {
+        self.api_response_bytes.get_or_create(&ServiceLabels { service: service.into() }).inc_by(bytes as u64);
     }
 
     /// Adds a pause that held back every request to `service`'s API.

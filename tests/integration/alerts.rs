@@ -188,6 +188,11 @@ async fn a_table_behind_its_source_past_the_threshold_is_alerted_once_and_its_la
     let read: f64 =
         text.lines().find_map(|line| line.strip_prefix(read_prefix)).and_then(|v| v.parse().ok()).unwrap_or(0.0);
     assert!(read >= (next_id + 5) as f64, "{read} rows read of {} in:\n{text}", next_id + 5);
+    // Each streamed insert came in a WAL message of its own: at least 20 bytes each.
+    let bytes_prefix = r#"connector_bytes_read_total{pipeline="shop",table="public.orders"} "#;
+    let bytes: f64 =
+        text.lines().find_map(|line| line.strip_prefix(bytes_prefix)).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    assert!(bytes >= (20 * next_id) as f64, "{bytes} bytes read for {next_id} streamed inserts in:\n{text}");
     let _ = child.kill();
     let _ = child.wait();
     let texts = received.lock().expect("receiver").clone();

@@ -1273,6 +1273,9 @@ async fn mysql_binlog_lag_is_served_as_a_metric_while_streaming() {
         .spawn()
         .expect("start connector");
     wait_until_equal(&db, &lake, "orders", ORDER_COLUMNS).await;
+    // Streamed changes: their rows events are counted as bytes read.
+    db.execute("UPDATE orders SET note = 'streamed' WHERE id <= 20").await;
+    wait_until_equal(&db, &lake, "orders", ORDER_COLUMNS).await;
     let prefix = r#"connector_mysql_binlog_lag_bytes{pipeline="test"} "#;
     let deadline = Instant::now() + Duration::from_secs(60);
     let lag = loop {
@@ -1280,10 +1283,18 @@ async fn mysql_binlog_lag_is_served_as_a_metric_while_streaming() {
             Ok(response) => response.text().await.unwrap_or_default(),
             Err(_) => String::new(),
         };
-        if let Some(lag) = text.lines().find_map(|line| line.strip_prefix(prefix)).and_then(|v| v.parse::<i64>().ok()) {
+        // The table is `<the test's database>.orders`.
+        let bytes_read = text
+            .lines()
+            .filter(|line| line.starts_with(r#"connector_bytes_read_total{pipeline="test",table=""#))
+            .find_map(|line| line.split_once(r#".orders"} "#).map(|(_, value)| value))
+            .and_then(|v| v.parse::<f64>().ok());
+        let lag = text.lines().find_map(|line| line.strip_prefix(prefix)).and_then(|v| v.parse::<i64>().ok());
+        // 20 rows updated, each with its before and after image: well over 20 × 20 bytes.
+        if let (Some(lag), true) = (lag, bytes_read.is_some_and(|bytes| bytes > 400.0)) {
             break lag;
         }
-        assert!(Instant::now() < deadline, "the binlog lag never showed:\n{text}");
+        assert!(Instant::now() < deadline, "the binlog lag and the rows events' bytes never showed:\n{text}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     terminate(&child);

@@ -320,6 +320,9 @@ async fn saas_requests_and_429_waits_are_served_as_metrics() {
     assert_eq!(stripe.pending_faults(), 0);
     let answered = value(&text, r#"connector_api_requests_total{service="stripe",status="200"} "#).unwrap_or(0.0);
     assert!(answered >= 3.0, "the customers' pages were counted (300 customers): {text}");
+    // Three pages of 100 customers, each customer's JSON well over 100 bytes.
+    let bytes = value(&text, r#"connector_api_response_bytes_total{service="stripe"} "#).unwrap_or(0.0);
+    assert!(bytes > 300.0 * 100.0, "the answers' bytes counted: {text}");
     let waited = value(&text, r#"connector_api_rate_limit_wait_seconds_total{service="stripe"} "#).unwrap_or(0.0);
     assert!((waited - 2.0).abs() < 1e-9, "two waits of the 429s' Retry-After second: {text}");
 }

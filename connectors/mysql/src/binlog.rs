@@ -384,7 +384,7 @@ impl<'a> BinlogReader<'a> {
             }
             Some(EventData::XidEvent(_)) => self.commit_transaction(header.log_pos(), header.timestamp())?,
             Some(EventData::TableMapEvent(map)) => self.on_table_map(&map).await?,
-            Some(EventData::RowsEvent(rows)) => self.on_rows(&rows)?,
+            Some(EventData::RowsEvent(rows)) => self.on_rows(&rows, header.event_size() as usize)?,
             Some(EventData::HeartbeatEvent) | Some(EventData::FormatDescriptionEvent(_)) | None => {
                 self.between_transactions(header.log_pos())?;
             }
@@ -584,7 +584,8 @@ impl<'a> BinlogReader<'a> {
         Ok(())
     }
 
-    fn on_rows(&mut self, rows: &RowsEventData<'_>) -> Result<()> {
+    /// Takes a rows event of `event_size` bytes.
+    fn on_rows(&mut self, rows: &RowsEventData<'_>, event_size: usize) -> Result<()> {
         let Some(Some(index)) = self.mapped.get(rows.table_id()) else { return Ok(()) };
         if !self.begins_after_cursor(index)? {
             return Ok(());
@@ -601,6 +602,7 @@ impl<'a> BinlogReader<'a> {
         let id = table.writer.table_id().clone();
         push_rows(&mut table.source.pending, rows, map, &id)?;
         self.tables.touch(index);
+        self.tables.count_bytes_read(index, event_size);
         Ok(())
     }
 }

@@ -216,7 +216,7 @@ impl<'a> ReplicationStream<'a> {
             ReplicationEvent::XLogData { data, .. } => {
                 let change = pgoutput::decode(&data)
                     .map_err(|cause| Error::state("cannot decode the replication stream").caused_by(cause))?;
-                self.apply(change).await?;
+                self.apply(change, data.len()).await?;
             }
             ReplicationEvent::Message { lsn, prefix, content, transactional } => {
                 if !transactional && self.open_transaction.is_none() {
@@ -237,7 +237,8 @@ impl<'a> ReplicationStream<'a> {
         Ok(StreamStep::Continue)
     }
 
-    async fn apply(&mut self, change: Change<'_>) -> Result<()> {
+    /// Takes a change that came in a WAL message of `message_bytes`.
+    async fn apply(&mut self, change: Change<'_>, message_bytes: usize) -> Result<()> {
         let (relation, operation, old, new) = match change {
             Change::Relation(relation) => return self.on_relation(relation).await,
             Change::Insert { relation, new } => (relation, Operation::Insert, None, new),
@@ -248,6 +249,7 @@ impl<'a> ReplicationStream<'a> {
                     if let Some(index) = self.table_for(relation) {
                         self.tables.get_mut(index).source.push_truncate(None, append_binary_value)?;
                         self.tables.touch(index);
+                        self.tables.count_bytes_read(index, message_bytes);
                     }
                 }
                 return Ok(());
@@ -255,6 +257,7 @@ impl<'a> ReplicationStream<'a> {
             Change::Other(_) => return Ok(()),
         };
         let Some(index) = self.table_for(relation) else { return Ok(()) };
+        self.tables.count_bytes_read(index, message_bytes);
         let table = &mut self.tables.get_mut(index).source;
         let key_columns: Vec<usize> =
             table.shape().schema.primary_key.iter().filter_map(|key| table.shape().schema.column_index(key)).collect();

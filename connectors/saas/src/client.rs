@@ -225,6 +225,7 @@ impl ApiClient {
             };
             drop(permit);
             metrics().count_api_request(self.service, Some(status.as_u16()));
+            metrics().count_api_response_bytes(self.service, body.len());
             self.quota.observe(&headers);
             debug!(service = self.service, stream, request = %target, status = status.as_u16(), "api response");
             if status.is_success() {

@@ -38,12 +38,15 @@ pub struct CapturedTable<T> {
     pub changes_applied: u64,
     /// The table's `connector_rows_read_total`, held so that a transaction's count costs no label lookup.
     rows_read: Counter,
+    /// The table's `connector_bytes_read_total`: the bytes of the source's messages about it.
+    bytes_read: Counter,
 }
 
 impl<T: TableChanges> CapturedTable<T> {
     pub fn new(writer: DeltaTableWriter, source: T) -> Self {
         let rows_read = metrics().rows_read(writer.pipeline(), writer.table_id());
-        CapturedTable { writer, source, chunked: None, snapshot_rows: 0, changes_applied: 0, rows_read }
+        let bytes_read = metrics().bytes_read(writer.pipeline(), writer.table_id());
+        CapturedTable { writer, source, chunked: None, snapshot_rows: 0, changes_applied: 0, rows_read, bytes_read }
     }
 
     /// The table, copied in chunks while it streams (`None`: copied already).
@@ -176,6 +179,11 @@ impl<T: TableChanges> CapturedTables<T> {
 
     pub fn into_inner(self) -> Vec<CapturedTable<T>> {
         self.tables
+    }
+
+    /// Counts `bytes` of the source's messages about table `index` (a WAL message, a binlog rows event) as read.
+    pub fn count_bytes_read(&self, index: usize, bytes: usize) {
+        self.tables[index].bytes_read.inc_by(bytes as u64);
     }
 
     /// Notes that rows of the open transaction were appended to table `index`.
