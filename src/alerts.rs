@@ -3,7 +3,7 @@
 //! Mattermost, Rocket.Chat and most chat tools' incoming webhooks take), each time a pipeline's health changes:
 //! it failed and is retried, it needs a person (with the resync command when a source lost history), it
 //! recovered. With `CONNECTOR_ALERT_LAG` too (a duration: `5m`), also when a table's newest commit falls further
-//! behind its source than that, and when it is back within it.
+//! behind its source than that (`connector_source_lag_seconds`), and when it is back within it.
 
 use std::time::Duration;
 

@@ -208,8 +208,8 @@ impl PipelineMetrics {
         );
         registry.register(
             "source_lag_seconds",
-            "How far a table's newest commit was behind its source: from the source transaction's commit to the Delta \
-             commit that landed it (PostgreSQL and MySQL/MariaDB streams)",
+            "How far a table's newest commit was behind its source: from when the source wrote the newest change it \
+             landed (a transaction's commit, a Kafka message's timestamp, a file's modification) to the Delta commit",
             metrics.source_lag.clone(),
         );
         registry.register(

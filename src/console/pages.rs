@@ -184,7 +184,7 @@ pub async fn pipeline(
             (bars("Slowest commit", "ms", &commit_ms))
             @if lag_recorded { (bars("Most lag behind the source", "s", &lag_seconds)) }
         }
-        @if !lag_recorded { p.muted { "Lag behind the source is charted for PostgreSQL and MySQL/MariaDB streams once they commit changes." } }
+        @if !lag_recorded { p.muted { "Lag behind the source is charted once the pipeline commits changes (PostgreSQL, MySQL/MariaDB, Kafka, files; not SaaS APIs)." } }
         h2 { "Recent events" }
         (event_table(mine.iter().rev().take(EVENTS_LISTED).copied()))
     };

@@ -171,6 +171,10 @@ async fn the_metrics_endpoint_counts_what_a_running_pipeline_commits() {
         ["a.csv", "b.csv"].iter().map(|name| std::fs::metadata(landing.path().join(name)).expect("file").len()).sum();
     let bytes_line = format!(r#"connector_bytes_read_total{{pipeline="people",table="raw.people"}} {file_bytes}"#);
     assert!(second.lines().any(|line| line == bytes_line), "{bytes_line} in:\n{second}");
+    // A file's lag runs from its last modification (written just before) to the commit of its rows.
+    let lag_prefix = r#"connector_source_lag_seconds{pipeline="people",table="raw.people"} "#;
+    let lag = second.lines().find_map(|line| line.strip_prefix(lag_prefix)).and_then(|lag| lag.parse::<f64>().ok());
+    assert!(lag.is_some_and(|lag| (0.0..60.0).contains(&lag)), "{second}");
     let commits = |text: &str| -> f64 {
         text.lines()
             .find_map(|line| line.strip_prefix(r#"connector_commits_total{pipeline="people",table="raw.people"} "#))

@@ -1408,4 +1408,7 @@ async fn kafka_consumer_lag_per_partition_is_served_as_a_metric() {
         value(&text, &format!(r#"connector_{name}_read_total{{pipeline="events",table="kafka.{topic}"}}"#))
     };
     assert_eq!((read("rows"), read("bytes")), (Some(300.0), Some(sent_bytes as f64)), "{text}");
+    // The commits' lag is measured from the messages' timestamps (kafka-python stamps them as it sends).
+    let lag = value(&text, &format!(r#"connector_source_lag_seconds{{pipeline="events",table="kafka.{topic}"}}"#));
+    assert!(lag.is_some_and(|lag| (0.0..600.0).contains(&lag)), "{text}");
 }

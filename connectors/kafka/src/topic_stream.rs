@@ -109,7 +109,10 @@ impl PolledStream for TopicStream {
             page.schemas = registry.schemas(ids).await?;
         }
         let (token, caught_up) = (page.offsets.token(), page.caught_up);
-        Ok(PolledPage { records: page, token, caught_up })
+        // Producers stamp messages with their send time (CreateTime) unless the topic says LogAppendTime.
+        let source_time = page.messages.iter().filter_map(|message| message.timestamp_ms).max();
+        let source_time = source_time.and_then(chrono::DateTime::from_timestamp_millis);
+        Ok(PolledPage { records: page, token, caught_up, source_time })
     }
 
     async fn committed(&self, token: &str) {

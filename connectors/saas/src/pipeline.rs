@@ -130,7 +130,7 @@ impl PolledStream for SaasStream {
         })?;
         let page = self.reader.next_page(&self.client, &state).await?;
         let (token, caught_up) = (page.state.to_string(), page.caught_up);
-        Ok(PolledPage { records: page, token, caught_up })
+        Ok(PolledPage { records: page, token, caught_up, source_time: None })
     }
 }
 

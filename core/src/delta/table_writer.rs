@@ -65,7 +65,7 @@ pub struct DeltaTableWriter {
     pub(super) commit_started: std::sync::Mutex<Option<Instant>>,
     /// When this writer maintains the table after a commit ([`table_maintenance`](super::table_maintenance)).
     pub(super) maintenance: MaintenanceCadence,
-    /// When the source committed the newest change the next commit lands, for its lag (streams only).
+    /// When the source wrote the newest change the next commit lands, for its lag (where the source says).
     pub(super) source_committed_at: Option<DateTime<Utc>>,
 }
 

@@ -441,6 +441,10 @@ async fn commit(
     let read = || ingested.iter().filter(|file| file.skipped.is_none());
     let bytes: u64 = read().map(|file| file.file.size).sum();
     let files = read().count();
+    // A file's lag is from its last modification (when it landed) to the commit of its rows.
+    if let Some(newest) = read().map(|file| file.file.modified).max() {
+        writer.note_source_commit(newest);
+    }
     // Counted before the commit, whose event counts them committed: read never trails committed.
     metrics().rows_read(writer.pipeline(), &table.id).inc_by(rows);
     metrics().bytes_read(writer.pipeline(), &table.id).inc_by(bytes);

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{info, warn};
@@ -222,7 +222,7 @@ async fn pass<S: PolledStream>(
 
 /// Commits a batch's rows and the token after them in one Delta commit.
 async fn commit(table: &mut StreamTable, batch: ReadBatch) -> Result<()> {
-    let ReadBatch { pages, operations, schema, token } = batch;
+    let ReadBatch { pages, operations, schema, token, source_time } = batch;
     if table.token.as_ref() == Some(&token) && operations.is_empty() {
         return Ok(());
     }
@@ -237,6 +237,9 @@ async fn commit(table: &mut StreamTable, batch: ReadBatch) -> Result<()> {
         let batch = ChangeBatch::new(&schema, rows, operations, vec![span])?;
         // Counted before the commit, whose event counts them committed: read never trails committed.
         crate::metrics::metrics().rows_read(table.writer.pipeline(), table.writer.table_id()).inc_by(records as u64);
+        if let Some(source_time) = source_time {
+            table.writer.note_source_commit(source_time);
+        }
         table.writer.apply_changes(&schema, &batch).await?;
         table.report.changes_applied += records as u64;
         info!(stream = %table.report.table, records, sequence, "committed");
@@ -273,6 +276,8 @@ struct ReadBatch {
     operations: Vec<Operation>,
     schema: TableSchema,
     token: String,
+    /// When the source wrote the batch's newest record, where its pages say.
+    source_time: Option<DateTime<Utc>>,
 }
 
 /// The rows read since the last commit, and whether the pass reads on. Each page becomes Arrow rows as it
@@ -288,6 +293,8 @@ struct NextBatch<D> {
     limits: PollSettings,
     /// Arrow bytes of `pages`.
     bytes: usize,
+    /// The newest of the pages' source times.
+    source_time: Option<DateTime<Utc>>,
     /// When the first page of the batch arrived.
     first_page_at: Option<Instant>,
     /// Reading stopped: the stream is caught up, or it failed (`failure`), or the reader is gone.
@@ -304,6 +311,7 @@ impl<D: RecordDecoder> NextBatch<D> {
             token: None,
             limits,
             bytes: 0,
+            source_time: None,
             first_page_at: None,
             finished: false,
             failure: None,
@@ -325,10 +333,12 @@ impl<D: RecordDecoder> NextBatch<D> {
     /// Takes a page, or the end of reading. A page whose records cannot land stops the pass like a failed
     /// read: the pages before it are committed, its token is not.
     fn take(&mut self, page: Option<Result<PolledPage<D::Records>>>) {
-        let taken =
-            page.map(|page| page.and_then(|page| self.add(page.records).map(|()| (page.token, page.caught_up))));
+        let taken = page.map(|page| {
+            page.and_then(|page| self.add(page.records).map(|()| (page.token, page.caught_up, page.source_time)))
+        });
         match taken {
-            Some(Ok((token, caught_up))) => {
+            Some(Ok((token, caught_up, source_time))) => {
+                self.source_time = self.source_time.max(source_time);
                 self.first_page_at.get_or_insert_with(Instant::now);
                 self.token = Some(token);
                 self.finished = caught_up;
@@ -360,6 +370,7 @@ impl<D: RecordDecoder> NextBatch<D> {
             operations: std::mem::take(&mut self.operations),
             schema: self.decoder.schema().clone(),
             token,
+            source_time: self.source_time.take(),
         })
     }
 }

@@ -8,6 +8,8 @@
 
 use std::future::Future;
 
+use chrono::{DateTime, Utc};
+
 use crate::arrow::array::RecordBatch;
 use crate::arrow::datatypes::Field;
 use crate::change::Operation;
@@ -66,6 +68,9 @@ pub struct PolledPage<R> {
     pub token: String,
     /// The pass is over: the stream is caught up with the source as of now.
     pub caught_up: bool,
+    /// When the source wrote the newest record of the page, where it says (Kafka's message timestamps): the
+    /// commit's lag behind the source is measured from it.
+    pub source_time: Option<DateTime<Utc>>,
 }
 
 /// Makes a stream's records into rows of its columns, which grow as records bring fields not seen before.

@@ -103,7 +103,12 @@ impl PolledStream for ScriptedStream {
         let from: usize = token.parse().map_err(|_| Error::state(format!("scripted: bad token {token}")))?;
         let records = self.feed.records.lock().expect("feed");
         let to = (from + PAGE_RECORDS).min(records.len());
-        Ok(PolledPage { records: records[from..to].to_vec(), token: to.to_string(), caught_up: to == records.len() })
+        Ok(PolledPage {
+            records: records[from..to].to_vec(),
+            token: to.to_string(),
+            caught_up: to == records.len(),
+            source_time: None,
+        })
     }
 }
 

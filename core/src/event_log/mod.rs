@@ -94,8 +94,8 @@ pub struct Event {
     /// The source position a commit recorded.
     pub position: Option<String>,
     pub duration: Option<Duration>,
-    /// How far behind its source a commit's newest change was: from the source transaction's commit to this
-    /// commit (streams whose transactions carry their commit time: PostgreSQL, MySQL/MariaDB).
+    /// How far behind its source a commit's newest change was: from when the source wrote it (a transaction's
+    /// commit, a Kafka message's timestamp, a file's modification) to this commit.
     pub lag: Option<Duration>,
     /// An error's kind (`config`, `source`, `history_lost`, …).
     pub error_kind: Option<String>,
