@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use connector_core::config::PipelinesFile;
 use connector_core::error::Result;
 use connector_core::pipeline::SyncMode;
-use connector_core::pipeline_control::restore_pauses;
+use connector_core::pipeline_control::{PipelineControls, restore_pauses};
 use connector_core::scheduler::{ScheduledPipeline, Scheduler};
 use tracing::{error, info, warn};
 
@@ -41,12 +41,23 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
     // Ready: every pipeline is built and about to run.
     ready.send_replace(true);
     if args.once {
-        return Ok(run_each_once(scheduled, shutdown).await);
+        let controls = PipelineControls::new(scheduled.iter().map(|entry| entry.pipeline.name().to_string()));
+        let paused = restore_pauses(&controls, &destinations_of(&selected)).await;
+        let mut to_run = Vec::with_capacity(scheduled.len());
+        for entry in scheduled {
+            match paused.iter().find(|event| event.pipeline == entry.pipeline.name()) {
+                Some(event) => {
+                    let by = event.actor.as_deref().unwrap_or("someone");
+                    warn!(pipeline = %event.pipeline, paused_at = %event.at, by, "not run: the pipeline is paused; resume it in the web console (connector serve)");
+                    eprintln!("{}: paused (by {by} at {}), not run", event.pipeline, event.at);
+                }
+                None => to_run.push(entry),
+            }
+        }
+        return Ok(run_each_once(to_run, shutdown).await);
     }
     let scheduler = Scheduler::new(scheduled);
-    let destinations: Vec<(String, String)> =
-        selected.iter().map(|pipeline| (pipeline.name.clone(), pipeline.dest.clone())).collect();
-    for paused in restore_pauses(&scheduler.controls(), &destinations).await {
+    for paused in restore_pauses(&scheduler.controls(), &destinations_of(&selected)).await {
         let by = paused.actor.as_deref().unwrap_or("someone");
         let resume = if args.ui.is_some() {
             "press Resume on its console page"
@@ -63,6 +74,11 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
     info!(pipelines = selected.len(), "running pipelines until stopped");
     scheduler.run(shutdown, None).await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Each pipeline's name and destination, where its pauses are recorded.
+fn destinations_of(pipelines: &[&connector_core::config::Pipeline]) -> Vec<(String, String)> {
+    pipelines.iter().map(|pipeline| (pipeline.name.clone(), pipeline.dest.clone())).collect()
 }
 
 /// Runs every pipeline once, concurrently; failures are reported and make the exit code non-zero, the highest a

@@ -441,3 +441,28 @@ async fn the_console_wants_its_token_refuses_other_sites_and_will_not_open_to_th
     let said = String::from_utf8_lossy(&open.stderr);
     assert!(said.contains("would be open to the network") && said.contains(connector_token_variable()), "{said}");
 }
+
+/// A pipeline paused in the console (its newest pause in the event log) is skipped by `connector run --once`,
+/// which says so, while the others run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_once_skips_a_pipeline_left_paused_and_runs_the_others() {
+    use connector_core::event_log::{Event, EventKind, EventLog};
+    let people = tempfile::tempdir().expect("people landing");
+    let orders = tempfile::tempdir().expect("orders landing");
+    let lake = TempLake::new();
+    python(WRITE_PEOPLE_CSV, &[people.path().join("a.csv").to_str().expect("utf-8"), "0", "10", ""]);
+    python(WRITE_PEOPLE_CSV, &[orders.path().join("a.csv").to_str().expect("utf-8"), "0", "20", ""]);
+    let config = pipelines_file(people.path(), orders.path(), &lake);
+    let log = EventLog::for_destination(&lake.destination(), &HashMap::new());
+    log.record(Event::new("people", EventKind::Paused).actor("alice from 127.0.0.1"));
+    log.flush().await;
+    let output = Command::new(CONNECTOR)
+        .args(["run", "--config", config.to_str().expect("utf-8"), "--once"])
+        .output()
+        .expect("connector run --once");
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{said}");
+    assert!(said.contains("people: paused (by alice from 127.0.0.1"), "{said}");
+    assert_eq!(ids_of(&lake.table_url(&TableId::new("raw", "orders"))).await, (0..20).collect::<Vec<_>>());
+    assert!(ids_of(&lake.table_url(&TableId::new("raw", "people"))).await.is_empty(), "the paused one is not run");
+}
