@@ -28,6 +28,12 @@ struct TableLabels {
     table: String,
 }
 
+impl TableLabels {
+    fn of(pipeline: &str, table: &TableId) -> Self {
+        TableLabels { pipeline: pipeline.into(), table: table.to_string() }
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PartitionLabels {
     pipeline: String,
@@ -215,12 +221,13 @@ impl PipelineMetrics {
         registry.register(
             "rows_read",
             "Rows a pipeline took from its source for a table: streamed changes as their transactions end, snapshot \
-             rows, files' rows, API records",
+             rows, files' rows, API records, Kafka messages",
             metrics.rows_read.clone(),
         );
         registry.register(
             "bytes_read",
-            "Bytes a pipeline read from its source for a table, as stored there (files: their sizes)",
+            "Bytes a pipeline read from its source about a table, as the source holds them: files' sizes, Kafka \
+             messages, PostgreSQL WAL messages, MySQL rows events (not snapshot copies)",
             metrics.bytes_read.clone(),
         );
         registry.register(
@@ -323,12 +330,12 @@ impl PipelineMetrics {
 
     /// The counter of rows `pipeline` read for `table` (a handle: counting through it costs no label lookup).
     pub fn rows_read(&self, pipeline: &str, table: &TableId) -> Counter {
-        self.rows_read.get_or_create(&TableLabels { pipeline: pipeline.into(), table: table.to_string() }).clone()
+        self.rows_read.get_or_create(&TableLabels::of(pipeline, table)).clone()
     }
 
     /// The counter of bytes `pipeline` read for `table`, as the source stores them.
     pub fn bytes_read(&self, pipeline: &str, table: &TableId) -> Counter {
-        self.bytes_read.get_or_create(&TableLabels { pipeline: pipeline.into(), table: table.to_string() }).clone()
+        self.bytes_read.get_or_create(&TableLabels::of(pipeline, table)).clone()
     }
 
     /// Counts a failed run of `pipeline` that is retried with backoff.
@@ -344,7 +351,7 @@ impl PipelineMetrics {
 
     /// Sets the files (and their bytes) listed for `table` that are not yet ingested.
     pub fn set_files_outstanding(&self, pipeline: &str, table: &TableId, files: u64, bytes: u64) {
-        let labels = TableLabels { pipeline: pipeline.into(), table: table.to_string() };
+        let labels = TableLabels::of(pipeline, table);
         self.files_outstanding.get_or_create(&labels).set(i64::try_from(files).unwrap_or(i64::MAX));
         self.bytes_outstanding.get_or_create(&labels).set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }

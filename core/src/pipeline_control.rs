@@ -47,12 +47,24 @@ impl RunState {
     }
 }
 
+/// What a person keeps a pipeline from running with.
+#[derive(Debug, Clone, Copy, Default)]
+struct Stops {
+    paused: bool,
+    /// Holds taken (a resync in progress): the pipeline does not run while any is held.
+    holds: usize,
+}
+
+impl Stops {
+    fn any(self) -> bool {
+        self.paused || self.holds > 0
+    }
+}
+
 /// The handle to one scheduled pipeline.
 #[derive(Debug)]
 pub struct PipelineControl {
-    paused: watch::Sender<bool>,
-    /// Holds taken (a resync in progress): the pipeline does not run while any is held.
-    holds: watch::Sender<usize>,
+    stops: watch::Sender<Stops>,
     run_now: Notify,
     state: watch::Sender<RunState>,
 }
@@ -60,8 +72,7 @@ pub struct PipelineControl {
 impl Default for PipelineControl {
     fn default() -> Self {
         PipelineControl {
-            paused: watch::Sender::new(false),
-            holds: watch::Sender::new(0),
+            stops: watch::Sender::new(Stops::default()),
             run_now: Notify::new(),
             state: watch::Sender::new(RunState::Starting),
         }
@@ -76,15 +87,15 @@ impl PipelineControl {
 
     /// Stops the running sync at its next batch boundary and starts none until [`resume`](Self::resume).
     pub fn pause(&self) {
-        self.paused.send_replace(true);
+        self.stops.send_modify(|stops| stops.paused = true);
     }
 
     pub fn resume(&self) {
-        self.paused.send_replace(false);
+        self.stops.send_modify(|stops| stops.paused = false);
     }
 
     pub fn is_paused(&self) -> bool {
-        *self.paused.borrow()
+        self.stops.borrow().paused
     }
 
     pub fn state(&self) -> RunState {
@@ -99,7 +110,7 @@ impl PipelineControl {
     /// Stops the pipeline's running sync and keeps it from starting another until the returned hold is dropped;
     /// returns once no sync runs, so the caller may change its tables (a resync) without racing it.
     pub async fn hold(self: &Arc<Self>) -> Hold {
-        self.holds.send_modify(|holds| *holds += 1);
+        self.stops.send_modify(|stops| stops.holds += 1);
         let hold = Hold { control: self.clone() };
         let mut state = self.state.subscribe();
         let _ = state.wait_for(|state| !matches!(state, RunState::Running { .. })).await;
@@ -112,30 +123,17 @@ impl PipelineControl {
 
     /// Whether a person keeps the pipeline from running: paused, or held.
     pub(crate) fn is_stopped_by_person(&self) -> bool {
-        self.is_paused() || *self.holds.borrow() > 0
+        self.stops.borrow().any()
     }
 
     /// Completes once a person asks the pipeline to stop (a pause or a hold).
     pub(crate) async fn stop_requested(&self) {
-        let mut paused = self.paused.subscribe();
-        let mut holds = self.holds.subscribe();
-        tokio::select! {
-            _ = paused.wait_for(|paused| *paused) => {}
-            _ = holds.wait_for(|holds| *holds > 0) => {}
-        }
+        let _ = self.stops.subscribe().wait_for(|stops| stops.any()).await;
     }
 
     /// Completes once neither a pause nor a hold keeps the pipeline from running.
     pub(crate) async fn allowed_to_run(&self) {
-        let mut paused = self.paused.subscribe();
-        let mut holds = self.holds.subscribe();
-        loop {
-            let _ = paused.wait_for(|paused| !*paused).await;
-            let _ = holds.wait_for(|holds| *holds == 0).await;
-            if !self.is_stopped_by_person() {
-                return;
-            }
-        }
+        let _ = self.stops.subscribe().wait_for(|stops| !stops.any()).await;
     }
 
     /// Completes at a person's "run now".
@@ -152,7 +150,7 @@ pub struct Hold {
 
 impl Drop for Hold {
     fn drop(&mut self) {
-        self.control.holds.send_modify(|holds| *holds = holds.saturating_sub(1));
+        self.control.stops.send_modify(|stops| stops.holds = stops.holds.saturating_sub(1));
     }
 }
 
@@ -174,9 +172,20 @@ impl PipelineControls {
 }
 
 /// Pauses again the pipelines whose newest pause or resume in their destination's event log is a pause, so a
-/// pause outlives a restart; returns them with the event that paused them. `pipelines` are (name, destination);
-/// a log that cannot be read is logged and leaves its pipelines running.
+/// pause outlives a restart; returns them with the event that paused them (see [`paused_pipelines`]).
 pub async fn restore_pauses(controls: &PipelineControls, pipelines: &[(String, String)]) -> Vec<EventRow> {
+    let paused = paused_pipelines(pipelines).await;
+    for event in &paused {
+        if let Some(control) = controls.get(&event.pipeline) {
+            control.pause();
+        }
+    }
+    paused
+}
+
+/// The pipelines whose newest pause or resume in their destination's event log is a pause, with that event.
+/// `pipelines` are (name, destination); a log that cannot be read is logged and its pipelines count as running.
+pub async fn paused_pipelines(pipelines: &[(String, String)]) -> Vec<EventRow> {
     let mut destinations: Vec<&str> = pipelines.iter().map(|(_, dest)| dest.as_str()).collect();
     destinations.sort_unstable();
     destinations.dedup();
@@ -197,10 +206,8 @@ pub async fn restore_pauses(controls: &PipelineControls, pipelines: &[(String, S
         for event in &events {
             newest.insert(event.pipeline.as_str(), event);
         }
-        for (name, pipeline_dest) in pipelines {
-            let still_paused = newest.get(name.as_str()).filter(|event| event.kind == EventKind::Paused.as_str());
-            if let (true, Some(event), Some(control)) = (pipeline_dest == dest, still_paused, controls.get(name)) {
-                control.pause();
+        for (name, _) in pipelines.iter().filter(|(_, pipeline_dest)| pipeline_dest == dest) {
+            if let Some(event) = newest.get(name.as_str()).filter(|event| event.kind == EventKind::Paused.as_str()) {
                 paused.push((*event).clone());
             }
         }

@@ -110,8 +110,7 @@ async fn run_on_schedule(
             }
         }
         let now = Utc::now();
-        let next_run = scheduled.schedule.next_run(previous_start, now);
-        let scheduled_delay = (next_run - now).to_std().unwrap_or_default();
+        let scheduled_delay = (scheduled.schedule.next_run(previous_start, now) - now).to_std().unwrap_or_default();
         // A retry waits its backoff; a scheduled pipeline also runs if its next slot comes first.
         let delay = match (retry_after, mode) {
             (None, _) => scheduled_delay,

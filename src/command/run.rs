@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use connector_core::config::PipelinesFile;
 use connector_core::error::Result;
 use connector_core::pipeline::SyncMode;
-use connector_core::pipeline_control::{PipelineControls, restore_pauses};
+use connector_core::pipeline_control::{paused_pipelines, restore_pauses};
 use connector_core::scheduler::{ScheduledPipeline, Scheduler};
 use tracing::{error, info, warn};
 
@@ -41,8 +41,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
     // Ready: every pipeline is built and about to run.
     ready.send_replace(true);
     if args.once {
-        let controls = PipelineControls::new(scheduled.iter().map(|entry| entry.pipeline.name().to_string()));
-        let paused = restore_pauses(&controls, &destinations_of(&selected)).await;
+        let paused = paused_pipelines(&destinations_of(&selected)).await;
         let mut to_run = Vec::with_capacity(scheduled.len());
         for entry in scheduled {
             match paused.iter().find(|event| event.pipeline == entry.pipeline.name()) {

@@ -89,7 +89,6 @@ pub async fn status(args: StatusArgs) -> Result<ExitCode> {
     Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(super::NEEDS_RESYNC_EXIT_CODE) })
 }
 
-/// The events of every destination's log since `since` ago (`1h`), oldest first.
 /// The tables a pipeline writes, as its configuration names them.
 pub(crate) async fn pipeline_tables(profile: &Profile, pipeline: &PipelineConfig) -> Result<Vec<TableId>> {
     // SaaS streams are not `schema.table`: their tables lie under the service (or profile) name.
@@ -102,6 +101,7 @@ pub(crate) async fn pipeline_tables(profile: &Profile, pipeline: &PipelineConfig
     }
 }
 
+/// The events of every destination's log since `since` ago (`1h`), oldest first.
 async fn recent_history(targets: &[(Destination, Vec<TableId>)], since: &str) -> Result<Vec<EventRow>> {
     let ago = humantime::parse_duration(since).map_err(|cause| {
         Error::config(format!("--since {since}: not a duration (write 30m, 1h, 2d)")).caused_by(cause)

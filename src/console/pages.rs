@@ -71,12 +71,12 @@ fn standing(console: &Console, name: &str) -> Standing {
     Standing { label, class, detail, error, resync }
 }
 
-/// The events of the last `since` of every destination the scheduled pipelines write, oldest first.
-async fn events_since(console: &Console, since: Duration) -> (Vec<EventRow>, Vec<String>) {
+/// The events of the last `since` of the logs of `destinations`, oldest first, and the logs that could not be read.
+async fn events_since(destinations: Vec<String>, since: Duration) -> (Vec<EventRow>, Vec<String>) {
     let from = Utc::now() - since;
     let mut events = Vec::new();
     let mut problems = Vec::new();
-    for dest in console.destinations() {
+    for dest in destinations {
         match Destination::parse(&dest) {
             Ok(destination) => match recent_events(&destination, &Default::default(), from).await {
                 Ok(found) => events.extend(found),
@@ -90,7 +90,7 @@ async fn events_since(console: &Console, since: Duration) -> (Vec<EventRow>, Vec
 }
 
 pub async fn overview(State(console): State<Console>) -> Markup {
-    let (events, problems) = events_since(&console, RECENT).await;
+    let (events, problems) = events_since(console.destinations(), RECENT).await;
     let body = html! {
         @for problem in &problems { p.error { "Cannot read the event log of " (problem) } }
         table #pipelines {
@@ -135,7 +135,7 @@ pub async fn pipeline(
             statuses.push((table.clone(), table_status(destination, table).await.map_err(|error| error.report())));
         }
     }
-    let (events, problems) = events_since(&console, RECENT).await;
+    let (events, problems) = events_since(vec![config.dest.clone()], RECENT).await;
     let mine: Vec<&EventRow> = events.iter().filter(|event| event.pipeline == name).collect();
     let mut rows = Series::ending_now(60, Duration::minutes(1));
     let mut commit_ms = Series::ending_now(60, Duration::minutes(1));
@@ -198,7 +198,7 @@ fn tables_of(pipeline: &str, dest: &str, statuses: &[(TableId, Result<Option<Tab
             tbody {
                 @for (table, status) in statuses {
                     tr data-table=(table.to_string()) {
-                        td { a href=(table_link(dest, table)) { (table.to_string()) } }
+                        td { a href=(table_link(dest, &table.to_string())) { (table.to_string()) } }
                         @match status {
                             Ok(Some(status)) => {
                                 @let progress = status.pipelines.iter().find(|progress| progress.app_id.split('/').next() == Some(pipeline));
@@ -229,10 +229,11 @@ fn snapshot_text(cursor: &connector_core::cursor::TableCursor) -> String {
     }
 }
 
-fn table_link(dest: &str, table: &TableId) -> String {
+/// The address of the page of `table` (`namespace.name`) at `dest`.
+pub(super) fn table_link(dest: &str, table: &str) -> String {
     let query: String = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("dest", dest)
-        .append_pair("table", &table.to_string())
+        .append_pair("table", table)
         .finish();
     format!("/tables?{query}")
 }
@@ -313,7 +314,7 @@ pub async fn events(State(console): State<Console>, Query(query): Query<EventsQu
         )
             .into_response();
     };
-    let (events, problems) = events_since(&console, since).await;
+    let (events, problems) = events_since(console.destinations(), since).await;
     let body = html! {
         @for problem in &problems { p.error { "Cannot read the event log of " (problem) } }
         p.muted { "The last " (since_text) " of the destinations' event logs (" code { "<dest>/_connector/events" } "), newest first. Other spans: "

@@ -24,6 +24,7 @@ use uuid::Uuid;
 use super::Console;
 use super::auth::Actor;
 use super::layout::{count, page};
+use super::pages::table_link;
 
 /// The types offered for a column, in the words `--schema-hints` takes.
 const TYPES: [&str; 13] = [
@@ -252,10 +253,6 @@ pub async fn load(
             event.delta_version = report.version.map(|version| version as i64);
             console.record(&dest, event).await;
             let _ = tokio::fs::remove_dir_all(&directory).await;
-            let link: String = url::form_urlencoded::Serializer::new(String::new())
-                .append_pair("dest", &dest)
-                .append_pair("table", &table)
-                .finish();
             let body = html! {
                 p.notice #loaded { (table) ": " (count(report.rows)) " rows from " (files_text(report.files))
                     @if let Some(version) = report.version { ", Delta version " (version) } "." }
@@ -264,14 +261,14 @@ pub async fn load(
                     thead { tr { th { "Column" } th { "Type" } } }
                     tbody { @for column in &report.schema.columns { tr { td { code { (column.name) } } td { (sql_type_name(&column.data_type)) } } } }
                 }
-                p { a.button href=(format!("/tables?{link}")) { "Open the table" } " " a href="/upload" { "Upload more" } }
+                p { a.button href=(table_link(&dest, &table)) { "Open the table" } " " a href="/upload" { "Upload more" } }
             };
             page("Table loaded", body).into_response()
         }
         Err(error) => {
             let body = html! {
                 p.error #load-error { (error.report()) }
-                p { "Nothing was written. " a href=(format!("/upload/{id}")) { "Back to the preview" } " to change the table, mode or types." }
+                p { "No rows were committed. " a href=(format!("/upload/{id}")) { "Back to the preview" } " to change the table, mode or types." }
             };
             (StatusCode::BAD_REQUEST, page("Not loaded", body)).into_response()
         }

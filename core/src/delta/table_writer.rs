@@ -171,7 +171,11 @@ impl DeltaTableWriter {
                 }
                 match batch.after(schema, &state.cursor.position)? {
                     Some(remaining) => remaining,
-                    None => return Ok(ApplyOutcome::AlreadyCommitted),
+                    None => {
+                        // Nothing is committed: the batch's source time must not be told of the next commit.
+                        self.source_committed_at = None;
+                        return Ok(ApplyOutcome::AlreadyCommitted);
+                    }
                 }
             }
             None => batch.clone(),
@@ -300,13 +304,13 @@ impl DeltaTableWriter {
         Ok(outcome)
     }
 
-    /// The pipeline writing this table (its app id is `pipeline/table`), for the commands errors suggest.
-    /// Notes when the source committed the newest change the next commit lands: that commit's event then says
-    /// how far behind the source it was (`lag_ms`, `connector_source_lag_seconds`).
-    pub fn note_source_commit(&mut self, committed_at: DateTime<Utc>) {
-        self.source_committed_at = Some(committed_at);
+    /// Notes when the source wrote the newest change the next commit lands: that commit's event then says how
+    /// far behind the source it was (`lag_ms`, `connector_source_lag_seconds`).
+    pub fn note_source_commit(&mut self, written_at: DateTime<Utc>) {
+        self.source_committed_at = Some(written_at);
     }
 
+    /// The pipeline writing this table (its app id is `pipeline/table`), for the commands errors suggest.
     pub fn pipeline(&self) -> &str {
         self.app_id.rsplit_once('/').map_or(self.app_id.as_str(), |(pipeline, _)| pipeline)
     }

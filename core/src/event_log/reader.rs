@@ -124,7 +124,7 @@ fn rows_of(batch: &RecordBatch) -> Result<Vec<EventRow>> {
     );
     let (rows, bytes) = (number("rows")?, number("bytes")?);
     let (delta_version, duration_ms) = (number("delta_version")?, number("duration_ms")?);
-    // A log no version since 0.1 has appended to lacks it.
+    // A log made before the column was added, and not appended to since, lacks it.
     let lag_ms = batch.column_by_name("lag_ms").map(|_| number("lag_ms")).transpose()?;
     let text_at = |array: &StringArray, row: usize| (!array.is_null(row)).then(|| array.value(row).to_string());
     let number_at = |array: &Int64Array, row: usize| (!array.is_null(row)).then(|| array.value(row));

@@ -163,8 +163,7 @@ impl EventWriter {
                 .map_err(|cause| Error::destination(format!("cannot load the event log at {url}"), cause))?;
             table = add_missing_columns(table).await?;
         } else {
-            let columns = StructType::try_from_arrow(event_schema().as_ref())
-                .map_err(|cause| Error::state("internal: the event log's columns").caused_by(cause))?;
+            let columns = event_columns()?;
             table = table
                 .create()
                 .with_columns(columns.fields().cloned())
@@ -184,8 +183,7 @@ async fn add_missing_columns(table: DeltaTable) -> Result<DeltaTable> {
         .snapshot()
         .map_err(|cause| Error::destination(format!("cannot read the event log at {url}"), cause))?
         .schema();
-    let columns = StructType::try_from_arrow(event_schema().as_ref())
-        .map_err(|cause| Error::state("internal: the event log's columns").caused_by(cause))?;
+    let columns = event_columns()?;
     let missing: Vec<_> = columns.fields().filter(|field| present.field(field.name()).is_none()).cloned().collect();
     if missing.is_empty() {
         return Ok(table);
@@ -195,6 +193,12 @@ async fn add_missing_columns(table: DeltaTable) -> Result<DeltaTable> {
         .with_fields(missing)
         .await
         .map_err(|cause| Error::destination(format!("cannot add columns to the event log at {url}"), cause))
+}
+
+/// The event log's columns, as Delta declares them.
+fn event_columns() -> Result<StructType> {
+    StructType::try_from_arrow(event_schema().as_ref())
+        .map_err(|cause| Error::state("internal: the event log's columns").caused_by(cause))
 }
 
 /// The event log's columns.
