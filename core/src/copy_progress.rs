@@ -1,6 +1,5 @@
 //! How a table's initial copy shows its progress: a bar per table when stderr is a terminal (rows against the
-//! source's estimate, MiB read when the source counts them, ETA), else a log line every 10 s; and one line
-//! when the copy is committed.
+//! source's estimate, MiB read, ETA), else a log line every 10 s; and one line when the copy is committed.
 
 use std::time::{Duration, Instant};
 
@@ -12,13 +11,18 @@ use crate::schema::TableId;
 /// How often a copy without a terminal logs its progress.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(10);
 
+/// What a table's copy read: its rows, and the bytes of the source's answer they came in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Copied {
+    pub rows: u64,
+    pub bytes: u64,
+}
+
 /// The progress of one table's copy.
 #[derive(Debug)]
 pub struct CopyProgress {
     table: TableId,
     bar: Option<ProgressBar>,
-    /// Whether the source reports the bytes it read (shown in MiB); `false` shows rows only.
-    counts_bytes: bool,
     rows: u64,
     bytes: u64,
     started: Instant,
@@ -27,10 +31,10 @@ pub struct CopyProgress {
 
 impl CopyProgress {
     /// Starts showing the copy of `table`: a bar among `bars` when given.
-    pub fn start(bars: Option<&MultiProgress>, table: &TableId, estimated_rows: u64, counts_bytes: bool) -> Self {
-        let bar = bars.map(|bars| bars.add(progress_bar(&table.to_string(), estimated_rows, counts_bytes)));
+    pub fn start(bars: Option<&MultiProgress>, table: &TableId, estimated_rows: u64) -> Self {
+        let bar = bars.map(|bars| bars.add(progress_bar(&table.to_string(), estimated_rows)));
         let started = Instant::now();
-        CopyProgress { table: table.clone(), bar, counts_bytes, rows: 0, bytes: 0, started, last_report: started }
+        CopyProgress { table: table.clone(), bar, rows: 0, bytes: 0, started, last_report: started }
     }
 
     /// Rows copied so far.
@@ -45,38 +49,27 @@ impl CopyProgress {
         if let Some(bar) = &self.bar {
             bar.set_length(bar.length().unwrap_or(0).max(self.rows));
             bar.set_position(self.rows);
-            if self.counts_bytes {
-                bar.set_message(format!("{:.0} MiB", self.mib()));
-            }
+            bar.set_message(format!("{:.0} MiB", self.mib()));
         } else if self.last_report.elapsed() >= PROGRESS_INTERVAL {
             self.last_report = Instant::now();
             let rows_per_second = (self.rows as f64 / self.started.elapsed().as_secs_f64()) as u64;
             let (table, rows) = (&self.table, self.rows);
-            if self.counts_bytes {
-                info!(table = %table, rows, mib = self.bytes / (1024 * 1024), rows_per_second, "copying");
-            } else {
-                info!(table = %table, rows, rows_per_second, "copying");
-            }
+            info!(table = %table, rows, mib = self.bytes / (1024 * 1024), rows_per_second, "copying");
         }
     }
 
-    /// The copy is committed: closes the bar and logs the totals.
-    pub fn committed(self) {
+    /// The copy is committed: closes the bar, logs the totals and returns them.
+    pub fn committed(self) -> Copied {
         if let Some(bar) = &self.bar {
-            let message =
-                if self.counts_bytes { format!("{:.0} MiB, committed", self.mib()) } else { "committed".into() };
-            bar.finish_with_message(message);
+            bar.finish_with_message(format!("{:.0} MiB, committed", self.mib()));
         }
         let seconds = self.started.elapsed().as_secs_f64().max(0.001);
         let (table, rows) = (&self.table, self.rows);
         let rows_per_second = (rows as f64 / seconds) as u64;
         let seconds = format!("{seconds:.1}");
-        if self.counts_bytes {
-            let mib = self.bytes / (1024 * 1024);
-            info!(table = %table, rows, mib, seconds, rows_per_second, "snapshot committed");
-        } else {
-            info!(table = %table, rows, seconds, rows_per_second, "snapshot committed");
-        }
+        let mib = self.bytes / (1024 * 1024);
+        info!(table = %table, rows, mib, seconds, rows_per_second, "snapshot committed");
+        Copied { rows: self.rows, bytes: self.bytes }
     }
 
     fn mib(&self) -> f64 {
@@ -85,14 +78,11 @@ impl CopyProgress {
 }
 
 /// One table's bar: rows against the source's estimate (raised if the table holds more) and ETA.
-fn progress_bar(table: &str, estimated_rows: u64, counts_bytes: bool) -> ProgressBar {
+fn progress_bar(table: &str, estimated_rows: u64) -> ProgressBar {
     let bar = ProgressBar::new(estimated_rows);
-    let message_width = if counts_bytes { 18 } else { 12 };
-    let template = format!(
-        "{{prefix:<32}} [{{bar:30}}] {{human_pos:>11}}/{{human_len:<11}} rows {{msg:>{message_width}}} eta {{eta}}"
-    );
+    let template = "{prefix:<32} [{bar:30}] {human_pos:>11}/{human_len:<11} rows {msg:>18} eta {eta}";
     let style =
-        ProgressStyle::with_template(&template).unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> ");
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> ");
     bar.set_style(style);
     bar.set_prefix(table.to_string());
     bar

@@ -1273,7 +1273,9 @@ async fn mysql_binlog_lag_is_served_as_a_metric_while_streaming() {
         .spawn()
         .expect("start connector");
     wait_until_equal(&db, &lake, "orders", ORDER_COLUMNS).await;
-    // Streamed changes: their rows events are counted as bytes read.
+    let bytes_series = format!(r#"connector_bytes_read_total{{pipeline="test",table="{}.orders"}}"#, db.name());
+    let copied = crate::support::scraped_metrics::wait_for_value(&address, &bytes_series, |_| true).await;
+    // Streamed changes: their rows events are counted as bytes read, after the copy's.
     db.execute("UPDATE orders SET note = 'streamed' WHERE id <= 20").await;
     wait_until_equal(&db, &lake, "orders", ORDER_COLUMNS).await;
     let prefix = r#"connector_mysql_binlog_lag_bytes{pipeline="test"} "#;
@@ -1283,15 +1285,10 @@ async fn mysql_binlog_lag_is_served_as_a_metric_while_streaming() {
             Ok(response) => response.text().await.unwrap_or_default(),
             Err(_) => String::new(),
         };
-        // The table is `<the test's database>.orders`.
-        let bytes_read = text
-            .lines()
-            .filter(|line| line.starts_with(r#"connector_bytes_read_total{pipeline="test",table=""#))
-            .find_map(|line| line.split_once(r#".orders"} "#).map(|(_, value)| value))
-            .and_then(|v| v.parse::<f64>().ok());
+        let bytes_read = crate::support::scraped_metrics::value_of(&text, &bytes_series);
         let lag = text.lines().find_map(|line| line.strip_prefix(prefix)).and_then(|v| v.parse::<i64>().ok());
         // 20 rows updated, each with its before and after image: well over 20 × 20 bytes.
-        if let (Some(lag), true) = (lag, bytes_read.is_some_and(|bytes| bytes > 400.0)) {
+        if let (Some(lag), true) = (lag, bytes_read.is_some_and(|bytes| bytes > copied + 400.0)) {
             break lag;
         }
         assert!(Instant::now() < deadline, "the binlog lag and the rows events' bytes never showed:\n{text}");
@@ -1300,4 +1297,46 @@ async fn mysql_binlog_lag_is_served_as_a_metric_while_streaming() {
     terminate(&child);
     wait_for_exit(&mut child);
     assert!(lag >= 0, "{lag}");
+}
+
+/// A table's initial copy counts the bytes its rows took on the wire in `connector_bytes_read_total`, whether it
+/// is copied in chunks while streaming (an integer key) or whole before streaming (a text key).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_counts_the_bytes_it_read() {
+    use crate::support::scraped_metrics::{scrape, value_of};
+    const ROWS: u64 = 2000;
+    const NOTE: u64 = 100;
+    let db = mariadb().await;
+    db.execute(&format!(
+        "CREATE TABLE by_number (id int PRIMARY KEY, note text); \
+         INSERT INTO by_number SELECT n, REPEAT('n', {NOTE}) FROM {numbers}; \
+         CREATE TABLE by_code (code varchar(20) PRIMARY KEY, note text); \
+         INSERT INTO by_code SELECT CONCAT('c', n), REPEAT('n', {NOTE}) FROM {numbers};",
+        numbers = numbers(1, ROWS)
+    ))
+    .await;
+    let lake = TempLake::new();
+    let address = format!("127.0.0.1:{}", crate::support::loopback::free_port());
+    let extra = ["--continuous", "--metrics-addr", &address];
+    let mut child = sync_command(&db, lake.dir.path(), &["by_number", "by_code"], &extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start connector");
+    wait_until_equal(&db, &lake, "by_number", &["id", "note"]).await;
+    wait_until_equal(&db, &lake, "by_code", &["code", "note"]).await;
+    let text = scrape(&address).await;
+    terminate(&child);
+    wait_for_exit(&mut child);
+    for table in ["by_number", "by_code"] {
+        let series = |name: &str| format!(r#"connector_{name}_total{{pipeline="test",table="{}.{table}"}}"#, db.name());
+        let rows = value_of(&text, &series("rows_read"));
+        assert_eq!(rows, Some(ROWS as f64), "{table}'s rows read:\n{text}");
+        // Each row's note, key and packet framing: more than the notes alone, less than twice them.
+        let bytes = value_of(&text, &series("bytes_read")).unwrap_or(0.0);
+        assert!(
+            (ROWS * NOTE) as f64 <= bytes && bytes <= (2 * ROWS * NOTE) as f64,
+            "{table}: {bytes} bytes read for {ROWS} rows of {NOTE}-byte notes:\n{text}"
+        );
+    }
 }

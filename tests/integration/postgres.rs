@@ -1277,3 +1277,45 @@ async fn postgres_slot_wal_is_served_as_metrics_while_streaming() {
     let lag = gauge(&text, "lag_bytes").unwrap_or(-1.0);
     assert!(retained >= lag && lag >= 0.0, "retained {retained} ≥ lag {lag} ≥ 0:\n{text}");
 }
+
+/// A table's initial copy counts the bytes of the COPY it read in `connector_bytes_read_total`, whether it is
+/// copied in chunks while streaming (an integer key) or whole before streaming (a text key).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_counts_the_bytes_it_read() {
+    use crate::support::scraped_metrics::{scrape, value_of};
+    const ROWS: u64 = 2000;
+    const NOTE: u64 = 100;
+    let db = postgres().await;
+    db.execute(&format!(
+        "CREATE TABLE by_number (id int PRIMARY KEY, note text); \
+         INSERT INTO by_number SELECT g, repeat('n', {NOTE}) FROM generate_series(1, {ROWS}) g; \
+         CREATE TABLE by_code (code text PRIMARY KEY, note text); \
+         INSERT INTO by_code SELECT 'c' || g, repeat('n', {NOTE}) FROM generate_series(1, {ROWS}) g;"
+    ))
+    .await;
+    let lake = TempLake::new();
+    let address = format!("127.0.0.1:{}", crate::support::loopback::free_port());
+    let tables = "public.by_number,public.by_code";
+    let mut child = sync_command(&db, lake.dir.path(), tables, &["--continuous", "--metrics-addr", &address])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start connector");
+    wait_until_equal(&db, &lake, "public.by_number", &["id", "note"]).await;
+    wait_until_equal(&db, &lake, "public.by_code", &["code", "note"]).await;
+    let text = scrape(&address).await;
+    terminate(&child);
+    wait_for_exit(&mut child);
+    for table in ["public.by_number", "public.by_code"] {
+        let series = |name: &str| format!(r#"connector_{name}_total{{pipeline="test",table="{table}"}}"#);
+        let rows = value_of(&text, &series("rows_read"));
+        assert_eq!(rows, Some(ROWS as f64), "{table}'s rows read:\n{text}");
+        // Each row's note, key and COPY framing (a field count, a length per field): more than the notes alone,
+        // less than twice them.
+        let bytes = value_of(&text, &series("bytes_read")).unwrap_or(0.0);
+        assert!(
+            (ROWS * NOTE) as f64 <= bytes && bytes <= (2 * ROWS * NOTE) as f64,
+            "{table}: {bytes} bytes read for {ROWS} rows of {NOTE}-byte notes:\n{text}"
+        );
+    }
+}

@@ -9,9 +9,9 @@ use connector_core::deltalake::kernel::engine::arrow_conversion::TryIntoArrow;
 use connector_core::schema::TableId;
 
 use saas_emulator::{
-    Emulator, EmulatorOptions, Fault, FaultKind, HUBSPOT_CLIENT_ID, HUBSPOT_CLIENT_SECRET, HUBSPOT_REFRESH_TOKEN,
-    SALESFORCE_ACCESS_TOKEN, SALESFORCE_CLIENT_ID, SALESFORCE_CLIENT_SECRET, SALESFORCE_REFRESH_TOKEN, STRIPE_API_KEY,
-    Service, ZENDESK_API_TOKEN, ZENDESK_EMAIL,
+    Emulator, EmulatorOptions, Fault, FaultKind, HUBSPOT_ACCESS_TOKEN, HUBSPOT_CLIENT_ID, HUBSPOT_CLIENT_SECRET,
+    HUBSPOT_REFRESH_TOKEN, SALESFORCE_ACCESS_TOKEN, SALESFORCE_CLIENT_ID, SALESFORCE_CLIENT_SECRET,
+    SALESFORCE_REFRESH_TOKEN, STRIPE_API_KEY, Service, ZENDESK_API_TOKEN, ZENDESK_EMAIL,
 };
 
 use crate::support::connector_process::resync;
@@ -325,6 +325,46 @@ async fn saas_requests_and_429_waits_are_served_as_metrics() {
     assert!(bytes > 300.0 * 100.0, "the answers' bytes counted: {text}");
     let waited = value(&text, r#"connector_api_rate_limit_wait_seconds_total{service="stripe"} "#).unwrap_or(0.0);
     assert!((waited - 2.0).abs() < 1e-9, "two waits of the 429s' Retry-After second: {text}");
+}
+
+/// `connector run --metrics-addr` of a continuous HubSpot pipeline: the lag behind the API is measured from the
+/// records' `updatedAt`, only for records newer than any read before. The passes that read the look-back window
+/// again (every contact changed within its 5 minutes) leave it alone; an update moves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saas_lag_is_measured_from_changed_records_not_from_look_back_rereads() {
+    use crate::support::scraped_metrics::{scrape, value_of, wait_for_value};
+    let hubspot = emulator(EmulatorOptions::new(Service::Hubspot, 300));
+    let lake = TempLake::new();
+    let profile = format!(
+        "kind = \"hubspot\"\nbase_url = \"{}\"\npoll_interval = \"100ms\"\n\
+         auth = {{ type = \"bearer\", token = {{ env = \"TEST_HUBSPOT_TOKEN\" }} }}",
+        hubspot.base_url()
+    );
+    let config = pipelines_file(&lake, "crm", &profile, "\"contacts\"", "continuous");
+    let address = format!("127.0.0.1:{}", crate::support::loopback::free_port());
+    let mut child = run_command(&config, &[("TEST_HUBSPOT_TOKEN", HUBSPOT_ACCESS_TOKEN)])
+        .args(["--metrics-addr", &address])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start connector");
+    wait_until_table_matches(&lake, &hubspot, "hubspot", "contacts", "firstname").await;
+    let lag_series = r#"connector_source_lag_seconds{pipeline="test",table="hubspot.contacts"}"#;
+    let requests_series = r#"connector_api_requests_total{service="hubspot",status="200"}"#;
+    // The backfill's second page holds contacts newer than its first's: the lag of that commit.
+    let first = wait_for_value(&address, lag_series, |_| true).await;
+    assert!((0.0..60.0).contains(&first), "lag {first} s after a backfill of contacts made just now");
+    // Ten more passes, each reading every contact again (all changed within the look-back) and committing them.
+    let requests = value_of(&scrape(&address).await, requests_series).unwrap_or(0.0);
+    wait_for_value(&address, requests_series, |count| count >= requests + 10.0).await;
+    let text = scrape(&address).await;
+    assert_eq!(value_of(&text, lag_series), Some(first), "re-read contacts moved the lag:\n{text}");
+    hubspot.update("contacts", 20);
+    wait_until_table_matches(&lake, &hubspot, "hubspot", "contacts", "firstname").await;
+    let after_update = wait_for_value(&address, lag_series, |lag| lag != first).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!((0.0..60.0).contains(&after_update), "lag {after_update} s after an update made just now");
 }
 
 #[tokio::test]

@@ -511,7 +511,8 @@ impl<'a> BinlogReader<'a> {
             None => {
                 info!(table = %id, "a table was renamed into a captured database; copying it");
                 table.chunked = None;
-                table.snapshot_rows += copy_table(self.config, self.server, &source, &mut table.writer, None).await?;
+                let copied = copy_table(self.config, self.server, &source, &mut table.writer, None).await?;
+                table.count_copy(copied);
             }
         }
         Ok(())

@@ -91,7 +91,7 @@ async fn read_chunk(
         conn.exec_iter(select.as_str(), ()).await.map_err(|cause| source_error(format!("cannot read {id}"), cause))?;
     let mut pending = 0;
     while let Some(row) = result.next().await.map_err(|cause| source_error(format!("reading {id} failed"), cause))? {
-        append_row(table, &mut builders, &row)?;
+        rows.count_bytes(append_row(table, &mut builders, &row)?);
         pending += 1;
         if pending == ROWS_PER_BATCH {
             pending = 0;

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use chrono::Utc;
 use connector_core::arrow::array::{ArrayRef, RecordBatch};
 use connector_core::change_buffer::ColumnRows;
-use connector_core::copy_progress::CopyProgress;
+use connector_core::copy_progress::{Copied, CopyProgress};
 use connector_core::copy_ranges::split_range;
 use connector_core::cursor::TableCursor;
 use connector_core::delta::DeltaTableWriter;
@@ -31,7 +31,7 @@ use connector_core::position::{BinlogPosition, SourcePosition};
 use connector_core::schema::TableId;
 use indicatif::MultiProgress;
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Row};
+use mysql_async::{Conn, Row, Value};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
@@ -53,18 +53,19 @@ const PARALLEL_RANGES: usize = 4;
 /// Seconds a MySQL snapshot waits for open transactions that wrote its table.
 const LOCK_WAIT_SECONDS: u32 = 10;
 
-/// What range readers hand the writer: a batch of rows and the reader (the Parquet part) it came from.
-type Decoded = Result<(usize, RecordBatch)>;
+/// What range readers hand the writer: a batch of rows, the reader (the Parquet part) it came from, and the
+/// bytes the rows took on the wire.
+type Decoded = Result<(usize, RecordBatch, u64)>;
 
 /// Copies `table` into its Delta table in one commit that marks the snapshot complete, at the earliest of the
-/// readers' snapshot positions. Returns the rows copied.
+/// readers' snapshot positions. Returns the rows copied and the bytes they took on the wire.
 pub async fn copy_table(
     config: &MySqlConfig,
     server: &ServerInfo,
     table: &SourceTable,
     writer: &mut DeltaTableWriter,
     progress: Option<&MultiProgress>,
-) -> Result<u64> {
+) -> Result<Copied> {
     let id = &table.schema.id;
     let ranges = key_ranges(config, table).await?;
     // Every reader starts its snapshot before any row is read, so the earliest position is known up front.
@@ -101,19 +102,18 @@ pub async fn copy_table(
     let taken_at = Utc::now();
     let source_position = SourcePosition::Binlog(position);
     let mut snapshot_writer = writer.snapshot_writer(&table.schema, &source_position, taken_at).await?;
-    let mut shown = CopyProgress::start(progress, id, table.estimated_rows, false);
+    let mut shown = CopyProgress::start(progress, id, table.estimated_rows);
     while let Some(decoded) = receiver.recv().await {
-        let (part, batch) = decoded?;
+        let (part, batch, bytes) = decoded?;
         snapshot_writer.write_part(part, &batch).await?;
-        shown.advance(batch.num_rows() as u64, 0);
+        shown.advance(batch.num_rows() as u64, bytes);
     }
     while let Some(joined) = reading.join_next().await {
         joined.map_err(|panic| Error::state(format!("copying {id} ended abnormally: {panic}")))?;
     }
     let rows = shown.rows();
     snapshot_writer.commit(TableCursor::copied(source_position, rows, taken_at)).await?;
-    shown.committed();
-    Ok(rows)
+    Ok(shown.committed())
 }
 
 /// The `WHERE` conditions splitting a large table with a single integer key into ranges of about
@@ -175,22 +175,26 @@ impl RangeReader {
                 .exec_iter(select.as_str(), ())
                 .await
                 .map_err(|cause| source_error(format!("cannot read {id}"), cause))?;
-            let mut pending = 0;
+            let (mut pending, mut bytes) = (0, 0);
             while let Some(row) =
                 result.next().await.map_err(|cause| source_error(format!("reading {id} failed"), cause))?
             {
-                append_row(&self.table, &mut builders, &row)?;
+                bytes += append_row(&self.table, &mut builders, &row)?;
                 pending += 1;
                 if pending == ROWS_PER_BATCH {
                     pending = 0;
-                    if sender.send(Ok((self.part, finish_batch(&self.table, &mut builders)?))).await.is_err() {
+                    let batch = finish_batch(&self.table, &mut builders)?;
+                    if sender.send(Ok((self.part, batch, std::mem::take(&mut bytes)))).await.is_err() {
                         return Ok(());
                     }
                 }
             }
             drop(result);
-            if pending > 0 && sender.send(Ok((self.part, finish_batch(&self.table, &mut builders)?))).await.is_err() {
-                return Ok(());
+            if pending > 0 {
+                let batch = finish_batch(&self.table, &mut builders)?;
+                if sender.send(Ok((self.part, batch, bytes))).await.is_err() {
+                    return Ok(());
+                }
             }
         }
         if let Err(cause) = self.conn.query_drop("COMMIT").await {
@@ -311,15 +315,21 @@ async fn gtid_if_unchanged(conn: &mut Conn, file: &str, offset: u64) -> Result<O
     Ok(state.filter(|state| !state.is_empty() && end_file == file && end_offset == offset))
 }
 
-pub(crate) fn append_row(table: &SourceTable, builders: &mut [ColumnBuilder], row: &Row) -> Result<()> {
+/// Appends a row of a copy to the column builders; returns its size in the binary result protocol, the bytes
+/// it took on the wire (its values, its null bitmap and the packet's header).
+pub(crate) fn append_row(table: &SourceTable, builders: &mut [ColumnBuilder], row: &Row) -> Result<u64> {
+    // A row packet: 4 bytes of header, a 0x00 marker, then a null bitmap of the columns offset by 2 bits.
+    let mut bytes = 5 + (builders.len() as u64 + 9) / 8;
     for (index, builder) in builders.iter_mut().enumerate() {
-        builder.append(row.as_ref(index), Origin::Snapshot).map_err(|cause| {
+        let value = row.as_ref(index);
+        bytes += value.map_or(0, Value::bin_len);
+        builder.append(value, Origin::Snapshot).map_err(|cause| {
             Error::state(format!("cannot decode column `{}` of {}", table.schema.columns[index].name, table.schema.id))
                 .caused_by(cause)
                 .for_table(&table.schema.id)
         })?;
     }
-    Ok(())
+    Ok(bytes)
 }
 
 pub(crate) fn finish_batch(table: &SourceTable, builders: &mut [ColumnBuilder]) -> Result<RecordBatch> {

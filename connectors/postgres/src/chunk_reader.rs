@@ -76,6 +76,7 @@ async fn read_chunk(config: &PostgresConfig, request: &ChunkRequest, mut rows: C
     let mut decoder = CopyDecoder::new(table);
     while let Some(bytes) = stream.next().await {
         let bytes = bytes.map_err(|cause| source_error(format!("copying a chunk of {id} failed"), cause))?;
+        rows.count_bytes(bytes.len() as u64);
         decoder.feed(bytes).map_err(|error| error.for_table(id))?;
         if decoder.batch_full() {
             rows.write(&table.schema, decoder.finish_batch(table)?).await?;

@@ -6,7 +6,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use chrono::Utc;
 use connector_core::arrow::array::RecordBatch;
 use connector_core::change_buffer::ColumnRows;
-use connector_core::copy_progress::CopyProgress;
+use connector_core::copy_progress::{Copied, CopyProgress};
 use connector_core::copy_ranges::split_range;
 use connector_core::cursor::TableCursor;
 use connector_core::delta::DeltaTableWriter;
@@ -100,14 +100,14 @@ pub async fn export_snapshot(config: &PostgresConfig) -> Result<ExportedSnapshot
 
 /// Copies `table` under `snapshot` into its Delta table in one commit that marks the snapshot complete.
 /// A large table with an integer key is copied in key ranges over parallel connections, each range into
-/// Parquet files of its own (so files stay clustered by key). Returns the number of rows copied.
+/// Parquet files of its own (so files stay clustered by key). Returns the rows copied and the COPY bytes read.
 pub async fn copy_table(
     config: &PostgresConfig,
     snapshot: &ExportedSnapshot,
     table: &SourceTable,
     writer: &mut DeltaTableWriter,
     progress: Option<&MultiProgress>,
-) -> Result<u64> {
+) -> Result<Copied> {
     let id = &table.schema.id;
     let ranges = key_ranges(config, snapshot, table).await?;
     // Each range decodes on its own task and connection, overlapping Parquet encoding here; the channel holds
@@ -134,7 +134,7 @@ pub async fn copy_table(
     let position = SourcePosition::Postgres { lsn: snapshot.position };
     let taken_at = Utc::now();
     let mut snapshot_writer = writer.snapshot_writer(&table.schema, &position, taken_at).await?;
-    let mut shown = CopyProgress::start(progress, id, table.estimated_rows, true);
+    let mut shown = CopyProgress::start(progress, id, table.estimated_rows);
     while let Some(decoded) = receiver.recv().await {
         let (part, batch, copied) = decoded?;
         if batch.num_rows() > 0 {
@@ -147,8 +147,7 @@ pub async fn copy_table(
     }
     let rows = shown.rows();
     snapshot_writer.commit(TableCursor::copied(position, rows, taken_at)).await?;
-    shown.committed();
-    Ok(rows)
+    Ok(shown.committed())
 }
 
 /// Opens a connection inside the exported snapshot.

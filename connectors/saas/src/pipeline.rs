@@ -2,9 +2,10 @@
 //! its API state, which the engine commits with the records read up to it.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use connector_core::arrow::datatypes::Field;
 use connector_core::capture_settings::DEFAULT_BATCH_BYTES;
 use connector_core::change::Operation;
@@ -18,7 +19,7 @@ use serde_json::Value;
 
 use crate::auth::Credentials;
 use crate::client::ApiClient;
-use crate::codec::record_batch;
+use crate::codec::{record_batch, timestamp};
 use crate::config::SaasConfig;
 use crate::excerpt::excerpt;
 use crate::schema::StreamSchema;
@@ -50,7 +51,10 @@ impl SaasPipeline {
         let config = Arc::new(config);
         let streams = readers
             .into_iter()
-            .map(|reader| Arc::new(SaasStream { config: config.clone(), client: client.clone(), reader }))
+            .map(|reader| {
+                let (config, client) = (config.clone(), client.clone());
+                Arc::new(SaasStream { config, client, reader, newest_change_seen: Mutex::new(None) })
+            })
             .collect();
         Ok(SaasPipeline { config, streams, sink })
     }
@@ -78,9 +82,26 @@ struct SaasStream {
     config: Arc<SaasConfig>,
     client: ApiClient,
     reader: Arc<dyn StreamReader>,
+    /// The newest change time read, in microseconds since the epoch (see [`SaasStream::newly_changed_at`]).
+    newest_change_seen: Mutex<Option<i64>>,
 }
 
 impl SaasStream {
+    /// When the service changed the page's newest record, if that is later than every change the stream read
+    /// since the process started. Records a pass reads again (its look-back) would otherwise pass for lag of
+    /// however long the service was quiet; so the first page after a start only sets the mark.
+    fn newly_changed_at(&self, page: &Page) -> Option<DateTime<Utc>> {
+        let in_records = || {
+            let field = self.reader.shape().modified.as_deref()?;
+            page.changes.iter().filter_map(|change| change.record.get(field)).filter_map(timestamp).max()
+        };
+        let newest = page.changed_at.or_else(in_records)?;
+        let mut seen = self.newest_change_seen.lock().unwrap_or_else(PoisonError::into_inner);
+        let before = *seen;
+        *seen = Some(before.map_or(newest, |before| before.max(newest)));
+        before.filter(|&before| newest > before).and_then(|_| DateTime::from_timestamp_micros(newest))
+    }
+
     /// The stream's API state in a committed token; `None`: read from the start (tables that a resync
     /// restarted before tokens could be absent hold `null`).
     fn committed_state(&self, token: &str) -> Result<Option<Value>> {
@@ -130,7 +151,8 @@ impl PolledStream for SaasStream {
         })?;
         let page = self.reader.next_page(&self.client, &state).await?;
         let (token, caught_up) = (page.state.to_string(), page.caught_up);
-        Ok(PolledPage { records: page, token, caught_up, source_time: None })
+        let source_time = self.newly_changed_at(&page);
+        Ok(PolledPage { records: page, token, caught_up, source_time })
     }
 }
 

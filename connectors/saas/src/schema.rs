@@ -166,6 +166,7 @@ mod tests {
             key: vec!["id".into()],
             declared: vec![Column::new("id", DataType::Utf8, "string")],
             declared_only: false,
+            modified: None,
         };
         let existing = [Field::new("email", DataType::Utf8, true), Field::new("_cdc_op", DataType::Utf8, true)];
         let mut schema = StreamSchema::new(TableId::new("stripe", "customers"), &shape, &existing);

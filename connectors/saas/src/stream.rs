@@ -49,6 +49,9 @@ pub struct Page {
     pub state: Value,
     /// The pass is over: the stream is caught up with the API as of now.
     pub caught_up: bool,
+    /// When the service made the page's newest change (microseconds since the epoch), for readers whose
+    /// records do not say it in a field (Stripe's events); others name the field in [`StreamShape::modified`].
+    pub changed_at: Option<i64>,
 }
 
 /// Records of one operation still as JSON text (already checked to be JSON).
@@ -60,7 +63,7 @@ pub struct UnparsedRecords {
 
 impl Page {
     pub fn new(changes: Vec<RecordChange>, state: Value, caught_up: bool) -> Self {
-        Page { changes, unparsed: None, state, caught_up }
+        Page { changes, unparsed: None, state, caught_up, changed_at: None }
     }
 
     /// Every change of the page, its unparsed records parsed (readers hand over JSON objects only).
@@ -89,6 +92,9 @@ pub struct StreamShape {
     pub declared: Vec<Column>,
     /// Only declared columns land (a declarative stream may list its columns and ignore the rest).
     pub declared_only: bool,
+    /// The field telling when the service last changed a record, where records carry one: the lag behind the
+    /// source is measured from it.
+    pub modified: Option<String>,
 }
 
 /// One stream of a service.

@@ -9,6 +9,7 @@ use tracing::{debug, info};
 use super::chunk_rows::{Chunk, ChunkContent};
 use super::chunked_copy::ChunkedCopy;
 use crate::change_buffer::{ChangeBuffer, ColumnRows, TakenRows};
+use crate::copy_progress::Copied;
 use crate::delta::{ApplyOutcome, DeltaTableWriter, apply_each};
 use crate::error::{Error, Result};
 use crate::metrics::metrics;
@@ -47,6 +48,13 @@ impl<T: TableChanges> CapturedTable<T> {
         let rows_read = metrics().rows_read(writer.pipeline(), writer.table_id());
         let bytes_read = metrics().bytes_read(writer.pipeline(), writer.table_id());
         CapturedTable { writer, source, chunked: None, snapshot_rows: 0, changes_applied: 0, rows_read, bytes_read }
+    }
+
+    /// Counts a whole copy made while streaming (a table that appeared mid-stream) as rows copied and read.
+    pub fn count_copy(&mut self, copied: Copied) {
+        self.snapshot_rows += copied.rows;
+        self.rows_read.inc_by(copied.rows);
+        self.bytes_read.inc_by(copied.bytes);
     }
 
     /// The table, copied in chunks while it streams (`None`: copied already).
@@ -116,6 +124,7 @@ impl<T: TableChanges> CapturedTable<T> {
         }
         self.snapshot_rows += rows;
         self.rows_read.inc_by(rows);
+        self.bytes_read.inc_by(chunk.byte_count);
         if chunk.complete {
             info!(table = %id, rows = rows_copied, "copied the table");
             self.chunked = None;

@@ -31,6 +31,7 @@ pub struct ChunkRows {
     schema: Option<TableSchema>,
     greatest_key: Option<i128>,
     rows: u64,
+    bytes: u64,
 }
 
 impl std::fmt::Debug for ChunkRows {
@@ -52,6 +53,7 @@ impl ChunkRows {
             schema: None,
             greatest_key: None,
             rows: 0,
+            bytes: 0,
         }
     }
 
@@ -94,6 +96,11 @@ impl ChunkRows {
         }
     }
 
+    /// Counts `bytes` more of the source's answer read for the chunk (its rows- and bytes-read metrics).
+    pub fn count_bytes(&mut self, bytes: u64) {
+        self.bytes += bytes;
+    }
+
     /// The chunk, once every row is written; `schema` as for [`write`](Self::write).
     pub async fn finish(mut self, schema: TableSchema) -> Result<Chunk> {
         let Some(start) = self.start.take() else {
@@ -111,7 +118,14 @@ impl ChunkRows {
             Some(key) => Some(key),
             None => self.greatest_key.or(self.after),
         };
-        Ok(Chunk { schema, rows, row_count: self.rows, last_key, complete: start.up_to.is_none() })
+        Ok(Chunk {
+            schema,
+            rows,
+            row_count: self.rows,
+            byte_count: self.bytes,
+            last_key,
+            complete: start.up_to.is_none(),
+        })
     }
 
     /// Decides, from the chunk's columns, whether its rows go to files or wait in memory.
@@ -141,6 +155,8 @@ pub struct Chunk {
     pub schema: TableSchema,
     pub(super) rows: ChunkContent,
     pub row_count: u64,
+    /// The bytes of the source's answer the rows came in.
+    pub byte_count: u64,
     /// The greatest key read; `None` when the chunk is empty.
     pub last_key: Option<i128>,
     /// No rows follow the chunk's: the copy ends with it.

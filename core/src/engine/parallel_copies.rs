@@ -7,20 +7,21 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
+use crate::copy_progress::Copied;
 use crate::delta::DeltaTableWriter;
 use crate::error::{Error, Result};
 
-/// Runs `copy` for the writers at `indices`, at most `parallel` at a time. Returns the rows each copied, or
+/// Runs `copy` for the writers at `indices`, at most `parallel` at a time. Returns what each copied, or
 /// the first failure once every copy has ended.
 pub(super) async fn copy_in_parallel<F, Fut>(
     writers: &mut [Option<DeltaTableWriter>],
     indices: &[usize],
     parallel: usize,
     copy: F,
-) -> Result<Vec<(usize, u64)>>
+) -> Result<Vec<(usize, Copied)>>
 where
     F: Fn(usize, DeltaTableWriter) -> Fut,
-    Fut: Future<Output = (DeltaTableWriter, Result<u64>)> + Send + 'static,
+    Fut: Future<Output = (DeltaTableWriter, Result<Copied>)> + Send + 'static,
 {
     let permits = Arc::new(Semaphore::new(parallel));
     let mut tasks = tokio::task::JoinSet::new();

@@ -11,6 +11,7 @@ use tracing::info;
 use super::chunked_copy::{ChunkedCopy, chunk_key};
 use super::parallel_copies::copy_in_parallel;
 use crate::capture_settings::CaptureSettings;
+use crate::copy_progress::Copied;
 use crate::cursor::TableCursor;
 use crate::delta::{DeltaSink, DeltaTableWriter};
 use crate::error::{Error, Result};
@@ -115,7 +116,7 @@ pub async fn copy_whole_tables<F, Fut>(
 ) -> Result<Option<Vec<DeltaTableWriter>>>
 where
     F: Fn(usize, DeltaTableWriter, Option<MultiProgress>) -> Fut,
-    Fut: Future<Output = (DeltaTableWriter, Result<u64>)> + Send + 'static,
+    Fut: Future<Output = (DeltaTableWriter, Result<Copied>)> + Send + 'static,
 {
     if shutdown.is_requested() {
         return Ok(None);
@@ -133,11 +134,18 @@ where
             return Ok(None);
         }
     };
-    for (index, rows) in copied {
-        reports[index].snapshot_rows = rows;
+    for (index, copied) in copied {
+        reports[index].snapshot_rows = copied.rows;
         if let Some(writer) = &slots[index] {
-            crate::metrics::metrics().rows_read(writer.pipeline(), writer.table_id()).inc_by(rows);
+            count_copy_read(writer, copied);
         }
     }
     Ok(Some(slots.into_iter().flatten().collect()))
+}
+
+/// Counts a table's whole copy in its rows- and bytes-read metrics.
+fn count_copy_read(writer: &DeltaTableWriter, copied: Copied) {
+    let metrics = crate::metrics::metrics();
+    metrics.rows_read(writer.pipeline(), writer.table_id()).inc_by(copied.rows);
+    metrics.bytes_read(writer.pipeline(), writer.table_id()).inc_by(copied.bytes);
 }

@@ -14,6 +14,7 @@ pub mod load;
 pub mod loopback;
 pub mod s3;
 pub mod saas;
+pub mod scraped_metrics;
 pub mod servers;
 pub mod tcp_proxy;
 pub mod tls_terminator;

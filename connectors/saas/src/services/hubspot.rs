@@ -50,6 +50,7 @@ pub fn stream(name: &str, config: &SaasConfig) -> Result<Arc<dyn StreamReader>> 
             Column::new("archived", DataType::Boolean, "boolean"),
         ],
         declared_only: false,
+        modified: Some("updatedAt".into()),
     };
     Ok(Arc::new(HubspotStream {
         shape,

@@ -173,6 +173,7 @@ pub fn stream(name: &str, config: &SaasConfig) -> Result<Arc<dyn StreamReader>> 
         key: settings.key.clone(),
         declared,
         declared_only: settings.only_declared_columns,
+        modified: settings.incremental.as_ref().map(|incremental| incremental.field.clone()),
     };
     Ok(Arc::new(RestStream { shape, settings }))
 }

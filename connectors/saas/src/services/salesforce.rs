@@ -74,6 +74,7 @@ pub fn stream(name: &str, config: &SaasConfig) -> Result<Arc<dyn StreamReader>> 
             key: vec![KEY.into()],
             declared: vec![Column::new(KEY, DataType::Utf8, "id")],
             declared_only: true,
+            modified: None,
         },
         described: OnceLock::new(),
     }))
@@ -369,7 +370,13 @@ fn describe(name: &str, body: &Value) -> Result<Description> {
         fields: declared.iter().map(|column| column.name.clone()).collect(),
         soft_deletes: has(IS_DELETED),
         modified,
-        shape: StreamShape { name: name.to_string(), key: vec![KEY.into()], declared, declared_only: true },
+        shape: StreamShape {
+            name: name.to_string(),
+            key: vec![KEY.into()],
+            declared,
+            declared_only: true,
+            modified: Some(modified.into()),
+        },
     })
 }
 

@@ -20,6 +20,7 @@ use serde_json::value::RawValue;
 
 use super::{state_error, unexpected_answer, unknown_stream};
 use crate::client::{ApiClient, ApiRequest};
+use crate::codec::timestamp;
 use crate::schema::timestamp_type;
 use crate::stream::{Page, RecordChange, StreamReader, StreamShape, UnparsedRecords, records_of};
 
@@ -96,6 +97,8 @@ pub fn stream(name: &str) -> Result<Arc<dyn StreamReader>> {
             Column::new("created", timestamp_type(), "timestamp (epoch seconds)"),
         ],
         declared_only: false,
+        // `created` is when an object was made, not changed; Stripe objects carry no modification time.
+        modified: None,
     };
     Ok(Arc::new(StripeStream { object, shape }))
 }
@@ -154,7 +157,7 @@ impl StreamReader for StripeStream {
         async move {
             let state: StripeState =
                 serde_json::from_value(state.clone()).map_err(|cause| state_error(&self.shape.name, cause))?;
-            let (changes, unparsed, next, caught_up) = match state {
+            let (changes, unparsed, next, caught_up, changed_at) = match state {
                 StripeState::Backfill { anchored, starting_after, mut events_after, since } => {
                     if !anchored {
                         events_after = self.newest_event(client).await?;
@@ -166,7 +169,7 @@ impl StreamReader for StripeStream {
                         StripeState::Events { events_after, since }
                     };
                     let unparsed = UnparsedRecords { operation: Operation::Insert, records: objects };
-                    (Vec::new(), Some(unparsed), next, false)
+                    (Vec::new(), Some(unparsed), next, false, None)
                 }
                 StripeState::Events { events_after: Some(after), since } => {
                     let mut response = client
@@ -177,7 +180,7 @@ impl StreamReader for StripeStream {
                     let newest = events.first().and_then(|event| event.get("id")).and_then(Value::as_str);
                     let next = StripeState::Events { events_after: Some(newest.unwrap_or(&after).to_string()), since };
                     let changes = events.iter().rev().filter_map(|event| self.change_of(event)).collect();
-                    (changes, None, next, !has_more)
+                    (changes, None, next, !has_more, newest_event_time(&events))
                 }
                 StripeState::Events { events_after: None, since } => {
                     // No event existed when the backfill began: find the oldest since then, walking back.
@@ -197,20 +200,26 @@ impl StreamReader for StripeStream {
                         }
                     }
                     match oldest {
-                        None => (Vec::new(), None, StripeState::Events { events_after: None, since }, true),
+                        None => (Vec::new(), None, StripeState::Events { events_after: None, since }, true, None),
                         Some(event) => {
                             let id = event.get("id").and_then(Value::as_str).map(str::to_string);
                             let changes = self.change_of(&event).into_iter().collect();
-                            (changes, None, StripeState::Events { events_after: id, since }, false)
+                            let changed_at = newest_event_time(std::slice::from_ref(&event));
+                            (changes, None, StripeState::Events { events_after: id, since }, false, changed_at)
                         }
                     }
                 }
             };
             let state = serde_json::to_value(next).map_err(|cause| state_error(&self.shape.name, cause))?;
-            Ok(Page { changes, unparsed, state, caught_up })
+            Ok(Page { changes, unparsed, state, caught_up, changed_at })
         }
         .boxed()
     }
+}
+
+/// When the newest of `events` happened (their `created`, epoch seconds), in microseconds since the epoch.
+fn newest_event_time(events: &[serde_json::Map<String, Value>]) -> Option<i64> {
+    events.iter().filter_map(|event| event.get("created")).filter_map(timestamp).max()
 }
 
 impl StripeStream {
@@ -282,5 +291,24 @@ impl StripeStream {
         } else {
             RecordChange::upsert(Operation::Update, object.clone())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn stripe_events_page_is_dated_by_its_newest_event() {
+        // Newest first, as Stripe lists them; `created` in epoch seconds.
+        let events: Vec<serde_json::Map<String, Value>> =
+            [json!({"id": "evt_2", "created": 1_714_557_600}), json!({"id": "evt_1", "created": 1_714_557_500})]
+                .into_iter()
+                .filter_map(|event| event.as_object().cloned())
+                .collect();
+        assert_eq!(newest_event_time(&events), Some(1_714_557_600_000_000));
+        assert_eq!(newest_event_time(&[]), None);
     }
 }

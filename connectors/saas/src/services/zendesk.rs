@@ -40,6 +40,7 @@ pub fn stream(name: &str) -> Result<Arc<dyn StreamReader>> {
             Column::new("updated_at", timestamp_type(), "date"),
         ],
         declared_only: false,
+        modified: Some("updated_at".into()),
     };
     Ok(Arc::new(ZendeskStream { shape }))
 }
