@@ -178,6 +178,11 @@ pub struct RunArgs {
     /// of the tokens, and actions are logged under the name. Default: the token in CONNECTOR_CONSOLE_TOKEN.
     #[arg(long, value_name = "FILE")]
     pub console_token_file: Option<PathBuf>,
+
+    /// The most the console's upload page takes in one request, in MiB (streamed to disk under TMPDIR, never
+    /// held in memory). Larger files load with `connector load`.
+    #[arg(long, value_name = "MIB", default_value_t = 16 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub upload_limit_mib: u64,
 }
 
 #[derive(Debug, Args)]

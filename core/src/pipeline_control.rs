@@ -256,4 +256,31 @@ mod tests {
         let is_paused = |name: &str| controls.get(name).expect("scheduled").is_paused();
         assert!(is_paused("shop") && !is_paused("billing") && !is_paused("crm"));
     }
+
+    #[tokio::test]
+    async fn an_event_log_that_cannot_be_read_leaves_its_pipelines_running_and_the_others_paused() {
+        use crate::event_log::{Event, EventLog};
+        let (readable, damaged) = (tempfile::tempdir().expect("directory"), tempfile::tempdir().expect("directory"));
+        let dest_of = |directory: &tempfile::TempDir| directory.path().to_str().expect("utf-8").to_string();
+        for (directory, pipeline) in [(&readable, "shop"), (&damaged, "crm")] {
+            let destination = Destination::parse(&dest_of(directory)).expect("destination");
+            let log = EventLog::for_destination(&destination, &Default::default());
+            log.record(Event::new(pipeline, EventKind::Paused).actor("alice from 127.0.0.1"));
+            log.flush().await;
+        }
+        // Every commit of the second destination's log is damaged: it cannot be read at all.
+        let commits = damaged.path().join("_connector/events/_delta_log");
+        for entry in std::fs::read_dir(&commits).expect("the event log's commits") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|extension| extension == "json") {
+                std::fs::write(&path, "not a commit").expect("damage");
+            }
+        }
+        let pipelines = [("shop".to_string(), dest_of(&readable)), ("crm".to_string(), dest_of(&damaged))];
+        let controls = PipelineControls::new(["shop", "crm"].map(String::from));
+        let paused = restore_pauses(&controls, &pipelines).await;
+        assert_eq!(paused.iter().map(|event| event.pipeline.as_str()).collect::<Vec<_>>(), ["shop"]);
+        let is_paused = |name: &str| controls.get(name).expect("scheduled").is_paused();
+        assert!(is_paused("shop") && !is_paused("crm"), "the unreadable log's pipeline runs");
+    }
 }

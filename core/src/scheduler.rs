@@ -100,6 +100,8 @@ async fn run_on_schedule(
     };
     let mut previous_start = None;
     let mut retry_after: Option<Duration> = None;
+    // A person asked for a run while the pipeline could not wait for one (stopped for lost history).
+    let mut run_at_once = false;
     info!(pipeline = %name, schedule = %scheduled.schedule, "pipeline scheduled");
     loop {
         if control.is_stopped_by_person() {
@@ -113,10 +115,12 @@ async fn run_on_schedule(
         let scheduled_delay = (scheduled.schedule.next_run(previous_start, now) - now).to_std().unwrap_or_default();
         // A retry waits its backoff; a scheduled pipeline also runs if its next slot comes first.
         let delay = match (retry_after, mode) {
+            _ if run_at_once => Duration::ZERO,
             (None, _) => scheduled_delay,
             (Some(retry), SyncMode::Continuous) => retry,
             (Some(retry), SyncMode::Once) => retry.min(scheduled_delay),
         };
+        run_at_once = false;
         let next_run_at = chrono::Duration::from_std(delay).ok().and_then(|delay| now.checked_add_signed(delay));
         control.set_state(RunState::Waiting { next_run_at });
         tokio::select! {
@@ -141,7 +145,7 @@ async fn run_on_schedule(
         // Retrying cannot bring back what the source lost: the pipeline stops until its tables are copied anew.
         let lost = outcome.as_ref().err().filter(|failure| failure.kind() == ErrorKind::HistoryLost).map(|failure| {
             let tables = failure.tables_to_resync().iter().map(ToString::to_string).collect::<Vec<_>>();
-            error!(pipeline = %name, error = %failure.report(), tables = %tables.join(","), "the source lost changes the pipeline needs; it stops until its tables are resynced and `connector run` restarts");
+            error!(pipeline = %name, error = %failure.report(), tables = %tables.join(","), "the source lost changes the pipeline needs; it stops until its tables are resynced and a run is asked for (the console's Resync does both) or `connector run` restarts");
         });
         pipeline_health::report(&name, health_after(&outcome));
         retry_after = match &outcome {
@@ -150,6 +154,8 @@ async fn run_on_schedule(
                 info!(pipeline = %name, elapsed_ms = (finished_at - started_at).num_milliseconds(), tables = report.tables.len(), "sync finished");
                 None
             }
+            // Said above: it waits for a person, not for a retry.
+            Err(_) if lost.is_some() => None,
             Err(failure) => match (failure.retry(), mode) {
                 (Retry::WithBackoff, _) => {
                     if began.elapsed() >= HEALTHY_RUN {
@@ -178,7 +184,7 @@ async fn run_on_schedule(
             // Only a person mends it: a resync from the console (which asks for a run), or a restart.
             control.set_state(RunState::StoppedForResync);
             tokio::select! {
-                () = control.run_requested() => {}
+                () = control.run_requested() => run_at_once = true,
                 () = shutdown.requested() => break,
             }
         }
@@ -282,10 +288,13 @@ mod tests {
             }
         }
         assert_eq!(lost.runs.load(Ordering::SeqCst), 1, "a pipeline that lost history is not run again");
-        // Until a person resyncs its tables and asks for a run (the console does both).
+        // Until a person resyncs its tables and asks for a run (the console does both): it runs at once, not
+        // after the long wait of a failure that needs a person.
+        let asked_at = tokio::time::Instant::now();
         controls.get("lost").expect("scheduled").run_now();
         while events.recv().await.expect("scheduler running").pipeline != "lost" {}
         assert_eq!(lost.runs.load(Ordering::SeqCst), 2, "run again when asked");
+        assert!(asked_at.elapsed() < Duration::from_secs(1), "ran {:?} after being asked", asked_at.elapsed());
         trigger.request();
         running.await.expect("scheduler stops on shutdown");
     }
@@ -420,6 +429,56 @@ mod tests {
         }
         assert!(asked_at.elapsed() < Duration::from_secs(1), "ran {:?} after being asked", asked_at.elapsed());
 
+        trigger.request();
+        running.await.expect("scheduler stops on shutdown");
+    }
+
+    /// A daily pipeline whose runs take ten minutes.
+    #[derive(Debug, Default)]
+    struct SlowDailyPipeline {
+        runs: AtomicU32,
+    }
+
+    impl Pipeline for SlowDailyPipeline {
+        fn name(&self) -> &str {
+            "slow"
+        }
+
+        fn sync(&self, _mode: SyncMode, _shutdown: Shutdown) -> SyncFuture<'_> {
+            self.runs.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_secs(600)).await;
+                Ok(SyncReport::default())
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn run_now_during_a_run_starts_another_right_after_it() {
+        let slow = Arc::new(SlowDailyPipeline::default());
+        let scheduler =
+            Scheduler::new(vec![ScheduledPipeline { pipeline: slow.clone(), schedule: "1d".parse().expect("valid") }]);
+        let control = scheduler.controls().get("slow").expect("scheduled").clone();
+        let (trigger, shutdown) = Shutdown::new();
+        let (sender, mut events) = tokio::sync::mpsc::unbounded_channel();
+        let running = tokio::spawn(scheduler.run(shutdown, Some(sender)));
+        let mut state = control.watch_state();
+        let first = match *state.wait_for(|state| matches!(state, RunState::Running { .. })).await.expect("starts") {
+            RunState::Running { since } => since,
+            _ => unreachable!("waited for a run"),
+        };
+        // Pressed while the first run goes on: it is not cut short, and the next run does not wait a day.
+        control.run_now();
+        events.recv().await.expect("the first run ends");
+        let ended_at = tokio::time::Instant::now();
+        let second_run = |state: &RunState| matches!(state, RunState::Running { since } if *since != first);
+        state.wait_for(second_run).await.expect("a second run starts");
+        assert!(ended_at.elapsed() < Duration::from_secs(1), "started {:?} after the first ended", ended_at.elapsed());
+        assert_eq!(slow.runs.load(Ordering::SeqCst), 2);
+        events.recv().await.expect("the second run ends");
+        // Asked once, run once: the third waits for its day.
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        assert_eq!(slow.runs.load(Ordering::SeqCst), 2, "one press, one extra run");
         trigger.request();
         running.await.expect("scheduler stops on shutdown");
     }

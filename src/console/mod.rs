@@ -24,8 +24,8 @@ use connector_core::event_log::{Event, EventKind, EventLog};
 use connector_core::pipeline_control::PipelineControls;
 use tracing::{info, warn};
 
-/// The largest upload taken in one request; it is streamed to disk, never held in memory.
-const UPLOAD_LIMIT_BYTES: usize = 16 * 1024 * 1024 * 1024;
+/// The most one upload request carries unless `--upload-limit-mib` says otherwise: 16 GiB.
+const DEFAULT_UPLOAD_LIMIT_MIB: u64 = 16 * 1024;
 
 /// What every page and action reads: the pipelines file, the scheduler's controls, the uploads waiting.
 #[derive(Clone)]
@@ -41,6 +41,8 @@ struct ConsoleInner {
     controls: PipelineControls,
     /// Where uploaded files wait until loaded; removed when the console stops.
     uploads: tempfile::TempDir,
+    /// The most one upload request may carry (`--upload-limit-mib`).
+    upload_limit_mib: u64,
 }
 
 impl Console {
@@ -60,8 +62,17 @@ impl Console {
                 scheduled,
                 controls,
                 uploads,
+                upload_limit_mib: DEFAULT_UPLOAD_LIMIT_MIB,
             }),
         })
+    }
+
+    /// The console, taking uploads of up to `mib` MiB a request.
+    pub fn taking_uploads_up_to(mut self, mib: u64) -> Console {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.upload_limit_mib = mib;
+        }
+        self
     }
 
     /// The scheduled pipelines' configurations, in the file's order.
@@ -117,6 +128,8 @@ pub async fn serve(address: SocketAddr, token_file: Option<&Path>, console: Cons
         Error::config(format!("--ui {address}: cannot listen there (in use, or not this machine's)")).caused_by(cause)
     })?;
     let bound = listener.local_addr().map_err(|cause| Error::config("the console's address").caused_by(cause))?;
+    let upload_limit =
+        usize::try_from(console.inner.upload_limit_mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
     let pages = Router::new()
         .route("/", get(pages::overview))
         .route("/pipelines/{name}", get(pages::pipeline))
@@ -129,7 +142,7 @@ pub async fn serve(address: SocketAddr, token_file: Option<&Path>, console: Cons
         .route("/upload", get(upload::upload_page).post(upload::receive))
         .route("/upload/{id}", get(upload::preview_page))
         .route("/upload/{id}/load", post(upload::load))
-        .layer(DefaultBodyLimit::max(UPLOAD_LIMIT_BYTES))
+        .layer(DefaultBodyLimit::max(upload_limit))
         .with_state(console)
         .layer(axum::middleware::from_fn_with_state(access.clone(), auth::require_access));
     let router = Router::new().route("/login", get(auth::login_page).post(auth::login)).with_state(access).merge(pages);

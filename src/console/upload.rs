@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use axum::Extension;
+use axum::extract::multipart::MultipartError;
 use axum::extract::{Form, Multipart, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -77,31 +78,61 @@ pub async fn receive(State(console): State<Console>, mut multipart: Multipart) -
     match store_files(&mut multipart, &directory).await {
         Ok(0) => bad_request("No file was sent: choose or drop at least one file."),
         Ok(_) => Redirect::to(&format!("/upload/{id}")).into_response(),
-        Err(message) => {
+        Err(refusal) => {
             let _ = tokio::fs::remove_dir_all(&directory).await;
-            bad_request(&message)
+            match refusal {
+                UploadRefusal::TooLarge => refused(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!(
+                        "The upload is larger than this console takes ({} MiB a request, --upload-limit-mib); \
+                         nothing of it was kept. Load larger files with `connector load`.",
+                        console.inner.upload_limit_mib
+                    ),
+                ),
+                UploadRefusal::Failed(message) => bad_request(&message),
+            }
         }
     }
 }
 
-async fn store_files(multipart: &mut Multipart, directory: &std::path::Path) -> Result<usize, String> {
-    tokio::fs::create_dir_all(directory).await.map_err(|error| format!("cannot store the upload: {error}"))?;
+/// Why an upload was not stored.
+enum UploadRefusal {
+    /// It passed `--upload-limit-mib`.
+    TooLarge,
+    Failed(String),
+}
+
+impl UploadRefusal {
+    /// `what` broke off, or passed the limit.
+    fn broke_off(what: &str, error: &MultipartError) -> UploadRefusal {
+        if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            UploadRefusal::TooLarge
+        } else {
+            UploadRefusal::Failed(format!("{what} broke off: {error}"))
+        }
+    }
+}
+
+async fn store_files(multipart: &mut Multipart, directory: &std::path::Path) -> Result<usize, UploadRefusal> {
+    let cannot_store =
+        |what: &str, error: std::io::Error| UploadRefusal::Failed(format!("cannot store {what}: {error}"));
+    tokio::fs::create_dir_all(directory).await.map_err(|error| cannot_store("the upload", error))?;
     let mut stored = 0;
     while let Some(mut field) =
-        multipart.next_field().await.map_err(|error| format!("the upload broke off: {error}"))?
+        multipart.next_field().await.map_err(|error| UploadRefusal::broke_off("the upload", &error))?
     {
         let Some(name) = field.file_name().map(safe_file_name) else { continue };
         if name.is_empty() {
             continue;
         }
         let path = directory.join(&name);
-        let mut file = tokio::fs::File::create(&path).await.map_err(|error| format!("cannot store {name}: {error}"))?;
+        let mut file = tokio::fs::File::create(&path).await.map_err(|error| cannot_store(&name, error))?;
         while let Some(chunk) =
-            field.chunk().await.map_err(|error| format!("the upload of {name} broke off: {error}"))?
+            field.chunk().await.map_err(|error| UploadRefusal::broke_off(&format!("the upload of {name}"), &error))?
         {
-            file.write_all(&chunk).await.map_err(|error| format!("cannot store {name}: {error}"))?;
+            file.write_all(&chunk).await.map_err(|error| cannot_store(&name, error))?;
         }
-        file.flush().await.map_err(|error| format!("cannot store {name}: {error}"))?;
+        file.flush().await.map_err(|error| cannot_store(&name, error))?;
         stored += 1;
     }
     Ok(stored)
@@ -310,10 +341,11 @@ fn table_name_from(file: &str) -> String {
 }
 
 fn bad_request(message: &str) -> Response {
-    (
-        StatusCode::BAD_REQUEST,
-        page("Upload refused", html! { p.error { (message) } p { a href="/upload" { "Upload again" } } }),
-    )
+    refused(StatusCode::BAD_REQUEST, message)
+}
+
+fn refused(status: StatusCode, message: &str) -> Response {
+    (status, page("Upload refused", html! { p.error { (message) } p { a href="/upload" { "Upload again" } } }))
         .into_response()
 }
 

@@ -466,3 +466,80 @@ async fn run_once_skips_a_pipeline_left_paused_and_runs_the_others() {
     assert_eq!(ids_of(&lake.table_url(&TableId::new("raw", "orders"))).await, (0..20).collect::<Vec<_>>());
     assert!(ids_of(&lake.table_url(&TableId::new("raw", "people"))).await.is_empty(), "the paused one is not run");
 }
+
+/// A multipart body of one file field `files` named `name` holding `content`, and its content type.
+fn multipart_file(name: &str, content: &[u8]) -> (Vec<u8>, String) {
+    let boundary = "connector-test-boundary-7d1f";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{name}\"\r\n\
+         Content-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(content);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (body, format!("multipart/form-data; boundary={boundary}"))
+}
+
+/// The upload page refuses a request past `--upload-limit-mib` with 413 and keeps none of it, takes one within
+/// it, and the uploads' directory (under TMPDIR) goes when the console stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_past_the_limit_are_refused_and_the_uploads_go_when_the_console_stops() {
+    use crate::support::connector_process::{terminate, wait_for_exit};
+    let people = tempfile::tempdir().expect("people landing");
+    let orders = tempfile::tempdir().expect("orders landing");
+    let lake = TempLake::new();
+    let config = pipelines_file(people.path(), orders.path(), &lake);
+    let temporary = tempfile::tempdir().expect("TMPDIR of the console");
+    let port = free_port();
+    let address = format!("127.0.0.1:{port}");
+    let mut console = Command::new(CONNECTOR)
+        .args(["serve", "--config", config.to_str().expect("utf-8"), "--addr", &address, "--upload-limit-mib", "1"])
+        .env_remove(connector_token_variable())
+        .env("TMPDIR", temporary.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("connector serve");
+    wait_until_listening(port, "the console");
+    let uploads_dirs = || -> Vec<PathBuf> {
+        std::fs::read_dir(temporary.path())
+            .expect("TMPDIR")
+            .map(|entry| entry.expect("entry").path())
+            .filter(|path| {
+                path.file_name().is_some_and(|name| name.to_string_lossy().starts_with("connector-uploads-"))
+            })
+            .collect()
+    };
+    let uploads = uploads_dirs();
+    assert_eq!(uploads.len(), 1, "the console's uploads directory: {uploads:?}");
+    let stored = || std::fs::read_dir(&uploads[0]).expect("uploads").count();
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let upload = |name: &str, content: Vec<u8>| {
+        let (body, content_type) = multipart_file(name, &content);
+        client.post(format!("http://{address}/upload")).header("content-type", content_type).body(body).send()
+    };
+
+    let mut large = b"id,note\n".to_vec();
+    while large.len() <= 2 * 1024 * 1024 {
+        large.extend_from_slice(format!("{},{}\n", large.len(), "n".repeat(100)).as_bytes());
+    }
+    let refused = upload("large.csv", large).await.expect("answer");
+    assert_eq!(refused.status(), 413);
+    let said = refused.text().await.expect("text");
+    assert!(said.contains("larger than this console takes (1 MiB a request, --upload-limit-mib)"), "{said}");
+    assert!(said.contains("connector load"), "{said}");
+    assert_eq!(stored(), 0, "nothing of the refused upload is kept");
+
+    let taken = upload("small.csv", b"id,note\n1,a\n2,b\n".to_vec()).await.expect("answer");
+    assert_eq!(taken.status(), 303, "within the limit, on to the preview");
+    let preview = taken.headers()["location"].to_str().expect("text").to_string();
+    let page = client.get(format!("http://{address}{preview}")).send().await.expect("preview");
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.expect("text").contains("note"), "the preview shows the file's columns");
+    assert_eq!(stored(), 1);
+
+    terminate(&console);
+    let status = wait_for_exit(&mut console);
+    assert!(status.success(), "the console stops cleanly on SIGTERM: {status}");
+    assert!(uploads_dirs().is_empty(), "the uploads directory is removed when the console stops: {:?}", uploads_dirs());
+}

@@ -832,6 +832,22 @@ async fn mysql_a_server_outside_the_topology_is_refused_and_the_tables_kept() {
     assert_eq!(delta_rows(&db, &lake, "orders", ORDER_COLUMNS).await, expected, "the Delta table changed");
 }
 
+/// Starts a new binlog file and purges every older one: changes written before are gone from the server's binlog.
+async fn purge_binlogs_but_the_current(db: &MySqlDatabase) {
+    db.execute("FLUSH BINARY LOGS").await;
+    let (current, _) = db.binlog_status().await;
+    // The server keeps a file until InnoDB's checkpoint has passed its transactions: purge until it is gone.
+    let deadline = Instant::now() + CONVERGENCE_DEADLINE;
+    loop {
+        db.execute(&format!("PURGE BINARY LOGS TO '{current}'")).await;
+        if db.query("SHOW BINARY LOGS").await.len() == 1 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the server kept its old binlogs");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test]
 async fn mysql_a_binlog_purged_while_away_stops_with_the_resync_command() {
     // A server of its own: purging the shared server's binlogs would pull them from under other tests.
@@ -840,18 +856,8 @@ async fn mysql_a_binlog_purged_while_away_stops_with_the_resync_command() {
     db.execute(&orders()).await;
     let lake = TempLake::new();
     sync_once(&db, lake.dir.path(), &["orders"]);
-    db.execute("UPDATE orders SET note = 'unread' WHERE id <= 10; FLUSH BINARY LOGS").await;
-    let (current, _) = db.binlog_status().await;
-    // The server keeps a file until InnoDB's checkpoint has passed its transactions: purge until it is gone.
-    let deadline = Instant::now() + CONVERGENCE_DEADLINE;
-    loop {
-        db.execute(&format!("PURGE BINARY LOGS TO '{current}'")).await;
-        if db.query("SHOW BINARY LOGS").await.len() == 1 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the server kept its old binlogs");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    db.execute("UPDATE orders SET note = 'unread' WHERE id <= 10").await;
+    purge_binlogs_but_the_current(&db).await;
 
     let status = binlog_status(&db, &lake);
     assert_eq!(status["cursor_available"], false, "{status}");
@@ -1339,4 +1345,66 @@ async fn a_copy_counts_the_bytes_it_read() {
             "{table}: {bytes} bytes read for {ROWS} rows of {NOTE}-byte notes:\n{text}"
         );
     }
+}
+
+/// `connector run --ui` of a pipeline whose binlog was purged while it was away: the pipeline stops for a resync
+/// (its page says so) and runs nothing more; a resync from the console empties the table and asks for a run,
+/// which copies the table again: it equals the source, the changes the purged binlog held included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_a_console_resync_brings_back_a_pipeline_stopped_for_lost_history() {
+    let server = PrivateMariaDb::start(1, "mariadb-bin").await;
+    let db = server.database().await;
+    db.execute(&orders()).await;
+    let lake = TempLake::new();
+    sync_once(&db, lake.dir.path(), &["orders"]);
+    db.execute("UPDATE orders SET note = 'unread' WHERE id <= 10").await;
+    purge_binlogs_but_the_current(&db).await;
+
+    let table = format!("{}.orders", db.name());
+    let config = lake.dir.path().join("pipelines.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[profiles.shop]\nkind = \"mysql\"\nurl = \"${{SHOP_URL}}\"\n\n[[pipelines]]\nname = \"test\"\n\
+             profile = \"shop\"\ntables = [\"{table}\"]\ndest = \"{}\"\nschedule = \"continuous\"\n",
+            lake.dir.path().display()
+        ),
+    )
+    .expect("pipelines.toml");
+    let port = crate::support::loopback::free_port();
+    let mut child = Command::new(CONNECTOR)
+        .args(["run", "--config", config.to_str().expect("utf-8"), "--ui", &format!("127.0.0.1:{port}")])
+        .env("SHOP_URL", db.admin_url())
+        .env_remove("CONNECTOR_CONSOLE_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("connector run");
+    let page = format!("http://127.0.0.1:{port}/pipelines/test");
+    crate::support::eventually::eventually("the pipeline stopped for a resync", || {
+        let page = page.clone();
+        async move {
+            match reqwest::get(&page).await {
+                Ok(answer) => answer.text().await.unwrap_or_default().contains("stopped: resync needed"),
+                Err(_) => false,
+            }
+        }
+    })
+    .await;
+    assert_ne!(source_rows(&db, "orders", ORDER_COLUMNS).await, delta_rows(&db, &lake, "orders", ORDER_COLUMNS).await);
+
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let resynced = client
+        .post(format!("{page}/resync"))
+        .form(&[("table", table.as_str()), ("confirm", table.as_str())])
+        .send()
+        .await
+        .expect("resync");
+    assert_eq!(resynced.status(), 303, "{}", resynced.text().await.unwrap_or_default());
+    wait_until_equal(&db, &lake, "orders", ORDER_COLUMNS).await;
+    // And it streams again: a later change lands too.
+    db.execute("UPDATE orders SET note = 'after the resync' WHERE id <= 3").await;
+    wait_until_equal(&db, &lake, "orders", ORDER_COLUMNS).await;
+    terminate(&child);
+    wait_for_exit(&mut child);
 }
