@@ -367,6 +367,38 @@ async fn saas_lag_is_measured_from_changed_records_not_from_look_back_rereads() 
     assert!((0.0..60.0).contains(&after_update), "lag {after_update} s after an update made just now");
 }
 
+/// `sync zendesk --continuous --metrics-addr`: an answer saying the rate-limit window is used up
+/// (`ratelimit-remaining: 0`, `ratelimit-reset: 2`) holds every request for those 2 s, counted as rate-limit wait
+/// without any 429.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saas_a_used_up_rate_limit_window_is_waited_for_and_counted() {
+    use crate::support::scraped_metrics::{scrape, value_of, wait_for_value};
+    // Three pages of tickets: the first answer says the window is used up, the second request waits for it.
+    let zendesk = emulator(EmulatorOptions::new(Service::Zendesk, 2_500));
+    let lake = TempLake::new();
+    zendesk.arm(Fault::new(FaultKind::WindowUsedUp { reset: 2 }).on_path("/tickets").times(1));
+    let address = format!("127.0.0.1:{}", crate::support::loopback::free_port());
+    let extra = ["--continuous", "--metrics-addr", &address];
+    let mut child = sync_command("zendesk", &zendesk, lake.dir.path(), "tickets", &ZENDESK_CREDENTIALS, &extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start connector");
+    wait_until_table_matches(&lake, &zendesk, "zendesk", "tickets", "subject").await;
+    let waited =
+        wait_for_value(&address, r#"connector_api_rate_limit_wait_seconds_total{service="zendesk"}"#, |w| w > 0.0);
+    let waited = waited.await;
+    let text = scrape(&address).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(zendesk.pending_faults(), 0);
+    assert!((1.9..=2.1).contains(&waited), "the window's 2 s counted once: {waited}\n{text}");
+    assert_eq!(value_of(&text, r#"connector_api_requests_total{service="zendesk",status="429"}"#), None, "{text}");
+    // Requests really stood still: the next one came at least 2 s after the answer that said so.
+    let times = zendesk.request_times();
+    assert!(times.windows(2).any(|pair| pair[1] - pair[0] >= Duration::from_millis(1_900)), "{times:?}");
+}
+
 #[tokio::test]
 async fn saas_continuous_run_follows_changes_until_stopped() {
     let zendesk = emulator(EmulatorOptions::new(Service::Zendesk, 300));

@@ -226,7 +226,7 @@ impl ApiClient {
             drop(permit);
             metrics().count_api_request(self.service, Some(status.as_u16()));
             metrics().count_api_response_bytes(self.service, body.len());
-            self.quota.observe(&headers);
+            metrics().add_rate_limit_wait(self.service, self.quota.observe(&headers));
             debug!(service = self.service, stream, request = %target, status = status.as_u16(), "api response");
             if status.is_success() {
                 match serde_json::from_slice(&body) {
@@ -251,8 +251,7 @@ impl ApiClient {
                     ));
                 }
                 warn!(service = self.service, stream, request = %target, wait = ?delay, "throttled by the API (429)");
-                metrics().add_rate_limit_wait(self.service, delay);
-                self.quota.pause_for(delay);
+                metrics().add_rate_limit_wait(self.service, self.quota.pause_for(delay));
                 continue;
             }
             if status == StatusCode::UNAUTHORIZED && !token_renewed && self.credentials.rejected(generation).await {

@@ -80,25 +80,33 @@ impl CredentialQuota {
     }
 
     /// Holds every request of this credential for `duration` (a 429's `Retry-After`, an exhausted window).
-    pub fn pause_for(&self, duration: Duration) {
-        let until = Instant::now() + duration.min(MAX_PAUSE);
+    /// Returns how much longer requests are now held than they already were: pauses that overlap add up to the
+    /// time requests stood still, not to the sum of what each asked.
+    pub fn pause_for(&self, duration: Duration) -> Duration {
+        let now = Instant::now();
+        let until = now + duration.min(MAX_PAUSE);
         let mut paused = lock(&self.paused_until);
-        if paused.is_none_or(|current| current < until) {
-            *paused = Some(until);
+        let held_until = paused.filter(|current| *current > now).unwrap_or(now);
+        if until <= held_until {
+            return Duration::ZERO;
         }
+        *paused = Some(until);
+        until - held_until
     }
 
     /// Applies what the API's rate-limit headers say: a quota lower than ours, or a window with nothing left.
-    pub fn observe(&self, headers: &HeaderMap) {
+    /// Returns how much longer requests are held for it (see [`CredentialQuota::pause_for`]).
+    pub fn observe(&self, headers: &HeaderMap) -> Duration {
         let limits = RateLimitHeaders::parse(headers);
         if let Some(rate) = limits.requests_per_second() {
             self.tighten(rate, "announced by the API");
         }
-        if limits.remaining == Some(0)
-            && let Some(reset) = limits.reset
-        {
-            warn!(seconds = reset.as_secs_f64(), "the API's rate-limit window is used up; pausing requests");
-            self.pause_for(reset);
+        match (limits.remaining, limits.reset) {
+            (Some(0), Some(reset)) => {
+                warn!(seconds = reset.as_secs_f64(), "the API's rate-limit window is used up; pausing requests");
+                self.pause_for(reset)
+            }
+            _ => Duration::ZERO,
         }
     }
 
@@ -332,5 +340,20 @@ mod tests {
         assert_eq!(quota.rate(), Some(1.0));
         quota.observe(&headers(&[("X-Rate-Limit", "600")]));
         assert_eq!(quota.rate(), Some(1.0));
+    }
+
+    #[test]
+    fn saas_overlapping_pauses_count_the_time_requests_stood_still_once() {
+        let quota = CredentialQuota::shared("pauses.test", 9, None);
+        let used_up = headers(&[("RateLimit-Remaining", "0"), ("RateLimit-Reset", "60")]);
+        let first = quota.observe(&used_up);
+        assert!(first > Duration::from_secs(59) && first <= Duration::from_secs(60), "{first:?}");
+        // The same window reported again, and a shorter 429 within it, hold nothing longer.
+        assert!(quota.observe(&used_up) < Duration::from_secs(1));
+        assert_eq!(quota.pause_for(Duration::from_secs(5)), Duration::ZERO);
+        // A longer one adds only what passes the current pause.
+        let longer = quota.pause_for(Duration::from_secs(90));
+        assert!(longer > Duration::from_secs(29) && longer < Duration::from_secs(31), "{longer:?}");
+        assert_eq!(quota.observe(&headers(&[("RateLimit-Remaining", "5"), ("RateLimit-Reset", "60")])), Duration::ZERO);
     }
 }
