@@ -316,7 +316,7 @@ fn chosen_types(fields: &HashMap<&str, &str>) -> Vec<String> {
             break;
         };
         if fields.get(format!("inferred_{index}").as_str()) != Some(chosen) {
-            hints.push(format!("`{name}` {chosen}"));
+            hints.push(format!("`{}` {chosen}", name.replace('`', "``")));
         }
     }
     hints
@@ -370,8 +370,16 @@ mod tests {
             ("name_1", "amount"),
             ("inferred_1", "double"),
             ("type_1", "decimal(38,9)"),
+            ("name_2", "unit `net` price, eur"),
+            ("inferred_2", "string"),
+            ("type_2", "double"),
         ];
         let fields: HashMap<&str, &str> = form.into_iter().collect();
-        assert_eq!(chosen_types(&fields), ["`amount` decimal(38,9)"]);
+        let hints = chosen_types(&fields);
+        assert_eq!(hints, ["`amount` decimal(38,9)", "`unit ``net`` price, eur` double"]);
+        // Any column name comes back whole from the hints `connector load` is given.
+        let parsed = connector_files::schema_hints::parse_schema_hints(&hints.join(", ")).expect("hints");
+        let names: Vec<&str> = parsed.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(names, ["amount", "unit `net` price, eur"]);
     }
 }

@@ -13,10 +13,14 @@ pub fn parse_schema_hints(text: &str) -> Result<Vec<(String, DataType)>> {
         .map(str::trim)
         .filter(|hint| !hint.is_empty())
         .map(|hint| {
-            let (name, type_name) = hint.split_once(char::is_whitespace).ok_or_else(|| {
-                Error::config(format!("schema hint `{hint}` has no type; write `column type`, e.g. `id bigint`"))
-            })?;
-            let name = name.trim_matches('`').to_string();
+            let (name, type_name) = name_and_type(hint)
+                .filter(|(_, type_name)| !type_name.trim().is_empty())
+                .ok_or_else(|| {
+                    Error::config(format!(
+                        "schema hint `{hint}` has no type; write `column type`, e.g. `id bigint` (a name with \
+                         spaces or commas in backquotes: `` `unit price` double ``)"
+                    ))
+                })?;
             let data_type = sql_type(type_name.trim()).ok_or_else(|| {
                 Error::config(format!(
                     "schema hint `{hint}`: `{}` is not a known type; use one of tinyint, smallint, int, bigint, \
@@ -58,10 +62,35 @@ pub fn sql_type_name(data_type: &DataType) -> String {
 }
 
 /// Splits at the commas outside parentheses (`decimal(12,2)` holds one).
+/// A hint's column name and the text of its type. A name in backquotes may hold anything, a doubled backquote
+/// standing for one (as in Spark SQL); a bare name ends at the first whitespace.
+fn name_and_type(hint: &str) -> Option<(String, &str)> {
+    let Some(quoted) = hint.strip_prefix('`') else {
+        let (name, type_name) = hint.split_once(char::is_whitespace)?;
+        return Some((name.to_string(), type_name));
+    };
+    let mut name = String::new();
+    let mut characters = quoted.char_indices().peekable();
+    while let Some((index, character)) = characters.next() {
+        if character != '`' {
+            name.push(character);
+        } else if characters.next_if(|(_, next)| *next == '`').is_some() {
+            name.push('`');
+        } else {
+            return Some((name, &quoted[index + 1..]));
+        }
+    }
+    None
+}
+
+/// The hints of `text`: split at commas outside parentheses and backquoted names.
 fn split_top_level(text: &str) -> Vec<&str> {
-    let (mut parts, mut depth, mut start) = (Vec::new(), 0usize, 0);
+    let (mut parts, mut depth, mut start, mut quoted) = (Vec::new(), 0usize, 0, false);
     for (index, character) in text.char_indices() {
         match character {
+            // A doubled backquote inside a quoted name toggles twice: still quoted.
+            '`' => quoted = !quoted,
+            _ if quoted => {}
             '(' => depth += 1,
             ')' => depth = depth.saturating_sub(1),
             ',' if depth == 0 => {
@@ -124,5 +153,20 @@ mod tests {
         let error = parse_schema_hints("id bigint, amount money").expect_err("unknown type");
         assert!(error.to_string().contains("`money` is not a known type"), "{error}");
         assert!(parse_schema_hints("id").expect_err("no type").to_string().contains("has no type"));
+    }
+
+    #[test]
+    fn backquoted_hint_names_may_hold_spaces_commas_and_backquotes() {
+        let hints = parse_schema_hints("`unit price` double, `a, b` int, `say ``hi``` string").expect("hints");
+        assert_eq!(
+            hints,
+            vec![
+                ("unit price".to_string(), DataType::Float64),
+                ("a, b".to_string(), DataType::Int32),
+                ("say `hi`".to_string(), DataType::Utf8),
+            ]
+        );
+        assert!(parse_schema_hints("`unit price double").expect_err("unclosed").to_string().contains("has no type"));
+        assert!(parse_schema_hints("`unit price`").expect_err("no type").to_string().contains("has no type"));
     }
 }
