@@ -13,9 +13,8 @@ pub fn parse_schema_hints(text: &str) -> Result<Vec<(String, DataType)>> {
         .map(str::trim)
         .filter(|hint| !hint.is_empty())
         .map(|hint| {
-            let (name, type_name) = name_and_type(hint)
-                .filter(|(_, type_name)| !type_name.trim().is_empty())
-                .ok_or_else(|| {
+            let (name, type_name) =
+                name_and_type(hint).filter(|(_, type_name)| !type_name.trim().is_empty()).ok_or_else(|| {
                     Error::config(format!(
                         "schema hint `{hint}` has no type; write `column type`, e.g. `id bigint` (a name with \
                          spaces or commas in backquotes: `` `unit price` double ``)"
