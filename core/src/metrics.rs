@@ -204,7 +204,7 @@ impl PipelineMetrics {
         );
         registry.register(
             "api_rate_limit_wait_seconds",
-            "Time every request to an API was held back by a 429's Retry-After or an exhausted rate-limit window",
+            "Time requests to an API stood still for 429s' Retry-After and rate-limit windows it said were used up",
             metrics.rate_limit_waits.clone(),
         );
         registry.register(
@@ -215,7 +215,8 @@ impl PipelineMetrics {
         registry.register(
             "source_lag_seconds",
             "How far a table's newest commit was behind its source: from when the source wrote the newest change it \
-             landed (a transaction's commit, a Kafka message's timestamp, a file's modification) to the Delta commit",
+             landed (a transaction's commit, a Kafka message's timestamp, a file's or an API record's modification) to \
+             the Delta commit",
             metrics.source_lag.clone(),
         );
         registry.register(
@@ -227,7 +228,7 @@ impl PipelineMetrics {
         registry.register(
             "bytes_read",
             "Bytes a pipeline read from its source about a table, as the source holds them: files' sizes, Kafka \
-             messages, PostgreSQL WAL messages, MySQL rows events (not snapshot copies)",
+             messages, PostgreSQL WAL messages, MySQL rows events, snapshot copies' rows as they came",
             metrics.bytes_read.clone(),
         );
         registry.register(

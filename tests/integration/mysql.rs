@@ -832,16 +832,23 @@ async fn mysql_a_server_outside_the_topology_is_refused_and_the_tables_kept() {
     assert_eq!(delta_rows(&db, &lake, "orders", ORDER_COLUMNS).await, expected, "the Delta table changed");
 }
 
-/// Starts a new binlog file and purges every older one: changes written before are gone from the server's binlog.
-async fn purge_binlogs_but_the_current(db: &MySqlDatabase) {
-    db.execute("FLUSH BINARY LOGS").await;
+/// A MariaDB server of the test's own (purging the shared server's binlogs would pull them from under other tests)
+/// whose `orders` was synced into the lake, then changed in binlogs purged since: the changes are lost to the
+/// pipeline.
+async fn orders_synced_then_purged() -> (PrivateMariaDb, MySqlDatabase, TempLake) {
+    let server = PrivateMariaDb::start(1, "mariadb-bin").await;
+    let db = server.database().await;
+    db.execute(&orders()).await;
+    let lake = TempLake::new();
+    sync_once(&db, lake.dir.path(), &["orders"]);
+    db.execute("UPDATE orders SET note = 'unread' WHERE id <= 10; FLUSH BINARY LOGS").await;
     let (current, _) = db.binlog_status().await;
     // The server keeps a file until InnoDB's checkpoint has passed its transactions: purge until it is gone.
     let deadline = Instant::now() + CONVERGENCE_DEADLINE;
     loop {
         db.execute(&format!("PURGE BINARY LOGS TO '{current}'")).await;
         if db.query("SHOW BINARY LOGS").await.len() == 1 {
-            return;
+            return (server, db, lake);
         }
         assert!(Instant::now() < deadline, "the server kept its old binlogs");
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -850,14 +857,7 @@ async fn purge_binlogs_but_the_current(db: &MySqlDatabase) {
 
 #[tokio::test]
 async fn mysql_a_binlog_purged_while_away_stops_with_the_resync_command() {
-    // A server of its own: purging the shared server's binlogs would pull them from under other tests.
-    let server = PrivateMariaDb::start(1, "mariadb-bin").await;
-    let db = server.database().await;
-    db.execute(&orders()).await;
-    let lake = TempLake::new();
-    sync_once(&db, lake.dir.path(), &["orders"]);
-    db.execute("UPDATE orders SET note = 'unread' WHERE id <= 10").await;
-    purge_binlogs_but_the_current(&db).await;
+    let (_server, db, lake) = orders_synced_then_purged().await;
 
     let status = binlog_status(&db, &lake);
     assert_eq!(status["cursor_available"], false, "{status}");
@@ -1309,7 +1309,7 @@ async fn mysql_binlog_lag_is_served_as_a_metric_while_streaming() {
 /// is copied in chunks while streaming (an integer key) or whole before streaming (a text key).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copy_counts_the_bytes_it_read() {
-    use crate::support::scraped_metrics::{scrape, value_of};
+    use crate::support::scraped_metrics::{assert_copy_read, scrape};
     const ROWS: u64 = 2000;
     const NOTE: u64 = 100;
     let db = mariadb().await;
@@ -1335,15 +1335,8 @@ async fn a_copy_counts_the_bytes_it_read() {
     terminate(&child);
     wait_for_exit(&mut child);
     for table in ["by_number", "by_code"] {
-        let series = |name: &str| format!(r#"connector_{name}_total{{pipeline="test",table="{}.{table}"}}"#, db.name());
-        let rows = value_of(&text, &series("rows_read"));
-        assert_eq!(rows, Some(ROWS as f64), "{table}'s rows read:\n{text}");
         // Each row's note, key and packet framing: more than the notes alone, less than twice them.
-        let bytes = value_of(&text, &series("bytes_read")).unwrap_or(0.0);
-        assert!(
-            (ROWS * NOTE) as f64 <= bytes && bytes <= (2 * ROWS * NOTE) as f64,
-            "{table}: {bytes} bytes read for {ROWS} rows of {NOTE}-byte notes:\n{text}"
-        );
+        assert_copy_read(&text, &format!("{}.{table}", db.name()), ROWS, NOTE);
     }
 }
 
@@ -1352,13 +1345,7 @@ async fn a_copy_counts_the_bytes_it_read() {
 /// which copies the table again: it equals the source, the changes the purged binlog held included.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_a_console_resync_brings_back_a_pipeline_stopped_for_lost_history() {
-    let server = PrivateMariaDb::start(1, "mariadb-bin").await;
-    let db = server.database().await;
-    db.execute(&orders()).await;
-    let lake = TempLake::new();
-    sync_once(&db, lake.dir.path(), &["orders"]);
-    db.execute("UPDATE orders SET note = 'unread' WHERE id <= 10").await;
-    purge_binlogs_but_the_current(&db).await;
+    let (_server, db, lake) = orders_synced_then_purged().await;
 
     let table = format!("{}.orders", db.name());
     let config = lake.dir.path().join("pipelines.toml");

@@ -1282,7 +1282,7 @@ async fn postgres_slot_wal_is_served_as_metrics_while_streaming() {
 /// copied in chunks while streaming (an integer key) or whole before streaming (a text key).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copy_counts_the_bytes_it_read() {
-    use crate::support::scraped_metrics::{scrape, value_of};
+    use crate::support::scraped_metrics::{assert_copy_read, scrape};
     const ROWS: u64 = 2000;
     const NOTE: u64 = 100;
     let db = postgres().await;
@@ -1307,15 +1307,8 @@ async fn a_copy_counts_the_bytes_it_read() {
     terminate(&child);
     wait_for_exit(&mut child);
     for table in ["public.by_number", "public.by_code"] {
-        let series = |name: &str| format!(r#"connector_{name}_total{{pipeline="test",table="{table}"}}"#);
-        let rows = value_of(&text, &series("rows_read"));
-        assert_eq!(rows, Some(ROWS as f64), "{table}'s rows read:\n{text}");
         // Each row's note, key and COPY framing (a field count, a length per field): more than the notes alone,
         // less than twice them.
-        let bytes = value_of(&text, &series("bytes_read")).unwrap_or(0.0);
-        assert!(
-            (ROWS * NOTE) as f64 <= bytes && bytes <= (2 * ROWS * NOTE) as f64,
-            "{table}: {bytes} bytes read for {ROWS} rows of {NOTE}-byte notes:\n{text}"
-        );
+        assert_copy_read(&text, table, ROWS, NOTE);
     }
 }

@@ -27,3 +27,16 @@ pub async fn wait_for_value(address: &str, series: &str, accepted: impl Fn(f64) 
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+/// Asserts that `text` counts `rows` rows read for `table` of pipeline `test`, in at least `bytes_per_row` times
+/// as many bytes and at most twice that (a copy's framing around its values).
+pub fn assert_copy_read(text: &str, table: &str, rows: u64, bytes_per_row: u64) {
+    let series = |name: &str| format!(r#"connector_{name}_total{{pipeline="test",table="{table}"}}"#);
+    assert_eq!(value_of(text, &series("rows_read")), Some(rows as f64), "{table}'s rows read:\n{text}");
+    let bytes = value_of(text, &series("bytes_read")).unwrap_or(0.0);
+    let (least, most) = ((rows * bytes_per_row) as f64, (2 * rows * bytes_per_row) as f64);
+    assert!(
+        least <= bytes && bytes <= most,
+        "{table}: {bytes} bytes read for {rows} rows, not in {least}..={most}:\n{text}"
+    );
+}
