@@ -33,6 +33,7 @@ fn shape(key: Vec<String>) -> StreamShape {
             Column::new("name", DataType::Utf8, "declared"),
         ],
         declared_only: false,
+        modified: Some("updated_at".into()),
     }
 }
 
