@@ -67,8 +67,8 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
     }
     if let Some(address) = args.ui {
         let names = selected.iter().map(|pipeline| pipeline.name.clone()).collect();
-        let console = crate::console::Console::new(&args.config, file.clone(), names, scheduler.controls())?
-            .taking_uploads_up_to(args.upload_limit_mib);
+        let controls = scheduler.controls();
+        let console = crate::console::Console::new(&args.config, file.clone(), names, controls, args.upload_limit_mib)?;
         crate::console::serve(address, args.console_token_file.as_deref(), console).await?;
     }
     info!(pipelines = selected.len(), "running pipelines until stopped");

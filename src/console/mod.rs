@@ -24,9 +24,6 @@ use connector_core::event_log::{Event, EventKind, EventLog};
 use connector_core::pipeline_control::PipelineControls;
 use tracing::{info, warn};
 
-/// The most one upload request carries unless `--upload-limit-mib` says otherwise: 16 GiB.
-const DEFAULT_UPLOAD_LIMIT_MIB: u64 = 16 * 1024;
-
 /// What every page and action reads: the pipelines file, the scheduler's controls, the uploads waiting.
 #[derive(Clone)]
 pub struct Console {
@@ -51,6 +48,7 @@ impl Console {
         file: PipelinesFile,
         scheduled: Vec<String>,
         controls: PipelineControls,
+        upload_limit_mib: u64,
     ) -> Result<Console> {
         let uploads = tempfile::Builder::new().prefix("connector-uploads-").tempdir().map_err(|cause| {
             Error::config("cannot create a directory for the console's uploads (is TMPDIR writable?)").caused_by(cause)
@@ -62,17 +60,9 @@ impl Console {
                 scheduled,
                 controls,
                 uploads,
-                upload_limit_mib: DEFAULT_UPLOAD_LIMIT_MIB,
+                upload_limit_mib,
             }),
         })
-    }
-
-    /// The console, taking uploads of up to `mib` MiB a request.
-    pub fn taking_uploads_up_to(mut self, mib: u64) -> Console {
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.upload_limit_mib = mib;
-        }
-        self
     }
 
     /// The scheduled pipelines' configurations, in the file's order.

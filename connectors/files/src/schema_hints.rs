@@ -60,7 +60,6 @@ pub fn sql_type_name(data_type: &DataType) -> String {
     }
 }
 
-/// Splits at the commas outside parentheses (`decimal(12,2)` holds one).
 /// A hint's column name and the text of its type. A name in backquotes may hold anything, a doubled backquote
 /// standing for one (as in Spark SQL); a bare name ends at the first whitespace.
 fn name_and_type(hint: &str) -> Option<(String, &str)> {
@@ -82,7 +81,7 @@ fn name_and_type(hint: &str) -> Option<(String, &str)> {
     None
 }
 
-/// The hints of `text`: split at commas outside parentheses and backquoted names.
+/// The hints of `text`: split at the commas outside parentheses (`decimal(12,2)` holds one) and backquoted names.
 fn split_top_level(text: &str) -> Vec<&str> {
     let (mut parts, mut depth, mut start, mut quoted) = (Vec::new(), 0usize, 0, false);
     for (index, character) in text.char_indices() {

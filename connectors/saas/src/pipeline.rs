@@ -98,7 +98,7 @@ impl SaasStream {
         let newest = page.changed_at.or_else(in_records)?;
         let mut seen = self.newest_change_seen.lock().unwrap_or_else(PoisonError::into_inner);
         let before = *seen;
-        *seen = Some(before.map_or(newest, |before| before.max(newest)));
+        *seen = before.max(Some(newest));
         before.filter(|&before| newest > before).and_then(|_| DateTime::from_timestamp_micros(newest))
     }
 

@@ -96,7 +96,7 @@ impl ChunkRows {
         }
     }
 
-    /// Counts `bytes` more of the source's answer read for the chunk (its rows- and bytes-read metrics).
+    /// Counts `bytes` more of the source's answer read for the chunk: the table's bytes read once it commits.
     pub fn count_bytes(&mut self, bytes: u64) {
         self.bytes += bytes;
     }
